@@ -1,0 +1,1 @@
+"""Thin I/O layer over the Linux kernel: namespaces, sysctls, conntrack counters, kmsg."""

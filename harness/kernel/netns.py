@@ -1,0 +1,97 @@
+"""Network-namespace primitives: enter a namespace for a moment, and make sockets inside one.
+
+``setns(2)`` changes only the calling thread's namespace, and a socket keeps the namespace it
+was created in. So one process can hold sockets in many pod namespaces: switch, create, switch
+back, with no await in between.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import socket
+import subprocess
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from harness.errors import CommandFailed
+
+CLONE_NEWNET = 0x40000000
+NETNS_RUN_DIR = Path("/run/netns")
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
+def netns_path(name: str) -> str:
+    return str(NETNS_RUN_DIR / name)
+
+
+def _setns(fd: int) -> None:
+    if _libc.setns(fd, CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"setns: {os.strerror(err)}")
+
+
+@contextmanager
+def entered(name: str) -> Iterator[None]:
+    """Run the body with this thread inside namespace ``name``; always switch back."""
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    target = os.open(netns_path(name), os.O_RDONLY)
+    try:
+        _setns(target)
+        try:
+            yield
+        finally:
+            _setns(home)
+    finally:
+        os.close(target)
+        os.close(home)
+
+
+def socket_in(name: str, family: int = socket.AF_INET, type_: int = socket.SOCK_DGRAM) -> socket.socket:
+    """A new non-blocking socket that lives in namespace ``name``."""
+    with entered(name):
+        s = socket.socket(family, type_)
+    s.setblocking(False)
+    return s
+
+
+def open_in(name: str, path: str, flags: int = os.O_RDONLY) -> int:
+    """Open a /proc/sys or /proc/self/net file as seen from namespace ``name``.
+
+    The descriptor keeps pointing at that namespace's value: pread it to sample, pwrite to set.
+    """
+    with entered(name):
+        return os.open(path, flags)
+
+
+def inode(name: str) -> int:
+    """The namespace's inode, as the kernel prints it in 'table full in netns <inode>'."""
+    return os.stat(netns_path(name)).st_ino
+
+
+def exec_argv(name: str, argv: Sequence[str]) -> list[str]:
+    return ["ip", "netns", "exec", name, *argv]
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    netns: str | None = None,
+    input_: str | None = None,
+    check: bool = True,
+    timeout: float = 30,
+) -> subprocess.CompletedProcess[str]:
+    """Run a command (in ``netns`` when given); raise :class:`CommandFailed` on error."""
+    full = exec_argv(netns, argv) if netns else list(argv)
+    try:
+        cp = subprocess.run(full, input=input_, capture_output=True, text=True, timeout=timeout)
+    except FileNotFoundError as e:
+        raise CommandFailed(full, 127, str(e)) from e
+    except subprocess.TimeoutExpired as e:
+        raise CommandFailed(full, -1, f"timed out after {timeout}s") from e
+    if check and cp.returncode != 0:
+        raise CommandFailed(full, cp.returncode, cp.stderr)
+    return cp

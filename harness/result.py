@@ -1,0 +1,144 @@
+"""The shape of ``result.json``: the contract reports, CI and other tools rely on.
+
+Typed with TypedDicts so the JSON on disk and the code that builds it cannot drift apart.
+Every phase carries ``injected``: true when a fault was injected (never a natural result).
+"""
+
+from __future__ import annotations
+
+from typing import Literal, NotRequired, TypedDict
+
+SCHEMA_VERSION = 1
+Verdict = Literal["pass", "fail", "error"]
+
+
+class LatencyMs(TypedDict):
+    p50: float
+    p90: float
+    p99: float
+    max: float
+
+
+class RateCI(TypedDict):
+    """A proportion with its 95 % Wilson interval."""
+
+    rate: float
+    low: float
+    high: float
+
+
+class DNSResult(TypedDict):
+    lookups: int
+    timeouts: int  # lookups that waited at least one full resolver timeout
+    timeout_rate: float
+    timeout_rate_ci: RateCI
+    failed: int  # lookups that ended with no answer at all
+    failed_rate: float
+    full_timeout_waits: int
+    full_timeout_rate: float
+    queries_sent: int
+    queries_unanswered: int
+    queries_per_lookup: float
+    latency_ms: LatencyMs
+    resolver: str
+    timeline: list[list[float]]  # [t_s, lookups, timeouts] per second
+
+
+class NodeConntrack(TypedDict):
+    node: str
+    max: int
+    peak_count: int
+    drop: int
+    early_drop: int
+    insert_failed: int
+    clash_resolve: int
+    insert: int
+    invalid: int
+    table_full_lines: int
+    states_at_peak: dict[str, int]
+    dns_in: int  # DNS packets from pods into the node (before conntrack)
+    dns_out: int  # DNS packets that left the node towards the DNS service
+    timeline: list[list[float]]  # [t_s, count]
+
+
+class ConntrackResult(TypedDict):
+    max: int
+    peak_count: int
+    peak_fill: float
+    drop: int
+    early_drop: int
+    insert_failed: int
+    clash_resolve: int
+    table_full_lines: int
+    table_full_log: list[str]
+    nodes: list[NodeConntrack]
+
+
+class HTTPResult(TypedDict):
+    mode: str
+    requests: int
+    failures: int
+    failure_rate: float
+    new_connections: int
+
+
+class ServerResult(TypedDict):
+    """Counted in the DNS server pods' own namespaces (nft counters)."""
+
+    received: int
+    answered: int
+
+
+class ExpectationResult(TypedDict):
+    expect: str
+    observed: float | None
+    ok: bool
+
+
+class Agreement(TypedDict):
+    """Client-side vs kernel-side accounting of lost DNS queries."""
+
+    client_unanswered: int
+    node_dropped: int  # DNS packets that entered a node and never left it
+    server_unanswered: int  # received by the DNS pods but not answered
+    explained: str
+
+
+class PhaseResult(TypedDict):
+    name: str
+    repeat_index: int
+    remediations: list[str]
+    injected: bool
+    faults: list[dict[str, object]]
+    duration_s: float
+    dns: DNSResult
+    http: HTTPResult | None
+    conntrack: ConntrackResult
+    server: ServerResult
+    node: dict[str, int]
+    agreement: Agreement
+    fault: NotRequired[dict[str, object]]
+    expectations: list[ExpectationResult]
+    verdict: Verdict
+
+
+class Environment(TypedDict):
+    kernel: str
+    backend: str
+    hostname: str
+    python: str
+    sysctls: dict[str, str]
+    tools: dict[str, str]
+
+
+class RunResult(TypedDict):
+    schema_version: int
+    run_id: str
+    scenario: str
+    scenario_file: str | None
+    started_at: str
+    finished_at: str
+    command: str
+    verdict: Verdict
+    environment: Environment
+    phases: list[PhaseResult]

@@ -1,0 +1,98 @@
+"""Expectations such as ``dns.timeout_rate <= 0.001``: parsing and evaluation (pure)."""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from harness.errors import BadInput
+
+OPS: dict[str, Callable[[float, float], bool]] = {
+    "<=": operator.le,
+    ">=": operator.ge,
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    ">": operator.gt,
+}
+
+# Metric paths an expectation may name; each resolves inside a phase's result.
+METRICS: frozenset[str] = frozenset(
+    {
+        "dns.lookups",
+        "dns.timeouts",
+        "dns.timeout_rate",
+        "dns.failed",
+        "dns.failed_rate",
+        "dns.queries_sent",
+        "dns.queries_unanswered",
+        "dns.latency_ms.p50",
+        "dns.latency_ms.p99",
+        "dns.latency_ms.max",
+        "dns.full_timeout_waits",
+        "dns.full_timeout_rate",
+        "dns.queries_per_lookup",
+        "conntrack.max",
+        "conntrack.peak_count",
+        "conntrack.peak_fill",
+        "conntrack.drop",
+        "conntrack.early_drop",
+        "conntrack.insert_failed",
+        "conntrack.clash_resolve",
+        "conntrack.table_full_lines",
+        "conntrack.dns_entries",
+        "http.requests",
+        "http.failures",
+        "http.failure_rate",
+        "http.new_connections",
+        "server.received",
+        "server.answered",
+        "node.dns_dropped",
+        "fault.hits",
+    }
+)
+
+_EXPR = re.compile(r"^\s*([a-z_][a-z0-9_.]*)\s*(<=|>=|==|!=|<|>)\s*([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?\d+)?)\s*$")
+
+
+@dataclass(frozen=True)
+class Expectation:
+    metric: str
+    op: str
+    threshold: float
+
+    @classmethod
+    def parse(cls, text: str, *, field: str = "expect") -> Expectation:
+        m = _EXPR.match(text)
+        if not m:
+            raise BadInput(
+                "expectation must read '<metric> <op> <number>'",
+                field=field,
+                value=text,
+                allowed="ops " + ", ".join(OPS),
+            )
+        metric, op, num = m.groups()
+        if metric not in METRICS:
+            raise BadInput("unknown metric", field=field, value=metric, allowed=sorted(METRICS))
+        return cls(metric, op, float(num))
+
+    def __str__(self) -> str:
+        thr = int(self.threshold) if self.threshold.is_integer() else self.threshold
+        return f"{self.metric} {self.op} {thr}"
+
+    def observe(self, phase_result: Mapping[str, Any]) -> float | None:
+        node: Any = phase_result
+        for part in self.metric.split("."):
+            if not isinstance(node, Mapping) or part not in node:
+                return None
+            node = node[part]
+        return float(node) if isinstance(node, int | float) else None
+
+    def evaluate(self, phase_result: Mapping[str, Any]) -> tuple[bool, float | None]:
+        observed = self.observe(phase_result)
+        if observed is None:
+            return False, None
+        return OPS[self.op](observed, self.threshold), observed

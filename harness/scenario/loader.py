@@ -1,0 +1,72 @@
+"""Load a scenario file: YAML -> validated :class:`Scenario`, or :class:`BadInput` naming the field.
+
+Nothing here touches the host: validation happens before any backend runs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from harness.errors import BadInput
+from harness.scenario.model import Scenario
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def parse_scenario(data: Any, *, source: str = "<scenario>") -> Scenario:
+    if not isinstance(data, dict):
+        raise BadInput("a scenario is a YAML mapping", field="(top level)",
+                       value=type(data).__name__, source=source)
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        # pydantic names discriminated-union members in loc; keep the user's path readable
+        loc = tuple(p for p in loc if p not in {
+            "pooling", "conntrack-sysctls", "resolver-option", "nodelocal-dns", "fqdn", "coredns"
+        } or loc.index(p) == 0)
+        msg = err["msg"].removeprefix("Value error, ")
+        ctx = err.get("ctx") or {}
+        allowed = ctx.get("expected") or ctx.get("discriminator")
+        more = f" (+{len(e.errors()) - 1} more problem(s))" if len(e.errors()) > 1 else ""
+        value = err.get("input")
+        if isinstance(value, dict | list):
+            value = json.dumps(value)[:80]
+        raise BadInput(msg + more, field=_path(loc) or "(top level)", value=value,
+                       allowed=allowed, source=source) from None
+    except BadInput as e:
+        raise BadInput(str(e), source=source) from None
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    p = Path(path)
+    if not p.is_file():
+        raise BadInput("scenario file not found", field="SCENARIO_FILE", value=str(p))
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as e:
+        raise BadInput(f"not valid YAML: {e}", field="(file)", source=str(p)) from None
+    except UnicodeDecodeError:
+        raise BadInput("not UTF-8 text", field="(file)", source=str(p)) from None
+    return parse_scenario(data, source=str(p))
+
+
+def json_schema() -> dict[str, Any]:
+    schema = Scenario.model_json_schema()
+    schema["$id"] = "https://conntrack-harness.dev/schema/scenario-v1.json"
+    schema["title"] = "conntrack-harness scenario"
+    return schema

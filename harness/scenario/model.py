@@ -1,0 +1,283 @@
+"""The scenario language, as pydantic models. ``conntrack-harness schema`` publishes its schema.
+
+A scenario is written once in Kubernetes terms (nodes, pods with dnsConfig, Services,
+CoreDNS, NodeLocal DNSCache, node sysctls) and realized by a backend.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from harness.dns.resolvconf import FLAG_OPTIONS, VALUE_OPTIONS
+from harness.scenario.expect import Expectation
+
+ResolverModel = Literal["glibc", "musl", "go", "sequential"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DNSOption(_Strict):
+    """One entry of a pod's ``dnsConfig.options`` (``name`` and optional ``value``)."""
+
+    name: str
+    value: str | None = None
+
+    @model_validator(mode="after")
+    def _known(self) -> DNSOption:
+        if self.name in VALUE_OPTIONS:
+            lo, hi = VALUE_OPTIONS[self.name]
+            if self.value is None or not self.value.isdigit() or not lo <= int(self.value) <= hi:
+                raise ValueError(f"option {self.name} needs a whole-number value in {lo}..{hi}")
+        elif self.name in FLAG_OPTIONS:
+            if self.value is not None:
+                raise ValueError(f"option {self.name} takes no value")
+        else:
+            allowed = sorted([*VALUE_OPTIONS, *FLAG_OPTIONS])
+            raise ValueError(f"unknown resolver option {self.name!r}; allowed: {allowed}")
+        return self
+
+
+class DNSConfig(_Strict):
+    """A pod's DNS settings, as Kubernetes' ``dnsPolicy`` + ``dnsConfig``.
+
+    ``nameservers`` may name ``cluster-dns`` (the kube-dns ClusterIP) or ``nodelocal``
+    (169.254.20.10), or give literal addresses of harness-created pods.
+    """
+
+    policy: Literal["ClusterFirst", "None"] = "ClusterFirst"
+    nameservers: list[str] = Field(default_factory=lambda: ["cluster-dns"], max_length=3)
+    searches: list[str] | None = Field(
+        default=None, description="Default: kubelet's <ns>.svc.<domain> svc.<domain> <domain>"
+    )
+    options: list[DNSOption] = Field(default_factory=lambda: [DNSOption(name="ndots", value="5")])
+
+    @field_validator("nameservers")
+    @classmethod
+    def _ns(cls, v: list[str]) -> list[str]:
+        for ns in v:
+            if ns in ("cluster-dns", "nodelocal"):
+                continue
+            try:
+                ipaddress.ip_address(ns)
+            except ValueError:
+                raise ValueError(
+                    f"nameserver {ns!r} is neither an IP nor one of: cluster-dns, nodelocal"
+                ) from None
+        return v
+
+    def option_map(self) -> dict[str, str | None]:
+        return {o.name: o.value for o in self.options}
+
+
+class CoreDNSSpec(_Strict):
+    replicas: int = Field(2, ge=1, le=8)
+    cache: bool = Field(True, description="CoreDNS 'cache 30' plugin")
+    max_concurrent: int | None = Field(
+        None, ge=1, description="Limit on concurrent forwarded queries (CoreDNS forward max_concurrent)"
+    )
+    node: str | None = Field(None, description="Node the CoreDNS pods run on; default: last node")
+
+
+class HTTPServerSpec(_Strict):
+    replicas: int = Field(1, ge=1, le=8)
+    node: str | None = Field(None, description="Default: last node")
+
+
+class ClusterSpec(_Strict):
+    nodes: int = Field(2, ge=1, le=8)
+    client_pods: int = Field(4, ge=1, le=64, description="Pods that run the load")
+    client_node: str | None = Field(None, description="Default: first node")
+    coredns: CoreDNSSpec = Field(default_factory=CoreDNSSpec)
+    http_server: HTTPServerSpec = Field(default_factory=HTTPServerSpec)
+    masquerade_all: bool = Field(
+        True, description="kube-proxy --masquerade-all: SNAT every packet to a ClusterIP"
+    )
+    nodelocal_dns: bool = Field(False, description="Deploy NodeLocal DNSCache on every node")
+    namespace: str = "default"
+    cluster_domain: str = "cluster.local"
+    dns_config: DNSConfig = Field(default_factory=DNSConfig)
+    external_names: dict[str, str] = Field(
+        default_factory=lambda: {"api.example.com": "203.0.113.80"},
+        description="Names the upstream resolver answers (name -> IPv4)",
+    )
+
+    @model_validator(mode="after")
+    def _nodes(self) -> ClusterSpec:
+        names = {f"node-{i + 1}" for i in range(self.nodes)}
+        for label, node in (
+            ("client_node", self.client_node),
+            ("coredns.node", self.coredns.node),
+            ("http_server.node", self.http_server.node),
+        ):
+            if node is not None and node not in names:
+                raise ValueError(f"{label} {node!r} is not a node; nodes are {sorted(names)}")
+        return self
+
+
+class HostSpec(_Strict):
+    nf_conntrack_max: int | None = Field(
+        None, ge=64, description="Host-global table size for the run (restored afterwards)"
+    )
+
+
+class NodeSysctls(_Strict):
+    """Per-namespace conntrack sysctls of every node (and the global max/buckets)."""
+
+    nf_conntrack_max: int | None = Field(None, ge=64)
+    nf_conntrack_buckets: int | Literal["auto"] | None = Field(
+        None, description="'auto' = nf_conntrack_max / 4, as the seed recommends"
+    )
+    tcp_timeout_time_wait: int | None = Field(None, ge=1, le=600)
+    tcp_timeout_close: int | None = Field(None, ge=1, le=600)
+    udp_timeout: int | None = Field(None, ge=1, le=600)
+    udp_timeout_stream: int | None = Field(None, ge=1, le=600)
+
+
+class HTTPLoad(_Strict):
+    mode: Literal["short-lived", "server-close", "pooled"] = "short-lived"
+    rate: float = Field(800, gt=0, le=50_000, description="Requests per second")
+    pool_size: int = Field(8, ge=1, le=1024, description="Keep-alive connections (pooled)")
+    connect_timeout_s: float = Field(2.0, gt=0, le=30)
+    max_in_flight: int = Field(2000, ge=1, le=50_000)
+
+
+class DNSLoad(_Strict):
+    rate: float = Field(100, gt=0, le=100_000, description="Lookups per second")
+    resolver: ResolverModel = "glibc"
+    names: list[str] = Field(default_factory=lambda: ["http-server"], min_length=1)
+    lookups_per_process: int = Field(
+        1,
+        ge=1,
+        description="Lookups a client process makes before it exits (glibc's fallback to "
+        "sequential queries is sticky per process)",
+    )
+
+
+class LoadSpec(_Strict):
+    duration_s: float = Field(20, gt=0, le=3600)
+    http: HTTPLoad | None = Field(default_factory=HTTPLoad)
+    dns: DNSLoad | None = Field(default_factory=DNSLoad)
+
+
+class _Remediation(_Strict):
+    kind: str
+
+
+class Pooling(_Remediation):
+    """Reuse HTTP connections (keep-alive), as requests.Session does."""
+
+    kind: Literal["pooling"] = "pooling"
+    pool_size: int = Field(8, ge=1, le=1024)
+
+
+class ConntrackSysctls(_Remediation):
+    """Raise nf_conntrack_max (+buckets) and/or shorten conntrack timeouts on the nodes."""
+
+    kind: Literal["conntrack-sysctls"] = "conntrack-sysctls"
+    nf_conntrack_max: int | None = Field(None, ge=64)
+    nf_conntrack_buckets: int | Literal["auto"] | None = None
+    tcp_timeout_time_wait: int | None = Field(None, ge=1, le=600)
+
+
+class ResolverOption(_Remediation):
+    """Add resolver options to every client pod's dnsConfig (e.g. single-request-reopen)."""
+
+    kind: Literal["resolver-option"] = "resolver-option"
+    options: list[DNSOption]
+
+
+class NodeLocalDNS(_Remediation):
+    """NodeLocal DNSCache on every node; client pods point at 169.254.20.10."""
+
+    kind: Literal["nodelocal-dns"] = "nodelocal-dns"
+
+
+class FQDN(_Remediation):
+    """Look names up as absolute FQDNs with a trailing dot (no search list)."""
+
+    kind: Literal["fqdn"] = "fqdn"
+
+
+class CoreDNSChange(_Remediation):
+    """Change CoreDNS: cache, replica count, concurrency limit."""
+
+    kind: Literal["coredns"] = "coredns"
+    cache: bool | None = None
+    replicas: int | None = Field(None, ge=1, le=8)
+    max_concurrent: int | None = Field(None, ge=1)
+
+
+Remediation = Annotated[
+    Pooling | ConntrackSysctls | ResolverOption | NodeLocalDNS | FQDN | CoreDNSChange,
+    Field(discriminator="kind"),
+]
+REMEDIATION_KINDS = ("pooling", "conntrack-sysctls", "resolver-option", "nodelocal-dns", "fqdn", "coredns")
+
+
+class RaceWindowFault(_Strict):
+    """INJECTED: drop the 2nd original-direction UDP/53 packet of an unreplied conntrack entry."""
+
+    kind: Literal["race-window"] = "race-window"
+    probability: float = Field(0.5, gt=0, le=1)
+    injected: Literal[True] = True
+
+
+class Phase(_Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,40}$")
+    description: str = ""
+    remediations: list[Remediation] = Field(default_factory=list)
+    faults: list[RaceWindowFault] = Field(default_factory=list)
+    load: LoadSpec | None = Field(None, description="Replaces the scenario's load for this phase")
+    expect: list[str] = Field(default_factory=list)
+    repeat: int = Field(1, ge=1, le=100)
+
+    @field_validator("remediations", mode="before")
+    @classmethod
+    def _shorthand(cls, v: Any) -> Any:
+        # "pooling" is shorthand for {kind: pooling}
+        if isinstance(v, list):
+            return [{"kind": x} if isinstance(x, str) else x for x in v]
+        return v
+
+    @field_validator("expect")
+    @classmethod
+    def _expect(cls, v: list[str]) -> list[str]:
+        for i, text in enumerate(v):
+            Expectation.parse(text, field=f"expect[{i}]")
+        return v
+
+    @property
+    def injected(self) -> bool:
+        return bool(self.faults)
+
+    def expectations(self) -> list[Expectation]:
+        return [Expectation.parse(t) for t in self.expect]
+
+
+class Scenario(_Strict):
+    apiVersion: Literal["conntrack-harness/v1"] = "conntrack-harness/v1"
+    kind: Literal["Scenario"] = "Scenario"
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
+    description: str = ""
+    cluster: ClusterSpec = Field(default_factory=ClusterSpec)
+    host: HostSpec = Field(default_factory=HostSpec)
+    node_sysctls: NodeSysctls = Field(default_factory=NodeSysctls)
+    load: LoadSpec = Field(default_factory=LoadSpec)
+    phases: list[Phase] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_phases(self) -> Scenario:
+        seen: set[str] = set()
+        for p in self.phases:
+            if p.name in seen:
+                raise ValueError(f"phase name {p.name!r} is used twice")
+            seen.add(p.name)
+        return self
+
+    def phase_load(self, phase: Phase) -> LoadSpec:
+        return phase.load or self.load
