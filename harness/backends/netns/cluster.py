@@ -1,0 +1,280 @@
+"""The netns backend's Cluster: apply a phase, drive load from the client pods, measure.
+
+The topology is built once and reused by every phase; a phase only changes what its
+remediations and faults name, and reverts them afterwards. Between phases the nodes'
+conntrack tables are flushed, so no phase inherits another's TIME_WAIT entries.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+from harness.backends.netns import plan as P
+from harness.backends.netns.counters import delta, read_counters
+from harness.backends.netns.plan import plan_topology
+from harness.backends.netns.topology import Topology
+from harness.dns.resolvconf import ResolvConf
+from harness.errors import BackendError, BadInput
+from harness.kernel import sysctl
+from harness.kernel.journal import Journal
+from harness.kernel.process import spawn, stop_pid
+from harness.kernel.sampler import NodeProbe, Sampler
+from harness.measurement import PhaseMeasurement
+from harness.scenario.model import (
+    FQDN,
+    ConntrackSysctls,
+    CoreDNSChange,
+    DNSConfig,
+    LoadSpec,
+    NodeLocalDNS,
+    Phase,
+    Pooling,
+    ResolverOption,
+    Scenario,
+)
+
+CT = "net.netfilter."
+Progress = Callable[[str, float, float, dict[str, Any]], None]
+
+
+def pod_resolv(dns_config: DNSConfig, *, namespace: str, domain: str,
+               nameserver_ips: dict[str, str], extra_options: dict[str, str | None]) -> ResolvConf:
+    """What kubelet writes into a pod's resolv.conf for this dnsConfig (pure)."""
+    ns_ips = [nameserver_ips.get(n, n) for n in dns_config.nameservers]
+    searches = dns_config.searches
+    if searches is None:
+        searches = [f"{namespace}.svc.{domain}", f"svc.{domain}", domain]
+    options = {**dns_config.option_map(), **extra_options}
+    return ResolvConf.build(ns_ips, searches, options)
+
+
+def lookup_names(names: list[str], *, fqdn: bool, namespace: str, domain: str) -> list[str]:
+    """With the FQDN remediation, names become absolute (trailing dot, no search list)."""
+    if not fqdn:
+        return names
+    out = []
+    for n in names:
+        if n.endswith("."):
+            out.append(n)
+        elif "." not in n:
+            out.append(f"{n}.{namespace}.svc.{domain}.")
+        elif n.endswith(domain) or n.count(".") >= 2:
+            out.append(n + ".")
+        else:  # service.namespace
+            out.append(f"{n}.svc.{domain}.")
+    return out
+
+
+class NetnsCluster:
+    backend = "netns"
+
+    def __init__(self, scenario: Scenario, run_id: str, journal: Journal,
+                 guard: sysctl.SysctlGuard) -> None:
+        self.scenario = scenario
+        self.run_id = run_id
+        self.journal = journal
+        self.guard = guard
+        max_dns = max([r.replicas or 0 for ph in scenario.phases for r in ph.remediations
+                       if isinstance(r, CoreDNSChange)], default=0)
+        self.plan = plan_topology(scenario.cluster, run_id, max_coredns=max_dns)
+        self.topology = Topology(self.plan, journal, coredns_cache=scenario.cluster.coredns.cache,
+                                 coredns_max_concurrent=scenario.cluster.coredns.max_concurrent)
+        self.topology.coredns_replicas = scenario.cluster.coredns.replicas
+        self.probes: list[NodeProbe] = []
+        self._stack = ExitStack()
+
+    def __enter__(self) -> NetnsCluster:
+        try:
+            self._stack.enter_context(self.topology)
+            if self.topology.coredns_replicas != len(self.plan.role("coredns")):
+                self.topology.apply_kube_proxy()
+            for node in self.plan.nodes:
+                probe = NodeProbe(node.name, node.ns)
+                self.probes.append(probe)
+                self._stack.callback(probe.close)
+        except BaseException:
+            self._stack.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    def nodes(self) -> list[str]:
+        return [n.name for n in self.plan.nodes]
+
+    # --- phase application -------------------------------------------------------------
+    @contextmanager
+    def phase(self, phase: Phase) -> Iterator[dict[str, Any]]:
+        """Apply remediations/faults; yield the effective per-phase settings; revert on exit."""
+        settings: dict[str, Any] = {"pooling": None, "fqdn": False, "options": {},
+                                    "nameservers": None}
+        with self.guard.scope(), ExitStack() as undo:
+            for r in phase.remediations:
+                if isinstance(r, Pooling):
+                    settings["pooling"] = r.pool_size
+                elif isinstance(r, ConntrackSysctls):
+                    self._apply_ct_sysctls(r.nf_conntrack_max, r.nf_conntrack_buckets,
+                                           r.tcp_timeout_time_wait)
+                elif isinstance(r, ResolverOption):
+                    settings["options"].update({o.name: o.value for o in r.options})
+                elif isinstance(r, FQDN):
+                    settings["fqdn"] = True
+                elif isinstance(r, CoreDNSChange):
+                    undo.enter_context(self._coredns(r))
+                elif isinstance(r, NodeLocalDNS):
+                    raise BadInput("the netns backend does not build NodeLocal DNSCache yet",
+                                   field=f"phases.{phase.name}.remediations", value=r.kind)
+            if phase.faults:
+                raise BadInput("injected faults are not supported by this version",
+                               field=f"phases.{phase.name}.faults")
+            yield settings
+
+    def _apply_ct_sysctls(self, cmax: int | None, buckets: int | str | None,
+                          time_wait: int | None) -> None:
+        if cmax is not None:
+            self.guard.set(CT + "nf_conntrack_max", cmax)
+        if buckets is not None:
+            b = (cmax or int(sysctl.read(CT + "nf_conntrack_max"))) // 4 if buckets == "auto" \
+                else int(buckets)
+            self.guard.set(CT + "nf_conntrack_buckets", max(b, 1024))
+        if time_wait is not None:
+            for node in self.plan.nodes:
+                self.guard.set(CT + "nf_conntrack_tcp_timeout_time_wait", time_wait, node.ns)
+
+    def apply_node_sysctls(self) -> None:
+        ns = self.scenario.node_sysctls
+        self._apply_ct_sysctls(ns.nf_conntrack_max, ns.nf_conntrack_buckets,
+                               ns.tcp_timeout_time_wait)
+        per_ns = {"tcp_timeout_close": ns.tcp_timeout_close, "udp_timeout": ns.udp_timeout,
+                  "udp_timeout_stream": ns.udp_timeout_stream}
+        for key, value in per_ns.items():
+            if value is not None:
+                for node in self.plan.nodes:
+                    self.guard.set(CT + "nf_conntrack_" + key, value, node.ns)
+
+    @contextmanager
+    def _coredns(self, r: CoreDNSChange) -> Iterator[None]:
+        topo = self.topology
+        old = (topo.coredns_cache, topo.coredns_max_concurrent, topo.coredns_replicas)
+        try:
+            if r.cache is not None or r.max_concurrent is not None:
+                topo.restart_coredns(cache=old[0] if r.cache is None else r.cache,
+                                     max_concurrent=r.max_concurrent or old[1])
+            if r.replicas is not None:
+                topo.coredns_replicas = r.replicas
+                topo.apply_kube_proxy()
+            yield
+        finally:
+            if (topo.coredns_cache, topo.coredns_max_concurrent) != old[:2]:
+                topo.restart_coredns(cache=old[0], max_concurrent=old[1])
+            if topo.coredns_replicas != old[2]:
+                topo.coredns_replicas = old[2]
+                topo.apply_kube_proxy()
+
+    def reset(self) -> None:
+        self.topology.flush_conntrack()
+
+    # --- load -----------------------------------------------------------------------
+    def _worker_plan(self, load: LoadSpec, settings: dict[str, Any]) -> tuple[dict[str, Any], ResolvConf]:
+        sc = self.scenario.cluster
+        resolv = pod_resolv(
+            sc.dns_config, namespace=sc.namespace, domain=sc.cluster_domain,
+            nameserver_ips={"cluster-dns": P.DNS_SERVICE_IP, "nodelocal": P.NODELOCAL_IP},
+            extra_options=settings["options"],
+        )
+        clients = self.plan.role("client")
+        for pod in clients:
+            self.topology.write_resolv_conf(pod.ns, resolv)
+        wp: dict[str, Any] = {"duration_s": load.duration_s}
+        if load.dns is not None:
+            names = lookup_names(load.dns.names, fqdn=settings["fqdn"], namespace=sc.namespace,
+                                 domain=sc.cluster_domain)
+            wp["dns"] = {
+                "pods": [{"netns": p.ns, "ip": p.ip, "resolv": resolv.render()} for p in clients],
+                "plan": {**load.dns.model_dump(), "names": names, "duration_s": load.duration_s},
+            }
+        if load.http is not None:
+            http = load.http.model_dump()
+            if settings["pooling"]:
+                http.update(mode="pooled", pool_size=settings["pooling"])
+            wp["http"] = {
+                "targets": [{"netns": p.ns, "ip": P.HTTP_SERVICE_IP, "port": 80} for p in clients],
+                "plan": {**http, "duration_s": load.duration_s},
+            }
+        return wp, resolv
+
+    def _counters(self) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
+        nodes = {n.name: read_counters(n.ns, "cth_obs") for n in self.plan.nodes}
+        server: dict[str, int] = {}
+        for pod in self.plan.role("coredns"):
+            for k, v in read_counters(pod.ns, "cth_srv").items():
+                server[k] = server.get(k, 0) + v
+        return nodes, server
+
+    def measure(self, phase: Phase, settings: dict[str, Any], load: LoadSpec,
+                progress: Progress | None = None) -> PhaseMeasurement:
+        self.reset()
+        wp, resolv = self._worker_plan(load, settings)
+        wd = self.topology.workdir
+        plan_file, out_file = wd / f"{phase.name}.plan.json", wd / f"{phase.name}.out.json"
+        plan_file.write_text(json.dumps(wp))
+        out_file.unlink(missing_ok=True)
+        cmax = int(sysctl.read(CT + "nf_conntrack_max"))
+        nodes0, server0 = self._counters()
+        sampler = Sampler(self.probes, cmax)
+        sampler.start()
+        proc = spawn(self.journal, f"loadgen-{phase.name}",
+                     [sys.executable, "-m", "loadgen.worker", "--plan", str(plan_file),
+                      "--out", str(out_file)], log=wd / f"loadgen-{phase.name}.log")
+        # the longest a lookup can take after the last one starts: every attempt times out
+        drain = resolv.timeout * resolv.attempts * max(1, len(resolv.nameservers)) + 5
+        deadline = time.monotonic() + load.duration_s + drain + 30
+        try:
+            while proc.popen.poll() is None:
+                if time.monotonic() > deadline:
+                    raise BackendError(f"load generator did not finish: {proc.tail()}")
+                if progress:
+                    elapsed = sampler.duration
+                    live = {s.node: (s.timeline[-1][1] if s.timeline else 0)
+                            for s in sampler.series.values()}
+                    progress(phase.name, min(elapsed, load.duration_s), load.duration_s,
+                             {"conntrack": live, "max": cmax})
+                time.sleep(0.5)
+        finally:
+            stop_pid(proc.pid, proc.start)
+            series = sampler.stop()
+        if proc.popen.returncode != 0 or not out_file.exists():
+            raise BackendError(f"load generator failed ({proc.popen.returncode}): {proc.tail()}")
+        nodes1, server1 = self._counters()
+        return PhaseMeasurement(
+            load=json.loads(out_file.read_text()),
+            series=series,
+            node_counters={n: delta(nodes0[n], nodes1[n]) for n in nodes1},
+            server_counters=delta(server0, server1),
+            conntrack_max=cmax,
+            duration_s=sampler.duration,
+            resolv=resolv,
+            sampler_cpu_s=sampler.cpu_s,
+        )
+
+    def evidence(self) -> dict[str, str]:
+        """Per-node iptables-save and conntrack -S, per-pod resolv.conf: for bug bundles."""
+        from harness.kernel.netns import run
+
+        out: dict[str, str] = {}
+        for node in self.plan.nodes:
+            out[f"{node.name}/iptables-save.txt"] = run(["iptables-save"], netns=node.ns).stdout
+            out[f"{node.name}/conntrack-S.txt"] = run(["conntrack", "-S"], netns=node.ns).stdout
+            out[f"{node.name}/nft-ruleset.txt"] = run(["nft", "list", "ruleset"], netns=node.ns).stdout
+        for pod in self.plan.role("client"):
+            p = Path("/etc/netns") / pod.ns / "resolv.conf"
+            if p.exists():
+                out[f"pods/{pod.name}/resolv.conf"] = p.read_text()
+        return out

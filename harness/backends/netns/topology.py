@@ -1,0 +1,315 @@
+"""Realize a TopologyPlan on the real kernel, and take it all down again.
+
+Every namespace, file and process is journaled before it is created and gets an undo callback
+on an ExitStack. If building fails halfway, what was built is removed before the error is
+re-raised. Veths and iptables rules live inside the namespaces, so they go with them; nothing
+is created in the host's own namespace.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from types import TracebackType
+
+import dns.message
+import dns.rdatatype
+
+from harness.backends.netns import plan as P
+from harness.backends.netns.plan import TopologyPlan
+from harness.backends.netns.servers import coredns_argv, nginx_conf, upstream_argv
+from harness.dns.resolvconf import ResolvConf
+from harness.errors import BackendError, UnsafeRequest
+from harness.kernel import sysctl
+from harness.kernel.journal import Journal, state_dir
+from harness.kernel.netns import entered, run, socket_in
+from harness.kernel.process import Proc, spawn, stop_pid
+from harness.kubeproxy.rules import render_filter, render_nat
+
+NETNS_ETC = Path("/etc/netns")
+
+
+def host_routes() -> list[str]:
+    out = run(["ip", "-4", "route", "show", "table", "all"]).stdout
+    return [line.split()[0] for line in out.splitlines() if line.strip()]
+
+
+def check_host_routes() -> None:
+    clashes = P.overlapping_routes([r for r in host_routes() if r not in ("local", "broadcast")])
+    if clashes:
+        pretty = ", ".join(f"{h} overlaps {o}" for h, o in clashes)
+        raise UnsafeRequest(
+            f"the host already routes addresses the harness would use ({pretty}); refusing "
+            "so no packet can be confused with the host's own traffic",
+            field="cluster",
+        )
+
+
+def obs_ruleset() -> str:
+    """nft counters on a node: DNS queries entering (before conntrack) and leaving (after NAT).
+
+    Their difference is the number of DNS queries the node itself dropped.
+    """
+    return """
+table inet cth_obs {
+    counter dns_in {}
+    counter dns_out {}
+    counter dns_reply_in {}
+    counter dns_reply_out {}
+    chain pre {
+        type filter hook prerouting priority -400; policy accept;
+        udp dport 53 counter name "dns_in"
+        udp sport 53 counter name "dns_reply_in"
+    }
+    chain post {
+        type filter hook postrouting priority 500; policy accept;
+        udp dport 53 counter name "dns_out"
+        udp sport 53 counter name "dns_reply_out"
+    }
+}
+"""
+
+
+def server_ruleset() -> str:
+    """nft counters in a DNS server pod: queries received and answers sent (the server's view)."""
+    return """
+table inet cth_srv {
+    counter rx {}
+    counter tx {}
+    chain in { type filter hook input priority 0; policy accept; udp dport 53 counter name "rx"; }
+    chain out { type filter hook output priority 0; policy accept; udp sport 53 counter name "tx"; }
+}
+"""
+
+
+class Topology:
+    """The built cluster. Use as a context manager."""
+
+    def __init__(self, plan: TopologyPlan, journal: Journal, *, coredns_cache: bool = True,
+                 coredns_max_concurrent: int | None = None) -> None:
+        self.plan = plan
+        self.journal = journal
+        self.workdir = state_dir() / plan.run_id
+        self.procs: dict[str, Proc] = {}
+        self._stack = ExitStack()
+        self.coredns_cache = coredns_cache
+        self.coredns_max_concurrent = coredns_max_concurrent
+        self.coredns_replicas = len(plan.role("coredns"))
+
+    # --- lifecycle -------------------------------------------------------------------
+    def __enter__(self) -> Topology:
+        try:
+            self._build()
+        except BaseException:
+            self._stack.close()
+            raise
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, e: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._stack.close()
+
+    def close(self) -> None:
+        self._stack.close()
+
+    # --- building --------------------------------------------------------------------
+    def _build(self) -> None:
+        check_host_routes()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.journal.record("dir", path=str(self.workdir))
+        self._stack.callback(shutil.rmtree, self.workdir, True)
+        for ns in self.plan.all_ns:
+            self._add_ns(ns)
+        self._wire()
+        self._rules()
+        self._servers()
+        self._resolv_confs()
+        self._wait_ready()
+
+    def _add_ns(self, ns: str) -> None:
+        self.journal.record("netns", name=ns)
+        run(["ip", "netns", "add", ns])
+        self._stack.callback(run, ["ip", "netns", "del", ns], check=False)
+        run(["ip", "-n", ns, "link", "set", "lo", "up"])
+
+    def _batch(self, ns: str, cmds: list[str]) -> None:
+        run(["ip", "-n", ns, "-b", "-"], input_="\n".join(cmds) + "\n")
+
+    def _wire(self) -> None:
+        p = self.plan
+        vpc: list[str] = []
+        # the "internet" with the upstream resolver
+        run(["ip", "-n", p.vpc_ns, "link", "add", "world", "type", "veth", "peer", "name",
+             "eth0", "netns", p.upstream_ns])
+        vpc += ["link set world up", "addr add 203.0.113.1/32 dev world",
+                f"route add {P.UPSTREAM_IP}/32 dev world"]
+        self._batch(p.upstream_ns, [
+            "link set eth0 up", f"addr add {P.UPSTREAM_IP}/32 dev eth0",
+            "route add 203.0.113.1 dev eth0", "route add default via 203.0.113.1 dev eth0",
+        ])
+        for node in p.nodes:
+            run(["ip", "-n", p.vpc_ns, "link", "add", node.vpc_if, "type", "veth", "peer", "name",
+                 "eth0", "netns", node.ns])
+            vpc += [f"link set {node.vpc_if} up", f"addr add {P.VPC_GW}/32 dev {node.vpc_if}",
+                    f"route add {node.ip}/32 dev {node.vpc_if}",
+                    f"route add {node.pod_cidr} via {node.ip} dev {node.vpc_if}"]
+            cmds = ["link set eth0 up", f"addr add {node.ip}/32 dev eth0",
+                    f"route add {P.VPC_GW} dev eth0",
+                    f"route add default via {P.VPC_GW} dev eth0 src {node.ip}"]
+            for pod in p.pods_on(node.name):
+                run(["ip", "-n", node.ns, "link", "add", pod.host_if, "type", "veth", "peer",
+                     "name", "eth0", "netns", pod.ns])
+                cmds += [f"link set {pod.host_if} up", f"route add {pod.ip}/32 dev {pod.host_if}"]
+                self._batch(pod.ns, [
+                    "link set eth0 up", f"addr add {pod.ip}/32 dev eth0",
+                    f"route add {P.POD_GW} dev eth0 scope link",
+                    f"route add default via {P.POD_GW} dev eth0",
+                ])
+            self._batch(node.ns, cmds)
+            sysctl.write("net.ipv4.ip_forward", "1", node.ns)
+            for pod in p.pods_on(node.name):
+                sysctl.write(f"net.ipv4.conf.{pod.host_if}.proxy_arp", "1", node.ns)
+                sysctl.write(f"net.ipv4.neigh.{pod.host_if}.proxy_delay", "0", node.ns)
+        self._batch(p.vpc_ns, vpc)
+        sysctl.write("net.ipv4.ip_forward", "1", p.vpc_ns)
+        for pod in p.pods:
+            if pod.role == "client":
+                sysctl.write("net.ipv4.ip_local_port_range", "1024 65535", pod.ns)
+            else:
+                sysctl.write("net.core.somaxconn", "8192", pod.ns)
+
+    def node_nat(self) -> str:
+        return render_nat(self.plan.services(self.coredns_replicas), cluster_cidr=P.CLUSTER_CIDR,
+                          masquerade_all=self.plan.masquerade_all)
+
+    def apply_kube_proxy(self) -> None:
+        """(Re)write every node's nat and filter tables in one atomic iptables-restore each."""
+        rules = self.node_nat() + render_filter(cluster_cidr=P.CLUSTER_CIDR)
+        for node in self.plan.nodes:
+            run(["iptables-restore"], netns=node.ns, input_=rules)
+
+    def _rules(self) -> None:
+        self.apply_kube_proxy()
+        for node in self.plan.nodes:
+            run(["nft", "-f", "-"], netns=node.ns, input_=obs_ruleset())
+        for pod in self.plan.role("coredns"):
+            run(["nft", "-f", "-"], netns=pod.ns, input_=server_ruleset())
+
+    def start(self, name: str, argv: list[str], netns: str) -> Proc:
+        proc = spawn(self.journal, name, argv, netns=netns, log=self.workdir / f"{name}.log")
+        self.procs[name] = proc
+        self._stack.callback(stop_pid, proc.pid, proc.start)
+        return proc
+
+    def start_coredns(self, pod_name: str) -> Proc:
+        pod = next(p for p in self.plan.role("coredns") if p.name == pod_name)
+        argv = coredns_argv(
+            listen_ip=pod.ip, records=self.plan.dns_records(),
+            cluster_domain=self.plan.cluster_domain, upstream=P.UPSTREAM_IP,
+            cache=self.coredns_cache, max_concurrent=self.coredns_max_concurrent,
+        )
+        return self.start(pod.name, argv, pod.ns)
+
+    def restart_coredns(self, *, cache: bool, max_concurrent: int | None) -> None:
+        """Apply a CoreDNS config change the way a ConfigMap rollout does: new processes."""
+        self.coredns_cache, self.coredns_max_concurrent = cache, max_concurrent
+        for pod in self.plan.role("coredns"):
+            old = self.procs.pop(pod.name, None)
+            if old is not None:
+                stop_pid(old.pid, old.start)
+            self.start_coredns(pod.name)
+        for pod in self.plan.role("coredns"):
+            self._wait_dns(pod.ns, pod.ip, f"kube-dns.kube-system.svc.{self.plan.cluster_domain}")
+
+    def _servers(self) -> None:
+        p = self.plan
+        self.start("upstream", upstream_argv(listen_ip=P.UPSTREAM_IP, names=p.external_names),
+                   p.upstream_ns)
+        for pod in p.role("coredns"):
+            self.start_coredns(pod.name)
+        for pod in p.role("http"):
+            wd = self.workdir / pod.name
+            wd.mkdir(exist_ok=True)
+            conf = wd / "nginx.conf"
+            conf.write_text(nginx_conf(listen_ip=pod.ip, workdir=wd))
+            self.start(pod.name, ["nginx", "-c", str(conf), "-e", str(wd / "error.log")], pod.ns)
+
+    def default_resolv(self) -> ResolvConf:
+        return ResolvConf.parse(f"nameserver {P.DNS_SERVICE_IP}\n")
+
+    def write_resolv_conf(self, pod_ns: str, conf: ResolvConf) -> None:
+        d = NETNS_ETC / pod_ns
+        if not d.exists():
+            self.journal.record("path", path=str(d))
+            d.mkdir(parents=True)
+            self._stack.callback(shutil.rmtree, d, True)
+        (d / "resolv.conf").write_text(conf.render())
+
+    def _resolv_confs(self) -> None:
+        # the real per-pod file; the scenario's dnsConfig overwrites it per phase
+        for pod in self.plan.role("client"):
+            self.write_resolv_conf(pod.ns, self.default_resolv())
+
+    # --- readiness -------------------------------------------------------------------
+    def _query(self, ns: str, server: str, name: str, timeout: float = 0.3) -> bool:
+        q = dns.message.make_query(name, dns.rdatatype.A)
+        s = socket_in(ns, socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            s.settimeout(timeout)
+            s.sendto(q.to_wire(), (server, 53))
+            data, _ = s.recvfrom(4096)
+            return dns.message.from_wire(data).id == q.id
+        except OSError:
+            return False
+        finally:
+            s.close()
+
+    def _wait_dns(self, ns: str, server: str, name: str, deadline_s: float = 10.0) -> None:
+        end = time.monotonic() + deadline_s
+        while time.monotonic() < end:
+            if self._query(ns, server, name):
+                return
+            self._check_procs()
+        raise BackendError(f"DNS {server} not answering {name} from {ns} within {deadline_s}s")
+
+    def _wait_http(self, ns: str, ip: str, deadline_s: float = 10.0) -> None:
+        end = time.monotonic() + deadline_s
+        while time.monotonic() < end:
+            with entered(ns):
+                s = socket.socket()
+            s.settimeout(0.3)
+            try:
+                s.connect((ip, 80))
+                s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+                if s.recv(64).startswith(b"HTTP/1.1 200"):
+                    return
+            except OSError:
+                time.sleep(0.05)
+            finally:
+                s.close()
+            self._check_procs()
+        raise BackendError(f"HTTP {ip}:80 not answering from {ns} within {deadline_s}s")
+
+    def _check_procs(self) -> None:
+        for proc in self.procs.values():
+            if not proc.alive():
+                raise BackendError(f"{proc.name} exited early: {proc.tail()}")
+
+    def _wait_ready(self) -> None:
+        p = self.plan
+        client = p.role("client")[0]
+        dom = p.cluster_domain
+        for pod in p.role("coredns"):
+            self._wait_dns(pod.ns, pod.ip, f"kube-dns.kube-system.svc.{dom}")
+        self._wait_dns(client.ns, P.DNS_SERVICE_IP, f"http-server.{p.namespace}.svc.{dom}")
+        for name in p.external_names:
+            self._wait_dns(client.ns, P.DNS_SERVICE_IP, name)
+        self._wait_http(client.ns, P.HTTP_SERVICE_IP)
+
+    # --- per-phase helpers ------------------------------------------------------------
+    def flush_conntrack(self) -> None:
+        for node in self.plan.nodes:
+            run(["conntrack", "-F"], netns=node.ns, check=False)

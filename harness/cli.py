@@ -1,0 +1,206 @@
+"""The ``conntrack-harness`` command.
+
+Exit codes: 0 every expectation held; 1 an expectation was violated; 2 bad input (the message
+names the field); 3 backend failure; 4 restore failed (the host is not back to its state).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+from harness import __version__
+from harness.errors import BadInput, HarnessError, RestoreFailed
+from harness.result import PhaseResult, RunResult
+
+
+def _progress_printer() -> Any:
+    last = {"t": -1.0}
+    tty = sys.stderr.isatty() and not os.environ.get("CI")
+
+    def show(phase: str, elapsed: float, total: float, info: dict[str, Any]) -> None:
+        if not tty and int(elapsed) == int(last["t"]):
+            return
+        last["t"] = elapsed
+        cmax = info.get("max", 0) or 1
+        fill = " ".join(f"{n} {c}/{cmax} ({100 * c / cmax:.0f}%)"
+                        for n, c in info.get("conntrack", {}).items())
+        line = f"  {phase:<14} {elapsed:5.1f}/{total:.0f}s  conntrack {fill}"
+        if tty:
+            sys.stderr.write("\r" + line[:150].ljust(150))
+        else:
+            sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+    return show
+
+
+def verdict_rows(result: RunResult) -> list[list[str]]:
+    rows = []
+    for p in result["phases"]:
+        d, c = p["dns"], p["conntrack"]
+        ci = d["timeout_rate_ci"]
+        rows.append([
+            p["name"] + (f"#{p['repeat_index']}" if p["repeat_index"] else ""),
+            "INJECTED" if p["injected"] else "natural",
+            str(d["lookups"]),
+            f"{d['timeout_rate']:.2%} [{ci['low']:.2%}, {ci['high']:.2%}]",
+            f"{c['drop']}/{c['early_drop']}",
+            f"{c['peak_count']}/{c['max']}",
+            str(c["table_full_lines"]),
+            p["verdict"].upper(),
+        ])
+    return rows
+
+
+def print_table(result: RunResult) -> None:
+    head = ["phase", "fault", "lookups", "timeout rate [95% CI]", "drop/early",
+            "peak/max", "full-lines", "verdict"]
+    rows = [head, *verdict_rows(result)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    for i, r in enumerate(rows):
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
+    for p in result["phases"]:
+        for e in p["expectations"]:
+            mark = "ok  " if e["ok"] else "FAIL"
+            print(f"  [{mark}] {p['name']}: {e['expect']} (observed {e['observed']})")
+    print(f"verdict: {result['verdict'].upper()}  (run {result['run_id']}, "
+          f"kernel {result['environment']['kernel']})")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from harness.runner import run_scenario
+    from harness.scenario.loader import load_scenario
+
+    scenario = load_scenario(args.scenario)  # bad input -> exit 2 before any host change
+    report_dir = Path(args.report_dir) if args.report_dir else None
+    if report_dir:
+        report_dir.mkdir(parents=True, exist_ok=True)
+    print(f"conntrack-harness {__version__}: scenario {scenario.name} "
+          f"({len(scenario.phases)} phases) on {args.backend}", file=sys.stderr)
+
+    def on_phase(p: PhaseResult) -> None:
+        d = p["dns"]
+        sys.stderr.write(
+            f"\r  {p['name']:<14} done: {d['lookups']} lookups, {d['timeouts']} timed out, "
+            f"conntrack peak {p['conntrack']['peak_count']}, drop {p['conntrack']['drop']}"
+            f" -> {p['verdict'].upper()}".ljust(150) + "\n")
+
+    result = run_scenario(
+        scenario, scenario_file=str(args.scenario), backend=args.backend,
+        report_dir=report_dir, force=args.force, wait_s=args.wait,
+        progress=_progress_printer(), on_phase=on_phase,
+        command=shlex.join(["conntrack-harness", *sys.argv[1:]]),
+    )
+    if report_dir:
+        (report_dir / "result.json").write_text(json.dumps(result, indent=2))
+        (report_dir / "scenario.yaml").write_text(Path(args.scenario).read_text())
+    print_table(result)
+    if report_dir:
+        print(f"result: {report_dir / 'result.json'}")
+    return 0 if result["verdict"] == "pass" else 1
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from harness.kernel.journal import HostLock
+    from harness.restore import restore_stale
+    from harness.runner import require_root
+
+    require_root()
+    with HostLock(args.wait):
+        report = restore_stale()
+    for line in report.lines():
+        print(line)
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from harness.doctor import checks
+
+    ok = True
+    for c in checks():
+        ok &= c.ok
+        print(f"[{'ok' if c.ok else '!!'}] {c.name:<22} {c.detail}")
+    return 0 if ok else 2
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from harness.scenario.loader import json_schema
+
+    print(json.dumps(json_schema(), indent=2))
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from harness.scenario.loader import load_scenario
+
+    for f in args.files:
+        s = load_scenario(f)
+        print(f"{f}: ok ({s.name}, {len(s.phases)} phases)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="conntrack-harness",
+        description="Reproduce conntrack-caused DNS timeouts and prove which remediation works.",
+    )
+    ap.add_argument("--version", action="version", version=__version__)
+    sub = ap.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="run a scenario file (exit 0 pass, 1 violated, 2 bad input)")
+    r.add_argument("scenario", metavar="SCENARIO_FILE")
+    r.add_argument("--backend", default="netns",
+                   help="netns (default), kind, kubeconfig or k3s")
+    r.add_argument("--report-dir", metavar="DIR", help="write result.json and reports here")
+    r.add_argument("--force", action="store_true",
+                   help="allow shrinking nf_conntrack_max close to the host's live count")
+    r.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                   help="wait this long for another run's lock (default: refuse at once)")
+    r.set_defaults(func=cmd_run)
+    rs = sub.add_parser("restore", help="undo what a killed run left on this host")
+    rs.add_argument("--wait", type=float, default=0.0, metavar="SECONDS")
+    rs.set_defaults(func=cmd_restore)
+    d = sub.add_parser("doctor", help="check prerequisites (read-only)")
+    d.set_defaults(func=cmd_doctor)
+    s = sub.add_parser("schema", help="print the scenario file JSON Schema")
+    s.set_defaults(func=cmd_schema)
+    v = sub.add_parser("validate", help="validate scenario files without running them")
+    v.add_argument("files", nargs="+")
+    v.set_defaults(func=cmd_validate)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except RestoreFailed as e:
+        print(f"conntrack-harness: RESTORE FAILED: {e}", file=sys.stderr)
+        return e.exit_code
+    except BadInput as e:
+        print(f"conntrack-harness: {e}", file=sys.stderr)
+        return e.exit_code
+    except HarnessError as e:
+        print(f"conntrack-harness: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("\nconntrack-harness: interrupted; host state restored", file=sys.stderr)
+        return 130
+    except BaseException as e:
+        from harness.runner import Interrupted
+
+        if isinstance(e, Interrupted):
+            print(f"\nconntrack-harness: {e}; host state restored", file=sys.stderr)
+            return 143
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""Processes the harness starts: journaled by PID (+ start time) and stopped by that PID only."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import BackendError
+from harness.kernel.journal import Journal, is_same_process, process_start_time
+from harness.kernel.netns import exec_argv
+
+
+@dataclass
+class Proc:
+    name: str
+    popen: subprocess.Popen[bytes]
+    start: int | None
+    log: Path | None
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def tail(self, n: int = 2000) -> str:
+        if self.log is None or not self.log.exists():
+            return ""
+        return self.log.read_bytes()[-n:].decode(errors="replace")
+
+
+def spawn(
+    journal: Journal,
+    name: str,
+    argv: Sequence[str],
+    *,
+    netns: str | None = None,
+    log: Path | None = None,
+) -> Proc:
+    full = exec_argv(netns, argv) if netns else list(argv)
+    out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115
+    try:
+        popen = subprocess.Popen(
+            full, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    except FileNotFoundError as e:
+        raise BackendError(f"cannot start {name}: {e}") from e
+    finally:
+        if log:
+            out.close()  # type: ignore[union-attr]
+    start = process_start_time(popen.pid)
+    journal.record("process", pid=popen.pid, start=start, name=name, argv=full)
+    return Proc(name, popen, start, log)
+
+
+def stop_pid(pid: int, start: int | None, grace_s: float = 2.0) -> bool:
+    """SIGTERM then SIGKILL one process, only if it is still the one we started."""
+    if not is_same_process(pid, start):
+        return False
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            done = 0
+            if not is_same_process(pid, start):
+                return True
+        if done == pid or not is_same_process(pid, start):
+            return True
+        time.sleep(0.02)
+    if is_same_process(pid, start):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return True
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
+    return True
+
+
+def stop(proc: Proc, grace_s: float = 2.0) -> None:
+    if proc.popen.poll() is None:
+        proc.popen.terminate()
+        try:
+            proc.popen.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            proc.popen.kill()
+            proc.popen.wait()

@@ -1,0 +1,97 @@
+"""The one way the harness changes sysctls: journaled, scoped, restored on every exit path.
+
+``nf_conntrack_max`` (and ``nf_conntrack_buckets``) are global: writable only in the initial
+namespace, and every namespace's own count is limited by it. The conntrack timeouts are per
+namespace. Either way, the original value is journaled on disk before the first change, and
+restored when the scope that changed it ends.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from harness.errors import RestoreFailed, UnsafeRequest
+from harness.kernel.journal import Journal
+from harness.kernel.netns import open_in
+
+HOST_ONLY = frozenset({"net.netfilter.nf_conntrack_max", "net.netfilter.nf_conntrack_buckets"})
+
+
+def sysctl_path(key: str) -> str:
+    return "/proc/sys/" + key.replace(".", "/")
+
+
+def read(key: str, netns: str | None = None) -> str:
+    path = sysctl_path(key)
+    if netns is None:
+        with open(path) as f:
+            return f.read().strip()
+    fd = open_in(netns, path)
+    try:
+        return os.pread(fd, 4096, 0).decode().strip()
+    finally:
+        os.close(fd)
+
+
+def write(key: str, value: str, netns: str | None = None) -> None:
+    path = sysctl_path(key)
+    if netns is None:
+        with open(path, "w") as f:
+            f.write(value)
+        return
+    fd = open_in(netns, path, os.O_WRONLY)
+    try:
+        os.write(fd, value.encode())
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class SysctlGuard:
+    """Changes sysctls through a journal; ``scope()`` reverts what was changed inside it."""
+
+    journal: Journal
+    _stack: list[tuple[str | None, str, str]] = field(default_factory=list)
+    _journaled: set[tuple[str | None, str]] = field(default_factory=set)
+
+    def set(self, key: str, value: int | str, netns: str | None = None) -> None:
+        if key in HOST_ONLY and netns is not None:
+            raise UnsafeRequest(f"{key} is global: set it on the host (netns=None)", field=key)
+        new = str(value)
+        old = read(key, netns)
+        if (netns, key) not in self._journaled:
+            # journal before the change: a kill right after the write is still restorable
+            self.journal.record("sysctl", key=key, netns=netns, original=old)
+            self._journaled.add((netns, key))
+        self._stack.append((netns, key, old))
+        if old != new:
+            write(key, new, netns)
+
+    def _undo_to(self, mark: int) -> None:
+        errors: list[str] = []
+        while len(self._stack) > mark:
+            netns, key, old = self._stack.pop()
+            try:
+                if read(key, netns) != old:
+                    write(key, old, netns)
+            except FileNotFoundError:
+                if netns is None:  # a namespace that is gone took its sysctls with it
+                    errors.append(f"{key}: missing")
+            except OSError as e:
+                errors.append(f"{key}{f' in {netns}' if netns else ''}: {e}")
+        if errors:
+            raise RestoreFailed("could not restore sysctls: " + "; ".join(errors))
+
+    @contextmanager
+    def scope(self) -> Iterator[SysctlGuard]:
+        mark = len(self._stack)
+        try:
+            yield self
+        finally:
+            self._undo_to(mark)
+
+    def restore_all(self) -> None:
+        self._undo_to(0)

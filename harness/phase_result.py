@@ -1,0 +1,139 @@
+"""Shape one phase's raw measurements into the result.json contract (pure)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.measurement import PhaseMeasurement
+from harness.result import (
+    Agreement,
+    ConntrackResult,
+    DNSResult,
+    ExpectationResult,
+    HTTPResult,
+    NodeConntrack,
+    PhaseResult,
+    ServerResult,
+)
+from harness.scenario.model import Phase
+from harness.stats import wilson
+
+
+def _remediation_label(r: Any) -> str:
+    fields = {k: v for k, v in r.model_dump().items() if k != "kind" and v is not None}
+    if not fields:
+        return str(r.kind)
+    if r.kind == "resolver-option":
+        return "resolver-option: " + " ".join(
+            o["name"] + (f":{o['value']}" if o.get("value") else "") for o in fields["options"]
+        )
+    return f"{r.kind}: " + ", ".join(f"{k}={v}" for k, v in fields.items())
+
+
+def node_result(name: str, m: PhaseMeasurement) -> NodeConntrack:
+    s = m.series[name]
+    d = s.delta
+    c = m.node_counters.get(name, {})
+    return NodeConntrack(
+        node=name,
+        max=m.conntrack_max,
+        peak_count=s.peak,
+        drop=d.get("drop", 0),
+        early_drop=d.get("early_drop", 0),
+        insert_failed=d.get("insert_failed", 0),
+        clash_resolve=d.get("clash_resolve", 0),
+        insert=d.get("insert", 0),
+        invalid=d.get("invalid", 0),
+        table_full_lines=len(s.table_full),
+        states_at_peak=s.states_at_peak,
+        dns_in=c.get("dns_in", 0),
+        dns_out=c.get("dns_out", 0),
+        timeline=[[t, float(v)] for t, v in s.timeline],
+    )
+
+
+def conntrack_result(m: PhaseMeasurement) -> ConntrackResult:
+    nodes = [node_result(n, m) for n in m.series]
+    peak = max((n["peak_count"] for n in nodes), default=0)
+    log = [line for s in m.series.values() for line in s.table_full]
+    return ConntrackResult(
+        max=m.conntrack_max,
+        peak_count=peak,
+        peak_fill=round(peak / m.conntrack_max, 4) if m.conntrack_max else 0.0,
+        drop=sum(n["drop"] for n in nodes),
+        early_drop=sum(n["early_drop"] for n in nodes),
+        insert_failed=sum(n["insert_failed"] for n in nodes),
+        clash_resolve=sum(n["clash_resolve"] for n in nodes),
+        table_full_lines=len(log),
+        table_full_log=log[:200],
+        nodes=nodes,
+    )
+
+
+def dns_result(load: dict[str, Any]) -> DNSResult:
+    d = dict(load["dns"])
+    lo, hi = wilson(int(d["timeouts"]), int(d["lookups"]))
+    d["timeout_rate_ci"] = {"rate": d["timeout_rate"], "low": round(lo, 6), "high": round(hi, 6)}
+    return DNSResult(**d)  # type: ignore[typeddict-item]
+
+
+def agreement(dns: DNSResult, m: PhaseMeasurement, server: ServerResult) -> Agreement:
+    node_dropped = sum(max(0, c.get("dns_in", 0) - c.get("dns_out", 0))
+                       for c in m.node_counters.values())
+    server_unanswered = max(0, server["received"] - server["answered"])
+    client = dns["queries_unanswered"]
+    gap = client - node_dropped - server_unanswered
+    if client == 0 and node_dropped == 0:
+        text = "no DNS query was lost anywhere"
+    elif abs(gap) <= max(2, client // 100):
+        text = (f"every unanswered query is accounted for: {node_dropped} dropped inside the "
+                f"nodes (conntrack), {server_unanswered} received but not answered by the DNS pods")
+    else:
+        text = (f"{client} unanswered at the client vs {node_dropped} dropped in nodes + "
+                f"{server_unanswered} unanswered by servers; gap {gap}: queries still in flight "
+                "when the load stopped, or replies dropped on the way back, or DNS packets "
+                "that CoreDNS itself forwarded upstream (counted by the nodes too)")
+    return Agreement(client_unanswered=client, node_dropped=node_dropped,
+                     server_unanswered=server_unanswered, explained=text)
+
+
+def build_phase_result(phase: Phase, repeat_index: int, m: PhaseMeasurement) -> PhaseResult:
+    dns = dns_result(m.load)
+    http_raw = m.load.get("http")
+    http: HTTPResult | None = None
+    if http_raw:
+        http = HTTPResult(
+            mode=http_raw["mode"], requests=http_raw["requests"], failures=http_raw["failures"],
+            failure_rate=http_raw["failure_rate"], new_connections=http_raw["new_connections"],
+        )
+    server = ServerResult(received=m.server_counters.get("rx", 0),
+                          answered=m.server_counters.get("tx", 0))
+    node_totals: dict[str, int] = {}
+    for c in m.node_counters.values():
+        for k, v in c.items():
+            node_totals[k] = node_totals.get(k, 0) + v
+    node_totals["dns_dropped"] = sum(max(0, c.get("dns_in", 0) - c.get("dns_out", 0))
+                                     for c in m.node_counters.values())
+    result = PhaseResult(
+        name=phase.name,
+        repeat_index=repeat_index,
+        remediations=[_remediation_label(r) for r in phase.remediations],
+        injected=phase.injected,
+        faults=[f.model_dump() for f in phase.faults],
+        duration_s=round(m.duration_s, 3),
+        dns=dns,
+        http=http,
+        conntrack=conntrack_result(m),
+        server=server,
+        node=node_totals,
+        agreement=agreement(dns, m, server),
+        expectations=[],
+        verdict="pass",
+    )
+    checks: list[ExpectationResult] = []
+    for exp in phase.expectations():
+        ok, observed = exp.evaluate(result)  # type: ignore[arg-type]
+        checks.append(ExpectationResult(expect=str(exp), observed=observed, ok=ok))
+    result["expectations"] = checks
+    result["verdict"] = "pass" if all(c["ok"] for c in checks) else "fail"
+    return result

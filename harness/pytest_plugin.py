@@ -1,0 +1,112 @@
+"""pytest plugin: run scenario files from tests, with grouped ``--harness-*`` options, a
+terminal summary of every phase, and JUnit properties carrying the key figures.
+
+A scenario test reads::
+
+    @pytest.mark.scenario
+    def test_exhaustion(run_scenario):
+        result = run_scenario("scenarios/exhaustion.yaml")
+        assert_expectations(result)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.result import RunResult
+
+_RESULTS: list[RunResult] = []
+
+
+def _positive_int(text: str) -> int:
+    n = int(text)
+    if n < 1:
+        raise ValueError("must be >= 1")
+    return n
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    g = parser.getgroup("conntrack-harness", "conntrack-harness scenarios")
+    g.addoption("--harness-backend", default="netns", choices=["netns", "kind", "kubeconfig", "k3s"],
+                help="Backend that realizes scenarios. Default: netns")
+    g.addoption("--harness-report-dir", default=None, metavar="DIR",
+                help="Write each scenario's result.json under DIR/<scenario>/. Default: none")
+    g.addoption("--harness-keep-cluster", action="store_true", default=False,
+                help="Keep a kind/k3s cluster after the session. Default: delete it")
+    g.addoption("--harness-repeat", type=_positive_int, default=None, metavar="N",
+                help="Override every phase's repeat count. Default: the scenario's own")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "scenario: a full scenario run on a backend (slow)")
+
+
+RunScenario = Callable[..., RunResult]
+
+
+@pytest.fixture
+def run_scenario(request: pytest.FixtureRequest, tmp_path: Path) -> RunScenario:
+    """Run a scenario file (optionally with field overrides) and return its result.json."""
+    from harness.runner import run_scenario as _run
+    from harness.scenario.loader import load_scenario, parse_scenario
+
+    cfg = request.config
+
+    def run(path: str | Path, **overrides: Any) -> RunResult:
+        scenario = load_scenario(path)
+        repeat = cfg.getoption("--harness-repeat")
+        if overrides or repeat:
+            data = scenario.model_dump(mode="json", exclude_none=True)
+            data.update(overrides)
+            if repeat:
+                for ph in data["phases"]:
+                    ph["repeat"] = repeat
+            scenario = parse_scenario(data, source=str(path))
+        report_root = cfg.getoption("--harness-report-dir")
+        report_dir = Path(report_root) / scenario.name if report_root else tmp_path / "report"
+        report_dir.mkdir(parents=True, exist_ok=True)
+        result = _run(scenario, scenario_file=str(path), backend=cfg.getoption("--harness-backend"),
+                      report_dir=report_dir)
+        (report_dir / "result.json").write_text(json.dumps(result, indent=2))
+        _RESULTS.append(result)
+        for p in result["phases"]:
+            d = p["dns"]
+            prefix = f"{p['name']}{'.injected' if p['injected'] else ''}"
+            request.node.user_properties += [
+                (f"{prefix}.lookups", d["lookups"]),
+                (f"{prefix}.timeout_rate", d["timeout_rate"]),
+                (f"{prefix}.conntrack_drop", p["conntrack"]["drop"]),
+                (f"{prefix}.verdict", p["verdict"]),
+            ]
+        return result
+
+    return run
+
+
+def assert_expectations(result: RunResult) -> None:
+    """Fail the test with every violated expectation, phase by phase."""
+    bad = [f"{p['name']}: {e['expect']} (observed {e['observed']})"
+           for p in result["phases"] for e in p["expectations"] if not e["ok"]]
+    assert not bad, "expectations violated:\n  " + "\n  ".join(bad)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not _RESULTS:
+        return
+    from harness.cli import verdict_rows
+
+    tr = terminalreporter
+    tr.section("conntrack-harness")
+    head = ["phase", "fault", "lookups", "timeout rate [95% CI]", "drop/early", "peak/max",
+            "full-lines", "verdict"]
+    for result in _RESULTS:
+        tr.write_line(f"{result['scenario']} (run {result['run_id']}): {result['verdict'].upper()}")
+        rows = [head, *verdict_rows(result)]
+        widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+        for r in rows:
+            tr.write_line("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))

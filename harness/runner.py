@@ -1,0 +1,177 @@
+"""Run a scenario: lock the host, journal every change, build the cluster once, run each
+phase (steady state -> method -> steady state), and restore everything on every exit path.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import secrets
+import shutil
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+
+from harness.backends.netns.cluster import NetnsCluster, Progress
+from harness.errors import BadInput, NotRoot, RestoreFailed, UnsafeRequest
+from harness.kernel import sysctl
+from harness.kernel.journal import HostLock, Journal
+from harness.phase_result import build_phase_result
+from harness.restore import RestoreReport, restore_stale, undo_journal
+from harness.result import SCHEMA_VERSION, Environment, PhaseResult, RunResult
+from harness.scenario.model import Phase, Scenario
+
+BACKENDS = ("netns", "kind", "kubeconfig", "k3s")
+CT = "net.netfilter."
+MAX_MARGIN = 1024
+
+
+class Interrupted(BaseException):
+    """The run was stopped by a signal; cleanup runs on the way out."""
+
+
+def require_root() -> None:
+    if os.geteuid() != 0:
+        raise NotRoot()
+
+
+@contextmanager
+def signals_raise() -> Iterator[None]:
+    """SIGTERM and SIGHUP become exceptions, so every ``finally`` and ``__exit__`` runs."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise Interrupted(f"stopped by {signal.Signals(signum).name}")
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def check_conntrack_max(value: int, *, force: bool) -> None:
+    """Never shrink the global table below what the host itself is using (plus a margin)."""
+    live = int(sysctl.read(CT + "nf_conntrack_count"))
+    if value < live + MAX_MARGIN and not force:
+        raise UnsafeRequest(
+            f"nf_conntrack_max={value} is below the host's live count {live} + {MAX_MARGIN}; "
+            "that would drop the machine's own traffic (pass --force to do it anyway)",
+            field="host.nf_conntrack_max", value=value,
+        )
+
+
+def preflight(scenario: Scenario, *, force: bool) -> None:
+    """Refusals that need no host change: checked before anything is touched."""
+    values = [scenario.host.nf_conntrack_max, scenario.node_sysctls.nf_conntrack_max]
+    values += [getattr(r, "nf_conntrack_max", None) for p in scenario.phases
+               for r in p.remediations]
+    for v in values:
+        if v is not None:
+            check_conntrack_max(v, force=force)
+
+
+def environment(backend: str) -> Environment:
+    keys = ["nf_conntrack_max", "nf_conntrack_buckets", "nf_conntrack_count",
+            "nf_conntrack_tcp_timeout_time_wait", "nf_conntrack_udp_timeout"]
+    sysctls = {}
+    for k in keys:
+        try:
+            sysctls[CT + k] = sysctl.read(CT + k)
+        except OSError:
+            continue
+    tools = {}
+    for t in ("iptables", "nft", "conntrack", "dnsmasq", "nginx"):
+        tools[t] = shutil.which(t) or "missing"
+    return Environment(kernel=platform.release(), backend=backend, hostname=socket.gethostname(),
+                       python=platform.python_version(), sysctls=sysctls, tools=tools)
+
+
+def new_run_id() -> str:
+    return secrets.token_hex(3)
+
+
+def run_scenario(
+    scenario: Scenario,
+    *,
+    scenario_file: str | None = None,
+    backend: str = "netns",
+    report_dir: Path | None = None,
+    force: bool = False,
+    wait_s: float = 0.0,
+    progress: Progress | None = None,
+    on_phase: Callable[[PhaseResult], None] | None = None,
+    command: str | None = None,
+) -> RunResult:
+    if backend not in BACKENDS:
+        raise BadInput("unknown backend", field="--backend", value=backend, allowed=list(BACKENDS))
+    if backend != "netns":
+        raise BadInput("this backend runs only where a cluster exists (see docs/backends.md)",
+                       field="--backend", value=backend, allowed=["netns"])
+    require_root()
+    started = datetime.now(UTC)
+    run_id = new_run_id()
+    phases: list[PhaseResult] = []
+    env = environment(backend)
+    preflight(scenario, force=force)
+    with HostLock(wait_s), signals_raise():
+        restore_stale()
+        journal = Journal.create(run_id, scenario=scenario.name, argv=sys.argv)
+        guard = sysctl.SysctlGuard(journal)
+        try:
+            with guard.scope():
+                if scenario.host.nf_conntrack_max is not None:
+                    guard.set(CT + "nf_conntrack_max", scenario.host.nf_conntrack_max)
+                with NetnsCluster(scenario, run_id, journal, guard) as cluster:
+                    cluster.apply_node_sysctls()
+                    env["sysctls"][f"{CT}nf_conntrack_max (during run)"] = sysctl.read(
+                        CT + "nf_conntrack_max")
+                    for phase in scenario.phases:
+                        for rep in range(phase.repeat):
+                            pr = _run_phase(cluster, scenario, phase, rep, progress)
+                            phases.append(pr)
+                            if on_phase:
+                                on_phase(pr)
+                    if report_dir is not None:
+                        _write_evidence(report_dir, cluster.evidence())
+        finally:
+            # Safety net: replay our own journal. Every undo is idempotent, so after a clean
+            # teardown this only confirms nothing is left; after a failed one it finishes it.
+            report = RestoreReport()
+            undo_journal(journal, report)
+            if report.errors:
+                raise RestoreFailed("run cleanup incomplete; journal kept at "
+                                    f"{journal.path}:\n  " + "\n  ".join(report.errors))
+            journal.close()
+    verdict = "pass" if phases and all(p["verdict"] == "pass" for p in phases) else "fail"
+    return RunResult(
+        schema_version=SCHEMA_VERSION, run_id=run_id, scenario=scenario.name,
+        scenario_file=scenario_file, started_at=started.isoformat(),
+        finished_at=datetime.now(UTC).isoformat(),
+        command=command or " ".join(sys.argv), verdict=verdict, environment=env, phases=phases,
+    )
+
+
+def _run_phase(cluster: NetnsCluster, scenario: Scenario, phase: Phase, rep: int,
+               progress: Progress | None) -> PhaseResult:
+    with cluster.phase(phase) as settings:
+        m = cluster.measure(phase, settings, scenario.phase_load(phase), progress)
+    return build_phase_result(phase, rep, m)
+
+
+def _write_evidence(report_dir: Path, files: dict[str, str]) -> None:
+    base = report_dir / "evidence"
+    for rel, text in files.items():
+        p = base / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+
+
+def elapsed(t0: float) -> float:
+    return time.monotonic() - t0

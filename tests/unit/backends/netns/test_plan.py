@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+from harness.backends.netns.cluster import lookup_names, pod_resolv
+from harness.backends.netns.plan import overlapping_routes, plan_topology
+from harness.scenario.model import ClusterSpec, CoreDNSSpec, DNSConfig, DNSOption
+
+
+def test_plan_places_pods_and_gives_unique_addresses_and_names() -> None:
+    spec = ClusterSpec(nodes=3, client_pods=5, coredns=CoreDNSSpec(replicas=2))
+    plan = plan_topology(spec, "a1b2c3", max_coredns=3)
+    ips = [p.ip for p in plan.pods] + [n.ip for n in plan.nodes]
+    assert len(set(ips)) == len(ips)
+    assert len(set(plan.all_ns)) == len(plan.all_ns)
+    assert all(ns.startswith("cth-a1b2c3-") for ns in plan.all_ns)
+    assert {p.node for p in plan.role("client")} == {"node-1"}
+    assert {p.node for p in plan.role("coredns")} == {"node-3"}
+    assert len(plan.role("coredns")) == 3  # room for the largest replica count of any phase
+    for node in plan.nodes:
+        net = ipaddress.ip_network(node.pod_cidr)
+        assert all(ipaddress.ip_address(p.ip) in net for p in plan.pods_on(node.name))
+        assert len({p.host_if for p in plan.pods_on(node.name)}) == len(plan.pods_on(node.name))
+        assert all(len(p.host_if) <= 15 for p in plan.pods_on(node.name))
+
+
+def test_services_use_the_first_n_coredns_replicas() -> None:
+    plan = plan_topology(ClusterSpec(coredns=CoreDNSSpec(replicas=3)), "a1b2c3")
+    udp = next(s for s in plan.services(2) if s.name == "kube-dns" and s.protocol == "udp")
+    assert [e.ip for e in udp.endpoints] == [p.ip for p in plan.role("coredns")[:2]]
+
+
+def test_overlap_with_host_routes_is_detected() -> None:
+    assert overlapping_routes(["default", "192.0.2.0/24"]) == []
+    clashes = overlapping_routes(["10.0.0.0/8", "172.18.0.0/16"])
+    assert ("10.0.0.0/8", "10.244.0.0/16") in clashes
+    assert ("172.18.0.0/16", "172.18.0.0/24") in clashes
+
+
+def test_pod_resolv_is_what_kubelet_writes() -> None:
+    cfg = DNSConfig(options=[DNSOption(name="ndots", value="5")])
+    r = pod_resolv(cfg, namespace="default", domain="cluster.local",
+                   nameserver_ips={"cluster-dns": "10.96.0.10"},
+                   extra_options={"single-request-reopen": None})
+    assert r.render() == (
+        "nameserver 10.96.0.10\n"
+        "search default.svc.cluster.local svc.cluster.local cluster.local\n"
+        "options ndots:5 single-request-reopen\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "fqdn"),
+    [
+        ("http-server", "http-server.default.svc.cluster.local."),
+        ("kube-dns.kube-system", "kube-dns.kube-system.svc.cluster.local."),
+        ("api.example.com", "api.example.com."),
+        ("x.default.svc.cluster.local.", "x.default.svc.cluster.local."),
+    ],
+)
+def test_fqdn_remediation_makes_names_absolute(name: str, fqdn: str) -> None:
+    assert lookup_names([name], fqdn=True, namespace="default", domain="cluster.local") == [fqdn]
+    assert lookup_names([name], fqdn=False, namespace="default", domain="cluster.local") == [name]

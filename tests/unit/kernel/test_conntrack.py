@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from harness.kernel.conntrack import count_dns_entries, parse_stat, stat_delta, state_histogram
+from harness.kernel.kmsg import table_full_lines
+
+# as read on this machine's 6.18 kernel (2 CPUs)
+STAT = """entries  clashres found new invalid ignore delete chainlength insert insert_failed drop early_drop icmp_error  expect_new expect_create expect_delete search_restart
+00001000  00000003 00000000 00000000 00000002 00000000 00000000 00000000 00000000 00000001 0000000a 00000001 00000000  00000000 00000000 00000000 00000000
+00001000  00000002 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 000000f0 00000000 00000000  00000000 00000000 00000000 00000000
+"""
+
+
+def test_parse_stat_sums_cpus_but_not_entries() -> None:
+    s = parse_stat(STAT)
+    assert s["entries"] == 0x1000
+    assert s["drop"] == 0x0A + 0xF0
+    assert s["clash_resolve"] == 5
+    assert s["insert_failed"] == 1
+    assert s["invalid"] == 2
+
+
+def test_stat_delta_excludes_entries() -> None:
+    before = parse_stat(STAT)
+    after = dict(before, drop=before["drop"] + 7)
+    d = stat_delta(before, after)
+    assert d["drop"] == 7 and "entries" not in d
+
+
+LISTING = """tcp      6 117 TIME_WAIT src=10.244.1.2 dst=10.96.0.20 sport=1 dport=80 src=10.244.2.4 dst=172.18.0.11 sport=80 dport=2 [ASSURED] mark=0 use=1
+tcp      6 117 TIME_WAIT src=10.244.1.2 dst=10.96.0.20 sport=3 dport=80 src=10.244.2.4 dst=172.18.0.11 sport=80 dport=4 [ASSURED] mark=0 use=1
+tcp      6 9 CLOSE src=10.244.1.2 dst=10.96.0.20 sport=5 dport=80 src=10.244.2.4 dst=172.18.0.11 sport=80 dport=6 [ASSURED] mark=0 use=1
+udp      17 29 src=10.244.1.2 dst=10.96.0.10 sport=58262 dport=53 [UNREPLIED] src=10.244.2.3 dst=172.18.0.11 sport=53 dport=21586 mark=0 use=1
+udp      17 25 src=10.244.1.2 dst=10.96.0.10 sport=58263 dport=53 src=10.244.2.3 dst=172.18.0.11 sport=53 dport=21587 mark=0 use=1
+conntrack v1.4.7 (conntrack-tools): 5 flow entries have been shown.
+"""
+
+
+def test_state_histogram_counts_tcp_states_and_udp_kinds() -> None:
+    assert state_histogram(LISTING) == {"TIME_WAIT": 2, "CLOSE": 1, "UDP_UNREPLIED": 1, "UDP": 1}
+    assert count_dns_entries(LISTING) == 2
+
+
+def test_table_full_lines_filtered_by_namespace_inode() -> None:
+    lines = [
+        "[  10.0] nf_conntrack: nf_conntrack: table full in netns 4026532001, dropping packet",
+        "[  11.0] nf_conntrack: nf_conntrack: table full in netns 4026539999, dropping packet",
+        "[  12.0] nf_conntrack: table full, dropping packet",
+        "[  13.0] something else",
+    ]
+    assert table_full_lines(lines, {4026532001}) == [lines[0]]
+    assert table_full_lines(lines, {0}) == [lines[2]]

@@ -1,0 +1,123 @@
+"""The journal, the lock and the sysctl guard's bookkeeping, without root (a fake /proc/sys)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.errors import LockHeld, RestoreFailed, UnsafeRequest
+from harness.kernel import sysctl
+from harness.kernel.journal import HostLock, Journal, stale_journals
+
+
+@pytest.fixture(autouse=True)
+def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("CONNTRACK_HARNESS_STATE_DIR", str(tmp_path))
+    return tmp_path
+
+
+@pytest.fixture
+def fake_sysctls(monkeypatch: pytest.MonkeyPatch) -> dict[tuple[str | None, str], str]:
+    values = {(None, "net.netfilter.nf_conntrack_max"): "262144",
+              ("ns1", "net.netfilter.nf_conntrack_tcp_timeout_time_wait"): "120"}
+    writes: list[tuple[str | None, str, str]] = []
+
+    def read(key: str, netns: str | None = None) -> str:
+        return values[(netns, key)]
+
+    def write(key: str, value: str, netns: str | None = None) -> None:
+        writes.append((netns, key, value))
+        values[(netns, key)] = value
+
+    monkeypatch.setattr(sysctl, "read", read)
+    monkeypatch.setattr(sysctl, "write", write)
+    return values
+
+
+def test_journal_is_written_before_the_change(fake_sysctls: dict, state: Path) -> None:
+    j = Journal.create("abc123")
+    guard = sysctl.SysctlGuard(j)
+    guard.set("net.netfilter.nf_conntrack_max", 4096)
+    on_disk = [json.loads(x) for x in j.path.read_text().splitlines()]
+    assert on_disk[0]["op"] == "run"
+    assert on_disk[1] == {"op": "sysctl", "key": "net.netfilter.nf_conntrack_max",
+                          "netns": None, "original": "262144"}
+    assert fake_sysctls[(None, "net.netfilter.nf_conntrack_max")] == "4096"
+
+
+def test_only_the_first_original_is_journaled(fake_sysctls: dict) -> None:
+    j = Journal.create("abc124")
+    guard = sysctl.SysctlGuard(j)
+    guard.set("net.netfilter.nf_conntrack_max", 4096)
+    guard.set("net.netfilter.nf_conntrack_max", 65536)
+    originals = [e["original"] for e in j.entries if e["op"] == "sysctl"]
+    assert originals == ["262144"]
+
+
+def test_scopes_restore_their_own_changes_in_reverse(fake_sysctls: dict) -> None:
+    key, tw = "net.netfilter.nf_conntrack_max", "net.netfilter.nf_conntrack_tcp_timeout_time_wait"
+    guard = sysctl.SysctlGuard(Journal.create("abc125"))
+    with guard.scope():
+        guard.set(key, 4096)
+        with guard.scope():
+            guard.set(key, 65536)
+            guard.set(tw, 30, netns="ns1")
+            assert fake_sysctls[(None, key)] == "65536"
+        assert fake_sysctls[(None, key)] == "4096"
+        assert fake_sysctls[("ns1", tw)] == "120"
+    assert fake_sysctls[(None, key)] == "262144"
+
+
+def test_scope_restores_on_exception(fake_sysctls: dict) -> None:
+    guard = sysctl.SysctlGuard(Journal.create("abc126"))
+    with pytest.raises(ZeroDivisionError), guard.scope():
+        guard.set("net.netfilter.nf_conntrack_max", 4096)
+        _ = 1 / 0
+    assert fake_sysctls[(None, "net.netfilter.nf_conntrack_max")] == "262144"
+
+
+def test_global_sysctl_cannot_be_set_in_a_namespace(fake_sysctls: dict) -> None:
+    guard = sysctl.SysctlGuard(Journal.create("abc127"))
+    with pytest.raises(UnsafeRequest):
+        guard.set("net.netfilter.nf_conntrack_max", 4096, netns="ns1")
+
+
+def test_failed_restore_is_loud(fake_sysctls: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    guard = sysctl.SysctlGuard(Journal.create("abc128"))
+    guard.set("net.netfilter.nf_conntrack_max", 4096)
+
+    def broken(key: str, value: str, netns: str | None = None) -> None:
+        raise PermissionError("read-only")
+
+    monkeypatch.setattr(sysctl, "write", broken)
+    with pytest.raises(RestoreFailed, match="nf_conntrack_max"):
+        guard.restore_all()
+
+
+def test_journal_of_a_dead_owner_is_stale_and_torn_lines_are_skipped(state: Path) -> None:
+    j = Journal.create("dead01")
+    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, text=True, check=True)
+    dead_pid = int(child.stdout)
+    lines = j.path.read_text().splitlines()
+    head = json.loads(lines[0]) | {"pid": dead_pid}
+    j.path.write_text(json.dumps(head) + "\n" + '{"op": "netns", "na')  # torn last line
+    stale = list(stale_journals())
+    assert [s.run_id for s in stale] == ["dead01"]
+    assert stale[0].entries == [head]
+    live = Journal.create("live01")
+    assert "live01" not in [s.run_id for s in stale_journals()]
+    live.close()
+    assert not live.path.exists()
+
+
+def test_second_lock_is_refused_naming_the_holder() -> None:
+    with HostLock():
+        with pytest.raises(LockHeld, match=r"pid \d+"):
+            HostLock(wait_s=0.3).acquire()
+    with HostLock():  # released: can be taken again
+        pass
