@@ -1,0 +1,91 @@
+"""Kernel integration tests: they build real namespaces, rules and processes on this host."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from harness.kernel.journal import HostLock, Journal
+from harness.restore import RUN_NS
+
+NETNS_DIR = Path("/run/netns")
+RUN_NS_BYTES = re.compile(rb"cth-[0-9a-f]{6}-")
+
+
+@dataclass(frozen=True)
+class HostSnapshot:
+    """What a harness run may touch on the host, to compare before and after."""
+
+    conntrack_max: str
+    conntrack_buckets: str
+    namespaces: frozenset[str]
+    etc_netns: frozenset[str]
+    host_rules: int
+    harness_procs: frozenset[int]
+
+    @classmethod
+    def take(cls) -> HostSnapshot:
+        def harness_ns(d: Path) -> frozenset[str]:
+            if not d.is_dir():
+                return frozenset()
+            return frozenset(p.name for p in d.iterdir() if RUN_NS.match(p.name))
+
+        rules = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
+        procs = set()
+        for p in Path("/proc").iterdir():
+            if p.name.isdigit():
+                try:
+                    cmd = (p / "cmdline").read_bytes()
+                except OSError:
+                    continue
+                if RUN_NS_BYTES.search(cmd) or b"loadgen.worker" in cmd:
+                    procs.add(int(p.name))
+        return cls(
+            conntrack_max=Path("/proc/sys/net/netfilter/nf_conntrack_max").read_text().strip(),
+            conntrack_buckets=Path("/proc/sys/net/netfilter/nf_conntrack_buckets").read_text().strip(),
+            namespaces=harness_ns(NETNS_DIR),
+            etc_netns=harness_ns(Path("/etc/netns")),
+            host_rules=sum(1 for ln in rules.splitlines() if "KUBE-" in ln or "CTH-" in ln),
+            harness_procs=frozenset(procs),
+        )
+
+    def leftovers_since(self, before: HostSnapshot) -> list[str]:
+        out = []
+        if self.conntrack_max != before.conntrack_max:
+            out.append(f"nf_conntrack_max {before.conntrack_max} -> {self.conntrack_max}")
+        if self.conntrack_buckets != before.conntrack_buckets:
+            out.append(f"nf_conntrack_buckets {before.conntrack_buckets} -> {self.conntrack_buckets}")
+        for label, a, b in (("namespace", before.namespaces, self.namespaces),
+                            ("/etc/netns", before.etc_netns, self.etc_netns),
+                            ("process", before.harness_procs, self.harness_procs)):
+            extra = set(b) - set(a)
+            if extra:
+                out.append(f"{label}: {sorted(extra)}")
+        if self.host_rules != before.host_rules:
+            out.append(f"host iptables rules {before.host_rules} -> {self.host_rules}")
+        return out
+
+
+@pytest.fixture
+def host_unchanged() -> Iterator[HostSnapshot]:
+    """Fails the test if anything of the harness is left on the host afterwards."""
+    before = HostSnapshot.take()
+    yield before
+    after = HostSnapshot.take()
+    assert not after.leftovers_since(before), after.leftovers_since(before)
+
+
+@pytest.fixture
+def journal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Journal]:
+    """A journal in a private state dir, holding that dir's lock."""
+    monkeypatch.setenv("CONNTRACK_HARNESS_STATE_DIR", str(tmp_path / "state"))
+    with HostLock(wait_s=60):
+        j = Journal.create(os.urandom(3).hex())
+        yield j
+        j.close()
