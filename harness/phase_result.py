@@ -112,6 +112,8 @@ def build_phase_result(phase: Phase, repeat_index: int, m: PhaseMeasurement) -> 
     for c in m.node_counters.values():
         for k, v in c.items():
             node_totals[k] = node_totals.get(k, 0) + v
+    if "fault" in m.extra:
+        node_totals["fault_hits"] = int(m.extra["fault"]["hits"])
     node_totals["dns_dropped"] = sum(max(0, c.get("dns_in", 0) - c.get("dns_out", 0))
                                      for c in m.node_counters.values())
     result = PhaseResult(
@@ -134,6 +136,8 @@ def build_phase_result(phase: Phase, repeat_index: int, m: PhaseMeasurement) -> 
     for exp in phase.expectations():
         ok, observed = exp.evaluate(result)  # type: ignore[arg-type]
         checks.append(ExpectationResult(expect=str(exp), observed=observed, ok=ok))
+    if "fault" in m.extra:
+        result["fault"] = m.extra["fault"]
     result["expectations"] = checks
     result["verdict"] = "pass" if all(c["ok"] for c in checks) else "fail"
     return result

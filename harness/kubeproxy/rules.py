@@ -139,9 +139,12 @@ def render_nat(
     return "*nat\n" + "".join(f":{c} - [0:0]\n" for c in chains) + "\n".join(rules) + "\nCOMMIT\n"
 
 
-def render_filter(*, cluster_cidr: str) -> str:
-    """kube-proxy's filter rules: drop INVALID forwarded packets, accept tracked flows."""
+def render_filter(*, cluster_cidr: str, extra: list[str] | None = None) -> str:
+    """kube-proxy's filter rules: drop INVALID forwarded packets, accept tracked flows.
+
+    ``extra`` rules (e.g. NodeLocal DNSCache's ACCEPTs) go into the same atomic restore."""
     ipaddress.IPv4Network(cluster_cidr)
+    more = "".join(r + "\n" for r in extra or [])
     return (
         "*filter\n"
         ":KUBE-FORWARD - [0:0]\n"
@@ -150,5 +153,5 @@ def render_filter(*, cluster_cidr: str) -> str:
         f'-A KUBE-FORWARD -m comment --comment "kubernetes forwarding rules" '
         f"-m mark --mark {MASQ_MARK} -j ACCEPT\n"
         "-A KUBE-FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n"
-        "COMMIT\n"
+        f"{more}COMMIT\n"
     )

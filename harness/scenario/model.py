@@ -224,6 +224,11 @@ class RaceWindowFault(_Strict):
 
     kind: Literal["race-window"] = "race-window"
     probability: float = Field(0.5, gt=0, le=1)
+    pin_cpus: bool = Field(
+        True,
+        description="Pin DNS servers to CPU 0 and the load to CPU 1 so the A answer cannot "
+        "overtake the AAAA before the rule sees it (see KERNEL.md)",
+    )
     injected: Literal[True] = True
 
 

@@ -8,6 +8,7 @@ conntrack tables are flushed, so no phase inherits another's TIME_WAIT entries.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -20,7 +21,7 @@ from harness.backends.netns.counters import delta, read_counters
 from harness.backends.netns.plan import plan_topology
 from harness.backends.netns.topology import Topology
 from harness.dns.resolvconf import ResolvConf
-from harness.errors import BackendError, BadInput
+from harness.errors import BackendError
 from harness.kernel import sysctl
 from harness.kernel.journal import Journal
 from harness.kernel.process import spawn, stop_pid
@@ -35,6 +36,7 @@ from harness.scenario.model import (
     NodeLocalDNS,
     Phase,
     Pooling,
+    RaceWindowFault,
     ResolverOption,
     Scenario,
 )
@@ -94,6 +96,8 @@ class NetnsCluster:
             self._stack.enter_context(self.topology)
             if self.topology.coredns_replicas != len(self.plan.role("coredns")):
                 self.topology.apply_kube_proxy()
+            if self.scenario.cluster.nodelocal_dns:
+                self.topology.enable_nodelocal()
             for node in self.plan.nodes:
                 probe = NodeProbe(node.name, node.ns)
                 self.probes.append(probe)
@@ -114,7 +118,7 @@ class NetnsCluster:
     def phase(self, phase: Phase) -> Iterator[dict[str, Any]]:
         """Apply remediations/faults; yield the effective per-phase settings; revert on exit."""
         settings: dict[str, Any] = {"pooling": None, "fqdn": False, "options": {},
-                                    "nameservers": None}
+                                    "nameservers": None, "pin_cpus": False}
         with self.guard.scope(), ExitStack() as undo:
             for r in phase.remediations:
                 if isinstance(r, Pooling):
@@ -129,12 +133,37 @@ class NetnsCluster:
                 elif isinstance(r, CoreDNSChange):
                     undo.enter_context(self._coredns(r))
                 elif isinstance(r, NodeLocalDNS):
-                    raise BadInput("the netns backend does not build NodeLocal DNSCache yet",
-                                   field=f"phases.{phase.name}.remediations", value=r.kind)
-            if phase.faults:
-                raise BadInput("injected faults are not supported by this version",
-                               field=f"phases.{phase.name}.faults")
+                    undo.enter_context(self._nodelocal())
+                    settings["nameservers"] = ["nodelocal"]
+            for fault in phase.faults:
+                undo.enter_context(self._race_fault(fault))
+                settings["pin_cpus"] = fault.pin_cpus
             yield settings
+
+    @contextmanager
+    def _nodelocal(self) -> Iterator[None]:
+        already = self.topology.nodelocal_enabled
+        self.topology.enable_nodelocal()
+        try:
+            yield
+        finally:
+            if not already:
+                self.topology.disable_nodelocal()
+
+    @contextmanager
+    def _race_fault(self, fault: RaceWindowFault) -> Iterator[None]:
+        for node in self.plan.nodes:
+            self.guard.set(CT + "nf_conntrack_acct", 1, node.ns)
+        self.topology.enable_race_fault(fault.probability)
+        servers = self.topology.dns_server_pids()
+        if fault.pin_cpus:
+            self.topology.pin(servers, {0})
+        try:
+            yield
+        finally:
+            self.topology.disable_race_fault()
+            if fault.pin_cpus:
+                self.topology.pin(servers, set(range(os.cpu_count() or 1)))
 
     def _apply_ct_sysctls(self, cmax: int | None, buckets: int | str | None,
                           time_wait: int | None) -> None:
@@ -184,8 +213,11 @@ class NetnsCluster:
     # --- load -----------------------------------------------------------------------
     def _worker_plan(self, load: LoadSpec, settings: dict[str, Any]) -> tuple[dict[str, Any], ResolvConf]:
         sc = self.scenario.cluster
+        dns_config = sc.dns_config
+        if settings["nameservers"]:
+            dns_config = dns_config.model_copy(update={"nameservers": settings["nameservers"]})
         resolv = pod_resolv(
-            sc.dns_config, namespace=sc.namespace, domain=sc.cluster_domain,
+            dns_config, namespace=sc.namespace, domain=sc.cluster_domain,
             nameserver_ips={"cluster-dns": P.DNS_SERVICE_IP, "nodelocal": P.NODELOCAL_IP},
             extra_options=settings["options"],
         )
@@ -230,9 +262,13 @@ class NetnsCluster:
         nodes0, server0 = self._counters()
         sampler = Sampler(self.probes, cmax)
         sampler.start()
-        proc = spawn(self.journal, f"loadgen-{phase.name}",
-                     [sys.executable, "-m", "loadgen.worker", "--plan", str(plan_file),
-                      "--out", str(out_file)], log=wd / f"loadgen-{phase.name}.log")
+        argv = [sys.executable, "-m", "loadgen.worker", "--plan", str(plan_file),
+                "--out", str(out_file)]
+        if settings.get("pin_cpus") and (os.cpu_count() or 1) > 1:
+            argv = ["taskset", "-c", "1", *argv]  # DNS servers are on CPU 0
+        hits0 = self.topology.race_fault_hits() if phase.faults else 0
+        proc = spawn(self.journal, f"loadgen-{phase.name}", argv,
+                     log=wd / f"loadgen-{phase.name}.log")
         # the longest a lookup can take after the last one starts: every attempt times out
         drain = resolv.timeout * resolv.attempts * max(1, len(resolv.nameservers)) + 5
         deadline = time.monotonic() + load.duration_s + drain + 30
@@ -253,6 +289,15 @@ class NetnsCluster:
         if proc.popen.returncode != 0 or not out_file.exists():
             raise BackendError(f"load generator failed ({proc.popen.returncode}): {proc.tail()}")
         nodes1, server1 = self._counters()
+        extra: dict[str, Any] = {}
+        if phase.faults:
+            extra["fault"] = {"kind": "race-window", "injected": True,
+                              "probability": phase.faults[0].probability,
+                              "hits": self.topology.race_fault_hits() - hits0,
+                              "pinned_cpus": bool(settings.get("pin_cpus"))}
+        if self.topology.nodelocal_enabled:
+            extra["nodelocal"] = {"interface": self.topology.nodelocal_interface,
+                                  "ip": P.NODELOCAL_IP}
         return PhaseMeasurement(
             load=json.loads(out_file.read_text()),
             series=series,
@@ -262,6 +307,7 @@ class NetnsCluster:
             duration_s=sampler.duration,
             resolv=resolv,
             sampler_cpu_s=sampler.cpu_s,
+            extra=extra,
         )
 
     def evidence(self) -> dict[str, str]:

@@ -99,3 +99,45 @@ http {{
     }}
 }}
 """
+
+
+def nodelocal_unbound_conf(
+    *, listen_ip: str, cluster_domain: str, cluster_dns: str, upstream: str, workdir: Path
+) -> str:
+    """NodeLocal DNSCache's Corefile shape, in unbound: a cache on the link-local address that
+    forwards the cluster domain (and reverse zones) to the kube-dns Service **over TCP**
+    (node-cache's ``force_tcp``), and everything else to the upstream resolver over UDP."""
+    zones = [cluster_domain, "in-addr.arpa", "ip6.arpa"]
+    fwd = "".join(
+        f'forward-zone:\n    name: "{z}."\n    forward-addr: {cluster_dns}\n'
+        "    forward-tcp-upstream: yes\n"
+        for z in zones
+    )
+    insecure = "".join(f'    domain-insecure: "{z}."\n' for z in zones)
+    return f"""server:
+    interface: {listen_ip}
+    port: 53
+    do-ip6: no
+    access-control: 0.0.0.0/0 allow
+    username: ""
+    chroot: ""
+    directory: "{workdir}"
+    pidfile: ""
+    use-syslog: no
+    logfile: ""
+    verbosity: 0
+    num-threads: 1
+    module-config: "iterator"
+    do-not-query-localhost: no
+    qname-minimisation: no
+    unblock-lan-zones: yes
+    insecure-lan-zones: yes
+    local-zone: "{cluster_domain}." nodefault
+    msg-cache-size: 16m
+    rrset-cache-size: 32m
+    cache-max-ttl: 30
+    cache-max-negative-ttl: 5
+{insecure}{fwd}forward-zone:
+    name: "."
+    forward-addr: {upstream}
+"""

@@ -20,9 +20,17 @@ import dns.rdatatype
 
 from harness.backends.netns import plan as P
 from harness.backends.netns.plan import TopologyPlan
-from harness.backends.netns.servers import coredns_argv, nginx_conf, upstream_argv
+from harness import nodelocal
+from harness.backends.netns.servers import (
+    coredns_argv,
+    nginx_conf,
+    nodelocal_unbound_conf,
+    upstream_argv,
+)
 from harness.dns.resolvconf import ResolvConf
 from harness.errors import BackendError, UnsafeRequest
+from harness.faults import TABLE as FAULT_TABLE
+from harness.faults import race_window_ruleset
 from harness.kernel import sysctl
 from harness.kernel.journal import Journal, state_dir
 from harness.kernel.netns import entered, run, socket_in
@@ -98,6 +106,8 @@ class Topology:
         self.coredns_cache = coredns_cache
         self.coredns_max_concurrent = coredns_max_concurrent
         self.coredns_replicas = len(plan.role("coredns"))
+        self.nodelocal_enabled = False
+        self.nodelocal_interface = ""
 
     # --- lifecycle -------------------------------------------------------------------
     def __enter__(self) -> Topology:
@@ -186,8 +196,15 @@ class Topology:
                           masquerade_all=self.plan.masquerade_all)
 
     def apply_kube_proxy(self) -> None:
-        """(Re)write every node's nat and filter tables in one atomic iptables-restore each."""
-        rules = self.node_nat() + render_filter(cluster_cidr=P.CLUSTER_CIDR)
+        """(Re)write every node's nat, filter and raw tables in one atomic iptables-restore
+        each (with NodeLocal DNSCache's NOTRACK/ACCEPT rules while it is enabled)."""
+        local = self.nodelocal_enabled
+        rules = (
+            self.node_nat()
+            + render_filter(cluster_cidr=P.CLUSTER_CIDR,
+                            extra=nodelocal.filter_rules() if local else None)
+            + (nodelocal.render_raw() if local else "*raw\nCOMMIT\n")
+        )
         for node in self.plan.nodes:
             run(["iptables-restore"], netns=node.ns, input_=rules)
 
@@ -308,6 +325,86 @@ class Topology:
         for name in p.external_names:
             self._wait_dns(client.ns, P.DNS_SERVICE_IP, name)
         self._wait_http(client.ns, P.HTTP_SERVICE_IP)
+
+    # --- NodeLocal DNSCache -------------------------------------------------------------
+    def _add_local_interface(self, ns: str) -> str:
+        """node-cache uses a dummy interface; kernels without CONFIG_DUMMY get an empty bridge."""
+        for kind in ("dummy", "bridge"):
+            res = run(["ip", "-n", ns, "link", "add", nodelocal.INTERFACE, "type", kind],
+                      check=False)
+            if res.returncode == 0:
+                return kind
+        raise BackendError(f"cannot create {nodelocal.INTERFACE} in {ns}: {res.stderr.strip()}")
+
+    def enable_nodelocal(self) -> None:
+        if self.nodelocal_enabled:
+            return
+        self.nodelocal_enabled = True
+        try:
+            for node in self.plan.nodes:
+                self.nodelocal_interface = self._add_local_interface(node.ns)
+                self._batch(node.ns, [f"addr add {nodelocal.LOCAL_IP}/32 dev {nodelocal.INTERFACE}",
+                                      f"link set {nodelocal.INTERFACE} up"])
+                wd = self.workdir / f"nodelocal-{node.name}"
+                wd.mkdir(exist_ok=True)
+                conf = wd / "unbound.conf"
+                conf.write_text(nodelocal_unbound_conf(
+                    listen_ip=nodelocal.LOCAL_IP, cluster_domain=self.plan.cluster_domain,
+                    cluster_dns=P.DNS_SERVICE_IP, upstream=P.UPSTREAM_IP, workdir=wd))
+                self.start(f"nodelocal-{node.name}", ["unbound", "-d", "-c", str(conf)], node.ns)
+            self.apply_kube_proxy()
+            client = self.plan.role("client")[0]
+            self._wait_dns(client.ns, nodelocal.LOCAL_IP,
+                           f"http-server.{self.plan.namespace}.svc.{self.plan.cluster_domain}")
+        except BaseException:
+            self.disable_nodelocal()
+            raise
+
+    def disable_nodelocal(self) -> None:
+        if not self.nodelocal_enabled:
+            return
+        for node in self.plan.nodes:
+            proc = self.procs.pop(f"nodelocal-{node.name}", None)
+            if proc is not None:
+                stop_pid(proc.pid, proc.start)
+            run(["ip", "-n", node.ns, "link", "del", nodelocal.INTERFACE], check=False)
+        self.nodelocal_enabled = False
+        self.apply_kube_proxy()
+
+    # --- injected race window --------------------------------------------------------------
+    def enable_race_fault(self, probability: float) -> None:
+        for node in self.plan.nodes:
+            run(["nft", "-f", "-"], netns=node.ns, input_=race_window_ruleset(probability))
+
+    def disable_race_fault(self) -> None:
+        for node in self.plan.nodes:
+            run(["nft", "delete", "table", "inet", FAULT_TABLE], netns=node.ns, check=False)
+
+    def race_fault_hits(self) -> int:
+        total = 0
+        for node in self.plan.nodes:
+            res = run(["nft", "-j", "list", "counters", "table", "inet", FAULT_TABLE],
+                      netns=node.ns, check=False)
+            if res.returncode == 0:
+                import json
+
+                for item in json.loads(res.stdout).get("nftables", []):
+                    if "counter" in item:
+                        total += int(item["counter"]["packets"])
+        return total
+
+    def pin(self, pids: list[int], cpus: set[int]) -> None:
+        import os
+
+        for pid in pids:
+            try:
+                os.sched_setaffinity(pid, cpus)
+            except OSError:
+                continue
+
+    def dns_server_pids(self) -> list[int]:
+        return [p.pid for name, p in self.procs.items()
+                if name.startswith(("coredns", "nodelocal", "upstream"))]
 
     # --- per-phase helpers ------------------------------------------------------------
     def flush_conntrack(self) -> None:
