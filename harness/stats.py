@@ -16,13 +16,14 @@ from harness.errors import BadInput
 
 DEFAULT_CONFIDENCE = 0.95
 # Latency buckets that match resolver behaviour: timeout:1, musl's 2.5 s retry, glibc's 5 s.
-LATENCY_EDGES_S: tuple[float, ...] = (0.1, 1.0, 2.5, 5.0)
+LATENCY_EDGES_S: tuple[float, ...] = (0.1, 1.0, 2.5, 5.0, 10.0)
 
 
 def _check_confidence(confidence: float) -> None:
     if not 0.0 < confidence < 1.0:
-        raise BadInput("confidence must lie strictly between 0 and 1", field="confidence",
-                       value=confidence)
+        raise BadInput(
+            "confidence must lie strictly between 0 and 1", field="confidence", value=confidence
+        )
 
 
 def _check_counts(k: int, n: int, field: str) -> None:
@@ -37,7 +38,9 @@ def z_two_sided(confidence: float) -> float:
 
 
 def wilson(k: int, n: int, confidence: float = DEFAULT_CONFIDENCE) -> tuple[float, float]:
-    """Wilson score interval for ``k`` events in ``n`` trials (R: ``prop.test(k, n, correct=FALSE)``).
+    """Wilson score interval for ``k`` events in ``n`` trials.
+
+    R: ``prop.test(k, n, correct=FALSE)$conf.int``.
 
     ``n == 0`` carries no information and returns ``(0.0, 1.0)``.
     """
@@ -220,17 +223,22 @@ def compare(
         sentence = f"no data: {head} {what}; a phase made no lookups"
     elif a.events == 0 and b.events == 0:
         outcome = "no-change"
-        sentence = (f"no change: {head} {what}; nothing to fix at this load (rate below "
-                    f"{_pct(b_ci[1])} before, {sure})")
+        sentence = (
+            f"no change: {head} {what}; nothing to fix at this load (rate below "
+            f"{_pct(b_ci[1])} before, {sure})"
+        )
     elif p < alpha:
         outcome = "fixed" if a.events == 0 else "improved"
-        sentence = (f"{outcome}: {head} {what} ({_pct(b.rate)} -> {_pct(a.rate)}, after "
-                    f"at most {_pct(a_ci[1])}), {format_p(log10_p)}, {sure}")
+        sentence = (
+            f"{outcome}: {head} {what} ({_pct(b.rate)} -> {_pct(a.rate)}, after "
+            f"at most {_pct(a_ci[1])}), {format_p(log10_p)}, {sure}"
+        )
     elif log_fisher_less(b.events, b.trials, a.events, a.trials) < math.log(alpha):
         outcome = "worse"
         p_worse = log_fisher_less(b.events, b.trials, a.events, a.trials) / math.log(10)
-        sentence = (f"worse: {head} {what} ({_pct(b.rate)} -> {_pct(a.rate)}), "
-                    f"{format_p(p_worse)}, {sure}")
+        sentence = (
+            f"worse: {head} {what} ({_pct(b.rate)} -> {_pct(a.rate)}), {format_p(p_worse)}, {sure}"
+        )
     else:
         outcome = "inconclusive"
         if b.events > 0:
@@ -238,22 +246,28 @@ def compare(
             hint = f"; about {needed} lookups per phase (add repeats) would settle it"
         else:
             hint = "; the baseline never timed out, so there is nothing to compare"
-        sentence = (f"inconclusive: {head} {what}, {format_p(log10_p)}: not {sure} the rate "
-                    f"fell{hint}")
+        sentence = (
+            f"inconclusive: {head} {what}, {format_p(log10_p)}: not {sure} the rate fell{hint}"
+        )
     return Comparison(b, a, b_ci, a_ci, p, log10_p, confidence, outcome, needed, sentence)
 
 
 def bucket_latencies(
     latencies_s: Sequence[float], edges_s: Sequence[float] = LATENCY_EDGES_S
 ) -> list[int]:
-    """Counts per bucket ``(-inf, e0], (e0, e1], ..., (e_last, inf)``; ``len(edges) + 1`` counts."""
+    """Counts per bucket ``[0, e0), [e0, e1), ..., [e_last, inf)``; ``len(edges) + 1`` counts.
+
+    Left-closed, so a lookup that waited exactly one 5 s resolver timeout (5.006 s) lands in
+    the ``[5, 10)`` bucket, the one that stands for "one full timeout".
+    """
     if list(edges_s) != sorted(set(edges_s)):
-        raise BadInput("bucket edges must be strictly increasing", field="edges_s",
-                       value=list(edges_s))
+        raise BadInput(
+            "bucket edges must be strictly increasing", field="edges_s", value=list(edges_s)
+        )
     counts = [0] * (len(edges_s) + 1)
     for x in latencies_s:
         i = 0
-        while i < len(edges_s) and x > edges_s[i]:
+        while i < len(edges_s) and x >= edges_s[i]:
             i += 1
         counts[i] += 1
     return counts

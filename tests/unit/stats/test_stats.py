@@ -12,9 +12,9 @@ from harness.stats import (
     bucket_latencies,
     compare,
     fisher_less,
+    log_fisher_less,
     lookups_to_detect,
     lookups_to_show_fix,
-    log_fisher_less,
     wilson,
     z_two_sided,
 )
@@ -98,7 +98,8 @@ def test_fisher_matches_exact_rational(table: tuple[int, int, int, int]) -> None
 def test_fisher_tiny_p_is_exact_in_log_space() -> None:
     exact = exact_fisher_less(0, 4000, 312, 4000)
     log10_exact = math.log10(exact.numerator) - math.log10(exact.denominator)
-    assert log_fisher_less(0, 4000, 312, 4000) / math.log(10) == pytest.approx(log10_exact, abs=1e-6)
+    log10_p = log_fisher_less(0, 4000, 312, 4000) / math.log(10)
+    assert log10_p == pytest.approx(log10_exact, abs=1e-6)
     assert log10_exact < -90
 
 
@@ -146,15 +147,15 @@ def test_lookups_to_show_fix_is_minimal(rate: float) -> None:
 
 
 def test_bucket_latencies() -> None:
-    lat = [0.001, 0.1, 0.5, 1.0, 1.2, 2.6, 5.0, 5.01, 10.0]
-    counts = bucket_latencies(lat)
+    lat = [0.001, 0.1, 0.5, 1.0, 1.2, 2.6, 5.0, 5.006, 10.0, 12.0]
+    edges = (0.1, 1.0, 2.5, 5.0, 10.0)
+    counts = bucket_latencies(lat, edges)
     assert sum(counts) == len(lat)
+    bounds = [0.0, *edges, float("inf")]
     assert counts == [
-        sum(1 for x in lat if x <= 0.1),
-        sum(1 for x in lat if 0.1 < x <= 1.0),
-        sum(1 for x in lat if 1.0 < x <= 2.5),
-        sum(1 for x in lat if 2.5 < x <= 5.0),
-        sum(1 for x in lat if x > 5.0),
+        sum(1 for x in lat if lo <= x < hi) for lo, hi in zip(bounds, bounds[1:], strict=False)
     ]
+    # one full 5 s resolver timeout is counted in the [5, 10) bucket
+    assert bucket_latencies([5.006], edges)[4] == 1
     with pytest.raises(BadInput, match="edges"):
         bucket_latencies(lat, (1.0, 0.5))
