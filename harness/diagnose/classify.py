@@ -121,8 +121,10 @@ def classify(s: Signals) -> Diagnosis:
     fill = _fill(s)
     if fill is not None:
         ev.append(f"conntrack count (peak) {s.peak_count}/{s.conntrack_max} ({fill:.0%} of max)")
-    ev.append(f"drop={s.drop} early_drop={s.early_drop} insert_failed={s.insert_failed} "
-              f"clash_resolve={s.clash_resolve} table_full_lines={s.table_full_lines}")
+    ev.append(
+        f"drop={s.drop} early_drop={s.early_drop} insert_failed={s.insert_failed} "
+        f"clash_resolve={s.clash_resolve} table_full_lines={s.table_full_lines}"
+    )
     if s.timeouts is not None and s.lookups is not None:
         ev.append(f"client: {s.timeouts}/{s.lookups} lookups timed out")
     gap = _server_gap(s)
@@ -144,8 +146,9 @@ def classify(s: Signals) -> Diagnosis:
     # 2. insert race: natural (insert_failed + drop) or an injected race window
     race_window = s.injected and (s.fault_kind or "").startswith("race")
     if race_window and (s.fault_hits or 0) > 0:
-        conf = "high" if (s.node_dropped or 0) > 0 or (s.same_port_unanswered or 0) > 0 else (
-            "medium")
+        conf = (
+            "high" if (s.node_dropped or 0) > 0 or (s.same_port_unanswered or 0) > 0 else ("medium")
+        )
         ev.append("the race window was INJECTED by the harness: not a natural kernel race")
         return Diagnosis("insert-race", conf, ev, REMEDIATION["insert-race"], injected=True)
     if s.insert_failed > 0 and (s.drop > 0 or (s.same_port_unanswered or 0) > 0):
@@ -159,8 +162,9 @@ def classify(s: Signals) -> Diagnosis:
         return Diagnosis("server-overload", conf, ev, REMEDIATION["server-overload"])
     # 4. an injected fault with no natural signature
     if s.injected and (s.fault_hits or 0) > 0:
-        return Diagnosis("injected-fault", "medium", ev, REMEDIATION["injected-fault"],
-                         injected=True)
+        return Diagnosis(
+            "injected-fault", "medium", ev, REMEDIATION["injected-fault"], injected=True
+        )
     # 5. nothing
     if s.clash_resolve > 0 and s.insert_failed == 0:
         ev.append("clash_resolve > 0 and insert_failed = 0: the kernel resolved every clash")
@@ -176,8 +180,9 @@ def classify(s: Signals) -> Diagnosis:
 def signals_from_phase(phase: PhaseResult) -> Signals:
     """The signals a finished phase carries in result.json."""
     ct = phase["conntrack"]
-    fault: Mapping[str, object] = phase.get("fault") or (phase["faults"][0] if phase["faults"]
-                                                          else {})
+    fault: Mapping[str, object] = phase.get("fault") or (
+        phase["faults"][0] if phase["faults"] else {}
+    )
     hits = fault.get("hits")
     kind = fault.get("kind")
     dns: Mapping[str, object] = phase["dns"]

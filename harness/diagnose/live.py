@@ -79,8 +79,12 @@ def read_live(
     ``dmesg_text`` may be supplied (e.g. from a node's journal); otherwise ``dmesg`` is run.
     """
     if netns is not None and not Path(ns.netns_path(netns)).exists():
-        raise BadInput("no such network namespace", field="netns", value=netns,
-                       allowed="a name under /run/netns")
+        raise BadInput(
+            "no such network namespace",
+            field="netns",
+            value=netns,
+            allowed="a name under /run/netns",
+        )
     notes: list[str] = []
     stat_text = _read(netns, STAT_PATH)
     stat = parse_stat(stat_text) if stat_text else {}
@@ -134,12 +138,17 @@ def diagnose_live(
     """``conntrack-harness diagnose`` on a live host or node: read, then classify."""
     readings = read_live(netns, resolv_conf=resolv_conf, dmesg_text=dmesg_text)
     diagnosis = classify(live_signals(readings))
-    extra = [f"timeouts: {k.removeprefix('nf_conntrack_')}={v}s" for k, v in
-             readings.timeouts.items()]
+    extra = [
+        f"timeouts: {k.removeprefix('nf_conntrack_')}={v}s" for k, v in readings.timeouts.items()
+    ]
     if readings.table_full is None:
         extra.append("dmesg not readable: 'table full' lines unknown")
     extra.extend(readings.notes)
     extra.append("counters are cumulative since the namespace (or host) was created")
-    return readings, Diagnosis(diagnosis.cause, diagnosis.confidence,
-                               [*diagnosis.evidence, *extra], diagnosis.remediation,
-                               diagnosis.injected)
+    return readings, Diagnosis(
+        diagnosis.cause,
+        diagnosis.confidence,
+        [*diagnosis.evidence, *extra],
+        diagnosis.remediation,
+        diagnosis.injected,
+    )

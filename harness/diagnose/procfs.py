@@ -26,14 +26,18 @@ def parse_stat(text: str) -> dict[str, int]:
     totals = dict.fromkeys(header, 0)
     for row_no, row in enumerate(lines[1:], start=1):
         if len(row) != len(header):
-            raise BadInput(f"line {row_no + 1} has {len(row)} columns, header has {len(header)}",
-                           field="/proc/net/stat/nf_conntrack", value=" ".join(row))
+            raise BadInput(
+                f"line {row_no + 1} has {len(row)} columns, header has {len(header)}",
+                field="/proc/net/stat/nf_conntrack",
+                value=" ".join(row),
+            )
         for name, cell in zip(header, row, strict=True):
             try:
                 value = int(cell, 16)
             except ValueError:
-                raise BadInput("not a hex counter", field=f"/proc/net/stat/nf_conntrack:{name}",
-                               value=cell) from None
+                raise BadInput(
+                    "not a hex counter", field=f"/proc/net/stat/nf_conntrack:{name}", value=cell
+                ) from None
             if name in _GLOBAL:
                 if row_no == 1:
                     totals[name] = value

@@ -32,8 +32,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client import start_http_server, write_to_textfile
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    start_http_server,
+    write_to_textfile,
+)
 
 from harness.errors import BadInput, UnsafeRequest
 from harness.result import AlertResult, PhaseResult, RunResult
@@ -64,15 +70,18 @@ def scaled_for_s(
 ) -> float:
     """The alert's ``for`` for a phase of this length (see the module docstring)."""
     if phase_duration_s <= 0 or sample_interval_s <= 0:
-        raise BadInput("durations must be positive", field="phase_duration_s",
-                       value=(phase_duration_s, sample_interval_s))
+        raise BadInput(
+            "durations must be positive",
+            field="phase_duration_s",
+            value=(phase_duration_s, sample_interval_s),
+        )
     scaled = PRODUCTION_FOR_S * phase_duration_s / PRODUCTION_WINDOW_S
     return min(PRODUCTION_FOR_S, max(2 * sample_interval_s, scaled))
 
 
 def near_full_fired(
     timeline: Sequence[Sequence[float]],
-    max: int,  # noqa: A002 - mirrors nf_conntrack_max
+    max: int,
     threshold: float = 0.9,
     for_s: float = 0.0,
 ) -> bool:
@@ -143,35 +152,64 @@ class HarnessMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.entries = Gauge("node_nf_conntrack_entries",
-                             "Number of currently allocated flow entries for connection tracking.",
-                             ["node"], registry=r)
-        self.limit = Gauge("node_nf_conntrack_entries_limit",
-                           "Maximum size of connection tracking table.", ["node"], registry=r)
+        self.entries = Gauge(
+            "node_nf_conntrack_entries",
+            "Number of currently allocated flow entries for connection tracking.",
+            ["node"],
+            registry=r,
+        )
+        self.limit = Gauge(
+            "node_nf_conntrack_entries_limit",
+            "Maximum size of connection tracking table.",
+            ["node"],
+            registry=r,
+        )
         self.stat = {
-            name: Gauge(f"node_nf_conntrack_stat_{name}",
-                        f"conntrack -S '{name}', summed over CPUs.", ["node"], registry=r)
+            name: Gauge(
+                f"node_nf_conntrack_stat_{name}",
+                f"conntrack -S '{name}', summed over CPUs.",
+                ["node"],
+                registry=r,
+            )
             for name in STAT_COUNTERS
         }
-        self.lookups = Counter("conntrack_harness_dns_lookups",
-                               "DNS lookups the harness made.", ["phase", "resolver"], registry=r)
-        self.timeouts = Counter("conntrack_harness_dns_timeouts",
-                                "Lookups that waited at least one full resolver timeout.",
-                                ["phase", "resolver"], registry=r)
-        self.failed = Counter("conntrack_harness_dns_failed",
-                              "Lookups that ended with no answer.", ["phase", "resolver"],
-                              registry=r)
-        self.latency = Histogram("conntrack_harness_dns_lookup_duration_seconds",
-                                 "Lookup latency as the application saw it.", ["phase"],
-                                 buckets=LOOKUP_BUCKETS_S, registry=r)
-        self.alert = Gauge("conntrack_harness_alert_fired",
-                           "1 when the alert rule fired in the phase (for scaled to the phase).",
-                           ["alertname", "phase"], registry=r)
+        self.lookups = Counter(
+            "conntrack_harness_dns_lookups",
+            "DNS lookups the harness made.",
+            ["phase", "resolver"],
+            registry=r,
+        )
+        self.timeouts = Counter(
+            "conntrack_harness_dns_timeouts",
+            "Lookups that waited at least one full resolver timeout.",
+            ["phase", "resolver"],
+            registry=r,
+        )
+        self.failed = Counter(
+            "conntrack_harness_dns_failed",
+            "Lookups that ended with no answer.",
+            ["phase", "resolver"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "conntrack_harness_dns_lookup_duration_seconds",
+            "Lookup latency as the application saw it.",
+            ["phase"],
+            buckets=LOOKUP_BUCKETS_S,
+            registry=r,
+        )
+        self.alert = Gauge(
+            "conntrack_harness_alert_fired",
+            "1 when the alert rule fired in the phase (for scaled to the phase).",
+            ["alertname", "phase"],
+            registry=r,
+        )
         self._servers: list[_Server] = []
 
     # --- feeding -------------------------------------------------------------------
-    def observe_conntrack(self, node: str, count: int, limit: int,
-                          stats: Mapping[str, int] | None = None) -> None:
+    def observe_conntrack(
+        self, node: str, count: int, limit: int, stats: Mapping[str, int] | None = None
+    ) -> None:
         """One sample of a node's table: count, max and the summed ``conntrack -S`` counters."""
         self.entries.labels(node=node).set(count)
         self.limit.labels(node=node).set(limit)
@@ -179,8 +217,9 @@ class HarnessMetrics:
             if name in self.stat:
                 self.stat[name].labels(node=node).set(value)
 
-    def observe_lookup(self, phase: str, resolver: str, seconds: float, *,
-                       timed_out: bool, failed: bool) -> None:
+    def observe_lookup(
+        self, phase: str, resolver: str, seconds: float, *, timed_out: bool, failed: bool
+    ) -> None:
         """One finished lookup."""
         self.lookups.labels(phase=phase, resolver=resolver).inc()
         if timed_out:
@@ -199,10 +238,16 @@ class HarnessMetrics:
             self.failed.labels(phase=label, resolver=dns["resolver"]).inc(dns["failed"])
             for node in phase["conntrack"]["nodes"]:
                 last = node["timeline"][-1][1] if node["timeline"] else node["peak_count"]
-                self.observe_conntrack(node["node"], int(last), node["max"], {
-                    k: int(v) for k, v in node.items()
-                    if k in STAT_COUNTERS and isinstance(v, int)
-                })
+                self.observe_conntrack(
+                    node["node"],
+                    int(last),
+                    node["max"],
+                    {
+                        k: int(v)
+                        for k, v in node.items()
+                        if k in STAT_COUNTERS and isinstance(v, int)
+                    },
+                )
             for name, alert in phase.get("alerts", {}).items():
                 self.alert.labels(alertname=name, phase=label).set(1 if alert["fired"] else 0)
 
@@ -224,8 +269,12 @@ class HarnessMetrics:
     def serve(self, port: int = 0, addr: str = "127.0.0.1") -> int:
         """Serve ``/metrics`` on loopback during a run; returns the port (0 picks a free one)."""
         if addr not in ("127.0.0.1", "::1", "localhost"):
-            raise UnsafeRequest("the metrics endpoint binds to loopback only", field="addr",
-                                value=addr, allowed="127.0.0.1")
+            raise UnsafeRequest(
+                "the metrics endpoint binds to loopback only",
+                field="addr",
+                value=addr,
+                allowed="127.0.0.1",
+            )
         httpd, thread = start_http_server(port, addr=addr, registry=self.registry)
         server = _Server(httpd, thread)
         self._servers.append(server)
@@ -244,7 +293,9 @@ class HarnessMetrics:
 
 
 def _phase_label(phase: PhaseResult) -> str:
-    return phase["name"] if phase["repeat_index"] == 0 else f"{phase['name']}#{phase['repeat_index']}"
+    return (
+        phase["name"] if phase["repeat_index"] == 0 else f"{phase['name']}#{phase['repeat_index']}"
+    )
 
 
 def alerts_by_phase(result: RunResult) -> Iterable[tuple[str, AlertResult]]:

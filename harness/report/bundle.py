@@ -56,15 +56,15 @@ def _text(src: Source) -> bytes:
 
 def _safe(name: str, what: str) -> str:
     if not _SAFE.match(name):
-        raise BadInput(f"{what} name is not safe as a file name", field=what, value=name,
-                       allowed=_SAFE.pattern)
+        raise BadInput(
+            f"{what} name is not safe as a file name", field=what, value=name, allowed=_SAFE.pattern
+        )
     return name
 
 
 def _mtime(result: RunResult) -> int:
     try:
-        return int(datetime.fromisoformat(result["finished_at"].replace("Z", "+00:00"))
-                   .timestamp())
+        return int(datetime.fromisoformat(result["finished_at"].replace("Z", "+00:00")).timestamp())
     except ValueError:
         return 0
 
@@ -74,13 +74,17 @@ def _readme(result: RunResult, members: list[str]) -> str:
     phases = "\n".join(
         f"- {p['name']}{' [INJECTED]' if p['injected'] else ''}: {p['dns']['timeouts']}/"
         f"{p['dns']['lookups']} lookups timed out, conntrack drop={p['conntrack']['drop']} "
-        f"-> {p['verdict']}" for p in result["phases"])
+        f"-> {p['verdict']}"
+        for p in result["phases"]
+    )
     files = "\n".join(f"- `{m}`" for m in members)
-    return (f"# conntrack-harness bug report: {result['scenario']}\n\n"
-            f"Verdict: **{result['verdict']}** (run `{result['run_id']}`, kernel "
-            f"`{env['kernel']}`, backend `{env['backend']}`).\n\n{phases}\n\n"
-            f"## Re-run\n\n```sh\n{result['command']}\n```\n\n(also `sh rerun.sh`)\n\n"
-            f"## Files\n\n{files}\n")
+    return (
+        f"# conntrack-harness bug report: {result['scenario']}\n\n"
+        f"Verdict: **{result['verdict']}** (run `{result['run_id']}`, kernel "
+        f"`{env['kernel']}`, backend `{env['backend']}`).\n\n{phases}\n\n"
+        f"## Re-run\n\n```sh\n{result['command']}\n```\n\n(also `sh rerun.sh`)\n\n"
+        f"## Files\n\n{files}\n"
+    )
 
 
 def write_bundle(
@@ -106,15 +110,19 @@ def write_bundle(
         "scenario.yaml": _text(scenario),
         "result.json": (json.dumps(result, indent=2, sort_keys=True) + "\n").encode(),
         "rerun.sh": f"#!/bin/sh\n# Re-run this scenario exactly as it was run.\nset -e\n"
-                    f"exec {result['command']}\n".encode(),
+        f"exec {result['command']}\n".encode(),
     }
     env = result["environment"]
     files["environment/kernel.txt"] = ((kernel or env["kernel"]).rstrip() + "\n").encode()
     files["environment/sysctls.txt"] = "".join(
-        f"{k} = {v}\n" for k, v in sorted(env["sysctls"].items())).encode()
+        f"{k} = {v}\n" for k, v in sorted(env["sysctls"].items())
+    ).encode()
     files["environment/tools.txt"] = "".join(
-        f"{k}: {v}\n" for k, v in sorted({**env["tools"], "python": env["python"],
-                                          "backend": env["backend"]}.items())).encode()
+        f"{k}: {v}\n"
+        for k, v in sorted(
+            {**env["tools"], "python": env["python"], "backend": env["backend"]}.items()
+        )
+    ).encode()
     for node, captured in (nodes or {}).items():
         base = f"nodes/{_safe(node, 'node')}"
         if captured.iptables_save is not None:
@@ -138,9 +146,11 @@ def write_bundle(
     mtime = _mtime(result)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".partial")
-    with open(tmp, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw,
-                                               mtime=mtime) as gz, \
-            tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
+    with (
+        open(tmp, "wb") as raw,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=mtime) as gz,
+        tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
+    ):
         for name in sorted(files):
             data = files[name]
             info = tarfile.TarInfo(f"{root}/{name}")

@@ -45,16 +45,33 @@ def render_junit(result: RunResult) -> str:
     failures = sum(p["verdict"] == "fail" for p in phases)
     errors = sum(p["verdict"] == "error" for p in phases)
     total_time = sum(p["duration_s"] for p in phases)
-    root = ET.Element("testsuites", name="conntrack-harness", tests=str(len(phases)),
-                      failures=str(failures), errors=str(errors), time=f"{total_time:.3f}")
-    suite = ET.SubElement(root, "testsuite", name=result["scenario"], tests=str(len(phases)),
-                          failures=str(failures), errors=str(errors), skipped="0",
-                          time=f"{total_time:.3f}", timestamp=result["started_at"],
-                          hostname=result["environment"]["hostname"])
+    root = ET.Element(
+        "testsuites",
+        name="conntrack-harness",
+        tests=str(len(phases)),
+        failures=str(failures),
+        errors=str(errors),
+        time=f"{total_time:.3f}",
+    )
+    suite = ET.SubElement(
+        root,
+        "testsuite",
+        name=result["scenario"],
+        tests=str(len(phases)),
+        failures=str(failures),
+        errors=str(errors),
+        skipped="0",
+        time=f"{total_time:.3f}",
+        timestamp=result["started_at"],
+        hostname=result["environment"]["hostname"],
+    )
     env = result["environment"]
     suite_props: list[tuple[str, object]] = [
-        ("run_id", result["run_id"]), ("verdict", result["verdict"]),
-        ("kernel", env["kernel"]), ("backend", env["backend"]), ("command", result["command"]),
+        ("run_id", result["run_id"]),
+        ("verdict", result["verdict"]),
+        ("kernel", env["kernel"]),
+        ("backend", env["backend"]),
+        ("command", result["command"]),
     ]
     for v in remediation_verdicts(summarize(result)):
         suite_props.append((f"remediation.{v.after.name}", v.comparison.sentence))
@@ -62,19 +79,28 @@ def render_junit(result: RunResult) -> str:
     _props(suite, suite_props)
     for p in phases:
         name = p["name"] if p["repeat_index"] == 0 else f"{p['name']}[{p['repeat_index']}]"
-        case = ET.SubElement(suite, "testcase", classname=f"conntrack_harness.{result['scenario']}",
-                             name=name, time=f"{p['duration_s']:.3f}")
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            classname=f"conntrack_harness.{result['scenario']}",
+            name=name,
+            time=f"{p['duration_s']:.3f}",
+        )
         _props(case, _phase_props(p))
         bad = [e for e in p["expectations"] if not e["ok"]]
         if p["verdict"] == "error":
-            ET.SubElement(case, "error", message="the phase did not complete",
-                          type="HarnessError").text = "\n".join(e["expect"] for e in bad)
+            ET.SubElement(
+                case, "error", message="the phase did not complete", type="HarnessError"
+            ).text = "\n".join(e["expect"] for e in bad)
         elif p["verdict"] == "fail":
             msg = "; ".join(f"{e['expect']} (observed {e['observed']})" for e in bad)
-            ET.SubElement(case, "failure", message=msg or "phase failed",
-                          type="ExpectationViolated").text = msg
+            ET.SubElement(
+                case, "failure", message=msg or "phase failed", type="ExpectationViolated"
+            ).text = msg
         out = ET.SubElement(case, "system-out")
-        out.text = "\n".join(f"{e['expect']}: observed {e['observed']} -> "
-                             f"{'ok' if e['ok'] else 'VIOLATED'}" for e in p["expectations"])
+        out.text = "\n".join(
+            f"{e['expect']}: observed {e['observed']} -> {'ok' if e['ok'] else 'VIOLATED'}"
+            for e in p["expectations"]
+        )
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

@@ -39,8 +39,10 @@ def render_markdown(result: RunResult) -> str:
         out += ["", "**Remediations** (one-sided Fisher exact test vs the baseline):", ""]
         for v in verdicts:
             what = ", ".join(v.after.remediations)
-            out.append(f"- `{v.after.name}` ({_cell(what)}) vs `{v.before.name}`: "
-                       f"{_cell(v.comparison.sentence)}")
+            out.append(
+                f"- `{v.after.name}` ({_cell(what)}) vs `{v.before.name}`: "
+                f"{_cell(v.comparison.sentence)}"
+            )
     failed = [(s.name, e) for s in summaries for e in s.failed_expectations]
     if failed:
         out += ["", "**Failed expectations:**", ""]
@@ -50,12 +52,16 @@ def render_markdown(result: RunResult) -> str:
         out += ["", "<details><summary>Diagnosis</summary>", ""]
         for s in causes:
             d = s.diagnosis
-            out.append(f"- `{s.name}`: **{d.label}** ({d.confidence} confidence). "
-                       f"{_cell(d.remediation)}")
+            out.append(
+                f"- `{s.name}`: **{d.label}** ({d.confidence} confidence). {_cell(d.remediation)}"
+            )
             out += [f"  - {_cell(line)}" for line in d.evidence]
         out += ["", "</details>"]
     if any(s.injected for s in summaries):
-        out += ["", "_Phases marked INJECTED had a fault added by the harness; they are not "
-                    "natural results._"]
+        out += [
+            "",
+            "_Phases marked INJECTED had a fault added by the harness; they are not "
+            "natural results._",
+        ]
     out += ["", f"Re-run: `{result['command']}`", ""]
     return "\n".join(out)

@@ -23,8 +23,9 @@ class ProgressReporter(Protocol):
 class PlainProgress:
     """``[phase] 12.0/20.0s lookups=480 timeouts=12`` at most every ``every_s`` seconds."""
 
-    def __init__(self, stream: TextIO, every_s: float = 5.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, stream: TextIO, every_s: float = 5.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.stream, self.every_s, self.clock = stream, every_s, clock
         self._name, self._duration, self._last = "", 0.0, -1e18
 
@@ -41,8 +42,10 @@ class PlainProgress:
         if now - self._last < self.every_s:
             return
         self._last = now
-        self._emit(f"[{self._name}] {elapsed_s:.1f}/{self._duration:g}s "
-                   f"lookups={lookups} timeouts={timeouts}")
+        self._emit(
+            f"[{self._name}] {elapsed_s:.1f}/{self._duration:g}s "
+            f"lookups={lookups} timeouts={timeouts}"
+        )
 
     def phase_finished(self, name: str, verdict: str) -> None:
         self._emit(f"[{name}] finished: {verdict}")
@@ -56,10 +59,13 @@ class RichProgress:
 
     def __init__(self, stream: TextIO) -> None:
         self._progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(),
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
             TextColumn("{task.completed:.0f}/{task.total:.0f}s"),
             TextColumn("lookups={task.fields[lookups]} timeouts={task.fields[timeouts]}"),
-            TimeRemainingColumn(), console=Console(file=stream), transient=False,
+            TimeRemainingColumn(),
+            console=Console(file=stream),
+            transient=False,
         )
         self._task: TaskID | None = None
         self._progress.start()
@@ -69,22 +75,25 @@ class RichProgress:
 
     def update(self, elapsed_s: float, lookups: int, timeouts: int) -> None:
         if self._task is not None:
-            self._progress.update(self._task, completed=elapsed_s, lookups=lookups,
-                                  timeouts=timeouts)
+            self._progress.update(
+                self._task, completed=elapsed_s, lookups=lookups, timeouts=timeouts
+            )
 
     def phase_finished(self, name: str, verdict: str) -> None:
         if self._task is not None:
             task = self._progress.tasks[-1]
-            self._progress.update(self._task, completed=task.total,
-                                  description=f"{name}: {verdict}")
+            self._progress.update(
+                self._task, completed=task.total, description=f"{name}: {verdict}"
+            )
             self._task = None
 
     def close(self) -> None:
         self._progress.stop()
 
 
-def make_progress(stream: TextIO | None = None,
-                  environ: Mapping[str, str] | None = None) -> ProgressReporter:
+def make_progress(
+    stream: TextIO | None = None, environ: Mapping[str, str] | None = None
+) -> ProgressReporter:
     """Rich on a TTY, plain lines when CI=true or not a terminal."""
     out = stream or sys.stderr
     if use_plain(out, environ):

@@ -59,12 +59,18 @@ def _summarize(group: list[PhaseResult]) -> PhaseSummary:
     timeouts = sum(p["dns"]["timeouts"] for p in group)
     diagnoses = [diagnose_phase(p) for p in group]
     diagnosis = next((d for d in diagnoses if d.cause != "none"), diagnoses[0])
-    alerts = [p["alerts"]["ConntrackTableNearFull"]["fired"] for p in group
-              if "ConntrackTableNearFull" in p.get("alerts", {})]
+    alerts = [
+        p["alerts"]["ConntrackTableNearFull"]["fired"]
+        for p in group
+        if "ConntrackTableNearFull" in p.get("alerts", {})
+    ]
     failed = tuple(
-        f"{e['expect']} (observed {e['observed']})" if len(group) == 1 else
-        f"{e['expect']} (observed {e['observed']}, repeat {p['repeat_index']})"
-        for p in group for e in p["expectations"] if not e["ok"]
+        f"{e['expect']} (observed {e['observed']})"
+        if len(group) == 1
+        else f"{e['expect']} (observed {e['observed']}, repeat {p['repeat_index']})"
+        for p in group
+        for e in p["expectations"]
+        if not e["ok"]
     )
     return PhaseSummary(
         name=first["name"],
@@ -107,8 +113,9 @@ def remediation_verdicts(
         before = same[-1] if same else (earlier[0] if earlier else None)
         if before is None:
             continue
-        cmp = compare((before.timeouts, before.lookups), (after.timeouts, after.lookups),
-                      confidence)
+        cmp = compare(
+            (before.timeouts, before.lookups), (after.timeouts, after.lookups), confidence
+        )
         out.append(RemediationVerdict(before, after, cmp))
     return out
 

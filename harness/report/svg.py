@@ -71,26 +71,40 @@ def _open(title: str, f: Frame, label: str) -> list[str]:
     ]
 
 
-def _axes(f: Frame, x_label: str, y_label: str, y_fmt: Callable[[float], str] = fmt_num,
-          x_ticks: Sequence[float] | None = None) -> list[str]:
+def _axes(
+    f: Frame,
+    x_label: str,
+    y_label: str,
+    y_fmt: Callable[[float], str] = fmt_num,
+    x_ticks: Sequence[float] | None = None,
+) -> list[str]:
     out = []
     for t in nice_ticks(f.y0, f.y1):
         y = f.y(t)
-        out.append(f'<line class="grid" x1="{ML}" x2="{f.width - MR}" y1="{y:.1f}" '
-                   f'y2="{y:.1f}"/>')
-        out.append(f'<text class="tick" x="{ML - 6}" y="{y + 4:.1f}" '
-                   f'text-anchor="end">{escape(y_fmt(t))}</text>')
+        out.append(f'<line class="grid" x1="{ML}" x2="{f.width - MR}" y1="{y:.1f}" y2="{y:.1f}"/>')
+        out.append(
+            f'<text class="tick" x="{ML - 6}" y="{y + 4:.1f}" '
+            f'text-anchor="end">{escape(y_fmt(t))}</text>'
+        )
     for t in x_ticks if x_ticks is not None else nice_ticks(f.x0, f.x1, 6):
         x = f.x(t)
-        out.append(f'<text class="tick" x="{x:.1f}" y="{f.height - MB + 14}" '
-                   f'text-anchor="middle">{escape(fmt_num(t))}</text>')
-    out.append(f'<line class="axis" x1="{ML}" x2="{f.width - MR}" y1="{f.height - MB}" '
-               f'y2="{f.height - MB}"/>')
+        out.append(
+            f'<text class="tick" x="{x:.1f}" y="{f.height - MB + 14}" '
+            f'text-anchor="middle">{escape(fmt_num(t))}</text>'
+        )
+    out.append(
+        f'<line class="axis" x1="{ML}" x2="{f.width - MR}" y1="{f.height - MB}" '
+        f'y2="{f.height - MB}"/>'
+    )
     out.append(f'<line class="axis" x1="{ML}" x2="{ML}" y1="{MT}" y2="{f.height - MB}"/>')
-    out.append(f'<text class="lbl" x="{(ML + f.width - MR) / 2}" y="{f.height - 6}" '
-               f'text-anchor="middle">{escape(x_label)}</text>')
-    out.append(f'<text class="lbl" transform="translate(14 {(MT + f.height - MB) / 2}) '
-               f'rotate(-90)" text-anchor="middle">{escape(y_label)}</text>')
+    out.append(
+        f'<text class="lbl" x="{(ML + f.width - MR) / 2}" y="{f.height - 6}" '
+        f'text-anchor="middle">{escape(x_label)}</text>'
+    )
+    out.append(
+        f'<text class="lbl" transform="translate(14 {(MT + f.height - MB) / 2}) '
+        f'rotate(-90)" text-anchor="middle">{escape(y_label)}</text>'
+    )
     return out
 
 
@@ -116,7 +130,7 @@ def conntrack_chart(
     """
     xs = [float(r[0]) for r in timeline] or [0.0]
     ys = [float(r[1]) for r in timeline] or [0.0]
-    top = max(limit, max(ys)) * 1.08
+    top = max(limit, *ys) * 1.08
     f = Frame(min(0.0, xs[0]), max(xs[-1], 1.0), 0.0, top)
     out = _open(title, f, f"{title}: conntrack entries over time, max {limit}")
     out += _axes(f, "time in phase (s)", "entries")
@@ -124,13 +138,16 @@ def conntrack_chart(
     area = f"{f.x(xs[0]):.1f},{f.y(0):.1f} {pts} {f.x(xs[-1]):.1f},{f.y(0):.1f}"
     out.append(f'<polygon class="area" points="{area}"/>')
     out.append(f'<polyline class="s-line" points="{pts}"/>')
-    for level, cls, text in ((limit, "max", f"nf_conntrack_max {limit}"),
-                             (limit * threshold, "thr", f"alert {threshold:.0%}")):
+    for level, cls, text in (
+        (limit, "max", f"nf_conntrack_max {limit}"),
+        (limit * threshold, "thr", f"alert {threshold:.0%}"),
+    ):
         y = f.y(level)
-        out.append(f'<line class="{cls}" x1="{ML}" x2="{f.width - MR}" y1="{y:.1f}" '
-                   f'y2="{y:.1f}"/>')
-        out.append(f'<text class="tick {cls}-t" x="{f.width - MR - 4}" y="{y - 4:.1f}" '
-                   f'text-anchor="end">{escape(text)}</text>')
+        out.append(f'<line class="{cls}" x1="{ML}" x2="{f.width - MR}" y1="{y:.1f}" y2="{y:.1f}"/>')
+        out.append(
+            f'<text class="tick {cls}-t" x="{f.width - MR - 4}" y="{y - 4:.1f}" '
+            f'text-anchor="end">{escape(text)}</text>'
+        )
     marks = 0
     prev_drop = 0.0
     for r in timeline:
@@ -139,8 +156,10 @@ def conntrack_chart(
             prev_drop = r[2]
         if dropping:
             marks += 1
-            out.append(f'<circle class="drop" cx="{f.x(r[0]):.1f}" cy="{f.y(r[1]):.1f}" r="3">'
-                       f"<title>t={fmt_num(r[0])}s: dropping</title></circle>")
+            out.append(
+                f'<circle class="drop" cx="{f.x(r[0]):.1f}" cy="{f.y(r[1]):.1f}" r="3">'
+                f"<title>t={fmt_num(r[0])}s: dropping</title></circle>"
+            )
     out += _legend(f, [("entries", "s-ent"), (f"drops ({marks} samples)", "s-bad")])
     out.append("</svg>")
     return "\n".join(out)
@@ -157,13 +176,17 @@ def outcomes_chart(title: str, timeline: Sequence[Sequence[float]]) -> str:
     for t, n, bad in rows:
         ok = max(0.0, n - bad)
         x = f.x(t) - bw
-        out.append(f'<rect class="s-okf" x="{x:.1f}" y="{f.y(ok):.1f}" width="{bw:.1f}" '
-                   f'height="{f.y(0) - f.y(ok):.1f}"><title>t={fmt_num(t)}s: {int(ok)} ok'
-                   f"</title></rect>")
+        out.append(
+            f'<rect class="s-okf" x="{x:.1f}" y="{f.y(ok):.1f}" width="{bw:.1f}" '
+            f'height="{f.y(0) - f.y(ok):.1f}"><title>t={fmt_num(t)}s: {int(ok)} ok'
+            f"</title></rect>"
+        )
         if bad:
-            out.append(f'<rect class="s-bad" x="{x:.1f}" y="{f.y(n):.1f}" width="{bw:.1f}" '
-                       f'height="{f.y(ok) - f.y(n):.1f}"><title>t={fmt_num(t)}s: {int(bad)} '
-                       f"timed out</title></rect>")
+            out.append(
+                f'<rect class="s-bad" x="{x:.1f}" y="{f.y(n):.1f}" width="{bw:.1f}" '
+                f'height="{f.y(ok) - f.y(n):.1f}"><title>t={fmt_num(t)}s: {int(bad)} '
+                f"timed out</title></rect>"
+            )
     out += _legend(f, [("answered", "s-okf"), ("timed out", "s-bad")])
     out.append("</svg>")
     return "\n".join(out)
@@ -183,10 +206,13 @@ def bar_chart(
 ) -> str:
     """Vertical bars with optional [low, high] error whiskers."""
     tops = [*values, *(hi for _, hi in errors or [])]
-    f = Frame(0.0, float(len(values)), 0.0, max(max(tops, default=0.0) * 1.15, 1e-9),
-              width=width)
-    out = _open(title, f, f"{title}: " + ", ".join(
-        f"{lab} {value_fmt(v)}" for lab, v in zip(labels, values, strict=True)))
+    f = Frame(0.0, float(len(values)), 0.0, max(max(tops, default=0.0) * 1.15, 1e-9), width=width)
+    out = _open(
+        title,
+        f,
+        f"{title}: "
+        + ", ".join(f"{lab} {value_fmt(v)}" for lab, v in zip(labels, values, strict=True)),
+    )
     out += _axes(f, "", y_label, y_fmt, x_ticks=[])
     slot = f.x(1.0) - f.x(0.0)
     bw = slot * 0.6
@@ -194,17 +220,25 @@ def bar_chart(
         x = f.x(i) + (slot - bw) / 2
         y = f.y(v)
         h = max(f.y(0) - y, 0.0)
-        out.append(f'<rect class="{cls}" x="{x:.1f}" y="{y:.1f}" width="{bw:.1f}" '
-                   f'height="{h:.1f}"><title>{escape(lab)}: {escape(value_fmt(v))}</title></rect>')
+        out.append(
+            f'<rect class="{cls}" x="{x:.1f}" y="{y:.1f}" width="{bw:.1f}" '
+            f'height="{h:.1f}"><title>{escape(lab)}: {escape(value_fmt(v))}</title></rect>'
+        )
         if errors:
             lo, hi = errors[i]
             cx = x + bw / 2
-            out.append(f'<path class="err" d="M{cx:.1f},{f.y(lo):.1f}V{f.y(hi):.1f}'
-                       f'M{cx - 5:.1f},{f.y(hi):.1f}h10M{cx - 5:.1f},{f.y(lo):.1f}h10"/>')
+            out.append(
+                f'<path class="err" d="M{cx:.1f},{f.y(lo):.1f}V{f.y(hi):.1f}'
+                f'M{cx - 5:.1f},{f.y(hi):.1f}h10M{cx - 5:.1f},{f.y(lo):.1f}h10"/>'
+            )
         top = f.y(errors[i][1]) if errors else y
-        out.append(f'<text class="val" x="{x + bw / 2:.1f}" y="{top - 5:.1f}" '
-                   f'text-anchor="middle">{escape(value_fmt(v))}</text>')
-        out.append(f'<text class="tick" x="{x + bw / 2:.1f}" y="{f.height - MB + 14}" '
-                   f'text-anchor="middle">{escape(lab)}</text>')
+        out.append(
+            f'<text class="val" x="{x + bw / 2:.1f}" y="{top - 5:.1f}" '
+            f'text-anchor="middle">{escape(value_fmt(v))}</text>'
+        )
+        out.append(
+            f'<text class="tick" x="{x + bw / 2:.1f}" y="{f.height - MB + 14}" '
+            f'text-anchor="middle">{escape(lab)}</text>'
+        )
     out.append("</svg>")
     return "\n".join(out)

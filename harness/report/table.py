@@ -30,23 +30,26 @@ def use_plain(stream: TextIO, environ: Mapping[str, str] | None = None) -> bool:
 
 def verdict_rows(result: RunResult) -> list[tuple[str, str, str, str, str, str]]:
     """The table's rows as strings, one per phase (repeats pooled)."""
-    rows = []
+    rows: list[tuple[str, str, str, str, str, str]] = []
     for s in summarize(result):
         name = s.name if s.repeats == 1 else f"{s.name} (x{s.repeats})"
-        rows.append((
-            name,
-            "INJECTED" if s.injected else "no",
-            str(s.lookups),
-            rate_with_ci(s),
-            str(s.drops),
-            s.verdict,
-        ))
+        rows.append(
+            (
+                name,
+                "INJECTED" if s.injected else "no",
+                str(s.lookups),
+                rate_with_ci(s),
+                str(s.drops),
+                s.verdict,
+            )
+        )
     return rows
 
 
 def _footer(result: RunResult) -> list[str]:
-    lines = [f"{v.after.name}: {v.comparison.sentence}"
-             for v in remediation_verdicts(summarize(result))]
+    lines = [
+        f"{v.after.name}: {v.comparison.sentence}" for v in remediation_verdicts(summarize(result))
+    ]
     lines.append(f"run verdict: {result['verdict']}")
     return lines
 
@@ -79,14 +82,19 @@ def rich_table(result: RunResult) -> Table:
     return table
 
 
-def print_verdict_table(result: RunResult, stream: TextIO | None = None,
-                        environ: Mapping[str, str] | None = None) -> None:
-    """Print the table: rich on a terminal, plain lines otherwise."""
+def print_verdict_table(
+    result: RunResult,
+    stream: TextIO | None = None,
+    environ: Mapping[str, str] | None = None,
+    width: int | None = None,
+) -> None:
+    """Print the table: rich on a terminal (``width``: default the terminal's), plain lines
+    otherwise."""
     out = stream or sys.stdout
     if use_plain(out, environ):
         out.write(render_plain_table(result))
         return
-    console = Console(file=out)
+    console = Console(file=out, width=width)
     console.print(rich_table(result))
     for line in _footer(result):
         console.print(line, highlight=False)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.result import (
+    SCHEMA_VERSION,
     ConntrackResult,
     DNSResult,
     Environment,
@@ -25,7 +26,6 @@ from harness.result import (
     NodeConntrack,
     PhaseResult,
     RunResult,
-    SCHEMA_VERSION,
     Verdict,
 )
 from harness.scenario.expect import Expectation
@@ -83,6 +83,10 @@ def _percentile(sorted_xs: list[float], q: float) -> float:
     return sorted_xs[i]
 
 
+def _ms(sorted_s: list[float], q: float) -> float:
+    return round(_percentile(sorted_s, q) * 1000, 3)
+
+
 def _simulate(m: PhaseModel) -> _Sim:
     rng = random.Random(m.seed * 7919 + m.repeat_index)
     s = _Sim()
@@ -132,8 +136,9 @@ def _simulate(m: PhaseModel) -> _Sim:
                     s.full_waits += 1
                     s.latencies.append(RESOLVER_TIMEOUT_S + rng.random() * 0.01)
                     second_timeouts += 1
-                elif (m.race_probability and m.same_socket_pairs
-                      and rng.random() < m.race_probability):
+                elif (
+                    m.race_probability and m.same_socket_pairs and rng.random() < m.race_probability
+                ):
                     s.fault_hits += 1
                     s.node_dropped += 1
                     s.server_received -= 1
@@ -158,18 +163,37 @@ def _simulate(m: PhaseModel) -> _Sim:
 def _node(name: str, m: PhaseModel, s: _Sim | None) -> NodeConntrack:
     if s is None:  # a quiet node: a few long-lived entries
         timeline = [[i * SAMPLE_INTERVAL_S, 12, 0] for i in range(1, round(m.duration_s / 0.5) + 1)]
-        return {"node": name, "max": m.conntrack_max, "peak_count": 12, "drop": 0,
-                "early_drop": 0, "insert_failed": 0, "clash_resolve": 0, "insert": 12,
-                "invalid": 0, "table_full_lines": 0, "states_at_peak": {"ESTABLISHED": 12},
-                "dns_in": 0, "dns_out": 0, "timeline": timeline}
+        return {
+            "node": name,
+            "max": m.conntrack_max,
+            "peak_count": 12,
+            "drop": 0,
+            "early_drop": 0,
+            "insert_failed": 0,
+            "clash_resolve": 0,
+            "insert": 12,
+            "invalid": 0,
+            "table_full_lines": 0,
+            "states_at_peak": {"ESTABLISHED": 12},
+            "dns_in": 0,
+            "dns_out": 0,
+            "timeline": timeline,
+        }
     time_wait = max(0, s.peak - m.base_entries)
     return {
-        "node": name, "max": m.conntrack_max, "peak_count": s.peak, "drop": s.drop,
-        "early_drop": 1 if s.drop else 0, "insert_failed": 0, "clash_resolve": 0,
-        "insert": round(m.new_conns_per_s * m.duration_s), "invalid": 0,
+        "node": name,
+        "max": m.conntrack_max,
+        "peak_count": s.peak,
+        "drop": s.drop,
+        "early_drop": 1 if s.drop else 0,
+        "insert_failed": 0,
+        "clash_resolve": 0,
+        "insert": round(m.new_conns_per_s * m.duration_s),
+        "invalid": 0,
         "table_full_lines": s.table_full_lines,
         "states_at_peak": {"TIME_WAIT": time_wait, "ESTABLISHED": m.base_entries},
-        "dns_in": s.queries_sent, "dns_out": s.queries_sent - s.node_dropped,
+        "dns_in": s.queries_sent,
+        "dns_out": s.queries_sent - s.node_dropped,
         "timeline": s.ct_timeline,
     }
 
@@ -182,57 +206,88 @@ def build_phase(m: PhaseModel) -> PhaseResult:
     lo, hi = wilson(s.timeouts, lookups)
     rate = s.timeouts / lookups if lookups else 0.0
     dns: DNSResult = {
-        "lookups": lookups, "timeouts": s.timeouts, "timeout_rate": rate,
+        "lookups": lookups,
+        "timeouts": s.timeouts,
+        "timeout_rate": rate,
         "timeout_rate_ci": {"rate": rate, "low": lo, "high": hi},
-        "failed": s.failed, "failed_rate": s.failed / lookups if lookups else 0.0,
+        "failed": s.failed,
+        "failed_rate": s.failed / lookups if lookups else 0.0,
         "full_timeout_waits": s.full_waits,
         "full_timeout_rate": s.full_waits / lookups if lookups else 0.0,
-        "queries_sent": s.queries_sent, "queries_unanswered": s.unanswered,
+        "queries_sent": s.queries_sent,
+        "queries_unanswered": s.unanswered,
         "queries_per_lookup": s.queries_sent / lookups if lookups else 0.0,
-        "latency_ms": {q: round(_percentile(lat, v) * 1000, 3)
-                       for q, v in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("max", 1.0))},  # type: ignore[misc]
-        "resolver": "glibc", "timeline": s.dns_timeline,
+        "latency_ms": {
+            "p50": _ms(lat, 0.5),
+            "p90": _ms(lat, 0.9),
+            "p99": _ms(lat, 0.99),
+            "max": _ms(lat, 1.0),
+        },
+        "resolver": "glibc",
+        "timeline": s.dns_timeline,
         "latency_hist": {"edges_s": list(LATENCY_EDGES_S), "counts": bucket_latencies(lat)},
     }
     nodes = [_node("node-1", m, s)] + [_node(n, m, None) for n in m.extra_nodes]
-    log = [f"[{100 + i * 5:>5}.{i:06d}] nf_conntrack: table full in netns 4026532{i % 9}12, "
-           "dropping packet" for i in range(s.table_full_lines)]
+    log = [
+        f"[{100 + i * 5:>5}.{i:06d}] nf_conntrack: table full in netns 4026532{i % 9}12, "
+        "dropping packet"
+        for i in range(s.table_full_lines)
+    ]
     ct: ConntrackResult = {
-        "max": m.conntrack_max, "peak_count": max(n["peak_count"] for n in nodes),
+        "max": m.conntrack_max,
+        "peak_count": max(n["peak_count"] for n in nodes),
         "peak_fill": max(n["peak_count"] for n in nodes) / m.conntrack_max,
-        "drop": sum(n["drop"] for n in nodes), "early_drop": sum(n["early_drop"] for n in nodes),
-        "insert_failed": 0, "clash_resolve": 0,
-        "table_full_lines": s.table_full_lines, "table_full_log": log, "nodes": nodes,
+        "drop": sum(n["drop"] for n in nodes),
+        "early_drop": sum(n["early_drop"] for n in nodes),
+        "insert_failed": 0,
+        "clash_resolve": 0,
+        "table_full_lines": s.table_full_lines,
+        "table_full_log": log,
+        "nodes": nodes,
     }
     injected = m.race_probability > 0
     phase: PhaseResult = {
-        "name": m.name, "repeat_index": m.repeat_index, "remediations": list(m.remediations),
+        "name": m.name,
+        "repeat_index": m.repeat_index,
+        "remediations": list(m.remediations),
         "injected": injected,
         "faults": [{"kind": "race-window", "probability": m.race_probability, "injected": True}]
-        if injected else [],
-        "duration_s": m.duration_s, "dns": dns,
-        "http": {"mode": m.http_mode, "requests": round(m.new_conns_per_s * m.duration_s),
-                 "failures": s.drop // 4, "failure_rate": 0.0,
-                 "new_connections": round(m.new_conns_per_s * m.duration_s)},
+        if injected
+        else [],
+        "duration_s": m.duration_s,
+        "dns": dns,
+        "http": {
+            "mode": m.http_mode,
+            "requests": round(m.new_conns_per_s * m.duration_s),
+            "failures": s.drop // 4,
+            "failure_rate": 0.0,
+            "new_connections": round(m.new_conns_per_s * m.duration_s),
+        },
         "conntrack": ct,
         "server": {"received": s.server_received, "answered": s.server_answered},
         "node": {"dns_dropped": s.node_dropped},
         "agreement": {
-            "client_unanswered": s.unanswered, "node_dropped": s.node_dropped,
+            "client_unanswered": s.unanswered,
+            "node_dropped": s.node_dropped,
             "server_unanswered": s.server_received - s.server_answered,
             "explained": _explain(s),
         },
-        "expectations": [], "verdict": "pass",
+        "expectations": [],
+        "verdict": "pass",
     }
     if phase["http"] is not None and phase["http"]["requests"]:
         phase["http"]["failure_rate"] = phase["http"]["failures"] / phase["http"]["requests"]
     if injected:
-        phase["fault"] = {"kind": "race-window", "probability": m.race_probability,
-                          "hits": s.fault_hits, "injected": True}
+        phase["fault"] = {
+            "kind": "race-window",
+            "probability": m.race_probability,
+            "hits": s.fault_hits,
+            "injected": True,
+        }
     results: list[ExpectationResult] = []
     for text in m.expect:
         e = Expectation.parse(text)
-        ok, observed = e.evaluate(phase)  # type: ignore[arg-type]
+        ok, observed = e.evaluate(phase)
         results.append({"expect": str(e), "observed": observed, "ok": ok})
     phase["expectations"] = results
     verdict: Verdict = "pass" if all(r["ok"] for r in results) else "fail"
@@ -255,57 +310,109 @@ def _explain(s: _Sim) -> str:
 
 def _environment() -> Environment:
     return {
-        "kernel": "6.18.0", "backend": "netns", "hostname": "ci-runner-1", "python": "3.11.2",
-        "sysctls": {"net.netfilter.nf_conntrack_max": "2048",
-                    "net.netfilter.nf_conntrack_tcp_timeout_time_wait": "120",
-                    "net.netfilter.nf_conntrack_udp_timeout": "30"},
+        "kernel": "6.18.0",
+        "backend": "netns",
+        "hostname": "ci-runner-1",
+        "python": "3.11.2",
+        "sysctls": {
+            "net.netfilter.nf_conntrack_max": "2048",
+            "net.netfilter.nf_conntrack_tcp_timeout_time_wait": "120",
+            "net.netfilter.nf_conntrack_udp_timeout": "30",
+        },
         "tools": {"iptables": "1.8.9 (nf_tables)", "conntrack": "1.4.7", "dnsmasq": "2.89"},
     }
 
 
-def build_run(name: str, models: list[PhaseModel], *, scenario_file: str | None = None
-              ) -> RunResult:
+def build_run(
+    name: str, models: list[PhaseModel], *, scenario_file: str | None = None
+) -> RunResult:
     phases = [build_phase(m) for m in models]
     verdict: Verdict = "pass" if all(p["verdict"] == "pass" for p in phases) else "fail"
     return {
-        "schema_version": SCHEMA_VERSION, "run_id": f"{name}-20261121T101500Z",
-        "scenario": name, "scenario_file": scenario_file or f"scenarios/{name}.yaml",
-        "started_at": "2026-11-21T10:15:00Z", "finished_at": "2026-11-21T10:16:10Z",
+        "schema_version": SCHEMA_VERSION,
+        "run_id": f"{name}-20261121T101500Z",
+        "scenario": name,
+        "scenario_file": scenario_file or f"scenarios/{name}.yaml",
+        "started_at": "2026-11-21T10:15:00Z",
+        "finished_at": "2026-11-21T10:16:10Z",
         "command": f"conntrack-harness run scenarios/{name}.yaml --backend netns",
-        "verdict": verdict, "environment": _environment(), "phases": phases,
+        "verdict": verdict,
+        "environment": _environment(),
+        "phases": phases,
     }
 
 
 def exhaustion_run() -> RunResult:
     """Short-lived HTTP fills a 2048-entry table; pooling and bigger/faster tables fix it."""
-    return build_run("conntrack-exhaustion", [
-        PhaseModel("baseline", expect=("dns.timeout_rate >= 0.1", "conntrack.drop > 0")),
-        PhaseModel("pooling", remediations=("pooling",), new_conns_per_s=0.4,
-                   http_mode="pooled", seed=2,
-                   expect=("dns.timeout_rate <= 0.001", "conntrack.drop == 0")),
-        PhaseModel("sysctls", remediations=("conntrack-sysctls",), conntrack_max=65536,
-                   seed=3, expect=("dns.timeout_rate <= 0.001", "conntrack.drop == 0")),
-    ])
+    return build_run(
+        "conntrack-exhaustion",
+        [
+            PhaseModel("baseline", expect=("dns.timeout_rate >= 0.1", "conntrack.drop > 0")),
+            PhaseModel(
+                "pooling",
+                remediations=("pooling",),
+                new_conns_per_s=0.4,
+                http_mode="pooled",
+                seed=2,
+                expect=("dns.timeout_rate <= 0.001", "conntrack.drop == 0"),
+            ),
+            PhaseModel(
+                "sysctls",
+                remediations=("conntrack-sysctls",),
+                conntrack_max=65536,
+                seed=3,
+                expect=("dns.timeout_rate <= 0.001", "conntrack.drop == 0"),
+            ),
+        ],
+    )
 
 
 def race_run() -> RunResult:
     """An INJECTED race window drops AAAA of same-port pairs; single-request-reopen fixes it."""
-    return build_run("insert-race-injected", [
-        PhaseModel("baseline-race", race_probability=0.3, new_conns_per_s=5, seed=4,
-                   expect=("dns.timeout_rate >= 0.05",)),
-        PhaseModel("single-request-reopen", remediations=("resolver-option",),
-                   race_probability=0.3, same_socket_pairs=False, new_conns_per_s=5, seed=5,
-                   expect=("dns.timeout_rate <= 0.001",)),
-        PhaseModel("nodelocal-dns", remediations=("nodelocal-dns",), race_probability=0.3,
-                   same_socket_pairs=False, new_conns_per_s=5, seed=6,
-                   expect=("dns.timeout_rate <= 0.001",)),
-    ])
+    return build_run(
+        "insert-race-injected",
+        [
+            PhaseModel(
+                "baseline-race",
+                race_probability=0.3,
+                new_conns_per_s=5,
+                seed=4,
+                expect=("dns.timeout_rate >= 0.05",),
+            ),
+            PhaseModel(
+                "single-request-reopen",
+                remediations=("resolver-option",),
+                race_probability=0.3,
+                same_socket_pairs=False,
+                new_conns_per_s=5,
+                seed=5,
+                expect=("dns.timeout_rate <= 0.001",),
+            ),
+            PhaseModel(
+                "nodelocal-dns",
+                remediations=("nodelocal-dns",),
+                race_probability=0.3,
+                same_socket_pairs=False,
+                new_conns_per_s=5,
+                seed=6,
+                expect=("dns.timeout_rate <= 0.001",),
+            ),
+        ],
+    )
 
 
 def overload_phase() -> PhaseResult:
     """DNS servers that answer fewer queries than they receive (no conntrack trouble)."""
-    return build_phase(PhaseModel("overload", new_conns_per_s=5, dns_per_s=100,
-                                  conntrack_max=65536, server_capacity_per_s=150, seed=7))
+    return build_phase(
+        PhaseModel(
+            "overload",
+            new_conns_per_s=5,
+            dns_per_s=100,
+            conntrack_max=65536,
+            server_capacity_per_s=150,
+            seed=7,
+        )
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

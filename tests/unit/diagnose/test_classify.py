@@ -16,8 +16,9 @@ def test_exhaustion_baseline_is_exhaustion_and_remediations_are_none() -> None:
     assert d.confidence == "high"
     assert not d.injected
     assert "nf_conntrack_max" in d.remediation
-    assert any(f"{base['conntrack']['peak_count']}/{base['conntrack']['max']}" in e
-               for e in d.evidence)
+    assert any(
+        f"{base['conntrack']['peak_count']}/{base['conntrack']['max']}" in e for e in d.evidence
+    )
     for p in fixed:
         assert diagnose_phase(p).cause == "none", p["name"]
 
@@ -43,22 +44,27 @@ def test_server_overload() -> None:
 
 
 def test_natural_race_from_counters() -> None:
-    d = classify(Signals(conntrack_max=65536, peak_count=900, insert_failed=4, drop=4,
-                         lookups=80000, timeouts=4))
+    d = classify(
+        Signals(
+            conntrack_max=65536, peak_count=900, insert_failed=4, drop=4, lookups=80000, timeouts=4
+        )
+    )
     assert d.cause == "insert-race"
     assert not d.injected
 
 
 def test_clash_resolved_is_none_with_evidence() -> None:
-    d = classify(Signals(conntrack_max=65536, peak_count=900, clash_resolve=50_000,
-                         lookups=1000, timeouts=0))
+    d = classify(
+        Signals(conntrack_max=65536, peak_count=900, clash_resolve=50_000, lookups=1000, timeouts=0)
+    )
     assert d.cause == "none"
     assert any("resolved every clash" in e for e in d.evidence)
 
 
 def test_injected_fault_without_race_signature() -> None:
-    d = classify(Signals(injected=True, fault_kind="blackhole", fault_hits=12, timeouts=12,
-                         lookups=100))
+    d = classify(
+        Signals(injected=True, fault_kind="blackhole", fault_hits=12, timeouts=12, lookups=100)
+    )
     assert d.cause == "injected-fault"
     assert d.injected
 

@@ -7,8 +7,10 @@ import pytest
 from harness.diagnose.procfs import parse_stat, table_full_lines
 from harness.errors import BadInput
 
-HEADER = ("entries clashres found new invalid ignore delete chainlength insert insert_failed "
-          "drop early_drop icmp_error expect_new expect_create expect_delete search_restart")
+HEADER = (
+    "entries clashres found new invalid ignore delete chainlength insert insert_failed "
+    "drop early_drop icmp_error expect_new expect_create expect_delete search_restart"
+)
 
 
 def _render(rows: list[dict[str, int]]) -> str:

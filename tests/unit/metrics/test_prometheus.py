@@ -85,10 +85,17 @@ def test_registry_from_result(tmp_path: Path) -> None:
     assert _value(text, 'node_nf_conntrack_entries{node="node-1"}') == last["timeline"][-1][1]
     assert _value(text, 'node_nf_conntrack_entries_limit{node="node-1"}') == last["max"]
     base = run["phases"][0]
-    assert _value(text, 'conntrack_harness_dns_timeouts_total{phase="baseline",resolver="glibc"}'
-                  ) == base["dns"]["timeouts"]
-    assert _value(text, 'conntrack_harness_alert_fired{alertname="ConntrackTableNearFull",'
-                        'phase="baseline"}') == 1
+    assert (
+        _value(text, 'conntrack_harness_dns_timeouts_total{phase="baseline",resolver="glibc"}')
+        == base["dns"]["timeouts"]
+    )
+    assert (
+        _value(
+            text,
+            'conntrack_harness_alert_fired{alertname="ConntrackTableNearFull",phase="baseline"}',
+        )
+        == 1
+    )
     assert "node_nf_conntrack_stat_drop" in text
     out = m.write_textfile(tmp_path / "conntrack_harness.prom")
     assert out.read_text() == text
@@ -101,12 +108,21 @@ def test_observe_lookup_histogram() -> None:
     for s, bad in ((0.002, False), (5.004, True), (0.3, False)):
         m.observe_lookup("baseline", "glibc", s, timed_out=bad, failed=False)
     text = m.text()
-    assert _value(text, 'conntrack_harness_dns_lookups_total{phase="baseline",resolver="glibc"}'
-                  ) == 3
-    assert _value(text, 'conntrack_harness_dns_lookup_duration_seconds_bucket{le="5.0",'
-                        'phase="baseline"}') == 2
-    assert _value(text, 'conntrack_harness_dns_lookup_duration_seconds_bucket{le="10.0",'
-                        'phase="baseline"}') == 3
+    assert (
+        _value(text, 'conntrack_harness_dns_lookups_total{phase="baseline",resolver="glibc"}') == 3
+    )
+    assert (
+        _value(
+            text, 'conntrack_harness_dns_lookup_duration_seconds_bucket{le="5.0",phase="baseline"}'
+        )
+        == 2
+    )
+    assert (
+        _value(
+            text, 'conntrack_harness_dns_lookup_duration_seconds_bucket{le="10.0",phase="baseline"}'
+        )
+        == 3
+    )
 
 
 def test_http_endpoint_on_loopback_only() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from fractions import Fraction
 
@@ -152,9 +153,7 @@ def test_bucket_latencies() -> None:
     counts = bucket_latencies(lat, edges)
     assert sum(counts) == len(lat)
     bounds = [0.0, *edges, float("inf")]
-    assert counts == [
-        sum(1 for x in lat if lo <= x < hi) for lo, hi in zip(bounds, bounds[1:], strict=False)
-    ]
+    assert counts == [sum(1 for x in lat if lo <= x < hi) for lo, hi in itertools.pairwise(bounds)]
     # one full 5 s resolver timeout is counted in the [5, 10) bucket
     assert bucket_latencies([5.006], edges)[4] == 1
     with pytest.raises(BadInput, match="edges"):
