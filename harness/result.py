@@ -27,6 +27,13 @@ class RateCI(TypedDict):
     high: float
 
 
+class LatencyHist(TypedDict):
+    """Lookup latencies bucketed at ``edges_s``; ``counts`` has one more entry (the overflow)."""
+
+    edges_s: list[float]
+    counts: list[int]
+
+
 class DNSResult(TypedDict):
     lookups: int
     timeouts: int  # lookups that waited at least one full resolver timeout
@@ -42,6 +49,7 @@ class DNSResult(TypedDict):
     latency_ms: LatencyMs
     resolver: str
     timeline: list[list[float]]  # [t_s, lookups, timeouts] per second
+    latency_hist: NotRequired[LatencyHist]
 
 
 class NodeConntrack(TypedDict):
@@ -58,7 +66,7 @@ class NodeConntrack(TypedDict):
     states_at_peak: dict[str, int]
     dns_in: int  # DNS packets from pods into the node (before conntrack)
     dns_out: int  # DNS packets that left the node towards the DNS service
-    timeline: list[list[float]]  # [t_s, count]
+    timeline: list[list[float]]  # [t_s, count] or [t_s, count, drop_total_so_far]
 
 
 class ConntrackResult(TypedDict):
@@ -104,6 +112,16 @@ class Agreement(TypedDict):
     explained: str
 
 
+class AlertResult(TypedDict):
+    """A Prometheus alert rule evaluated over the phase's sampled series."""
+
+    expr: str
+    for_s: float
+    fired: bool
+    nodes: list[str]  # nodes on which it fired
+    max_ratio: float
+
+
 class PhaseResult(TypedDict):
     name: str
     repeat_index: int
@@ -120,6 +138,7 @@ class PhaseResult(TypedDict):
     fault: NotRequired[dict[str, object]]
     expectations: list[ExpectationResult]
     verdict: Verdict
+    alerts: NotRequired[dict[str, AlertResult]]
 
 
 class Environment(TypedDict):

@@ -6,6 +6,7 @@ Nothing here touches the host: validation happens before any backend runs.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import yaml
 from pydantic import ValidationError
 
 from harness.errors import BadInput
-from harness.scenario.model import Scenario
+from harness.scenario.model import REMEDIATION_KINDS, Scenario
 
 
 def _path(loc: tuple[int | str, ...]) -> str:
@@ -26,6 +27,15 @@ def _path(loc: tuple[int | str, ...]) -> str:
     return out
 
 
+_SUBPATH = re.compile(r"^@([A-Za-z0-9_.\[\]]+): (.*)$", re.DOTALL)
+
+
+def _join(base: str, sub: str) -> str:
+    if not base:
+        return sub.lstrip(".")
+    return base + sub if sub.startswith("[") else f"{base}.{sub}"
+
+
 def parse_scenario(data: Any, *, source: str = "<scenario>") -> Scenario:
     if not isinstance(data, dict):
         raise BadInput("a scenario is a YAML mapping", field="(top level)",
@@ -35,18 +45,27 @@ def parse_scenario(data: Any, *, source: str = "<scenario>") -> Scenario:
     except ValidationError as e:
         err = e.errors()[0]
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-        # pydantic names discriminated-union members in loc; keep the user's path readable
-        loc = tuple(p for p in loc if p not in {
-            "pooling", "conntrack-sysctls", "resolver-option", "nodelocal-dns", "fqdn", "coredns"
-        } or loc.index(p) == 0)
+        # pydantic names the discriminated-union member after remediations[i]; drop that tag
+        # (only there: "coredns" is also a field of the cluster)
+        loc = tuple(p for i, p in enumerate(loc)
+                    if not (i >= 2 and loc[i - 2] == "remediations" and isinstance(loc[i - 1], int)
+                            and p in REMEDIATION_KINDS))
         msg = err["msg"].removeprefix("Value error, ")
+        # a model-level validator may name the sub-field it means: "@sub.path: message"
+        sub = _SUBPATH.match(msg)
+        field = _path(loc)
+        if sub:
+            field = _join(field, sub.group(1))
+            msg = sub.group(2)
         ctx = err.get("ctx") or {}
         allowed = ctx.get("expected") or ctx.get("discriminator")
         more = f" (+{len(e.errors()) - 1} more problem(s))" if len(e.errors()) > 1 else ""
         value = err.get("input")
-        if isinstance(value, dict | list):
+        if sub:  # the input was the whole enclosing object; the message already names it
+            value = None
+        elif isinstance(value, dict | list):
             value = json.dumps(value)[:80]
-        raise BadInput(msg + more, field=_path(loc) or "(top level)", value=value,
+        raise BadInput(msg + more, field=field or "(top level)", value=value,
                        allowed=allowed, source=source) from None
     except BadInput as e:
         raise BadInput(str(e), source=source) from None

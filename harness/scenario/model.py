@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from harness.dns.resolvconf import FLAG_OPTIONS, VALUE_OPTIONS
+from harness.errors import BadInput
 from harness.scenario.expect import Expectation
 
 ResolverModel = Literal["glibc", "musl", "go", "sequential"]
@@ -115,7 +116,7 @@ class ClusterSpec(_Strict):
             ("http_server.node", self.http_server.node),
         ):
             if node is not None and node not in names:
-                raise ValueError(f"{label} {node!r} is not a node; nodes are {sorted(names)}")
+                raise ValueError(f"@{label}: {node!r} is not a node; nodes are {sorted(names)}")
         return self
 
 
@@ -253,7 +254,11 @@ class Phase(_Strict):
     @classmethod
     def _expect(cls, v: list[str]) -> list[str]:
         for i, text in enumerate(v):
-            Expectation.parse(text, field=f"expect[{i}]")
+            try:
+                Expectation.parse(text, field=f"expect[{i}]")
+            except BadInput as e:
+                # "@[i]: ..." lets the loader name phases[n].expect[i]
+                raise ValueError(f"@[{i}]: {str(e).split(': ', 1)[-1]}") from None
         return v
 
     @property
@@ -277,11 +282,14 @@ class Scenario(_Strict):
 
     @model_validator(mode="after")
     def _unique_phases(self) -> Scenario:
-        seen: set[str] = set()
-        for p in self.phases:
+        seen: dict[str, int] = {}
+        for i, p in enumerate(self.phases):
             if p.name in seen:
-                raise ValueError(f"phase name {p.name!r} is used twice")
-            seen.add(p.name)
+                raise ValueError(
+                    f"@phases[{i}].name: phase name {p.name!r} is used twice "
+                    f"(first as phases[{seen[p.name]}])"
+                )
+            seen[p.name] = i
         return self
 
     def phase_load(self, phase: Phase) -> LoadSpec:

@@ -1,0 +1,304 @@
+"""Prometheus export (node-exporter's conntrack names plus the harness's DNS metrics).
+
+Three things live here:
+
+* :class:`HarnessMetrics`: a private ``CollectorRegistry`` holding
+  ``node_nf_conntrack_entries``, ``node_nf_conntrack_entries_limit``,
+  ``node_nf_conntrack_stat_*`` (labelled by ``node``, as node-exporter names them) and the
+  harness's ``conntrack_harness_dns_*`` lookup/timeout metrics (labelled by ``phase``).
+  Write it as a node-exporter textfile (:meth:`HarnessMetrics.write_textfile`) or serve it
+  during a run (:meth:`HarnessMetrics.serve`, bound to 127.0.0.1 only).
+* :func:`near_full_fired`: seed 000's alert, evaluated over a phase's sampled series::
+
+      alert: ConntrackTableNearFull
+      expr: node_nf_conntrack_entries / node_nf_conntrack_entries_limit > 0.9
+      for: 5m
+
+* :func:`scaled_for_s`: how ``for: 5m`` is scaled to a phase.
+
+Scaling ``for: 5m``: in production the rule waits 5 minutes so that a blip does not page, i.e.
+it asks the condition to hold for a quarter of a ~20-minute incident window. A phase lasts
+seconds, not hours, so the harness keeps that *proportion*: ``for = 5 m * phase / 20 m``,
+clamped to at least two sample intervals (one sample never makes a "for") and at most the real
+5 minutes. A 20 s phase sampled every 0.5 s gets ``for: 5s``; a 2 h soak gets the real 5 m.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    start_http_server,
+    write_to_textfile,
+)
+
+from harness.errors import BadInput, UnsafeRequest
+from harness.result import AlertResult, PhaseResult, RunResult
+
+NEAR_FULL_ALERT = "ConntrackTableNearFull"
+NEAR_FULL_EXPR = "node_nf_conntrack_entries / node_nf_conntrack_entries_limit > 0.9"
+PRODUCTION_FOR_S = 300.0
+PRODUCTION_WINDOW_S = 1200.0
+DEFAULT_SAMPLE_INTERVAL_S = 0.5
+
+# The per-CPU counters of /proc/net/stat/nf_conntrack that node-exporter exports.
+STAT_COUNTERS = (
+    "found",
+    "invalid",
+    "ignore",
+    "insert",
+    "insert_failed",
+    "drop",
+    "early_drop",
+    "search_restart",
+    "clash_resolve",
+)
+LOOKUP_BUCKETS_S = (0.01, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, math.inf)
+
+
+def scaled_for_s(
+    phase_duration_s: float, sample_interval_s: float = DEFAULT_SAMPLE_INTERVAL_S
+) -> float:
+    """The alert's ``for`` for a phase of this length (see the module docstring)."""
+    if phase_duration_s <= 0 or sample_interval_s <= 0:
+        raise BadInput(
+            "durations must be positive",
+            field="phase_duration_s",
+            value=(phase_duration_s, sample_interval_s),
+        )
+    scaled = PRODUCTION_FOR_S * phase_duration_s / PRODUCTION_WINDOW_S
+    return min(PRODUCTION_FOR_S, max(2 * sample_interval_s, scaled))
+
+
+def near_full_fired(
+    timeline: Sequence[Sequence[float]],
+    max: int,
+    threshold: float = 0.9,
+    for_s: float = 0.0,
+) -> bool:
+    """Would ``count / max > threshold`` with ``for: for_s`` have fired over these samples?
+
+    Prometheus semantics on a sampled series: the rule is *pending* from the first sample that
+    satisfies it and *fires* at a later sample that still satisfies it once ``for_s`` has passed
+    since then; a sample that fails resets it. ``for_s == 0`` fires on the first such sample.
+    ``timeline`` rows are ``[t_s, count, ...]`` in time order.
+    """
+    if max <= 0:
+        raise BadInput("the table limit must be positive", field="max", value=max)
+    pending_since: float | None = None
+    for row in timeline:
+        t, count = float(row[0]), float(row[1])
+        if count / max > threshold:
+            if pending_since is None:
+                pending_since = t
+            if t - pending_since >= for_s:
+                return True
+        else:
+            pending_since = None
+    return False
+
+
+def evaluate_near_full(
+    phase: PhaseResult, sample_interval_s: float = DEFAULT_SAMPLE_INTERVAL_S
+) -> AlertResult:
+    """Seed 000's alert over every node's series in one phase, with ``for`` scaled to it."""
+    for_s = scaled_for_s(max(phase["duration_s"], sample_interval_s), sample_interval_s)
+    fired_on: list[str] = []
+    max_ratio = 0.0
+    for node in phase["conntrack"]["nodes"]:
+        limit = node["max"] or phase["conntrack"]["max"]
+        if limit <= 0:
+            continue
+        if node["timeline"]:
+            max_ratio = max(max_ratio, *(row[1] / limit for row in node["timeline"]))
+        if near_full_fired(node["timeline"], limit, 0.9, for_s):
+            fired_on.append(node["node"])
+    return {
+        "expr": NEAR_FULL_EXPR,
+        "for_s": for_s,
+        "fired": bool(fired_on),
+        "nodes": fired_on,
+        "max_ratio": round(max_ratio, 4),
+    }
+
+
+@dataclass
+class _Server:
+    httpd: WSGIServer
+    thread: threading.Thread
+
+    @property
+    def port(self) -> int:
+        return int(self.httpd.server_port)
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=5)
+
+
+class HarnessMetrics:
+    """A private registry with the conntrack and DNS metrics of one run."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.entries = Gauge(
+            "node_nf_conntrack_entries",
+            "Number of currently allocated flow entries for connection tracking.",
+            ["node"],
+            registry=r,
+        )
+        self.limit = Gauge(
+            "node_nf_conntrack_entries_limit",
+            "Maximum size of connection tracking table.",
+            ["node"],
+            registry=r,
+        )
+        self.stat = {
+            name: Gauge(
+                f"node_nf_conntrack_stat_{name}",
+                f"conntrack -S '{name}', summed over CPUs.",
+                ["node"],
+                registry=r,
+            )
+            for name in STAT_COUNTERS
+        }
+        self.lookups = Counter(
+            "conntrack_harness_dns_lookups",
+            "DNS lookups the harness made.",
+            ["phase", "resolver"],
+            registry=r,
+        )
+        self.timeouts = Counter(
+            "conntrack_harness_dns_timeouts",
+            "Lookups that waited at least one full resolver timeout.",
+            ["phase", "resolver"],
+            registry=r,
+        )
+        self.failed = Counter(
+            "conntrack_harness_dns_failed",
+            "Lookups that ended with no answer.",
+            ["phase", "resolver"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "conntrack_harness_dns_lookup_duration_seconds",
+            "Lookup latency as the application saw it.",
+            ["phase"],
+            buckets=LOOKUP_BUCKETS_S,
+            registry=r,
+        )
+        self.alert = Gauge(
+            "conntrack_harness_alert_fired",
+            "1 when the alert rule fired in the phase (for scaled to the phase).",
+            ["alertname", "phase"],
+            registry=r,
+        )
+        self._servers: list[_Server] = []
+
+    # --- feeding -------------------------------------------------------------------
+    def observe_conntrack(
+        self, node: str, count: int, limit: int, stats: Mapping[str, int] | None = None
+    ) -> None:
+        """One sample of a node's table: count, max and the summed ``conntrack -S`` counters."""
+        self.entries.labels(node=node).set(count)
+        self.limit.labels(node=node).set(limit)
+        for name, value in (stats or {}).items():
+            if name in self.stat:
+                self.stat[name].labels(node=node).set(value)
+
+    def observe_lookup(
+        self, phase: str, resolver: str, seconds: float, *, timed_out: bool, failed: bool
+    ) -> None:
+        """One finished lookup."""
+        self.lookups.labels(phase=phase, resolver=resolver).inc()
+        if timed_out:
+            self.timeouts.labels(phase=phase, resolver=resolver).inc()
+        if failed:
+            self.failed.labels(phase=phase, resolver=resolver).inc()
+        self.latency.labels(phase=phase).observe(seconds)
+
+    def load_result(self, result: RunResult) -> None:
+        """Fill the registry from a finished run (last sample per node, totals per phase)."""
+        for phase in result["phases"]:
+            label = _phase_label(phase)
+            dns = phase["dns"]
+            self.lookups.labels(phase=label, resolver=dns["resolver"]).inc(dns["lookups"])
+            self.timeouts.labels(phase=label, resolver=dns["resolver"]).inc(dns["timeouts"])
+            self.failed.labels(phase=label, resolver=dns["resolver"]).inc(dns["failed"])
+            for node in phase["conntrack"]["nodes"]:
+                last = node["timeline"][-1][1] if node["timeline"] else node["peak_count"]
+                self.observe_conntrack(
+                    node["node"],
+                    int(last),
+                    node["max"],
+                    {
+                        k: int(v)
+                        for k, v in node.items()
+                        if k in STAT_COUNTERS and isinstance(v, int)
+                    },
+                )
+            for name, alert in phase.get("alerts", {}).items():
+                self.alert.labels(alertname=name, phase=label).set(1 if alert["fired"] else 0)
+
+    # --- output --------------------------------------------------------------------
+    def text(self) -> str:
+        """The exposition text, as a scrape would see it."""
+        from prometheus_client import generate_latest
+
+        return generate_latest(self.registry).decode()
+
+    def write_textfile(self, path: str | Path) -> Path:
+        """Write atomically for node-exporter's textfile collector (``*.prom``)."""
+        p = Path(path)
+        if p.suffix != ".prom":
+            raise BadInput("node-exporter only reads *.prom files", field="textfile", value=str(p))
+        write_to_textfile(str(p), self.registry)
+        return p
+
+    def serve(self, port: int = 0, addr: str = "127.0.0.1") -> int:
+        """Serve ``/metrics`` on loopback during a run; returns the port (0 picks a free one)."""
+        if addr not in ("127.0.0.1", "::1", "localhost"):
+            raise UnsafeRequest(
+                "the metrics endpoint binds to loopback only",
+                field="addr",
+                value=addr,
+                allowed="127.0.0.1",
+            )
+        httpd, thread = start_http_server(port, addr=addr, registry=self.registry)
+        server = _Server(httpd, thread)
+        self._servers.append(server)
+        return server.port
+
+    def close(self) -> None:
+        """Stop every endpoint this object started."""
+        while self._servers:
+            self._servers.pop().close()
+
+    def __enter__(self) -> HarnessMetrics:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _phase_label(phase: PhaseResult) -> str:
+    return (
+        phase["name"] if phase["repeat_index"] == 0 else f"{phase['name']}#{phase['repeat_index']}"
+    )
+
+
+def alerts_by_phase(result: RunResult) -> Iterable[tuple[str, AlertResult]]:
+    """``(phase label, ConntrackTableNearFull evaluation)`` for each phase of a run."""
+    for phase in result["phases"]:
+        yield _phase_label(phase), evaluate_near_full(phase)

@@ -1,0 +1,168 @@
+"""The bug-report bundle: one tar.gz that someone else can read and run again.
+
+Layout (under ``conntrack-harness-<run_id>/``)::
+
+    README.md                 what is inside, the verdict, how to re-run
+    rerun.sh                  the exact command that re-runs it
+    scenario.yaml             the scenario file
+    result.json
+    environment/kernel.txt, sysctls.txt, tools.txt
+    nodes/<node>/iptables-save.txt, conntrack-S.txt
+    pods/<pod>/resolv.conf
+    logs/table-full.log       the kernel's "table full" lines
+    pcap/<name>.pcap          optional: unanswered same-port pairs
+
+The caller gathers the per-node and per-pod texts (they need the live namespaces); each may be
+given as text (``str``) or as a file to copy (``Path``). The archive is deterministic: sorted
+members, fixed owner and mtime.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import re
+import shlex
+import tarfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from harness.errors import BadInput
+from harness.result import RunResult
+
+Source = str | Path
+_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+
+@dataclass(frozen=True)
+class NodeEnv:
+    """What was captured on one node."""
+
+    iptables_save: Source | None = None
+    conntrack_stats: Source | None = None  # `conntrack -S`
+    extra: Mapping[str, Source] = field(default_factory=dict)  # file name -> content
+
+
+def _text(src: Source) -> bytes:
+    if isinstance(src, Path):
+        if not src.is_file():
+            raise BadInput("bundle input file not found", field="bundle", value=str(src))
+        return src.read_bytes()
+    return src.encode()
+
+
+def _safe(name: str, what: str) -> str:
+    if not _SAFE.match(name):
+        raise BadInput(
+            f"{what} name is not safe as a file name", field=what, value=name, allowed=_SAFE.pattern
+        )
+    return name
+
+
+def _mtime(result: RunResult) -> int:
+    try:
+        return int(datetime.fromisoformat(result["finished_at"].replace("Z", "+00:00")).timestamp())
+    except ValueError:
+        return 0
+
+
+def _readme(result: RunResult, members: list[str]) -> str:
+    env = result["environment"]
+    phases = "\n".join(
+        f"- {p['name']}{' [INJECTED]' if p['injected'] else ''}: {p['dns']['timeouts']}/"
+        f"{p['dns']['lookups']} lookups timed out, conntrack drop={p['conntrack']['drop']} "
+        f"-> {p['verdict']}"
+        for p in result["phases"]
+    )
+    files = "\n".join(f"- `{m}`" for m in members)
+    return (
+        f"# conntrack-harness bug report: {result['scenario']}\n\n"
+        f"Verdict: **{result['verdict']}** (run `{result['run_id']}`, kernel "
+        f"`{env['kernel']}`, backend `{env['backend']}`).\n\n{phases}\n\n"
+        f"## Re-run\n\n```sh\n{result['command']}\n```\n\n(also `sh rerun.sh`)\n\n"
+        f"## Files\n\n{files}\n"
+    )
+
+
+def write_bundle(
+    result: RunResult,
+    out_path: str | Path,
+    *,
+    scenario: Source,
+    nodes: Mapping[str, NodeEnv] | None = None,
+    pod_resolv_conf: Mapping[str, Source] | None = None,
+    table_full_log: Source | None = None,
+    pcaps: Mapping[str, Path] | None = None,
+    kernel: str | None = None,
+) -> Path:
+    """Write the bundle to ``out_path`` (``.tar.gz``) and return it.
+
+    ``scenario`` is the scenario file (``Path``) or its text. ``table_full_log`` defaults to
+    the lines result.json carries. ``kernel`` (e.g. ``uname -a``) defaults to the recorded one.
+    """
+    out = Path(out_path)
+    if not out.name.endswith(".tar.gz"):
+        raise BadInput("the bundle is a .tar.gz", field="out_path", value=str(out))
+    files: dict[str, bytes] = {
+        "scenario.yaml": _text(scenario),
+        "result.json": (json.dumps(result, indent=2, sort_keys=True) + "\n").encode(),
+        "rerun.sh": f"#!/bin/sh\n# Re-run this scenario exactly as it was run.\nset -e\n"
+        f"exec {result['command']}\n".encode(),
+    }
+    env = result["environment"]
+    files["environment/kernel.txt"] = ((kernel or env["kernel"]).rstrip() + "\n").encode()
+    files["environment/sysctls.txt"] = "".join(
+        f"{k} = {v}\n" for k, v in sorted(env["sysctls"].items())
+    ).encode()
+    files["environment/tools.txt"] = "".join(
+        f"{k}: {v}\n"
+        for k, v in sorted(
+            {**env["tools"], "python": env["python"], "backend": env["backend"]}.items()
+        )
+    ).encode()
+    for node, captured in (nodes or {}).items():
+        base = f"nodes/{_safe(node, 'node')}"
+        if captured.iptables_save is not None:
+            files[f"{base}/iptables-save.txt"] = _text(captured.iptables_save)
+        if captured.conntrack_stats is not None:
+            files[f"{base}/conntrack-S.txt"] = _text(captured.conntrack_stats)
+        for name, src in captured.extra.items():
+            files[f"{base}/{_safe(name, 'node file')}"] = _text(src)
+    for pod, src in (pod_resolv_conf or {}).items():
+        files[f"pods/{_safe(pod, 'pod')}/resolv.conf"] = _text(src)
+    if table_full_log is None:
+        lines = [ln for p in result["phases"] for ln in p["conntrack"]["table_full_log"]]
+        files["logs/table-full.log"] = "".join(f"{ln}\n" for ln in lines).encode()
+    else:
+        files["logs/table-full.log"] = _text(table_full_log)
+    for name, pcap in (pcaps or {}).items():
+        files[f"pcap/{_safe(name, 'pcap')}.pcap"] = _text(pcap)
+    files["README.md"] = _readme(result, sorted(files)).encode()
+
+    root = f"conntrack-harness-{_safe(result['run_id'], 'run_id')}"
+    mtime = _mtime(result)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".partial")
+    with (
+        open(tmp, "wb") as raw,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=mtime) as gz,
+        tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
+    ):
+        for name in sorted(files):
+            data = files[name]
+            info = tarfile.TarInfo(f"{root}/{name}")
+            info.size = len(data)
+            info.mtime = mtime
+            info.mode = 0o755 if name.endswith(".sh") else 0o644
+            info.uname = info.gname = "root"
+            tar.addfile(info, io.BytesIO(data))
+    tmp.replace(out)
+    return out
+
+
+def rerun_command(argv: list[str]) -> str:
+    """Quote an argv as the one-line command a bundle records."""
+    return shlex.join(argv)

@@ -1,0 +1,67 @@
+"""A Markdown summary of a run, sized for a PR comment."""
+
+from __future__ import annotations
+
+from harness.report.summary import rate_with_ci, remediation_verdicts, summarize
+from harness.result import RunResult
+
+_ICON = {"pass": "✅", "fail": "❌", "error": "⚠️"}
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown(result: RunResult) -> str:
+    """Verdict, per-phase table with 95 % intervals, remediation verdicts, diagnosis, env."""
+    env = result["environment"]
+    summaries = summarize(result)
+    out = [
+        f"### {_ICON.get(result['verdict'], '')} conntrack-harness: `{result['scenario']}` "
+        f"**{result['verdict'].upper()}**",
+        "",
+        f"kernel `{env['kernel']}` · backend `{env['backend']}` · run `{result['run_id']}`",
+        "",
+        "| phase | injected | lookups | timeout rate [95% CI] | conntrack drops | "
+        "near-full alert | cause | verdict |",
+        "|---|---|---:|---|---:|---|---|---|",
+    ]
+    for s in summaries:
+        name = s.name if s.repeats == 1 else f"{s.name} (x{s.repeats})"
+        alert = "—" if s.alert_fired is None else ("fired" if s.alert_fired else "quiet")
+        out.append(
+            f"| {_cell(name)} | {'**INJECTED**' if s.injected else 'no'} | {s.lookups} | "
+            f"{rate_with_ci(s)} | {s.drops} | {alert} | {_cell(s.diagnosis.label)} | "
+            f"{_ICON.get(s.verdict, '')} {s.verdict} |"
+        )
+    verdicts = remediation_verdicts(summaries)
+    if verdicts:
+        out += ["", "**Remediations** (one-sided Fisher exact test vs the baseline):", ""]
+        for v in verdicts:
+            what = ", ".join(v.after.remediations)
+            out.append(
+                f"- `{v.after.name}` ({_cell(what)}) vs `{v.before.name}`: "
+                f"{_cell(v.comparison.sentence)}"
+            )
+    failed = [(s.name, e) for s in summaries for e in s.failed_expectations]
+    if failed:
+        out += ["", "**Failed expectations:**", ""]
+        out += [f"- `{name}`: `{e}`" for name, e in failed]
+    causes = [s for s in summaries if s.diagnosis.cause != "none"]
+    if causes:
+        out += ["", "<details><summary>Diagnosis</summary>", ""]
+        for s in causes:
+            d = s.diagnosis
+            out.append(
+                f"- `{s.name}`: **{d.label}** ({d.confidence} confidence). {_cell(d.remediation)}"
+            )
+            out += [f"  - {_cell(line)}" for line in d.evidence]
+        out += ["", "</details>"]
+    if any(s.injected for s in summaries):
+        out += [
+            "",
+            "_Phases marked INJECTED had a fault added by the harness; they are not "
+            "natural results._",
+        ]
+    out += ["", f"Re-run: `{result['command']}`", ""]
+    return "\n".join(out)

@@ -1,0 +1,135 @@
+"""What every report says, computed once: phases pooled over repeats, before/after verdicts.
+
+Pure. Repeats of a phase (same name, different ``repeat_index``) are pooled: their lookups and
+timeouts add up, which is how repeats buy the sample size rare events need.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from harness.diagnose.classify import Diagnosis, diagnose_phase
+from harness.result import PhaseResult, RunResult, Verdict
+from harness.stats import Comparison, compare, wilson
+
+_SEVERITY: dict[Verdict, int] = {"pass": 0, "fail": 1, "error": 2}
+
+
+@dataclass(frozen=True)
+class PhaseSummary:
+    name: str
+    remediations: tuple[str, ...]
+    injected: bool
+    repeats: int
+    lookups: int
+    timeouts: int
+    ci: tuple[float, float]
+    drops: int  # conntrack drop + early_drop, all nodes
+    insert_failed: int
+    peak_fill: float
+    alert_fired: bool | None  # ConntrackTableNearFull; None when not evaluated
+    verdict: Verdict
+    diagnosis: Diagnosis
+    failed_expectations: tuple[str, ...]
+    phases: tuple[PhaseResult, ...]
+
+    @property
+    def rate(self) -> float:
+        return self.timeouts / self.lookups if self.lookups else 0.0
+
+    @property
+    def is_baseline(self) -> bool:
+        return not self.remediations
+
+
+@dataclass(frozen=True)
+class RemediationVerdict:
+    before: PhaseSummary
+    after: PhaseSummary
+    comparison: Comparison
+
+
+def worst(verdicts: list[Verdict]) -> Verdict:
+    return max(verdicts, key=lambda v: _SEVERITY[v], default="pass")
+
+
+def _summarize(group: list[PhaseResult]) -> PhaseSummary:
+    first = group[0]
+    lookups = sum(p["dns"]["lookups"] for p in group)
+    timeouts = sum(p["dns"]["timeouts"] for p in group)
+    diagnoses = [diagnose_phase(p) for p in group]
+    diagnosis = next((d for d in diagnoses if d.cause != "none"), diagnoses[0])
+    alerts = [
+        p["alerts"]["ConntrackTableNearFull"]["fired"]
+        for p in group
+        if "ConntrackTableNearFull" in p.get("alerts", {})
+    ]
+    failed = tuple(
+        f"{e['expect']} (observed {e['observed']})"
+        if len(group) == 1
+        else f"{e['expect']} (observed {e['observed']}, repeat {p['repeat_index']})"
+        for p in group
+        for e in p["expectations"]
+        if not e["ok"]
+    )
+    return PhaseSummary(
+        name=first["name"],
+        remediations=tuple(first["remediations"]),
+        injected=any(p["injected"] for p in group),
+        repeats=len(group),
+        lookups=lookups,
+        timeouts=timeouts,
+        ci=wilson(timeouts, lookups),
+        drops=sum(p["conntrack"]["drop"] + p["conntrack"]["early_drop"] for p in group),
+        insert_failed=sum(p["conntrack"]["insert_failed"] for p in group),
+        peak_fill=max(p["conntrack"]["peak_fill"] for p in group),
+        alert_fired=any(alerts) if alerts else None,
+        verdict=worst([p["verdict"] for p in group]),
+        diagnosis=diagnosis,
+        failed_expectations=failed,
+        phases=tuple(group),
+    )
+
+
+def summarize(result: RunResult) -> list[PhaseSummary]:
+    """One summary per phase name, in the order phases first ran."""
+    groups: dict[str, list[PhaseResult]] = {}
+    for p in result["phases"]:
+        groups.setdefault(p["name"], []).append(p)
+    return [_summarize(g) for g in groups.values()]
+
+
+def remediation_verdicts(
+    summaries: list[PhaseSummary], confidence: float = 0.95
+) -> list[RemediationVerdict]:
+    """Each remediated phase against its baseline: the latest earlier phase without
+    remediations and with the same ``injected`` flag (else the first baseline)."""
+    out = []
+    for i, after in enumerate(summaries):
+        if after.is_baseline:
+            continue
+        earlier = [s for s in summaries[:i] if s.is_baseline]
+        same = [s for s in earlier if s.injected == after.injected]
+        before = same[-1] if same else (earlier[0] if earlier else None)
+        if before is None:
+            continue
+        cmp = compare(
+            (before.timeouts, before.lookups), (after.timeouts, after.lookups), confidence
+        )
+        out.append(RemediationVerdict(before, after, cmp))
+    return out
+
+
+def pct(x: float) -> str:
+    """A rate for people: 0%, 0.052%, 7.8%, 73%."""
+    if x == 0:
+        return "0%"
+    if x >= 0.1:
+        return f"{x * 100:.0f}%"
+    if x >= 0.01:
+        return f"{x * 100:.1f}%"
+    return f"{x * 100:.2g}%"
+
+
+def rate_with_ci(s: PhaseSummary) -> str:
+    return f"{pct(s.rate)} [{pct(s.ci[0])}, {pct(s.ci[1])}]"

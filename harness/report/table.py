@@ -1,0 +1,100 @@
+"""The verdict table on a terminal (rich), or plain lines in CI and pipes."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from typing import TextIO
+
+from rich.console import Console
+from rich.table import Table
+
+from harness.report.summary import rate_with_ci, remediation_verdicts, summarize
+from harness.result import RunResult
+
+COLUMNS = ("phase", "injected", "lookups", "timeout rate [95% CI]", "conntrack drops", "verdict")
+_STYLE = {"pass": "bold green", "fail": "bold red", "error": "bold magenta"}
+
+
+def use_plain(stream: TextIO, environ: Mapping[str, str] | None = None) -> bool:
+    """Plain lines when CI=true, TERM=dumb, NO_COLOR-free pipes, or not a TTY."""
+    env = os.environ if environ is None else environ
+    if env.get("CI", "").lower() in ("true", "1", "yes"):
+        return True
+    if env.get("TERM") == "dumb":
+        return True
+    isatty = getattr(stream, "isatty", None)
+    return not (callable(isatty) and isatty())
+
+
+def verdict_rows(result: RunResult) -> list[tuple[str, str, str, str, str, str]]:
+    """The table's rows as strings, one per phase (repeats pooled)."""
+    rows: list[tuple[str, str, str, str, str, str]] = []
+    for s in summarize(result):
+        name = s.name if s.repeats == 1 else f"{s.name} (x{s.repeats})"
+        rows.append(
+            (
+                name,
+                "INJECTED" if s.injected else "no",
+                str(s.lookups),
+                rate_with_ci(s),
+                str(s.drops),
+                s.verdict,
+            )
+        )
+    return rows
+
+
+def _footer(result: RunResult) -> list[str]:
+    lines = [
+        f"{v.after.name}: {v.comparison.sentence}" for v in remediation_verdicts(summarize(result))
+    ]
+    lines.append(f"run verdict: {result['verdict']}")
+    return lines
+
+
+def _plain(key: str, value: str) -> str:
+    if key == "phase":
+        return value if " " not in value else repr(value)
+    return value.replace(" ", "")
+
+
+def render_plain_table(result: RunResult) -> str:
+    """Tab-free, one line per phase, grep-able: ``phase=... injected=... verdict=...``."""
+    keys = ("phase", "injected", "lookups", "timeout_rate", "drops", "verdict")
+    out = [f"{result['scenario']} ({result['run_id']})"]
+    for row in verdict_rows(result):
+        out.append(" ".join(f"{k}={_plain(k, v)}" for k, v in zip(keys, row, strict=True)))
+    out.extend(_footer(result))
+    return "\n".join(out) + "\n"
+
+
+def rich_table(result: RunResult) -> Table:
+    table = Table(title=f"{result['scenario']}: {result['verdict'].upper()}")
+    for col in COLUMNS:
+        table.add_column(col, justify="right" if col in ("lookups", "conntrack drops") else "left")
+    for row in verdict_rows(result):
+        styled = [*row[:5], f"[{_STYLE.get(row[5], '')}]{row[5]}[/]"]
+        if row[1] == "INJECTED":
+            styled[1] = "[yellow]INJECTED[/]"
+        table.add_row(*styled)
+    return table
+
+
+def print_verdict_table(
+    result: RunResult,
+    stream: TextIO | None = None,
+    environ: Mapping[str, str] | None = None,
+    width: int | None = None,
+) -> None:
+    """Print the table: rich on a terminal (``width``: default the terminal's), plain lines
+    otherwise."""
+    out = stream or sys.stdout
+    if use_plain(out, environ):
+        out.write(render_plain_table(result))
+        return
+    console = Console(file=out, width=width)
+    console.print(rich_table(result))
+    for line in _footer(result):
+        console.print(line, highlight=False)

@@ -1,0 +1,96 @@
+"""The classifier on simulated runs and on hand-built signal sets (seed 002's decision table)."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.diagnose.classify import REMEDIATION, Signals, classify, diagnose_phase
+from harness.sample_results import exhaustion_run, overload_phase, race_run
+
+
+def test_exhaustion_baseline_is_exhaustion_and_remediations_are_none() -> None:
+    run = exhaustion_run()
+    base, *fixed = run["phases"]
+    d = diagnose_phase(base)
+    assert d.cause == "exhaustion"
+    assert d.confidence == "high"
+    assert not d.injected
+    assert "nf_conntrack_max" in d.remediation
+    assert any(
+        f"{base['conntrack']['peak_count']}/{base['conntrack']['max']}" in e for e in d.evidence
+    )
+    for p in fixed:
+        assert diagnose_phase(p).cause == "none", p["name"]
+
+
+def test_injected_race_baseline_is_race_labelled_injected() -> None:
+    base, *fixed = race_run()["phases"]
+    d = diagnose_phase(base)
+    assert d.cause == "insert-race"
+    assert d.injected
+    assert d.label == "insert-race (injected)"
+    assert "single-request-reopen" in d.remediation
+    assert any("INJECTED" in e for e in d.evidence)
+    for p in fixed:
+        assert diagnose_phase(p).cause == "none", p["name"]
+
+
+def test_server_overload() -> None:
+    p = overload_phase()
+    assert p["server"]["received"] > p["server"]["answered"]
+    d = diagnose_phase(p)
+    assert d.cause == "server-overload"
+    assert "CoreDNS" in d.remediation
+
+
+def test_natural_race_from_counters() -> None:
+    d = classify(
+        Signals(
+            conntrack_max=65536, peak_count=900, insert_failed=4, drop=4, lookups=80000, timeouts=4
+        )
+    )
+    assert d.cause == "insert-race"
+    assert not d.injected
+
+
+def test_clash_resolved_is_none_with_evidence() -> None:
+    d = classify(
+        Signals(conntrack_max=65536, peak_count=900, clash_resolve=50_000, lookups=1000, timeouts=0)
+    )
+    assert d.cause == "none"
+    assert any("resolved every clash" in e for e in d.evidence)
+
+
+def test_injected_fault_without_race_signature() -> None:
+    d = classify(
+        Signals(injected=True, fault_kind="blackhole", fault_hits=12, timeouts=12, lookups=100)
+    )
+    assert d.cause == "injected-fault"
+    assert d.injected
+
+
+@pytest.mark.parametrize(
+    ("signals", "cause"),
+    [
+        (Signals(conntrack_max=1000, peak_count=999, drop=5), "exhaustion"),
+        (Signals(conntrack_max=1000, peak_count=500, table_full_lines=2), "exhaustion"),
+        (Signals(conntrack_max=1000, peak_count=950), "none"),  # near full, not dropping
+        (Signals(server_received=100, server_answered=100), "none"),
+    ],
+)
+def test_decision_table_rows(signals: Signals, cause: str) -> None:
+    d = classify(signals)
+    assert d.cause == cause
+    assert d.remediation == REMEDIATION[d.cause]
+
+
+def test_near_full_without_drops_warns() -> None:
+    d = classify(Signals(conntrack_max=1000, peak_count=950))
+    assert d.confidence == "low"
+    assert any("watch it" in e for e in d.evidence)
+
+
+def test_resolver_notes() -> None:
+    d = classify(Signals(resolver_flags=frozenset({"single-request-reopen"}), ndots=5))
+    assert any("single-request-reopen" in e for e in d.evidence)
+    assert any("ndots:5" in e for e in d.evidence)

@@ -1,0 +1,137 @@
+"""Seed 000's ConntrackTableNearFull over sampled series, and the exported registry."""
+
+from __future__ import annotations
+
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from harness.errors import BadInput, UnsafeRequest
+from harness.metrics.prometheus import (
+    NEAR_FULL_ALERT,
+    PRODUCTION_FOR_S,
+    HarnessMetrics,
+    evaluate_near_full,
+    near_full_fired,
+    scaled_for_s,
+)
+from harness.sample_results import exhaustion_run, race_run
+
+
+def _series(values: list[int], dt: float = 1.0) -> list[list[float]]:
+    return [[i * dt, v] for i, v in enumerate(values)]
+
+
+def test_fires_only_after_for_has_passed() -> None:
+    above = [0, 50, 95, 95, 95, 95, 40]  # limit 100: above 0.9 from t=2 to t=5
+    tl = _series(above)
+    assert near_full_fired(tl, 100, 0.9, for_s=0)
+    assert near_full_fired(tl, 100, 0.9, for_s=3)  # t=2..5 is 3 s
+    assert not near_full_fired(tl, 100, 0.9, for_s=3.5)
+
+
+def test_a_dip_resets_pending() -> None:
+    tl = _series([95, 95, 80, 95, 95])
+    assert not near_full_fired(tl, 100, 0.9, for_s=2)
+    assert near_full_fired(tl, 100, 0.9, for_s=1)
+
+
+def test_threshold_is_strict() -> None:
+    assert not near_full_fired(_series([90, 90, 90]), 100, 0.9)
+    with pytest.raises(BadInput, match="max"):
+        near_full_fired(_series([1]), 0)
+
+
+def test_scaled_for() -> None:
+    assert scaled_for_s(20, 0.5) == pytest.approx(PRODUCTION_FOR_S * 20 / 1200)
+    assert scaled_for_s(7200, 0.5) == PRODUCTION_FOR_S
+    assert scaled_for_s(1, 0.5) == 1.0  # two samples at least
+    with pytest.raises(BadInput):
+        scaled_for_s(0)
+
+
+def test_fires_in_exhaustion_baseline_only() -> None:
+    run = exhaustion_run()
+    fired = {p["name"]: evaluate_near_full(p)["fired"] for p in run["phases"]}
+    assert fired == {"baseline": True, "pooling": False, "sysctls": False}
+    # result.json records the same evaluation per phase
+    for p in run["phases"]:
+        assert p["alerts"][NEAR_FULL_ALERT]["fired"] == fired[p["name"]]
+    base = run["phases"][0]["alerts"][NEAR_FULL_ALERT]
+    assert base["nodes"] == ["node-1"]
+    assert base["max_ratio"] > 0.9
+
+
+def test_race_run_never_near_full() -> None:
+    assert not any(evaluate_near_full(p)["fired"] for p in race_run()["phases"])
+
+
+def _value(text: str, series: str) -> float:
+    """The sample value of one exact series (name plus labels) in exposition text."""
+    for line in text.splitlines():
+        name, _, value = line.rpartition(" ")
+        if name == series:
+            return float(value)
+    raise AssertionError(f"{series} not in exposition")
+
+
+def test_registry_from_result(tmp_path: Path) -> None:
+    run = exhaustion_run()
+    m = HarnessMetrics()
+    m.load_result(run)
+    text = m.text()
+    last = run["phases"][-1]["conntrack"]["nodes"][0]
+    assert _value(text, 'node_nf_conntrack_entries{node="node-1"}') == last["timeline"][-1][1]
+    assert _value(text, 'node_nf_conntrack_entries_limit{node="node-1"}') == last["max"]
+    base = run["phases"][0]
+    assert (
+        _value(text, 'conntrack_harness_dns_timeouts_total{phase="baseline",resolver="glibc"}')
+        == base["dns"]["timeouts"]
+    )
+    assert (
+        _value(
+            text,
+            'conntrack_harness_alert_fired{alertname="ConntrackTableNearFull",phase="baseline"}',
+        )
+        == 1
+    )
+    assert "node_nf_conntrack_stat_drop" in text
+    out = m.write_textfile(tmp_path / "conntrack_harness.prom")
+    assert out.read_text() == text
+    with pytest.raises(BadInput, match="prom"):
+        m.write_textfile(tmp_path / "x.txt")
+
+
+def test_observe_lookup_histogram() -> None:
+    m = HarnessMetrics()
+    for s, bad in ((0.002, False), (5.004, True), (0.3, False)):
+        m.observe_lookup("baseline", "glibc", s, timed_out=bad, failed=False)
+    text = m.text()
+    assert (
+        _value(text, 'conntrack_harness_dns_lookups_total{phase="baseline",resolver="glibc"}') == 3
+    )
+    assert (
+        _value(
+            text, 'conntrack_harness_dns_lookup_duration_seconds_bucket{le="5.0",phase="baseline"}'
+        )
+        == 2
+    )
+    assert (
+        _value(
+            text, 'conntrack_harness_dns_lookup_duration_seconds_bucket{le="10.0",phase="baseline"}'
+        )
+        == 3
+    )
+
+
+def test_http_endpoint_on_loopback_only() -> None:
+    with HarnessMetrics() as m:
+        m.observe_conntrack("node-1", 1500, 2048, {"drop": 3, "bogus": 1})
+        port = m.serve()
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
+        text = body.decode()
+        assert _value(text, 'node_nf_conntrack_entries{node="node-1"}') == 1500
+        assert _value(text, 'node_nf_conntrack_stat_drop{node="node-1"}') == 3
+        with pytest.raises(UnsafeRequest, match="loopback"):
+            m.serve(addr="0.0.0.0")

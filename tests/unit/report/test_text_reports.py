@@ -1,0 +1,131 @@
+"""Markdown, JUnit XML, the verdict table and progress output, all from result fixtures."""
+
+from __future__ import annotations
+
+import io
+import xml.etree.ElementTree as ET
+
+from harness.report import render_junit, render_markdown, render_plain_table, verdict_rows
+from harness.report.progress import PlainProgress, RichProgress, make_progress
+from harness.report.summary import remediation_verdicts, summarize
+from harness.report.table import print_verdict_table, use_plain
+from harness.result import RunResult
+from harness.stats import compare
+
+
+class _TTY(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_summary_pools_repeats(failing: RunResult) -> None:
+    sums = summarize(failing)
+    assert [s.name for s in sums] == ["baseline", "fqdn"]
+    base = sums[0]
+    phases = [p for p in failing["phases"] if p["name"] == "baseline"]
+    assert base.repeats == 2
+    assert base.lookups == sum(p["dns"]["lookups"] for p in phases)
+    assert base.timeouts == sum(p["dns"]["timeouts"] for p in phases)
+
+
+def test_remediation_pairs_follow_injected_flag(race: RunResult) -> None:
+    vs = remediation_verdicts(summarize(race))
+    assert [(v.before.name, v.after.name) for v in vs] == [
+        ("baseline-race", "single-request-reopen"),
+        ("baseline-race", "nodelocal-dns"),
+    ]
+    for v in vs:
+        assert v.comparison.outcome == "fixed"
+
+
+def test_markdown(exhaustion: RunResult, race: RunResult) -> None:
+    md = render_markdown(exhaustion)
+    for p in exhaustion["phases"]:
+        assert f"| {p['name']} |" in md
+    base, pool = exhaustion["phases"][0], exhaustion["phases"][1]
+    expected = compare(
+        (base["dns"]["timeouts"], base["dns"]["lookups"]),
+        (pool["dns"]["timeouts"], pool["dns"]["lookups"]),
+    ).sentence
+    assert expected in md
+    assert "**exhaustion**" in md
+    assert exhaustion["command"] in md
+    rmd = render_markdown(race)
+    assert rmd.count("**INJECTED**") == len(race["phases"])
+    assert "insert-race (injected)" in rmd
+
+
+def test_markdown_lists_failed_expectations(failing: RunResult) -> None:
+    md = render_markdown(failing)
+    assert "FAIL" in md
+    assert "Failed expectations" in md
+    assert "dns.timeout_rate <= 0.001" in md
+
+
+def test_junit(exhaustion: RunResult, failing: RunResult) -> None:
+    root = ET.fromstring(render_junit(exhaustion))
+    cases = root.findall("./testsuite/testcase")
+    assert [c.get("name") for c in cases] == [p["name"] for p in exhaustion["phases"]]
+    for case, p in zip(cases, exhaustion["phases"], strict=True):
+        props = {e.get("name"): e.get("value") for e in case.findall("./properties/property")}
+        assert props["dns.timeouts"] == str(p["dns"]["timeouts"])
+        assert props["conntrack.drop"] == str(p["conntrack"]["drop"])
+        assert case.find("failure") is None
+    assert root.find("./testsuite").get("failures") == "0"  # type: ignore[union-attr]
+    froot = ET.fromstring(render_junit(failing))
+    fcases = froot.findall("./testsuite/testcase")
+    assert [c.get("name") for c in fcases] == ["baseline", "baseline[1]", "fqdn"]
+    failures = [c for c in fcases if c.find("failure") is not None]
+    assert [c.get("name") for c in failures] == [
+        p["name"] for p in failing["phases"] if p["verdict"] == "fail"
+    ]
+    assert "dns.timeout_rate <= 0.001" in failures[0].find("failure").get("message", "")  # type: ignore[union-attr]
+
+
+def test_plain_table_in_ci(exhaustion: RunResult) -> None:
+    assert use_plain(_TTY(), {"CI": "true"})
+    assert not use_plain(_TTY(), {})
+    assert use_plain(io.StringIO(), {})
+    out = io.StringIO()
+    print_verdict_table(exhaustion, out, {"CI": "true"})
+    text = out.getvalue()
+    assert text == render_plain_table(exhaustion)
+    lines = [ln for ln in text.splitlines() if ln.startswith("phase=")]
+    assert len(lines) == len(verdict_rows(exhaustion)) == 3
+    assert "\x1b[" not in text
+
+
+def test_rich_table_on_tty(race: RunResult) -> None:
+    out = _TTY()
+    print_verdict_table(race, out, {"TERM": "xterm"}, width=160)
+    text = out.getvalue()
+    for col in ("phase", "injected", "lookups", "conntrack drops", "verdict"):
+        assert col in text
+    assert "INJECTED" in text
+    assert "phase=" not in text
+
+
+def test_plain_progress_throttles() -> None:
+    now = [0.0]
+    out = io.StringIO()
+    p = PlainProgress(out, every_s=5.0, clock=lambda: now[0])
+    p.phase_started("baseline", 20)
+    for i in range(21):
+        now[0] = float(i)
+        p.update(float(i), i * 40, i)
+    p.phase_finished("baseline", "pass")
+    lines = out.getvalue().splitlines()
+    updates = [ln for ln in lines if "lookups=" in ln]
+    assert len(updates) == len(range(0, 21, 5))
+    assert lines[0] == "[baseline] started (20s)"
+    assert lines[-1] == "[baseline] finished: pass"
+
+
+def test_make_progress_picks_by_environment() -> None:
+    assert isinstance(make_progress(_TTY(), {"CI": "true"}), PlainProgress)
+    rich = make_progress(_TTY(), {})
+    assert isinstance(rich, RichProgress)
+    rich.phase_started("x", 2)
+    rich.update(1, 10, 0)
+    rich.phase_finished("x", "pass")
+    rich.close()
