@@ -40,39 +40,42 @@ def _progress_printer() -> Any:
     return show
 
 
-def verdict_rows(result: RunResult) -> list[list[str]]:
-    rows = []
-    for p in result["phases"]:
-        d, c = p["dns"], p["conntrack"]
-        ci = d["timeout_rate_ci"]
-        rows.append([
-            p["name"] + (f"#{p['repeat_index']}" if p["repeat_index"] else ""),
-            "INJECTED" if p["injected"] else "natural",
-            str(d["lookups"]),
-            f"{d['timeout_rate']:.2%} [{ci['low']:.2%}, {ci['high']:.2%}]",
-            f"{c['drop']}/{c['early_drop']}",
-            f"{c['peak_count']}/{c['max']}",
-            str(c["table_full_lines"]),
-            p["verdict"].upper(),
-        ])
-    return rows
+def write_reports(result: RunResult, report_dir: Path, scenario_text: str,
+                  evidence_dir: Path | None = None) -> list[Path]:
+    """result.json plus the files built from it: HTML, Markdown, JUnit XML, bug bundle."""
+    from harness.report import render_html, render_junit, render_markdown, write_bundle
+    from harness.report.bundle import NodeEnv
 
-
-def print_table(result: RunResult) -> None:
-    head = ["phase", "fault", "lookups", "timeout rate [95% CI]", "drop/early",
-            "peak/max", "full-lines", "verdict"]
-    rows = [head, *verdict_rows(result)]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-    for i, r in enumerate(rows):
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
-        if i == 0:
-            print("  ".join("-" * w for w in widths))
-    for p in result["phases"]:
-        for e in p["expectations"]:
-            mark = "ok  " if e["ok"] else "FAIL"
-            print(f"  [{mark}] {p['name']}: {e['expect']} (observed {e['observed']})")
-    print(f"verdict: {result['verdict'].upper()}  (run {result['run_id']}, "
-          f"kernel {result['environment']['kernel']})")
+    report_dir.mkdir(parents=True, exist_ok=True)
+    out = {
+        "result.json": json.dumps(result, indent=2),
+        "report.html": render_html(result),
+        "summary.md": render_markdown(result),
+        "junit.xml": render_junit(result),
+    }
+    paths = []
+    for name, text in out.items():
+        (report_dir / name).write_text(text)
+        paths.append(report_dir / name)
+    nodes: dict[str, NodeEnv] = {}
+    pods: dict[str, str] = {}
+    ev = evidence_dir or report_dir / "evidence"
+    if ev.is_dir():
+        for d in sorted(ev.iterdir()):
+            if d.name == "pods":
+                for pod in sorted(d.iterdir()):
+                    rc = pod / "resolv.conf"
+                    if rc.exists():
+                        pods[pod.name] = rc.read_text()
+            elif d.is_dir():
+                ipt, cts = d / "iptables-save.txt", d / "conntrack-S.txt"
+                extra = {f.name: f.read_text() for f in d.iterdir()
+                         if f.name not in (ipt.name, cts.name)}
+                nodes[d.name] = NodeEnv(ipt.read_text() if ipt.exists() else None,
+                                        cts.read_text() if cts.exists() else None, extra)
+    paths.append(write_bundle(result, report_dir / "bundle.tar.gz", scenario=scenario_text,
+                              nodes=nodes, pod_resolv_conf=pods))
+    return paths
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -99,13 +102,64 @@ def cmd_run(args: argparse.Namespace) -> int:
         progress=_progress_printer(), on_phase=on_phase,
         command=shlex.join(["conntrack-harness", *sys.argv[1:]]),
     )
+    from harness.report import print_verdict_table
+
+    print_verdict_table(result)
     if report_dir:
-        (report_dir / "result.json").write_text(json.dumps(result, indent=2))
-        (report_dir / "scenario.yaml").write_text(Path(args.scenario).read_text())
-    print_table(result)
-    if report_dir:
-        print(f"result: {report_dir / 'result.json'}")
+        text = Path(args.scenario).read_text()
+        (report_dir / "scenario.yaml").write_text(text)
+        paths = write_reports(result, report_dir, text)
+        print("reports: " + " ".join(str(p) for p in paths))
     return 0 if result["verdict"] == "pass" else 1
+
+
+def _load_result(path: str) -> RunResult:
+    p = Path(path)
+    if not p.is_file():
+        raise BadInput("result file not found", field="RESULT_JSON", value=path)
+    try:
+        data = json.loads(p.read_text())
+    except json.JSONDecodeError as e:
+        raise BadInput(f"not JSON: {e}", field="RESULT_JSON", value=path) from None
+    if not isinstance(data, dict) or "phases" not in data:
+        raise BadInput("not a conntrack-harness result.json (no 'phases')", field="RESULT_JSON",
+                       value=path)
+    return data  # type: ignore[return-value]
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from harness.report import print_verdict_table
+
+    result = _load_result(args.result)
+    out = Path(args.out) if args.out else Path(args.result).parent
+    scen = Path(args.result).parent / "scenario.yaml"
+    text = scen.read_text() if scen.exists() else "# scenario file not kept with this result\n"
+    print_verdict_table(result)
+    paths = write_reports(result, out, text, Path(args.result).parent / "evidence")
+    print("reports: " + " ".join(str(p) for p in paths))
+    return 0
+
+
+def cmd_diagnose(args: argparse.Namespace) -> int:
+    from harness.diagnose import diagnose_phase
+    from harness.diagnose.live import diagnose_live
+
+    if args.result:
+        result = _load_result(args.result)
+        for p in result["phases"]:
+            d = diagnose_phase(p)
+            print(f"{p['name']}: {d.label} ({d.confidence})")
+            for e in d.evidence:
+                print(f"    - {e}")
+            print(f"    remediation: {d.remediation}")
+        return 0
+    readings, d = diagnose_live(args.netns, resolv_conf=args.resolv_conf)
+    where = f"namespace {args.netns}" if args.netns else "this host"
+    print(f"{where}: {d.label} ({d.confidence})")
+    for e in d.evidence:
+        print(f"    - {e}")
+    print(f"    remediation: {d.remediation}")
+    return 0
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
@@ -171,6 +225,15 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_doctor)
     s = sub.add_parser("schema", help="print the scenario file JSON Schema")
     s.set_defaults(func=cmd_schema)
+    rp = sub.add_parser("report", help="build HTML/Markdown/JUnit/bundle from a result.json")
+    rp.add_argument("result", metavar="RESULT_JSON")
+    rp.add_argument("--out", metavar="DIR", help="default: the result's directory")
+    rp.set_defaults(func=cmd_report)
+    dg = sub.add_parser("diagnose", help="name the cause: from a result.json, or live (read-only)")
+    dg.add_argument("result", nargs="?", metavar="RESULT_JSON")
+    dg.add_argument("--netns", metavar="NAME", help="live: read this namespace, not the host")
+    dg.add_argument("--resolv-conf", metavar="FILE", help="live: resolv.conf to inspect")
+    dg.set_defaults(func=cmd_diagnose)
     v = sub.add_parser("validate", help="validate scenario files without running them")
     v.add_argument("files", nargs="+")
     v.set_defaults(func=cmd_validate)

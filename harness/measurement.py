@@ -22,3 +22,4 @@ class PhaseMeasurement:
     resolv: ResolvConf
     sampler_cpu_s: float
     extra: dict[str, Any] = field(default_factory=dict)
+    kernel: str = ""

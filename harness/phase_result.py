@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from harness.diagnose import diagnose_phase
+from harness.kernel.sampler import NodeSeries
 from harness.measurement import PhaseMeasurement
+from harness.metrics.prometheus import evaluate_near_full
 from harness.result import (
     Agreement,
+    DiagnosisResult,
+    RaceResult,
     ConntrackResult,
     DNSResult,
     ExpectationResult,
@@ -30,6 +35,20 @@ def _remediation_label(r: Any) -> str:
     return f"{r.kind}: " + ", ".join(f"{k}={v}" for k, v in fields.items())
 
 
+def _timeline_with_drops(s: NodeSeries) -> list[list[float]]:
+    """[t, count, drops so far] rows: the drop total comes from the 2 Hz stat samples."""
+    base = s.stat_start.get("drop", 0)
+    stats = s.stat_timeline
+    out: list[list[float]] = []
+    j = -1
+    for t, count in s.timeline:
+        while j + 1 < len(stats) and stats[j + 1][0] <= t:
+            j += 1
+        drops = stats[j][1].get("drop", 0) - base if j >= 0 else 0
+        out.append([t, float(count), float(drops)])
+    return out
+
+
 def node_result(name: str, m: PhaseMeasurement) -> NodeConntrack:
     s = m.series[name]
     d = s.delta
@@ -48,7 +67,7 @@ def node_result(name: str, m: PhaseMeasurement) -> NodeConntrack:
         states_at_peak=s.states_at_peak,
         dns_in=c.get("dns_in", 0),
         dns_out=c.get("dns_out", 0),
-        timeline=[[t, float(v)] for t, v in s.timeline],
+        timeline=_timeline_with_drops(s),
     )
 
 
@@ -138,6 +157,35 @@ def build_phase_result(phase: Phase, repeat_index: int, m: PhaseMeasurement) -> 
         checks.append(ExpectationResult(expect=str(exp), observed=observed, ok=ok))
     if "fault" in m.extra:
         result["fault"] = m.extra["fault"]
+    result["alerts"] = {"ConntrackTableNearFull": evaluate_near_full(result)}
+    if not phase.injected and not phase.remediations and m.load.get("dns"):
+        result["race"] = race_result(result, m.kernel)
+    d = diagnose_phase(result)
+    result["diagnosis"] = DiagnosisResult(cause=d.cause, injected=d.injected,
+                                          confidence=d.confidence, remediation=d.remediation,
+                                          evidence=d.evidence)
     result["expectations"] = checks
     result["verdict"] = "pass" if all(c["ok"] for c in checks) else "fail"
     return result
+
+
+def race_result(p: PhaseResult, kernel: str) -> RaceResult:
+    """Name what the natural race did: only counters and lost replies decide, never a guess."""
+    nodes = p["conntrack"]["nodes"]
+    insert_failed = {n["node"]: n["insert_failed"] for n in nodes}
+    drop = {n["node"]: n["drop"] for n in nodes}
+    clash = {n["node"]: n["clash_resolve"] for n in nodes}
+    dns = p["dns"]
+    pairs = dns["queries_sent"] // 2
+    missing = dns["queries_unanswered"]
+    lost_in_nodes = sum(insert_failed.values()) + sum(drop.values())
+    if missing > 0 and lost_in_nodes > 0:
+        verdict = (f"reproduced: {missing} replies missing, insert_failed "
+                   f"{sum(insert_failed.values())}, drop {sum(drop.values())}")
+    elif sum(clash.values()) > 0 and lost_in_nodes == 0 and missing == 0:
+        verdict = f"kernel resolved {sum(clash.values())} clashes, 0 drops"
+    else:
+        verdict = ("inconclusive: " + (f"{missing} replies missing without a conntrack drop"
+                   if missing else "no clash observed, so the race was not exercised"))
+    return RaceResult(verdict=verdict, kernel=kernel, pairs_sent=pairs, replies_missing=missing,
+                      insert_failed=insert_failed, drop=drop, clash_resolve=clash)

@@ -98,15 +98,10 @@ def assert_expectations(result: RunResult) -> None:
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if not _RESULTS:
         return
-    from harness.cli import verdict_rows
+    from harness.report import render_plain_table
 
     tr = terminalreporter
     tr.section("conntrack-harness")
-    head = ["phase", "fault", "lookups", "timeout rate [95% CI]", "drop/early", "peak/max",
-            "full-lines", "verdict"]
     for result in _RESULTS:
-        tr.write_line(f"{result['scenario']} (run {result['run_id']}): {result['verdict'].upper()}")
-        rows = [head, *verdict_rows(result)]
-        widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-        for r in rows:
-            tr.write_line("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
+        for line in render_plain_table(result).splitlines():
+            tr.write_line(line)

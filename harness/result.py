@@ -122,6 +122,39 @@ class AlertResult(TypedDict):
     max_ratio: float
 
 
+class DiagnosisResult(TypedDict):
+    cause: str
+    injected: bool
+    confidence: str
+    remediation: str
+    evidence: list[str]
+
+
+class RaceResult(TypedDict):
+    """The natural A/AAAA race attempt, in the vocabulary the issue asks for."""
+
+    verdict: str  # "reproduced" | "kernel resolved N clashes, 0 drops" | "inconclusive"
+    kernel: str
+    pairs_sent: int
+    replies_missing: int
+    insert_failed: dict[str, int]
+    drop: dict[str, int]
+    clash_resolve: dict[str, int]
+
+
+class Comparison(TypedDict):
+    """A remediated phase against its baseline."""
+
+    baseline: str
+    phase: str
+    metric: str
+    before: float
+    after: float
+    change: float  # relative: (after - before) / before
+    p_value: float | None
+    sentence: str
+
+
 class PhaseResult(TypedDict):
     name: str
     repeat_index: int
@@ -139,6 +172,8 @@ class PhaseResult(TypedDict):
     expectations: list[ExpectationResult]
     verdict: Verdict
     alerts: NotRequired[dict[str, AlertResult]]
+    diagnosis: NotRequired[DiagnosisResult]
+    race: NotRequired[RaceResult]
 
 
 class Environment(TypedDict):
@@ -161,3 +196,4 @@ class RunResult(TypedDict):
     verdict: Verdict
     environment: Environment
     phases: list[PhaseResult]
+    comparisons: NotRequired[list[Comparison]]

@@ -19,6 +19,7 @@ from pathlib import Path
 from types import FrameType
 
 from harness.backends.netns.cluster import NetnsCluster, Progress
+from harness.comparisons import comparisons
 from harness.errors import BadInput, NotRoot, RestoreFailed, UnsafeRequest
 from harness.kernel import sysctl
 from harness.kernel.journal import HostLock, Journal
@@ -150,12 +151,14 @@ def run_scenario(
                                     f"{journal.path}:\n  " + "\n  ".join(report.errors))
             journal.close()
     verdict = "pass" if phases and all(p["verdict"] == "pass" for p in phases) else "fail"
-    return RunResult(
+    result = RunResult(
         schema_version=SCHEMA_VERSION, run_id=run_id, scenario=scenario.name,
         scenario_file=scenario_file, started_at=started.isoformat(),
         finished_at=datetime.now(UTC).isoformat(),
         command=command or " ".join(sys.argv), verdict=verdict, environment=env, phases=phases,
     )
+    result["comparisons"] = comparisons(result)
+    return result
 
 
 def _run_phase(cluster: NetnsCluster, scenario: Scenario, phase: Phase, rep: int,

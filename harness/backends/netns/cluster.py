@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -308,6 +309,7 @@ class NetnsCluster:
             resolv=resolv,
             sampler_cpu_s=sampler.cpu_s,
             extra=extra,
+            kernel=platform.release(),
         )
 
     def evidence(self) -> dict[str, str]:
