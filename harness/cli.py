@@ -28,8 +28,9 @@ def _progress_printer() -> Any:
             return
         last["t"] = elapsed
         cmax = info.get("max", 0) or 1
-        fill = " ".join(f"{n} {c}/{cmax} ({100 * c / cmax:.0f}%)"
-                        for n, c in info.get("conntrack", {}).items())
+        fill = " ".join(
+            f"{n} {c}/{cmax} ({100 * c / cmax:.0f}%)" for n, c in info.get("conntrack", {}).items()
+        )
         line = f"  {phase:<14} {elapsed:5.1f}/{total:.0f}s  conntrack {fill}"
         if tty:
             sys.stderr.write("\r" + line[:150].ljust(150))
@@ -40,8 +41,9 @@ def _progress_printer() -> Any:
     return show
 
 
-def write_reports(result: RunResult, report_dir: Path, scenario_text: str,
-                  evidence_dir: Path | None = None) -> list[Path]:
+def write_reports(
+    result: RunResult, report_dir: Path, scenario_text: str, evidence_dir: Path | None = None
+) -> list[Path]:
     """result.json plus the files built from it: HTML, Markdown, JUnit XML, bug bundle."""
     from harness.report import render_html, render_junit, render_markdown, write_bundle
     from harness.report.bundle import NodeEnv
@@ -69,12 +71,23 @@ def write_reports(result: RunResult, report_dir: Path, scenario_text: str,
                         pods[pod.name] = rc.read_text()
             elif d.is_dir():
                 ipt, cts = d / "iptables-save.txt", d / "conntrack-S.txt"
-                extra = {f.name: f.read_text() for f in d.iterdir()
-                         if f.name not in (ipt.name, cts.name)}
-                nodes[d.name] = NodeEnv(ipt.read_text() if ipt.exists() else None,
-                                        cts.read_text() if cts.exists() else None, extra)
-    paths.append(write_bundle(result, report_dir / "bundle.tar.gz", scenario=scenario_text,
-                              nodes=nodes, pod_resolv_conf=pods))
+                extra = {
+                    f.name: f.read_text() for f in d.iterdir() if f.name not in (ipt.name, cts.name)
+                }
+                nodes[d.name] = NodeEnv(
+                    ipt.read_text() if ipt.exists() else None,
+                    cts.read_text() if cts.exists() else None,
+                    extra,
+                )
+    paths.append(
+        write_bundle(
+            result,
+            report_dir / "bundle.tar.gz",
+            scenario=scenario_text,
+            nodes=nodes,
+            pod_resolv_conf=pods,
+        )
+    )
     return paths
 
 
@@ -86,20 +99,30 @@ def cmd_run(args: argparse.Namespace) -> int:
     report_dir = Path(args.report_dir) if args.report_dir else None
     if report_dir:
         report_dir.mkdir(parents=True, exist_ok=True)
-    print(f"conntrack-harness {__version__}: scenario {scenario.name} "
-          f"({len(scenario.phases)} phases) on {args.backend}", file=sys.stderr)
+    print(
+        f"conntrack-harness {__version__}: scenario {scenario.name} "
+        f"({len(scenario.phases)} phases) on {args.backend}",
+        file=sys.stderr,
+    )
 
     def on_phase(p: PhaseResult) -> None:
         d = p["dns"]
         sys.stderr.write(
             f"\r  {p['name']:<14} done: {d['lookups']} lookups, {d['timeouts']} timed out, "
             f"conntrack peak {p['conntrack']['peak_count']}, drop {p['conntrack']['drop']}"
-            f" -> {p['verdict'].upper()}".ljust(150) + "\n")
+            f" -> {p['verdict'].upper()}".ljust(150)
+            + "\n"
+        )
 
     result = run_scenario(
-        scenario, scenario_file=str(args.scenario), backend=args.backend,
-        report_dir=report_dir, force=args.force, wait_s=args.wait,
-        progress=_progress_printer(), on_phase=on_phase,
+        scenario,
+        scenario_file=str(args.scenario),
+        backend=args.backend,
+        report_dir=report_dir,
+        force=args.force,
+        wait_s=args.wait,
+        progress=_progress_printer(),
+        on_phase=on_phase,
         command=shlex.join(["conntrack-harness", *sys.argv[1:]]),
     )
     from harness.report import print_verdict_table
@@ -122,8 +145,9 @@ def _load_result(path: str) -> RunResult:
     except json.JSONDecodeError as e:
         raise BadInput(f"not JSON: {e}", field="RESULT_JSON", value=path) from None
     if not isinstance(data, dict) or "phases" not in data:
-        raise BadInput("not a conntrack-harness result.json (no 'phases')", field="RESULT_JSON",
-                       value=path)
+        raise BadInput(
+            "not a conntrack-harness result.json (no 'phases')", field="RESULT_JSON", value=path
+        )
     return data  # type: ignore[return-value]
 
 
@@ -153,7 +177,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
                 print(f"    - {e}")
             print(f"    remediation: {d.remediation}")
         return 0
-    readings, d = diagnose_live(args.netns, resolv_conf=args.resolv_conf)
+    _readings, d = diagnose_live(args.netns, resolv_conf=args.resolv_conf)
     where = f"namespace {args.netns}" if args.netns else "this host"
     print(f"{where}: {d.label} ({d.confidence})")
     for e in d.evidence:
@@ -210,13 +234,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="run a scenario file (exit 0 pass, 1 violated, 2 bad input)")
     r.add_argument("scenario", metavar="SCENARIO_FILE")
-    r.add_argument("--backend", default="netns",
-                   help="netns (default), kind, kubeconfig or k3s")
+    r.add_argument("--backend", default="netns", help="netns (default), kind, kubeconfig or k3s")
     r.add_argument("--report-dir", metavar="DIR", help="write result.json and reports here")
-    r.add_argument("--force", action="store_true",
-                   help="allow shrinking nf_conntrack_max close to the host's live count")
-    r.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
-                   help="wait this long for another run's lock (default: refuse at once)")
+    r.add_argument(
+        "--force",
+        action="store_true",
+        help="allow shrinking nf_conntrack_max close to the host's live count",
+    )
+    r.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait this long for another run's lock (default: refuse at once)",
+    )
     r.set_defaults(func=cmd_run)
     rs = sub.add_parser("restore", help="undo what a killed run left on this host")
     rs.add_argument("--wait", type=float, default=0.0, metavar="SECONDS")

@@ -18,18 +18,32 @@ def comparisons(result: RunResult) -> list[Comparison]:
     for v in remediation_verdicts(summarize(result)):
         b, a = v.comparison.before, v.comparison.after
         rb, ra = b.rate, a.rate
-        out.append(Comparison(
-            baseline=v.before.name, phase=v.after.name, metric="dns.timeout_rate",
-            before=rb, after=ra, change=round((ra - rb) / rb, 4) if rb else 0.0,
-            p_value=v.comparison.p_value, sentence=v.comparison.sentence,
-        ))
+        out.append(
+            Comparison(
+                baseline=v.before.name,
+                phase=v.after.name,
+                metric="dns.timeout_rate",
+                before=rb,
+                after=ra,
+                change=round((ra - rb) / rb, 4) if rb else 0.0,
+                p_value=v.comparison.p_value,
+                sentence=v.comparison.sentence,
+            )
+        )
         qb, qa = _mean_qpl(v.before.phases), _mean_qpl(v.after.phases)
         if qb:
             change = (qa - qb) / qb
             word = "fewer" if change < 0 else "more"
-            out.append(Comparison(
-                baseline=v.before.name, phase=v.after.name, metric="dns.queries_per_lookup",
-                before=round(qb, 3), after=round(qa, 3), change=round(change, 4), p_value=None,
-                sentence=f"queries per lookup {qb:.2f} -> {qa:.2f} ({abs(change):.0%} {word})",
-            ))
+            out.append(
+                Comparison(
+                    baseline=v.before.name,
+                    phase=v.after.name,
+                    metric="dns.queries_per_lookup",
+                    before=round(qb, 3),
+                    after=round(qa, 3),
+                    change=round(change, 4),
+                    p_value=None,
+                    sentence=f"queries per lookup {qb:.2f} -> {qa:.2f} ({abs(change):.0%} {word})",
+                )
+            )
     return out

@@ -17,8 +17,9 @@ TABLE = "cth_race_fault"
 
 def race_window_ruleset(probability: float) -> str:
     if not 0 < probability <= 1:
-        raise BadInput("probability must be in (0, 1]", field="faults.probability",
-                       value=probability)
+        raise BadInput(
+            "probability must be in (0, 1]", field="faults.probability", value=probability
+        )
     pct = round(probability * 100)
     # nft rejects "numgen random mod 100 < 100": at P=100 % leave the numgen match out
     gate = "" if pct >= 100 else f"numgen random mod 100 < {max(pct, 1)} "

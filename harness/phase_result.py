@@ -10,14 +10,14 @@ from harness.measurement import PhaseMeasurement
 from harness.metrics.prometheus import evaluate_near_full
 from harness.result import (
     Agreement,
-    DiagnosisResult,
-    RaceResult,
     ConntrackResult,
+    DiagnosisResult,
     DNSResult,
     ExpectationResult,
     HTTPResult,
     NodeConntrack,
     PhaseResult,
+    RaceResult,
     ServerResult,
 )
 from harness.scenario.model import Phase
@@ -93,27 +93,36 @@ def dns_result(load: dict[str, Any]) -> DNSResult:
     d = dict(load["dns"])
     lo, hi = wilson(int(d["timeouts"]), int(d["lookups"]))
     d["timeout_rate_ci"] = {"rate": d["timeout_rate"], "low": round(lo, 6), "high": round(hi, 6)}
-    return DNSResult(**d)  # type: ignore[typeddict-item]
+    return DNSResult(**d)  # type: ignore[typeddict-item,no-any-return]
 
 
 def agreement(dns: DNSResult, m: PhaseMeasurement, server: ServerResult) -> Agreement:
-    node_dropped = sum(max(0, c.get("dns_in", 0) - c.get("dns_out", 0))
-                       for c in m.node_counters.values())
+    node_dropped = sum(
+        max(0, c.get("dns_in", 0) - c.get("dns_out", 0)) for c in m.node_counters.values()
+    )
     server_unanswered = max(0, server["received"] - server["answered"])
     client = dns["queries_unanswered"]
     gap = client - node_dropped - server_unanswered
     if client == 0 and node_dropped == 0:
         text = "no DNS query was lost anywhere"
     elif abs(gap) <= max(2, client // 100):
-        text = (f"every unanswered query is accounted for: {node_dropped} dropped inside the "
-                f"nodes (conntrack), {server_unanswered} received but not answered by the DNS pods")
+        text = (
+            f"every unanswered query is accounted for: {node_dropped} dropped inside the "
+            f"nodes (conntrack), {server_unanswered} received but not answered by the DNS pods"
+        )
     else:
-        text = (f"{client} unanswered at the client vs {node_dropped} dropped in nodes + "
-                f"{server_unanswered} unanswered by servers; gap {gap}: queries still in flight "
-                "when the load stopped, or replies dropped on the way back, or DNS packets "
-                "that CoreDNS itself forwarded upstream (counted by the nodes too)")
-    return Agreement(client_unanswered=client, node_dropped=node_dropped,
-                     server_unanswered=server_unanswered, explained=text)
+        text = (
+            f"{client} unanswered at the client vs {node_dropped} dropped in nodes + "
+            f"{server_unanswered} unanswered by servers; gap {gap}: queries still in flight "
+            "when the load stopped, or replies dropped on the way back, or DNS packets "
+            "that CoreDNS itself forwarded upstream (counted by the nodes too)"
+        )
+    return Agreement(
+        client_unanswered=client,
+        node_dropped=node_dropped,
+        server_unanswered=server_unanswered,
+        explained=text,
+    )
 
 
 def build_phase_result(phase: Phase, repeat_index: int, m: PhaseMeasurement) -> PhaseResult:
@@ -122,19 +131,24 @@ def build_phase_result(phase: Phase, repeat_index: int, m: PhaseMeasurement) -> 
     http: HTTPResult | None = None
     if http_raw:
         http = HTTPResult(
-            mode=http_raw["mode"], requests=http_raw["requests"], failures=http_raw["failures"],
-            failure_rate=http_raw["failure_rate"], new_connections=http_raw["new_connections"],
+            mode=http_raw["mode"],
+            requests=http_raw["requests"],
+            failures=http_raw["failures"],
+            failure_rate=http_raw["failure_rate"],
+            new_connections=http_raw["new_connections"],
         )
-    server = ServerResult(received=m.server_counters.get("rx", 0),
-                          answered=m.server_counters.get("tx", 0))
+    server = ServerResult(
+        received=m.server_counters.get("rx", 0), answered=m.server_counters.get("tx", 0)
+    )
     node_totals: dict[str, int] = {}
     for c in m.node_counters.values():
         for k, v in c.items():
             node_totals[k] = node_totals.get(k, 0) + v
     if "fault" in m.extra:
         node_totals["fault_hits"] = int(m.extra["fault"]["hits"])
-    node_totals["dns_dropped"] = sum(max(0, c.get("dns_in", 0) - c.get("dns_out", 0))
-                                     for c in m.node_counters.values())
+    node_totals["dns_dropped"] = sum(
+        max(0, c.get("dns_in", 0) - c.get("dns_out", 0)) for c in m.node_counters.values()
+    )
     result = PhaseResult(
         name=phase.name,
         repeat_index=repeat_index,
@@ -153,7 +167,7 @@ def build_phase_result(phase: Phase, repeat_index: int, m: PhaseMeasurement) -> 
     )
     checks: list[ExpectationResult] = []
     for exp in phase.expectations():
-        ok, observed = exp.evaluate(result)  # type: ignore[arg-type]
+        ok, observed = exp.evaluate(result)
         checks.append(ExpectationResult(expect=str(exp), observed=observed, ok=ok))
     if "fault" in m.extra:
         result["fault"] = m.extra["fault"]
@@ -161,9 +175,13 @@ def build_phase_result(phase: Phase, repeat_index: int, m: PhaseMeasurement) -> 
     if not phase.injected and not phase.remediations and m.load.get("dns"):
         result["race"] = race_result(result, m.kernel)
     d = diagnose_phase(result)
-    result["diagnosis"] = DiagnosisResult(cause=d.cause, injected=d.injected,
-                                          confidence=d.confidence, remediation=d.remediation,
-                                          evidence=d.evidence)
+    result["diagnosis"] = DiagnosisResult(
+        cause=d.cause,
+        injected=d.injected,
+        confidence=d.confidence,
+        remediation=d.remediation,
+        evidence=d.evidence,
+    )
     result["expectations"] = checks
     result["verdict"] = "pass" if all(c["ok"] for c in checks) else "fail"
     return result
@@ -180,12 +198,24 @@ def race_result(p: PhaseResult, kernel: str) -> RaceResult:
     missing = dns["queries_unanswered"]
     lost_in_nodes = sum(insert_failed.values()) + sum(drop.values())
     if missing > 0 and lost_in_nodes > 0:
-        verdict = (f"reproduced: {missing} replies missing, insert_failed "
-                   f"{sum(insert_failed.values())}, drop {sum(drop.values())}")
+        verdict = (
+            f"reproduced: {missing} replies missing, insert_failed "
+            f"{sum(insert_failed.values())}, drop {sum(drop.values())}"
+        )
     elif sum(clash.values()) > 0 and lost_in_nodes == 0 and missing == 0:
         verdict = f"kernel resolved {sum(clash.values())} clashes, 0 drops"
     else:
-        verdict = ("inconclusive: " + (f"{missing} replies missing without a conntrack drop"
-                   if missing else "no clash observed, so the race was not exercised"))
-    return RaceResult(verdict=verdict, kernel=kernel, pairs_sent=pairs, replies_missing=missing,
-                      insert_failed=insert_failed, drop=drop, clash_resolve=clash)
+        verdict = "inconclusive: " + (
+            f"{missing} replies missing without a conntrack drop"
+            if missing
+            else "no clash observed, so the race was not exercised"
+        )
+    return RaceResult(
+        verdict=verdict,
+        kernel=kernel,
+        pairs_sent=pairs,
+        replies_missing=missing,
+        insert_failed=insert_failed,
+        drop=drop,
+        clash_resolve=clash,
+    )

@@ -32,14 +32,31 @@ def _positive_int(text: str) -> int:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     g = parser.getgroup("conntrack-harness", "conntrack-harness scenarios")
-    g.addoption("--harness-backend", default="netns", choices=["netns", "kind", "kubeconfig", "k3s"],
-                help="Backend that realizes scenarios. Default: netns")
-    g.addoption("--harness-report-dir", default=None, metavar="DIR",
-                help="Write each scenario's result.json under DIR/<scenario>/. Default: none")
-    g.addoption("--harness-keep-cluster", action="store_true", default=False,
-                help="Keep a kind/k3s cluster after the session. Default: delete it")
-    g.addoption("--harness-repeat", type=_positive_int, default=None, metavar="N",
-                help="Override every phase's repeat count. Default: the scenario's own")
+    g.addoption(
+        "--harness-backend",
+        default="netns",
+        choices=["netns", "kind", "kubeconfig", "k3s"],
+        help="Backend that realizes scenarios. Default: netns",
+    )
+    g.addoption(
+        "--harness-report-dir",
+        default=None,
+        metavar="DIR",
+        help="Write each scenario's result.json under DIR/<scenario>/. Default: none",
+    )
+    g.addoption(
+        "--harness-keep-cluster",
+        action="store_true",
+        default=False,
+        help="Keep a kind/k3s cluster after the session. Default: delete it",
+    )
+    g.addoption(
+        "--harness-repeat",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="Override every phase's repeat count. Default: the scenario's own",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -70,8 +87,12 @@ def run_scenario(request: pytest.FixtureRequest, tmp_path: Path) -> RunScenario:
         report_root = cfg.getoption("--harness-report-dir")
         report_dir = Path(report_root) / scenario.name if report_root else tmp_path / "report"
         report_dir.mkdir(parents=True, exist_ok=True)
-        result = _run(scenario, scenario_file=str(path), backend=cfg.getoption("--harness-backend"),
-                      report_dir=report_dir)
+        result = _run(
+            scenario,
+            scenario_file=str(path),
+            backend=cfg.getoption("--harness-backend"),
+            report_dir=report_dir,
+        )
         (report_dir / "result.json").write_text(json.dumps(result, indent=2))
         _RESULTS.append(result)
         for p in result["phases"]:
@@ -90,8 +111,12 @@ def run_scenario(request: pytest.FixtureRequest, tmp_path: Path) -> RunScenario:
 
 def assert_expectations(result: RunResult) -> None:
     """Fail the test with every violated expectation, phase by phase."""
-    bad = [f"{p['name']}: {e['expect']} (observed {e['observed']})"
-           for p in result["phases"] for e in p["expectations"] if not e["ok"]]
+    bad = [
+        f"{p['name']}: {e['expect']} (observed {e['observed']})"
+        for p in result["phases"]
+        for e in p["expectations"]
+        if not e["ok"]
+    ]
     assert not bad, "expectations violated:\n  " + "\n  ".join(bad)
 
 

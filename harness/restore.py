@@ -14,7 +14,7 @@ from pathlib import Path
 
 from harness.errors import RestoreFailed
 from harness.kernel import sysctl
-from harness.kernel.journal import Journal, state_dir, stale_journals
+from harness.kernel.journal import Journal, stale_journals, state_dir
 from harness.kernel.netns import NETNS_RUN_DIR, run
 from harness.kernel.process import stop_pid
 
@@ -96,8 +96,11 @@ def restore_stale(*, sweep: bool = True) -> RestoreReport:
         if not report.errors:
             j.close()
     if sweep:
-        live = {p.stem for p in (state_dir() / "runs").glob("*.jsonl")} if (
-            state_dir() / "runs").is_dir() else set()
+        live = (
+            {p.stem for p in (state_dir() / "runs").glob("*.jsonl")}
+            if (state_dir() / "runs").is_dir()
+            else set()
+        )
         sweep_namespaces(live, report)
     if report.errors:
         raise RestoreFailed(

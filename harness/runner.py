@@ -25,7 +25,7 @@ from harness.kernel import sysctl
 from harness.kernel.journal import HostLock, Journal
 from harness.phase_result import build_phase_result
 from harness.restore import RestoreReport, restore_stale, undo_journal
-from harness.result import SCHEMA_VERSION, Environment, PhaseResult, RunResult
+from harness.result import SCHEMA_VERSION, Environment, PhaseResult, RunResult, Verdict
 from harness.scenario.model import Phase, Scenario
 
 BACKENDS = ("netns", "kind", "kubeconfig", "k3s")
@@ -64,23 +64,30 @@ def check_conntrack_max(value: int, *, force: bool) -> None:
         raise UnsafeRequest(
             f"nf_conntrack_max={value} is below the host's live count {live} + {MAX_MARGIN}; "
             "that would drop the machine's own traffic (pass --force to do it anyway)",
-            field="host.nf_conntrack_max", value=value,
+            field="host.nf_conntrack_max",
+            value=value,
         )
 
 
 def preflight(scenario: Scenario, *, force: bool) -> None:
     """Refusals that need no host change: checked before anything is touched."""
     values = [scenario.host.nf_conntrack_max, scenario.node_sysctls.nf_conntrack_max]
-    values += [getattr(r, "nf_conntrack_max", None) for p in scenario.phases
-               for r in p.remediations]
+    values += [
+        getattr(r, "nf_conntrack_max", None) for p in scenario.phases for r in p.remediations
+    ]
     for v in values:
         if v is not None:
             check_conntrack_max(v, force=force)
 
 
 def environment(backend: str) -> Environment:
-    keys = ["nf_conntrack_max", "nf_conntrack_buckets", "nf_conntrack_count",
-            "nf_conntrack_tcp_timeout_time_wait", "nf_conntrack_udp_timeout"]
+    keys = [
+        "nf_conntrack_max",
+        "nf_conntrack_buckets",
+        "nf_conntrack_count",
+        "nf_conntrack_tcp_timeout_time_wait",
+        "nf_conntrack_udp_timeout",
+    ]
     sysctls = {}
     for k in keys:
         try:
@@ -90,8 +97,14 @@ def environment(backend: str) -> Environment:
     tools = {}
     for t in ("iptables", "nft", "conntrack", "dnsmasq", "nginx"):
         tools[t] = shutil.which(t) or "missing"
-    return Environment(kernel=platform.release(), backend=backend, hostname=socket.gethostname(),
-                       python=platform.python_version(), sysctls=sysctls, tools=tools)
+    return Environment(
+        kernel=platform.release(),
+        backend=backend,
+        hostname=socket.gethostname(),
+        python=platform.python_version(),
+        sysctls=sysctls,
+        tools=tools,
+    )
 
 
 def new_run_id() -> str:
@@ -113,8 +126,12 @@ def run_scenario(
     if backend not in BACKENDS:
         raise BadInput("unknown backend", field="--backend", value=backend, allowed=list(BACKENDS))
     if backend != "netns":
-        raise BadInput("this backend runs only where a cluster exists (see docs/backends.md)",
-                       field="--backend", value=backend, allowed=["netns"])
+        raise BadInput(
+            "this backend runs only where a cluster exists (see docs/backends.md)",
+            field="--backend",
+            value=backend,
+            allowed=["netns"],
+        )
     require_root()
     started = datetime.now(UTC)
     run_id = new_run_id()
@@ -132,7 +149,8 @@ def run_scenario(
                 with NetnsCluster(scenario, run_id, journal, guard) as cluster:
                     cluster.apply_node_sysctls()
                     env["sysctls"][f"{CT}nf_conntrack_max (during run)"] = sysctl.read(
-                        CT + "nf_conntrack_max")
+                        CT + "nf_conntrack_max"
+                    )
                     for phase in scenario.phases:
                         for rep in range(phase.repeat):
                             pr = _run_phase(cluster, scenario, phase, rep, progress)
@@ -147,22 +165,31 @@ def run_scenario(
             report = RestoreReport()
             undo_journal(journal, report)
             if report.errors:
-                raise RestoreFailed("run cleanup incomplete; journal kept at "
-                                    f"{journal.path}:\n  " + "\n  ".join(report.errors))
+                raise RestoreFailed(
+                    "run cleanup incomplete; journal kept at "
+                    f"{journal.path}:\n  " + "\n  ".join(report.errors)
+                )
             journal.close()
-    verdict = "pass" if phases and all(p["verdict"] == "pass" for p in phases) else "fail"
+    verdict: Verdict = "pass" if phases and all(p["verdict"] == "pass" for p in phases) else "fail"
     result = RunResult(
-        schema_version=SCHEMA_VERSION, run_id=run_id, scenario=scenario.name,
-        scenario_file=scenario_file, started_at=started.isoformat(),
+        schema_version=SCHEMA_VERSION,
+        run_id=run_id,
+        scenario=scenario.name,
+        scenario_file=scenario_file,
+        started_at=started.isoformat(),
         finished_at=datetime.now(UTC).isoformat(),
-        command=command or " ".join(sys.argv), verdict=verdict, environment=env, phases=phases,
+        command=command or " ".join(sys.argv),
+        verdict=verdict,
+        environment=env,
+        phases=phases,
     )
     result["comparisons"] = comparisons(result)
     return result
 
 
-def _run_phase(cluster: NetnsCluster, scenario: Scenario, phase: Phase, rep: int,
-               progress: Progress | None) -> PhaseResult:
+def _run_phase(
+    cluster: NetnsCluster, scenario: Scenario, phase: Phase, rep: int, progress: Progress | None
+) -> PhaseResult:
     with cluster.phase(phase) as settings:
         m = cluster.measure(phase, settings, scenario.phase_load(phase), progress)
     return build_phase_result(phase, rep, m)

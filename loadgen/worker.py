@@ -18,12 +18,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from harness.dns.resolvconf import ResolvConf
 from loadgen.dns.accounting import summarize
 from loadgen.dns.engine import run_dns_load
 from loadgen.dns.types import ClientPod, DNSPlan
 from loadgen.http.plan import HTTPPlan, HTTPTarget
 from loadgen.http.rawclient import run_http_load
+
+from harness.dns.resolvconf import ResolvConf
 
 DNS_PLAN_FIELDS = {"rate", "duration_s", "names", "resolver", "lookups_per_process"}
 
@@ -39,17 +40,27 @@ async def _dns(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _http(spec: dict[str, Any]) -> dict[str, Any]:
-    targets = [HTTPTarget(address=t["ip"], port=t["port"], netns=t["netns"])
-               for t in spec["targets"]]
+    targets = [
+        HTTPTarget(address=t["ip"], port=t["port"], netns=t["netns"]) for t in spec["targets"]
+    ]
     p = spec["plan"]
-    plan = HTTPPlan(mode=p["mode"], rate=p["rate"], duration_s=p["duration_s"],
-                    pool_size=p["pool_size"], connect_timeout_s=p["connect_timeout_s"],
-                    max_in_flight=p["max_in_flight"])
+    plan = HTTPPlan(
+        mode=p["mode"],
+        rate=p["rate"],
+        duration_s=p["duration_s"],
+        pool_size=p["pool_size"],
+        connect_timeout_s=p["connect_timeout_s"],
+        max_in_flight=p["max_in_flight"],
+    )
     res = await run_http_load(targets, plan)
     out = dict(res.to_http_result())
-    out.update(connect_failures=res.connect_failures, elapsed_s=round(res.elapsed_s, 3),
-               latency_ms=dict(res.latency_ms), errors=res.errors,
-               timeline=[list(r) if not isinstance(r, dict) else r for r in res.timeline])
+    out.update(
+        connect_failures=res.connect_failures,
+        elapsed_s=round(res.elapsed_s, 3),
+        latency_ms=dict(res.latency_ms),
+        errors=res.errors,
+        timeline=[list(r) if not isinstance(r, dict) else r for r in res.timeline],
+    )
     return out
 
 
@@ -70,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     plan = json.loads(args.plan.read_text())
     result = asyncio.run(run_plan(plan))
     tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, default=lambda o: asdict(o)))
+    tmp.write_text(json.dumps(result, default=asdict))
     tmp.replace(args.out)
     return 0
 

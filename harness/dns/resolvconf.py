@@ -6,6 +6,7 @@ Pure logic: no files are read here. ``ResolvConf.parse`` takes text, ``render`` 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from harness.errors import BadInput
@@ -22,10 +23,25 @@ MAX_ATTEMPTS = 5
 MAX_SEARCH = 32
 
 FLAG_OPTIONS = frozenset(
-    {"rotate", "single-request", "single-request-reopen", "use-vc", "edns0", "no-aaaa",
-     "trust-ad", "no-tld-query", "inet6", "debug", "no-reload"}
+    {
+        "rotate",
+        "single-request",
+        "single-request-reopen",
+        "use-vc",
+        "edns0",
+        "no-aaaa",
+        "trust-ad",
+        "no-tld-query",
+        "inet6",
+        "debug",
+        "no-reload",
+    }
 )
-VALUE_OPTIONS = {"ndots": (0, MAX_NDOTS), "timeout": (1, MAX_TIMEOUT), "attempts": (1, MAX_ATTEMPTS)}
+VALUE_OPTIONS = {
+    "ndots": (0, MAX_NDOTS),
+    "timeout": (1, MAX_TIMEOUT),
+    "attempts": (1, MAX_ATTEMPTS),
+}
 
 
 @dataclass(frozen=True)
@@ -64,7 +80,7 @@ class ResolvConf:
         cls,
         nameservers: list[str] | tuple[str, ...],
         search: list[str] | tuple[str, ...] = (),
-        options: dict[str, str | int | None] | None = None,
+        options: Mapping[str, str | int | None] | None = None,
     ) -> ResolvConf:
         """Build from Kubernetes-style dnsConfig parts, validating every field."""
         lines = [f"nameserver {ns}" for ns in nameservers]
@@ -130,8 +146,12 @@ class ResolvConf:
                     if name in VALUE_OPTIONS and sep:
                         lo, hi = VALUE_OPTIONS[name]
                         if not val.isdigit():
-                            bad("option value must be a whole number", f"options.{name}", opt,
-                                f"{lo}..{hi}")
+                            bad(
+                                "option value must be a whole number",
+                                f"options.{name}",
+                                opt,
+                                f"{lo}..{hi}",
+                            )
                             continue
                         # glibc clamps to the maximum rather than rejecting.
                         n = min(int(val), hi)
@@ -149,8 +169,12 @@ class ResolvConf:
                     else:
                         unknown.append(opt)
             elif strict:
-                bad("unknown resolv.conf keyword", "resolv.conf", key,
-                    "nameserver, search, domain, options")
+                bad(
+                    "unknown resolv.conf keyword",
+                    "resolv.conf",
+                    key,
+                    "nameserver, search, domain, options",
+                )
             else:
                 ignored.append(raw)
         return cls(
@@ -187,8 +211,9 @@ class ResolvConf:
 
     def with_flag(self, flag: str) -> ResolvConf:
         if flag not in FLAG_OPTIONS:
-            raise BadInput("unknown resolver option", field="options", value=flag,
-                           allowed=sorted(FLAG_OPTIONS))
+            raise BadInput(
+                "unknown resolver option", field="options", value=flag, allowed=sorted(FLAG_OPTIONS)
+            )
         return replace(self, flags=self.flags | {flag})
 
 

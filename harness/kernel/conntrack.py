@@ -6,8 +6,17 @@ import re
 from collections import Counter
 
 # Columns present in /proc/net/stat/nf_conntrack vary by kernel; the header names them.
-STAT_FIELDS = ("found", "invalid", "insert", "insert_failed", "drop", "early_drop",
-               "clashres", "search_restart", "icmp_error")
+STAT_FIELDS = (
+    "found",
+    "invalid",
+    "insert",
+    "insert_failed",
+    "drop",
+    "early_drop",
+    "clashres",
+    "search_restart",
+    "icmp_error",
+)
 
 
 def parse_stat(text: str) -> dict[str, int]:

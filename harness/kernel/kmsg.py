@@ -1,4 +1,7 @@
-"""The kernel log lines a run caused: 'nf_conntrack: table full in netns <inode>, dropping packet'."""
+"""The kernel log lines a run caused.
+
+The one that matters: 'nf_conntrack: table full in netns <inode>, dropping packet'.
+"""
 
 from __future__ import annotations
 

@@ -50,7 +50,9 @@ def entered(name: str) -> Iterator[None]:
         os.close(home)
 
 
-def socket_in(name: str, family: int = socket.AF_INET, type_: int = socket.SOCK_DGRAM) -> socket.socket:
+def socket_in(
+    name: str, family: int = socket.AF_INET, type_: int = socket.SOCK_DGRAM
+) -> socket.socket:
     """A new non-blocking socket that lives in namespace ``name``."""
     with entered(name):
         s = socket.socket(family, type_)
@@ -87,7 +89,9 @@ def run(
     """Run a command (in ``netns`` when given); raise :class:`CommandFailed` on error."""
     full = exec_argv(netns, argv) if netns else list(argv)
     try:
-        cp = subprocess.run(full, input=input_, capture_output=True, text=True, timeout=timeout)
+        cp = subprocess.run(
+            full, input=input_, capture_output=True, text=True, timeout=timeout, check=False
+        )
     except FileNotFoundError as e:
         raise CommandFailed(full, 127, str(e)) from e
     except subprocess.TimeoutExpired as e:

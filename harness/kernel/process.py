@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -47,7 +48,10 @@ def spawn(
     out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115
     try:
         popen = subprocess.Popen(
-            full, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            full,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
     except FileNotFoundError as e:
@@ -84,10 +88,8 @@ def stop_pid(pid: int, start: int | None, grace_s: float = 2.0) -> bool:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             return True
-        try:
+        with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, 0)
-        except ChildProcessError:
-            pass
     return True
 
 

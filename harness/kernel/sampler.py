@@ -72,8 +72,13 @@ class NodeProbe:
 class Sampler:
     """Samples every node in a background thread between ``start()`` and ``stop()``."""
 
-    def __init__(self, probes: list[NodeProbe], conntrack_max: int, hz: float = 10.0,
-                 snapshot_fill: float = 0.9) -> None:
+    def __init__(
+        self,
+        probes: list[NodeProbe],
+        conntrack_max: int,
+        hz: float = 10.0,
+        snapshot_fill: float = 0.9,
+    ) -> None:
         self.probes = probes
         self.hz = hz
         self.snapshot_fill = snapshot_fill

@@ -1,5 +1,12 @@
 """kube-proxy iptables-mode rules, generated as iptables-restore input (pure)."""
 
-from harness.kubeproxy.rules import Endpoint, ServicePort, render_nat, render_filter, sep_chain, svc_chain
+from harness.kubeproxy.rules import (
+    Endpoint,
+    ServicePort,
+    render_filter,
+    render_nat,
+    sep_chain,
+    svc_chain,
+)
 
 __all__ = ["Endpoint", "ServicePort", "render_filter", "render_nat", "sep_chain", "svc_chain"]

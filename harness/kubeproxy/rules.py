@@ -49,13 +49,18 @@ class ServicePort:
 
     def validate(self) -> None:
         if self.protocol not in PROTOCOLS:
-            raise BadInput("unsupported protocol", field="protocol", value=self.protocol,
-                           allowed=list(PROTOCOLS))
+            raise BadInput(
+                "unsupported protocol",
+                field="protocol",
+                value=self.protocol,
+                allowed=list(PROTOCOLS),
+            )
         try:
             ipaddress.IPv4Address(self.cluster_ip)
         except ValueError:
-            raise BadInput("ClusterIP must be IPv4", field="cluster_ip",
-                           value=self.cluster_ip) from None
+            raise BadInput(
+                "ClusterIP must be IPv4", field="cluster_ip", value=self.cluster_ip
+            ) from None
         for p in (self.port, *(e.port for e in self.endpoints)):
             if not 0 < p < 65536:
                 raise BadInput("port out of range", field="port", value=p, allowed="1..65535")
@@ -94,9 +99,9 @@ def render_nat(
         '-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
         '-A OUTPUT -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
         '-A POSTROUTING -m comment --comment "kubernetes postrouting rules" -j KUBE-POSTROUTING',
-        f"-A KUBE-MARK-MASQ -j MARK --or-mark {MASQ_MARK.split('/')[0]}",
+        f"-A KUBE-MARK-MASQ -j MARK --or-mark {MASQ_MARK.split('/', maxsplit=1)[0]}",
         f"-A KUBE-POSTROUTING -m mark ! --mark {MASQ_MARK} -j RETURN",
-        f"-A KUBE-POSTROUTING -j MARK --xor-mark {MASQ_MARK.split('/')[0]}",
+        f"-A KUBE-POSTROUTING -j MARK --xor-mark {MASQ_MARK.split('/', maxsplit=1)[0]}",
         '-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" '
         "-j MASQUERADE --random-fully",
     ]
@@ -117,9 +122,8 @@ def render_nat(
             chains.append(sep)
             target = f'-m comment --comment "{sp.svc_port_name} -> {ep.ip}:{ep.port}" -j {sep}'
             if i < n - 1:
-                rules.append(
-                    f"-A {svc} -m statistic --mode random --probability {probability(i, n)} {target}"
-                )
+                stat = f"-m statistic --mode random --probability {probability(i, n)}"
+                rules.append(f"-A {svc} {stat} {target}")
             else:
                 rules.append(f"-A {svc} {target}")
             rules.append(f"-A {sep} -s {ep.ip}/32 -j KUBE-MARK-MASQ")

@@ -55,7 +55,9 @@ METRICS: frozenset[str] = frozenset(
     }
 )
 
-_EXPR = re.compile(r"^\s*([a-z_][a-z0-9_.]*)\s*(<=|>=|==|!=|<|>)\s*([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?\d+)?)\s*$")
+_EXPR = re.compile(
+    r"^\s*([a-z_][a-z0-9_.]*)\s*(<=|>=|==|!=|<|>)\s*([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?\d+)?)\s*$"
+)
 
 
 @dataclass(frozen=True)

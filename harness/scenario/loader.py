@@ -38,8 +38,12 @@ def _join(base: str, sub: str) -> str:
 
 def parse_scenario(data: Any, *, source: str = "<scenario>") -> Scenario:
     if not isinstance(data, dict):
-        raise BadInput("a scenario is a YAML mapping", field="(top level)",
-                       value=type(data).__name__, source=source)
+        raise BadInput(
+            "a scenario is a YAML mapping",
+            field="(top level)",
+            value=type(data).__name__,
+            source=source,
+        )
     try:
         return Scenario.model_validate(data)
     except ValidationError as e:
@@ -47,9 +51,16 @@ def parse_scenario(data: Any, *, source: str = "<scenario>") -> Scenario:
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
         # pydantic names the discriminated-union member after remediations[i]; drop that tag
         # (only there: "coredns" is also a field of the cluster)
-        loc = tuple(p for i, p in enumerate(loc)
-                    if not (i >= 2 and loc[i - 2] == "remediations" and isinstance(loc[i - 1], int)
-                            and p in REMEDIATION_KINDS))
+        loc = tuple(
+            p
+            for i, p in enumerate(loc)
+            if not (
+                i >= 2
+                and loc[i - 2] == "remediations"
+                and isinstance(loc[i - 1], int)
+                and p in REMEDIATION_KINDS
+            )
+        )
         msg = err["msg"].removeprefix("Value error, ")
         # a model-level validator may name the sub-field it means: "@sub.path: message"
         sub = _SUBPATH.match(msg)
@@ -65,8 +76,9 @@ def parse_scenario(data: Any, *, source: str = "<scenario>") -> Scenario:
             value = None
         elif isinstance(value, dict | list):
             value = json.dumps(value)[:80]
-        raise BadInput(msg + more, field=field or "(top level)", value=value,
-                       allowed=allowed, source=source) from None
+        raise BadInput(
+            msg + more, field=field or "(top level)", value=value, allowed=allowed, source=source
+        ) from None
     except BadInput as e:
         raise BadInput(str(e), source=source) from None
 

@@ -79,7 +79,9 @@ class CoreDNSSpec(_Strict):
     replicas: int = Field(2, ge=1, le=8)
     cache: bool = Field(True, description="CoreDNS 'cache 30' plugin")
     max_concurrent: int | None = Field(
-        None, ge=1, description="Limit on concurrent forwarded queries (CoreDNS forward max_concurrent)"
+        None,
+        ge=1,
+        description="Limit on concurrent forwarded queries (CoreDNS forward max_concurrent)",
     )
     node: str | None = Field(None, description="Node the CoreDNS pods run on; default: last node")
 
@@ -217,7 +219,14 @@ Remediation = Annotated[
     Pooling | ConntrackSysctls | ResolverOption | NodeLocalDNS | FQDN | CoreDNSChange,
     Field(discriminator="kind"),
 ]
-REMEDIATION_KINDS = ("pooling", "conntrack-sysctls", "resolver-option", "nodelocal-dns", "fqdn", "coredns")
+REMEDIATION_KINDS = (
+    "pooling",
+    "conntrack-sysctls",
+    "resolver-option",
+    "nodelocal-dns",
+    "fqdn",
+    "coredns",
+)
 
 
 class RaceWindowFault(_Strict):

@@ -48,7 +48,9 @@ class HostSnapshot:
                     procs.add(int(p.name))
         return cls(
             conntrack_max=Path("/proc/sys/net/netfilter/nf_conntrack_max").read_text().strip(),
-            conntrack_buckets=Path("/proc/sys/net/netfilter/nf_conntrack_buckets").read_text().strip(),
+            conntrack_buckets=Path("/proc/sys/net/netfilter/nf_conntrack_buckets")
+            .read_text()
+            .strip(),
             namespaces=harness_ns(NETNS_DIR),
             etc_netns=harness_ns(Path("/etc/netns")),
             host_rules=sum(1 for ln in rules.splitlines() if "KUBE-" in ln or "CTH-" in ln),
@@ -60,10 +62,14 @@ class HostSnapshot:
         if self.conntrack_max != before.conntrack_max:
             out.append(f"nf_conntrack_max {before.conntrack_max} -> {self.conntrack_max}")
         if self.conntrack_buckets != before.conntrack_buckets:
-            out.append(f"nf_conntrack_buckets {before.conntrack_buckets} -> {self.conntrack_buckets}")
-        for label, a, b in (("namespace", before.namespaces, self.namespaces),
-                            ("/etc/netns", before.etc_netns, self.etc_netns),
-                            ("process", before.harness_procs, self.harness_procs)):
+            out.append(
+                f"nf_conntrack_buckets {before.conntrack_buckets} -> {self.conntrack_buckets}"
+            )
+        for label, a, b in (
+            ("namespace", before.namespaces, self.namespaces),
+            ("/etc/netns", before.etc_netns, self.etc_netns),
+            ("process", before.harness_procs, self.harness_procs),
+        ):
             extra = set(b) - set(a)
             if extra:
                 out.append(f"{label}: {sorted(extra)}")

@@ -16,10 +16,12 @@ from tests.integration.test_topology import query
 pytestmark = pytest.mark.kernel
 
 
-def test_pod_dns_via_nodelocal_creates_no_conntrack_entry(journal: Journal,
-                                                          host_unchanged: object) -> None:
-    with Topology(plan_topology(ClusterSpec(nodes=2, client_pods=2), journal.run_id),
-                  journal) as topo:
+def test_pod_dns_via_nodelocal_creates_no_conntrack_entry(
+    journal: Journal, host_unchanged: object
+) -> None:
+    with Topology(
+        plan_topology(ClusterSpec(nodes=2, client_pods=2), journal.run_id), journal
+    ) as topo:
         topo.enable_nodelocal()
         client = topo.plan.role("client")[0]
         node = topo.plan.node(client.node)
@@ -28,21 +30,30 @@ def test_pod_dns_via_nodelocal_creates_no_conntrack_entry(journal: Journal,
         assert topo.nodelocal_interface in link
         assert nodelocal.LOCAL_IP in run(["ip", "addr"], netns=node.ns).stdout
         run(["conntrack", "-F"], netns=node.ns)
-        names = ["http-server.default.svc.cluster.local", "kube-dns.kube-system.svc.cluster.local",
-                 "api.example.com", "nope.default.svc.cluster.local"]
+        names = [
+            "http-server.default.svc.cluster.local",
+            "kube-dns.kube-system.svc.cluster.local",
+            "api.example.com",
+            "nope.default.svc.cluster.local",
+        ]
         for name in names * 5:
             for qtype in ("A", "AAAA"):
                 query(client.ns, nodelocal.LOCAL_IP, name, qtype)
         listing = run(["conntrack", "-L"], netns=node.ns).stdout
-        pod_dns = [ln for ln in listing.splitlines()
-                   if f"src={client.ip} " in ln and "dport=53" in ln]
+        pod_dns = [
+            ln for ln in listing.splitlines() if f"src={client.ip} " in ln and "dport=53" in ln
+        ]
         assert pod_dns == [], pod_dns
         # cache misses went to kube-dns over TCP (node-cache's force_tcp), tracked on the node
-        assert any("tcp" in ln and f"dst={P.DNS_SERVICE_IP}" in ln and "dport=53" in ln
-                   for ln in listing.splitlines()), listing
+        assert any(
+            "tcp" in ln and f"dst={P.DNS_SERVICE_IP}" in ln and "dport=53" in ln
+            for ln in listing.splitlines()
+        ), listing
         raw = run(["iptables-save", "-t", "raw"], netns=node.ns).stdout
         assert raw.count("-j NOTRACK") == 6
         topo.disable_nodelocal()
         assert "NOTRACK" not in run(["iptables-save", "-t", "raw"], netns=node.ns).stdout
-        assert run(["ip", "link", "show", nodelocal.INTERFACE], netns=node.ns,
-                   check=False).returncode != 0
+        assert (
+            run(["ip", "link", "show", nodelocal.INTERFACE], netns=node.ns, check=False).returncode
+            != 0
+        )

@@ -40,8 +40,9 @@ def test_sigkill_then_restore_returns_host_to_recorded_state(
     state = tmp_path / "state"
     env = {**os.environ, "CONNTRACK_HARNESS_STATE_DIR": str(state)}
     run_id = os.urandom(3).hex()
-    victim = subprocess.Popen([sys.executable, "-c", VICTIM, run_id], env=env,
-                              stdout=subprocess.PIPE, text=True)
+    victim = subprocess.Popen(
+        [sys.executable, "-c", VICTIM, run_id], env=env, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert victim.stdout is not None
         assert victim.stdout.readline().strip() == "ready"
@@ -57,18 +58,22 @@ def test_sigkill_then_restore_returns_host_to_recorded_state(
     assert Path(f"/run/netns/cth-{run_id}-vpc").exists()
     assert all(Path(f"/proc/{e['pid']}").exists() for e in procs)
     # ... and restore undoes it, reporting what it did
-    out = subprocess.run([sys.executable, "-m", "harness.cli", "restore"], env=env,
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "restore"], env=env, capture_output=True, text=True
+    )
     assert out.returncode == 0, out.stderr
     assert "restored net.netfilter.nf_conntrack_max = " in out.stdout
     assert f"deleted namespace cth-{run_id}-vpc" in out.stdout
     assert not list(state.glob("runs/*.jsonl"))
     for e in procs:
-        assert not Path(f"/proc/{e['pid']}").exists() or Path(
-            f"/proc/{e['pid']}/stat").read_text().split()[2] == "Z"
+        assert (
+            not Path(f"/proc/{e['pid']}").exists()
+            or Path(f"/proc/{e['pid']}/stat").read_text().split()[2] == "Z"
+        )
     # a second restore finds nothing: restores are idempotent
-    again = subprocess.run([sys.executable, "-m", "harness.cli", "restore"], env=env,
-                           capture_output=True, text=True)
+    again = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "restore"], env=env, capture_output=True, text=True
+    )
     assert again.returncode == 0
     assert "nothing to restore" in again.stdout
 
@@ -76,19 +81,32 @@ def test_sigkill_then_restore_returns_host_to_recorded_state(
 def test_second_run_is_refused_while_the_lock_is_held(tmp_path: Path) -> None:
     env = {**os.environ, "CONNTRACK_HARNESS_STATE_DIR": str(tmp_path)}
     holder = subprocess.Popen(
-        [sys.executable, "-c", "from harness.kernel.journal import HostLock; import time\n"
-         "l = HostLock(); l.acquire(); print('held', flush=True); time.sleep(60)"],
-        env=env, stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "from harness.kernel.journal import HostLock; import time\n"
+            "l = HostLock(); l.acquire(); print('held', flush=True); time.sleep(60)",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-        out = subprocess.run([sys.executable, "-m", "harness.cli", "restore"], env=env,
-                             capture_output=True, text=True)
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "held"
+        out = subprocess.run(
+            [sys.executable, "-m", "harness.cli", "restore"],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         assert out.returncode == 2
         assert f"pid {holder.pid}" in out.stderr
     finally:
         holder.kill()
         holder.wait()
     # the holder died: its flock is gone with it, no stale lock to clean by hand
-    out = subprocess.run([sys.executable, "-m", "harness.cli", "restore"], env=env,
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "restore"], env=env, capture_output=True, text=True
+    )
     assert out.returncode == 0, out.stderr

@@ -46,8 +46,14 @@ CT = "net.netfilter."
 Progress = Callable[[str, float, float, dict[str, Any]], None]
 
 
-def pod_resolv(dns_config: DNSConfig, *, namespace: str, domain: str,
-               nameserver_ips: dict[str, str], extra_options: dict[str, str | None]) -> ResolvConf:
+def pod_resolv(
+    dns_config: DNSConfig,
+    *,
+    namespace: str,
+    domain: str,
+    nameserver_ips: dict[str, str],
+    extra_options: dict[str, str | None],
+) -> ResolvConf:
     """What kubelet writes into a pod's resolv.conf for this dnsConfig (pure)."""
     ns_ips = [nameserver_ips.get(n, n) for n in dns_config.nameservers]
     searches = dns_config.searches
@@ -77,17 +83,29 @@ def lookup_names(names: list[str], *, fqdn: bool, namespace: str, domain: str) -
 class NetnsCluster:
     backend = "netns"
 
-    def __init__(self, scenario: Scenario, run_id: str, journal: Journal,
-                 guard: sysctl.SysctlGuard) -> None:
+    def __init__(
+        self, scenario: Scenario, run_id: str, journal: Journal, guard: sysctl.SysctlGuard
+    ) -> None:
         self.scenario = scenario
         self.run_id = run_id
         self.journal = journal
         self.guard = guard
-        max_dns = max([r.replicas or 0 for ph in scenario.phases for r in ph.remediations
-                       if isinstance(r, CoreDNSChange)], default=0)
+        max_dns = max(
+            [
+                r.replicas or 0
+                for ph in scenario.phases
+                for r in ph.remediations
+                if isinstance(r, CoreDNSChange)
+            ],
+            default=0,
+        )
         self.plan = plan_topology(scenario.cluster, run_id, max_coredns=max_dns)
-        self.topology = Topology(self.plan, journal, coredns_cache=scenario.cluster.coredns.cache,
-                                 coredns_max_concurrent=scenario.cluster.coredns.max_concurrent)
+        self.topology = Topology(
+            self.plan,
+            journal,
+            coredns_cache=scenario.cluster.coredns.cache,
+            coredns_max_concurrent=scenario.cluster.coredns.max_concurrent,
+        )
         self.topology.coredns_replicas = scenario.cluster.coredns.replicas
         self.probes: list[NodeProbe] = []
         self._stack = ExitStack()
@@ -118,15 +136,21 @@ class NetnsCluster:
     @contextmanager
     def phase(self, phase: Phase) -> Iterator[dict[str, Any]]:
         """Apply remediations/faults; yield the effective per-phase settings; revert on exit."""
-        settings: dict[str, Any] = {"pooling": None, "fqdn": False, "options": {},
-                                    "nameservers": None, "pin_cpus": False}
+        settings: dict[str, Any] = {
+            "pooling": None,
+            "fqdn": False,
+            "options": {},
+            "nameservers": None,
+            "pin_cpus": False,
+        }
         with self.guard.scope(), ExitStack() as undo:
             for r in phase.remediations:
                 if isinstance(r, Pooling):
                     settings["pooling"] = r.pool_size
                 elif isinstance(r, ConntrackSysctls):
-                    self._apply_ct_sysctls(r.nf_conntrack_max, r.nf_conntrack_buckets,
-                                           r.tcp_timeout_time_wait)
+                    self._apply_ct_sysctls(
+                        r.nf_conntrack_max, r.nf_conntrack_buckets, r.tcp_timeout_time_wait
+                    )
                 elif isinstance(r, ResolverOption):
                     settings["options"].update({o.name: o.value for o in r.options})
                 elif isinstance(r, FQDN):
@@ -166,13 +190,17 @@ class NetnsCluster:
             if fault.pin_cpus:
                 self.topology.pin(servers, set(range(os.cpu_count() or 1)))
 
-    def _apply_ct_sysctls(self, cmax: int | None, buckets: int | str | None,
-                          time_wait: int | None) -> None:
+    def _apply_ct_sysctls(
+        self, cmax: int | None, buckets: int | str | None, time_wait: int | None
+    ) -> None:
         if cmax is not None:
             self.guard.set(CT + "nf_conntrack_max", cmax)
         if buckets is not None:
-            b = (cmax or int(sysctl.read(CT + "nf_conntrack_max"))) // 4 if buckets == "auto" \
+            b = (
+                (cmax or int(sysctl.read(CT + "nf_conntrack_max"))) // 4
+                if buckets == "auto"
                 else int(buckets)
+            )
             self.guard.set(CT + "nf_conntrack_buckets", max(b, 1024))
         if time_wait is not None:
             for node in self.plan.nodes:
@@ -180,10 +208,14 @@ class NetnsCluster:
 
     def apply_node_sysctls(self) -> None:
         ns = self.scenario.node_sysctls
-        self._apply_ct_sysctls(ns.nf_conntrack_max, ns.nf_conntrack_buckets,
-                               ns.tcp_timeout_time_wait)
-        per_ns = {"tcp_timeout_close": ns.tcp_timeout_close, "udp_timeout": ns.udp_timeout,
-                  "udp_timeout_stream": ns.udp_timeout_stream}
+        self._apply_ct_sysctls(
+            ns.nf_conntrack_max, ns.nf_conntrack_buckets, ns.tcp_timeout_time_wait
+        )
+        per_ns = {
+            "tcp_timeout_close": ns.tcp_timeout_close,
+            "udp_timeout": ns.udp_timeout,
+            "udp_timeout_stream": ns.udp_timeout_stream,
+        }
         for key, value in per_ns.items():
             if value is not None:
                 for node in self.plan.nodes:
@@ -195,8 +227,10 @@ class NetnsCluster:
         old = (topo.coredns_cache, topo.coredns_max_concurrent, topo.coredns_replicas)
         try:
             if r.cache is not None or r.max_concurrent is not None:
-                topo.restart_coredns(cache=old[0] if r.cache is None else r.cache,
-                                     max_concurrent=r.max_concurrent or old[1])
+                topo.restart_coredns(
+                    cache=old[0] if r.cache is None else r.cache,
+                    max_concurrent=r.max_concurrent or old[1],
+                )
             if r.replicas is not None:
                 topo.coredns_replicas = r.replicas
                 topo.apply_kube_proxy()
@@ -212,13 +246,17 @@ class NetnsCluster:
         self.topology.flush_conntrack()
 
     # --- load -----------------------------------------------------------------------
-    def _worker_plan(self, load: LoadSpec, settings: dict[str, Any]) -> tuple[dict[str, Any], ResolvConf]:
+    def _worker_plan(
+        self, load: LoadSpec, settings: dict[str, Any]
+    ) -> tuple[dict[str, Any], ResolvConf]:
         sc = self.scenario.cluster
         dns_config = sc.dns_config
         if settings["nameservers"]:
             dns_config = dns_config.model_copy(update={"nameservers": settings["nameservers"]})
         resolv = pod_resolv(
-            dns_config, namespace=sc.namespace, domain=sc.cluster_domain,
+            dns_config,
+            namespace=sc.namespace,
+            domain=sc.cluster_domain,
             nameserver_ips={"cluster-dns": P.DNS_SERVICE_IP, "nodelocal": P.NODELOCAL_IP},
             extra_options=settings["options"],
         )
@@ -227,8 +265,12 @@ class NetnsCluster:
             self.topology.write_resolv_conf(pod.ns, resolv)
         wp: dict[str, Any] = {"duration_s": load.duration_s}
         if load.dns is not None:
-            names = lookup_names(load.dns.names, fqdn=settings["fqdn"], namespace=sc.namespace,
-                                 domain=sc.cluster_domain)
+            names = lookup_names(
+                load.dns.names,
+                fqdn=settings["fqdn"],
+                namespace=sc.namespace,
+                domain=sc.cluster_domain,
+            )
             wp["dns"] = {
                 "pods": [{"netns": p.ns, "ip": p.ip, "resolv": resolv.render()} for p in clients],
                 "plan": {**load.dns.model_dump(), "names": names, "duration_s": load.duration_s},
@@ -251,8 +293,13 @@ class NetnsCluster:
                 server[k] = server.get(k, 0) + v
         return nodes, server
 
-    def measure(self, phase: Phase, settings: dict[str, Any], load: LoadSpec,
-                progress: Progress | None = None) -> PhaseMeasurement:
+    def measure(
+        self,
+        phase: Phase,
+        settings: dict[str, Any],
+        load: LoadSpec,
+        progress: Progress | None = None,
+    ) -> PhaseMeasurement:
         self.reset()
         wp, resolv = self._worker_plan(load, settings)
         wd = self.topology.workdir
@@ -263,13 +310,21 @@ class NetnsCluster:
         nodes0, server0 = self._counters()
         sampler = Sampler(self.probes, cmax)
         sampler.start()
-        argv = [sys.executable, "-m", "loadgen.worker", "--plan", str(plan_file),
-                "--out", str(out_file)]
+        argv = [
+            sys.executable,
+            "-m",
+            "loadgen.worker",
+            "--plan",
+            str(plan_file),
+            "--out",
+            str(out_file),
+        ]
         if settings.get("pin_cpus") and (os.cpu_count() or 1) > 1:
             argv = ["taskset", "-c", "1", *argv]  # DNS servers are on CPU 0
         hits0 = self.topology.race_fault_hits() if phase.faults else 0
-        proc = spawn(self.journal, f"loadgen-{phase.name}", argv,
-                     log=wd / f"loadgen-{phase.name}.log")
+        proc = spawn(
+            self.journal, f"loadgen-{phase.name}", argv, log=wd / f"loadgen-{phase.name}.log"
+        )
         # the longest a lookup can take after the last one starts: every attempt times out
         drain = resolv.timeout * resolv.attempts * max(1, len(resolv.nameservers)) + 5
         deadline = time.monotonic() + load.duration_s + drain + 30
@@ -279,10 +334,16 @@ class NetnsCluster:
                     raise BackendError(f"load generator did not finish: {proc.tail()}")
                 if progress:
                     elapsed = sampler.duration
-                    live = {s.node: (s.timeline[-1][1] if s.timeline else 0)
-                            for s in sampler.series.values()}
-                    progress(phase.name, min(elapsed, load.duration_s), load.duration_s,
-                             {"conntrack": live, "max": cmax})
+                    live = {
+                        s.node: (s.timeline[-1][1] if s.timeline else 0)
+                        for s in sampler.series.values()
+                    }
+                    progress(
+                        phase.name,
+                        min(elapsed, load.duration_s),
+                        load.duration_s,
+                        {"conntrack": live, "max": cmax},
+                    )
                 time.sleep(0.5)
         finally:
             stop_pid(proc.pid, proc.start)
@@ -292,13 +353,18 @@ class NetnsCluster:
         nodes1, server1 = self._counters()
         extra: dict[str, Any] = {}
         if phase.faults:
-            extra["fault"] = {"kind": "race-window", "injected": True,
-                              "probability": phase.faults[0].probability,
-                              "hits": self.topology.race_fault_hits() - hits0,
-                              "pinned_cpus": bool(settings.get("pin_cpus"))}
+            extra["fault"] = {
+                "kind": "race-window",
+                "injected": True,
+                "probability": phase.faults[0].probability,
+                "hits": self.topology.race_fault_hits() - hits0,
+                "pinned_cpus": bool(settings.get("pin_cpus")),
+            }
         if self.topology.nodelocal_enabled:
-            extra["nodelocal"] = {"interface": self.topology.nodelocal_interface,
-                                  "ip": P.NODELOCAL_IP}
+            extra["nodelocal"] = {
+                "interface": self.topology.nodelocal_interface,
+                "ip": P.NODELOCAL_IP,
+            }
         return PhaseMeasurement(
             load=json.loads(out_file.read_text()),
             series=series,
@@ -320,7 +386,9 @@ class NetnsCluster:
         for node in self.plan.nodes:
             out[f"{node.name}/iptables-save.txt"] = run(["iptables-save"], netns=node.ns).stdout
             out[f"{node.name}/conntrack-S.txt"] = run(["conntrack", "-S"], netns=node.ns).stdout
-            out[f"{node.name}/nft-ruleset.txt"] = run(["nft", "list", "ruleset"], netns=node.ns).stdout
+            out[f"{node.name}/nft-ruleset.txt"] = run(
+                ["nft", "list", "ruleset"], netns=node.ns
+            ).stdout
         for pod in self.plan.role("client"):
             p = Path("/etc/netns") / pod.ns / "resolv.conf"
             if p.exists():

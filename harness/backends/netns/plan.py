@@ -67,7 +67,12 @@ class TopologyPlan:
 
     @property
     def all_ns(self) -> list[str]:
-        return [self.vpc_ns, self.upstream_ns, *(n.ns for n in self.nodes), *(p.ns for p in self.pods)]
+        return [
+            self.vpc_ns,
+            self.upstream_ns,
+            *(n.ns for n in self.nodes),
+            *(p.ns for p in self.pods),
+        ]
 
     def node(self, name: str) -> NodePlan:
         return next(n for n in self.nodes if n.name == name)
@@ -85,13 +90,25 @@ class TopologyPlan:
         for proto in ("udp", "tcp"):
             out.append(
                 ServicePort(
-                    "kube-system", "kube-dns", f"dns{'-tcp' if proto == 'tcp' else ''}", proto,
-                    DNS_SERVICE_IP, 53, tuple(Endpoint(p.ip, 53) for p in dns),
+                    "kube-system",
+                    "kube-dns",
+                    f"dns{'-tcp' if proto == 'tcp' else ''}",
+                    proto,
+                    DNS_SERVICE_IP,
+                    53,
+                    tuple(Endpoint(p.ip, 53) for p in dns),
                 )
             )
         out.append(
-            ServicePort(self.namespace, "http-server", "http", "tcp", HTTP_SERVICE_IP, 80,
-                        tuple(Endpoint(p.ip, 80) for p in http))
+            ServicePort(
+                self.namespace,
+                "http-server",
+                "http",
+                "tcp",
+                HTTP_SERVICE_IP,
+                80,
+                tuple(Endpoint(p.ip, 80) for p in http),
+            )
         )
         return out
 
@@ -104,7 +121,9 @@ class TopologyPlan:
         }
 
 
-def plan_topology(spec: ClusterSpec, run_id: str, *, max_coredns: int | None = None) -> TopologyPlan:
+def plan_topology(
+    spec: ClusterSpec, run_id: str, *, max_coredns: int | None = None
+) -> TopologyPlan:
     prefix = f"{PREFIX}{run_id}-"
     nodes = tuple(
         NodePlan(

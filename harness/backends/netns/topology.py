@@ -18,9 +18,9 @@ from types import TracebackType
 import dns.message
 import dns.rdatatype
 
+from harness import nodelocal
 from harness.backends.netns import plan as P
 from harness.backends.netns.plan import TopologyPlan
-from harness import nodelocal
 from harness.backends.netns.servers import (
     coredns_argv,
     nginx_conf,
@@ -96,8 +96,14 @@ table inet cth_srv {
 class Topology:
     """The built cluster. Use as a context manager."""
 
-    def __init__(self, plan: TopologyPlan, journal: Journal, *, coredns_cache: bool = True,
-                 coredns_max_concurrent: int | None = None) -> None:
+    def __init__(
+        self,
+        plan: TopologyPlan,
+        journal: Journal,
+        *,
+        coredns_cache: bool = True,
+        coredns_max_concurrent: int | None = None,
+    ) -> None:
         self.plan = plan
         self.journal = journal
         self.workdir = state_dir() / plan.run_id
@@ -118,8 +124,9 @@ class Topology:
             raise
         return self
 
-    def __exit__(self, et: type[BaseException] | None, e: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self._stack.close()
 
     def close(self) -> None:
@@ -152,32 +159,95 @@ class Topology:
         p = self.plan
         vpc: list[str] = []
         # the "internet" with the upstream resolver
-        run(["ip", "-n", p.vpc_ns, "link", "add", "world", "type", "veth", "peer", "name",
-             "eth0", "netns", p.upstream_ns])
-        vpc += ["link set world up", "addr add 203.0.113.1/32 dev world",
-                f"route add {P.UPSTREAM_IP}/32 dev world"]
-        self._batch(p.upstream_ns, [
-            "link set eth0 up", f"addr add {P.UPSTREAM_IP}/32 dev eth0",
-            "route add 203.0.113.1 dev eth0", "route add default via 203.0.113.1 dev eth0",
-        ])
+        run(
+            [
+                "ip",
+                "-n",
+                p.vpc_ns,
+                "link",
+                "add",
+                "world",
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "eth0",
+                "netns",
+                p.upstream_ns,
+            ]
+        )
+        vpc += [
+            "link set world up",
+            "addr add 203.0.113.1/32 dev world",
+            f"route add {P.UPSTREAM_IP}/32 dev world",
+        ]
+        self._batch(
+            p.upstream_ns,
+            [
+                "link set eth0 up",
+                f"addr add {P.UPSTREAM_IP}/32 dev eth0",
+                "route add 203.0.113.1 dev eth0",
+                "route add default via 203.0.113.1 dev eth0",
+            ],
+        )
         for node in p.nodes:
-            run(["ip", "-n", p.vpc_ns, "link", "add", node.vpc_if, "type", "veth", "peer", "name",
-                 "eth0", "netns", node.ns])
-            vpc += [f"link set {node.vpc_if} up", f"addr add {P.VPC_GW}/32 dev {node.vpc_if}",
-                    f"route add {node.ip}/32 dev {node.vpc_if}",
-                    f"route add {node.pod_cidr} via {node.ip} dev {node.vpc_if}"]
-            cmds = ["link set eth0 up", f"addr add {node.ip}/32 dev eth0",
-                    f"route add {P.VPC_GW} dev eth0",
-                    f"route add default via {P.VPC_GW} dev eth0 src {node.ip}"]
+            run(
+                [
+                    "ip",
+                    "-n",
+                    p.vpc_ns,
+                    "link",
+                    "add",
+                    node.vpc_if,
+                    "type",
+                    "veth",
+                    "peer",
+                    "name",
+                    "eth0",
+                    "netns",
+                    node.ns,
+                ]
+            )
+            vpc += [
+                f"link set {node.vpc_if} up",
+                f"addr add {P.VPC_GW}/32 dev {node.vpc_if}",
+                f"route add {node.ip}/32 dev {node.vpc_if}",
+                f"route add {node.pod_cidr} via {node.ip} dev {node.vpc_if}",
+            ]
+            cmds = [
+                "link set eth0 up",
+                f"addr add {node.ip}/32 dev eth0",
+                f"route add {P.VPC_GW} dev eth0",
+                f"route add default via {P.VPC_GW} dev eth0 src {node.ip}",
+            ]
             for pod in p.pods_on(node.name):
-                run(["ip", "-n", node.ns, "link", "add", pod.host_if, "type", "veth", "peer",
-                     "name", "eth0", "netns", pod.ns])
+                run(
+                    [
+                        "ip",
+                        "-n",
+                        node.ns,
+                        "link",
+                        "add",
+                        pod.host_if,
+                        "type",
+                        "veth",
+                        "peer",
+                        "name",
+                        "eth0",
+                        "netns",
+                        pod.ns,
+                    ]
+                )
                 cmds += [f"link set {pod.host_if} up", f"route add {pod.ip}/32 dev {pod.host_if}"]
-                self._batch(pod.ns, [
-                    "link set eth0 up", f"addr add {pod.ip}/32 dev eth0",
-                    f"route add {P.POD_GW} dev eth0 scope link",
-                    f"route add default via {P.POD_GW} dev eth0",
-                ])
+                self._batch(
+                    pod.ns,
+                    [
+                        "link set eth0 up",
+                        f"addr add {pod.ip}/32 dev eth0",
+                        f"route add {P.POD_GW} dev eth0 scope link",
+                        f"route add default via {P.POD_GW} dev eth0",
+                    ],
+                )
             self._batch(node.ns, cmds)
             sysctl.write("net.ipv4.ip_forward", "1", node.ns)
             for pod in p.pods_on(node.name):
@@ -192,8 +262,11 @@ class Topology:
                 sysctl.write("net.core.somaxconn", "8192", pod.ns)
 
     def node_nat(self) -> str:
-        return render_nat(self.plan.services(self.coredns_replicas), cluster_cidr=P.CLUSTER_CIDR,
-                          masquerade_all=self.plan.masquerade_all)
+        return render_nat(
+            self.plan.services(self.coredns_replicas),
+            cluster_cidr=P.CLUSTER_CIDR,
+            masquerade_all=self.plan.masquerade_all,
+        )
 
     def apply_kube_proxy(self) -> None:
         """(Re)write every node's nat, filter and raw tables in one atomic iptables-restore
@@ -201,8 +274,9 @@ class Topology:
         local = self.nodelocal_enabled
         rules = (
             self.node_nat()
-            + render_filter(cluster_cidr=P.CLUSTER_CIDR,
-                            extra=nodelocal.filter_rules() if local else None)
+            + render_filter(
+                cluster_cidr=P.CLUSTER_CIDR, extra=nodelocal.filter_rules() if local else None
+            )
             + (nodelocal.render_raw() if local else "*raw\nCOMMIT\n")
         )
         for node in self.plan.nodes:
@@ -224,9 +298,12 @@ class Topology:
     def start_coredns(self, pod_name: str) -> Proc:
         pod = next(p for p in self.plan.role("coredns") if p.name == pod_name)
         argv = coredns_argv(
-            listen_ip=pod.ip, records=self.plan.dns_records(),
-            cluster_domain=self.plan.cluster_domain, upstream=P.UPSTREAM_IP,
-            cache=self.coredns_cache, max_concurrent=self.coredns_max_concurrent,
+            listen_ip=pod.ip,
+            records=self.plan.dns_records(),
+            cluster_domain=self.plan.cluster_domain,
+            upstream=P.UPSTREAM_IP,
+            cache=self.coredns_cache,
+            max_concurrent=self.coredns_max_concurrent,
         )
         return self.start(pod.name, argv, pod.ns)
 
@@ -243,8 +320,11 @@ class Topology:
 
     def _servers(self) -> None:
         p = self.plan
-        self.start("upstream", upstream_argv(listen_ip=P.UPSTREAM_IP, names=p.external_names),
-                   p.upstream_ns)
+        self.start(
+            "upstream",
+            upstream_argv(listen_ip=P.UPSTREAM_IP, names=p.external_names),
+            p.upstream_ns,
+        )
         for pod in p.role("coredns"):
             self.start_coredns(pod.name)
         for pod in p.role("http"):
@@ -330,8 +410,9 @@ class Topology:
     def _add_local_interface(self, ns: str) -> str:
         """node-cache uses a dummy interface; kernels without CONFIG_DUMMY get an empty bridge."""
         for kind in ("dummy", "bridge"):
-            res = run(["ip", "-n", ns, "link", "add", nodelocal.INTERFACE, "type", kind],
-                      check=False)
+            res = run(
+                ["ip", "-n", ns, "link", "add", nodelocal.INTERFACE, "type", kind], check=False
+            )
             if res.returncode == 0:
                 return kind
         raise BackendError(f"cannot create {nodelocal.INTERFACE} in {ns}: {res.stderr.strip()}")
@@ -343,19 +424,33 @@ class Topology:
         try:
             for node in self.plan.nodes:
                 self.nodelocal_interface = self._add_local_interface(node.ns)
-                self._batch(node.ns, [f"addr add {nodelocal.LOCAL_IP}/32 dev {nodelocal.INTERFACE}",
-                                      f"link set {nodelocal.INTERFACE} up"])
+                self._batch(
+                    node.ns,
+                    [
+                        f"addr add {nodelocal.LOCAL_IP}/32 dev {nodelocal.INTERFACE}",
+                        f"link set {nodelocal.INTERFACE} up",
+                    ],
+                )
                 wd = self.workdir / f"nodelocal-{node.name}"
                 wd.mkdir(exist_ok=True)
                 conf = wd / "unbound.conf"
-                conf.write_text(nodelocal_unbound_conf(
-                    listen_ip=nodelocal.LOCAL_IP, cluster_domain=self.plan.cluster_domain,
-                    cluster_dns=P.DNS_SERVICE_IP, upstream=P.UPSTREAM_IP, workdir=wd))
+                conf.write_text(
+                    nodelocal_unbound_conf(
+                        listen_ip=nodelocal.LOCAL_IP,
+                        cluster_domain=self.plan.cluster_domain,
+                        cluster_dns=P.DNS_SERVICE_IP,
+                        upstream=P.UPSTREAM_IP,
+                        workdir=wd,
+                    )
+                )
                 self.start(f"nodelocal-{node.name}", ["unbound", "-d", "-c", str(conf)], node.ns)
             self.apply_kube_proxy()
             client = self.plan.role("client")[0]
-            self._wait_dns(client.ns, nodelocal.LOCAL_IP,
-                           f"http-server.{self.plan.namespace}.svc.{self.plan.cluster_domain}")
+            self._wait_dns(
+                client.ns,
+                nodelocal.LOCAL_IP,
+                f"http-server.{self.plan.namespace}.svc.{self.plan.cluster_domain}",
+            )
         except BaseException:
             self.disable_nodelocal()
             raise
@@ -383,8 +478,11 @@ class Topology:
     def race_fault_hits(self) -> int:
         total = 0
         for node in self.plan.nodes:
-            res = run(["nft", "-j", "list", "counters", "table", "inet", FAULT_TABLE],
-                      netns=node.ns, check=False)
+            res = run(
+                ["nft", "-j", "list", "counters", "table", "inet", FAULT_TABLE],
+                netns=node.ns,
+                check=False,
+            )
             if res.returncode == 0:
                 import json
 
@@ -403,8 +501,11 @@ class Topology:
                 continue
 
     def dns_server_pids(self) -> list[int]:
-        return [p.pid for name, p in self.procs.items()
-                if name.startswith(("coredns", "nodelocal", "upstream"))]
+        return [
+            p.pid
+            for name, p in self.procs.items()
+            if name.startswith(("coredns", "nodelocal", "upstream"))
+        ]
 
     # --- per-phase helpers ------------------------------------------------------------
     def flush_conntrack(self) -> None:

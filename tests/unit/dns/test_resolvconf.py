@@ -24,7 +24,10 @@ def test_options_flags_unknown_and_clamping() -> None:
         "use-vc edns0 rotate frobnicate:3\n"
     )
     assert (c.timeout, c.attempts, c.ndots) == (30, 5, 15)  # glibc clamps to its maxima
-    assert c.single_request_reopen and c.use_vc and c.rotate and "edns0" in c.flags
+    assert c.single_request_reopen
+    assert c.use_vc
+    assert c.rotate
+    assert "edns0" in c.flags
     assert not c.single_request
     assert c.unknown_options == ("frobnicate:3",)
 
@@ -42,8 +45,11 @@ def test_at_most_three_nameservers_like_glibc() -> None:
 
 
 def test_render_round_trips() -> None:
-    c = ResolvConf.build(["10.96.0.10"], ["default.svc.cluster.local"],
-                         {"ndots": "2", "timeout": "1", "single-request-reopen": None})
+    c = ResolvConf.build(
+        ["10.96.0.10"],
+        ["default.svc.cluster.local"],
+        {"ndots": "2", "timeout": "1", "single-request-reopen": None},
+    )
     assert ResolvConf.parse(c.render()) == c
     assert "options ndots:2 timeout:1 single-request-reopen" in c.render()
 

@@ -22,8 +22,10 @@ def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def fake_sysctls(monkeypatch: pytest.MonkeyPatch) -> dict[tuple[str | None, str], str]:
-    values = {(None, "net.netfilter.nf_conntrack_max"): "262144",
-              ("ns1", "net.netfilter.nf_conntrack_tcp_timeout_time_wait"): "120"}
+    values = {
+        (None, "net.netfilter.nf_conntrack_max"): "262144",
+        ("ns1", "net.netfilter.nf_conntrack_tcp_timeout_time_wait"): "120",
+    }
     writes: list[tuple[str | None, str, str]] = []
 
     def read(key: str, netns: str | None = None) -> str:
@@ -44,8 +46,12 @@ def test_journal_is_written_before_the_change(fake_sysctls: dict, state: Path) -
     guard.set("net.netfilter.nf_conntrack_max", 4096)
     on_disk = [json.loads(x) for x in j.path.read_text().splitlines()]
     assert on_disk[0]["op"] == "run"
-    assert on_disk[1] == {"op": "sysctl", "key": "net.netfilter.nf_conntrack_max",
-                          "netns": None, "original": "262144"}
+    assert on_disk[1] == {
+        "op": "sysctl",
+        "key": "net.netfilter.nf_conntrack_max",
+        "netns": None,
+        "original": "262144",
+    }
     assert fake_sysctls[(None, "net.netfilter.nf_conntrack_max")] == "4096"
 
 
@@ -100,8 +106,12 @@ def test_failed_restore_is_loud(fake_sysctls: dict, monkeypatch: pytest.MonkeyPa
 
 def test_journal_of_a_dead_owner_is_stale_and_torn_lines_are_skipped(state: Path) -> None:
     j = Journal.create("dead01")
-    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                           capture_output=True, text=True, check=True)
+    child = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     dead_pid = int(child.stdout)
     lines = j.path.read_text().splitlines()
     head = json.loads(lines[0]) | {"pid": dead_pid}
@@ -116,8 +126,7 @@ def test_journal_of_a_dead_owner_is_stale_and_torn_lines_are_skipped(state: Path
 
 
 def test_second_lock_is_refused_naming_the_holder() -> None:
-    with HostLock():
-        with pytest.raises(LockHeld, match=r"pid \d+"):
-            HostLock(wait_s=0.3).acquire()
+    with HostLock(), pytest.raises(LockHeld, match=r"pid \d+"):
+        HostLock(wait_s=0.3).acquire()
     with HostLock():  # released: can be taken again
         pass

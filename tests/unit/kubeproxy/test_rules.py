@@ -34,8 +34,12 @@ def test_endpoint_probabilities_make_uniform_choice(n: int) -> None:
     svc = svc_chain(dns_service(n))
     jumps = [r for r in chain_rules(text, svc) if "KUBE-SEP-" in r]
     assert len(jumps) == n
-    probs = [Fraction(m.group(1)).limit_denominator(1000) if (
-        m := re.search(r"--probability (\S+)", r)) else Fraction(1) for r in jumps]
+    probs = [
+        Fraction(m.group(1)).limit_denominator(1000)
+        if (m := re.search(r"--probability (\S+)", r))
+        else Fraction(1)
+        for r in jumps
+    ]
     # chance that endpoint i is picked = p_i * prod(1 - p_j for j < i): must be 1/n each
     remaining = Fraction(1)
     for p in probs:
@@ -82,8 +86,10 @@ def test_every_jumped_chain_is_declared_and_table_commits() -> None:
     declared = set(re.findall(r"^:(\S+) ", text, re.M))
     jumped = set(re.findall(r"-j (KUBE-\S+|CTH-\S+)", text))
     assert jumped <= declared
-    assert text.startswith("*nat\n") and text.rstrip().endswith("COMMIT")
-    assert "KUBE-POSTROUTING" in declared and "MASQUERADE" in text
+    assert text.startswith("*nat\n")
+    assert text.rstrip().endswith("COMMIT")
+    assert "KUBE-POSTROUTING" in declared
+    assert "MASQUERADE" in text
 
 
 def test_service_without_endpoints_returns_instead_of_jumping() -> None:

@@ -41,9 +41,13 @@ def test_overlap_with_host_routes_is_detected() -> None:
 
 def test_pod_resolv_is_what_kubelet_writes() -> None:
     cfg = DNSConfig(options=[DNSOption(name="ndots", value="5")])
-    r = pod_resolv(cfg, namespace="default", domain="cluster.local",
-                   nameserver_ips={"cluster-dns": "10.96.0.10"},
-                   extra_options={"single-request-reopen": None})
+    r = pod_resolv(
+        cfg,
+        namespace="default",
+        domain="cluster.local",
+        nameserver_ips={"cluster-dns": "10.96.0.10"},
+        extra_options={"single-request-reopen": None},
+    )
     assert r.render() == (
         "nameserver 10.96.0.10\n"
         "search default.svc.cluster.local svc.cluster.local cluster.local\n"

@@ -1,0 +1,27 @@
+"""Seed 000 end to end on the netns backend: the table really fills, the kernel really drops,
+DNS really times out; each remediation removes it."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.pytest_plugin import RunScenario, assert_expectations
+
+pytestmark = [pytest.mark.kernel, pytest.mark.scenario]
+
+
+def test_exhaustion_baseline_and_remediations(run_scenario: RunScenario) -> None:
+    result = run_scenario("scenarios/exhaustion.yaml")
+    assert_expectations(result)
+    base, *fixed = result["phases"]
+    assert base["conntrack"]["peak_count"] >= 0.95 * base["conntrack"]["max"]
+    assert base["conntrack"]["nodes"][0]["states_at_peak"].get("TIME_WAIT", 0) > 0
+    assert base["alerts"]["ConntrackTableNearFull"]["fired"]
+    assert base["diagnosis"]["cause"] == "exhaustion"
+    for p in fixed:
+        assert not p["alerts"]["ConntrackTableNearFull"]["fired"], p["name"]
+        assert p["diagnosis"]["cause"] == "none", p["name"]
+    # DNS queries the clients lost were lost inside the nodes: kernel and client agree
+    a = base["agreement"]
+    assert a["node_dropped"] > 0
+    assert a["node_dropped"] <= a["client_unanswered"] + 2 * base["dns"]["lookups"]
