@@ -105,13 +105,13 @@ def _apply_all(
         stack.callback(_delete, s, api_version, kind, name, ns, wait_gone)
 
 
-def _delete(
+def _delete(  # noqa: PLR0917
     s: Settings,
     api_version: str,
     kind: str,
     name: str,
     ns: str | None,
-    wait_gone: bool,  # noqa: PLR0917
+    wait_gone: bool,
 ) -> None:
     s.api.delete(api_version, kind, name, ns)
     if wait_gone:

@@ -54,7 +54,8 @@ def parse_node_probe(text: str) -> NodeStat:
         "drop": stats.get("drop", 0),
         "early_drop": stats.get("early_drop", 0),
         "insert_failed": stats.get("insert_failed", 0),
-        "clash_resolve": stats.get("clash_resolve", 0),
+        # the kernel's header abbreviates clash_resolve (conntrack -S's name) to "clashres"
+        "clash_resolve": stats.get("clashres", stats.get("clash_resolve", 0)),
         "insert": stats.get("insert", 0),
         "invalid": stats.get("invalid", 0),
     }

@@ -63,7 +63,7 @@ class NamespaceMap:
     def fqdn(self, name: str, external: Sequence[str]) -> str:
         """The absolute name a lookup of ``name`` was meant to find (the FQDN remediation)."""
         if name.endswith("."):
-            return name
+            return self.name(name)
         translated = self.name(name)
         if translated in external or translated.endswith(f".{self.domain}"):
             return translated + "."
