@@ -20,7 +20,7 @@ from harness.backends.kube.api import DynamicKubeAPI, KubeAPI, wait_until
 from harness.backends.kube.cluster import Images, KubeCluster, Settings, realize_workload
 from harness.backends.kube.hostsysctl import (
     GuardedHostSysctls,
-    SysctlSetter,
+    HostSysctls,
     default_guard,
     needs_host,
     require_root,
@@ -77,14 +77,14 @@ class K3sBackend:
         runner: Runner = subprocess_runner,
         api_factory: Callable[[str], KubeAPI] = DynamicKubeAPI,
         start: Callable[[str, str], Any] = start_k3s,
-        guard_factory: Callable[[], SysctlSetter] = default_guard,
+        host_factory: Callable[[], HostSysctls] | None = None,
         euid: Callable[[], int] = os.geteuid,
     ) -> None:
         self.settings = settings or K3sSettings()
         self._run = runner
         self._api_factory = api_factory
         self._start = start
-        self._guard_factory = guard_factory
+        self._host_factory = host_factory
         self._euid = euid
 
     def load_images(self, container_id: str) -> None:
@@ -97,6 +97,12 @@ class K3sBackend:
                 self._run(commands.docker_build(dockerfile, tag, str(self.settings.project_dir)))
             save, load = commands.docker_save_into_k3s(tag, container_id)
             pipe(save, load)
+
+    def _host(self) -> HostSysctls:
+        """The host guard (journaled); tests pass their own ``host_factory``."""
+        if self._host_factory is not None:
+            return self._host_factory()
+        return GuardedHostSysctls(default_guard(), euid=self._euid)
 
     @contextmanager
     def realize(self, scenario: Scenario, run_id: str) -> Iterator[KubeCluster]:
@@ -124,11 +130,7 @@ class K3sBackend:
             cid = str(container.get_wrapped_container().id)
             self.load_images(cid)
             nodes = map_single(scenario_nodes(scenario.cluster.nodes), api.list("v1", "Node"))
-            host = (
-                GuardedHostSysctls(self._guard_factory(), euid=self._euid)
-                if needs_host(scenario)
-                else None
-            )
+            host = self._host() if needs_host(scenario) else None
             s = Settings(
                 backend=self.name,
                 run_id=run_id,

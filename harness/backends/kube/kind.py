@@ -15,7 +15,6 @@ from harness.backends.kube.cluster import Images, KubeCluster, Settings, realize
 from harness.backends.kube.hostsysctl import (
     GuardedHostSysctls,
     HostSysctls,
-    SysctlSetter,
     default_guard,
     needs_host,
     require_root,
@@ -56,13 +55,13 @@ class KindBackend:
         *,
         runner: Runner = subprocess_runner,
         api_factory: Callable[[str], KubeAPI] = DynamicKubeAPI,
-        guard_factory: Callable[[], SysctlSetter] = default_guard,
+        host_factory: Callable[[], HostSysctls] | None = None,
         euid: Callable[[], int] = os.geteuid,
     ) -> None:
         self.settings = settings or KindSettings()
         self._run = runner
         self._api_factory = api_factory
-        self._guard_factory = guard_factory
+        self._host_factory = host_factory
         self._euid = euid
 
     def cluster_name(self, run_id: str) -> str:
@@ -78,6 +77,12 @@ class KindBackend:
                 dockerfile = str(self.settings.project_dir / DOCKERFILES[flavour])
                 self._run(commands.docker_build(dockerfile, tag, str(self.settings.project_dir)))
             self._run(commands.kind_load_image(cluster, tag))
+
+    def _host(self) -> HostSysctls:
+        """The host guard (journaled); tests pass their own ``host_factory``."""
+        if self._host_factory is not None:
+            return self._host_factory()
+        return GuardedHostSysctls(default_guard(), euid=self._euid)
 
     @contextmanager
     def realize(self, scenario: Scenario, run_id: str) -> Iterator[KubeCluster]:
@@ -119,7 +124,7 @@ class KindBackend:
             self.build_and_load_images(name)
             nodes = map_by_label(scenario_nodes(scenario.cluster.nodes), api.list("v1", "Node"))
             if needs_host(scenario):
-                host = GuardedHostSysctls(self._guard_factory(), euid=self._euid)
+                host = self._host()
             s = Settings(
                 backend=self.name,
                 run_id=run_id,

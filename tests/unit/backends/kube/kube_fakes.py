@@ -63,14 +63,29 @@ def scenario(**overrides: Any) -> Scenario:
         "name": "t",
         "phases": [
             {"name": "baseline"},
-            {"name": "reopen", "remediations": [
-                {"kind": "resolver-option", "options": [{"name": "single-request-reopen"}]}]},
+            {
+                "name": "reopen",
+                "remediations": [
+                    {"kind": "resolver-option", "options": [{"name": "single-request-reopen"}]}
+                ],
+            },
             {"name": "nodelocal", "remediations": ["nodelocal-dns"]},
             {"name": "fqdn", "remediations": ["fqdn", "pooling"]},
-            {"name": "coredns", "remediations": [{"kind": "coredns", "cache": False, "replicas": 3}]},
-            {"name": "sysctls", "remediations": [
-                {"kind": "conntrack-sysctls", "nf_conntrack_max": 4096,
-                 "nf_conntrack_buckets": "auto", "tcp_timeout_time_wait": 30}]},
+            {
+                "name": "coredns",
+                "remediations": [{"kind": "coredns", "cache": False, "replicas": 3}],
+            },
+            {
+                "name": "sysctls",
+                "remediations": [
+                    {
+                        "kind": "conntrack-sysctls",
+                        "nf_conntrack_max": 4096,
+                        "nf_conntrack_buckets": "auto",
+                        "tcp_timeout_time_wait": 30,
+                    }
+                ],
+            },
             {"name": "race", "faults": [{"kind": "race-window", "probability": 0.5}]},
         ],
     }
@@ -78,15 +93,22 @@ def scenario(**overrides: Any) -> Scenario:
     return parse_scenario(data)
 
 
-def node(name: str, labels: Mapping[str, str] | None = None, *, ready: bool = True,
-         taint: bool = False) -> dict[str, Any]:
+def node(
+    name: str, labels: Mapping[str, str] | None = None, *, ready: bool = True, taint: bool = False
+) -> dict[str, Any]:
     return {
-        "apiVersion": "v1", "kind": "Node",
+        "apiVersion": "v1",
+        "kind": "Node",
         "metadata": {"name": name, "labels": {HOSTNAME_LABEL: name, **(labels or {})}},
-        "spec": {"taints": [{"key": "node-role.kubernetes.io/control-plane",
-                             "effect": "NoSchedule"}]} if taint else {},
-        "status": {"conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
-                   "nodeInfo": {"kernelVersion": "6.18.0"}},
+        "spec": {
+            "taints": [{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}]
+        }
+        if taint
+        else {},
+        "status": {
+            "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+            "nodeInfo": {"kernelVersion": "6.18.0"},
+        },
     }
 
 
@@ -119,14 +141,23 @@ class FakeAPI:
         kind = o["kind"]
         if kind == "Deployment":
             n = o["spec"].get("replicas", 1)
-            o["status"] = {"observedGeneration": meta["generation"], "replicas": n,
-                           "readyReplicas": n, "updatedReplicas": n}
+            o["status"] = {
+                "observedGeneration": meta["generation"],
+                "replicas": n,
+                "readyReplicas": n,
+                "updatedReplicas": n,
+            }
         elif kind == "DaemonSet":
-            o["status"] = {"observedGeneration": meta["generation"], "desiredNumberScheduled": 2,
-                           "numberReady": 2, "updatedNumberScheduled": 2}
+            o["status"] = {
+                "observedGeneration": meta["generation"],
+                "desiredNumberScheduled": 2,
+                "numberReady": 2,
+                "updatedNumberScheduled": 2,
+            }
         elif kind == "Pod":
-            o.setdefault("status", {"phase": "Running",
-                                    "conditions": [{"type": "Ready", "status": "True"}]})
+            o.setdefault(
+                "status", {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
+            )
         self.objects[self._key(kind, meta["name"], meta.get("namespace"))] = o
 
     def apply(self, obj: Mapping[str, Any]) -> None:
@@ -135,17 +166,32 @@ class FakeAPI:
         self._store(obj)
         if obj["kind"] == "DaemonSet" and m["name"] == "node-probe":
             for i, nd in enumerate(("w1", "w2")):
-                self._store({"apiVersion": "v1", "kind": "Pod", "metadata": {
-                    "name": f"node-probe-{i}", "namespace": m["namespace"],
-                    "labels": obj["spec"]["template"]["metadata"]["labels"]},
-                    "spec": {"nodeName": nd}})
+                self._store(
+                    {
+                        "apiVersion": "v1",
+                        "kind": "Pod",
+                        "metadata": {
+                            "name": f"node-probe-{i}",
+                            "namespace": m["namespace"],
+                            "labels": obj["spec"]["template"]["metadata"]["labels"],
+                        },
+                        "spec": {"nodeName": nd},
+                    }
+                )
 
-    def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+    def get(
+        self, api_version: str, kind: str, name: str, namespace: str | None = None
+    ) -> dict[str, Any] | None:
         o = self.objects.get(self._key(kind, name, namespace))
         return copy.deepcopy(o) if o is not None else None
 
-    def list(self, api_version: str, kind: str, namespace: str | None = None,
-             label_selector: str | None = None) -> list[dict[str, Any]]:
+    def list(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+    ) -> list[dict[str, Any]]:
         want = dict(p.split("=", 1) for p in label_selector.split(",")) if label_selector else {}
         out = []
         for (k, ns, _), o in sorted(self.objects.items(), key=lambda kv: str(kv[0])):
@@ -156,8 +202,9 @@ class FakeAPI:
                 out.append(copy.deepcopy(o))
         return out
 
-    def patch(self, api_version: str, kind: str, name: str, namespace: str | None,
-              body: Mapping[str, Any]) -> None:
+    def patch(
+        self, api_version: str, kind: str, name: str, namespace: str | None, body: Mapping[str, Any]
+    ) -> None:
         self.calls.append(("patch", kind, namespace, name))
         o = self.objects[self._key(kind, name, namespace)]
         _merge(o, body)
@@ -172,18 +219,29 @@ class FakeAPI:
                 del self.objects[key]
 
 
-def cluster_objects(nodes: Sequence[dict[str, Any]], corefile: str = KUBEADM_COREFILE) -> list[dict[str, Any]]:
+def cluster_objects(
+    nodes: Sequence[dict[str, Any]], corefile: str = KUBEADM_COREFILE
+) -> list[dict[str, Any]]:
     return [
         *nodes,
-        {"apiVersion": "v1", "kind": "Service",
-         "metadata": {"name": "kube-dns", "namespace": "kube-system"},
-         "spec": {"clusterIP": "10.96.0.10"}},
-        {"apiVersion": "v1", "kind": "ConfigMap",
-         "metadata": {"name": "coredns", "namespace": "kube-system"},
-         "data": {"Corefile": corefile}},
-        {"apiVersion": "apps/v1", "kind": "Deployment",
-         "metadata": {"name": "coredns", "namespace": "kube-system"},
-         "spec": {"replicas": 2, "template": {"spec": {}}}},
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "kube-dns", "namespace": "kube-system"},
+            "spec": {"clusterIP": "10.96.0.10"},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "coredns", "namespace": "kube-system"},
+            "data": {"Corefile": corefile},
+        },
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "coredns", "namespace": "kube-system"},
+            "spec": {"replicas": 2, "template": {"spec": {}}},
+        },
     ]
 
 
@@ -195,8 +253,14 @@ class FakeRunner:
         self.inputs: list[str | None] = []
         self.answers = dict(answers or {})
 
-    def __call__(self, argv: Sequence[str], *, input: str | None = None,
-                 timeout_s: float = 600, check: bool = True) -> Completed:
+    def __call__(
+        self,
+        argv: Sequence[str],
+        *,
+        input: str | None = None,
+        timeout_s: float = 600,
+        check: bool = True,
+    ) -> Completed:
         self.calls.append(list(argv))
         self.inputs.append(input)
         for prefix, out in self.answers.items():

@@ -53,9 +53,13 @@ def test_no_root_block_is_backend_error() -> None:
 
 
 def test_external_names_get_their_own_blocks() -> None:
-    out = coredns.render_corefile(K3S_COREFILE, coredns.CoreDNSSettings(True, 2, None),
-                                  {"api.example.com": "203.0.113.80", "b.example.": "203.0.113.9"})
-    assert "api.example.com:53 {" in out and "b.example:53 {" in out
+    out = coredns.render_corefile(
+        K3S_COREFILE,
+        coredns.CoreDNSSettings(True, 2, None),
+        {"api.example.com": "203.0.113.80", "b.example.": "203.0.113.9"},
+    )
+    assert "api.example.com:53 {" in out
+    assert "b.example:53 {" in out
     assert "203.0.113.80 api.example.com" in out
     # the root block keeps exactly one hosts plugin (k3s's): CoreDNS allows one per block
     assert sum(ln.startswith("hosts") for ln in root_lines(out)) == 1
@@ -82,7 +86,8 @@ def test_nodelocal_corefile_values() -> None:
     assert zones == ["k8s.test", "in-addr.arpa", "ip6.arpa", "."]
     assert text.count("bind 169.254.20.10 10.96.0.10") == 4
     assert text.count("health 169.254.20.10:8080") == 1
-    assert "__PILLAR__LOCAL__DNS__" not in text and "__PILLAR__DNS__SERVER__" not in text
+    assert "__PILLAR__LOCAL__DNS__" not in text
+    assert "__PILLAR__DNS__SERVER__" not in text
     # node-cache fills the kube-dns-upstream address itself at start
     assert text.count(nodelocaldns.CLUSTER_DNS_PLACEHOLDER) == 4
     assert text.count("{") == text.count("}")

@@ -21,7 +21,11 @@ def test_baseline_is_kubelets_cluster_first_without_host_extras(scn: Scenario) -
     m = dns.manifest()
     assert m["dnsPolicy"] == "None"
     assert m["dnsConfig"]["nameservers"] == ["10.96.0.10"]
-    assert m["dnsConfig"]["searches"] == ["cth-r1.svc.cluster.local", "svc.cluster.local", "cluster.local"]
+    assert m["dnsConfig"]["searches"] == [
+        "cth-r1.svc.cluster.local",
+        "svc.cluster.local",
+        "cluster.local",
+    ]
     assert m["dnsConfig"]["options"] == [{"name": "ndots", "value": "5"}]
     conf = dns.resolv_conf()
     # the run's http-server resolves on the second pair, as in the scenario's own namespace
@@ -36,8 +40,16 @@ def test_resolver_option_is_added_and_rendered(scn: Scenario) -> None:
 
 
 def test_option_overrides_by_name() -> None:
-    s = scenario(phases=[{"name": "p", "remediations": [
-        {"kind": "resolver-option", "options": [{"name": "ndots", "value": "2"}]}]}])
+    s = scenario(
+        phases=[
+            {
+                "name": "p",
+                "remediations": [
+                    {"kind": "resolver-option", "options": [{"name": "ndots", "value": "2"}]}
+                ],
+            }
+        ]
+    )
     dns = client_pod_dns(s, s.phases[0], NS, "10.96.0.10")
     assert dict(dns.options) == {"ndots": "2"}
 
@@ -48,7 +60,9 @@ def test_nodelocal_replaces_cluster_dns(scn: Scenario) -> None:
 
 
 def test_explicit_searches_are_translated_to_the_run_namespace() -> None:
-    s = scenario(cluster={"dns_config": {"searches": ["default.svc.cluster.local", "corp.example"]}})
+    s = scenario(
+        cluster={"dns_config": {"searches": ["default.svc.cluster.local", "corp.example"]}}
+    )
     dns = client_pod_dns(s, s.phases[0], NS, "10.96.0.10")
     assert dns.searches == ("cth-r1.svc.cluster.local", "corp.example")
 
@@ -65,8 +79,11 @@ def test_too_many_searches_is_bad_input() -> None:
     [
         ("http-server", "http-server", "http-server.cth-r1.svc.cluster.local."),
         ("http-server.default", "http-server.cth-r1", "http-server.cth-r1.svc.cluster.local."),
-        ("http-server.default.svc.cluster.local", "http-server.cth-r1.svc.cluster.local",
-         "http-server.cth-r1.svc.cluster.local."),
+        (
+            "http-server.default.svc.cluster.local",
+            "http-server.cth-r1.svc.cluster.local",
+            "http-server.cth-r1.svc.cluster.local.",
+        ),
         ("http-server.other", "http-server.other", "http-server.other.svc.cluster.local."),
         ("api.example.com", "api.example.com", "api.example.com."),
         ("x.default.", "x.cth-r1.", "x.cth-r1."),

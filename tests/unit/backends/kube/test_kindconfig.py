@@ -17,17 +17,37 @@ from harness.backends.kube.names import LABEL_NODE
 from harness.errors import BadInput
 
 CLUSTER_FIELDS = {
-    "kind", "apiVersion", "name", "nodes", "networking", "featureGates", "runtimeConfig",
-    "kubeadmConfigPatches", "kubeadmConfigPatchesJSON6902", "containerdConfigPatches",
+    "kind",
+    "apiVersion",
+    "name",
+    "nodes",
+    "networking",
+    "featureGates",
+    "runtimeConfig",
+    "kubeadmConfigPatches",
+    "kubeadmConfigPatchesJSON6902",
+    "containerdConfigPatches",
     "containerdConfigPatchesJSON6902",
 }
 NODE_FIELDS = {
-    "role", "image", "labels", "extraMounts", "extraPortMappings", "gpus",
-    "kubeadmConfigPatches", "kubeadmConfigPatchesJSON6902",
+    "role",
+    "image",
+    "labels",
+    "extraMounts",
+    "extraPortMappings",
+    "gpus",
+    "kubeadmConfigPatches",
+    "kubeadmConfigPatchesJSON6902",
 }
 NETWORKING_FIELDS = {
-    "ipFamily", "apiServerPort", "apiServerAddress", "podSubnet", "serviceSubnet",
-    "disableDefaultCNI", "kubeProxyMode", "dnsSearch",
+    "ipFamily",
+    "apiServerPort",
+    "apiServerAddress",
+    "podSubnet",
+    "serviceSubnet",
+    "disableDefaultCNI",
+    "kubeProxyMode",
+    "dnsSearch",
 }
 ROLES = {"control-plane", "worker"}
 PROXY_MODES = {"iptables", "ipvs", "nftables", "none"}
@@ -68,14 +88,20 @@ def test_checker_catches_unknown_fields() -> None:
 @pytest.mark.parametrize("mode", ["iptables", "ipvs", "nftables"])
 def test_render_is_valid_v1alpha4(nodes: int, mode: str) -> None:
     s = scenario(cluster={"nodes": nodes})
-    opts = kindconfig.KindOptions(node_image="kindest/node:v1.36.4", kube_proxy_mode=mode,
-                                  pod_subnet="10.244.0.0/16", service_subnet="10.96.0.0/16")
+    opts = kindconfig.KindOptions(
+        node_image="kindest/node:v1.36.4",
+        kube_proxy_mode=mode,
+        pod_subnet="10.244.0.0/16",
+        service_subnet="10.96.0.0/16",
+    )
     text = kindconfig.render_yaml(s, "cth-r1", opts)
     cfg = yaml.safe_load(text)  # what kind reads is the YAML text
     assert kind_v1alpha4_errors(cfg) == []
     roles = [n["role"] for n in cfg["nodes"]]
     assert roles == ["control-plane"] + ["worker"] * nodes
-    assert [n["labels"][LABEL_NODE] for n in cfg["nodes"][1:]] == [f"node-{i + 1}" for i in range(nodes)]
+    assert [n["labels"][LABEL_NODE] for n in cfg["nodes"][1:]] == [
+        f"node-{i + 1}" for i in range(nodes)
+    ]
     assert {n["image"] for n in cfg["nodes"]} == {"kindest/node:v1.36.4"}
     assert cfg["networking"]["kubeProxyMode"] == mode
 

@@ -8,14 +8,13 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
+from kube_fakes import scenario
 
 from harness.backends.kube import nodelocaldns, tuner, workload
 from harness.backends.kube.dnsconfig import NamespaceMap, client_pod_dns
 from harness.backends.kube.names import run_namespace
 from harness.backends.kube.placement import NodeMap
 from harness.scenario.model import Scenario
-
-from kube_fakes import scenario
 
 # The kindest/node versions the kind workflow runs, and the newest schemas bundled.
 K8S_VERSIONS = ["1.35.0", "1.36.0", "1.37.0"]
@@ -28,7 +27,7 @@ def node_map(s: Scenario) -> NodeMap:
 
 
 def all_manifests(s: Scenario) -> list[dict[str, Any]]:
-    NODES = node_map(s)  # noqa: N806
+    NODES = node_map(s)
     nsmap = NamespaceMap(s.cluster.namespace, run_namespace(RUN), s.cluster.cluster_domain)
     out: list[dict[str, Any]] = [workload.namespace(RUN), *workload.http_server(s, RUN, NODES)]
     for phase in s.phases:
@@ -36,9 +35,18 @@ def all_manifests(s: Scenario) -> list[dict[str, Any]]:
         out += workload.client_pods(s, RUN, phase.name, nodes=NODES, dns=dns, image="img:glibc")
         sysctls, ruleset = tuner.phase_changes(phase, RUN, include_global=True)
         if sysctls:
-            out.append(tuner.daemonset(RUN, run_namespace(RUN), f"node-tuner-{phase.name}",
-                                       sysctls=sysctls, nodes=NODES, image="img:glibc",
-                                       ruleset=ruleset, table=tuner.fault_table(RUN)))
+            out.append(
+                tuner.daemonset(
+                    RUN,
+                    run_namespace(RUN),
+                    f"node-tuner-{phase.name}",
+                    sysctls=sysctls,
+                    nodes=NODES,
+                    image="img:glibc",
+                    ruleset=ruleset,
+                    table=tuner.fault_table(RUN),
+                )
+            )
     out += nodelocaldns.manifests(RUN, s.cluster.cluster_domain, "10.96.0.10")
     out.append(tuner.probe_daemonset(RUN, run_namespace(RUN), NODES, "img:glibc"))
     return out
@@ -47,10 +55,15 @@ def all_manifests(s: Scenario) -> list[dict[str, Any]]:
 SCENARIOS = {
     "default": scenario(),
     "musl-searches": scenario(
-        cluster={"nodes": 3, "client_pods": 2, "cluster_domain": "k8s.test",
-                 "dns_config": {"searches": ["default.svc.k8s.test", "corp.example"],
-                                "options": [{"name": "ndots", "value": "2"},
-                                            {"name": "timeout", "value": "1"}]}},
+        cluster={
+            "nodes": 3,
+            "client_pods": 2,
+            "cluster_domain": "k8s.test",
+            "dns_config": {
+                "searches": ["default.svc.k8s.test", "corp.example"],
+                "options": [{"name": "ndots", "value": "2"}, {"name": "timeout", "value": "1"}],
+            },
+        },
         load={"dns": {"resolver": "musl", "names": ["http-server.default"]}},
     ),
 }
@@ -65,8 +78,15 @@ def _names(objs: list[dict[str, Any]]) -> list[str]:
 def test_manifests_validate(version: str, which: str) -> None:
     objs = all_manifests(SCENARIOS[which])
     kinds = {o["kind"] for o in objs}
-    assert {"Namespace", "Deployment", "Service", "Pod", "DaemonSet", "ConfigMap",
-            "ServiceAccount"} <= kinds
+    assert {
+        "Namespace",
+        "Deployment",
+        "Service",
+        "Pod",
+        "DaemonSet",
+        "ConfigMap",
+        "ServiceAccount",
+    } <= kinds
     for obj, name in zip(objs, _names(objs), strict=True):
         validated = kubernetes_validate.validate(obj, version, strict=True)
         assert validated == version.rsplit(".", 1)[0], name
@@ -76,7 +96,13 @@ def test_manifests_validate(version: str, which: str) -> None:
     ("path", "bad"),
     [
         (("spec", "dnsConfig", "options", 0, "value"), 5),  # must be a string
-        (("spec", "dnsPolicy_typo",), "None"),  # unknown field under strict
+        (
+            (
+                "spec",
+                "dnsPolicy_typo",
+            ),
+            "None",
+        ),  # unknown field under strict
         (("spec", "containers", 0, "image"), ["x"]),
     ],
 )
