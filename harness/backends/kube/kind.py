@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from harness.backends.kube import commands, kindconfig, readiness
 from harness.backends.kube.api import DynamicKubeAPI, KubeAPI, wait_until
@@ -30,6 +31,7 @@ from harness.backends.kube.names import (
 from harness.backends.kube.nodeaccess import DockerNodeAccess
 from harness.backends.kube.placement import map_by_label
 from harness.backends.kube.proc import Runner, subprocess_runner
+from harness.errors import BadInput
 from harness.scenario.model import Scenario
 
 DOCKERFILES = {"glibc": "loadgen/docker/Dockerfile.glibc", "musl": "loadgen/docker/Dockerfile.musl"}
@@ -44,6 +46,21 @@ class KindSettings:
     build_images: bool = True
     project_dir: Path = Path(".")
     timeout_s: float = 600.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> KindSettings:
+        """Settings from ``CTH_KIND_NODE_IMAGE``, ``CTH_KIND_CLUSTER`` and ``CTH_KIND_KEEP``
+        (what the kind workflow sets), then explicit overrides (CLI flags) on top."""
+        keep = environ.get("CTH_KIND_KEEP", "").lower()
+        if keep not in ("", "0", "1", "true", "false"):
+            raise BadInput("must be 0/1/true/false", field="CTH_KIND_KEEP", value=keep)
+        base: dict[str, Any] = {
+            "cluster_name": environ.get("CTH_KIND_CLUSTER") or None,
+            "keep_cluster": keep in ("1", "true"),
+            "config": kindconfig.KindOptions(node_image=environ.get("CTH_KIND_NODE_IMAGE") or None),
+        }
+        base.update(overrides)
+        return cls(**base)
 
 
 class KindBackend:
