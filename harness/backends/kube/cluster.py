@@ -81,6 +81,9 @@ class Settings:
     access: NodeAccess
     host: HostSysctls | None  # None: global sysctls go through the tuner (real nodes)
     timeout_s: float = 300.0
+    # kind/k3s: place CoreDNS, serve external names, set scenario cache/replicas. An existing
+    # cluster's CoreDNS is left as found unless disruptive changes are allowed.
+    coredns_baseline: bool = True
     clock_now: Callable[[], str] = field(default=lambda: datetime.now(UTC).isoformat())
 
     @property
@@ -368,8 +371,9 @@ def realize_workload(
         _apply_all(s, stack, [workload.namespace(s.run_id)], wait_gone=True)
         dns_ip = kube_dns_ip(s.api)
         core = CoreDNSState(s)
-        stack.callback(core.restore, s)
-        core.apply(s, coredns.settings_for(scenario, None), coredns_selector(scenario, nodes))
+        if s.coredns_baseline:
+            stack.callback(core.restore, s)
+            core.apply(s, coredns.settings_for(scenario, None), coredns_selector(scenario, nodes))
         _apply_all(s, stack, workload.http_server(scenario, s.run_id, nodes, s.images.http_server))
         _wait(
             s,

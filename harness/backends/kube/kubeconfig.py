@@ -37,6 +37,16 @@ from harness.errors import BackendError, UnsafeRequest
 from harness.scenario.model import Scenario
 
 
+def uses_external_names(scenario: Scenario) -> bool:
+    """Does any phase look up one of the names the scenario's upstream is meant to answer?"""
+    external = {n.rstrip(".") for n in scenario.cluster.external_names}
+    for p in scenario.phases:
+        dns = scenario.phase_load(p).dns
+        if dns is not None and any(n.rstrip(".") in external for n in dns.names):
+            return True
+    return False
+
+
 def disruptive_steps(scenario: Scenario) -> list[str]:
     """What this scenario would change beyond its own namespace, in words (pure)."""
     steps: list[str] = []
@@ -51,7 +61,11 @@ def disruptive_steps(scenario: Scenario) -> list[str]:
         or scenario.cluster.coredns.max_concurrent
     ):
         steps.append("change CoreDNS (Corefile, replicas, placement)")
-    steps.append("add server blocks for the scenario's external names to CoreDNS and restart it")
+    if uses_external_names(scenario):
+        steps.append(
+            "add server blocks for the scenario's external names to CoreDNS (else "
+            "their lookups would leave the cluster) and restart it"
+        )
     for p in scenario.phases:
         sysctls, ruleset = tuner.phase_changes(p, "x", include_global=True)
         if sysctls:
@@ -119,6 +133,7 @@ class KubeconfigBackend:
             access=access,
             host=None,
             timeout_s=s0.timeout_s,
+            coredns_baseline=s0.allow_disruptive,
         )
         with ExitStack() as stack:
             cluster = stack.enter_context(realize_workload(s, nodes))

@@ -249,9 +249,25 @@ def test_kubeconfig_run_labels_everything_and_removes_it() -> None:
 
 def test_disruptive_steps_of_a_quiet_scenario() -> None:
     quiet = scenario(phases=[{"name": "p", "remediations": ["pooling"]}])
-    steps = disruptive_steps(quiet)
+    assert disruptive_steps(quiet) == []
+    external = scenario(phases=[{"name": "p"}], load={"dns": {"names": ["api.example.com"]}})
+    steps = disruptive_steps(external)
     assert len(steps) == 1
     assert "external names" in steps[0]
+
+
+def test_kubeconfig_quiet_scenario_leaves_coredns_alone() -> None:
+    api = FakeAPI(cluster_objects([node("w1"), node("w2")]))
+    backend = KubeconfigBackend(
+        KubeconfigSettings(Images("reg/lg:glibc", "reg/lg:musl")),
+        runner=FakeRunner(),
+        api_factory=lambda _k, _c: api,
+    )
+    quiet = scenario(phases=[{"name": "p", "remediations": ["pooling"]}])
+    with backend.realize(quiet, "r1") as cluster, cluster.phase(quiet.phases[0]):
+        assert len(api.list("v1", "Pod", "cth-r1", "conntrack-harness/role=client")) == 4
+    assert not any(ns == "kube-system" for _, _, ns, _ in api.calls)
+    assert api.get("v1", "Namespace", "cth-r1") is None
 
 
 class FakeK3s:
