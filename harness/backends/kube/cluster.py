@@ -1,0 +1,395 @@
+"""The realized workload on a real cluster, shared by the kind, kubeconfig and k3s backends.
+
+:func:`realize_workload` builds the run's namespace, HTTP server, CoreDNS baseline, scenario
+node sysctls and NodeLocal DNSCache, and undoes each on exit (an ``ExitStack`` of undos, run on
+every path). :meth:`KubeCluster.phase` does the same for one phase: host sysctls, the node
+tuner (sysctls + injected fault), CoreDNS changes, NodeLocal DNSCache, and the client pods that
+carry the phase's dnsConfig.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from harness.backends.kube import coredns, nodelocaldns, readiness, tuner, workload
+from harness.backends.kube.api import KubeAPI, ref, wait_until
+from harness.backends.kube.commands import kubectl_exec, worker_argv
+from harness.backends.kube.counters import NodeStat
+from harness.backends.kube.dnsconfig import NamespaceMap, client_pod_dns, uses_nodelocal
+from harness.backends.kube.hostsysctl import HostSysctls, phase_host_sysctls, run_host_sysctls
+from harness.backends.kube.names import (
+    COREDNS_CONFIGMAP,
+    COREDNS_DEPLOYMENT,
+    HTTP_SERVER_IMAGE,
+    HTTP_SERVER_NAME,
+    KUBE_DNS_SERVICE,
+    LABEL_PHASE,
+    NODELOCAL_IMAGE,
+    NODELOCAL_NAME,
+    SYSTEM_NAMESPACE,
+    TUNER_PREFIX,
+    run_namespace,
+    run_selector,
+    scenario_nodes,
+)
+from harness.backends.kube.placement import NodeMap
+from harness.backends.kube.plan import client_image, worker_plans
+from harness.backends.kube.proc import Runner
+from harness.errors import BackendError
+from harness.scenario.model import Phase, Scenario
+
+Manifest = dict[str, Any]
+
+
+class NodeAccess(Protocol):
+    """How a backend reaches a node's own network namespace."""
+
+    def stat(self, node: str) -> NodeStat: ...
+
+    def flush(self, node: str) -> None: ...
+
+    def fault_drops(self, node: str, table: str) -> int: ...
+
+
+@dataclass(frozen=True)
+class Images:
+    glibc: str
+    musl: str
+    http_server: str = HTTP_SERVER_IMAGE
+    nodelocal: str = NODELOCAL_IMAGE
+
+    @property
+    def tuner(self) -> str:
+        return self.glibc  # Debian: sh + nft, which the tuner script needs
+
+
+@dataclass
+class Settings:
+    backend: str
+    run_id: str
+    scenario: Scenario
+    api: KubeAPI
+    runner: Runner
+    kubeconfig: str | None
+    images: Images
+    access: NodeAccess
+    host: HostSysctls | None  # None: global sysctls go through the tuner (real nodes)
+    timeout_s: float = 300.0
+    # kind/k3s: place CoreDNS, serve external names, set scenario cache/replicas. An existing
+    # cluster's CoreDNS is left as found unless disruptive changes are allowed.
+    coredns_baseline: bool = True
+    clock_now: Callable[[], str] = field(default=lambda: datetime.now(UTC).isoformat())
+
+    @property
+    def namespace(self) -> str:
+        return run_namespace(self.run_id)
+
+    @property
+    def tuner_sets_globals(self) -> bool:
+        return self.host is None
+
+
+def _wait(s: Settings, what: str, check: Callable[[], str | None]) -> None:
+    wait_until(what, check, timeout_s=s.timeout_s)
+
+
+def _apply_all(
+    s: Settings, stack: ExitStack, objs: list[Manifest], *, wait_gone: bool = False
+) -> None:
+    for obj in objs:
+        s.api.apply(obj)
+        api_version, kind, name, ns = ref(obj)
+        stack.callback(_delete, s, api_version, kind, name, ns, wait_gone)
+
+
+def _delete(  # noqa: PLR0917
+    s: Settings,
+    api_version: str,
+    kind: str,
+    name: str,
+    ns: str | None,
+    wait_gone: bool,
+) -> None:
+    s.api.delete(api_version, kind, name, ns)
+    if wait_gone:
+        _wait(
+            s,
+            f"{kind}/{name} to be deleted",
+            lambda: None if s.api.get(api_version, kind, name, ns) is None else "still present",
+        )
+
+
+def kube_dns_ip(api: KubeAPI) -> str:
+    svc = api.get("v1", "Service", KUBE_DNS_SERVICE, SYSTEM_NAMESPACE)
+    ip = (svc or {}).get("spec", {}).get("clusterIP")
+    if not ip or ip == "None":
+        raise BackendError("the cluster has no kube-system/kube-dns Service with a ClusterIP")
+    return str(ip)
+
+
+def _ds_ready(s: Settings, name: str, ns: str) -> None:
+    _wait(
+        s,
+        f"DaemonSet {ns}/{name}",
+        lambda: readiness.daemonset_not_ready(s.api.get("apps/v1", "DaemonSet", name, ns)),
+    )
+
+
+class CoreDNSState:
+    """The live CoreDNS as found, so every change can be put back verbatim."""
+
+    def __init__(self, s: Settings) -> None:
+        cm = s.api.get("v1", "ConfigMap", COREDNS_CONFIGMAP, SYSTEM_NAMESPACE)
+        dep = s.api.get("apps/v1", "Deployment", COREDNS_DEPLOYMENT, SYSTEM_NAMESPACE)
+        if cm is None or dep is None or "Corefile" not in (cm.get("data") or {}):
+            raise BackendError(
+                "kube-system has no coredns ConfigMap (with a Corefile) and Deployment"
+            )
+        self.corefile: str = cm["data"]["Corefile"]
+        self.deployment: dict[str, Any] = dep
+
+    def apply(
+        self, s: Settings, settings: coredns.CoreDNSSettings, selector: Mapping[str, str] | None
+    ) -> None:
+        text = coredns.render_corefile(self.corefile, settings, s.scenario.cluster.external_names)
+        s.api.patch(
+            "v1", "ConfigMap", COREDNS_CONFIGMAP, SYSTEM_NAMESPACE, coredns.configmap_patch(text)
+        )
+        s.api.patch(
+            "apps/v1",
+            "Deployment",
+            COREDNS_DEPLOYMENT,
+            SYSTEM_NAMESPACE,
+            coredns.deployment_patch(settings.replicas, selector, s.clock_now()),
+        )
+        self.wait(s)
+
+    def restore(self, s: Settings) -> None:
+        s.api.patch(
+            "v1",
+            "ConfigMap",
+            COREDNS_CONFIGMAP,
+            SYSTEM_NAMESPACE,
+            coredns.configmap_patch(self.corefile),
+        )
+        s.api.patch(
+            "apps/v1",
+            "Deployment",
+            COREDNS_DEPLOYMENT,
+            SYSTEM_NAMESPACE,
+            coredns.deployment_restore_patch(self.deployment, s.clock_now()),
+        )
+        self.wait(s)
+
+    @staticmethod
+    def wait(s: Settings) -> None:
+        _wait(
+            s,
+            "CoreDNS rollout",
+            lambda: readiness.deployment_not_ready(
+                s.api.get("apps/v1", "Deployment", COREDNS_DEPLOYMENT, SYSTEM_NAMESPACE)
+            ),
+        )
+
+
+class KubeCluster:
+    """A realized cluster (the :class:`harness.backends.base.Cluster` protocol)."""
+
+    def __init__(
+        self, s: Settings, nodes: NodeMap, dns_ip: str, core: CoreDNSState, notes: list[str]
+    ) -> None:
+        self.backend = s.backend
+        self.settings = s
+        self.node_map = nodes
+        self.kube_dns_ip = dns_ip
+        self.notes = notes  # fidelity notes for result.json's environment (e.g. one-node k3s)
+        self._core = core
+        self._nsmap = NamespaceMap(
+            s.scenario.cluster.namespace, s.namespace, s.scenario.cluster.cluster_domain
+        )
+        self._phase: Phase | None = None
+
+    def nodes(self) -> list[str]:
+        return scenario_nodes(self.settings.scenario.cluster.nodes)
+
+    def real_nodes(self) -> list[str]:
+        return sorted(set(self.node_map.nodes.values()))
+
+    # --- phases ---------------------------------------------------------------------------
+    @contextmanager
+    def phase(self, phase: Phase) -> Iterator[None]:
+        s = self.settings
+        with ExitStack() as stack:
+            self._host_phase(stack, phase)
+            self._tuner_phase(stack, phase)
+            self._coredns_phase(stack, phase)
+            if uses_nodelocal(s.scenario, phase) and not s.scenario.cluster.nodelocal_dns:
+                install_nodelocal(s, stack, self.kube_dns_ip)
+            self._clients(stack, phase)
+            self._phase = phase
+            stack.callback(setattr, self, "_phase", None)
+            yield
+
+    def _host_phase(self, stack: ExitStack, phase: Phase) -> None:
+        host = self.settings.host
+        wanted = phase_host_sysctls(phase)
+        if host is None or not wanted:
+            return
+        for name, value in wanted.items():
+            before = host.get(name)
+            host.set(name, value)
+            stack.callback(host.set, name, before)
+
+    def _tuner_phase(self, stack: ExitStack, phase: Phase) -> None:
+        s = self.settings
+        sysctls, ruleset = tuner.phase_changes(phase, s.run_id, include_global=s.tuner_sets_globals)
+        if not sysctls and ruleset is None:
+            return
+        name = f"{TUNER_PREFIX}-{phase.name}"[:63].rstrip("-_")
+        name = name.replace("_", "-")
+        ds = tuner.daemonset(
+            s.run_id,
+            s.namespace,
+            name,
+            sysctls=sysctls,
+            nodes=self.node_map,
+            image=s.images.tuner,
+            ruleset=ruleset,
+            table=tuner.fault_table(s.run_id) if ruleset else None,
+        )
+        _apply_all(s, stack, [ds], wait_gone=True)
+        _ds_ready(s, name, s.namespace)
+
+    def _coredns_phase(self, stack: ExitStack, phase: Phase) -> None:
+        s = self.settings
+        base = coredns.settings_for(s.scenario, None)
+        wanted = coredns.settings_for(s.scenario, phase)
+        if wanted == base:
+            return
+        sel = coredns_selector(s.scenario, self.node_map)
+        self._core.apply(s, wanted, sel)
+        stack.callback(self._core.apply, s, base, sel)
+
+    def _clients(self, stack: ExitStack, phase: Phase) -> None:
+        s = self.settings
+        dns = client_pod_dns(s.scenario, phase, self._nsmap, self.kube_dns_ip)
+        dns.resolv_conf()  # validates what kubelet will write, before anything is created
+        image = client_image(s.scenario, phase, s.images.glibc, s.images.musl)
+        pods = workload.client_pods(
+            s.scenario, s.run_id, phase.name, nodes=self.node_map, dns=dns, image=image
+        )
+        _apply_all(s, stack, pods, wait_gone=True)
+        selector = f"{run_selector(s.run_id)},{LABEL_PHASE}={phase.name}"
+        _wait(
+            s,
+            f"client pods of phase {phase.name}",
+            lambda: readiness.pods_not_ready(
+                s.api.list("v1", "Pod", s.namespace, selector), len(pods)
+            ),
+        )
+
+    # --- load and counters ----------------------------------------------------------------
+    def reset(self) -> None:
+        for node in self.real_nodes():
+            self.settings.access.flush(node)
+
+    def run_load(self, phase: Phase | None = None) -> list[dict[str, Any]]:
+        """Run the worker in every client pod at once; return their JSON answers in pod order."""
+        phase = phase or self._phase
+        if phase is None:
+            raise BackendError("run_load needs an active phase")
+        s = self.settings
+        plans = worker_plans(s.scenario, phase, s.run_id, self._nsmap)
+        budget = s.scenario.phase_load(phase).duration_s + 120
+
+        def one(plan: Mapping[str, Any]) -> dict[str, Any]:
+            argv = kubectl_exec(
+                s.kubeconfig, s.namespace, str(plan["pod"]), worker_argv(), stdin=True
+            )
+            out = s.runner(argv, input=json.dumps(plan), timeout_s=budget)
+            try:
+                result = json.loads(out.stdout)
+            except json.JSONDecodeError as e:
+                raise BackendError(
+                    f"the load worker in {plan['pod']} did not print JSON",
+                    stdout=out.stdout[-500:],
+                    stderr=out.stderr[-500:],
+                ) from e
+            if not isinstance(result, dict):
+                raise BackendError(
+                    f"the load worker in {plan['pod']} printed {type(result).__name__}, "
+                    "not an object"
+                )
+            return result
+
+        with ThreadPoolExecutor(max_workers=len(plans)) as pool:
+            return list(pool.map(one, plans))
+
+    def node_counters(self) -> dict[str, NodeStat]:
+        return {node: self.settings.access.stat(node) for node in self.real_nodes()}
+
+    def fault_drops(self) -> dict[str, int]:
+        table = tuner.fault_table(self.settings.run_id)
+        return {node: self.settings.access.fault_drops(node, table) for node in self.real_nodes()}
+
+
+def coredns_selector(scenario: Scenario, nodes: NodeMap) -> dict[str, str]:
+    return nodes.selector(scenario.cluster.coredns.node or f"node-{scenario.cluster.nodes}")
+
+
+def install_nodelocal(s: Settings, stack: ExitStack, dns_ip: str) -> None:
+    if s.api.get("apps/v1", "DaemonSet", NODELOCAL_NAME, SYSTEM_NAMESPACE) is not None:
+        raise BackendError(
+            "kube-system/node-local-dns already exists; the harness will not "
+            "replace a NodeLocal DNSCache it did not install"
+        )
+    objs = nodelocaldns.manifests(
+        s.run_id, s.scenario.cluster.cluster_domain, dns_ip, image=s.images.nodelocal
+    )
+    _apply_all(s, stack, objs, wait_gone=True)
+    _ds_ready(s, NODELOCAL_NAME, SYSTEM_NAMESPACE)
+
+
+@contextmanager
+def realize_workload(
+    s: Settings, nodes: NodeMap, notes: list[str] | None = None
+) -> Iterator[KubeCluster]:
+    """Create the run's workload; on exit (any path) remove it and restore CoreDNS and the host."""
+    with ExitStack() as stack:
+        scenario = s.scenario
+        if s.host is not None:
+            for name, value in run_host_sysctls(scenario).items():
+                before = s.host.get(name)
+                s.host.set(name, value)
+                stack.callback(s.host.set, name, before)
+        _apply_all(s, stack, [workload.namespace(s.run_id)], wait_gone=True)
+        dns_ip = kube_dns_ip(s.api)
+        core = CoreDNSState(s)
+        if s.coredns_baseline:
+            stack.callback(core.restore, s)
+            core.apply(s, coredns.settings_for(scenario, None), coredns_selector(scenario, nodes))
+        _apply_all(s, stack, workload.http_server(scenario, s.run_id, nodes, s.images.http_server))
+        _wait(
+            s,
+            "the HTTP server",
+            lambda: readiness.deployment_not_ready(
+                s.api.get("apps/v1", "Deployment", HTTP_SERVER_NAME, s.namespace)
+            ),
+        )
+        base = tuner.node_sysctls(scenario.node_sysctls, include_global=s.tuner_sets_globals)
+        if base:
+            name = f"{TUNER_PREFIX}-run"
+            ds = tuner.daemonset(
+                s.run_id, s.namespace, name, sysctls=base, nodes=nodes, image=s.images.tuner
+            )
+            _apply_all(s, stack, [ds], wait_gone=True)
+            _ds_ready(s, name, s.namespace)
+        if scenario.cluster.nodelocal_dns:
+            install_nodelocal(s, stack, dns_ip)
+        yield KubeCluster(s, nodes, dns_ip, core, list(notes or []))

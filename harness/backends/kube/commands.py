@@ -1,0 +1,138 @@
+"""Command lines for the kind, kubectl and docker CLIs. Pure: argv lists, nothing is run here."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from harness.errors import BadInput
+
+KIND = "kind"
+KUBECTL = "kubectl"
+DOCKER = "docker"
+
+
+def _name(cluster: str) -> str:
+    if not cluster or not all(c.isalnum() or c in "-." for c in cluster):
+        raise BadInput(
+            "a kind cluster name is letters, digits, '-' and '.'",
+            field="cluster_name",
+            value=cluster,
+        )
+    return cluster
+
+
+# --- kind -----------------------------------------------------------------------------------
+def kind_create(
+    cluster: str,
+    config_path: str,
+    kubeconfig: str,
+    *,
+    image: str | None = None,
+    wait_s: int = 0,
+    retain: bool = False,
+) -> list[str]:
+    argv = [
+        KIND,
+        "create",
+        "cluster",
+        "--name",
+        _name(cluster),
+        "--config",
+        config_path,
+        "--kubeconfig",
+        kubeconfig,
+        "--wait",
+        f"{wait_s}s",
+    ]
+    if image:
+        argv += ["--image", image]
+    if retain:
+        argv.append("--retain")
+    return argv
+
+
+def kind_delete(cluster: str, kubeconfig: str) -> list[str]:
+    return [KIND, "delete", "cluster", "--name", _name(cluster), "--kubeconfig", kubeconfig]
+
+
+def kind_get_clusters() -> list[str]:
+    return [KIND, "get", "clusters"]
+
+
+def kind_get_nodes(cluster: str) -> list[str]:
+    return [KIND, "get", "nodes", "--name", _name(cluster)]
+
+
+def kind_export_kubeconfig(cluster: str, kubeconfig: str) -> list[str]:
+    return [KIND, "export", "kubeconfig", "--name", _name(cluster), "--kubeconfig", kubeconfig]
+
+
+def kind_load_image(cluster: str, image: str, nodes: Sequence[str] = ()) -> list[str]:
+    argv = [KIND, "load", "docker-image", image, "--name", _name(cluster)]
+    if nodes:
+        argv += ["--nodes", ",".join(nodes)]
+    return argv
+
+
+# --- docker ---------------------------------------------------------------------------------
+def docker_build(dockerfile: str, tag: str, context: str = ".") -> list[str]:
+    return [DOCKER, "build", "--file", dockerfile, "--tag", tag, context]
+
+
+def docker_exec(container: str, argv: Sequence[str], *, stdin: bool = False) -> list[str]:
+    return [DOCKER, "exec", *(["-i"] if stdin else []), container, *argv]
+
+
+def node_conntrack_stat(container: str) -> list[str]:
+    """Per-namespace conntrack statistics of a kind node (its own netns, as the kernel sees it)."""
+    return docker_exec(
+        container,
+        [
+            "cat",
+            "/proc/net/stat/nf_conntrack",
+            "/proc/sys/net/netfilter/nf_conntrack_count",
+            "/proc/sys/net/netfilter/nf_conntrack_max",
+        ],
+    )
+
+
+def node_conntrack_flush(container: str) -> list[str]:
+    return docker_exec(container, ["conntrack", "-F"])
+
+
+def node_nft_counter(container: str, table: str) -> list[str]:
+    return docker_exec(container, ["nft", "list", "table", "inet", table])
+
+
+def docker_save_into_k3s(image: str, container: str) -> tuple[list[str], list[str]]:
+    """``docker save IMAGE | docker exec -i K3S ctr -n k8s.io images import -`` as two argvs."""
+    return [DOCKER, "save", image], docker_exec(
+        container, ["ctr", "-n", "k8s.io", "images", "import", "-"], stdin=True
+    )
+
+
+# --- kubectl --------------------------------------------------------------------------------
+def kubectl_exec(
+    kubeconfig: str | None,
+    namespace: str,
+    pod: str,
+    argv: Sequence[str],
+    *,
+    stdin: bool = False,
+    container: str | None = None,
+) -> list[str]:
+    out = [KUBECTL]
+    if kubeconfig:
+        out += ["--kubeconfig", kubeconfig]
+    out += ["--namespace", namespace, "exec"]
+    if stdin:
+        out.append("-i")
+    out.append(pod)
+    if container:
+        out += ["-c", container]
+    return [*out, "--", *argv]
+
+
+def worker_argv(python: str = "python3") -> list[str]:
+    """The load worker inside a client pod: JSON plan on stdin, JSON result on stdout."""
+    return [python, "-m", "loadgen.worker"]

@@ -1,0 +1,110 @@
+"""Host-global sysctls for the container-node backends (kind, k3s), through the host guard.
+
+kind and k3s nodes are containers that share the host kernel. ``nf_conntrack_max`` (and
+``nf_conntrack_buckets``) are global and writable only in the host's initial namespace, so a
+scenario that shrinks the table changes the host, through the harness's journaled guard
+(``harness.kernel.sysctl.SysctlGuard``), which restores it at the end or on ``restore``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol, cast
+
+from harness.errors import BackendError, NotRoot
+from harness.scenario.model import ConntrackSysctls, Phase, Scenario
+
+NF_MAX = "net.netfilter.nf_conntrack_max"
+NF_BUCKETS = "net.netfilter.nf_conntrack_buckets"
+
+
+class SysctlSetter(Protocol):
+    """What the backend needs of the guard: a journaled set (restore is the guard's job)."""
+
+    def set(self, name: str, value: int | str, netns: str | None = None) -> object: ...
+
+
+class HostSysctls(Protocol):
+    def get(self, name: str) -> str: ...
+
+    def set(self, name: str, value: int | str) -> None: ...
+
+
+def _read_proc(name: str) -> str:
+    return Path("/proc/sys", *name.split(".")).read_text().strip()
+
+
+class GuardedHostSysctls:
+    """HostSysctls over the guard: reads /proc/sys, writes through the journaled ``set``."""
+
+    def __init__(
+        self,
+        guard: SysctlSetter,
+        read: Callable[[str], str] = _read_proc,
+        euid: Callable[[], int] = os.geteuid,
+    ) -> None:
+        self._guard = guard
+        self._read = read
+        self._euid = euid
+
+    def get(self, name: str) -> str:
+        return self._read(name)
+
+    def set(self, name: str, value: int | str) -> None:
+        require_root(self._euid(), f"setting the host's {name}")
+        self._guard.set(name, value, netns=None)
+
+
+def require_root(euid: int, what: str) -> None:
+    if euid != 0:
+        raise NotRoot(
+            f"{what} needs root: kind/k3s nodes share the host kernel, and {NF_MAX} is global "
+            "(writable only in the host's initial namespace). Run with sudo, or drop "
+            "host.nf_conntrack_max / nf_conntrack_max from the scenario",
+            field="host.nf_conntrack_max",
+        )
+
+
+def default_guard() -> SysctlSetter:
+    """The lead's ``harness.kernel.sysctl.SysctlGuard`` (imported late: it journals on disk)."""
+    try:
+        mod = importlib.import_module("harness.kernel.sysctl")
+    except ImportError as e:
+        raise BackendError("harness.kernel.sysctl (the host sysctl guard) is not available") from e
+    return cast(SysctlSetter, mod.SysctlGuard())
+
+
+def run_host_sysctls(scenario: Scenario) -> dict[str, str]:
+    """Host-global values the whole run needs (host.nf_conntrack_max wins over node_sysctls)."""
+    out: dict[str, str] = {}
+    max_ = scenario.host.nf_conntrack_max or scenario.node_sysctls.nf_conntrack_max
+    if max_ is not None:
+        out[NF_MAX] = str(max_)
+    buckets = scenario.node_sysctls.nf_conntrack_buckets
+    if buckets is not None:
+        if buckets == "auto":
+            if max_ is not None:
+                out[NF_BUCKETS] = str(max(max_ // 4, 1))
+        else:
+            out[NF_BUCKETS] = str(buckets)
+    return out
+
+
+def phase_host_sysctls(phase: Phase) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for rem in phase.remediations:
+        if isinstance(rem, ConntrackSysctls):
+            if rem.nf_conntrack_max is not None:
+                out[NF_MAX] = str(rem.nf_conntrack_max)
+            if rem.nf_conntrack_buckets == "auto" and rem.nf_conntrack_max is not None:
+                out[NF_BUCKETS] = str(max(rem.nf_conntrack_max // 4, 1))
+            elif isinstance(rem.nf_conntrack_buckets, int):
+                out[NF_BUCKETS] = str(rem.nf_conntrack_buckets)
+    return out
+
+
+def needs_host(scenario: Scenario) -> bool:
+    return bool(run_host_sysctls(scenario)) or any(phase_host_sysctls(p) for p in scenario.phases)

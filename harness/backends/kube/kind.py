@@ -1,0 +1,158 @@
+"""``--harness-backend kind``: a real cluster from the kind CLI, created (or reused) per run."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.backends.kube import commands, kindconfig, readiness
+from harness.backends.kube.api import DynamicKubeAPI, KubeAPI, wait_until
+from harness.backends.kube.cluster import Images, KubeCluster, Settings, realize_workload
+from harness.backends.kube.hostsysctl import (
+    GuardedHostSysctls,
+    HostSysctls,
+    default_guard,
+    needs_host,
+    require_root,
+)
+from harness.backends.kube.names import (
+    COREDNS_DEPLOYMENT,
+    LOADGEN_IMAGE_GLIBC,
+    LOADGEN_IMAGE_MUSL,
+    SYSTEM_NAMESPACE,
+    check_run_id,
+    scenario_nodes,
+)
+from harness.backends.kube.nodeaccess import DockerNodeAccess
+from harness.backends.kube.placement import map_by_label
+from harness.backends.kube.proc import Runner, subprocess_runner
+from harness.errors import BadInput
+from harness.scenario.model import Scenario
+
+DOCKERFILES = {"glibc": "loadgen/docker/Dockerfile.glibc", "musl": "loadgen/docker/Dockerfile.musl"}
+
+
+@dataclass
+class KindSettings:
+    cluster_name: str | None = None  # reuse this cluster if it exists; default cth-<run id>
+    keep_cluster: bool = False
+    config: kindconfig.KindOptions = field(default_factory=kindconfig.KindOptions)
+    images: Images = field(default_factory=lambda: Images(LOADGEN_IMAGE_GLIBC, LOADGEN_IMAGE_MUSL))
+    build_images: bool = True
+    project_dir: Path = Path(".")
+    timeout_s: float = 600.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> KindSettings:
+        """Settings from ``CTH_KIND_NODE_IMAGE``, ``CTH_KIND_CLUSTER`` and ``CTH_KIND_KEEP``
+        (what the kind workflow sets), then explicit overrides (CLI flags) on top."""
+        keep = environ.get("CTH_KIND_KEEP", "").lower()
+        if keep not in ("", "0", "1", "true", "false"):
+            raise BadInput("must be 0/1/true/false", field="CTH_KIND_KEEP", value=keep)
+        base: dict[str, Any] = {
+            "cluster_name": environ.get("CTH_KIND_CLUSTER") or None,
+            "keep_cluster": keep in ("1", "true"),
+            "config": kindconfig.KindOptions(node_image=environ.get("CTH_KIND_NODE_IMAGE") or None),
+        }
+        base.update(overrides)
+        return cls(**base)
+
+
+class KindBackend:
+    name = "kind"
+
+    def __init__(
+        self,
+        settings: KindSettings | None = None,
+        *,
+        runner: Runner = subprocess_runner,
+        api_factory: Callable[[str], KubeAPI] = DynamicKubeAPI,
+        host_factory: Callable[[], HostSysctls] | None = None,
+        euid: Callable[[], int] = os.geteuid,
+    ) -> None:
+        self.settings = settings or KindSettings()
+        self._run = runner
+        self._api_factory = api_factory
+        self._host_factory = host_factory
+        self._euid = euid
+
+    def cluster_name(self, run_id: str) -> str:
+        return self.settings.cluster_name or f"cth-{check_run_id(run_id)}"
+
+    def existing_clusters(self) -> list[str]:
+        return self._run(commands.kind_get_clusters()).stdout.split()
+
+    def build_and_load_images(self, cluster: str) -> None:
+        imgs = self.settings.images
+        for flavour, tag in (("glibc", imgs.glibc), ("musl", imgs.musl)):
+            if self.settings.build_images:
+                dockerfile = str(self.settings.project_dir / DOCKERFILES[flavour])
+                self._run(commands.docker_build(dockerfile, tag, str(self.settings.project_dir)))
+            self._run(commands.kind_load_image(cluster, tag))
+
+    def _host(self) -> HostSysctls:
+        """The host guard (journaled); tests pass their own ``host_factory``."""
+        if self._host_factory is not None:
+            return self._host_factory()
+        return GuardedHostSysctls(default_guard(), euid=self._euid)
+
+    @contextmanager
+    def realize(self, scenario: Scenario, run_id: str) -> Iterator[KubeCluster]:
+        host: HostSysctls | None = None
+        if needs_host(scenario):  # refuse before anything is created
+            require_root(self._euid(), "shrinking nf_conntrack_max for a kind cluster")
+        name = self.cluster_name(run_id)
+        with ExitStack() as stack:
+            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cth-kind-")))
+            kubeconfig = str(workdir / "kubeconfig")
+            if name in self.existing_clusters():
+                self._run(commands.kind_export_kubeconfig(name, kubeconfig))
+            else:
+                cfg = workdir / "kind.yaml"
+                cfg.write_text(kindconfig.render_yaml(scenario, name, self.settings.config))
+                if not self.settings.keep_cluster:
+                    stack.callback(self._run, commands.kind_delete(name, kubeconfig))
+                self._run(
+                    commands.kind_create(
+                        name, str(cfg), kubeconfig, image=self.settings.config.node_image
+                    ),
+                    timeout_s=self.settings.timeout_s,
+                )
+            api = self._api_factory(kubeconfig)
+            wait_until(
+                "kind nodes Ready",
+                lambda: readiness.nodes_not_ready(
+                    api.list("v1", "Node"), scenario.cluster.nodes + 1
+                ),
+                timeout_s=self.settings.timeout_s,
+            )
+            wait_until(
+                "CoreDNS Ready",
+                lambda: readiness.deployment_not_ready(
+                    api.get("apps/v1", "Deployment", COREDNS_DEPLOYMENT, SYSTEM_NAMESPACE)
+                ),
+                timeout_s=self.settings.timeout_s,
+            )
+            self.build_and_load_images(name)
+            nodes = map_by_label(scenario_nodes(scenario.cluster.nodes), api.list("v1", "Node"))
+            if needs_host(scenario):
+                host = self._host()
+            s = Settings(
+                backend=self.name,
+                run_id=run_id,
+                scenario=scenario,
+                api=api,
+                runner=self._run,
+                kubeconfig=kubeconfig,
+                images=self.settings.images,
+                access=DockerNodeAccess(self._run),
+                host=host,
+                timeout_s=self.settings.timeout_s,
+            )
+            with realize_workload(s, nodes) as cluster:
+                yield cluster

@@ -1,0 +1,100 @@
+"""The kind ``Cluster`` config (``kind.x-k8s.io/v1alpha4``) for a scenario.
+
+One control-plane node plus one worker per scenario node: the load never runs on the node that
+hosts the API server, so a full conntrack table on a worker cannot cut the harness off from
+the cluster. Each worker carries ``conntrack-harness/node=node-i``.
+
+kube-proxy runs in iptables mode by default (the mode the seed articles and the netns backend
+model), with ``masqueradeAll`` from the scenario and ``conntrack.maxPerCore: 0`` so kube-proxy
+leaves the host-global table size alone (the host guard owns it).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import yaml
+
+from harness.backends.kube.names import LABEL_NODE, scenario_nodes
+from harness.errors import BadInput
+from harness.scenario.model import Scenario
+
+API_VERSION = "kind.x-k8s.io/v1alpha4"
+ProxyMode = Literal["iptables", "ipvs", "nftables"]
+IPFamily = Literal["ipv4", "ipv6", "dual"]
+PROXY_MODES = ("iptables", "ipvs", "nftables")
+IP_FAMILIES = ("ipv4", "ipv6", "dual")
+
+
+@dataclass(frozen=True)
+class KindOptions:
+    node_image: str | None = None
+    kube_proxy_mode: str = "iptables"
+    ip_family: str = "ipv4"
+    pod_subnet: str | None = None
+    service_subnet: str | None = None
+
+
+def _check(opts: KindOptions) -> None:
+    if opts.kube_proxy_mode not in PROXY_MODES:
+        raise BadInput(
+            "unknown kube-proxy mode",
+            field="kube_proxy_mode",
+            value=opts.kube_proxy_mode,
+            allowed=list(PROXY_MODES),
+        )
+    if opts.ip_family not in IP_FAMILIES:
+        raise BadInput(
+            "unknown IP family", field="ip_family", value=opts.ip_family, allowed=list(IP_FAMILIES)
+        )
+    for field, value in (("pod_subnet", opts.pod_subnet), ("service_subnet", opts.service_subnet)):
+        if value is None:
+            continue
+        for part in value.split(","):
+            try:
+                ipaddress.ip_network(part.strip())
+            except ValueError:
+                raise BadInput("not a CIDR", field=field, value=value) from None
+
+
+def kubeadm_patches(scenario: Scenario, proxy_mode: str) -> list[str]:
+    """Inline kubeadm config patches: cluster domain (kubeadm + kubelet) and kube-proxy."""
+    domain = scenario.cluster.cluster_domain
+    patches: list[dict[str, Any]] = []
+    if domain != "cluster.local":
+        patches.append({"kind": "ClusterConfiguration", "networking": {"dnsDomain": domain}})
+        patches.append({"kind": "KubeletConfiguration", "clusterDomain": domain})
+    proxy: dict[str, Any] = {"kind": "KubeProxyConfiguration", "conntrack": {"maxPerCore": 0}}
+    if proxy_mode == "iptables":
+        proxy["iptables"] = {"masqueradeAll": scenario.cluster.masquerade_all}
+    patches.append(proxy)
+    return [yaml.safe_dump(p, sort_keys=False) for p in patches]
+
+
+def render(scenario: Scenario, name: str, opts: KindOptions = KindOptions()) -> dict[str, Any]:
+    _check(opts)
+    nodes: list[dict[str, Any]] = [{"role": "control-plane"}]
+    for node in scenario_nodes(scenario.cluster.nodes):
+        nodes.append({"role": "worker", "labels": {LABEL_NODE: node}})
+    if opts.node_image:
+        for n in nodes:
+            n["image"] = opts.node_image
+    networking: dict[str, Any] = {"ipFamily": opts.ip_family, "kubeProxyMode": opts.kube_proxy_mode}
+    if opts.pod_subnet:
+        networking["podSubnet"] = opts.pod_subnet
+    if opts.service_subnet:
+        networking["serviceSubnet"] = opts.service_subnet
+    return {
+        "kind": "Cluster",
+        "apiVersion": API_VERSION,
+        "name": name,
+        "nodes": nodes,
+        "networking": networking,
+        "kubeadmConfigPatches": kubeadm_patches(scenario, opts.kube_proxy_mode),
+    }
+
+
+def render_yaml(scenario: Scenario, name: str, opts: KindOptions = KindOptions()) -> str:
+    return yaml.safe_dump(render(scenario, name, opts), sort_keys=False)

@@ -1,0 +1,168 @@
+"""``--harness-backend kubeconfig``: an existing cluster, e.g. to validate before an upgrade.
+
+No cluster lifecycle. Everything the run creates carries the run's labels and is removed at
+the end. Steps that change what other workloads see (node sysctls, the injected fault, CoreDNS
+changes, installing NodeLocal DNSCache) are refused unless ``allow_disruptive`` is set; the
+refusal lists them. Images are not built here: the loadgen images must be pullable by the
+cluster (``images``). Node counters are read through an unprivileged hostNetwork probe pod.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+
+from harness.backends.kube import readiness, tuner
+from harness.backends.kube.api import DynamicKubeAPI, KubeAPI, wait_until
+from harness.backends.kube.cluster import (
+    Images,
+    KubeCluster,
+    Settings,
+    _apply_all,
+    realize_workload,
+)
+from harness.backends.kube.coredns import settings_for
+from harness.backends.kube.dnsconfig import uses_nodelocal
+from harness.backends.kube.names import (
+    LABEL_ROLE,
+    run_namespace,
+    run_selector,
+    scenario_nodes,
+)
+from harness.backends.kube.nodeaccess import ProbeNodeAccess
+from harness.backends.kube.placement import NodeMap, map_schedulable
+from harness.backends.kube.proc import Runner, subprocess_runner
+from harness.errors import BackendError, UnsafeRequest
+from harness.scenario.model import Scenario
+
+
+def uses_external_names(scenario: Scenario) -> bool:
+    """Does any phase look up one of the names the scenario's upstream is meant to answer?"""
+    external = {n.rstrip(".") for n in scenario.cluster.external_names}
+    for p in scenario.phases:
+        dns = scenario.phase_load(p).dns
+        if dns is not None and any(n.rstrip(".") in external for n in dns.names):
+            return True
+    return False
+
+
+def disruptive_steps(scenario: Scenario) -> list[str]:
+    """What this scenario would change beyond its own namespace, in words (pure)."""
+    steps: list[str] = []
+    if (
+        tuner.node_sysctls(scenario.node_sysctls, include_global=True)
+        or scenario.host.nf_conntrack_max
+    ):
+        steps.append("set conntrack sysctls on the nodes (node_sysctls/host)")
+    base = settings_for(scenario, None)
+    if (
+        any(settings_for(scenario, p) != base for p in scenario.phases)
+        or scenario.cluster.coredns.max_concurrent
+    ):
+        steps.append("change CoreDNS (Corefile, replicas, placement)")
+    if uses_external_names(scenario):
+        steps.append(
+            "add server blocks for the scenario's external names to CoreDNS (else "
+            "their lookups would leave the cluster) and restart it"
+        )
+    for p in scenario.phases:
+        sysctls, ruleset = tuner.phase_changes(p, "x", include_global=True)
+        if sysctls:
+            steps.append(f"phase {p.name}: set conntrack sysctls on the nodes")
+        if ruleset:
+            steps.append(f"phase {p.name}: INJECT a race-window packet drop on the nodes")
+        if uses_nodelocal(scenario, p):
+            steps.append(
+                f"phase {p.name}: install NodeLocal DNSCache (intercepts kube-dns on every node)"
+            )
+    return list(dict.fromkeys(steps))
+
+
+@dataclass
+class KubeconfigSettings:
+    images: Images
+    kubeconfig: str | None = None
+    context: str | None = None
+    allow_disruptive: bool = False
+    timeout_s: float = 300.0
+
+
+class KubeconfigBackend:
+    name = "kubeconfig"
+
+    def __init__(
+        self,
+        settings: KubeconfigSettings,
+        *,
+        runner: Runner = subprocess_runner,
+        api_factory: Callable[[str | None, str | None], KubeAPI] = DynamicKubeAPI,
+    ) -> None:
+        self.settings = settings
+        self._run = runner
+        self._api_factory = api_factory
+
+    def check_allowed(self, scenario: Scenario) -> None:
+        steps = disruptive_steps(scenario)
+        if steps and not self.settings.allow_disruptive:
+            raise UnsafeRequest(
+                "this scenario changes the existing cluster beyond its own namespace: "
+                + "; ".join(steps)
+                + ". Re-run with --allow-disruptive on a cluster you may disturb",
+                field="--allow-disruptive",
+                value=False,
+            )
+
+    @contextmanager
+    def realize(self, scenario: Scenario, run_id: str) -> Iterator[KubeCluster]:
+        self.check_allowed(scenario)  # refuse before touching the cluster
+        s0 = self.settings
+        api = self._api_factory(s0.kubeconfig, s0.context)
+        nodes = map_schedulable(scenario_nodes(scenario.cluster.nodes), api.list("v1", "Node"))
+        ns = run_namespace(run_id)
+        pods: dict[str, str] = {}
+        access = ProbeNodeAccess(self._run, s0.kubeconfig, ns, lambda node: pods[node])
+        s = Settings(
+            backend=self.name,
+            run_id=run_id,
+            scenario=scenario,
+            api=api,
+            runner=self._run,
+            kubeconfig=s0.kubeconfig,
+            images=s0.images,
+            access=access,
+            host=None,
+            timeout_s=s0.timeout_s,
+            coredns_baseline=s0.allow_disruptive,
+        )
+        with ExitStack() as stack:
+            cluster = stack.enter_context(realize_workload(s, nodes))
+            _apply_all(
+                s,
+                stack,
+                [tuner.probe_daemonset(run_id, ns, nodes, s0.images.glibc)],
+                wait_gone=True,
+            )
+            pods.update(probe_pods(api, run_id, ns, nodes, s0.timeout_s))
+            yield cluster
+
+
+def probe_pods(
+    api: KubeAPI, run_id: str, ns: str, nodes: NodeMap, timeout_s: float
+) -> dict[str, str]:
+    """node name -> the Ready probe pod on it."""
+    selector = f"{run_selector(run_id)},{LABEL_ROLE}=node-probe"
+    real = set(nodes.nodes.values())
+    wait_until(
+        "node probe pods",
+        lambda: readiness.pods_not_ready(api.list("v1", "Pod", ns, selector), len(real)),
+        timeout_s=timeout_s,
+    )
+    found = {
+        p["spec"].get("nodeName"): p["metadata"]["name"]
+        for p in api.list("v1", "Pod", ns, selector)
+    }
+    missing = real - set(found)
+    if missing:
+        raise BackendError(f"no probe pod on nodes {sorted(missing)}")
+    return {n: found[n] for n in real}

@@ -1,0 +1,64 @@
+"""Reaching a node's own network namespace: ``docker exec`` into a container node (kind, k3s),
+or ``kubectl exec`` into the run's hostNetwork probe pod on a real node (kubeconfig)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from harness.backends.kube import commands
+from harness.backends.kube.counters import NodeStat, nft_drop_count, parse_node_probe
+from harness.backends.kube.proc import Runner
+
+PROBE_ARGV = [
+    "cat",
+    "/proc/net/stat/nf_conntrack",
+    "/proc/sys/net/netfilter/nf_conntrack_count",
+    "/proc/sys/net/netfilter/nf_conntrack_max",
+]
+
+
+class DockerNodeAccess:
+    """kind and k3s: the node is a container; its network namespace is the node's."""
+
+    def __init__(self, runner: Runner, container_of: Callable[[str], str] = lambda n: n) -> None:
+        self._run = runner
+        self._container = container_of
+
+    def stat(self, node: str) -> NodeStat:
+        return parse_node_probe(
+            self._run(commands.node_conntrack_stat(self._container(node))).stdout
+        )
+
+    def flush(self, node: str) -> None:
+        self._run(commands.node_conntrack_flush(self._container(node)))
+
+    def fault_drops(self, node: str, table: str) -> int:
+        out = self._run(commands.node_nft_counter(self._container(node), table), check=False)
+        return nft_drop_count(out.stdout) if out.returncode == 0 else 0
+
+
+class ProbeNodeAccess:
+    """An existing cluster: read-only, through the unprivileged hostNetwork probe pod."""
+
+    def __init__(
+        self, runner: Runner, kubeconfig: str | None, namespace: str, pod_of: Callable[[str], str]
+    ) -> None:
+        self._run = runner
+        self._kubeconfig = kubeconfig
+        self._ns = namespace
+        self._pod = pod_of
+
+    def _exec(self, node: str, argv: list[str]) -> str:
+        return self._run(
+            commands.kubectl_exec(self._kubeconfig, self._ns, self._pod(node), argv)
+        ).stdout
+
+    def stat(self, node: str) -> NodeStat:
+        return parse_node_probe(self._exec(node, PROBE_ARGV))
+
+    def flush(self, node: str) -> None:
+        """Flushing a real node's table is disruptive; the probe never does it (counters are
+        taken as deltas instead)."""
+
+    def fault_drops(self, node: str, table: str) -> int:
+        return 0  # the fault table lives in the tuner pod's view; read only on container nodes

@@ -1,0 +1,67 @@
+"""Run CLI commands (kind, kubectl, docker): one small seam, so tests substitute a fake."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from harness.errors import CommandFailed, MissingTool
+
+
+@dataclass(frozen=True)
+class Completed:
+    argv: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+class Runner(Protocol):
+    def __call__(
+        self,
+        argv: Sequence[str],
+        *,
+        input: str | None = None,
+        timeout_s: float = 600,
+        check: bool = True,
+    ) -> Completed: ...
+
+
+def subprocess_runner(
+    argv: Sequence[str], *, input: str | None = None, timeout_s: float = 600, check: bool = True
+) -> Completed:
+    args = list(argv)
+    if shutil.which(args[0]) is None:
+        raise MissingTool(f"{args[0]} is not on PATH", tool=args[0])
+    try:
+        p = subprocess.run(
+            args, input=input, capture_output=True, text=True, timeout=timeout_s, check=False
+        )
+    except subprocess.TimeoutExpired as e:
+        raise CommandFailed(args, -1, f"timed out after {timeout_s}s") from e
+    done = Completed(args, p.returncode, p.stdout, p.stderr)
+    if check and p.returncode != 0:
+        raise CommandFailed(args, p.returncode, p.stderr)
+    return done
+
+
+def pipe(first: Sequence[str], second: Sequence[str], timeout_s: float = 600) -> None:
+    """``first | second``, both checked (used for docker save | ctr import)."""
+    for tool in (first[0], second[0]):
+        if shutil.which(tool) is None:
+            raise MissingTool(f"{tool} is not on PATH", tool=tool)
+    with subprocess.Popen(list(first), stdout=subprocess.PIPE, stderr=subprocess.PIPE) as a:
+        b = subprocess.run(
+            list(second), stdin=a.stdout, capture_output=True, timeout=timeout_s, check=False
+        )
+        if a.stdout is not None:
+            a.stdout.close()
+        a_err = a.stderr.read().decode() if a.stderr is not None else ""
+        a.wait(timeout=timeout_s)
+    if a.returncode != 0:
+        raise CommandFailed(list(first), a.returncode, a_err)
+    if b.returncode != 0:
+        raise CommandFailed(list(second), b.returncode, b.stderr.decode())

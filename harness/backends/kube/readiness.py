@@ -1,0 +1,61 @@
+"""Is it ready yet? Pure predicates over API objects; each returns None when ready, else why not."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from harness.backends.kube.placement import node_ready
+
+
+def _name(obj: Mapping[str, Any]) -> str:
+    return f"{obj.get('kind', 'object')}/{obj.get('metadata', {}).get('name', '?')}"
+
+
+def nodes_not_ready(nodes: Sequence[Mapping[str, Any]], expected: int) -> str | None:
+    if len(nodes) < expected:
+        return f"{len(nodes)} of {expected} nodes registered"
+    bad = [n["metadata"]["name"] for n in nodes if not node_ready(n)]
+    return f"nodes not Ready: {', '.join(sorted(bad))}" if bad else None
+
+
+def deployment_not_ready(dep: Mapping[str, Any] | None) -> str | None:
+    if dep is None:
+        return "deployment not found"
+    spec, status = dep.get("spec", {}), dep.get("status") or {}
+    want = spec.get("replicas", 1)
+    gen, seen = dep["metadata"].get("generation", 0), status.get("observedGeneration", 0)
+    if seen < gen:
+        return f"{_name(dep)}: generation {gen} not observed yet ({seen})"
+    updated, ready = status.get("updatedReplicas") or 0, status.get("readyReplicas") or 0
+    total = status.get("replicas") or 0
+    if updated < want or ready < want or total > want:
+        return f"{_name(dep)}: {ready}/{want} ready, {updated} updated, {total} total"
+    return None
+
+
+def daemonset_not_ready(ds: Mapping[str, Any] | None) -> str | None:
+    if ds is None:
+        return "daemonset not found"
+    status = ds.get("status") or {}
+    gen, seen = ds["metadata"].get("generation", 0), status.get("observedGeneration", 0)
+    want = status.get("desiredNumberScheduled") or 0
+    ready = status.get("numberReady") or 0
+    updated = status.get("updatedNumberScheduled") or 0
+    if seen < gen or want == 0 or ready < want or updated < want:
+        return f"{_name(ds)}: {ready}/{want} ready, {updated} updated (generation {seen}/{gen})"
+    return None
+
+
+def pods_not_ready(pods: Sequence[Mapping[str, Any]], expected: int) -> str | None:
+    if len(pods) < expected:
+        return f"{len(pods)} of {expected} pods exist"
+    waiting: list[str] = []
+    for pod in pods:
+        status = pod.get("status") or {}
+        if status.get("phase") in ("Failed", "Succeeded"):
+            return f"pod {pod['metadata']['name']} ended ({status.get('phase')})"
+        conds = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
+        if conds.get("Ready") != "True":
+            waiting.append(pod["metadata"]["name"])
+    return f"pods not Ready: {', '.join(sorted(waiting))}" if waiting else None

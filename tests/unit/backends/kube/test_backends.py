@@ -1,0 +1,309 @@
+"""The backends' command lines and API calls, against a fake runner and a fake API server."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kube_fakes import K3S_COREFILE, FakeAPI, FakeRunner, cluster_objects, node, scenario
+
+from harness.backends.kube import K3sBackend, K3sSettings, KindBackend, KindSettings
+from harness.backends.kube.cluster import Images
+from harness.backends.kube.kubeconfig import KubeconfigBackend, KubeconfigSettings, disruptive_steps
+from harness.backends.kube.names import LABEL_NODE
+from harness.errors import NotRoot, UnsafeRequest
+
+STAT = (
+    "entries clashres insert insert_failed drop early_drop\n"
+    "0000012c 00000002 00000010 00000001 00000005 00000000\n300\n2048\n"
+)
+
+
+def kind_api() -> FakeAPI:
+    nodes = [
+        node("cth-r1-control-plane", taint=True),
+        node("cth-r1-worker", {LABEL_NODE: "node-1"}),
+        node("cth-r1-worker2", {LABEL_NODE: "node-2"}),
+    ]
+    return FakeAPI(cluster_objects(nodes))
+
+
+class FakeHost:
+    """Host sysctls as a dict: get reads the current value, set journals every write."""
+
+    def __init__(self, **values: str) -> None:
+        self.values = {f"net.netfilter.{k}": v for k, v in values.items()}
+        self.sets: list[tuple[str, str]] = []
+
+    def get(self, name: str) -> str:
+        return self.values[name]
+
+    def set(self, name: str, value: int | str) -> None:
+        self.sets.append((name, str(value)))
+        self.values[name] = str(value)
+
+
+def make_kind(
+    api: FakeAPI, runner: FakeRunner, *, euid: int = 0, host: FakeHost | None = None, **kw: Any
+) -> KindBackend:
+    return KindBackend(
+        KindSettings(**kw),
+        runner=runner,
+        api_factory=lambda _kc: api,
+        host_factory=lambda: (
+            host or FakeHost(nf_conntrack_max="262144", nf_conntrack_buckets="65536")
+        ),
+        euid=lambda: euid,
+    )
+
+
+def test_kind_lifecycle_commands_and_cleanup(tmp_path: Any) -> None:
+    api, runner = kind_api(), FakeRunner({("docker", "exec"): STAT})
+    backend = make_kind(api, runner)
+    s = scenario()
+    configs: list[dict[str, Any]] = []
+    real_run = runner.__call__
+
+    def spy(argv: Any, **kw: Any) -> Any:
+        if argv[:3] == ["kind", "create", "cluster"]:
+            configs.append(yaml.safe_load(Path(argv[argv.index("--config") + 1]).read_text()))
+        return real_run(argv, **kw)
+
+    backend._run = spy  # type: ignore[method-assign]
+    with backend.realize(s, "r1") as cluster:
+        assert cluster.nodes() == ["node-1", "node-2"]
+        assert cluster.real_nodes() == ["cth-r1-worker", "cth-r1-worker2"]
+        assert cluster.node_counters()["cth-r1-worker"]["drop"] == 5
+        assert ("apply", "Namespace", None, "cth-r1") in api.calls
+        assert ("patch", "ConfigMap", "kube-system", "coredns") in api.calls
+    verbs = [c[:3] for c in runner.calls]
+    assert verbs[0] == ["kind", "get", "clusters"]
+    assert ["kind", "create", "cluster"] in verbs
+    assert [c[3] for c in runner.calls if c[:3] == ["kind", "load", "docker-image"]] == [
+        "conntrack-harness/loadgen:glibc",
+        "conntrack-harness/loadgen:musl",
+    ]
+    assert runner.calls[-1][:3] == ["kind", "delete", "cluster"]  # deleted last, not kept
+    assert configs[0]["networking"]["kubeProxyMode"] == "iptables"
+    # the namespace is gone and CoreDNS's Corefile is back as found
+    assert api.get("v1", "Namespace", "cth-r1") is None
+    assert (
+        api.get("v1", "ConfigMap", "coredns", "kube-system")["data"]["Corefile"]
+        == cluster_objects([])[1]["data"]["Corefile"]
+    )
+
+
+def test_kind_keep_and_reuse() -> None:
+    api, runner = kind_api(), FakeRunner({("kind", "get", "clusters"): "other\ncth-keep\n"})
+    with make_kind(api, runner, cluster_name="cth-keep", build_images=False).realize(
+        scenario(), "r1"
+    ):
+        pass
+    verbs = [c[:3] for c in runner.calls]
+    assert ["kind", "export", "kubeconfig"] in verbs
+    assert ["kind", "create", "cluster"] not in verbs
+    assert ["kind", "delete", "cluster"] not in verbs  # an existing cluster is never deleted
+    assert not any(c[:2] == ["docker", "build"] for c in runner.calls)
+
+
+def test_kind_cleans_up_when_the_body_fails() -> None:
+    api, runner = kind_api(), FakeRunner()
+    with pytest.raises(RuntimeError), make_kind(api, runner).realize(scenario(), "r1"):
+        raise RuntimeError("boom")
+    assert runner.calls[-1][:3] == ["kind", "delete", "cluster"]
+    assert ("delete", "Namespace", None, "cth-r1") in api.calls
+
+
+def test_kind_refuses_host_sysctl_when_not_root() -> None:
+    api, runner = kind_api(), FakeRunner()
+    with (
+        pytest.raises(NotRoot) as e,
+        make_kind(api, runner, euid=1000).realize(scenario(host={"nf_conntrack_max": 2048}), "r1"),
+    ):
+        pass
+    assert runner.calls == []  # refused before any cluster was created
+    assert "nf_conntrack_max" in str(e.value)
+
+
+def test_kind_host_sysctl_through_guard_and_restored() -> None:
+    api, runner = kind_api(), FakeRunner()
+    host = FakeHost(nf_conntrack_max="262144", nf_conntrack_buckets="65536")
+    s = scenario(host={"nf_conntrack_max": 2048})
+    with make_kind(api, runner, host=host).realize(s, "r1") as cluster:
+        assert host.values["net.netfilter.nf_conntrack_max"] == "2048"
+        with cluster.phase(next(p for p in s.phases if p.name == "sysctls")):
+            assert host.values["net.netfilter.nf_conntrack_max"] == "4096"
+            assert host.values["net.netfilter.nf_conntrack_buckets"] == "1024"
+        assert host.values["net.netfilter.nf_conntrack_max"] == "2048"  # phase reverted
+    assert host.values == {
+        "net.netfilter.nf_conntrack_max": "262144",
+        "net.netfilter.nf_conntrack_buckets": "65536",
+    }
+    # on kind the node tuner never tries the (read-only in a container) global sizes
+    assert not any(k[0] == "DaemonSet" and "max" in str(v) for k, v in api.objects.items())
+
+
+def test_guarded_host_sysctls_refuses_non_root() -> None:
+    from harness.backends.kube.hostsysctl import GuardedHostSysctls
+
+    class Guard:
+        def __init__(self) -> None:
+            self.sets: list[tuple[str, int | str, str | None]] = []
+
+        def set(self, name: str, value: int | str, netns: str | None = None) -> object:
+            self.sets.append((name, value, netns))
+            return None
+
+    g = Guard()
+    GuardedHostSysctls(g, read=lambda _n: "1", euid=lambda: 0).set(
+        "net.netfilter.nf_conntrack_max", 2048
+    )
+    assert g.sets == [("net.netfilter.nf_conntrack_max", 2048, None)]
+    with pytest.raises(NotRoot):
+        GuardedHostSysctls(g, read=lambda _n: "1", euid=lambda: 1000).set("x", 1)
+    assert len(g.sets) == 1
+
+
+def test_phase_applies_and_reverts(scn: Any) -> None:
+    api, runner = kind_api(), FakeRunner({("kubectl",): json.dumps({"lookups": 10})})
+    with make_kind(api, runner).realize(scn, "r1") as cluster:
+        for phase in scn.phases:
+            before = {k for k in api.objects if k[0] in ("Pod", "DaemonSet")}
+            with cluster.phase(phase):
+                pods = api.list("v1", "Pod", "cth-r1")
+                assert len(pods) == scn.cluster.client_pods
+                cfg = pods[0]["spec"]["dnsConfig"]
+                if phase.name == "nodelocal":
+                    assert cfg["nameservers"] == ["169.254.20.10"]
+                    assert api.get("apps/v1", "DaemonSet", "node-local-dns", "kube-system")
+                if phase.name == "race":
+                    ds = api.get("apps/v1", "DaemonSet", "node-tuner-race", "cth-r1")
+                    env = {
+                        e["name"]: e["value"]
+                        for e in ds["spec"]["template"]["spec"]["containers"][0]["env"]
+                    }
+                    assert "nf_conntrack_acct=1" in env["SYSCTLS"]
+                if phase.name == "coredns":
+                    assert (
+                        api.get("apps/v1", "Deployment", "coredns", "kube-system")["spec"][
+                            "replicas"
+                        ]
+                        == 3
+                    )
+                results = cluster.run_load()
+                assert results == [{"lookups": 10}] * scn.cluster.client_pods
+            after = {k for k in api.objects if k[0] in ("Pod", "DaemonSet")}
+            assert after == before, phase.name
+            assert (
+                api.get("apps/v1", "Deployment", "coredns", "kube-system")["spec"]["replicas"] == 2
+            )
+    plans = [json.loads(i) for i in runner.inputs if i]
+    fqdn = [p for p in plans if p["phase"] == "fqdn"]
+    assert fqdn[0]["dns"]["names"] == ["http-server.cth-r1.svc.cluster.local."]
+    assert fqdn[0]["http"]["mode"] == "pooled"
+    assert sum(p["dns"]["rate"] for p in fqdn) == pytest.approx(scn.load.dns.rate)
+
+
+def test_kubeconfig_refuses_disruption_without_flag() -> None:
+    api = FakeAPI(cluster_objects([node("w1"), node("w2")]))
+    backend = KubeconfigBackend(
+        KubeconfigSettings(Images("reg/lg:glibc", "reg/lg:musl")),
+        runner=FakeRunner(),
+        api_factory=lambda _k, _c: api,
+    )
+    with pytest.raises(UnsafeRequest) as e, backend.realize(scenario(), "r1"):
+        pass
+    assert "race-window" in str(e.value) or "INJECT" in str(e.value)
+    assert api.calls == []  # nothing touched
+
+
+def test_kubeconfig_run_labels_everything_and_removes_it() -> None:
+    api = FakeAPI(cluster_objects([node("w1"), node("w2"), node("cp", taint=True)]))
+    runner = FakeRunner({("kubectl",): STAT})
+    backend = KubeconfigBackend(
+        KubeconfigSettings(Images("reg/lg:glibc", "reg/lg:musl"), allow_disruptive=True),
+        runner=runner,
+        api_factory=lambda _k, _c: api,
+    )
+    before = set(api.objects)
+    s = scenario()
+    with backend.realize(s, "r1") as cluster:
+        assert cluster.real_nodes() == ["w1", "w2"]  # the tainted control plane is skipped
+        assert cluster.node_counters()["w1"]["max"] == 2048
+        created = [api.objects[k] for k in set(api.objects) - before]
+        assert created
+        assert all(o["metadata"]["labels"]["conntrack-harness/run-id"] == "r1" for o in created)
+        with cluster.phase(next(p for p in s.phases if p.name == "sysctls")):
+            ds = api.get("apps/v1", "DaemonSet", "node-tuner-sysctls", "cth-r1")
+            spec = ds["spec"]["template"]["spec"]
+            assert spec["hostNetwork"]
+            assert spec["containers"][0]["securityContext"]["privileged"]
+            env = spec["containers"][0]["env"][0]["value"]
+            assert "net.netfilter.nf_conntrack_max=4096" in env  # real nodes: via the tuner
+    assert set(api.objects) == before
+    assert any(c[:2] == ["kubectl", "--kubeconfig"] or c[0] == "kubectl" for c in runner.calls)
+
+
+def test_disruptive_steps_of_a_quiet_scenario() -> None:
+    quiet = scenario(phases=[{"name": "p", "remediations": ["pooling"]}])
+    assert disruptive_steps(quiet) == []
+    external = scenario(phases=[{"name": "p"}], load={"dns": {"names": ["api.example.com"]}})
+    steps = disruptive_steps(external)
+    assert len(steps) == 1
+    assert "external names" in steps[0]
+
+
+def test_kubeconfig_quiet_scenario_leaves_coredns_alone() -> None:
+    api = FakeAPI(cluster_objects([node("w1"), node("w2")]))
+    backend = KubeconfigBackend(
+        KubeconfigSettings(Images("reg/lg:glibc", "reg/lg:musl")),
+        runner=FakeRunner(),
+        api_factory=lambda _k, _c: api,
+    )
+    quiet = scenario(phases=[{"name": "p", "remediations": ["pooling"]}])
+    with backend.realize(quiet, "r1") as cluster, cluster.phase(quiet.phases[0]):
+        assert len(api.list("v1", "Pod", "cth-r1", "conntrack-harness/role=client")) == 4
+    assert not any(ns == "kube-system" for _, _, ns, _ in api.calls)
+    assert api.get("v1", "Namespace", "cth-r1") is None
+
+
+class FakeK3s:
+    def __init__(self) -> None:
+        self.stopped = False
+
+    def config_yaml(self) -> str:
+        return "apiVersion: v1\nkind: Config\n"
+
+    def get_wrapped_container(self) -> Any:
+        return type("C", (), {"id": "k3scid"})()
+
+    def stop(self) -> None:
+        self.stopped = True
+
+
+def test_k3s_one_node_shares_workload_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    api = FakeAPI(cluster_objects([node("k3s-node")], K3S_COREFILE))
+    runner, container = FakeRunner({("docker", "exec"): STAT}), FakeK3s()
+    piped: list[tuple[list[str], list[str]]] = []
+    import harness.backends.kube.k3s as k3smod
+
+    monkeypatch.setattr(k3smod, "pipe", lambda a, b: piped.append((a, b)))
+    backend = K3sBackend(
+        K3sSettings(),
+        runner=runner,
+        api_factory=lambda _k: api,
+        start=lambda _img, _run: container,
+        euid=lambda: 0,
+        host_factory=lambda: FakeHost(nf_conntrack_max="262144", nf_conntrack_buckets="65536"),
+    )
+    with backend.realize(scenario(), "r1") as cluster:
+        assert cluster.real_nodes() == ["k3s-node"]
+        assert cluster.notes
+        assert "one node" in cluster.notes[0]
+        cluster.node_counters()
+    assert container.stopped
+    assert [p[1][:4] for p in piped] == [["docker", "exec", "-i", "k3scid"]] * 2
+    assert any(c[:3] == ["docker", "exec", "k3scid"] for c in runner.calls)

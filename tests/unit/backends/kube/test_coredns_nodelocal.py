@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+import re
+
+import pytest
+from kube_fakes import K3S_COREFILE, KUBEADM_COREFILE, scenario
+
+from harness.backends.kube import coredns, nodelocaldns
+from harness.errors import BackendError, BadInput
+
+
+def root_lines(text: str) -> list[str]:
+    """Depth-1 directives of the root block."""
+    out, depth, inside = [], 0, False
+    for raw in text.splitlines():
+        line = raw.strip()
+        if depth == 0 and line in (".:53 {", ". {"):
+            inside = True
+        elif inside and depth == 1 and line and line != "}":
+            out.append(line)
+        depth += line.count("{") - line.count("}")
+        if inside and depth == 0:
+            inside = False
+    return out
+
+
+@pytest.mark.parametrize("corefile", [KUBEADM_COREFILE, K3S_COREFILE])
+def test_cache_toggle(corefile: str) -> None:
+    off = coredns.set_cache(corefile, False)
+    assert not any(ln.startswith("cache") for ln in root_lines(off))
+    assert coredns.set_cache(off, False) == off
+    on = coredns.set_cache(off, True)
+    assert sum(ln.startswith("cache") for ln in root_lines(on)) == 1
+    assert len(root_lines(on)) == len(root_lines(corefile))
+
+
+def test_cache_block_form_is_removed_whole() -> None:
+    text = ".:53 {\n    cache {\n        success 9984 30\n    }\n    forward . 1.1.1.1\n}\n"
+    assert coredns.set_cache(text, False) == ".:53 {\n    forward . 1.1.1.1\n}\n"
+
+
+@pytest.mark.parametrize("corefile", [KUBEADM_COREFILE, K3S_COREFILE])
+def test_max_concurrent(corefile: str) -> None:
+    out = coredns.set_max_concurrent(corefile, 50)
+    assert re.findall(r"max_concurrent (\d+)", out) == ["50"]
+    assert out.count("{") == out.count("}")
+    assert coredns.set_max_concurrent(out, 7).count("max_concurrent") == 1
+
+
+def test_no_root_block_is_backend_error() -> None:
+    with pytest.raises(BackendError):
+        coredns.set_cache("example.org:53 {\n    whoami\n}\n", False)
+
+
+def test_external_names_get_their_own_blocks() -> None:
+    out = coredns.render_corefile(
+        K3S_COREFILE,
+        coredns.CoreDNSSettings(True, 2, None),
+        {"api.example.com": "203.0.113.80", "b.example.": "203.0.113.9"},
+    )
+    assert "api.example.com:53 {" in out
+    assert "b.example:53 {" in out
+    assert "203.0.113.80 api.example.com" in out
+    # the root block keeps exactly one hosts plugin (k3s's): CoreDNS allows one per block
+    assert sum(ln.startswith("hosts") for ln in root_lines(out)) == 1
+
+
+def test_settings_fold_phase_changes() -> None:
+    s = scenario()
+    base = coredns.settings_for(s, None)
+    changed = coredns.settings_for(s, next(p for p in s.phases if p.name == "coredns"))
+    assert (base.cache, base.replicas) == (True, 2)
+    assert (changed.cache, changed.replicas) == (False, 3)
+
+
+def test_restore_patch_removes_added_selector() -> None:
+    saved = {"spec": {"replicas": 2, "template": {"spec": {}}}}
+    patch = coredns.deployment_restore_patch(saved, "t")
+    assert patch["spec"]["replicas"] == 2
+    assert patch["spec"]["template"]["spec"]["nodeSelector"] is None
+
+
+def test_nodelocal_corefile_values() -> None:
+    text = nodelocaldns.corefile("k8s.test", "10.96.0.10")
+    zones = re.findall(r"^(\S+):53 \{$", text, re.M)
+    assert zones == ["k8s.test", "in-addr.arpa", "ip6.arpa", "."]
+    assert text.count("bind 169.254.20.10 10.96.0.10") == 4
+    assert text.count("health 169.254.20.10:8080") == 1
+    assert "__PILLAR__LOCAL__DNS__" not in text
+    assert "__PILLAR__DNS__SERVER__" not in text
+    # node-cache fills the kube-dns-upstream address itself at start
+    assert text.count(nodelocaldns.CLUSTER_DNS_PLACEHOLDER) == 4
+    assert text.count("{") == text.count("}")
+
+
+def test_nodelocal_daemonset_args() -> None:
+    objs = nodelocaldns.manifests("r1", "cluster.local", "10.96.0.10")
+    ds = next(o for o in objs if o["kind"] == "DaemonSet")
+    c = ds["spec"]["template"]["spec"]["containers"][0]
+    assert c["args"][:2] == ["-localip", "169.254.20.10,10.96.0.10"]
+    assert c["args"][c["args"].index("-upstreamsvc") + 1] == "kube-dns-upstream"
+    assert ds["spec"]["template"]["spec"]["hostNetwork"] is True
+    assert all(o["metadata"]["labels"]["conntrack-harness/run-id"] == "r1" for o in objs)
+
+
+def test_nodelocal_rejects_bad_ip() -> None:
+    with pytest.raises(BadInput):
+        nodelocaldns.corefile("cluster.local", "kube-dns")

@@ -1,0 +1,62 @@
+"""Against a real kind cluster. Skipped, with the reason, where docker or kind is missing.
+
+These run in the kind workflow's environment (docker + kind + kubectl on the runner); they need
+no root because the scenario here leaves the host's nf_conntrack_max alone.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+from kube_fakes import scenario
+
+from harness.backends.kube import KindBackend, KindSettings
+from harness.backends.kube.commands import kubectl_exec
+from harness.backends.kube.dnsconfig import client_pod_dns
+from harness.dns.resolvconf import ResolvConf
+
+ROOT = Path(__file__).resolve().parents[4]
+
+
+def _why_not() -> str | None:
+    for tool in ("docker", "kind", "kubectl"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed (the kind backend needs docker, kind and kubectl)"
+    p = subprocess.run(["docker", "info"], capture_output=True, text=True, check=False)
+    if p.returncode != 0:
+        return f"no Docker engine answers: {p.stderr.strip()[:200]}"
+    return None
+
+
+REASON = _why_not()
+pytestmark = [pytest.mark.cluster, pytest.mark.skipif(REASON is not None, reason=REASON or "")]
+
+
+def test_client_pods_get_the_phase_resolv_conf() -> None:
+    s = scenario(
+        cluster={"nodes": 1, "client_pods": 1},
+        phases=[
+            {
+                "name": "reopen",
+                "remediations": [
+                    {"kind": "resolver-option", "options": [{"name": "single-request-reopen"}]}
+                ],
+            }
+        ],
+    )
+    run_id = "t" + uuid.uuid4().hex[:8]
+    backend = KindBackend(KindSettings.from_env(os.environ, project_dir=ROOT))
+    with backend.realize(s, run_id) as cluster, cluster.phase(s.phases[0]):
+        st = cluster.settings
+        argv = kubectl_exec(st.kubeconfig, st.namespace, "client-0", ["cat", "/etc/resolv.conf"])
+        text = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+        want = client_pod_dns(s, s.phases[0], cluster._nsmap, cluster.kube_dns_ip).resolv_conf()
+        assert ResolvConf.parse(text) == want
+        counters = cluster.node_counters()
+        assert counters
+        assert all(c["max"] > 0 for c in counters.values())

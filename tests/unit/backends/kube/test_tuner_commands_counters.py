@@ -1,0 +1,218 @@
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+from kube_fakes import scenario
+
+from harness.backends.kube import commands, counters, tuner
+from harness.backends.kube.hostsysctl import needs_host, phase_host_sysctls, run_host_sysctls
+from harness.backends.kube.placement import NodeMap
+from harness.errors import BackendError, BadInput
+
+NODES = NodeMap({"node-1": "w1"}, {"node-1": "w1"})
+
+
+def test_phase_sysctls_and_fault(scn) -> None:  # type: ignore[no-untyped-def]
+    sysctls_phase = next(p for p in scn.phases if p.name == "sysctls")
+    on_node, rules = tuner.phase_changes(sysctls_phase, "r1", include_global=True)
+    assert on_node == {
+        "net.netfilter.nf_conntrack_max": "4096",
+        "net.netfilter.nf_conntrack_buckets": "1024",
+        "net.netfilter.nf_conntrack_tcp_timeout_time_wait": "30",
+    }
+    assert rules is None
+    in_container, _ = tuner.phase_changes(sysctls_phase, "r1", include_global=False)
+    assert set(in_container) == {"net.netfilter.nf_conntrack_tcp_timeout_time_wait"}
+    assert phase_host_sysctls(sysctls_phase) == {
+        "net.netfilter.nf_conntrack_max": "4096",
+        "net.netfilter.nf_conntrack_buckets": "1024",
+    }
+    race = next(p for p in scn.phases if p.name == "race")
+    s2, rules2 = tuner.phase_changes(race, "r1", include_global=False)
+    assert s2 == {"net.netfilter.nf_conntrack_acct": "1"}
+    assert rules2 is not None
+    assert "numgen random mod 100 < 50 counter drop" in rules2
+    assert "table inet cth_race_r1" in rules2
+
+
+def test_full_probability_leaves_out_numgen() -> None:
+    assert "numgen" not in tuner.race_ruleset("t", 1.0)
+    with pytest.raises(BadInput):
+        tuner.race_ruleset("t", 0)
+
+
+def test_tuner_refuses_other_sysctls() -> None:
+    with pytest.raises(BadInput):
+        tuner.daemonset(
+            "r1", "ns", "node-tuner-x", sysctls={"kernel.panic": "1"}, nodes=NODES, image="i"
+        )
+    with pytest.raises(BadInput):
+        tuner.daemonset(
+            "r1",
+            "ns",
+            "node-tuner-x",
+            sysctls={"net.netfilter.nf_conntrack_max": "1; rm -rf /"},
+            nodes=NODES,
+            image="i",
+        )
+
+
+@pytest.mark.skipif(shutil.which("sh") is None, reason="no /bin/sh")
+def test_tuner_script_parses() -> None:
+    subprocess.run(["sh", "-n", "-c", tuner.SCRIPT], check=True)
+
+
+def test_host_sysctls_from_scenario() -> None:
+    s = scenario(host={"nf_conntrack_max": 2048}, node_sysctls={"nf_conntrack_buckets": "auto"})
+    assert run_host_sysctls(s) == {
+        "net.netfilter.nf_conntrack_max": "2048",
+        "net.netfilter.nf_conntrack_buckets": "512",
+    }
+    assert needs_host(s)
+    assert not needs_host(scenario(phases=[{"name": "p"}]))
+
+
+def test_kind_command_lines() -> None:
+    assert commands.kind_create(
+        "cth-r1", "/t/kind.yaml", "/t/kc", image="kindest/node:v1.36.4"
+    ) == [
+        "kind",
+        "create",
+        "cluster",
+        "--name",
+        "cth-r1",
+        "--config",
+        "/t/kind.yaml",
+        "--kubeconfig",
+        "/t/kc",
+        "--wait",
+        "0s",
+        "--image",
+        "kindest/node:v1.36.4",
+    ]
+    assert commands.kind_load_image("c", "img:glibc", ["c-worker"]) == [
+        "kind",
+        "load",
+        "docker-image",
+        "img:glibc",
+        "--name",
+        "c",
+        "--nodes",
+        "c-worker",
+    ]
+    assert commands.kind_delete("c", "/k") == [
+        "kind",
+        "delete",
+        "cluster",
+        "--name",
+        "c",
+        "--kubeconfig",
+        "/k",
+    ]
+    with pytest.raises(BadInput):
+        commands.kind_delete("c; rm", "/k")
+
+
+def test_docker_and_kubectl_command_lines() -> None:
+    assert commands.node_conntrack_stat("c-worker")[:3] == ["docker", "exec", "c-worker"]
+    save, load = commands.docker_save_into_k3s("img", "abc")
+    assert save == ["docker", "save", "img"]
+    assert load == ["docker", "exec", "-i", "abc", "ctr", "-n", "k8s.io", "images", "import", "-"]
+    assert commands.kubectl_exec("/kc", "ns", "client-0", commands.worker_argv(), stdin=True) == [
+        "kubectl",
+        "--kubeconfig",
+        "/kc",
+        "--namespace",
+        "ns",
+        "exec",
+        "-i",
+        "client-0",
+        "--",
+        "python3",
+        "-m",
+        "loadgen.worker",
+    ]
+
+
+def _stat_text(rows: list[dict[str, int]]) -> str:
+    header = list(rows[0])
+    return "\n".join([" ".join(header)] + [" ".join(f"{r[h]:08x}" for h in header) for r in rows])
+
+
+def test_parse_stat_sums_cpus_but_not_entries() -> None:
+    rows = [
+        {
+            "entries": 300,
+            "clashres": 5,
+            "found": 1,
+            "new": 0,
+            "invalid": 2,
+            "ignore": 0,
+            "delete": 0,
+            "delete_list": 0,
+            "insert": 40,
+            "insert_failed": 3,
+            "drop": 11,
+            "early_drop": 1,
+            "icmp_error": 0,
+            "expect_new": 0,
+            "expect_create": 0,
+            "expect_delete": 0,
+            "search_restart": 0,
+        },
+        {
+            "entries": 300,
+            "clashres": 7,
+            "found": 0,
+            "new": 0,
+            "invalid": 0,
+            "ignore": 0,
+            "delete": 0,
+            "delete_list": 0,
+            "insert": 2,
+            "insert_failed": 4,
+            "drop": 20,
+            "early_drop": 0,
+            "icmp_error": 0,
+            "expect_new": 0,
+            "expect_create": 0,
+            "expect_delete": 0,
+            "search_restart": 0,
+        },
+    ]
+    stat = counters.parse_node_probe(_stat_text(rows) + "\n298\n2048\n")
+    assert stat["entries"] == 300
+    assert stat["count"] == 298
+    assert stat["max"] == 2048
+    assert stat["drop"] == 31
+    assert stat["insert_failed"] == 7
+    assert stat["insert"] == 42
+    assert stat["clash_resolve"] == 12  # the kernel's header names it 'clashres'
+
+
+def test_parse_this_hosts_stat_file() -> None:
+    """The real file of this kernel parses (read-only; the header is the kernel's own)."""
+    from pathlib import Path
+
+    path = Path("/proc/net/stat/nf_conntrack")
+    if not path.exists():
+        pytest.skip("no nf_conntrack on this kernel")
+    stats = counters.parse_stat(path.read_text())
+    assert {"entries", "clashres", "insert_failed", "drop", "early_drop"} <= set(stats)
+
+
+def test_parse_rejects_other_text() -> None:
+    with pytest.raises(BackendError):
+        counters.parse_stat("hello")
+    with pytest.raises(BackendError):
+        counters.parse_stat("entries drop\n1 2\n3")
+
+
+def test_nft_counter() -> None:
+    listing = (
+        "table inet t {\n chain c {\n  meta l4proto udp counter packets 542 bytes 40000 drop\n"
+        " }\n}\n"
+    )
+    assert counters.nft_drop_count(listing) == 542

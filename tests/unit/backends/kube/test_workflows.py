@@ -1,0 +1,94 @@
+"""The GitHub workflows pass actionlint, and the kind workflow runs what the issue asks."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness.backends.kube.kind import KindSettings
+from harness.errors import BadInput
+
+ROOT = Path(__file__).resolve().parents[4]
+WORKFLOWS = [ROOT / ".github/workflows/ci.yml", ROOT / ".github/workflows/kind.yml"]
+
+
+def actionlint() -> str:
+    """The actionlint the dev extra installs into this venv (or one on PATH)."""
+    here = Path(sys.executable).parent / "actionlint"
+    found = str(here) if here.exists() else shutil.which("actionlint")
+    if found is None:
+        pytest.fail("actionlint is missing: install the dev extra (pip install -e '.[dev]')")
+    return found
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.name)
+def test_actionlint_passes(workflow: Path) -> None:
+    p = subprocess.run(
+        [actionlint(), "-no-color", str(workflow)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+    )
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_actionlint_catches_a_broken_workflow(tmp_path: Path) -> None:
+    wf = tmp_path / ".github/workflows/bad.yml"
+    wf.parent.mkdir(parents=True)
+    wf.write_text(
+        "on: push\njobs:\n  a:\n    runs-on: ubuntu-24.04\n    steps:\n"
+        "      - run: echo ${{ matrix.nope }}\n"
+    )
+    p = subprocess.run(
+        [actionlint(), "-no-color", str(wf)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert p.returncode != 0
+    assert "matrix" in p.stdout
+
+
+def load(name: str) -> dict:  # type: ignore[type-arg]
+    return yaml.safe_load((ROOT / ".github/workflows" / name).read_text())
+
+
+def test_kind_workflow_matrix_and_commands() -> None:
+    wf = load("kind.yml")
+    job = wf["jobs"]["scenario"]
+    matrix = job["strategy"]["matrix"]
+    images = [i["node_image"] for i in matrix["include"]]
+    assert len(images) >= 2
+    assert all(i.startswith("kindest/node:v1.") and "@sha256:" in i for i in images)
+    assert sorted(i["k8s"] for i in matrix["include"]) == sorted(matrix["k8s"])
+    assert set(matrix["scenario"]) == {"exhaustion", "race"}
+    run = next(s["run"] for s in job["steps"] if "conntrack-harness run" in s.get("run", ""))
+    assert "--backend kind" in run
+    assert "--report-dir" in run
+    uploads = [s for s in job["steps"] if s.get("uses", "").startswith("actions/upload-artifact")]
+    assert uploads
+    assert uploads[0]["if"] == "always()"
+
+
+def test_ci_workflow_runs_lint_and_test_with_sudo() -> None:
+    steps = load("ci.yml")["jobs"]["lint-and-test"]["steps"]
+    runs = " ".join(s.get("run", "") for s in steps)
+    assert "sudo" in runs
+    assert "make lint" in runs
+    assert "make test" in runs
+
+
+def test_kind_settings_from_the_workflow_env() -> None:
+    s = KindSettings.from_env({"CTH_KIND_NODE_IMAGE": "kindest/node:v1.36.4", "CTH_KIND_KEEP": "1"})
+    assert s.config.node_image == "kindest/node:v1.36.4"
+    assert s.keep_cluster
+    assert KindSettings.from_env({}).config.node_image is None
+    with pytest.raises(BadInput):
+        KindSettings.from_env({"CTH_KIND_KEEP": "maybe"})
