@@ -18,7 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
-from harness.backends.netns.cluster import NetnsCluster, Progress
+from harness.backends.base import BackendOptions, Cluster, Progress
+from harness.backends.registry import BACKENDS, make_cluster
 from harness.comparisons import comparisons
 from harness.errors import BadInput, NotRoot, RestoreFailed, UnsafeRequest
 from harness.kernel import sysctl
@@ -28,7 +29,6 @@ from harness.restore import RestoreReport, restore_stale, undo_journal
 from harness.result import SCHEMA_VERSION, Environment, PhaseResult, RunResult, Verdict
 from harness.scenario.model import Phase, Scenario
 
-BACKENDS = ("netns", "kind", "kubeconfig", "k3s")
 CT = "net.netfilter."
 MAX_MARGIN = 1024
 
@@ -122,6 +122,7 @@ def run_scenario(
     progress: Progress | None = None,
     on_phase: Callable[[PhaseResult], None] | None = None,
     command: str | None = None,
+    options: BackendOptions | None = None,
 ) -> RunResult:
     if backend not in BACKENDS:
         raise BadInput("unknown backend", field="--backend", value=backend, allowed=list(BACKENDS))
@@ -146,7 +147,15 @@ def run_scenario(
             with guard.scope():
                 if scenario.host.nf_conntrack_max is not None:
                     guard.set(CT + "nf_conntrack_max", scenario.host.nf_conntrack_max)
-                with NetnsCluster(scenario, run_id, journal, guard) as cluster:
+                cluster = make_cluster(
+                    backend,
+                    scenario,
+                    run_id=run_id,
+                    journal=journal,
+                    guard=guard,
+                    options=options or BackendOptions(),
+                )
+                with cluster:
                     cluster.apply_node_sysctls()
                     env["sysctls"][f"{CT}nf_conntrack_max (during run)"] = sysctl.read(
                         CT + "nf_conntrack_max"
@@ -188,7 +197,7 @@ def run_scenario(
 
 
 def _run_phase(
-    cluster: NetnsCluster, scenario: Scenario, phase: Phase, rep: int, progress: Progress | None
+    cluster: Cluster, scenario: Scenario, phase: Phase, rep: int, progress: Progress | None
 ) -> PhaseResult:
     with cluster.phase(phase) as settings:
         m = cluster.measure(phase, settings, scenario.phase_load(phase), progress)

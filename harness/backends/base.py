@@ -1,41 +1,67 @@
 """What every backend offers the runner.
 
-A backend turns a :class:`~harness.scenario.model.ClusterSpec` into a running cluster (a
-context manager that cleans up on every exit path), applies a phase's remediations and faults
-(another context manager that reverts them), drives load from the client pods, and reads
-per-node kernel counters. The runner is backend-agnostic; result.json has the same shape
-whichever backend produced it.
+A backend turns a scenario's cluster into a running one (a context manager that cleans up on
+every exit path), applies a phase's remediations and faults (another context manager that
+reverts them and yields the phase's effective settings), drives the phase's load from the
+client pods and returns raw measurements, and captures evidence for bug bundles. The runner is
+backend-agnostic: result.json has the same shape whichever backend produced it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
-from harness.result import NodeConntrack
+from harness.kernel.journal import Journal
+from harness.kernel.sysctl import SysctlGuard
+from harness.measurement import PhaseMeasurement
 from harness.scenario.model import LoadSpec, Phase, Scenario
+
+# phase name, seconds elapsed, seconds planned, live figures (e.g. {"conntrack": {...}, "max": N})
+Progress = Callable[[str, float, float, dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class BackendOptions:
+    """Command-line options that only some backends use."""
+
+    keep_cluster: bool = False
+    allow_disruptive: bool = False
+    kubeconfig: str | None = None
+    loadgen_image: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
 
 
 class Cluster(Protocol):
-    """A realized cluster, valid inside the backend's ``realize`` context."""
+    """A realized cluster. Enter it to build; exit to tear down (on every path)."""
 
     backend: str
 
+    def __enter__(self) -> Cluster: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
     def nodes(self) -> list[str]: ...
 
-    def phase(self, phase: Phase) -> AbstractContextManager[None]:
-        """Apply the phase's remediations and faults; revert them on exit."""
+    def apply_node_sysctls(self) -> None:
+        """The scenario's node_sysctls, for the whole run (reverted by the guard)."""
         ...
 
-    def reset(self) -> None:
-        """Cheap per-phase reset: flush conntrack tables, restart counters."""
+    def phase(self, phase: Phase) -> AbstractContextManager[dict[str, Any]]:
+        """Apply the phase's remediations and faults; yield its settings; revert on exit."""
+        ...
+
+    def measure(
+        self, phase: Phase, settings: dict[str, Any], load: LoadSpec, progress: Progress | None
+    ) -> PhaseMeasurement:
+        """Reset per-phase state, run the load, and return what was measured."""
+        ...
+
+    def evidence(self) -> dict[str, str]:
+        """Files for the bug bundle: per-node iptables-save, conntrack -S, per-pod resolv.conf."""
         ...
 
 
-class Backend(Protocol):
-    name: str
-
-    def realize(self, scenario: Scenario, run_id: str) -> AbstractContextManager[Cluster]: ...
-
-
-__all__ = ["Backend", "Cluster", "LoadSpec", "NodeConntrack"]
+ClusterFactory = Callable[[Scenario, str, Journal, SysctlGuard, BackendOptions], Cluster]

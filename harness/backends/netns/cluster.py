@@ -12,11 +12,12 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
+from harness.backends.base import Progress
 from harness.backends.netns import plan as P
 from harness.backends.netns.counters import delta, read_counters
 from harness.backends.netns.plan import plan_topology
@@ -43,7 +44,6 @@ from harness.scenario.model import (
 )
 
 CT = "net.netfilter."
-Progress = Callable[[str, float, float, dict[str, Any]], None]
 
 
 def pod_resolv(
