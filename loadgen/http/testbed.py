@@ -77,7 +77,9 @@ def _sysctl(ns: str, *pairs: str) -> None:
     run(["sysctl", "-qw", *pairs], netns=ns)
 
 
-def _wait_listening(ns: str, ip: str, port: int, timeout_s: float, proc: subprocess.Popen[bytes]) -> None:
+def _wait_listening(
+    ns: str, ip: str, port: int, timeout_s: float, proc: subprocess.Popen[bytes]
+) -> None:
     deadline = time.monotonic() + timeout_s
     last: Exception | None = None
     while time.monotonic() < deadline:
@@ -98,7 +100,23 @@ def _wait_listening(ns: str, ip: str, port: int, timeout_s: float, proc: subproc
 
 
 def _add_pod(node: str, pod: str, node_if: str, ip: str) -> None:
-    run(["ip", "-n", node, "link", "add", node_if, "type", "veth", "peer", "name", "eth0", "netns", pod])
+    run(
+        [
+            "ip",
+            "-n",
+            node,
+            "link",
+            "add",
+            node_if,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            pod,
+        ]
+    )
     run(["ip", "-n", node, "addr", "add", f"{NODE_LINK_IP}/32", "dev", node_if])
     run(["ip", "-n", node, "link", "set", node_if, "up"])
     run(["ip", "-n", node, "route", "add", f"{ip}/32", "dev", node_if])
@@ -111,7 +129,7 @@ def _add_pod(node: str, pod: str, node_if: str, ip: str) -> None:
 
 
 @contextmanager
-def testbed(
+def build_testbed(
     tag: str = "lc",
     clients: int = 1,
     *,
@@ -139,8 +157,8 @@ def testbed(
             if wide_port_range:
                 _sysctl(ns, "net.ipv4.ip_local_port_range=1024 65535")
         run(
-            ["iptables", "-w", "-t", "nat", "-A", "PREROUTING", "-d", f"{CLUSTER_IP}/32", "-p", "tcp",
-             "--dport", "80", "-j", "DNAT", "--to-destination", f"{SERVER_IP}:80"],
+            ["iptables", "-w", "-t", "nat", "-A", "PREROUTING", "-d", f"{CLUSTER_IP}/32",
+             "-p", "tcp", "--dport", "80", "-j", "DNAT", "--to-destination", f"{SERVER_IP}:80"],
             netns=node,
         )  # fmt: skip
         tmp = Path(tempfile.mkdtemp(prefix=f"{prefix}-nginx-"))

@@ -22,11 +22,21 @@ STARTUP_ALLOWANCE_S = 60.0  # process start, worker connect, final reports
 
 def command(plan: LocustPlan, out: Path, *, netns: str | None = None) -> list[str]:
     """The argv that runs ``plan`` (inside ``netns`` when given), writing JSON to ``out``."""
-    argv = [sys.executable, "-m", "loadgen.locust.run", "--plan-json", plan.to_json(), "--out", str(out)]
+    argv = [
+        sys.executable,
+        "-m",
+        "loadgen.locust.run",
+        "--plan-json",
+        plan.to_json(),
+        "--out",
+        str(out),
+    ]
     return exec_argv(netns, argv) if netns else argv
 
 
-def run_locust(plan: LocustPlan, *, netns: str | None = None, timeout_s: float | None = None) -> LocustStats:
+def run_locust(
+    plan: LocustPlan, *, netns: str | None = None, timeout_s: float | None = None
+) -> LocustStats:
     """Run ``plan`` in a child process and return its stats; raise BackendError on failure."""
     limit = timeout_s if timeout_s is not None else plan.duration_s + STARTUP_ALLOWANCE_S
     with tempfile.TemporaryDirectory(prefix="cth-locust-") as tmp:

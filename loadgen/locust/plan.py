@@ -86,7 +86,9 @@ class LocustPlan:
             )
         for ns in self.worker_netns:
             if not ns.startswith("cth-"):
-                raise BadInput("harness namespaces start with 'cth-'", field="worker_netns", value=ns)
+                raise BadInput(
+                    "harness namespaces start with 'cth-'", field="worker_netns", value=ns
+                )
         if self.master_host is not None:
             _ipv4("master_host", self.master_host)
         elif self.worker_netns:
@@ -132,7 +134,9 @@ class LocustPlan:
         known = set(cls.__dataclass_fields__)
         unknown = sorted(set(data) - known)
         if unknown:
-            raise BadInput("unknown fields", field="plan-json", value=unknown, allowed=sorted(known))
+            raise BadInput(
+                "unknown fields", field="plan-json", value=unknown, allowed=sorted(known)
+            )
         if "host" not in data:
             raise BadInput("is required", field="host")
         return cls(**data)

@@ -10,9 +10,6 @@ Exit codes: 0 ran, 2 bad input, 3 the run failed.
 
 from __future__ import annotations
 
-# Locust monkey-patches the standard library with gevent on import: it must come first.
-import locust  # noqa: I001
-
 import argparse
 import json
 import socket
@@ -24,7 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import gevent
+import gevent  # type: ignore[import-untyped]
+
+# Locust monkey-patches the standard library with gevent on import: it must come first.
+import locust
 from locust.env import Environment
 from locust.runners import STATE_STOPPED, Runner
 
@@ -64,7 +64,7 @@ def _drive(env: Environment, runner: Runner, plan: LocustPlan) -> float:
         gevent.sleep(POLL_S)
         if env.shape_class is not None and runner.state == STATE_STOPPED:
             break
-    runner.stop()  # type: ignore[no-untyped-call]
+    runner.stop()
     return time.monotonic() - t0
 
 
@@ -151,7 +151,7 @@ def run_master(plan: LocustPlan) -> LocustStats:
         t.idle = bool(data["cth_idle"])
         t.last_report = time.monotonic()
 
-    env.events.worker_report.add_listener(on_report)
+    env.events.worker_report.add_listener(on_report)  # type: ignore[no-untyped-call]
     with tempfile.TemporaryDirectory(prefix="cth-locust-") as tmp:
         logdir = Path(tmp)
         procs = _spawn_workers(plan, host, port, logdir)
@@ -184,7 +184,9 @@ def run_master(plan: LocustPlan) -> LocustStats:
                 conns_per_s=merge_counts(p for t in workers for p in t.conns_per_s),
                 errors=env.stats.serialize_errors(),
                 per_worker=[
-                    WorkerStats(worker=t.name, requests=t.requests, new_connections=t.new_connections)
+                    WorkerStats(
+                        worker=t.name, requests=t.requests, new_connections=t.new_connections
+                    )
                     for t in workers
                 ],
             )
@@ -215,8 +217,8 @@ def run_worker(plan: LocustPlan, master_host: str, master_port: int, name: str) 
         data["cth_conns_per_s"] = per_s
         data["cth_idle"] = runner.user_count == 0
 
-    env.events.request.add_listener(on_request)
-    env.events.report_to_master.add_listener(on_report)
+    env.events.request.add_listener(on_request)  # type: ignore[no-untyped-call]
+    env.events.report_to_master.add_listener(on_report)  # type: ignore[no-untyped-call]
     runner.greenlet.join()
 
 
@@ -242,7 +244,9 @@ def main(argv: list[str] | None = None) -> int:
         plan = _read_plan(args.plan_json)
         if args.role == "worker":
             if not args.master_host or not args.master_port:
-                raise BadInput("a worker needs the master's address", field="--master-host/--master-port")
+                raise BadInput(
+                    "a worker needs the master's address", field="--master-host/--master-port"
+                )
             run_worker(plan, args.master_host, args.master_port, args.worker_name)
             return 0
         stats = run_master(plan) if plan.workers else run_single(plan)

@@ -134,7 +134,7 @@ class PooledUser(HttpUser):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.pool_manager = counting_pool_manager(1)
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
 
     @task
     def get(self) -> None:
