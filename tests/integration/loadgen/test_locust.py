@@ -65,8 +65,12 @@ def test_server_closes_user_puts_time_wait_on_the_server(bed: Testbed) -> None:
     )  # fmt: skip
     assert stats["failures"] == 0
     assert stats["new_connections"] == stats["requests"] > 0
-    assert _time_wait(bed.server, "server") == stats["new_connections"]
     assert _time_wait(bed.clients[0], "client") == 0
+    # The server closed first, so it holds the TIME_WAIT. The client holds none, so it may
+    # reuse a source port whose server-side TIME_WAIT the new SYN then takes over: allow
+    # those few (about n^2 / (2 * 28232) expected).
+    server_tw = _time_wait(bed.server, "server")
+    assert 0.97 * stats["new_connections"] <= server_tw <= stats["new_connections"]
 
 
 def test_pooled_user_opens_at_most_pool_size_connections(bed: Testbed) -> None:
