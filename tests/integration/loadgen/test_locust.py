@@ -65,7 +65,9 @@ def test_server_closes_user_puts_time_wait_on_the_server(bed: Testbed) -> None:
     )  # fmt: skip
     assert stats["failures"] == 0
     assert stats["new_connections"] == stats["requests"] > 0
-    assert _time_wait(bed.clients[0], "client") == 0
+    # At most the request each user had in flight when the run stopped (2 users) ends
+    # client-first; every other connection was closed by the server.
+    assert _time_wait(bed.clients[0], "client") <= 2
     # The server closed first, so it holds the TIME_WAIT. The client holds none, so it may
     # reuse a source port whose server-side TIME_WAIT the new SYN then takes over: allow
     # those few (about n^2 / (2 * 28232) expected).
