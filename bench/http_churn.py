@@ -7,8 +7,8 @@ pods), so TIME_WAIT from one run cannot slow the next. Rates are counted twice: 
 generator, and as the growth of the node's conntrack table (the number that matters for
 exhaustion). When the server closes first the client keeps no TIME_WAIT and soon reuses
 source ports; a reused port takes over the old conntrack entry, so for server-close runs
-the node's growth is below the connection rate. ``fill_65536`` is measured, not extrapolated: the raw client runs for 30 s
-from 3 client pods and the time at which the node's 65,536th connection was opened is read
+the node's growth is below the connection rate. ``fill_65536`` is measured, not
+extrapolated: the raw client runs for 30 s from 3 client pods and the time at which the node's 65,536th connection was opened is read
 from its per-second timeline.
 """
 

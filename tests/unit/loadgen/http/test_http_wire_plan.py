@@ -23,7 +23,8 @@ def test_reader_completes_on_content_length_in_any_split(split: int) -> None:
     raw = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nServer: x\r\n\r\nok\n"
     r = ResponseReader()
     done = [r.feed(raw[i : i + split]) for i in range(0, len(raw), split)]
-    assert done[-1] and not any(done[:-1])
+    assert done[-1]
+    assert not any(done[:-1])
     assert (r.status, r.keep_alive, r.received) == (200, True, len(raw))
 
 
@@ -103,9 +104,8 @@ def test_accounting_timeline_and_result() -> None:
     acc.connection_opened(2.6)
     acc.request_done(2.7, 2000.0, "connect-timeout")
     res = HTTPLoadResult.from_accounting("short-lived", acc, elapsed_s=3.0)
-    assert [(r["t_s"], r["requests"], r["failures"], r["new_connections"]) for r in res.timeline] == [
-        (0, 2, 0, 2), (1, 0, 0, 0), (2, 2, 1, 2),
-    ]  # fmt: skip
+    rows = [(r["t_s"], r["requests"], r["failures"], r["new_connections"]) for r in res.timeline]
+    assert rows == [(0, 2, 0, 2), (1, 0, 0, 0), (2, 2, 1, 2)]
     assert (res.requests, res.failures, res.new_connections, res.connect_failures) == (4, 1, 4, 1)
     assert res.errors == {"connect-timeout": 1}
     assert res.latency_ms["max"] == 4.0  # failed requests carry no latency

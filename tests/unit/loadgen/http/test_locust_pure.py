@@ -103,7 +103,8 @@ def test_importing_the_locust_free_modules_never_imports_locust_or_gevent() -> N
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
-    assert "locust" not in sys.modules and "gevent" not in sys.modules
+    assert "locust" not in sys.modules
+    assert "gevent" not in sys.modules
 
 
 def test_locust_shapes_tick_with_a_fake_clock() -> None:
