@@ -8,8 +8,8 @@ generator, and as the growth of the node's conntrack table (the number that matt
 exhaustion). When the server closes first the client keeps no TIME_WAIT and soon reuses
 source ports; a reused port takes over the old conntrack entry, so for server-close runs
 the node's growth is below the connection rate. ``fill_65536`` is measured, not
-extrapolated: the raw client runs for 30 s from 3 client pods and the time at which the node's 65,536th connection was opened is read
-from its per-second timeline.
+extrapolated: the raw client runs for 30 s from 3 client pods, and the time at which the
+65,536th connection was opened is read from its per-second timeline.
 """
 
 from __future__ import annotations
