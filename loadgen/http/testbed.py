@@ -54,6 +54,7 @@ http {{
 
 @dataclass
 class Testbed:
+    __test__ = False  # not a pytest test class, despite the name
     prefix: str
     node: str
     server: str
