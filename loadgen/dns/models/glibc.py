@@ -100,9 +100,8 @@ class GlibcResolver:
                     got_nodata = True
                 elif status == "servfail":
                     got_servfail = True
-                elif (
-                    status != "nxdomain"
-                ):  # a timeout (TRY_AGAIN without SERVFAIL) or a hard error ends the walk
+                elif status != "nxdomain":
+                    # A timeout (TRY_AGAIN without SERVFAIL) or a hard error ends the walk.
                     break
         no_tld = "no-tld-query" in conf.flags
         if (dots or not searched or not no_tld) and not tried_as_is:
