@@ -56,16 +56,27 @@ def _veth(ns_a: str, if_a: str, ns_b: str, if_b: str) -> None:
 
 def dnsmasq_argv(listen: str, *extra: str) -> list[str]:
     return [
-        "dnsmasq", "-k", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--pid-file=",
-        f"--listen-address={listen}", "--bind-interfaces", "--local=/cluster.local/",
-        "--local=/org/", "--local=/example/", f"--host-record={SERVICE_NAME},{SERVICE_IP}",
-        "--cache-size=0", *extra,
+        "dnsmasq",
+        "-k",
+        "--conf-file=/dev/null",
+        "--no-resolv",
+        "--no-hosts",
+        "--pid-file=",
+        f"--listen-address={listen}",
+        "--bind-interfaces",
+        "--local=/cluster.local/",
+        "--local=/org/",
+        "--local=/example/",
+        f"--host-record={SERVICE_NAME},{SERVICE_IP}",
+        "--cache-size=0",
+        *extra,
     ]
 
 
 @contextmanager
-def dns_bed(pods: int = 1, *, clusterip: bool = False, dnsmasq_extra: tuple[str, ...] = ()
-            ) -> Iterator[DNSBed]:
+def dns_bed(
+    pods: int = 1, *, clusterip: bool = False, dnsmasq_extra: tuple[str, ...] = ()
+) -> Iterator[DNSBed]:
     tag = f"cth-dl-{secrets.token_hex(3)}"
     with ExitStack() as stack:
         created: list[str] = []
@@ -115,8 +126,11 @@ def dns_bed(pods: int = 1, *, clusterip: bool = False, dnsmasq_extra: tuple[str,
                 pod_ips.append(ip)
             run(["sysctl", "-qw", "net.ipv4.ip_forward=1"], netns=node)
             # Short UDP conntrack timeouts (per namespace) keep a long bench off a full table.
-            run(["sysctl", "-qw", "net.netfilter.nf_conntrack_udp_timeout=5"], netns=node,
-                check=False)
+            run(
+                ["sysctl", "-qw", "net.netfilter.nf_conntrack_udp_timeout=5"],
+                netns=node,
+                check=False,
+            )
             nat = (
                 "table ip cth_nat {\n chain prerouting {\n"
                 "  type nat hook prerouting priority dstnat; policy accept;\n"
@@ -136,7 +150,8 @@ def dns_bed(pods: int = 1, *, clusterip: bool = False, dnsmasq_extra: tuple[str,
         bed = DNSBed(tag, srv, server_ip, dns_ip, pod_ns, pod_ips, node)
         proc = subprocess.Popen(
             ["ip", "netns", "exec", srv, *dnsmasq_argv(server_ip, *dnsmasq_extra)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         bed.dnsmasq = proc
 

@@ -17,22 +17,24 @@ share of the rate, and its own share of the pods when there are enough), started
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
+import json
 import resource
+import sys
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 
+from harness.errors import BackendError
+from loadgen.dns.codec import plan_to_json, pod_to_json, record_from_json
+from loadgen.dns.fastloop import FastLoop, FastTransport
 from loadgen.dns.lookup import recorded_lookup
 from loadgen.dns.models import make_resolver
 from loadgen.dns.models.base import ResolverModel
 from loadgen.dns.pacing import expected_count, start_offsets
-from loadgen.dns.transport import AsyncioTransport
 from loadgen.dns.types import ClientPod, DNSPlan, LookupRecord
 
 Progress = Callable[[int, int], None]
-_MIN_SLEEP = 0.0005
+_IDLE_WAIT = 0.05
 
 
 @dataclass
@@ -58,10 +60,17 @@ async def run_dns_load(
         raise BadInput("at least one client pod is needed", field="pods", value=pods)
     if plan.workers > 1:
         return await _run_workers(pods, plan, progress)
-    return await _run_here(pods, plan, progress, start_at=None, stride=(0, 1))
+    report = progress
+    if progress is not None:
+        caller = asyncio.get_running_loop()
+
+        def report(done: int, total: int) -> None:
+            caller.call_soon_threadsafe(progress, done, total)
+
+    return await asyncio.to_thread(_run_fast, pods, plan, report, start_at=None, stride=(0, 1))
 
 
-async def _run_here(
+def _run_fast(
     pods: list[ClientPod],
     plan: DNSPlan,
     progress: Progress | None,
@@ -69,82 +78,107 @@ async def _run_here(
     start_at: float | None,
     stride: tuple[int, int],
 ) -> list[LookupRecord]:
-    loop = asyncio.get_running_loop()
+    """The engine proper (blocking): lookups ``i`` with ``i % stride[1] == stride[0]``."""
     _raise_nofile(4 * plan.max_in_flight + 256)
-    transports = {p.netns: AsyncioTransport(p.netns, loop=loop) for p in pods}
+    loop = FastLoop()
+    transports = {p.netns: FastTransport(p.netns, loop) for p in pods}
     procs = [_Process(make_resolver(plan.resolver, p.resolv)) for p in pods]
-    sem = asyncio.Semaphore(plan.max_in_flight)
     records: list[LookupRecord] = []
-    tasks: set[asyncio.Task[None]] = set()
     first, step = stride
     total = expected_count(plan)
-    names, npods = plan.names, len(pods)
+    names, npods, cap = plan.names, len(pods), plan.max_in_flight
+    in_flight = 0
 
-    async def one(pi: int, name: str, model: ResolverModel, t_start: float) -> None:
-        try:
-            rec = await recorded_lookup(model, name, transports[pods[pi].netns],
-                                        pod=pods[pi].netns, t_start=t_start)
-            records.append(rec)
-        finally:
-            sem.release()
+    def done(rec: LookupRecord) -> None:
+        nonlocal in_flight
+        in_flight -= 1
+        records.append(rec)
 
+    todo = ((i, off) for i, off in enumerate(start_offsets(plan)) if i % step == first)
+    nxt = next(todo, None)
     if start_at is not None:  # workers start together, on the wall clock
-        await asyncio.sleep(max(0.0, start_at - time.time()))
-    t0 = loop.time()
+        time.sleep(max(0.0, start_at - time.time()))
+    t0 = loop.now()
     next_progress = 0.0
     try:
-        for i, off in enumerate(start_offsets(plan)):
-            if i % step != first:
-                continue
-            now = loop.time() - t0
-            if off - now > _MIN_SLEEP:
-                await asyncio.sleep(off - now)
-            await sem.acquire()
-            # Round-robin over pods, and over names once per full round of pods.
-            pi = i % npods
-            proc = procs[pi]
-            if proc.used >= plan.lookups_per_process:
-                proc = procs[pi] = _Process(make_resolver(plan.resolver, pods[pi].resolv))
-            proc.used += 1
-            task = loop.create_task(
-                one(pi, names[(i // npods) % len(names)], proc.model, loop.time() - t0)
-            )
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
+        while True:
+            now = loop.now() - t0
+            while nxt is not None and nxt[1] <= now and in_flight < cap:
+                i = nxt[0]
+                # Round-robin over pods, and over names once per full round of pods.
+                pi = i % npods
+                proc = procs[pi]
+                if proc.used >= plan.lookups_per_process:
+                    proc = procs[pi] = _Process(make_resolver(plan.resolver, pods[pi].resolv))
+                proc.used += 1
+                pod = pods[pi]
+                in_flight += 1
+                loop.spawn(
+                    recorded_lookup(
+                        proc.model,
+                        names[(i // npods) % len(names)],
+                        transports[pod.netns],
+                        pod=pod.netns,
+                        t_start=now,
+                    ),
+                    done,
+                )
+                nxt = next(todo, None)
+            if nxt is None and in_flight == 0:
+                break
+            wait = _IDLE_WAIT
+            if nxt is not None and in_flight < cap:
+                wait = min(wait, max(0.0, nxt[1] - (loop.now() - t0)))
+            loop.run_once(wait)
             if progress is not None and now >= next_progress:
                 progress(len(records), total)
                 next_progress = now + 1.0
-        while tasks:
-            await asyncio.gather(*list(tasks))
     finally:
         for tr in transports.values():
             tr.close_pool()
+        loop.close()
     if progress is not None:
         progress(len(records), total)
     records.sort(key=lambda r: r.t_start)
     return records
 
 
-def _worker(pods: list[ClientPod], plan: DNSPlan, start_at: float, stride: tuple[int, int]
-            ) -> list[LookupRecord]:
-    return asyncio.run(_run_here(pods, plan, None, start_at=start_at, stride=stride))
-
-
 async def _run_workers(
     pods: list[ClientPod], plan: DNSPlan, progress: Progress | None
 ) -> list[LookupRecord]:
     n = plan.workers
-    loop = asyncio.get_running_loop()
-    ctx = multiprocessing.get_context("spawn")
     sub = replace(plan, workers=1, max_in_flight=max(1, plan.max_in_flight // n))
-    start_at = time.time() + 1.0 + 0.3 * n  # time for the spawned workers to import
-    with ProcessPoolExecutor(max_workers=n, mp_context=ctx) as pool:
-        futs = [
-            loop.run_in_executor(pool, _worker, pods, sub, start_at, (k, n)) for k in range(n)
-        ]
-        parts = await asyncio.gather(*futs)
-    records = [r for part in parts for r in part]  # all t_start count from the common start
-    records.sort(key=lambda r: r.t_start)
+    start_at = time.time() + 1.5  # time for the workers to start and import
+    job = {"pods": [pod_to_json(p) for p in pods], "plan": plan_to_json(sub), "start_at": start_at}
+    procs = []
+    for _ in range(n):
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "loadgen.dns.worker_main",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        procs.append(proc)
+    try:
+        outs = await asyncio.gather(
+            *(
+                p.communicate(json.dumps({**job, "stride": [k, n]}).encode())
+                for k, p in enumerate(procs)
+            )
+        )
+    finally:
+        for p in procs:
+            if p.returncode is None:
+                p.kill()
+                await p.wait()
+    records: list[LookupRecord] = []
+    for p, (out, err) in zip(procs, outs, strict=True):
+        if p.returncode != 0:
+            raise BackendError(f"DNS load worker failed ({p.returncode}): {err.decode()[-2000:]}")
+        records.extend(record_from_json(d) for d in json.loads(out))
+    records.sort(key=lambda r: r.t_start)  # all t_start count from the common start
     if progress is not None:
         progress(len(records), expected_count(plan))
     return records

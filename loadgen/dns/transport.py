@@ -13,30 +13,16 @@ from __future__ import annotations
 import asyncio
 import random
 import socket
-import struct
 from collections import deque
 from collections.abc import Sequence
 
-import dns.flags
-import dns.message
-import dns.rdatatype
-
 from harness.kernel.netns import entered, socket_in
 from loadgen.dns.models.base import QType, Reply, Sock, TransportError
+from loadgen.dns.wire import QueryCache, build_query, parse_reply
 
-_HEADER = struct.Struct("!6H")
+__all__ = ["AsyncioTransport", "build_query"]
 _POOL_BATCH = 64
 DNS_PORT = 53
-
-
-def build_query(qname: str, qtype: QType, *, edns: bool = False) -> bytes:
-    """The wire form of a recursive query for ``qname``/``qtype``, with id 0."""
-    msg = dns.message.make_query(
-        qname, dns.rdatatype.from_text(qtype), use_edns=0 if edns else False, payload=1232
-    )
-    msg.id = 0
-    msg.flags = dns.flags.RD
-    return msg.to_wire()
 
 
 class _Sock(Sock):
@@ -64,7 +50,7 @@ class AsyncioTransport:
         self.netns = netns
         self.loop = loop or asyncio.get_running_loop()
         self._pool: list[socket.socket] = []
-        self._wire: dict[tuple[str, str, bool], tuple[bytes, bytes]] = {}
+        self._queries = QueryCache()
         self._next_id = random.getrandbits(16)
         self.sockets_opened = 0
 
@@ -77,8 +63,9 @@ class AsyncioTransport:
             return socket_in(self.netns, family, socket.SOCK_DGRAM)
         if not self._pool:
             with entered(self.netns):
-                fresh = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                         for _ in range(_POOL_BATCH)]
+                fresh = [
+                    socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(_POOL_BATCH)
+                ]
             for s in fresh:
                 s.setblocking(False)
             fresh.reverse()
@@ -122,21 +109,9 @@ class AsyncioTransport:
         self._pool.clear()
 
     # --- queries -------------------------------------------------------------------------
-    def _query(self, qname: str, qtype: QType, edns: bool) -> tuple[bytes, bytes]:
-        key = (qname, qtype, edns)
-        got = self._wire.get(key)
-        if got is None:
-            wire = build_query(qname, qtype, edns=edns)
-            end = 12
-            while wire[end]:  # our own query: plain labels, no compression
-                end += wire[end] + 1
-            got = self._wire[key] = (wire, wire[12 : end + 5].lower())
-        return got
-
-    def send(self, sock: Sock, server: str, qname: str, qtype: QType, *, edns: bool = False
-             ) -> int:
+    def send(self, sock: Sock, server: str, qname: str, qtype: QType, *, edns: bool = False) -> int:
         assert isinstance(sock, _Sock)
-        wire, question = self._query(qname, qtype, edns)
+        wire, question = self._queries.get(qname, qtype, edns)
         qid = self._next_id = (self._next_id + 1) & 0xFFFF
         data = qid.to_bytes(2, "big") + wire[2:]
         sock.ids[qid] = (qname, qtype, question)
@@ -181,25 +156,15 @@ class AsyncioTransport:
             _wake(s.waiter)
 
     def _datagram(self, s: _Sock, data: bytes, src: str) -> None:
-        if len(data) < 12:
-            return
-        qid, flags, _qd, an, _ns, ar = _HEADER.unpack_from(data)
-        entry = s.ids.get(qid)
-        if entry is None or not flags & 0x8000:
-            return
-        qname, qtype, question = entry
-        if data[12 : 12 + len(question)].lower() != question:
-            return
-        del s.ids[qid]
-        s.queue.append(Reply(qid, qname, qtype, src, flags & 0xF, an, ar,
-                             bool(flags & 0x0400), bool(flags & 0x0080), bool(flags & 0x0200)))
+        reply = parse_reply(data, s.ids, src)
+        if reply is not None:
+            s.queue.append(reply)
 
     async def recv(self, sock: Sock, deadline: float) -> Reply | None:
         got = await self.recv_any((sock,), deadline)
         return None if got is None else got[1]
 
-    async def recv_any(self, socks: Sequence[Sock], deadline: float
-                       ) -> tuple[Sock, Reply] | None:
+    async def recv_any(self, socks: Sequence[Sock], deadline: float) -> tuple[Sock, Reply] | None:
         loop = self.loop
         while True:
             for sock in socks:

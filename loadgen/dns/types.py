@@ -81,7 +81,7 @@ class DNSPlan:
             raise BadInput("must be >= 1", field="dns.workers", value=self.workers)
 
 
-@dataclass
+@dataclass(slots=True)
 class AttemptRecord:
     """One query on the wire: when it left (relative to the lookup start) and what came back."""
 
@@ -95,7 +95,7 @@ class AttemptRecord:
     rcode: str | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class LookupRecord:
     """One getaddrinfo-style lookup (A and AAAA for one name, through the search list)."""
 

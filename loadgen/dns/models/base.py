@@ -12,8 +12,7 @@ reply, rcode. Models only decide; the recorder counts.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 from harness.errors import HarnessError
 from loadgen.dns.types import AttemptRecord, Outcome
@@ -43,8 +42,7 @@ class Sock:
         self.server = server
 
 
-@dataclass(frozen=True, slots=True)
-class Reply:
+class Reply(NamedTuple):
     """The header of a reply that matched a query sent on the socket it came in on."""
 
     qid: int
@@ -90,19 +88,28 @@ class Transport(Protocol):
 class Recorder:
     """A :class:`Transport` wrapper that records what one lookup put on the wire."""
 
+    __slots__ = (
+        "_open",
+        "attempts",
+        "full_timeout_waits",
+        "inner",
+        "now",
+        "ports",
+        "replies",
+        "retries",
+        "t0",
+    )
+
     def __init__(self, inner: Transport) -> None:
         self.inner = inner
+        self.now = inner.now
         self.t0 = inner.now()
         self.attempts: list[AttemptRecord] = []
         self.ports: list[int] = []
         self.replies = 0
         self.full_timeout_waits = 0
-        self._open: dict[tuple[int, int], AttemptRecord] = {}
-        self._seen: set[tuple[str, str]] = set()
         self.retries = 0
-
-    def now(self) -> float:
-        return self.inner.now()
+        self._open: dict[tuple[int, int], AttemptRecord] = {}
 
     async def open(self, server: str | None, *, tcp: bool = False) -> Sock:
         sock = await self.inner.open(server, tcp=tcp)
@@ -112,19 +119,13 @@ class Recorder:
 
     def send(self, sock: Sock, server: str, qname: str, qtype: QType, *, edns: bool = False) -> int:
         qid = self.inner.send(sock, server, qname, qtype, edns=edns)
-        att = AttemptRecord(
-            qname=qname,
-            qtype=qtype,
-            server=server,
-            proto=sock.proto,
-            port=sock.port,
-            t_sent=self.inner.now() - self.t0,
-        )
+        att = AttemptRecord(qname, qtype, server, sock.proto, sock.port, self.now() - self.t0)
+        for prev in self.attempts:
+            if prev.qtype == qtype and prev.qname == qname:
+                self.retries += 1
+                break
         self.attempts.append(att)
         self._open[(id(sock), qid)] = att
-        if (qname, qtype) in self._seen:
-            self.retries += 1
-        self._seen.add((qname, qtype))
         return qid
 
     async def recv(self, sock: Sock, deadline: float) -> Reply | None:
@@ -147,7 +148,7 @@ class Recorder:
         self.replies += 1
         att = self._open.pop((id(sock), reply.qid), None)
         if att is not None:
-            att.latency_s = self.inner.now() - self.t0 - att.t_sent
+            att.latency_s = self.now() - self.t0 - att.t_sent
             att.rcode = RCODE_TEXT.get(reply.rcode, str(reply.rcode))
 
     def close(self, sock: Sock) -> None:
