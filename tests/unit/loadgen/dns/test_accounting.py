@@ -52,7 +52,7 @@ def test_summary_counts_rates_and_timeline() -> None:
         rec(2.7, 0.002, outcome="nxdomain"),
     ]
     s = summarize(records, timeout_s=5.0)
-    assert set(s) == set(DNSResult.__annotations__) - {"timeout_rate_ci"}
+    assert set(s) == set(DNSResult.__required_keys__) - {"timeout_rate_ci"}
     assert s["lookups"] == 4
     assert s["timeouts"] == 2
     assert s["timeout_rate"] == pytest.approx(0.5)
