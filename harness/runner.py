@@ -54,8 +54,8 @@ def require_root(backend: str | None = None) -> None:
     if reason is not None:
         raise NotRoot(f"--backend {backend} must run as root: {reason}", field="--backend")
     d = state_dir()
-    probe = d if d.exists() else d.parent
-    if not os.access(probe, os.W_OK | os.X_OK):
+    probe = next(p for p in (d, *d.parents) if p.exists())  # what mkdir -p would write into
+    if not (probe.is_dir() and os.access(probe, os.W_OK | os.X_OK)):
         raise BadInput(
             f"--backend {backend} needs no root, but the run's journal and lock go to {d}, "
             f"which this user cannot write; set {STATE_DIR_ENV} to a directory you own",

@@ -257,7 +257,7 @@ Answer = str | Callable[[Sequence[str], str | None], str]
 
 class FakeRunner:
     """Records argv; answers from a table of (argv prefix or suffix -> stdout, or a function
-    of (argv, stdin) -> stdout). A key starting with "..." matches the end of argv."""
+    of (argv, stdin) -> stdout). A key starting with "..." matches a run of argv anywhere."""
 
     def __init__(self, answers: Mapping[tuple[str, ...], Answer] | None = None) -> None:
         self.calls: list[list[str]] = []
@@ -276,7 +276,8 @@ class FakeRunner:
         self.inputs.append(input)
         for key, out in self.answers.items():
             if key[:1] == ("...",):
-                hit = tuple(argv[-(len(key) - 1) :]) == key[1:]
+                n = len(key) - 1
+                hit = any(tuple(argv[i : i + n]) == key[1:] for i in range(len(argv) - n + 1))
             else:
                 hit = tuple(argv[: len(key)]) == key
             if hit:
