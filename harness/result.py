@@ -50,6 +50,7 @@ class DNSResult(TypedDict):
     resolver: str
     timeline: list[list[float]]  # [t_s, lookups, timeouts] per second
     latency_hist: NotRequired[LatencyHist]
+    by_name: NotRequired[dict[str, dict[str, float]]]
 
 
 class NodeConntrack(TypedDict):

@@ -25,6 +25,7 @@ from loadgen.http.plan import HTTPPlan, HTTPTarget
 from loadgen.http.rawclient import run_http_load
 
 from harness.dns.resolvconf import ResolvConf
+from harness.stats import LATENCY_EDGES_S, bucket_latencies
 
 DNS_PLAN_FIELDS = {"rate", "duration_s", "names", "resolver", "lookups_per_process"}
 
@@ -36,7 +37,25 @@ async def _dns(spec: dict[str, Any]) -> dict[str, Any]:
     records = await run_dns_load(pods, plan)
     summary = summarize(records, timeout_s=pods[0].resolv.timeout)
     summary["elapsed_s"] = round(time.monotonic() - t0, 3)
+    summary["latency_hist"] = {
+        "edges_s": list(LATENCY_EDGES_S),
+        "counts": bucket_latencies([r.latency_s for r in records]),
+    }
+    summary["by_name"] = by_name(records)
     return dict(summary)
+
+
+def by_name(records: list[Any]) -> dict[str, dict[str, float]]:
+    """Queries per lookup and timeouts for each name looked up (ndots amplification)."""
+    out: dict[str, dict[str, float]] = {}
+    for r in records:
+        d = out.setdefault(r.name, {"lookups": 0, "queries": 0, "full_timeout_waits": 0})
+        d["lookups"] += 1
+        d["queries"] += r.queries_sent
+        d["full_timeout_waits"] += r.full_timeout_waits
+    for d in out.values():
+        d["queries_per_lookup"] = round(d["queries"] / d["lookups"], 3)
+    return out
 
 
 async def _http(spec: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""Load generators: DNS clients that behave like real resolvers, and HTTP clients."""

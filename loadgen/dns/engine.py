@@ -1,0 +1,184 @@
+"""The DNS load engine: paced lookups from many pods, concurrently, through resolver models.
+
+Lookup *i* starts at the *i*-th offset of the plan's load shape (:mod:`.pacing`), from pod
+``i mod len(pods)``, for name ``names[(i // len(pods)) mod len(names)]``. Each pod runs a
+succession of client "processes" (fresh resolver-model objects), each doing
+``lookups_per_process`` lookups, so per-process resolver state (glibc's sticky fallback to
+sequential queries) lives exactly as long as it would in the workload being modelled.
+
+A semaphore bounds lookups in flight (``plan.max_in_flight``); when it is full the pacer waits,
+and the lag shows in the records' ``t_start``. When the duration is over no new lookup starts
+and the ones in flight are allowed to finish.
+
+With ``plan.workers > 1`` the same loop runs in that many worker processes (each with an equal
+share of the rate, and its own share of the pods when there are enough), started together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import resource
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from harness.errors import BackendError
+from loadgen.dns.codec import plan_to_json, pod_to_json, record_from_json
+from loadgen.dns.fastloop import FastLoop, FastTransport
+from loadgen.dns.lookup import recorded_lookup
+from loadgen.dns.models import make_resolver
+from loadgen.dns.models.base import ResolverModel
+from loadgen.dns.pacing import expected_count, start_offsets
+from loadgen.dns.types import ClientPod, DNSPlan, LookupRecord
+
+Progress = Callable[[int, int], None]
+_IDLE_WAIT = 0.05
+
+
+@dataclass
+class _Process:
+    model: ResolverModel
+    used: int = 0
+
+
+def _raise_nofile(want: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = min(hard, max(soft, want))
+    if target > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+async def run_dns_load(
+    pods: list[ClientPod], plan: DNSPlan, *, progress: Progress | None = None
+) -> list[LookupRecord]:
+    """Offer ``plan`` from ``pods``; one :class:`LookupRecord` per lookup started, by start."""
+    if not pods:
+        from harness.errors import BadInput
+
+        raise BadInput("at least one client pod is needed", field="pods", value=pods)
+    if plan.workers > 1:
+        return await _run_workers(pods, plan, progress)
+    report = progress
+    if progress is not None:
+        caller = asyncio.get_running_loop()
+
+        def report(done: int, total: int) -> None:
+            caller.call_soon_threadsafe(progress, done, total)
+
+    return await asyncio.to_thread(_run_fast, pods, plan, report, start_at=None, stride=(0, 1))
+
+
+def _run_fast(
+    pods: list[ClientPod],
+    plan: DNSPlan,
+    progress: Progress | None,
+    *,
+    start_at: float | None,
+    stride: tuple[int, int],
+) -> list[LookupRecord]:
+    """The engine proper (blocking): lookups ``i`` with ``i % stride[1] == stride[0]``."""
+    _raise_nofile(4 * plan.max_in_flight + 256)
+    loop = FastLoop()
+    transports = {p.netns: FastTransport(p.netns, loop) for p in pods}
+    procs = [_Process(make_resolver(plan.resolver, p.resolv)) for p in pods]
+    records: list[LookupRecord] = []
+    first, step = stride
+    total = expected_count(plan)
+    names, npods, cap = plan.names, len(pods), plan.max_in_flight
+    in_flight = 0
+
+    def done(rec: LookupRecord) -> None:
+        nonlocal in_flight
+        in_flight -= 1
+        records.append(rec)
+
+    todo = ((i, off) for i, off in enumerate(start_offsets(plan)) if i % step == first)
+    nxt = next(todo, None)
+    if start_at is not None:  # workers start together, on the wall clock
+        time.sleep(max(0.0, start_at - time.time()))
+    t0 = loop.now()
+    next_progress = 0.0
+    try:
+        while True:
+            now = loop.now() - t0
+            while nxt is not None and nxt[1] <= now and in_flight < cap:
+                i = nxt[0]
+                # Round-robin over pods, and over names once per full round of pods.
+                pi = i % npods
+                proc = procs[pi]
+                if proc.used >= plan.lookups_per_process:
+                    proc = procs[pi] = _Process(make_resolver(plan.resolver, pods[pi].resolv))
+                proc.used += 1
+                pod = pods[pi]
+                in_flight += 1
+                loop.spawn(
+                    recorded_lookup(
+                        proc.model,
+                        names[(i // npods) % len(names)],
+                        transports[pod.netns],
+                        pod=pod.netns,
+                        t_start=now,
+                    ),
+                    done,
+                )
+                nxt = next(todo, None)
+            if nxt is None and in_flight == 0:
+                break
+            wait = _IDLE_WAIT
+            if nxt is not None and in_flight < cap:
+                wait = min(wait, max(0.0, nxt[1] - (loop.now() - t0)))
+            loop.run_once(wait)
+            if progress is not None and now >= next_progress:
+                progress(len(records), total)
+                next_progress = now + 1.0
+    finally:
+        for tr in transports.values():
+            tr.close_pool()
+        loop.close()
+    if progress is not None:
+        progress(len(records), total)
+    records.sort(key=lambda r: r.t_start)
+    return records
+
+
+async def _run_workers(
+    pods: list[ClientPod], plan: DNSPlan, progress: Progress | None
+) -> list[LookupRecord]:
+    n = plan.workers
+    sub = replace(plan, workers=1, max_in_flight=max(1, plan.max_in_flight // n))
+    start_at = time.time() + 1.5  # time for the workers to start and import
+    job = {"pods": [pod_to_json(p) for p in pods], "plan": plan_to_json(sub), "start_at": start_at}
+    procs = []
+    for _ in range(n):
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "loadgen.dns.worker_main",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        procs.append(proc)
+    try:
+        outs = await asyncio.gather(
+            *(
+                p.communicate(json.dumps({**job, "stride": [k, n]}).encode())
+                for k, p in enumerate(procs)
+            )
+        )
+    finally:
+        for p in procs:
+            if p.returncode is None:
+                p.kill()
+                await p.wait()
+    records: list[LookupRecord] = []
+    for p, (out, err) in zip(procs, outs, strict=True):
+        if p.returncode != 0:
+            raise BackendError(f"DNS load worker failed ({p.returncode}): {err.decode()[-2000:]}")
+        records.extend(record_from_json(d) for d in json.loads(out))
+    records.sort(key=lambda r: r.t_start)  # all t_start count from the common start
+    if progress is not None:
+        progress(len(records), expected_count(plan))
+    return records

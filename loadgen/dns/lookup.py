@@ -1,0 +1,43 @@
+"""One lookup through a resolver model, recorded as a :class:`LookupRecord`."""
+
+from __future__ import annotations
+
+from loadgen.dns.models.base import (
+    STATUS_OUTCOME,
+    Recorder,
+    ResolverModel,
+    Transport,
+    TransportError,
+)
+from loadgen.dns.types import LookupRecord
+
+
+async def recorded_lookup(
+    model: ResolverModel, name: str, transport: Transport, *, pod: str = "", t_start: float = 0.0
+) -> LookupRecord:
+    """Run ``model.lookup(name)`` on ``transport`` and record every query it sent.
+
+    Socket-level failures (``OSError``, ``TransportError``) end the lookup as ``error``.
+    ``t_start`` is the caller's time stamp for the record (e.g. seconds since the run began).
+    """
+    rec = Recorder(transport)
+    error: str | None = None
+    try:
+        outcome = STATUS_OUTCOME[await model.lookup(name, rec)]
+    except (OSError, TransportError) as e:
+        outcome, error = "error", f"{type(e).__name__}: {e}"
+    return LookupRecord(
+        t_start=t_start,
+        pod=pod,
+        name=name,
+        outcome=outcome,
+        latency_s=transport.now() - rec.t0,
+        queries_sent=len(rec.attempts),
+        replies_received=rec.replies,
+        source_ports=rec.ports,
+        retries=rec.retries,
+        full_timeout_waits=rec.full_timeout_waits,
+        attempts=rec.attempts,
+        resolver=model.name,
+        error=error,
+    )

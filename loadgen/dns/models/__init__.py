@@ -1,0 +1,34 @@
+"""Resolver models: one module per real-world stub resolver. See :mod:`.base`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from harness.dns.resolvconf import ResolvConf
+from harness.errors import BadInput
+from loadgen.dns.models.base import ResolverModel
+from loadgen.dns.models.glibc import GlibcResolver
+from loadgen.dns.models.go import GoResolver
+from loadgen.dns.models.musl import MuslResolver
+from loadgen.dns.models.sequential import SequentialResolver
+
+MODELS: dict[str, Callable[[ResolvConf], ResolverModel]] = {
+    "glibc": GlibcResolver,
+    "musl": MuslResolver,
+    "go": GoResolver,
+    "sequential": SequentialResolver,
+}
+
+
+def make_resolver(kind: str, conf: ResolvConf) -> ResolverModel:
+    """A fresh resolver "process" of model ``kind`` reading ``conf``."""
+    try:
+        factory = MODELS[kind]
+    except KeyError:
+        raise BadInput(
+            "unknown resolver model", field="dns.resolver", value=kind, allowed=sorted(MODELS)
+        ) from None
+    return factory(conf)
+
+
+__all__ = ["MODELS", "ResolverModel", "make_resolver"]

@@ -1,0 +1,23 @@
+"""One engine worker process: reads ``{"pods", "plan", "start_at", "stride"}`` as JSON on
+stdin, runs its share of the load, and writes its records as one JSON list on stdout."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from loadgen.dns.codec import plan_from_json, pod_from_json, record_to_json
+from loadgen.dns.engine import _run_fast
+
+
+def main() -> None:
+    job = json.load(sys.stdin)
+    pods = [pod_from_json(p) for p in job["pods"]]
+    plan = plan_from_json(job["plan"])
+    stride = (int(job["stride"][0]), int(job["stride"][1]))
+    records = _run_fast(pods, plan, None, start_at=job["start_at"], stride=stride)
+    json.dump([record_to_json(r) for r in records], sys.stdout, separators=(",", ":"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""HTTP load generation: the wire format, plans and results, and the asyncio raw client."""

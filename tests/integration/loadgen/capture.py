@@ -1,0 +1,152 @@
+"""Packet capture for the resolver fidelity tests: tcpdump in a namespace, and a pcap reader."""
+
+from __future__ import annotations
+
+import struct
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import dns.message
+import dns.rdatatype
+
+
+@dataclass(frozen=True)
+class Packet:
+    t: float
+    src: str
+    sport: int
+    dst: str
+    dport: int
+    qid: int
+    is_reply: bool
+    qname: str
+    qtype: str
+    rcode: int
+
+
+def read_pcap(path: Path) -> list[Packet]:
+    """DNS-over-UDP packets of an Ethernet (or Linux cooked) pcap file."""
+    data = path.read_bytes()
+    if len(data) < 24:
+        return []
+    magic = struct.unpack_from("<I", data)[0]
+    endian = "<" if magic in (0xA1B2C3D4, 0xA1B23C4D) else ">"
+    nano = magic in (0xA1B23C4D, 0x4D3CB2A1)
+    linktype = struct.unpack_from(endian + "I", data, 20)[0]
+    off, out = 24, []
+    while off + 16 <= len(data):
+        sec, frac, incl, _orig = struct.unpack_from(endian + "IIII", data, off)
+        frame = data[off + 16 : off + 16 + incl]
+        off += 16 + incl
+        l2 = 14 if linktype == 1 else 16
+        if len(frame) < l2 + 28 or frame[l2 - 2 : l2] != b"\x08\x00":
+            continue
+        ip = frame[l2:]
+        ihl = (ip[0] & 0x0F) * 4
+        if ip[9] != 17:
+            continue
+        sport, dport = struct.unpack_from("!HH", ip, ihl)
+        payload = ip[ihl + 8 :]
+        try:
+            msg = dns.message.from_wire(payload)
+        except Exception:
+            continue
+        q = msg.question[0] if msg.question else None
+        out.append(
+            Packet(
+                t=sec + frac / (1e9 if nano else 1e6),
+                src=".".join(map(str, ip[12:16])),
+                sport=sport,
+                dst=".".join(map(str, ip[16:20])),
+                dport=dport,
+                qid=msg.id,
+                is_reply=bool(msg.flags & 0x8000),
+                qname=q.name.to_text().lower() if q is not None else "",
+                qtype=dns.rdatatype.to_text(q.rdtype) if q is not None else "",
+                rcode=msg.rcode(),
+            )
+        )
+    return out
+
+
+@contextmanager
+def tcpdump(netns: str, iface: str, path: Path) -> Iterator[Path]:
+    """Capture DNS on ``iface`` in ``netns`` into ``path`` for the body; stop by PID."""
+    proc = subprocess.Popen(
+        [
+            "ip",
+            "netns",
+            "exec",
+            netns,
+            "tcpdump",
+            "--immediate-mode",
+            "-i",
+            iface,
+            "-U",
+            "-n",
+            "-s",
+            "0",
+            "-Z",
+            "root",
+            "-w",
+            str(path),
+            "port",
+            "53",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        # tcpdump says "listening on ..." on stderr once the socket is attached.
+        assert proc.stderr is not None
+        end = time.monotonic() + 5
+        line = b""
+        while time.monotonic() < end and b"listening" not in line:
+            line = proc.stderr.readline()
+            if not line and proc.poll() is not None:
+                raise RuntimeError("tcpdump exited early")
+        time.sleep(0.1)
+        yield path
+        time.sleep(0.2)  # let the last packets reach the file
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+
+def query_pattern(packets: list[Packet], client_ip: str) -> list[tuple[int, str, str]]:
+    """Queries the client sent, as (port index by first use, qname, qtype), in wire order."""
+    ports: dict[int, int] = {}
+    out = []
+    for p in packets:
+        if p.is_reply or p.src != client_ip:
+            continue
+        idx = ports.setdefault(p.sport, len(ports))
+        out.append((idx, p.qname, p.qtype))
+    return out
+
+
+def describe(packets: list[Packet], client_ip: str) -> str:
+    """A readable transcript: time from the first packet, direction, port, name, type."""
+    if not packets:
+        return "(no packets)"
+    t0 = packets[0].t
+    rc = {0: "NOERROR", 2: "SERVFAIL", 3: "NXDOMAIN", 5: "REFUSED"}
+    lines = []
+    for p in packets:
+        if p.src == client_ip:
+            lines.append(f"  {p.t - t0:8.4f}s  Q  port {p.sport:5d}  {p.qtype:4s} {p.qname}")
+        else:
+            lines.append(
+                f"  {p.t - t0:8.4f}s  R  port {p.dport:5d}  {p.qtype:4s} {p.qname}"
+                f"  {rc.get(p.rcode, p.rcode)}"
+            )
+    return "\n".join(lines)

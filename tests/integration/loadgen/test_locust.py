@@ -1,0 +1,136 @@
+"""Locust users and the raw client against nginx in real pod namespaces (needs root).
+
+Topology (built and torn down per test): a node namespace with a DNAT "ClusterIP", an nginx
+server pod and client pods on routed veths, all named ``cth-lc-<random>-*``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from harness.kernel.netns import run
+from loadgen.http.plan import HTTPPlan, HTTPTarget
+from loadgen.http.rawclient import run_http_load_sync
+from loadgen.http.testbed import Testbed, build_testbed
+from loadgen.locust.launch import run_locust
+from loadgen.locust.plan import LocustPlan
+
+pytestmark = [
+    pytest.mark.kernel,
+    pytest.mark.skipif(os.geteuid() != 0, reason="builds network namespaces: needs root"),
+]
+
+
+@pytest.fixture
+def bed() -> Iterator[Testbed]:
+    with build_testbed("lc", clients=2) as tb:
+        yield tb
+
+
+def _time_wait(ns: str, side: str) -> int:
+    """TIME_WAIT sockets of HTTP connections: ``side`` is "client" (dport 80) or "server"."""
+    port_filter = "dport = :80" if side == "client" else "sport = :80"
+    out = run(["ss", "-Htan", "state", "time-wait", port_filter], netns=ns).stdout
+    return sum(1 for line in out.splitlines() if line.strip())
+
+
+def test_short_lived_user_opens_one_connection_per_request_and_leaves_time_wait(
+    bed: Testbed,
+) -> None:
+    before = bed.conntrack_count()
+    stats = run_locust(
+        LocustPlan(host=bed.cluster_ip, user="short-lived", users=4, rate=150, duration_s=3),
+        netns=bed.clients[0],
+    )
+    assert stats["failures"] == 0
+    assert stats["requests"] >= 300
+    assert stats["new_connections"] == stats["requests"]
+    # The kernel agrees: one tracked flow per connection in the node, and the client,
+    # which closed first, holds one TIME_WAIT socket per connection.
+    assert bed.conntrack_count() - before == stats["new_connections"]
+    assert _time_wait(bed.clients[0], "client") == stats["new_connections"]
+    assert _time_wait(bed.server, "server") == 0
+    states = run(["conntrack", "-L", "-p", "tcp"], netns=bed.node).stdout
+    assert states.count("TIME_WAIT") == stats["new_connections"]
+
+
+def test_server_closes_user_puts_time_wait_on_the_server(bed: Testbed) -> None:
+    stats = run_locust(
+        LocustPlan(host=bed.cluster_ip, user="server-close", path="/close", users=2, rate=100,
+                   duration_s=2),
+        netns=bed.clients[0],
+    )  # fmt: skip
+    assert stats["failures"] == 0
+    assert stats["new_connections"] == stats["requests"] > 0
+    # At most the request each user had in flight when the run stopped (2 users) ends
+    # client-first; every other connection was closed by the server.
+    assert _time_wait(bed.clients[0], "client") <= 2
+    # The server closed first, so it holds the TIME_WAIT. The client holds none, so it may
+    # reuse a source port whose server-side TIME_WAIT the new SYN then takes over: allow
+    # those few (about n^2 / (2 * 28232) expected).
+    server_tw = _time_wait(bed.server, "server")
+    assert 0.97 * stats["new_connections"] <= server_tw <= stats["new_connections"]
+
+
+def test_pooled_user_opens_at_most_pool_size_connections(bed: Testbed) -> None:
+    before = bed.conntrack_count()
+    stats = run_locust(
+        LocustPlan(host=bed.cluster_ip, user="pooled", pool_size=3, rate=300, duration_s=3),
+        netns=bed.clients[0],
+    )
+    assert stats["failures"] == 0
+    assert stats["requests"] >= 600
+    assert 1 <= stats["new_connections"] <= 3
+    assert bed.conntrack_count() - before == stats["new_connections"]
+
+
+def test_distributed_two_workers_in_two_pods_merge_stats(bed: Testbed) -> None:
+    before = bed.conntrack_count()
+    stats = run_locust(
+        LocustPlan(
+            host=bed.cluster_ip, user="short-lived", users=4, rate=200, duration_s=4,
+            workers=2, worker_netns=bed.clients, master_host=bed.client_ips[0],
+        ),
+        netns=bed.clients[0],
+    )  # fmt: skip
+    workers = stats["per_worker"]
+    assert stats["workers"] == 2
+    assert [w["worker"] for w in workers] == ["worker-0", "worker-1"]
+    assert all(w["requests"] > 0 for w in workers)
+    assert stats["requests"] == sum(w["requests"] for w in workers)
+    assert stats["new_connections"] == sum(w["new_connections"] for w in workers)
+    assert stats["new_connections"] == stats["requests"]
+    assert stats["failures"] == 0
+    # Each worker's pod holds the TIME_WAIT of its own connections.
+    for ns, w in zip(bed.clients, workers, strict=True):
+        assert _time_wait(ns, "client") == w["new_connections"]
+    # Node: one entry per HTTP connection, plus the worker-1 -> master control connection.
+    assert bed.conntrack_count() - before == stats["new_connections"] + 1
+
+
+@pytest.mark.parametrize(("mode", "client_tw"), [("short-lived", True), ("server-close", False)])
+def test_raw_client_counts_match_the_kernel(bed: Testbed, mode: str, client_tw: bool) -> None:
+    before = bed.conntrack_count()
+    res = run_http_load_sync(
+        [HTTPTarget(bed.cluster_ip, netns=ns) for ns in bed.clients],
+        HTTPPlan(mode=mode, rate=500, duration_s=2),  # type: ignore[arg-type]
+    )
+    assert res.failures == 0
+    assert res.requests == res.new_connections >= 900
+    assert bed.conntrack_count() - before == res.new_connections
+    tw = _time_wait(bed.clients[0], "client") + _time_wait(bed.clients[1], "client")
+    assert tw == (res.new_connections if client_tw else 0)
+    assert sum(r["requests"] for r in res.timeline) == res.requests
+
+
+def test_raw_client_pooled_reuses_connections(bed: Testbed) -> None:
+    res = run_http_load_sync(
+        [HTTPTarget(bed.cluster_ip, netns=bed.clients[0])],
+        HTTPPlan(mode="pooled", rate=500, duration_s=2, pool_size=4),
+    )
+    assert res.failures == 0
+    assert res.requests >= 900
+    assert res.new_connections == 4
