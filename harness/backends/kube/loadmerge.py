@@ -14,13 +14,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-# ratio field -> (numerator, denominator), recomputed after the counts are summed
-RATIOS: dict[str, tuple[str, str]] = {
-    "timeout_rate": ("timeouts", "lookups"),
-    "failed_rate": ("failed", "lookups"),
-    "full_timeout_rate": ("full_timeout_waits", "lookups"),
-    "queries_per_lookup": ("queries_sent", "lookups"),
-    "failure_rate": ("failures", "requests"),
+# ratio field -> (numerator candidates, denominator), recomputed after the counts are summed
+RATIOS: dict[str, tuple[tuple[str, ...], str]] = {
+    "timeout_rate": (("timeouts",), "lookups"),
+    "failed_rate": (("failed",), "lookups"),
+    "full_timeout_rate": (("full_timeout_waits",), "lookups"),
+    "queries_per_lookup": (("queries_sent", "queries"), "lookups"),  # dns / dns.by_name.*
+    "failure_rate": (("failures",), "requests"),
 }
 WEIGHTS = ("lookups", "requests")
 
@@ -73,9 +73,11 @@ def _merge_section(parts: Sequence[Mapping[str, Any]], notes: list[str], where: 
     out: dict[str, Any] = {}
     for k in dict.fromkeys(k for p in parts for k in p):
         vals = [p[k] for p in parts if k in p]
-        if k in RATIOS:
-            continue
-        if k == "timeline":
+        if k in RATIOS and _ratio_parts(k, parts):
+            continue  # recomputed below
+        if k.startswith("edges") and all(v == vals[0] for v in vals):
+            out[k] = vals[0]  # histogram bucket edges: the same for every pod
+        elif k == "timeline":
             out[k] = _merge_timeline(vals)
         elif k == "latency_ms" and all(isinstance(v, Mapping) for v in vals):
             out[k] = _merge_latency(vals, weights if len(vals) == len(parts) else [1.0] * len(vals))
@@ -85,6 +87,8 @@ def _merge_section(parts: Sequence[Mapping[str, Any]], notes: list[str], where: 
             out[k] = sum(vals)
         elif all(isinstance(v, Mapping) for v in vals):
             out[k] = _merge_section(vals, notes, f"{where}.{k}")
+        elif all(_numeric_list(v) and len(v) == len(vals[0]) for v in vals):
+            out[k] = [sum(col) for col in zip(*vals, strict=True)]  # histogram counts
         elif all(isinstance(v, list) for v in vals):
             out[k] = [x for v in vals for x in v]
         else:
@@ -92,10 +96,25 @@ def _merge_section(parts: Sequence[Mapping[str, Any]], notes: list[str], where: 
             out[k] = vals[0]
             if len(distinct) > 1:
                 notes.append(f"{where}.{k} differs between pods: {distinct}")
-    for k, (num, den) in RATIOS.items():
-        if any(k in p for p in parts) and num in out and den in out:
+    for k in RATIOS:
+        found = _ratio_parts(k, parts)
+        if any(k in p for p in parts) and found:
+            num, den = found
             out[k] = round(out[num] / out[den], 6) if out[den] else 0.0
     return out
+
+
+def _ratio_parts(key: str, parts: Sequence[Mapping[str, Any]]) -> tuple[str, str] | None:
+    """The (numerator, denominator) fields every part has for this ratio, if any."""
+    nums, den = RATIOS[key]
+    for num in nums:
+        if all(_num(p.get(num)) and _num(p.get(den)) for p in parts):
+            return num, den
+    return None
+
+
+def _numeric_list(v: object) -> bool:
+    return isinstance(v, list) and bool(v) and all(_num(x) for x in v)
 
 
 def merge_loads(answers: Sequence[Mapping[str, Any]]) -> tuple[dict[str, Any], list[str]]:

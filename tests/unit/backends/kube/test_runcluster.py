@@ -58,6 +58,8 @@ def worker_answer(plan: dict[str, Any]) -> dict[str, Any]:
             "resolver": p["resolver"],
             "timeline": [[0, lookups // 2, 0], [1, lookups - lookups // 2, timeouts]],
             "elapsed_s": p["duration_s"],
+            "latency_hist": {"edges_s": [0.01, 1.0], "counts": [lookups - timeouts, timeouts]},
+            "by_name": {"http-server": {"lookups": lookups, "queries": 2 * lookups}},
         }
     if "http" in plan:
         p = plan["http"]["plan"]
@@ -180,6 +182,9 @@ def test_measure_merges_the_pods_and_samples_the_nodes() -> None:
         base.load["dns"]["timeouts"] / base.load["dns"]["lookups"]
     )
     assert base.load["dns"]["latency_ms"]["max"] == per_pod["latency_ms"]["max"]
+    assert base.load["dns"]["latency_hist"]["counts"] == [
+        4 * c for c in per_pod["latency_hist"]["counts"]
+    ]
     assert base.load["http"]["requests"] == 4 * int(20.0 * 2)
     assert base.load["dns"]["timeline"][1][2] == 4 * per_pod["timeout_rate"] * per_pod["lookups"]
     # per node: series named as the scenario's nodes, deltas from the stat reads
