@@ -12,11 +12,14 @@ import os
 import shlex
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness import __version__
 from harness.errors import BadInput, HarnessError, RestoreFailed
 from harness.result import PhaseResult, RunResult
+
+if TYPE_CHECKING:
+    from harness.backends.base import BackendOptions
 
 
 def _progress_printer() -> Any:
@@ -91,6 +94,24 @@ def write_reports(
     return paths
 
 
+def _existing_file(value: str) -> str:
+    if not Path(value).expanduser().is_file():
+        raise argparse.ArgumentTypeError(f"no such file: {value}")
+    return str(Path(value).expanduser())
+
+
+def backend_options(args: argparse.Namespace) -> BackendOptions:
+    """The run's cluster-backend flags (checked against --backend by the runner)."""
+    from harness.backends.base import BackendOptions
+
+    return BackendOptions(
+        keep_cluster=args.keep_cluster,
+        allow_disruptive=args.allow_disruptive,
+        kubeconfig=args.kubeconfig,
+        loadgen_image=args.loadgen_image,
+    )
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.runner import run_scenario
     from harness.scenario.loader import load_scenario
@@ -124,6 +145,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         progress=_progress_printer(),
         on_phase=on_phase,
         command=shlex.join(["conntrack-harness", *sys.argv[1:]]),
+        options=backend_options(args),
     )
     from harness.report import print_verdict_table
 
@@ -247,6 +269,30 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         metavar="SECONDS",
         help="wait this long for another run's lock (default: refuse at once)",
+    )
+    k = r.add_argument_group("cluster backends (kind, kubeconfig, k3s; see docs/backends.md)")
+    k.add_argument(
+        "--kubeconfig",
+        metavar="FILE",
+        type=_existing_file,
+        help="kubeconfig backend: the cluster to use. Default: $KUBECONFIG or ~/.kube/config",
+    )
+    k.add_argument(
+        "--loadgen-image",
+        metavar="REPO",
+        help="use the pushed images REPO:glibc and REPO:musl (required for kubeconfig; kind "
+        "and k3s then load them instead of building loadgen/docker/). Default: build them",
+    )
+    k.add_argument(
+        "--allow-disruptive",
+        action="store_true",
+        help="kubeconfig backend: allow node sysctls, the injected fault, CoreDNS changes and "
+        "NodeLocal DNSCache on the existing cluster (all undone at the end). Default: refuse",
+    )
+    k.add_argument(
+        "--keep-cluster",
+        action="store_true",
+        help="kind backend: keep the cluster after the run (as CTH_KIND_KEEP=1). Default: delete",
     )
     r.set_defaults(func=cmd_run)
     rs = sub.add_parser("restore", help="undo what a killed run left on this host")

@@ -19,11 +19,16 @@ from pathlib import Path
 from types import FrameType
 
 from harness.backends.base import BackendOptions, Cluster, Progress
-from harness.backends.registry import BACKENDS, make_cluster
+from harness.backends.registry import (
+    HOST_KERNEL_BACKENDS,
+    check_backend,
+    make_cluster,
+    root_reason,
+)
 from harness.comparisons import comparisons
 from harness.errors import BadInput, NotRoot, RestoreFailed, UnsafeRequest
 from harness.kernel import sysctl
-from harness.kernel.journal import HostLock, Journal
+from harness.kernel.journal import STATE_DIR_ENV, HostLock, Journal, state_dir
 from harness.phase_result import build_phase_result
 from harness.restore import RestoreReport, restore_stale, undo_journal
 from harness.result import SCHEMA_VERSION, Environment, PhaseResult, RunResult, Verdict
@@ -37,9 +42,26 @@ class Interrupted(BaseException):
     """The run was stopped by a signal; cleanup runs on the way out."""
 
 
-def require_root() -> None:
-    if os.geteuid() != 0:
+def require_root(backend: str | None = None) -> None:
+    """Refuse a run that needs root without it; for a backend that changes nothing on this
+    host (kubeconfig), root is not needed, but the run's journal and lock need a state
+    directory this user can write."""
+    if os.geteuid() == 0:
+        return
+    if backend is None:
         raise NotRoot()
+    reason = root_reason(backend)
+    if reason is not None:
+        raise NotRoot(f"--backend {backend} must run as root: {reason}", field="--backend")
+    d = state_dir()
+    probe = next(p for p in (d, *d.parents) if p.exists())  # what mkdir -p would write into
+    if not (probe.is_dir() and os.access(probe, os.W_OK | os.X_OK)):
+        raise BadInput(
+            f"--backend {backend} needs no root, but the run's journal and lock go to {d}, "
+            f"which this user cannot write; set {STATE_DIR_ENV} to a directory you own",
+            field=STATE_DIR_ENV,
+            value=str(d),
+        )
 
 
 @contextmanager
@@ -124,28 +146,24 @@ def run_scenario(
     command: str | None = None,
     options: BackendOptions | None = None,
 ) -> RunResult:
-    if backend not in BACKENDS:
-        raise BadInput("unknown backend", field="--backend", value=backend, allowed=list(BACKENDS))
-    if backend != "netns":
-        raise BadInput(
-            "this backend runs only where a cluster exists (see docs/backends.md)",
-            field="--backend",
-            value=backend,
-            allowed=["netns"],
-        )
-    require_root()
+    options = options or BackendOptions()
+    check_backend(backend, scenario, options)  # bad flags and refusals: nothing touched yet
+    require_root(backend)
+    on_host = backend in HOST_KERNEL_BACKENDS  # its nodes share this host's kernel
     started = datetime.now(UTC)
     run_id = new_run_id()
     phases: list[PhaseResult] = []
     env = environment(backend)
-    preflight(scenario, force=force)
+    if on_host:
+        preflight(scenario, force=force)
     with HostLock(wait_s), signals_raise():
-        restore_stale()
+        if on_host:
+            restore_stale()
         journal = Journal.create(run_id, scenario=scenario.name, argv=sys.argv)
         guard = sysctl.SysctlGuard(journal)
         try:
             with guard.scope():
-                if scenario.host.nf_conntrack_max is not None:
+                if on_host and scenario.host.nf_conntrack_max is not None:
                     guard.set(CT + "nf_conntrack_max", scenario.host.nf_conntrack_max)
                 cluster = make_cluster(
                     backend,
@@ -153,7 +171,7 @@ def run_scenario(
                     run_id=run_id,
                     journal=journal,
                     guard=guard,
-                    options=options or BackendOptions(),
+                    options=options,
                 )
                 with cluster:
                     cluster.apply_node_sysctls()

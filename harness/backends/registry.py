@@ -1,14 +1,120 @@
-"""Backend name -> cluster factory. Imports are lazy: the kube backends need extra packages."""
+"""Backend name -> a :class:`harness.backends.base.Cluster`, plus the refusals each backend
+makes before anything is touched (flags it does not take, root, disruptive steps).
+
+The kube backends are imported lazily: they need the ``kube`` extra (the kubernetes client).
+"""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from harness.backends.base import BackendOptions, Cluster
-from harness.errors import BadInput
+from harness.errors import BadInput, UnsafeRequest
 from harness.kernel.journal import Journal
 from harness.kernel.sysctl import SysctlGuard
 from harness.scenario.model import Scenario
 
 BACKENDS = ("netns", "kind", "kubeconfig", "k3s")
+KUBE_BACKENDS = ("kind", "kubeconfig", "k3s")
+
+# Backends whose nodes run on this host's kernel: nf_conntrack_max is global, so shrinking it
+# means writing the host's value (root, journaled, restored), and the host lock applies.
+HOST_KERNEL_BACKENDS = frozenset({"netns", "kind", "k3s"})
+
+ROOT_REASONS = {
+    "netns": "it builds network namespaces, iptables rules and changes sysctls on this host",
+    "kind": (
+        "kind nodes are containers on this host's kernel; nf_conntrack_max is global and "
+        "writable only in the host's initial namespace, so the harness journals and restores "
+        "host sysctls (and reads the host's kernel log for 'table full' lines)"
+    ),
+    "k3s": (
+        "the k3s node is a container on this host's kernel; nf_conntrack_max is global and "
+        "writable only in the host's initial namespace, so the harness journals and restores "
+        "host sysctls (and reads the host's kernel log for 'table full' lines)"
+    ),
+}
+
+# flag -> the backends that take it
+FLAG_BACKENDS: dict[str, tuple[str, ...]] = {
+    "--kubeconfig": ("kubeconfig",),
+    "--allow-disruptive": ("kubeconfig",),
+    "--keep-cluster": ("kind",),
+    "--loadgen-image": KUBE_BACKENDS,
+}
+
+
+def root_reason(backend: str) -> str | None:
+    """Why this backend needs root on this host (None: it changes nothing here)."""
+    return ROOT_REASONS.get(backend)
+
+
+def _flags_given(options: BackendOptions) -> list[str]:
+    given = []
+    if options.kubeconfig is not None:
+        given.append("--kubeconfig")
+    if options.allow_disruptive:
+        given.append("--allow-disruptive")
+    if options.keep_cluster:
+        given.append("--keep-cluster")
+    if options.loadgen_image is not None:
+        given.append("--loadgen-image")
+    return given
+
+
+def loadgen_images(repo: str) -> tuple[str, str]:
+    """``--loadgen-image REPO`` -> (REPO:glibc, REPO:musl), the two images' tags."""
+    last = repo.rsplit("/", 1)[-1]
+    if not repo or not last or ":" in last or "@" in last or any(c.isspace() for c in repo):
+        raise BadInput(
+            "give the image repository without a tag; the harness uses REPO:glibc and REPO:musl",
+            field="--loadgen-image",
+            value=repo,
+        )
+    return f"{repo}:glibc", f"{repo}:musl"
+
+
+def check_backend(backend: str, scenario: Scenario, options: BackendOptions) -> None:
+    """Refusals that need nothing but the arguments: run before any host or cluster change."""
+    if backend not in BACKENDS:
+        raise BadInput("unknown backend", field="--backend", value=backend, allowed=list(BACKENDS))
+    for flag in _flags_given(options):
+        allowed = FLAG_BACKENDS[flag]
+        if backend not in allowed:
+            raise BadInput(
+                f"{flag} only applies to --backend {'/'.join(allowed)}",
+                field=flag,
+                value=backend,
+                allowed=list(allowed),
+            )
+    if options.loadgen_image is not None:
+        loadgen_images(options.loadgen_image)
+    if backend == "kubeconfig":
+        if options.loadgen_image is None:
+            raise BadInput(
+                "an existing cluster must pull the loadgen images from a registry: build "
+                "loadgen/docker/Dockerfile.{glibc,musl}, push them as REPO:glibc and REPO:musl, "
+                "and pass --loadgen-image REPO",
+                field="--loadgen-image",
+            )
+        from harness.backends.kube.kubeconfig import disruptive_steps
+
+        steps = disruptive_steps(scenario)
+        if steps and not options.allow_disruptive:
+            raise UnsafeRequest(
+                "this scenario changes the existing cluster beyond its own namespace: "
+                + "; ".join(steps)
+                + ". Re-run with --allow-disruptive on a cluster you may disturb",
+                field="--allow-disruptive",
+                value=False,
+            )
+
+
+def project_dir() -> Path:
+    """Where loadgen/docker/ is (the images' build context): the source tree, else the cwd."""
+    here = Path(__file__).resolve().parents[2]
+    return here if (here / "loadgen" / "docker").is_dir() else Path.cwd()
 
 
 def make_cluster(
@@ -20,15 +126,52 @@ def make_cluster(
     guard: SysctlGuard,
     options: BackendOptions,
 ) -> Cluster:
+    check_backend(backend, scenario, options)
     if backend == "netns":
         from harness.backends.netns.cluster import NetnsCluster
 
         return NetnsCluster(scenario, run_id, journal, guard)
-    if backend in BACKENDS:
-        raise BadInput(
-            "this backend is not wired into the runner yet (see docs/backends.md)",
-            field="--backend",
-            value=backend,
-            allowed=["netns"],
+    return _make_kube(backend, scenario, run_id=run_id, guard=guard, options=options)
+
+
+def _make_kube(
+    backend: str,
+    scenario: Scenario,
+    *,
+    run_id: str,
+    guard: SysctlGuard,
+    options: BackendOptions,
+) -> Cluster:
+    from harness.backends.kube.cluster import Images
+    from harness.backends.kube.runcluster import KubeRunCluster, host_kernel_log
+
+    images = Images(*loadgen_images(options.loadgen_image)) if options.loadgen_image else None
+    build = images is None  # given images are used as they are: never rebuilt over
+    if backend == "kind":
+        from harness.backends.kube.kind import KindBackend, KindSettings
+
+        kind = KindSettings.from_env(os.environ, project_dir=project_dir(), build_images=build)
+        kind.keep_cluster = kind.keep_cluster or options.keep_cluster
+        if images is not None:
+            kind.images = images
+        return KubeRunCluster(
+            KindBackend(kind, guard=guard), scenario, run_id, kernel_log=host_kernel_log
         )
-    raise BadInput("unknown backend", field="--backend", value=backend, allowed=list(BACKENDS))
+    if backend == "k3s":
+        from harness.backends.kube.k3s import K3sBackend, K3sSettings
+
+        k3s = K3sSettings(project_dir=project_dir(), build_images=build)
+        if images is not None:
+            k3s.images = images
+        return KubeRunCluster(
+            K3sBackend(k3s, guard=guard), scenario, run_id, kernel_log=host_kernel_log
+        )
+    from harness.backends.kube.kubeconfig import KubeconfigBackend, KubeconfigSettings
+
+    assert images is not None  # check_backend refused a kubeconfig run without images
+    settings = KubeconfigSettings(
+        images=images,
+        kubeconfig=options.kubeconfig,
+        allow_disruptive=options.allow_disruptive,
+    )
+    return KubeRunCluster(KubeconfigBackend(settings), scenario, run_id)

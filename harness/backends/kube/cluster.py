@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from harness.backends.kube import coredns, nodelocaldns, readiness, tuner, workload
 from harness.backends.kube.api import KubeAPI, ref, wait_until
-from harness.backends.kube.commands import kubectl_exec, worker_argv
+from harness.backends.kube.commands import kubectl_exec
 from harness.backends.kube.counters import NodeStat
 from harness.backends.kube.dnsconfig import NamespaceMap, client_pod_dns, uses_nodelocal
 from harness.backends.kube.hostsysctl import HostSysctls, phase_host_sysctls, run_host_sysctls
@@ -39,7 +39,7 @@ from harness.backends.kube.names import (
     scenario_nodes,
 )
 from harness.backends.kube.placement import NodeMap
-from harness.backends.kube.plan import client_image, worker_plans
+from harness.backends.kube.plan import ClientTarget, client_image, pod_worker_argv, worker_plans
 from harness.backends.kube.proc import Runner
 from harness.errors import BackendError
 from harness.scenario.model import Phase, Scenario
@@ -55,6 +55,12 @@ class NodeAccess(Protocol):
     def flush(self, node: str) -> None: ...
 
     def fault_drops(self, node: str, table: str) -> int: ...
+
+    def listing(self, node: str) -> str: ...
+
+    def netns_inode(self, node: str) -> int | None: ...
+
+    def evidence(self, node: str) -> dict[str, str]: ...
 
 
 @dataclass(frozen=True)
@@ -299,37 +305,76 @@ class KubeCluster:
         for node in self.real_nodes():
             self.settings.access.flush(node)
 
-    def run_load(self, phase: Phase | None = None) -> list[dict[str, Any]]:
-        """Run the worker in every client pod at once; return their JSON answers in pod order."""
-        phase = phase or self._phase
-        if phase is None:
-            raise BackendError("run_load needs an active phase")
+    def active_phase(self) -> Phase:
+        if self._phase is None:
+            raise BackendError("no phase is active (enter cluster.phase(...) first)")
+        return self._phase
+
+    def client_targets(self) -> list[ClientTarget]:
+        """The active phase's client pods: name, IP, and the resolv.conf kubelet wrote."""
         s = self.settings
-        plans = worker_plans(s.scenario, phase, s.run_id, self._nsmap)
-        budget = s.scenario.phase_load(phase).duration_s + 120
+        phase = self.active_phase()
+        selector = f"{run_selector(s.run_id)},{LABEL_PHASE}={phase.name}"
+        pods = sorted(
+            s.api.list("v1", "Pod", s.namespace, selector), key=lambda p: p["metadata"]["name"]
+        )
+        out: list[ClientTarget] = []
+        for pod in pods:
+            name = pod["metadata"]["name"]
+            ip = (pod.get("status") or {}).get("podIP")
+            if not ip:
+                raise BackendError(f"client pod {name} has no IP yet")
+            argv = kubectl_exec(s.kubeconfig, s.namespace, name, ["cat", "/etc/resolv.conf"])
+            out.append(ClientTarget(pod=name, ip=str(ip), resolv=s.runner(argv).stdout))
+        if not out:
+            raise BackendError(f"phase {phase.name} has no client pods")
+        return out
 
-        def one(plan: Mapping[str, Any]) -> dict[str, Any]:
-            argv = kubectl_exec(
-                s.kubeconfig, s.namespace, str(plan["pod"]), worker_argv(), stdin=True
+    def http_service_ip(self) -> str:
+        s = self.settings
+        svc = s.api.get("v1", "Service", HTTP_SERVER_NAME, s.namespace)
+        ip = (svc or {}).get("spec", {}).get("clusterIP")
+        if not ip or ip == "None":
+            raise BackendError(f"{s.namespace}/{HTTP_SERVER_NAME} has no ClusterIP")
+        return str(ip)
+
+    def worker_plans(self, targets: list[ClientTarget] | None = None) -> list[dict[str, Any]]:
+        """The active phase's per-pod worker plans (reads pod IPs and resolv.conf files)."""
+        return worker_plans(
+            self.settings.scenario,
+            self.active_phase(),
+            self._nsmap,
+            targets if targets is not None else self.client_targets(),
+            self.http_service_ip(),
+        )
+
+    def run_worker(self, plan: Mapping[str, Any]) -> dict[str, Any]:
+        """Run one pod's worker (plan on stdin, result on stdout) and return its answer."""
+        s = self.settings
+        budget = float(plan["duration_s"]) + 120
+        argv = kubectl_exec(
+            s.kubeconfig, s.namespace, str(plan["pod"]), pod_worker_argv(), stdin=True
+        )
+        out = s.runner(argv, input=json.dumps(plan), timeout_s=budget)
+        try:
+            result = json.loads(out.stdout)
+        except json.JSONDecodeError as e:
+            raise BackendError(
+                f"the load worker in {plan['pod']} did not print JSON",
+                stdout=out.stdout[-500:],
+                stderr=out.stderr[-500:],
+            ) from e
+        if not isinstance(result, dict):
+            raise BackendError(
+                f"the load worker in {plan['pod']} printed {type(result).__name__}, not an object"
             )
-            out = s.runner(argv, input=json.dumps(plan), timeout_s=budget)
-            try:
-                result = json.loads(out.stdout)
-            except json.JSONDecodeError as e:
-                raise BackendError(
-                    f"the load worker in {plan['pod']} did not print JSON",
-                    stdout=out.stdout[-500:],
-                    stderr=out.stderr[-500:],
-                ) from e
-            if not isinstance(result, dict):
-                raise BackendError(
-                    f"the load worker in {plan['pod']} printed {type(result).__name__}, "
-                    "not an object"
-                )
-            return result
+        return result
 
+    def run_load(self) -> list[dict[str, Any]]:
+        """Run the worker in every client pod at once; return their answers in pod order."""
+        plans = self.worker_plans()
         with ThreadPoolExecutor(max_workers=len(plans)) as pool:
-            return list(pool.map(one, plans))
+            return list(pool.map(self.run_worker, plans))
 
     def node_counters(self) -> dict[str, NodeStat]:
         return {node: self.settings.access.stat(node) for node in self.real_nodes()}

@@ -100,6 +100,15 @@ def node_conntrack_flush(container: str) -> list[str]:
     return docker_exec(container, ["conntrack", "-F"])
 
 
+def node_conntrack_list(container: str) -> list[str]:
+    return docker_exec(container, ["conntrack", "-L"])
+
+
+def node_netns_link(container: str) -> list[str]:
+    """``net:[INODE]``: the node's network namespace, as 'table full' kernel lines name it."""
+    return docker_exec(container, ["readlink", "/proc/self/ns/net"])
+
+
 def node_nft_counter(container: str, table: str) -> list[str]:
     return docker_exec(container, ["nft", "list", "table", "inet", table])
 
@@ -131,8 +140,3 @@ def kubectl_exec(
     if container:
         out += ["-c", container]
     return [*out, "--", *argv]
-
-
-def worker_argv(python: str = "python3") -> list[str]:
-    """The load worker inside a client pod: JSON plan on stdin, JSON result on stdout."""
-    return [python, "-m", "loadgen.worker"]

@@ -70,3 +70,12 @@ def nft_drop_count(listing: str) -> int:
     if not hits:
         raise BackendError("the fault table has no counter", text=listing[:200])
     return sum(hits)
+
+
+_NS_LINK = re.compile(r"^net:\[(\d+)\]$")
+
+
+def parse_netns_link(text: str) -> int | None:
+    """``readlink /proc/self/ns/net`` output -> the namespace inode (None if not that shape)."""
+    m = _NS_LINK.match(text.strip())
+    return int(m.group(1)) if m else None

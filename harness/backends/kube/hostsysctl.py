@@ -4,17 +4,19 @@ kind and k3s nodes are containers that share the host kernel. ``nf_conntrack_max
 ``nf_conntrack_buckets``) are global and writable only in the host's initial namespace, so a
 scenario that shrinks the table changes the host, through the harness's journaled guard
 (``harness.kernel.sysctl.SysctlGuard``), which restores it at the end or on ``restore``.
+
+The guard is the runner's own instance (it journals into the run's journal), passed to the
+backend by :func:`harness.backends.registry.make_cluster`; the backend never makes its own.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol, cast
+from typing import Protocol
 
-from harness.errors import BackendError, NotRoot
+from harness.errors import NotRoot
 from harness.scenario.model import ConntrackSysctls, Phase, Scenario
 
 NF_MAX = "net.netfilter.nf_conntrack_max"
@@ -66,15 +68,6 @@ def require_root(euid: int, what: str) -> None:
             "host.nf_conntrack_max / nf_conntrack_max from the scenario",
             field="host.nf_conntrack_max",
         )
-
-
-def default_guard() -> SysctlSetter:
-    """The lead's ``harness.kernel.sysctl.SysctlGuard`` (imported late: it journals on disk)."""
-    try:
-        mod = importlib.import_module("harness.kernel.sysctl")
-    except ImportError as e:
-        raise BackendError("harness.kernel.sysctl (the host sysctl guard) is not available") from e
-    return cast(SysctlSetter, mod.SysctlGuard())
 
 
 def run_host_sysctls(scenario: Scenario) -> dict[str, str]:

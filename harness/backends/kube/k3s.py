@@ -21,7 +21,7 @@ from harness.backends.kube.cluster import Images, KubeCluster, Settings, realize
 from harness.backends.kube.hostsysctl import (
     GuardedHostSysctls,
     HostSysctls,
-    default_guard,
+    SysctlSetter,
     needs_host,
     require_root,
 )
@@ -77,6 +77,7 @@ class K3sBackend:
         runner: Runner = subprocess_runner,
         api_factory: Callable[[str], KubeAPI] = DynamicKubeAPI,
         start: Callable[[str, str], Any] = start_k3s,
+        guard: SysctlSetter | None = None,
         host_factory: Callable[[], HostSysctls] | None = None,
         euid: Callable[[], int] = os.geteuid,
     ) -> None:
@@ -84,6 +85,7 @@ class K3sBackend:
         self._run = runner
         self._api_factory = api_factory
         self._start = start
+        self._guard = guard
         self._host_factory = host_factory
         self._euid = euid
 
@@ -99,10 +101,15 @@ class K3sBackend:
             pipe(save, load)
 
     def _host(self) -> HostSysctls:
-        """The host guard (journaled); tests pass their own ``host_factory``."""
+        """The runner's journaled guard; tests pass their own ``host_factory``."""
         if self._host_factory is not None:
             return self._host_factory()
-        return GuardedHostSysctls(default_guard(), euid=self._euid)
+        if self._guard is None:
+            raise BackendError(
+                "this scenario changes host sysctls, but the backend was given no sysctl guard "
+                "(build it with harness.backends.registry.make_cluster)"
+            )
+        return GuardedHostSysctls(self._guard, euid=self._euid)
 
     @contextmanager
     def realize(self, scenario: Scenario, run_id: str) -> Iterator[KubeCluster]:

@@ -16,7 +16,7 @@ from harness.backends.kube.cluster import Images, KubeCluster, Settings, realize
 from harness.backends.kube.hostsysctl import (
     GuardedHostSysctls,
     HostSysctls,
-    default_guard,
+    SysctlSetter,
     needs_host,
     require_root,
 )
@@ -31,7 +31,7 @@ from harness.backends.kube.names import (
 from harness.backends.kube.nodeaccess import DockerNodeAccess
 from harness.backends.kube.placement import map_by_label
 from harness.backends.kube.proc import Runner, subprocess_runner
-from harness.errors import BadInput
+from harness.errors import BackendError, BadInput
 from harness.scenario.model import Scenario
 
 DOCKERFILES = {"glibc": "loadgen/docker/Dockerfile.glibc", "musl": "loadgen/docker/Dockerfile.musl"}
@@ -72,12 +72,14 @@ class KindBackend:
         *,
         runner: Runner = subprocess_runner,
         api_factory: Callable[[str], KubeAPI] = DynamicKubeAPI,
+        guard: SysctlSetter | None = None,
         host_factory: Callable[[], HostSysctls] | None = None,
         euid: Callable[[], int] = os.geteuid,
     ) -> None:
         self.settings = settings or KindSettings()
         self._run = runner
         self._api_factory = api_factory
+        self._guard = guard
         self._host_factory = host_factory
         self._euid = euid
 
@@ -96,10 +98,15 @@ class KindBackend:
             self._run(commands.kind_load_image(cluster, tag))
 
     def _host(self) -> HostSysctls:
-        """The host guard (journaled); tests pass their own ``host_factory``."""
+        """The runner's journaled guard; tests pass their own ``host_factory``."""
         if self._host_factory is not None:
             return self._host_factory()
-        return GuardedHostSysctls(default_guard(), euid=self._euid)
+        if self._guard is None:
+            raise BackendError(
+                "this scenario changes host sysctls, but the backend was given no sysctl guard "
+                "(build it with harness.backends.registry.make_cluster)"
+            )
+        return GuardedHostSysctls(self._guard, euid=self._euid)
 
     @contextmanager
     def realize(self, scenario: Scenario, run_id: str) -> Iterator[KubeCluster]:

@@ -6,7 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from harness.backends.kube import commands
-from harness.backends.kube.counters import NodeStat, nft_drop_count, parse_node_probe
+from harness.backends.kube.counters import (
+    NodeStat,
+    nft_drop_count,
+    parse_netns_link,
+    parse_node_probe,
+)
 from harness.backends.kube.proc import Runner
 
 PROBE_ARGV = [
@@ -36,6 +41,28 @@ class DockerNodeAccess:
         out = self._run(commands.node_nft_counter(self._container(node), table), check=False)
         return nft_drop_count(out.stdout) if out.returncode == 0 else 0
 
+    def listing(self, node: str) -> str:
+        """``conntrack -L`` in the node ("" when the node has no conntrack tool)."""
+        out = self._run(commands.node_conntrack_list(self._container(node)), check=False)
+        return out.stdout if out.returncode == 0 else ""
+
+    def netns_inode(self, node: str) -> int | None:
+        out = self._run(commands.node_netns_link(self._container(node)), check=False)
+        return parse_netns_link(out.stdout) if out.returncode == 0 else None
+
+    def evidence(self, node: str) -> dict[str, str]:
+        """For bug bundles: the node's rules and conntrack statistics (what is installed)."""
+        c = self._container(node)
+        out: dict[str, str] = {}
+        for name, argv in (
+            ("iptables-save.txt", ["iptables-save"]),
+            ("conntrack-S.txt", ["conntrack", "-S"]),
+            ("nft-ruleset.txt", ["nft", "list", "ruleset"]),
+        ):
+            done = self._run(commands.docker_exec(c, argv), check=False)
+            out[name] = done.stdout if done.returncode == 0 else f"(failed: {done.stderr.strip()})"
+        return out
+
 
 class ProbeNodeAccess:
     """An existing cluster: read-only, through the unprivileged hostNetwork probe pod."""
@@ -62,3 +89,15 @@ class ProbeNodeAccess:
 
     def fault_drops(self, node: str, table: str) -> int:
         return 0  # the fault table lives in the tuner pod's view; read only on container nodes
+
+    def listing(self, node: str) -> str:
+        """Listing a real node's table needs CAP_NET_ADMIN; the probe is unprivileged."""
+        return ""
+
+    def netns_inode(self, node: str) -> int | None:
+        """A real node's kernel log is not readable from here."""
+        return None
+
+    def evidence(self, node: str) -> dict[str, str]:
+        """Only what the unprivileged probe can read: the conntrack statistics."""
+        return {"nf_conntrack-stat.txt": self._exec(node, PROBE_ARGV)}

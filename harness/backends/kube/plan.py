@@ -1,98 +1,102 @@
-"""The JSON plan each client pod's load worker (``python -m loadgen.worker``) reads on stdin.
+"""The plan each client pod's load worker (``python -m loadgen.worker``) runs. Pure.
 
-Pure. The backend splits the phase's load evenly over the client pods, translates names into the
-run's namespace (and to absolute FQDNs under the FQDN remediation), and points the HTTP load at
-the run's http-server Service. The worker answers with one JSON object on stdout (see
-loadgen/docker/README.md); the runner aggregates the pods' answers into result.json.
+It is the netns backend's worker contract, unchanged (``loadgen/worker.py``: a plan file in, a
+result file out, with ``dns.pods``/``dns.plan`` and ``http.targets``/``http.plan``), with two
+differences that come from running inside the pod:
+
+- each pod runs its own worker with a one-pod plan: ``netns`` is ``None`` ("this process's own
+  namespace", as ``loadgen.http.plan.HTTPTarget`` documents it);
+- the pod's ``resolv`` is the ``/etc/resolv.conf`` kubelet wrote into that pod, read back from
+  it, so the resolver model uses exactly what a real client in the pod would.
+
+The phase's rates (and HTTP ``max_in_flight``) are split evenly over the client pods; the
+runner merges the pods' answers (:mod:`.loadmerge`). Names are translated into the run's
+namespace, and made absolute under the FQDN remediation. The HTTP load goes to the http-server
+Service's ClusterIP, so it adds no DNS lookups of its own (as on netns).
 """
 
 from __future__ import annotations
 
-from typing import Literal, TypedDict
+from dataclasses import dataclass
+from typing import Any
 
 from harness.backends.kube.dnsconfig import NamespaceMap, uses_fqdn
-from harness.backends.kube.names import HTTP_SERVER_NAME, client_pod_name
 from harness.backends.kube.workload import HTTP_PORT
 from harness.scenario.model import Phase, Pooling, Scenario
 
-PLAN_SCHEMA = 1
+# Runs the worker on a plan from stdin; only its result reaches stdout (its own output -> stderr).
+POD_WORKER_SCRIPT = (
+    'd=$(mktemp -d) && cat > "$d/plan.json" && '
+    'python3 -m loadgen.worker --plan "$d/plan.json" --out "$d/out.json" 1>&2 && '
+    'cat "$d/out.json"'
+)
 
 
-class HTTPPlan(TypedDict):
-    url: str
-    mode: Literal["short-lived", "server-close", "pooled"]
-    rate: float
-    pool_size: int
-    connect_timeout_s: float
-    max_in_flight: int
+@dataclass(frozen=True)
+class ClientTarget:
+    """One Ready client pod: its name, its IP, and its resolv.conf as kubelet wrote it."""
 
-
-class DNSPlan(TypedDict):
-    names: list[str]
-    resolver: str
-    rate: float
-    lookups_per_process: int
-    resolv_conf: str
-
-
-class WorkerPlan(TypedDict):
-    schema: int
-    run_id: str
-    phase: str
     pod: str
-    duration_s: float
-    injected: bool
-    http: HTTPPlan | None
-    dns: DNSPlan | None
+    ip: str
+    resolv: str
+
+
+def pod_worker_argv() -> list[str]:
+    return ["/bin/sh", "-c", POD_WORKER_SCRIPT]
 
 
 def worker_plans(
-    scenario: Scenario, phase: Phase, run_id: str, nsmap: NamespaceMap
-) -> list[WorkerPlan]:
+    scenario: Scenario,
+    phase: Phase,
+    nsmap: NamespaceMap,
+    clients: list[ClientTarget],
+    http_ip: str,
+) -> list[dict[str, Any]]:
+    """One plan per client pod (in ``clients`` order)."""
     load = scenario.phase_load(phase)
-    pods = scenario.cluster.client_pods
-    http: HTTPPlan | None = None
+    n = len(clients)
+    if n == 0:
+        return []
+    http_plan: dict[str, Any] | None = None
     if load.http is not None:
-        mode = load.http.mode
-        pool = load.http.pool_size
+        http = load.http.model_dump()
         for rem in phase.remediations:
             if isinstance(rem, Pooling):
-                mode, pool = "pooled", rem.pool_size
-        http = {
-            "url": f"http://{HTTP_SERVER_NAME}.{nsmap.run_ns}.svc.{nsmap.domain}:{HTTP_PORT}/",
-            "mode": mode,
-            "rate": load.http.rate / pods,
-            "pool_size": pool,
-            "connect_timeout_s": load.http.connect_timeout_s,
-            "max_in_flight": max(1, load.http.max_in_flight // pods),
-        }
-    dns: DNSPlan | None = None
+                http.update(mode="pooled", pool_size=rem.pool_size)
+        http.update(
+            rate=load.http.rate / n,
+            max_in_flight=max(1, load.http.max_in_flight // n),
+            duration_s=load.duration_s,
+        )
+        http_plan = http
+    dns_plan: dict[str, Any] | None = None
     if load.dns is not None:
         external = list(scenario.cluster.external_names)
         if uses_fqdn(phase):
-            names = [nsmap.fqdn(n, external) for n in load.dns.names]
+            names = [nsmap.fqdn(x, external) for x in load.dns.names]
         else:
-            names = [nsmap.name(n) for n in load.dns.names]
-        dns = {
+            names = [nsmap.name(x) for x in load.dns.names]
+        dns_plan = {
+            **load.dns.model_dump(),
             "names": names,
-            "resolver": load.dns.resolver,
-            "rate": load.dns.rate / pods,
-            "lookups_per_process": load.dns.lookups_per_process,
-            "resolv_conf": "/etc/resolv.conf",
-        }
-    return [
-        {
-            "schema": PLAN_SCHEMA,
-            "run_id": run_id,
-            "phase": phase.name,
-            "pod": client_pod_name(i),
+            "rate": load.dns.rate / n,
             "duration_s": load.duration_s,
-            "injected": phase.injected,
-            "http": http,
-            "dns": dns,
         }
-        for i in range(pods)
-    ]
+    plans: list[dict[str, Any]] = []
+    for c in clients:
+        plan: dict[str, Any] = {"duration_s": load.duration_s, "phase": phase.name, "pod": c.pod}
+        if dns_plan is not None:
+            plan["dns"] = {
+                "pods": [{"netns": None, "ip": c.ip, "resolv": c.resolv}],
+                "plan": dict(dns_plan),
+            }
+        if http_plan is not None:
+            plan["http"] = {
+                "targets": [{"netns": None, "ip": http_ip, "port": HTTP_PORT}],
+                "plan": dict(http_plan),
+            }
+        plans.append(plan)
+    return plans
 
 
 def client_image(scenario: Scenario, phase: Phase, glibc: str, musl: str) -> str:

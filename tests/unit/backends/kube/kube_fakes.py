@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from harness.backends.kube.placement import HOSTNAME_LABEL
@@ -156,8 +156,15 @@ class FakeAPI:
             }
         elif kind == "Pod":
             o.setdefault(
-                "status", {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
+                "status",
+                {
+                    "phase": "Running",
+                    "conditions": [{"type": "Ready", "status": "True"}],
+                    "podIP": f"10.244.1.{len(self.objects) % 250 + 2}",
+                },
             )
+        elif kind == "Service":
+            o.setdefault("spec", {}).setdefault("clusterIP", f"10.96.7.{len(self.objects) % 250}")
         self.objects[self._key(kind, meta["name"], meta.get("namespace"))] = o
 
     def apply(self, obj: Mapping[str, Any]) -> None:
@@ -245,10 +252,14 @@ def cluster_objects(
     ]
 
 
-class FakeRunner:
-    """Records argv; answers from a table of (argv prefix -> stdout)."""
+Answer = str | Callable[[Sequence[str], str | None], str]
 
-    def __init__(self, answers: Mapping[tuple[str, ...], str] | None = None) -> None:
+
+class FakeRunner:
+    """Records argv; answers from a table of (argv prefix or suffix -> stdout, or a function
+    of (argv, stdin) -> stdout). A key starting with "..." matches a run of argv anywhere."""
+
+    def __init__(self, answers: Mapping[tuple[str, ...], Answer] | None = None) -> None:
         self.calls: list[list[str]] = []
         self.inputs: list[str | None] = []
         self.answers = dict(answers or {})
@@ -263,7 +274,13 @@ class FakeRunner:
     ) -> Completed:
         self.calls.append(list(argv))
         self.inputs.append(input)
-        for prefix, out in self.answers.items():
-            if tuple(argv[: len(prefix)]) == prefix:
-                return Completed(list(argv), 0, out, "")
+        for key, out in self.answers.items():
+            if key[:1] == ("...",):
+                n = len(key) - 1
+                hit = any(tuple(argv[i : i + n]) == key[1:] for i in range(len(argv) - n + 1))
+            else:
+                hit = tuple(argv[: len(key)]) == key
+            if hit:
+                text = out if isinstance(out, str) else out(argv, input)
+                return Completed(list(argv), 0, text, "")
         return Completed(list(argv), 0, "", "")

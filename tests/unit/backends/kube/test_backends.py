@@ -168,7 +168,11 @@ def test_guarded_host_sysctls_refuses_non_root() -> None:
 
 
 def test_phase_applies_and_reverts(scn: Any) -> None:
-    api, runner = kind_api(), FakeRunner({("kubectl",): json.dumps({"lookups": 10})})
+    resolv = "search cth-r1.svc.cluster.local svc.cluster.local cluster.local\nnameserver 10.96.0.10\noptions ndots:5\n"
+    runner = FakeRunner(
+        {("...", "cat", "/etc/resolv.conf"): resolv, ("kubectl",): json.dumps({"lookups": 10})}
+    )
+    api = kind_api()
     with make_kind(api, runner).realize(scn, "r1") as cluster:
         for phase in scn.phases:
             before = {k for k in api.objects if k[0] in ("Pod", "DaemonSet")}
@@ -193,6 +197,9 @@ def test_phase_applies_and_reverts(scn: Any) -> None:
                         ]
                         == 3
                     )
+                api_http_svc_ip = api.get("v1", "Service", "http-server", "cth-r1")["spec"][
+                    "clusterIP"
+                ]
                 results = cluster.run_load()
                 assert results == [{"lookups": 10}] * scn.cluster.client_pods
             after = {k for k in api.objects if k[0] in ("Pod", "DaemonSet")}
@@ -202,9 +209,15 @@ def test_phase_applies_and_reverts(scn: Any) -> None:
             )
     plans = [json.loads(i) for i in runner.inputs if i]
     fqdn = [p for p in plans if p["phase"] == "fqdn"]
-    assert fqdn[0]["dns"]["names"] == ["http-server.cth-r1.svc.cluster.local."]
-    assert fqdn[0]["http"]["mode"] == "pooled"
-    assert sum(p["dns"]["rate"] for p in fqdn) == pytest.approx(scn.load.dns.rate)
+    assert fqdn[0]["dns"]["plan"]["names"] == ["http-server.cth-r1.svc.cluster.local."]
+    assert fqdn[0]["http"]["plan"]["mode"] == "pooled"
+    assert sum(p["dns"]["plan"]["rate"] for p in fqdn) == pytest.approx(scn.load.dns.rate)
+    # each pod's worker runs in its own namespace, with the resolv.conf kubelet wrote
+    assert {p["dns"]["pods"][0]["netns"] for p in plans} == {None}
+    assert {p["dns"]["pods"][0]["resolv"] for p in plans} == {resolv}
+    http_ip = fqdn[0]["http"]["targets"][0]["ip"]
+    assert http_ip == api_http_svc_ip
+    assert len({p["dns"]["pods"][0]["ip"] for p in fqdn}) == scn.cluster.client_pods
 
 
 def test_kubeconfig_refuses_disruption_without_flag() -> None:

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 from kube_fakes import scenario
@@ -9,6 +11,7 @@ from kube_fakes import scenario
 from harness.backends.kube import commands, counters, tuner
 from harness.backends.kube.hostsysctl import needs_host, phase_host_sysctls, run_host_sysctls
 from harness.backends.kube.placement import NodeMap
+from harness.backends.kube.plan import pod_worker_argv
 from harness.errors import BackendError, BadInput
 
 NODES = NodeMap({"node-1": "w1"}, {"node-1": "w1"})
@@ -120,7 +123,8 @@ def test_docker_and_kubectl_command_lines() -> None:
     save, load = commands.docker_save_into_k3s("img", "abc")
     assert save == ["docker", "save", "img"]
     assert load == ["docker", "exec", "-i", "abc", "ctr", "-n", "k8s.io", "images", "import", "-"]
-    assert commands.kubectl_exec("/kc", "ns", "client-0", commands.worker_argv(), stdin=True) == [
+    argv = commands.kubectl_exec("/kc", "ns", "client-0", pod_worker_argv(), stdin=True)
+    assert argv[:8] == [
         "kubectl",
         "--kubeconfig",
         "/kc",
@@ -129,11 +133,31 @@ def test_docker_and_kubectl_command_lines() -> None:
         "exec",
         "-i",
         "client-0",
-        "--",
-        "python3",
-        "-m",
-        "loadgen.worker",
     ]
+    assert argv[8:11] == ["--", "/bin/sh", "-c"]
+
+
+def test_pod_worker_script_plan_in_result_out(tmp_path: Path) -> None:
+    """The in-pod wrapper: stdin becomes --plan, --out's content is all that reaches stdout."""
+    fake = tmp_path / "python3"
+    fake.write_text(
+        "#!/bin/sh\n"
+        'echo "worker chatter"\n'
+        'while [ $# -gt 0 ]; do case "$1" in --plan) p=$2;; --out) o=$2;; esac; shift; done\n'
+        'printf \'{"echo": %s}\' "$(cat "$p")" > "$o"\n'
+    )
+    fake.chmod(0o755)
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin"}
+    done = subprocess.run(
+        pod_worker_argv(),
+        input='{"pod": "client-0"}',
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    assert json.loads(done.stdout) == {"echo": {"pod": "client-0"}}
+    assert "worker chatter" in done.stderr
 
 
 def _stat_text(rows: list[dict[str, int]]) -> str:

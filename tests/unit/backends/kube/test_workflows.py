@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -92,3 +93,29 @@ def test_kind_settings_from_the_workflow_env() -> None:
     assert KindSettings.from_env({}).config.node_image is None
     with pytest.raises(BadInput):
         KindSettings.from_env({"CTH_KIND_KEEP": "maybe"})
+
+
+def _run_flags(text: str) -> set[str]:
+    """The --flags of every `conntrack-harness run` command line in a text (continuations
+    joined)."""
+    joined = re.sub(r"\\\n\s*", " ", text)
+    flags: set[str] = set()
+    for line in joined.splitlines():
+        if "conntrack-harness run" in line:
+            flags |= set(
+                re.findall(r"(?<![\w-])(--[a-z][a-z-]+)", line.split("conntrack-harness run", 1)[1])
+            )
+    return flags
+
+
+def test_workflows_and_docs_use_only_real_run_flags() -> None:
+    from harness.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    run_parser = sub.choices["run"]  # type: ignore[attr-defined]
+    real = {s for a in run_parser._actions for s in a.option_strings}
+    texts = [p.read_text() for p in sorted((ROOT / ".github" / "workflows").glob("*.yml"))]
+    texts.append((ROOT / "docs" / "backends.md").read_text())
+    used = set().union(*(_run_flags(t) for t in texts))
+    assert {"--backend", "--kubeconfig", "--loadgen-image", "--allow-disruptive"} <= used
+    assert used - real == set()

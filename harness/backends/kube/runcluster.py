@@ -1,0 +1,230 @@
+"""The runner's :class:`harness.backends.base.Cluster` on a real cluster (kind, kubeconfig, k3s).
+
+:class:`KubeRunCluster` enters a backend's ``realize`` (the workload of :mod:`.cluster`),
+applies each phase through :meth:`KubeCluster.phase`, and measures a phase the way the netns
+backend does: the load worker runs in every client pod at once while each node's conntrack
+count and stat counters are sampled (:mod:`.sampling`), and the pods' answers are merged into
+one :class:`harness.measurement.PhaseMeasurement`, so result.json has the same shape on every
+backend. What a cluster cannot give (the DNS pods' own received/answered counters, the nodes'
+DNS packet counters) is reported as 0 and named in ``extra["unavailable"]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from contextlib import AbstractContextManager, ExitStack, contextmanager
+from typing import Any, Protocol
+
+from harness.backends.base import Progress
+from harness.backends.kube.cluster import KubeCluster
+from harness.backends.kube.loadmerge import merge_loads
+from harness.backends.kube.placement import NodeMap
+from harness.backends.kube.plan import client_image
+from harness.backends.kube.sampling import KernelLog, KubeSampler
+from harness.dns.resolvconf import ResolvConf
+from harness.errors import BackendError
+from harness.kernel.kmsg import KmsgReader
+from harness.measurement import PhaseMeasurement
+from harness.scenario.model import LoadSpec, Phase, Scenario
+
+SERVER_COUNTERS_UNAVAILABLE = (
+    "the DNS pods' own received/answered counts are not read on this backend "
+    "(server.received/answered are 0)"
+)
+NODE_DNS_COUNTERS_UNAVAILABLE = (
+    "per-node DNS packet counters (dns_in/dns_out) are not installed on cluster nodes "
+    "(0, so agreement.node_dropped is 0)"
+)
+
+
+class Realizer(Protocol):
+    """A kube backend: :class:`.kind.KindBackend`, :class:`.kubeconfig.KubeconfigBackend`, ..."""
+
+    name: str
+
+    def realize(self, scenario: Scenario, run_id: str) -> AbstractContextManager[KubeCluster]: ...
+
+
+def host_kernel_log() -> KernelLog | None:
+    """This host's /dev/kmsg (kind and k3s nodes share its kernel); None when not readable."""
+    reader = KmsgReader()
+    return reader if reader.available else None
+
+
+def series_labels(nodes: NodeMap) -> dict[str, str]:
+    """label -> real node. Scenario names when each has its own node; else the real names
+    (one-node k3s: every scenario node is the same table, so it is counted once)."""
+    real = list(nodes.nodes.values())
+    if len(set(real)) == len(real):
+        return {label: nodes.nodes[label] for label in sorted(nodes.nodes)}
+    return {r: r for r in sorted(set(real))}
+
+
+class KubeRunCluster:
+    """A realized Kubernetes workload, driven by the runner (the ``Cluster`` protocol)."""
+
+    def __init__(
+        self,
+        realizer: Realizer,
+        scenario: Scenario,
+        run_id: str,
+        *,
+        kernel_log: Callable[[], KernelLog | None] = lambda: None,
+        sample_hz: float = 1.0,
+    ) -> None:
+        self.backend = realizer.name
+        self.scenario = scenario
+        self.run_id = run_id
+        self._realizer = realizer
+        self._kernel_log = kernel_log
+        self._period = 1.0 / sample_hz
+        self._stack = ExitStack()
+        self._kc: KubeCluster | None = None
+        self._evidence: dict[str, str] = {}
+
+    @property
+    def kube(self) -> KubeCluster:
+        if self._kc is None:
+            raise BackendError("the cluster is not realized (use it as a context manager)")
+        return self._kc
+
+    def __enter__(self) -> KubeRunCluster:
+        try:
+            self._kc = self._stack.enter_context(self._realizer.realize(self.scenario, self.run_id))
+        except BaseException:
+            self._stack.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._kc = None
+        self._stack.close()
+
+    def nodes(self) -> list[str]:
+        return self.kube.nodes()
+
+    def apply_node_sysctls(self) -> None:
+        """Nothing left to do: realizing the workload already applied the scenario's
+        node_sysctls to every node (the node tuner) and its host sysctls (the runner's guard),
+        for the whole run; both are reverted when the cluster exits."""
+
+    @contextmanager
+    def phase(self, phase: Phase) -> Iterator[dict[str, Any]]:
+        kc = self.kube
+        images = kc.settings.images
+        with kc.phase(phase):
+            yield {
+                "backend": self.backend,
+                "client_pods": self.scenario.cluster.client_pods,
+                "image": client_image(self.scenario, phase, images.glibc, images.musl),
+                "nodes": dict(kc.node_map.nodes),
+            }
+
+    # --- measuring ---------------------------------------------------------------------
+    def _kernel(self) -> str:
+        kc = self.kube
+        node = kc.node_map.real(self.scenario.cluster.client_node or "node-1")
+        obj = kc.settings.api.get("v1", "Node", node) or {}
+        return str(obj.get("status", {}).get("nodeInfo", {}).get("kernelVersion", ""))
+
+    def measure(
+        self,
+        phase: Phase,
+        settings: dict[str, Any],
+        load: LoadSpec,
+        progress: Progress | None = None,
+    ) -> PhaseMeasurement:
+        kc = self.kube
+        access = kc.settings.access
+        kc.reset()
+        targets = kc.client_targets()
+        plans = kc.worker_plans(targets)
+        for t in targets:
+            self._evidence[f"pods/{phase.name}/{t.pod}/resolv.conf"] = t.resolv
+        labels = series_labels(kc.node_map)
+        cmax = int(access.stat(next(iter(labels.values())))["max"])
+        hits0 = sum(kc.fault_drops().values()) if phase.faults else 0
+        sampler = KubeSampler(access, labels, cmax, kernel_log=self._kernel_log)
+        sampler.start()
+        answers = self._drive(phase, load, plans, sampler=sampler, progress=progress, cmax=cmax)
+        series = sampler.series
+        merged, notes = merge_loads(answers)
+        unavailable = {"server_counters": SERVER_COUNTERS_UNAVAILABLE}
+        unavailable["node_dns_counters"] = NODE_DNS_COUNTERS_UNAVAILABLE
+        extra: dict[str, Any] = {
+            "backend": self.backend,
+            "unavailable": unavailable,
+            "nodes": labels,
+            "sample_hz": round(1.0 / self._period, 3),
+            "pods": [t.pod for t in targets],
+            "notes": [*kc.notes, *notes, *sampler.notes],
+        }
+        if phase.faults:
+            fault = phase.faults[0]
+            extra["fault"] = {
+                "kind": "race-window",
+                "injected": True,
+                "probability": fault.probability,
+                "hits": sum(kc.fault_drops().values()) - hits0,
+                "pinned_cpus": False,
+            }
+            if self.backend == "kubeconfig":
+                unavailable["fault_hits"] = (
+                    "the injected drop's counter lives in the node tuner; hits read 0 on an "
+                    "existing cluster's nodes"
+                )
+            if fault.pin_cpus:
+                extra["notes"].append("pin_cpus is not applied on a cluster backend")
+        resolv_text = targets[0].resolv
+        return PhaseMeasurement(
+            load=merged,
+            series=series,
+            node_counters={label: {} for label in labels},
+            server_counters={"rx": 0, "tx": 0},
+            conntrack_max=cmax,
+            duration_s=sampler.duration,
+            resolv=ResolvConf.parse(resolv_text),
+            sampler_cpu_s=sampler.cpu_s,
+            extra=extra,
+            kernel=self._kernel(),
+        )
+
+    def _drive(
+        self,
+        phase: Phase,
+        load: LoadSpec,
+        plans: list[dict[str, Any]],
+        *,
+        sampler: KubeSampler,
+        progress: Progress | None,
+        cmax: int,
+    ) -> list[dict[str, Any]]:
+        """Run every pod's worker at once; sample the nodes until they all answer."""
+        kc = self.kube
+        with ThreadPoolExecutor(max_workers=len(plans), thread_name_prefix="kube-load") as pool:
+            futures: list[Future[dict[str, Any]]] = [pool.submit(kc.run_worker, p) for p in plans]
+            try:
+                while True:
+                    live = sampler.sample()
+                    if progress:
+                        elapsed = min(sampler.duration, load.duration_s)
+                        progress(
+                            phase.name, elapsed, load.duration_s, {"conntrack": live, "max": cmax}
+                        )
+                    done, pending = wait(futures, timeout=self._period, return_when=FIRST_EXCEPTION)
+                    if not pending or any(f.exception() is not None for f in done):
+                        break
+            finally:
+                sampler.stop()
+            return [f.result() for f in futures]
+
+    def evidence(self) -> dict[str, str]:
+        """Per node: conntrack -S / iptables-save where reachable; per phase and pod: the
+        resolv.conf the load ran with; the nodes' mapping."""
+        out = dict(self._evidence)
+        kc = self.kube
+        for node in kc.real_nodes():
+            for name, text in kc.settings.access.evidence(node).items():
+                out[f"nodes/{node}/{name}"] = text
+        return out

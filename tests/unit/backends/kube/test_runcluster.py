@@ -1,0 +1,437 @@
+"""KubeRunCluster against fakes: a phase's measurement, its result.json shape (the same as
+netns's), and the CLI's cluster flags and refusals. No cluster, no root."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kube_fakes import FakeAPI, FakeRunner, cluster_objects, node, scenario
+
+from harness import cli, runner
+from harness.backends.base import BackendOptions
+from harness.backends.kube import KindBackend, KindSettings
+from harness.backends.kube.names import LABEL_NODE
+from harness.backends.kube.runcluster import KubeRunCluster, series_labels
+from harness.backends.netns import cluster as netns_cluster
+from harness.backends.registry import check_backend
+from harness.errors import NotRoot, UnsafeRequest
+from harness.kernel.sampler import NodeSeries
+from harness.measurement import PhaseMeasurement
+from harness.phase_result import build_phase_result
+from harness.result import PhaseResult
+from harness.scenario.model import Scenario
+
+INODES = {"cth-r1-worker": 4026532001, "cth-r1-worker2": 4026532002}
+RESOLV = (
+    "search cth-r1.svc.cluster.local svc.cluster.local cluster.local\n"
+    "nameserver 10.96.0.10\noptions ndots:5\n"
+)
+LISTING = (
+    "tcp      6 110 TIME_WAIT src=10.244.1.2 dst=10.96.7.3 sport=4000 dport=80 [ASSURED]\n"
+    "udp      17 29 src=10.244.1.2 dst=10.96.0.10 sport=5000 dport=53 [UNREPLIED]\n"
+)
+
+
+def worker_answer(plan: dict[str, Any]) -> dict[str, Any]:
+    """What one pod's worker would answer: counts that follow from the plan it got."""
+    out: dict[str, Any] = {}
+    if "dns" in plan:
+        p = plan["dns"]["plan"]
+        lookups = int(p["rate"] * p["duration_s"])
+        timeouts = lookups // 10
+        out["dns"] = {
+            "lookups": lookups,
+            "timeouts": timeouts,
+            "timeout_rate": timeouts / lookups,
+            "failed": 0,
+            "failed_rate": 0.0,
+            "full_timeout_waits": timeouts,
+            "full_timeout_rate": timeouts / lookups,
+            "queries_sent": 2 * lookups + timeouts,
+            "queries_unanswered": timeouts,
+            "queries_per_lookup": (2 * lookups + timeouts) / lookups,
+            "latency_ms": {"p50": 1.0, "p90": 2.0, "p99": 5000.0, "max": 5003.0},
+            "resolver": p["resolver"],
+            "timeline": [[0, lookups // 2, 0], [1, lookups - lookups // 2, timeouts]],
+            "elapsed_s": p["duration_s"],
+            "latency_hist": {"edges_s": [0.01, 1.0], "counts": [lookups - timeouts, timeouts]},
+            "by_name": {"http-server": {"lookups": lookups, "queries": 2 * lookups}},
+        }
+    if "http" in plan:
+        p = plan["http"]["plan"]
+        requests = int(p["rate"] * p["duration_s"])
+        out["http"] = {
+            "mode": p["mode"],
+            "requests": requests,
+            "failures": 1,
+            "failure_rate": 1 / requests,
+            "new_connections": requests,
+            "connect_failures": 1,
+            "elapsed_s": p["duration_s"],
+            "latency_ms": {"p50": 0.5, "p90": 1.0, "p99": 2.0, "max": 3.0},
+            "errors": {"ConnectTimeout": 1},
+            "timeline": [[0, requests, 1]],
+        }
+    return out
+
+
+class NodeStats:
+    """Each node's /proc/net/stat/nf_conntrack: drop and count grow on every read."""
+
+    def __init__(self) -> None:
+        self.reads: dict[str, int] = {}
+
+    def __call__(self, argv: Sequence[str], _stdin: str | None) -> str:
+        container = argv[2]
+        n = self.reads[container] = self.reads.get(container, 0) + 1
+        drop = 3 * n if container == "cth-r1-worker" else 0
+        count = 1000 + 500 * n
+        row = f"{count:08x} 00000001 {10 * n:08x} {n:08x} {drop:08x} 00000000"
+        return f"entries clashres insert insert_failed drop early_drop\n{row}\n{count}\n2048\n"
+
+
+class FakeLog:
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+        self.closed = False
+
+    def read_new(self) -> list[str]:
+        return list(self.lines)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def kind_cluster(s: Scenario, log: FakeLog | None) -> tuple[KubeRunCluster, FakeRunner, NodeStats]:
+    api = FakeAPI(
+        cluster_objects(
+            [
+                node("cth-r1-control-plane", taint=True),
+                node("cth-r1-worker", {LABEL_NODE: "node-1"}),
+                node("cth-r1-worker2", {LABEL_NODE: "node-2"}),
+            ]
+        )
+    )
+    stats = NodeStats()
+    nft = iter(range(0, 1000, 7))
+    run = FakeRunner(
+        {
+            ("...", "cat", "/etc/resolv.conf"): RESOLV,
+            ("...", "/proc/sys/net/netfilter/nf_conntrack_max"): stats,
+            ("...", "readlink", "/proc/self/ns/net"): lambda a, _i: f"net:[{INODES[a[2]]}]\n",
+            ("...", "conntrack", "-L"): LISTING,
+            ("...", "nft", "list", "table"): lambda _a, _i: (
+                f"table inet t {{ chain c {{ counter packets {next(nft)} bytes 0 drop }} }}"
+            ),
+            ("kubectl",): lambda _a, stdin: json.dumps(worker_answer(json.loads(stdin or "{}"))),
+        }
+    )
+    backend = KindBackend(
+        KindSettings(build_images=False),
+        runner=run,
+        api_factory=lambda _kc: api,
+        euid=lambda: 0,
+    )
+    return KubeRunCluster(backend, s, "r1", kernel_log=lambda: log, sample_hz=50), run, stats
+
+
+def quick(**kw: Any) -> Scenario:
+    return scenario(
+        load={"duration_s": 2, "dns": {"rate": 40}, "http": {"rate": 80}},
+        phases=[
+            {"name": "baseline", "expect": ["dns.timeout_rate < 0.5"]},
+            {"name": "race", "faults": [{"kind": "race-window", "probability": 0.5}]},
+        ],
+        **kw,
+    )
+
+
+def measure(s: Scenario, log: FakeLog | None) -> tuple[list[PhaseMeasurement], NodeStats]:
+    cluster, _, stats = kind_cluster(s, log)
+    out = []
+    with cluster:
+        cluster.apply_node_sysctls()
+        for phase in s.phases:
+            with cluster.phase(phase) as settings:
+                assert settings["nodes"] == {"node-1": "cth-r1-worker", "node-2": "cth-r1-worker2"}
+                out.append(cluster.measure(phase, settings, s.phase_load(phase), None))
+    return out, stats
+
+
+def test_measure_merges_the_pods_and_samples_the_nodes() -> None:
+    s = quick()
+    log = FakeLog(
+        [
+            "[  1.0] nf_conntrack: table full in netns 4026532001, dropping packet",
+            "[  1.1] nf_conntrack: table full in netns 4026532001, dropping packet",
+            "[  1.2] nf_conntrack: table full in netns 99, dropping packet",
+        ]
+    )
+    (base, race), stats = measure(s, log)
+    # four pods, each a quarter of the rate: the merged counts are the whole phase's
+    per_pod = worker_answer(
+        {"dns": {"plan": {"rate": 10.0, "duration_s": 2, "resolver": "glibc"}}}
+    )["dns"]
+    assert base.load["dns"]["lookups"] == 4 * per_pod["lookups"]
+    assert base.load["dns"]["timeouts"] == 4 * per_pod["timeouts"]
+    assert base.load["dns"]["timeout_rate"] == pytest.approx(
+        base.load["dns"]["timeouts"] / base.load["dns"]["lookups"]
+    )
+    assert base.load["dns"]["latency_ms"]["max"] == per_pod["latency_ms"]["max"]
+    assert base.load["dns"]["latency_hist"]["counts"] == [
+        4 * c for c in per_pod["latency_hist"]["counts"]
+    ]
+    assert base.load["http"]["requests"] == 4 * int(20.0 * 2)
+    assert base.load["dns"]["timeline"][1][2] == 4 * per_pod["timeout_rate"] * per_pod["lookups"]
+    # per node: series named as the scenario's nodes, deltas from the stat reads
+    assert sorted(base.series) == ["node-1", "node-2"]
+    w1 = base.series["node-1"]
+    assert w1.delta["drop"] == w1.stat_end["drop"] - w1.stat_start["drop"] > 0
+    assert base.series["node-2"].delta["drop"] == 0
+    assert w1.peak == max(c for _, c in w1.timeline) > 1000
+    assert w1.states_at_peak == {"TIME_WAIT": 1, "UDP_UNREPLIED": 1}
+    # 'table full' lines go to the node whose namespace they name; the foreign one to none
+    assert len(w1.table_full) == 2
+    assert base.series["node-2"].table_full == []
+    assert base.conntrack_max == 2048
+    assert list(base.resolv.nameservers) == ["10.96.0.10"]
+    assert base.kernel == "6.18.0"
+    assert base.server_counters == {"rx": 0, "tx": 0}
+    assert "server_counters" in base.extra["unavailable"]
+    assert "fault" not in base.extra
+    # the injected fault is labelled and its hits come from the nft counter's growth
+    assert race.extra["fault"]["injected"] is True
+    assert race.extra["fault"]["hits"] > 0
+    assert race.extra["fault"]["hits"] % 7 == 0
+    assert sum(stats.reads.values()) > 0
+
+
+def test_measure_without_kernel_log_says_so() -> None:
+    (base, _), _ = measure(quick(), None)
+    assert all(s.table_full == [] for s in base.series.values())
+    assert any("kernel log" in n for n in base.extra["notes"])
+
+
+def test_series_labels_one_node_k3s_counts_the_table_once() -> None:
+    from harness.backends.kube.placement import NodeMap
+
+    shared = NodeMap({"node-1": "k3s", "node-2": "k3s"}, {"node-1": "k3s", "node-2": "k3s"})
+    assert series_labels(shared) == {"k3s": "k3s"}
+    own = NodeMap({"node-1": "a", "node-2": "b"}, {"node-1": "a", "node-2": "b"})
+    assert series_labels(own) == {"node-1": "a", "node-2": "b"}
+
+
+# --- the same result.json shape as netns ----------------------------------------------------
+class FakeProbe:
+    def __init__(self, node: str) -> None:
+        self.node, self.ns, self.inode = node, f"cth-t-{node}", 1
+        self.n = 0
+
+    def count(self) -> int:
+        self.n += 1
+        return 100 * self.n
+
+    def stat(self) -> dict[str, int]:
+        return {"drop": self.n, "insert_failed": 0, "clash_resolve": 0, "early_drop": 0}
+
+    def listing(self) -> str:
+        return LISTING
+
+
+class FakeProc:
+    def __init__(self, out: Path, plan: Path) -> None:
+        wp = json.loads(plan.read_text())
+        answer = worker_answer(
+            {k: {"plan": v["plan"]} for k, v in wp.items() if k in ("dns", "http")}
+        )
+        out.write_text(json.dumps(answer))
+        self.popen = type("P", (), {"poll": lambda _s: 0, "returncode": 0})()
+        self.pid, self.start = 1, 1
+
+    def tail(self) -> str:
+        return ""
+
+
+class FakeTopology:
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.nodelocal_enabled = False
+        self.hits = 0
+
+    def flush_conntrack(self) -> None: ...
+
+    def write_resolv_conf(self, ns: str, resolv: Any) -> None: ...
+
+    def race_fault_hits(self) -> int:
+        self.hits += 5
+        return self.hits
+
+
+def netns_measurements(
+    s: Scenario, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> list[PhaseMeasurement]:
+    """NetnsCluster.measure itself, with the kernel and processes replaced by fakes."""
+    c = netns_cluster.NetnsCluster.__new__(netns_cluster.NetnsCluster)
+    c.scenario = s
+    c.plan = netns_cluster.plan_topology(s.cluster, "t", max_coredns=0)
+    c.topology = FakeTopology(tmp_path)  # type: ignore[assignment]
+    c.probes = [FakeProbe(n.name) for n in c.plan.nodes]  # type: ignore[misc]
+    c.journal = None  # type: ignore[assignment]
+
+    def spawn(_j: Any, _name: str, argv: list[str], **_kw: Any) -> FakeProc:
+        return FakeProc(Path(argv[argv.index("--out") + 1]), Path(argv[argv.index("--plan") + 1]))
+
+    monkeypatch.setattr(netns_cluster, "spawn", spawn)
+    monkeypatch.setattr(netns_cluster, "stop_pid", lambda *_a: None)
+    monkeypatch.setattr(netns_cluster.sysctl, "read", lambda *_a: "2048")
+    monkeypatch.setattr(
+        netns_cluster, "read_counters", lambda _ns, t: {"dns_in": 9, "dns_out": 8} if t else {}
+    )
+    out = []
+    for phase in s.phases:
+        settings = {"pooling": None, "fqdn": False, "options": {}, "nameservers": None}
+        out.append(c.measure(phase, settings, s.phase_load(phase), None))
+    return out
+
+
+def shape(v: Any) -> Any:
+    """The keys of a result, recursively (lists by their first element); values dropped."""
+    if isinstance(v, dict):
+        return {k: shape(x) for k, x in v.items()}
+    if isinstance(v, list) and v and isinstance(v[0], dict):
+        return [shape(v[0])]
+    return None
+
+
+def test_result_shape_matches_netns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    s = quick()
+    kube_ms, _ = measure(s, FakeLog([]))
+    netns_ms = netns_measurements(s, tmp_path, monkeypatch)
+    assert all(isinstance(x.series[n], NodeSeries) for x in netns_ms for n in x.series)
+    for i, phase in enumerate(s.phases):
+        k: PhaseResult = build_phase_result(phase, 0, kube_ms[i])
+        n: PhaseResult = build_phase_result(phase, 0, netns_ms[i])
+        kshape, nshape = shape(k), shape(n)
+        # the free-form node counter totals differ by design (no dns_in/out on clusters)
+        kshape.pop("node")
+        nshape.pop("node")
+        assert kshape == nshape, phase.name
+        assert k["dns"]["lookups"] == n["dns"]["lookups"]  # same plan, same load offered
+    assert build_phase_result(s.phases[1], 0, kube_ms[1])["fault"]["injected"] is True
+
+
+# --- CLI flags and refusals ----------------------------------------------------------------
+def write_scenario(tmp_path: Path, **extra: Any) -> Path:
+    doc = {
+        "apiVersion": "conntrack-harness/v1",
+        "kind": "Scenario",
+        "name": "flags",
+        "phases": [{"name": "baseline"}],
+        **extra,
+    }
+    p = tmp_path / "s.yaml"
+    p.write_text(json.dumps(doc))
+    return p
+
+
+def test_cli_flags_reach_backend_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[tuple[str, BackendOptions | None]] = []
+
+    class Stop(Exception):
+        pass
+
+    def fake_run(
+        _scenario: Any, *, backend: str, options: BackendOptions | None, **_kw: Any
+    ) -> Any:
+        seen.append((backend, options))
+        raise Stop
+
+    monkeypatch.setattr(runner, "run_scenario", fake_run)
+    kc = tmp_path / "kc.yaml"
+    kc.write_text("apiVersion: v1\nkind: Config\n")
+    sc = write_scenario(tmp_path)
+    argv = ["run", str(sc), "--backend", "kubeconfig", "--kubeconfig", str(kc)]
+    with pytest.raises(Stop):
+        cli.main([*argv, "--loadgen-image", "reg.example/lg", "--allow-disruptive"])
+    with pytest.raises(Stop):
+        cli.main(["run", str(sc), "--backend", "kind", "--keep-cluster"])
+    assert seen == [
+        (
+            "kubeconfig",
+            BackendOptions(
+                kubeconfig=str(kc), loadgen_image="reg.example/lg", allow_disruptive=True
+            ),
+        ),
+        ("kind", BackendOptions(keep_cluster=True)),
+    ]
+
+
+def test_kubeconfig_refuses_node_sysctls_without_allow_disruptive(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    touched: list[str] = []
+    monkeypatch.setattr(runner, "HostLock", lambda *_a: touched.append("lock"))
+    monkeypatch.setattr(runner, "environment", lambda *_a: touched.append("env"))
+    sc = write_scenario(tmp_path, node_sysctls={"tcp_timeout_time_wait": 30})
+    rc = cli.main(["run", str(sc), "--backend", "kubeconfig", "--loadgen-image", "reg.example/lg"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "--allow-disruptive" in err
+    assert "sysctls" in err
+    assert touched == []  # refused before the lock, the journal or the cluster
+    # the same scenario is accepted with the flag (the refusal, not the scenario, was the issue)
+    check_backend(
+        "kubeconfig",
+        cli_scenario(sc),
+        BackendOptions(loadgen_image="reg.example/lg", allow_disruptive=True),
+    )
+    with pytest.raises(UnsafeRequest):
+        check_backend("kubeconfig", cli_scenario(sc), BackendOptions(loadgen_image="r/lg"))
+
+
+def cli_scenario(path: Path) -> Scenario:
+    from harness.scenario.loader import load_scenario
+
+    return load_scenario(str(path))
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag"),
+    [
+        (["--backend", "netns", "--keep-cluster"], "--keep-cluster"),
+        (["--backend", "kind", "--kubeconfig", "KC"], "--kubeconfig"),
+        (["--backend", "k3s", "--allow-disruptive"], "--allow-disruptive"),
+        (["--backend", "kubeconfig"], "--loadgen-image"),
+        (["--backend", "kind", "--loadgen-image", "reg/lg:v1"], "--loadgen-image"),
+    ],
+)
+def test_misplaced_flags_exit_2_naming_the_flag(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], flag: str
+) -> None:
+    kc = tmp_path / "kc"
+    kc.write_text("")
+    sc = write_scenario(tmp_path)
+    rc = cli.main(["run", str(sc), *[str(kc) if a == "KC" else a for a in argv]])
+    assert rc == 2
+    assert flag in capsys.readouterr().err
+
+
+def test_root_only_where_the_host_kernel_is_touched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runner.os, "geteuid", lambda: 1000)
+    monkeypatch.setenv("CONNTRACK_HARNESS_STATE_DIR", str(tmp_path / "state"))
+    runner.require_root("kubeconfig")  # no raise: an existing cluster changes nothing here
+    for backend in ("netns", "kind", "k3s"):
+        with pytest.raises(NotRoot) as e:
+            runner.require_root(backend)
+        assert f"--backend {backend} must run as root" in str(e.value)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("CONNTRACK_HARNESS_STATE_DIR", str(blocker / "state"))
+    with pytest.raises(Exception, match="CONNTRACK_HARNESS_STATE_DIR"):
+        runner.require_root("kubeconfig")
