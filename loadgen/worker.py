@@ -18,14 +18,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from harness.dns.resolvconf import ResolvConf
+from harness.stats import LATENCY_EDGES_S, bucket_latencies
 from loadgen.dns.accounting import summarize
 from loadgen.dns.engine import run_dns_load
 from loadgen.dns.types import ClientPod, DNSPlan
 from loadgen.http.plan import HTTPPlan, HTTPTarget
 from loadgen.http.rawclient import run_http_load
-
-from harness.dns.resolvconf import ResolvConf
-from harness.stats import LATENCY_EDGES_S, bucket_latencies
 
 DNS_PLAN_FIELDS = {"rate", "duration_s", "names", "resolver", "lookups_per_process"}
 

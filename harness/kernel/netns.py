@@ -35,8 +35,14 @@ def _setns(fd: int) -> None:
 
 
 @contextmanager
-def entered(name: str) -> Iterator[None]:
-    """Run the body with this thread inside namespace ``name``; always switch back."""
+def entered(name: str | None) -> Iterator[None]:
+    """Run the body with this thread inside namespace ``name``; always switch back.
+
+    ``None`` means "where this process already is" (e.g. the load worker inside a real pod).
+    """
+    if name is None:
+        yield
+        return
     home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
     target = os.open(netns_path(name), os.O_RDONLY)
     try:
