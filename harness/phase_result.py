@@ -165,12 +165,12 @@ def build_phase_result(phase: Phase, repeat_index: int, m: PhaseMeasurement) -> 
         expectations=[],
         verdict="pass",
     )
+    if "fault" in m.extra:
+        result["fault"] = m.extra["fault"]
     checks: list[ExpectationResult] = []
     for exp in phase.expectations():
         ok, observed = exp.evaluate(result)
         checks.append(ExpectationResult(expect=str(exp), observed=observed, ok=ok))
-    if "fault" in m.extra:
-        result["fault"] = m.extra["fault"]
     result["alerts"] = {"ConntrackTableNearFull": evaluate_near_full(result)}
     if not phase.injected and not phase.remediations and m.load.get("dns"):
         result["race"] = race_result(result, m.kernel)

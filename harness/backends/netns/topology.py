@@ -467,9 +467,17 @@ class Topology:
         self.apply_kube_proxy()
 
     # --- injected race window --------------------------------------------------------------
+    def client_nodes(self) -> list[str]:
+        """Namespaces of the nodes that run client pods: where their DNS is DNATed/SNATed."""
+        names = {p.node for p in self.plan.role("client")}
+        return [n.ns for n in self.plan.nodes if n.name in names]
+
     def enable_race_fault(self, probability: float) -> None:
-        for node in self.plan.nodes:
-            run(["nft", "-f", "-"], netns=node.ns, input_=race_window_ruleset(probability))
+        """Only on the clients' nodes: the race is lost where the client's node inserts the
+        NATed entry. Downstream nodes only forward, so a second rule there would drop the
+        same pair twice and inflate P."""
+        for ns in self.client_nodes():
+            run(["nft", "-f", "-"], netns=ns, input_=race_window_ruleset(probability))
 
     def disable_race_fault(self) -> None:
         for node in self.plan.nodes:

@@ -1,0 +1,99 @@
+"""The INJECTED race window hits only what the real race hits: the parallel same-socket pair."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from harness import nodelocal
+from harness.backends.netns import plan as P
+from harness.backends.netns.plan import plan_topology
+from harness.backends.netns.topology import Topology
+from harness.dns.resolvconf import ResolvConf
+from harness.kernel import sysctl
+from harness.kernel.journal import Journal
+from loadgen.dns.accounting import summarize
+from loadgen.dns.engine import run_dns_load
+from loadgen.dns.types import ClientPod, DNSPlan
+from harness.scenario.model import ClusterSpec
+
+pytestmark = pytest.mark.kernel
+
+SEARCH = ("default.svc.cluster.local", "svc.cluster.local", "cluster.local")
+
+
+@pytest.fixture(scope="module")
+def faulty() -> Iterator[Topology]:
+    """A cluster whose client node drops EVERY unreplied 2nd packet (P=1), CPUs pinned."""
+    os.environ.setdefault("CONNTRACK_HARNESS_STATE_DIR", "/run/conntrack-harness-tests")
+    j = Journal.create(os.urandom(3).hex())
+    try:
+        with Topology(plan_topology(ClusterSpec(nodes=2, client_pods=2), j.run_id), j) as topo:
+            for ns in topo.client_nodes():
+                sysctl.write("net.netfilter.nf_conntrack_acct", "1", ns)
+            topo.enable_race_fault(1.0)
+            topo.pin(topo.dns_server_pids(), {0})
+            yield topo
+    finally:
+        j.close()
+
+
+def drive(topo: Topology, resolver: str, *flags: str, nameserver: str = P.DNS_SERVICE_IP,
+          lookups: int = 12) -> tuple[dict, int]:
+    conf = ResolvConf.build([nameserver], SEARCH,
+                            {"ndots": "5", "timeout": "1", **dict.fromkeys(flags)})
+    pods = [ClientPod(p.ns, p.ip, conf) for p in topo.plan.role("client")]
+    plan = DNSPlan(rate=lookups / 1.0, duration_s=1.0, names=["http-server"], resolver=resolver)
+    before = topo.race_fault_hits()
+    old = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {1})  # clients on the other CPU, as KERNEL.md found necessary
+    try:
+        records = asyncio.run(run_dns_load(pods, plan))
+    finally:
+        os.sched_setaffinity(0, old)
+    summary = summarize(records, timeout_s=1.0)
+    print(f"{resolver} {flags or ''}: {summary['lookups']} lookups, "
+          f"{summary['full_timeout_waits']} full-timeout waits, "
+          f"{topo.race_fault_hits() - before} rule hits")
+    return summary, topo.race_fault_hits() - before
+
+
+def test_parallel_same_socket_pair_is_hit_and_waits_timeout(faulty: Topology) -> None:
+    summary, hits = drive(faulty, "glibc")
+    assert hits >= summary["lookups"] * 0.8  # P=1, pinned: nearly every pair
+    assert summary["full_timeout_rate"] >= 0.8
+    assert 1000 <= summary["latency_ms"]["p50"] < 2000  # exactly one `timeout:1` wait
+
+
+@pytest.mark.parametrize(
+    ("resolver", "flags"),
+    [("glibc", ("single-request",)), ("glibc", ("single-request-reopen",)), ("go", ()),
+     ("sequential", ())],
+)
+def test_not_hit_when_queries_are_sequential_or_on_new_sockets(
+    faulty: Topology, resolver: str, flags: tuple[str, ...]
+) -> None:
+    summary, hits = drive(faulty, resolver, *flags)
+    assert summary["lookups"] >= 10
+    assert hits == 0
+    assert summary["full_timeout_waits"] == 0
+
+
+def test_musl_ignores_single_request_reopen_and_is_hit(faulty: Topology) -> None:
+    summary, hits = drive(faulty, "musl", "single-request-reopen")
+    assert hits > 0
+    assert summary["full_timeout_waits"] > 0
+
+
+def test_notracked_nodelocal_traffic_is_never_hit(faulty: Topology) -> None:
+    faulty.enable_nodelocal()
+    try:
+        summary, hits = drive(faulty, "glibc", nameserver=nodelocal.LOCAL_IP)
+    finally:
+        faulty.disable_nodelocal()
+    assert summary["lookups"] >= 10
+    assert hits == 0
+    assert summary["full_timeout_waits"] == 0
