@@ -127,7 +127,7 @@ def dns_bed(
             run(["sysctl", "-qw", "net.ipv4.ip_forward=1"], netns=node)
             # Short UDP conntrack timeouts (per namespace) keep a long bench off a full table.
             run(
-                ["sysctl", "-qw", "net.netfilter.nf_conntrack_udp_timeout=5"],
+                ["sysctl", "-qw", "net.netfilter.nf_conntrack_udp_timeout=1"],
                 netns=node,
                 check=False,
             )

@@ -132,35 +132,38 @@ class FastLoop:
             self._step(self.ready.popleft())
 
     def _readable(self, s: _FSock) -> None:
-        server = s.server or ""
-        while True:
-            try:
-                if s.proto == "udp":
-                    data, addr = s.sk.recvfrom(4096)
-                    reply = parse_reply(data, s.ids, addr[0])
-                    if reply is not None:
-                        s.queue.append(reply)
-                    continue
-                chunk = s.sk.recv(65536)
-                if not chunk:
-                    raise ConnectionResetError("connection closed by server")
-                s.rbuf += chunk
-                while len(s.rbuf) >= 2:
-                    n = int.from_bytes(s.rbuf[:2], "big")
-                    if len(s.rbuf) < 2 + n:
-                        break
-                    msg, s.rbuf = s.rbuf[2 : 2 + n], s.rbuf[2 + n :]
-                    reply = parse_reply(msg, s.ids, server)
-                    if reply is not None:
-                        s.queue.append(reply)
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError as e:
-                s.error = e
-                self._forget(s)
-                break
+        # One datagram per readiness event: epoll is level-triggered, so a second queued
+        # reply is reported again on the next turn. That is cheaper than reading until the
+        # EAGAIN exception on every event.
+        try:
+            if s.proto == "udp":
+                data, addr = s.sk.recvfrom(4096)
+                reply = parse_reply(data, s.ids, addr[0])
+                if reply is not None:
+                    s.queue.append(reply)
+            else:
+                self._read_stream(s)
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError as e:
+            s.error = e
+            self._forget(s)
         if s.waiter is not None and (s.queue or s.error is not None):
             self._wake(s.waiter)
+
+    def _read_stream(self, s: _FSock) -> None:
+        chunk = s.sk.recv(65536)
+        if not chunk:
+            raise ConnectionResetError("connection closed by server")
+        s.rbuf += chunk
+        while len(s.rbuf) >= 2:
+            n = int.from_bytes(s.rbuf[:2], "big")
+            if len(s.rbuf) < 2 + n:
+                break
+            msg, s.rbuf = s.rbuf[2 : 2 + n], s.rbuf[2 + n :]
+            reply = parse_reply(msg, s.ids, s.server or "")
+            if reply is not None:
+                s.queue.append(reply)
 
     def _forget(self, s: _FSock) -> None:
         if self.socks.pop(s.fd, None) is not None:
