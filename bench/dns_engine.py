@@ -65,8 +65,8 @@ def dnsperf(bed: DNSBed, seconds: float, clients: int = 4) -> dict[str, Any]:
     finally:
         os.unlink(qfile)
     out: dict[str, Any] = {"clients": clients, "seconds": seconds}
-    for line in cp.stdout.splitlines():
-        line = line.strip()
+    for raw in cp.stdout.splitlines():
+        line = raw.strip()
         if line.startswith("Queries per second:"):
             out["queries_per_s"] = float(line.split(":")[1])
         elif line.startswith("Queries lost:"):
@@ -135,6 +135,11 @@ def engine(bed: DNSBed, rate: float, seconds: float, workers: int) -> dict[str, 
     }
 
 
+def _conntrack_max() -> int:
+    with open("/proc/sys/net/netfilter/nf_conntrack_max") as f:
+        return int(f.read())
+
+
 def measure(
     rate: float = 10_000,
     seconds: float = 5.0,
@@ -143,11 +148,11 @@ def measure(
     dnsperf_seconds: float = 5.0,
 ) -> dict[str, Any]:
     """Engine vs dnsperf on one ClusterIP path; a JSON-able dict of the figures."""
-    max0 = int(open("/proc/sys/net/netfilter/nf_conntrack_max").read())
+    max0 = _conntrack_max()
     with dns_bed(pods, clusterip=True) as bed:
         perf = dnsperf(bed, dnsperf_seconds)
         eng = engine(bed, rate, seconds, workers)
-    max1 = int(open("/proc/sys/net/netfilter/nf_conntrack_max").read())
+    max1 = _conntrack_max()
     return {
         "bench": "dns_engine",
         "path": "pod netns -> node netns (nft DNAT ClusterIP) -> dnsmasq netns",
