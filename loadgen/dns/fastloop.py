@@ -225,7 +225,8 @@ class FastTransport:
 
     def close(self, sock: Sock) -> None:
         assert isinstance(sock, _FSock)
-        self.loop._forget(sock)
+        # Closing the only descriptor of a socket drops it from the epoll set by itself.
+        self.loop.socks.pop(sock.fd, None)
         sock.sk.close()
 
     def close_pool(self) -> None:
