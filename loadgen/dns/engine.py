@@ -8,8 +8,8 @@ sequential queries) lives exactly as long as it would in the workload being mode
 
 A counter bounds lookups in flight (``plan.max_in_flight``, like a semaphore); when it is
 full the pacer waits, and the lag shows in the records' ``t_start``. A late pacer catches up
-at most ``_BURST`` lookups per loop turn rather than in one burst. When the duration is over no new lookup starts
-and the ones in flight are allowed to finish.
+at most ``_BURST`` lookups per loop turn rather than in one burst. When the duration is over
+no new lookup starts and the ones in flight are allowed to finish.
 
 The loop itself is :class:`~loadgen.dns.fastloop.FastLoop` (epoll + a deadline heap driving
 the model coroutines), run in a thread so the caller's asyncio loop stays free. With
