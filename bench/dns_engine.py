@@ -77,6 +77,21 @@ def dnsperf(bed: DNSBed, seconds: float, clients: int = 4) -> dict[str, Any]:
     return out
 
 
+def _udp_rcvbuf_errors(netns: str) -> int:
+    out = run(["nstat", "-az", "UdpRcvbufErrors"], netns=netns, check=False).stdout
+    for line in out.splitlines():
+        if line.startswith("UdpRcvbufErrors"):
+            return int(line.split()[1])
+    return 0
+
+
+def _conntrack_drops(netns: str | None) -> int:
+    if netns is None:
+        return 0
+    out = run(["conntrack", "-S"], netns=netns, check=False).stdout
+    return sum(int(w.split("=")[1]) for w in out.split() if w.startswith("drop="))
+
+
 def engine(bed: DNSBed, rate: float, seconds: float, workers: int) -> dict[str, Any]:
     pods = [ClientPod(ns, ip, bed.resolv()) for ns, ip in zip(bed.pod_ns, bed.pod_ips, strict=True)]
     plan = DNSPlan(
@@ -89,6 +104,7 @@ def engine(bed: DNSBed, rate: float, seconds: float, workers: int) -> dict[str, 
     )
     node_inode = inode(bed.node_ns) if bed.node_ns else 0
     mark = _dmesg_len()
+    rcv0, ct0 = _udp_rcvbuf_errors(bed.server_ns), _conntrack_drops(bed.node_ns)
     assert bed.dnsmasq is not None
     srv0 = _cpu_ticks(bed.dnsmasq.pid)
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -99,6 +115,8 @@ def engine(bed: DNSBed, rate: float, seconds: float, workers: int) -> dict[str, 
     ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     me1 = resource.getrusage(resource.RUSAGE_SELF)
     srv_cpu = (_cpu_ticks(bed.dnsmasq.pid) - srv0) / os.sysconf("SC_CLK_TCK")
+    server_rcvbuf_drops = _udp_rcvbuf_errors(bed.server_ns) - rcv0
+    node_conntrack_drops = _conntrack_drops(bed.node_ns) - ct0
     n = len(records)
     starts = [r.t_start for r in records]
     span = (max(starts) - min(starts)) if n > 1 else 0.0
@@ -132,6 +150,9 @@ def engine(bed: DNSBed, rate: float, seconds: float, workers: int) -> dict[str, 
         "dnsmasq_cpu_share": srv_cpu / wall if wall else 0.0,
         "wall_s": wall,
         "table_full_lines": _table_full_lines(node_inode, mark),
+        # Where lost queries went: the server's socket buffer, or the node's conntrack.
+        "server_rcvbuf_drops": server_rcvbuf_drops,
+        "node_conntrack_drops": node_conntrack_drops,
     }
 
 
@@ -145,11 +166,18 @@ def measure(
     seconds: float = 5.0,
     workers: int = 2,
     pods: int = 4,
+    *,
     dnsperf_seconds: float = 5.0,
+    server_priority: int = 0,
 ) -> dict[str, Any]:
     """Engine vs dnsperf on one ClusterIP path; a JSON-able dict of the figures."""
     max0 = _conntrack_max()
     with dns_bed(pods, clusterip=True) as bed:
+        assert bed.dnsmasq is not None
+        if server_priority:
+            # Our own dnsmasq only: serve before generating, so a starved server does not
+            # drop what the generator sends (the generator lags instead, and that shows).
+            os.setpriority(os.PRIO_PROCESS, bed.dnsmasq.pid, server_priority)
         perf = dnsperf(bed, dnsperf_seconds)
         eng = engine(bed, rate, seconds, workers)
     max1 = _conntrack_max()
@@ -159,6 +187,7 @@ def measure(
         "cpus": os.cpu_count(),
         "load_avg_1m": os.getloadavg()[0],
         "nf_conntrack_max": [max0, max1],
+        "server_nice": server_priority,
         "dnsperf": perf,
         "engine": eng,
         "disturbed": eng["table_full_lines"] > 0 or max0 != max1,
@@ -175,9 +204,18 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=5.0, help="Load duration. Default: 5")
     ap.add_argument("--workers", type=int, default=2, help="Engine processes. Default: 2")
     ap.add_argument("--pods", type=int, default=4, help="Client pod namespaces. Default: 4")
+    ap.add_argument(
+        "--server-nice",
+        type=int,
+        default=0,
+        help="Nice value for the bench's own dnsmasq (0: leave it). Default: 0",
+    )
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, _sigterm)
-    print(json.dumps(measure(args.rate, args.seconds, args.workers, args.pods), indent=2))
+    out = measure(
+        args.rate, args.seconds, args.workers, args.pods, server_priority=args.server_nice
+    )
+    print(json.dumps(out, indent=2))
 
 
 if __name__ == "__main__":
