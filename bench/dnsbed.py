@@ -26,6 +26,18 @@ CLUSTER_IP = "10.96.0.10"
 SERVICE_NAME = "my-service.default.svc.cluster.local"
 SERVICE_IP = "10.0.0.99"
 SEARCH = ("default.svc.cluster.local", "svc.cluster.local", "cluster.local")
+DROP_TABLE = "cth_dl_drop"
+# For the server namespace: the 2nd query of a conntrack flow is dropped on its way in. That
+# is the AAAA of a same-socket pair (and of a same-socket A-then-AAAA), never a query that is
+# the first or the third+ on its socket. Deterministic, unlike the real race, so a real
+# resolver and a model meet exactly the same drops. Needs nf_conntrack_acct=1 there.
+DROP_SECOND_QUERY_RULES = f"""table inet {DROP_TABLE} {{
+  chain input {{
+    type filter hook input priority filter; policy accept;
+    udp dport 53 ct original packets 2 counter drop
+  }}
+}}
+"""
 
 
 @dataclass
@@ -127,7 +139,7 @@ def dns_bed(
             run(["sysctl", "-qw", "net.ipv4.ip_forward=1"], netns=node)
             # Short UDP conntrack timeouts (per namespace) keep a long bench off a full table.
             run(
-                ["sysctl", "-qw", "net.netfilter.nf_conntrack_udp_timeout=5"],
+                ["sysctl", "-qw", "net.netfilter.nf_conntrack_udp_timeout=1"],
                 netns=node,
                 check=False,
             )

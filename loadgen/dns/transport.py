@@ -1,4 +1,7 @@
-"""The real transport: asyncio sockets created inside a pod's network namespace.
+"""The real asyncio transport: sockets created inside a pod's network namespace.
+
+For async callers that run a few lookups (the capture test, diagnostics). The load engine uses
+the leaner :mod:`loadgen.dns.fastloop`, which shares the wire code and the models.
 
 Sockets are made with :func:`harness.kernel.netns.socket_in`, a batch at a time (a fresh,
 unbound UDP socket gets its source port only when it is connected, so making it early

@@ -21,7 +21,14 @@ import dns.flags
 import dns.message
 import pytest
 
-from bench.dnsbed import SERVICE_NAME, DNSBed, dns_bed, write_pod_resolv
+from bench.dnsbed import (
+    DROP_SECOND_QUERY_RULES,
+    DROP_TABLE,
+    SERVICE_NAME,
+    DNSBed,
+    dns_bed,
+    write_pod_resolv,
+)
 from harness.kernel.netns import run, socket_in
 from loadgen.dns.lookup import recorded_lookup
 from loadgen.dns.models.glibc import GlibcResolver
@@ -49,18 +56,6 @@ for name in sys.argv[1:]:
         res = "gaierror:%s" % e.errno
     out.append([name, res, time.monotonic() - t])
 print(json.dumps(out))
-"""
-DROP_TABLE = "cth_dl_drop"
-# The 2nd query of a conntrack flow is dropped on its way into the server: the AAAA of a
-# same-socket pair (and of a same-socket sequential A-then-AAAA), never a query that is the
-# first or third+ on its socket. Deterministic, unlike the real race, so real and model meet
-# exactly the same drops.
-DROP_RULES = f"""table inet {DROP_TABLE} {{
-  chain input {{
-    type filter hook input priority filter; policy accept;
-    udp dport 53 ct original packets 2 counter drop
-  }}
-}}
 """
 
 
@@ -210,7 +205,7 @@ def test_single_request_sequential_same_port(bed: DNSBed, tmp_path: Path) -> Non
 def drop_second_query(bed: DNSBed) -> Iterator[None]:
     srv = bed.server_ns
     run(["sysctl", "-qw", "net.netfilter.nf_conntrack_acct=1"], netns=srv)
-    run(["nft", "-f", "-"], netns=srv, input_=DROP_RULES)
+    run(["nft", "-f", "-"], netns=srv, input_=DROP_SECOND_QUERY_RULES)
     try:
         yield
     finally:

@@ -8,7 +8,7 @@ from loadgen.dns.fake import FakeTransport, Zone, drive, drop_second_of_unanswer
 from loadgen.dns.lookup import recorded_lookup
 from loadgen.dns.models.glibc import GlibcResolver
 from loadgen.dns.types import LookupRecord, Outcome
-from tests.unit.loadgen.dns.conftest import pod_conf
+from tests.unit.loadgen.dns.support import pod_conf
 
 
 def rec(

@@ -9,7 +9,7 @@ from loadgen.dns.fake import FakeTransport, SentQuery, Zone, drive, drop_second_
 from loadgen.dns.lookup import recorded_lookup
 from loadgen.dns.models.glibc import GlibcResolver, send_window
 from loadgen.dns.types import LookupRecord
-from tests.unit.loadgen.dns.conftest import SEARCH, pod_conf
+from tests.unit.loadgen.dns.support import SEARCH, pod_conf
 
 FQDN = "my-service.default.svc.cluster.local."
 

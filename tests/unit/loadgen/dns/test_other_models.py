@@ -10,7 +10,7 @@ from loadgen.dns.lookup import recorded_lookup
 from loadgen.dns.models import make_resolver
 from loadgen.dns.models.base import ResolverModel
 from loadgen.dns.types import LookupRecord
-from tests.unit.loadgen.dns.conftest import pod_conf
+from tests.unit.loadgen.dns.support import pod_conf
 
 FQDN = "my-service.default.svc.cluster.local."
 

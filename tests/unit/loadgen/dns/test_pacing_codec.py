@@ -18,7 +18,7 @@ from loadgen.dns.lookup import recorded_lookup
 from loadgen.dns.models.glibc import GlibcResolver
 from loadgen.dns.pacing import expected_count, start_offsets
 from loadgen.dns.types import ClientPod, DNSPlan
-from tests.unit.loadgen.dns.conftest import pod_conf
+from tests.unit.loadgen.dns.support import pod_conf
 
 
 def plan(**kw: object) -> DNSPlan:
