@@ -4,7 +4,6 @@ Typed with TypedDicts so the JSON on disk and the code that builds it cannot dri
 Every phase carries ``injected``: true when a fault was injected (never a natural result).
 """
 
-
 from typing import Literal, NotRequired, TypedDict
 
 SCHEMA_VERSION = 1

@@ -14,11 +14,11 @@ from harness.backends.netns.plan import plan_topology
 from harness.backends.netns.topology import Topology
 from harness.dns.resolvconf import ResolvConf
 from harness.kernel import sysctl
-from harness.kernel.journal import Journal
+from harness.kernel.journal import HostLock, Journal
+from harness.scenario.model import ClusterSpec
 from loadgen.dns.accounting import summarize
 from loadgen.dns.engine import run_dns_load
 from loadgen.dns.types import ClientPod, DNSPlan
-from harness.scenario.model import ClusterSpec
 
 pytestmark = pytest.mark.kernel
 
@@ -26,9 +26,15 @@ SEARCH = ("default.svc.cluster.local", "svc.cluster.local", "cluster.local")
 
 
 @pytest.fixture(scope="module")
-def faulty() -> Iterator[Topology]:
+def faulty(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
     """A cluster whose client node drops EVERY unreplied 2nd packet (P=1), CPUs pinned."""
-    os.environ.setdefault("CONNTRACK_HARNESS_STATE_DIR", "/run/conntrack-harness-tests")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CONNTRACK_HARNESS_STATE_DIR", str(tmp_path_factory.mktemp("state")))
+        with HostLock(wait_s=120):
+            yield from _faulty()
+
+
+def _faulty() -> Iterator[Topology]:
     j = Journal.create(os.urandom(3).hex())
     try:
         with Topology(plan_topology(ClusterSpec(nodes=2, client_pods=2), j.run_id), j) as topo:
@@ -41,10 +47,16 @@ def faulty() -> Iterator[Topology]:
         j.close()
 
 
-def drive(topo: Topology, resolver: str, *flags: str, nameserver: str = P.DNS_SERVICE_IP,
-          lookups: int = 12) -> tuple[dict, int]:
-    conf = ResolvConf.build([nameserver], SEARCH,
-                            {"ndots": "5", "timeout": "1", **dict.fromkeys(flags)})
+def drive(
+    topo: Topology,
+    resolver: str,
+    *flags: str,
+    nameserver: str = P.DNS_SERVICE_IP,
+    lookups: int = 12,
+) -> tuple[dict, int]:
+    conf = ResolvConf.build(
+        [nameserver], SEARCH, {"ndots": "5", "timeout": "1", **dict.fromkeys(flags)}
+    )
     pods = [ClientPod(p.ns, p.ip, conf) for p in topo.plan.role("client")]
     plan = DNSPlan(rate=lookups / 1.0, duration_s=1.0, names=["http-server"], resolver=resolver)
     before = topo.race_fault_hits()
@@ -55,9 +67,11 @@ def drive(topo: Topology, resolver: str, *flags: str, nameserver: str = P.DNS_SE
     finally:
         os.sched_setaffinity(0, old)
     summary = summarize(records, timeout_s=1.0)
-    print(f"{resolver} {flags or ''}: {summary['lookups']} lookups, "
-          f"{summary['full_timeout_waits']} full-timeout waits, "
-          f"{topo.race_fault_hits() - before} rule hits")
+    print(
+        f"{resolver} {flags or ''}: {summary['lookups']} lookups, "
+        f"{summary['full_timeout_waits']} full-timeout waits, "
+        f"{topo.race_fault_hits() - before} rule hits"
+    )
     return summary, topo.race_fault_hits() - before
 
 
@@ -70,8 +84,12 @@ def test_parallel_same_socket_pair_is_hit_and_waits_timeout(faulty: Topology) ->
 
 @pytest.mark.parametrize(
     ("resolver", "flags"),
-    [("glibc", ("single-request",)), ("glibc", ("single-request-reopen",)), ("go", ()),
-     ("sequential", ())],
+    [
+        ("glibc", ("single-request",)),
+        ("glibc", ("single-request-reopen",)),
+        ("go", ()),
+        ("sequential", ()),
+    ],
 )
 def test_not_hit_when_queries_are_sequential_or_on_new_sockets(
     faulty: Topology, resolver: str, flags: tuple[str, ...]
