@@ -76,10 +76,13 @@ def drive(
 
 
 def test_parallel_same_socket_pair_is_hit_and_waits_timeout(faulty: Topology) -> None:
-    summary, hits = drive(faulty, "glibc")
-    assert hits >= summary["lookups"] * 0.8  # P=1, pinned: nearly every pair
-    assert summary["full_timeout_rate"] >= 0.8
-    assert 1000 <= summary["latency_ms"]["p50"] < 2000  # exactly one `timeout:1` wait
+    summary, hits = drive(faulty, "glibc", lookups=30)
+    # P=1, but the rule can only fire when AAAA leaves before A's answer is back: with CPUs
+    # pinned that is most pairs (KERNEL.md: 298/300 with a C sender; Python sends slower)
+    assert hits >= summary["lookups"] * 0.5
+    # every hit costs exactly one full `timeout:1` wait, and nothing else waits
+    assert summary["full_timeout_waits"] == hits
+    assert 1000 <= summary["latency_ms"]["p99"] < 2000
 
 
 @pytest.mark.parametrize(
