@@ -26,7 +26,17 @@ from loadgen.dns.types import ClientPod, DNSPlan
 from loadgen.http.plan import HTTPPlan, HTTPTarget
 from loadgen.http.rawclient import run_http_load
 
-DNS_PLAN_FIELDS = {"rate", "duration_s", "names", "resolver", "lookups_per_process"}
+DNS_PLAN_FIELDS = {
+    "rate",
+    "duration_s",
+    "names",
+    "resolver",
+    "lookups_per_process",
+    "pattern",
+    "burst_on_s",
+    "burst_off_s",
+    "workers",
+}
 
 
 async def _dns(spec: dict[str, Any]) -> dict[str, Any]:

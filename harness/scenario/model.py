@@ -153,6 +153,12 @@ class DNSLoad(_Strict):
     rate: float = Field(100, gt=0, le=100_000, description="Lookups per second")
     resolver: ResolverModel = "glibc"
     names: list[str] = Field(default_factory=lambda: ["http-server"], min_length=1)
+    pattern: Literal["constant", "burst", "ramp"] = Field(
+        "constant", description="constant rate; burst (on/off); ramp from 0 to rate"
+    )
+    burst_on_s: float = Field(1.0, gt=0, le=600)
+    burst_off_s: float = Field(1.0, ge=0, le=600)
+    workers: int = Field(1, ge=1, le=16, description="Load worker processes (spread over CPUs)")
     lookups_per_process: int = Field(
         1,
         ge=1,
