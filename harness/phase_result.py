@@ -152,6 +152,15 @@ def build_phase_result(phase: Phase, repeat_index: int, m: PhaseMeasurement) -> 
     server = ServerResult(
         received=m.server_counters.get("rx", 0), answered=m.server_counters.get("tx", 0)
     )
+    per_pod: dict[str, dict[str, int]] = {}
+    for key, v in m.server_counters.items():
+        pod, _, k = key.rpartition("/")
+        if pod and pod != "upstream":
+            per_pod.setdefault(pod, {})["received" if k == "rx" else "answered"] = v
+    if per_pod:
+        server["per_pod"] = per_pod
+    if "upstream/rx" in m.server_counters:
+        server["upstream_received"] = m.server_counters["upstream/rx"]
     node_totals: dict[str, int] = {}
     for c in m.node_counters.values():
         for k, v in c.items():

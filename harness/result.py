@@ -94,6 +94,8 @@ class ServerResult(TypedDict):
 
     received: int
     answered: int
+    per_pod: NotRequired[dict[str, dict[str, int]]]  # replica -> received/answered
+    upstream_received: NotRequired[int]  # queries CoreDNS forwarded to the upstream resolver
 
 
 class ExpectationResult(TypedDict):

@@ -25,6 +25,10 @@ from harness.errors import LockHeld
 
 STATE_DIR_ENV = "CONNTRACK_HARNESS_STATE_DIR"
 DEFAULT_STATE_DIR = "/run/conntrack-harness"
+# The lock guards host-global state (nf_conntrack_max, the namespace sweep), so it does not
+# move with the state dir: two runs with different state dirs still exclude each other.
+LOCK_ENV = "CONNTRACK_HARNESS_LOCK"
+DEFAULT_LOCK = "/run/conntrack-harness.lock"
 
 
 def state_dir() -> Path:
@@ -122,7 +126,7 @@ class HostLock:
     """One harness run at a time per host (nf_conntrack_max is global)."""
 
     def __init__(self, wait_s: float = 0.0) -> None:
-        self.path = state_dir() / "lock"
+        self.path = Path(os.environ.get(LOCK_ENV, DEFAULT_LOCK))
         self.wait_s = wait_s
         self._fd: int | None = None
 

@@ -50,6 +50,7 @@ METRICS: frozenset[str] = frozenset(
         "http.new_connections",
         "server.received",
         "server.answered",
+        "server.upstream_received",
         "node.dns_dropped",
         "fault.hits",
     }

@@ -104,6 +104,12 @@ class ClusterSpec(_Strict):
     namespace: str = "default"
     cluster_domain: str = "cluster.local"
     dns_config: DNSConfig = Field(default_factory=DNSConfig)
+    upstream_latency_ms: float = Field(
+        0,
+        ge=0,
+        le=5000,
+        description="Delay of the upstream resolver's answers (0: dnsmasq, as fast as it gets)",
+    )
     external_names: dict[str, str] = Field(
         default_factory=lambda: {"api.example.com": "203.0.113.80"},
         description="Names the upstream resolver answers (name -> IPv4)",

@@ -80,6 +80,14 @@ def lookup_names(names: list[str], *, fqdn: bool, namespace: str, domain: str) -
     return out
 
 
+def expand_names(names: list[str], count: int) -> list[str]:
+    """A name with ``{n}`` becomes ``count`` distinct names (cache-busting, e.g. random
+    subdomains), interleaved with the others in the order the engine cycles through them."""
+    if not any("{n}" in n for n in names):
+        return names
+    return [n.replace("{n}", str(i)) for i in range(max(1, count)) for n in names]
+
+
 class NetnsCluster:
     backend = "netns"
 
@@ -266,7 +274,7 @@ class NetnsCluster:
         wp: dict[str, Any] = {"duration_s": load.duration_s}
         if load.dns is not None:
             names = lookup_names(
-                load.dns.names,
+                expand_names(load.dns.names, int(load.dns.rate * load.duration_s)),
                 fqdn=settings["fqdn"],
                 namespace=sc.namespace,
                 domain=sc.cluster_domain,
@@ -291,6 +299,9 @@ class NetnsCluster:
         for pod in self.plan.role("coredns"):
             for k, v in read_counters(pod.ns, "cth_srv").items():
                 server[k] = server.get(k, 0) + v
+                server[f"{pod.name}/{k}"] = v
+        up = read_counters(self.plan.upstream_ns, "cth_srv")
+        server["upstream/rx"] = up.get("rx", 0)
         return nodes, server
 
     def measure(

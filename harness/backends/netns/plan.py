@@ -64,6 +64,7 @@ class TopologyPlan:
     cluster_domain: str
     masquerade_all: bool
     external_names: dict[str, str] = field(default_factory=dict)
+    upstream_latency_ms: float = 0.0
 
     @property
     def all_ns(self) -> list[str]:
@@ -170,6 +171,7 @@ def plan_topology(
         cluster_domain=spec.cluster_domain,
         masquerade_all=spec.masquerade_all,
         external_names=dict(spec.external_names),
+        upstream_latency_ms=spec.upstream_latency_ms,
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import socket
+import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -286,8 +287,8 @@ class Topology:
         self.apply_kube_proxy()
         for node in self.plan.nodes:
             run(["nft", "-f", "-"], netns=node.ns, input_=obs_ruleset())
-        for pod in self.plan.role("coredns"):
-            run(["nft", "-f", "-"], netns=pod.ns, input_=server_ruleset())
+        for ns in [self.plan.upstream_ns, *(p.ns for p in self.plan.role("coredns"))]:
+            run(["nft", "-f", "-"], netns=ns, input_=server_ruleset())
 
     def start(self, name: str, argv: list[str], netns: str) -> Proc:
         proc = spawn(self.journal, name, argv, netns=netns, log=self.workdir / f"{name}.log")
@@ -320,11 +321,20 @@ class Topology:
 
     def _servers(self) -> None:
         p = self.plan
-        self.start(
-            "upstream",
-            upstream_argv(listen_ip=P.UPSTREAM_IP, names=p.external_names),
-            p.upstream_ns,
-        )
+        if p.upstream_latency_ms > 0:
+            argv = [
+                sys.executable,
+                "-m",
+                "harness.backends.netns.upstream",
+                "--listen",
+                P.UPSTREAM_IP,
+                "--delay-ms",
+                str(p.upstream_latency_ms),
+                *(f"--name={n}={ip}" for n, ip in sorted(p.external_names.items())),
+            ]
+        else:
+            argv = upstream_argv(listen_ip=P.UPSTREAM_IP, names=p.external_names)
+        self.start("upstream", argv, p.upstream_ns)
         for pod in p.role("coredns"):
             self.start_coredns(pod.name)
         for pod in p.role("http"):

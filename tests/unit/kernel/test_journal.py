@@ -17,6 +17,7 @@ from harness.kernel.journal import HostLock, Journal, stale_journals
 @pytest.fixture(autouse=True)
 def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("CONNTRACK_HARNESS_STATE_DIR", str(tmp_path))
+    monkeypatch.setenv("CONNTRACK_HARNESS_LOCK", str(tmp_path / "lock"))
     return tmp_path
 
 
