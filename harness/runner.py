@@ -13,7 +13,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -133,6 +133,101 @@ def new_run_id() -> str:
     return secrets.token_hex(3)
 
 
+class ClusterSession:
+    """One realized cluster and everything that guards it: the host lock, the run journal,
+    the sysctl guard, signals turned into exceptions. Run any number of phases, then exit:
+    every exit path restores, and a safety net replays the journal at the end.
+
+    The runner uses one per scenario run; the pytest plugin keeps one for a whole session and
+    resets it cheaply per test (:meth:`reset`).
+    """
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        *,
+        backend: str = "netns",
+        options: BackendOptions | None = None,
+        force: bool = False,
+        wait_s: float = 0.0,
+    ) -> None:
+        self.scenario = scenario
+        self.backend = backend
+        self.options = options or BackendOptions()
+        self.force = force
+        self.wait_s = wait_s
+        self.run_id = new_run_id()
+        self.on_host = backend in HOST_KERNEL_BACKENDS  # its nodes share this host's kernel
+        self.env: Environment | None = None
+        self._stack = ExitStack()
+        self.journal: Journal | None = None
+        self.guard: sysctl.SysctlGuard | None = None
+        self.cluster: Cluster | None = None
+
+    def __enter__(self) -> ClusterSession:
+        check_backend(self.backend, self.scenario, self.options)  # nothing touched yet
+        require_root(self.backend)
+        if self.on_host:
+            preflight(self.scenario, force=self.force)
+        self.env = environment(self.backend)
+        stack = self._stack
+        stack.enter_context(HostLock(self.wait_s))
+        stack.enter_context(signals_raise())
+        try:
+            if self.on_host:
+                restore_stale()
+            self.journal = Journal.create(self.run_id, scenario=self.scenario.name, argv=sys.argv)
+            stack.callback(self._safety_net, self.journal)
+            self.guard = sysctl.SysctlGuard(self.journal)
+            stack.enter_context(self.guard.scope())
+            if self.on_host and self.scenario.host.nf_conntrack_max is not None:
+                self.guard.set(CT + "nf_conntrack_max", self.scenario.host.nf_conntrack_max)
+            cluster = make_cluster(
+                self.backend,
+                self.scenario,
+                run_id=self.run_id,
+                journal=self.journal,
+                guard=self.guard,
+                options=self.options,
+            )
+            self.cluster = stack.enter_context(cluster)
+            self.cluster.apply_node_sysctls()
+            self.env["sysctls"][f"{CT}nf_conntrack_max (during run)"] = sysctl.read(
+                CT + "nf_conntrack_max"
+            )
+        except BaseException:
+            stack.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    @staticmethod
+    def _safety_net(journal: Journal) -> None:
+        """Replay our own journal. Every undo is idempotent, so after a clean teardown this
+        only confirms nothing is left; after a failed one it finishes the job."""
+        report = RestoreReport()
+        undo_journal(journal, report)
+        if report.errors:
+            raise RestoreFailed(
+                "run cleanup incomplete; journal kept at "
+                f"{journal.path}:\n  " + "\n  ".join(report.errors)
+            )
+        journal.close()
+
+    def run_phase(
+        self, phase: Phase, rep: int = 0, progress: Progress | None = None
+    ) -> PhaseResult:
+        assert self.cluster is not None, "enter the session first"
+        return _run_phase(self.cluster, self.scenario, phase, rep, progress)
+
+    def reset(self) -> None:
+        """Cheap per-test reset: nothing but the nodes' conntrack tables carries over."""
+        assert self.cluster is not None, "enter the session first"
+        self.cluster.reset()
+
+
 def run_scenario(
     scenario: Scenario,
     *,
@@ -146,68 +241,29 @@ def run_scenario(
     command: str | None = None,
     options: BackendOptions | None = None,
 ) -> RunResult:
-    options = options or BackendOptions()
-    check_backend(backend, scenario, options)  # bad flags and refusals: nothing touched yet
-    require_root(backend)
-    on_host = backend in HOST_KERNEL_BACKENDS  # its nodes share this host's kernel
     started = datetime.now(UTC)
-    run_id = new_run_id()
     phases: list[PhaseResult] = []
-    env = environment(backend)
-    if on_host:
-        preflight(scenario, force=force)
-    with HostLock(wait_s), signals_raise():
-        if on_host:
-            restore_stale()
-        journal = Journal.create(run_id, scenario=scenario.name, argv=sys.argv)
-        guard = sysctl.SysctlGuard(journal)
-        try:
-            with guard.scope():
-                if on_host and scenario.host.nf_conntrack_max is not None:
-                    guard.set(CT + "nf_conntrack_max", scenario.host.nf_conntrack_max)
-                cluster = make_cluster(
-                    backend,
-                    scenario,
-                    run_id=run_id,
-                    journal=journal,
-                    guard=guard,
-                    options=options,
-                )
-                with cluster:
-                    cluster.apply_node_sysctls()
-                    env["sysctls"][f"{CT}nf_conntrack_max (during run)"] = sysctl.read(
-                        CT + "nf_conntrack_max"
-                    )
-                    for phase in scenario.phases:
-                        for rep in range(phase.repeat):
-                            pr = _run_phase(cluster, scenario, phase, rep, progress)
-                            phases.append(pr)
-                            if on_phase:
-                                on_phase(pr)
-                    if report_dir is not None:
-                        _write_evidence(report_dir, cluster.evidence())
-        finally:
-            # Safety net: replay our own journal. Every undo is idempotent, so after a clean
-            # teardown this only confirms nothing is left; after a failed one it finishes it.
-            report = RestoreReport()
-            undo_journal(journal, report)
-            if report.errors:
-                raise RestoreFailed(
-                    "run cleanup incomplete; journal kept at "
-                    f"{journal.path}:\n  " + "\n  ".join(report.errors)
-                )
-            journal.close()
+    session = ClusterSession(scenario, backend=backend, options=options, force=force, wait_s=wait_s)
+    with session:
+        for phase in scenario.phases:
+            for rep in range(phase.repeat):
+                pr = session.run_phase(phase, rep, progress)
+                phases.append(pr)
+                if on_phase:
+                    on_phase(pr)
+        if report_dir is not None and session.cluster is not None:
+            _write_evidence(report_dir, session.cluster.evidence())
     verdict: Verdict = "pass" if phases and all(p["verdict"] == "pass" for p in phases) else "fail"
     result = RunResult(
         schema_version=SCHEMA_VERSION,
-        run_id=run_id,
+        run_id=session.run_id,
         scenario=scenario.name,
         scenario_file=scenario_file,
         started_at=started.isoformat(),
         finished_at=datetime.now(UTC).isoformat(),
         command=command or " ".join(sys.argv),
         verdict=verdict,
-        environment=env,
+        environment=session.env or environment(backend),
         phases=phases,
     )
     result["comparisons"] = comparisons(result)

@@ -53,6 +53,10 @@ class Cluster(Protocol):
         """Apply the phase's remediations and faults; yield its settings; revert on exit."""
         ...
 
+    def reset(self) -> None:
+        """Cheap reset between phases or tests: flush the nodes' conntrack tables."""
+        ...
+
     def measure(
         self, phase: Phase, settings: dict[str, Any], load: LoadSpec, progress: Progress | None
     ) -> PhaseMeasurement:

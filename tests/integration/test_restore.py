@@ -79,8 +79,11 @@ def test_sigkill_then_restore_returns_host_to_recorded_state(
 
 
 def test_second_run_is_refused_while_the_lock_is_held(tmp_path: Path) -> None:
-    env = {**os.environ, "CONNTRACK_HARNESS_STATE_DIR": str(tmp_path),
-           "CONNTRACK_HARNESS_LOCK": str(tmp_path / "lock")}
+    env = {
+        **os.environ,
+        "CONNTRACK_HARNESS_STATE_DIR": str(tmp_path),
+        "CONNTRACK_HARNESS_LOCK": str(tmp_path / "lock"),
+    }
     holder = subprocess.Popen(
         [
             sys.executable,

@@ -101,6 +101,10 @@ class KubeRunCluster:
         self._kc = None
         self._stack.close()
 
+    def reset(self) -> None:
+        """Flush the nodes' conntrack tables (measure() also does this before each phase)."""
+        self.kube.reset()
+
     def nodes(self) -> list[str]:
         return self.kube.nodes()
 
