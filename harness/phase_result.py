@@ -65,6 +65,7 @@ def node_result(name: str, m: PhaseMeasurement) -> NodeConntrack:
         invalid=d.get("invalid", 0),
         table_full_lines=len(s.table_full),
         states_at_peak=s.states_at_peak,
+        dns_entries=s.dns_entries_at_peak,
         dns_in=c.get("dns_in", 0),
         dns_out=c.get("dns_out", 0),
         timeline=_timeline_with_drops(s),
@@ -84,6 +85,7 @@ def conntrack_result(m: PhaseMeasurement) -> ConntrackResult:
         insert_failed=sum(n["insert_failed"] for n in nodes),
         clash_resolve=sum(n["clash_resolve"] for n in nodes),
         table_full_lines=len(log),
+        dns_entries=sum(n["dns_entries"] for n in nodes),
         table_full_log=log[:200],
         nodes=nodes,
     )

@@ -12,7 +12,7 @@ A scenario test reads::
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,101 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "scenario: a full scenario run on a backend (slow)")
+    config.addinivalue_line(
+        "markers",
+        "harness_backends(*names): run only on these backends (netns, kind, kubeconfig, k3s)",
+    )
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    marker = item.get_closest_marker("harness_backends")
+    if marker is None:
+        return
+    from harness.backends.registry import BACKENDS
+
+    bad = [b for b in marker.args if b not in BACKENDS]
+    if bad or marker.kwargs or not marker.args:
+        raise pytest.UsageError(
+            f"{item.nodeid}: @pytest.mark.harness_backends takes backend names "
+            f"{list(BACKENDS)} as positional arguments (got {marker.args}, {marker.kwargs})"
+        )
+    backend = item.config.getoption("--harness-backend")
+    if backend not in marker.args:
+        pytest.skip(f"runs on {', '.join(marker.args)}; this session uses {backend}")
+
+
+class SessionPool:
+    """Realized clusters kept for the whole pytest session, one per scenario file."""
+
+    def __init__(self, backend: str, options: Any) -> None:
+        self.backend = backend
+        self.options = options
+        self._sessions: dict[str, Any] = {}
+
+    def get(self, path: str | Path) -> Any:
+        from harness.runner import ClusterSession
+        from harness.scenario.loader import load_scenario
+
+        key = str(Path(path).resolve())
+        if key not in self._sessions:
+            session = ClusterSession(
+                load_scenario(path), backend=self.backend, options=self.options, wait_s=600
+            )
+            session.__enter__()
+            self._sessions[key] = session
+        return self._sessions[key]
+
+    def close(self) -> None:
+        errors = []
+        while self._sessions:
+            _, session = self._sessions.popitem()
+            try:
+                session.__exit__(None, None, None)
+            except Exception as e:  # close the others, then be loud
+                errors.append(e)
+        if errors:
+            raise errors[0]
+
+
+_POOL: SessionPool | None = None
+
+
+@pytest.fixture(scope="session")
+def harness_sessions(request: pytest.FixtureRequest) -> Iterator[SessionPool]:
+    """Expensive tier: clusters built on first use and torn down when the session ends."""
+    from harness.backends.base import BackendOptions
+
+    global _POOL
+    cfg = request.config
+    _POOL = SessionPool(
+        cfg.getoption("--harness-backend"),
+        BackendOptions(keep_cluster=cfg.getoption("--harness-keep-cluster")),
+    )
+    try:
+        yield _POOL
+    finally:
+        _POOL.close()
+        _POOL = None
+
+
+@pytest.fixture
+def harness_cluster(harness_sessions: SessionPool) -> Callable[[str | Path], Any]:
+    """Cheap tier: the session's cluster for a scenario file, with its conntrack tables
+    flushed so the test starts from an empty table. Returns a ``ClusterSession``: call
+    ``run_phase(phase)`` on it."""
+
+    def get(path: str | Path) -> Any:
+        session = harness_sessions.get(path)
+        session.reset()
+        return session
+
+    return get
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Last safety net: a pool left open by an aborted session is closed here."""
+    if _POOL is not None:
+        _POOL.close()
 
 
 RunScenario = Callable[..., RunResult]

@@ -63,6 +63,7 @@ class NodeConntrack(TypedDict):
     invalid: int
     table_full_lines: int
     states_at_peak: dict[str, int]
+    dns_entries: int  # conntrack entries of pods' DNS flows in the snapshot at peak
     dns_in: int  # DNS packets from pods into the node (before conntrack)
     dns_out: int  # DNS packets that left the node towards the DNS service
     timeline: list[list[float]]  # [t_s, count] or [t_s, count, drop_total_so_far]
@@ -77,6 +78,7 @@ class ConntrackResult(TypedDict):
     insert_failed: int
     clash_resolve: int
     table_full_lines: int
+    dns_entries: int
     table_full_log: list[str]
     nodes: list[NodeConntrack]
 

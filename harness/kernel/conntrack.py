@@ -69,6 +69,12 @@ def state_histogram(listing: str) -> dict[str, int]:
     return dict(hist)
 
 
-def count_dns_entries(listing: str) -> int:
-    """Entries for DNS (port 53) flows."""
-    return sum(1 for ln in listing.splitlines() if "dport=53 " in ln or ln.endswith("dport=53"))
+def count_dns_entries(listing: str, src_prefix: str = "") -> int:
+    """Entries for DNS (port 53) flows, optionally only those whose original source starts
+    with ``src_prefix`` (e.g. the pod CIDR's "10.244.")."""
+    n = 0
+    for ln in listing.splitlines():
+        m = re.search(r"src=(\S+) dst=\S+ sport=\d+ dport=53\b", ln)
+        if m and m.group(1).startswith(src_prefix):
+            n += 1
+    return n

@@ -21,6 +21,7 @@ from harness.kernel.netns import inode, open_in, run
 
 COUNT = "/proc/sys/net/netfilter/nf_conntrack_count"
 STAT = "/proc/thread-self/net/stat/nf_conntrack"
+POD_PREFIX = "10.244."  # DNS entries whose original source is a pod
 
 
 @dataclass
@@ -101,7 +102,7 @@ class Sampler:
     def _snapshot(self, probe: NodeProbe, s: NodeSeries) -> None:
         listing = probe.listing()
         s.states_at_peak = state_histogram(listing)
-        s.dns_entries_at_peak = count_dns_entries(listing)
+        s.dns_entries_at_peak = count_dns_entries(listing, POD_PREFIX)
 
     def _loop(self) -> None:
         period = 1.0 / self.hz

@@ -175,6 +175,7 @@ def _node(name: str, m: PhaseModel, s: _Sim | None) -> NodeConntrack:
             "invalid": 0,
             "table_full_lines": 0,
             "states_at_peak": {"ESTABLISHED": 12},
+            "dns_entries": 0,
             "dns_in": 0,
             "dns_out": 0,
             "timeline": timeline,
@@ -192,6 +193,7 @@ def _node(name: str, m: PhaseModel, s: _Sim | None) -> NodeConntrack:
         "invalid": 0,
         "table_full_lines": s.table_full_lines,
         "states_at_peak": {"TIME_WAIT": time_wait, "ESTABLISHED": m.base_entries},
+        "dns_entries": 0,
         "dns_in": s.queries_sent,
         "dns_out": s.queries_sent - s.node_dropped,
         "timeline": s.ct_timeline,
@@ -235,6 +237,7 @@ def build_phase(m: PhaseModel) -> PhaseResult:
     ]
     ct: ConntrackResult = {
         "max": m.conntrack_max,
+        "dns_entries": 0,
         "peak_count": max(n["peak_count"] for n in nodes),
         "peak_fill": max(n["peak_count"] for n in nodes) / m.conntrack_max,
         "drop": sum(n["drop"] for n in nodes),

@@ -39,6 +39,8 @@ conntrack v1.4.7 (conntrack-tools): 5 flow entries have been shown.
 def test_state_histogram_counts_tcp_states_and_udp_kinds() -> None:
     assert state_histogram(LISTING) == {"TIME_WAIT": 2, "CLOSE": 1, "UDP_UNREPLIED": 1, "UDP": 1}
     assert count_dns_entries(LISTING) == 2
+    assert count_dns_entries(LISTING, "10.244.") == 2
+    assert count_dns_entries(LISTING, "172.18.") == 0
 
 
 def test_table_full_lines_filtered_by_namespace_inode() -> None:
