@@ -126,7 +126,28 @@ def cmd_run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
 
+    from harness.metrics.prometheus import HarnessMetrics
+
+    metrics = HarnessMetrics()
+    textfile = (
+        Path(args.metrics_textfile)
+        if args.metrics_textfile
+        else (report_dir / "metrics.prom" if report_dir else None)
+    )
+    if args.metrics_port is not None:
+        port = metrics.serve(args.metrics_port)
+        print(f"metrics: http://127.0.0.1:{port}/metrics (during the run)", file=sys.stderr)
+    show = _progress_printer()
+
+    def progress(phase: str, elapsed: float, total: float, info: dict[str, Any]) -> None:
+        for node, count in info.get("conntrack", {}).items():
+            metrics.observe_conntrack(node, count, info.get("max", 0))
+        show(phase, elapsed, total, info)
+
     def on_phase(p: PhaseResult) -> None:
+        metrics.load_result({"phases": [p]})  # type: ignore[typeddict-item]
+        if textfile:
+            metrics.write_textfile(textfile)
         d = p["dns"]
         sys.stderr.write(
             f"\r  {p['name']:<14} done: {d['lookups']} lookups, {d['timeouts']} timed out, "
@@ -135,18 +156,21 @@ def cmd_run(args: argparse.Namespace) -> int:
             + "\n"
         )
 
-    result = run_scenario(
-        scenario,
-        scenario_file=str(args.scenario),
-        backend=args.backend,
-        report_dir=report_dir,
-        force=args.force,
-        wait_s=args.wait,
-        progress=_progress_printer(),
-        on_phase=on_phase,
-        command=shlex.join(["conntrack-harness", *sys.argv[1:]]),
-        options=backend_options(args),
-    )
+    try:
+        result = run_scenario(
+            scenario,
+            scenario_file=str(args.scenario),
+            backend=args.backend,
+            report_dir=report_dir,
+            force=args.force,
+            wait_s=args.wait,
+            progress=progress,
+            on_phase=on_phase,
+            command=shlex.join(["conntrack-harness", *sys.argv[1:]]),
+            options=backend_options(args),
+        )
+    finally:
+        metrics.close()
     from harness.report import print_verdict_table
 
     print_verdict_table(result)
