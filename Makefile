@@ -1,6 +1,11 @@
 # The two commands a newcomer needs (see README.md). Both set up what they need first.
 .PHONY: demo test lint bench restore setup
 
+# One line and exit 2 when not root: every target changes the host (apt, namespaces, sysctls).
+ifneq ($(shell id -u),0)
+$(error conntrack-harness: must run as root (it installs packages, builds network namespaces and changes sysctls); re-run with sudo)
+endif
+
 setup:
 	@scripts/bootstrap.sh
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
 import sys
 from pathlib import Path
@@ -20,28 +19,6 @@ from harness.result import PhaseResult, RunResult
 
 if TYPE_CHECKING:
     from harness.backends.base import BackendOptions
-
-
-def _progress_printer() -> Any:
-    last = {"t": -1.0}
-    tty = sys.stderr.isatty() and not os.environ.get("CI")
-
-    def show(phase: str, elapsed: float, total: float, info: dict[str, Any]) -> None:
-        if not tty and int(elapsed) == int(last["t"]):
-            return
-        last["t"] = elapsed
-        cmax = info.get("max", 0) or 1
-        fill = " ".join(
-            f"{n} {c}/{cmax} ({100 * c / cmax:.0f}%)" for n, c in info.get("conntrack", {}).items()
-        )
-        line = f"  {phase:<14} {elapsed:5.1f}/{total:.0f}s  conntrack {fill}"
-        if tty:
-            sys.stderr.write("\r" + line[:150].ljust(150))
-        else:
-            sys.stderr.write(line + "\n")
-        sys.stderr.flush()
-
-    return show
 
 
 def write_reports(
@@ -137,24 +114,33 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.metrics_port is not None:
         port = metrics.serve(args.metrics_port)
         print(f"metrics: http://127.0.0.1:{port}/metrics (during the run)", file=sys.stderr)
-    show = _progress_printer()
+    from harness.report.progress import make_progress
+
+    reporter = make_progress()
+    current = {"phase": ""}
 
     def progress(phase: str, elapsed: float, total: float, info: dict[str, Any]) -> None:
+        cmax = info.get("max", 0) or 1
         for node, count in info.get("conntrack", {}).items():
-            metrics.observe_conntrack(node, count, info.get("max", 0))
-        show(phase, elapsed, total, info)
+            metrics.observe_conntrack(node, count, cmax)
+        if phase != current["phase"]:
+            current["phase"] = phase
+            reporter.phase_started(phase, total)
+        fill = " ".join(
+            f"{n} {c}/{cmax} ({100 * c / cmax:.0f}%)" for n, c in info.get("conntrack", {}).items()
+        )
+        reporter.update(elapsed, f"conntrack {fill}")
 
     def on_phase(p: PhaseResult) -> None:
+        d = p["dns"]
+        reporter.phase_finished(
+            p["name"] + (" [INJECTED]" if p["injected"] else ""),
+            f"{p['verdict'].upper()}: {d['lookups']} lookups, {d['timeouts']} timed out, "
+            f"conntrack peak {p['conntrack']['peak_count']}, drop {p['conntrack']['drop']}",
+        )
         metrics.load_result({"phases": [p]})  # type: ignore[typeddict-item]
         if textfile:
             metrics.write_textfile(textfile)
-        d = p["dns"]
-        sys.stderr.write(
-            f"\r  {p['name']:<14} done: {d['lookups']} lookups, {d['timeouts']} timed out, "
-            f"conntrack peak {p['conntrack']['peak_count']}, drop {p['conntrack']['drop']}"
-            f" -> {p['verdict'].upper()}".ljust(150)
-            + "\n"
-        )
 
     try:
         result = run_scenario(
@@ -170,6 +156,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             options=backend_options(args),
         )
     finally:
+        reporter.close()
         metrics.close()
     from harness.report import print_verdict_table
 

@@ -15,13 +15,13 @@ from harness.report.table import use_plain
 
 class ProgressReporter(Protocol):
     def phase_started(self, name: str, duration_s: float) -> None: ...
-    def update(self, elapsed_s: float, lookups: int, timeouts: int) -> None: ...
+    def update(self, elapsed_s: float, detail: str) -> None: ...
     def phase_finished(self, name: str, verdict: str) -> None: ...
     def close(self) -> None: ...
 
 
 class PlainProgress:
-    """``[phase] 12.0/20.0s lookups=480 timeouts=12`` at most every ``every_s`` seconds."""
+    """``[phase] 12.0/20.0s node-1 4096/4096 (100%)`` at most every ``every_s`` seconds."""
 
     def __init__(
         self, stream: TextIO, every_s: float = 5.0, clock: Callable[[], float] = time.monotonic
@@ -37,15 +37,12 @@ class PlainProgress:
         self._name, self._duration, self._last = name, duration_s, -1e18
         self._emit(f"[{name}] started ({duration_s:g}s)")
 
-    def update(self, elapsed_s: float, lookups: int, timeouts: int) -> None:
+    def update(self, elapsed_s: float, detail: str) -> None:
         now = self.clock()
         if now - self._last < self.every_s:
             return
         self._last = now
-        self._emit(
-            f"[{self._name}] {elapsed_s:.1f}/{self._duration:g}s "
-            f"lookups={lookups} timeouts={timeouts}"
-        )
+        self._emit(f"[{self._name}] {elapsed_s:.1f}/{self._duration:g}s {detail}")
 
     def phase_finished(self, name: str, verdict: str) -> None:
         self._emit(f"[{name}] finished: {verdict}")
@@ -62,7 +59,7 @@ class RichProgress:
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             TextColumn("{task.completed:.0f}/{task.total:.0f}s"),
-            TextColumn("lookups={task.fields[lookups]} timeouts={task.fields[timeouts]}"),
+            TextColumn("{task.fields[detail]}"),
             TimeRemainingColumn(),
             console=Console(file=stream),
             transient=False,
@@ -71,13 +68,11 @@ class RichProgress:
         self._progress.start()
 
     def phase_started(self, name: str, duration_s: float) -> None:
-        self._task = self._progress.add_task(name, total=duration_s, lookups=0, timeouts=0)
+        self._task = self._progress.add_task(name, total=duration_s, detail="")
 
-    def update(self, elapsed_s: float, lookups: int, timeouts: int) -> None:
+    def update(self, elapsed_s: float, detail: str) -> None:
         if self._task is not None:
-            self._progress.update(
-                self._task, completed=elapsed_s, lookups=lookups, timeouts=timeouts
-            )
+            self._progress.update(self._task, completed=elapsed_s, detail=detail)
 
     def phase_finished(self, name: str, verdict: str) -> None:
         if self._task is not None:

@@ -112,10 +112,10 @@ def test_plain_progress_throttles() -> None:
     p.phase_started("baseline", 20)
     for i in range(21):
         now[0] = float(i)
-        p.update(float(i), i * 40, i)
+        p.update(float(i), f"node-1 {i * 200}/4096")
     p.phase_finished("baseline", "pass")
     lines = out.getvalue().splitlines()
-    updates = [ln for ln in lines if "lookups=" in ln]
+    updates = [ln for ln in lines if "node-1" in ln]
     assert len(updates) == len(range(0, 21, 5))
     assert lines[0] == "[baseline] started (20s)"
     assert lines[-1] == "[baseline] finished: pass"
@@ -126,6 +126,6 @@ def test_make_progress_picks_by_environment() -> None:
     rich = make_progress(_TTY(), {})
     assert isinstance(rich, RichProgress)
     rich.phase_started("x", 2)
-    rich.update(1, 10, 0)
+    rich.update(1, "node-1 10/4096")
     rich.phase_finished("x", "pass")
     rich.close()
