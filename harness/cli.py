@@ -281,6 +281,19 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="wait this long for another run's lock (default: refuse at once)",
     )
+    m = r.add_argument_group("metrics (Prometheus)")
+    m.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve metrics on 127.0.0.1:PORT during the run (0: any free port)",
+    )
+    m.add_argument(
+        "--metrics-textfile",
+        metavar="FILE",
+        help="node-exporter textfile, rewritten after each phase "
+        "(default: REPORT_DIR/metrics.prom)",
+    )
     k = r.add_argument_group("cluster backends (kind, kubeconfig, k3s; see docs/backends.md)")
     k.add_argument(
         "--kubeconfig",

@@ -49,6 +49,8 @@ class DNSResult(TypedDict):
     timeline: list[list[float]]  # [t_s, lookups, timeouts] per second
     latency_hist: NotRequired[LatencyHist]
     by_name: NotRequired[dict[str, dict[str, float]]]
+    # final outcome counts: answer / nxdomain / nodata / timeout / error (SERVFAIL, REFUSED)
+    outcomes: NotRequired[dict[str, int]]
 
 
 class NodeConntrack(TypedDict):

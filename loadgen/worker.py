@@ -53,6 +53,10 @@ async def _dns(spec: dict[str, Any]) -> dict[str, Any]:
         "counts": bucket_latencies([r.latency_s for r in records]),
     }
     summary["by_name"] = by_name(records)
+    outcomes: dict[str, int] = {}
+    for r in records:
+        outcomes[r.outcome] = outcomes.get(r.outcome, 0) + 1
+    summary["outcomes"] = outcomes
     return dict(summary)
 
 

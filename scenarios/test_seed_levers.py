@@ -38,9 +38,13 @@ def test_coredns_levers_are_told_apart_from_conntrack(run_scenario: RunScenario)
         == 2
     )
     limited = by["concurrency-limit"]
-    assert limited["server"]["received"] > limited["server"]["answered"]
-    assert limited["conntrack"]["drop"] == 0  # not conntrack: the server itself
+    # past the limit the server answers REFUSED/SERVFAIL at once (as CoreDNS' forward
+    # max_concurrent does): lookups fail without a timeout, nothing is dropped anywhere
+    assert limited["dns"]["outcomes"].get("error", 0) > 0
+    assert limited["server"]["received"] == limited["server"]["answered"]
+    assert limited["conntrack"]["drop"] == 0
     assert limited["diagnosis"]["cause"] == "server-overload"
+    assert by["baseline"]["dns"]["outcomes"].get("error", 0) == 0
 
 
 def test_nodelocal_keeps_dns_healthy_while_the_table_is_full(run_scenario: RunScenario) -> None:

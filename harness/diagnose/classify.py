@@ -68,6 +68,7 @@ class Signals:
     timeouts: int | None = None
     server_received: int | None = None
     server_answered: int | None = None
+    server_errors: int | None = None  # lookups the servers answered with SERVFAIL/REFUSED
     node_dropped: int | None = None  # DNS packets that entered a node and never left it
     same_port_unanswered: int | None = None  # same-tuple pairs with one query unanswered
     injected: bool = False
@@ -160,6 +161,15 @@ def classify(s: Signals) -> Diagnosis:
         conf = "high" if share >= 0.01 and not dropping else "medium" if share >= 0.001 else "low"
         ev.append(f"{gap} queries ({share:.1%}) reached the DNS servers and got no answer")
         return Diagnosis("server-overload", conf, ev, REMEDIATION["server-overload"])
+    errors = s.server_errors or 0
+    if errors > 0 and not dropping and (s.node_dropped or 0) == 0:
+        share = errors / (s.lookups or 1)
+        conf = "high" if share >= 0.01 else "medium" if share >= 0.001 else "low"
+        ev.append(
+            f"{errors} lookups ({share:.1%}) were answered SERVFAIL/REFUSED with no conntrack "
+            "drop: the servers shed load (e.g. CoreDNS forward max_concurrent)"
+        )
+        return Diagnosis("server-overload", conf, ev, REMEDIATION["server-overload"])
     # 4. an injected fault with no natural signature
     if s.injected and (s.fault_hits or 0) > 0:
         return Diagnosis(
@@ -199,6 +209,7 @@ def signals_from_phase(phase: PhaseResult) -> Signals:
         timeouts=phase["dns"]["timeouts"],
         server_received=phase["server"]["received"],
         server_answered=phase["server"]["answered"],
+        server_errors=phase["dns"].get("outcomes", {}).get("error"),
         node_dropped=phase["agreement"]["node_dropped"],
         same_port_unanswered=same_port if isinstance(same_port, int) else None,
         injected=phase["injected"],
