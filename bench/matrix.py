@@ -98,9 +98,7 @@ def merge(scenarios: list[Scenario]) -> list[Scenario]:
                         value=p.name,
                     )
         name = "+".join(dict.fromkeys(s.name for s in members))[:63].rstrip("-+")
-        out.append(
-            members[0].model_copy(update={"name": name, "phases": list(phases.values())})
-        )
+        out.append(members[0].model_copy(update={"name": name, "phases": list(phases.values())}))
     return out
 
 
