@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import harness.runner
+from bench.topo import bench_run_id
 from harness.errors import BadInput
 from harness.measurement import PhaseMeasurement
 from harness.result import PhaseResult, RunResult
@@ -135,11 +136,14 @@ def _instrumented(run: MatrixRun) -> Iterator[Callable[[str], None]]:
             super().acquire()
             run.lock_wait_s += time.monotonic() - t
 
+    real_id = runner["new_run_id"]
     runner["build_phase_result"], runner["HostLock"] = build, TimedLock
+    runner["new_run_id"] = bench_run_id  # see bench.topo.bench_run_id
     try:
         yield lambda name: current.update(scenario=name)
     finally:
         runner["build_phase_result"], runner["HostLock"] = real_build, real_lock
+        runner["new_run_id"] = real_id
 
 
 def run_matrix(report_dir: Path | None = None, *, verbose: bool = True) -> MatrixRun:
