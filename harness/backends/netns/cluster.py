@@ -144,6 +144,10 @@ class NetnsCluster:
             "nameservers": None,
             "pin_cpus": False,
         }
+        # Flush before the remediations too, not only before the load: a remediation that
+        # starts a server (NodeLocal's cache forwards through tracked flows) must not start
+        # against the previous phase's full table of TIME_WAIT entries.
+        self.reset()
         with self.guard.scope(), ExitStack() as undo:
             for r in phase.remediations:
                 if isinstance(r, Pooling):
