@@ -42,8 +42,10 @@ BUCKETS: tuple[tuple[str, str], ...] = (
 def summarize(path: str, rate: float, root: str = "run_matrix") -> list[tuple[str, float]]:
     totals: Counter[str] = Counter()
     names = dict(BUCKETS)
-    for line in open(path):
-        stack, _, n = line.rstrip("\n").rpartition(" ")
+    with open(path) as f:
+        lines = f.read().splitlines()
+    for line in lines:
+        stack, _, n = line.rpartition(" ")
         if not n.isdigit():
             continue
         frames = [f.split(" (")[0].rsplit(".", 1)[-1] for f in stack.split(";")]
