@@ -1,10 +1,11 @@
 """Bench: lookups/s of the DNS load engine through the ClusterIP path, next to dnsperf.
 
-Both run from client pod namespaces through a node namespace whose DNAT rule maps the
-ClusterIP to a dnsmasq in a server namespace (see :mod:`bench.dnsbed`). dnsperf (Debian's,
-C, reusing its sockets) shows what the path and server can carry; the engine is measured at
-a target rate with the glibc model (a new socket and a same-socket A/AAAA pair per lookup,
-so one new conntrack entry per lookup).
+Both run from the client pods of the harness's own netns cluster (:mod:`bench.topo`), through
+the kube-dns ClusterIP that kube-proxy's iptables rules on the node DNAT (and MASQUERADE) to
+the CoreDNS pods (dnsmasq) on the other node: the path every scenario drives. dnsperf
+(Debian's, C, reusing its sockets) shows what the path and servers can carry; the engine is
+measured at a target rate with the glibc model (a new socket and a same-socket A/AAAA pair
+per lookup, so one new conntrack entry per lookup), in the same topology, right after.
 
 The host's ``nf_conntrack_max`` is shared with everyone on the machine; if another run
 shrinks it, our node's table fills and lookups time out. Such runs are flagged
@@ -26,13 +27,15 @@ import tempfile
 import time
 from typing import Any
 
-from bench.dnsbed import SERVICE_NAME, DNSBed, dns_bed
+from bench.topo import DNS_IP, SERVICE_FQDN, short_udp_timeouts, topology
+from harness.backends.netns.topology import Topology
 from harness.kernel.netns import inode, run
 from loadgen.dns.accounting import summarize
 from loadgen.dns.engine import run_dns_load
 from loadgen.dns.types import ClientPod, DNSPlan
 
-FQDN = SERVICE_NAME + "."
+FQDN = SERVICE_FQDN
+SERVICE_NAME = FQDN.rstrip(".")
 
 
 def _table_full_lines(ns_inode: int, since: int) -> int:
@@ -52,14 +55,14 @@ def _cpu_ticks(pid: int) -> int:
     return int(fields[11]) + int(fields[12])
 
 
-def dnsperf(bed: DNSBed, seconds: float, clients: int = 4) -> dict[str, Any]:
+def dnsperf(topo: Topology, seconds: float, clients: int = 4) -> dict[str, Any]:
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
         f.write(f"{SERVICE_NAME} A\n{SERVICE_NAME} AAAA\n")
         qfile = f.name
     try:
         cp = run(
-            ["dnsperf", "-s", bed.dns_ip, "-d", qfile, "-l", str(seconds), "-c", str(clients)],
-            netns=bed.pod_ns[0],
+            ["dnsperf", "-s", DNS_IP, "-d", qfile, "-l", str(seconds), "-c", str(clients)],
+            netns=topo.plan.role("client")[0].ns,
             timeout=seconds + 30,
         )
     finally:
@@ -85,15 +88,20 @@ def _udp_rcvbuf_errors(netns: str) -> int:
     return 0
 
 
-def _conntrack_drops(netns: str | None) -> int:
-    if netns is None:
-        return 0
+def _conntrack_drops(netns: str) -> int:
     out = run(["conntrack", "-S"], netns=netns, check=False).stdout
     return sum(int(w.split("=")[1]) for w in out.split() if w.startswith("drop="))
 
 
-def engine(bed: DNSBed, rate: float, seconds: float, workers: int) -> dict[str, Any]:
-    pods = [ClientPod(ns, ip, bed.resolv()) for ns, ip in zip(bed.pod_ns, bed.pod_ips, strict=True)]
+def _servers(topo: Topology) -> list[tuple[str, int]]:
+    """(namespace, pid) of every CoreDNS pod's server."""
+    return [(p.ns, topo.procs[p.name].pid) for p in topo.plan.role("coredns")]
+
+
+def engine(topo: Topology, rate: float, seconds: float, workers: int) -> dict[str, Any]:
+    resolv = topo.default_resolv()
+    pods = [ClientPod(p.ns, p.ip, resolv) for p in topo.plan.role("client")]
+    client_node = topo.plan.node(topo.plan.role("client")[0].node).ns
     plan = DNSPlan(
         rate=rate,
         duration_s=seconds,
@@ -102,11 +110,12 @@ def engine(bed: DNSBed, rate: float, seconds: float, workers: int) -> dict[str, 
         workers=workers,
         max_in_flight=8192,
     )
-    node_inode = inode(bed.node_ns) if bed.node_ns else 0
+    node_inode = inode(client_node)
     mark = _dmesg_len()
-    rcv0, ct0 = _udp_rcvbuf_errors(bed.server_ns), _conntrack_drops(bed.node_ns)
-    assert bed.dnsmasq is not None
-    srv0 = _cpu_ticks(bed.dnsmasq.pid)
+    servers = _servers(topo)
+    rcv0 = sum(_udp_rcvbuf_errors(ns) for ns, _ in servers)
+    ct0 = sum(_conntrack_drops(n.ns) for n in topo.plan.nodes)
+    srv0 = sum(_cpu_ticks(pid) for _, pid in servers)
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     me0 = resource.getrusage(resource.RUSAGE_SELF)
     t = time.monotonic()
@@ -114,9 +123,9 @@ def engine(bed: DNSBed, rate: float, seconds: float, workers: int) -> dict[str, 
     wall = time.monotonic() - t
     ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     me1 = resource.getrusage(resource.RUSAGE_SELF)
-    srv_cpu = (_cpu_ticks(bed.dnsmasq.pid) - srv0) / os.sysconf("SC_CLK_TCK")
-    server_rcvbuf_drops = _udp_rcvbuf_errors(bed.server_ns) - rcv0
-    node_conntrack_drops = _conntrack_drops(bed.node_ns) - ct0
+    srv_cpu = (sum(_cpu_ticks(pid) for _, pid in servers) - srv0) / os.sysconf("SC_CLK_TCK")
+    server_rcvbuf_drops = sum(_udp_rcvbuf_errors(ns) for ns, _ in servers) - rcv0
+    node_conntrack_drops = sum(_conntrack_drops(n.ns) for n in topo.plan.nodes) - ct0
     n = len(records)
     starts = [r.t_start for r in records]
     span = (max(starts) - min(starts)) if n > 1 else 0.0
@@ -147,7 +156,7 @@ def engine(bed: DNSBed, rate: float, seconds: float, workers: int) -> dict[str, 
         "failed": summary["failed"],
         "latency_ms": summary["latency_ms"],
         "generator_cpu_s_per_1k_lookups_incl_startup_and_ipc": 1000 * gen_cpu / n if n else 0.0,
-        "dnsmasq_cpu_share": srv_cpu / wall if wall else 0.0,
+        "dns_servers_cpu_share": srv_cpu / wall if wall else 0.0,
         "wall_s": wall,
         "table_full_lines": _table_full_lines(node_inode, mark),
         # Where lost queries went: the server's socket buffer, or the node's conntrack.
@@ -170,26 +179,32 @@ def measure(
     dnsperf_seconds: float = 5.0,
     server_priority: int = 0,
 ) -> dict[str, Any]:
-    """Engine vs dnsperf on one ClusterIP path; a JSON-able dict of the figures."""
+    """Engine vs dnsperf on the harness topology's ClusterIP path, one topology, one run."""
     max0 = _conntrack_max()
-    with dns_bed(pods, clusterip=True) as bed:
-        assert bed.dnsmasq is not None
+    with topology(client_pods=pods) as topo:
+        short_udp_timeouts(topo)
         if server_priority:
-            # Our own dnsmasq only: serve before generating, so a starved server does not
+            # Our own servers only: serve before generating, so a starved server does not
             # drop what the generator sends (the generator lags instead, and that shows).
-            os.setpriority(os.PRIO_PROCESS, bed.dnsmasq.pid, server_priority)
-        perf = dnsperf(bed, dnsperf_seconds)
-        eng = engine(bed, rate, seconds, workers)
+            for _, pid in _servers(topo):
+                os.setpriority(os.PRIO_PROCESS, pid, server_priority)
+        perf = dnsperf(topo, dnsperf_seconds)
+        topo.flush_conntrack()
+        eng = engine(topo, rate, seconds, workers)
     max1 = _conntrack_max()
+    peer = perf.get("pair_lookups_per_s_equiv", 0.0)
     return {
         "bench": "dns_engine",
-        "path": "pod netns -> node netns (nft DNAT ClusterIP) -> dnsmasq netns",
+        "path": "client pod -> node-1 (iptables DNAT+MASQUERADE, kube-dns ClusterIP "
+        f"{DNS_IP}) -> node-2 -> CoreDNS pods (dnsmasq)",
         "cpus": os.cpu_count(),
         "load_avg_1m": os.getloadavg()[0],
         "nf_conntrack_max": [max0, max1],
         "server_nice": server_priority,
         "dnsperf": perf,
         "engine": eng,
+        # one glibc lookup = one A/AAAA pair; dnsperf's queries/s halved is the same unit
+        "ratio_vs_dnsperf": eng["lookups_per_s"] / peer if peer else 0.0,
         "disturbed": eng["table_full_lines"] > 0 or max0 != max1,
     }
 

@@ -1,15 +1,18 @@
-"""New TCP connections per second through a DNAT "ClusterIP", by generator.
+"""New TCP connections per second through the kube-proxy ClusterIP, by generator.
 
     sudo .venv/bin/python -m bench.http_churn
 
-Each measurement gets a fresh testbed (node namespace with the DNAT rule, nginx pod, client
-pods), so TIME_WAIT from one run cannot slow the next. Rates are counted twice: by the
-generator, and as the growth of the node's conntrack table (the number that matters for
-exhaustion). When the server closes first the client keeps no TIME_WAIT and soon reuses
-source ports; a reused port takes over the old conntrack entry, so for server-close runs
-the node's growth is below the connection rate. ``fill_65536`` is measured, not
-extrapolated: the raw client runs for 30 s from 3 client pods, and the time at which the
-65,536th connection was opened is read from its per-second timeline.
+All measurements run in one harness topology (:mod:`bench.topo`): client pod -> node-1
+(iptables DNAT + MASQUERADE for the http-server ClusterIP 10.96.0.20) -> node-2 -> nginx pod.
+Each measurement gets its own client pods, so the TIME_WAIT sockets one leaves in its pods
+cannot slow the next one's port allocation, and the nodes' conntrack tables are flushed in
+between. Rates are counted twice: by the generator, and as the growth of the client node's
+conntrack table (the number that matters for exhaustion). When the server closes first the
+client keeps no TIME_WAIT and soon reuses source ports; a reused port takes over the old
+conntrack entry, so for server-close runs the node's growth is below the connection rate.
+``fill_65536`` is measured, not extrapolated: the raw client runs for 30 s from 3 client
+pods, and the time at which the 65,536th connection was opened is read from its per-second
+timeline.
 """
 
 from __future__ import annotations
@@ -17,12 +20,14 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Iterator
 from typing import Any
 
+from bench.topo import HTTP_IP, conntrack_count, topology
+from harness.backends.netns.topology import Topology
 from harness.kernel.netns import run
 from loadgen.http.plan import HTTPPlan, HTTPTarget
 from loadgen.http.rawclient import run_http_load_sync
-from loadgen.http.testbed import build_testbed
 from loadgen.locust.launch import run_locust
 from loadgen.locust.plan import LocustPlan
 
@@ -31,14 +36,31 @@ TABLE = 65_536
 FILL_WINDOW_S = 30.0
 
 
-def _raw(mode: str) -> dict[str, Any]:
-    with build_testbed("lcb", clients=2) as tb:
-        c0 = tb.conntrack_count()
-        res = run_http_load_sync(
-            [HTTPTarget(tb.cluster_ip, netns=ns) for ns in tb.clients],
-            HTTPPlan(mode=mode, rate=50_000, duration_s=DURATION_S, max_in_flight=64),  # type: ignore[arg-type]
-        )
-        grew = tb.conntrack_count() - c0
+class _Pods:
+    """Hands out unused client pods of one topology, and resets the nodes' tables."""
+
+    def __init__(self, topo: Topology) -> None:
+        self.topo = topo
+        self.node = topo.plan.node(topo.plan.role("client")[0].node).ns
+        self._free: Iterator[tuple[str, str]] = iter((p.ns, p.ip) for p in topo.plan.role("client"))
+
+    def take(self, n: int) -> tuple[list[str], list[str]]:
+        self.topo.flush_conntrack()
+        got = [next(self._free) for _ in range(n)]
+        return [ns for ns, _ in got], [ip for _, ip in got]
+
+    def count(self) -> int:
+        return conntrack_count(self.node)
+
+
+def _raw(pods: _Pods, mode: str) -> dict[str, Any]:
+    clients, _ = pods.take(2)
+    c0 = pods.count()
+    res = run_http_load_sync(
+        [HTTPTarget(HTTP_IP, netns=ns) for ns in clients],
+        HTTPPlan(mode=mode, rate=50_000, duration_s=DURATION_S, max_in_flight=64),  # type: ignore[arg-type]
+    )
+    grew = pods.count() - c0
     return {
         "generator": f"rawclient {mode} (asyncio, 1 process, 2 client pods, 64 in flight)",
         "new_connections": res.new_connections,
@@ -50,20 +72,20 @@ def _raw(mode: str) -> dict[str, Any]:
     }
 
 
-def _locust(workers: int) -> dict[str, Any]:
-    with build_testbed("lcb", clients=2) as tb:
-        plan = LocustPlan(
-            host=tb.cluster_ip,
-            user="short-lived",
-            users=32,
-            duration_s=DURATION_S,
-            workers=workers,
-            worker_netns=tb.clients if workers else [],
-            master_host=tb.client_ips[0] if workers else None,
-        )
-        c0 = tb.conntrack_count()
-        s = run_locust(plan, netns=tb.clients[0])
-        grew = tb.conntrack_count() - c0
+def _locust(pods: _Pods, workers: int) -> dict[str, Any]:
+    clients, client_ips = pods.take(2)
+    plan = LocustPlan(
+        host=HTTP_IP,
+        user="short-lived",
+        users=32,
+        duration_s=DURATION_S,
+        workers=workers,
+        worker_netns=clients if workers else [],
+        master_host=client_ips[0] if workers else None,
+    )
+    c0 = pods.count()
+    s = run_locust(plan, netns=clients[0])
+    grew = pods.count() - c0
     label = f"{workers} workers in 2 pods" if workers else "1 process"
     return {
         "generator": f"locust ShortLivedUser ({label}, 32 users, no wait)",
@@ -76,12 +98,12 @@ def _locust(workers: int) -> dict[str, Any]:
     }
 
 
-def _wrk() -> dict[str, Any]:
-    with build_testbed("lcb", clients=1) as tb:
-        c0 = tb.conntrack_count()
-        argv = ["wrk", "-t2", "-c64", f"-d{int(DURATION_S)}s", "-H", "Connection: close"]
-        out = run([*argv, f"http://{tb.cluster_ip}/"], netns=tb.clients[0], timeout=60).stdout
-        grew = tb.conntrack_count() - c0
+def _wrk(pods: _Pods) -> dict[str, Any]:
+    clients, _ = pods.take(1)
+    c0 = pods.count()
+    argv = ["wrk", "-t2", "-c64", f"-d{int(DURATION_S)}s", "-H", "Connection: close"]
+    out = run([*argv, f"http://{HTTP_IP}/"], netns=clients[0], timeout=60).stdout
+    grew = pods.count() - c0
     m = re.search(r"Requests/sec:\s+([\d.]+)", out)
     errors = re.search(r"Socket errors:(.*)", out)
     return {
@@ -93,14 +115,14 @@ def _wrk() -> dict[str, Any]:
     }
 
 
-def _fill() -> dict[str, Any]:
-    with build_testbed("lcb", clients=3, wide_port_range=True) as tb:
-        c0 = tb.conntrack_count()
-        res = run_http_load_sync(
-            [HTTPTarget(tb.cluster_ip, netns=ns) for ns in tb.clients],
-            HTTPPlan(mode="short-lived", rate=50_000, duration_s=FILL_WINDOW_S, max_in_flight=64),
-        )
-        peak = tb.conntrack_count() - c0
+def _fill(pods: _Pods) -> dict[str, Any]:
+    clients, _ = pods.take(3)  # the topology gives client pods ports 1024-65535
+    c0 = pods.count()
+    res = run_http_load_sync(
+        [HTTPTarget(HTTP_IP, netns=ns) for ns in clients],
+        HTTPPlan(mode="short-lived", rate=50_000, duration_s=FILL_WINDOW_S, max_in_flight=64),
+    )
+    peak = pods.count() - c0
     cumulative, reached_at = 0, None
     for row in res.timeline:
         cumulative += row["new_connections"]
@@ -119,17 +141,31 @@ def _fill() -> dict[str, Any]:
     }
 
 
-def measure() -> dict[str, Any]:
+def measure(*, quick: bool = False) -> dict[str, Any]:
+    """Every generator in one topology. ``quick``: only what the ``python -m bench`` figures
+    need (the raw client in both one-connection-per-request modes, and wrk)."""
     t0 = time.monotonic()
-    results = {
-        "path": "client pod -> node (iptables-nft DNAT 10.96.0.20:80) -> nginx pod",
-        "rawclient_short_lived": _raw("short-lived"),
-        "rawclient_server_close": _raw("server-close"),
-        "locust_single": _locust(0),
-        "locust_2_workers": _locust(2),
-        "wrk_connection_close": _wrk(),
-        "fill_65536": _fill(),
-    }
+    with topology(client_pods=5 if quick else 12, coredns=1) as topo:
+        pods = _Pods(topo)
+        results: dict[str, Any] = {
+            "path": "client pod -> node-1 (iptables DNAT+MASQUERADE 10.96.0.20:80) -> node-2 "
+            "-> nginx pod",
+            "rawclient_short_lived": _raw(pods, "short-lived"),
+            "rawclient_server_close": _raw(pods, "server-close"),
+            "wrk_connection_close": _wrk(pods),
+        }
+        if not quick:
+            results["locust_single"] = _locust(pods, 0)
+            results["locust_2_workers"] = _locust(pods, 2)
+            results["fill_65536"] = _fill(pods)
+    wrk = results["wrk_connection_close"]["conn_per_s"] or 0
+    # wrk with Connection: close and the raw client's server-close mode put the same packets
+    # on the wire (new connection, one request, the server closes): like for like.
+    raw = results["rawclient_server_close"]["conn_per_s"]
+    results["ratio_vs_wrk"] = raw / wrk if wrk else 0.0
+    results["ratio_short_lived_vs_wrk"] = (
+        results["rawclient_short_lived"]["conn_per_s"] / wrk if wrk else 0.0
+    )
     results["bench_wall_s"] = round(time.monotonic() - t0, 1)
     return results
 

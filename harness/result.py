@@ -39,6 +39,8 @@ class DNSResult(TypedDict):
     timeout_rate_ci: RateCI
     failed: int  # lookups that ended with no answer at all
     failed_rate: float
+    # given up at phase end after one full timeout wait (counted in timeouts, not failed)
+    unfinished: NotRequired[int]
     full_timeout_waits: int
     full_timeout_rate: float
     queries_sent: int

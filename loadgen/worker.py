@@ -38,6 +38,7 @@ DNS_PLAN_FIELDS = {
     "burst_on_s",
     "burst_off_s",
     "workers",
+    "drain",
 }
 
 
@@ -88,6 +89,7 @@ async def _http(spec: dict[str, Any]) -> dict[str, Any]:
         pool_size=p["pool_size"],
         connect_timeout_s=p["connect_timeout_s"],
         max_in_flight=p["max_in_flight"],
+        fill_connections=p.get("fill_connections", 0),
     )
     res = await run_http_load(targets, plan)
     out = dict(res.to_http_result())
@@ -96,18 +98,24 @@ async def _http(spec: dict[str, Any]) -> dict[str, Any]:
         elapsed_s=round(res.elapsed_s, 3),
         latency_ms=dict(res.latency_ms),
         errors=res.errors,
+        fill_connections=plan.fill_connections,
+        fill_s=None if res.fill_s is None else round(res.fill_s, 3),
         timeline=[list(r) if not isinstance(r, dict) else r for r in res.timeline],
     )
     return out
 
 
 async def run_plan(plan: dict[str, Any]) -> dict[str, Any]:
+    # CLOCK_MONOTONIC is system-wide: the harness places the load start on its own timeline.
+    started = time.monotonic()
     jobs: dict[str, asyncio.Task[dict[str, Any]]] = {}
     if "dns" in plan:
         jobs["dns"] = asyncio.create_task(_dns(plan["dns"]))
     if "http" in plan:
         jobs["http"] = asyncio.create_task(_http(plan["http"]))
-    return {name: await task for name, task in jobs.items()}
+    out: dict[str, Any] = {name: await task for name, task in jobs.items()}
+    out["started_monotonic"] = started
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

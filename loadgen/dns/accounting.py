@@ -7,6 +7,9 @@ the statistics layer adds):
   >= 1``), or whose latency reached ``timeout_s`` anyway; ``timeout_rate`` = timeouts/lookups.
 - ``failed``: lookups that ended with no answer at all (outcome ``timeout`` or ``error``);
   NXDOMAIN and NODATA are answers.
+- ``unfinished``: lookups given up at the end of the run after they had waited one full
+  timeout (outcome ``unfinished``; counted in ``timeouts``, not in ``failed``: how they would
+  have ended was not observed).
 - ``full_timeout_waits``: all such waits summed; ``full_timeout_rate`` = waits per lookup.
 - ``queries_unanswered``: queries sent that never got a matching reply.
 - ``latency_ms``: nearest-rank percentiles of the lookup latency.
@@ -41,6 +44,7 @@ def summarize(records: Sequence[LookupRecord], timeout_s: float) -> dict[str, An
     timeouts = [is_timeout(r, timeout_s) for r in records]
     n_timeouts = sum(timeouts)
     failed = sum(1 for r in records if r.outcome in FAILED_OUTCOMES)
+    n_unfinished = sum(1 for r in records if r.outcome == "unfinished")
     waits = sum(r.full_timeout_waits for r in records)
     sent = sum(r.queries_sent for r in records)
     unanswered = sum(
@@ -66,6 +70,7 @@ def summarize(records: Sequence[LookupRecord], timeout_s: float) -> dict[str, An
         "timeout_rate": n_timeouts / n if n else 0.0,
         "failed": failed,
         "failed_rate": failed / n if n else 0.0,
+        "unfinished": n_unfinished,
         "full_timeout_waits": waits,
         "full_timeout_rate": waits / n if n else 0.0,
         "queries_sent": sent,

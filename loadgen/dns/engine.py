@@ -9,7 +9,9 @@ sequential queries) lives exactly as long as it would in the workload being mode
 A counter bounds lookups in flight (``plan.max_in_flight``, like a semaphore); when it is
 full the pacer waits, and the lag shows in the records' ``t_start``. A late pacer catches up
 at most ``_BURST`` lookups per loop turn rather than in one burst. When the duration is over
-no new lookup starts and the ones in flight are allowed to finish.
+no new lookup starts; with ``plan.drain == "full"`` the ones in flight are allowed to finish,
+with ``"first-timeout"`` the run ends as soon as every lookup still in flight has waited one
+full resolver timeout, and those are recorded as ``unfinished`` (see :data:`~.types.Drain`).
 
 The loop itself is :class:`~loadgen.dns.fastloop.FastLoop` (epoll + a deadline heap driving
 the model coroutines), run in a thread so the caller's asyncio loop stays free. With
@@ -25,15 +27,16 @@ import json
 import resource
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, replace
+from typing import Any
 
 from harness.errors import BackendError
 from loadgen.dns.codec import plan_to_json, pod_to_json, record_from_json
 from loadgen.dns.fastloop import FastLoop, FastTransport
-from loadgen.dns.lookup import recorded_lookup
+from loadgen.dns.lookup import recorded_lookup, unfinished
 from loadgen.dns.models import make_resolver
-from loadgen.dns.models.base import ResolverModel
+from loadgen.dns.models.base import Recorder, ResolverModel
 from loadgen.dns.pacing import expected_count, start_offsets
 from loadgen.dns.types import ClientPod, DNSPlan, LookupRecord
 
@@ -46,6 +49,18 @@ _BURST = 32
 class _Process:
     model: ResolverModel
     used: int = 0
+
+
+@dataclass(slots=True)
+class _InFlight:
+    """What the engine keeps of a lookup in flight, to give up on it (drain first-timeout)."""
+
+    coro: Coroutine[Any, Any, LookupRecord]
+    rec: Recorder
+    model: ResolverModel
+    name: str
+    pod: str
+    t_start: float
 
 
 def _raise_nofile(want: int) -> None:
@@ -93,11 +108,20 @@ def _run_fast(
     total = expected_count(plan)
     names, npods, cap = plan.names, len(pods), plan.max_in_flight
     in_flight = 0
+    cut = plan.drain == "first-timeout"
+    live: dict[int, _InFlight] = {}  # only with cut: the lookups in flight, by sequence number
 
     def done(rec: LookupRecord) -> None:
         nonlocal in_flight
         in_flight -= 1
         records.append(rec)
+
+    def done_seq(seq: int) -> Callable[[LookupRecord], None]:
+        def finish(rec: LookupRecord) -> None:
+            del live[seq]
+            done(rec)
+
+        return finish
 
     todo = ((i, off) for i, off in enumerate(start_offsets(plan)) if i % step == first)
     nxt = next(todo, None)
@@ -122,18 +146,31 @@ def _run_fast(
                 proc.used += 1
                 pod = pods[pi]
                 in_flight += 1
-                loop.spawn(
-                    recorded_lookup(
-                        proc.model,
-                        names[(i // npods) % len(names)],
-                        transports[pod.netns],
-                        pod=pod.netns,
-                        t_start=now,
-                    ),
-                    done,
-                )
+                name = names[(i // npods) % len(names)]
+                tr = transports[pod.netns]
+                if not cut:
+                    loop.spawn(
+                        recorded_lookup(proc.model, name, tr, pod=pod.netns, t_start=now), done
+                    )
+                else:
+                    rec = Recorder(tr)
+                    coro = recorded_lookup(
+                        proc.model, name, tr, pod=pod.netns, t_start=now, recorder=rec
+                    )
+                    live[i] = _InFlight(coro, rec, proc.model, name, pod.netns, now)
+                    loop.spawn(coro, done_seq(i))
                 nxt = next(todo, None)
             if nxt is None and in_flight == 0:
+                break
+            if cut and nxt is None and all(f.rec.full_timeout_waits for f in live.values()):
+                # Every lookup has started, and each one still waiting has already waited a
+                # full timeout: it counts as a timeout whatever comes next. Record it as
+                # unfinished rather than wait (up to timeout * attempts per candidate) more.
+                for f in live.values():
+                    f.coro.close()  # runs the model's finally: its sockets are closed
+                    records.append(unfinished(f.model, f.name, f.rec, pod=f.pod, t_start=f.t_start))
+                live.clear()
+                in_flight = 0
                 break
             wait = _IDLE_WAIT
             if nxt is not None and in_flight < cap:

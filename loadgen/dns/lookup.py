@@ -13,14 +13,22 @@ from loadgen.dns.types import LookupRecord
 
 
 async def recorded_lookup(
-    model: ResolverModel, name: str, transport: Transport, *, pod: str = "", t_start: float = 0.0
+    model: ResolverModel,
+    name: str,
+    transport: Transport,
+    *,
+    pod: str = "",
+    t_start: float = 0.0,
+    recorder: Recorder | None = None,
 ) -> LookupRecord:
     """Run ``model.lookup(name)`` on ``transport`` and record every query it sent.
 
     Socket-level failures (``OSError``, ``TransportError``) end the lookup as ``error``.
     ``t_start`` is the caller's time stamp for the record (e.g. seconds since the run began).
+    A caller that may give up on the lookup passes its own ``recorder`` (made on
+    ``transport``), to build the record of what was sent so far with :func:`unfinished`.
     """
-    rec = Recorder(transport)
+    rec = recorder if recorder is not None else Recorder(transport)
     error: str | None = None
     try:
         outcome = STATUS_OUTCOME[await model.lookup(name, rec)]
@@ -40,4 +48,24 @@ async def recorded_lookup(
         attempts=rec.attempts,
         resolver=model.name,
         error=error,
+    )
+
+
+def unfinished(
+    model: ResolverModel, name: str, rec: Recorder, *, pod: str = "", t_start: float = 0.0
+) -> LookupRecord:
+    """The record of a lookup given up while it was still waiting (outcome ``unfinished``)."""
+    return LookupRecord(
+        t_start=t_start,
+        pod=pod,
+        name=name,
+        outcome="unfinished",
+        latency_s=rec.now() - rec.t0,
+        queries_sent=len(rec.attempts),
+        replies_received=rec.replies,
+        source_ports=rec.ports,
+        retries=rec.retries,
+        full_timeout_waits=rec.full_timeout_waits,
+        attempts=rec.attempts,
+        resolver=model.name,
     )

@@ -10,7 +10,16 @@ from harness.errors import BadInput
 
 ResolverName = Literal["glibc", "musl", "go", "sequential"]
 Pattern = Literal["constant", "burst", "ramp"]
-Outcome = Literal["answer", "nxdomain", "nodata", "timeout", "error"]
+# "unfinished": still waiting when the run ended, after at least one full timeout (see Drain)
+Outcome = Literal["answer", "nxdomain", "nodata", "timeout", "error", "unfinished"]
+# What happens to lookups still in flight once every lookup has started:
+# - "full": wait for each to end (a glibc lookup that gets no reply at all takes
+#   timeout * attempts per search candidate, 20 s with the defaults);
+# - "first-timeout": wait only until each has waited one full resolver timeout (it is a
+#   timeout then, whatever happens next), and record it as outcome "unfinished". No lookup
+#   is dropped from the count and none is classified before it has waited a full timeout.
+Drain = Literal["full", "first-timeout"]
+DRAINS: tuple[str, ...] = ("full", "first-timeout")
 RESOLVERS: tuple[str, ...] = ("glibc", "musl", "go", "sequential")
 PATTERNS: tuple[str, ...] = ("constant", "burst", "ramp")
 
@@ -43,6 +52,7 @@ class DNSPlan:
     burst_off_s: float = 1.0
     max_in_flight: int = 4096
     workers: int = 1
+    drain: Drain = "full"
 
     def __post_init__(self) -> None:
         if not self.rate > 0:
@@ -79,6 +89,10 @@ class DNSPlan:
             raise BadInput("must be >= 1", field="dns.max_in_flight", value=self.max_in_flight)
         if self.workers < 1:
             raise BadInput("must be >= 1", field="dns.workers", value=self.workers)
+        if self.drain not in DRAINS:
+            raise BadInput(
+                "unknown drain", field="dns.drain", value=self.drain, allowed=list(DRAINS)
+            )
 
 
 @dataclass(slots=True)

@@ -64,6 +64,11 @@ class HTTPPlan:
 
     At most ``max_in_flight`` requests are outstanding; past that the generator waits,
     so the achieved rate can fall below ``rate`` (the result reports it).
+
+    ``fill_connections`` (one-shot modes): the first that many requests start as fast as
+    ``max_in_flight`` allows (the generator's maximum churn), then the run holds ``rate``
+    from the moment the fill was issued. A table the load would fill anyway is full within
+    a second or two instead of after ``table / rate`` seconds.
     """
 
     mode: Mode = "short-lived"
@@ -73,6 +78,7 @@ class HTTPPlan:
     connect_timeout_s: float = 2.0
     max_in_flight: int = 2000
     request_timeout_s: float = 5.0
+    fill_connections: int = 0
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -88,6 +94,10 @@ class HTTPPlan:
         for name, ivalue in (("pool_size", self.pool_size), ("max_in_flight", self.max_in_flight)):
             if ivalue < 1:
                 raise BadInput(field=f"plan.{name}", value=ivalue, allowed=">= 1")
+        if self.fill_connections < 0:
+            raise BadInput(
+                field="plan.fill_connections", value=self.fill_connections, allowed=">= 0"
+            )
 
     @classmethod
     def from_load(cls, load: HTTPLoad, duration_s: float) -> HTTPPlan:
@@ -100,6 +110,12 @@ class HTTPPlan:
             connect_timeout_s=load.connect_timeout_s,
             max_in_flight=load.max_in_flight,
         )
+
+
+def fill_needed(rate: float, time_wait_s: float, table_max: int) -> int:
+    """Connections to open at maximum churn first: the whole table when the load's steady
+    state is a full table (``rate`` new entries/s that each live ``time_wait_s``), else none."""
+    return table_max if rate * time_wait_s >= table_max else 0
 
 
 def due(elapsed_s: float, rate: float, duration_s: float) -> int:
@@ -193,6 +209,7 @@ class HTTPLoadResult:
     latencies_ms: list[float]
     errors: dict[str, int]
     timeline: list[TimelineRow]
+    fill_s: float | None = None  # when the fill_connections had all been started
 
     @property
     def failure_rate(self) -> float:

@@ -13,6 +13,7 @@ one process drives many pods. Requests start open-loop at ``plan.rate`` per seco
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import socket
 import time
 from collections.abc import Sequence
@@ -61,6 +62,7 @@ class _Run:
         self.acc = Accounting()
         self.loop = asyncio.get_running_loop()
         self.t0 = time.monotonic()
+        self.fill_s: float | None = None  # when the fill (if any) had been issued
         self.requests = [
             build_request(t.host_header, t.path, close=plan.mode == "server-close")
             for t in self.targets
@@ -127,18 +129,28 @@ class _Run:
 
         issued = 0
         n = len(self.targets)
+        fill = self.plan.fill_connections
+        # Fill first, at maximum churn (only max_in_flight limits it); then pace from there.
+        while issued < fill and self.now() < self.plan.duration_s:
+            await slots.acquire()
+            t = asyncio.create_task(guarded(issued % n))
+            tasks.add(t)
+            t.add_done_callback(tasks.discard)
+            issued += 1
+        self.fill_s = self.now() if fill else None
+        hold_from = self.fill_s or 0.0
         while True:
             elapsed = self.now()
             if elapsed >= self.plan.duration_s:
                 break
-            target_count = due(elapsed, self.plan.rate, self.plan.duration_s)
+            target_count = fill + due(elapsed - hold_from, self.plan.rate, self.plan.duration_s)
             while issued < target_count and self.now() < self.plan.duration_s:
                 await slots.acquire()
                 t = asyncio.create_task(guarded(issued % n))
                 tasks.add(t)
                 t.add_done_callback(tasks.discard)
                 issued += 1
-            next_at = (issued + 1) / self.plan.rate
+            next_at = hold_from + (issued - fill + 1) / self.plan.rate
             await asyncio.sleep(max(0.0, min(next_at, self.plan.duration_s) - self.now()))
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -206,7 +218,8 @@ async def run_http_load(targets: Sequence[HTTPTarget], plan: HTTPPlan) -> HTTPLo
         await run.pooled_loop()
     else:
         await run.one_shot_loop()
-    return HTTPLoadResult.from_accounting(plan.mode, run.acc, run.now())
+    res = HTTPLoadResult.from_accounting(plan.mode, run.acc, run.now())
+    return dataclasses.replace(res, fill_s=run.fill_s)
 
 
 def run_http_load_sync(targets: Sequence[HTTPTarget], plan: HTTPPlan) -> HTTPLoadResult:

@@ -1,14 +1,17 @@
-"""The DNS engine on real namespaces: pacing, round-robin, per-process resolver state."""
+"""The DNS engine on the harness's netns topology: pacing, round-robin, per-process resolver
+state, and the first-timeout drain."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections import Counter
 
 import pytest
 
-from bench.dnsbed import DROP_SECOND_QUERY_RULES, SERVICE_NAME, dns_bed
+from bench.topo import DNS_IP, SERVICE_FQDN, topology
+from harness.dns.resolvconf import ResolvConf
 from harness.kernel.netns import run
 from loadgen.dns.accounting import summarize
 from loadgen.dns.engine import run_dns_load
@@ -18,30 +21,53 @@ pytestmark = [
     pytest.mark.kernel,
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root (network namespaces)"),
 ]
-FQDN = SERVICE_NAME + "."
+FQDN = SERVICE_FQDN
+SEARCH = "default.svc.cluster.local svc.cluster.local cluster.local"
+DROP_TABLE = "cth_test_drop"
+
+
+def resolv(server: str, *options: str) -> ResolvConf:
+    opts = " ".join(("ndots:5", *options))
+    return ResolvConf.parse(f"nameserver {server}\nsearch {SEARCH}\noptions {opts}\n")
+
+
+def drop_rules(match: str) -> str:
+    """For a CoreDNS pod: drop the queries ``match`` selects on their way in."""
+    return f"""table inet {DROP_TABLE} {{
+  chain input {{
+    type filter hook input priority filter; policy accept;
+    udp dport 53 {match} counter drop
+  }}
+}}
+"""
+
+
+# The 2nd query of a conntrack flow: the AAAA of a same-socket pair (and of a same-socket
+# A-then-AAAA), never a query that is the first or the third+ on its socket. Deterministic,
+# unlike the real race, so every run meets the same drops. Needs nf_conntrack_acct=1.
+DROP_SECOND_QUERY = drop_rules("ct original packets 2")
 
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_paced_lookups_through_clusterip(workers: int) -> None:
-    with dns_bed(3, clusterip=True) as bed:
-        pods = [
-            ClientPod(ns, ip, bed.resolv()) for ns, ip in zip(bed.pod_ns, bed.pod_ips, strict=True)
-        ]
+    with topology(client_pods=3) as topo:
+        clients = topo.plan.role("client")
+        pods = [ClientPod(p.ns, p.ip, resolv(DNS_IP)) for p in clients]
         plan = DNSPlan(
             rate=300,
             duration_s=1.0,
-            names=["my-service.default", "example.org"],
+            names=["http-server.default", "example.org"],
             resolver="glibc",
             workers=workers,
         )
         seen: list[tuple[int, int]] = []
         records = asyncio.run(run_dns_load(pods, plan, progress=lambda d, t: seen.append((d, t))))
     assert len(records) == 300
-    assert Counter(r.pod for r in records) == dict.fromkeys(bed.pod_ns, 100)
+    assert Counter(r.pod for r in records) == dict.fromkeys([p.ns for p in clients], 100)
     # names alternate per full round of pods: answer (2 pairs) and NXDOMAIN (4 pairs)
     by_name = Counter((r.name, r.outcome, r.queries_sent) for r in records)
     assert by_name == {
-        ("my-service.default", "answer", 4): 150,
+        ("http-server.default", "answer", 4): 150,
         ("example.org", "nxdomain", 8): 150,
     }
     starts = sorted(r.t_start for r in records)
@@ -54,10 +80,12 @@ def test_paced_lookups_through_clusterip(workers: int) -> None:
 
 
 def test_fallback_is_sticky_per_process_not_per_pod() -> None:
-    with dns_bed(1, clusterip=False) as bed:
-        run(["sysctl", "-qw", "net.netfilter.nf_conntrack_acct=1"], netns=bed.server_ns)
-        run(["nft", "-f", "-"], netns=bed.server_ns, input_=DROP_SECOND_QUERY_RULES)
-        pods = [ClientPod(bed.pod_ns[0], bed.pod_ips[0], bed.resolv("timeout:1"))]
+    with topology(client_pods=1, coredns=1) as topo:
+        server = topo.plan.role("coredns")[0]
+        run(["sysctl", "-qw", "net.netfilter.nf_conntrack_acct=1"], netns=server.ns)
+        run(["nft", "-f", "-"], netns=server.ns, input_=DROP_SECOND_QUERY)
+        client = topo.plan.role("client")[0]
+        pods = [ClientPod(client.ns, client.ip, resolv(server.ip, "timeout:1"))]
         # Lookups 1.25 s apart, so each sees its process's state after the previous one.
         plan = DNSPlan(
             rate=0.8, duration_s=7.4, names=[FQDN], resolver="glibc", lookups_per_process=3
@@ -68,3 +96,30 @@ def test_fallback_is_sticky_per_process_not_per_pod() -> None:
     # does exactly this (see test_glibc_capture).
     assert [r.full_timeout_waits for r in records] == [1, 1, 0, 1, 1, 0]
     assert [len(r.source_ports) for r in records] == [1, 3, 2, 1, 3, 2]
+
+
+def test_first_timeout_drain_gives_up_only_after_a_full_wait() -> None:
+    """Every query dropped: with drain "first-timeout" the run ends about one timeout after
+    the last start (not timeout * attempts * candidates), every lookup is counted, and each
+    given-up one has waited a full timeout and says so (outcome "unfinished")."""
+    with topology(client_pods=2, coredns=1) as topo:
+        server = topo.plan.role("coredns")[0]
+        run(["nft", "-f", "-"], netns=server.ns, input_=drop_rules(""))
+        pods = [
+            ClientPod(p.ns, p.ip, resolv(DNS_IP, "timeout:1")) for p in topo.plan.role("client")
+        ]
+        plan = DNSPlan(
+            rate=40, duration_s=1.0, names=["http-server"], resolver="glibc", drain="first-timeout"
+        )
+        t = time.monotonic()
+        records = asyncio.run(run_dns_load(pods, plan))
+        wall = time.monotonic() - t
+    assert len(records) == 40
+    assert {r.outcome for r in records} == {"unfinished"}
+    assert all(r.full_timeout_waits >= 1 and r.latency_s >= 1.0 for r in records)
+    # the full drain would wait 2 attempts x (3 search candidates + as-is: stops after the
+    # first timeout, then as-is) = 4 s per lookup; first-timeout ends ~1 s after the last start
+    assert wall < 1.0 + 1.0 + 1.0
+    s = summarize(records, timeout_s=1.0)
+    assert s["unfinished"] == s["timeouts"] == 40
+    assert s["failed"] == 0

@@ -52,7 +52,9 @@ def test_summary_counts_rates_and_timeline() -> None:
         rec(2.7, 0.002, outcome="nxdomain"),
     ]
     s = summarize(records, timeout_s=5.0)
-    assert set(s) == set(DNSResult.__required_keys__) - {"timeout_rate_ci"}
+    # "unfinished" is optional in result.json (other backends' older workers lack it)
+    assert set(s) == (set(DNSResult.__required_keys__) | {"unfinished"}) - {"timeout_rate_ci"}
+    assert s["unfinished"] == 0
     assert s["lookups"] == 4
     assert s["timeouts"] == 2
     assert s["timeout_rate"] == pytest.approx(0.5)
@@ -98,3 +100,19 @@ def test_from_model_records() -> None:
     assert s["timeouts"] == 2
     assert s["queries_unanswered"] == 2  # the two dropped AAAA
     assert [row[2] for row in s["timeline"]] == [1.0, 0.0, 1.0, 0.0]
+
+
+def test_unfinished_lookups_are_timeouts_but_not_failures() -> None:
+    """Given up at phase end after one full wait: a timeout (it waited one), not a failure
+    (its final outcome was not observed), and counted on its own."""
+    records = [
+        rec(0.1, 0.001),
+        rec(0.2, 5.0, waits=1, outcome="unfinished", sent=2, replies=0),
+        rec(0.3, 7.5, waits=1, outcome="unfinished", sent=4, replies=1),
+        rec(0.4, 10.0, waits=2, outcome="timeout", sent=4, replies=0),
+    ]
+    s = summarize(records, timeout_s=5.0)
+    assert s["unfinished"] == 2
+    assert s["timeouts"] == 3
+    assert s["failed"] == 1
+    assert s["full_timeout_waits"] == 4
