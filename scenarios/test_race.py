@@ -19,7 +19,7 @@ SHORT = {
 
 
 def test_injected_race_resolver_remediations_INJECTED(run_scenario: RunScenario) -> None:
-    result = run_scenario("scenarios/race.yaml", load=SHORT)
+    result = run_scenario("scenarios/race.yaml")
     assert_expectations(result)
     by = {p["name"]: p for p in result["phases"]}
     assert all(p["injected"] for p in by.values())
