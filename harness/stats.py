@@ -141,14 +141,15 @@ def format_p(log10_p: float) -> str:
     return f"p = {p:.1e}"
 
 
-def _pct(x: float) -> str:
+def pct(x: float) -> str:
+    """A rate for people: 0%, 0.052%, 7.8%, 73%."""
     if x == 0:
         return "0%"
     if x >= 0.1:
         return f"{x * 100:.0f}%"
-    if x >= 0.001:
-        return f"{x * 100:.2g}%"
-    return f"{x * 100:.1g}%"
+    if x >= 0.01:
+        return f"{x * 100:.1f}%"
+    return f"{x * 100:.2g}%"
 
 
 def lookups_to_detect(rate: float, confidence: float = DEFAULT_CONFIDENCE) -> int:
@@ -225,19 +226,19 @@ def compare(
         outcome = "no-change"
         sentence = (
             f"no change: {head} {what}; nothing to fix at this load (rate below "
-            f"{_pct(b_ci[1])} before, {sure})"
+            f"{pct(b_ci[1])} before, {sure})"
         )
     elif p < alpha:
         outcome = "fixed" if a.events == 0 else "improved"
         sentence = (
-            f"{outcome}: {head} {what} ({_pct(b.rate)} -> {_pct(a.rate)}, after "
-            f"at most {_pct(a_ci[1])}), {format_p(log10_p)}, {sure}"
+            f"{outcome}: {head} {what} ({pct(b.rate)} -> {pct(a.rate)}, after "
+            f"at most {pct(a_ci[1])}), {format_p(log10_p)}, {sure}"
         )
     elif log_fisher_less(b.events, b.trials, a.events, a.trials) < math.log(alpha):
         outcome = "worse"
         p_worse = log_fisher_less(b.events, b.trials, a.events, a.trials) / math.log(10)
         sentence = (
-            f"worse: {head} {what} ({_pct(b.rate)} -> {_pct(a.rate)}), {format_p(p_worse)}, {sure}"
+            f"worse: {head} {what} ({pct(b.rate)} -> {pct(a.rate)}), {format_p(p_worse)}, {sure}"
         )
     else:
         outcome = "inconclusive"

@@ -8,13 +8,13 @@ from html import escape
 from harness.report.summary import (
     PhaseSummary,
     RemediationVerdict,
-    pct,
     rate_with_ci,
     remediation_verdicts,
     summarize,
 )
 from harness.report.svg import bar_chart, conntrack_chart, fmt_num, outcomes_chart
 from harness.result import PhaseResult, RunResult
+from harness.stats import pct
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:24px auto;

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from harness.diagnose.classify import Diagnosis, diagnose_phase
 from harness.result import PhaseResult, RunResult, Verdict
-from harness.stats import Comparison, compare, wilson
+from harness.stats import Comparison, compare, pct, wilson
 
 _SEVERITY: dict[Verdict, int] = {"pass": 0, "fail": 1, "error": 2}
 
@@ -118,17 +118,6 @@ def remediation_verdicts(
         )
         out.append(RemediationVerdict(before, after, cmp))
     return out
-
-
-def pct(x: float) -> str:
-    """A rate for people: 0%, 0.052%, 7.8%, 73%."""
-    if x == 0:
-        return "0%"
-    if x >= 0.1:
-        return f"{x * 100:.0f}%"
-    if x >= 0.01:
-        return f"{x * 100:.1f}%"
-    return f"{x * 100:.2g}%"
 
 
 def rate_with_ci(s: PhaseSummary) -> str:

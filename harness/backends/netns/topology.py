@@ -153,6 +153,27 @@ class Topology:
         self._stack.callback(run, ["ip", "netns", "del", ns], check=False)
         run(["ip", "-n", ns, "link", "set", "lo", "up"])
 
+    def _veth(self, ns: str, name: str, peer_ns: str) -> None:
+        """A veth pair: ``name`` in ``ns``, its peer ``eth0`` in ``peer_ns`` (made in place,
+        so nothing ever appears in the host's namespace)."""
+        run(
+            [
+                "ip",
+                "-n",
+                ns,
+                "link",
+                "add",
+                name,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "eth0",
+                "netns",
+                peer_ns,
+            ]
+        )
+
     def _batch(self, ns: str, cmds: list[str]) -> None:
         run(["ip", "-n", ns, "-b", "-"], input_="\n".join(cmds) + "\n")
 
@@ -160,23 +181,7 @@ class Topology:
         p = self.plan
         vpc: list[str] = []
         # the "internet" with the upstream resolver
-        run(
-            [
-                "ip",
-                "-n",
-                p.vpc_ns,
-                "link",
-                "add",
-                "world",
-                "type",
-                "veth",
-                "peer",
-                "name",
-                "eth0",
-                "netns",
-                p.upstream_ns,
-            ]
-        )
+        self._veth(p.vpc_ns, "world", p.upstream_ns)
         vpc += [
             "link set world up",
             "addr add 203.0.113.1/32 dev world",
@@ -192,23 +197,7 @@ class Topology:
             ],
         )
         for node in p.nodes:
-            run(
-                [
-                    "ip",
-                    "-n",
-                    p.vpc_ns,
-                    "link",
-                    "add",
-                    node.vpc_if,
-                    "type",
-                    "veth",
-                    "peer",
-                    "name",
-                    "eth0",
-                    "netns",
-                    node.ns,
-                ]
-            )
+            self._veth(p.vpc_ns, node.vpc_if, node.ns)
             vpc += [
                 f"link set {node.vpc_if} up",
                 f"addr add {P.VPC_GW}/32 dev {node.vpc_if}",
@@ -222,23 +211,7 @@ class Topology:
                 f"route add default via {P.VPC_GW} dev eth0 src {node.ip}",
             ]
             for pod in p.pods_on(node.name):
-                run(
-                    [
-                        "ip",
-                        "-n",
-                        node.ns,
-                        "link",
-                        "add",
-                        pod.host_if,
-                        "type",
-                        "veth",
-                        "peer",
-                        "name",
-                        "eth0",
-                        "netns",
-                        pod.ns,
-                    ]
-                )
+                self._veth(node.ns, pod.host_if, pod.ns)
                 cmds += [f"link set {pod.host_if} up", f"route add {pod.ip}/32 dev {pod.host_if}"]
                 self._batch(
                     pod.ns,
