@@ -29,6 +29,7 @@ from harness.comparisons import comparisons
 from harness.errors import BadInput, NotRoot, RestoreFailed, UnsafeRequest
 from harness.kernel import sysctl
 from harness.kernel.journal import STATE_DIR_ENV, HostLock, Journal, state_dir
+from harness.kernel.signals import deferred
 from harness.phase_result import build_phase_result
 from harness.restore import RestoreReport, restore_stale, undo_journal
 from harness.result import SCHEMA_VERSION, Environment, PhaseResult, RunResult, Verdict
@@ -159,8 +160,9 @@ def run_scenario(
     with HostLock(wait_s), signals_raise():
         if on_host:
             restore_stale()
-        journal = Journal.create(run_id, scenario=scenario.name, argv=sys.argv)
-        guard = sysctl.SysctlGuard(journal)
+        with deferred():  # a journal file that exists is always inside the try below
+            journal = Journal.create(run_id, scenario=scenario.name, argv=sys.argv)
+            guard = sysctl.SysctlGuard(journal)
         try:
             with guard.scope():
                 if on_host and scenario.host.nf_conntrack_max is not None:
@@ -189,14 +191,17 @@ def run_scenario(
         finally:
             # Safety net: replay our own journal. Every undo is idempotent, so after a clean
             # teardown this only confirms nothing is left; after a failed one it finishes it.
+            # A second Ctrl-C or SIGTERM waits until this is done, then stops the run.
             report = RestoreReport()
-            undo_journal(journal, report)
+            with deferred():
+                undo_journal(journal, report)
+                if not report.errors:
+                    journal.close()
             if report.errors:
                 raise RestoreFailed(
                     "run cleanup incomplete; journal kept at "
                     f"{journal.path}:\n  " + "\n  ".join(report.errors)
                 )
-            journal.close()
     verdict: Verdict = "pass" if phases and all(p["verdict"] == "pass" for p in phases) else "fail"
     result = RunResult(
         schema_version=SCHEMA_VERSION,

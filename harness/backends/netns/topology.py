@@ -135,8 +135,8 @@ class Topology:
     # --- building --------------------------------------------------------------------
     def _build(self) -> None:
         check_host_routes()
+        self.journal.record("dir", path=str(self.workdir))  # journal first, then create
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.journal.record("dir", path=str(self.workdir))
         self._stack.callback(shutil.rmtree, self.workdir, True)
         for ns in self.plan.all_ns:
             self._add_ns(ns)
