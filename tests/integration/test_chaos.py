@@ -128,7 +128,22 @@ def _reference(env: Env) -> tuple[RunWatch, float]:
     return watch, total
 
 
-def _one(env: Env, sig: signal.Signals, delay: float, ref: RunWatch, total: float) -> Outcome:
+def _windows(ref: RunWatch, total: float) -> dict[str, tuple[float, float]]:
+    assert ref.first_ns is not None and ref.load_start is not None
+    end = ref.load_end or total
+    return {
+        "startup": (0.0, ref.first_ns),
+        "build": (ref.first_ns, ref.load_start),
+        "load": (ref.load_start, end),
+        "teardown": (end, total),
+    }
+
+
+def _one(
+    env: Env, sig: signal.Signals, delay: float, ref: RunWatch, total: float, twice: float | None
+) -> Outcome:
+    """One run, killed with ``sig`` after ``delay``; ``twice``: the same signal again this
+    much later (an impatient second Ctrl-C, landing in the cleanup of the first)."""
     rid = new_run_id()
     before = env.snapshot(rid)
     watch = RunWatch(rid).start()
@@ -137,6 +152,10 @@ def _one(env: Env, sig: signal.Signals, delay: float, ref: RunWatch, total: floa
         proc.wait(timeout=delay)
     except subprocess.TimeoutExpired:
         proc.send_signal(sig)
+        if twice is not None:
+            time.sleep(twice)
+            if proc.poll() is None:
+                proc.send_signal(sig)
     try:
         _, err = proc.communicate(timeout=90)
     finally:
@@ -145,7 +164,7 @@ def _one(env: Env, sig: signal.Signals, delay: float, ref: RunWatch, total: floa
             proc.wait()
     watch.stop()
     restore_rc = None
-    if sig == signal.SIGKILL:
+    if sig == signal.SIGKILL:  # only restore can clean up after this one
         r = env.restore(rid)
         restore_rc = r.returncode
         err += r.stdout + r.stderr
@@ -157,7 +176,7 @@ def _one(env: Env, sig: signal.Signals, delay: float, ref: RunWatch, total: floa
         if after_restore or r.returncode != 0:
             after_restore.append(f"restore exit {r.returncode}: {r.stdout[-300:]}{r.stderr}")
     return Outcome(
-        signal=sig.name,
+        signal=sig.name + ("x2" if twice is not None else ""),
         delay_s=round(delay, 3),
         stage=_stage(delay, ref, total),
         exit_code=proc.returncode,
@@ -174,11 +193,11 @@ def _table(outcomes: list[Outcome]) -> str:
         f"chaos: {len(outcomes)} killed runs, seed {SEED}",
         f"{'signal':<8} {'runs':>4} " + " ".join(f"{s:>10}" for s in stages) + "  leftovers",
     ]
-    for sig in SIGNALS:
-        mine = [o for o in outcomes if o.signal == sig.name]
+    for name in sorted({o.signal for o in outcomes}):
+        mine = [o for o in outcomes if o.signal == name]
         by = Counter(o.stage for o in mine)
         lines.append(
-            f"{sig.name:<8} {len(mine):>4} "
+            f"{name:<8} {len(mine):>4} "
             + " ".join(f"{by.get(s, 0):>10}" for s in stages)
             + f"  {sum(1 for o in mine if o.leftovers):>9}"
         )
@@ -193,10 +212,17 @@ def _table(outcomes: list[Outcome]) -> str:
 def test_random_kills_leave_nothing(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
     rng = random.Random(SEED)
     ref, total = _reference(env)
-    # every signal equally often, in a random order
+    windows = _windows(ref, total)
+    # every signal equally often, in a random order; each kill lands in a stage drawn
+    # uniformly (build and teardown are short: uniform over the whole run would rarely hit
+    # them), at a delay uniform within that stage of the reference run
     sigs = [SIGNALS[i % len(SIGNALS)] for i in range(RUNS)]
     rng.shuffle(sigs)
-    outcomes = [_one(env, s, rng.uniform(0.0, total * 1.05), ref, total) for s in sigs]
+    outcomes = []
+    for s in sigs:
+        lo, hi = windows[rng.choice(list(windows))]
+        twice = rng.uniform(0.05, 0.5) if s != signal.SIGKILL and rng.random() < 0.3 else None
+        outcomes.append(_one(env, s, rng.uniform(lo, hi), ref, total, twice))
     (env.tmp / "chaos.json").write_text(json.dumps([asdict(o) for o in outcomes], indent=1))
     with capsys.disabled():
         print("\n" + _table(outcomes))
@@ -206,10 +232,10 @@ def test_random_kills_leave_nothing(env: Env, capsys: pytest.CaptureFixture[str]
     assert not bad, json.dumps([asdict(o) for o in bad], indent=1)
     for o in outcomes:
         assert "Traceback" not in o.stderr_tail or o.stage == "startup", o
-        if o.signal == "SIGKILL":
+        if o.signal.startswith("SIGKILL"):
             assert o.restore_exit == 0, o
     # the kills really did land across the run, not only before or after it
-    assert {"build", "load"} <= {o.stage for o in outcomes}
+    assert {"build", "load", "teardown"} <= {o.stage for o in outcomes}
 
 
 def _children(watch: RunWatch, run_id: str) -> dict[str, int]:
