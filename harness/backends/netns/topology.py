@@ -40,13 +40,27 @@ from harness.kubeproxy.rules import render_filter, render_nat
 NETNS_ETC = Path("/etc/netns")
 
 
+ROUTE_TYPES = frozenset(
+    {"unicast", "local", "broadcast", "multicast", "anycast", "nat", "throw", "unreachable"}
+    | {"prohibit", "blackhole"}
+)
+
+
 def host_routes() -> list[str]:
+    """Every IPv4 destination the host routes, in every table. A typed route ("local
+    10.96.0.10 dev kube-ipvs0 table local", what kube-proxy IPVS leaves on a node) names its
+    destination second: that is an address of the host's own, so it counts too."""
     out = run(["ip", "-4", "route", "show", "table", "all"]).stdout
-    return [line.split()[0] for line in out.splitlines() if line.strip()]
+    dests = []
+    for line in out.splitlines():
+        words = line.split()
+        if words:
+            dests.append(words[1] if words[0] in ROUTE_TYPES and len(words) > 1 else words[0])
+    return dests
 
 
 def check_host_routes() -> None:
-    clashes = P.overlapping_routes([r for r in host_routes() if r not in ("local", "broadcast")])
+    clashes = P.overlapping_routes(host_routes())
     if clashes:
         pretty = ", ".join(f"{h} overlaps {o}" for h, o in clashes)
         raise UnsafeRequest(
