@@ -35,5 +35,5 @@ def deferred() -> Iterator[None]:
     finally:
         for s, h in old.items():
             signal.signal(s, h)
-        for s in dict.fromkeys(pending):  # each signal once, first arrival first
-            signal.raise_signal(s)
+        for signum in dict.fromkeys(pending):  # each signal once, first arrival first
+            signal.raise_signal(signum)

@@ -128,9 +128,7 @@ def test_consecutive_runs_in_one_process_stay_flat(
 
 
 @pytest.mark.skipif(PROC_RUNS < 12, reason="needs at least 12 runs to compare first and last 10")
-def test_consecutive_cli_runs_stay_flat(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_consecutive_cli_runs_stay_flat(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     fake = FakeSysctls.create(tmp_path / "fake")
     state = tmp_path / "state"
     scen = {**SCENARIO, "host": {"nf_conntrack_max": 16384}}

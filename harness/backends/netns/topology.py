@@ -383,7 +383,7 @@ class Topology:
         while time.monotonic() < end:
             if self._query(ns, server, name):
                 return
-            self._check_procs()
+            self.check_procs()
         raise BackendError(f"DNS {server} not answering {name} from {ns} within {deadline_s}s")
 
     def _wait_http(self, ns: str, ip: str, deadline_s: float = 10.0) -> None:
@@ -401,13 +401,16 @@ class Topology:
                 time.sleep(0.05)
             finally:
                 s.close()
-            self._check_procs()
+            self.check_procs()
         raise BackendError(f"HTTP {ip}:80 not answering from {ns} within {deadline_s}s")
 
-    def _check_procs(self) -> None:
+    def check_procs(self) -> None:
         for proc in self.procs.values():
             if not proc.alive():
-                raise BackendError(f"{proc.name} exited early: {proc.tail()}")
+                raise BackendError(
+                    f"{proc.name} (pid {proc.pid}) exited with {proc.popen.returncode}: "
+                    f"{proc.tail()}"
+                )
 
     def _wait_ready(self) -> None:
         p = self.plan
