@@ -239,7 +239,12 @@ def test_random_kills_leave_nothing(env: Env, capsys: pytest.CaptureFixture[str]
     bad = [o for o in outcomes if o.leftovers]
     assert not bad, json.dumps([asdict(o) for o in bad], indent=1)
     for o in outcomes:
-        assert "Traceback" not in o.stderr_tail or o.stage == "startup", o
+        # the only traceback allowed: Ctrl-C while Python still imports the CLI, before any
+        # handler exists (then nothing has been created yet)
+        assert "Traceback" not in o.stderr_tail or (
+            o.stderr_tail.rstrip().endswith("KeyboardInterrupt")
+            and "runner.py" not in o.stderr_tail
+        ), o
         if o.signal.startswith("SIGKILL"):
             assert o.restore_exit == 0, o
     # the kills really did land across the run, not only before or after it
