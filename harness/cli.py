@@ -362,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
 
         if isinstance(e, Interrupted):
             print(f"\nconntrack-harness: {e}; host state restored", file=sys.stderr)
-            return 143
+            return 128 + e.signum  # the shell's convention: 143 SIGTERM, 129 SIGHUP
         raise
 
 

@@ -1,8 +1,11 @@
 """Undo what killed runs left behind, from their journals (``conntrack-harness restore``).
 
 Each journal entry is undone in reverse order; every undo is idempotent. Namespaces whose
-names carry a run id (``cth-<6 hex>-``) with no live run are swept too, in case a run died
-between creating a namespace and journaling it (it journals first, so this is belt and braces).
+names carry a run id (``cth-<6 hex>-``) of a dead run *of this state directory* are swept too,
+with the processes inside them, in case a run died between a change and its journal line (it
+journals first, so this is belt and braces). A ``cth-`` namespace of a run this state directory
+does not know is left alone and only mentioned: it may belong to a live run that uses another
+state directory (another user, or a test), and deleting it would break that run.
 """
 
 from __future__ import annotations
@@ -21,16 +24,21 @@ from harness.kernel.process import stop_pid
 RUN_NS = re.compile(r"^cth-([0-9a-f]{6})-")
 
 
+RUN_ID = re.compile(r"^[0-9a-f]{6}$")
+
+
 @dataclass
 class RestoreReport:
     journals: int = 0
     actions: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         if not self.actions and not self.errors:
-            return ["nothing to restore: no journal of a dead run, no leftover namespace"]
-        return [*self.actions, *(f"FAILED: {e}" for e in self.errors)]
+            head = ["nothing to restore: no journal of a dead run, no leftover namespace"]
+            return head + self.notes
+        return [*self.actions, *(f"FAILED: {e}" for e in self.errors), *self.notes]
 
 
 def _ns_exists(name: str) -> bool:
@@ -47,6 +55,7 @@ def undo_journal(j: Journal, report: RestoreReport) -> None:
                     report.actions.append(f"stopped {e.get('name')} (pid {e['pid']})")
             elif op == "netns":
                 if _ns_exists(e["name"]):
+                    _stop_ns_pids(e["name"], report)
                     run(["ip", "netns", "del", e["name"]])
                     report.actions.append(f"deleted namespace {e['name']}")
             elif op in ("path", "dir"):
@@ -67,12 +76,48 @@ def undo_journal(j: Journal, report: RestoreReport) -> None:
             report.errors.append(f"sysctl {key}={original}: {exc}")
 
 
-def sweep_namespaces(live_runs: set[str], report: RestoreReport) -> None:
-    if not NETNS_RUN_DIR.is_dir():
-        return
-    for p in sorted(NETNS_RUN_DIR.iterdir()):
-        m = RUN_NS.match(p.name)
-        if m and m.group(1) not in live_runs:
+def _stop_ns_pids(ns: str, report: RestoreReport) -> None:
+    """Stop every process inside a namespace the harness created (only its own run there)."""
+    res = run(["ip", "netns", "pids", ns], check=False)
+    for pid in (int(t) for t in res.stdout.split() if t.isdigit()):
+        if stop_pid(pid, None):
+            report.actions.append(f"stopped pid {pid} left in {ns}")
+
+
+def _stop_workdir_pids(workdir: Path, report: RestoreReport) -> None:
+    """Stop processes whose command line names a dead run's work directory (load worker)."""
+    needle = str(workdir).encode() + b"/"
+    for p in Path("/proc").iterdir():
+        if not p.name.isdigit():
+            continue
+        try:
+            cmd = (p / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if needle in cmd and stop_pid(int(p.name), None):
+            report.actions.append(f"stopped pid {p.name} of {workdir}")
+
+
+def dead_run_ids(live_runs: set[str]) -> set[str]:
+    """Runs this state directory knows of (a work directory) whose journal is gone or dead."""
+    d = state_dir()
+    if not d.is_dir():
+        return set()
+    return {p.name for p in d.iterdir() if RUN_ID.match(p.name) and p.is_dir()} - live_runs
+
+
+def sweep_namespaces(dead_runs: set[str], report: RestoreReport) -> None:
+    """Remove what dead runs of this state directory left outside their journals."""
+    unknown: set[str] = set()
+    if NETNS_RUN_DIR.is_dir():
+        for p in sorted(NETNS_RUN_DIR.iterdir()):
+            m = RUN_NS.match(p.name)
+            if not m:
+                continue
+            if m.group(1) not in dead_runs:
+                unknown.add(m.group(1))
+                continue
+            _stop_ns_pids(p.name, report)
             res = run(["ip", "netns", "del", p.name], check=False)
             if res.returncode == 0:
                 report.actions.append(f"deleted orphan namespace {p.name}")
@@ -82,17 +127,30 @@ def sweep_namespaces(live_runs: set[str], report: RestoreReport) -> None:
     if etc.is_dir():
         for p in sorted(etc.iterdir()):
             m = RUN_NS.match(p.name)
-            if m and m.group(1) not in live_runs:
+            if m and m.group(1) in dead_runs:
                 shutil.rmtree(p, ignore_errors=True)
                 report.actions.append(f"removed orphan {p}")
+    for run_id in sorted(dead_runs):
+        wd = state_dir() / run_id
+        _stop_workdir_pids(wd, report)
+        if wd.is_dir():
+            shutil.rmtree(wd, ignore_errors=True)
+            report.actions.append(f"removed orphan {wd}")
+    if unknown:
+        report.notes.append(
+            f"left alone: cth- namespaces of {len(unknown)} run(s) not started from "
+            f"{state_dir()} ({', '.join(sorted(unknown))}); they may be live"
+        )
 
 
 def restore_stale(*, sweep: bool = True) -> RestoreReport:
     """Undo every journal whose run is dead. Call with the host lock held."""
     report = RestoreReport()
+    undone: set[str] = set()
     for j in stale_journals():
         report.journals += 1
         undo_journal(j, report)
+        undone.add(j.run_id)
         if not report.errors:
             j.close()
     if sweep:
@@ -101,7 +159,7 @@ def restore_stale(*, sweep: bool = True) -> RestoreReport:
             if (state_dir() / "runs").is_dir()
             else set()
         )
-        sweep_namespaces(live, report)
+        sweep_namespaces((dead_run_ids(live) | undone) - live, report)
     if report.errors:
         raise RestoreFailed(
             "restore could not undo everything; the journal is kept:\n  "

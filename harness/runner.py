@@ -29,6 +29,7 @@ from harness.comparisons import comparisons
 from harness.errors import BadInput, NotRoot, RestoreFailed, UnsafeRequest
 from harness.kernel import sysctl
 from harness.kernel.journal import STATE_DIR_ENV, HostLock, Journal, state_dir
+from harness.kernel.signals import deferred
 from harness.phase_result import build_phase_result
 from harness.restore import RestoreReport, restore_stale, undo_journal
 from harness.result import SCHEMA_VERSION, Environment, PhaseResult, RunResult, Verdict
@@ -40,6 +41,10 @@ MAX_MARGIN = 1024
 
 class Interrupted(BaseException):
     """The run was stopped by a signal; cleanup runs on the way out."""
+
+    def __init__(self, message: str, signum: int = signal.SIGTERM) -> None:
+        super().__init__(message)
+        self.signum = signum
 
 
 def require_root(backend: str | None = None) -> None:
@@ -69,7 +74,7 @@ def signals_raise() -> Iterator[None]:
     """SIGTERM and SIGHUP become exceptions, so every ``finally`` and ``__exit__`` runs."""
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        raise Interrupted(f"stopped by {signal.Signals(signum).name}")
+        raise Interrupted(f"stopped by {signal.Signals(signum).name}", signum)
 
     old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGHUP)}
     try:
@@ -176,8 +181,11 @@ class ClusterSession:
         try:
             if self.on_host:
                 restore_stale()
-            self.journal = Journal.create(self.run_id, scenario=self.scenario.name, argv=sys.argv)
-            stack.callback(self._safety_net, self.journal)
+            with deferred():  # a journal that exists always has its safety net registered
+                self.journal = Journal.create(
+                    self.run_id, scenario=self.scenario.name, argv=sys.argv
+                )
+                stack.callback(self._safety_net, self.journal)
             self.guard = sysctl.SysctlGuard(self.journal)
             stack.enter_context(self.guard.scope())
             if self.on_host and self.scenario.host.nf_conntrack_max is not None:
@@ -208,13 +216,16 @@ class ClusterSession:
         """Replay our own journal. Every undo is idempotent, so after a clean teardown this
         only confirms nothing is left; after a failed one it finishes the job."""
         report = RestoreReport()
-        undo_journal(journal, report)
+        # a second Ctrl-C or SIGTERM waits until this is done, then stops the run
+        with deferred():
+            undo_journal(journal, report)
+            if not report.errors:
+                journal.close()
         if report.errors:
             raise RestoreFailed(
                 "run cleanup incomplete; journal kept at "
                 f"{journal.path}:\n  " + "\n  ".join(report.errors)
             )
-        journal.close()
 
     def run_phase(
         self, phase: Phase, rep: int = 0, progress: Progress | None = None

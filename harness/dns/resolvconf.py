@@ -145,7 +145,7 @@ class ResolvConf:
                     name, sep, val = opt.partition(":")
                     if name in VALUE_OPTIONS and sep:
                         lo, hi = VALUE_OPTIONS[name]
-                        if not val.isdigit():
+                        if not (val.isascii() and val.isdigit()):
                             bad(
                                 "option value must be a whole number",
                                 f"options.{name}",
@@ -154,8 +154,10 @@ class ResolvConf:
                             )
                             continue
                         # glibc clamps to the maximum rather than rejecting.
-                        n = min(int(val), hi)
-                        if strict and not lo <= int(val) <= hi:
+                        # (more digits than any limit: no int() of a 5,000-digit string)
+                        v = int(val) if len(val) <= 9 else hi + 1
+                        n = min(v, hi)
+                        if strict and not lo <= v <= hi:
                             bad("option value out of range", f"options.{name}", val, f"{lo}..{hi}")
                         n = max(n, lo)
                         if name == "ndots":

@@ -43,17 +43,19 @@ def entered(name: str | None) -> Iterator[None]:
     if name is None:
         yield
         return
-    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-    target = os.open(netns_path(name), os.O_RDONLY)
+    target = os.open(netns_path(name), os.O_RDONLY)  # a missing namespace raises here...
     try:
-        _setns(target)
+        home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)  # ...before this is open
         try:
-            yield
+            _setns(target)
+            try:
+                yield
+            finally:
+                _setns(home)
         finally:
-            _setns(home)
+            os.close(home)
     finally:
         os.close(target)
-        os.close(home)
 
 
 def socket_in(

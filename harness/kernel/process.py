@@ -14,6 +14,7 @@ from pathlib import Path
 from harness.errors import BackendError
 from harness.kernel.journal import Journal, is_same_process, process_start_time
 from harness.kernel.netns import exec_argv
+from harness.kernel.signals import deferred
 
 
 @dataclass
@@ -46,21 +47,23 @@ def spawn(
 ) -> Proc:
     full = exec_argv(netns, argv) if netns else list(argv)
     out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115
-    try:
-        popen = subprocess.Popen(
-            full,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    except FileNotFoundError as e:
-        raise BackendError(f"cannot start {name}: {e}") from e
-    finally:
-        if log:
-            out.close()  # type: ignore[union-attr]
-    start = process_start_time(popen.pid)
-    journal.record("process", pid=popen.pid, start=start, name=name, argv=full)
+    # a signal between Popen and the journal line would leave a process nobody knows about
+    with deferred():
+        try:
+            popen = subprocess.Popen(
+                full,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except FileNotFoundError as e:
+            raise BackendError(f"cannot start {name}: {e}") from e
+        finally:
+            if log:
+                out.close()  # type: ignore[union-attr]
+        start = process_start_time(popen.pid)
+        journal.record("process", pid=popen.pid, start=start, name=name, argv=full)
     return Proc(name, popen, start, log)
 
 

@@ -75,7 +75,10 @@ def parse_scenario(data: Any, *, source: str = "<scenario>") -> Scenario:
         if sub:  # the input was the whole enclosing object; the message already names it
             value = None
         elif isinstance(value, dict | list):
-            value = json.dumps(value)[:80]
+            try:
+                value = json.dumps(value, default=str)[:80]
+            except (TypeError, ValueError):  # YAML keys may be dates, which JSON cannot hold
+                value = repr(value)[:80]
         raise BadInput(
             msg + more, field=field or "(top level)", value=value, allowed=allowed, source=source
         ) from None

@@ -367,6 +367,7 @@ class NetnsCluster:
             series = sampler.stop()
         if proc.popen.returncode != 0 or not out_file.exists():
             raise BackendError(f"load generator failed ({proc.popen.returncode}): {proc.tail()}")
+        self.topology.check_procs()  # a server that died mid-phase voids the measurement
         nodes1, server1 = self._counters()
         out = json.loads(out_file.read_text())
         extra: dict[str, Any] = {}

@@ -41,13 +41,27 @@ from harness.kubeproxy.rules import render_filter, render_nat
 NETNS_ETC = Path("/etc/netns")
 
 
+ROUTE_TYPES = frozenset(
+    {"unicast", "local", "broadcast", "multicast", "anycast", "nat", "throw", "unreachable"}
+    | {"prohibit", "blackhole"}
+)
+
+
 def host_routes() -> list[str]:
+    """Every IPv4 destination the host routes, in every table. A typed route ("local
+    10.96.0.10 dev kube-ipvs0 table local", what kube-proxy IPVS leaves on a node) names its
+    destination second: that is an address of the host's own, so it counts too."""
     out = run(["ip", "-4", "route", "show", "table", "all"]).stdout
-    return [line.split()[0] for line in out.splitlines() if line.strip()]
+    dests = []
+    for line in out.splitlines():
+        words = line.split()
+        if words:
+            dests.append(words[1] if words[0] in ROUTE_TYPES and len(words) > 1 else words[0])
+    return dests
 
 
 def check_host_routes() -> None:
-    clashes = P.overlapping_routes([r for r in host_routes() if r not in ("local", "broadcast")])
+    clashes = P.overlapping_routes(host_routes())
     if clashes:
         pretty = ", ".join(f"{h} overlaps {o}" for h, o in clashes)
         raise UnsafeRequest(
@@ -136,8 +150,8 @@ class Topology:
     # --- building --------------------------------------------------------------------
     def _build(self) -> None:
         check_host_routes()
+        self.journal.record("dir", path=str(self.workdir))  # journal first, then create
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.journal.record("dir", path=str(self.workdir))
         self._stack.callback(shutil.rmtree, self.workdir, True)
         for ns in self.plan.all_ns:
             self._add_ns(ns)
@@ -352,7 +366,7 @@ class Topology:
         while time.monotonic() < end:
             if self._query(ns, server, name):
                 return
-            self._check_procs()
+            self.check_procs()
         raise BackendError(f"DNS {server} not answering {name} from {ns} within {deadline_s}s")
 
     def _wait_http(self, ns: str, ip: str, deadline_s: float = 10.0) -> None:
@@ -370,13 +384,16 @@ class Topology:
                 time.sleep(0.05)
             finally:
                 s.close()
-            self._check_procs()
+            self.check_procs()
         raise BackendError(f"HTTP {ip}:80 not answering from {ns} within {deadline_s}s")
 
-    def _check_procs(self) -> None:
+    def check_procs(self) -> None:
         for proc in self.procs.values():
             if not proc.alive():
-                raise BackendError(f"{proc.name} exited early: {proc.tail()}")
+                raise BackendError(
+                    f"{proc.name} (pid {proc.pid}) exited with {proc.popen.returncode}: "
+                    f"{proc.tail()}"
+                )
 
     def _wait_ready(self) -> None:
         p = self.plan
