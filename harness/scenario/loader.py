@@ -86,6 +86,14 @@ def parse_scenario(data: Any, *, source: str = "<scenario>") -> Scenario:
         raise BadInput(str(e), source=source) from None
 
 
+def yaml_error_line(e: yaml.YAMLError) -> str:
+    """PyYAML's multi-line message as one line: where, and what."""
+    mark = getattr(e, "problem_mark", None)
+    problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"not valid YAML{where}: {problem}"
+
+
 def load_scenario(path: str | Path) -> Scenario:
     p = Path(path)
     if not p.is_file():
@@ -93,7 +101,7 @@ def load_scenario(path: str | Path) -> Scenario:
     try:
         data = yaml.safe_load(p.read_text())
     except yaml.YAMLError as e:
-        raise BadInput(f"not valid YAML: {e}", field="(file)", source=str(p)) from None
+        raise BadInput(yaml_error_line(e), field="(file)", source=str(p)) from None
     except UnicodeDecodeError:
         raise BadInput("not UTF-8 text", field="(file)", source=str(p)) from None
     return parse_scenario(data, source=str(p))

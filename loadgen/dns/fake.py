@@ -12,7 +12,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from loadgen.dns.models.base import NOERROR, NXDOMAIN, QType, Reply, Sock
+from loadgen.dns.models.base import NOERROR, NXDOMAIN, REFUSED, QType, Reply, Sock
 
 T = TypeVar("T")
 
@@ -40,9 +40,12 @@ class Zone:
     names: set[str] = field(default_factory=set)
     aaaa: set[str] = field(default_factory=set)
     nodata: set[str] = field(default_factory=set)  # names that exist with no A/AAAA
+    refused: set[str] = field(default_factory=set)  # a server shedding load (REFUSED)
 
     def answer(self, qname: str, qtype: QType) -> tuple[int, int]:
         name = qname.lower().rstrip(".")
+        if name in self.refused:
+            return REFUSED, 0
         if name in self.nodata:
             return NOERROR, 0
         if name in self.names:

@@ -26,6 +26,7 @@ HOLD = (
 
 
 def _env(state: Path) -> dict[str, str]:
+    # the lock stays host-global (it guards nf_conntrack_max): runs here contend with others
     return {**os.environ, "CONNTRACK_HARNESS_STATE_DIR": str(state)}
 
 
@@ -94,8 +95,9 @@ def test_stale_lock_of_a_dead_pid_is_recovered(tmp_path: Path) -> None:
     dead.wait()
     state.mkdir()
     (state / "lock").write_text(f"pid {dead.pid}\n")  # what a SIGKILLed holder leaves
+    env = {**_env(state), "CONNTRACK_HARNESS_LOCK": str(state / "lock")}
     out = subprocess.run(
-        cli_argv(None, "restore"), env=_env(state), capture_output=True, text=True, timeout=60
+        cli_argv(None, "restore"), env=env, capture_output=True, text=True, timeout=60
     )
     assert out.returncode == 0, out.stderr
     assert (state / "lock").read_text() == ""

@@ -72,6 +72,7 @@ class GlibcResolver:
         self.single_request = conf.single_request or conf.single_request_reopen
         self.single_request_reopen = conf.single_request_reopen
         self._rotation = 0
+        self._answered_lame = False  # within one res_query: a server answered SERVFAIL/REFUSED
 
     # --- res_search ----------------------------------------------------------------------
     async def lookup(self, name: str, t: Transport) -> Status:
@@ -128,6 +129,7 @@ class GlibcResolver:
             offset = self._rotation % n
             self._rotation += 1
         socks: dict[int, Sock] = {}
+        self._answered_lame = False
         try:
             for _round in range(self.conf.attempts):
                 for shift in range(n):
@@ -141,7 +143,9 @@ class GlibcResolver:
                             result = await self._send_vc(qname, ns, t)
                     if result is not None:
                         return result
-            return "timeout"
+            # every server answered SERVFAIL/REFUSED/lame at some point: TRY_AGAIN, but fast
+            # and from the servers (load shedding), not a timeout
+            return "servfail" if self._answered_lame else "timeout"
         finally:
             for s in socks.values():
                 t.close(s)
@@ -182,6 +186,7 @@ class GlibcResolver:
                 if qtype is None or qtype in got or reply.qname != qname:
                     continue  # spurious: keep waiting
                 if _lame(reply):
+                    self._answered_lame = True
                     if any(r is not None for r in got.values()):
                         return pair_status([got.get("A"), got.get("AAAA")])
                     got[qtype] = None  # keep waiting for the other one (not sent yet: waits)

@@ -89,3 +89,30 @@ def test_shared_header_is_valid_on_its_own(tmp_path: Path) -> None:
         "phases:\n  - name: baseline\n"
     )
     assert load_scenario(ok).name == "bad-example"
+
+
+def _host_state() -> tuple[str, str, frozenset[str], frozenset[str]]:
+    """What a run could change on the host: the global table size, its hash size, the
+    network namespaces and the per-namespace resolv.conf dirs."""
+    netns, etc = Path("/run/netns"), Path("/etc/netns")
+    return (
+        Path("/proc/sys/net/netfilter/nf_conntrack_max").read_text(),
+        Path("/proc/sys/net/netfilter/nf_conntrack_buckets").read_text(),
+        frozenset(p.name for p in netns.iterdir()) if netns.is_dir() else frozenset(),
+        frozenset(p.name for p in etc.iterdir()) if etc.is_dir() else frozenset(),
+    )
+
+
+@pytest.mark.parametrize("stem", sorted(EXPECTED))
+def test_cli_run_exits_2_naming_the_field_and_touches_nothing(
+    stem: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from harness.cli import main
+
+    field, _ = EXPECTED[stem]
+    before = _host_state()
+    assert main(["run", str(HERE / f"{stem}.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert f"field '{field}'" in err
+    assert len(err.strip().splitlines()) == 1  # one clear line, no traceback
+    assert _host_state() == before

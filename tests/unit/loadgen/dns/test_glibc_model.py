@@ -192,3 +192,16 @@ def test_use_vc_is_tcp(zone: Zone) -> None:
     assert {a.proto for a in rec.attempts} == {"tcp"}
     assert len(rec.source_ports) == 1
     assert rec.outcome == "answer"
+
+
+def test_refused_everywhere_fails_fast_as_error_not_timeout(zone: Zone) -> None:
+    """A server shedding load (CoreDNS forward max_concurrent -> REFUSED): glibc tries every
+    server and round, gets TRY_AGAIN, but never waits a timeout; the harness must not call
+    that a timeout."""
+    zone.refused.add(FQDN.rstrip("."))
+    t = FakeTransport(zone)
+    rec = run(GlibcResolver(pod_conf(nameservers=("10.96.0.10", "10.96.0.11"))), t, FQDN)
+    assert rec.outcome == "error"
+    assert rec.full_timeout_waits == 0
+    assert rec.latency_s < 1.0
+    assert {q.server for q in t.log} == {"10.96.0.10", "10.96.0.11"}  # next server tried
