@@ -25,7 +25,7 @@ from loadgen.dns.accounting import summarize
 from loadgen.dns.engine import run_dns_load
 from loadgen.dns.types import ClientPod, DNSPlan
 from loadgen.http.plan import HTTPPlan, HTTPTarget
-from loadgen.http.rawclient import run_http_load
+from loadgen.http.workers import run_http_load_workers
 
 MAX_NAMES = 50
 DNS_PLAN_FIELDS = {
@@ -91,7 +91,7 @@ async def _http(spec: dict[str, Any]) -> dict[str, Any]:
         max_in_flight=p["max_in_flight"],
         fill_connections=p.get("fill_connections", 0),
     )
-    res = await run_http_load(targets, plan)
+    res = await run_http_load_workers(targets, plan, int(p.get("workers", 1)))
     out = dict(res.to_http_result())
     out.update(
         connect_failures=res.connect_failures,

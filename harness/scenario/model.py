@@ -153,6 +153,9 @@ class HTTPLoad(_Strict):
     pool_size: int = Field(8, ge=1, le=1024, description="Keep-alive connections (pooled)")
     connect_timeout_s: float = Field(2.0, gt=0, le=30)
     max_in_flight: int = Field(2000, ge=1, le=50_000)
+    workers: int = Field(
+        1, ge=1, le=16, description="Load worker processes (one Python process ~ one core)"
+    )
 
 
 class DNSLoad(_Strict):
