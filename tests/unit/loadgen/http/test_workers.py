@@ -8,9 +8,15 @@ from loadgen.http.workers import merge, split
 
 def _result(requests: int, lat: list[float], rows: list[tuple[int, int]]) -> HTTPLoadResult:
     return HTTPLoadResult(
-        mode="short-lived", requests=requests, failures=1, new_connections=requests,
-        connect_failures=1, elapsed_s=5.0 + requests / 1000, latency_ms=latency_summary(lat),
-        latencies_ms=lat, errors={"timeout": 1},
+        mode="short-lived",
+        requests=requests,
+        failures=1,
+        new_connections=requests,
+        connect_failures=1,
+        elapsed_s=5.0 + requests / 1000,
+        latency_ms=latency_summary(lat),
+        latencies_ms=lat,
+        errors={"timeout": 1},
         timeline=[TimelineRow(t_s=t, requests=r, failures=0, new_connections=r) for t, r in rows],
         fill_s=1.0,
     )
