@@ -9,7 +9,7 @@ from loadgen.dns.models.base import (
     Transport,
     TransportError,
 )
-from loadgen.dns.types import LookupRecord
+from loadgen.dns.types import LookupRecord, Outcome
 
 
 async def recorded_lookup(
@@ -34,32 +34,32 @@ async def recorded_lookup(
         outcome = STATUS_OUTCOME[await model.lookup(name, rec)]
     except (OSError, TransportError) as e:
         outcome, error = "error", f"{type(e).__name__}: {e}"
-    return LookupRecord(
-        t_start=t_start,
-        pod=pod,
-        name=name,
-        outcome=outcome,
-        latency_s=transport.now() - rec.t0,
-        queries_sent=len(rec.attempts),
-        replies_received=rec.replies,
-        source_ports=rec.ports,
-        retries=rec.retries,
-        full_timeout_waits=rec.full_timeout_waits,
-        attempts=rec.attempts,
-        resolver=model.name,
-        error=error,
-    )
+    return _record(model, name, rec, outcome, pod=pod, t_start=t_start, error=error)
 
 
 def unfinished(
     model: ResolverModel, name: str, rec: Recorder, *, pod: str = "", t_start: float = 0.0
 ) -> LookupRecord:
     """The record of a lookup given up while it was still waiting (outcome ``unfinished``)."""
+    return _record(model, name, rec, "unfinished", pod=pod, t_start=t_start)
+
+
+def _record(
+    model: ResolverModel,
+    name: str,
+    rec: Recorder,
+    outcome: Outcome,
+    *,
+    pod: str,
+    t_start: float,
+    error: str | None = None,
+) -> LookupRecord:
+    """What the recorder saw of one lookup, as a record."""
     return LookupRecord(
         t_start=t_start,
         pod=pod,
         name=name,
-        outcome="unfinished",
+        outcome=outcome,
         latency_s=rec.now() - rec.t0,
         queries_sent=len(rec.attempts),
         replies_received=rec.replies,
@@ -68,4 +68,5 @@ def unfinished(
         full_timeout_waits=rec.full_timeout_waits,
         attempts=rec.attempts,
         resolver=model.name,
+        error=error,
     )
