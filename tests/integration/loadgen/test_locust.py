@@ -1,20 +1,25 @@
 """Locust users and the raw client against nginx in real pod namespaces (needs root).
 
-Topology (built and torn down per test): a node namespace with a DNAT "ClusterIP", an nginx
-server pod and client pods on routed veths, all named ``cth-lc-<random>-*``.
+The harness's own topology, built and torn down per test: client pods on node-1, whose
+kube-proxy rules DNAT the http-server ClusterIP to the nginx pod on node-2.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import pytest
 
+from harness.backends.netns import plan as P
+from harness.backends.netns.plan import plan_topology
+from harness.backends.netns.topology import Topology
+from harness.kernel.journal import Journal
 from harness.kernel.netns import run
+from harness.scenario.model import ClusterSpec, CoreDNSSpec
 from loadgen.http.plan import HTTPPlan, HTTPTarget
 from loadgen.http.rawclient import run_http_load_sync
-from loadgen.http.testbed import Testbed, build_testbed
 from loadgen.locust.launch import run_locust
 from loadgen.locust.plan import LocustPlan
 
@@ -24,10 +29,42 @@ pytestmark = [
 ]
 
 
+@dataclass(frozen=True)
+class Testbed:
+    """The names these tests use, over a harness :class:`Topology`."""
+
+    __test__ = False  # not a pytest test class, despite the name
+    topo: Topology
+
+    @property
+    def clients(self) -> list[str]:
+        return [p.ns for p in self.topo.plan.role("client")]
+
+    @property
+    def client_ips(self) -> list[str]:
+        return [p.ip for p in self.topo.plan.role("client")]
+
+    @property
+    def node(self) -> str:
+        """The clients' node: where their connections are DNATed and tracked."""
+        return self.topo.client_nodes()[0]
+
+    @property
+    def server(self) -> str:
+        return self.topo.plan.role("http")[0].ns
+
+    cluster_ip = P.HTTP_SERVICE_IP
+
+    def conntrack_count(self) -> int:
+        return int(run(["conntrack", "-C"], netns=self.node).stdout)
+
+
 @pytest.fixture
-def bed() -> Iterator[Testbed]:
-    with build_testbed("lc", clients=2) as tb:
-        yield tb
+def bed(journal: Journal) -> Iterator[Testbed]:
+    spec = ClusterSpec(nodes=2, client_pods=2, coredns=CoreDNSSpec(replicas=1))
+    with Topology(plan_topology(spec, journal.run_id), journal) as topo:
+        topo.flush_conntrack()  # start from an empty table: no readiness probes counted
+        yield Testbed(topo)
 
 
 def _time_wait(ns: str, side: str) -> int:

@@ -96,7 +96,7 @@ def test_from_locust_converts_serialized_total() -> None:
 
 def test_importing_the_locust_free_modules_never_imports_locust_or_gevent() -> None:
     code = (
-        "import sys, harness, loadgen.http.rawclient, loadgen.http.testbed, "
+        "import sys, harness, loadgen.http.rawclient, "
         "loadgen.locust.plan, loadgen.locust.stats, loadgen.locust.launch, "
         "loadgen.locust.schedule\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('locust', 'gevent')))"
