@@ -21,7 +21,7 @@ import socket
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Generator, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from harness.kernel.netns import entered, socket_in
 from loadgen.dns.models.base import QType, Reply, Sock, TransportError
@@ -30,6 +30,9 @@ from loadgen.dns.wire import QueryCache, parse_reply
 DNS_PORT = 53
 _POOL_BATCH = 64
 _TCP_CONNECT_TIMEOUT = 1.0
+
+
+T = TypeVar("T")
 
 
 class _Wait:
@@ -112,6 +115,14 @@ class FastLoop:
                 s.waiter = None
         assert w.task is not None
         self.ready.append(w.task)
+
+    def run_until_complete(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Drive one coroutine to its end on this loop (what tests and one-off lookups need)."""
+        out: list[T] = []
+        self.spawn(coro, out.append)
+        while not out:
+            self.run_once(0.05)
+        return out[0]
 
     # --- one turn ------------------------------------------------------------------------
     def run_once(self, max_wait: float) -> None:

@@ -2,8 +2,8 @@
 
 A model never touches a socket. It asks a :class:`Transport` to open a UDP or TCP "socket"
 (which yields a source port), send a query (name, type) on it, wait for a reply until a
-deadline, and close it. The same model code runs on the real asyncio transport
-(:mod:`loadgen.dns.transport`) and on the virtual-clock fake (:mod:`loadgen.dns.fake`).
+deadline, and close it. The same model code runs on the real epoll transport
+(:mod:`loadgen.dns.fastloop`) and on the virtual-clock fake (:mod:`loadgen.dns.fake`).
 
 :class:`Recorder` wraps any transport and writes down every query a lookup sent: port, time,
 reply, rcode. Models only decide; the recorder counts.

@@ -10,7 +10,6 @@ did is printed (see it with ``pytest -s`` or in the ``-rA`` report).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 from collections.abc import Iterator
@@ -30,10 +29,10 @@ from bench.dnsbed import (
     write_pod_resolv,
 )
 from harness.kernel.netns import run, socket_in
+from loadgen.dns.fastloop import FastLoop, FastTransport
 from loadgen.dns.lookup import recorded_lookup
 from loadgen.dns.models.glibc import GlibcResolver
 from loadgen.dns.models.musl import MuslResolver
-from loadgen.dns.transport import AsyncioTransport
 from loadgen.dns.types import LookupRecord
 from tests.integration.loadgen.capture import Packet, describe, query_pattern, read_pcap, tcpdump
 
@@ -75,14 +74,17 @@ def _real(bed: DNSBed, names: list[str]) -> list[list[object]]:
 def _model(
     bed: DNSBed, resolver: GlibcResolver | MuslResolver, names: list[str]
 ) -> list[LookupRecord]:
-    async def go() -> list[LookupRecord]:
-        t = AsyncioTransport(bed.pod_ns[0])
-        try:
-            return [await recorded_lookup(resolver, n, t, pod=bed.pod_ns[0]) for n in names]
-        finally:
-            t.close_pool()
+    loop = FastLoop()
+    t = FastTransport(bed.pod_ns[0], loop)
 
-    return asyncio.run(go())
+    async def go() -> list[LookupRecord]:
+        return [await recorded_lookup(resolver, n, t, pod=bed.pod_ns[0]) for n in names]
+
+    try:
+        return loop.run_until_complete(go())
+    finally:
+        t.close_pool()
+        loop.close()
 
 
 def _capture(bed: DNSBed, path: Path) -> AbstractContextManager[Path]:
