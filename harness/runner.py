@@ -11,7 +11,6 @@ import shutil
 import signal
 import socket
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
@@ -295,7 +294,3 @@ def _write_evidence(report_dir: Path, files: dict[str, str]) -> None:
         p = base / rel
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(text)
-
-
-def elapsed(t0: float) -> float:
-    return time.monotonic() - t0

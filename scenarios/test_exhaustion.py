@@ -22,6 +22,9 @@ def test_exhaustion_baseline_and_remediations(run_scenario: RunScenario) -> None
         assert not p["alerts"]["ConntrackTableNearFull"]["fired"], p["name"]
         assert p["diagnosis"]["cause"] == "none", p["name"]
     # DNS queries the clients lost were lost inside the nodes: kernel and client agree
+    # (the demo measured 2,160 = 2,160; allow 1 % for queries in flight at the phase's end)
     a = base["agreement"]
     assert a["node_dropped"] > 0
-    assert a["node_dropped"] <= a["client_unanswered"] + 2 * base["dns"]["lookups"]
+    assert abs(a["client_unanswered"] - a["node_dropped"]) <= 0.01 * a["client_unanswered"]
+    assert a["server_unanswered"] == 0
+    assert a["explained"].startswith("every unanswered query is accounted for")

@@ -26,6 +26,7 @@ from harness.dns.resolvconf import ResolvConf
 from harness.errors import BackendError
 from harness.kernel import sysctl
 from harness.kernel.journal import Journal
+from harness.kernel.netns import run
 from harness.kernel.process import spawn, stop_pid
 from harness.kernel.sampler import NodeProbe, Sampler
 from harness.measurement import PhaseMeasurement
@@ -419,8 +420,6 @@ class NetnsCluster:
 
     def evidence(self) -> dict[str, str]:
         """Per-node iptables-save and conntrack -S, per-pod resolv.conf: for bug bundles."""
-        from harness.kernel.netns import run
-
         out: dict[str, str] = {}
         for node in self.plan.nodes:
             out[f"{node.name}/iptables-save.txt"] = run(["iptables-save"], netns=node.ns).stdout

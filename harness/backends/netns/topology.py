@@ -8,6 +8,7 @@ is created in the host's own namespace.
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import sys
@@ -21,6 +22,7 @@ import dns.rdatatype
 
 from harness import nodelocal
 from harness.backends.netns import plan as P
+from harness.backends.netns.counters import read_counters
 from harness.backends.netns.plan import TopologyPlan
 from harness.backends.netns.servers import (
     coredns_argv,
@@ -29,7 +31,7 @@ from harness.backends.netns.servers import (
     upstream_argv,
 )
 from harness.dns.resolvconf import ResolvConf
-from harness.errors import BackendError, UnsafeRequest
+from harness.errors import BackendError, CommandFailed, UnsafeRequest
 from harness.faults import TABLE as FAULT_TABLE
 from harness.faults import race_window_ruleset
 from harness.kernel import sysctl
@@ -484,24 +486,16 @@ class Topology:
             run(["nft", "delete", "table", "inet", FAULT_TABLE], netns=node.ns, check=False)
 
     def race_fault_hits(self) -> int:
+        """Packets the injected rule dropped, summed over the nodes that have it."""
         total = 0
-        for node in self.plan.nodes:
-            res = run(
-                ["nft", "-j", "list", "counters", "table", "inet", FAULT_TABLE],
-                netns=node.ns,
-                check=False,
-            )
-            if res.returncode == 0:
-                import json
-
-                for item in json.loads(res.stdout).get("nftables", []):
-                    if "counter" in item:
-                        total += int(item["counter"]["packets"])
+        for ns in self.client_nodes():
+            try:
+                total += read_counters(ns, FAULT_TABLE).get("hits", 0)
+            except CommandFailed:  # no fault table (not injected in this phase)
+                continue
         return total
 
     def pin(self, pids: list[int], cpus: set[int]) -> None:
-        import os
-
         for pid in pids:
             try:
                 os.sched_setaffinity(pid, cpus)
