@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from harness.diagnose.classify import REMEDIATION, Signals, classify, diagnose_phase
-from harness.sample_results import exhaustion_run, overload_phase, race_run
+from tests.sample_results import exhaustion_run, overload_phase, race_run
 
 
 def test_exhaustion_baseline_is_exhaustion_and_remediations_are_none() -> None:

@@ -16,7 +16,7 @@ from harness.metrics.prometheus import (
     near_full_fired,
     scaled_for_s,
 )
-from harness.sample_results import exhaustion_run, race_run
+from tests.sample_results import exhaustion_run, race_run
 
 
 def _series(values: list[int], dt: float = 1.0) -> list[list[float]]:

@@ -1,11 +1,11 @@
-"""Result fixtures for the report tests, built by harness.sample_results (no typed-in numbers)."""
+"""Result fixtures for the report tests, built by tests.sample_results (no typed-in numbers)."""
 
 from __future__ import annotations
 
 import pytest
 
 from harness.result import RunResult
-from harness.sample_results import PhaseModel, build_run, exhaustion_run, race_run
+from tests.sample_results import PhaseModel, build_run, exhaustion_run, race_run
 
 
 @pytest.fixture(scope="session")

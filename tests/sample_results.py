@@ -6,7 +6,7 @@ times out, an injected race window drops the second packet of a same-port pair w
 probability, and every summary (rates, intervals, percentiles, expectations, alerts) is
 computed from those simulated lookups by the same code the runner uses.
 
-``python -m harness.sample_results DIR`` writes them as JSON files.
+``python -m tests.sample_results DIR`` writes them as JSON files.
 """
 
 from __future__ import annotations
