@@ -169,6 +169,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if result["verdict"] == "pass" else 1
 
 
+def _positive_int(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"a positive whole number is needed, not {value!r}")
+    return n
+
+
 def _load_result(path: str) -> RunResult:
     p = Path(path)
     if not p.is_file():
@@ -221,12 +231,14 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 
 def cmd_restore(args: argparse.Namespace) -> int:
     from harness.kernel.journal import HostLock
-    from harness.restore import restore_stale
+    from harness.restore import restore_stale, set_conntrack_max
     from harness.runner import require_root
 
     require_root()
     with HostLock(args.wait):
-        report = restore_stale()
+        report = restore_stale(orphans=args.orphans)
+        if args.conntrack_max is not None:
+            set_conntrack_max(args.conntrack_max, report)
     for line in report.lines():
         print(line)
     return 0
@@ -321,6 +333,19 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_run)
     rs = sub.add_parser("restore", help="undo what a killed run left on this host")
     rs.add_argument("--wait", type=float, default=0.0, metavar="SECONDS")
+    rs.add_argument(
+        "--orphans",
+        action="store_true",
+        help="also delete cth- namespaces that no journal accounts for and no live run owns "
+        "(left by a run whose journal was lost). Default: only name them",
+    )
+    rs.add_argument(
+        "--conntrack-max",
+        type=_positive_int,
+        metavar="ENTRIES",
+        help="set net.netfilter.nf_conntrack_max to ENTRIES, for when no journal recorded its "
+        "original (the kernel's default is nf_conntrack_buckets)",
+    )
     rs.set_defaults(func=cmd_restore)
     d = sub.add_parser("doctor", help="check prerequisites (read-only)")
     d.set_defaults(func=cmd_doctor)

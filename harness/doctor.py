@@ -10,7 +10,10 @@ from pathlib import Path
 
 from harness.backends.netns.topology import check_host_routes
 from harness.errors import HarnessError
+from harness.kernel import sysctl
 from harness.kernel.journal import stale_journals
+from harness.kernel.netns import NETNS_RUN_DIR
+from harness.restore import orphan_paths
 
 # program -> Debian package that provides it
 TOOLS = {
@@ -45,16 +48,7 @@ def checks() -> list[Check]:
         out.append(
             Check(f"tool {tool}", path is not None, path or f"missing: apt-get install {pkg}")
         )
-    ct = Path("/proc/sys/net/netfilter/nf_conntrack_max")
-    out.append(
-        Check(
-            "conntrack in kernel",
-            ct.exists(),
-            f"nf_conntrack_max = {ct.read_text().strip()}"
-            if ct.exists()
-            else "no /proc/sys/net/netfilter/nf_conntrack_max (nf_conntrack not built)",
-        )
-    )
+    out.append(conntrack_max_check())
     out.append(
         Check(
             "network namespaces",
@@ -79,14 +73,36 @@ def checks() -> list[Check]:
     except Exception as e:  # ip missing: already reported above
         out.append(Check("address ranges", False, f"could not read routes: {e}"))
     stale = list(stale_journals()) if os.geteuid() == 0 else []
-    out.append(
-        Check(
-            "leftovers",
-            not stale,
-            "none"
-            if not stale
-            else f"{len(stale)} killed run(s) left changes: run 'conntrack-harness restore'",
+    orphans = [p for p in orphan_paths() if p.parent == NETNS_RUN_DIR] if not stale else []
+    if stale:
+        detail = f"{len(stale)} killed run(s) left changes: run 'conntrack-harness restore'"
+    elif orphans:
+        detail = (
+            f"{len(orphans)} cth- namespace(s) no journal accounts for: run "
+            "'conntrack-harness restore --orphans'"
         )
-    )
+    else:
+        detail = "none"
+    out.append(Check("leftovers", not stale and not orphans, detail))
     out.append(Check("kernel", True, platform.release()))
     return out
+
+
+def conntrack_max_check() -> Check:
+    """Informational: the table size every namespace is held to, against the kernel default."""
+    try:
+        cur = int(sysctl.read("net.netfilter.nf_conntrack_max"))
+        buckets = int(sysctl.read("net.netfilter.nf_conntrack_buckets"))
+    except (OSError, ValueError):
+        return Check(
+            "conntrack in kernel",
+            False,
+            "no /proc/sys/net/netfilter/nf_conntrack_max (nf_conntrack not built or loaded)",
+        )
+    detail = f"nf_conntrack_max = {cur} (nf_conntrack_buckets {buckets})"
+    if cur < buckets:
+        detail += (
+            "; below the kernel's default (= buckets): if no run of yours set it, a killed "
+            f"run may have left it: 'conntrack-harness restore --conntrack-max {buckets}'"
+        )
+    return Check("conntrack in kernel", True, detail)

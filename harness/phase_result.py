@@ -212,25 +212,39 @@ def build_phase_result(phase: Phase, repeat_index: int, m: PhaseMeasurement) -> 
 
 
 def race_result(p: PhaseResult, kernel: str) -> RaceResult:
-    """Name what the natural race did: only counters and lost replies decide, never a guess."""
-    nodes = p["conntrack"]["nodes"]
+    """Name what the natural race did: only counters and lost replies decide, never a guess.
+
+    The race shows as ``insert_failed`` (with a ``drop`` each). A table that filled up also
+    counts ``drop``, and then lost replies say nothing about the race: that is "confounded",
+    never "reproduced" (a host whose nf_conntrack_max was left small reads like this)."""
+    ct = p["conntrack"]
+    nodes = ct["nodes"]
     insert_failed = {n["node"]: n["insert_failed"] for n in nodes}
     drop = {n["node"]: n["drop"] for n in nodes}
     clash = {n["node"]: n["clash_resolve"] for n in nodes}
     dns = p["dns"]
     pairs = dns["queries_sent"] // 2
     missing = dns["queries_unanswered"]
-    lost_in_nodes = sum(insert_failed.values()) + sum(drop.values())
-    if missing > 0 and lost_in_nodes > 0:
+    failed_inserts = sum(insert_failed.values())
+    lost_in_nodes = failed_inserts + sum(drop.values())
+    full_nodes = [n["node"] for n in nodes if n["table_full_lines"] > 0 or _full(n)]
+    if full_nodes:
+        verdict = (
+            f"confounded: the table was full on {', '.join(full_nodes)} (max {ct['max']}, "
+            f"drop {sum(drop.values())}, {ct['table_full_lines']} table-full messages), so "
+            f"{missing} missing replies are exhaustion, not the race; give the table room "
+            "(host nf_conntrack_max) and run again"
+        )
+    elif missing > 0 and failed_inserts > 0:
         verdict = (
             f"reproduced: {missing} replies missing, insert_failed "
-            f"{sum(insert_failed.values())}, drop {sum(drop.values())}"
+            f"{failed_inserts}, drop {sum(drop.values())}"
         )
     elif sum(clash.values()) > 0 and lost_in_nodes == 0 and missing == 0:
         verdict = f"kernel resolved {sum(clash.values())} clashes, 0 drops"
     else:
         verdict = "inconclusive: " + (
-            f"{missing} replies missing without a conntrack drop"
+            f"{missing} replies missing without a failed conntrack insert"
             if missing
             else "no clash observed, so the race was not exercised"
         )
@@ -243,3 +257,8 @@ def race_result(p: PhaseResult, kernel: str) -> RaceResult:
         drop=drop,
         clash_resolve=clash,
     )
+
+
+def _full(node: NodeConntrack) -> bool:
+    """The sampler saw the table at its limit (the kernel log may be unreadable)."""
+    return node["max"] > 0 and node["peak_count"] >= node["max"]

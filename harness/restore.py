@@ -3,9 +3,14 @@
 Each journal entry is undone in reverse order; every undo is idempotent. Namespaces whose
 names carry a run id (``cth-<6 hex>-``) of a dead run *of this state directory* are swept too,
 with the processes inside them, in case a run died between a change and its journal line (it
-journals first, so this is belt and braces). A ``cth-`` namespace of a run this state directory
-does not know is left alone and only mentioned: it may belong to a live run that uses another
-state directory (another user, or a test), and deleting it would break that run.
+journals first, so this is belt and braces). Journals kept in another state directory are
+found through the host-global registry (see ``harness.kernel.journal``).
+
+A ``cth-`` namespace that no journal accounts for is only mentioned by default. With
+``orphans=True`` (``restore --orphans``) it is deleted when no live run owns it: the host lock
+is held, so no other run can be starting. Such orphans come from a run killed before the
+registry existed, or whose journal was deleted with its state directory; no record of the
+original ``nf_conntrack_max`` survives them, hence the explicit ``--conntrack-max``.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from pathlib import Path
 
 from harness.errors import RestoreFailed
 from harness.kernel import sysctl
-from harness.kernel.journal import Journal, stale_journals, state_dir
+from harness.kernel.journal import Journal, journal_paths, stale_journals, state_dir
 from harness.kernel.netns import NETNS_RUN_DIR, run
 from harness.kernel.process import stop_pid
 
@@ -36,8 +41,9 @@ class RestoreReport:
 
     def lines(self) -> list[str]:
         if not self.actions and not self.errors:
-            head = ["nothing to restore: no journal of a dead run, no leftover namespace"]
-            return head + self.notes
+            if self.notes:
+                return ["nothing to restore from a journal: no journal of a dead run", *self.notes]
+            return ["nothing to restore: no journal of a dead run, no leftover namespace"]
         return [*self.actions, *(f"FAILED: {e}" for e in self.errors), *self.notes]
 
 
@@ -138,12 +144,61 @@ def sweep_namespaces(dead_runs: set[str], report: RestoreReport) -> None:
             report.actions.append(f"removed orphan {wd}")
     if unknown:
         report.notes.append(
-            f"left alone: cth- namespaces of {len(unknown)} run(s) not started from "
-            f"{state_dir()} ({', '.join(sorted(unknown))}); they may be live"
+            f"left alone: cth- namespaces of {len(unknown)} run(s) no journal accounts for "
+            f"({', '.join(sorted(unknown))}); 'conntrack-harness restore --orphans' deletes "
+            "them unless a run owns them"
         )
 
 
-def restore_stale(*, sweep: bool = True) -> RestoreReport:
+def live_run_ids() -> set[str]:
+    """Runs whose journal's owner process is alive (this state dir's, and registered ones)."""
+    live = set()
+    for path in journal_paths():
+        j = Journal.load(path)
+        if j.owner_alive():
+            live.add(j.run_id)
+    return live
+
+
+def orphan_paths() -> list[Path]:
+    """``cth-`` namespaces and /etc/netns entries whose run is not live."""
+    live = live_run_ids()
+    out = []
+    for d in (NETNS_RUN_DIR, Path("/etc/netns")):
+        if d.is_dir():
+            for p in sorted(d.iterdir()):
+                m = RUN_NS.match(p.name)
+                if m and m.group(1) not in live:
+                    out.append(p)
+    return out
+
+
+def sweep_orphans(report: RestoreReport) -> None:
+    """Delete ``cth-`` namespaces (and their processes, /etc/netns files) no live run owns."""
+    for p in orphan_paths():
+        if p.parent != NETNS_RUN_DIR:
+            shutil.rmtree(p, ignore_errors=True)
+            report.actions.append(f"removed orphan {p}")
+            continue
+        _stop_ns_pids(p.name, report)
+        res = run(["ip", "netns", "del", p.name], check=False)
+        if res.returncode == 0:
+            report.actions.append(f"deleted orphan namespace {p.name}")
+        else:
+            report.errors.append(f"namespace {p.name}: {res.stderr.strip()}")
+    report.notes = [n for n in report.notes if not n.startswith("left alone:")]
+
+
+def set_conntrack_max(value: int, report: RestoreReport) -> None:
+    """Put the global table size back to a value the user names (no journal recorded it)."""
+    key = "net.netfilter.nf_conntrack_max"
+    current = sysctl.read(key)
+    if current != str(value):
+        sysctl.write(key, str(value))
+        report.actions.append(f"set {key} = {value} (was {current}; no journal recorded it)")
+
+
+def restore_stale(*, sweep: bool = True, orphans: bool = False) -> RestoreReport:
     """Undo every journal whose run is dead. Call with the host lock held."""
     report = RestoreReport()
     undone: set[str] = set()
@@ -160,6 +215,8 @@ def restore_stale(*, sweep: bool = True) -> RestoreReport:
             else set()
         )
         sweep_namespaces((dead_run_ids(live) | undone) - live, report)
+    if orphans:
+        sweep_orphans(report)
     if report.errors:
         raise RestoreFailed(
             "restore could not undo everything; the journal is kept:\n  "

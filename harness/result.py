@@ -140,7 +140,9 @@ class DiagnosisResult(TypedDict):
 class RaceResult(TypedDict):
     """The natural A/AAAA race attempt, in the vocabulary the issue asks for."""
 
-    verdict: str  # "reproduced" | "kernel resolved N clashes, 0 drops" | "inconclusive"
+    # "reproduced: ..." | "kernel resolved N clashes, 0 drops" | "inconclusive: ..." |
+    # "confounded: ..." (the table was full: lost replies are exhaustion, not the race)
+    verdict: str
     kernel: str
     pairs_sent: int
     replies_missing: int

@@ -7,10 +7,16 @@ in reverse. Undo steps are idempotent, so replaying a journal twice is harmless.
 
 The lock is an ``flock`` on a file: the kernel drops it when its holder dies, so a stale lock
 cannot outlive its process. The holder's PID is written into the file for messages.
+
+Journals live in the state directory, which a run may move (``CONNTRACK_HARNESS_STATE_DIR``).
+What they undo is host-global, though (``nf_conntrack_max``, namespaces), so every live journal
+is also registered next to the lock: one file per run naming its journal. ``restore`` from any
+state directory therefore finds a killed run's journal, wherever that run kept it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
@@ -33,6 +39,16 @@ DEFAULT_LOCK = "/run/conntrack-harness.lock"
 
 def state_dir() -> Path:
     return Path(os.environ.get(STATE_DIR_ENV, DEFAULT_STATE_DIR))
+
+
+def lock_path() -> Path:
+    return Path(os.environ.get(LOCK_ENV, DEFAULT_LOCK))
+
+
+def registry_dir() -> Path:
+    """Host-global index of live journals: ``<run id>`` files holding the journal's path."""
+    lock = lock_path()
+    return lock.with_name(lock.name + ".runs")
 
 
 def process_start_time(pid: int) -> int | None:
@@ -74,6 +90,9 @@ class Journal:
             started=time.time(),
             **meta,
         )
+        reg = registry_dir()
+        reg.mkdir(parents=True, exist_ok=True)
+        _write_synced(reg / run_id, str(j.path.resolve()))
         return j
 
     @classmethod
@@ -110,13 +129,48 @@ class Journal:
     def close(self) -> None:
         """The run undid everything: its journal is no longer needed."""
         self.path.unlink(missing_ok=True)
+        _unregister(self.run_id)
+
+
+def _write_synced(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, text.encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _unregister(run_id: str) -> None:
+    reg = registry_dir()
+    (reg / run_id).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # only when no run is registered: nothing stays
+        reg.rmdir()
+
+
+def journal_paths() -> list[Path]:
+    """Every journal this host knows: this state directory's, and those registered by runs
+    that used another state directory. Registry entries whose journal is gone are dropped."""
+    paths: dict[Path, None] = {}
+    d = state_dir() / "runs"
+    if d.is_dir():
+        paths.update((p.resolve(), None) for p in sorted(d.glob("*.jsonl")))
+    reg = registry_dir()
+    if reg.is_dir():
+        for entry in sorted(reg.iterdir()):
+            try:
+                target = Path(entry.read_text().strip())
+            except OSError:
+                continue
+            if target.is_absolute() and target.is_file():
+                paths.setdefault(target.resolve(), None)
+            else:
+                _unregister(entry.name)
+    return list(paths)
 
 
 def stale_journals() -> Iterator[Journal]:
-    d = state_dir() / "runs"
-    if not d.is_dir():
-        return
-    for p in sorted(d.glob("*.jsonl")):
+    for p in journal_paths():
         j = Journal.load(p)
         if not j.owner_alive():
             yield j
@@ -126,7 +180,7 @@ class HostLock:
     """One harness run at a time per host (nf_conntrack_max is global)."""
 
     def __init__(self, wait_s: float = 0.0) -> None:
-        self.path = Path(os.environ.get(LOCK_ENV, DEFAULT_LOCK))
+        self.path = lock_path()
         self.wait_s = wait_s
         self._fd: int | None = None
 

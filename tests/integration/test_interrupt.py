@@ -34,6 +34,35 @@ def _wait_for(cond: object, timeout: float) -> bool:
     return False
 
 
+def _load_worker_running() -> bool:
+    for p in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if b"loadgen.worker" in p.read_bytes():
+                return True
+        except OSError:  # the process exited between the listing and the read
+            continue
+    return False
+
+
+def _stop_and_repair(proc: subprocess.Popen[str], env: dict[str, str]) -> None:
+    """The test failed before its own signal: stop the run the way a user would, and if it
+    will not stop, kill it and repair the host with `restore`, so one failure cannot leave
+    a shrunken nf_conntrack_max behind for the tests after it."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    subprocess.run(
+        [sys.executable, "-m", "harness.cli", "restore", "--wait", "60"],
+        env=env,
+        capture_output=True,
+        check=False,
+    )
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_signal_mid_run_restores_everything(
     tmp_path: Path, sig: signal.Signals, host_unchanged: HostSnapshot
@@ -52,23 +81,14 @@ def test_signal_mid_run_restores_everything(
         max_file = Path("/proc/sys/net/netfilter/nf_conntrack_max")
         # the load is running: the table was shrunk and a load worker exists
         assert _wait_for(
-            lambda: (
-                max_file.read_text().strip() == "8192"
-                and any(
-                    b"loadgen.worker" in p.read_bytes()
-                    for p in Path("/proc").glob("[0-9]*/cmdline")
-                    if p.exists()
-                )
-            ),
-            60,
-        ), proc.stderr
+            lambda: max_file.read_text().strip() == "8192" and _load_worker_running(), 60
+        ), "the run never reached its load phase"
         time.sleep(1.0)
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    except BaseException:
+        _stop_and_repair(proc, env)
+        raise
     assert proc.returncode == 128 + sig, err
     assert "restored" in err
     assert not list((tmp_path / "state" / "runs").glob("*.jsonl"))

@@ -34,11 +34,19 @@ VICTIM = textwrap.dedent("""
 """)
 
 
+@pytest.mark.parametrize("restore_from", ["same-state-dir", "other-state-dir"])
 def test_sigkill_then_restore_returns_host_to_recorded_state(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, host_unchanged: object
+    tmp_path: Path, host_unchanged: object, restore_from: str
 ) -> None:
+    """The other-state-dir case is a run killed with a private state dir (as a test does) and
+    a plain `restore` afterwards: the host-global registry leads it to the journal."""
     state = tmp_path / "state"
     env = {**os.environ, "CONNTRACK_HARNESS_STATE_DIR": str(state)}
+    restore_env = (
+        env
+        if restore_from == "same-state-dir"
+        else {**os.environ, "CONNTRACK_HARNESS_STATE_DIR": str(tmp_path / "elsewhere")}
+    )
     run_id = os.urandom(3).hex()
     victim = subprocess.Popen(
         [sys.executable, "-c", VICTIM, run_id], env=env, stdout=subprocess.PIPE, text=True
@@ -59,7 +67,10 @@ def test_sigkill_then_restore_returns_host_to_recorded_state(
     assert all(Path(f"/proc/{e['pid']}").exists() for e in procs)
     # ... and restore undoes it, reporting what it did
     out = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "restore"], env=env, capture_output=True, text=True
+        [sys.executable, "-m", "harness.cli", "restore"],
+        env=restore_env,
+        capture_output=True,
+        text=True,
     )
     assert out.returncode == 0, out.stderr
     assert "restored net.netfilter.nf_conntrack_max = " in out.stdout
@@ -71,8 +82,12 @@ def test_sigkill_then_restore_returns_host_to_recorded_state(
             or Path(f"/proc/{e['pid']}/stat").read_text().split()[2] == "Z"
         )
     # a second restore finds nothing: restores are idempotent
+    assert not (state / run_id).exists()  # the dead run's work directory
     again = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "restore"], env=env, capture_output=True, text=True
+        [sys.executable, "-m", "harness.cli", "restore"],
+        env=restore_env,
+        capture_output=True,
+        text=True,
     )
     assert again.returncode == 0
     assert "nothing to restore" in again.stdout
@@ -111,6 +126,54 @@ def test_second_run_is_refused_while_the_lock_is_held(tmp_path: Path) -> None:
         holder.wait()
     # the holder died: its flock is gone with it, no stale lock to clean by hand
     out = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "restore"], env=env, capture_output=True, text=True
+        [sys.executable, "-m", "harness.cli", "restore"],
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert out.returncode == 0, out.stderr
+
+
+def test_orphans_no_journal_accounts_for_are_named_then_deleted_on_request(
+    tmp_path: Path, host_unchanged: object
+) -> None:
+    """A run whose journal was lost (its state dir deleted, or killed before the registry
+    existed): plain `restore` names its namespace and leaves it; `--orphans` deletes it and
+    stops the process inside; `--conntrack-max` puts back a table size nobody journaled."""
+    run_id = os.urandom(3).hex()
+    ns = f"cth-{run_id}-node-1"
+    max_file = Path("/proc/sys/net/netfilter/nf_conntrack_max")
+    original = max_file.read_text().strip()
+    env = {**os.environ, "CONNTRACK_HARNESS_STATE_DIR": str(tmp_path / "state")}
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    inside = subprocess.Popen(["ip", "netns", "exec", ns, "sleep", "600"])
+    try:
+        max_file.write_text("200000")
+
+        def restore(*flags: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [sys.executable, "-m", "harness.cli", "restore", *flags],
+                env=env,
+                capture_output=True,
+                text=True,
+            )
+
+        named = restore()
+        assert named.returncode == 0, named.stderr
+        assert run_id in named.stdout and "--orphans" in named.stdout
+        assert Path(f"/run/netns/{ns}").exists()
+        deleted = restore("--orphans", "--conntrack-max", original)
+        assert deleted.returncode == 0, deleted.stderr
+        assert f"deleted orphan namespace {ns}" in deleted.stdout
+        assert f"stopped pid {inside.pid} left in {ns}" in deleted.stdout
+        assert f"set net.netfilter.nf_conntrack_max = {original} (was 200000" in deleted.stdout
+        assert not Path(f"/run/netns/{ns}").exists()
+        assert max_file.read_text().strip() == original
+        assert inside.wait(timeout=10) != 0  # stopped by the harness, not finished
+    finally:
+        if inside.poll() is None:
+            inside.kill()
+            inside.wait()
+        if Path(f"/run/netns/{ns}").exists():
+            subprocess.run(["ip", "netns", "del", ns], check=False)
+        max_file.write_text(original)

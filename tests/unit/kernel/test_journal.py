@@ -11,7 +11,7 @@ import pytest
 
 from harness.errors import LockHeld, RestoreFailed, UnsafeRequest
 from harness.kernel import sysctl
-from harness.kernel.journal import HostLock, Journal, stale_journals
+from harness.kernel.journal import HostLock, Journal, registry_dir, stale_journals
 
 
 @pytest.fixture(autouse=True)
@@ -124,6 +124,45 @@ def test_journal_of_a_dead_owner_is_stale_and_torn_lines_are_skipped(state: Path
     assert "live01" not in [s.run_id for s in stale_journals()]
     live.close()
     assert not live.path.exists()
+
+
+def _kill_owner(j: Journal) -> None:
+    """Rewrite the journal's head so that its owner is a process that has exited."""
+    child = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    lines = j.path.read_text().splitlines()
+    head = json.loads(lines[0]) | {"pid": int(child.stdout)}
+    j.path.write_text("\n".join([json.dumps(head), *lines[1:]]) + "\n")
+
+
+def test_a_journal_kept_in_another_state_dir_is_found_through_the_registry(
+    state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CONNTRACK_HARNESS_STATE_DIR", str(state / "a"))
+    j = Journal.create("aaa001")
+    assert (registry_dir() / "aaa001").read_text() == str(j.path.resolve())
+    _kill_owner(j)
+    monkeypatch.setenv("CONNTRACK_HARNESS_STATE_DIR", str(state / "b"))
+    found = list(stale_journals())
+    assert [s.run_id for s in found] == ["aaa001"]
+    assert found[0].path == j.path.resolve()
+    found[0].close()
+    assert not j.path.exists()
+    assert not registry_dir().exists()  # the last run unregistered: nothing stays in /run
+
+
+def test_registry_entries_whose_journal_is_gone_are_dropped(state: Path) -> None:
+    j = Journal.create("aaa002")
+    keep = Journal.create("aaa003")
+    j.path.unlink()  # e.g. its state dir was a tmpdir that was deleted
+    assert [s.run_id for s in stale_journals()] == []  # aaa003's owner (us) is alive
+    assert sorted(p.name for p in registry_dir().iterdir()) == ["aaa003"]
+    keep.close()
+    assert not registry_dir().exists()
 
 
 def test_second_lock_is_refused_naming_the_holder() -> None:
