@@ -137,6 +137,14 @@ def new_run_id() -> str:
     return secrets.token_hex(3)
 
 
+def _say_repaired(report: RestoreReport) -> None:
+    """A run that starts on a host a killed run left changed says what it put back first."""
+    if report.actions:
+        print("repaired what a killed run left before starting:", file=sys.stderr)
+    for line in [*report.actions, *report.notes]:
+        print(f"  {line}", file=sys.stderr)
+
+
 class ClusterSession:
     """One realized cluster and everything that guards it: the host lock, the run journal,
     the sysctl guard, signals turned into exceptions. Run any number of phases, then exit:
@@ -179,7 +187,7 @@ class ClusterSession:
         stack.enter_context(signals_raise())
         try:
             if self.on_host:
-                restore_stale()
+                _say_repaired(restore_stale())
             with deferred():  # a journal that exists always has its safety net registered
                 self.journal = Journal.create(
                     self.run_id, scenario=self.scenario.name, argv=sys.argv

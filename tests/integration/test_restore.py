@@ -10,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 
 from harness.kernel.journal import Journal
 
@@ -34,19 +35,34 @@ VICTIM = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("restore_from", ["same-state-dir", "other-state-dir"])
+TINY_RUN = {
+    "name": "after-a-kill",
+    "cluster": {"nodes": 2, "client_pods": 1},
+    "load": {"duration_s": 1, "http": None, "dns": {"rate": 20}},
+    "phases": [{"name": "baseline"}],
+}
+
+
+@pytest.mark.parametrize("restore_by", ["restore", "restore-other-state-dir", "next-run"])
 def test_sigkill_then_restore_returns_host_to_recorded_state(
-    tmp_path: Path, host_unchanged: object, restore_from: str
+    tmp_path: Path, host_unchanged: object, restore_by: str
 ) -> None:
-    """The other-state-dir case is a run killed with a private state dir (as a test does) and
-    a plain `restore` afterwards: the host-global registry leads it to the journal."""
+    """A run killed with SIGKILL, then repaired by `restore` from its own state dir, by a
+    plain `restore` from another one (the host-global registry leads it to the journal), or
+    by the next run, which repairs before it starts and says so."""
     state = tmp_path / "state"
     env = {**os.environ, "CONNTRACK_HARNESS_STATE_DIR": str(state)}
     restore_env = (
         env
-        if restore_from == "same-state-dir"
+        if restore_by == "restore"
         else {**os.environ, "CONNTRACK_HARNESS_STATE_DIR": str(tmp_path / "elsewhere")}
     )
+    if restore_by == "next-run":
+        tiny = tmp_path / "tiny.yaml"
+        tiny.write_text(yaml.safe_dump(TINY_RUN))
+        repair = ["run", str(tiny), "--report-dir", str(tmp_path / "reports")]
+    else:
+        repair = ["restore"]
     run_id = os.urandom(3).hex()
     victim = subprocess.Popen(
         [sys.executable, "-c", VICTIM, run_id], env=env, stdout=subprocess.PIPE, text=True
@@ -58,7 +74,7 @@ def test_sigkill_then_restore_returns_host_to_recorded_state(
         j = Journal.load(state / "runs" / f"{run_id}.jsonl")
         procs = [e for e in j.entries if e["op"] == "process"]
         assert len(procs) >= 4  # upstream, 2 CoreDNS, nginx
-        assert any(Path(f"/run/netns/cth-{run_id}-node-1").exists() for _ in [0])
+        assert Path(f"/run/netns/cth-{run_id}-node-1").exists()
     finally:
         victim.send_signal(signal.SIGKILL)
         victim.wait()
@@ -67,14 +83,17 @@ def test_sigkill_then_restore_returns_host_to_recorded_state(
     assert all(Path(f"/proc/{e['pid']}").exists() for e in procs)
     # ... and restore undoes it, reporting what it did
     out = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "restore"],
+        [sys.executable, "-m", "harness.cli", *repair],
         env=restore_env,
         capture_output=True,
         text=True,
     )
     assert out.returncode == 0, out.stderr
-    assert "restored net.netfilter.nf_conntrack_max = " in out.stdout
-    assert f"deleted namespace cth-{run_id}-vpc" in out.stdout
+    said = out.stderr if restore_by == "next-run" else out.stdout
+    if restore_by == "next-run":
+        assert "repaired what a killed run left before starting" in said
+    assert "restored net.netfilter.nf_conntrack_max = " in said
+    assert f"deleted namespace cth-{run_id}-vpc" in said
     assert not list(state.glob("runs/*.jsonl"))
     for e in procs:
         assert (
@@ -160,7 +179,8 @@ def test_orphans_no_journal_accounts_for_are_named_then_deleted_on_request(
 
         named = restore()
         assert named.returncode == 0, named.stderr
-        assert run_id in named.stdout and "--orphans" in named.stdout
+        assert run_id in named.stdout
+        assert "--orphans" in named.stdout
         assert Path(f"/run/netns/{ns}").exists()
         deleted = restore("--orphans", "--conntrack-max", original)
         assert deleted.returncode == 0, deleted.stderr

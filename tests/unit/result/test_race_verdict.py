@@ -30,7 +30,8 @@ def _with_counters(
 def test_a_full_table_is_confounded_never_reproduced() -> None:
     # the model's short-lived HTTP fills a 2048-entry table: DNS replies go missing, drop rises
     full = _dns_only(PhaseModel("one-backend", conntrack_max=2048, new_conns_per_s=400))
-    assert full["conntrack"]["drop"] > 0 and full["dns"]["queries_unanswered"] > 0
+    assert full["conntrack"]["drop"] > 0
+    assert full["dns"]["queries_unanswered"] > 0
     race = race_result(full, KERNEL)
     assert race["verdict"].startswith("confounded: the table was full on node-1"), race
     assert f"drop {full['conntrack']['drop']}" in race["verdict"]
@@ -52,7 +53,8 @@ def test_failed_inserts_with_missing_replies_reproduce_the_race() -> None:
     assert roomy["conntrack"]["peak_count"] < 262144
     race = race_result(_with_counters(roomy, insert_failed=4, drop=4, missing=4), KERNEL)
     assert race["verdict"] == "reproduced: 4 replies missing, insert_failed 4, drop 4"
-    assert race["insert_failed"]["node-1"] == 4 and race["kernel"] == KERNEL
+    assert race["insert_failed"]["node-1"] == 4
+    assert race["kernel"] == KERNEL
 
 
 def test_drops_without_a_failed_insert_are_not_called_the_race() -> None:
