@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.kernel.journal import HostLock, Journal
+from harness.kernel.journal import HostLock, Journal, registry_dir
 from harness.restore import RUN_NS
 
 NETNS_DIR = Path("/run/netns")
@@ -29,6 +29,7 @@ class HostSnapshot:
     etc_netns: frozenset[str]
     host_rules: int
     harness_procs: frozenset[int]
+    registered_journals: frozenset[str]
 
     @classmethod
     def take(cls) -> HostSnapshot:
@@ -56,6 +57,9 @@ class HostSnapshot:
             etc_netns=harness_ns(Path("/etc/netns")),
             host_rules=sum(1 for ln in rules.splitlines() if "KUBE-" in ln or "CTH-" in ln),
             harness_procs=frozenset(procs),
+            registered_journals=frozenset(
+                p.name for p in (registry_dir().iterdir() if registry_dir().is_dir() else ())
+            ),
         )
 
     def leftovers_since(self, before: HostSnapshot) -> list[str]:
@@ -70,6 +74,7 @@ class HostSnapshot:
             ("namespace", before.namespaces, self.namespaces),
             ("/etc/netns", before.etc_netns, self.etc_netns),
             ("process", before.harness_procs, self.harness_procs),
+            ("registered journal", before.registered_journals, self.registered_journals),
         ):
             extra = set(b) - set(a)
             if extra:
