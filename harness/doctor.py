@@ -72,8 +72,9 @@ def checks() -> list[Check]:
         out.append(Check("address ranges", False, str(e)))
     except Exception as e:  # ip missing: already reported above
         out.append(Check("address ranges", False, f"could not read routes: {e}"))
-    stale = list(stale_journals()) if os.geteuid() == 0 else []
-    orphans = [p for p in orphan_paths() if p.parent == NETNS_RUN_DIR] if not stale else []
+    root = os.geteuid() == 0  # journals are root's alone
+    stale = list(stale_journals()) if root else []
+    orphans = [p for p in orphan_paths() if p.parent == NETNS_RUN_DIR] if root else []
     if stale:
         detail = f"{len(stale)} killed run(s) left changes: run 'conntrack-harness restore'"
     elif orphans:
@@ -81,6 +82,8 @@ def checks() -> list[Check]:
             f"{len(orphans)} cth- namespace(s) no journal accounts for: run "
             "'conntrack-harness restore --orphans'"
         )
+    elif not root:
+        detail = "not checked: needs root"
     else:
         detail = "none"
     out.append(Check("leftovers", not stale and not orphans, detail))

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from harness.errors import RestoreFailed
 from harness.kernel import sysctl
-from harness.kernel.journal import Journal, journal_paths, stale_journals, state_dir
+from harness.kernel.journal import Journal, journals, stale_journals, state_dir
 from harness.kernel.netns import NETNS_RUN_DIR, run
 from harness.kernel.process import stop_pid
 
@@ -152,12 +152,7 @@ def sweep_namespaces(dead_runs: set[str], report: RestoreReport) -> None:
 
 def live_run_ids() -> set[str]:
     """Runs whose journal's owner process is alive (this state dir's, and registered ones)."""
-    live = set()
-    for path in journal_paths():
-        j = Journal.load(path)
-        if j.owner_alive():
-            live.add(j.run_id)
-    return live
+    return {j.run_id for j in journals() if j.owner_alive()}
 
 
 def orphan_paths() -> list[Path]:

@@ -169,11 +169,17 @@ def journal_paths() -> list[Path]:
     return list(paths)
 
 
-def stale_journals() -> Iterator[Journal]:
+def journals() -> Iterator[Journal]:
+    """Every journal of :func:`journal_paths`, skipping one its run closed meanwhile."""
     for p in journal_paths():
-        j = Journal.load(p)
-        if not j.owner_alive():
-            yield j
+        try:
+            yield Journal.load(p)
+        except FileNotFoundError:
+            continue
+
+
+def stale_journals() -> Iterator[Journal]:
+    return (j for j in journals() if not j.owner_alive())
 
 
 class HostLock:

@@ -177,6 +177,12 @@ def test_orphans_no_journal_accounts_for_are_named_then_deleted_on_request(
                 text=True,
             )
 
+        doctor = subprocess.run(
+            [sys.executable, "-m", "harness.cli", "doctor"], env=env, capture_output=True, text=True
+        )
+        assert doctor.returncode == 2
+        assert "cth- namespace(s) no journal accounts for" in doctor.stdout
+        assert "nf_conntrack_max = 200000" in doctor.stdout
         named = restore()
         assert named.returncode == 0, named.stderr
         assert run_id in named.stdout
