@@ -41,10 +41,13 @@ def write_reports(
         paths.append(report_dir / name)
     nodes: dict[str, NodeEnv] = {}
     pods: dict[str, str] = {}
+    pcaps: dict[str, Path] = {}
     ev = evidence_dir or report_dir / "evidence"
     if ev.is_dir():
         for d in sorted(ev.iterdir()):
-            if d.name == "pods":
+            if d.name == "pcap":
+                pcaps = {f.stem: f for f in sorted(d.glob("*.pcap"))}
+            elif d.name == "pods":
                 for pod in sorted(d.iterdir()):
                     rc = pod / "resolv.conf"
                     if rc.exists():
@@ -66,6 +69,7 @@ def write_reports(
             scenario=scenario_text,
             nodes=nodes,
             pod_resolv_conf=pods,
+            pcaps=pcaps,
         )
     )
     return paths
@@ -86,6 +90,7 @@ def backend_options(args: argparse.Namespace) -> BackendOptions:
         allow_disruptive=args.allow_disruptive,
         kubeconfig=args.kubeconfig,
         loadgen_image=args.loadgen_image,
+        capture_pcap=args.pcap,
     )
 
 
@@ -292,6 +297,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         metavar="SECONDS",
         help="wait this long for another run's lock (default: refuse at once)",
+    )
+    r.add_argument(
+        "--pcap",
+        action="store_true",
+        help="netns backend: tcpdump DNS in the client pods and put each phase's unanswered "
+        "same-port A/AAAA pairs in the bug bundle (pcap/<phase>.pcap). Costs CPU. Default: off",
     )
     m = r.add_argument_group("metrics (Prometheus)")
     m.add_argument(

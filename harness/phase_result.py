@@ -190,6 +190,8 @@ def build_phase_result(phase: Phase, repeat_index: int, m: PhaseMeasurement) -> 
     )
     if "fault" in m.extra:
         result["fault"] = m.extra["fault"]
+    if "capture" in m.extra:
+        result["capture"] = m.extra["capture"]
     checks: list[ExpectationResult] = []
     for exp in phase.expectations():
         ok, observed = exp.evaluate(result)

@@ -151,6 +151,19 @@ class RaceResult(TypedDict):
     clash_resolve: dict[str, int]
 
 
+class CaptureResult(TypedDict):
+    """``run --pcap``: tcpdump in the client pods; what the unanswered same-port pairs were."""
+
+    file: str  # in the bug bundle: pcap/<phase>.pcap, only the unanswered pairs' packets
+    tool: str
+    where: str
+    queries: int
+    same_port_pairs: int
+    unanswered_pairs: int
+    unanswered_queries: int
+    kernel_dropped: int  # packets tcpdump's buffer lost
+
+
 class Comparison(TypedDict):
     """A remediated phase against its baseline."""
 
@@ -183,6 +196,7 @@ class PhaseResult(TypedDict):
     alerts: NotRequired[dict[str, AlertResult]]
     diagnosis: NotRequired[DiagnosisResult]
     race: NotRequired[RaceResult]
+    capture: NotRequired[CaptureResult]
 
 
 class Environment(TypedDict):

@@ -11,7 +11,7 @@ import shutil
 import signal
 import socket
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -296,9 +296,12 @@ def _run_phase(
     return build_phase_result(phase, rep, m)
 
 
-def _write_evidence(report_dir: Path, files: dict[str, str]) -> None:
+def _write_evidence(report_dir: Path, files: Mapping[str, str | bytes]) -> None:
     base = report_dir / "evidence"
-    for rel, text in files.items():
+    for rel, content in files.items():
         p = base / rel
         p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(text)
+        if isinstance(content, bytes):
+            p.write_bytes(content)
+        else:
+            p.write_text(content)

@@ -9,7 +9,7 @@ backend-agnostic: result.json has the same shape whichever backend produced it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -31,6 +31,7 @@ class BackendOptions:
     allow_disruptive: bool = False
     kubeconfig: str | None = None
     loadgen_image: str | None = None
+    capture_pcap: bool = False  # netns: tcpdump in the client pods, unanswered pairs kept
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -63,8 +64,9 @@ class Cluster(Protocol):
         """Reset per-phase state, run the load, and return what was measured."""
         ...
 
-    def evidence(self) -> dict[str, str]:
-        """Files for the bug bundle: per-node iptables-save, conntrack -S, per-pod resolv.conf."""
+    def evidence(self) -> Mapping[str, str | bytes]:
+        """Files for the bug bundle: per-node iptables-save, conntrack -S, per-pod resolv.conf
+        (and, with --pcap, ``pcap/<phase>.pcap`` bytes)."""
         ...
 
 

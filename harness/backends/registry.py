@@ -42,6 +42,7 @@ FLAG_BACKENDS: dict[str, tuple[str, ...]] = {
     "--allow-disruptive": ("kubeconfig",),
     "--keep-cluster": ("kind",),
     "--loadgen-image": KUBE_BACKENDS,
+    "--pcap": ("netns",),
 }
 
 
@@ -60,6 +61,8 @@ def _flags_given(options: BackendOptions) -> list[str]:
         given.append("--keep-cluster")
     if options.loadgen_image is not None:
         given.append("--loadgen-image")
+    if options.capture_pcap:
+        given.append("--pcap")
     return given
 
 
@@ -130,7 +133,7 @@ def make_cluster(
     if backend == "netns":
         from harness.backends.netns.cluster import NetnsCluster
 
-        return NetnsCluster(scenario, run_id, journal, guard)
+        return NetnsCluster(scenario, run_id, journal, guard, capture_pcap=options.capture_pcap)
     return _make_kube(backend, scenario, run_id=run_id, guard=guard, options=options)
 
 

@@ -133,6 +133,8 @@ def classify(s: Signals) -> Diagnosis:
         ev.append(f"DNS servers: received {s.server_received}, answered {s.server_answered}")
     if s.node_dropped is not None:
         ev.append(f"{s.node_dropped} DNS packets entered a node and never left it")
+    if s.same_port_unanswered is not None:
+        ev.append(f"capture: {s.same_port_unanswered} same-port A/AAAA pairs lost an answer")
     if s.injected:
         ev.append(f"INJECTED fault {s.fault_kind or '?'} hit {s.fault_hits} packets")
     ev.extend(_resolver_notes(s))
@@ -195,8 +197,8 @@ def signals_from_phase(phase: PhaseResult) -> Signals:
     )
     hits = fault.get("hits")
     kind = fault.get("kind")
-    dns: Mapping[str, object] = phase["dns"]
-    same_port = dns.get("same_port_unanswered_pairs")
+    capture = phase.get("capture")  # run --pcap: counted from the packets in the client pods
+    same_port = capture["unanswered_pairs"] if capture is not None else None
     return Signals(
         conntrack_max=ct["max"],
         peak_count=ct["peak_count"],
@@ -211,7 +213,7 @@ def signals_from_phase(phase: PhaseResult) -> Signals:
         server_answered=phase["server"]["answered"],
         server_errors=phase["dns"].get("outcomes", {}).get("error"),
         node_dropped=phase["agreement"]["node_dropped"],
-        same_port_unanswered=same_port if isinstance(same_port, int) else None,
+        same_port_unanswered=same_port,
         injected=phase["injected"],
         fault_kind=kind if isinstance(kind, str) else None,
         fault_hits=hits if isinstance(hits, int) else None,

@@ -13,7 +13,7 @@ import platform
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +22,16 @@ from harness.backends.netns import plan as P
 from harness.backends.netns.counters import delta, read_counters
 from harness.backends.netns.plan import plan_topology
 from harness.backends.netns.topology import Topology
+from harness.capture.tcpdump import PodCapture
 from harness.dns.resolvconf import ResolvConf
 from harness.errors import BackendError
 from harness.kernel import sysctl
 from harness.kernel.journal import Journal
 from harness.kernel.netns import run
-from harness.kernel.process import spawn, stop_pid
-from harness.kernel.sampler import NodeProbe, Sampler
+from harness.kernel.process import Proc, spawn, stop_pid
+from harness.kernel.sampler import NodeProbe, NodeSeries, Sampler
 from harness.measurement import PhaseMeasurement
+from harness.result import CaptureResult
 from harness.scenario.model import (
     FQDN,
     ConntrackSysctls,
@@ -94,9 +96,17 @@ class NetnsCluster:
     backend = "netns"
 
     def __init__(
-        self, scenario: Scenario, run_id: str, journal: Journal, guard: sysctl.SysctlGuard
+        self,
+        scenario: Scenario,
+        run_id: str,
+        journal: Journal,
+        guard: sysctl.SysctlGuard,
+        *,
+        capture_pcap: bool = False,
     ) -> None:
         self.scenario = scenario
+        self.capture_pcap = capture_pcap
+        self.pcaps: dict[str, bytes] = {}  # phase label -> unanswered same-port pairs
         self.run_id = run_id
         self.journal = journal
         self.guard = guard
@@ -326,8 +336,6 @@ class NetnsCluster:
         self._fast_phase(wp, cmax)
         plan_file.write_text(json.dumps(wp))
         nodes0, server0 = self._counters()
-        sampler = Sampler(self.probes, cmax)
-        sampler.start()
         argv = [
             sys.executable,
             "-m",
@@ -340,32 +348,21 @@ class NetnsCluster:
         if settings.get("pin_cpus") and (os.cpu_count() or 1) > 1:
             argv = ["taskset", "-c", "1", *argv]  # DNS servers are on CPU 0
         hits0 = self.topology.race_fault_hits() if phase.faults else 0
-        proc = spawn(
-            self.journal, f"loadgen-{phase.name}", argv, log=wd / f"loadgen-{phase.name}.log"
-        )
-        # the longest a lookup can take after the last one starts: every attempt times out
-        drain = resolv.timeout * resolv.attempts * max(1, len(resolv.nameservers)) + 5
-        deadline = time.monotonic() + load.duration_s + drain + 30
-        try:
-            while proc.popen.poll() is None:
-                if time.monotonic() > deadline:
-                    raise BackendError(f"load generator did not finish: {proc.tail()}")
-                if progress:
-                    elapsed = sampler.duration
-                    live = {
-                        s.node: (s.timeline[-1][1] if s.timeline else 0)
-                        for s in sampler.series.values()
-                    }
-                    progress(
-                        phase.name,
-                        min(elapsed, load.duration_s),
-                        load.duration_s,
-                        {"conntrack": live, "max": cmax},
-                    )
-                time.sleep(0.5)
-        finally:
-            stop_pid(proc.pid, proc.start)
-            series = sampler.stop()
+        capture = self._pod_capture()
+        with capture or nullcontext():
+            sampler = Sampler(self.probes, cmax)
+            sampler.start()
+            # the longest a lookup can take after the last one starts: every attempt times out
+            drain = resolv.timeout * resolv.attempts * max(1, len(resolv.nameservers)) + 5
+            proc, series = self._drive_load(
+                phase.name,
+                argv,
+                sampler,
+                cmax=cmax,
+                duration_s=load.duration_s,
+                limit_s=load.duration_s + drain + 30,
+                progress=progress,
+            )
         if proc.popen.returncode != 0 or not out_file.exists():
             raise BackendError(f"load generator failed ({proc.popen.returncode}): {proc.tail()}")
         self.topology.check_procs()  # a server that died mid-phase voids the measurement
@@ -382,6 +379,8 @@ class NetnsCluster:
                 "hits": self.topology.race_fault_hits() - hits0,
                 "pinned_cpus": bool(settings.get("pin_cpus")),
             }
+        if capture is not None:
+            extra["capture"] = self._reduce(capture, phase.name)
         if self.topology.nodelocal_enabled:
             extra["nodelocal"] = {
                 "interface": self.topology.nodelocal_interface,
@@ -418,9 +417,65 @@ class NetnsCluster:
             tw = int(sysctl.read(CT + "nf_conntrack_tcp_timeout_time_wait", client_node))
             http["fill_connections"] = fill_needed(http["rate"], tw, cmax)
 
-    def evidence(self) -> dict[str, str]:
-        """Per-node iptables-save and conntrack -S, per-pod resolv.conf: for bug bundles."""
-        out: dict[str, str] = {}
+    def _drive_load(
+        self,
+        name: str,
+        argv: list[str],
+        sampler: Sampler,
+        *,
+        cmax: int,
+        duration_s: float,
+        limit_s: float,
+        progress: Progress | None,
+    ) -> tuple[Proc, dict[str, NodeSeries]]:
+        """Run the load worker to its end (or ``limit_s``), reporting progress; then stop
+        the worker and the sampler, on every path."""
+        wd = self.topology.workdir
+        proc = spawn(self.journal, f"loadgen-{name}", argv, log=wd / f"loadgen-{name}.log")
+        deadline = time.monotonic() + limit_s
+        try:
+            while proc.popen.poll() is None:
+                if time.monotonic() > deadline:
+                    raise BackendError(f"load generator did not finish: {proc.tail()}")
+                if progress:
+                    live = {
+                        s.node: (s.timeline[-1][1] if s.timeline else 0)
+                        for s in sampler.series.values()
+                    }
+                    progress(
+                        name,
+                        min(sampler.duration, duration_s),
+                        duration_s,
+                        {"conntrack": live, "max": cmax},
+                    )
+                time.sleep(0.5)
+        finally:
+            stop_pid(proc.pid, proc.start)
+            series = sampler.stop()
+        return proc, series
+
+    def _pod_capture(self) -> PodCapture | None:
+        """With --pcap: tcpdump in every client pod for the phase."""
+        if not self.capture_pcap:
+            return None
+        pods = [(p.name, p.ns) for p in self.plan.role("client")]
+        return PodCapture(self.journal, pods, self.topology.workdir / "pcap")
+
+    def _reduce(self, capture: PodCapture, phase: str) -> CaptureResult:
+        label = phase
+        n = 1
+        while label in self.pcaps:  # repeats of a phase
+            n += 1
+            label = f"{phase}-{n}"
+        out = self.topology.workdir / "pcap" / "reduced" / f"{label}.pcap"
+        summary = capture.reduce(out, label)
+        self.pcaps[label] = out.read_bytes()
+        return summary.as_result()
+
+    def evidence(self) -> dict[str, str | bytes]:
+        """Per-node iptables-save and conntrack -S, per-pod resolv.conf: for bug bundles.
+        With --pcap, each phase's unanswered same-port pairs as ``pcap/<phase>.pcap``."""
+        out: dict[str, str | bytes] = {f"pcap/{k}.pcap": v for k, v in self.pcaps.items()}
         for node in self.plan.nodes:
             out[f"{node.name}/iptables-save.txt"] = run(["iptables-save"], netns=node.ns).stdout
             out[f"{node.name}/conntrack-S.txt"] = run(["conntrack", "-S"], netns=node.ns).stdout

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from harness.diagnose.classify import REMEDIATION, Signals, classify, diagnose_phase
+from harness.diagnose.classify import (
+    REMEDIATION,
+    Signals,
+    classify,
+    diagnose_phase,
+    signals_from_phase,
+)
 from tests.sample_results import exhaustion_run, overload_phase, race_run
 
 
@@ -51,6 +57,32 @@ def test_natural_race_from_counters() -> None:
     )
     assert d.cause == "insert-race"
     assert not d.injected
+
+
+def test_captured_same_port_pairs_reach_the_diagnosis() -> None:
+    """run --pcap counts the unanswered pairs; the natural race with them is high confidence."""
+    base = race_run()["phases"][0]
+    base["injected"], base["faults"] = False, []
+    base.pop("fault")
+    node = base["conntrack"]["nodes"][0]
+    base["conntrack"]["insert_failed"] = node["insert_failed"] = 3
+    base["conntrack"]["drop"] = node["drop"] = 3
+    base["dns"]["timeouts"] = 0
+    assert signals_from_phase(base).same_port_unanswered is None
+    assert diagnose_phase(base).confidence == "medium"  # counters only
+    base["capture"] = {
+        "file": "pcap/baseline.pcap",
+        "tool": "tcpdump",
+        "where": "client pods' eth0",
+        "queries": 400,
+        "same_port_pairs": 200,
+        "unanswered_pairs": 3,
+        "unanswered_queries": 3,
+        "kernel_dropped": 0,
+    }
+    d = diagnose_phase(base)
+    assert (d.cause, d.confidence) == ("insert-race", "high")
+    assert "capture: 3 same-port A/AAAA pairs lost an answer" in d.evidence
 
 
 def test_clash_resolved_is_none_with_evidence() -> None:

@@ -283,6 +283,7 @@ def netns_measurements(
     c.topology = FakeTopology(tmp_path)  # type: ignore[assignment]
     c.probes = [FakeProbe(n.name) for n in c.plan.nodes]  # type: ignore[misc]
     c.journal = None  # type: ignore[assignment]
+    c.capture_pcap = False
 
     def spawn(_j: Any, _name: str, argv: list[str], **_kw: Any) -> FakeProc:
         return FakeProc(Path(argv[argv.index("--out") + 1]), Path(argv[argv.index("--plan") + 1]))
@@ -414,6 +415,7 @@ def cli_scenario(path: Path) -> Scenario:
         (["--backend", "k3s", "--allow-disruptive"], "--allow-disruptive"),
         (["--backend", "kubeconfig"], "--loadgen-image"),
         (["--backend", "kind", "--loadgen-image", "reg/lg:v1"], "--loadgen-image"),
+        (["--backend", "kind", "--pcap"], "--pcap"),
     ],
 )
 def test_misplaced_flags_exit_2_naming_the_flag(

@@ -1,0 +1,1 @@
+"""Packet captures for bug bundles: tcpdump in the client pods, reduced to the pairs that matter."""
