@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from harness.kernel.netns import NETNS_RUN_DIR, run
 from harness.kernel.process import stop_pid
 
 RUN_NS = re.compile(r"^cth-([0-9a-f]{6})-")
+ETC_NETNS = Path("/etc/netns")
 
 
 RUN_ID = re.compile(r"^[0-9a-f]{6}$")
@@ -112,30 +114,38 @@ def dead_run_ids(live_runs: set[str]) -> set[str]:
     return {p.name for p in d.iterdir() if RUN_ID.match(p.name) and p.is_dir()} - live_runs
 
 
+def _harness_entries() -> Iterator[tuple[Path, str]]:
+    """``cth-<run id>-`` namespaces, then their /etc/netns directories, with the run id."""
+    for d in (NETNS_RUN_DIR, ETC_NETNS):
+        if d.is_dir():
+            for p in sorted(d.iterdir()):
+                m = RUN_NS.match(p.name)
+                if m:
+                    yield p, m.group(1)
+
+
+def _remove_entry(p: Path, report: RestoreReport) -> None:
+    """Delete a namespace (stopping the processes left in it) or an /etc/netns directory."""
+    if p.parent != NETNS_RUN_DIR:
+        shutil.rmtree(p, ignore_errors=True)
+        report.actions.append(f"removed orphan {p}")
+        return
+    _stop_ns_pids(p.name, report)
+    res = run(["ip", "netns", "del", p.name], check=False)
+    if res.returncode == 0:
+        report.actions.append(f"deleted orphan namespace {p.name}")
+    else:
+        report.errors.append(f"namespace {p.name}: {res.stderr.strip()}")
+
+
 def sweep_namespaces(dead_runs: set[str], report: RestoreReport) -> None:
     """Remove what dead runs of this state directory left outside their journals."""
     unknown: set[str] = set()
-    if NETNS_RUN_DIR.is_dir():
-        for p in sorted(NETNS_RUN_DIR.iterdir()):
-            m = RUN_NS.match(p.name)
-            if not m:
-                continue
-            if m.group(1) not in dead_runs:
-                unknown.add(m.group(1))
-                continue
-            _stop_ns_pids(p.name, report)
-            res = run(["ip", "netns", "del", p.name], check=False)
-            if res.returncode == 0:
-                report.actions.append(f"deleted orphan namespace {p.name}")
-            else:
-                report.errors.append(f"namespace {p.name}: {res.stderr.strip()}")
-    etc = Path("/etc/netns")
-    if etc.is_dir():
-        for p in sorted(etc.iterdir()):
-            m = RUN_NS.match(p.name)
-            if m and m.group(1) in dead_runs:
-                shutil.rmtree(p, ignore_errors=True)
-                report.actions.append(f"removed orphan {p}")
+    for p, run_id in _harness_entries():
+        if run_id in dead_runs:
+            _remove_entry(p, report)
+        elif p.parent == NETNS_RUN_DIR:
+            unknown.add(run_id)
     for run_id in sorted(dead_runs):
         wd = state_dir() / run_id
         _stop_workdir_pids(wd, report)
@@ -158,29 +168,13 @@ def live_run_ids() -> set[str]:
 def orphan_paths() -> list[Path]:
     """``cth-`` namespaces and /etc/netns entries whose run is not live."""
     live = live_run_ids()
-    out = []
-    for d in (NETNS_RUN_DIR, Path("/etc/netns")):
-        if d.is_dir():
-            for p in sorted(d.iterdir()):
-                m = RUN_NS.match(p.name)
-                if m and m.group(1) not in live:
-                    out.append(p)
-    return out
+    return [p for p, run_id in _harness_entries() if run_id not in live]
 
 
 def sweep_orphans(report: RestoreReport) -> None:
     """Delete ``cth-`` namespaces (and their processes, /etc/netns files) no live run owns."""
     for p in orphan_paths():
-        if p.parent != NETNS_RUN_DIR:
-            shutil.rmtree(p, ignore_errors=True)
-            report.actions.append(f"removed orphan {p}")
-            continue
-        _stop_ns_pids(p.name, report)
-        res = run(["ip", "netns", "del", p.name], check=False)
-        if res.returncode == 0:
-            report.actions.append(f"deleted orphan namespace {p.name}")
-        else:
-            report.errors.append(f"namespace {p.name}: {res.stderr.strip()}")
+        _remove_entry(p, report)
     report.notes = [n for n in report.notes if not n.startswith("left alone:")]
 
 
