@@ -157,7 +157,14 @@ def test_raw_client_counts_match_the_kernel(bed: Testbed, mode: str, client_tw: 
     )
     assert res.failures == 0
     assert res.requests == res.new_connections >= 900
-    assert bed.conntrack_count() - before == res.new_connections
+    grown = bed.conntrack_count() - before
+    if client_tw:  # the client's TIME_WAIT holds every port: one more entry per connection
+        assert grown == res.new_connections
+    else:
+        # nothing holds the client's port, so the kernel may pick one again (birthday odds:
+        # about 10 of 1,000 connections over 2 pods); conntrack then replaces that tuple's
+        # TIME_WAIT entry instead of adding one. Seen once in CI: 981 entries for 999.
+        assert res.new_connections * 0.95 <= grown <= res.new_connections
     tw = _time_wait(bed.clients[0], "client") + _time_wait(bed.clients[1], "client")
     assert tw == (res.new_connections if client_tw else 0)
     assert sum(r["requests"] for r in res.timeline) == res.requests
