@@ -42,6 +42,7 @@ class DNSPacket:
     dns_id: int
     response: bool
     qtype: int | None
+    payload: bytes  # the DNS message, for callers that decode it further
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,7 @@ def _dns(index: int, ts: float, frame: bytes) -> DNSPacket | None:
         dns_id=dns_id,
         response=bool(flags & 0x8000),
         qtype=_qtype(dns) if qdcount else None,
+        payload=bytes(dns),
     )
 
 

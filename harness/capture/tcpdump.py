@@ -49,10 +49,11 @@ class CaptureSummary:
         )
 
 
-def tcpdump_argv(out: Path) -> list[str]:
+def tcpdump_argv(out: Path, iface: str = "eth0", snaplen: int = 256) -> list[str]:
+    """DNS on ``iface`` into ``out``, each packet written at once (``-U --immediate-mode``)."""
     # -Z root: do not drop to the tcpdump user, which could not write the work directory
-    flags = ["-i", "eth0", "-n", "-U", "--immediate-mode", "-Z", "root", "-s", "256", "-B", "4096"]
-    return ["tcpdump", *flags, "-w", str(out), "udp", "port", "53"]
+    flags = ["-i", iface, "-n", "-U", "--immediate-mode", "-Z", "root", "-B", "4096"]
+    return ["tcpdump", *flags, "-s", str(snaplen), "-w", str(out), "udp", "port", "53"]
 
 
 class PodCapture:

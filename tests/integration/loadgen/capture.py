@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import struct
 import subprocess
 import time
 from collections.abc import Iterator
@@ -12,6 +11,10 @@ from pathlib import Path
 
 import dns.message
 import dns.rdatatype
+
+from harness.capture import pcap
+from harness.capture.tcpdump import tcpdump_argv
+from harness.kernel.netns import exec_argv
 
 
 @dataclass(frozen=True)
@@ -29,42 +32,23 @@ class Packet:
 
 
 def read_pcap(path: Path) -> list[Packet]:
-    """DNS-over-UDP packets of an Ethernet (or Linux cooked) pcap file."""
-    data = path.read_bytes()
-    if len(data) < 24:
-        return []
-    magic = struct.unpack_from("<I", data)[0]
-    endian = "<" if magic in (0xA1B2C3D4, 0xA1B23C4D) else ">"
-    nano = magic in (0xA1B23C4D, 0x4D3CB2A1)
-    linktype = struct.unpack_from(endian + "I", data, 20)[0]
-    off, out = 24, []
-    while off + 16 <= len(data):
-        sec, frac, incl, _orig = struct.unpack_from(endian + "IIII", data, off)
-        frame = data[off + 16 : off + 16 + incl]
-        off += 16 + incl
-        l2 = 14 if linktype == 1 else 16
-        if len(frame) < l2 + 28 or frame[l2 - 2 : l2] != b"\x08\x00":
-            continue
-        ip = frame[l2:]
-        ihl = (ip[0] & 0x0F) * 4
-        if ip[9] != 17:
-            continue
-        sport, dport = struct.unpack_from("!HH", ip, ihl)
-        payload = ip[ihl + 8 :]
+    """DNS-over-UDP packets of an Ethernet pcap file (the harness's reader), decoded in full."""
+    out = []
+    for p in pcap.read_pcap(path.read_bytes()).packets:
         try:
-            msg = dns.message.from_wire(payload)
+            msg = dns.message.from_wire(p.payload)
         except Exception:
             continue
         q = msg.question[0] if msg.question else None
         out.append(
             Packet(
-                t=sec + frac / (1e9 if nano else 1e6),
-                src=".".join(map(str, ip[12:16])),
-                sport=sport,
-                dst=".".join(map(str, ip[16:20])),
-                dport=dport,
+                t=p.ts,
+                src=p.src[0],
+                sport=p.src[1],
+                dst=p.dst[0],
+                dport=p.dst[1],
                 qid=msg.id,
-                is_reply=bool(msg.flags & 0x8000),
+                is_reply=p.response,
                 qname=q.name.to_text().lower() if q is not None else "",
                 qtype=dns.rdatatype.to_text(q.rdtype) if q is not None else "",
                 rcode=msg.rcode(),
@@ -77,26 +61,7 @@ def read_pcap(path: Path) -> list[Packet]:
 def tcpdump(netns: str, iface: str, path: Path) -> Iterator[Path]:
     """Capture DNS on ``iface`` in ``netns`` into ``path`` for the body; stop by PID."""
     proc = subprocess.Popen(
-        [
-            "ip",
-            "netns",
-            "exec",
-            netns,
-            "tcpdump",
-            "--immediate-mode",
-            "-i",
-            iface,
-            "-U",
-            "-n",
-            "-s",
-            "0",
-            "-Z",
-            "root",
-            "-w",
-            str(path),
-            "port",
-            "53",
-        ],
+        exec_argv(netns, tcpdump_argv(path, iface, snaplen=0)),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
