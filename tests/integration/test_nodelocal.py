@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from harness import nodelocal
 from harness.backends.netns import plan as P
 from harness.backends.netns.plan import plan_topology
 from harness.backends.netns.topology import Topology
+from harness.dataplane import nodelocal
 from harness.kernel.journal import Journal
 from harness.kernel.netns import run
 from harness.scenario.model import ClusterSpec
