@@ -63,7 +63,7 @@ class Levers:
     def _restart_coredns(self, config: CoreDNSPlan) -> None:
         topo = self.topo
         for pod in topo.plan.role("coredns"):
-            topo.stop(pod.name)
+            topo.stop_proc(pod.name)
             topo.start_coredns(pod.name, config)
         for pod in topo.plan.role("coredns"):
             topo.wait_dns(pod.ns, pod.ip, f"kube-dns.kube-system.svc.{topo.plan.cluster_domain}")
@@ -133,7 +133,7 @@ class Levers:
 
     def _remove_nodelocal(self) -> None:
         for node in self.topo.plan.nodes:
-            self.topo.stop(f"nodelocal-{node.name}")
+            self.topo.stop_proc(f"nodelocal-{node.name}")
             run(["ip", "-n", node.ns, "link", "del", nodelocal.INTERFACE], check=False)
         self._proxy(replace(self.proxy, nodelocal=False))
 

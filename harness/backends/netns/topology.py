@@ -274,7 +274,7 @@ class Topology:
         )
         return self.start(pod.name, argv, pod.ns)
 
-    def stop(self, name: str) -> None:
+    def stop_proc(self, name: str) -> None:
         """Stop one started process now (its undo on the stack stays: stop_pid is idempotent)."""
         proc = self.procs.pop(name, None)
         if proc is not None:
