@@ -7,7 +7,6 @@ class itself. The ``match`` in :func:`plan_phase` is exhaustive (mypy checks the
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import assert_never
 
 from harness.dataplane.faults import race_percent
@@ -168,7 +167,3 @@ def plan_run(scenario: Scenario) -> RunPlan:
         max_coredns_replicas=max([base.replicas, *(p.coredns.replicas for p in phases)]),
         phases=phases,
     )
-
-
-def with_load(plan: PhasePlan, load: LoadPlan) -> PhasePlan:
-    return replace(plan, load=load)

@@ -36,18 +36,10 @@ class PodDNS:
         table = {CLUSTER_DNS: cluster_dns_ip, NODELOCAL: nodelocal_ip}
         return tuple(dict.fromkeys(table.get(ns, ns) for ns in self.nameservers))
 
-    def resolv_conf(
-        self,
-        cluster_dns_ip: str,
-        *,
-        nodelocal_ip: str = NODELOCAL_IP,
-        searches: tuple[str, ...] | None = None,
-    ) -> ResolvConf:
-        """What kubelet writes into the pod's /etc/resolv.conf (``searches``: mapped ones)."""
+    def resolv_conf(self, cluster_dns_ip: str, *, nodelocal_ip: str = NODELOCAL_IP) -> ResolvConf:
+        """What kubelet writes into the pod's /etc/resolv.conf."""
         return ResolvConf.build(
-            self.addresses(cluster_dns_ip, nodelocal_ip),
-            self.searches if searches is None else searches,
-            dict(self.options),
+            self.addresses(cluster_dns_ip, nodelocal_ip), self.searches, dict(self.options)
         )
 
 
