@@ -341,10 +341,13 @@ class KubeCluster:
             raise BackendError(f"{s.namespace}/{HTTP_SERVER_NAME} has no ClusterIP")
         return str(ip)
 
-    def worker_plans(self, targets: list[ClientTarget] | None = None) -> list[WorkerPlan]:
-        """The active phase's per-pod worker plans (reads pod IPs and resolv.conf files)."""
+    def worker_plans(
+        self, targets: list[ClientTarget] | None = None, plan: PhasePlan | None = None
+    ) -> list[WorkerPlan]:
+        """The per-pod worker plans of ``plan`` (default: the active phase's); reads the pods'
+        IPs and resolv.conf files unless ``targets`` are given."""
         return worker_plans(
-            self.active_plan(),
+            plan or self.active_plan(),
             self._nsmap,
             targets if targets is not None else self.client_targets(),
             self.http_service_ip(),

@@ -131,7 +131,7 @@ class KubeRunCluster:
         access = kc.settings.access
         kc.reset()
         targets = kc.client_targets()
-        plans = kc.worker_plans(targets)
+        plans = kc.worker_plans(targets, plan)
         for t in targets:
             self._evidence[f"pods/{plan.name}/{t.pod}/resolv.conf"] = t.resolv
         labels = series_labels(kc.node_map)
