@@ -87,14 +87,22 @@ def plan_load(scenario: Scenario, load: LoadSpec, *, fqdn: bool, pooling: int | 
     return LoadPlan(duration_s=load.duration_s, dns=dns, http=http)
 
 
-def plan_fault(faults: list[RaceWindowFault]) -> RaceFaultPlan | None:
+def client_node(scenario: Scenario) -> str:
+    """The scenario node the client pods run on (default: the first)."""
+    return scenario.cluster.client_node or "node-1"
+
+
+def plan_fault(scenario: Scenario, faults: list[RaceWindowFault]) -> RaceFaultPlan | None:
     """Several race-window faults in one phase are one rule: the highest probability, CPUs
     pinned if any asks for it (two tables would drop the same pair twice)."""
     if not faults:
         return None
     p = max(f.probability for f in faults)
     return RaceFaultPlan(
-        probability=p, percent=race_percent(p), pin_cpus=any(f.pin_cpus for f in faults)
+        probability=p,
+        percent=race_percent(p),
+        pin_cpus=any(f.pin_cpus for f in faults),
+        nodes=(client_node(scenario),),
     )
 
 
@@ -129,7 +137,7 @@ def plan_phase(scenario: Scenario, phase: Phase) -> PhasePlan:
                 )
             case _:
                 assert_never(r)
-    fault = plan_fault(phase.faults)
+    fault = plan_fault(scenario, phase.faults)
     if fault is not None:
         # 'ct original packets' in the fault rule needs per-entry packet accounting
         sysctls = S.merge(sysctls, SysctlPlan(per_node=((CONNTRACK_ACCT, 1),)))

@@ -117,11 +117,17 @@ CONNTRACK_ACCT = CT + "nf_conntrack_acct"
 
 @dataclass(frozen=True)
 class RaceFaultPlan:
-    """INJECTED race window (``harness.dataplane.faults``), on the client pods' nodes."""
+    """INJECTED race window (``harness.dataplane.faults``).
+
+    ``nodes`` are the scenario nodes whose forward hook gets the rule: the client pods' nodes,
+    where the client's DNS is DNATed and its entry inserted. A node downstream only forwards
+    the pair, so a rule there too would drop the same pair twice and inflate P.
+    """
 
     probability: float  # as the scenario wrote it (reported)
     percent: int  # what the rule drops: 1..100 (the one rounding rule)
     pin_cpus: bool
+    nodes: tuple[str, ...]
     injected: Literal[True] = True
 
 

@@ -257,24 +257,39 @@ class KubeCluster:
             stack.callback(host.set, name, before)
 
     def _tuner_phase(self, stack: ExitStack, plan: PhasePlan) -> None:
+        """The phase's sysctls on every node; the injected fault's table only on the nodes
+        the plan names (its own DaemonSet, which changes no sysctl)."""
         s = self.settings
         sysctls, ruleset = tuner.phase_changes(plan, s.run_id, include_global=s.tuner_sets_globals)
-        if not sysctls and ruleset is None:
-            return
-        name = f"{TUNER_PREFIX}-{plan.name}"[:63].rstrip("-_")
-        name = name.replace("_", "-")
-        ds = tuner.daemonset(
-            s.run_id,
-            s.namespace,
-            name,
-            sysctls=sysctls,
-            nodes=self.node_map,
-            image=s.images.tuner,
-            ruleset=ruleset,
-            table=tuner.fault_table(s.run_id) if ruleset else None,
-        )
-        _apply_all(s, stack, [ds], wait_gone=True)
-        _ds_ready(s, name, s.namespace)
+        base = f"{TUNER_PREFIX}-{plan.name}".replace("_", "-")
+        sets: list[tuple[str, Manifest]] = []
+        if sysctls:
+            name = base[:63].rstrip("-_")
+            ds = tuner.daemonset(
+                s.run_id,
+                s.namespace,
+                name,
+                sysctls=sysctls,
+                nodes=self.node_map,
+                image=s.images.tuner,
+            )
+            sets.append((name, ds))
+        if ruleset is not None and plan.fault is not None:
+            name = f"{base[:57]}-fault".replace("--", "-")
+            ds = tuner.daemonset(
+                s.run_id,
+                s.namespace,
+                name,
+                sysctls={},
+                nodes=self.node_map.only(plan.fault.nodes),
+                image=s.images.tuner,
+                ruleset=ruleset,
+                table=tuner.fault_table(s.run_id),
+            )
+            sets.append((name, ds))
+        _apply_all(s, stack, [ds for _, ds in sets], wait_gone=True)
+        for name, _ in sets:
+            _ds_ready(s, name, s.namespace)
 
     def _coredns_phase(self, stack: ExitStack, plan: PhasePlan) -> None:
         s = self.settings

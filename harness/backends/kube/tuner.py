@@ -74,8 +74,8 @@ def fault_table(run_id: str) -> str:
 def phase_changes(
     plan: PhasePlan, run_id: str, *, include_global: bool
 ) -> tuple[dict[str, str], str | None]:
-    """(sysctls, nft ruleset or None) a phase asks of every node (nf_conntrack_acct for the
-    fault is among the plan's sysctls)."""
+    """(sysctls every node gets, nft fault ruleset or None). nf_conntrack_acct for the fault is
+    among the plan's sysctls; the ruleset goes only to ``plan.fault.nodes``."""
     sysctls = node_sysctls(plan.sysctls, include_global=include_global)
     ruleset = None
     if plan.fault is not None:

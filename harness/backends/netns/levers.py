@@ -14,7 +14,7 @@ is in force; building and tearing down the topology itself is :mod:`.topology`.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 
@@ -150,11 +150,16 @@ class Levers:
                 self.disable_nodelocal()
 
     # --- injected race window ----------------------------------------------------------------
-    def enable_race_fault(self, percent: int) -> None:
-        """Only on the clients' nodes: the race is lost where the client's node inserts the
-        NATed entry. Downstream nodes only forward, so a second rule there would drop the
-        same pair twice and inflate P."""
-        for ns in self.topo.client_nodes():
+    def enable_race_fault(self, percent: int, nodes: Sequence[str] | None = None) -> None:
+        """On ``nodes`` (scenario names; default: the client pods' nodes, as the phase plan
+        places it): the race is lost where the client's node inserts the NATed entry."""
+        names = list(nodes) if nodes is not None else None
+        targets = (
+            self.topo.client_nodes()
+            if names is None
+            else [self.topo.plan.node(n).ns for n in names]
+        )
+        for ns in targets:
             run(["nft", "-f", "-"], netns=ns, input_=race_window_ruleset(percent))
 
     def disable_race_fault(self) -> None:
@@ -164,7 +169,7 @@ class Levers:
     def race_fault_hits(self) -> int:
         """Packets the injected rule dropped, summed over the nodes that have it."""
         total = 0
-        for ns in self.topo.client_nodes():
+        for ns in (n.ns for n in self.topo.plan.nodes):
             try:
                 total += read_counters(ns, FAULT_TABLE).get("hits", 0)
             except CommandFailed:  # no fault table (not injected in this phase)
@@ -186,7 +191,7 @@ class Levers:
     def race_fault(self, fault: RaceFaultPlan) -> Iterator[None]:
         """The fault rule (nf_conntrack_acct is the phase plan's sysctl), and with
         ``pin_cpus`` the DNS servers on CPU 0 (the load goes on CPU 1) for the body."""
-        self.enable_race_fault(fault.percent)
+        self.enable_race_fault(fault.percent, fault.nodes)
         servers = self.dns_server_pids() if fault.pin_cpus else []
         try:
             self.pin(servers, {0})

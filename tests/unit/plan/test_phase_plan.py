@@ -171,7 +171,7 @@ TABLE: list[tuple[str, dict[str, Any], PhasePlan]] = [
         {"faults": [{"kind": "race-window", "probability": 0.5}]},
         replace(
             BASE,
-            fault=RaceFaultPlan(probability=0.5, percent=50, pin_cpus=True),
+            fault=RaceFaultPlan(probability=0.5, percent=50, pin_cpus=True, nodes=("node-1",)),
             sysctls=SysctlPlan(per_node=((CT + "acct", 1),)),
         ),
     ),
@@ -180,7 +180,7 @@ TABLE: list[tuple[str, dict[str, Any], PhasePlan]] = [
         {"faults": [{"kind": "race-window", "probability": 0.001, "pin_cpus": False}]},
         replace(
             BASE,
-            fault=RaceFaultPlan(probability=0.001, percent=1, pin_cpus=False),
+            fault=RaceFaultPlan(probability=0.001, percent=1, pin_cpus=False, nodes=("node-1",)),
             sysctls=SysctlPlan(per_node=((CT + "acct", 1),)),
         ),
     ),
@@ -220,8 +220,19 @@ def test_remediations_combine_in_order() -> None:
         per_node=((CT + "tcp_timeout_time_wait", 30), (CT + "acct", 1)),
     )
     # two faults are one rule: the highest probability, pinned if any asks
-    assert plan.fault == RaceFaultPlan(probability=0.6, percent=60, pin_cpus=True)
+    assert plan.fault == RaceFaultPlan(
+        probability=0.6, percent=60, pin_cpus=True, nodes=("node-1",)
+    )
     assert plan.injected
+
+
+def test_the_fault_goes_on_the_client_pods_node_only() -> None:
+    s = scenario(
+        {"faults": [{"kind": "race-window"}]}, cluster={"nodes": 3, "client_node": "node-2"}
+    )
+    plan = plan_phase(s, s.phases[0])
+    assert plan.fault is not None
+    assert plan.fault.nodes == ("node-2",)
 
 
 def test_phase_load_replaces_the_scenarios() -> None:
