@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from harness.backends.netns import plan as P
 from harness.backends.netns.plan import TopologyPlan
 from harness.dataplane import nodelocal
+from harness.errors import BackendError
 from harness.kernel.netns import run
 from harness.kubeproxy.rules import render_filter, render_nat
 from harness.plan.types import KubeProxyPlan
@@ -30,6 +31,10 @@ class ProxyState:
 
 def node_rules(plan: TopologyPlan, state: ProxyState) -> str:
     """One node's nat, filter and raw tables, as iptables-restore input (pure)."""
+    if state.proxy.mode != "iptables":
+        raise BackendError(
+            f"kube-proxy mode {state.proxy.mode!r}: the netns rules are iptables mode only"
+        )
     local = state.nodelocal
     nat = render_nat(
         plan.services(state.coredns_replicas),
