@@ -12,6 +12,7 @@ from typing import assert_never
 from harness.dataplane.faults import race_percent
 from harness.plan import kubelet
 from harness.plan import sysctls as S
+from harness.plan.locust import plan_locust
 from harness.plan.types import (
     CONNTRACK_ACCT,
     CoreDNSPlan,
@@ -48,7 +49,14 @@ def kube_proxy(scenario: Scenario) -> KubeProxyPlan:
     return KubeProxyPlan(mode="iptables", masquerade_all=scenario.cluster.masquerade_all)
 
 
-def plan_load(scenario: Scenario, load: LoadSpec, *, fqdn: bool, pooling: int | None) -> LoadPlan:
+def plan_load(
+    scenario: Scenario,
+    load: LoadSpec,
+    *,
+    fqdn: bool,
+    pooling: int | None,
+    where: str = "load",
+) -> LoadPlan:
     c = scenario.cluster
     dns = None
     if load.dns is not None:
@@ -73,8 +81,10 @@ def plan_load(scenario: Scenario, load: LoadSpec, *, fqdn: bool, pooling: int | 
             workers=d.workers,
             lookups_per_process=d.lookups_per_process,
         )
-    http = None
+    http = locust = None
     if load.http is not None:
+        locust = plan_locust(load.http, pooling=pooling, where=where)
+    if load.http is not None and locust is None:
         h = load.http
         http = HTTPLoadPlan(
             mode="pooled" if pooling is not None else h.mode,
@@ -84,7 +94,7 @@ def plan_load(scenario: Scenario, load: LoadSpec, *, fqdn: bool, pooling: int | 
             max_in_flight=h.max_in_flight,
             workers=h.workers,
         )
-    return LoadPlan(duration_s=load.duration_s, dns=dns, http=http)
+    return LoadPlan(duration_s=load.duration_s, dns=dns, http=http, locust=locust)
 
 
 def client_node(scenario: Scenario) -> str:
@@ -154,7 +164,9 @@ def plan_phase(scenario: Scenario, phase: Phase) -> PhasePlan:
         remediations=tuple(r.kind for r in phase.remediations),
         pod_dns=pod_dns,
         fqdn=fqdn,
-        load=plan_load(scenario, scenario.phase_load(phase), fqdn=fqdn, pooling=pooling),
+        load=plan_load(
+            scenario, scenario.phase_load(phase), fqdn=fqdn, pooling=pooling, where=where
+        ),
         sysctls=sysctls,
         fault=fault,
         coredns=coredns,

@@ -36,7 +36,11 @@ def _join(base: str, sub: str) -> str:
     return base + sub if sub.startswith("[") else f"{base}.{sub}"
 
 
-def parse_scenario(data: Any, *, source: str = "<scenario>") -> Scenario:
+def parse_scenario(
+    data: Any, *, source: str = "<scenario>", base_dir: str | Path | None = None
+) -> Scenario:
+    """``base_dir``: where relative paths in the scenario (a locustfile) are resolved from;
+    default the directory of ``source`` when it is a file, else the working directory."""
     if not isinstance(data, dict):
         raise BadInput(
             "a scenario is a YAML mapping",
@@ -44,8 +48,10 @@ def parse_scenario(data: Any, *, source: str = "<scenario>") -> Scenario:
             value=type(data).__name__,
             source=source,
         )
+    if base_dir is None:
+        base_dir = Path(source).parent if Path(source).is_file() else Path.cwd()
     try:
-        return Scenario.model_validate(data)
+        return Scenario.model_validate(data, context={"base_dir": str(base_dir)})
     except ValidationError as e:
         err = e.errors()[0]
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
