@@ -22,6 +22,7 @@ from pydantic import (
 from harness.dns.resolvconf import FLAG_OPTIONS, VALUE_OPTIONS
 from harness.errors import BadInput
 from harness.scenario.expect import Expectation
+from harness.scenario.locustfile import check_user_classes
 
 ResolverModel = Literal["glibc", "musl", "go", "sequential"]
 
@@ -200,6 +201,12 @@ class HTTPLoad(_Strict):
             for name in ("users", "spawn_rate", "user_classes"):
                 if getattr(self, name) is not None:
                     raise ValueError(f"@{name}: applies only with a locustfile")
+        else:
+            try:
+                check_user_classes(Path(self.locustfile), self.user_classes)
+            except ValueError as e:
+                text = str(e)
+                raise ValueError(text if text.startswith("@") else f"@locustfile: {text}") from None
         return self
 
 

@@ -49,6 +49,8 @@ from loadgen.locust.userplan import LocustfilePlan
 
 __all__ = ["locust", "main"]
 
+WORKER_EXIT_GRACE_S = 2.0
+
 
 class _Connects:
     """TCP connects made in this process (total, and since the last worker report)."""
@@ -206,7 +208,8 @@ def run_master(plan: LocustfilePlan) -> LocustfileStats:
                 ],
             )
             runner.quit()
-            _stop_procs(procs, 10.0)
+            # the workers' final stats are in; one that lingers after "quit" is stopped
+            _stop_procs(procs, WORKER_EXIT_GRACE_S)
             return stats
         finally:
             for p in procs:

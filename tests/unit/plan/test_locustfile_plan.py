@@ -174,3 +174,17 @@ def test_a_cluster_backend_refuses_a_locustfile_as_bad_input(
             SERVICE,
         )
     assert e.value.field == "load.http.locustfile"
+
+
+def test_a_locustfile_that_does_not_parse_is_bad_input(tmp_path: Path, locustfile: Path) -> None:
+    locustfile.write_text("class Shopper(HttpUser:\n")
+    e = bad(tmp_path, {"locustfile": "files/app.py"})
+    assert e.field == "load.http.locustfile"
+    assert "not valid Python" in str(e)
+
+
+def test_a_user_class_the_file_does_not_define_is_named(tmp_path: Path, locustfile: Path) -> None:
+    e = bad(tmp_path, {"locustfile": "files/app.py", "user_classes": ["Shopper", "Nobody"]})
+    assert e.field == "load.http.user_classes"
+    assert "Nobody" in str(e)
+    assert "Shopper" in str(e)  # what it does define
