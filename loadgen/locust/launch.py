@@ -5,6 +5,7 @@ Locust-free: this is what the harness and pytest call; Locust and gevent stay in
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -60,4 +61,8 @@ def run_locustfile(
     plan: LocustfilePlan, *, netns: str | None = None, timeout_s: float | None = None
 ) -> LocustfileStats:
     """Run a user's locustfile in a child process (the master, inside ``netns``)."""
+    if importlib.util.find_spec("locust") is None:  # found, not imported: no monkey-patching
+        raise BackendError(
+            "a locustfile load needs Locust: pip install 'conntrack-harness[locust]'"
+        )
     return cast(LocustfileStats, _run_child(plan, netns, timeout_s))
