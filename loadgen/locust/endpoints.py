@@ -7,6 +7,7 @@ Pure and Locust-free. Reads the serialized form of Locust's ``StatsEntry`` (``na
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any, TypedDict
 
@@ -69,18 +70,34 @@ def endpoint(entry: Mapping[str, Any], elapsed_s: float) -> LocustEndpoint:
     )
 
 
+# urllib3 names the request's own URL in its message ("... with url: /product/17 (Caused
+# by ...)"): without it, errors of one grouped endpoint (name="/product/[id]") are one error
+_URL = re.compile(r"with url: \S+")
+MAX_ERRORS = 20
+
+
 def errors(serialized: Mapping[str, Mapping[str, Any]]) -> list[LocustError]:
-    """Failures by error, most frequent first."""
-    out = [
-        LocustError(
-            method=str(e.get("method") or ""),
-            name=str(e.get("name") or ""),
-            error=str(e.get("error") or "?"),
-            occurrences=int(e.get("occurrences", 0)),
+    """Failures by error, most frequent first; at most ``MAX_ERRORS`` rows, the rest summed
+    into one, so the occurrences still add up to the failures."""
+    merged: dict[tuple[str, str, str], int] = {}
+    for e in serialized.values():
+        text = _URL.sub("with url: <url>", str(e.get("error") or "?"))
+        key = (str(e.get("method") or ""), str(e.get("name") or ""), text)
+        merged[key] = merged.get(key, 0) + int(e.get("occurrences", 0))
+    rows = sorted(merged.items(), key=lambda kv: (-kv[1], kv[0]))
+    out = [LocustError(method=m, name=n, error=t, occurrences=c) for (m, n, t), c in rows]
+    if len(out) > MAX_ERRORS:
+        rest = out[MAX_ERRORS - 1 :]
+        out = out[: MAX_ERRORS - 1]
+        out.append(
+            LocustError(
+                method="",
+                name="",
+                error=f"({len(rest)} other errors)",
+                occurrences=sum(e["occurrences"] for e in rest),
+            )
         )
-        for e in serialized.values()
-    ]
-    return sorted(out, key=lambda e: (-e["occurrences"], e["name"], e["error"]))
+    return out
 
 
 def locustfile_stats(

@@ -50,6 +50,9 @@ from loadgen.locust.userplan import LocustfilePlan
 __all__ = ["locust", "main"]
 
 WORKER_EXIT_GRACE_S = 2.0
+# On stop, a user's request in flight may finish (and be counted) for this long; one stuck
+# longer (a client without timeouts, connecting into a full table) is cut off uncounted.
+STOP_TIMEOUT_S = 5.0
 
 
 class _Connects:
@@ -96,7 +99,9 @@ def user_classes(plan: LocustfilePlan) -> list[type[User]]:
 
 
 def _environment(plan: LocustfilePlan) -> Environment:
-    return Environment(user_classes=user_classes(plan), host=plan.base_url, stop_timeout=10.0)
+    return Environment(
+        user_classes=user_classes(plan), host=plan.base_url, stop_timeout=STOP_TIMEOUT_S
+    )
 
 
 def _drive(runner: Runner, plan: LocustfilePlan) -> float:

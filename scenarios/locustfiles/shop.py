@@ -23,6 +23,7 @@ from typing import ClassVar
 from locust import HttpUser, between, task
 
 PRODUCTS = 500
+TIMEOUT = (2.0, 5.0)  # connect, read (s): a shop's client does not wait forever
 
 
 class Shopper(HttpUser):
@@ -32,17 +33,21 @@ class Shopper(HttpUser):
 
     @task(5)
     def browse(self) -> None:
-        self.client.get("/", headers=self.headers)
+        self.client.get("/", headers=self.headers, timeout=TIMEOUT)
 
     @task(3)
     def product(self) -> None:
         pid = random.randrange(PRODUCTS)
-        self.client.get(f"/product/{pid}", name="/product/[id]", headers=self.headers)
+        self.client.get(
+            f"/product/{pid}", name="/product/[id]", headers=self.headers, timeout=TIMEOUT
+        )
 
     @task(1)
     def add_to_cart(self) -> None:
         pid = random.randrange(PRODUCTS)
-        self.client.post("/cart", json={"product": pid, "qty": 1}, headers=self.headers)
+        self.client.post(
+            "/cart", json={"product": pid, "qty": 1}, headers=self.headers, timeout=TIMEOUT
+        )
 
 
 class ClosingShopper(Shopper):

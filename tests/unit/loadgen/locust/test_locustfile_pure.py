@@ -16,7 +16,7 @@ from harness.locustresult import locust_result
 from harness.report.locust import locust_section
 from harness.result import PhaseResult
 from harness.scenario.expect import Expectation
-from loadgen.locust.endpoints import locustfile_stats
+from loadgen.locust.endpoints import MAX_ERRORS, errors, locustfile_stats
 from loadgen.locust.stats import histogram_percentile
 from loadgen.locust.userplan import LocustfilePlan
 
@@ -85,6 +85,27 @@ def test_stats_totals_and_failures_by_error() -> None:
     assert s["user_classes"] == ["ClosingShopper", "KeepAliveShopper"]
     assert [e["occurrences"] for e in s["errors"]] == [3, 2]  # most frequent first
     assert sum(e["occurrences"] for e in s["errors"]) == s["failures"]
+
+
+def test_errors_of_one_grouped_endpoint_are_one_error_and_the_list_is_bounded() -> None:
+    msg = "ConnectTimeout(MaxRetryError('pool: Max retries exceeded with url: /product/{} (x)'))"
+    raw = {
+        str(i): {"method": "GET", "name": "/product/[id]", "error": msg.format(i), "occurrences": 2}
+        for i in range(30)
+    }
+    grouped = errors(raw)
+    assert len(grouped) == 1
+    assert grouped[0]["occurrences"] == 60
+    assert "/product/0" not in grouped[0]["error"]
+    many = {
+        str(i): {"method": "GET", "name": f"/p{i}", "error": "E", "occurrences": i + 1}
+        for i in range(MAX_ERRORS + 5)
+    }
+    bounded = errors(many)
+    assert len(bounded) == MAX_ERRORS
+    assert bounded[0]["occurrences"] == MAX_ERRORS + 5  # most frequent first
+    assert sum(e["occurrences"] for e in bounded) == sum(e["occurrences"] for e in many.values())
+    assert bounded[-1]["error"] == "(6 other errors)"
 
 
 def test_no_requests_is_no_rate_not_a_crash() -> None:
