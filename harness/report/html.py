@@ -10,9 +10,12 @@ from harness.report.summary import (
     RemediationVerdict,
     rate_with_ci,
     remediation_verdicts,
+    run_verdict,
+    shown_verdict,
     summarize,
 )
 from harness.report.svg import bar_chart, conntrack_chart, fmt_num, outcomes_chart
+from harness.report.table import drops_text
 from harness.result import PhaseResult, RunResult
 from harness.stats import pct
 
@@ -23,6 +26,7 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 8px;border-bott
 h3{font-size:15px;margin:18px 0 6px}
 .badge{display:inline-block;padding:2px 10px;border-radius:10px;color:#fff;font-weight:600}
 .pass{background:#1a7f37}.fail{background:#cf222e}.error{background:#8250df}
+.none{background:#6e7781}
 .inj{background:#bf8700;color:#fff;border-radius:4px;padding:0 6px;font-size:12px}
 table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #d0d7de;padding:4px 8px;
  text-align:left}th{background:#f6f8fa}td.n{text-align:right;font-variant-numeric:tabular-nums}
@@ -44,7 +48,8 @@ svg .err{stroke:#1d2330;stroke-width:1.2;fill:none}
 
 
 def _badge(verdict: str) -> str:
-    return f'<span class="badge {escape(verdict)}">{escape(verdict.upper())}</span>'
+    cls = verdict if verdict in ("pass", "fail", "error") else "none"
+    return f'<span class="badge {cls}">{escape(verdict.upper())}</span>'
 
 
 def _phase_title(p: PhaseResult) -> str:
@@ -99,16 +104,17 @@ def _summary_table(summaries: list[PhaseSummary]) -> str:
         inj = '<span class="inj">INJECTED</span>' if s.injected else "no"
         alert = "—" if s.alert_fired is None else "fired" if s.alert_fired else "quiet"
         name = s.name if s.repeats == 1 else f"{s.name} (x{s.repeats})"
+        drops = escape(drops_text(s.drop, s.early_drop))
         rows.append(
             f"<tr><td>{escape(name)}</td><td>{escape(', '.join(s.remediations) or '—')}</td>"
             f"<td>{inj}</td><td class=n>{s.lookups}</td><td class=n>{s.timeouts}</td>"
-            f"<td>{escape(rate_with_ci(s))}</td><td class=n>{s.drops}</td>"
+            f"<td>{escape(rate_with_ci(s))}</td><td class=n>{drops}</td>"
             f"<td class=n>{s.peak_fill:.0%}</td><td>{alert}</td>"
-            f"<td>{escape(s.diagnosis.label)}</td><td>{_badge(s.verdict)}</td></tr>"
+            f"<td>{escape(s.diagnosis.label)}</td><td>{_badge(s.shown)}</td></tr>"
         )
     head = (
         "<tr><th>phase</th><th>remediations</th><th>injected</th><th>lookups</th>"
-        "<th>timeouts</th><th>timeout rate [95% CI]</th><th>conntrack drops</th>"
+        "<th>timeouts</th><th>timeout rate [95% CI]</th><th>conntrack drop</th>"
         "<th>peak fill</th><th>ConntrackTableNearFull</th><th>cause</th><th>verdict</th></tr>"
     )
     return f"<table>{head}{''.join(rows)}</table>"
@@ -117,7 +123,8 @@ def _summary_table(summaries: list[PhaseSummary]) -> str:
 def _phase_section(p: PhaseResult, s: PhaseSummary) -> str:
     title = _phase_title(p)
     inj = ' <span class="inj">INJECTED</span>' if p["injected"] else ""
-    parts = [f"<h3>{escape(title)}{inj} {_badge(p['verdict'])}</h3>"]
+    verdict = shown_verdict(p["verdict"], len(p["expectations"]))
+    parts = [f"<h3>{escape(title)}{inj} {_badge(verdict)}</h3>"]
     fault = p.get("fault")
     if fault:
         parts.append(
@@ -188,7 +195,7 @@ def render_html(result: RunResult) -> str:
 <title>{escape(title)}</title>
 <style>{CSS}</style></head>
 <body>
-<h1>{escape(title)} {_badge(result["verdict"])}</h1>
+<h1>{escape(title)} {_badge(run_verdict(result))}</h1>
 <p class=meta>run <code>{escape(result["run_id"])}</code> · {escape(result["started_at"])} →
 {escape(result["finished_at"])} · kernel <code>{escape(env["kernel"])}</code> · backend
 <code>{escape(env["backend"])}</code> · host {escape(env["hostname"])}</p>
