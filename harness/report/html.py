@@ -82,11 +82,34 @@ def _latency(p: PhaseResult) -> str:
     return bar_chart(title, labels, [float(c) for c in hist["counts"]], classes, y_label="lookups")
 
 
+def fmt_value(v: object) -> str:
+    """A value as a person reads it: floats rounded, booleans in lower case."""
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        return f"{v:.3g}" if not v.is_integer() else f"{int(v)}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return str(v)
+
+
+def fault_text(fault: dict[str, object]) -> str:
+    """``race-window: probability 0.3, hits 1,234, pinned cpus yes`` (``injected`` is said
+    by the label around it)."""
+    kind = str(fault.get("kind", "fault"))
+    items = [
+        f"{k.replace('_', ' ')} {fmt_value(v)}"
+        for k, v in fault.items()
+        if k not in ("kind", "injected")
+    ]
+    return f"{kind}: {', '.join(items)}" if items else kind
+
+
 def _remediation_chart(v: RemediationVerdict) -> str:
     c = v.comparison
     labels = [f"{v.before.name}", f"{v.after.name}"]
     return bar_chart(
-        f"before/after {', '.join(v.after.remediations)}: {c.outcome}",
+        f"{v.after.name} vs {v.before.name}: {c.outcome}",
         labels,
         [c.before.rate, c.after.rate],
         ["s-base", "s-okf" if c.significant else "s-warn"],
@@ -128,11 +151,11 @@ def _phase_section(p: PhaseResult, s: PhaseSummary) -> str:
     fault = p.get("fault")
     if fault:
         parts.append(
-            f'<div class="box">Injected fault: <code>{escape(str(fault))}</code>. '
+            f'<div class="box">Injected fault: <code>{escape(fault_text(fault))}</code>. '
             "This phase is not a natural result.</div>"
         )
     exp = "".join(
-        f"<li><code>{escape(e['expect'])}</code>: observed {escape(str(e['observed']))} "
+        f"<li><code>{escape(e['expect'])}</code>: observed {escape(fmt_value(e['observed']))} "
         f"{'✔' if e['ok'] else '✘ VIOLATED'}</li>"
         for e in p["expectations"]
     )
