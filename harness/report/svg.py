@@ -197,7 +197,10 @@ def conntrack_chart(
         title, min(0.0, xs[0]), max(xs[-1], 1.0), 0.0, top, reserve=legend_width(legend)
     )
     out = _open(lines, f, f"{title}: conntrack entries over time, peak {peak:g} of max {limit}")
-    out += _axes(f, "time in phase (s)", "entries")
+    x_label = "time in phase (s)"
+    if not limit_shown:  # the limit is off the chart: name it under the axis
+        x_label += f"; nf_conntrack_max {limit} is far above (peak {peak / limit:.1%})"
+    out += _axes(f, x_label, "entries")
     pts = " ".join(f"{f.x(x):.1f},{f.y(y):.1f}" for x, y in zip(xs, ys, strict=True))
     area = f"{f.x(xs[0]):.1f},{f.y(0):.1f} {pts} {f.x(xs[-1]):.1f},{f.y(0):.1f}"
     out.append(f'<polygon class="area" points="{area}"/>')
@@ -215,12 +218,6 @@ def conntrack_chart(
                 f'<text class="tick {cls}-t" x="{f.width - MR - 4}" y="{y - 4:.1f}" '
                 f'text-anchor="end">{escape(text)}</text>'
             )
-    else:
-        out.append(
-            f'<text class="tick max-t" x="{f.width - MR - 4}" y="{f.top + 10}" '
-            f'text-anchor="end">nf_conntrack_max {limit}: far above (peak '
-            f"{peak / limit:.1%})</text>"
-        )
     for t, count in marks:
         out.append(
             f'<circle class="drop" cx="{f.x(t):.1f}" cy="{f.y(count):.1f}" r="3">'
