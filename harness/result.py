@@ -53,6 +53,12 @@ class DNSResult(TypedDict):
     by_name: NotRequired[dict[str, dict[str, float]]]
     # final outcome counts: answer / nxdomain / nodata / timeout / error (SERVFAIL, REFUSED)
     outcomes: NotRequired[dict[str, int]]
+    # lookups that waited for any retransmit (musl resends every timeout/attempts), whether
+    # or not they then became timeouts; and per resolver model: lookups, waited, timeouts
+    waited: NotRequired[int]
+    waited_rate: NotRequired[float]
+    by_resolver: NotRequired[dict[str, dict[str, int]]]
+    latency_sum_s: NotRequired[float]  # all lookup latencies added up (histogram _sum)
 
 
 class NodeConntrack(TypedDict):
