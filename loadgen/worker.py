@@ -39,6 +39,7 @@ DNS_PLAN_FIELDS = {
     "burst_off_s",
     "workers",
     "drain",
+    "family",
 }
 
 

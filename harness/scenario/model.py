@@ -198,6 +198,11 @@ class HTTPLoad(_Strict):
 class DNSLoad(_Strict):
     rate: float = Field(100, gt=0, le=100_000, description="Lookups per second")
     resolver: ResolverModel = "glibc"
+    family: Literal["any", "ipv4"] = Field(
+        "any",
+        description="any: A and AAAA (getaddrinfo AF_UNSPEC); ipv4: A only (AF_INET, Go "
+        "'ip4'), which cannot meet the A/AAAA insert race",
+    )
     names: list[str] = Field(default_factory=lambda: ["http-server"], min_length=1)
     pattern: Literal["constant", "burst", "ramp"] = Field(
         "constant", description="constant rate; burst (on/off); ramp from 0 to rate"

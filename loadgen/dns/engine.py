@@ -102,7 +102,7 @@ def _run_fast(
     _raise_nofile(4 * plan.max_in_flight + 256)
     loop = FastLoop()
     transports = {p.netns: FastTransport(p.netns, loop) for p in pods}
-    procs = [_Process(make_resolver(plan.resolver, p.resolv)) for p in pods]
+    procs = [_Process(make_resolver(plan.resolver, p.resolv, plan.family)) for p in pods]
     records: list[LookupRecord] = []
     first, step = stride
     total = expected_count(plan)
@@ -147,7 +147,9 @@ def _run_fast(
                 pi = i % npods
                 proc = procs[pi]
                 if proc.used >= plan.lookups_per_process:
-                    proc = procs[pi] = _Process(make_resolver(plan.resolver, pods[pi].resolv))
+                    proc = procs[pi] = _Process(
+                        make_resolver(plan.resolver, pods[pi].resolv, plan.family)
+                    )
                 proc.used += 1
                 pod = pods[pi]
                 in_flight += 1
