@@ -130,7 +130,7 @@ def rerun_args(result: RunResult) -> list[str]:
 
 def rerun_script(result: RunResult) -> str:
     """A POSIX sh script that finds the CLI and runs the bundle's own scenario.yaml."""
-    args = " ".join(shlex.quote(a) for a in rerun_args(result))
+    args = "".join(f"{shlex.quote(a)} " for a in rerun_args(result))
     return f"""#!/bin/sh
 # Re-run {result["scenario"]} (run {result["run_id"]}) with the scenario kept in this bundle.
 # Originally: {result["command"]}
@@ -149,7 +149,7 @@ else
     echo "this script from that checkout, or set CONNTRACK_HARNESS=/path/to/conntrack-harness." >&2
     exit 127
 fi
-exec "$cli" run "$here/scenario.yaml" {args} --report-dir "$here/rerun-report"
+exec "$cli" run "$here/scenario.yaml" {args}--report-dir "$here/rerun-report"
 """
 
 
