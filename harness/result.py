@@ -61,6 +61,15 @@ class DNSResult(TypedDict):
     latency_sum_s: NotRequired[float]  # all lookup latencies added up (histogram _sum)
 
 
+class StatesTaken(TypedDict):
+    """When a node's state snapshot was taken: time in phase, count then, count / max."""
+
+    t_s: float
+    count: int
+    fill: float
+    why: str  # "first reached 90% of max" or "end of phase"
+
+
 class NodeConntrack(TypedDict):
     node: str
     max: int
@@ -72,8 +81,11 @@ class NodeConntrack(TypedDict):
     insert: int
     invalid: int
     table_full_lines: int
+    # NOT at the peak: one `conntrack -L`, taken when the count first reached 90 % of max
+    # (mid-fill in a table that fills) or else at the end; states_taken says when
     states_at_peak: dict[str, int]
-    dns_entries: int  # conntrack entries of pods' DNS flows in the snapshot at peak
+    dns_entries: int  # conntrack entries of pods' DNS flows in that snapshot
+    states_taken: NotRequired[StatesTaken]
     dns_in: int  # DNS packets from pods into the node (before conntrack)
     dns_out: int  # DNS packets that left the node towards the DNS service
     timeline: list[list[float]]  # [t_s, count] or [t_s, count, drop_total_so_far]
