@@ -67,6 +67,7 @@ class Signals:
     table_full_lines: int = 0
     lookups: int | None = None
     timeouts: int | None = None
+    waited: int | None = None  # lookups that waited for a resend (timeouts included)
     server_received: int | None = None
     server_answered: int | None = None
     server_errors: int | None = None  # lookups the servers answered with SERVFAIL/REFUSED
@@ -152,7 +153,11 @@ def classify(s: Signals) -> Diagnosis:
             "these lines, so drop counts the loss, not the number of lines)"
         )
     if s.timeouts is not None and s.lookups is not None:
-        ev.append(f"client: {s.timeouts}/{s.lookups} lookups timed out")
+        line = f"client: {s.timeouts}/{s.lookups} lookups timed out"
+        if s.waited is not None and s.waited > s.timeouts:
+            # musl resends every timeout/attempts: a wait that short is not a timeout
+            line += f"; {s.waited - s.timeouts} more waited for a resend, under the timeout"
+        ev.append(line)
     gap = _server_gap(s)
     if s.server_received is not None:
         ev.append(f"DNS servers: received {s.server_received}, answered {s.server_answered}")
@@ -246,6 +251,7 @@ def signals_from_phase(phase: PhaseResult) -> Signals:
         table_full_lines=ct["table_full_lines"],
         lookups=phase["dns"]["lookups"],
         timeouts=phase["dns"]["timeouts"],
+        waited=phase["dns"].get("waited"),
         server_received=phase["server"]["received"],
         server_answered=phase["server"]["answered"],
         server_errors=phase["dns"].get("outcomes", {}).get("error"),

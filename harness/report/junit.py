@@ -24,6 +24,7 @@ def _phase_props(p: PhaseResult) -> list[tuple[str, object]]:
         ("dns.lookups", dns["lookups"]),
         ("dns.timeouts", dns["timeouts"]),
         ("dns.timeout_rate", f"{dns['timeout_rate']:.6g}"),
+        ("dns.waited", dns.get("waited", "not measured")),
         ("dns.timeout_rate_ci95", f"{ci['low']:.6g},{ci['high']:.6g}"),
         ("dns.latency_ms.p99", dns["latency_ms"]["p99"]),
         ("conntrack.max", ct["max"]),

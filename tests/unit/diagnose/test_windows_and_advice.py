@@ -79,3 +79,11 @@ def test_live_time_wait_read_from_the_sysctl() -> None:
     assert "already 20 s" in classify(s).remediation
     s = Signals(conntrack_max=100, peak_count=100, drop=3, time_wait_s=120)
     assert "shorten nf_conntrack_tcp_timeout_time_wait" in classify(s).remediation
+
+
+def test_musl_waits_shown_apart_from_timeouts() -> None:
+    p = build_phase(PhaseModel("musl", conntrack_max=65536, new_conns_per_s=5))
+    p["dns"]["timeouts"] = 3
+    p["dns"]["waited"] = 10
+    d = diagnose_phase(p)
+    assert any("3/" in e and "7 more waited for a resend" in e for e in d.evidence)
