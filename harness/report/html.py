@@ -130,7 +130,7 @@ def _summary_table(summaries: list[PhaseSummary]) -> str:
         drops = escape(drops_text(s.drop, s.early_drop))
         rows.append(
             f"<tr><td>{escape(name)}</td><td>{escape(', '.join(s.remediations) or '—')}</td>"
-            f"<td>{inj}</td><td class=n>{s.lookups}</td><td class=n>{s.timeouts}</td>"
+            f"<td>{inj}</td><td class=n>{s.lookups}</td><td class=n>{escape(s.timeouts_text)}</td>"
             f"<td>{escape(rate_with_ci(s))}</td><td class=n>{drops}</td>"
             f"<td class=n>{s.peak_fill:.0%}</td><td>{alert}</td>"
             f"<td>{escape(s.diagnosis.label)}</td><td>{_badge(s.shown)}</td></tr>"

@@ -49,6 +49,14 @@ class PhaseSummary:
     checked: int = 0  # expectations evaluated, over all repeats
     drop: int = 0  # conntrack drop alone (packets refused), all nodes
     early_drop: int = 0
+    waited: int = 0  # lookups that waited for a resend (musl: under the timeout), timeouts incl.
+
+    @property
+    def timeouts_text(self) -> str:
+        """``12``, or ``12 (+700 waited)`` when more lookups waited for a resend than timed
+        out (musl resends every timeout/attempts: a wait, not a timeout)."""
+        extra = self.waited - self.timeouts
+        return f"{self.timeouts} (+{extra} waited)" if extra > 0 else str(self.timeouts)
 
     @property
     def shown(self) -> str:
@@ -112,6 +120,7 @@ def _summarize(group: list[PhaseResult]) -> PhaseSummary:
         checked=sum(len(p["expectations"]) for p in group),
         drop=sum(p["conntrack"]["drop"] for p in group),
         early_drop=sum(p["conntrack"]["early_drop"] for p in group),
+        waited=sum(p["dns"].get("waited", 0) for p in group),
     )
 
 

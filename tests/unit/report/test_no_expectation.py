@@ -83,3 +83,11 @@ def test_junit_marks_it_skipped() -> None:
     assert skipped is not None
     assert NO_EXPECTATION in (skipped.get("message") or "")
     assert cases["pooling"].find("skipped") is None
+
+
+def test_waited_shown_next_to_timeouts() -> None:
+    run = build_run("musl", [PhaseModel("baseline", conntrack_max=65536, new_conns_per_s=5)])
+    p = run["phases"][0]
+    p["dns"]["waited"] = p["dns"]["timeouts"] + 700
+    html = render_html(run)
+    assert f"{p['dns']['timeouts']} (+700 waited)" in html
