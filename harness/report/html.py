@@ -79,7 +79,14 @@ def _latency(p: PhaseResult) -> str:
     labels = hist_labels(hist["edges_s"])
     lows = [0.0, *hist["edges_s"]]
     classes = ["s-okf" if lo < 1.0 else "s-warn" if lo < 5.0 else "s-bad" for lo in lows]
-    return bar_chart(title, labels, [float(c) for c in hist["counts"]], classes, y_label="lookups")
+    return bar_chart(
+        title,
+        labels,
+        [float(c) for c in hist["counts"]],
+        classes,
+        y_label="lookups",
+        value_fmt=lambda v: f"{round(v):,}",  # counts exactly: 18,787, not 18.787k
+    )
 
 
 def fmt_value(v: object) -> str:

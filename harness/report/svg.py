@@ -206,17 +206,19 @@ def conntrack_chart(
     out.append(f'<polygon class="area" points="{area}"/>')
     out.append(f'<polyline class="s-line" points="{pts}"/>')
     if limit_shown:
-        for level, cls, text in (
-            (limit, "max", f"nf_conntrack_max {limit}"),
-            (limit * threshold, "thr", f"alert {threshold:.0%}"),
+        # labels at the left, where a filling table's line is still low and no drop marks
+        # are: the limit's above its line, the alert's below its own (they are close)
+        for level, cls, text, dy in (
+            (limit, "max", f"nf_conntrack_max {limit}", -4),
+            (limit * threshold, "thr", f"alert {threshold:.0%}", 11),
         ):
             y = f.y(level)
             out.append(
                 f'<line class="{cls}" x1="{ML}" x2="{f.width - MR}" y1="{y:.1f}" y2="{y:.1f}"/>'
             )
             out.append(
-                f'<text class="tick {cls}-t" x="{f.width - MR - 4}" y="{y - 4:.1f}" '
-                f'text-anchor="end">{escape(text)}</text>'
+                f'<text class="tick {cls}-t" x="{ML + 4}" y="{y + dy:.1f}" '
+                f'text-anchor="start">{escape(text)}</text>'
             )
     for t, count in marks:
         out.append(
