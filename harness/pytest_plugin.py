@@ -68,7 +68,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         metavar="DIR",
         help="Write each scenario's reports (result.json, report.html, summary.md, junit.xml, "
-        "bundle.tar.gz) under DIR/<scenario>/, as `conntrack-harness run --report-dir` does. "
+        "bundle.tar.gz, metrics.prom) under DIR/<scenario>/, as `conntrack-harness run --report-dir` does. "
         "Default: the test's tmp_path",
     )
     g.addoption(
@@ -236,6 +236,7 @@ def run_scenario(request: pytest.FixtureRequest, tmp_path: Path) -> RunScenario:
     Every run writes the CLI's reports, under ``--harness-report-dir`` or ``tmp_path``."""
     import yaml
 
+    from harness.metrics.prometheus import HarnessMetrics
     from harness.report.files import write_reports
     from harness.runner import run_scenario as _run
     from harness.scenario.loader import parse_scenario
@@ -264,6 +265,9 @@ def run_scenario(request: pytest.FixtureRequest, tmp_path: Path) -> RunScenario:
             )
         (report_dir / "scenario.yaml").write_text(text)
         write_reports(result, report_dir, text)
+        metrics = HarnessMetrics()  # the CLI's metrics.prom, from the finished run
+        metrics.load_result(result)
+        metrics.write_textfile(report_dir / "metrics.prom")
         _RESULTS.append(result)
         for p in result["phases"]:
             d = p["dns"]

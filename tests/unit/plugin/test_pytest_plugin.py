@@ -142,7 +142,15 @@ def test_report_dir_gets_the_clis_reports(pytester: pytest.Pytester, tmp_path: P
     res = pytester.runpytest("--harness-report-dir", str(out), "--harness-wait", "1")
     res.assert_outcomes(passed=1)
     (d,) = out.iterdir()
-    for name in ("result.json", "report.html", "summary.md", "junit.xml", "bundle.tar.gz"):
+    for name in (
+        "result.json",
+        "report.html",
+        "summary.md",
+        "junit.xml",
+        "bundle.tar.gz",
+        "metrics.prom",
+        "scenario.yaml",
+    ):
         assert (d / name).is_file(), name
     assert (d / "report.html").read_text().startswith("<!DOCTYPE html>")
     with tarfile.open(d / "bundle.tar.gz") as tar:
