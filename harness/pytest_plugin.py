@@ -68,8 +68,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         metavar="DIR",
         help="Write each scenario's reports (result.json, report.html, summary.md, junit.xml, "
-        "bundle.tar.gz, metrics.prom) under DIR/<scenario>/, as `conntrack-harness run --report-dir` does. "
-        "Default: the test's tmp_path",
+        "bundle.tar.gz, metrics.prom) under DIR/<scenario>/, as `conntrack-harness run "
+        "--report-dir` does. Default: the test's tmp_path",
     )
     g.addoption(
         "--harness-wait",
