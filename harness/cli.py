@@ -116,7 +116,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if report_dir:
         text = Path(args.scenario).read_text()
         (report_dir / "scenario.yaml").write_text(text)
-        paths = write_reports(result, report_dir, text)
+        paths = write_reports(result, report_dir, scenario_text=text)
         print("reports: " + " ".join(str(p) for p in paths))
     return 0 if result["verdict"] == "pass" else 1
 
@@ -154,7 +154,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     scen = Path(args.result).parent / "scenario.yaml"
     text = scen.read_text() if scen.exists() else "# scenario file not kept with this result\n"
     print_verdict_table(result)
-    paths = write_reports(result, out, text, Path(args.result).parent / "evidence")
+    paths = write_reports(
+        result, out, scenario_text=text, evidence_dir=Path(args.result).parent / "evidence"
+    )
     print("reports: " + " ".join(str(p) for p in paths))
     return 0
 

@@ -217,16 +217,19 @@ def _lock_advice() -> Iterator[None]:
         raise pytest.fail.Exception(msg, pytrace=False) from None
 
 
-def scenario_data(path: str | Path, overrides: Mapping[str, Any], repeat: int | None) -> Any:
+def scenario_data(
+    path: str | Path, overrides: Mapping[str, Any], repeat: int | None
+) -> tuple[Any, str]:
     """The scenario file as YAML data with ``overrides`` deep-merged in (and every phase's
-    ``repeat`` set, when given); the file is validated first, so its errors name it."""
-    from harness.scenario.loader import load_scenario, read_yaml
+    ``repeat`` set, when given), and the file's text. The file is read once and validated
+    first, so its own errors name it."""
+    from harness.scenario.loader import read_scenario, read_yaml
 
-    load_scenario(path)
-    data = deep_merge(read_yaml(Path(path).read_text()), overrides)
+    _, text = read_scenario(path)
+    data = deep_merge(read_yaml(text), overrides)
     if repeat:
         data["phases"] = [{**ph, "repeat": repeat} for ph in data["phases"]]
-    return data
+    return data, text
 
 
 @pytest.fixture
@@ -245,9 +248,8 @@ def run_scenario(request: pytest.FixtureRequest, tmp_path: Path) -> RunScenario:
 
     def run(path: str | Path, **overrides: Any) -> RunResult:
         repeat = cfg.getoption("--harness-repeat")
-        data = scenario_data(path, overrides, repeat)
+        data, text = scenario_data(path, overrides, repeat)
         scenario = parse_scenario(data, source=str(path))
-        text = Path(path).read_text()
         if overrides or repeat:
             text = f"# {path} with the test's overrides\n" + yaml.safe_dump(data, sort_keys=False)
         report_root = cfg.getoption("--harness-report-dir")
@@ -264,7 +266,7 @@ def run_scenario(request: pytest.FixtureRequest, tmp_path: Path) -> RunScenario:
                 command=shlex.join(["pytest", request.node.nodeid, "--harness-backend", backend]),
             )
         (report_dir / "scenario.yaml").write_text(text)
-        write_reports(result, report_dir, text)
+        write_reports(result, report_dir, scenario_text=text)
         metrics = HarnessMetrics()  # the CLI's metrics.prom, from the finished run
         metrics.load_result(result)
         metrics.write_textfile(report_dir / "metrics.prom")

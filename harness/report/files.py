@@ -14,7 +14,11 @@ from harness.result import RunResult
 
 
 def write_reports(
-    result: RunResult, report_dir: Path, scenario_text: str, evidence_dir: Path | None = None
+    result: RunResult,
+    report_dir: Path,
+    *,
+    scenario_text: str,
+    evidence_dir: Path | None = None,
 ) -> list[Path]:
     """result.json plus the files built from it: HTML, Markdown, JUnit XML, bug bundle (with
     the scenario and the evidence under ``evidence_dir``, default ``report_dir/evidence``)."""

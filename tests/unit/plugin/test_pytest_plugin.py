@@ -45,7 +45,7 @@ def test_deep_merge_keeps_what_is_not_overridden() -> None:
 
 
 def test_duration_override_keeps_the_files_http_rate(scenario_file: Path) -> None:
-    s = parse_scenario(scenario_data(scenario_file, {"load": {"duration_s": 3}}, None))
+    s = parse_scenario(scenario_data(scenario_file, {"load": {"duration_s": 3}}, None)[0])
     assert s.load.duration_s == 3
     assert s.load.http is not None
     assert s.load.http.rate == 500  # the file's, not the model's default 800
@@ -54,13 +54,13 @@ def test_duration_override_keeps_the_files_http_rate(scenario_file: Path) -> Non
 
 
 def test_override_can_drop_a_section(scenario_file: Path) -> None:
-    s = parse_scenario(scenario_data(scenario_file, {"load": {"http": None}}, None))
+    s = parse_scenario(scenario_data(scenario_file, {"load": {"http": None}}, None)[0])
     assert s.load.http is None
     assert s.load.dns is not None
 
 
 def test_repeat_override() -> None:
-    s = parse_scenario(scenario_data(EXHAUSTION, {}, 3))
+    s = parse_scenario(scenario_data(EXHAUSTION, {}, 3)[0])
     assert all(p.repeat == 3 for p in s.phases)
 
 

@@ -40,7 +40,9 @@ def test_rerun_args(exhaustion: RunResult, command: str, args: list[str]) -> Non
 
 
 def _bundle(tmp_path: Path, run: RunResult, evidence: Path | None = None) -> Path:
-    paths = write_reports(run, tmp_path / "rep", "name: from-the-bundle\n", evidence)
+    paths = write_reports(
+        run, tmp_path / "rep", scenario_text="name: from-the-bundle\n", evidence_dir=evidence
+    )
     bundle = paths[-1]
     out = tmp_path / "untar"
     out.mkdir()
