@@ -24,7 +24,8 @@ body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:24px au
  max-width:1180px;color:#1d2330;padding:0 16px}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 8px;border-bottom:1px solid #dde}
 h3{font-size:15px;margin:18px 0 6px}
-.badge{display:inline-block;padding:2px 10px;border-radius:10px;color:#fff;font-weight:600}
+.badge{display:inline-block;padding:2px 10px;border-radius:10px;color:#fff;font-weight:600;
+ white-space:nowrap}
 .pass{background:#1a7f37}.fail{background:#cf222e}.error{background:#8250df}
 .none{background:#6e7781}
 .inj{background:#bf8700;color:#fff;border-radius:4px;padding:0 6px;font-size:12px}
