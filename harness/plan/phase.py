@@ -72,6 +72,7 @@ def plan_load(scenario: Scenario, load: LoadSpec, *, fqdn: bool, pooling: int | 
             burst_off_s=d.burst_off_s,
             workers=d.workers,
             lookups_per_process=d.lookups_per_process,
+            family=d.family,
         )
     http = None
     if load.http is not None:
