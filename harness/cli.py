@@ -15,64 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 from harness import __version__
 from harness.errors import BadInput, HarnessError, RestoreFailed
+from harness.report.files import write_reports
 from harness.result import PhaseResult, RunResult
 
 if TYPE_CHECKING:
     from harness.backends.base import BackendOptions
-
-
-def write_reports(
-    result: RunResult, report_dir: Path, scenario_text: str, evidence_dir: Path | None = None
-) -> list[Path]:
-    """result.json plus the files built from it: HTML, Markdown, JUnit XML, bug bundle."""
-    from harness.report import render_html, render_junit, render_markdown, write_bundle
-    from harness.report.bundle import NodeEnv
-
-    report_dir.mkdir(parents=True, exist_ok=True)
-    out = {
-        "result.json": json.dumps(result, indent=2),
-        "report.html": render_html(result),
-        "summary.md": render_markdown(result),
-        "junit.xml": render_junit(result),
-    }
-    paths = []
-    for name, text in out.items():
-        (report_dir / name).write_text(text)
-        paths.append(report_dir / name)
-    nodes: dict[str, NodeEnv] = {}
-    pods: dict[str, str] = {}
-    pcaps: dict[str, Path] = {}
-    ev = evidence_dir or report_dir / "evidence"
-    if ev.is_dir():
-        for d in sorted(ev.iterdir()):
-            if d.name == "pcap":
-                pcaps = {f.stem: f for f in sorted(d.glob("*.pcap"))}
-            elif d.name == "pods":
-                for pod in sorted(d.iterdir()):
-                    rc = pod / "resolv.conf"
-                    if rc.exists():
-                        pods[pod.name] = rc.read_text()
-            elif d.is_dir():
-                ipt, cts = d / "iptables-save.txt", d / "conntrack-S.txt"
-                extra = {
-                    f.name: f.read_text() for f in d.iterdir() if f.name not in (ipt.name, cts.name)
-                }
-                nodes[d.name] = NodeEnv(
-                    ipt.read_text() if ipt.exists() else None,
-                    cts.read_text() if cts.exists() else None,
-                    extra,
-                )
-    paths.append(
-        write_bundle(
-            result,
-            report_dir / "bundle.tar.gz",
-            scenario=scenario_text,
-            nodes=nodes,
-            pod_resolv_conf=pods,
-            pcaps=pcaps,
-        )
-    )
-    return paths
 
 
 def _existing_file(value: str) -> str:
@@ -169,7 +116,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if report_dir:
         text = Path(args.scenario).read_text()
         (report_dir / "scenario.yaml").write_text(text)
-        paths = write_reports(result, report_dir, text)
+        paths = write_reports(result, report_dir, scenario_text=text)
         print("reports: " + " ".join(str(p) for p in paths))
     return 0 if result["verdict"] == "pass" else 1
 
@@ -207,7 +154,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     scen = Path(args.result).parent / "scenario.yaml"
     text = scen.read_text() if scen.exists() else "# scenario file not kept with this result\n"
     print_verdict_table(result)
-    paths = write_reports(result, out, text, Path(args.result).parent / "evidence")
+    paths = write_reports(
+        result, out, scenario_text=text, evidence_dir=Path(args.result).parent / "evidence"
+    )
     print("reports: " + " ".join(str(p) for p in paths))
     return 0
 

@@ -20,6 +20,7 @@ from harness.result import (
     PhaseResult,
     RaceResult,
     ServerResult,
+    StatesTaken,
 )
 from harness.scenario.model import Phase
 from harness.stats import wilson
@@ -54,7 +55,7 @@ def node_result(name: str, m: PhaseMeasurement) -> NodeConntrack:
     s = m.series[name]
     d = s.delta
     c = m.node_counters.get(name, {})
-    return NodeConntrack(
+    node = NodeConntrack(
         node=name,
         max=m.conntrack_max,
         peak_count=s.peak,
@@ -71,6 +72,12 @@ def node_result(name: str, m: PhaseMeasurement) -> NodeConntrack:
         dns_out=c.get("dns_out", 0),
         timeline=_timeline_with_drops(s),
     )
+    if s.snapshot_at is not None:  # the state snapshot is not at the peak: say when it was
+        t_s, count, why = s.snapshot_at
+        node["states_taken"] = StatesTaken(
+            t_s=t_s, count=count, fill=round(count / s.max, 4) if s.max else 0.0, why=why
+        )
+    return node
 
 
 def conntrack_result(m: PhaseMeasurement) -> ConntrackResult:

@@ -171,6 +171,10 @@ class WorkerDNS(TypedDict):
     latency_hist: LatencyHist
     by_name: dict[str, dict[str, float]]
     outcomes: dict[str, int]
+    waited: NotRequired[int]  # lookups that waited for any resend (musl: timeout/attempts)
+    waited_rate: NotRequired[float]
+    by_resolver: NotRequired[dict[str, dict[str, int]]]
+    latency_sum_s: NotRequired[float]
 
 
 class WorkerHTTP(TypedDict):

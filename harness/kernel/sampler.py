@@ -33,8 +33,11 @@ class NodeSeries:
     stat_timeline: list[tuple[float, dict[str, int]]] = field(default_factory=list)
     stat_start: dict[str, int] = field(default_factory=dict)
     stat_end: dict[str, int] = field(default_factory=dict)
+    # One `conntrack -L` of the table: taken when the count first reaches 90 % of max (a
+    # table that fills is still filling then), else at the end; (t_s, count) says when.
     states_at_peak: dict[str, int] = field(default_factory=dict)
     dns_entries_at_peak: int = 0
+    snapshot_at: tuple[float, int, str] | None = None  # (t_s, count, why)
     table_full: list[str] = field(default_factory=list)
     _snapshot_taken: bool = False
 
@@ -119,6 +122,7 @@ class Sampler:
                     s.stat_timeline.append((round(now, 3), p.stat()))
                 if not s._snapshot_taken and c >= self.snapshot_fill * s.max:
                     s._snapshot_taken = True
+                    s.snapshot_at = (round(now, 3), c, "first reached 90% of max")
                     t = threading.Thread(target=self._snapshot, args=(p, s), daemon=True)
                     t.start()
                     self._snapshots.append(t)
@@ -137,6 +141,7 @@ class Sampler:
             s = self.series[p.node]
             s.stat_end = p.stat()
             if not s._snapshot_taken:
+                s.snapshot_at = (round(time.monotonic() - self.t0, 3), p.count(), "end of phase")
                 self._snapshot(p, s)
         lines = self._kmsg.read_new() if self._kmsg else []
         if self._kmsg:

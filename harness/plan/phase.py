@@ -80,6 +80,7 @@ def plan_load(
             burst_off_s=d.burst_off_s,
             workers=d.workers,
             lookups_per_process=d.lookups_per_process,
+            family=d.family,
         )
     http = locust = None
     if load.http is not None:

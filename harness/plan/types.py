@@ -19,6 +19,7 @@ NODELOCAL = "nodelocal"
 NODELOCAL_IP = "169.254.20.10"
 
 DNSPattern = Literal["constant", "burst", "ramp"]
+DNSFamily = Literal["any", "ipv4"]
 HTTPMode = Literal["short-lived", "server-close", "pooled"]
 KubeProxyMode = Literal["iptables", "nftables"]
 
@@ -58,6 +59,7 @@ class DNSLoadPlan:
     burst_off_s: float
     workers: int
     lookups_per_process: int
+    family: DNSFamily = "any"  # "ipv4": A only (AF_INET / Go "ip4")
 
     def names_for(self, index: int, count: int) -> tuple[str, ...]:
         """The names the ``index``-th of ``count`` load clients looks up: with ``{n}``, every

@@ -53,6 +53,7 @@ def worker_plan(
                 burst_off_s=d.burst_off_s,
                 workers=d.workers,
                 drain=drain,
+                family=d.family,
             ),
         )
     if load.http is not None:

@@ -7,6 +7,7 @@ CoreDNS, NodeLocal DNSCache, node sysctls) and realized by a backend.
 from __future__ import annotations
 
 import ipaddress
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -25,6 +26,21 @@ from harness.scenario.expect import Expectation
 from harness.scenario.locustfile import check_user_classes
 
 ResolverModel = Literal["glibc", "musl", "go", "sequential"]
+
+# The conntrack sysctls are C ints (proc_dointvec): the kernel refuses a write above INT_MAX.
+INT_MAX = 2**31 - 1
+# A lookup name: DNS labels (a "{n}" template is allowed), an optional trailing dot.
+_NAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9_{}-]{1,63})(\.[A-Za-z0-9_{}-]{1,63})*\.?$")
+
+
+def check_name(name: str) -> str:
+    """A DNS name the load can look up, or ValueError saying why not."""
+    if not _NAME.match(name):
+        raise ValueError(
+            f"{name!r} is not a DNS name (labels of letters, digits, '-' or '_', "
+            "1-63 characters, joined by dots)"
+        )
+    return name
 
 
 class _Strict(BaseModel):
@@ -124,6 +140,20 @@ class ClusterSpec(_Strict):
         description="Names the upstream resolver answers (name -> IPv4)",
     )
 
+    @field_validator("external_names")
+    @classmethod
+    def _external(cls, v: dict[str, str]) -> dict[str, str]:
+        for name, ip in v.items():
+            try:
+                check_name(name)
+            except ValueError as e:
+                raise ValueError(f"@{name}: {e}") from None
+            try:
+                ipaddress.IPv4Address(ip)
+            except ValueError:
+                raise ValueError(f"@{name}: {ip!r} is not an IPv4 address") from None
+        return v
+
     @model_validator(mode="after")
     def _nodes(self) -> ClusterSpec:
         names = {f"node-{i + 1}" for i in range(self.nodes)}
@@ -139,15 +169,22 @@ class ClusterSpec(_Strict):
 
 class HostSpec(_Strict):
     nf_conntrack_max: int | None = Field(
-        None, ge=64, description="Host-global table size for the run (restored afterwards)"
+        None,
+        ge=64,
+        le=INT_MAX,
+        description="Host-global table size for the run (restored afterwards)",
     )
+
+
+# The kernel refuses a hash size of 0 and allocates the table from this int: positive, bounded.
+Buckets = Annotated[int, Field(ge=1, le=INT_MAX)] | Literal["auto"]
 
 
 class NodeSysctls(_Strict):
     """Per-namespace conntrack sysctls of every node (and the global max/buckets)."""
 
-    nf_conntrack_max: int | None = Field(None, ge=64)
-    nf_conntrack_buckets: int | Literal["auto"] | None = Field(
+    nf_conntrack_max: int | None = Field(None, ge=64, le=INT_MAX)
+    nf_conntrack_buckets: Buckets | None = Field(
         None, description="'auto' = nf_conntrack_max / 4, as the seed recommends"
     )
     tcp_timeout_time_wait: int | None = Field(None, ge=1, le=600)
@@ -213,6 +250,11 @@ class HTTPLoad(_Strict):
 class DNSLoad(_Strict):
     rate: float = Field(100, gt=0, le=100_000, description="Lookups per second")
     resolver: ResolverModel = "glibc"
+    family: Literal["any", "ipv4"] = Field(
+        "any",
+        description="any: A and AAAA (getaddrinfo AF_UNSPEC); ipv4: A only (AF_INET, Go "
+        "'ip4'), which cannot meet the A/AAAA insert race",
+    )
     names: list[str] = Field(default_factory=lambda: ["http-server"], min_length=1)
     pattern: Literal["constant", "burst", "ramp"] = Field(
         "constant", description="constant rate; burst (on/off); ramp from 0 to rate"
@@ -226,6 +268,16 @@ class DNSLoad(_Strict):
         description="Lookups a client process makes before it exits (glibc's fallback to "
         "sequential queries is sticky per process)",
     )
+
+    @field_validator("names")
+    @classmethod
+    def _names(cls, v: list[str]) -> list[str]:
+        for i, name in enumerate(v):
+            try:
+                check_name(name)
+            except ValueError as e:
+                raise ValueError(f"@[{i}]: {e}") from None
+        return v
 
 
 class LoadSpec(_Strict):
@@ -249,8 +301,8 @@ class ConntrackSysctls(_Remediation):
     """Raise nf_conntrack_max (+buckets) and/or shorten conntrack timeouts on the nodes."""
 
     kind: Literal["conntrack-sysctls"] = "conntrack-sysctls"
-    nf_conntrack_max: int | None = Field(None, ge=64)
-    nf_conntrack_buckets: int | Literal["auto"] | None = None
+    nf_conntrack_max: int | None = Field(None, ge=64, le=INT_MAX)
+    nf_conntrack_buckets: Buckets | None = None
     tcp_timeout_time_wait: int | None = Field(None, ge=1, le=600)
 
 
@@ -322,9 +374,18 @@ class Phase(_Strict):
     @classmethod
     def _shorthand(cls, v: Any) -> Any:
         # "pooling" is shorthand for {kind: pooling}
-        if isinstance(v, list):
-            return [{"kind": x} if isinstance(x, str) else x for x in v]
-        return v
+        if not isinstance(v, list):
+            return v
+        for i, x in enumerate(v):
+            # {conntrack-sysctls: {...}}: the kind written as a key above its fields
+            if isinstance(x, dict) and "kind" not in x and len(x) == 1:
+                (key,) = x
+                if key in REMEDIATION_KINDS:
+                    raise ValueError(
+                        f"@[{i}]: write `kind: {key}` next to its fields, not `{key}:` "
+                        "as a key above them"
+                    )
+        return [{"kind": x} if isinstance(x, str) else x for x in v]
 
     @field_validator("expect")
     @classmethod

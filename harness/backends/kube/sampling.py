@@ -111,6 +111,7 @@ class KubeSampler:
                 s.stat_timeline.append((now, counters(st)))
                 live[label] = int(st["count"])
                 if not s._snapshot_taken and st["count"] >= self.snapshot_fill * s.max > 0:
+                    s.snapshot_at = (now, int(st["count"]), "first reached 90% of max")
                     self._snapshot(label)
 
         self._timed(go)
@@ -129,8 +130,11 @@ class KubeSampler:
             self.t_end = self._clock()
             for label, real in self.nodes.items():
                 s = self.series[label]
-                s.stat_end = counters(self.access.stat(real))
+                st = self.access.stat(real)
+                s.stat_end = counters(st)
                 if not s._snapshot_taken:
+                    at = round(self.t_end - self.t0, 3)
+                    s.snapshot_at = (at, int(st["count"]), "end of phase")
                     self._snapshot(label)
             if self._log is None:
                 return

@@ -26,7 +26,7 @@ from harness.backends.netns.plan import plan_topology
 from harness.backends.netns.topology import Topology
 from harness.capture.tcpdump import PodCapture
 from harness.dns.resolvconf import ResolvConf
-from harness.errors import BackendError
+from harness.errors import BackendError, HarnessError
 from harness.kernel import sysctl
 from harness.kernel.journal import Journal
 from harness.kernel.netns import run
@@ -57,6 +57,7 @@ class NetnsCluster:
         self.scenario = scenario
         self.capture_pcap = capture_pcap
         self.pcaps: dict[str, bytes] = {}  # phase label -> unanswered same-port pairs
+        self.phase_evidence: dict[str, str] = {}  # phases/<label>/... -> text, each phase
         self.run_id = run_id
         self.journal = journal
         self.guard = guard
@@ -209,6 +210,7 @@ class NetnsCluster:
             }
         if capture is not None:
             extra["capture"] = self._reduce(capture, plan.name)
+        self._keep_phase_evidence(plan.name)
         if self.levers.nodelocal_enabled:
             extra["nodelocal"] = {
                 "interface": self.levers.nodelocal_interface,
@@ -302,10 +304,30 @@ class NetnsCluster:
         self.pcaps[label] = out.read_bytes()
         return summary.as_result()
 
+    def _keep_phase_evidence(self, phase: str) -> None:
+        """This phase's conntrack -S and client resolv.conf, while its remediations hold."""
+        label, n = phase, 1
+        while any(k.startswith(f"phases/{label}/") for k in self.phase_evidence):  # repeats
+            n += 1
+            label = f"{phase}-{n}"
+        base = f"phases/{label}"
+        for node in self.plan.nodes:
+            try:
+                stats = run(["conntrack", "-S"], netns=node.ns).stdout
+            except HarnessError as e:  # evidence is best effort: the measurement stands
+                stats = f"conntrack -S failed: {e}\n"
+            self.phase_evidence[f"{base}/nodes/{node.name}/conntrack-S.txt"] = stats
+        for pod in self.plan.role("client"):
+            p = Path("/etc/netns") / pod.ns / "resolv.conf"
+            if p.exists():
+                self.phase_evidence[f"{base}/pods/{pod.name}/resolv.conf"] = p.read_text()
+
     def evidence(self) -> dict[str, str | bytes]:
         """Per-node iptables-save and conntrack -S, per-pod resolv.conf: for bug bundles.
-        With --pcap, each phase's unanswered same-port pairs as ``pcap/<phase>.pcap``."""
+        With --pcap, each phase's unanswered same-port pairs as ``pcap/<phase>.pcap``; each
+        phase's conntrack -S and resolv.conf under ``phases/<phase>/``."""
         out: dict[str, str | bytes] = {f"pcap/{k}.pcap": v for k, v in self.pcaps.items()}
+        out.update(self.phase_evidence)
         for node in self.plan.nodes:
             out[f"{node.name}/iptables-save.txt"] = run(["iptables-save"], netns=node.ns).stdout
             out[f"{node.name}/conntrack-S.txt"] = run(["conntrack", "-S"], netns=node.ns).stdout

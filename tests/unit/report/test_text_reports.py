@@ -99,7 +99,7 @@ def test_rich_table_on_tty(race: RunResult) -> None:
     out = _TTY()
     print_verdict_table(race, out, {"TERM": "xterm"}, width=160)
     text = out.getvalue()
-    for col in ("phase", "injected", "lookups", "conntrack drops", "verdict"):
+    for col in ("phase", "injected", "lookups", "conntrack drop", "verdict"):
         assert col in text
     assert "INJECTED" in text
     assert "phase=" not in text

@@ -4,6 +4,7 @@ netns's), and the CLI's cluster flags and refusals. No cluster, no root."""
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -291,6 +292,7 @@ def netns_measurements(
     c.probes = [FakeProbe(n.name) for n in c.plan.nodes]  # type: ignore[misc]
     c.journal = None  # type: ignore[assignment]
     c.capture_pcap = False
+    c.phase_evidence = {}
 
     def spawn(_j: Any, _name: str, argv: list[str], **_kw: Any) -> FakeProc:
         return FakeProc(Path(argv[argv.index("--out") + 1]), Path(argv[argv.index("--plan") + 1]))
@@ -298,6 +300,9 @@ def netns_measurements(
     monkeypatch.setattr(netns_cluster, "spawn", spawn)
     monkeypatch.setattr(netns_cluster, "stop_pid", lambda *_a: None)
     monkeypatch.setattr(netns_cluster.sysctl, "read", lambda *_a: "2048")
+    monkeypatch.setattr(
+        netns_cluster, "run", lambda *_a, **_k: subprocess.CompletedProcess([], 0, "", "")
+    )
     monkeypatch.setattr(
         netns_cluster, "read_counters", lambda _ns, t: {"dns_in": 9, "dns_out": 8} if t else {}
     )
