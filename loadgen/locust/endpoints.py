@@ -11,24 +11,13 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, TypedDict
 
+from harness.locustresult import LocustEndpointResult, LocustErrorResult
 from harness.result import LatencyMs
 from loadgen.locust.stats import WorkerStats, histogram_percentile
 
-
-class LocustEndpoint(TypedDict):
-    method: str
-    name: str
-    requests: int
-    failures: int
-    rps: float
-    latency_ms: LatencyMs
-
-
-class LocustError(TypedDict):
-    method: str
-    name: str
-    error: str
-    occurrences: int
+# one endpoint's and one error's row: the same in the worker's output and in result.json
+LocustEndpoint = LocustEndpointResult
+LocustError = LocustErrorResult
 
 
 class LocustfileStats(TypedDict):

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from harness.errors import BadInput
-from loadgen.locust.plan import _ipv4
+from loadgen.locust.plan import _ipv4, plan_fields
 
 MAX_USERS = 1000
 MAX_WORKERS = 64
@@ -89,21 +89,7 @@ class LocustfilePlan:
 
     @classmethod
     def from_json(cls, text: str) -> LocustfilePlan:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise BadInput(f"not JSON: {e}", field="plan-json") from None
-        if not isinstance(data, dict):
-            raise BadInput("must be a JSON object", field="plan-json", value=type(data).__name__)
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise BadInput(
-                "unknown fields", field="plan-json", value=unknown, allowed=sorted(known)
-            )
-        for required in ("locustfile", "host"):
-            if required not in data:
-                raise BadInput("is required", field=required)
+        data = plan_fields(text, set(cls.__dataclass_fields__), required=("locustfile", "host"))
         for name in ("user_classes", "worker_netns"):
             if name in data:
                 data[name] = tuple(data[name])
