@@ -14,6 +14,7 @@ import json
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -169,6 +170,54 @@ def report_to_master(env: Environment, runner: WorkerRunner, name: str) -> None:
 
 
 P = TypeVar("P")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Workers:
+    """Where a master's workers run: ``count`` processes of ``python -m module``, worker i
+    inside ``netns[i]`` (when given), reaching the master at ``host``:``port`` (0: any)."""
+
+    module: str
+    plan_json: str
+    count: int
+    netns: Sequence[str]
+    host: str | None
+    port: int
+
+
+def run_master(
+    env: Environment,
+    workers: Workers,
+    drive: Callable[[MasterRunner], float],
+    collect: Callable[[float, list[WorkerTally]], T],
+    *,
+    exit_grace_s: float,
+) -> T:
+    """Start the master and its workers, ``drive`` the run (it returns the seconds it took),
+    wait for the workers' final reports, ``collect`` the stats; stop every worker, always."""
+    master = (workers.host or "127.0.0.1", workers.port or free_port())
+    runner = env.create_master_runner(master_bind_host="*", master_bind_port=master[1])
+    tallies = collect_reports(env)
+    with tempfile.TemporaryDirectory(prefix="cth-locust-") as tmp:
+        logdir = Path(tmp)
+        procs = spawn_workers(
+            workers.module,
+            workers.plan_json,
+            count=workers.count,
+            netns=workers.netns,
+            master=master,
+            logdir=logdir,
+        )
+        try:
+            await_workers(runner, procs, master, logdir)
+            elapsed = drive(runner)
+            stats = collect(elapsed, await_final_reports(tallies, workers.count, time.monotonic()))
+            runner.quit()
+            stop_procs(procs, exit_grace_s)
+            return stats
+        finally:
+            stop_procs(procs, 0.0)
 
 
 def read_plan_text(text: str) -> str:

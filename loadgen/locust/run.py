@@ -11,9 +11,7 @@ Exit codes: 0 ran, 2 bad input, 3 the run failed.
 from __future__ import annotations
 
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import gevent  # type: ignore[import-untyped]
 
@@ -78,38 +76,26 @@ def run_single(plan: LocustPlan) -> LocustStats:
 
 def run_master(plan: LocustPlan) -> LocustStats:
     env = _environment(plan)
-    master = (plan.master_host or "127.0.0.1", plan.master_port or D.free_port())
-    runner = env.create_master_runner(master_bind_host="*", master_bind_port=master[1])
-    tallies = D.collect_reports(env)
-    with tempfile.TemporaryDirectory(prefix="cth-locust-") as tmp:
-        logdir = Path(tmp)
-        procs = D.spawn_workers(
-            "loadgen.locust.run",
-            plan.to_json(),
-            count=plan.workers,
-            netns=plan.worker_netns,
-            master=master,
-            logdir=logdir,
+
+    def collect(elapsed: float, workers: list[D.WorkerTally]) -> LocustStats:
+        return from_locust(
+            env.stats.total.serialize(),
+            user=plan.user,
+            workers=plan.workers,
+            elapsed_s=elapsed,
+            new_connections=sum(t.new_connections for t in workers),
+            conns_per_s=merge_counts(p for t in workers for p in t.conns_per_s),
+            errors=env.stats.serialize_errors(),
+            per_worker=D.per_worker(workers),
         )
-        try:
-            D.await_workers(runner, procs, master, logdir)
-            elapsed = _drive(env, runner, plan)
-            workers = D.await_final_reports(tallies, plan.workers, time.monotonic())
-            stats = from_locust(
-                env.stats.total.serialize(),
-                user=plan.user,
-                workers=plan.workers,
-                elapsed_s=elapsed,
-                new_connections=sum(t.new_connections for t in workers),
-                conns_per_s=merge_counts(p for t in workers for p in t.conns_per_s),
-                errors=env.stats.serialize_errors(),
-                per_worker=D.per_worker(workers),
-            )
-            runner.quit()
-            D.stop_procs(procs, 10.0)
-            return stats
-        finally:
-            D.stop_procs(procs, 0.0)
+
+    workers = D.Workers(
+        "loadgen.locust.run", plan.to_json(), plan.workers, plan.worker_netns,
+        plan.master_host, plan.master_port,
+    )  # fmt: skip
+    return D.run_master(
+        env, workers, lambda runner: _drive(env, runner, plan), collect, exit_grace_s=10.0
+    )
 
 
 def run_worker(plan: LocustPlan, master_host: str, master_port: int, name: str) -> None:

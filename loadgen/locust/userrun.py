@@ -15,9 +15,7 @@ Exit codes: 0 ran, 2 bad input (the plan, or the locustfile and its user classes
 from __future__ import annotations
 
 import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import gevent  # type: ignore[import-untyped]
@@ -127,31 +125,20 @@ def run_single(plan: LocustfilePlan) -> LocustfileStats:
 
 def run_master(plan: LocustfilePlan) -> LocustfileStats:
     env = _environment(plan)
-    master = (plan.master_host or "127.0.0.1", plan.master_port or D.free_port())
-    runner = env.create_master_runner(master_bind_host="*", master_bind_port=master[1])
-    tallies = D.collect_reports(env)
-    with tempfile.TemporaryDirectory(prefix="cth-locustfile-") as tmp:
-        logdir = Path(tmp)
-        procs = D.spawn_workers(
-            "loadgen.locust.userrun",
-            plan.to_json(),
-            count=plan.workers,
-            netns=plan.worker_netns,
-            master=master,
-            logdir=logdir,
-        )
-        try:
-            D.await_workers(runner, procs, master, logdir)
-            elapsed = _drive(runner, plan)
-            workers = D.await_final_reports(tallies, plan.workers, time.monotonic())
-            conns = sum(t.new_connections for t in workers)
-            stats = _stats(env, plan, elapsed, conns, D.per_worker(workers))
-            runner.quit()
-            # the workers' final stats are in; one that lingers after "quit" is stopped
-            D.stop_procs(procs, WORKER_EXIT_GRACE_S)
-            return stats
-        finally:
-            D.stop_procs(procs, 0.0)
+
+    def collect(elapsed: float, workers: list[D.WorkerTally]) -> LocustfileStats:
+        conns = sum(t.new_connections for t in workers)
+        return _stats(env, plan, elapsed, conns, D.per_worker(workers))
+
+    workers = D.Workers(
+        "loadgen.locust.userrun", plan.to_json(), plan.workers, plan.worker_netns,
+        plan.master_host, plan.master_port,
+    )  # fmt: skip
+    # the workers' final stats are in by then: one that lingers after "quit" is stopped
+    return D.run_master(
+        env, workers, lambda runner: _drive(runner, plan), collect,
+        exit_grace_s=WORKER_EXIT_GRACE_S,
+    )  # fmt: skip
 
 
 def run_worker(plan: LocustfilePlan, master_host: str, master_port: int, name: str) -> None:
