@@ -49,14 +49,7 @@ def kube_proxy(scenario: Scenario) -> KubeProxyPlan:
     return KubeProxyPlan(mode="iptables", masquerade_all=scenario.cluster.masquerade_all)
 
 
-def plan_load(
-    scenario: Scenario,
-    load: LoadSpec,
-    *,
-    fqdn: bool,
-    pooling: int | None,
-    where: str = "load",
-) -> LoadPlan:
+def plan_load(scenario: Scenario, load: LoadSpec, *, fqdn: bool, pooling: int | None) -> LoadPlan:
     c = scenario.cluster
     dns = None
     if load.dns is not None:
@@ -84,7 +77,7 @@ def plan_load(
         )
     http = locust = None
     if load.http is not None:
-        locust = plan_locust(load.http, pooling=pooling, where=where)
+        locust = plan_locust(load.http)
     if load.http is not None and locust is None:
         h = load.http
         http = HTTPLoadPlan(
@@ -165,9 +158,7 @@ def plan_phase(scenario: Scenario, phase: Phase) -> PhasePlan:
         remediations=tuple(r.kind for r in phase.remediations),
         pod_dns=pod_dns,
         fqdn=fqdn,
-        load=plan_load(
-            scenario, scenario.phase_load(phase), fqdn=fqdn, pooling=pooling, where=where
-        ),
+        load=plan_load(scenario, scenario.phase_load(phase), fqdn=fqdn, pooling=pooling),
         sysctls=sysctls,
         fault=fault,
         coredns=coredns,

@@ -429,5 +429,20 @@ class Scenario(_Strict):
             seen[p.name] = i
         return self
 
+    @model_validator(mode="after")
+    def _pooling_needs_the_raw_client(self) -> Scenario:
+        for i, p in enumerate(self.phases):
+            http = self.phase_load(p).http
+            if (
+                http is not None
+                and http.locustfile
+                and any(r.kind == "pooling" for r in p.remediations)
+            ):
+                raise ValueError(
+                    f"@phases[{i}].remediations: pooling switches the raw client to keep-alive; "
+                    "a locustfile decides its own connections (use a keep-alive user class)"
+                )
+        return self
+
     def phase_load(self, phase: Phase) -> LoadSpec:
         return phase.load or self.load
