@@ -95,16 +95,26 @@ def yaml_error_line(e: yaml.YAMLError) -> str:
 
 
 def load_scenario(path: str | Path) -> Scenario:
+    return read_scenario(path)[0]
+
+
+def read_scenario(path: str | Path) -> tuple[Scenario, str]:
+    """The scenario and the text it was parsed from: the file is read once, so a run keeps
+    what it ran even if the file changes or goes away meanwhile."""
     p = Path(path)
     if not p.is_file():
         raise BadInput("scenario file not found", field="SCENARIO_FILE", value=str(p))
     try:
-        data = yaml.safe_load(p.read_text())
+        text = p.read_text()
+        data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise BadInput(yaml_error_line(e), field="(file)", source=str(p)) from None
     except UnicodeDecodeError:
         raise BadInput("not UTF-8 text", field="(file)", source=str(p)) from None
-    return parse_scenario(data, source=str(p))
+    except OSError as e:
+        msg = f"cannot read it: {e.strerror or e}"
+        raise BadInput(msg, field="SCENARIO_FILE", value=str(p)) from None
+    return parse_scenario(data, source=str(p)), text
 
 
 def json_schema() -> dict[str, Any]:

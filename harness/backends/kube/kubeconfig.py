@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
-from harness.backends.kube import readiness, tuner
+from harness.backends.kube import commands, readiness, tuner
 from harness.backends.kube.api import DynamicKubeAPI, KubeAPI, wait_until
 from harness.backends.kube.cluster import (
     Images,
@@ -33,7 +33,7 @@ from harness.backends.kube.names import (
 from harness.backends.kube.nodeaccess import ProbeNodeAccess
 from harness.backends.kube.placement import NodeMap, map_schedulable
 from harness.backends.kube.proc import Runner, subprocess_runner
-from harness.errors import BackendError, UnsafeRequest
+from harness.errors import BackendError, CommandFailed, UnsafeRequest
 from harness.scenario.model import Scenario
 
 
@@ -77,6 +77,18 @@ def disruptive_steps(scenario: Scenario) -> list[str]:
                 f"phase {p.name}: install NodeLocal DNSCache (intercepts kube-dns on every node)"
             )
     return list(dict.fromkeys(steps))
+
+
+def preflight(kubeconfig: str | None, runner: Runner = subprocess_runner) -> None:
+    """Before anything is created: kubectl is on PATH (MissingTool, exit 2) and the API server
+    answers (BackendError, exit 3), within a few seconds rather than a client's long retries."""
+    try:
+        runner(commands.kubectl_server_version(kubeconfig), timeout_s=30)
+    except CommandFailed as e:
+        where = kubeconfig or "$KUBECONFIG or ~/.kube/config"
+        raise BackendError(
+            f"the API server of {where} does not answer: {e.stderr.strip()[-300:] or e}"
+        ) from None
 
 
 @dataclass

@@ -26,6 +26,7 @@ from harness.dns.resolvconf import ResolvConf
 from harness.errors import BackendError
 from harness.kernel.kmsg import KmsgReader
 from harness.measurement import PhaseMeasurement
+from harness.results.evidence import Evidence
 from harness.scenario.model import LoadSpec, Phase, Scenario
 
 SERVER_COUNTERS_UNAVAILABLE = (
@@ -81,7 +82,7 @@ class KubeRunCluster:
         self._period = 1.0 / sample_hz
         self._stack = ExitStack()
         self._kc: KubeCluster | None = None
-        self._evidence: dict[str, str] = {}
+        self._evidence = Evidence()
 
     @property
     def kube(self) -> KubeCluster:
@@ -145,7 +146,7 @@ class KubeRunCluster:
         targets = kc.client_targets()
         plans = kc.worker_plans(targets)
         for t in targets:
-            self._evidence[f"pods/{phase.name}/{t.pod}/resolv.conf"] = t.resolv
+            self._evidence.phase_pods.setdefault(phase.name, {})[t.pod] = t.resolv
         labels = series_labels(kc.node_map)
         cmax = int(access.stat(next(iter(labels.values())))["max"])
         hits0 = sum(kc.fault_drops().values()) if phase.faults else 0
@@ -223,12 +224,9 @@ class KubeRunCluster:
                 sampler.stop()
             return [f.result() for f in futures]
 
-    def evidence(self) -> dict[str, str]:
+    def evidence(self) -> Evidence:
         """Per node: conntrack -S / iptables-save where reachable; per phase and pod: the
-        resolv.conf the load ran with; the nodes' mapping."""
-        out = dict(self._evidence)
-        kc = self.kube
-        for node in kc.real_nodes():
-            for name, text in kc.settings.access.evidence(node).items():
-                out[f"nodes/{node}/{name}"] = text
-        return out
+        resolv.conf the load ran with."""
+        access = self.kube.settings.access
+        nodes = {node: access.evidence(node) for node in self.kube.real_nodes()}
+        return Evidence(nodes=nodes, phase_pods=dict(self._evidence.phase_pods))

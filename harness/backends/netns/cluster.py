@@ -32,6 +32,7 @@ from harness.kernel.process import Proc, spawn, stop_pid
 from harness.kernel.sampler import NodeProbe, NodeSeries, Sampler
 from harness.measurement import PhaseMeasurement
 from harness.result import CaptureResult
+from harness.results.evidence import Evidence
 from harness.scenario.model import (
     FQDN,
     ConntrackSysctls,
@@ -472,18 +473,18 @@ class NetnsCluster:
         self.pcaps[label] = out.read_bytes()
         return summary.as_result()
 
-    def evidence(self) -> dict[str, str | bytes]:
-        """Per-node iptables-save and conntrack -S, per-pod resolv.conf: for bug bundles.
-        With --pcap, each phase's unanswered same-port pairs as ``pcap/<phase>.pcap``."""
-        out: dict[str, str | bytes] = {f"pcap/{k}.pcap": v for k, v in self.pcaps.items()}
+    def evidence(self) -> Evidence:
+        """Per-node iptables-save, conntrack -S and nft ruleset, per-pod resolv.conf: for bug
+        bundles. With --pcap, each phase's unanswered same-port pairs."""
+        ev = Evidence(pcaps=dict(self.pcaps))
         for node in self.plan.nodes:
-            out[f"{node.name}/iptables-save.txt"] = run(["iptables-save"], netns=node.ns).stdout
-            out[f"{node.name}/conntrack-S.txt"] = run(["conntrack", "-S"], netns=node.ns).stdout
-            out[f"{node.name}/nft-ruleset.txt"] = run(
-                ["nft", "list", "ruleset"], netns=node.ns
-            ).stdout
+            ev.nodes[node.name] = {
+                "iptables-save.txt": run(["iptables-save"], netns=node.ns).stdout,
+                "conntrack-S.txt": run(["conntrack", "-S"], netns=node.ns).stdout,
+                "nft-ruleset.txt": run(["nft", "list", "ruleset"], netns=node.ns).stdout,
+            }
         for pod in self.plan.role("client"):
             p = Path("/etc/netns") / pod.ns / "resolv.conf"
             if p.exists():
-                out[f"pods/{pod.name}/resolv.conf"] = p.read_text()
-        return out
+                ev.pods[pod.name] = p.read_text()
+        return ev

@@ -18,11 +18,11 @@ from harness.backends.kube.names import LABEL_NODE
 from harness.backends.kube.runcluster import KubeRunCluster, series_labels
 from harness.backends.netns import cluster as netns_cluster
 from harness.backends.registry import check_backend
-from harness.errors import NotRoot, UnsafeRequest
+from harness.errors import BackendError, NotRoot, UnsafeRequest
 from harness.kernel.sampler import NodeSeries
 from harness.measurement import PhaseMeasurement
-from harness.phase_result import build_phase_result
-from harness.result import PhaseResult, ServerResult
+from harness.results.build import build_phase_result
+from harness.results.schema import PhaseResult, ServerResult
 from harness.scenario.model import Scenario
 
 INODES = {"cth-r1-worker": 4026532001, "cth-r1-worker2": 4026532002}
@@ -349,24 +349,18 @@ def write_scenario(tmp_path: Path, **extra: Any) -> Path:
 def test_cli_flags_reach_backend_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[tuple[str, BackendOptions | None]] = []
 
-    class Stop(Exception):
-        pass
+    def fake_run(record: Any, _scenario: Any, *, options: BackendOptions | None, **_kw: Any) -> Any:
+        seen.append((record.backend, options))
+        raise BackendError("stopped here")
 
-    def fake_run(
-        _scenario: Any, *, backend: str, options: BackendOptions | None, **_kw: Any
-    ) -> Any:
-        seen.append((backend, options))
-        raise Stop
-
-    monkeypatch.setattr(runner, "run_scenario", fake_run)
+    monkeypatch.setattr(runner, "run", fake_run)
+    monkeypatch.chdir(tmp_path)  # the default report dir goes under the cwd
     kc = tmp_path / "kc.yaml"
     kc.write_text("apiVersion: v1\nkind: Config\n")
     sc = write_scenario(tmp_path)
     argv = ["run", str(sc), "--backend", "kubeconfig", "--kubeconfig", str(kc)]
-    with pytest.raises(Stop):
-        cli.main([*argv, "--loadgen-image", "reg.example/lg", "--allow-disruptive"])
-    with pytest.raises(Stop):
-        cli.main(["run", str(sc), "--backend", "kind", "--keep-cluster"])
+    assert cli.main([*argv, "--loadgen-image", "reg.example/lg", "--allow-disruptive"]) == 3
+    assert cli.main(["run", str(sc), "--backend", "kind", "--keep-cluster"]) == 3
     assert seen == [
         (
             "kubeconfig",
@@ -376,6 +370,7 @@ def test_cli_flags_reach_backend_options(tmp_path: Path, monkeypatch: pytest.Mon
         ),
         ("kind", BackendOptions(keep_cluster=True)),
     ]
+    assert not (tmp_path / "conntrack-harness-reports").exists()  # nothing measured, nothing left
 
 
 def test_kubeconfig_refuses_node_sysctls_without_allow_disruptive(

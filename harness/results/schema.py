@@ -1,0 +1,224 @@
+"""The shape of ``result.json``: the contract reports, CI and other tools rely on.
+
+Typed with TypedDicts so the JSON on disk and the code that builds it cannot drift apart.
+Every phase carries ``injected``: true when a fault was injected (never a natural result).
+"""
+
+from typing import Literal, NotRequired, TypedDict
+
+SCHEMA_VERSION = 1
+Verdict = Literal["pass", "fail", "error"]
+
+
+class LatencyMs(TypedDict):
+    p50: float
+    p90: float
+    p99: float
+    max: float
+
+
+class RateCI(TypedDict):
+    """A proportion with its 95 % Wilson interval."""
+
+    rate: float
+    low: float
+    high: float
+
+
+class LatencyHist(TypedDict):
+    """Lookup latencies bucketed at ``edges_s``; ``counts`` has one more entry (the overflow)."""
+
+    edges_s: list[float]
+    counts: list[int]
+
+
+class DNSResult(TypedDict):
+    lookups: int
+    timeouts: int  # lookups that waited at least one full resolver timeout
+    timeout_rate: float
+    timeout_rate_ci: RateCI
+    failed: int  # lookups that ended with no answer at all
+    failed_rate: float
+    # given up at phase end after one full timeout wait (counted in timeouts, not failed)
+    unfinished: NotRequired[int]
+    full_timeout_waits: int
+    full_timeout_rate: float
+    queries_sent: int
+    queries_unanswered: int
+    queries_per_lookup: float
+    latency_ms: LatencyMs
+    resolver: str
+    timeline: list[list[float]]  # [t_s, lookups, timeouts] per second
+    latency_hist: NotRequired[LatencyHist]
+    by_name: NotRequired[dict[str, dict[str, float]]]
+    # final outcome counts: answer / nxdomain / nodata / timeout / error (SERVFAIL, REFUSED)
+    outcomes: NotRequired[dict[str, int]]
+
+
+class NodeConntrack(TypedDict):
+    node: str
+    max: int
+    peak_count: int
+    drop: int
+    early_drop: int
+    insert_failed: int
+    clash_resolve: int
+    insert: int
+    invalid: int
+    table_full_lines: int
+    states_at_peak: dict[str, int]
+    dns_entries: int  # conntrack entries of pods' DNS flows in the snapshot at peak
+    dns_in: int  # DNS packets from pods into the node (before conntrack)
+    dns_out: int  # DNS packets that left the node towards the DNS service
+    timeline: list[list[float]]  # [t_s, count] or [t_s, count, drop_total_so_far]
+
+
+class ConntrackResult(TypedDict):
+    max: int
+    peak_count: int
+    peak_fill: float
+    drop: int
+    early_drop: int
+    insert_failed: int
+    clash_resolve: int
+    table_full_lines: int
+    dns_entries: int
+    table_full_log: list[str]
+    nodes: list[NodeConntrack]
+
+
+class HTTPResult(TypedDict):
+    mode: str
+    requests: int
+    failures: int
+    failure_rate: float
+    new_connections: int
+
+
+class ServerResult(TypedDict):
+    """Counted in the DNS server pods' own namespaces (nft counters)."""
+
+    received: int
+    answered: int
+    per_pod: NotRequired[dict[str, dict[str, int]]]  # replica -> received/answered
+    upstream_received: NotRequired[int]  # queries CoreDNS forwarded to the upstream resolver
+
+
+class ExpectationResult(TypedDict):
+    expect: str
+    observed: float | None
+    ok: bool
+
+
+class Agreement(TypedDict):
+    """Client-side vs kernel-side accounting of lost DNS queries."""
+
+    client_unanswered: int
+    node_dropped: int  # DNS packets that entered a node and never left it
+    server_unanswered: int  # received by the DNS pods but not answered
+    explained: str
+
+
+class AlertResult(TypedDict):
+    """A Prometheus alert rule evaluated over the phase's sampled series."""
+
+    expr: str
+    for_s: float
+    fired: bool
+    nodes: list[str]  # nodes on which it fired
+    max_ratio: float
+
+
+class DiagnosisResult(TypedDict):
+    cause: str
+    injected: bool
+    confidence: str
+    remediation: str
+    evidence: list[str]
+
+
+class RaceResult(TypedDict):
+    """The natural A/AAAA race attempt, in the vocabulary the issue asks for."""
+
+    # "reproduced: ..." | "kernel resolved N clashes, 0 drops" | "inconclusive: ..." |
+    # "confounded: ..." (the table was full: lost replies are exhaustion, not the race)
+    verdict: str
+    kernel: str
+    pairs_sent: int
+    replies_missing: int
+    insert_failed: dict[str, int]
+    drop: dict[str, int]
+    clash_resolve: dict[str, int]
+
+
+class CaptureResult(TypedDict):
+    """``run --pcap``: tcpdump in the client pods; what the unanswered same-port pairs were."""
+
+    file: str  # in the bug bundle: pcap/<phase>.pcap, only the unanswered pairs' packets
+    tool: str
+    where: str
+    queries: int
+    same_port_pairs: int
+    unanswered_pairs: int
+    unanswered_queries: int
+    kernel_dropped: int  # packets tcpdump's buffer lost
+
+
+class Comparison(TypedDict):
+    """A remediated phase against its baseline."""
+
+    baseline: str
+    phase: str
+    metric: str
+    before: float
+    after: float
+    change: float  # relative: (after - before) / before
+    p_value: float | None
+    sentence: str
+
+
+class PhaseResult(TypedDict):
+    name: str
+    repeat_index: int
+    remediations: list[str]
+    injected: bool
+    faults: list[dict[str, object]]
+    duration_s: float
+    dns: DNSResult
+    http: HTTPResult | None
+    conntrack: ConntrackResult
+    server: ServerResult
+    node: dict[str, int]
+    agreement: Agreement
+    fault: NotRequired[dict[str, object]]
+    expectations: list[ExpectationResult]
+    verdict: Verdict
+    alerts: NotRequired[dict[str, AlertResult]]
+    diagnosis: NotRequired[DiagnosisResult]
+    race: NotRequired[RaceResult]
+    capture: NotRequired[CaptureResult]
+
+
+class Environment(TypedDict):
+    kernel: str
+    backend: str
+    hostname: str
+    python: str
+    sysctls: dict[str, str]
+    tools: dict[str, str]
+
+
+class RunResult(TypedDict):
+    schema_version: int
+    run_id: str
+    scenario: str
+    scenario_file: str | None
+    started_at: str
+    finished_at: str
+    command: str
+    verdict: Verdict
+    environment: Environment
+    phases: list[PhaseResult]
+    comparisons: NotRequired[list[Comparison]]
+    # verdict "error": the run failed after measuring these phases; what failed, in words
+    error: NotRequired[str]
