@@ -61,32 +61,30 @@ def cmd_run(args: argparse.Namespace) -> int:
         scenario_text=text,
     )
     given = Path(args.report_dir) if args.report_dir else None
-    report_dir = prepare_report_dir(given or default_report_dir(scenario.name, record.run_id))
-    textfile = (
-        check_textfile(Path(args.metrics_textfile))
-        if args.metrics_textfile
-        else report_dir / "metrics.prom"
-    )
-    print(
-        f"conntrack-harness {__version__}: scenario {scenario.name} "
-        f"({len(scenario.phases)} phases) on {args.backend}; reports in {report_dir}",
-        file=sys.stderr,
-    )
-    live = LiveRun(args.metrics_port, textfile)
+    textfile = check_textfile(Path(args.metrics_textfile)) if args.metrics_textfile else None
+    live = LiveRun(args.metrics_port)  # a port in use is bad input, refused here
     try:
-        run(
-            record,
-            scenario,
-            force=args.force,
-            wait_s=args.wait,
-            progress=live.progress,
-            on_phase=live.on_phase,
-            options=backend_options(args),
+        report_dir = prepare_report_dir(given or default_report_dir(scenario.name, record.run_id))
+        live.textfile = textfile or report_dir / "metrics.prom"
+        print(
+            f"conntrack-harness {__version__}: scenario {scenario.name} "
+            f"({len(scenario.phases)} phases) on {args.backend}; reports in {report_dir}",
+            file=sys.stderr,
         )
-    except BaseException:
-        if salvage(record, report_dir) is None and given is None:
-            _remove_if_empty(report_dir)  # nothing measured: leave no empty default dir
-        raise
+        try:
+            run(
+                record,
+                scenario,
+                force=args.force,
+                wait_s=args.wait,
+                progress=live.progress,
+                on_phase=live.on_phase,
+                options=backend_options(args),
+            )
+        except BaseException:
+            if salvage(record, report_dir) is None and given is None:
+                _remove_if_empty(report_dir)  # nothing measured: leave no empty default dir
+            raise
     finally:
         live.close()
     result = record.result()
@@ -126,13 +124,17 @@ def _port(value: str) -> int:
     return n
 
 
-def _positive_int(value: str) -> int:
+def _table_size(value: str) -> int:
+    from harness.kernel.conntrack import CONNTRACK_MAX_MAX, CONNTRACK_MAX_MIN
+
     try:
         n = int(value)
     except ValueError:
         n = 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"a positive whole number is needed, not {value!r}")
+    if not CONNTRACK_MAX_MIN <= n <= CONNTRACK_MAX_MAX:
+        raise argparse.ArgumentTypeError(
+            f"a table size {CONNTRACK_MAX_MIN}..{CONNTRACK_MAX_MAX} is needed, not {value!r}"
+        )
     return n
 
 
@@ -192,10 +194,12 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 
 def cmd_restore(args: argparse.Namespace) -> int:
     from harness.kernel.journal import HostLock
-    from harness.restore import restore_stale, set_conntrack_max
+    from harness.restore import check_conntrack_max_floor, restore_stale, set_conntrack_max
     from harness.runner import require_root
 
     require_root()
+    if args.conntrack_max is not None:
+        check_conntrack_max_floor(args.conntrack_max)  # refuse before anything is undone
     with HostLock(args.wait):
         report = restore_stale(orphans=args.orphans)
         if args.conntrack_max is not None:
@@ -323,10 +327,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rs.add_argument(
         "--conntrack-max",
-        type=_positive_int,
+        type=_table_size,
         metavar="ENTRIES",
         help="set net.netfilter.nf_conntrack_max to ENTRIES, for when no journal recorded its "
-        "original (the kernel's default is nf_conntrack_buckets)",
+        "original (the kernel's default is nf_conntrack_buckets). Refused below the host's "
+        "live entry count + 1024",
     )
     rs.set_defaults(func=cmd_restore)
     d = sub.add_parser("doctor", help="check prerequisites (read-only)")

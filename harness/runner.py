@@ -24,6 +24,7 @@ from harness.backends.registry import (
 )
 from harness.errors import BadInput, NotRoot, RestoreFailed, UnsafeRequest
 from harness.kernel import sysctl
+from harness.kernel.conntrack import max_refusal
 from harness.kernel.journal import STATE_DIR_ENV, HostLock, Journal, state_dir
 from harness.kernel.signals import deferred
 from harness.restore import RestoreReport, restore_stale, undo_journal
@@ -34,7 +35,6 @@ from harness.results.schema import Environment, PhaseResult, RunResult
 from harness.scenario.model import Phase, Scenario
 
 CT = "net.netfilter."
-MAX_MARGIN = 1024
 
 
 class Interrupted(BaseException):
@@ -84,13 +84,10 @@ def signals_raise() -> Iterator[None]:
 
 def check_conntrack_max(value: int, *, force: bool) -> None:
     """Never shrink the global table below what the host itself is using (plus a margin)."""
-    live = int(sysctl.read(CT + "nf_conntrack_count"))
-    if value < live + MAX_MARGIN and not force:
+    why = max_refusal(value, int(sysctl.read(CT + "nf_conntrack_count")))
+    if why is not None and not force:
         raise UnsafeRequest(
-            f"nf_conntrack_max={value} is below the host's live count {live} + {MAX_MARGIN}; "
-            "that would drop the machine's own traffic (pass --force to do it anyway)",
-            field="host.nf_conntrack_max",
-            value=value,
+            f"{why} (pass --force to do it anyway)", field="host.nf_conntrack_max", value=value
         )
 
 

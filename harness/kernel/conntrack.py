@@ -5,6 +5,28 @@ from __future__ import annotations
 import re
 from collections import Counter
 
+# What the harness will write into the kernel's global table settings. The kernel takes an int
+# for nf_conntrack_max, but every bucket is allocated up front (8 bytes each) and 'auto' makes
+# max / 4 of them: 2**26 entries (16M buckets, 128 MiB) is far beyond any node's real table.
+CONNTRACK_MAX_MIN = 64
+CONNTRACK_MAX_MAX = 1 << 26
+BUCKETS_MIN = 1
+BUCKETS_MAX = 1 << 24
+# room left above the host's own live entries when the global table is shrunk
+MAX_MARGIN = 1024
+
+
+def max_refusal(value: int, live: int) -> str | None:
+    """Why ``value`` is too small a global table for a host that uses ``live`` entries itself
+    (None: it leaves room)."""
+    if value < live + MAX_MARGIN:
+        return (
+            f"nf_conntrack_max={value} is below the host's live count {live} + {MAX_MARGIN}; "
+            "that would drop the machine's own traffic"
+        )
+    return None
+
+
 # Columns present in /proc/net/stat/nf_conntrack vary by kernel; the header names them.
 STAT_FIELDS = (
     "found",

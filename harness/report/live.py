@@ -36,6 +36,7 @@ class LiveRun:
     """Progress callbacks for :func:`harness.runner.run`, feeding the bar and the metrics."""
 
     def __init__(self, metrics_port: int | None = None, textfile: Path | None = None) -> None:
+        """``textfile`` may be set later (the report dir is made after the port is bound)."""
         self.metrics = HarnessMetrics()
         self.textfile = textfile
         self.textfile_error: str | None = None

@@ -7,13 +7,34 @@ CoreDNS, NodeLocal DNSCache, node sysctls) and realized by a backend.
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from harness.dns.resolvconf import FLAG_OPTIONS, VALUE_OPTIONS
 from harness.errors import BadInput
+from harness.kernel.conntrack import (
+    BUCKETS_MAX,
+    BUCKETS_MIN,
+    CONNTRACK_MAX_MAX,
+    CONNTRACK_MAX_MIN,
+)
 from harness.scenario.expect import Expectation
+
+# a lookup name: DNS labels of letters, digits, '-' and '_' (and '{n}', expanded per lookup),
+# dot-separated, an optional trailing dot for an absolute name
+_LOOKUP_NAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9_{}-]{1,63}\.)*[A-Za-z0-9_{}-]{1,63}\.?$")
+ConntrackMax = Annotated[int, Field(ge=CONNTRACK_MAX_MIN, le=CONNTRACK_MAX_MAX)]
+
+
+def _buckets(v: int | str) -> int | str:
+    if isinstance(v, int) and not BUCKETS_MIN <= v <= BUCKETS_MAX:
+        raise ValueError(f"must be 'auto' or a whole number {BUCKETS_MIN}..{BUCKETS_MAX}")
+    return v
+
+
+Buckets = Annotated[int | Literal["auto"], AfterValidator(_buckets)]
 
 ResolverModel = Literal["glibc", "musl", "go", "sequential"]
 
@@ -129,16 +150,16 @@ class ClusterSpec(_Strict):
 
 
 class HostSpec(_Strict):
-    nf_conntrack_max: int | None = Field(
-        None, ge=64, description="Host-global table size for the run (restored afterwards)"
+    nf_conntrack_max: ConntrackMax | None = Field(
+        None, description="Host-global table size for the run (restored afterwards)"
     )
 
 
 class NodeSysctls(_Strict):
     """Per-namespace conntrack sysctls of every node (and the global max/buckets)."""
 
-    nf_conntrack_max: int | None = Field(None, ge=64)
-    nf_conntrack_buckets: int | Literal["auto"] | None = Field(
+    nf_conntrack_max: ConntrackMax | None = None
+    nf_conntrack_buckets: Buckets | None = Field(
         None, description="'auto' = nf_conntrack_max / 4, as the seed recommends"
     )
     tcp_timeout_time_wait: int | None = Field(None, ge=1, le=600)
@@ -175,11 +196,28 @@ class DNSLoad(_Strict):
         "sequential queries is sticky per process)",
     )
 
+    @field_validator("names")
+    @classmethod
+    def _names(cls, v: list[str]) -> list[str]:
+        for i, name in enumerate(v):
+            if not _LOOKUP_NAME.match(name):
+                raise ValueError(
+                    f"@[{i}]: {name!r} is not a DNS name (dot-separated labels of letters, "
+                    "digits, '-' or '_', 1-63 each, optionally '{n}' and a trailing dot)"
+                )
+        return v
+
 
 class LoadSpec(_Strict):
     duration_s: float = Field(20, gt=0, le=3600)
     http: HTTPLoad | None = Field(default_factory=HTTPLoad)
     dns: DNSLoad | None = Field(default_factory=DNSLoad)
+
+    @model_validator(mode="after")
+    def _some_load(self) -> LoadSpec:
+        if self.http is None and self.dns is None:
+            raise ValueError("@dns: http and dns are both null: a phase needs some load")
+        return self
 
 
 class _Remediation(_Strict):
@@ -197,8 +235,8 @@ class ConntrackSysctls(_Remediation):
     """Raise nf_conntrack_max (+buckets) and/or shorten conntrack timeouts on the nodes."""
 
     kind: Literal["conntrack-sysctls"] = "conntrack-sysctls"
-    nf_conntrack_max: int | None = Field(None, ge=64)
-    nf_conntrack_buckets: int | Literal["auto"] | None = None
+    nf_conntrack_max: ConntrackMax | None = None
+    nf_conntrack_buckets: Buckets | None = None
     tcp_timeout_time_wait: int | None = Field(None, ge=1, le=600)
 
 
