@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shlex
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness import __version__
 from harness.errors import BadInput, ExpectationViolated, HarnessError, InternalError, RestoreFailed
+from harness.kernel.conntrack import CONNTRACK_MAX_MAX, CONNTRACK_MAX_MIN
 from harness.results.schema import RunResult
 
 if TYPE_CHECKING:
@@ -104,38 +107,31 @@ def _remove_if_empty(d: Path) -> None:
         pass
 
 
-def _seconds(value: str) -> float:
-    try:
-        n = float(value)
-    except ValueError:
-        n = -1.0
-    if not n >= 0 or n == float("inf"):
-        raise argparse.ArgumentTypeError(f"a number of seconds >= 0 is needed, not {value!r}")
-    return n
+def _in_range(
+    parse: Callable[[str], float], lo: float, hi: float, what: str
+) -> Callable[[str], float]:
+    """An argparse ``type=``: ``parse`` the value and refuse it outside ``lo..hi`` (exit 2)."""
+
+    def check(value: str) -> float:
+        try:
+            n = parse(value)
+        except ValueError:
+            n = math.nan
+        if not lo <= n <= hi:  # NaN fails too
+            raise argparse.ArgumentTypeError(f"{what} is needed, not {value!r}")
+        return n
+
+    return check
 
 
-def _port(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        n = -1
-    if not 0 <= n <= 65535:
-        raise argparse.ArgumentTypeError(f"a TCP port 0-65535 is needed, not {value!r}")
-    return n
-
-
-def _table_size(value: str) -> int:
-    from harness.kernel.conntrack import CONNTRACK_MAX_MAX, CONNTRACK_MAX_MIN
-
-    try:
-        n = int(value)
-    except ValueError:
-        n = 0
-    if not CONNTRACK_MAX_MIN <= n <= CONNTRACK_MAX_MAX:
-        raise argparse.ArgumentTypeError(
-            f"a table size {CONNTRACK_MAX_MIN}..{CONNTRACK_MAX_MAX} is needed, not {value!r}"
-        )
-    return n
+_seconds = _in_range(float, 0, 1e9, "a number of seconds >= 0")
+_port = _in_range(int, 0, 65535, "a TCP port 0-65535")
+_table_size = _in_range(
+    int,
+    CONNTRACK_MAX_MIN,
+    CONNTRACK_MAX_MAX,
+    f"a table size {CONNTRACK_MAX_MIN}..{CONNTRACK_MAX_MAX}",
+)
 
 
 def _load_result(path: str) -> RunResult:

@@ -1,7 +1,7 @@
 """Compatibility alias: the result schema lives in :mod:`harness.results.schema`.
 
 Kept so modules written against ``harness.result`` keep importing while they move over;
-new code imports ``harness.results``.
+new code imports ``harness.results.schema``.
 """
 
 from harness.results.schema import (

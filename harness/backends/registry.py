@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from harness.backends.base import BackendOptions, Cluster
-from harness.errors import BadInput, UnsafeRequest
+from harness.errors import BadInput
 from harness.kernel.journal import Journal
 from harness.kernel.sysctl import SysctlGuard
 from harness.scenario.model import Scenario
@@ -101,17 +101,9 @@ def check_backend(backend: str, scenario: Scenario, options: BackendOptions) -> 
                 "and pass --loadgen-image REPO",
                 field="--loadgen-image",
             )
-        from harness.backends.kube.kubeconfig import disruptive_steps
+        from harness.backends.kube.kubeconfig import check_allowed
 
-        steps = disruptive_steps(scenario)
-        if steps and not options.allow_disruptive:
-            raise UnsafeRequest(
-                "this scenario changes the existing cluster beyond its own namespace: "
-                + "; ".join(steps)
-                + ". Re-run with --allow-disruptive on a cluster you may disturb",
-                field="--allow-disruptive",
-                value=False,
-            )
+        check_allowed(scenario, allow_disruptive=options.allow_disruptive)
 
 
 def check_backend_ready(backend: str, options: BackendOptions) -> None:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.backends.kube import commands, readiness
-from harness.backends.kube.api import KubeAPI, wait_until
+from harness.backends.kube.api import DynamicKubeAPI, KubeAPI, wait_until
 from harness.backends.kube.cluster import Images, KubeCluster, Settings, realize_workload
 from harness.backends.kube.hostsysctl import (
     GuardedHostSysctls,
@@ -85,15 +85,15 @@ class ContainerNodeBackend:
 
     def __init__(
         self,
-        settings: ContainerSettings,
+        settings: ContainerSettings | None = None,
         *,
         runner: Runner = subprocess_runner,
-        api_factory: Callable[[str], KubeAPI],
+        api_factory: Callable[[str], KubeAPI] = DynamicKubeAPI,
         guard: SysctlSetter | None = None,
         host_factory: Callable[[], HostSysctls] | None = None,
         euid: Callable[[], int] = os.geteuid,
     ) -> None:
-        self.settings = settings
+        self.settings = settings or self.default_settings()
         self._run = runner
         self._api_factory = api_factory
         self._guard = guard
@@ -101,6 +101,9 @@ class ContainerNodeBackend:
         self._euid = euid
 
     # --- what a subclass provides ---------------------------------------------------------
+    def default_settings(self) -> ContainerSettings:
+        raise NotImplementedError
+
     def start(self, stack: ExitStack, scenario: Scenario, run_id: str, workdir: Path) -> Started:
         """Create (or reuse) the cluster; push its teardown onto ``stack``."""
         raise NotImplementedError

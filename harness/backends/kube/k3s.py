@@ -7,7 +7,6 @@ guard exactly as on kind, and counters come from ``docker exec`` into the contai
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -15,14 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from harness.backends.kube import commands
-from harness.backends.kube.api import DynamicKubeAPI, KubeAPI
 from harness.backends.kube.containernodes import (
     ContainerNodeBackend,
     ContainerSettings,
     Started,
     docker_ready,
 )
-from harness.backends.kube.hostsysctl import HostSysctls, SysctlSetter
 from harness.backends.kube.names import run_labels, scenario_nodes
 from harness.backends.kube.placement import NodeMap, map_single
 from harness.backends.kube.proc import Runner, pipe, subprocess_runner
@@ -66,28 +63,21 @@ class K3sBackend(ContainerNodeBackend):
     name = "k3s"
     node_word = "a k3s container"
 
+    settings: K3sSettings
+
     def __init__(
         self,
         settings: K3sSettings | None = None,
         *,
-        runner: Runner = subprocess_runner,
-        api_factory: Callable[[str], KubeAPI] = DynamicKubeAPI,
-        guard: SysctlSetter | None = None,
-        host_factory: Callable[[], HostSysctls] | None = None,
-        euid: Callable[[], int] = os.geteuid,
         start: Callable[[str, str], Any] = start_k3s,
+        **kw: Any,
     ) -> None:
-        super().__init__(
-            settings or K3sSettings(),
-            runner=runner,
-            api_factory=api_factory,
-            guard=guard,
-            host_factory=host_factory,
-            euid=euid,
-        )
-        self.settings: K3sSettings = settings or K3sSettings()
+        super().__init__(settings, **kw)
         self._start_container = start
         self._cid = ""
+
+    def default_settings(self) -> K3sSettings:
+        return K3sSettings()
 
     def start(self, stack: ExitStack, scenario: Scenario, run_id: str, workdir: Path) -> Started:
         container = self._start_container(self.settings.image, run_id)

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harness.backends.kube import commands, kindconfig
-from harness.backends.kube.api import DynamicKubeAPI, KubeAPI
 from harness.backends.kube.containernodes import (
     DOCKERFILES,
     ContainerNodeBackend,
@@ -18,7 +16,6 @@ from harness.backends.kube.containernodes import (
     Started,
     docker_ready,
 )
-from harness.backends.kube.hostsysctl import HostSysctls, SysctlSetter
 from harness.backends.kube.names import check_run_id, scenario_nodes
 from harness.backends.kube.placement import NodeMap, map_by_label
 from harness.backends.kube.proc import Runner, subprocess_runner
@@ -63,26 +60,11 @@ class KindBackend(ContainerNodeBackend):
     name = "kind"
     node_word = "a kind cluster"
 
-    def __init__(
-        self,
-        settings: KindSettings | None = None,
-        *,
-        runner: Runner = subprocess_runner,
-        api_factory: Callable[[str], KubeAPI] = DynamicKubeAPI,
-        guard: SysctlSetter | None = None,
-        host_factory: Callable[[], HostSysctls] | None = None,
-        euid: Callable[[], int] = os.geteuid,
-    ) -> None:
-        super().__init__(
-            settings or KindSettings(),
-            runner=runner,
-            api_factory=api_factory,
-            guard=guard,
-            host_factory=host_factory,
-            euid=euid,
-        )
-        self.settings: KindSettings = settings or KindSettings()
-        self._cluster = ""
+    settings: KindSettings
+    _cluster = ""  # set by start()
+
+    def default_settings(self) -> KindSettings:
+        return KindSettings()
 
     def cluster_name(self, run_id: str) -> str:
         return self.settings.cluster_name or f"cth-{check_run_id(run_id)}"

@@ -91,6 +91,19 @@ def preflight(kubeconfig: str | None, runner: Runner = subprocess_runner) -> Non
         ) from None
 
 
+def check_allowed(scenario: Scenario, *, allow_disruptive: bool) -> None:
+    """Refuse, naming every step, a scenario that would disturb the cluster unless allowed."""
+    steps = disruptive_steps(scenario)
+    if steps and not allow_disruptive:
+        raise UnsafeRequest(
+            "this scenario changes the existing cluster beyond its own namespace: "
+            + "; ".join(steps)
+            + ". Re-run with --allow-disruptive on a cluster you may disturb",
+            field="--allow-disruptive",
+            value=False,
+        )
+
+
 @dataclass
 class KubeconfigSettings:
     images: Images
@@ -115,15 +128,7 @@ class KubeconfigBackend:
         self._api_factory = api_factory
 
     def check_allowed(self, scenario: Scenario) -> None:
-        steps = disruptive_steps(scenario)
-        if steps and not self.settings.allow_disruptive:
-            raise UnsafeRequest(
-                "this scenario changes the existing cluster beyond its own namespace: "
-                + "; ".join(steps)
-                + ". Re-run with --allow-disruptive on a cluster you may disturb",
-                field="--allow-disruptive",
-                value=False,
-            )
+        check_allowed(scenario, allow_disruptive=self.settings.allow_disruptive)
 
     @contextmanager
     def realize(self, scenario: Scenario, run_id: str) -> Iterator[KubeCluster]:
