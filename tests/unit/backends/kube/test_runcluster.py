@@ -19,7 +19,7 @@ from harness.backends.kube.runcluster import KubeRunCluster, series_labels
 from harness.backends.netns import cluster as netns_cluster
 from harness.backends.registry import check_backend
 from harness.errors import BackendError, NotRoot, UnsafeRequest
-from harness.kernel.sampler import NodeSeries
+from harness.kernel.sampler import NodeSeries, Reading
 from harness.measurement import PhaseMeasurement
 from harness.results.build import build_phase_result
 from harness.results.schema import PhaseResult, ServerResult
@@ -227,9 +227,19 @@ def test_series_labels_one_node_k3s_counts_the_table_once() -> None:
 
 # --- the same result.json shape as netns ----------------------------------------------------
 class FakeProbe:
+    """A netns node probe (harness.kernel.sampler.Probe) whose count rises every read."""
+
     def __init__(self, node: str) -> None:
         self.node, self.ns, self.inode = node, f"cth-t-{node}", 1
+        self.where = self.ns
         self.n = 0
+
+    def read(self, with_stats: bool) -> Reading:
+        count = self.count()
+        return Reading(count, self.stat() if with_stats else None)
+
+    def netns_inode(self) -> int | None:
+        return self.inode
 
     def count(self) -> int:
         self.n += 1
