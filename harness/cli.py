@@ -47,27 +47,30 @@ def backend_options(args: argparse.Namespace) -> BackendOptions:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from harness import runner
     from harness.report import print_verdict_table
     from harness.report.files import default_report_dir, prepare_report_dir, salvage, write_run
     from harness.report.live import LiveRun, check_textfile
     from harness.results.record import RunRecord
-    from harness.runner import run
     from harness.scenario.loader import read_scenario
 
     # bad input -> exit 2 before any host change; the file is read once, here
     scenario, text = read_scenario(args.scenario)
     record = RunRecord(
         scenario=scenario.name,
+        run_id=runner.new_run_id(),
         backend=args.backend,
         command=shlex.join(["conntrack-harness", *sys.argv[1:]]),
         scenario_file=str(args.scenario),
         scenario_text=text,
     )
     given = Path(args.report_dir) if args.report_dir else None
+    chosen = given or default_report_dir(scenario.name, record.run_id)
+    created = not chosen.exists()  # removed again if the run measures nothing
     textfile = check_textfile(Path(args.metrics_textfile)) if args.metrics_textfile else None
     live = LiveRun(args.metrics_port)  # a port in use is bad input, refused here
     try:
-        report_dir = prepare_report_dir(given or default_report_dir(scenario.name, record.run_id))
+        report_dir = prepare_report_dir(chosen)
         live.textfile = textfile or report_dir / "metrics.prom"
         print(
             f"conntrack-harness {__version__}: scenario {scenario.name} "
@@ -75,7 +78,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         try:
-            run(
+            runner.run(
                 record,
                 scenario,
                 force=args.force,
@@ -85,8 +88,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 options=backend_options(args),
             )
         except BaseException:
-            if salvage(record, report_dir) is None and given is None:
-                _remove_if_empty(report_dir)  # nothing measured: leave no empty default dir
+            if salvage(record, report_dir) is None and created:
+                _remove_if_empty(report_dir, default=given is None)  # nothing measured
             raise
     finally:
         live.close()
@@ -99,10 +102,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _remove_if_empty(d: Path) -> None:
+def _remove_if_empty(d: Path, *, default: bool) -> None:
+    """Leave no empty report directory behind a run that measured nothing."""
     try:
         d.rmdir()
-        d.parent.rmdir()  # conntrack-harness-reports/, if this was its only run
+        if default:
+            d.parent.rmdir()  # conntrack-harness-reports/, if this was its only run
     except OSError:
         pass
 

@@ -28,9 +28,10 @@ from harness.kernel.conntrack import max_refusal
 from harness.kernel.journal import STATE_DIR_ENV, HostLock, Journal, state_dir
 from harness.kernel.signals import deferred
 from harness.restore import RestoreReport, restore_stale, undo_journal
+from harness.results import record as _record
 from harness.results.build import build_phase_result
 from harness.results.evidence import Evidence
-from harness.results.record import RunRecord, basic_environment, new_run_id
+from harness.results.record import RunRecord, basic_environment
 from harness.results.schema import Environment, PhaseResult, RunResult
 from harness.scenario.model import Phase, Scenario
 
@@ -125,6 +126,11 @@ def environment(backend: str) -> Environment:
         for t in ("iptables", "nft", "conntrack", "dnsmasq", "nginx")
     }
     return env
+
+
+def new_run_id() -> str:
+    """A fresh run id (the integration tests replace this to name their runs)."""
+    return _record.new_run_id()
 
 
 def _say_repaired(report: RestoreReport) -> None:
@@ -308,6 +314,7 @@ def run_scenario(
     (even when the run fails after a phase was measured)."""
     record = RunRecord(
         scenario=scenario.name,
+        run_id=new_run_id(),
         backend=backend,
         command=command or " ".join(sys.argv),
         scenario_file=scenario_file,
