@@ -309,15 +309,18 @@ def run_scenario(
     on_phase: Callable[[PhaseResult], None] | None = None,
     command: str | None = None,
     options: BackendOptions | None = None,
+    scenario_text: str | None = None,
 ) -> RunResult:
     """Run a scenario and return its result.json; with ``report_dir``, also write its reports
-    (even when the run fails after a phase was measured)."""
+    (even when the run fails after a phase was measured). ``scenario_text`` is what the bug
+    bundle keeps as scenario.yaml."""
     record = RunRecord(
         scenario=scenario.name,
         run_id=new_run_id(),
         backend=backend,
         command=command or " ".join(sys.argv),
         scenario_file=scenario_file,
+        scenario_text=scenario_text,
     )
     from harness.report.files import salvage, write_run
 
