@@ -48,6 +48,7 @@ def backend_options(args: argparse.Namespace) -> BackendOptions:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from harness import runner
+    from harness.backends.registry import check_backend
     from harness.report import print_verdict_table
     from harness.report.files import default_report_dir, prepare_report_dir, salvage, write_run
     from harness.report.live import LiveRun, check_textfile
@@ -56,6 +57,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     # bad input -> exit 2 before any host change; the file is read once, here
     scenario, text = read_scenario(args.scenario)
+    options = backend_options(args)
+    check_backend(args.backend, scenario, options)  # flags and refusals, then root
+    runner.require_root(args.backend)
     record = RunRecord(
         scenario=scenario.name,
         run_id=runner.new_run_id(),
@@ -85,7 +89,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 wait_s=args.wait,
                 progress=live.progress,
                 on_phase=live.on_phase,
-                options=backend_options(args),
+                options=options,
             )
         except BaseException:
             if salvage(record, report_dir) is None and created:
