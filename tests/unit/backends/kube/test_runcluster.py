@@ -22,6 +22,7 @@ from harness.errors import BackendError, NotRoot, UnsafeRequest
 from harness.kernel.sampler import NodeSeries, Reading
 from harness.measurement import PhaseMeasurement
 from harness.results.build import build_phase_result
+from harness.results.evidence import Evidence
 from harness.results.schema import PhaseResult, ServerResult
 from harness.scenario.model import Scenario
 
@@ -450,3 +451,21 @@ def test_root_only_where_the_host_kernel_is_touched(
     monkeypatch.setenv("CONNTRACK_HARNESS_STATE_DIR", str(blocker / "state"))
     with pytest.raises(Exception, match="CONNTRACK_HARNESS_STATE_DIR"):
         runner.require_root("kubeconfig")
+
+
+def test_kube_evidence_is_the_one_typed_layout(tmp_path: Path) -> None:
+    """Per node its files, per phase and pod the resolv.conf it ran with: written and read
+    back as the same layout the netns backend uses (the CLI once read nodes/ as files)."""
+    s = quick()
+    cluster, _, _ = kind_cluster(s, None)
+    with cluster:
+        for phase in s.phases:
+            with cluster.phase(phase) as settings:
+                cluster.measure(phase, settings, s.phase_load(phase), None)
+        ev = cluster.evidence()
+    assert set(ev.nodes) == {"cth-r1-worker", "cth-r1-worker2"}
+    assert {"iptables-save.txt", "conntrack-S.txt"} <= set(ev.nodes["cth-r1-worker"])
+    assert set(ev.phase_pods) == {"baseline", "race"}
+    assert all(rc == RESOLV for pods in ev.phase_pods.values() for rc in pods.values())
+    ev.write(tmp_path / "evidence")
+    assert Evidence.read(tmp_path / "evidence") == ev
