@@ -8,7 +8,7 @@ from harness.diagnose import diagnose_phase
 from harness.kernel.sampler import NodeSeries
 from harness.measurement import PhaseMeasurement
 from harness.metrics.prometheus import evaluate_near_full
-from harness.result import (
+from harness.results.schema import (
     Agreement,
     ConntrackResult,
     DiagnosisResult,

@@ -238,3 +238,5 @@ class RunResult(TypedDict):
     environment: Environment
     phases: list[PhaseResult]
     comparisons: NotRequired[list[Comparison]]
+    # verdict "error": the run failed after measuring these phases; what failed, in words
+    error: NotRequired[str]
