@@ -28,7 +28,6 @@ BUCKETS: tuple[tuple[str, str], ...] = (
     ("spawn", "spawn load worker"),
     ("measure", "waiting for the load worker (load + drain)"),
     ("apply_node_sysctls", "sysctls"),
-    ("_write_evidence", "evidence (iptables-save, conntrack -S)"),
     ("evidence", "evidence (iptables-save, conntrack -S)"),
     ("__exit__", "teardown"),
     ("close", "teardown"),

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from harness.result import RunResult
+from harness.results.schema import RunResult
 
 _RESULTS: list[RunResult] = []
 
@@ -240,7 +240,6 @@ def run_scenario(request: pytest.FixtureRequest, tmp_path: Path) -> RunScenario:
     import yaml
 
     from harness.metrics.prometheus import HarnessMetrics
-    from harness.report.files import write_reports
     from harness.runner import run_scenario as _run
     from harness.scenario.loader import parse_scenario
 
@@ -264,9 +263,8 @@ def run_scenario(request: pytest.FixtureRequest, tmp_path: Path) -> RunScenario:
                 report_dir=report_dir,
                 wait_s=cfg.getoption("--harness-wait"),
                 command=shlex.join(["pytest", request.node.nodeid, "--harness-backend", backend]),
+                scenario_text=text,  # run_scenario writes every report, evidence and bundle
             )
-        (report_dir / "scenario.yaml").write_text(text)
-        write_reports(result, report_dir, scenario_text=text)
         metrics = HarnessMetrics()  # the CLI's metrics.prom, from the finished run
         metrics.load_result(result)
         metrics.write_textfile(report_dir / "metrics.prom")

@@ -22,7 +22,7 @@ from typing import Any, NotRequired, TypedDict, cast
 
 from harness.dns.resolvconf import ResolvConf
 from harness.errors import BadInput
-from harness.result import LatencyHist, LatencyMs
+from harness.results.schema import LatencyHist, LatencyMs
 from harness.stats import LATENCY_EDGES_S, bucket_latencies
 from loadgen.dns.accounting import summarize
 from loadgen.dns.engine import run_dns_load

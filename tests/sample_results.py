@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.result import (
+from harness.results.schema import (
     SCHEMA_VERSION,
     ConntrackResult,
     DNSResult,

@@ -9,7 +9,7 @@ runner is backend-agnostic: result.json has the same shape whichever backend pro
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -18,6 +18,7 @@ from harness.kernel.journal import Journal
 from harness.kernel.sysctl import SysctlGuard
 from harness.measurement import PhaseMeasurement
 from harness.plan import PhasePlan
+from harness.results.evidence import Evidence
 from harness.scenario.model import Phase, Scenario
 
 # phase name, seconds elapsed, seconds planned, live figures (e.g. {"conntrack": {...}, "max": N})
@@ -63,9 +64,9 @@ class Cluster(Protocol):
         """Reset per-phase state, run the plan's load, and return what was measured."""
         ...
 
-    def evidence(self) -> Mapping[str, str | bytes]:
-        """Files for the bug bundle: per-node iptables-save, conntrack -S, per-pod resolv.conf
-        (and, with --pcap, ``pcap/<phase>.pcap`` bytes)."""
+    def evidence(self) -> Evidence:
+        """What the bug bundle keeps, in the one layout every backend uses: per-node
+        iptables-save and conntrack -S, per-pod (and per-phase) resolv.conf, --pcap captures."""
         ...
 
 

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from harness.result import PhaseResult
+from harness.results.schema import PhaseResult
 
 Cause = Literal["exhaustion", "insert-race", "server-overload", "injected-fault", "none"]
 Confidence = Literal["high", "medium", "low"]

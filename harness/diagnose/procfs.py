@@ -5,45 +5,17 @@ from __future__ import annotations
 import re
 
 from harness.errors import BadInput
+from harness.kernel import conntrack
 
-# /proc/net/stat/nf_conntrack abbreviates some names that `conntrack -S` spells out.
-_ALIASES = {"clashres": "clash_resolve"}
-# Columns that are not per-CPU counters: the same global value is printed on every line.
-_GLOBAL = frozenset({"entries"})
 _TABLE_FULL = re.compile(r"nf_conntrack: table full(?: in netns (\d+))?, dropping packet")
 
 
 def parse_stat(text: str) -> dict[str, int]:
-    """Sum ``/proc/net/stat/nf_conntrack`` over CPUs, keyed by ``conntrack -S`` names.
-
-    The first line names the columns (the set varies by kernel); each further line is one
-    CPU's counters in hex. ``entries`` is global, so it is taken once, not summed.
-    """
-    lines = [ln.split() for ln in text.strip().splitlines() if ln.strip()]
-    if not lines:
-        raise BadInput("empty conntrack statistics", field="/proc/net/stat/nf_conntrack")
-    header = [_ALIASES.get(h, h) for h in lines[0]]
-    totals = dict.fromkeys(header, 0)
-    for row_no, row in enumerate(lines[1:], start=1):
-        if len(row) != len(header):
-            raise BadInput(
-                f"line {row_no + 1} has {len(row)} columns, header has {len(header)}",
-                field="/proc/net/stat/nf_conntrack",
-                value=" ".join(row),
-            )
-        for name, cell in zip(header, row, strict=True):
-            try:
-                value = int(cell, 16)
-            except ValueError:
-                raise BadInput(
-                    "not a hex counter", field=f"/proc/net/stat/nf_conntrack:{name}", value=cell
-                ) from None
-            if name in _GLOBAL:
-                if row_no == 1:
-                    totals[name] = value
-            else:
-                totals[name] += value
-    return totals
+    """:func:`harness.kernel.conntrack.parse_stat`, with odd text as bad input."""
+    try:
+        return conntrack.parse_stat(text)
+    except ValueError as e:
+        raise BadInput(str(e), field=conntrack.STAT_FILE) from None
 
 
 _STAMP = re.compile(r"^\[\s*(\d+(?:\.\d+)?)\]")

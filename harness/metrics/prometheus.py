@@ -43,7 +43,7 @@ from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 from harness.errors import BadInput, UnsafeRequest
-from harness.result import AlertResult, PhaseResult, RunResult
+from harness.results.schema import AlertResult, PhaseResult, RunResult
 
 NEAR_FULL_ALERT = "ConntrackTableNearFull"
 NEAR_FULL_EXPR = "node_nf_conntrack_entries / node_nf_conntrack_entries_limit > 0.9"

@@ -15,8 +15,8 @@ Layout (under ``conntrack-harness-<run_id>/``)::
     pcap/<name>.pcap          optional: unanswered same-port pairs
 
 The caller gathers the per-node and per-pod texts (they need the live namespaces); each may be
-given as text (``str``) or as a file to copy (``Path``). The archive is deterministic: sorted
-members, fixed owner and mtime.
+given as text (``str``), as bytes, or as a file to copy (``Path``). The archive is
+deterministic: sorted members, fixed owner and mtime.
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ from datetime import datetime
 from pathlib import Path
 
 from harness.errors import BadInput
-from harness.result import RunResult
+from harness.results.schema import RunResult
 
-Source = str | Path
+Source = str | bytes | Path
 _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
 
@@ -53,7 +53,7 @@ def _text(src: Source) -> bytes:
         if not src.is_file():
             raise BadInput("bundle input file not found", field="bundle", value=str(src))
         return src.read_bytes()
-    return src.encode()
+    return src if isinstance(src, bytes) else src.encode()
 
 
 def _safe(name: str, what: str) -> str:
@@ -177,7 +177,7 @@ def write_bundle(
     nodes: Mapping[str, NodeEnv] | None = None,
     pod_resolv_conf: Mapping[str, Source] | None = None,
     table_full_log: Source | None = None,
-    pcaps: Mapping[str, Path] | None = None,
+    pcaps: Mapping[str, Source] | None = None,
     kernel: str | None = None,
     evidence: Mapping[str, Source] | None = None,
 ) -> Path:

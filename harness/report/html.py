@@ -17,7 +17,7 @@ from harness.report.summary import (
 )
 from harness.report.svg import bar_chart, conntrack_chart, fmt_num, outcomes_chart
 from harness.report.table import drops_text
-from harness.result import PhaseResult, RunResult
+from harness.results.schema import PhaseResult, RunResult
 from harness.stats import pct
 
 CSS = """

@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 
 from harness.diagnose.classify import diagnose_phase
 from harness.report.summary import NO_EXPECTATION, remediation_verdicts, run_verdict, summarize
-from harness.result import PhaseResult, RunResult
+from harness.results.schema import PhaseResult, RunResult
 
 
 def _props(parent: ET.Element, items: list[tuple[str, object]]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from html import escape
 from pathlib import Path
 
-from harness.result import PhaseResult
+from harness.results.schema import PhaseResult
 
 
 def locust_section(p: PhaseResult) -> str:

@@ -10,7 +10,7 @@ from harness.report.summary import (
     summarize,
 )
 from harness.report.table import drops_text
-from harness.result import RunResult
+from harness.results.schema import RunResult
 
 _ICON = {"pass": "✅", "fail": "❌", "error": "⚠️", NO_EXPECTATION: "⚪"}
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from harness.diagnose.classify import Diagnosis, diagnose_phase
-from harness.result import PhaseResult, RunResult, Verdict
+from harness.results.schema import PhaseResult, RunResult, Verdict
 from harness.stats import Comparison, compare, pct, wilson
 
 _SEVERITY: dict[Verdict, int] = {"pass": 0, "fail": 1, "error": 2}

@@ -17,7 +17,7 @@ from harness.report.summary import (
     run_verdict,
     summarize,
 )
-from harness.result import RunResult
+from harness.results.schema import RunResult
 
 COLUMNS = ("phase", "injected", "lookups", "timeout rate [95% CI]", "conntrack drop", "verdict")
 _STYLE = {

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -22,13 +23,28 @@ from pydantic import (
 
 from harness.dns.resolvconf import FLAG_OPTIONS, VALUE_OPTIONS
 from harness.errors import BadInput
+from harness.kernel.conntrack import (
+    BUCKETS_MAX,
+    BUCKETS_MIN,
+    CONNTRACK_MAX_MAX,
+    CONNTRACK_MAX_MIN,
+)
 from harness.scenario.expect import Expectation
 from harness.scenario.locustfile import check_user_classes
 
+ConntrackMax = Annotated[int, Field(ge=CONNTRACK_MAX_MIN, le=CONNTRACK_MAX_MAX)]
+
+
+def _buckets(v: int | str) -> int | str:
+    if isinstance(v, int) and not BUCKETS_MIN <= v <= BUCKETS_MAX:
+        raise ValueError(f"must be 'auto' or a whole number {BUCKETS_MIN}..{BUCKETS_MAX}")
+    return v
+
+
+Buckets = Annotated[int | Literal["auto"], AfterValidator(_buckets)]
+
 ResolverModel = Literal["glibc", "musl", "go", "sequential"]
 
-# The conntrack sysctls are C ints (proc_dointvec): the kernel refuses a write above INT_MAX.
-INT_MAX = 2**31 - 1
 # A lookup name: DNS labels (a "{n}" template is allowed), an optional trailing dot.
 _NAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9_{}-]{1,63})(\.[A-Za-z0-9_{}-]{1,63})*\.?$")
 
@@ -168,22 +184,15 @@ class ClusterSpec(_Strict):
 
 
 class HostSpec(_Strict):
-    nf_conntrack_max: int | None = Field(
-        None,
-        ge=64,
-        le=INT_MAX,
-        description="Host-global table size for the run (restored afterwards)",
+    nf_conntrack_max: ConntrackMax | None = Field(
+        None, description="Host-global table size for the run (restored afterwards)"
     )
-
-
-# The kernel refuses a hash size of 0 and allocates the table from this int: positive, bounded.
-Buckets = Annotated[int, Field(ge=1, le=INT_MAX)] | Literal["auto"]
 
 
 class NodeSysctls(_Strict):
     """Per-namespace conntrack sysctls of every node (and the global max/buckets)."""
 
-    nf_conntrack_max: int | None = Field(None, ge=64, le=INT_MAX)
+    nf_conntrack_max: ConntrackMax | None = None
     nf_conntrack_buckets: Buckets | None = Field(
         None, description="'auto' = nf_conntrack_max / 4, as the seed recommends"
     )
@@ -285,6 +294,12 @@ class LoadSpec(_Strict):
     http: HTTPLoad | None = Field(default_factory=HTTPLoad)
     dns: DNSLoad | None = Field(default_factory=DNSLoad)
 
+    @model_validator(mode="after")
+    def _some_load(self) -> LoadSpec:
+        if self.http is None and self.dns is None:
+            raise ValueError("@dns: http and dns are both null: a phase needs some load")
+        return self
+
 
 class _Remediation(_Strict):
     kind: str
@@ -301,7 +316,7 @@ class ConntrackSysctls(_Remediation):
     """Raise nf_conntrack_max (+buckets) and/or shorten conntrack timeouts on the nodes."""
 
     kind: Literal["conntrack-sysctls"] = "conntrack-sysctls"
-    nf_conntrack_max: int | None = Field(None, ge=64, le=INT_MAX)
+    nf_conntrack_max: ConntrackMax | None = None
     nf_conntrack_buckets: Buckets | None = None
     tcp_timeout_time_wait: int | None = Field(None, ge=1, le=600)
 

@@ -1,6 +1,6 @@
 """Timeout accounting: lookup records in, the ``dns`` block of ``result.json`` out. Pure.
 
-Definitions (the keys of :class:`harness.result.DNSResult`, less ``timeout_rate_ci``, which
+Definitions (the keys of :class:`harness.results.schema.DNSResult`, less ``timeout_rate_ci``, which
 the statistics layer adds):
 
 - ``timeouts``: lookups that failed for want of a reply (outcome ``timeout`` or

@@ -11,8 +11,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, TypedDict
 
-from harness.locustresult import LocustEndpointResult, LocustErrorResult
-from harness.result import LatencyMs
+from harness.results.locust import LocustEndpointResult, LocustErrorResult
+from harness.results.schema import LatencyMs
 from loadgen.locust.stats import WorkerStats, histogram_percentile
 
 # one endpoint's and one error's row: the same in the worker's output and in result.json

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
-from harness.backends.kube import readiness, tuner
+from harness.backends.kube import commands, readiness, tuner
 from harness.backends.kube.api import DynamicKubeAPI, KubeAPI, wait_until
 from harness.backends.kube.cluster import (
     Images,
@@ -31,7 +31,7 @@ from harness.backends.kube.names import (
 from harness.backends.kube.nodeaccess import ProbeNodeAccess
 from harness.backends.kube.placement import NodeMap, map_schedulable
 from harness.backends.kube.proc import Runner, subprocess_runner
-from harness.errors import BackendError, UnsafeRequest
+from harness.errors import BackendError, CommandFailed, UnsafeRequest
 from harness.plan import plan_run
 from harness.scenario.model import Scenario
 
@@ -72,6 +72,31 @@ def disruptive_steps(scenario: Scenario) -> list[str]:
     return list(dict.fromkeys(steps))
 
 
+def preflight(kubeconfig: str | None, runner: Runner = subprocess_runner) -> None:
+    """Before anything is created: kubectl is on PATH (MissingTool, exit 2) and the API server
+    answers (BackendError, exit 3), within a few seconds rather than a client's long retries."""
+    try:
+        runner(commands.kubectl_server_version(kubeconfig), timeout_s=30)
+    except CommandFailed as e:
+        where = kubeconfig or "$KUBECONFIG or ~/.kube/config"
+        raise BackendError(
+            f"the API server of {where} does not answer: {e.stderr.strip()[-300:] or e}"
+        ) from None
+
+
+def check_allowed(scenario: Scenario, *, allow_disruptive: bool) -> None:
+    """Refuse, naming every step, a scenario that would disturb the cluster unless allowed."""
+    steps = disruptive_steps(scenario)
+    if steps and not allow_disruptive:
+        raise UnsafeRequest(
+            "this scenario changes the existing cluster beyond its own namespace: "
+            + "; ".join(steps)
+            + ". Re-run with --allow-disruptive on a cluster you may disturb",
+            field="--allow-disruptive",
+            value=False,
+        )
+
+
 @dataclass
 class KubeconfigSettings:
     images: Images
@@ -96,15 +121,7 @@ class KubeconfigBackend:
         self._api_factory = api_factory
 
     def check_allowed(self, scenario: Scenario) -> None:
-        steps = disruptive_steps(scenario)
-        if steps and not self.settings.allow_disruptive:
-            raise UnsafeRequest(
-                "this scenario changes the existing cluster beyond its own namespace: "
-                + "; ".join(steps)
-                + ". Re-run with --allow-disruptive on a cluster you may disturb",
-                field="--allow-disruptive",
-                value=False,
-            )
+        check_allowed(scenario, allow_disruptive=self.settings.allow_disruptive)
 
     @contextmanager
     def realize(self, scenario: Scenario, run_id: str) -> Iterator[KubeCluster]:

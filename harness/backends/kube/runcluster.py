@@ -26,6 +26,7 @@ from harness.errors import BackendError
 from harness.kernel.kmsg import KmsgReader
 from harness.measurement import PhaseMeasurement
 from harness.plan import PhasePlan
+from harness.results.evidence import Evidence
 from harness.scenario.model import Phase, Scenario
 from loadgen.worker import WorkerPlan, WorkerResult
 
@@ -82,7 +83,7 @@ class KubeRunCluster:
         self._period = 1.0 / sample_hz
         self._stack = ExitStack()
         self._kc: KubeCluster | None = None
-        self._evidence: dict[str, str] = {}
+        self._evidence = Evidence()
 
     @property
     def kube(self) -> KubeCluster:
@@ -133,7 +134,7 @@ class KubeRunCluster:
         targets = kc.client_targets()
         plans = kc.worker_plans(targets, plan)
         for t in targets:
-            self._evidence[f"pods/{plan.name}/{t.pod}/resolv.conf"] = t.resolv
+            self._evidence.phase_pods.setdefault(plan.name, {})[t.pod] = t.resolv
         labels = series_labels(kc.node_map)
         cmax = int(access.stat(next(iter(labels.values())))["max"])
         fault = plan.fault
@@ -209,12 +210,9 @@ class KubeRunCluster:
                 sampler.stop()
             return [f.result() for f in futures]
 
-    def evidence(self) -> dict[str, str]:
+    def evidence(self) -> Evidence:
         """Per node: conntrack -S / iptables-save where reachable; per phase and pod: the
-        resolv.conf the load ran with; the nodes' mapping."""
-        out = dict(self._evidence)
-        kc = self.kube
-        for node in kc.real_nodes():
-            for name, text in kc.settings.access.evidence(node).items():
-                out[f"nodes/{node}/{name}"] = text
-        return out
+        resolv.conf the load ran with."""
+        access = self.kube.settings.access
+        nodes = {node: access.evidence(node) for node in self.kube.real_nodes()}
+        return Evidence(nodes=nodes, phase_pods=dict(self._evidence.phase_pods))

@@ -36,7 +36,8 @@ from harness.measurement import PhaseMeasurement
 from harness.plan import PhasePlan, plan_phase, plan_run
 from harness.plan.types import CT, SysctlPlan
 from harness.plan.workerplan import worker_plan
-from harness.result import CaptureResult
+from harness.results.evidence import Evidence
+from harness.results.schema import CaptureResult
 from harness.scenario.model import Phase, Scenario
 from loadgen.http.plan import HTTPTarget, fill_needed
 from loadgen.worker import PodSpec, WorkerPlan
@@ -57,7 +58,7 @@ class NetnsCluster:
         self.scenario = scenario
         self.capture_pcap = capture_pcap
         self.pcaps: dict[str, bytes] = {}  # phase label -> unanswered same-port pairs
-        self.phase_evidence: dict[str, str] = {}  # phases/<label>/... -> text, each phase
+        self.phase_evidence = Evidence()  # each phase's conntrack -S and resolv.conf
         self.run_id = run_id
         self.journal = journal
         self.guard = guard
@@ -307,35 +308,39 @@ class NetnsCluster:
     def _keep_phase_evidence(self, phase: str) -> None:
         """This phase's conntrack -S and client resolv.conf, while its remediations hold."""
         label, n = phase, 1
-        while any(k.startswith(f"phases/{label}/") for k in self.phase_evidence):  # repeats
+        while label in self.phase_evidence.phase_nodes:  # repeats of a phase
             n += 1
             label = f"{phase}-{n}"
-        base = f"phases/{label}"
+        nodes = self.phase_evidence.phase_nodes.setdefault(label, {})
         for node in self.plan.nodes:
             try:
                 stats = run(["conntrack", "-S"], netns=node.ns).stdout
             except HarnessError as e:  # evidence is best effort: the measurement stands
                 stats = f"conntrack -S failed: {e}\n"
-            self.phase_evidence[f"{base}/nodes/{node.name}/conntrack-S.txt"] = stats
+            nodes[node.name] = {"conntrack-S.txt": stats}
+        pods = self.phase_evidence.phase_pods.setdefault(label, {})
         for pod in self.plan.role("client"):
             p = Path("/etc/netns") / pod.ns / "resolv.conf"
             if p.exists():
-                self.phase_evidence[f"{base}/pods/{pod.name}/resolv.conf"] = p.read_text()
+                pods[pod.name] = p.read_text()
 
-    def evidence(self) -> dict[str, str | bytes]:
-        """Per-node iptables-save and conntrack -S, per-pod resolv.conf: for bug bundles.
-        With --pcap, each phase's unanswered same-port pairs as ``pcap/<phase>.pcap``; each
-        phase's conntrack -S and resolv.conf under ``phases/<phase>/``."""
-        out: dict[str, str | bytes] = {f"pcap/{k}.pcap": v for k, v in self.pcaps.items()}
-        out.update(self.phase_evidence)
+    def evidence(self) -> Evidence:
+        """Per-node iptables-save, conntrack -S and nft ruleset, per-pod resolv.conf: for bug
+        bundles. Each phase's conntrack -S and resolv.conf; with --pcap, each phase's
+        unanswered same-port pairs."""
+        ev = Evidence(
+            pcaps=dict(self.pcaps),
+            phase_pods={k: dict(v) for k, v in self.phase_evidence.phase_pods.items()},
+            phase_nodes={k: dict(v) for k, v in self.phase_evidence.phase_nodes.items()},
+        )
         for node in self.plan.nodes:
-            out[f"{node.name}/iptables-save.txt"] = run(["iptables-save"], netns=node.ns).stdout
-            out[f"{node.name}/conntrack-S.txt"] = run(["conntrack", "-S"], netns=node.ns).stdout
-            out[f"{node.name}/nft-ruleset.txt"] = run(
-                ["nft", "list", "ruleset"], netns=node.ns
-            ).stdout
+            ev.nodes[node.name] = {
+                "iptables-save.txt": run(["iptables-save"], netns=node.ns).stdout,
+                "conntrack-S.txt": run(["conntrack", "-S"], netns=node.ns).stdout,
+                "nft-ruleset.txt": run(["nft", "list", "ruleset"], netns=node.ns).stdout,
+            }
         for pod in self.plan.role("client"):
             p = Path("/etc/netns") / pod.ns / "resolv.conf"
             if p.exists():
-                out[f"pods/{pod.name}/resolv.conf"] = p.read_text()
-        return out
+                ev.pods[pod.name] = p.read_text()
+        return ev

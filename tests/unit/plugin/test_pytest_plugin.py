@@ -113,6 +113,10 @@ def fake_runner(monkeypatch):
             raise LockHeld("another run holds the host lock; wait for it, or pass --wait SECONDS")
         r = exhaustion_run()
         r["command"] = kw["command"]
+        if kw.get("report_dir") is not None:  # as the real run_scenario does
+            from harness.report.files import write_reports
+
+            write_reports(r, kw["report_dir"], scenario_text=kw.get("scenario_text"))
         return r
 
     monkeypatch.setattr(harness.runner, "run_scenario", run)

@@ -13,7 +13,8 @@ import pytest
 
 from harness.report.bundle import evidence_files, rerun_args, write_bundle
 from harness.report.files import write_reports
-from harness.result import RunResult
+from harness.results.evidence import Evidence
+from harness.results.schema import RunResult
 
 
 def _with_command(run: RunResult, command: str) -> RunResult:
@@ -41,7 +42,10 @@ def test_rerun_args(exhaustion: RunResult, command: str, args: list[str]) -> Non
 
 def _bundle(tmp_path: Path, run: RunResult, evidence: Path | None = None) -> Path:
     paths = write_reports(
-        run, tmp_path / "rep", scenario_text="name: from-the-bundle\n", evidence_dir=evidence
+        run,
+        tmp_path / "rep",
+        scenario_text="name: from-the-bundle\n",
+        evidence=Evidence.read(evidence) if evidence is not None else None,
     )
     bundle = paths[-1]
     out = tmp_path / "untar"

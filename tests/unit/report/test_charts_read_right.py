@@ -17,7 +17,7 @@ from harness.report.svg import (
     outcomes_chart,
     wrap_title,
 )
-from harness.result import RunResult
+from harness.results.schema import RunResult
 
 
 def _rects(svg: str, cls: str) -> list[tuple[float, float]]:

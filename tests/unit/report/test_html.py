@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 
 from harness.report import render_html
 from harness.report.summary import summarize
-from harness.result import RunResult
+from harness.results.schema import RunResult
 
 SVG_NS = "{http://www.w3.org/2000/svg}"
 

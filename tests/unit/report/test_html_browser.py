@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from harness.report import render_html
-from harness.result import RunResult
+from harness.results.schema import RunResult
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = [

@@ -9,7 +9,7 @@ from harness.report import render_junit, render_markdown, render_plain_table
 from harness.report.html import render_html
 from harness.report.summary import NO_EXPECTATION, summarize
 from harness.report.table import print_verdict_table
-from harness.result import RunResult
+from harness.results.schema import RunResult
 from tests.sample_results import PhaseModel, build_run
 
 

@@ -9,7 +9,7 @@ from harness.report import render_junit, render_markdown, render_plain_table, ve
 from harness.report.progress import PlainProgress, RichProgress, make_progress
 from harness.report.summary import remediation_verdicts, summarize
 from harness.report.table import print_verdict_table, use_plain
-from harness.result import RunResult
+from harness.results.schema import RunResult
 from harness.stats import compare
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from harness.dns.resolvconf import ResolvConf
 from harness.kernel.sampler import NodeSeries
 from harness.measurement import PhaseMeasurement
-from harness.phase_result import node_result
+from harness.results.build import node_result
 
 
 def _m(series: NodeSeries) -> PhaseMeasurement:

@@ -9,7 +9,8 @@ import pytest
 
 from harness.errors import BadInput
 from harness.scenario.loader import MAX_SCENARIO_BYTES, load_scenario, parse_scenario
-from harness.scenario.model import INT_MAX
+
+INT_MAX = 2**31 - 1  # the sysctl is a C int (proc_dointvec)
 
 HEAD = "apiVersion: conntrack-harness/v1\nkind: Scenario\nname: v\n"
 

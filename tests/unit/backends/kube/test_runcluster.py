@@ -19,12 +19,13 @@ from harness.backends.kube.names import LABEL_NODE
 from harness.backends.kube.runcluster import KubeRunCluster, series_labels
 from harness.backends.netns import cluster as netns_cluster
 from harness.backends.registry import check_backend
-from harness.errors import NotRoot, UnsafeRequest
-from harness.kernel.sampler import NodeSeries
+from harness.errors import BackendError, NotRoot, UnsafeRequest
+from harness.kernel.sampler import NodeSeries, Reading
 from harness.measurement import PhaseMeasurement
-from harness.phase_result import build_phase_result
 from harness.plan import plan_phase
-from harness.result import PhaseResult, ServerResult
+from harness.results.build import build_phase_result
+from harness.results.evidence import Evidence
+from harness.results.schema import PhaseResult, ServerResult
 from harness.scenario.model import Scenario
 
 INODES = {"cth-r1-worker": 4026532001, "cth-r1-worker2": 4026532002}
@@ -233,9 +234,19 @@ def test_series_labels_one_node_k3s_counts_the_table_once() -> None:
 
 # --- the same result.json shape as netns ----------------------------------------------------
 class FakeProbe:
+    """A netns node probe (harness.kernel.sampler.Probe) whose count rises every read."""
+
     def __init__(self, node: str) -> None:
         self.node, self.ns, self.inode = node, f"cth-t-{node}", 1
+        self.where = self.ns
         self.n = 0
+
+    def read(self, with_stats: bool) -> Reading:
+        count = self.count()
+        return Reading(count, self.stat() if with_stats else None)
+
+    def netns_inode(self) -> int | None:
+        return self.inode
 
     def count(self) -> int:
         self.n += 1
@@ -292,7 +303,7 @@ def netns_measurements(
     c.probes = [FakeProbe(n.name) for n in c.plan.nodes]  # type: ignore[misc]
     c.journal = None  # type: ignore[assignment]
     c.capture_pcap = False
-    c.phase_evidence = {}
+    c.phase_evidence = Evidence()
 
     def spawn(_j: Any, _name: str, argv: list[str], **_kw: Any) -> FakeProc:
         return FakeProc(Path(argv[argv.index("--out") + 1]), Path(argv[argv.index("--plan") + 1]))
@@ -360,24 +371,19 @@ def write_scenario(tmp_path: Path, **extra: Any) -> Path:
 def test_cli_flags_reach_backend_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[tuple[str, BackendOptions | None]] = []
 
-    class Stop(Exception):
-        pass
+    def fake_run(record: Any, _scenario: Any, *, options: BackendOptions | None, **_kw: Any) -> Any:
+        seen.append((record.backend, options))
+        raise BackendError("stopped here")
 
-    def fake_run(
-        _scenario: Any, *, backend: str, options: BackendOptions | None, **_kw: Any
-    ) -> Any:
-        seen.append((backend, options))
-        raise Stop
-
-    monkeypatch.setattr(runner, "run_scenario", fake_run)
+    monkeypatch.setattr(runner, "run", fake_run)
+    monkeypatch.setattr(runner, "require_root", lambda *_a: None)  # any user
+    monkeypatch.chdir(tmp_path)  # the default report dir goes under the cwd
     kc = tmp_path / "kc.yaml"
     kc.write_text("apiVersion: v1\nkind: Config\n")
     sc = write_scenario(tmp_path)
     argv = ["run", str(sc), "--backend", "kubeconfig", "--kubeconfig", str(kc)]
-    with pytest.raises(Stop):
-        cli.main([*argv, "--loadgen-image", "reg.example/lg", "--allow-disruptive"])
-    with pytest.raises(Stop):
-        cli.main(["run", str(sc), "--backend", "kind", "--keep-cluster"])
+    assert cli.main([*argv, "--loadgen-image", "reg.example/lg", "--allow-disruptive"]) == 3
+    assert cli.main(["run", str(sc), "--backend", "kind", "--keep-cluster"]) == 3
     assert seen == [
         (
             "kubeconfig",
@@ -387,6 +393,7 @@ def test_cli_flags_reach_backend_options(tmp_path: Path, monkeypatch: pytest.Mon
         ),
         ("kind", BackendOptions(keep_cluster=True)),
     ]
+    assert not (tmp_path / "conntrack-harness-reports").exists()  # nothing measured, nothing left
 
 
 def test_kubeconfig_refuses_node_sysctls_without_allow_disruptive(
@@ -455,3 +462,21 @@ def test_root_only_where_the_host_kernel_is_touched(
     monkeypatch.setenv("CONNTRACK_HARNESS_STATE_DIR", str(blocker / "state"))
     with pytest.raises(Exception, match="CONNTRACK_HARNESS_STATE_DIR"):
         runner.require_root("kubeconfig")
+
+
+def test_kube_evidence_is_the_one_typed_layout(tmp_path: Path) -> None:
+    """Per node its files, per phase and pod the resolv.conf it ran with: written and read
+    back as the same layout the netns backend uses (the CLI once read nodes/ as files)."""
+    s = quick()
+    cluster, _, _ = kind_cluster(s, None)
+    with cluster:
+        for phase in s.phases:
+            with cluster.phase(phase) as plan:
+                cluster.measure(plan, None)
+        ev = cluster.evidence()
+    assert set(ev.nodes) == {"cth-r1-worker", "cth-r1-worker2"}
+    assert {"iptables-save.txt", "conntrack-S.txt"} <= set(ev.nodes["cth-r1-worker"])
+    assert set(ev.phase_pods) == {"baseline", "race"}
+    assert all(rc == RESOLV for pods in ev.phase_pods.values() for rc in pods.values())
+    ev.write(tmp_path / "evidence")
+    assert Evidence.read(tmp_path / "evidence") == ev

@@ -220,15 +220,14 @@ def test_parse_this_hosts_stat_file() -> None:
     path = Path("/proc/net/stat/nf_conntrack")
     if not path.exists():
         pytest.skip("no nf_conntrack on this kernel")
-    stats = counters.parse_stat(path.read_text())
-    assert {"entries", "clashres", "insert_failed", "drop", "early_drop"} <= set(stats)
+    probe = path.read_text() + "\n10\n2048\n"
+    assert counters.parse_node_probe(probe)["max"] == 2048
 
 
-def test_parse_rejects_other_text() -> None:
-    with pytest.raises(BackendError):
-        counters.parse_stat("hello")
-    with pytest.raises(BackendError):
-        counters.parse_stat("entries drop\n1 2\n3")
+def test_odd_probe_output_is_a_backend_error() -> None:
+    for text in ("hello", "entries drop\n1 2\n3\n10\n20", "drop\n0a\n0b\n10\n20"):
+        with pytest.raises(BackendError):
+            counters.parse_node_probe(text)
 
 
 def test_nft_counter() -> None:

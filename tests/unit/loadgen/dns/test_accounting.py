@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.result import DNSResult
+from harness.results.schema import DNSResult
 from loadgen.dns.accounting import percentile, summarize
 from loadgen.dns.fake import FakeTransport, Zone, drive, drop_second_of_unanswered_pair
 from loadgen.dns.lookup import recorded_lookup

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from harness.errors import BadInput
-from harness.locustresult import locust_result
 from harness.report.locust import locust_section
-from harness.result import PhaseResult
+from harness.results.locust import locust_result
+from harness.results.schema import PhaseResult
 from harness.scenario.expect import Expectation
 from loadgen.locust.endpoints import MAX_ERRORS, errors, locustfile_stats
 from loadgen.locust.stats import histogram_percentile

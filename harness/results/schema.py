@@ -7,7 +7,7 @@ Every phase carries ``injected``: true when a fault was injected (never a natura
 from typing import TYPE_CHECKING, Literal, NotRequired, TypedDict
 
 if TYPE_CHECKING:
-    from harness.locustresult import LocustResult  # it builds on LatencyMs below
+    from harness.results.locust import LocustResult  # it builds on LatencyMs below
 
 SCHEMA_VERSION = 1
 Verdict = Literal["pass", "fail", "error"]
@@ -242,3 +242,5 @@ class RunResult(TypedDict):
     environment: Environment
     phases: list[PhaseResult]
     comparisons: NotRequired[list[Comparison]]
+    # verdict "error": the run failed after measuring these phases; what failed, in words
+    error: NotRequired[str]

@@ -6,10 +6,10 @@ from typing import Any
 
 from harness.diagnose import diagnose_phase
 from harness.kernel.sampler import NodeSeries
-from harness.locustresult import locust_result
 from harness.measurement import PhaseMeasurement
 from harness.metrics.prometheus import evaluate_near_full
-from harness.result import (
+from harness.results.locust import locust_result
+from harness.results.schema import (
     Agreement,
     ConntrackResult,
     DiagnosisResult,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, TypedDict
 
-from harness.result import LatencyMs
+from harness.results.schema import LatencyMs
 
 
 class LocustEndpointResult(TypedDict):
