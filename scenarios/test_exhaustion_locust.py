@@ -43,6 +43,8 @@ def test_locustfile_exhaustion_and_keep_alive(run_scenario: RunScenario) -> None
     assert closing["conntrack"]["drop"] > 0
     assert c["failures"] > 0
     assert any("Timeout" in e["error"] or "timed out" in e["error"] for e in c["errors"])
+    # grouped per endpoint and kind: no row of "N other errors" for the same timeout
+    assert not any(e["error"].endswith("other errors)") for e in c["errors"]), c["errors"]
     assert keep["conntrack"]["drop"] == 0
     assert k["failures"] == 0
     assert_expectations(result)

@@ -59,9 +59,11 @@ def endpoint(entry: Mapping[str, Any], elapsed_s: float) -> LocustEndpoint:
     )
 
 
-# urllib3 names the request's own URL in its message ("... with url: /product/17 (Caused
-# by ...)"): without it, errors of one grouped endpoint (name="/product/[id]") are one error
-_URL = re.compile(r"with url: \S+")
+# What makes one error's text differ from request to request: urllib3 names the request's
+# URL ("... with url: /product/17 (Caused by ...)") and the connection object's address
+# ("<HTTPConnection(host=..., port=80) at 0x7efe50f00a90>"). Without them, the errors of one
+# grouped endpoint (name="/product/[id]") are one error.
+_VARYING = ((re.compile(r"with url: \S+"), "with url: <url>"), (re.compile(r" at 0x[0-9a-f]+"), ""))
 MAX_ERRORS = 20
 
 
@@ -70,7 +72,9 @@ def errors(serialized: Mapping[str, Mapping[str, Any]]) -> list[LocustError]:
     into one, so the occurrences still add up to the failures."""
     merged: dict[tuple[str, str, str], int] = {}
     for e in serialized.values():
-        text = _URL.sub("with url: <url>", str(e.get("error") or "?"))
+        text = str(e.get("error") or "?")
+        for pattern, replacement in _VARYING:
+            text = pattern.sub(replacement, text)
         key = (str(e.get("method") or ""), str(e.get("name") or ""), text)
         merged[key] = merged.get(key, 0) + int(e.get("occurrences", 0))
     rows = sorted(merged.items(), key=lambda kv: (-kv[1], kv[0]))
