@@ -37,9 +37,10 @@ def locust_section(p: PhaseResult) -> str:
         for e in loc["errors"]
     )
     classes = ", ".join(loc["user_classes"])
+    procs = f"{loc['workers']} Locust workers" if loc["workers"] else "one Locust process"
     return (
         f'<div class="box"><b>Locust</b> (<code>{escape(Path(loc["locustfile"]).name)}</code>, '
-        f"{escape(classes)}; {loc['users']} users, {loc['workers'] or 1} process(es)): "
+        f"{escape(classes)}; {loc['users']} users, {procs}): "
         f"{loc['new_connections']} new TCP connections for {loc['requests']} requests"
         f"<table>{head}{''.join(rows)}</table>"
         + (f"Failures by error:<ul>{errors}</ul>" if errors else "")
