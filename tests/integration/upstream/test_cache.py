@@ -1,0 +1,99 @@
+"""The cache: atomic installs, stamps that keep earlier binaries, one builder at a time.
+Files in a temporary cache directory; no root needed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.upstream import ComponentMissing, component_dir, locate, read_stamp
+from harness.upstream.cache import Installed, build_lock, install, sha256_of, staging
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    d = tmp_path / "cache"
+    monkeypatch.setenv("CONNTRACK_HARNESS_CACHE", str(d))
+    return d / "upstream"
+
+
+def _made(d: Path, name: str, body: bytes) -> Installed:
+    p = d / name
+    p.write_bytes(body)
+    return Installed(p, "go", f"test {name}", 1.0)
+
+
+def test_install_adds_to_the_stamp_and_keeps_what_was_there(cache: Path) -> None:
+    with staging("kubernetes", "v1.35.4") as st:
+        install("kubernetes", "v1.35.4", {"kube-proxy": _made(st, "kube-proxy", b"p")})
+    with staging("kubernetes", "v1.35.4") as st:
+        install(
+            "kubernetes",
+            "v1.35.4",
+            {"kubelet": _made(st, "kubelet", b"k")},
+            run={"binaries": ["kubelet"], "seconds": 2.0, "cold": True},
+        )
+    stamp = read_stamp("kubernetes", "v1.35.4")
+    assert stamp is not None
+    assert sorted(stamp["binaries"]) == ["kube-proxy", "kubelet"]
+    assert stamp["runs"][-1]["binaries"] == ["kubelet"]
+    d = component_dir("kubernetes", "v1.35.4")
+    for b in ("kube-proxy", "kubelet"):
+        assert stamp["binaries"][b]["sha256"] == sha256_of(d / b)
+        assert locate(b, "v1.35.4") == d / b
+    assert list((cache / ".tmp").iterdir()) == []
+
+
+def test_a_binary_the_stamp_does_not_list_is_not_located(cache: Path) -> None:
+    d = component_dir("etcd", "v3.6.6")
+    d.mkdir(parents=True)
+    (d / "etcd").write_bytes(b"half-written")
+    with pytest.raises(ComponentMissing, match=r"etcd v3\.6\.6"):
+        locate("etcd", "v1.35.4")
+    (d / ".complete").write_text('{"binaries": {}}')
+    with pytest.raises(ComponentMissing):
+        locate("etcd", "v1.35.4")
+    (d / ".complete").write_text("{not json")
+    with pytest.raises(ComponentMissing):
+        locate("etcd", "v1.35.4")
+
+
+def test_a_failed_build_leaves_no_staging_directory(cache: Path) -> None:
+    with pytest.raises(RuntimeError), staging("etcd", "v3.6.6") as st:
+        (st / "etcd").write_bytes(b"x")
+        raise RuntimeError("build failed")
+    assert list((cache / ".tmp").iterdir()) == []
+    assert not component_dir("etcd", "v3.6.6").exists()
+
+
+def test_a_second_builder_waits_for_the_first(cache: Path) -> None:
+    lines: list[str] = []
+    waiter = (
+        "import time\n"
+        "from harness.upstream.cache import build_lock\n"
+        "t0 = time.monotonic()\n"
+        "with build_lock(lambda s: print(s, flush=True)):\n"
+        "    print(f'got it after {time.monotonic() - t0:.2f}', flush=True)\n"
+    )
+    with build_lock(lines.append):
+        proc = subprocess.Popen(
+            [sys.executable, "-c", waiter],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=dict(os.environ),
+        )
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        assert first.startswith("waiting for another upstream build")
+        assert f"pid {os.getpid()}" in first
+        time.sleep(0.5)
+        assert proc.poll() is None  # still waiting while we hold it
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    assert float(out.split()[-1]) >= 0.5
+    assert lines == []  # the first builder did not wait
