@@ -97,3 +97,20 @@ def test_a_second_builder_waits_for_the_first(cache: Path) -> None:
     assert proc.returncode == 0
     assert float(out.split()[-1]) >= 0.5
     assert lines == []  # the first builder did not wait
+
+
+def test_doctor_names_each_part_its_version_and_origin(cache: Path) -> None:
+    from harness.doctor import upstream_checks
+
+    with staging("etcd", "v3.6.6") as st:
+        install("etcd", "v3.6.6", {"etcd": _made(st, "etcd", b"e")})
+    checks = {c.name: c for c in upstream_checks()}
+    etcd = checks["upstream etcd"]
+    assert etcd.ok
+    assert "v3.6.6 from test etcd" in etcd.detail
+    assert str(component_dir("etcd", "v3.6.6") / "etcd") in etcd.detail
+    proxy = checks["upstream kube-proxy"]
+    assert not proxy.ok
+    assert "v1.35.4 missing" in proxy.detail
+    assert "upstream build" in proxy.detail
+    assert {"upstream coredns", "upstream node-cache", "upstream kube-apiserver"} <= set(checks)
