@@ -10,12 +10,13 @@ either way the other components are still built.
 
 from __future__ import annotations
 
+import contextlib
 import os
-import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -115,29 +116,21 @@ def missing(component: str, version: str, binary: str) -> bool:
 
 
 def _go(
-    task: Task, out: Path, cold: bool, say: Callable[[str], None]
+    task: Task, out: Path, gocache: Path | None, say: Callable[[str], None]
 ) -> dict[str, cache.Installed]:
-    gocache = Path(tempfile.mkdtemp(prefix="cth-gocache-")) if cold else None
-    try:
-        env = gobuild.go_env(gocache)
-        module = recipes.MODULES[task.component]
-        query = task.version
-        if task.component == "node-cache":  # tags are not semver: the tag's pseudo-version
-            query = task.release.node_cache_module_version or task.version
-        with tempfile.TemporaryDirectory(prefix="cth-gomod-") as cwd:
-            resolved, go_mod = gobuild.fetch_module(
-                module, query, cwd=Path(cwd), env=env, component=task.component
-            )
-        recipe = recipes.for_component(
-            task.component, task.version, resolved, go_mod, task.binaries
+    env = gobuild.go_env(gocache)
+    module = recipes.MODULES[task.component]
+    query = task.version
+    if task.component == "node-cache":  # tags are not semver: the tag's pseudo-version
+        query = task.release.node_cache_module_version or task.version
+    with tempfile.TemporaryDirectory(prefix="cth-gomod-") as cwd:
+        resolved, go_mod = gobuild.fetch_module(
+            module, query, cwd=Path(cwd), env=env, component=task.component
         )
-        built = gobuild.build(recipe, task.binaries, out, env=env, progress=say)
-        return {
-            b: cache.Installed(x.path, "go", x.origin, x.seconds, cold) for b, x in built.items()
-        }
-    finally:
-        if gocache is not None:
-            shutil.rmtree(gocache, ignore_errors=True)
+    recipe = recipes.for_component(task.component, task.version, resolved, go_mod, task.binaries)
+    built = gobuild.build(recipe, task.binaries, out, env=env, progress=say)
+    cold = gocache is not None
+    return {b: cache.Installed(x.path, "go", x.origin, x.seconds, cold) for b, x in built.items()}
 
 
 def _download(
@@ -155,12 +148,13 @@ def make(
     source: Source,
     *,
     mirror: str | None = None,
-    cold: bool = False,
+    gocache: Path | None = None,
     say: Callable[[str], None] = print,
 ) -> dict[str, cache.Installed]:
-    """Build or download ``task``'s binaries into ``out``."""
+    """Build or download ``task``'s binaries into ``out`` (``gocache``: a Go build cache of
+    its own, for a cold build)."""
     if source == "go":
-        return _go(task, out, cold, say)
+        return _go(task, out, gocache, say)
     if source == "download":
         return _download(task, out, mirror, say)
     try:
@@ -169,7 +163,7 @@ def make(
         say(f"  no official download ({e}); building from source")
         for leftover in out.iterdir():
             leftover.unlink()
-        return _go(task, out, cold, say)
+        return _go(task, out, gocache, say)
 
 
 def run(
@@ -181,9 +175,19 @@ def run(
     rebuild: bool = False,
     say: Callable[[str], None] = print,
 ) -> list[Outcome]:
-    """Run ``tasks`` one after the other under the cache lock; every task is tried."""
+    """Run ``tasks`` one after the other under the cache lock; every task is tried.
+
+    ``cold``: the whole run shares one empty Go build cache, as on a fresh machine (the Go
+    module cache is kept: downloads are not timed); each task's time is recorded in its stamp
+    under the run's ``cold_run`` id, for the bench's ``upstream_cold_build_s``."""
     outcomes: list[Outcome] = []
-    with cache.build_lock(say):
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(cache.build_lock(say))
+        gocache = None
+        cold_run = ""
+        if cold:
+            gocache = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cth-gocache-")))
+            cold_run = datetime.now(UTC).isoformat(timespec="seconds")
         n = len(tasks)
         for i, task in enumerate(tasks, 1):
             todo = tuple(
@@ -201,7 +205,7 @@ def run(
             load0 = os.getloadavg()[0]
             try:
                 with cache.staging(t.component, t.version) as st:
-                    made = make(t, st, source, mirror=mirror, cold=cold, say=say)
+                    made = make(t, st, source, mirror=mirror, gocache=gocache, say=say)
                     cache.install(
                         t.component,
                         t.version,
@@ -211,6 +215,7 @@ def run(
                             "source": source,
                             "seconds": round(time.monotonic() - t0, 1),
                             "cold": cold,
+                            **({"cold_run": cold_run} if cold else {}),
                             "load_avg_1m": [round(load0, 2), round(os.getloadavg()[0], 2)],
                             "cpus": os.cpu_count(),
                         },

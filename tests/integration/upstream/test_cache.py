@@ -114,3 +114,34 @@ def test_doctor_names_each_part_its_version_and_origin(cache: Path) -> None:
     assert "v1.35.4 missing" in proxy.detail
     assert "upstream build" in proxy.detail
     assert {"upstream coredns", "upstream node-cache", "upstream kube-apiserver"} <= set(checks)
+
+
+def test_the_cold_build_figure_adds_up_one_complete_cold_run(cache: Path) -> None:
+    from bench.upstream import measure
+
+    def put(component: str, version: str, bins: tuple[str, ...], secs: float, run: str) -> None:
+        with staging(component, version) as st:
+            made = {b: _made(st, b, b.encode()) for b in bins}
+            record = {"binaries": list(bins), "seconds": secs, "cold": True, "cold_run": run}
+            install(component, version, made, run=record)
+
+    put("etcd", "v3.6.6", ("etcd",), 100.0, "run-1")
+    put("coredns", "v1.13.1", ("coredns",), 200.0, "run-1")
+    put(
+        "kubernetes",
+        "v1.35.4",
+        ("kube-apiserver", "kube-controller-manager", "kube-proxy"),
+        900.0,
+        "run-1",
+    )
+    value, detail = measure("v1.35.4")
+    assert value is None, "kubelet, kubeadm, kube-scheduler not built in that run yet"
+    assert "kubernetes/kubelet" in detail["needs"]
+    put("kubernetes", "v1.35.4", ("kubelet", "kubeadm", "kube-scheduler"), 300.0, "run-1")
+    value, detail = measure("v1.35.4")
+    assert value == 1500.0
+    assert sorted(p["seconds"] for p in detail["parts"]) == [100.0, 200.0, 300.0, 900.0]
+    assert detail["left_out_blocked"] == ["node-cache"]
+    # a newer partial cold run does not replace the complete one
+    put("etcd", "v3.6.6", ("etcd",), 50.0, "run-2")
+    assert measure("v1.35.4")[0] == 1500.0
