@@ -101,7 +101,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     table = rows(_releases(args.kubernetes or ["all"]), verify=args.verify)
     cols = ("kubernetes", "binary", "version", "source", "state", "path")
     widths = {c: max(len(c), *(len(str(r[c])) for r in table)) for c in cols}
-    print("  ".join(c.ljust(widths[c]) for c in cols))
+    print("  ".join(c.ljust(widths[c]) for c in cols).rstrip())
     for r in table:
         print("  ".join(str(r[c]).ljust(widths[c]) for c in cols).rstrip())
     return 2 if any(r["state"] == "CORRUPT" for r in table) else 0
