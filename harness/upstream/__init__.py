@@ -154,3 +154,22 @@ def locate(binary: str, kubernetes: str | None = None) -> Path:
             "run `conntrack-harness upstream build` (or `make setup`)"
         )
     return path
+
+
+def components(kubernetes: str | None = None) -> dict[str, dict[str, Any]]:
+    """Each pinned part of the release, for result.json's ``environment.components``:
+    ``{binary: {component, version, source, origin, sha256}}``; a part not in the cache has
+    ``source: None``."""
+    rel = release(kubernetes)
+    out: dict[str, dict[str, Any]] = {}
+    for binary, component in BINARY_COMPONENT.items():
+        version = rel.version_of(component)
+        entry = installed(component, version, binary) or {}
+        out[binary] = {
+            "component": component,
+            "version": version,
+            "source": entry.get("source"),
+            "origin": entry.get("origin"),
+            "sha256": entry.get("sha256"),
+        }
+    return out

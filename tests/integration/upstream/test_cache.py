@@ -145,3 +145,22 @@ def test_the_cold_build_figure_adds_up_one_complete_cold_run(cache: Path) -> Non
     # a newer partial cold run does not replace the complete one
     put("etcd", "v3.6.6", ("etcd",), 50.0, "run-2")
     assert measure("v1.35.4")[0] == 1500.0
+
+
+def test_components_describe_the_release_for_result_json(cache: Path) -> None:
+    from harness.upstream import components
+
+    with staging("etcd", "v3.6.6") as st:
+        install("etcd", "v3.6.6", {"etcd": _made(st, "etcd", b"e")})
+    info = components("v1.35.4")
+    assert info["etcd"]["version"] == "v3.6.6"
+    assert info["etcd"]["source"] == "go"
+    assert info["etcd"]["sha256"] == sha256_of(component_dir("etcd", "v3.6.6") / "etcd")
+    assert info["kube-proxy"] == {
+        "component": "kubernetes",
+        "version": "v1.35.4",
+        "source": None,
+        "origin": None,
+        "sha256": None,
+    }
+    assert set(info) >= {"coredns", "node-cache", "kube-apiserver"}
