@@ -139,11 +139,7 @@ def build(
     work = Path(tempfile.mkdtemp(prefix=f"cth-build-{recipe.component}-"))
     try:
         (work / "go.mod").write_text(recipe.go_mod)
-        only = {b: recipe.packages[b] for b in binaries}
-        sub = recipes.Recipe(
-            recipe.component, recipe.version, recipe.module, recipe.module_version, only, ""
-        )
-        (work / "tools.go").write_text(sub.tools_go())
+        (work / "tools.go").write_text(recipe.tools_go(binaries))
         t0 = time.monotonic()
         run_go(
             ["mod", "tidy"],

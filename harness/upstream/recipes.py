@@ -13,6 +13,7 @@ module at the same tag). Replacements that name another module are copied as the
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 WRAPPER_MODULE = "conntrack-harness.local/upstream-build"
@@ -57,9 +58,11 @@ class Recipe:
     go_mod: str  # the wrapper's go.mod
     ldflags: dict[str, str] = field(default_factory=dict)  # binary -> -ldflags
 
-    def tools_go(self) -> str:
-        """A file importing every package, so ``go mod tidy`` records their dependencies."""
-        imports = "\n".join(f'\t_ "{p}"' for p in sorted(set(self.packages.values())))
+    def tools_go(self, binaries: Iterable[str] | None = None) -> str:
+        """A file importing the packages of ``binaries`` (default all), so that ``go mod tidy``
+        records their dependencies."""
+        names = self.packages if binaries is None else binaries
+        imports = "\n".join(f'\t_ "{p}"' for p in sorted({self.packages[b] for b in names}))
         return f"//go:build tools\n\npackage tools\n\nimport (\n{imports}\n)\n"
 
 

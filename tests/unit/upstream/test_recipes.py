@@ -159,6 +159,7 @@ def test_tools_go_imports_each_package_once() -> None:
     assert text.startswith("//go:build tools\n")
     assert text.count('_ "m/cmd/a"') == 1
     assert '_ "m/x"' in text
+    assert r.tools_go(["c"]).count('_ "') == 1
 
 
 def test_for_component_rejects_an_unknown_component() -> None:
