@@ -85,6 +85,22 @@ def selection(names: Iterable[str] | None) -> set[str]:
     return out
 
 
+def without_blocked(
+    rels: list[Release], wanted: set[str], named: Iterable[str] | None
+) -> tuple[set[str], list[str]]:
+    """Leave out a part the versions file marks ``blocked`` unless it is named on the command
+    line (so a default build neither waits for the network nor for the cache lock on its
+    account): (what to build, a note for each part left out)."""
+    why = next((r.node_cache_blocked for r in rels if r.node_cache_blocked), "")
+    if not why or "node-cache" not in wanted or "node-cache" in set(named or ()):
+        return wanted, []
+    note = (
+        f"node-cache {rels[0].node_cache}: BLOCKED, not tried (`--component node-cache` "
+        f"tries it): {why}"
+    )
+    return wanted - {"node-cache"}, [note]
+
+
 def plan(
     releases: Iterable[Release],
     wanted: set[str],

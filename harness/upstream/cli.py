@@ -36,7 +36,9 @@ def _releases(names: list[str] | None) -> list[Release]:
 
 def cmd_build(args: argparse.Namespace) -> int:
     rels = _releases(args.kubernetes)
-    wanted = builder.selection(args.component)
+    wanted, notes = builder.without_blocked(rels, builder.selection(args.component), args.component)
+    for note in notes:
+        _say(note)
     again = args.rebuild or args.cold
     tasks = builder.plan(rels, wanted, lambda c, v, b: not again and not builder.missing(c, v, b))
     if not tasks:

@@ -6,7 +6,7 @@ import pytest
 
 from harness.errors import BadInput
 from harness.upstream import BINARY_COMPONENT, Release, releases
-from harness.upstream.build import plan, selection
+from harness.upstream.build import plan, selection, without_blocked
 
 OLD = Release("v1.35.4", "v3.6.6", "v1.13.1", "1.26.4")
 NEW = Release("v1.37.2", "v3.7.0", "v1.14.6", "1.26.4")
@@ -65,3 +65,16 @@ def test_the_versions_file_pins_two_kubernetes_releases_with_their_kubeadm_parts
         assert r.kubernetes.startswith("v1.")
         assert r.etcd.startswith("v3.")
         assert r.coredns.startswith("v1.")
+
+
+def test_a_blocked_part_is_left_out_unless_named() -> None:
+    blocked = Release("v1.35.4", "v3.6.6", "v1.13.1", "1.26.4", "", "proxy says 403")
+    every = set(BINARY_COMPONENT)
+    wanted, notes = without_blocked([blocked], every, None)
+    assert wanted == every - {"node-cache"}
+    assert len(notes) == 1
+    assert "proxy says 403" in notes[0]
+    assert "--component node-cache" in notes[0]
+    assert without_blocked([blocked], every, ["node-cache"]) == (every, [])
+    assert without_blocked([blocked], {"etcd"}, ["etcd"]) == ({"etcd"}, [])
+    assert without_blocked([OLD], every, None) == (every, [])
