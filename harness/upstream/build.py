@@ -218,24 +218,8 @@ def run(
             t = Task(task.component, task.version, todo, task.release)
             say(f"{head}: {', '.join(todo)} ({source}{', cold Go cache' if cold else ''})")
             t0 = time.monotonic()
-            load0 = os.getloadavg()[0]
             try:
-                with cache.staging(t.component, t.version) as st:
-                    made = make(t, st, source, mirror=mirror, gocache=gocache, say=say)
-                    cache.install(
-                        t.component,
-                        t.version,
-                        made,
-                        run={
-                            "binaries": list(todo),
-                            "source": source,
-                            "seconds": round(time.monotonic() - t0, 1),
-                            "cold": cold,
-                            **({"cold_run": cold_run} if cold else {}),
-                            "load_avg_1m": [round(load0, 2), round(os.getloadavg()[0], 2)],
-                            "cpus": os.cpu_count(),
-                        },
-                    )
+                _build_one(t, source, mirror=mirror, gocache=gocache, cold_run=cold_run, say=say)
             except ModuleRefused as e:
                 took = time.monotonic() - t0
                 note = t.release.node_cache_blocked if t.component == "node-cache" else ""
@@ -252,6 +236,32 @@ def run(
             say(f"{head}: installed in {took:.1f} s -> {component_dir(t.component, t.version)}")
             outcomes.append(Outcome(t, "installed", took, ""))
     return outcomes
+
+
+def _build_one(
+    t: Task,
+    source: Source,
+    *,
+    mirror: str | None,
+    gocache: Path | None,
+    cold_run: str,
+    say: Callable[[str], None],
+) -> None:
+    """Make ``t``'s binaries in a staging directory and install them with a record of how."""
+    t0 = time.monotonic()
+    load0 = os.getloadavg()[0]
+    with cache.staging(t.component, t.version) as st:
+        made = make(t, st, source, mirror=mirror, gocache=gocache, say=say)
+        record = {
+            "binaries": list(t.binaries),
+            "source": "+".join(sorted({m.source for m in made.values()})),
+            "seconds": round(time.monotonic() - t0, 1),
+            "cold": gocache is not None,
+            **({"cold_run": cold_run} if cold_run else {}),
+            "load_avg_1m": [round(load0, 2), round(os.getloadavg()[0], 2)],
+            "cpus": os.cpu_count(),
+        }
+        cache.install(t.component, t.version, made, run=record)
 
 
 def check(outcomes: list[Outcome]) -> None:

@@ -111,6 +111,8 @@ def test_a_verified_download_is_installed_and_located(mirror: Mirror, cache: Pat
     assert entry["sha256"] == hashlib.sha256(ETCD).hexdigest()
     assert entry["source"] == "download"
     assert "sha256 verified" in entry["origin"]
+    assert stamp["runs"][-1]["source"] == "download"
+    assert stamp["runs"][-1]["cold"] is False
     assert sorted(p.name for p in (cache / "etcd-v3.6.6").iterdir()) == [".complete", "etcd"]
     assert list((cache / ".tmp").iterdir()) == []
     # progress: which component, and how long it took
