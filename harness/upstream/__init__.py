@@ -149,6 +149,11 @@ def locate(binary: str, kubernetes: str | None = None) -> Path:
     d = component_dir(component, rel.version_of(component))
     path = d / binary
     if installed(component, rel.version_of(component), binary) is None:
+        if component == "node-cache" and rel.node_cache_blocked:
+            raise ComponentMissing(
+                f"{binary} {rel.node_cache} is not in the cache ({path}) and cannot be built "
+                f"here (versions.toml marks it blocked): {rel.node_cache_blocked}"
+            )
         raise ComponentMissing(
             f"{binary} {rel.version_of(component)} is not in the cache ({path}); "
             "run `conntrack-harness upstream build` (or `make setup`)"

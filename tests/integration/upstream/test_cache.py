@@ -164,3 +164,12 @@ def test_components_describe_the_release_for_result_json(cache: Path) -> None:
         "sha256": None,
     }
     assert set(info) >= {"coredns", "node-cache", "kube-apiserver"}
+
+
+def test_a_blocked_part_says_why_it_is_missing(cache: Path) -> None:
+    from harness.upstream import release
+
+    if not release("v1.35.4").node_cache_blocked:
+        pytest.skip("versions.toml marks nothing blocked")
+    with pytest.raises(ComponentMissing, match="blocked"):
+        locate("node-cache", "v1.35.4")
