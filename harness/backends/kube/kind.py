@@ -2,50 +2,34 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import ExitStack, contextmanager
+from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.backends.kube import commands, kindconfig, readiness
-from harness.backends.kube.api import DynamicKubeAPI, KubeAPI, wait_until
-from harness.backends.kube.cluster import Images, KubeCluster, Settings, realize_workload
-from harness.backends.kube.hostsysctl import (
-    GuardedHostSysctls,
-    HostSysctls,
-    SysctlSetter,
-    needs_host,
-    require_root,
+from harness.backends.kube import commands, kindconfig
+from harness.backends.kube.containernodes import (
+    DOCKERFILES,
+    ContainerNodeBackend,
+    ContainerSettings,
+    Started,
+    docker_ready,
 )
-from harness.backends.kube.names import (
-    COREDNS_DEPLOYMENT,
-    LOADGEN_IMAGE_GLIBC,
-    LOADGEN_IMAGE_MUSL,
-    SYSTEM_NAMESPACE,
-    check_run_id,
-    scenario_nodes,
-)
-from harness.backends.kube.nodeaccess import DockerNodeAccess
-from harness.backends.kube.placement import map_by_label
+from harness.backends.kube.names import check_run_id, scenario_nodes
+from harness.backends.kube.placement import NodeMap, map_by_label
 from harness.backends.kube.proc import Runner, subprocess_runner
-from harness.errors import BackendError, BadInput
+from harness.errors import BadInput, MissingTool
 from harness.scenario.model import Scenario
 
-DOCKERFILES = {"glibc": "loadgen/docker/Dockerfile.glibc", "musl": "loadgen/docker/Dockerfile.musl"}
+__all__ = ["DOCKERFILES", "KindBackend", "KindSettings", "preflight"]
 
 
 @dataclass
-class KindSettings:
+class KindSettings(ContainerSettings):
     cluster_name: str | None = None  # reuse this cluster if it exists; default cth-<run id>
     keep_cluster: bool = False
     config: kindconfig.KindOptions = field(default_factory=kindconfig.KindOptions)
-    images: Images = field(default_factory=lambda: Images(LOADGEN_IMAGE_GLIBC, LOADGEN_IMAGE_MUSL))
-    build_images: bool = True
-    project_dir: Path = Path(".")
-    timeout_s: float = 600.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> KindSettings:
@@ -63,25 +47,24 @@ class KindSettings:
         return cls(**base)
 
 
-class KindBackend:
-    name = "kind"
+def preflight(runner: Runner = subprocess_runner) -> None:
+    """Before the host lock and any change: kind on PATH, and a Docker daemon that answers."""
+    import shutil
 
-    def __init__(
-        self,
-        settings: KindSettings | None = None,
-        *,
-        runner: Runner = subprocess_runner,
-        api_factory: Callable[[str], KubeAPI] = DynamicKubeAPI,
-        guard: SysctlSetter | None = None,
-        host_factory: Callable[[], HostSysctls] | None = None,
-        euid: Callable[[], int] = os.geteuid,
-    ) -> None:
-        self.settings = settings or KindSettings()
-        self._run = runner
-        self._api_factory = api_factory
-        self._guard = guard
-        self._host_factory = host_factory
-        self._euid = euid
+    if shutil.which(commands.KIND) is None:
+        raise MissingTool("--backend kind needs the kind CLI on PATH", tool=commands.KIND)
+    docker_ready(runner, "kind")
+
+
+class KindBackend(ContainerNodeBackend):
+    name = "kind"
+    node_word = "a kind cluster"
+
+    settings: KindSettings
+    _cluster = ""  # set by start()
+
+    def default_settings(self) -> KindSettings:
+        return KindSettings()
 
     def cluster_name(self, run_id: str) -> str:
         return self.settings.cluster_name or f"cth-{check_run_id(run_id)}"
@@ -89,77 +72,27 @@ class KindBackend:
     def existing_clusters(self) -> list[str]:
         return self._run(commands.kind_get_clusters()).stdout.split()
 
-    def build_and_load_images(self, cluster: str) -> None:
-        imgs = self.settings.images
-        for flavour, tag in (("glibc", imgs.glibc), ("musl", imgs.musl)):
-            if self.settings.build_images:
-                dockerfile = str(self.settings.project_dir / DOCKERFILES[flavour])
-                self._run(commands.docker_build(dockerfile, tag, str(self.settings.project_dir)))
-            self._run(commands.kind_load_image(cluster, tag))
+    def start(self, stack: ExitStack, scenario: Scenario, run_id: str, workdir: Path) -> Started:
+        name = self._cluster = self.cluster_name(run_id)
+        kubeconfig = str(workdir / "kubeconfig")
+        if name in self.existing_clusters():
+            self._run(commands.kind_export_kubeconfig(name, kubeconfig))
+            return Started(kubeconfig)
+        cfg = workdir / "kind.yaml"
+        cfg.write_text(kindconfig.render_yaml(scenario, name, self.settings.config))
+        if not self.settings.keep_cluster:
+            stack.callback(self._run, commands.kind_delete(name, kubeconfig))
+        self._run(
+            commands.kind_create(name, str(cfg), kubeconfig, image=self.settings.config.node_image),
+            timeout_s=self.settings.timeout_s,
+        )
+        return Started(kubeconfig)
 
-    def _host(self) -> HostSysctls:
-        """The runner's journaled guard; tests pass their own ``host_factory``."""
-        if self._host_factory is not None:
-            return self._host_factory()
-        if self._guard is None:
-            raise BackendError(
-                "this scenario changes host sysctls, but the backend was given no sysctl guard "
-                "(build it with harness.backends.registry.make_cluster)"
-            )
-        return GuardedHostSysctls(self._guard, euid=self._euid)
+    def expected_nodes(self, scenario: Scenario) -> int:
+        return scenario.cluster.nodes + 1  # the workers and the control plane
 
-    @contextmanager
-    def realize(self, scenario: Scenario, run_id: str) -> Iterator[KubeCluster]:
-        host: HostSysctls | None = None
-        if needs_host(scenario):  # refuse before anything is created
-            require_root(self._euid(), "shrinking nf_conntrack_max for a kind cluster")
-        name = self.cluster_name(run_id)
-        with ExitStack() as stack:
-            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cth-kind-")))
-            kubeconfig = str(workdir / "kubeconfig")
-            if name in self.existing_clusters():
-                self._run(commands.kind_export_kubeconfig(name, kubeconfig))
-            else:
-                cfg = workdir / "kind.yaml"
-                cfg.write_text(kindconfig.render_yaml(scenario, name, self.settings.config))
-                if not self.settings.keep_cluster:
-                    stack.callback(self._run, commands.kind_delete(name, kubeconfig))
-                self._run(
-                    commands.kind_create(
-                        name, str(cfg), kubeconfig, image=self.settings.config.node_image
-                    ),
-                    timeout_s=self.settings.timeout_s,
-                )
-            api = self._api_factory(kubeconfig)
-            wait_until(
-                "kind nodes Ready",
-                lambda: readiness.nodes_not_ready(
-                    api.list("v1", "Node"), scenario.cluster.nodes + 1
-                ),
-                timeout_s=self.settings.timeout_s,
-            )
-            wait_until(
-                "CoreDNS Ready",
-                lambda: readiness.deployment_not_ready(
-                    api.get("apps/v1", "Deployment", COREDNS_DEPLOYMENT, SYSTEM_NAMESPACE)
-                ),
-                timeout_s=self.settings.timeout_s,
-            )
-            self.build_and_load_images(name)
-            nodes = map_by_label(scenario_nodes(scenario.cluster.nodes), api.list("v1", "Node"))
-            if needs_host(scenario):
-                host = self._host()
-            s = Settings(
-                backend=self.name,
-                run_id=run_id,
-                scenario=scenario,
-                api=api,
-                runner=self._run,
-                kubeconfig=kubeconfig,
-                images=self.settings.images,
-                access=DockerNodeAccess(self._run),
-                host=host,
-                timeout_s=self.settings.timeout_s,
-            )
-            with realize_workload(s, nodes) as cluster:
-                yield cluster
+    def load_image(self, tag: str) -> None:
+        self._run(commands.kind_load_image(self._cluster, tag))
+
+    def map_nodes(self, scenario: Scenario, nodes: Sequence[Mapping[str, Any]]) -> NodeMap:
+        return map_by_label(scenario_nodes(scenario.cluster.nodes), nodes)
