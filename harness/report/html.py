@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from html import escape
 
+from harness.report.locust import locust_section
 from harness.report.summary import (
     PhaseSummary,
     RemediationVerdict,
@@ -177,6 +178,7 @@ def _phase_section(p: PhaseResult, s: PhaseSummary) -> str:
         f"<span class=meta>Agreement: {escape(p['agreement']['explained'])}</span>"
         "</div>"
     )
+    parts.append(locust_section(p))
     charts = [
         conntrack_chart(
             f"{title}: {n['node']} conntrack", n["timeline"], n["max"] or p["conntrack"]["max"]

@@ -8,6 +8,7 @@ from harness.diagnose import diagnose_phase
 from harness.kernel.sampler import NodeSeries
 from harness.measurement import PhaseMeasurement
 from harness.metrics.prometheus import evaluate_near_full
+from harness.results.locust import locust_result
 from harness.results.schema import (
     Agreement,
     ConntrackResult,
@@ -199,12 +200,15 @@ def build_phase_result(phase: Phase, repeat_index: int, m: PhaseMeasurement) -> 
         result["fault"] = m.extra["fault"]
     if "capture" in m.extra:
         result["capture"] = m.extra["capture"]
+    if m.load.get("locust"):
+        result["locust"] = locust_result(m.load["locust"])
     checks: list[ExpectationResult] = []
     for exp in phase.expectations():
         ok, observed = exp.evaluate(result)
         checks.append(ExpectationResult(expect=str(exp), observed=observed, ok=ok))
+    locust = m.load.get("locust")
     result["alerts"] = {"ConntrackTableNearFull": evaluate_near_full(result)}
-    if not phase.injected and m.load.get("dns") and not m.load.get("http"):
+    if not phase.injected and m.load.get("dns") and not (m.load.get("http") or locust):
         # a DNS-only natural phase is a race attempt: name what the kernel did
         result["race"] = race_result(result, m.kernel)
     d = diagnose_phase(result)

@@ -4,7 +4,10 @@ Typed with TypedDicts so the JSON on disk and the code that builds it cannot dri
 Every phase carries ``injected``: true when a fault was injected (never a natural result).
 """
 
-from typing import Literal, NotRequired, TypedDict
+from typing import TYPE_CHECKING, Literal, NotRequired, TypedDict
+
+if TYPE_CHECKING:
+    from harness.results.locust import LocustResult  # it builds on LatencyMs below
 
 SCHEMA_VERSION = 1
 Verdict = Literal["pass", "fail", "error"]
@@ -204,6 +207,7 @@ class PhaseResult(TypedDict):
     duration_s: float
     dns: DNSResult
     http: HTTPResult | None
+    locust: NotRequired["LocustResult"]  # a locustfile load (instead of the raw client's http)
     conntrack: ConntrackResult
     server: ServerResult
     node: dict[str, int]

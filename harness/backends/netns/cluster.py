@@ -140,6 +140,7 @@ class NetnsCluster:
             plan,
             [PodSpec(p.ns, p.ip, text) for p in clients],
             [HTTPTarget(address=P.HTTP_SERVICE_IP, port=80, netns=p.ns) for p in clients],
+            locust_target=P.HTTP_SERVICE_IP,
         )
         return wp, resolv
 
