@@ -1,0 +1,193 @@
+"""The steady-state model: occupancy from the load, time to get there, and the assessment of a
+sampled table (pure)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from harness.dns.resolvconf import ResolvConf
+from harness.errors import BadInput
+from harness.steady_state import (
+    SteadyState,
+    Timeouts,
+    aged_timeout,
+    assess,
+    dns_flows,
+    entries_per_lookup,
+    http_flows,
+    remaining_lifetimes,
+    warmup_chunks,
+)
+
+TW120 = Timeouts(tcp_time_wait=120)
+CLUSTER = {"http-server.default.svc.cluster.local", "kube-dns.kube-system.svc.cluster.local"}
+CONF = ResolvConf.build(
+    ["10.96.0.10"],
+    ["default.svc.cluster.local", "svc.cluster.local", "cluster.local"],
+    {"ndots": "5"},
+)
+
+
+def model(rate: float, cmax: int, tw: float = 120, dns: float = 0.0) -> SteadyState:
+    t = Timeouts(tcp_time_wait=tw)
+    flows = http_flows("short-lived", rate, 8, t) + dns_flows(dns, 1.0, t)
+    return SteadyState(tuple(flows), cmax)
+
+
+def test_issue_numbers_near_the_limit() -> None:
+    """140/s x 120 s = 1.025 x 16384: saturated, and the table needs ~117 s to fill; 133/s
+    settles below max after one TIME_WAIT."""
+    above = model(140, 16384)
+    assert above.saturated
+    assert above.ratio == pytest.approx(16800 / 16384)
+    assert above.level == 16384
+    assert above.time_to_steady_s == pytest.approx(16384 / 140, rel=1e-6)
+    below = model(133, 16384)
+    assert not below.saturated
+    assert below.level == pytest.approx(133 * 120)
+    assert below.time_to_steady_s == 120
+
+
+def test_exhaustion_baseline_fills_after_the_old_five_second_phase() -> None:
+    m = model(800, 4096)
+    assert m.saturated
+    assert m.time_to_steady_s == pytest.approx(4096 / 800)
+    assert m.time_to_steady_s > 5.0
+
+
+def test_dns_counts_towards_the_table() -> None:
+    """500/s x TIME_WAIT 30 = 15,000 of 16,384: HTTP alone stays below max; the DNS entries
+    (lookups x entries x udp_timeout) push the load over it."""
+    t = Timeouts(tcp_time_wait=30, udp=30)
+    http = http_flows("short-lived", 500, 8, t)
+    assert not SteadyState(tuple(http), 16384).saturated
+    both = SteadyState(tuple(http + dns_flows(40, 2.0, t)), 16384)
+    assert both.occupancy == pytest.approx(15000 + 2400)
+    assert both.saturated
+    assert both.time_to_steady_s < 30
+
+
+def test_pooled_holds_its_pool_and_nodelocal_nothing() -> None:
+    t = Timeouts()
+    pooled = SteadyState(tuple(http_flows("pooled", 800, 8, t)), 4096)
+    assert pooled.occupancy == 8
+    assert pooled.time_to_steady_s == 0
+    nl = dns_flows(1000, 2.0, t, notrack=True)
+    assert SteadyState(tuple(nl), 4096).occupancy == 0
+
+
+def test_server_close_and_use_vc_are_time_wait() -> None:
+    t = Timeouts(tcp_time_wait=60, udp=30)
+    assert http_flows("server-close", 10, 8, t)[0].lifetime_s == 60
+    assert dns_flows(10, 2.0, t, tcp=True)[0].lifetime_s == 60
+    assert dns_flows(10, 2.0, t)[0].lifetime_s == 30
+
+
+def test_stream_share_lives_udp_timeout_stream() -> None:
+    t = Timeouts(udp=30, udp_stream=120)
+    flows = dns_flows(10, 1.0, t, stream_fraction=0.25)
+    occ = sum(f.occupancy for f in flows)
+    assert occ == pytest.approx(7.5 * 30 + 2.5 * 122)
+
+
+def test_entries_per_lookup_follows_the_search_list() -> None:
+    def known(n: str) -> bool:
+        return n in CLUSTER
+
+    # first candidate answers
+    assert entries_per_lookup(["http-server"], CONF, "glibc", known) == 1
+    # kube-dns.kube-system.default.svc... is NXDOMAIN, then .svc.cluster.local answers
+    assert entries_per_lookup(["kube-dns.kube-system"], CONF, "glibc", known) == 2
+    assert entries_per_lookup(["http-server", "kube-dns.kube-system"], CONF, "glibc", known) == 1.5
+    # an unknown name tries every candidate: 3 search domains + as-is
+    assert entries_per_lookup(["example.org"], CONF, "glibc", known) == 4
+    # one socket per query
+    assert entries_per_lookup(["http-server"], CONF, "go", known) == 2
+    reopen = CONF.with_flag("single-request-reopen")
+    assert entries_per_lookup(["http-server"], reopen, "glibc", known) == 2
+    assert entries_per_lookup(["http-server"], reopen, "musl", known) == 1
+
+
+def test_time_to_reaches_partial_levels() -> None:
+    m = model(100, 100_000, tw=20)
+    assert m.time_to(1000) == pytest.approx(10, rel=1e-6)
+    assert m.time_to(10_000) == math.inf
+
+
+def test_warmup_entries_share_a_full_table() -> None:
+    t = Timeouts(tcp_time_wait=100, udp=50)
+    flows = http_flows("short-lived", 30, 8, t) + dns_flows(20, 1.0, t)  # 3000 + 1000
+    m = SteadyState(tuple(flows), 2000)
+    got = [m.warmup_entries(f) for f in m.flows]
+    assert got == [1500, 500]
+    below = SteadyState(tuple(flows), 8000)
+    assert [below.warmup_entries(f) for f in below.flows] == [3000, 1000]
+    assert m.warmup_entries(http_flows("pooled", 1, 8, t)[0]) == 0
+
+
+def test_warmup_chunks_spread_remaining_lifetimes_evenly() -> None:
+    chunks = warmup_chunks(1000, 20.0)
+    assert sum(n for n, _ in chunks) == 1000
+    assert len(chunks) == 20
+    targets = [r for _, r in chunks]
+    assert targets == sorted(targets, reverse=True)
+    assert min(targets) > 0
+    assert max(targets) < 20
+    # evenly: the mean remaining lifetime is half the lifetime
+    mean = sum(n * r for n, r in chunks) / 1000
+    assert mean == pytest.approx(10.0, abs=0.05)
+    assert len(warmup_chunks(5, 120.0)) == 5
+    assert warmup_chunks(0, 10.0) == []
+    assert remaining_lifetimes(4, 8.0) == [1.0, 3.0, 5.0, 7.0]
+
+
+def test_aged_timeout_adds_the_time_until_the_load() -> None:
+    assert aged_timeout(5.0, 2.4) == 7
+    assert aged_timeout(0.2, 0.0) == 1
+    assert aged_timeout(3.0, -1.0) == 3
+
+
+def _ramp(rate: float, cmax: int, until: float, start: float = 1.0) -> list[tuple[float, int]]:
+    return [(start + i / 10, min(cmax, int(rate * i / 10))) for i in range(int(until * 10) + 1)]
+
+
+def test_assess_a_phase_still_filling_is_not_steady() -> None:
+    """max 16384, 500/s, TIME_WAIT 30 plus DNS: a 20 s phase ends before the table arrives."""
+    t = Timeouts(tcp_time_wait=30, udp=30)
+    m = SteadyState(tuple(http_flows("short-lived", 500, 8, t) + dns_flows(40, 2.0, t)), 16384)
+    a = assess(m, _ramp(580, 16384, 20), load_start_s=1.0, duration_s=20)
+    assert not a.reached
+    assert a.steady_from_s is None
+    assert "never reached" in a.reason
+    assert "16,384" in a.reason
+
+
+def test_assess_late_arrival_is_not_steady_and_window_counts() -> None:
+    m = model(800, 4096)
+    dns = [[float(s), 10.0, 1.0 if s >= 5 else 0.0] for s in range(20)]
+    a = assess(m, _ramp(800, 4096, 20), load_start_s=1.0, duration_s=20, dns_timeline=dns)
+    assert a.steady_from_s == pytest.approx(4.7, abs=0.11)  # 0.9 * 4096 / 800
+    assert not a.reached
+    assert "only 4.7 s" in a.reason
+    assert a.lookups == 160
+    assert a.timeouts == 15
+
+
+def test_assess_warm_table_is_steady() -> None:
+    m = model(800, 4096)
+    warm = [(0.5 + i / 10, 4000) for i in range(60)]
+    a = assess(m, warm, load_start_s=0.5, duration_s=6)
+    assert a.reached
+    assert a.steady_from_s == 0.0
+    assert a.observed_mean == 4000
+
+
+def test_bad_model_input() -> None:
+    with pytest.raises(BadInput):
+        SteadyState((), 0)
+    with pytest.raises(BadInput):
+        Timeouts(tcp_time_wait=0)
+    with pytest.raises(BadInput):
+        http_flows("bogus", 1, 1, Timeouts())
