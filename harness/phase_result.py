@@ -192,6 +192,8 @@ def build_phase_result(phase: Phase, repeat_index: int, m: PhaseMeasurement) -> 
         result["fault"] = m.extra["fault"]
     if "capture" in m.extra:
         result["capture"] = m.extra["capture"]
+    if "steady_state" in m.extra:  # harness.backends.netns.steady
+        result["steady_state"] = m.extra["steady_state"]
     checks: list[ExpectationResult] = []
     for exp in phase.expectations():
         ok, observed = exp.evaluate(result)

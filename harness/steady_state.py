@@ -22,14 +22,20 @@ that out (it is the real table's business) and :func:`assess` reads the real tab
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from harness.dns.resolvconf import ResolvConf, search_candidates
 from harness.errors import BadInput
+from harness.scenario.model import DNSLoad, LoadSpec
+from harness.stats import Comparison
 
 TOLERANCE = 0.1  # within 10 % of the level: the GC trims a full table to about 95 %
+# A steady state at or below this share of max is far from the limit: whether the table got
+# there cannot change a drop, so such a phase needs no warm-up and counts as steady.
+FAR_BELOW = 0.5
 UDP_STREAM_AFTER_S = 2.0  # a UDP entry still active after 2 s gets udp_timeout_stream
 
 
@@ -107,11 +113,11 @@ def entries_per_lookup(
     names: Sequence[str], conf: ResolvConf, resolver: str, known: Callable[[str], bool]
 ) -> float:
     """Mean conntrack entries one lookup makes: the search candidates it tries (up to the
-    first name that exists) times the sockets per candidate. With ``use-vc`` each query is a
-    TCP connection of its own."""
+    first name that exists) times the sockets per candidate. With ``use-vc`` glibc writes
+    both queries on one TCP connection per candidate."""
     if not names:
         return 0.0
-    per = 2 if conf.use_vc else sockets_per_candidate(resolver, conf)
+    per = 1 if conf.use_vc else sockets_per_candidate(resolver, conf)
     total = 0
     for name in names:
         cands = search_candidates(name, conf)
@@ -167,6 +173,44 @@ def dns_flows(
             )
         )
     return out
+
+
+def mean_lookup_rate(d: DNSLoad) -> float:
+    """Lookups/s averaged over the pattern: a burst runs ``rate`` for ``burst_on_s`` of every
+    ``burst_on_s + burst_off_s``; a ramp rises from 0 to ``rate`` (its steady state is the
+    end, so the model takes ``rate``)."""
+    if d.pattern == "burst":
+        return d.rate * d.burst_on_s / (d.burst_on_s + d.burst_off_s)
+    return d.rate
+
+
+MAX_NAMES = 64  # names beyond this (cache-busting {n} expansions) look like the first ones
+
+
+def phase_model(
+    load: LoadSpec,
+    *,
+    table_max: int,
+    timeouts: Timeouts,
+    resolv: ResolvConf,
+    names: Sequence[str],
+    known: Callable[[str], bool],
+    pooling: int | None = None,
+    nodelocal: bool = False,
+) -> SteadyState:
+    """The steady state of one phase's load in one node's table (every pod flow crosses the
+    clients' node). ``names``: the lookups' names as the engine gets them; ``pooling``: the
+    pooling remediation's pool size; ``nodelocal``: pods ask 169.254.20.10 (NOTRACK)."""
+    flows: list[Flow] = []
+    if load.http is not None:
+        mode = "pooled" if pooling else load.http.mode
+        flows += http_flows(mode, load.http.rate, pooling or load.http.pool_size, timeouts)
+    if load.dns is not None:
+        entries = entries_per_lookup(list(names)[:MAX_NAMES], resolv, load.dns.resolver, known)
+        flows += dns_flows(
+            mean_lookup_rate(load.dns), entries, timeouts, tcp=resolv.use_vc, notrack=nodelocal
+        )
+    return SteadyState(tuple(flows), table_max)
 
 
 @dataclass(frozen=True)
@@ -228,6 +272,10 @@ class SteadyState:
         if self.saturated:
             return self.time_to(float(self.table_max))
         return max((f.lifetime_s for f in self.flows if f.tracked and f.rate > 0), default=0.0)
+
+    @property
+    def far_below_limit(self) -> bool:
+        return self.occupancy <= FAR_BELOW * self.table_max
 
     @property
     def threshold(self) -> float:
@@ -326,7 +374,14 @@ def assess(
     lookups = int(sum(r[1] for r in rows))
     timeouts = int(sum(r[2] for r in rows))
     level = f"{model.level:,.0f} of max {model.table_max:,}"
-    if steady_from is None:
+    if model.far_below_limit:
+        reached = True
+        reason = (
+            f"the steady state ({model.occupancy:,.0f} entries, {model.ratio:.0%} of max "
+            f"{model.table_max:,}) is far below the limit: the table's fill cannot decide "
+            "this phase"
+        )
+    elif steady_from is None:
         reached = False
         reason = (
             f"the table never reached its steady state: it peaked at {peak:,} entries, "
@@ -354,4 +409,32 @@ def assess(
         lookups=lookups,
         timeouts=timeouts,
         reason=reason,
+    )
+
+
+def not_steady(phases: Iterable[Mapping[str, object]]) -> str | None:
+    """The reason the first of ``phases`` (result.json phases) was not measured in steady
+    state, or None when all were (or carry no ``steady_state``)."""
+    for p in phases:
+        ss = p.get("steady_state")
+        if isinstance(ss, Mapping) and ss.get("reached") is False:
+            return f"{p.get('name')}: {ss.get('reason')}"
+    return None
+
+
+def gate_comparison(
+    cmp: Comparison,
+    before: Iterable[Mapping[str, object]],
+    after: Iterable[Mapping[str, object]],
+) -> Comparison:
+    """A comparison with a phase that never reached steady state says nothing about the
+    steady state: it is inconclusive, whatever the numbers (never "fixed")."""
+    reason = not_steady(after) or not_steady(before)
+    if reason is None:
+        return cmp
+    return dataclasses.replace(
+        cmp,
+        outcome="inconclusive",
+        sentence=f"inconclusive: not measured in steady state ({reason}); the numbers were "
+        + cmp.sentence,
     )

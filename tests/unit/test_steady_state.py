@@ -191,3 +191,78 @@ def test_bad_model_input() -> None:
         Timeouts(tcp_time_wait=0)
     with pytest.raises(BadInput):
         http_flows("bogus", 1, 1, Timeouts())
+
+
+def test_phase_model_of_the_exhaustion_load() -> None:
+    from harness.scenario.model import DNSLoad, HTTPLoad, LoadSpec
+    from harness.steady_state import phase_model
+
+    load = LoadSpec(
+        duration_s=5,
+        http=HTTPLoad(mode="short-lived", rate=800),
+        dns=DNSLoad(rate=160, names=["http-server", "kube-dns.kube-system"]),
+    )
+    names = ["http-server", "kube-dns.kube-system"]
+    m = phase_model(
+        load, table_max=4096, timeouts=TW120, resolv=CONF, names=names, known=CLUSTER.__contains__
+    )
+    assert [f.kind for f in m.flows] == ["http-short-lived", "dns-udp"]
+    assert m.occupancy == pytest.approx(800 * 120 + 160 * 1.5 * 30)
+    pooled = phase_model(
+        load,
+        table_max=4096,
+        timeouts=TW120,
+        resolv=CONF,
+        names=names,
+        known=CLUSTER.__contains__,
+        pooling=8,
+        nodelocal=True,
+    )
+    assert pooled.occupancy == 8
+    vc = phase_model(
+        load,
+        table_max=4096,
+        timeouts=TW120,
+        resolv=CONF.with_flag("use-vc"),
+        names=names,
+        known=CLUSTER.__contains__,
+    )
+    assert vc.flows[1].kind == "dns-tcp"
+    assert vc.flows[1].occupancy == pytest.approx(160 * 1.5 * 120)
+    burst = LoadSpec(dns=DNSLoad(rate=100, pattern="burst", burst_on_s=1, burst_off_s=3), http=None)
+    b = phase_model(
+        burst,
+        table_max=4096,
+        timeouts=TW120,
+        resolv=CONF,
+        names=["http-server"],
+        known=CLUSTER.__contains__,
+    )
+    assert b.occupancy == pytest.approx(25 * 30)
+
+
+def test_far_below_the_limit_counts_as_steady() -> None:
+    m = model(10, 65536, tw=30)
+    a = assess(m, [(0.0, 5), (1.0, 12)], load_start_s=0.0, duration_s=5)
+    assert m.far_below_limit
+    assert a.reached
+    assert "far below the limit" in a.reason
+    assert not model(1000, 65536, tw=60).far_below_limit
+
+
+def test_a_phase_not_in_steady_state_cannot_be_fixed() -> None:
+    from harness.stats import compare
+    from harness.steady_state import gate_comparison
+
+    cmp = compare((300, 800), (0, 800))
+    assert cmp.outcome == "fixed"
+    steady = {"name": "baseline", "steady_state": {"reached": True, "reason": "ok"}}
+    filling = {
+        "name": "sysctls",
+        "steady_state": {"reached": False, "reason": "the table never reached its steady state"},
+    }
+    assert gate_comparison(cmp, [steady], [{"name": "x"}]).outcome == "fixed"
+    gated = gate_comparison(cmp, [steady], [filling])
+    assert gated.outcome == "inconclusive"
+    assert gated.sentence.startswith("inconclusive: not measured in steady state (sysctls:")
+    assert gate_comparison(cmp, [filling], [steady]).outcome == "inconclusive"

@@ -21,6 +21,7 @@ from harness.backends.base import Progress
 from harness.backends.netns import plan as P
 from harness.backends.netns.counters import delta, read_counters
 from harness.backends.netns.plan import plan_topology
+from harness.backends.netns.steady import PhaseSteady
 from harness.backends.netns.topology import Topology
 from harness.capture.tcpdump import PodCapture
 from harness.dns.resolvconf import ResolvConf
@@ -45,7 +46,6 @@ from harness.scenario.model import (
     ResolverOption,
     Scenario,
 )
-from loadgen.http.plan import fill_needed
 
 CT = "net.netfilter."
 
@@ -129,6 +129,7 @@ class NetnsCluster:
         self.topology.coredns_replicas = scenario.cluster.coredns.replicas
         self.probes: list[NodeProbe] = []
         self._stack = ExitStack()
+        self._warmup_gap_s = 0.8  # warm-up end -> load start; measured by each phase
 
     def __enter__(self) -> NetnsCluster:
         try:
@@ -333,7 +334,8 @@ class NetnsCluster:
         plan_file, out_file = wd / f"{phase.name}.plan.json", wd / f"{phase.name}.out.json"
         out_file.unlink(missing_ok=True)
         cmax = int(sysctl.read(CT + "nf_conntrack_max"))
-        self._fast_phase(wp, cmax)
+        self._fast_phase(wp)
+        steady = self._warm_up(load, wp, resolv, settings, cmax)
         plan_file.write_text(json.dumps(wp))
         nodes0, server0 = self._counters()
         argv = [
@@ -371,6 +373,7 @@ class NetnsCluster:
         extra: dict[str, Any] = {}
         if "started_monotonic" in out:  # when the load began, on the sampler's timeline
             extra["load_start_s"] = round(out.pop("started_monotonic") - sampler.t0, 3)
+            extra["steady_state"] = self._steady_result(steady, series, sampler.t0, extra, out)
         if phase.faults:
             extra["fault"] = {
                 "kind": "race-window",
@@ -399,23 +402,46 @@ class NetnsCluster:
             kernel=platform.release(),
         )
 
-    def _fast_phase(self, wp: dict[str, Any], cmax: int) -> None:
+    def _fast_phase(self, wp: dict[str, Any]) -> None:
         """Bench-issue design (bench/README.md): a phase measures the same lookups, faster.
 
-        - DNS drain "first-timeout": once every lookup has started, stop waiting for those
-          that have already waited one full timeout (they are timeouts whatever follows)
-          and report them as ``dns.unfinished``; a lookup nobody answers otherwise holds the
-          phase for ``timeout * attempts`` per search candidate (20 s with the defaults).
-        - HTTP one-shot load whose steady state is a full table (rate * TIME_WAIT >= max)
-          fills the table at maximum churn first, then holds the scenario's rate.
+        DNS drain "first-timeout": once every lookup has started, stop waiting for those
+        that have already waited one full timeout (they are timeouts whatever follows) and
+        report them as ``dns.unfinished``; a lookup nobody answers otherwise holds the phase
+        for ``timeout * attempts`` per search candidate (20 s with the defaults).
         """
         if "dns" in wp:
             wp["dns"]["plan"]["drain"] = "first-timeout"
-        http = wp.get("http", {}).get("plan")
-        if http and http["mode"] != "pooled":
-            client_node = self.plan.node(self.plan.role("client")[0].node).ns
-            tw = int(sysctl.read(CT + "nf_conntrack_tcp_timeout_time_wait", client_node))
-            http["fill_connections"] = fill_needed(http["rate"], tw, cmax)
+
+    # --- steady state (harness.backends.netns.steady) ---------------------------------
+    def _warm_up(
+        self,
+        load: LoadSpec,
+        wp: dict[str, Any],
+        resolv: ResolvConf,
+        settings: dict[str, Any],
+        cmax: int,
+    ) -> PhaseSteady:
+        """The phase's steady-state model; the aged warm-up brings the table there."""
+        steady = PhaseSteady(
+            self.plan, load, wp=wp, resolv=resolv, settings=settings, table_max=cmax
+        )
+        steady.prepare(self.guard, startup_s=self._warmup_gap_s)
+        return steady
+
+    def _steady_result(
+        self,
+        steady: PhaseSteady,
+        series: dict[str, NodeSeries],
+        t0: float,
+        extra: dict[str, Any],
+        out: dict[str, Any],
+    ) -> dict[str, Any]:
+        res = steady.finish(series, sampler_t0=t0, load_start_s=extra["load_start_s"], out=out)
+        gap = res.get("warmup", {}).get("gap_to_load_s")
+        if isinstance(gap, float) and 0 < gap < 10:
+            self._warmup_gap_s = gap
+        return dict(res)
 
     def _drive_load(
         self,
