@@ -366,6 +366,8 @@ def assess(
     phase still count as measured in steady state."""
     allow = max(1.0, 0.1 * duration_s) if late_s is None else late_s
     hit = first_at_or_above(timeline, model.threshold, load_start_s)
+    if model.far_below_limit:  # the whole phase is the window
+        hit = load_start_s
     steady_from = None if hit is None else round(max(0.0, hit - load_start_s), 3)
     window = [c for t, c in timeline if hit is not None and t >= hit]
     mean = sum(window) / len(window) if window else 0.0

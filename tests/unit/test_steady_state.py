@@ -243,7 +243,10 @@ def test_phase_model_of_the_exhaustion_load() -> None:
 
 def test_far_below_the_limit_counts_as_steady() -> None:
     m = model(10, 65536, tw=30)
-    a = assess(m, [(0.0, 5), (1.0, 12)], load_start_s=0.0, duration_s=5)
+    dns = [[0.0, 10.0, 0.0], [1.0, 10.0, 1.0]]
+    a = assess(m, [(0.0, 5), (1.0, 12)], load_start_s=0.0, duration_s=5, dns_timeline=dns)
+    assert a.lookups == 20
+    assert a.timeouts == 1
     assert m.far_below_limit
     assert a.reached
     assert "far below the limit" in a.reason
@@ -266,3 +269,20 @@ def test_a_phase_not_in_steady_state_cannot_be_fixed() -> None:
     assert gated.outcome == "inconclusive"
     assert gated.sentence.startswith("inconclusive: not measured in steady state (sysctls:")
     assert gate_comparison(cmp, [filling], [steady]).outcome == "inconclusive"
+
+
+def test_warmup_readback_parsing() -> None:
+    from harness.backends.netns.warmup import lifetimes_at_load, remaining_by_kind
+
+    listing = (
+        "tcp      6 117 TIME_WAIT src=10.244.1.2 dst=10.96.0.20 sport=1 dport=80 [ASSURED]\n"
+        "tcp      6 3 TIME_WAIT src=10.244.1.2 dst=10.96.0.20 sport=2 dport=80 [ASSURED]\n"
+        "udp      17 28 src=10.244.1.2 dst=10.96.0.10 sport=3 dport=53\n"
+        "conntrack v1.4.7 (conntrack-tools): 3 flow entries have been shown.\n"
+    )
+    got = remaining_by_kind(listing)
+    assert got == {"tcp-TIME_WAIT": [117, 3], "udp": [28]}
+    at_load = lifetimes_at_load(100.0, got, 101.5)
+    assert at_load["tcp-TIME_WAIT"]["max"] == 115.5
+    assert at_load["tcp-TIME_WAIT"]["min"] == 1.5
+    assert at_load["udp"]["n"] == 1

@@ -100,7 +100,14 @@ def spread(values: Sequence[float]) -> dict[str, float]:
     def q(p: float) -> float:
         return round(v[min(len(v) - 1, int(p * len(v)))], 2)
 
-    return {"n": len(v), "min": v[0], "p25": q(0.25), "p50": q(0.5), "p75": q(0.75), "max": v[-1]}
+    return {
+        "n": len(v),
+        "min": round(v[0], 2),
+        "p25": q(0.25),
+        "p50": q(0.5),
+        "p75": q(0.75),
+        "max": round(v[-1], 2),
+    }
 
 
 async def _dns_fill(t: WarmupTargets, n: int) -> tuple[int, int]:
