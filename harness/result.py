@@ -68,8 +68,8 @@ class NodeConntrack(TypedDict):
     table_full_lines: int
     states_at_peak: dict[str, int]
     dns_entries: int  # conntrack entries of pods' DNS flows in the snapshot at peak
-    dns_in: int  # DNS packets from pods into the node (before conntrack)
-    dns_out: int  # DNS packets that left the node towards the DNS service
+    dns_in: int  # DNS queries from pods into the node (before conntrack; TCP: data segments)
+    dns_out: int  # DNS queries that left the node towards the DNS service
     timeline: list[list[float]]  # [t_s, count] or [t_s, count, drop_total_so_far]
 
 
