@@ -274,6 +274,10 @@ class SteadyState:
         return max((f.lifetime_s for f in self.flows if f.tracked and f.rate > 0), default=0.0)
 
     @property
+    def longest_lifetime_s(self) -> float:
+        return max((f.lifetime_s for f in self.flows if f.tracked and f.rate > 0), default=0.0)
+
+    @property
     def far_below_limit(self) -> bool:
         return self.occupancy <= FAR_BELOW * self.table_max
 
@@ -356,6 +360,7 @@ def assess(
     duration_s: float,
     dns_timeline: Sequence[Sequence[float]] = (),
     late_s: float | None = None,
+    settle_s: float = 0.0,
 ) -> Assessment:
     """Did the phase measure in steady state?
 
@@ -363,16 +368,18 @@ def assess(
     ``load_start_s``: when the load began on that clock; ``dns_timeline``: the DNS result's
     ``[second since load start, lookups, timeouts]`` rows. ``late_s`` (default: 10 % of the
     phase, at least 1 s) is how long after the load started the table may arrive and the
-    phase still count as measured in steady state."""
+    phase still count as measured in steady state. ``settle_s``: the earliest the steady
+    state can hold: a load that started on an empty table turns over only once its first
+    entries expire (the longest lifetime); after an aged warm-up, at once (0)."""
     allow = max(1.0, 0.1 * duration_s) if late_s is None else late_s
-    hit = first_at_or_above(timeline, model.threshold, load_start_s)
+    hit = first_at_or_above(timeline, model.threshold, max(load_start_s, load_start_s + settle_s))
     if model.far_below_limit:  # the whole phase is the window
         hit = load_start_s
     steady_from = None if hit is None else round(max(0.0, hit - load_start_s), 3)
     window = [c for t, c in timeline if hit is not None and t >= hit]
     mean = sum(window) / len(window) if window else 0.0
     peak = max((c for _, c in timeline), default=0)
-    rows = [r for r in dns_timeline if steady_from is not None and r[0] >= math.floor(steady_from)]
+    rows = [r for r in dns_timeline if steady_from is not None and r[0] >= math.ceil(steady_from)]
     lookups = int(sum(r[1] for r in rows))
     timeouts = int(sum(r[2] for r in rows))
     level = f"{model.level:,.0f} of max {model.table_max:,}"

@@ -171,8 +171,11 @@ def test_assess_late_arrival_is_not_steady_and_window_counts() -> None:
     assert a.steady_from_s == pytest.approx(4.7, abs=0.11)  # 0.9 * 4096 / 800
     assert not a.reached
     assert "only 4.7 s" in a.reason
-    assert a.lookups == 160
+    assert a.lookups == 150  # whole seconds 5..19
     assert a.timeouts == 15
+
+    natural = assess(m, _ramp(800, 4096, 20), load_start_s=1.0, duration_s=20, settle_s=120)
+    assert natural.steady_from_s is None  # turns over only once TIME_WAIT has passed
 
 
 def test_assess_warm_table_is_steady() -> None:

@@ -114,6 +114,7 @@ class PhaseSteady:
             load_start_s=load_start_s,
             duration_s=self.load.duration_s,
             dns_timeline=dns_tl,
+            settle_s=0.0 if self.warmup is not None else m.longest_lifetime_s,
         )
         lo, hi = wilson(a.timeouts, a.lookups)
         result = SteadyStateResult(
