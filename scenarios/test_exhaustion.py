@@ -14,6 +14,11 @@ def test_exhaustion_baseline_and_remediations(run_scenario: RunScenario) -> None
     result = run_scenario("scenarios/exhaustion.yaml")
     assert_expectations(result)
     base, *fixed = result["phases"]
+    # every verdict describes the steady state; the baseline got there by a labelled warm-up
+    for p in result["phases"]:
+        assert p["steady_state"]["reached"], p["steady_state"]["reason"]
+    assert base["steady_state"]["warmup"]["method"] == "aged-fill"
+    assert base["steady_state"]["occupancy_vs_max"] > 1
     assert base["conntrack"]["peak_count"] >= 0.95 * base["conntrack"]["max"]
     assert base["conntrack"]["nodes"][0]["states_at_peak"].get("TIME_WAIT", 0) > 0
     assert base["alerts"]["ConntrackTableNearFull"]["fired"]
