@@ -447,3 +447,38 @@ def gate_comparison(
         sentence=f"inconclusive: not measured in steady state ({reason}); the numbers were "
         + cmp.sentence,
     )
+
+
+def describe(ss: Mapping[str, object]) -> str:
+    """One sentence for reports: a phase's ``steady_state`` from result.json (pure)."""
+
+    def num(key: str) -> float:
+        v = ss.get(key)
+        return float(v) if isinstance(v, int | float) else 0.0
+
+    head = "steady state" if ss.get("reached") else "NOT in steady state (inconclusive)"
+    t = ss.get("time_to_steady_s")
+    when = (
+        f"reached {float(t):.1f} s after the load started"
+        if isinstance(t, int | float)
+        else ("never reached")
+    )
+    text = (
+        f"{head}: the load holds {num('expected_occupancy'):,.0f} entries "
+        f"({num('occupancy_vs_max'):.2f} x max {num('max'):,.0f}); the table averaged "
+        f"{num('observed_mean'):,.0f} ({num('observed_vs_max'):.0%} of max), {when}; a "
+        f"natural load needs {num('natural_time_to_steady_s'):.0f} s"
+    )
+    w = ss.get("warmup")
+    if isinstance(w, Mapping) and w.get("method") == "aged-fill":
+        flows = w.get("flows")
+        opened = ", ".join(
+            f"{f.get('opened')} {f.get('kind')}"
+            for f in (flows if isinstance(flows, list) else [])
+            if isinstance(f, Mapping)
+        )
+        text += f". Warm-up (aged fill, not measured): {opened} entries"
+    elif isinstance(w, Mapping):
+        text += ". No warm-up"
+    reason = str(ss.get("reason", ""))
+    return f"{text}. {reason[:1].upper()}{reason[1:]}."

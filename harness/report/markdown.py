@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from harness.report.summary import rate_with_ci, remediation_verdicts, summarize
 from harness.result import RunResult
+from harness.steady_state import describe as describe_steady
 
 _ICON = {"pass": "✅", "fail": "❌", "error": "⚠️"}
 
@@ -43,6 +44,10 @@ def render_markdown(result: RunResult) -> str:
                 f"- `{v.after.name}` ({_cell(what)}) vs `{v.before.name}`: "
                 f"{_cell(v.comparison.sentence)}"
             )
+    steady = [(p["name"], p["steady_state"]) for p in result["phases"] if "steady_state" in p]
+    if steady:  # harness.steady_state
+        out += ["", "**Steady state:**", ""]
+        out += [f"- `{name}`: {_cell(describe_steady(ss))}" for name, ss in steady]
     failed = [(s.name, e) for s in summaries for e in s.failed_expectations]
     if failed:
         out += ["", "**Failed expectations:**", ""]

@@ -289,3 +289,27 @@ def test_warmup_readback_parsing() -> None:
     assert at_load["tcp-TIME_WAIT"]["max"] == 115.5
     assert at_load["tcp-TIME_WAIT"]["min"] == 1.5
     assert at_load["udp"]["n"] == 1
+
+
+def test_describe_names_the_occupancy_the_warmup_and_the_reason() -> None:
+    from harness.steady_state import describe
+
+    ss = {
+        "reached": True,
+        "reason": "in steady state from 0.0 s after the load started (4,096 of max 4,096)",
+        "expected_occupancy": 103200.0,
+        "occupancy_vs_max": 25.1953,
+        "max": 4096,
+        "observed_mean": 4093.4,
+        "observed_vs_max": 0.9994,
+        "time_to_steady_s": 0.013,
+        "natural_time_to_steady_s": 3.94,
+        "warmup": {"method": "aged-fill", "flows": [{"kind": "http-short-lived", "opened": 3810}]},
+    }
+    text = describe(ss)
+    assert text.startswith("steady state: the load holds 103,200 entries (25.20 x max 4,096)")
+    assert "3810 http-short-lived entries" in text
+    assert text.endswith("(4,096 of max 4,096).")
+    not_reached = describe({**ss, "reached": False, "time_to_steady_s": None, "warmup": {}})
+    assert not_reached.startswith("NOT in steady state (inconclusive)")
+    assert "never reached" in not_reached
