@@ -32,6 +32,40 @@ from harness.errors import BadInput
 from harness.scenario.model import DNSLoad, LoadSpec
 from harness.stats import Comparison
 
+# two-sided 95 % Student t quantiles by degrees of freedom (1..30); 1.96 beyond
+T95 = (
+    12.706,
+    4.303,
+    3.182,
+    2.776,
+    2.571,
+    2.447,
+    2.365,
+    2.306,
+    2.262,
+    2.228,
+    2.201,
+    2.179,
+    2.160,
+    2.145,
+    2.131,
+    2.120,
+    2.110,
+    2.101,
+    2.093,
+    2.086,
+    2.080,
+    2.074,
+    2.069,
+    2.064,
+    2.060,
+    2.056,
+    2.052,
+    2.048,
+    2.045,
+    2.042,
+)
+BATCH_S = 5  # seconds per batch: the GC's passes make the table (and lookups) a sawtooth
 TOLERANCE = 0.1  # within 10 % of the level: the GC trims a full table to about 95 %
 # A steady state at or below this share of max is far from the limit: whether the table got
 # there cannot change a drop, so such a phase needs no warm-up and counts as steady.
@@ -323,6 +357,31 @@ def aged_timeout(remaining_s: float, until_load_s: float) -> int:
     return max(1, round(remaining_s + max(0.0, until_load_s)))
 
 
+def batch_means_ci(
+    rows: Sequence[Sequence[float]], batch_s: int = BATCH_S
+) -> tuple[float, float, float, int]:
+    """Timeout rate with a 95 % batch-means interval from ``[second, lookups, timeouts]``
+    rows: ``(rate, low, high, batches)``. Lookups made while the table is full time out
+    together, so they are not independent (a Wilson interval is too narrow); batches of
+    ``batch_s`` seconds are. Fewer than two batches: the interval is [0, 1]."""
+    batches: dict[int, list[float]] = {}
+    for r in rows:
+        b = batches.setdefault(int(r[0]) // batch_s, [0.0, 0.0])
+        b[0] += r[1]
+        b[1] += r[2]
+    rates = [t / n for n, t in batches.values() if n > 0]
+    lookups = sum(n for n, _ in batches.values())
+    rate = sum(t for _, t in batches.values()) / lookups if lookups else 0.0
+    k = len(rates)
+    if k < 2:
+        return rate, 0.0, 1.0, k
+    mean = sum(rates) / k
+    sd = math.sqrt(sum((x - mean) ** 2 for x in rates) / (k - 1))
+    t = T95[k - 2] if k - 1 <= len(T95) else 1.96
+    half = t * sd / math.sqrt(k)
+    return rate, max(0.0, mean - half), min(1.0, mean + half), k
+
+
 @dataclass(frozen=True)
 class Assessment:
     """The model against the sampled table.
@@ -339,6 +398,8 @@ class Assessment:
     observed_peak: int
     lookups: int  # made in the steady-state window
     timeouts: int
+    batch_ci: tuple[float, float]  # 95 % batch-means interval of the window's timeout rate
+    batches: int
     reason: str
     notes: list[str] = field(default_factory=list)
 
@@ -382,6 +443,7 @@ def assess(
     rows = [r for r in dns_timeline if steady_from is not None and r[0] >= math.ceil(steady_from)]
     lookups = int(sum(r[1] for r in rows))
     timeouts = int(sum(r[2] for r in rows))
+    _, b_low, b_high, batches = batch_means_ci(rows)
     level = f"{model.level:,.0f} of max {model.table_max:,}"
     if model.far_below_limit:
         reached = True
@@ -417,6 +479,8 @@ def assess(
         observed_peak=peak,
         lookups=lookups,
         timeouts=timeouts,
+        batch_ci=(round(b_low, 6), round(b_high, 6)),
+        batches=batches,
         reason=reason,
     )
 

@@ -2,13 +2,20 @@
 steady state, below, at and above the table's limit (issue 13, section 1).
 
 A small table (nf_conntrack_max 2048) and short timeouts (TIME_WAIT and udp_timeout 10 s,
-per node namespace) let the natural phase turn over within seconds: it runs 40 s from an
+per node namespace) let the natural phase turn over within seconds: it runs 60 s from an
 empty table and is measured from the moment its steady state can hold (one lifetime in, and
 the table within 10 % of its level). The sped-up phase warms the table up (aged fill) and
-measures 15 s. For each level their DNS timeout rates in the steady-state window agree
-within their 95 % Wilson intervals, and so do their table counts.
+measures 30 s from its first second. For each level their DNS timeout rates in the
+steady-state window agree within their 95 % batch-means intervals (the kernel's GC reaps
+expired entries in passes seconds apart, so the table is a sawtooth and lookups fail in
+bursts: a Wilson interval, which assumes independent lookups, is too narrow here), and
+their mean table counts agree within 20 %.
 
-Runtime: about 3.5 minutes (one topology, six phases).
+The levels are the HTTP load against the model's turnover (max / TIME_WAIT): 0.6, 1.0 and
+2.0. On this kernel the lazy GC makes an entry live longer than its timeout, so even 0.6
+fills the table between GC passes: the levels differ in how often and how long it is full.
+
+Runtime: about 6 minutes (one topology, six phases).
 """
 
 from __future__ import annotations
@@ -37,14 +44,14 @@ def phase(name: str, level: float, *, warmup: str, duration_s: float) -> dict[st
 
 
 def overlap(a: dict[str, float], b: dict[str, float]) -> bool:
-    return a["low"] <= b["high"] and b["low"] <= a["high"]
+    return a["batch_low"] <= b["batch_high"] and b["batch_low"] <= a["batch_high"]
 
 
 def test_aged_warmup_agrees_with_natural_steady_state(host_unchanged: object) -> None:
     phases = []
     for name, level in LEVELS.items():
-        phases.append(phase(f"natural-{name}", level, warmup="none", duration_s=40))
-        phases.append(phase(f"aged-{name}", level, warmup="aged", duration_s=15))
+        phases.append(phase(f"natural-{name}", level, warmup="none", duration_s=60))
+        phases.append(phase(f"aged-{name}", level, warmup="aged", duration_s=30))
     doc = {
         "name": "steady-state-method",
         "host": {"nf_conntrack_max": CMAX},
@@ -54,21 +61,21 @@ def test_aged_warmup_agrees_with_natural_steady_state(host_unchanged: object) ->
     }
     result = runner.run_scenario(Scenario.model_validate(doc), backend="netns")
     by_name: dict[str, PhaseResult] = {p["name"]: p for p in result["phases"]}
-    rates = {}
+    drops = {}
     for name in LEVELS:
-        nat = by_name[f"natural-{name}"]["steady_state"]
-        aged = by_name[f"aged-{name}"]["steady_state"]
+        nat_p, aged_p = by_name[f"natural-{name}"], by_name[f"aged-{name}"]
+        nat, aged = nat_p["steady_state"], aged_p["steady_state"]
         assert aged["warmup"]["method"] == "aged-fill", name
         assert aged["reached"], aged["reason"]
         assert nat["warmup"]["method"] == "none"
         assert nat["time_to_steady_s"] is not None, nat["reason"]
         nw, aw = nat["window"], aged["window"]
-        assert nw["lookups"] >= 200, (name, nw)
-        assert aw["lookups"] >= 200, (name, aw)
-        rates[name] = (nw, aw)
+        assert nw["lookups"] >= 500, (name, nw)
+        assert aw["lookups"] >= 400, (name, aw)
         assert overlap(nw, aw), (name, nw, aw)
         # the table itself: the same occupancy in steady state
-        assert aged["observed_mean"] == pytest.approx(nat["observed_mean"], rel=0.15), name
-    # the three levels are different physics: none below the limit, some above it
-    assert rates["below"][0]["timeout_rate"] < rates["above"][0]["timeout_rate"]
-    assert rates["below"][1]["timeout_rate"] < rates["above"][1]["timeout_rate"]
+        assert aged["observed_mean"] == pytest.approx(nat["observed_mean"], rel=0.2), name
+        drops[name] = [p["conntrack"]["drop"] / p["duration_s"] for p in (nat_p, aged_p)]
+    # more load at the same table: more new flows refused per second, in both methods
+    assert drops["below"][0] < drops["above"][0]
+    assert drops["below"][1] < drops["above"][1]

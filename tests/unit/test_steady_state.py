@@ -313,3 +313,22 @@ def test_describe_names_the_occupancy_the_warmup_and_the_reason() -> None:
     not_reached = describe({**ss, "reached": False, "time_to_steady_s": None, "warmup": {}})
     assert not_reached.startswith("NOT in steady state (inconclusive)")
     assert "never reached" in not_reached
+
+
+def test_batch_means_interval_is_wider_for_a_sawtooth() -> None:
+    from harness.stats import wilson
+    from harness.steady_state import batch_means_ci
+
+    # the table is full for 5 s (every lookup fails), then reaped for 5 s (none fails)
+    saw = [[float(s), 20.0, 20.0 if (s // 5) % 2 == 0 else 0.0] for s in range(40)]
+    rate, lo, hi, k = batch_means_ci(saw)
+    assert rate == 0.5
+    assert k == 8
+    w_lo, w_hi = wilson(400, 800)
+    assert lo < w_lo
+    assert hi > w_hi
+    steady = [[float(s), 20.0, 10.0] for s in range(40)]
+    _, lo2, hi2, _ = batch_means_ci(steady)
+    assert lo2 == pytest.approx(0.5)
+    assert hi2 == pytest.approx(0.5)
+    assert batch_means_ci(steady[:3])[1:3] == (0.0, 1.0)  # one batch: no interval

@@ -146,6 +146,9 @@ class PhaseSteady:
                 "timeout_rate": round(a.timeouts / a.lookups, 6) if a.lookups else 0.0,
                 "low": round(lo, 6),
                 "high": round(hi, 6),
+                "batch_low": a.batch_ci[0],
+                "batch_high": a.batch_ci[1],
+                "batches": a.batches,
             },
         )
         if self.warmup is not None:
