@@ -70,6 +70,7 @@ TOLERANCE = 0.1  # within 10 % of the level: the GC trims a full table to about 
 # A steady state at or below this share of max is far from the limit: whether the table got
 # there cannot change a drop, so such a phase needs no warm-up and counts as steady.
 FAR_BELOW = 0.5
+WARMUP_FILL = 0.98
 UDP_STREAM_AFTER_S = 2.0  # a UDP entry still active after 2 s gets udp_timeout_stream
 
 
@@ -322,11 +323,13 @@ class SteadyState:
 
     def warmup_entries(self, flow: Flow) -> int:
         """Entries of ``flow`` a warm-up opens so that the table holds its steady-state share:
-        each kind's occupancy, scaled down proportionally when the load would overfill it.
+        each kind's occupancy, scaled down proportionally when the load would fill it (to
+        ``WARMUP_FILL`` of max, so the warm-up's last flows are never refused).
         A pool opens itself; untracked flows hold nothing."""
         if not flow.tracked or flow.rate <= 0 or flow.lifetime_s <= 0:
             return 0
-        scale = min(1.0, self.table_max / self.occupancy) if self.occupancy else 0.0
+        room = WARMUP_FILL * self.table_max  # the load tops a full table off in a moment
+        scale = min(1.0, room / self.occupancy) if self.occupancy else 0.0
         return int(flow.occupancy * scale)
 
 

@@ -20,6 +20,8 @@ Runtime: about 6 minutes (one topology, six phases).
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -47,7 +49,9 @@ def overlap(a: dict[str, float], b: dict[str, float]) -> bool:
     return a["batch_low"] <= b["batch_high"] and b["batch_low"] <= a["batch_high"]
 
 
-def test_aged_warmup_agrees_with_natural_steady_state(host_unchanged: object) -> None:
+def test_aged_warmup_agrees_with_natural_steady_state(
+    host_unchanged: object, tmp_path: Path
+) -> None:
     phases = []
     for name, level in LEVELS.items():
         phases.append(phase(f"natural-{name}", level, warmup="none", duration_s=60))
@@ -60,6 +64,7 @@ def test_aged_warmup_agrees_with_natural_steady_state(host_unchanged: object) ->
         "phases": phases,
     }
     result = runner.run_scenario(Scenario.model_validate(doc), backend="netns")
+    (tmp_path / "result.json").write_text(json.dumps(result))  # for a failure's post-mortem
     by_name: dict[str, PhaseResult] = {p["name"]: p for p in result["phases"]}
     drops = {}
     for name in LEVELS:
