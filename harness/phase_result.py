@@ -132,8 +132,7 @@ def agreement(dns: DNSResult, m: PhaseMeasurement, server: ServerResult) -> Agre
     else:
         text = (
             f"{client} unanswered at the client vs {', '.join(parts)}: a gap of {gap}. "
-            "Queries still in flight when the load stopped, replies lost on the way back, "
-            "or queries CoreDNS forwarded upstream (the nodes count those too)"
+            "Queries still in flight when the load stopped, or replies lost on the way back"
         )
     return Agreement(
         client_unanswered=client,

@@ -82,11 +82,15 @@ def obs_ruleset() -> str:
 
     ``dns_in - dns_out - dns_local`` is the number of queries the node dropped. A query is
     marked where it enters, so the node's own queries (NodeLocal's upstream) count in
-    neither. Over TCP (``use-vc``, NodeLocal's TCP upstream) a query is a data segment
-    (PSH) to port 53; the handshake and bare ACKs are not queries.
+    neither; nor do the DNS pods' queries to the upstream resolver (the "internet"): a
+    client's query that CoreDNS could not forward shows as received but not answered by the
+    DNS pods, so counting the forward here too would count one loss twice. Over TCP
+    (``use-vc``, NodeLocal's TCP upstream) a query is a data segment (PSH) to port 53; the
+    handshake and bare ACKs are not queries.
     """
-    q_udp = "udp dport 53"
-    q_tcp = "tcp dport 53 tcp flags & psh == psh"
+    pods = f"ip daddr != {P.WORLD_CIDR}"
+    q_udp = f"{pods} udp dport 53"
+    q_tcp = f"{pods} tcp dport 53 tcp flags & psh == psh"
     r_udp = "udp sport 53"
     r_tcp = "tcp sport 53 tcp flags & psh == psh"
     marked = f"meta mark & {POD_DNS_MARK} == {POD_DNS_MARK}"
