@@ -332,3 +332,12 @@ def test_batch_means_interval_is_wider_for_a_sawtooth() -> None:
     assert lo2 == pytest.approx(0.5)
     assert hi2 == pytest.approx(0.5)
     assert batch_means_ci(steady[:3])[1:3] == (0.0, 1.0)  # one batch: no interval
+
+
+def test_expectations_can_name_the_steady_state() -> None:
+    from harness.scenario.expect import Expectation
+
+    e = Expectation.parse("steady_state.reached == 1")
+    assert e.evaluate({"steady_state": {"reached": True}}) == (True, 1.0)
+    assert e.evaluate({"steady_state": {"reached": False}}) == (False, 0.0)
+    assert Expectation.parse("node.dns_local > 0").evaluate({"node": {"dns_local": 5}})[0]
