@@ -91,8 +91,8 @@ def exhaustion_figures(run: MatrixRun) -> list[dict[str, Any]]:
             first_drop_s(m),
             phase=f"{key[0]}/{key[1]}",
             load_start_s=m.extra.get("load_start_s"),
-            http_fill_s=(m.load.get("http") or {}).get("fill_s"),
-            http_fill_connections=(m.load.get("http") or {}).get("fill_connections"),
+            warmup_s=(m.extra.get("steady_state", {}).get("warmup") or {}).get("duration_s"),
+            steady_state_reached=m.extra.get("steady_state", {}).get("reached"),
             resolution_s=0.5,
         ),
         figure(

@@ -89,8 +89,8 @@ class NodeConntrack(TypedDict):
     states_at_peak: dict[str, int]
     dns_entries: int  # conntrack entries of pods' DNS flows in that snapshot
     states_taken: NotRequired[StatesTaken]
-    dns_in: int  # DNS packets from pods into the node (before conntrack)
-    dns_out: int  # DNS packets that left the node towards the DNS service
+    dns_in: int  # DNS queries from pods into the node (before conntrack; TCP: data segments)
+    dns_out: int  # DNS queries that left the node towards the DNS service
     timeline: list[list[float]]  # [t_s, count] or [t_s, count, drop_total_so_far]
 
 
@@ -198,6 +198,33 @@ class Comparison(TypedDict):
     sentence: str
 
 
+class SteadyStateResult(TypedDict):
+    """Was the phase measured in its load's steady state (``harness.steady_state``)?
+
+    ``expected_occupancy``: entries the load holds once it has run one lifetime (each flow
+    kind's rate x lifetime, pools as their size), ``level``: that capped at ``max``;
+    ``time_to_steady_s``: seconds after the load started when the busiest node's count came
+    within 10 % of the level (None: never); ``natural_time_to_steady_s``: what a load
+    without warm-up needs; ``window``: the lookups made from then on; ``warmup``: how the
+    table was brought there (labelled; ``method`` "none" for a natural phase)."""
+
+    verdict: Literal["steady", "inconclusive"]
+    reached: bool
+    reason: str
+    max: int
+    expected_occupancy: float
+    level: float
+    occupancy_vs_max: float
+    observed_mean: float
+    observed_vs_max: float
+    node: str
+    time_to_steady_s: float | None
+    natural_time_to_steady_s: float
+    flows: list[dict[str, object]]
+    window: dict[str, float]
+    warmup: NotRequired[dict[str, object]]
+
+
 class PhaseResult(TypedDict):
     name: str
     repeat_index: int
@@ -219,6 +246,7 @@ class PhaseResult(TypedDict):
     diagnosis: NotRequired[DiagnosisResult]
     race: NotRequired[RaceResult]
     capture: NotRequired[CaptureResult]
+    steady_state: NotRequired[SteadyStateResult]
 
 
 class Environment(TypedDict):

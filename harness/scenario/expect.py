@@ -61,7 +61,13 @@ METRICS: frozenset[str] = frozenset(
         "server.answered",
         "server.upstream_received",
         "node.dns_dropped",
+        "node.dns_local",
         "fault.hits",
+        # netns: harness.steady_state (reached is 1 or 0)
+        "steady_state.reached",
+        "steady_state.occupancy_vs_max",
+        "steady_state.observed_vs_max",
+        "steady_state.time_to_steady_s",
     }
 )
 

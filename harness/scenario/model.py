@@ -291,6 +291,12 @@ class DNSLoad(_Strict):
 
 class LoadSpec(_Strict):
     duration_s: float = Field(20, gt=0, le=3600)
+    warmup: Literal["aged", "none"] = Field(
+        "aged",
+        description="aged: before the load, open the steady state's entries with their "
+        "remaining lifetimes spread as in steady state (labelled in result.json); none: "
+        "start on an empty table (the phase must be long enough to reach steady state)",
+    )
     http: HTTPLoad | None = Field(default_factory=HTTPLoad)
     dns: DNSLoad | None = Field(default_factory=DNSLoad)
 
