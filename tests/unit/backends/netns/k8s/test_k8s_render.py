@@ -43,7 +43,7 @@ def test_kube_proxy_config_leaves_conntrack_sysctls_alone() -> None:
 
 
 def test_kube_proxy_mode_is_checked() -> None:
-    with pytest.raises(BadInput, match="cluster.kube_proxy.mode"):
+    with pytest.raises(BadInput, match=r"cluster\.kube_proxy\.mode"):
         kubeproxy.KubeProxySettings(mode="ipvs")
 
 
