@@ -7,6 +7,8 @@ undone in reverse on every exit path; a failure halfway undoes what was started.
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -14,8 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from harness.backends.netns.k8s import coredns as dns
-from harness.backends.netns.k8s import kubeproxy, nodecache
+import dns.message
+import dns.rcode
+
+from harness.backends.netns.k8s import coredns, kubeproxy, nodecache
 from harness.backends.netns.k8s import pki as K
 from harness.backends.netns.k8s.client import ApiClient
 from harness.backends.netns.k8s.controlplane import ControlPlane, ControlPlaneConfig
@@ -34,8 +38,9 @@ from harness.backends.netns.k8s.kubelet import (
 from harness.backends.netns.k8s.procs import Components
 from harness.backends.netns.k8s.wait import wait_for
 from harness.backends.netns.plan import TopologyPlan
+from harness.errors import BackendError
 from harness.kernel.journal import Journal
-from harness.kernel.netns import run
+from harness.kernel.netns import run, socket_in
 from harness.upstream import locate, release
 
 DNS_SERVICE_IP = "10.96.0.10"
@@ -44,6 +49,20 @@ HTTP_SERVICE_IP = "10.96.0.20"
 UPSTREAM_DNS = "203.0.113.53"
 KUBE_DNS_UDP_CHAIN = "KUBE-SVC-TCOU7JCQXEZGVUNU"  # kube-system/kube-dns:dns (UDP)
 COREDNS_IMAGE = "registry.k8s.io/coredns/coredns"
+
+
+def dns_probe(ns: str, server: str, name: str, timeout: float = 0.5) -> str | None:
+    """One A query from namespace ``ns``: None when answered NOERROR, else why not."""
+    q = dns.message.make_query(name, "A")
+    s = socket_in(ns, socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.setblocking(True)
+        s.settimeout(timeout)
+        s.sendto(q.to_wire(), (server, 53))
+        r = dns.message.from_wire(s.recvfrom(4096)[0])
+    finally:
+        s.close()
+    return None if r.rcode() == dns.rcode.NOERROR and r.answer else f"rcode {r.rcode()}"
 
 
 @dataclass
@@ -120,9 +139,9 @@ class K8sParts:
                 kubeconfig=self.cp.pki.kubeconfig(K.KUBE_PROXY),
                 settings=self.settings.kube_proxy,
             )
-        corefile = self.settings.corefile or dns.kubeadm_corefile(self.plan.cluster_domain)
+        corefile = self.settings.corefile or coredns.kubeadm_corefile(self.plan.cluster_domain)
         for p in self.plan.role("coredns"):
-            dns.start(
+            coredns.start(
                 self.comps,
                 bins["coredns"],
                 pod_name=p.name,
@@ -134,12 +153,35 @@ class K8sParts:
         for node in self.plan.nodes:
             kubeproxy.wait_ready(self.comps.procs[kubeproxy.proc_name(node.name)], node.ns)
         for p in self.plan.role("coredns"):
-            dns.wait_ready(self.comps.procs[dns.proc_name(p.name)], p.ns, p.ip)
+            coredns.wait_ready(self.comps.procs[coredns.proc_name(p.name)], p.ns, p.ip)
+        self._wait_data_path()
         self.timings["ready"] = time.monotonic() - t0
 
+    def _wait_data_path(self) -> None:
+        """Until the controller's EndpointSlices exist and a client pod gets an answer through
+        the kube-dns ClusterIP (kube-proxy has written the endpoints' rules)."""
+        k = self.kubelet
+        assert k is not None
+        k.wait_endpoints("kube-dns", SYSTEM, {p.ip for p in self.plan.role("coredns")})
+        k.wait_endpoints("http-server", self.plan.namespace, {p.ip for p in self.plan.role("http")})
+        clients = self.plan.role("client")
+        if not clients:
+            return
+        name = f"kube-dns.{SYSTEM}.svc.{self.plan.cluster_domain}"
+        procs = list(self.comps.procs.values())
+        wait_for(
+            f"an answer for {name} through {DNS_SERVICE_IP} from {clients[0].name}",
+            lambda: dns_probe(clients[0].ns, DNS_SERVICE_IP, name),
+            timeout_s=20,
+            procs=procs,
+        )
+
     def _cleanup_api(self) -> None:
+        """Delete what this run labelled. The control plane goes right after, so an
+        apiserver that is already gone is no reason to fail the teardown."""
         if self.kubelet is not None:
-            self.kubelet.cleanup()
+            with contextlib.suppress(BackendError):
+                self.kubelet.cleanup()
 
     def _objects(self) -> None:
         k = self.kubelet
@@ -199,8 +241,8 @@ class K8sParts:
             out[b] = component_info(b, self.settings.kubernetes)
         return out
 
-    def coredns_counts(self) -> dict[str, dns.Counts]:
-        return {p.name: dns.read_counts(p.ns, p.ip) for p in self.plan.role("coredns")}
+    def coredns_counts(self) -> dict[str, coredns.Counts]:
+        return {p.name: coredns.read_counts(p.ns, p.ip) for p in self.plan.role("coredns")}
 
     def node_rules(self, node_ns: str) -> str:
         """kube-proxy's own rules on a node: iptables-save, or the nft ruleset."""
