@@ -15,6 +15,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import dns.message
 import dns.rcode
@@ -22,7 +23,11 @@ import dns.rcode
 from harness.backends.netns.k8s import coredns, kubeproxy, nodecache
 from harness.backends.netns.k8s import pki as K
 from harness.backends.netns.k8s.client import ApiClient
-from harness.backends.netns.k8s.controlplane import ControlPlane, ControlPlaneConfig
+from harness.backends.netns.k8s.controlplane import (
+    ControlPlane,
+    ControlPlaneConfig,
+    component_info,
+)
 from harness.backends.netns.k8s.kubelet import (
     COREDNS_LABELS,
     COREDNS_SA,
@@ -37,8 +42,8 @@ from harness.backends.netns.k8s.kubelet import (
 )
 from harness.backends.netns.k8s.procs import Components
 from harness.backends.netns.k8s.wait import wait_for
-from harness.backends.netns.plan import TopologyPlan
-from harness.errors import BackendError
+from harness.backends.netns.plan import PodPlan, TopologyPlan
+from harness.errors import BackendError, BadInput
 from harness.kernel.journal import Journal
 from harness.kernel.netns import run, socket_in
 from harness.upstream import locate, release
@@ -65,10 +70,21 @@ def dns_probe(ns: str, server: str, name: str, timeout: float = 0.5) -> str | No
     return None if r.rcode() == dns.rcode.NOERROR and r.answer else f"rcode {r.rcode()}"
 
 
+def endpoints_in_rules(rules: str, present: set[str], absent: set[str], port: int) -> str | None:
+    """None when a node's rules (iptables-save or nft list ruleset) DNAT to every ``present``
+    endpoint and to none of ``absent`` (pure)."""
+    missing = sorted(ip for ip in present if f"{ip}:{port}" not in rules)
+    stale = sorted(ip for ip in absent if f"{ip}:{port}" in rules)
+    if missing or stale:
+        return f"missing {missing}, stale {stale}"
+    return None
+
+
 @dataclass
 class K8sSettings:
     kube_proxy: kubeproxy.KubeProxySettings = field(default_factory=kubeproxy.KubeProxySettings)
     corefile: str | None = None  # None: kubeadm's for the cluster domain
+    corefile_source: str | None = None  # the user's file the Corefile came from (for errors)
     kubernetes: str | None = None  # pinned version (None: the versions file's default)
 
 
@@ -140,22 +156,99 @@ class K8sParts:
                 settings=self.settings.kube_proxy,
             )
         corefile = self.settings.corefile or coredns.kubeadm_corefile(self.plan.cluster_domain)
+        self.corefile = corefile
+        self.coredns_replicas = len(self.plan.role("coredns"))
         for p in self.plan.role("coredns"):
-            coredns.start(
-                self.comps,
-                bins["coredns"],
-                pod_name=p.name,
-                pod_ns=p.ns,
-                corefile=corefile,
-                kubeconfig=self.cp.pki.kubeconfig(K.COREDNS),
-                upstreams=[UPSTREAM_DNS],
-            )
+            self._start_coredns(p.name)
         for node in self.plan.nodes:
             kubeproxy.wait_ready(self.comps.procs[kubeproxy.proc_name(node.name)], node.ns)
-        for p in self.plan.role("coredns"):
-            coredns.wait_ready(self.comps.procs[coredns.proc_name(p.name)], p.ns, p.ip)
+        self._wait_coredns(self.plan.role("coredns"))
         self._wait_data_path()
         self.timings["ready"] = time.monotonic() - t0
+
+    def _start_coredns(self, pod_name: str) -> None:
+        p = next(x for x in self.plan.role("coredns") if x.name == pod_name)
+        coredns.start(
+            self.comps,
+            locate("coredns", self.settings.kubernetes),
+            pod_name=p.name,
+            pod_ns=p.ns,
+            corefile=self.corefile,
+            kubeconfig=self.cp.pki.kubeconfig(K.COREDNS),
+            upstreams=[UPSTREAM_DNS],
+        )
+
+    def _wait_coredns(self, pods: list[PodPlan]) -> None:
+        """Until each CoreDNS is ready. One that exits on a user's Corefile is bad input: the
+        message names the file and quotes CoreDNS's own error."""
+        for p in pods:
+            proc = self.comps.procs[coredns.proc_name(p.name)]
+            try:
+                coredns.wait_ready(proc, p.ns, p.ip)
+            except BackendError as e:
+                if self.settings.corefile_source is None or proc.alive():
+                    raise
+                raise BadInput(
+                    f"CoreDNS {self.versions_of('coredns')} rejected the Corefile: "
+                    f"{coredns.error_line(proc.tail(4000))}",
+                    field="cluster.coredns.corefile",
+                    source=self.settings.corefile_source,
+                ) from e
+
+    def versions_of(self, binary: str) -> str:
+        return component_info(binary, self.settings.kubernetes)["version"]
+
+    # --- changes a phase may make ------------------------------------------------------------
+    def set_coredns_replicas(self, n: int) -> None:
+        """Scale CoreDNS as a Deployment does: the first ``n`` pods run, the rest are deleted;
+        the real endpointslice controller and kube-proxy follow."""
+        pods = self.plan.role("coredns")
+        if not 1 <= n <= len(pods):
+            raise BadInput(
+                "CoreDNS replicas out of range for this topology",
+                field="coredns.replicas",
+                value=n,
+                allowed=f"1..{len(pods)}",
+            )
+        k = self.kubelet
+        assert k is not None
+        for p in pods[n:]:
+            if coredns.proc_name(p.name) in self.comps.procs:
+                k.delete_pod(p.name, SYSTEM)
+                self.comps.stop(coredns.proc_name(p.name), grace_s=0.5)
+        started = []
+        for p in pods[:n]:
+            if coredns.proc_name(p.name) not in self.comps.procs:
+                k.run_pod(self._coredns_pod(p), p.ip, self.plan.node(p.node).ip)
+                self._start_coredns(p.name)
+                started.append(p)
+        self._wait_coredns(started)
+        self.coredns_replicas = n
+        self._wait_service_rules({p.ip for p in pods[:n]}, {p.ip for p in pods[n:]})
+
+    def restart_coredns(self, corefile: str) -> None:
+        """A Corefile change rolled out: every running CoreDNS restarts on the new text."""
+        self.corefile = corefile
+        running = self.plan.role("coredns")[: self.coredns_replicas]
+        for p in running:
+            self.comps.stop(coredns.proc_name(p.name), grace_s=0.5)
+            self._start_coredns(p.name)
+        self._wait_coredns(running)
+
+    def _wait_service_rules(self, present: set[str], absent: set[str]) -> None:
+        """Until every node's kube-proxy rules DNAT kube-dns to exactly ``present``."""
+        k = self.kubelet
+        assert k is not None
+        k.wait_endpoints("kube-dns", SYSTEM, present)
+
+        def probe() -> str | None:
+            for node in self.plan.nodes:
+                why = endpoints_in_rules(self.node_rules(node.ns), present, absent, 53)
+                if why:
+                    return f"{node.name}: {why}"
+            return None
+
+        wait_for("kube-proxy rules for kube-dns", probe, timeout_s=20)
 
     def _wait_data_path(self) -> None:
         """Until the controller's EndpointSlices exist and a client pod gets an answer through
@@ -214,15 +307,10 @@ class K8sParts:
                 run_id=rid,
             )
         )
-        coredns_image = f"{COREDNS_IMAGE}:{release(self.settings.kubernetes).coredns}"
         for p in self.plan.pods:
             host_ip = self.plan.node(p.node).ip
             if p.role == "coredns":
-                obj = pod(
-                    p.name, SYSTEM, p.node, rid, role="coredns", labels=COREDNS_LABELS,
-                    image=coredns_image, service_account=COREDNS_SA, dns_policy="Default",
-                    ports=[Port("dns", 53, "UDP"), Port("dns-tcp", 53), Port("metrics", 9153)],
-                )  # fmt: skip
+                obj = self._coredns_pod(p)
             elif p.role == "http":
                 obj = pod(
                     p.name, self.plan.namespace, p.node, rid, role="http-server",
@@ -232,10 +320,16 @@ class K8sParts:
                 obj = pod(p.name, self.plan.namespace, p.node, rid, role=p.role)
             k.run_pod(obj, p.ip, host_ip)
 
+    def _coredns_pod(self, p: PodPlan) -> dict[str, Any]:
+        image = f"{COREDNS_IMAGE}:{release(self.settings.kubernetes).coredns}"
+        return pod(
+            p.name, SYSTEM, p.node, self.plan.run_id, role="coredns", labels=COREDNS_LABELS,
+            image=image, service_account=COREDNS_SA, dns_policy="Default",
+            ports=[Port("dns", 53, "UDP"), Port("dns-tcp", 53), Port("metrics", 9153)],
+        )  # fmt: skip
+
     # --- queries ---------------------------------------------------------------------------
     def components(self) -> dict[str, dict[str, str]]:
-        from harness.backends.netns.k8s.controlplane import component_info
-
         out = self.cp.components()
         for b in ("kube-proxy", "coredns", "node-cache"):
             out[b] = component_info(b, self.settings.kubernetes)

@@ -194,9 +194,11 @@ class ControlPlane:
     def _start(self) -> None:
         t0 = time.monotonic()
         bins = {b: locate(b, self.cfg.kubernetes) for b in BINARIES}  # before any host change
-        self.journal.record("dir", path=str(self.dir))
-        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._stack.callback(shutil.rmtree, self.dir, True)
+        for d in (self.dir.parent, self.dir):  # the run's workdir too, when it is ours
+            if not d.exists():
+                self.journal.record("dir", path=str(d))
+                d.mkdir(mode=0o700)
+                self._stack.callback(shutil.rmtree, d, True)
         self._netns()
         pki_dir = self.dir / "pki"
         pki_dir.mkdir(mode=0o700)

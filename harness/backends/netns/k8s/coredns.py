@@ -104,6 +104,15 @@ def parse_counts(text: str) -> Counts:
     return Counts(int(totals[REQUESTS]), int(totals[RESPONSES]))
 
 
+def error_line(log: str) -> str:
+    """CoreDNS's own complaint from its log: the last line that says what failed."""
+    lines = [ln.strip() for ln in log.splitlines() if ln.strip()]
+    for ln in reversed(lines):
+        if "error" in ln.lower() or "plugin/" in ln or "Corefile" in ln:
+            return ln
+    return lines[-1] if lines else "(CoreDNS logged nothing)"
+
+
 def proc_name(pod_name: str) -> str:
     return f"coredns-{pod_name}" if not pod_name.startswith("coredns") else pod_name
 

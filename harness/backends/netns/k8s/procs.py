@@ -43,9 +43,11 @@ class Components:
 
     def _workdir(self) -> Path:
         if not self._made_dir:
-            self.journal.record("dir", path=str(self.dir))
-            self.dir.mkdir(parents=True, exist_ok=True)
-            self._stack.callback(shutil.rmtree, self.dir, True)
+            for d in (self.dir.parent, self.dir):  # the run's workdir too, when it is ours
+                if not d.exists():
+                    self.journal.record("dir", path=str(d))
+                    d.mkdir()
+                    self._stack.callback(shutil.rmtree, d, True)
             self._made_dir = True
         return self.dir
 

@@ -224,3 +224,23 @@ def test_wait_for_times_out_with_last_error() -> None:
 def test_wait_for_returns_when_ready() -> None:
     answers = iter(["not yet", None])
     wait_for("thing", lambda: next(answers), timeout_s=5, sleep=lambda s: None)
+
+
+def test_endpoints_in_rules() -> None:
+    from harness.backends.netns.k8s.cluster import endpoints_in_rules
+
+    rules = "-A KUBE-SEP-X -p udp -j DNAT --to-destination 10.244.2.2:53\n"
+    assert endpoints_in_rules(rules, {"10.244.2.2"}, {"10.244.2.3"}, 53) is None
+    assert "missing ['10.244.2.3']" in (endpoints_in_rules(rules, {"10.244.2.3"}, set(), 53) or "")
+    assert "stale ['10.244.2.2']" in (endpoints_in_rules(rules, set(), {"10.244.2.2"}, 53) or "")
+
+
+def test_coredns_error_line_quotes_its_complaint() -> None:
+    log = (
+        "maxprocs: Leaving GOMAXPROCS=2\n"
+        "/w/Corefile:3 - Error during parsing: Unknown directive 'cahce'\n"
+    )
+    assert (
+        coredns.error_line(log) == "/w/Corefile:3 - Error during parsing: Unknown directive 'cahce'"
+    )
+    assert coredns.error_line("") == "(CoreDNS logged nothing)"
