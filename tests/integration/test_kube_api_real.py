@@ -211,7 +211,11 @@ def test_coredns_configmap_change_and_verbatim_restore_round_trip(real: Real) ->
         assert changed != original
         d = real.get("apps/v1", "Deployment", "coredns", "kube-system")
         assert d["spec"]["replicas"] == 3
-        assert d["spec"]["template"]["spec"]["nodeSelector"] == {"kubernetes.io/hostname": "w2"}
+        # a merge patch adds the placement beside kubeadm's os selector
+        assert d["spec"]["template"]["spec"]["nodeSelector"] == {
+            "kubernetes.io/os": "linux",
+            "kubernetes.io/hostname": "w2",
+        }
         # restore, verbatim
         real.patch("v1", "ConfigMap", "coredns", "kube-system", coredns.configmap_patch(original))
         real.patch(
