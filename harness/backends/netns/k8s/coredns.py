@@ -19,6 +19,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from harness.backends.kube.coredns import set_cache, set_max_concurrent
 from harness.backends.netns.k8s.procs import Components, http_get
 from harness.backends.netns.k8s.wait import wait_for
 from harness.errors import BackendError
@@ -56,6 +57,16 @@ def kubeadm_corefile(domain: str) -> str:
     loadbalance
 }}
 """
+
+
+def configured(base: str, *, cache: bool, max_concurrent: int | None) -> str:
+    """``base`` with the scenario's CoreDNS settings: the cache plugin on or off (the whole
+    directive, with its block), and forward's ``max_concurrent`` when one is given. The same
+    text edits the kube backends make to the live ConfigMap."""
+    text = set_cache(base, cache)
+    if max_concurrent is not None:
+        text = set_max_concurrent(text, max_concurrent)
+    return text
 
 
 _KUBERNETES = re.compile(r"^(\s*)kubernetes(\s[^{#]*)?(\{)?\s*(#.*)?$")

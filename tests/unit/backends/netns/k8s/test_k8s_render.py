@@ -244,3 +244,14 @@ def test_coredns_error_line_quotes_its_complaint() -> None:
         coredns.error_line(log) == "/w/Corefile:3 - Error during parsing: Unknown directive 'cahce'"
     )
     assert coredns.error_line("") == "(CoreDNS logged nothing)"
+
+
+def test_configured_corefile_edits_cache_and_concurrency() -> None:
+    base = coredns.kubeadm_corefile("cluster.local")
+    assert coredns.configured(base, cache=True, max_concurrent=None) == base
+    off = coredns.configured(base, cache=False, max_concurrent=50)
+    assert "cache 30" not in off
+    assert "disable success" not in off
+    assert "max_concurrent 50" in off
+    assert "max_concurrent 1000" not in off
+    assert off.count("{") == off.count("}")
