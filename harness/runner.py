@@ -291,8 +291,8 @@ def run_scenario(
 def _run_phase(
     cluster: Cluster, scenario: Scenario, phase: Phase, rep: int, progress: Progress | None
 ) -> PhaseResult:
-    with cluster.phase(phase) as settings:
-        m = cluster.measure(phase, settings, scenario.phase_load(phase), progress)
+    with cluster.phase(phase) as plan:
+        m = cluster.measure(plan, progress)
     return build_phase_result(phase, rep, m)
 
 

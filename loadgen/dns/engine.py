@@ -150,14 +150,14 @@ def _run_fast(
                 tr = transports[pod.netns]
                 if not cut:
                     loop.spawn(
-                        recorded_lookup(proc.model, name, tr, pod=pod.netns, t_start=now), done
+                        recorded_lookup(proc.model, name, tr, pod=pod.label, t_start=now), done
                     )
                 else:
                     rec = Recorder(tr)
                     coro = recorded_lookup(
-                        proc.model, name, tr, pod=pod.netns, t_start=now, recorder=rec
+                        proc.model, name, tr, pod=pod.label, t_start=now, recorder=rec
                     )
-                    live[i] = _InFlight(coro, rec, proc.model, name, pod.netns, now)
+                    live[i] = _InFlight(coro, rec, proc.model, name, pod.label, now)
                     loop.spawn(coro, done_seq(i))
                 nxt = next(todo, None)
             if nxt is None and in_flight == 0:

@@ -26,11 +26,17 @@ PATTERNS: tuple[str, ...] = ("constant", "burst", "ramp")
 
 @dataclass(frozen=True)
 class ClientPod:
-    """A client pod: its network namespace, its IP and the resolv.conf its resolver reads."""
+    """A client pod: its network namespace (None: this process's own, as in a real pod), its
+    IP and the resolv.conf its resolver reads."""
 
-    netns: str
+    netns: str | None
     ip: str
     resolv: ResolvConf
+
+    @property
+    def label(self) -> str:
+        """How records name the pod: its namespace, or its IP inside a real pod."""
+        return self.netns or self.ip
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,6 @@ from harness.backends.kube.cluster import (
     _apply_all,
     realize_workload,
 )
-from harness.backends.kube.coredns import settings_for
-from harness.backends.kube.dnsconfig import uses_nodelocal
 from harness.backends.kube.names import (
     LABEL_ROLE,
     run_namespace,
@@ -34,6 +32,7 @@ from harness.backends.kube.nodeaccess import ProbeNodeAccess
 from harness.backends.kube.placement import NodeMap, map_schedulable
 from harness.backends.kube.proc import Runner, subprocess_runner
 from harness.errors import BackendError, UnsafeRequest
+from harness.plan import plan_run
 from harness.scenario.model import Scenario
 
 
@@ -50,29 +49,23 @@ def uses_external_names(scenario: Scenario) -> bool:
 def disruptive_steps(scenario: Scenario) -> list[str]:
     """What this scenario would change beyond its own namespace, in words (pure)."""
     steps: list[str] = []
-    if (
-        tuner.node_sysctls(scenario.node_sysctls, include_global=True)
-        or scenario.host.nf_conntrack_max
-    ):
+    run = plan_run(scenario)
+    if tuner.node_sysctls(run.sysctls, include_global=True) or scenario.host.nf_conntrack_max:
         steps.append("set conntrack sysctls on the nodes (node_sysctls/host)")
-    base = settings_for(scenario, None)
-    if (
-        any(settings_for(scenario, p) != base for p in scenario.phases)
-        or scenario.cluster.coredns.max_concurrent
-    ):
+    if any(p.coredns != run.coredns for p in run.phases) or scenario.cluster.coredns.max_concurrent:
         steps.append("change CoreDNS (Corefile, replicas, placement)")
     if uses_external_names(scenario):
         steps.append(
             "add server blocks for the scenario's external names to CoreDNS (else "
             "their lookups would leave the cluster) and restart it"
         )
-    for p in scenario.phases:
+    for p in run.phases:
         sysctls, ruleset = tuner.phase_changes(p, "x", include_global=True)
         if sysctls:
             steps.append(f"phase {p.name}: set conntrack sysctls on the nodes")
         if ruleset:
             steps.append(f"phase {p.name}: INJECT a race-window packet drop on the nodes")
-        if uses_nodelocal(scenario, p):
+        if p.nodelocal:
             steps.append(
                 f"phase {p.name}: install NodeLocal DNSCache (intercepts kube-dns on every node)"
             )

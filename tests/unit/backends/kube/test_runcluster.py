@@ -22,6 +22,7 @@ from harness.errors import NotRoot, UnsafeRequest
 from harness.kernel.sampler import NodeSeries
 from harness.measurement import PhaseMeasurement
 from harness.phase_result import build_phase_result
+from harness.plan import plan_phase
 from harness.result import PhaseResult, ServerResult
 from harness.scenario.model import Scenario
 
@@ -156,9 +157,13 @@ def measure(s: Scenario, log: FakeLog | None) -> tuple[list[PhaseMeasurement], N
     with cluster:
         cluster.apply_node_sysctls()
         for phase in s.phases:
-            with cluster.phase(phase) as settings:
-                assert settings["nodes"] == {"node-1": "cth-r1-worker", "node-2": "cth-r1-worker2"}
-                out.append(cluster.measure(phase, settings, s.phase_load(phase), None))
+            with cluster.phase(phase) as plan:
+                assert plan == plan_phase(s, phase)  # the backend realizes the one phase plan
+                assert cluster.kube.node_map.nodes == {
+                    "node-1": "cth-r1-worker",
+                    "node-2": "cth-r1-worker2",
+                }
+                out.append(cluster.measure(plan, None))
     return out, stats
 
 
@@ -260,6 +265,7 @@ class FakeTopology:
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
         self.nodelocal_enabled = False
+        self.nodelocal_interface = ""
         self.hits = 0
 
     def flush_conntrack(self) -> None: ...
@@ -281,6 +287,7 @@ def netns_measurements(
     c.scenario = s
     c.plan = netns_cluster.plan_topology(s.cluster, "t", max_coredns=0)
     c.topology = FakeTopology(tmp_path)  # type: ignore[assignment]
+    c.levers = FakeTopology(tmp_path)  # type: ignore[assignment]
     c.probes = [FakeProbe(n.name) for n in c.plan.nodes]  # type: ignore[misc]
     c.journal = None  # type: ignore[assignment]
     c.capture_pcap = False
@@ -296,8 +303,7 @@ def netns_measurements(
     )
     out = []
     for phase in s.phases:
-        settings = {"pooling": None, "fqdn": False, "options": {}, "nameservers": None}
-        out.append(c.measure(phase, settings, s.phase_load(phase), None))
+        out.append(c.measure(plan_phase(s, phase), None))
     return out
 
 
