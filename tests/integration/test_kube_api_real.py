@@ -20,15 +20,17 @@ import pytest
 from harness.backends.kube import coredns, nodelocaldns, tuner, workload
 from harness.backends.kube.api import DynamicKubeAPI, ref
 from harness.backends.kube.cluster import _apply_all
-from harness.backends.kube.dnsconfig import NamespaceMap, client_pod_dns
+from harness.backends.kube.dnsconfig import NamespaceMap, pod_dns
 from harness.backends.kube.names import run_namespace, run_selector
 from harness.backends.kube.placement import NodeMap
 from harness.backends.netns.k8s import coredns as real_coredns
 from harness.backends.netns.k8s import pki
 from harness.backends.netns.k8s.controlplane import BINARIES, ControlPlane, ControlPlaneConfig
 from harness.backends.netns.k8s.kubelet import CLEANUP_KINDS, Kubelet
+from harness.dataplane.faults import race_window_ruleset
 from harness.kernel.journal import HostLock, Journal
 from harness.kernel.netns import entered
+from harness.plan import plan_phase
 from harness.scenario.loader import parse_scenario
 from harness.upstream import ComponentMissing, locate
 from tests.integration.conftest import HostSnapshot
@@ -98,7 +100,8 @@ def backend_objects(run_id: str) -> list[dict[str, Any]]:
     nodes = NodeMap({"node-1": "w1", "node-2": "w2"}, {"node-1": "w1", "node-2": "w2"})
     ns = run_namespace(run_id)
     nsmap = NamespaceMap(sc.cluster.namespace, ns, sc.cluster.cluster_domain)
-    dns = client_pod_dns(sc, sc.phases[0], nsmap, "10.96.0.10")
+    plan = plan_phase(sc, sc.phases[0])
+    dns = pod_dns(plan.pod_dns, nsmap, "10.96.0.10")
     objs: list[dict[str, Any]] = [workload.namespace(run_id)]
     objs += workload.http_server(sc, run_id, nodes)
     objs += workload.client_pods(sc, run_id, "baseline", nodes=nodes, dns=dns, image="img")
@@ -110,7 +113,7 @@ def backend_objects(run_id: str) -> list[dict[str, Any]]:
             sysctls={"net.netfilter.nf_conntrack_tcp_timeout_time_wait": "30"},
             nodes=nodes,
             image="img",
-            ruleset=tuner.race_ruleset(tuner.fault_table(run_id), 0.5),
+            ruleset=race_window_ruleset(50, tuner.fault_table(run_id)),
             table=tuner.fault_table(run_id),
         )
     )

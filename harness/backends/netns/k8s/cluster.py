@@ -40,12 +40,13 @@ from harness.backends.netns.k8s.kubelet import (
     pod,
     service,
 )
-from harness.backends.netns.k8s.procs import Components
+from harness.backends.netns.k8s.procs import Components, http_get
 from harness.backends.netns.k8s.wait import wait_for
 from harness.backends.netns.plan import PodPlan, TopologyPlan
 from harness.errors import BackendError, BadInput
 from harness.kernel.journal import Journal
 from harness.kernel.netns import run, socket_in
+from harness.kernel.process import Proc
 from harness.upstream import locate, release
 
 DNS_SERVICE_IP = "10.96.0.10"
@@ -86,6 +87,7 @@ class K8sSettings:
     corefile: str | None = None  # None: kubeadm's for the cluster domain
     corefile_source: str | None = None  # the user's file the Corefile came from (for errors)
     kubernetes: str | None = None  # pinned version (None: the versions file's default)
+    coredns_replicas: int | None = None  # CoreDNS pods running at start (None: every one)
 
 
 class K8sParts:
@@ -115,6 +117,8 @@ class K8sParts:
         self.kubelet: Kubelet | None = None
         self.nodelocal = False
         self.timings: dict[str, float] = {}
+        self.corefile = ""
+        self.coredns_replicas = settings.coredns_replicas or len(plan.role("coredns"))
 
     # --- lifecycle -------------------------------------------------------------------------
     def __enter__(self) -> K8sParts:
@@ -157,14 +161,16 @@ class K8sParts:
             )
         corefile = self.settings.corefile or coredns.kubeadm_corefile(self.plan.cluster_domain)
         self.corefile = corefile
-        self.coredns_replicas = len(self.plan.role("coredns"))
-        for p in self.plan.role("coredns"):
+        for p in self._running_coredns():
             self._start_coredns(p.name)
         for node in self.plan.nodes:
             kubeproxy.wait_ready(self.comps.procs[kubeproxy.proc_name(node.name)], node.ns)
-        self._wait_coredns(self.plan.role("coredns"))
+        self._wait_coredns(self._running_coredns())
         self._wait_data_path()
         self.timings["ready"] = time.monotonic() - t0
+
+    def _running_coredns(self) -> list[PodPlan]:
+        return self.plan.role("coredns")[: self.coredns_replicas]
 
     def _start_coredns(self, pod_name: str) -> None:
         p = next(x for x in self.plan.role("coredns") if x.name == pod_name)
@@ -255,7 +261,7 @@ class K8sParts:
         the kube-dns ClusterIP (kube-proxy has written the endpoints' rules)."""
         k = self.kubelet
         assert k is not None
-        k.wait_endpoints("kube-dns", SYSTEM, {p.ip for p in self.plan.role("coredns")})
+        k.wait_endpoints("kube-dns", SYSTEM, {p.ip for p in self._running_coredns()})
         k.wait_endpoints("http-server", self.plan.namespace, {p.ip for p in self.plan.role("http")})
         clients = self.plan.role("client")
         if not clients:
@@ -307,8 +313,11 @@ class K8sParts:
                 run_id=rid,
             )
         )
+        running = {p.name for p in self._running_coredns()}
         for p in self.plan.pods:
             host_ip = self.plan.node(p.node).ip
+            if p.role == "coredns" and p.name not in running:
+                continue  # scaled in later by a phase (set_coredns_replicas)
             if p.role == "coredns":
                 obj = self._coredns_pod(p)
             elif p.role == "http":
@@ -336,7 +345,33 @@ class K8sParts:
         return out
 
     def coredns_counts(self) -> dict[str, coredns.Counts]:
-        return {p.name: coredns.read_counts(p.ns, p.ip) for p in self.plan.role("coredns")}
+        """Each running replica's own received/answered counts (its Prometheus metrics)."""
+        return {p.name: coredns.read_counts(p.ns, p.ip) for p in self._running_coredns()}
+
+    def procs(self) -> list[Proc]:
+        return [*self.cp.procs.values(), *self.comps.procs.values()]
+
+    def evidence(self) -> dict[str, str]:
+        """Per node kube-proxy's own rules and node-cache's Corefile; per CoreDNS replica its
+        Corefile and metrics (for bug bundles)."""
+        out: dict[str, str] = {}
+        mode = self.settings.kube_proxy.mode
+        for node in self.plan.nodes:
+            name = "nft-ruleset.txt" if mode == "nftables" else "iptables-save.txt"
+            out[f"{node.name}/kube-proxy-{name}"] = self.node_rules(node.ns)
+            nc = self.comps.dir / nodecache.proc_name(node.name) / "Corefile"
+            if nc.exists():
+                out[f"{node.name}/node-cache-Corefile"] = nc.read_text()
+        for p in self._running_coredns():
+            cf = self.comps.dir / coredns.proc_name(p.name) / "Corefile"
+            if cf.exists():
+                out[f"pods/{p.name}/Corefile"] = cf.read_text()
+            try:
+                _, body = http_get(p.ns, p.ip, coredns.METRICS_PORT, "/metrics")
+                out[f"pods/{p.name}/metrics.txt"] = body
+            except OSError as e:
+                out[f"pods/{p.name}/metrics.txt"] = f"unreadable: {e}"
+        return out
 
     def node_rules(self, node_ns: str) -> str:
         """kube-proxy's own rules on a node: iptables-save, or the nft ruleset."""

@@ -261,9 +261,19 @@ class FakeProc:
         return ""
 
 
+class FakeK8s:
+    """The real components' counters: each CoreDNS replica's own metrics."""
+
+    def coredns_counts(self) -> dict[str, Any]:
+        from harness.backends.netns.k8s.coredns import Counts
+
+        return {"coredns-0": Counts(9, 8)}
+
+
 class FakeTopology:
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
+        self.k8s = FakeK8s()
         self.nodelocal_enabled = False
         self.nodelocal_interface = ""
         self.hits = 0
