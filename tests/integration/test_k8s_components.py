@@ -168,10 +168,6 @@ def test_node_cache_notrack_keeps_pod_dns_out_of_conntrack(cluster: Cluster) -> 
     client = plan.role("client")[0]
     node = plan.node(client.node)
     name = f"http-server.{plan.namespace}.svc.{plan.cluster_domain}"
-    try:
-        locate("node-cache")
-    except ComponentMissing as e:
-        pytest.skip(str(e))
     cluster.parts.enable_nodelocal()
     try:
         rules = nodecache.notrack_rules(node.ns)

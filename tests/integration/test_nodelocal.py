@@ -14,7 +14,6 @@ from harness.dataplane import nodelocal
 from harness.kernel.journal import Journal
 from harness.kernel.netns import run
 from harness.scenario.model import ClusterSpec
-from harness.upstream import ComponentMissing, locate
 from tests.integration.test_topology import query
 
 pytestmark = pytest.mark.kernel
@@ -23,10 +22,6 @@ pytestmark = pytest.mark.kernel
 def test_pod_dns_via_nodelocal_creates_no_conntrack_entry(
     journal: Journal, host_unchanged: object
 ) -> None:
-    try:
-        locate("node-cache")
-    except ComponentMissing as e:
-        pytest.skip(str(e))
     with Topology(
         plan_topology(ClusterSpec(nodes=2, client_pods=2), journal.run_id), journal
     ) as topo:

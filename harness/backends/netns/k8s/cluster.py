@@ -116,6 +116,7 @@ class K8sParts:
         self._api: ApiClient | None = None
         self.kubelet: Kubelet | None = None
         self.nodelocal = False
+        self.nodelocal_kind = "node-cache"
         self.timings: dict[str, float] = {}
         self.corefile = ""
         self.coredns_replicas = settings.coredns_replicas or len(plan.role("coredns"))
@@ -340,8 +341,18 @@ class K8sParts:
     # --- queries ---------------------------------------------------------------------------
     def components(self) -> dict[str, dict[str, str]]:
         out = self.cp.components()
-        for b in ("kube-proxy", "coredns", "node-cache"):
+        for b in ("kube-proxy", "coredns"):
             out[b] = component_info(b, self.settings.kubernetes)
+        kind, _ = nodecache.implementation(self.settings.kubernetes)
+        if kind == "node-cache":
+            out["node-cache"] = component_info("node-cache", self.settings.kubernetes)
+        else:
+            core = out["coredns"]["version"]
+            out["node-cache"] = {
+                "version": f"{release(self.settings.kubernetes).node_cache} (not built)",
+                "source": f"stand-in: coredns {core} runs node-cache's Corefile; the harness "
+                "installs node-cache's iptables rules",
+            }
         return out
 
     def coredns_counts(self) -> dict[str, coredns.Counts]:
@@ -383,7 +394,8 @@ class K8sParts:
     def enable_nodelocal(self) -> None:
         if self.nodelocal:
             return
-        binary = locate("node-cache", self.settings.kubernetes)
+        kind, binary = nodecache.implementation(self.settings.kubernetes)
+        self.nodelocal_kind = kind
         self.nodelocal = True
         try:
             for node in self.plan.nodes:
@@ -396,6 +408,7 @@ class K8sParts:
                     kube_dns_ip=DNS_SERVICE_IP,
                     upstream_service_ip=DNS_UPSTREAM_SERVICE_IP,
                     upstreams=[UPSTREAM_DNS],
+                    kind=kind,
                 )
                 nodecache.wait_ready(proc, node.ns)
         except BaseException:
@@ -405,8 +418,9 @@ class K8sParts:
     def disable_nodelocal(self) -> None:
         if not self.nodelocal:
             return
+        ips = nodecache.listen_ips(nodecache.LOCAL_IP, DNS_SERVICE_IP)
         for node in self.plan.nodes:
-            nodecache.stop(self.comps, node.name, node.ns)
+            nodecache.stop(self.comps, node.name, node.ns, kind=self.nodelocal_kind, ips=ips)
         self.nodelocal = False
 
 

@@ -1,4 +1,5 @@
-"""Real node-cache (k8s.io/dns) as NodeLocal DNSCache on a node.
+"""NodeLocal DNSCache on a node: real node-cache (k8s.io/dns), or, where node-cache cannot be
+built, its CoreDNS core with node-cache's own networking done by the harness.
 
 Its Corefile is the upstream addon's template (``cluster/addons/dns/nodelocaldns``) with the
 three ``__PILLAR__`` values filled that the addon's installer fills; node-cache fills the other
@@ -9,17 +10,28 @@ from the node's resolv.conf (written here with the topology's upstream).
 node-cache would make a dummy interface; this kernel has none, so an empty bridge named
 ``nodelocaldns`` holds the listen addresses and node-cache runs with ``-setupinterface=false``.
 It installs its own iptables NOTRACK/ACCEPT rules, and removes them when it stops.
+
+**Stand-in (labelled):** node-cache is CoreDNS plus that set-up. When node-cache is not in
+the cache (the Go module proxy refuses k8s.io/dns here), the pinned CoreDNS runs the same
+Corefile with the two remaining placeholders filled as node-cache fills them, and the
+harness installs exactly the iptables rules node-cache's ``initIptables`` lists (and removes
+them on stop). :func:`implementation` says which one ran; result.json records it.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from harness.backends.kube.nodelocaldns import UPSTREAM_PLACEHOLDER, corefile
+from harness.backends.kube.nodelocaldns import (
+    CLUSTER_DNS_PLACEHOLDER,
+    UPSTREAM_PLACEHOLDER,
+    corefile,
+)
 from harness.backends.netns.k8s.procs import Components, http_get
 from harness.backends.netns.k8s.wait import wait_for
 from harness.kernel.netns import run
 from harness.kernel.process import Proc
+from harness.upstream import ComponentMissing, locate
 
 INTERFACE = "nodelocaldns"
 LOCAL_IP = "169.254.20.10"
@@ -67,6 +79,61 @@ def env(upstream_service_ip: str) -> dict[str, str]:
     return {UPSTREAM_SERVICE.upper().replace("-", "_") + "_SERVICE_HOST": upstream_service_ip}
 
 
+STAND_IN = "coredns"  # what runs node-cache's Corefile when node-cache is not built
+
+
+def filled_corefile(base: str, cluster_dns: str, upstreams: str = "/etc/resolv.conf") -> str:
+    """The two placeholders node-cache fills at start, filled the way it fills them (pure)."""
+    return base.replace(CLUSTER_DNS_PLACEHOLDER, cluster_dns).replace(
+        UPSTREAM_PLACEHOLDER, upstreams
+    )
+
+
+# node-cache's rules per listen address (k8s.io/dns cmd/node-cache/app/cache_app.go,
+# initIptables): (table, chain, protocols, address match, port match, target, port)
+_RULES = (
+    ("raw", "PREROUTING", ("tcp", "udp"), "-d", "--dport", "NOTRACK", "dns"),
+    ("filter", "INPUT", ("tcp", "udp"), "-d", "--dport", "ACCEPT", "dns"),
+    ("raw", "OUTPUT", ("tcp", "udp"), "-s", "--sport", "NOTRACK", "dns"),
+    ("filter", "OUTPUT", ("tcp", "udp"), "-s", "--sport", "ACCEPT", "dns"),
+    ("raw", "OUTPUT", ("tcp", "udp"), "-d", "--dport", "NOTRACK", "dns"),
+    ("raw", "OUTPUT", ("tcp",), "-d", "--dport", "NOTRACK", "health"),
+    ("raw", "OUTPUT", ("tcp",), "-s", "--sport", "NOTRACK", "health"),
+)
+
+
+def iptables_rules(
+    ips: list[str], port: int = 53, health_port: int = HEALTH_PORT
+) -> list[list[str]]:
+    """node-cache's own rules for its listen addresses, as ``[table, chain, *match]`` (pure)."""
+    out: list[list[str]] = []
+    for ip in ips:
+        for table, chain, protos, addr, pmatch, target, which in _RULES:
+            p = str(port if which == "dns" else health_port)
+            for proto in protos:
+                out.append([table, chain, "-p", proto, addr, ip, pmatch, p, "-j", target])
+    return out
+
+
+def implementation(kubernetes: str | None = None) -> tuple[str, Path]:
+    """("node-cache", its binary), or the labelled stand-in ("coredns", CoreDNS's binary)."""
+    try:
+        return "node-cache", locate("node-cache", kubernetes)
+    except ComponentMissing:
+        return STAND_IN, locate("coredns", kubernetes)
+
+
+def add_rules(node_ns: str, ips: list[str]) -> None:
+    """Insert node-cache's rules at the top of their chains, as its EnsureRule(Prepend) does."""
+    for table, chain, *match in iptables_rules(ips):
+        run(["iptables", "-w", "-t", table, "-I", chain, *match], netns=node_ns)
+
+
+def del_rules(node_ns: str, ips: list[str]) -> None:
+    for table, chain, *match in iptables_rules(ips):
+        run(["iptables", "-w", "-t", table, "-D", chain, *match], netns=node_ns, check=False)
+
+
 def proc_name(node_name: str) -> str:
     return f"node-cache-{node_name}"
 
@@ -93,14 +160,21 @@ def start(
     upstream_service_ip: str,
     upstreams: list[str],
     local_ip: str = LOCAL_IP,
+    kind: str = "node-cache",
 ) -> Proc:
     ips = listen_ips(local_ip, kube_dns_ip)
     comps.netns_file(node_ns, "resolv.conf", "".join(f"nameserver {u}\n" for u in upstreams))
     name = proc_name(node_name)
-    base = comps.file(f"{name}/Corefile.base", base_corefile(domain, kube_dns_ip, local_ip))
+    base_text = base_corefile(domain, kube_dns_ip, local_ip)
+    base = comps.file(f"{name}/Corefile.base", base_text)
     conf = base.with_name("Corefile")
     add_interface(node_ns, ips)
     try:
+        if kind == STAND_IN:
+            conf.write_text(filled_corefile(base_text, upstream_service_ip))
+            proc = comps.spawn(name, [str(binary), "-conf", str(conf)], node_ns, grace_s=5.0)
+            add_rules(node_ns, ips)
+            return proc
         return comps.spawn(
             name,
             argv(binary, ips, base, conf, base.with_name("node-cache.pid")),
@@ -109,6 +183,8 @@ def start(
             grace_s=5.0,
         )
     except BaseException:
+        if kind == STAND_IN:
+            del_rules(node_ns, ips)
         del_interface(node_ns)
         raise
 
@@ -131,7 +207,17 @@ def wait_ready(proc: Proc, node_ns: str, local_ip: str = LOCAL_IP, timeout_s: fl
     wait_for(f"{proc.name} health and rules", probe, timeout_s=timeout_s, procs=[proc])
 
 
-def stop(comps: Components, node_name: str, node_ns: str) -> None:
-    """Stop node-cache (it removes its rules on SIGTERM) and remove the interface."""
+def stop(
+    comps: Components,
+    node_name: str,
+    node_ns: str,
+    *,
+    kind: str = "node-cache",
+    ips: list[str] | None = None,
+) -> None:
+    """Stop node-cache (it removes its rules on SIGTERM; the stand-in's are removed here) and
+    remove the interface."""
     comps.stop(proc_name(node_name), grace_s=5.0)
+    if kind == STAND_IN:
+        del_rules(node_ns, ips or [])
     del_interface(node_ns)

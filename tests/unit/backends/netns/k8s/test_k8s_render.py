@@ -255,3 +255,22 @@ def test_configured_corefile_edits_cache_and_concurrency() -> None:
     assert "max_concurrent 50" in off
     assert "max_concurrent 1000" not in off
     assert off.count("{") == off.count("}")
+
+
+def test_node_cache_rules_are_node_caches_list() -> None:
+    rules = nodecache.iptables_rules(["169.254.20.10", "10.96.0.10"])
+    assert len(rules) == 2 * 12  # per address: 10 for DNS (tcp+udp), 2 for the health port
+    assert ["raw", "PREROUTING", "-p", "udp", "-d", "169.254.20.10", "--dport", "53",
+            "-j", "NOTRACK"] in rules  # fmt: skip
+    assert ["filter", "OUTPUT", "-p", "tcp", "-s", "10.96.0.10", "--sport", "53",
+            "-j", "ACCEPT"] in rules  # fmt: skip
+    assert ["raw", "OUTPUT", "-p", "tcp", "-s", "10.96.0.10", "--sport", "8080",
+            "-j", "NOTRACK"] in rules  # fmt: skip
+
+
+def test_stand_in_fills_node_caches_placeholders_as_node_cache_does() -> None:
+    text = nodecache.filled_corefile(nodecache.base_corefile("cluster.local", "10.96.0.10"),
+                                     "10.96.0.11")  # fmt: skip
+    assert "__PILLAR__" not in text
+    assert text.count("forward . 10.96.0.11 {") == 3
+    assert "forward . /etc/resolv.conf" in text
