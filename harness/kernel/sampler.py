@@ -50,8 +50,12 @@ class NodeSeries:
 class NodeProbe:
     """Descriptors opened once inside a node's namespace, read many times."""
 
-    def __init__(self, node: str, ns: str) -> None:
+    def __init__(self, node: str, ns: str, dns_sources: tuple[str, ...] = (POD_PREFIX,)) -> None:
+        """``dns_sources``: original source addresses (or prefixes) whose DNS flows count as
+        the pods' DNS entries; the netns backend names its client pods, so the DNS servers'
+        own upstream flows (CoreDNS pods forwarding) are not counted as pod DNS."""
         self.node, self.ns = node, ns
+        self.dns_sources = dns_sources
         self.count_fd = open_in(ns, COUNT)
         self.stat_fd = open_in(ns, STAT)
         self.inode = inode(ns)
@@ -102,7 +106,7 @@ class Sampler:
     def _snapshot(self, probe: NodeProbe, s: NodeSeries) -> None:
         listing = probe.listing()
         s.states_at_peak = state_histogram(listing)
-        s.dns_entries_at_peak = count_dns_entries(listing, POD_PREFIX)
+        s.dns_entries_at_peak = count_dns_entries(listing, probe.dns_sources)
 
     def _loop(self) -> None:
         period = 1.0 / self.hz

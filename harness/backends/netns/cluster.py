@@ -80,7 +80,8 @@ class NetnsCluster:
             if self.run_plan.nodelocal:
                 self.levers.enable_nodelocal()
             for node in self.plan.nodes:
-                probe = NodeProbe(node.name, node.ns)
+                clients = tuple(p.ip for p in self.plan.role("client"))
+                probe = NodeProbe(node.name, node.ns, dns_sources=clients)
                 self.probes.append(probe)
                 self._stack.callback(probe.close)
         except BaseException:
