@@ -31,6 +31,7 @@ from harness.dataplane.faults import race_window_ruleset
 from harness.kernel.journal import HostLock, Journal
 from harness.kernel.netns import entered
 from harness.plan import plan_phase
+from harness.plan.types import CoreDNSPlan
 from harness.scenario.loader import parse_scenario
 from harness.upstream import ComponentMissing, locate
 from tests.integration.conftest import HostSnapshot
@@ -199,7 +200,7 @@ def test_coredns_configmap_change_and_verbatim_restore_round_trip(real: Real) ->
         cm = real.get("v1", "ConfigMap", "coredns", "kube-system")
         original = cm["data"]["Corefile"]
         dep = real.get("apps/v1", "Deployment", "coredns", "kube-system")
-        settings = coredns.CoreDNSSettings(cache=False, replicas=3, max_concurrent=50)
+        settings = CoreDNSPlan(cache=False, max_concurrent=50, replicas=3)
         text = coredns.render_corefile(original, settings, {"api.example.com": "203.0.113.80"})
         real.patch("v1", "ConfigMap", "coredns", "kube-system", coredns.configmap_patch(text))
         real.patch(
