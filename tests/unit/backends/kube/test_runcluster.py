@@ -234,6 +234,7 @@ def test_series_labels_one_node_k3s_counts_the_table_once() -> None:
 class FakeProbe:
     def __init__(self, node: str) -> None:
         self.node, self.ns, self.inode = node, f"cth-t-{node}", 1
+        self.dns_sources = ("10.244.",)
         self.n = 0
 
     def count(self) -> int:
