@@ -206,6 +206,9 @@ class ClusterSession:
                 options=self.options,
             )
             self.cluster = stack.enter_context(cluster)
+            components = getattr(self.cluster, "components", None)
+            if callable(components):  # the upstream parts a backend runs: name -> version
+                self.env["components"] = components()
             self.cluster.apply_node_sysctls()
             self.env["sysctls"][f"{CT}nf_conntrack_max (during run)"] = sysctl.read(
                 CT + "nf_conntrack_max"

@@ -94,12 +94,20 @@ def state_histogram(listing: str) -> dict[str, int]:
     return dict(hist)
 
 
-def count_dns_entries(listing: str, src_prefix: str = "") -> int:
+def count_dns_entries(listing: str, src_prefix: str | tuple[str, ...] = "") -> int:
     """Entries for DNS (port 53) flows, optionally only those whose original source starts
-    with ``src_prefix`` (e.g. the pod CIDR's "10.244.")."""
+    with ``src_prefix`` (e.g. the pod CIDR's "10.244."), or with one of several. A full
+    address matches only itself ("10.244.1.2" is not "10.244.1.20")."""
+    wanted = (src_prefix,) if isinstance(src_prefix, str) else src_prefix
     n = 0
     for ln in listing.splitlines():
         m = re.search(r"src=(\S+) dst=\S+ sport=\d+ dport=53\b", ln)
-        if m and m.group(1).startswith(src_prefix):
+        if m and any(_matches(m.group(1), w) for w in wanted):
             n += 1
     return n
+
+
+def _matches(addr: str, want: str) -> bool:
+    if want.count(".") == 3 and not want.endswith("."):
+        return addr == want
+    return addr.startswith(want)

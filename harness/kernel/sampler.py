@@ -93,9 +93,13 @@ class KernelLog(Protocol):
 class NodeProbe:
     """A netns node: descriptors opened once inside its namespace, read many times."""
 
-    def __init__(self, node: str, ns: str) -> None:
+    def __init__(self, node: str, ns: str, dns_sources: tuple[str, ...] = (POD_PREFIX,)) -> None:
+        """``dns_sources``: original source addresses (or prefixes) whose DNS flows count as
+        the pods' DNS entries; the netns backend names its client pods, so the DNS servers'
+        own upstream flows (CoreDNS pods forwarding) are not counted as pod DNS."""
         self.node, self.ns = node, ns
         self.where = ns
+        self.dns_sources = dns_sources
         self.count_fd = open_in(ns, COUNT)
         self.stat_fd = open_in(ns, STAT)
         self.inode = inode(ns)
@@ -209,7 +213,9 @@ class ConntrackSampler:
         listing = probe.listing()
         if listing:
             s.states_at_peak = state_histogram(listing)
-            s.dns_entries_at_peak = count_dns_entries(listing, self.dns_src_prefix)
+            # the netns probe names its client pods: servers' own upstream flows are not pod DNS
+            sources = probe.dns_sources if isinstance(probe, NodeProbe) else self.dns_src_prefix
+            s.dns_entries_at_peak = count_dns_entries(listing, sources)
 
     def stop(self) -> dict[str, NodeSeries]:
         for t in self._snapshots:

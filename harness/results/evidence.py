@@ -6,6 +6,7 @@ Kept in memory from the backend to the reports; written under ``<report dir>/evi
     nodes/<node>/<file>                        per node, at the end of the run
                                                (iptables-save.txt, conntrack-S.txt, ...)
     pods/<pod>/resolv.conf                     per client pod, at the end of the run
+    pods/<pod>/<file>                          per server pod (CoreDNS: Corefile, metrics.txt)
     phases/<phase>/pods/<pod>/resolv.conf      per phase and pod: what the phase ran with
     phases/<phase>/nodes/<node>/<file>         per phase and node (conntrack-S.txt), taken
                                                while the phase's remediations held
@@ -27,6 +28,7 @@ RESOLV = "resolv.conf"
 class Evidence:
     nodes: dict[str, dict[str, str]] = field(default_factory=dict)  # node -> file -> text
     pods: dict[str, str] = field(default_factory=dict)  # pod -> resolv.conf
+    pod_files: dict[str, dict[str, str]] = field(default_factory=dict)  # pod -> file -> text
     phase_pods: dict[str, dict[str, str]] = field(default_factory=dict)  # phase -> pod -> rc
     # phase -> node -> file -> text
     phase_nodes: dict[str, dict[str, dict[str, str]]] = field(default_factory=dict)
@@ -41,6 +43,9 @@ class Evidence:
                 out[f"nodes/{node}/{name}"] = text.encode()
         for pod, text in self.pods.items():
             out[f"pods/{pod}/{RESOLV}"] = text.encode()
+        for pod, files in self.pod_files.items():
+            for name, text in files.items():
+                out[f"pods/{pod}/{name}"] = text.encode()
         for phase, pods in self.phase_pods.items():
             for pod, text in pods.items():
                 out[f"phases/{phase}/pods/{pod}/{RESOLV}"] = text.encode()
@@ -75,6 +80,8 @@ class Evidence:
                 ev.nodes.setdefault(parts[1], {})[parts[2]] = p.read_text(errors="replace")
             elif len(parts) == 3 and parts[0] == "pods" and parts[2] == RESOLV:
                 ev.pods[parts[1]] = p.read_text(errors="replace")
+            elif len(parts) == 3 and parts[0] == "pods":
+                ev.pod_files.setdefault(parts[1], {})[parts[2]] = p.read_text(errors="replace")
             elif len(parts) == 5 and parts[0] == "phases" and parts[2] == "nodes":
                 text = p.read_text(errors="replace")
                 ev.phase_nodes.setdefault(parts[1], {}).setdefault(parts[3], {})[parts[4]] = text

@@ -256,6 +256,8 @@ class Environment(TypedDict):
     python: str
     sysctls: dict[str, str]
     tools: dict[str, str]
+    # the upstream Kubernetes parts a backend ran: name -> {"version", "source"}
+    components: NotRequired[dict[str, dict[str, str]]]
 
 
 class RunResult(TypedDict):

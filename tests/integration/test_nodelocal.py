@@ -1,10 +1,12 @@
-"""NodeLocal DNSCache as node-cache builds it: NOTRACK'ed, so pod DNS makes no conntrack entry."""
+"""NodeLocal DNSCache, real node-cache: NOTRACK'ed (its own rules), so pod DNS makes no
+conntrack entry."""
 
 from __future__ import annotations
 
 import pytest
 
 from harness.backends.netns import plan as P
+from harness.backends.netns.k8s.cluster import DNS_UPSTREAM_SERVICE_IP
 from harness.backends.netns.levers import Levers
 from harness.backends.netns.plan import plan_topology
 from harness.backends.netns.topology import Topology
@@ -28,8 +30,8 @@ def test_pod_dns_via_nodelocal_creates_no_conntrack_entry(
         client = topo.plan.role("client")[0]
         node = topo.plan.node(client.node)
         link = run(["ip", "-d", "link", "show", nodelocal.INTERFACE], netns=node.ns).stdout
-        assert levers.nodelocal_interface in ("dummy", "bridge")
-        assert levers.nodelocal_interface in link
+        assert levers.nodelocal_interface == "bridge"
+        assert "bridge" in link
         assert nodelocal.LOCAL_IP in run(["ip", "addr"], netns=node.ns).stdout
         run(["conntrack", "-F"], netns=node.ns)
         names = [
@@ -46,13 +48,16 @@ def test_pod_dns_via_nodelocal_creates_no_conntrack_entry(
             ln for ln in listing.splitlines() if f"src={client.ip} " in ln and "dport=53" in ln
         ]
         assert pod_dns == [], pod_dns
-        # cache misses went to kube-dns over TCP (node-cache's force_tcp), tracked on the node
+        # cache misses went to kube-dns-upstream over TCP (node-cache's force_tcp), tracked
         assert any(
-            "tcp" in ln and f"dst={P.DNS_SERVICE_IP}" in ln and "dport=53" in ln
+            "tcp" in ln and f"dst={DNS_UPSTREAM_SERVICE_IP}" in ln and "dport=53" in ln
             for ln in listing.splitlines()
         ), listing
         raw = run(["iptables-save", "-t", "raw"], netns=node.ns).stdout
-        assert raw.count("-j NOTRACK") == 6
+        for ip in (nodelocal.LOCAL_IP, P.DNS_SERVICE_IP):
+            for proto in ("udp", "tcp"):
+                rule = f"-A PREROUTING -d {ip}/32 -p {proto} -m {proto} --dport 53 -j NOTRACK"
+                assert rule in raw, raw
         levers.disable_nodelocal()
         assert "NOTRACK" not in run(["iptables-save", "-t", "raw"], netns=node.ns).stdout
         assert (

@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from harness.backends.kube.placement import HOSTNAME_LABEL
 from harness.errors import BackendError
 from harness.plan.types import CoreDNSPlan
 
@@ -139,15 +140,22 @@ def deployment_patch(
 
 
 def deployment_restore_patch(saved: Mapping[str, Any], restarted_at: str) -> dict[str, Any]:
-    """Merge patch that puts back saved replicas and nodeSelector (None removes ours)."""
+    """Merge patch that puts back saved replicas and nodeSelector (None removes ours).
+
+    A merge patch merges maps key by key, so a saved selector (kubeadm's
+    ``kubernetes.io/os: linux``) alone would keep the hostname key the harness added beside
+    it: that key is removed explicitly unless the saved selector had it (found against a real
+    kube-apiserver)."""
     spec = saved.get("spec", {})
     tmpl = spec.get("template", {}).get("spec", {})
+    saved_sel = tmpl.get("nodeSelector")
+    selector = None if saved_sel is None else {HOSTNAME_LABEL: None, **saved_sel}
     return {
         "spec": {
             "replicas": spec.get("replicas"),
             "template": {
                 "metadata": {"annotations": {RESTART_ANNOTATION: restarted_at}},
-                "spec": {"nodeSelector": tmpl.get("nodeSelector")},
+                "spec": {"nodeSelector": selector},
             },
         }
     }

@@ -84,7 +84,8 @@ class NetnsCluster:
             if self.run_plan.nodelocal:
                 self.levers.enable_nodelocal()
             for node in self.plan.nodes:
-                probe = NodeProbe(node.name, node.ns)
+                clients = tuple(p.ip for p in self.plan.role("client"))
+                probe = NodeProbe(node.name, node.ns, dns_sources=clients)
                 self.probes.append(probe)
                 self._stack.callback(probe.close)
         except BaseException:
@@ -94,6 +95,10 @@ class NetnsCluster:
 
     def __exit__(self, *exc: object) -> None:
         self._stack.close()
+
+    def components(self) -> dict[str, dict[str, str]]:
+        """Every upstream component the run used: name -> {version, source}."""
+        return self.topology.k8s.components()
 
     def nodes(self) -> list[str]:
         return [n.name for n in self.plan.nodes]
@@ -147,12 +152,16 @@ class NetnsCluster:
         return wp, resolv
 
     def _counters(self) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
+        """Node counters (nft, before conntrack and after NAT), and the DNS servers' own view:
+        each CoreDNS replica's received (``rx``) and answered (``tx``) from its Prometheus
+        metrics (``coredns_dns_requests_total``, ``coredns_dns_responses_total``)."""
         nodes = {n.name: read_counters(n.ns, "cth_obs") for n in self.plan.nodes}
-        server: dict[str, int] = {}
-        for pod in self.plan.role("coredns"):
-            for k, v in read_counters(pod.ns, "cth_srv").items():
-                server[k] = server.get(k, 0) + v
-                server[f"{pod.name}/{k}"] = v
+        server: dict[str, int] = {"rx": 0, "tx": 0}
+        for name, c in self.topology.k8s.coredns_counts().items():
+            server["rx"] += c.requests
+            server["tx"] += c.responses
+            server[f"{name}/rx"] = c.requests
+            server[f"{name}/tx"] = c.responses
         up = read_counters(self.plan.upstream_ns, "cth_srv")
         server["upstream/rx"] = up.get("rx", 0)
         return nodes, server
@@ -373,6 +382,7 @@ class NetnsCluster:
                 "conntrack-S.txt": run(["conntrack", "-S"], netns=node.ns).stdout,
                 "nft-ruleset.txt": run(["nft", "list", "ruleset"], netns=node.ns).stdout,
             }
+        self.topology.k8s.add_evidence(ev)  # kube-proxy's rules, Corefiles, CoreDNS metrics
         for pod in self.plan.role("client"):
             p = Path("/etc/netns") / pod.ns / "resolv.conf"
             if p.exists():

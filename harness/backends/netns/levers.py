@@ -1,9 +1,10 @@
 """Change a built topology for a phase, and put it back: the netns backend's levers.
 
-- kube-proxy: the Service rules for the CoreDNS replicas in service (:mod:`.kubeproxy`);
-- CoreDNS: a config change restarts the servers, as a ConfigMap rollout does;
-- NodeLocal DNSCache: the link-local address on each node, a caching server there, and the
-  NOTRACK/ACCEPT rules (:mod:`harness.dataplane.nodelocal`);
+- CoreDNS (real, in its pods): a Corefile change rolls the servers out again, as a ConfigMap
+  rollout does; a replica change scales the pods, and the real endpointslice controller and
+  kube-proxy re-point the Service (:mod:`.k8s.cluster`);
+- NodeLocal DNSCache: real node-cache on each node, with the NOTRACK/ACCEPT rules it
+  installs itself (:mod:`.k8s.nodecache`);
 - the INJECTED race window (:mod:`harness.dataplane.faults`) on the client pods' nodes, and the
   CPU pinning that keeps the A answer from overtaking the AAAA.
 
@@ -16,21 +17,17 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
 
-from harness.backends.netns import kubeproxy
-from harness.backends.netns import plan as P
 from harness.backends.netns.counters import read_counters
-from harness.backends.netns.servers import nodelocal_unbound_conf
+from harness.backends.netns.k8s import nodecache
 from harness.backends.netns.topology import Topology
-from harness.dataplane import nodelocal
 from harness.dataplane.faults import TABLE as FAULT_TABLE
 from harness.dataplane.faults import race_window_ruleset
-from harness.errors import BackendError, CommandFailed
+from harness.errors import CommandFailed
 from harness.kernel.netns import run
 from harness.plan.types import CoreDNSPlan, RaceFaultPlan
 
-DNS_SERVERS = ("coredns", "nodelocal", "upstream")
+DNS_SERVERS = ("coredns", "node-cache", "upstream")
 
 
 class Levers:
@@ -39,34 +36,22 @@ class Levers:
     def __init__(self, topo: Topology) -> None:
         self.topo = topo
         self.coredns: CoreDNSPlan = topo.coredns
-        self.proxy = kubeproxy.ProxyState(topo.kube_proxy, topo.coredns.replicas)
-        self.nodelocal_interface = ""  # "dummy" or "bridge" once NodeLocal has run
+        self.nodelocal_interface = ""  # "bridge" once NodeLocal has run (no dummy here)
 
     @property
     def nodelocal_enabled(self) -> bool:
-        return self.proxy.nodelocal
-
-    # --- kube-proxy ----------------------------------------------------------------------
-    def _proxy(self, state: kubeproxy.ProxyState) -> None:
-        if state != self.proxy:
-            kubeproxy.apply(self.topo.plan, state)
-            self.proxy = state
+        return self.topo.k8s.nodelocal
 
     # --- CoreDNS -------------------------------------------------------------------------
     def set_coredns(self, want: CoreDNSPlan) -> None:
-        """Restart the servers on a config change; re-point the Service on a replica change."""
+        """A Corefile change rolls CoreDNS out again; a replica change scales the pods, and
+        the real endpointslice controller and kube-proxy follow."""
+        k8s = self.topo.k8s
         if (want.cache, want.max_concurrent) != (self.coredns.cache, self.coredns.max_concurrent):
-            self._restart_coredns(want)
-        self._proxy(replace(self.proxy, coredns_replicas=want.replicas))
+            k8s.restart_coredns(self.topo.corefile_for(want))
+        if want.replicas != k8s.coredns_replicas:
+            k8s.set_coredns_replicas(want.replicas)
         self.coredns = want
-
-    def _restart_coredns(self, config: CoreDNSPlan) -> None:
-        topo = self.topo
-        for pod in topo.plan.role("coredns"):
-            topo.stop_proc(pod.name)
-            topo.start_coredns(pod.name, config)
-        for pod in topo.plan.role("coredns"):
-            topo.wait_dns(pod.ns, pod.ip, f"kube-dns.kube-system.svc.{topo.plan.cluster_domain}")
 
     @contextmanager
     def coredns_as(self, want: CoreDNSPlan) -> Iterator[None]:
@@ -78,64 +63,28 @@ class Levers:
             self.set_coredns(old)
 
     # --- NodeLocal DNSCache ----------------------------------------------------------------
-    def _add_local_interface(self, ns: str) -> str:
-        """node-cache uses a dummy interface; kernels without CONFIG_DUMMY get an empty bridge."""
-        for kind in ("dummy", "bridge"):
-            res = run(
-                ["ip", "-n", ns, "link", "add", nodelocal.INTERFACE, "type", kind], check=False
-            )
-            if res.returncode == 0:
-                return kind
-        raise BackendError(f"cannot create {nodelocal.INTERFACE} in {ns}: {res.stderr.strip()}")
-
     def enable_nodelocal(self) -> None:
+        """Real node-cache on every node (it installs its own NOTRACK rules)."""
         if self.nodelocal_enabled:
             return
         topo = self.topo
         plan = topo.plan
+        topo.k8s.enable_nodelocal()
+        self.nodelocal_interface = "bridge"
         try:
-            for node in plan.nodes:
-                self.nodelocal_interface = self._add_local_interface(node.ns)
-                topo.batch(
-                    node.ns,
-                    [
-                        f"addr add {nodelocal.LOCAL_IP}/32 dev {nodelocal.INTERFACE}",
-                        f"link set {nodelocal.INTERFACE} up",
-                    ],
-                )
-                wd = topo.workdir / f"nodelocal-{node.name}"
-                wd.mkdir(exist_ok=True)
-                conf = wd / "unbound.conf"
-                conf.write_text(
-                    nodelocal_unbound_conf(
-                        listen_ip=nodelocal.LOCAL_IP,
-                        cluster_domain=plan.cluster_domain,
-                        cluster_dns=P.DNS_SERVICE_IP,
-                        upstream=P.UPSTREAM_IP,
-                        workdir=wd,
-                    )
-                )
-                topo.start(f"nodelocal-{node.name}", ["unbound", "-d", "-c", str(conf)], node.ns)
-            self._proxy(replace(self.proxy, nodelocal=True))
             client = plan.role("client")[0]
             topo.wait_dns(
                 client.ns,
-                nodelocal.LOCAL_IP,
+                nodecache.LOCAL_IP,
                 f"http-server.{plan.namespace}.svc.{plan.cluster_domain}",
             )
         except BaseException:
-            self._remove_nodelocal()
+            topo.k8s.disable_nodelocal()
             raise
 
     def disable_nodelocal(self) -> None:
         if self.nodelocal_enabled:
-            self._remove_nodelocal()
-
-    def _remove_nodelocal(self) -> None:
-        for node in self.topo.plan.nodes:
-            self.topo.stop_proc(f"nodelocal-{node.name}")
-            run(["ip", "-n", node.ns, "link", "del", nodelocal.INTERFACE], check=False)
-        self._proxy(replace(self.proxy, nodelocal=False))
+            self.topo.k8s.disable_nodelocal()
 
     @contextmanager
     def nodelocal(self, on: bool) -> Iterator[None]:
@@ -177,7 +126,8 @@ class Levers:
         return total
 
     def dns_server_pids(self) -> list[int]:
-        return [p.pid for name, p in self.topo.procs.items() if name.startswith(DNS_SERVERS)]
+        procs = [*self.topo.procs.values(), *self.topo.k8s.comps.procs.values()]
+        return [p.pid for p in procs if p.name.startswith(DNS_SERVERS)]
 
     @staticmethod
     def pin(pids: list[int], cpus: set[int]) -> None:

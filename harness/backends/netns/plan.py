@@ -4,6 +4,8 @@ Address plan (each range checked against the host's routes before anything is bu
 
 - pods: 10.244.<node>.<n>/32, routed veth, node side holds 169.254.1.1 with proxy ARP;
 - nodes: 172.18.0.1<node>/32 on ``eth0`` towards the ``vpc`` router namespace (172.18.0.1);
+- the control plane (etcd, kube-apiserver, kube-controller-manager): 172.18.0.2 behind the vpc
+  router (:mod:`harness.backends.netns.k8s.controlplane`);
 - Services: 10.96.0.0/16 (kube-dns 10.96.0.10, http-server 10.96.0.20);
 - "the internet": 203.0.113.0/24 (TEST-NET-3) behind the vpc router: upstream DNS 203.0.113.53;
 - NodeLocal DNSCache: 169.254.20.10 on each node.
@@ -14,7 +16,6 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
-from harness.kubeproxy.rules import Endpoint, ServicePort
 from harness.scenario.model import ClusterSpec
 
 CLUSTER_CIDR = "10.244.0.0/16"
@@ -83,43 +84,6 @@ class TopologyPlan:
 
     def pods_on(self, node: str) -> list[PodPlan]:
         return [p for p in self.pods if p.node == node]
-
-    def services(self, coredns_replicas: int | None = None) -> list[ServicePort]:
-        dns = self.role("coredns")[: coredns_replicas or None]
-        http = self.role("http")
-        out = []
-        for proto in ("udp", "tcp"):
-            out.append(
-                ServicePort(
-                    "kube-system",
-                    "kube-dns",
-                    f"dns{'-tcp' if proto == 'tcp' else ''}",
-                    proto,
-                    DNS_SERVICE_IP,
-                    53,
-                    tuple(Endpoint(p.ip, 53) for p in dns),
-                )
-            )
-        out.append(
-            ServicePort(
-                self.namespace,
-                "http-server",
-                "http",
-                "tcp",
-                HTTP_SERVICE_IP,
-                80,
-                tuple(Endpoint(p.ip, 80) for p in http),
-            )
-        )
-        return out
-
-    def dns_records(self) -> dict[str, str]:
-        """name -> ClusterIP for every Service, as CoreDNS' kubernetes plugin serves them."""
-        d = self.cluster_domain
-        return {
-            f"kube-dns.kube-system.svc.{d}": DNS_SERVICE_IP,
-            f"http-server.{self.namespace}.svc.{d}": HTTP_SERVICE_IP,
-        }
 
 
 def plan_topology(

@@ -42,7 +42,9 @@ def node_timeouts(ns: str) -> Timeouts:
 
 
 def known_names(plan: TopologyPlan) -> set[str]:
-    return {n.rstrip(".").lower() for n in [*plan.dns_records(), *plan.external_names]}
+    d = plan.cluster_domain
+    services = [f"kube-dns.kube-system.svc.{d}", f"http-server.{plan.namespace}.svc.{d}"]
+    return {n.rstrip(".").lower() for n in [*services, *plan.external_names]}
 
 
 class PhaseSteady:

@@ -1,8 +1,10 @@
 """Build a TopologyPlan on the real kernel, and take it all down again.
 
-This module only builds (and tears down): namespaces, links, the baseline rules and servers,
-readiness. Changing a built topology for a phase (kube-proxy rules, NodeLocal DNSCache, the
-injected race window, CoreDNS restarts) is :mod:`.levers`.
+This module only builds (and tears down): namespaces, links, the harness's counters, the
+servers outside Kubernetes (upstream resolver, nginx), then the real Kubernetes parts
+(control plane, the kubelet's objects, kube-proxy, CoreDNS: :mod:`.k8s.cluster`), readiness.
+Changing a built topology for a phase (CoreDNS rollouts and replicas, NodeLocal DNSCache, the
+injected race window) is :mod:`.levers`.
 
 Every namespace, file and process is journaled before it is created and gets an undo callback
 on an ExitStack. If building fails halfway, what was built is removed before the error is
@@ -23,10 +25,12 @@ from types import TracebackType
 import dns.message
 import dns.rdatatype
 
-from harness.backends.netns import kubeproxy
 from harness.backends.netns import plan as P
+from harness.backends.netns.k8s import coredns
+from harness.backends.netns.k8s.cluster import K8sParts, K8sSettings
+from harness.backends.netns.k8s.kubeproxy import KubeProxySettings
 from harness.backends.netns.plan import TopologyPlan
-from harness.backends.netns.servers import coredns_argv, nginx_conf, upstream_argv
+from harness.backends.netns.servers import nginx_conf, upstream_argv
 from harness.dns.resolvconf import ResolvConf
 from harness.errors import BackendError, UnsafeRequest
 from harness.kernel import sysctl
@@ -150,6 +154,9 @@ class Topology:
         *,
         coredns: CoreDNSPlan | None = None,
         kube_proxy: KubeProxyPlan | None = None,
+        kubernetes: str | None = None,
+        corefile: str | None = None,
+        corefile_source: str | None = None,
     ) -> None:
         """``coredns``: the baseline CoreDNS config and replicas in service (default: cache
         on, every CoreDNS pod); ``kube_proxy``: default iptables with the plan's masquerade."""
@@ -162,6 +169,10 @@ class Topology:
             cache=True, max_concurrent=None, replicas=len(plan.role("coredns"))
         )
         self.kube_proxy = kube_proxy or KubeProxyPlan("iptables", plan.masquerade_all)
+        self.kubernetes = kubernetes
+        self.corefile = corefile
+        self.corefile_source = corefile_source
+        self._k8s: K8sParts | None = None
 
     # --- lifecycle -------------------------------------------------------------------
     def __enter__(self) -> Topology:
@@ -191,6 +202,7 @@ class Topology:
         self._wire()
         self._rules()
         self._servers()
+        self._components()
         self._resolv_confs()
         self._wait_ready()
 
@@ -283,7 +295,7 @@ class Topology:
                 sysctl.write("net.core.somaxconn", "8192", pod.ns)
 
     def _rules(self) -> None:
-        kubeproxy.apply(self.plan, kubeproxy.ProxyState(self.kube_proxy, self.coredns.replicas))
+        """The harness's own observation counters; the Service rules are kube-proxy's."""
         for node in self.plan.nodes:
             run(["nft", "-f", "-"], netns=node.ns, input_=obs_ruleset())
         for ns in [self.plan.upstream_ns, *(p.ns for p in self.plan.role("coredns"))]:
@@ -295,19 +307,34 @@ class Topology:
         self._stack.callback(stop_pid, proc.pid, proc.start)
         return proc
 
-    def start_coredns(self, pod_name: str, config: CoreDNSPlan | None = None) -> Proc:
-        """Start one CoreDNS pod's server with ``config`` (default: the baseline's)."""
-        conf = config or self.coredns
-        pod = next(p for p in self.plan.role("coredns") if p.name == pod_name)
-        argv = coredns_argv(
-            listen_ip=pod.ip,
-            records=self.plan.dns_records(),
-            cluster_domain=self.plan.cluster_domain,
-            upstream=P.UPSTREAM_IP,
-            cache=conf.cache,
-            max_concurrent=conf.max_concurrent,
+    def corefile_for(self, config: CoreDNSPlan) -> str:
+        """The Corefile CoreDNS runs with ``config``: the scenario's own file, else kubeadm's
+        for this Kubernetes version, with the cache and forward settings applied."""
+        base = self.corefile or coredns.kubeadm_corefile(self.plan.cluster_domain)
+        return coredns.configured(base, cache=config.cache, max_concurrent=config.max_concurrent)
+
+    @property
+    def k8s(self) -> K8sParts:
+        if self._k8s is None:
+            raise BackendError("the Kubernetes components are not started")
+        return self._k8s
+
+    def _components(self) -> None:
+        """Control plane, the kubelet's objects, kube-proxy and CoreDNS (real, upstream)."""
+        settings = K8sSettings(
+            kube_proxy=KubeProxySettings(
+                mode=self.kube_proxy.mode,
+                masquerade_all=self.kube_proxy.masquerade_all,
+                cluster_cidr=P.CLUSTER_CIDR,
+            ),
+            corefile=self.corefile_for(self.coredns),
+            corefile_source=self.corefile_source,
+            kubernetes=self.kubernetes,
+            coredns_replicas=self.coredns.replicas,
         )
-        return self.start(pod.name, argv, pod.ns)
+        self._k8s = self._stack.enter_context(
+            K8sParts(self.plan, self.journal, self.workdir, settings)
+        )
 
     def stop_proc(self, name: str) -> None:
         """Stop one started process now (its undo on the stack stays: stop_pid is idempotent)."""
@@ -331,8 +358,6 @@ class Topology:
         else:
             argv = upstream_argv(listen_ip=P.UPSTREAM_IP, names=p.external_names)
         self.start("upstream", argv, p.upstream_ns)
-        for pod in p.role("coredns"):
-            self.start_coredns(pod.name)
         for pod in p.role("http"):
             wd = self.workdir / pod.name
             wd.mkdir(exist_ok=True)
@@ -397,7 +422,8 @@ class Topology:
         raise BackendError(f"HTTP {ip}:80 not answering from {ns} within {deadline_s}s")
 
     def check_procs(self) -> None:
-        for proc in self.procs.values():
+        procs = [*self.procs.values(), *(self._k8s.procs() if self._k8s else [])]
+        for proc in procs:
             if not proc.alive():
                 raise BackendError(
                     f"{proc.name} (pid {proc.pid}) exited with {proc.popen.returncode}: "
@@ -408,7 +434,7 @@ class Topology:
         p = self.plan
         client = p.role("client")[0]
         dom = p.cluster_domain
-        for pod in p.role("coredns"):
+        for pod in p.role("coredns")[: self.coredns.replicas]:
             self.wait_dns(pod.ns, pod.ip, f"kube-dns.kube-system.svc.{dom}")
         self.wait_dns(client.ns, P.DNS_SERVICE_IP, f"http-server.{p.namespace}.svc.{dom}")
         for name in p.external_names:

@@ -65,3 +65,19 @@ def test_table_full_lines_filtered_by_namespace_inode() -> None:
     ]
     assert table_full_lines(lines, {4026532001}) == [lines[0]]
     assert table_full_lines(lines, {0}) == [lines[2]]
+
+
+def test_dns_entries_of_named_sources_only() -> None:
+    listing = (
+        "udp 17 29 src=10.244.1.2 dst=10.96.0.10 sport=4000 dport=53 src=10.244.2.2 "
+        "dst=172.18.0.11 sport=53 dport=4000 mark=0 use=1\n"
+        "tcp 6 431999 ESTABLISHED src=10.244.2.2 dst=203.0.113.53 sport=33124 dport=53 "
+        "src=203.0.113.53 dst=10.244.2.2 sport=53 dport=33124 [ASSURED] mark=0 use=1\n"
+        "udp 17 29 src=10.244.1.20 dst=10.96.0.10 sport=4001 dport=53 src=10.244.2.2 "
+        "dst=172.18.0.11 sport=53 dport=4001 mark=0 use=1\n"
+    )
+    assert count_dns_entries(listing, "10.244.") == 3
+    # a client pod's address, exactly: not another pod that shares its prefix, nor CoreDNS's
+    # own upstream flow
+    assert count_dns_entries(listing, ("10.244.1.2",)) == 1
+    assert count_dns_entries(listing, ("10.244.1.2", "10.244.1.20")) == 2

@@ -83,6 +83,12 @@ def test_restore_patch_removes_added_selector() -> None:
     assert patch["spec"]["template"]["spec"]["nodeSelector"] is None
 
 
+def test_restore_patch_removes_added_hostname_beside_a_saved_selector() -> None:
+    saved = {"spec": {"template": {"spec": {"nodeSelector": {"kubernetes.io/os": "linux"}}}}}
+    sel = coredns.deployment_restore_patch(saved, "t")["spec"]["template"]["spec"]["nodeSelector"]
+    assert sel == {"kubernetes.io/hostname": None, "kubernetes.io/os": "linux"}
+
+
 def test_nodelocal_corefile_values() -> None:
     text = nodelocaldns.corefile("k8s.test", "10.96.0.10")
     zones = re.findall(r"^(\S+):53 \{$", text, re.M)

@@ -239,6 +239,7 @@ class FakeProbe:
     def __init__(self, node: str) -> None:
         self.node, self.ns, self.inode = node, f"cth-t-{node}", 1
         self.where = self.ns
+        self.dns_sources = ("10.244.",)
         self.n = 0
 
     def read(self, with_stats: bool) -> Reading:
@@ -273,9 +274,19 @@ class FakeProc:
         return ""
 
 
+class FakeK8s:
+    """The real components' counters: each CoreDNS replica's own metrics."""
+
+    def coredns_counts(self) -> dict[str, Any]:
+        from harness.backends.netns.k8s.coredns import Counts
+
+        return {"coredns-0": Counts(9, 8)}
+
+
 class FakeTopology:
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
+        self.k8s = FakeK8s()
         self.nodelocal_enabled = False
         self.nodelocal_interface = ""
         self.hits = 0

@@ -23,12 +23,6 @@ def test_plan_places_pods_and_gives_unique_addresses_and_names() -> None:
         assert all(len(p.host_if) <= 15 for p in plan.pods_on(node.name))
 
 
-def test_services_use_the_first_n_coredns_replicas() -> None:
-    plan = plan_topology(ClusterSpec(coredns=CoreDNSSpec(replicas=3)), "a1b2c3")
-    udp = next(s for s in plan.services(2) if s.name == "kube-dns" and s.protocol == "udp")
-    assert [e.ip for e in udp.endpoints] == [p.ip for p in plan.role("coredns")[:2]]
-
-
 def test_overlap_with_host_routes_is_detected() -> None:
     assert overlapping_routes(["default", "192.0.2.0/24"]) == []
     clashes = overlapping_routes(["10.0.0.0/8", "172.18.0.0/16"])

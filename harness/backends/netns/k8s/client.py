@@ -1,0 +1,275 @@
+"""A small typed client for the embedded apiserver: HTTPS with client certificates, sockets
+made inside a network namespace (so the host never routes a packet to the cluster).
+
+Only the standard library: the library must not depend on the ``kubernetes`` package. API
+errors become :class:`ApiError` (a :class:`BackendError` carrying the HTTP status and the
+apiserver's reason); a 404 on get/delete means "absent", so deletes are idempotent.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import ssl
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.errors import BackendError
+from harness.kernel.netns import entered
+
+Obj = dict[str, Any]
+
+# (apiVersion, kind) -> (plural, namespaced)
+RESOURCES: dict[tuple[str, str], tuple[str, bool]] = {
+    ("v1", "Namespace"): ("namespaces", False),
+    ("v1", "Node"): ("nodes", False),
+    ("v1", "Pod"): ("pods", True),
+    ("v1", "Service"): ("services", True),
+    ("v1", "ConfigMap"): ("configmaps", True),
+    ("v1", "Secret"): ("secrets", True),
+    ("v1", "ServiceAccount"): ("serviceaccounts", True),
+    ("v1", "Endpoints"): ("endpoints", True),
+    ("discovery.k8s.io/v1", "EndpointSlice"): ("endpointslices", True),
+    ("apps/v1", "Deployment"): ("deployments", True),
+    ("apps/v1", "DaemonSet"): ("daemonsets", True),
+    ("rbac.authorization.k8s.io/v1", "ClusterRole"): ("clusterroles", False),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): ("clusterrolebindings", False),
+    ("rbac.authorization.k8s.io/v1", "Role"): ("roles", True),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"): ("rolebindings", True),
+}
+
+
+class ApiError(BackendError):
+    """The apiserver refused a request."""
+
+    def __init__(self, what: str, status: int, body: Mapping[str, Any] | str) -> None:
+        reason = body.get("reason", "") if isinstance(body, Mapping) else ""
+        message = body.get("message", "") if isinstance(body, Mapping) else str(body)[:300]
+        super().__init__(f"{what}: HTTP {status} {reason}: {message}", status=status)
+        self.status = status
+        self.reason = str(reason)
+        self.message = str(message)
+
+
+def resource_path(
+    api_version: str, kind: str, namespace: str | None = None, name: str | None = None
+) -> str:
+    """The REST path of a kind (and one object of it)."""
+    try:
+        plural, namespaced = RESOURCES[(api_version, kind)]
+    except KeyError:
+        raise BackendError(f"the harness's client does not know {api_version} {kind}") from None
+    base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+    if namespaced:
+        if not namespace:
+            raise BackendError(f"{kind} is namespaced: a namespace is required")
+        base += f"/namespaces/{namespace}"
+    path = f"{base}/{plural}"
+    return f"{path}/{name}" if name else path
+
+
+def object_path(obj: Mapping[str, Any]) -> str:
+    meta = obj["metadata"]
+    return resource_path(obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"])
+
+
+def collection_path(obj: Mapping[str, Any]) -> str:
+    return resource_path(obj["apiVersion"], obj["kind"], obj["metadata"].get("namespace"))
+
+
+class _NetnsHTTPS(http.client.HTTPSConnection):
+    """An HTTPS connection whose TCP socket is created inside ``netns`` (None: here)."""
+
+    def __init__(
+        self, host: str, port: int, netns: str | None, context: ssl.SSLContext, timeout: float
+    ) -> None:
+        super().__init__(host, port, timeout=timeout, context=context)
+        self._netns = netns
+        self._ctx = context
+
+    def connect(self) -> None:
+        with entered(self._netns):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(self.timeout)
+            sock.connect((self.host, self.port))
+            self.sock = self._ctx.wrap_socket(sock, server_hostname=self.host)
+        except BaseException:
+            sock.close()
+            raise
+
+
+@dataclass(frozen=True)
+class Credentials:
+    ca: Path
+    cert: Path
+    key: Path
+
+    def context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cafile=str(self.ca))
+        ctx.load_cert_chain(str(self.cert), str(self.key))
+        return ctx
+
+
+class ApiClient:
+    """JSON over one kept-alive HTTPS connection to ``host:port`` from namespace ``netns``."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        creds: Credentials,
+        *,
+        netns: str | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        self.host, self.port, self.netns, self.timeout = host, port, netns, timeout
+        self._ctx = creds.context()
+        self._conn: _NetnsHTTPS | None = None
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> ApiClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- transport ---------------------------------------------------------------------
+    def raw(
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None = None,
+        *,
+        content_type: str = "application/json",
+        query: Mapping[str, str] | None = None,
+    ) -> tuple[int, bytes]:
+        """One request; a connection the server closed meanwhile is reopened once."""
+        url = path + ("?" + urllib.parse.urlencode(query) if query else "")
+        data = json.dumps(body).encode() if body is not None else None
+        headers = {"Accept": "application/json"}
+        if data is not None:
+            headers["Content-Type"] = content_type
+        for attempt in (0, 1):
+            if self._conn is None:
+                self._conn = _NetnsHTTPS(self.host, self.port, self.netns, self._ctx, self.timeout)
+            try:
+                self._conn.request(method, url, body=data, headers=headers)
+                resp = self._conn.getresponse()
+                return resp.status, resp.read()
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                self.close()
+                if attempt:
+                    raise
+            except OSError:
+                self.close()
+                raise
+        raise AssertionError("unreachable")
+
+    def call(
+        self,
+        what: str,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None = None,
+        *,
+        ok_missing: bool = False,
+        content_type: str = "application/json",
+        query: Mapping[str, str] | None = None,
+    ) -> Obj | None:
+        try:
+            status, data = self.raw(method, path, body, content_type=content_type, query=query)
+        except OSError as e:
+            raise BackendError(f"{what}: cannot reach the apiserver at {self.host}: {e}") from e
+        try:
+            parsed: Any = json.loads(data) if data else {}
+        except ValueError:
+            parsed = data.decode(errors="replace")
+        if status == 404 and ok_missing:
+            return None
+        if status >= 300:
+            raise ApiError(what, status, parsed)
+        return parsed if isinstance(parsed, dict) else {}
+
+    # --- typed verbs ---------------------------------------------------------------------
+    def create(self, obj: Mapping[str, Any], *, dry_run: bool = False) -> Obj:
+        what = f"create {obj['kind']}/{obj['metadata']['name']}"
+        q = {"dryRun": "All"} if dry_run else None
+        out = self.call(what, "POST", collection_path(obj), obj, query=q)
+        assert out is not None
+        return out
+
+    def apply(self, obj: Mapping[str, Any], *, field_manager: str = "conntrack-harness") -> Obj:
+        """Server-side apply (create or update), forcing conflicts as the harness owns it."""
+        what = f"apply {obj['kind']}/{obj['metadata']['name']}"
+        q = {"fieldManager": field_manager, "force": "true"}
+        out = self.call(
+            what, "PATCH", object_path(obj), obj, content_type="application/apply-patch+yaml",
+            query=q,
+        )  # fmt: skip
+        assert out is not None
+        return out
+
+    def get(
+        self, api_version: str, kind: str, name: str, namespace: str | None = None
+    ) -> Obj | None:
+        path = resource_path(api_version, kind, namespace, name)
+        return self.call(f"get {kind}/{name}", "GET", path, ok_missing=True)
+
+    def list(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+    ) -> list[Obj]:
+        plural, namespaced = RESOURCES.get((api_version, kind), ("", False))
+        if namespaced and namespace is None:  # across all namespaces
+            base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+            path = f"{base}/{plural}"
+        else:
+            path = resource_path(api_version, kind, namespace)
+        q = {"labelSelector": label_selector} if label_selector else None
+        out = self.call(f"list {kind}", "GET", path, query=q)
+        return list((out or {}).get("items", []))
+
+    def merge_patch(
+        self,
+        api_version: str,
+        kind: str,
+        name: str,
+        namespace: str | None,
+        body: Mapping[str, Any],
+        *,
+        subresource: str = "",
+    ) -> Obj:
+        path = resource_path(api_version, kind, namespace, name)
+        if subresource:
+            path += f"/{subresource}"
+        what = f"patch {kind}/{name}{'/' + subresource if subresource else ''}"
+        out = self.call(what, "PATCH", path, body, content_type="application/merge-patch+json")
+        assert out is not None
+        return out
+
+    def delete(
+        self,
+        api_version: str,
+        kind: str,
+        name: str,
+        namespace: str | None = None,
+        *,
+        grace_s: int | None = 0,
+    ) -> None:
+        path = resource_path(api_version, kind, namespace, name)
+        body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
+        if grace_s is not None:
+            body["gracePeriodSeconds"] = grace_s  # type: ignore[assignment]
+        self.call(f"delete {kind}/{name}", "DELETE", path, body, ok_missing=True)

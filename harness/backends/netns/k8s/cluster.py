@@ -1,0 +1,433 @@
+"""The real Kubernetes parts on a built netns topology, as one context manager.
+
+Order: control plane (attached to the vpc router) -> the kubelet's objects (Nodes, Services,
+Pods with status) -> kube-proxy on every node -> CoreDNS in the CoreDNS pods. Everything is
+undone in reverse on every exit path; a failure halfway undoes what was started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import dns.message
+import dns.rcode
+
+from harness.backends.netns.k8s import coredns, kubeproxy, nodecache
+from harness.backends.netns.k8s import pki as K
+from harness.backends.netns.k8s.client import ApiClient
+from harness.backends.netns.k8s.controlplane import (
+    ControlPlane,
+    ControlPlaneConfig,
+    component_info,
+)
+from harness.backends.netns.k8s.kubelet import (
+    COREDNS_LABELS,
+    COREDNS_SA,
+    SYSTEM,
+    Kubelet,
+    Port,
+    coredns_rbac,
+    kube_dns_service,
+    kube_dns_upstream_service,
+    pod,
+    service,
+)
+from harness.backends.netns.k8s.procs import Components, http_get
+from harness.backends.netns.k8s.wait import wait_for
+from harness.backends.netns.plan import PodPlan, TopologyPlan
+from harness.errors import BackendError, BadInput
+from harness.kernel.journal import Journal
+from harness.kernel.netns import run, socket_in
+from harness.kernel.process import Proc
+from harness.results.evidence import Evidence
+from harness.upstream import locate, release
+
+DNS_SERVICE_IP = "10.96.0.10"
+DNS_UPSTREAM_SERVICE_IP = "10.96.0.11"
+HTTP_SERVICE_IP = "10.96.0.20"
+UPSTREAM_DNS = "203.0.113.53"
+KUBE_DNS_UDP_CHAIN = "KUBE-SVC-TCOU7JCQXEZGVUNU"  # kube-system/kube-dns:dns (UDP)
+COREDNS_IMAGE = "registry.k8s.io/coredns/coredns"
+
+
+def dns_probe(ns: str, server: str, name: str, timeout: float = 0.5) -> str | None:
+    """One A query from namespace ``ns``: None when answered NOERROR, else why not."""
+    q = dns.message.make_query(name, "A")
+    s = socket_in(ns, socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.setblocking(True)
+        s.settimeout(timeout)
+        s.sendto(q.to_wire(), (server, 53))
+        r = dns.message.from_wire(s.recvfrom(4096)[0])
+    finally:
+        s.close()
+    return None if r.rcode() == dns.rcode.NOERROR and r.answer else f"rcode {r.rcode()}"
+
+
+def endpoints_in_rules(rules: str, present: set[str], absent: set[str], port: int) -> str | None:
+    """None when a node's rules (iptables-save or nft list ruleset) DNAT to every ``present``
+    endpoint and to none of ``absent`` (pure)."""
+    missing = sorted(ip for ip in present if f"{ip}:{port}" not in rules)
+    stale = sorted(ip for ip in absent if f"{ip}:{port}" in rules)
+    if missing or stale:
+        return f"missing {missing}, stale {stale}"
+    return None
+
+
+@dataclass
+class K8sSettings:
+    kube_proxy: kubeproxy.KubeProxySettings = field(default_factory=kubeproxy.KubeProxySettings)
+    corefile: str | None = None  # None: kubeadm's for the cluster domain
+    corefile_source: str | None = None  # the user's file the Corefile came from (for errors)
+    kubernetes: str | None = None  # pinned version (None: the versions file's default)
+    coredns_replicas: int | None = None  # CoreDNS pods running at start (None: every one)
+
+
+class K8sParts:
+    """Control plane, kubelet objects, kube-proxy and CoreDNS for one topology plan."""
+
+    def __init__(
+        self, plan: TopologyPlan, journal: Journal, workdir: Path, settings: K8sSettings
+    ) -> None:
+        self.plan = plan
+        self.journal = journal
+        self.workdir = workdir
+        self.settings = settings
+        self.cp = ControlPlane(
+            ControlPlaneConfig(
+                run_id=plan.run_id,
+                ns=f"{plan.prefix}cp",
+                vpc_ns=plan.vpc_ns,
+                cluster_domain=plan.cluster_domain,
+                kubernetes=settings.kubernetes,
+            ),
+            journal,
+            workdir,
+        )
+        self.comps = Components(journal, workdir)
+        self._stack = ExitStack()
+        self._api: ApiClient | None = None
+        self.kubelet: Kubelet | None = None
+        self.nodelocal = False
+        self.nodelocal_kind = "node-cache"
+        self.timings: dict[str, float] = {}
+        self.corefile = ""
+        self.coredns_replicas = settings.coredns_replicas or len(plan.role("coredns"))
+
+    # --- lifecycle -------------------------------------------------------------------------
+    def __enter__(self) -> K8sParts:
+        try:
+            self._start()
+        except BaseException:
+            self._stack.close()
+            raise
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._stack.close()
+
+    @property
+    def api(self) -> ApiClient:
+        assert self._api is not None, "not started"
+        return self._api
+
+    def _start(self) -> None:
+        t0 = time.monotonic()
+        bins = {b: locate(b, self.settings.kubernetes) for b in ("kube-proxy", "coredns")}
+        self._stack.enter_context(self.cp)
+        self.timings["control_plane"] = time.monotonic() - t0
+        self._api = self._stack.enter_context(self.cp.client())
+        self.kubelet = Kubelet(self._api, self.plan.run_id)
+        self._stack.callback(self._cleanup_api)
+        self._stack.enter_context(self.comps)  # stopped before the API objects go
+        self._objects()
+        self.timings["objects"] = time.monotonic() - t0
+        for node in self.plan.nodes:
+            kubeproxy.start(
+                self.comps,
+                bins["kube-proxy"],
+                node_name=node.name,
+                node_ns=node.ns,
+                kubeconfig=self.cp.pki.kubeconfig(K.KUBE_PROXY),
+                settings=self.settings.kube_proxy,
+            )
+        corefile = self.settings.corefile or coredns.kubeadm_corefile(self.plan.cluster_domain)
+        self.corefile = corefile
+        for p in self._running_coredns():
+            self._start_coredns(p.name)
+        for node in self.plan.nodes:
+            kubeproxy.wait_ready(self.comps.procs[kubeproxy.proc_name(node.name)], node.ns)
+        self._wait_coredns(self._running_coredns())
+        self._wait_data_path()
+        self.timings["ready"] = time.monotonic() - t0
+
+    def _running_coredns(self) -> list[PodPlan]:
+        return self.plan.role("coredns")[: self.coredns_replicas]
+
+    def _start_coredns(self, pod_name: str) -> None:
+        p = next(x for x in self.plan.role("coredns") if x.name == pod_name)
+        coredns.start(
+            self.comps,
+            locate("coredns", self.settings.kubernetes),
+            pod_name=p.name,
+            pod_ns=p.ns,
+            corefile=self.corefile,
+            kubeconfig=self.cp.pki.kubeconfig(K.COREDNS),
+            upstreams=[UPSTREAM_DNS],
+        )
+
+    def _wait_coredns(self, pods: list[PodPlan]) -> None:
+        """Until each CoreDNS is ready. One that exits on a user's Corefile is bad input: the
+        message names the file and quotes CoreDNS's own error."""
+        for p in pods:
+            proc = self.comps.procs[coredns.proc_name(p.name)]
+            try:
+                coredns.wait_ready(proc, p.ns, p.ip)
+            except BackendError as e:
+                if self.settings.corefile_source is None or proc.alive():
+                    raise
+                raise BadInput(
+                    f"CoreDNS {self.versions_of('coredns')} rejected the Corefile: "
+                    f"{coredns.error_line(proc.tail(4000))}",
+                    field="cluster.coredns.corefile",
+                    source=self.settings.corefile_source,
+                ) from e
+
+    def versions_of(self, binary: str) -> str:
+        return component_info(binary, self.settings.kubernetes)["version"]
+
+    # --- changes a phase may make ------------------------------------------------------------
+    def set_coredns_replicas(self, n: int) -> None:
+        """Scale CoreDNS as a Deployment does: the first ``n`` pods run, the rest are deleted;
+        the real endpointslice controller and kube-proxy follow."""
+        pods = self.plan.role("coredns")
+        if not 1 <= n <= len(pods):
+            raise BadInput(
+                "CoreDNS replicas out of range for this topology",
+                field="coredns.replicas",
+                value=n,
+                allowed=f"1..{len(pods)}",
+            )
+        k = self.kubelet
+        assert k is not None
+        for p in pods[n:]:
+            if coredns.proc_name(p.name) in self.comps.procs:
+                k.delete_pod(p.name, SYSTEM)
+                self.comps.stop(coredns.proc_name(p.name), grace_s=0.5)
+        started = []
+        for p in pods[:n]:
+            if coredns.proc_name(p.name) not in self.comps.procs:
+                k.run_pod(self._coredns_pod(p), p.ip, self.plan.node(p.node).ip)
+                self._start_coredns(p.name)
+                started.append(p)
+        self._wait_coredns(started)
+        self.coredns_replicas = n
+        self._wait_service_rules({p.ip for p in pods[:n]}, {p.ip for p in pods[n:]})
+
+    def restart_coredns(self, corefile: str) -> None:
+        """A Corefile change rolled out: every running CoreDNS restarts on the new text."""
+        self.corefile = corefile
+        running = self.plan.role("coredns")[: self.coredns_replicas]
+        for p in running:
+            self.comps.stop(coredns.proc_name(p.name), grace_s=0.5)
+            self._start_coredns(p.name)
+        self._wait_coredns(running)
+
+    def _wait_service_rules(self, present: set[str], absent: set[str]) -> None:
+        """Until every node's kube-proxy rules DNAT kube-dns to exactly ``present``."""
+        k = self.kubelet
+        assert k is not None
+        k.wait_endpoints("kube-dns", SYSTEM, present)
+
+        def probe() -> str | None:
+            for node in self.plan.nodes:
+                why = endpoints_in_rules(self.node_rules(node.ns), present, absent, 53)
+                if why:
+                    return f"{node.name}: {why}"
+            return None
+
+        wait_for("kube-proxy rules for kube-dns", probe, timeout_s=20)
+
+    def _wait_data_path(self) -> None:
+        """Until the controller's EndpointSlices exist and a client pod gets an answer through
+        the kube-dns ClusterIP (kube-proxy has written the endpoints' rules)."""
+        k = self.kubelet
+        assert k is not None
+        k.wait_endpoints("kube-dns", SYSTEM, {p.ip for p in self._running_coredns()})
+        k.wait_endpoints("http-server", self.plan.namespace, {p.ip for p in self.plan.role("http")})
+        clients = self.plan.role("client")
+        if not clients:
+            return
+        name = f"kube-dns.{SYSTEM}.svc.{self.plan.cluster_domain}"
+        procs = list(self.comps.procs.values())
+        wait_for(
+            f"an answer for {name} through {DNS_SERVICE_IP} from {clients[0].name}",
+            lambda: dns_probe(clients[0].ns, DNS_SERVICE_IP, name),
+            timeout_s=20,
+            procs=procs,
+        )
+
+    def _cleanup_api(self) -> None:
+        """Delete what this run labelled. The control plane goes right after, so an
+        apiserver that is already gone is no reason to fail the teardown."""
+        if self.kubelet is not None:
+            with contextlib.suppress(BackendError):
+                self.kubelet.cleanup()
+
+    def _objects(self) -> None:
+        k = self.kubelet
+        assert k is not None
+        rid = self.plan.run_id
+        for obj in coredns_rbac(rid):
+            k.create(obj)
+        for node in self.plan.nodes:
+            k.register_node(node.name, node.ip, node.pod_cidr)
+        if self.plan.namespace not in ("default", SYSTEM):
+            k.ensure_namespace(self.plan.namespace)
+            wait_for(
+                f"the default service account of {self.plan.namespace}",
+                lambda: (
+                    None
+                    if self.api.get("v1", "ServiceAccount", "default", self.plan.namespace)
+                    else "absent"
+                ),
+                timeout_s=20,
+            )
+        k.create(kube_dns_service(DNS_SERVICE_IP, rid))
+        k.create(kube_dns_upstream_service(DNS_UPSTREAM_SERVICE_IP, rid))
+        k.create(
+            service(
+                "http-server",
+                self.plan.namespace,
+                cluster_ip=HTTP_SERVICE_IP,
+                ports=[Port("http", 80)],
+                selector={"app": "http-server"},
+                run_id=rid,
+            )
+        )
+        running = {p.name for p in self._running_coredns()}
+        for p in self.plan.pods:
+            host_ip = self.plan.node(p.node).ip
+            if p.role == "coredns" and p.name not in running:
+                continue  # scaled in later by a phase (set_coredns_replicas)
+            if p.role == "coredns":
+                obj = self._coredns_pod(p)
+            elif p.role == "http":
+                obj = pod(
+                    p.name, self.plan.namespace, p.node, rid, role="http-server",
+                    labels={"app": "http-server"}, ports=[Port("http", 80)],
+                )  # fmt: skip
+            else:
+                obj = pod(p.name, self.plan.namespace, p.node, rid, role=p.role)
+            k.run_pod(obj, p.ip, host_ip)
+
+    def _coredns_pod(self, p: PodPlan) -> dict[str, Any]:
+        image = f"{COREDNS_IMAGE}:{release(self.settings.kubernetes).coredns}"
+        return pod(
+            p.name, SYSTEM, p.node, self.plan.run_id, role="coredns", labels=COREDNS_LABELS,
+            image=image, service_account=COREDNS_SA, dns_policy="Default",
+            ports=[Port("dns", 53, "UDP"), Port("dns-tcp", 53), Port("metrics", 9153)],
+        )  # fmt: skip
+
+    # --- queries ---------------------------------------------------------------------------
+    def components(self) -> dict[str, dict[str, str]]:
+        out = self.cp.components()
+        for b in ("kube-proxy", "coredns"):
+            out[b] = component_info(b, self.settings.kubernetes)
+        kind, _ = nodecache.implementation(self.settings.kubernetes)
+        if kind == "node-cache":
+            out["node-cache"] = component_info("node-cache", self.settings.kubernetes)
+        else:
+            core = out["coredns"]["version"]
+            out["node-cache"] = {
+                "version": f"{release(self.settings.kubernetes).node_cache} (not built)",
+                "source": f"stand-in: coredns {core} runs node-cache's Corefile; the harness "
+                "installs node-cache's iptables rules",
+            }
+        return out
+
+    def coredns_counts(self) -> dict[str, coredns.Counts]:
+        """Each running replica's own received/answered counts (its Prometheus metrics)."""
+        return {p.name: coredns.read_counts(p.ns, p.ip) for p in self._running_coredns()}
+
+    def procs(self) -> list[Proc]:
+        return [*self.cp.procs.values(), *self.comps.procs.values()]
+
+    def add_evidence(self, ev: Evidence) -> None:
+        """Per node kube-proxy's own rules and node-cache's Corefile; per CoreDNS replica its
+        Corefile and metrics (for bug bundles)."""
+        mode = self.settings.kube_proxy.mode
+        for node in self.plan.nodes:
+            files = ev.nodes.setdefault(node.name, {})
+            name = "nft-ruleset.txt" if mode == "nftables" else "iptables-save.txt"
+            files[f"kube-proxy-{name}"] = self.node_rules(node.ns)
+            nc = self.comps.dir / nodecache.proc_name(node.name) / "Corefile"
+            if nc.exists():
+                files["node-cache-Corefile"] = nc.read_text()
+        for p in self._running_coredns():
+            files = ev.pod_files.setdefault(p.name, {})
+            cf = self.comps.dir / coredns.proc_name(p.name) / "Corefile"
+            if cf.exists():
+                files["Corefile"] = cf.read_text()
+            try:
+                _, body = http_get(p.ns, p.ip, coredns.METRICS_PORT, "/metrics")
+                files["metrics.txt"] = body
+            except OSError as e:
+                files["metrics.txt"] = f"unreadable: {e}"
+
+    def node_rules(self, node_ns: str) -> str:
+        """kube-proxy's own rules on a node: iptables-save, or the nft ruleset."""
+        if self.settings.kube_proxy.mode == "nftables":
+            return run(["nft", "list", "ruleset"], netns=node_ns).stdout
+        return run(["iptables-save"], netns=node_ns).stdout
+
+    # --- NodeLocal DNSCache ------------------------------------------------------------------
+    def enable_nodelocal(self) -> None:
+        if self.nodelocal:
+            return
+        kind, binary = nodecache.implementation(self.settings.kubernetes)
+        self.nodelocal_kind = kind
+        self.nodelocal = True
+        try:
+            for node in self.plan.nodes:
+                proc = nodecache.start(
+                    self.comps,
+                    binary,
+                    node_name=node.name,
+                    node_ns=node.ns,
+                    domain=self.plan.cluster_domain,
+                    kube_dns_ip=DNS_SERVICE_IP,
+                    upstream_service_ip=DNS_UPSTREAM_SERVICE_IP,
+                    upstreams=[UPSTREAM_DNS],
+                    kind=kind,
+                )
+                nodecache.wait_ready(proc, node.ns)
+        except BaseException:
+            self.disable_nodelocal()
+            raise
+
+    def disable_nodelocal(self) -> None:
+        if not self.nodelocal:
+            return
+        ips = nodecache.listen_ips(nodecache.LOCAL_IP, DNS_SERVICE_IP)
+        for node in self.plan.nodes:
+            nodecache.stop(self.comps, node.name, node.ns, kind=self.nodelocal_kind, ips=ips)
+        self.nodelocal = False
+
+
+@contextmanager
+def k8s_parts(
+    plan: TopologyPlan, journal: Journal, workdir: Path, settings: K8sSettings | None = None
+) -> Iterator[K8sParts]:
+    with K8sParts(plan, journal, workdir, settings or K8sSettings()) as parts:
+        yield parts

@@ -1,0 +1,321 @@
+"""etcd, kube-apiserver and kube-controller-manager in a control-plane network namespace.
+
+The namespace hangs off the ``vpc`` router like a node (``172.18.0.2``, inside the plan's node
+range), so kube-proxy, CoreDNS and the harness reach the apiserver over the topology's own
+links; without a vpc (the API-only tests) an empty bridge holds the address. etcd listens on
+the namespace's loopback only. Every process, file and namespace is journaled before it
+exists and undone in reverse on every exit path; a failure halfway through ``__enter__``
+undoes what was started, then re-raises with the failing component's log tail.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import shutil
+import socket
+import ssl
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from harness.backends.netns.k8s import pki as K
+from harness.backends.netns.k8s.client import ApiClient, Credentials
+from harness.backends.netns.k8s.wait import wait_for
+from harness.errors import BackendError
+from harness.kernel.journal import Journal
+from harness.kernel.netns import run, socket_in
+from harness.kernel.process import Proc, spawn, stop_pid
+from harness.upstream import BINARY_COMPONENT, component_dir, locate, release
+
+CONTROL_PLANE_IP = "172.18.0.2"  # in the plan's node range (172.18.0.0/24); .1 is the vpc
+VPC_GW = "172.18.0.1"
+APISERVER_PORT = 6443
+ETCD_CLIENT = "http://127.0.0.1:2379"
+SERVICE_CIDR = "10.96.0.0/16"
+KUBERNETES_SERVICE_IP = "10.96.0.1"  # the first address of the Service range
+CLUSTER_CIDR = "10.244.0.0/16"
+CONTROLLERS = ("endpointslice", "serviceaccount", "namespace", "garbagecollector")
+BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager")
+
+
+@dataclass(frozen=True)
+class ControlPlaneConfig:
+    run_id: str
+    ns: str
+    ip: str = CONTROL_PLANE_IP
+    vpc_ns: str | None = None
+    vpc_if: str = "cp"
+    cluster_domain: str = "cluster.local"
+    service_cidr: str = SERVICE_CIDR
+    cluster_cidr: str = CLUSTER_CIDR
+    kubernetes: str | None = None  # pinned version; None: the versions file's default
+    controllers: tuple[str, ...] = CONTROLLERS
+
+    @property
+    def server(self) -> str:
+        return f"https://{self.ip}:{APISERVER_PORT}"
+
+
+def etcd_argv(binary: Path, data_dir: Path) -> list[str]:
+    peer = "http://127.0.0.1:2380"
+    return [
+        str(binary),
+        "--name=cth",
+        f"--data-dir={data_dir}",
+        f"--listen-client-urls={ETCD_CLIENT}",
+        f"--advertise-client-urls={ETCD_CLIENT}",
+        f"--listen-peer-urls={peer}",
+        f"--initial-advertise-peer-urls={peer}",
+        f"--initial-cluster=cth={peer}",
+        "--initial-cluster-state=new",
+        # the data lives on tmpfs for one run: fsync buys nothing here
+        "--unsafe-no-fsync",
+        "--log-level=warn",
+    ]
+
+
+def apiserver_argv(binary: Path, cfg: ControlPlaneConfig, p: K.Pki, cert_dir: Path) -> list[str]:
+    return [
+        str(binary),
+        f"--etcd-servers={ETCD_CLIENT}",
+        f"--advertise-address={cfg.ip}",
+        "--bind-address=0.0.0.0",
+        f"--secure-port={APISERVER_PORT}",
+        f"--cert-dir={cert_dir}",
+        f"--tls-cert-file={p.cert('apiserver')}",
+        f"--tls-private-key-file={p.key('apiserver')}",
+        f"--client-ca-file={p.ca}",
+        f"--service-account-issuer=https://kubernetes.default.svc.{cfg.cluster_domain}",
+        f"--service-account-key-file={p.sa_pub}",
+        f"--service-account-signing-key-file={p.sa_key}",
+        f"--service-cluster-ip-range={cfg.service_cidr}",
+        "--authorization-mode=RBAC",
+        "--allow-privileged=true",
+        # one small cluster: API priority and fairness only costs start-up time
+        "--enable-priority-and-fairness=false",
+        "--profiling=false",
+        "--v=1",
+    ]
+
+
+def controller_manager_argv(
+    binary: Path, cfg: ControlPlaneConfig, p: K.Pki, cert_dir: Path
+) -> list[str]:
+    kc = p.kubeconfig(K.CONTROLLER_MANAGER)
+    return [
+        str(binary),
+        f"--kubeconfig={kc}",
+        f"--authentication-kubeconfig={kc}",
+        f"--authorization-kubeconfig={kc}",
+        f"--controllers={','.join(cfg.controllers)}",
+        # as kubeadm runs it: each controller with its own service account's token
+        "--use-service-account-credentials=true",
+        f"--service-account-private-key-file={p.sa_key}",
+        f"--root-ca-file={p.ca}",
+        f"--cluster-cidr={cfg.cluster_cidr}",
+        f"--service-cluster-ip-range={cfg.service_cidr}",
+        "--leader-elect=false",
+        "--bind-address=127.0.0.1",
+        "--secure-port=10257",
+        f"--cert-dir={cert_dir}",
+        "--profiling=false",
+        "--v=1",
+    ]
+
+
+def component_info(binary: str, kubernetes: str | None = None) -> dict[str, str]:
+    """``{version, source}`` of a cached binary's component (from the cache's .complete)."""
+    component = BINARY_COMPONENT[binary]
+    version = release(kubernetes).version_of(component)
+    source = "unknown"
+    try:
+        data = json.loads((component_dir(component, version) / ".complete").read_text())
+        source = str(data.get("source", source))
+    except (OSError, ValueError, AttributeError):
+        pass
+    return {"version": version, "source": source}
+
+
+@dataclass
+class Timings:
+    """Seconds from start to each component's readiness (the warm start's parts)."""
+
+    marks: dict[str, float] = field(default_factory=dict)
+
+
+class ControlPlane:
+    """The running control plane. Use as a context manager."""
+
+    def __init__(self, cfg: ControlPlaneConfig, journal: Journal, workdir: Path) -> None:
+        self.cfg = cfg
+        self.journal = journal
+        self.dir = workdir / "control-plane"
+        self.procs: dict[str, Proc] = {}
+        self.timings = Timings()
+        self._stack = ExitStack()
+        self._pki: K.Pki | None = None
+
+    # --- lifecycle ------------------------------------------------------------------------
+    def __enter__(self) -> ControlPlane:
+        try:
+            self._start()
+        except BaseException:
+            self._stack.close()
+            raise
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._stack.close()
+
+    @property
+    def pki(self) -> K.Pki:
+        if self._pki is None:
+            raise BackendError("the control plane is not started")
+        return self._pki
+
+    def client(self, who: K.Identity = K.ADMIN, netns: str | None = None) -> ApiClient:
+        """A client with ``who``'s certificate, its sockets made in ``netns`` (default: the
+        control-plane namespace itself, so it works before any node exists)."""
+        creds = Credentials(self.pki.ca, self.pki.cert(who.name), self.pki.key(who.name))
+        return ApiClient(self.cfg.ip, APISERVER_PORT, creds, netns=netns or self.cfg.ns)
+
+    def components(self) -> dict[str, dict[str, str]]:
+        return {b: component_info(b, self.cfg.kubernetes) for b in BINARIES}
+
+    # --- start ----------------------------------------------------------------------------
+    def _start(self) -> None:
+        t0 = time.monotonic()
+        bins = {b: locate(b, self.cfg.kubernetes) for b in BINARIES}  # before any host change
+        for d in (self.dir.parent, self.dir):  # the run's workdir too, when it is ours
+            if not d.exists():
+                self.journal.record("dir", path=str(d))
+                d.mkdir(mode=0o700)
+                self._stack.callback(shutil.rmtree, d, True)
+        self._netns()
+        pki_dir = self.dir / "pki"
+        pki_dir.mkdir(mode=0o700)
+        self._pki = K.make_pki(
+            pki_dir,
+            server=self.cfg.server,
+            advertise_ip=self.cfg.ip,
+            service_ip=KUBERNETES_SERVICE_IP,
+            cluster_domain=self.cfg.cluster_domain,
+        )
+        self.timings.marks["pki"] = time.monotonic() - t0
+        etcd = self._spawn("etcd", etcd_argv(bins["etcd"], self.dir / "etcd"))
+        wait_for("etcd /health", self._etcd_probe, timeout_s=20, procs=[etcd])
+        self.timings.marks["etcd"] = time.monotonic() - t0
+        api = self._spawn(
+            "kube-apiserver",
+            apiserver_argv(bins["kube-apiserver"], self.cfg, self.pki, self.dir / "apiserver"),
+        )
+        with self.client() as c:
+            wait_for(
+                "kube-apiserver /readyz", lambda: self._readyz(c), timeout_s=60, procs=[etcd, api]
+            )
+            self.timings.marks["kube-apiserver"] = time.monotonic() - t0
+            kcm = self._spawn(
+                "kube-controller-manager",
+                controller_manager_argv(
+                    bins["kube-controller-manager"], self.cfg, self.pki, self.dir / "kcm"
+                ),
+            )
+            wait_for(
+                "kube-controller-manager /healthz",
+                self._kcm_probe,
+                timeout_s=30,
+                procs=[etcd, api, kcm],
+            )
+            self.timings.marks["kube-controller-manager"] = time.monotonic() - t0
+            wait_for(
+                "the default and kube-system service accounts",
+                lambda: self._service_accounts(c),
+                timeout_s=30,
+                procs=list(self.procs.values()),
+            )
+        self.timings.marks["ready"] = time.monotonic() - t0
+
+    def _netns(self) -> None:
+        ns = self.cfg.ns
+        self.journal.record("netns", name=ns)
+        run(["ip", "netns", "add", ns])
+        self._stack.callback(run, ["ip", "netns", "del", ns], check=False)
+        cmds = ["link set lo up"]
+        if self.cfg.vpc_ns:
+            vpc, ifname = self.cfg.vpc_ns, self.cfg.vpc_if
+            run(["ip", "-n", vpc, "link", "add", ifname, "type", "veth", "peer", "name", "eth0",
+                 "netns", ns])  # fmt: skip
+            # the vpc end goes with the control-plane namespace (its peer), nothing to undo
+            run(
+                ["ip", "-n", vpc, "-b", "-"],
+                input_=f"link set {ifname} up\naddr add {VPC_GW}/32 dev {ifname}\n"
+                f"route add {self.cfg.ip}/32 dev {ifname}\n",
+            )
+            cmds += [
+                "link set eth0 up",
+                f"addr add {self.cfg.ip}/32 dev eth0",
+                f"route add {VPC_GW} dev eth0",
+                f"route add default via {VPC_GW} dev eth0 src {self.cfg.ip}",
+            ]
+        else:
+            cmds += [
+                "link add cp0 type bridge",
+                f"addr add {self.cfg.ip}/32 dev cp0",
+                "link set cp0 up",
+            ]
+        run(["ip", "-n", ns, "-b", "-"], input_="\n".join(cmds) + "\n")
+
+    def _spawn(self, name: str, argv: list[str]) -> Proc:
+        proc = spawn(self.journal, name, argv, netns=self.cfg.ns, log=self.dir / f"{name}.log")
+        self.procs[name] = proc
+        self._stack.callback(stop_pid, proc.pid, proc.start, 5.0)
+        return proc
+
+    # --- probes ---------------------------------------------------------------------------
+    def _http_get(self, port: int, path: str, context: ssl.SSLContext | None) -> tuple[int, str]:
+        sock = socket_in(self.cfg.ns, type_=socket.SOCK_STREAM)
+        sock.setblocking(True)
+        sock.settimeout(2)
+        try:
+            sock.connect(("127.0.0.1", port))
+            if context is not None:
+                sock = context.wrap_socket(sock, server_hostname="127.0.0.1")
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.sock = sock
+            conn.request("GET", path)
+            resp = conn.getresponse()
+            return resp.status, resp.read().decode(errors="replace")
+        finally:
+            sock.close()
+
+    def _etcd_probe(self) -> str | None:
+        status, body = self._http_get(2379, "/health", None)
+        return None if status == 200 and '"true"' in body else f"HTTP {status}: {body[:200]}"
+
+    @staticmethod
+    def _readyz(c: ApiClient) -> str | None:
+        status, body = c.raw("GET", "/readyz")
+        text = body.decode(errors="replace")
+        return None if status == 200 else f"HTTP {status}: {text[-300:]}"
+
+    def _kcm_probe(self) -> str | None:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE  # its self-signed serving cert, on its own loopback
+        status, body = self._http_get(10257, "/healthz", ctx)
+        return None if status == 200 else f"HTTP {status}: {body[-300:]}"
+
+    @staticmethod
+    def _service_accounts(c: ApiClient) -> str | None:
+        for ns in ("default", "kube-system"):
+            if c.get("v1", "ServiceAccount", "default", ns) is None:
+                return f"no default service account in {ns} yet"
+        return None

@@ -1,0 +1,223 @@
+"""NodeLocal DNSCache on a node: real node-cache (k8s.io/dns), or, where node-cache cannot be
+built, its CoreDNS core with node-cache's own networking done by the harness.
+
+Its Corefile is the upstream addon's template (``cluster/addons/dns/nodelocaldns``) with the
+three ``__PILLAR__`` values filled that the addon's installer fills; node-cache fills the other
+two itself at start: the cluster DNS from the ``kube-dns-upstream`` Service's
+``KUBE_DNS_UPSTREAM_SERVICE_HOST`` (set here as the kubelet would) and the upstream servers
+from the node's resolv.conf (written here with the topology's upstream).
+
+node-cache would make a dummy interface; this kernel has none, so an empty bridge named
+``nodelocaldns`` holds the listen addresses and node-cache runs with ``-setupinterface=false``.
+It installs its own iptables NOTRACK/ACCEPT rules, and removes them when it stops.
+
+**Stand-in (labelled):** node-cache is CoreDNS plus that set-up. When node-cache is not in
+the cache (the Go module proxy refuses k8s.io/dns here), the pinned CoreDNS runs the same
+Corefile with the two remaining placeholders filled as node-cache fills them, and the
+harness installs exactly the iptables rules node-cache's ``initIptables`` lists (and removes
+them on stop). :func:`implementation` says which one ran; result.json records it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.backends.kube.nodelocaldns import (
+    CLUSTER_DNS_PLACEHOLDER,
+    UPSTREAM_PLACEHOLDER,
+    corefile,
+)
+from harness.backends.netns.k8s.procs import Components, http_get
+from harness.backends.netns.k8s.wait import wait_for
+from harness.kernel.netns import run
+from harness.kernel.process import Proc
+from harness.upstream import ComponentMissing, locate
+
+INTERFACE = "nodelocaldns"
+LOCAL_IP = "169.254.20.10"
+HEALTH_PORT = 8080
+METRICS_PORT = 9253
+UPSTREAM_SERVICE = "kube-dns-upstream"
+
+
+def base_corefile(domain: str, kube_dns_ip: str, local_ip: str = LOCAL_IP) -> str:
+    """The addon's Corefile template with __PILLAR__DNS__DOMAIN__, __PILLAR__LOCAL__DNS__ and
+    __PILLAR__DNS__SERVER__ filled; the cluster-DNS and upstream placeholders stay for
+    node-cache."""
+    return corefile(domain, kube_dns_ip, local_ip, upstream=UPSTREAM_PLACEHOLDER)
+
+
+def listen_ips(local_ip: str, kube_dns_ip: str) -> list[str]:
+    """kube-proxy iptables/nftables mode: the link-local address and the kube-dns ClusterIP
+    (the addon's ``-localip``), so pods keeping the ClusterIP are served locally too."""
+    return [local_ip, kube_dns_ip]
+
+
+def argv(binary: Path, ips: list[str], base: Path, conf: Path, pidfile: Path) -> list[str]:
+    return [
+        str(binary),
+        "-localip",
+        ",".join(ips),
+        "-basecorefile",
+        str(base),
+        "-conf",
+        str(conf),
+        "-upstreamsvc",
+        UPSTREAM_SERVICE,
+        "-setupinterface=false",
+        "-interfacename",
+        INTERFACE,
+        "-health-port",
+        str(HEALTH_PORT),
+        "-pidfile",
+        str(pidfile),
+    ]
+
+
+def env(upstream_service_ip: str) -> dict[str, str]:
+    """The Service environment variable a kubelet gives every pod for kube-dns-upstream."""
+    return {UPSTREAM_SERVICE.upper().replace("-", "_") + "_SERVICE_HOST": upstream_service_ip}
+
+
+STAND_IN = "coredns"  # what runs node-cache's Corefile when node-cache is not built
+
+
+def filled_corefile(base: str, cluster_dns: str, upstreams: str = "/etc/resolv.conf") -> str:
+    """The two placeholders node-cache fills at start, filled the way it fills them (pure)."""
+    return base.replace(CLUSTER_DNS_PLACEHOLDER, cluster_dns).replace(
+        UPSTREAM_PLACEHOLDER, upstreams
+    )
+
+
+# node-cache's rules per listen address (k8s.io/dns cmd/node-cache/app/cache_app.go,
+# initIptables): (table, chain, protocols, address match, port match, target, port)
+_RULES = (
+    ("raw", "PREROUTING", ("tcp", "udp"), "-d", "--dport", "NOTRACK", "dns"),
+    ("filter", "INPUT", ("tcp", "udp"), "-d", "--dport", "ACCEPT", "dns"),
+    ("raw", "OUTPUT", ("tcp", "udp"), "-s", "--sport", "NOTRACK", "dns"),
+    ("filter", "OUTPUT", ("tcp", "udp"), "-s", "--sport", "ACCEPT", "dns"),
+    ("raw", "OUTPUT", ("tcp", "udp"), "-d", "--dport", "NOTRACK", "dns"),
+    ("raw", "OUTPUT", ("tcp",), "-d", "--dport", "NOTRACK", "health"),
+    ("raw", "OUTPUT", ("tcp",), "-s", "--sport", "NOTRACK", "health"),
+)
+
+
+def iptables_rules(
+    ips: list[str], port: int = 53, health_port: int = HEALTH_PORT
+) -> list[list[str]]:
+    """node-cache's own rules for its listen addresses, as ``[table, chain, *match]`` (pure)."""
+    out: list[list[str]] = []
+    for ip in ips:
+        for table, chain, protos, addr, pmatch, target, which in _RULES:
+            p = str(port if which == "dns" else health_port)
+            for proto in protos:
+                out.append([table, chain, "-p", proto, addr, ip, pmatch, p, "-j", target])
+    return out
+
+
+def implementation(kubernetes: str | None = None) -> tuple[str, Path]:
+    """("node-cache", its binary), or the labelled stand-in ("coredns", CoreDNS's binary)."""
+    try:
+        return "node-cache", locate("node-cache", kubernetes)
+    except ComponentMissing:
+        return STAND_IN, locate("coredns", kubernetes)
+
+
+def add_rules(node_ns: str, ips: list[str]) -> None:
+    """Insert node-cache's rules at the top of their chains, as its EnsureRule(Prepend) does."""
+    for table, chain, *match in iptables_rules(ips):
+        run(["iptables", "-w", "-t", table, "-I", chain, *match], netns=node_ns)
+
+
+def del_rules(node_ns: str, ips: list[str]) -> None:
+    for table, chain, *match in iptables_rules(ips):
+        run(["iptables", "-w", "-t", table, "-D", chain, *match], netns=node_ns, check=False)
+
+
+def proc_name(node_name: str) -> str:
+    return f"node-cache-{node_name}"
+
+
+def add_interface(node_ns: str, ips: list[str]) -> None:
+    cmds = [f"link add {INTERFACE} type bridge"]
+    cmds += [f"addr add {ip}/32 dev {INTERFACE}" for ip in ips]
+    cmds.append(f"link set {INTERFACE} up")
+    run(["ip", "-n", node_ns, "-b", "-"], input_="\n".join(cmds) + "\n")
+
+
+def del_interface(node_ns: str) -> None:
+    run(["ip", "-n", node_ns, "link", "del", INTERFACE], check=False)
+
+
+def start(
+    comps: Components,
+    binary: Path,
+    *,
+    node_name: str,
+    node_ns: str,
+    domain: str,
+    kube_dns_ip: str,
+    upstream_service_ip: str,
+    upstreams: list[str],
+    local_ip: str = LOCAL_IP,
+    kind: str = "node-cache",
+) -> Proc:
+    ips = listen_ips(local_ip, kube_dns_ip)
+    comps.netns_file(node_ns, "resolv.conf", "".join(f"nameserver {u}\n" for u in upstreams))
+    name = proc_name(node_name)
+    base_text = base_corefile(domain, kube_dns_ip, local_ip)
+    base = comps.file(f"{name}/Corefile.base", base_text)
+    conf = base.with_name("Corefile")
+    add_interface(node_ns, ips)
+    try:
+        if kind == STAND_IN:
+            conf.write_text(filled_corefile(base_text, upstream_service_ip))
+            proc = comps.spawn(name, [str(binary), "-conf", str(conf)], node_ns, grace_s=5.0)
+            add_rules(node_ns, ips)
+            return proc
+        return comps.spawn(
+            name,
+            argv(binary, ips, base, conf, base.with_name("node-cache.pid")),
+            node_ns,
+            env=env(upstream_service_ip),
+            grace_s=5.0,
+        )
+    except BaseException:
+        if kind == STAND_IN:
+            del_rules(node_ns, ips)
+        del_interface(node_ns)
+        raise
+
+
+def notrack_rules(node_ns: str) -> list[str]:
+    out = run(["iptables", "-t", "raw", "-S"], netns=node_ns).stdout
+    return [ln for ln in out.splitlines() if "NOTRACK" in ln or "CT --notrack" in ln]
+
+
+def wait_ready(proc: Proc, node_ns: str, local_ip: str = LOCAL_IP, timeout_s: float = 30) -> None:
+    """Until node-cache's health endpoint answers and its NOTRACK rules are in place."""
+
+    def probe() -> str | None:
+        status, body = http_get(node_ns, local_ip, HEALTH_PORT, "/health")
+        if status != 200:
+            return f"health HTTP {status}: {body[:200]}"
+        rules = [r for r in notrack_rules(node_ns) if local_ip in r]
+        return None if rules else "no NOTRACK rule for the local address yet"
+
+    wait_for(f"{proc.name} health and rules", probe, timeout_s=timeout_s, procs=[proc])
+
+
+def stop(
+    comps: Components,
+    node_name: str,
+    node_ns: str,
+    *,
+    kind: str = "node-cache",
+    ips: list[str] | None = None,
+) -> None:
+    """Stop node-cache (it removes its rules on SIGTERM; the stand-in's are removed here) and
+    remove the interface."""
+    comps.stop(proc_name(node_name), grace_s=5.0)
+    if kind == STAND_IN:
+        del_rules(node_ns, ips or [])
+    del_interface(node_ns)
