@@ -5,6 +5,7 @@ Both are pinned in ``versions.toml`` (``[kind]``) and installed with ``go instal
 
     <cache>/upstream/kind-<version>/kind
     <cache>/upstream/cni-plugins-<version>/{ptp,host-local,loopback,portmap}
+    <cache>/upstream/crictl-<version>/crictl
 
 each with the ``.complete`` marker (JSON: source, sha256 per binary) that :func:`locate` reads.
 """
@@ -24,6 +25,7 @@ from harness.upstream import VERSIONS_FILE, ComponentMissing, component_dir
 
 KIND_MODULE = "sigs.k8s.io/kind"
 CNI_MODULE = "github.com/containernetworking/plugins"
+CRICTL_PACKAGE = "sigs.k8s.io/cri-tools/cmd/crictl"
 CNI_PLUGINS = {
     "ptp": "plugins/main/ptp",
     "host-local": "plugins/ipam/host-local",
@@ -33,16 +35,22 @@ CNI_PLUGINS = {
 
 
 def pinned() -> dict[str, str]:
-    """``{"kind": ..., "cni-plugins": ...}`` from versions.toml."""
+    """``{"kind": ..., "cni-plugins": ..., "crictl": ...}`` from versions.toml."""
     with VERSIONS_FILE.open("rb") as f:
         data = tomllib.load(f)
     kind = data.get("kind", {})
-    return {"kind": str(kind["version"]), "cni-plugins": str(kind["cni-plugins"])}
+    return {
+        "kind": str(kind["version"]),
+        "cni-plugins": str(kind["cni-plugins"]),
+        "crictl": str(kind["crictl"]),
+    }
 
 
 def _packages(component: str, version: str) -> dict[str, str]:
     if component == "kind":
         return {"kind": f"{KIND_MODULE}@{version}"}
+    if component == "crictl":
+        return {"crictl": f"{CRICTL_PACKAGE}@{version}"}
     return {b: f"{CNI_MODULE}/{p}@{version}" for b, p in CNI_PLUGINS.items()}
 
 
@@ -98,5 +106,5 @@ def kind_binary() -> Path:
 
 
 if __name__ == "__main__":
-    for name in ("kind", "cni-plugins"):
+    for name in ("kind", "cni-plugins", "crictl"):
         print(build(name))

@@ -31,7 +31,7 @@ class ImageSpec:
     env: tuple[str, ...] = ("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",)
     user: str = ""
     workdir: str = ""
-    base_layer: Path | None = None  # a rootfs tarball laid down before ``files``
+    base_layers: tuple[Path, ...] = ()  # uncompressed tarballs laid down before ``files``
     modes: Mapping[str, int] = field(default_factory=dict)  # default 0o755 for files
 
 
@@ -53,15 +53,6 @@ def layer_bytes(spec: ImageSpec) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
         seen: set[str] = set()
-        if spec.base_layer is not None:
-            with tarfile.open(spec.base_layer) as base:
-                for member in base:
-                    name = member.name.lstrip("./").rstrip("/")
-                    if not name:
-                        continue
-                    member.name = name
-                    seen.add(name)
-                    tar.addfile(member, base.extractfile(member) if member.isreg() else None)
         for dest in sorted(spec.files):
             path = PurePosixPath(dest)
             _add_dirs(tar, path, seen)
@@ -75,7 +66,15 @@ def layer_bytes(spec: ImageSpec) -> bytes:
     return buf.getvalue()
 
 
-def config_json(spec: ImageSpec, diff_id: str) -> bytes:
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def config_json(spec: ImageSpec, diff_ids: Sequence[str]) -> bytes:
     cfg: dict[str, object] = {"Env": list(spec.env)}
     if spec.entrypoint:
         cfg["Entrypoint"] = list(spec.entrypoint)
@@ -90,38 +89,50 @@ def config_json(spec: ImageSpec, diff_id: str) -> bytes:
         "os": "linux",
         "created": "1970-01-01T00:00:00Z",
         "config": cfg,
-        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
-        "history": [{"created": "1970-01-01T00:00:00Z", "created_by": "conntrack-harness"}],
+        "rootfs": {"type": "layers", "diff_ids": list(diff_ids)},
+        "history": [
+            {"created": "1970-01-01T00:00:00Z", "created_by": "conntrack-harness"} for _ in diff_ids
+        ],
     }
     return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
 
 def write_archive(spec: ImageSpec, out: Path) -> str:
-    """Write ``spec`` as a ``docker save`` archive at ``out``; returns the image ID."""
+    """Write ``spec`` as a ``docker save`` archive at ``out``; returns the image ID.
+
+    Base layers go in as they are (same tarball, same digest: a store keeps it once)."""
     layer = layer_bytes(spec)
+    base_hex = [file_sha256(p) for p in spec.base_layers]
     layer_hex = hashlib.sha256(layer).hexdigest()
-    config = config_json(spec, f"sha256:{layer_hex}")
+    all_hex = [*base_hex, layer_hex]
+    config = config_json(spec, [f"sha256:{h}" for h in all_hex])
     config_hex = hashlib.sha256(config).hexdigest()
     manifest = [
         {
             "Config": f"{config_hex}.json",
             "RepoTags": list(spec.tags),
-            "Layers": [f"{layer_hex}/layer.tar"],
+            "Layers": [f"{h}/layer.tar" for h in all_hex],
         }
     ]
-    entries: Sequence[tuple[str, bytes]] = (
-        (f"{config_hex}.json", config),
-        (f"{layer_hex}/layer.tar", layer),
-        ("manifest.json", json.dumps(manifest, separators=(",", ":")).encode()),
-    )
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(out.suffix + ".tmp")
     with tarfile.open(tmp, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        dir_info = tarfile.TarInfo(layer_hex)
-        dir_info.type = tarfile.DIRTYPE
-        dir_info.mode = 0o755
-        dir_info.mtime = EPOCH
-        tar.addfile(dir_info)
+        for h in dict.fromkeys(all_hex):
+            dir_info = tarfile.TarInfo(h)
+            dir_info.type = tarfile.DIRTYPE
+            dir_info.mode = 0o755
+            dir_info.mtime = EPOCH
+            tar.addfile(dir_info)
+        for h, path in zip(base_hex, spec.base_layers, strict=True):
+            info = tar.gettarinfo(str(path), arcname=f"{h}/layer.tar")
+            info.mtime, info.uid, info.gid, info.uname, info.gname = EPOCH, 0, 0, "", ""
+            with path.open("rb") as f:
+                tar.addfile(info, f)
+        entries = (
+            (f"{config_hex}.json", config),
+            (f"{layer_hex}/layer.tar", layer),
+            ("manifest.json", json.dumps(manifest, separators=(",", ":")).encode()),
+        )
         for name, data in entries:
             info = tarfile.TarInfo(name)
             info.size = len(data)

@@ -56,7 +56,7 @@ def test_same_inputs_same_image_other_inputs_other_image(tmp_path: Path) -> None
     assert c != a
 
 
-def test_base_layer_is_laid_under_the_files(tmp_path: Path) -> None:
+def test_base_layer_goes_in_first_as_is(tmp_path: Path) -> None:
     root = tmp_path / "root"
     (root / "etc").mkdir(parents=True)
     (root / "etc" / "os-release").write_text("ID=debian\n")
@@ -64,14 +64,15 @@ def test_base_layer_is_laid_under_the_files(tmp_path: Path) -> None:
     with tarfile.open(base, "w") as tar:
         tar.add(root, arcname=".")
     spec = _spec(tmp_path)
-    spec = ia.ImageSpec(spec.tags, spec.files, spec.entrypoint, base_layer=base)
-    layer = ia.layer_bytes(spec)
-    (tmp_path / "l.tar").write_bytes(layer)
-    with tarfile.open(tmp_path / "l.tar") as lt:
-        names = lt.getnames()
-    assert "etc/os-release" in names
-    assert "usr/local/bin/tool" in names
-    assert names.count("etc") == 1
+    spec = ia.ImageSpec(spec.tags, spec.files, spec.entrypoint, base_layers=(base,))
+    ia.write_archive(spec, tmp_path / "img.tar")
+    with tarfile.open(tmp_path / "img.tar") as tar:
+        (entry,) = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
+        first = tar.extractfile(entry["Layers"][0]).read()  # type: ignore[union-attr]
+        config = json.loads(tar.extractfile(entry["Config"]).read())  # type: ignore[union-attr]
+    assert first == base.read_bytes()
+    assert len(entry["Layers"]) == 2
+    assert config["rootfs"]["diff_ids"][0] == "sha256:" + hashlib.sha256(first).hexdigest()
 
 
 def test_dockerd_keeps_to_its_own_directories() -> None:
