@@ -24,13 +24,14 @@ import contextlib
 import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.backends.kube import hostfirewall
+from harness.backends.kube import hostfirewall, runcwrap
 from harness.errors import BackendError, MissingTool, RestoreFailed
 from harness.kernel import sysctl
 from harness.kernel.journal import Journal
@@ -38,11 +39,15 @@ from harness.kernel.process import Proc, spawn, stop_pid
 
 DOCKERD = "/usr/sbin/dockerd"
 DOCKER = "/usr/bin/docker"
+RUNC = "/usr/sbin/runc"
+RUNTIME = "cth-runc"
 CACHE_ENV = "CONNTRACK_HARNESS_CACHE"
 DEFAULT_CACHE = Path("/var/cache/conntrack-harness")
 
-# Host-global knobs that dockerd (forwarding) or a kind node's kubelet (panic, overcommit,
-# keys) may write through a privileged container's /proc/sys. Missing ones are skipped.
+# Host-global knobs that dockerd (forwarding), a kind node's kubelet (panic, overcommit, keys),
+# its systemd (file-max, which systemd 252 raises at boot even in a container) or
+# systemd-sysctl (pid_max, protected_*) may write through a privileged container's /proc/sys.
+# Missing ones are skipped.
 WATCHED_SYSCTLS = (
     "net.ipv4.ip_forward",
     "net.ipv6.conf.all.forwarding",
@@ -56,7 +61,15 @@ WATCHED_SYSCTLS = (
     "kernel.keys.root_maxbytes",
     "fs.inotify.max_user_watches",
     "fs.inotify.max_user_instances",
+    "kernel.pid_max",
+    "fs.file-max",
+    "fs.nr_open",
+    "fs.protected_fifos",
+    "fs.protected_hardlinks",
+    "fs.protected_regular",
+    "fs.protected_symlinks",
 )
+# nf_conntrack_max/buckets are the run's sysctl guard's (journaled, restored by it), not ours.
 
 FLAGS = (
     "--iptables=false",
@@ -100,6 +113,10 @@ class DockerdPaths:
         return self.root / "bin"
 
     @property
+    def runc_wrapper(self) -> Path:
+        return self.bin_dir / "runc-bounded"
+
+    @property
     def log(self) -> Path:
         return self.root / "dockerd.log"
 
@@ -110,6 +127,8 @@ class DockerdPaths:
             f"--exec-root={self.exec_root}",
             f"--pidfile={self.exec_root / 'dockerd.pid'}",
             f"--host={self.host}",
+            f"--add-runtime={RUNTIME}={self.runc_wrapper}",
+            f"--default-runtime={RUNTIME}",
             *FLAGS,
         ]
 
@@ -252,6 +271,18 @@ class Dockerd:
         return _docker_cli(self.paths, *args, timeout_s=timeout_s)
 
 
+def _write_runc_wrapper(paths: DockerdPaths) -> None:
+    paths.bin_dir.mkdir(parents=True, exist_ok=True)
+    python = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
+    text = runcwrap.script(RUNC, python)
+    w = paths.runc_wrapper
+    if not w.is_file() or w.read_text() != text:
+        tmp = w.with_suffix(".tmp")
+        tmp.write_text(text)
+        tmp.chmod(0o755)
+        tmp.replace(w)
+
+
 def _cli_dir(paths: DockerdPaths) -> Path:
     paths.bin_dir.mkdir(parents=True, exist_ok=True)
     link = paths.bin_dir / "docker"
@@ -282,7 +313,7 @@ def running(
 ) -> Iterator[Dockerd]:
     """Start dockerd, yield it, then remove its containers, stop it and put the host back."""
     paths = paths or DockerdPaths.default()
-    for tool in (DOCKERD, DOCKER, "iptables-save"):
+    for tool in (DOCKERD, DOCKER, RUNC, "iptables-save"):
         if shutil.which(tool) is None:
             raise MissingTool(f"{tool} is missing: apt-get install docker.io iptables", tool=tool)
     if is_running(paths):
@@ -291,6 +322,7 @@ def running(
     originals = watched_sysctls()
     paths.data_root.mkdir(parents=True, exist_ok=True)
     paths.exec_root.mkdir(parents=True, exist_ok=True)
+    _write_runc_wrapper(paths)
     # journal first: a kill between here and the end still lets `restore` put the host back
     journal.record(
         "dockerd",

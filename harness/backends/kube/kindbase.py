@@ -53,6 +53,13 @@ NODE_PACKAGES = (
     "nftables",
 )
 BASE_REPO = "conntrack-harness/kind-base"
+# Debian's sysctl.d files that set host-global knobs (kernel.pid_max, fs.protected_*): a
+# privileged node's systemd-sysctl would write them into the host kernel. kind's own files
+# (net.*, per network namespace) stay.
+HOST_GLOBAL_SYSCTL_FILES = (
+    "usr/lib/sysctl.d/50-pid-max.conf",
+    "usr/lib/sysctl.d/99-protect-links.conf",
+)
 
 CONTAINERD_NOTE = (
     "containerd is Debian bookworm's 1.6.20: kubelet 1.35 talks CRI v1, which containerd 1.6 "
@@ -175,8 +182,9 @@ def containerd_config(kind_config: str, pause_image: str) -> str:
             continue
         if stripped.startswith("sandbox_image"):
             indent = line[: len(line) - len(line.lstrip())]
-            line = f'{indent}sandbox_image = "{pause_image}"'
-        out.append(line)
+            out.append(f'{indent}sandbox_image = "{pause_image}"')
+        else:
+            out.append(line)
     text = "\n".join(out) + "\n"
     if f'sandbox_image = "{pause_image}"' not in text:
         raise BackendError("kind's containerd config has no sandbox_image line to set")
@@ -264,7 +272,8 @@ def apply_layout(root: Path, kind_src: Path, cni_dir: Path, crictl: Path, pause_
     _link(root / "etc/systemd/system/systemd-binfmt.service", "/dev/null")
     _link(root / "sbin/init", "/usr/lib/systemd/systemd")
     (root / "etc/kubernetes/manifests").mkdir(parents=True, exist_ok=True)
-    for name in ("etc/hostname", "etc/resolv.conf"):
+    # (docker 20.10's import takes no STOPSIGNAL; kind removes its nodes with `rm -f` anyway)
+    for name in ("etc/hostname", "etc/resolv.conf", *HOST_GLOBAL_SYSCTL_FILES):
         (root / name).unlink(missing_ok=True)
 
 
@@ -302,7 +311,9 @@ def build_base(docker: Dockerd, crictl: Path, pause_image: str) -> str:
     staging = work_dir() / "base-staging"
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        p = subprocess.run(["cp", "-a", str(rootfs), str(staging)], capture_output=True, text=True)
+        p = subprocess.run(
+            ["cp", "-a", str(rootfs), str(staging)], capture_output=True, text=True, check=False
+        )
         if p.returncode != 0:
             raise BackendError(f"copying the rootfs failed: {p.stderr}")
         apply_layout(staging, kind_src, cni_dir, crictl, pause_image)
@@ -313,8 +324,6 @@ def build_base(docker: Dockerd, crictl: Path, pause_image: str) -> str:
             "import",
             "--change",
             "ENV container=docker",
-            "--change",
-            "STOPSIGNAL SIGRTMIN+3",
             "--change",
             'ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]',
             str(tarball),

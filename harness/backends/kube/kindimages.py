@@ -183,12 +183,15 @@ volumeBindingMode: WaitForFirstConsumer
 
 STATIC_CNI_SH = """\
 #!/bin/sh
-# This node's CNI config over its podCIDR, and a route to every other node's podCIDR via that
-# node's address (conntrack-harness's stand-in for kindnetd; see harness/backends/kube/kindimages.py).
+# This node's CNI config over its podCIDR, and a route to every other node's podCIDR via
+# that node's address (conntrack-harness's stand-in for kindnetd, see kindimages.py).
 set -u
 conf=/etc/cni/net.d/10-cth-static.conflist
-fmt='{"cniVersion":"1.0.0","name":"cth-static","plugins":[{"type":"ptp","ipMasq":false,"mtu":1500,"ipam":{"type":"host-local","ranges":[[{"subnet":"%s"}]],"routes":[{"dst":"0.0.0.0/0"}]}},{"type":"portmap","capabilities":{"portMappings":true}}]}'
-jp='{range .items[*]}{.metadata.name}{" "}{.spec.podCIDR}{" "}{.status.addresses[?(@.type=="InternalIP")].address}{"\\n"}{end}'
+fmt='{"cniVersion":"1.0.0","name":"cth-static","plugins":[{"type":"ptp","ipMasq":false,'\\
+'"mtu":1500,"ipam":{"type":"host-local","ranges":[[{"subnet":"%s"}]],'\\
+'"routes":[{"dst":"0.0.0.0/0"}]}},{"type":"portmap","capabilities":{"portMappings":true}}]}'
+jp='{range .items[*]}{.metadata.name}{" "}{.spec.podCIDR}{" "}'\\
+'{.status.addresses[?(@.type=="InternalIP")].address}{"\\n"}{end}'
 while :; do
   if kubectl get nodes -o jsonpath="$jp" > /tmp/nodes; then
     while read -r name cidr ip; do
@@ -196,7 +199,7 @@ while :; do
       if [ "$name" = "$NODE_NAME" ]; then
         want=$(printf "$fmt" "$cidr")
         if [ "$(cat "$conf" 2>/dev/null)" != "$want" ]; then
-          printf '%s' "$want" > "$conf.tmp" && mv "$conf.tmp" "$conf" && echo "wrote $conf for $cidr"
+          printf '%s' "$want" > "$conf.tmp" && mv "$conf.tmp" "$conf" && echo "$conf: $cidr"
         fi
       else
         ip route replace "$cidr" via "$ip" || echo "route $cidr via $ip failed"

@@ -32,6 +32,10 @@ from harness.upstream import component_dir, kindparts, locate, release
 NODE_REPO = "conntrack-harness/kind-node"
 KUBECTL_COMPONENT = "kubectl"
 NODE_BINARIES = ("kubelet", "kubeadm", "kubectl")
+WAIT_CONTAINERD = (
+    "for i in $(seq 1 50); do [ -S /run/containerd/containerd.sock ] "
+    "&& ctr version >/dev/null 2>&1 && exit 0; sleep 0.2; done; cat /tmp/containerd.log; exit 1"
+)
 
 
 def kubectl_binary(kubernetes: str) -> Path:
@@ -183,7 +187,7 @@ def build(docker: Dockerd, kubernetes: str | None = None, *, log: list[str] | No
                 name,
                 "sh",
                 "-c",
-                "for i in $(seq 1 50); do [ -S /run/containerd/containerd.sock ] && ctr version >/dev/null 2>&1 && exit 0; sleep 0.2; done; cat /tmp/containerd.log; exit 1",
+                WAIT_CONTAINERD,
             )
             for a in archives:
                 _exec(
