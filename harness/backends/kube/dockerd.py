@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -71,7 +72,10 @@ WATCHED_SYSCTLS = (
 )
 # nf_conntrack_max/buckets are the run's sysctl guard's (journaled, restored by it), not ours.
 
+CGROUP_PARENT = "cth-docker"  # every container's cgroup: /sys/fs/cgroup/<controller>/cth-docker/
+CGROUP_ROOT = Path("/sys/fs/cgroup")
 FLAGS = (
+    f"--cgroup-parent=/{CGROUP_PARENT}",
     "--iptables=false",
     "--ip6tables=false",
     "--ip-forward=false",
@@ -243,17 +247,76 @@ def _restore_sysctls(originals: dict[str, str]) -> list[str]:
     return changed
 
 
-def _sweep(paths: DockerdPaths, dockerd_pid: int | None, dockerd_start: int | None) -> None:
+def _container_cgroups() -> list[Path]:
+    """Every cgroup directory under our containers' parent, deepest first."""
+    out: list[Path] = []
+    for ctrl in CGROUP_ROOT.iterdir() if CGROUP_ROOT.is_dir() else ():
+        top = ctrl / CGROUP_PARENT
+        if top.is_dir():
+            out += [p for p in top.rglob("*") if p.is_dir()] + [top]
+    return sorted(out, key=lambda p: len(p.parts), reverse=True)
+
+
+def _kill_container_processes() -> int:
+    """SIGKILL what is left in our containers' cgroups (a dockerd that died left them)."""
+    pids: set[int] = set()
+    for cg in _container_cgroups():
+        with contextlib.suppress(OSError):
+            pids.update(int(t) for t in (cg / "cgroup.procs").read_text().split())
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    for cg in _container_cgroups():
+        while True:
+            try:
+                cg.rmdir()
+                break
+            except FileNotFoundError:
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+    return len(pids)
+
+
+def _unmount_under(root: Path) -> list[str]:
+    """Unmount what dockerd left mounted under its root (data-root bind, overlays, netns)."""
+    prefix = str(root).rstrip("/") + "/"
+    points = []
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/mountinfo").read_text().splitlines():
+            point = line.split()[4].replace("\\040", " ")
+            if point.startswith(prefix):
+                points.append(point)
+    done = []
+    for point in sorted(points, key=len, reverse=True):
+        p = subprocess.run(["umount", "-l", point], capture_output=True, check=False)
+        if p.returncode == 0:
+            done.append(point)
+    return done
+
+
+def _sweep(paths: DockerdPaths, dockerd_pid: int | None, dockerd_start: int | None) -> list[str]:
+    """Stop dockerd by PID, then everything it left: containerd and shims (their command line
+    names our run directory), the containers' processes (our cgroup parent), mounts under
+    our root. Returns what it had to do beyond stopping dockerd."""
+    actions = []
     if dockerd_pid is not None:
         stop_pid(dockerd_pid, dockerd_start, grace_s=20)
-    for pid in _daemon_pids(paths):
+    left = _daemon_pids(paths)
+    for pid in left:
         stop_pid(pid, None, grace_s=5)
-    for sub in ("netns",):
-        d = paths.exec_root / sub
-        if d.is_dir():
-            for f in d.iterdir():
-                with contextlib.suppress(OSError):
-                    subprocess.run(["umount", "-l", str(f)], capture_output=True, check=False)
+    if left:
+        actions.append(f"stopped {len(left)} process(es) dockerd left (containerd, shims)")
+    killed = _kill_container_processes()
+    if killed:
+        actions.append(f"killed {killed} container process(es) left in /{CGROUP_PARENT}")
+    unmounted = _unmount_under(paths.root)
+    if unmounted:
+        actions.append(f"unmounted {len(unmounted)} mount(s) under {paths.root}")
+    return actions
 
 
 @dataclass
@@ -365,11 +428,7 @@ def undo_entry(entry: dict[str, Any]) -> list[str]:
     and takes docker's iptables changes back out. The ``sysctl`` entries restore the knobs.
     """
     paths = DockerdPaths(Path(entry["root"]))
-    actions = []
-    left = _daemon_pids(paths)
-    _sweep(paths, None, None)
-    if left:
-        actions.append(f"stopped {len(left)} process(es) of dockerd at {paths.exec_root}")
+    actions = _sweep(paths, None, None)
     before = str(entry.get("iptables_before", ""))
     now = _iptables_save()
     cmds = hostfirewall.undo_commands(before, now) + [

@@ -127,6 +127,7 @@ def build(docker: Dockerd, kubernetes: str | None = None, *, log: list[str] | No
         docker.cli(
             "run",
             "-d",
+            "--init",  # reaps the containerd started below once it is stopped
             "--name",
             name,
             "--entrypoint=sleep",
@@ -229,7 +230,8 @@ def build(docker: Dockerd, kubernetes: str | None = None, *, log: list[str] | No
                 name,
                 "sh",
                 "-c",
-                f"kill {pid}; while kill -0 {pid} 2>/dev/null; do sleep 0.1; done",
+                f"kill {pid}; for i in $(seq 1 100); do kill -0 {pid} 2>/dev/null || exit 0; "
+                "sleep 0.1; done; exit 1",
             )
             _exec(docker, name, "rm", "-rf", "/kind/images", "/tmp/containerd.log")
             docker.cli(
