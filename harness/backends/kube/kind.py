@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
@@ -10,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.backends.kube import commands, kindconfig, readiness
+from harness.backends.kube import commands, dockerd, kindconfig, kindnode, loadgenimage, readiness
 from harness.backends.kube.api import DynamicKubeAPI, KubeAPI, wait_until
 from harness.backends.kube.cluster import Images, KubeCluster, Settings, realize_workload
 from harness.backends.kube.hostsysctl import (
@@ -30,10 +31,15 @@ from harness.backends.kube.names import (
 )
 from harness.backends.kube.nodeaccess import DockerNodeAccess
 from harness.backends.kube.placement import map_by_label
+from harness.backends.kube.plan import client_image
 from harness.backends.kube.proc import Runner, subprocess_runner
 from harness.errors import BackendError, BadInput
+from harness.kernel.journal import Journal
+from harness.kernel.sysctl import SysctlGuard
 from harness.scenario.model import Scenario
+from harness.upstream import component_dir, kindparts, release
 
+# k3s builds from these (kind builds its loadgen image itself: see loadgenimage)
 DOCKERFILES = {"glibc": "loadgen/docker/Dockerfile.glibc", "musl": "loadgen/docker/Dockerfile.musl"}
 
 
@@ -44,6 +50,10 @@ class KindSettings:
     config: kindconfig.KindOptions = field(default_factory=kindconfig.KindOptions)
     images: Images = field(default_factory=lambda: Images(LOADGEN_IMAGE_GLIBC, LOADGEN_IMAGE_MUSL))
     build_images: bool = True
+    # True: this project's own dockerd, node image and loadgen image, built here with
+    # nothing pulled (air-gapped). False: the docker and kind already on PATH, kind's
+    # upstream node image, loadgen images from loadgen/docker (needs registry access).
+    private_docker: bool = True
     project_dir: Path = Path(".")
     timeout_s: float = 600.0
 
@@ -54,9 +64,18 @@ class KindSettings:
         keep = environ.get("CTH_KIND_KEEP", "").lower()
         if keep not in ("", "0", "1", "true", "false"):
             raise BadInput("must be 0/1/true/false", field="CTH_KIND_KEEP", value=keep)
+        docker = environ.get("CTH_KIND_DOCKER", "private")
+        if docker not in ("private", "system"):
+            raise BadInput(
+                "must be private or system",
+                field="CTH_KIND_DOCKER",
+                value=docker,
+                allowed=["private", "system"],
+            )
         base: dict[str, Any] = {
             "cluster_name": environ.get("CTH_KIND_CLUSTER") or None,
             "keep_cluster": keep in ("1", "true"),
+            "private_docker": docker == "private",
             "config": kindconfig.KindOptions(node_image=environ.get("CTH_KIND_NODE_IMAGE") or None),
         }
         base.update(overrides)
@@ -89,12 +108,33 @@ class KindBackend:
     def existing_clusters(self) -> list[str]:
         return self._run(commands.kind_get_clusters()).stdout.split()
 
-    def build_and_load_images(self, cluster: str) -> None:
+    def build_and_load_images(
+        self, cluster: str, scenario: Scenario, docker: dockerd.Dockerd | None = None
+    ) -> None:
+        """Build and load the loadgen images. With the system docker: both flavours from
+        loadgen/docker. With the private one: the images the scenario's phases use, built
+        here (never pulled: the Dockerfiles' python base images cannot be had)."""
         imgs = self.settings.images
+        wanted = {imgs.glibc, imgs.musl}
+        if docker is not None:
+            wanted = {client_image(scenario, p, imgs.glibc, imgs.musl) for p in scenario.phases}
+            wanted.add(imgs.glibc)  # the node tuner runs in the glibc image
         for flavour, tag in (("glibc", imgs.glibc), ("musl", imgs.musl)):
-            if self.settings.build_images:
+            if tag not in wanted:
+                continue
+            if not self.settings.build_images:
+                pass
+            elif docker is None:
                 dockerfile = str(self.settings.project_dir / DOCKERFILES[flavour])
                 self._run(commands.docker_build(dockerfile, tag, str(self.settings.project_dir)))
+            else:
+                if flavour != "glibc":
+                    raise BackendError(
+                        f"{tag}: only the glibc loadgen image can be built here (the musl one "
+                        "needs an Alpine base image, which cannot be pulled); pass "
+                        "--loadgen-image with a prebuilt one"
+                    )
+                loadgenimage.build(docker, tag, self.settings.project_dir)
             self._run(commands.kind_load_image(cluster, tag))
 
     def _host(self) -> HostSysctls:
@@ -108,6 +148,29 @@ class KindBackend:
             )
         return GuardedHostSysctls(self._guard, euid=self._euid)
 
+    def _journal(self, stack: ExitStack, run_id: str) -> Journal:
+        """The run's journal (the guard's), so `restore` can stop a dockerd a killed run left."""
+        if isinstance(self._guard, SysctlGuard):
+            return self._guard.journal
+        j = Journal.create(f"kind-{run_id}")
+        stack.callback(j.close)
+        return j
+
+    def _private_docker(self, stack: ExitStack, run_id: str) -> dockerd.Dockerd:
+        """Start this project's dockerd, put the pinned kind and kubectl first on PATH, and
+        build the node image unless one was named."""
+        docker = stack.enter_context(dockerd.running(self._journal(stack, run_id)))
+        tools = [kindparts.build("kind")]
+        kubectl = component_dir("kubectl", release().kubernetes)
+        if (kubectl / "kubectl").is_file():
+            tools.append(kubectl)
+        # dockerd.running restores PATH (and DOCKER_HOST) when it ends
+        os.environ["PATH"] = ":".join([*map(str, tools), os.environ.get("PATH", "")])
+        if self.settings.config.node_image is None:
+            image = kindnode.build(docker)
+            self.settings.config = dataclasses.replace(self.settings.config, node_image=image)
+        return docker
+
     @contextmanager
     def realize(self, scenario: Scenario, run_id: str) -> Iterator[KubeCluster]:
         host: HostSysctls | None = None
@@ -115,6 +178,7 @@ class KindBackend:
             require_root(self._euid(), "shrinking nf_conntrack_max for a kind cluster")
         name = self.cluster_name(run_id)
         with ExitStack() as stack:
+            docker = self._private_docker(stack, run_id) if self.settings.private_docker else None
             workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cth-kind-")))
             kubeconfig = str(workdir / "kubeconfig")
             if name in self.existing_clusters():
@@ -145,7 +209,7 @@ class KindBackend:
                 ),
                 timeout_s=self.settings.timeout_s,
             )
-            self.build_and_load_images(name)
+            self.build_and_load_images(name, scenario, docker)
             nodes = map_by_label(scenario_nodes(scenario.cluster.nodes), api.list("v1", "Node"))
             if needs_host(scenario):
                 host = self._host()

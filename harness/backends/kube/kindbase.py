@@ -51,6 +51,7 @@ NODE_PACKAGES = (
     "util-linux",
     "procps",
     "nftables",
+    "jq",  # kind's mount-product-files.sh hook (run for every container) needs it
 )
 BASE_REPO = "conntrack-harness/kind-base"
 # Debian's sysctl.d files that set host-global knobs (kernel.pid_max, fs.protected_*): a
@@ -168,11 +169,18 @@ def kind_source() -> Path:
 
 def containerd_config(kind_config: str, pause_image: str) -> str:
     """kind's containerd config for containerd 1.6: the rootless-only fuse-overlayfs proxy
-    plugin dropped, the sandbox image set to the one kubeadm names."""
+    plugin dropped, the sandbox image set to the one kubeadm names, oom_score_adj restricted
+    to containerd's own (as rootless kind does: no CAP_SYS_RESOURCE here)."""
     out: list[str] = []
     skip = False
     for line in kind_config.splitlines():
         stripped = line.strip()
+        if stripped.startswith("restrict_oom_score_adj"):
+            # this host grants no CAP_SYS_RESOURCE: runc could not lower a pod's
+            # oom_score_adj (kubelet asks -997 for static pods) and pod sandboxes fail
+            indent = line[: len(line) - len(line.lstrip())]
+            out.append(f"{indent}restrict_oom_score_adj = true")
+            continue
         if stripped.startswith("[proxy_plugins"):
             skip = True
             continue

@@ -71,7 +71,8 @@ def test_containerd_config_for_16() -> None:
     assert "fuse-overlayfs" not in out
     assert '  sandbox_image = "registry.k8s.io/pause:3.10.1"' in out
     assert 'snapshotter = "overlayfs"' in out
-    assert "restrict_oom_score_adj = false" in out
+    assert "  restrict_oom_score_adj = true" in out
+    assert "restrict_oom_score_adj = false" not in out
 
 
 def test_cri_base_spec_adds_kinds_hook_and_drops_rlimits() -> None:
