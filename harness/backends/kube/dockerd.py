@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -72,6 +73,7 @@ WATCHED_SYSCTLS = (
 )
 # nf_conntrack_max/buckets are the run's sysctl guard's (journaled, restored by it), not ours.
 
+DOCKER_LINK = re.compile(r"^(br-[0-9a-f]{12}|veth[0-9a-f]{7}|docker\d+)$")
 CGROUP_PARENT = "cth-docker"  # every container's cgroup: /sys/fs/cgroup/<controller>/cth-docker/
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 FLAGS = (
@@ -200,9 +202,27 @@ def _wait_ready(paths: DockerdPaths, proc: Proc, timeout_s: float) -> None:
 
 
 def _remove_containers(paths: DockerdPaths) -> None:
+    """Every container, then every user network (kind's ``kind`` bridge): a network left
+    defined would leave its bridge on the host after dockerd stops."""
     ids = _docker_cli(paths, "ps", "-aq").split()
     if ids:
         _docker_cli(paths, "rm", "-f", "-v", *ids, timeout_s=300)
+    _docker_cli(paths, "network", "prune", "-f", timeout_s=120)
+
+
+def host_links() -> set[str]:
+    return set(os.listdir("/sys/class/net"))
+
+
+def _remove_new_links(before: set[str]) -> list[str]:
+    """Docker's bridges and veths that appeared on the host while it ran and are still there."""
+    gone = []
+    for name in sorted(host_links() - before):
+        if DOCKER_LINK.match(name):
+            p = subprocess.run(["ip", "link", "del", name], capture_output=True, check=False)
+            if p.returncode == 0:
+                gone.append(name)
+    return gone
 
 
 def restore_firewall(before: str) -> list[str]:
@@ -383,6 +403,7 @@ def running(
         raise BackendError(f"a dockerd already serves {paths.socket}: another run is using it")
     before = _iptables_save()
     originals = watched_sysctls()
+    links = host_links()
     paths.data_root.mkdir(parents=True, exist_ok=True)
     paths.exec_root.mkdir(parents=True, exist_ok=True)
     _write_runc_wrapper(paths)
@@ -412,6 +433,7 @@ def running(
         if proc is not None:
             with contextlib.suppress(ChildProcessError, subprocess.TimeoutExpired):
                 proc.popen.wait(5)
+        _remove_new_links(links)
         try:
             restore_firewall(before)
             _restore_sysctls(originals)
