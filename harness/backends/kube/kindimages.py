@@ -193,7 +193,7 @@ fmt='{"cniVersion":"1.0.0","name":"cth-static","plugins":[{"type":"ptp","ipMasq"
 jp='{range .items[*]}{.metadata.name}{" "}{.spec.podCIDR}{" "}'\\
 '{.status.addresses[?(@.type=="InternalIP")].address}{"\\n"}{end}'
 while :; do
-  if kubectl get nodes -o jsonpath="$jp" > /tmp/nodes; then
+  if kubectl --request-timeout=10s get nodes -o jsonpath="$jp" > /tmp/nodes; then
     while read -r name cidr ip; do
       [ -n "$cidr" ] && [ -n "$ip" ] || continue
       if [ "$name" = "$NODE_NAME" ]; then
