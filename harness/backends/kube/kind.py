@@ -136,6 +136,10 @@ class KindBackend:
                     )
                 loadgenimage.build(docker, tag, self.settings.project_dir)
             self._run(commands.kind_load_image(cluster, tag))
+        if docker is not None and self.settings.build_images:
+            http = loadgenimage.build_http_server(docker)
+            self.settings.images = dataclasses.replace(imgs, http_server=http)
+            self._run(commands.kind_load_image(cluster, http))
 
     def _host(self) -> HostSysctls:
         """The runner's journaled guard; tests pass their own ``host_factory``."""

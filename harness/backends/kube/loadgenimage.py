@@ -110,3 +110,28 @@ def build(docker: Dockerd, tag: str, project: Path) -> str:
         docker.cli("load", "-i", str(archive), timeout_s=600)
         shutil.rmtree(staging, ignore_errors=True)
     return tag
+
+
+HTTP_PACKAGES = ("nginx-light",)
+HTTP_SERVER_REPO = "conntrack-harness/http-server"
+
+
+def build_http_server(docker: Dockerd) -> str:
+    """The HTTP server pods' image: Debian's nginx-light on a bookworm rootfs (the
+    upstream ``nginx:*-alpine`` cannot be pulled), serving its default site on port 80."""
+    rootfs = kindbase.debootstrap("http-rootfs", HTTP_PACKAGES)
+    tag = f"{HTTP_SERVER_REPO}:{kindbase.rootfs_key(HTTP_PACKAGES)}"
+    if kindbase.image_exists(docker, tag):
+        return tag
+    rootfs_tar = kindbase.tar_rootfs(rootfs, rootfs.with_suffix(".tar"))
+    with tempfile.TemporaryDirectory(prefix="cth-http-", dir=kindbase.work_dir()) as td:
+        archive = Path(td) / "http.tar"
+        spec = ImageSpec(
+            tags=(tag,),
+            files={},
+            cmd=("nginx", "-g", "daemon off;"),
+            base_layers=(rootfs_tar,),
+        )
+        write_archive(spec, archive)
+        docker.cli("load", "-i", str(archive), timeout_s=600)
+    return tag
