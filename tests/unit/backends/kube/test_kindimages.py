@@ -85,3 +85,19 @@ def test_cri_base_spec_adds_kinds_hook_and_drops_rlimits() -> None:
 def test_rootfs_key_follows_the_package_list() -> None:
     assert kindbase.rootfs_key(("a", "b")) == kindbase.rootfs_key(("b", "a"))
     assert kindbase.rootfs_key(("a", "b")) != kindbase.rootfs_key(("a", "c"))
+
+
+def test_node_image_tag_follows_its_inputs(tmp_path: Path) -> None:
+    from harness.backends.kube import kindnode
+
+    bins = {n: tmp_path / n for n in ("kubelet", "kubeadm", "etcd")}
+    for p in bins.values():
+        p.write_bytes(b"v1")
+    key = kindnode.node_key("base:a", V, bins)
+    assert kindnode.node_key("base:a", V, bins) == key  # same inputs: same tag, no rebuild
+    assert kindnode.node_key("base:b", V, bins) != key  # another base image
+    bins["etcd"].write_bytes(b"v2")
+    assert kindnode.node_key("base:a", V, bins) != key  # a rebuilt binary
+    other = kindimages.Versions("v1.35.4", "v3.6.6", "v1.13.1", "3.10")
+    bins["etcd"].write_bytes(b"v1")
+    assert kindnode.node_key("base:a", other, bins) != key  # another pinned version
