@@ -32,7 +32,7 @@ import harness.runner
 from bench.topo import bench_run_id
 from harness.errors import BadInput
 from harness.measurement import PhaseMeasurement
-from harness.result import PhaseResult, RunResult
+from harness.results.schema import PhaseResult, RunResult
 from harness.scenario.loader import load_scenario
 from harness.scenario.model import Phase, Scenario
 

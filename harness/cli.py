@@ -1,78 +1,30 @@
 """The ``conntrack-harness`` command.
 
-Exit codes: 0 every expectation held; 1 an expectation was violated; 2 bad input (the message
-names the field); 3 backend failure; 4 restore failed (the host is not back to its state).
+Exit codes: 0 every expectation held; 1 an expectation was violated (and only that); 2 bad
+input or a refusal (the message names the field); 3 backend failure; 4 restore failed (the
+host is not back to its state); 5 an internal error (the reports could not be written, or a
+bug: the traceback is printed). A signal ends the run with 128 + its number.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import shlex
 import sys
+import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from harness import __version__
-from harness.errors import BadInput, HarnessError, RestoreFailed
-from harness.result import PhaseResult, RunResult
+from harness.errors import BadInput, ExpectationViolated, HarnessError, InternalError, RestoreFailed
+from harness.kernel.conntrack import CONNTRACK_MAX_MAX, CONNTRACK_MAX_MIN
+from harness.results.schema import RunResult
 
 if TYPE_CHECKING:
     from harness.backends.base import BackendOptions
-
-
-def write_reports(
-    result: RunResult, report_dir: Path, scenario_text: str, evidence_dir: Path | None = None
-) -> list[Path]:
-    """result.json plus the files built from it: HTML, Markdown, JUnit XML, bug bundle."""
-    from harness.report import render_html, render_junit, render_markdown, write_bundle
-    from harness.report.bundle import NodeEnv
-
-    report_dir.mkdir(parents=True, exist_ok=True)
-    out = {
-        "result.json": json.dumps(result, indent=2),
-        "report.html": render_html(result),
-        "summary.md": render_markdown(result),
-        "junit.xml": render_junit(result),
-    }
-    paths = []
-    for name, text in out.items():
-        (report_dir / name).write_text(text)
-        paths.append(report_dir / name)
-    nodes: dict[str, NodeEnv] = {}
-    pods: dict[str, str] = {}
-    pcaps: dict[str, Path] = {}
-    ev = evidence_dir or report_dir / "evidence"
-    if ev.is_dir():
-        for d in sorted(ev.iterdir()):
-            if d.name == "pcap":
-                pcaps = {f.stem: f for f in sorted(d.glob("*.pcap"))}
-            elif d.name == "pods":
-                for pod in sorted(d.iterdir()):
-                    rc = pod / "resolv.conf"
-                    if rc.exists():
-                        pods[pod.name] = rc.read_text()
-            elif d.is_dir():
-                ipt, cts = d / "iptables-save.txt", d / "conntrack-S.txt"
-                extra = {
-                    f.name: f.read_text() for f in d.iterdir() if f.name not in (ipt.name, cts.name)
-                }
-                nodes[d.name] = NodeEnv(
-                    ipt.read_text() if ipt.exists() else None,
-                    cts.read_text() if cts.exists() else None,
-                    extra,
-                )
-    paths.append(
-        write_bundle(
-            result,
-            report_dir / "bundle.tar.gz",
-            scenario=scenario_text,
-            nodes=nodes,
-            pod_resolv_conf=pods,
-            pcaps=pcaps,
-        )
-    )
-    return paths
 
 
 def _existing_file(value: str) -> str:
@@ -95,93 +47,100 @@ def backend_options(args: argparse.Namespace) -> BackendOptions:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from harness.runner import run_scenario
-    from harness.scenario.loader import load_scenario
-
-    scenario = load_scenario(args.scenario)  # bad input -> exit 2 before any host change
-    report_dir = Path(args.report_dir) if args.report_dir else None
-    if report_dir:
-        report_dir.mkdir(parents=True, exist_ok=True)
-    print(
-        f"conntrack-harness {__version__}: scenario {scenario.name} "
-        f"({len(scenario.phases)} phases) on {args.backend}",
-        file=sys.stderr,
-    )
-
-    from harness.metrics.prometheus import HarnessMetrics
-
-    metrics = HarnessMetrics()
-    textfile = (
-        Path(args.metrics_textfile)
-        if args.metrics_textfile
-        else (report_dir / "metrics.prom" if report_dir else None)
-    )
-    if args.metrics_port is not None:
-        port = metrics.serve(args.metrics_port)
-        print(f"metrics: http://127.0.0.1:{port}/metrics (during the run)", file=sys.stderr)
-    from harness.report.progress import make_progress
-
-    reporter = make_progress()
-    current = {"phase": ""}
-
-    def progress(phase: str, elapsed: float, total: float, info: dict[str, Any]) -> None:
-        cmax = info.get("max", 0) or 1
-        for node, count in info.get("conntrack", {}).items():
-            metrics.observe_conntrack(node, count, cmax)
-        if phase != current["phase"]:
-            current["phase"] = phase
-            reporter.phase_started(phase, total)
-        fill = " ".join(
-            f"{n} {c}/{cmax} ({100 * c / cmax:.0f}%)" for n, c in info.get("conntrack", {}).items()
-        )
-        reporter.update(elapsed, f"conntrack {fill}")
-
-    def on_phase(p: PhaseResult) -> None:
-        d = p["dns"]
-        reporter.phase_finished(
-            p["name"] + (" [INJECTED]" if p["injected"] else ""),
-            f"{p['verdict'].upper()}: {d['lookups']} lookups, {d['timeouts']} timed out, "
-            f"conntrack peak {p['conntrack']['peak_count']}, drop {p['conntrack']['drop']}",
-        )
-        metrics.load_result({"phases": [p]})  # type: ignore[typeddict-item]
-        if textfile:
-            metrics.write_textfile(textfile)
-
-    try:
-        result = run_scenario(
-            scenario,
-            scenario_file=str(args.scenario),
-            backend=args.backend,
-            report_dir=report_dir,
-            force=args.force,
-            wait_s=args.wait,
-            progress=progress,
-            on_phase=on_phase,
-            command=shlex.join(["conntrack-harness", *sys.argv[1:]]),
-            options=backend_options(args),
-        )
-    finally:
-        reporter.close()
-        metrics.close()
+    from harness import runner
+    from harness.backends.registry import check_backend
     from harness.report import print_verdict_table
+    from harness.report.files import default_report_dir, prepare_report_dir, salvage, write_run
+    from harness.report.live import LiveRun, check_textfile
+    from harness.results.record import RunRecord
+    from harness.scenario.loader import read_scenario
 
-    print_verdict_table(result)
-    if report_dir:
-        text = Path(args.scenario).read_text()
-        (report_dir / "scenario.yaml").write_text(text)
-        paths = write_reports(result, report_dir, text)
-        print("reports: " + " ".join(str(p) for p in paths))
-    return 0 if result["verdict"] == "pass" else 1
-
-
-def _positive_int(value: str) -> int:
+    # bad input -> exit 2 before any host change; the file is read once, here
+    scenario, text = read_scenario(args.scenario)
+    options = backend_options(args)
+    check_backend(args.backend, scenario, options)  # flags and refusals, then root
+    runner.require_root(args.backend)
+    record = RunRecord(
+        scenario=scenario.name,
+        run_id=runner.new_run_id(),
+        backend=args.backend,
+        command=shlex.join(["conntrack-harness", *sys.argv[1:]]),
+        scenario_file=str(args.scenario),
+        scenario_text=text,
+    )
+    given = Path(args.report_dir) if args.report_dir else None
+    chosen = given or default_report_dir(scenario.name, record.run_id)
+    created = not chosen.exists()  # removed again if the run measures nothing
+    textfile = check_textfile(Path(args.metrics_textfile)) if args.metrics_textfile else None
+    live = LiveRun(args.metrics_port)  # a port in use is bad input, refused here
     try:
-        n = int(value)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"a positive whole number is needed, not {value!r}")
-    return n
+        report_dir = prepare_report_dir(chosen)
+        live.textfile = textfile or report_dir / "metrics.prom"
+        print(
+            f"conntrack-harness {__version__}: scenario {scenario.name} "
+            f"({len(scenario.phases)} phases) on {args.backend}; reports in {report_dir}",
+            file=sys.stderr,
+        )
+        try:
+            runner.run(
+                record,
+                scenario,
+                force=args.force,
+                wait_s=args.wait,
+                progress=live.progress,
+                on_phase=live.on_phase,
+                options=options,
+            )
+        except BaseException:
+            if salvage(record, report_dir) is None and created:
+                _remove_if_empty(report_dir, default=given is None)  # nothing measured
+            raise
+    finally:
+        live.close()
+    result = record.result()
+    print_verdict_table(result)
+    paths = write_run(record, report_dir)
+    print("reports: " + " ".join(str(p) for p in paths))
+    if result["verdict"] != "pass":
+        raise ExpectationViolated(record.violated())
+    return 0
+
+
+def _remove_if_empty(d: Path, *, default: bool) -> None:
+    """Leave no empty report directory behind a run that measured nothing."""
+    try:
+        d.rmdir()
+        if default:
+            d.parent.rmdir()  # conntrack-harness-reports/, if this was its only run
+    except OSError:
+        pass
+
+
+def _in_range(
+    parse: Callable[[str], float], lo: float, hi: float, what: str
+) -> Callable[[str], float]:
+    """An argparse ``type=``: ``parse`` the value and refuse it outside ``lo..hi`` (exit 2)."""
+
+    def check(value: str) -> float:
+        try:
+            n = parse(value)
+        except ValueError:
+            n = math.nan
+        if not lo <= n <= hi:  # NaN fails too
+            raise argparse.ArgumentTypeError(f"{what} is needed, not {value!r}")
+        return n
+
+    return check
+
+
+_seconds = _in_range(float, 0, 1e9, "a number of seconds >= 0")
+_port = _in_range(int, 0, 65535, "a TCP port 0-65535")
+_table_size = _in_range(
+    int,
+    CONNTRACK_MAX_MIN,
+    CONNTRACK_MAX_MAX,
+    f"a table size {CONNTRACK_MAX_MIN}..{CONNTRACK_MAX_MAX}",
+)
 
 
 def _load_result(path: str) -> RunResult:
@@ -201,13 +160,17 @@ def _load_result(path: str) -> RunResult:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from harness.report import print_verdict_table
+    from harness.report.files import prepare_report_dir, write_reports
+    from harness.results.evidence import Evidence
 
     result = _load_result(args.result)
-    out = Path(args.out) if args.out else Path(args.result).parent
-    scen = Path(args.result).parent / "scenario.yaml"
-    text = scen.read_text() if scen.exists() else "# scenario file not kept with this result\n"
+    here = Path(args.result).parent
+    out = prepare_report_dir(Path(args.out), field="--out") if args.out else here
+    scen = here / "scenario.yaml"
+    text = scen.read_text() if scen.is_file() else None
     print_verdict_table(result)
-    paths = write_reports(result, out, text, Path(args.result).parent / "evidence")
+    evidence = Evidence.read(here / "evidence")
+    paths = write_reports(result, out, evidence=evidence, scenario_text=text)
     print("reports: " + " ".join(str(p) for p in paths))
     return 0
 
@@ -236,10 +199,12 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 
 def cmd_restore(args: argparse.Namespace) -> int:
     from harness.kernel.journal import HostLock
-    from harness.restore import restore_stale, set_conntrack_max
+    from harness.restore import check_conntrack_max_floor, restore_stale, set_conntrack_max
     from harness.runner import require_root
 
     require_root()
+    if args.conntrack_max is not None:
+        check_conntrack_max_floor(args.conntrack_max)  # refuse before anything is undone
     with HostLock(args.wait):
         report = restore_stale(orphans=args.orphans)
         if args.conntrack_max is not None:
@@ -282,10 +247,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ap.add_argument("--version", action="version", version=__version__)
     sub = ap.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("run", help="run a scenario file (exit 0 pass, 1 violated, 2 bad input)")
+    r = sub.add_parser(
+        "run",
+        help="run a scenario file (exit 0 pass, 1 violated, 2 bad input, 3 backend, "
+        "4 restore failed, 5 internal error)",
+    )
     r.add_argument("scenario", metavar="SCENARIO_FILE")
     r.add_argument("--backend", default="netns", help="netns (default), kind, kubeconfig or k3s")
-    r.add_argument("--report-dir", metavar="DIR", help="write result.json and reports here")
+    r.add_argument(
+        "--report-dir",
+        metavar="DIR",
+        help="write result.json and the reports here. Default: "
+        "./conntrack-harness-reports/<scenario>-<run id>/",
+    )
     r.add_argument(
         "--force",
         action="store_true",
@@ -293,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument(
         "--wait",
-        type=float,
+        type=_seconds,
         default=0.0,
         metavar="SECONDS",
         help="wait this long for another run's lock (default: refuse at once)",
@@ -307,9 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
     m = r.add_argument_group("metrics (Prometheus)")
     m.add_argument(
         "--metrics-port",
-        type=int,
+        type=_port,
         metavar="PORT",
-        help="serve metrics on 127.0.0.1:PORT during the run (0: any free port)",
+        help="serve metrics on 127.0.0.1:PORT during the run (0: any free port). Default: off",
     )
     m.add_argument(
         "--metrics-textfile",
@@ -343,7 +317,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.set_defaults(func=cmd_run)
     rs = sub.add_parser("restore", help="undo what a killed run left on this host")
-    rs.add_argument("--wait", type=float, default=0.0, metavar="SECONDS")
+    rs.add_argument(
+        "--wait",
+        type=_seconds,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait this long for a run's lock (default: refuse at once)",
+    )
     rs.add_argument(
         "--orphans",
         action="store_true",
@@ -352,10 +332,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rs.add_argument(
         "--conntrack-max",
-        type=_positive_int,
+        type=_table_size,
         metavar="ENTRIES",
         help="set net.netfilter.nf_conntrack_max to ENTRIES, for when no journal recorded its "
-        "original (the kernel's default is nf_conntrack_buckets)",
+        "original (the kernel's default is nf_conntrack_buckets). Refused below the host's "
+        "live entry count + 1024",
     )
     rs.set_defaults(func=cmd_restore)
     d = sub.add_parser("doctor", help="check prerequisites (read-only)")
@@ -381,6 +362,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
+    except ExpectationViolated as e:
+        print(f"conntrack-harness: {e}", file=sys.stderr)
+        return e.exit_code
     except RestoreFailed as e:
         print(f"conntrack-harness: RESTORE FAILED: {e}", file=sys.stderr)
         return e.exit_code
@@ -393,6 +377,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\nconntrack-harness: interrupted; host state restored", file=sys.stderr)
         return 130
+    except Exception:
+        traceback.print_exc()
+        print(
+            f"conntrack-harness: internal error (exit {InternalError.exit_code}); "
+            "the traceback above says where",
+            file=sys.stderr,
+        )
+        return InternalError.exit_code
     except BaseException as e:
         from harness.runner import Interrupted
 

@@ -1,7 +1,13 @@
 """The harness's exceptions. Every error it raises derives from :class:`HarnessError`.
 
-Each class's docstring is its default message. The CLI maps them to exit codes:
-bad input -> 2, expectation violated -> 1, anything else -> 3 (and restore failures are loud).
+Each class's docstring is its default message. The CLI exits with the error's ``exit_code``:
+
+- 1: :class:`ExpectationViolated`, and nothing else;
+- 2: bad input or a refusal (:class:`BadInput`, :class:`MissingTool`, :class:`LockHeld`);
+- 3: the backend failed (:class:`BackendError`, and any other :class:`HarnessError`);
+- 4: :class:`RestoreFailed` (always loud);
+- 5: :class:`InternalError`: writing the reports failed, or an unexpected exception (a bug);
+  the CLI prints its traceback.
 """
 
 from __future__ import annotations
@@ -102,3 +108,20 @@ class ExpectationViolated(HarnessError):
     """A scenario expectation did not hold."""
 
     exit_code = 1
+
+    def __init__(self, violated: list[str]) -> None:
+        super().__init__(
+            "expectations violated:\n  " + "\n  ".join(violated) if violated else self.__doc__,
+            violated=violated,
+        )
+        self.violated = violated
+
+
+class InternalError(HarnessError):
+    """conntrack-harness failed unexpectedly (a bug; the traceback says where)."""
+
+    exit_code = 5
+
+
+class ReportFailed(InternalError):
+    """The run's result was measured, but some of its reports could not be written."""

@@ -11,14 +11,16 @@ A scenario test reads::
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterator
+import argparse
+import contextlib
+import shlex
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from harness.result import RunResult
+from harness.results.schema import RunResult
 
 _RESULTS: list[RunResult] = []
 
@@ -28,6 +30,29 @@ def _positive_int(text: str) -> int:
     if n < 1:
         raise ValueError("must be >= 1")
     return n
+
+
+def _seconds(text: str) -> float:
+    """A wait in seconds: a finite number >= 0 (argparse shows the error)."""
+    try:
+        n = float(text)
+    except ValueError:
+        n = -1.0
+    if not 0 <= n < float("inf"):
+        raise argparse.ArgumentTypeError(f"a number of seconds >= 0 is needed, not {text!r}")
+    return n
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``override`` laid over it: mappings merge key by key, anything else
+    (numbers, lists, null) replaces. ``load={"duration_s": 5}`` keeps the file's HTTP rate."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -42,7 +67,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--harness-report-dir",
         default=None,
         metavar="DIR",
-        help="Write each scenario's result.json under DIR/<scenario>/. Default: none",
+        help="Write each scenario's reports (result.json, report.html, summary.md, junit.xml, "
+        "bundle.tar.gz, metrics.prom) under DIR/<scenario>/, as `conntrack-harness run "
+        "--report-dir` does. Default: the test's tmp_path",
+    )
+    g.addoption(
+        "--harness-wait",
+        type=_seconds,
+        default=0.0,
+        metavar="SECONDS",
+        help="Wait up to SECONDS for another run's host lock instead of failing. Default: 0",
     )
     g.addoption(
         "--harness-keep-cluster",
@@ -81,15 +115,20 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         )
     backend = item.config.getoption("--harness-backend")
     if backend not in marker.args:
-        pytest.skip(f"runs on {', '.join(marker.args)}; this session uses {backend}")
+        # reported at the test, not here (as pytest's own skip markers are)
+        raise pytest.skip.Exception(
+            f"runs on {', '.join(marker.args)}; this session uses {backend}",
+            _use_item_location=True,
+        )
 
 
 class SessionPool:
     """Realized clusters kept for the whole pytest session, one per scenario file."""
 
-    def __init__(self, backend: str, options: Any) -> None:
+    def __init__(self, backend: str, options: Any, wait_s: float = 0.0) -> None:
         self.backend = backend
         self.options = options
+        self.wait_s = wait_s
         self._sessions: dict[str, Any] = {}
 
     def get(self, path: str | Path) -> Any:
@@ -99,9 +138,10 @@ class SessionPool:
         key = str(Path(path).resolve())
         if key not in self._sessions:
             session = ClusterSession(
-                load_scenario(path), backend=self.backend, options=self.options, wait_s=600
+                load_scenario(path), backend=self.backend, options=self.options, wait_s=self.wait_s
             )
-            session.__enter__()
+            with _lock_advice():
+                session.__enter__()
             self._sessions[key] = session
         return self._sessions[key]
 
@@ -130,6 +170,7 @@ def harness_sessions(request: pytest.FixtureRequest) -> Iterator[SessionPool]:
     _POOL = SessionPool(
         cfg.getoption("--harness-backend"),
         BackendOptions(keep_cluster=cfg.getoption("--harness-keep-cluster")),
+        wait_s=cfg.getoption("--harness-wait"),
     )
     try:
         yield _POOL
@@ -161,34 +202,72 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 RunScenario = Callable[..., RunResult]
 
 
+@contextlib.contextmanager
+def _lock_advice() -> Iterator[None]:
+    """A held host lock fails the test with the option pytest has (not the CLI's --wait)."""
+    from harness.errors import LockHeld
+
+    try:
+        yield
+    except LockHeld as e:
+        msg = str(e).replace("--wait SECONDS", "--harness-wait SECONDS")
+        if "--harness-wait" not in msg:
+            msg += " (pass --harness-wait SECONDS to wait for it)"
+        # from None: the CLI's advice must not show as the cause
+        raise pytest.fail.Exception(msg, pytrace=False) from None
+
+
+def scenario_data(
+    path: str | Path, overrides: Mapping[str, Any], repeat: int | None
+) -> tuple[Any, str]:
+    """The scenario file as YAML data with ``overrides`` deep-merged in (and every phase's
+    ``repeat`` set, when given), and the file's text. The file is read once and validated
+    first, so its own errors name it."""
+    from harness.scenario.loader import read_scenario, read_yaml
+
+    _, text = read_scenario(path)
+    data = deep_merge(read_yaml(text), overrides)
+    if repeat:
+        data["phases"] = [{**ph, "repeat": repeat} for ph in data["phases"]]
+    return data, text
+
+
 @pytest.fixture
 def run_scenario(request: pytest.FixtureRequest, tmp_path: Path) -> RunScenario:
-    """Run a scenario file (optionally with field overrides) and return its result.json."""
+    """Run a scenario file and return its result.json. Keyword arguments are merged into the
+    file (``load={"duration_s": 5}`` changes the duration and keeps the rest of its load).
+    Every run writes the CLI's reports, under ``--harness-report-dir`` or ``tmp_path``."""
+    import yaml
+
+    from harness.metrics.prometheus import HarnessMetrics
     from harness.runner import run_scenario as _run
-    from harness.scenario.loader import load_scenario, parse_scenario
+    from harness.scenario.loader import parse_scenario
 
     cfg = request.config
 
     def run(path: str | Path, **overrides: Any) -> RunResult:
-        scenario = load_scenario(path)
         repeat = cfg.getoption("--harness-repeat")
+        data, text = scenario_data(path, overrides, repeat)
+        scenario = parse_scenario(data, source=str(path))
         if overrides or repeat:
-            data = scenario.model_dump(mode="json", exclude_none=True)
-            data.update(overrides)
-            if repeat:
-                for ph in data["phases"]:
-                    ph["repeat"] = repeat
-            scenario = parse_scenario(data, source=str(path))
+            text = f"# {path} with the test's overrides\n" + yaml.safe_dump(data, sort_keys=False)
         report_root = cfg.getoption("--harness-report-dir")
         report_dir = Path(report_root) / scenario.name if report_root else tmp_path / "report"
         report_dir.mkdir(parents=True, exist_ok=True)
-        result = _run(
-            scenario,
-            scenario_file=str(path),
-            backend=cfg.getoption("--harness-backend"),
-            report_dir=report_dir,
-        )
-        (report_dir / "result.json").write_text(json.dumps(result, indent=2))
+        backend = cfg.getoption("--harness-backend")
+        with _lock_advice():
+            result = _run(
+                scenario,
+                scenario_file=str(path),
+                backend=backend,
+                report_dir=report_dir,
+                wait_s=cfg.getoption("--harness-wait"),
+                command=shlex.join(["pytest", request.node.nodeid, "--harness-backend", backend]),
+                scenario_text=text,  # run_scenario writes every report, evidence and bundle
+            )
+        metrics = HarnessMetrics()  # the CLI's metrics.prom, from the finished run
+        metrics.load_result(result)
+        metrics.write_textfile(report_dir / "metrics.prom")
         _RESULTS.append(result)
         for p in result["phases"]:
             d = p["dns"]
@@ -213,6 +292,10 @@ def assert_expectations(result: RunResult) -> None:
         if not e["ok"]
     ]
     assert not bad, "expectations violated:\n  " + "\n  ".join(bad)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    _RESULTS.clear()
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

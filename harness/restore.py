@@ -21,8 +21,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.errors import RestoreFailed
+from harness.errors import RestoreFailed, UnsafeRequest
 from harness.kernel import sysctl
+from harness.kernel.conntrack import max_refusal
 from harness.kernel.journal import Journal, journals, stale_journals, state_dir
 from harness.kernel.netns import NETNS_RUN_DIR, run
 from harness.kernel.process import stop_pid
@@ -182,9 +183,17 @@ def sweep_orphans(report: RestoreReport) -> None:
     report.notes = [n for n in report.notes if not n.startswith("left alone:")]
 
 
+def check_conntrack_max_floor(value: int) -> None:
+    """Refuse a global table smaller than what the host itself is using, plus a margin."""
+    why = max_refusal(value, int(sysctl.read("net.netfilter.nf_conntrack_count")))
+    if why is not None:
+        raise UnsafeRequest(why, field="--conntrack-max", value=value)
+
+
 def set_conntrack_max(value: int, report: RestoreReport) -> None:
     """Put the global table size back to a value the user names (no journal recorded it)."""
     key = "net.netfilter.nf_conntrack_max"
+    check_conntrack_max_floor(value)
     current = sysctl.read(key)
     if current != str(value):
         sysctl.write(key, str(value))

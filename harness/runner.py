@@ -5,37 +5,37 @@ phase (steady state -> method -> steady state), and restore everything on every 
 from __future__ import annotations
 
 import os
-import platform
-import secrets
 import shutil
 import signal
-import socket
 import sys
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import ExitStack, contextmanager
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
 from types import FrameType
 
 from harness.backends.base import BackendOptions, Cluster, Progress
 from harness.backends.registry import (
     HOST_KERNEL_BACKENDS,
+    changes_host,
     check_backend,
+    check_backend_ready,
     make_cluster,
     root_reason,
 )
-from harness.comparisons import comparisons
 from harness.errors import BadInput, NotRoot, RestoreFailed, UnsafeRequest
 from harness.kernel import sysctl
+from harness.kernel.conntrack import max_refusal
 from harness.kernel.journal import STATE_DIR_ENV, HostLock, Journal, state_dir
 from harness.kernel.signals import deferred
-from harness.phase_result import build_phase_result
 from harness.restore import RestoreReport, restore_stale, undo_journal
-from harness.result import SCHEMA_VERSION, Environment, PhaseResult, RunResult, Verdict
+from harness.results import record as _record
+from harness.results.build import build_phase_result
+from harness.results.evidence import Evidence
+from harness.results.record import RunRecord, basic_environment
+from harness.results.schema import Environment, PhaseResult, RunResult
 from harness.scenario.model import Phase, Scenario
 
 CT = "net.netfilter."
-MAX_MARGIN = 1024
 
 
 class Interrupted(BaseException):
@@ -85,13 +85,10 @@ def signals_raise() -> Iterator[None]:
 
 def check_conntrack_max(value: int, *, force: bool) -> None:
     """Never shrink the global table below what the host itself is using (plus a margin)."""
-    live = int(sysctl.read(CT + "nf_conntrack_count"))
-    if value < live + MAX_MARGIN and not force:
+    why = max_refusal(value, int(sysctl.read(CT + "nf_conntrack_count")))
+    if why is not None and not force:
         raise UnsafeRequest(
-            f"nf_conntrack_max={value} is below the host's live count {live} + {MAX_MARGIN}; "
-            "that would drop the machine's own traffic (pass --force to do it anyway)",
-            field="host.nf_conntrack_max",
-            value=value,
+            f"{why} (pass --force to do it anyway)", field="host.nf_conntrack_max", value=value
         )
 
 
@@ -107,6 +104,8 @@ def preflight(scenario: Scenario, *, force: bool) -> None:
 
 
 def environment(backend: str) -> Environment:
+    """The host as this run sees it. Read with the host lock held: another run's changes to
+    the global sysctls would otherwise be recorded as this host's."""
     keys = [
         "nf_conntrack_max",
         "nf_conntrack_buckets",
@@ -120,21 +119,18 @@ def environment(backend: str) -> Environment:
             sysctls[CT + k] = sysctl.read(CT + k)
         except OSError:
             continue
-    tools = {}
-    for t in ("iptables", "nft", "conntrack", "dnsmasq", "nginx"):
-        tools[t] = shutil.which(t) or "missing"
-    return Environment(
-        kernel=platform.release(),
-        backend=backend,
-        hostname=socket.gethostname(),
-        python=platform.python_version(),
-        sysctls=sysctls,
-        tools=tools,
-    )
+    env = basic_environment(backend)
+    env["sysctls"] = sysctls
+    env["tools"] = {
+        t: shutil.which(t) or "missing"
+        for t in ("iptables", "nft", "conntrack", "dnsmasq", "nginx")
+    }
+    return env
 
 
 def new_run_id() -> str:
-    return secrets.token_hex(3)
+    """A fresh run id (the integration tests replace this to name their runs)."""
+    return _record.new_run_id()
 
 
 def _say_repaired(report: RestoreReport) -> None:
@@ -162,13 +158,14 @@ class ClusterSession:
         options: BackendOptions | None = None,
         force: bool = False,
         wait_s: float = 0.0,
+        run_id: str | None = None,
     ) -> None:
         self.scenario = scenario
         self.backend = backend
         self.options = options or BackendOptions()
         self.force = force
         self.wait_s = wait_s
-        self.run_id = new_run_id()
+        self.run_id = run_id or new_run_id()
         self.on_host = backend in HOST_KERNEL_BACKENDS  # its nodes share this host's kernel
         self.env: Environment | None = None
         self._stack = ExitStack()
@@ -177,15 +174,18 @@ class ClusterSession:
         self.cluster: Cluster | None = None
 
     def __enter__(self) -> ClusterSession:
-        check_backend(self.backend, self.scenario, self.options)  # nothing touched yet
+        # every check that needs no lock comes first, and nothing is touched until all pass
+        check_backend(self.backend, self.scenario, self.options)
         require_root(self.backend)
         if self.on_host:
             preflight(self.scenario, force=self.force)
-        self.env = environment(self.backend)
+        check_backend_ready(self.backend, self.options)  # tools, daemon, API server
         stack = self._stack
-        stack.enter_context(HostLock(self.wait_s))
+        lock = changes_host(self.backend, self.scenario, self.options)
+        stack.enter_context(HostLock(self.wait_s) if lock else nullcontext())
         stack.enter_context(signals_raise())
         try:
+            self.env = environment(self.backend)  # under the lock: no other run's values
             if self.on_host:
                 _say_repaired(restore_stale())
             with deferred():  # a journal that exists always has its safety net registered
@@ -246,6 +246,57 @@ class ClusterSession:
         self.cluster.reset()
 
 
+def run(
+    record: RunRecord,
+    scenario: Scenario,
+    *,
+    force: bool = False,
+    wait_s: float = 0.0,
+    progress: Progress | None = None,
+    on_phase: Callable[[PhaseResult], None] | None = None,
+    options: BackendOptions | None = None,
+) -> RunRecord:
+    """Run every phase into ``record``: each phase's result, then the evidence, in memory.
+
+    Whatever fails (a phase, the evidence, the teardown, a restore) is noted on the record
+    (:meth:`RunRecord.fail`) before it propagates, so the phases measured so far can still be
+    written: ``record.result()`` is then a complete result.json with verdict ``error``.
+    """
+    session = ClusterSession(
+        scenario,
+        backend=record.backend,
+        options=options,
+        force=force,
+        wait_s=wait_s,
+        run_id=record.run_id,
+    )
+    try:
+        with session:
+            record.environment = session.env
+            for phase in scenario.phases:
+                for rep in range(phase.repeat):
+                    pr = session.run_phase(phase, rep, progress)
+                    record.add_phase(pr)
+                    if on_phase:
+                        on_phase(pr)
+            if session.cluster is not None:
+                record.evidence = _evidence(session.cluster)
+    except BaseException as e:
+        record.fail(e)
+        raise
+    record.finish()
+    return record
+
+
+def _evidence(cluster: Cluster) -> Evidence:
+    """The bundle's evidence; failing to gather it costs the bundle those files, not the run."""
+    try:
+        return cluster.evidence()
+    except Exception as e:  # a node gone, a command failing: the measurement still stands
+        print(f"conntrack-harness: evidence not captured: {e}", file=sys.stderr)
+        return Evidence()
+
+
 def run_scenario(
     scenario: Scenario,
     *,
@@ -258,50 +309,43 @@ def run_scenario(
     on_phase: Callable[[PhaseResult], None] | None = None,
     command: str | None = None,
     options: BackendOptions | None = None,
+    scenario_text: str | None = None,
 ) -> RunResult:
-    started = datetime.now(UTC)
-    phases: list[PhaseResult] = []
-    session = ClusterSession(scenario, backend=backend, options=options, force=force, wait_s=wait_s)
-    with session:
-        for phase in scenario.phases:
-            for rep in range(phase.repeat):
-                pr = session.run_phase(phase, rep, progress)
-                phases.append(pr)
-                if on_phase:
-                    on_phase(pr)
-        if report_dir is not None and session.cluster is not None:
-            _write_evidence(report_dir, session.cluster.evidence())
-    verdict: Verdict = "pass" if phases and all(p["verdict"] == "pass" for p in phases) else "fail"
-    result = RunResult(
-        schema_version=SCHEMA_VERSION,
-        run_id=session.run_id,
+    """Run a scenario and return its result.json; with ``report_dir``, also write its reports
+    (even when the run fails after a phase was measured). ``scenario_text`` is what the bug
+    bundle keeps as scenario.yaml."""
+    record = RunRecord(
         scenario=scenario.name,
-        scenario_file=scenario_file,
-        started_at=started.isoformat(),
-        finished_at=datetime.now(UTC).isoformat(),
+        run_id=new_run_id(),
+        backend=backend,
         command=command or " ".join(sys.argv),
-        verdict=verdict,
-        environment=session.env or environment(backend),
-        phases=phases,
+        scenario_file=scenario_file,
+        scenario_text=scenario_text,
     )
-    result["comparisons"] = comparisons(result)
-    return result
+    from harness.report.files import salvage, write_run
+
+    try:
+        run(
+            record,
+            scenario,
+            force=force,
+            wait_s=wait_s,
+            progress=progress,
+            on_phase=on_phase,
+            options=options,
+        )
+    except BaseException:
+        if report_dir is not None:
+            salvage(record, report_dir)
+        raise
+    if report_dir is not None:
+        write_run(record, report_dir)
+    return record.result()
 
 
 def _run_phase(
     cluster: Cluster, scenario: Scenario, phase: Phase, rep: int, progress: Progress | None
 ) -> PhaseResult:
-    with cluster.phase(phase) as settings:
-        m = cluster.measure(phase, settings, scenario.phase_load(phase), progress)
+    with cluster.phase(phase) as plan:
+        m = cluster.measure(plan, progress)
     return build_phase_result(phase, rep, m)
-
-
-def _write_evidence(report_dir: Path, files: Mapping[str, str | bytes]) -> None:
-    base = report_dir / "evidence"
-    for rel, content in files.items():
-        p = base / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, bytes):
-            p.write_bytes(content)
-        else:
-            p.write_text(content)

@@ -4,7 +4,8 @@ Runs the DNS and HTTP generators of one phase concurrently in one event loop, wi
 inside the client pods' namespaces, and writes what they measured as JSON. The harness starts
 it as a separate process (journaled by PID) so a load generator can never wedge the
 controller, and so other generators (Locust, in-pod images on kind) fit the same contract:
-JSON plan in, JSON result out.
+JSON plan in, JSON result out. :class:`WorkerPlan` and :class:`WorkerResult` are that contract,
+typed; every backend builds the same ``WorkerPlan`` from the phase plan.
 """
 
 from __future__ import annotations
@@ -15,53 +16,190 @@ import json
 import re
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired, TypedDict, cast
 
 from harness.dns.resolvconf import ResolvConf
+from harness.errors import BadInput
+from harness.results.schema import LatencyHist, LatencyMs
 from harness.stats import LATENCY_EDGES_S, bucket_latencies
 from loadgen.dns.accounting import summarize
 from loadgen.dns.engine import run_dns_load
-from loadgen.dns.types import ClientPod, DNSPlan
-from loadgen.http.plan import HTTPPlan, HTTPTarget
+from loadgen.dns.types import ClientPod, DNSPlan, LookupRecord
+from loadgen.http.plan import HTTPPlan, HTTPTarget, TimelineRow
 from loadgen.http.workers import run_http_load_workers
 
 MAX_NAMES = 50
-DNS_PLAN_FIELDS = {
-    "rate",
-    "duration_s",
-    "names",
-    "resolver",
-    "lookups_per_process",
-    "pattern",
-    "burst_on_s",
-    "burst_off_s",
-    "workers",
-    "drain",
-}
+DNS_PLAN_FIELDS = frozenset(f.name for f in fields(DNSPlan))
+HTTP_PLAN_FIELDS = frozenset(f.name for f in fields(HTTPPlan))
 
 
-async def _dns(spec: dict[str, Any]) -> dict[str, Any]:
-    pods = [ClientPod(p["netns"], p["ip"], ResolvConf.parse(p["resolv"])) for p in spec["pods"]]
-    plan = DNSPlan(**{k: v for k, v in spec["plan"].items() if k in DNS_PLAN_FIELDS})
+# --- the plan: what one worker process is asked to do -----------------------------------------
+@dataclass(frozen=True)
+class PodSpec:
+    """A client pod the DNS load runs from: namespace (None: this process's own, inside a
+    real pod), IP, and the text of the resolv.conf its resolver reads."""
+
+    netns: str | None
+    ip: str
+    resolv: str
+
+
+@dataclass(frozen=True)
+class DNSWork:
+    pods: tuple[PodSpec, ...]
+    plan: DNSPlan
+
+
+@dataclass(frozen=True)
+class HTTPWork:
+    targets: tuple[HTTPTarget, ...]
+    plan: HTTPPlan
+    workers: int = 1  # worker processes (one Python process ~ one core)
+
+
+@dataclass(frozen=True)
+class WorkerPlan:
+    """The worker contract's input. Every backend builds it from the phase plan; its JSON form
+    (:meth:`to_json`) is the plan file (netns) or the stdin of the worker in a pod (kube)."""
+
+    duration_s: float
+    dns: DNSWork | None = None
+    http: HTTPWork | None = None
+    phase: str = ""
+    pod: str = ""  # the client pod that runs it (kube: one worker per pod)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"duration_s": self.duration_s}
+        if self.phase:
+            out["phase"] = self.phase
+        if self.pod:
+            out["pod"] = self.pod
+        if self.dns is not None:
+            out["dns"] = {
+                "pods": [{"netns": p.netns, "ip": p.ip, "resolv": p.resolv} for p in self.dns.pods],
+                "plan": asdict(self.dns.plan),
+            }
+        if self.http is not None:
+            out["http"] = {
+                "targets": [
+                    {"netns": t.netns, "ip": t.address, "port": t.port} for t in self.http.targets
+                ],
+                "plan": {**asdict(self.http.plan), "workers": self.http.workers},
+            }
+        return out
+
+    @classmethod
+    def from_json(cls, obj: object) -> WorkerPlan:
+        """The plan file's content (unknown plan keys are ignored, missing ones are bad input)."""
+        if not isinstance(obj, dict):
+            raise BadInput("the worker plan is not a JSON object", field="plan")
+        try:
+            dns = http = None
+            if "dns" in obj:
+                d = obj["dns"]
+                dns = DNSWork(
+                    pods=tuple(PodSpec(p["netns"], p["ip"], p["resolv"]) for p in d["pods"]),
+                    plan=DNSPlan(**{k: v for k, v in d["plan"].items() if k in DNS_PLAN_FIELDS}),
+                )
+            if "http" in obj:
+                h = obj["http"]
+                http = HTTPWork(
+                    targets=tuple(
+                        HTTPTarget(address=t["ip"], port=t["port"], netns=t["netns"])
+                        for t in h["targets"]
+                    ),
+                    plan=HTTPPlan(**{k: v for k, v in h["plan"].items() if k in HTTP_PLAN_FIELDS}),
+                    workers=int(h["plan"].get("workers", 1)),
+                )
+            return cls(
+                duration_s=float(obj["duration_s"]),
+                dns=dns,
+                http=http,
+                phase=str(obj.get("phase", "")),
+                pod=str(obj.get("pod", "")),
+            )
+        except (KeyError, TypeError) as e:
+            raise BadInput(f"the worker plan lacks or mistypes {e}", field="plan") from e
+
+
+# --- the result: what it measured ----------------------------------------------------------
+class WorkerDNS(TypedDict):
+    """``summarize`` of the lookups, plus what only the worker knows."""
+
+    lookups: int
+    timeouts: int
+    timeout_rate: float
+    failed: int
+    failed_rate: float
+    unfinished: int
+    full_timeout_waits: int
+    full_timeout_rate: float
+    queries_sent: int
+    queries_unanswered: int
+    queries_per_lookup: float
+    latency_ms: LatencyMs
+    resolver: str
+    timeline: list[list[float]]
+    elapsed_s: float
+    latency_hist: LatencyHist
+    by_name: dict[str, dict[str, float]]
+    outcomes: dict[str, int]
+    waited: NotRequired[int]  # lookups that waited for any resend (musl: timeout/attempts)
+    waited_rate: NotRequired[float]
+    by_resolver: NotRequired[dict[str, dict[str, int]]]
+    latency_sum_s: NotRequired[float]
+
+
+class WorkerHTTP(TypedDict):
+    mode: str
+    requests: int
+    failures: int
+    failure_rate: float
+    new_connections: int
+    connect_failures: int
+    elapsed_s: float
+    latency_ms: LatencyMs
+    errors: dict[str, int]
+    fill_connections: int
+    fill_s: float | None
+    timeline: list[TimelineRow]
+
+
+class WorkerResult(TypedDict):
+    """The worker contract's output (the result file; a kube pod prints it)."""
+
+    dns: NotRequired[WorkerDNS]
+    http: NotRequired[WorkerHTTP]
+    started_monotonic: NotRequired[float]  # CLOCK_MONOTONIC when the load began
+
+
+async def _dns(work: DNSWork) -> WorkerDNS:
+    pods = [ClientPod(p.netns, p.ip, ResolvConf.parse(p.resolv)) for p in work.pods]
     t0 = time.monotonic()
-    records = await run_dns_load(pods, plan)
+    records = await run_dns_load(pods, work.plan)
     summary = summarize(records, timeout_s=pods[0].resolv.timeout)
-    summary["elapsed_s"] = round(time.monotonic() - t0, 3)
-    summary["latency_hist"] = {
-        "edges_s": list(LATENCY_EDGES_S),
-        "counts": bucket_latencies([r.latency_s for r in records]),
-    }
-    summary["by_name"] = by_name(records)
     outcomes: dict[str, int] = {}
     for r in records:
         outcomes[r.outcome] = outcomes.get(r.outcome, 0) + 1
-    summary["outcomes"] = outcomes
-    return dict(summary)
+    hist: LatencyHist = {
+        "edges_s": list(LATENCY_EDGES_S),
+        "counts": bucket_latencies([r.latency_s for r in records]),
+    }
+    return cast(
+        WorkerDNS,
+        {
+            **summary,
+            "elapsed_s": round(time.monotonic() - t0, 3),
+            "latency_hist": hist,
+            "by_name": by_name(records),
+            "outcomes": outcomes,
+        },
+    )
 
 
-def by_name(records: list[Any]) -> dict[str, dict[str, float]]:
+def by_name(records: list[LookupRecord]) -> dict[str, dict[str, float]]:
     """Queries per lookup and timeouts for each name looked up (ndots amplification)."""
     out: dict[str, dict[str, float]] = {}
     many = len({r.name for r in records}) > MAX_NAMES
@@ -77,43 +215,35 @@ def by_name(records: list[Any]) -> dict[str, dict[str, float]]:
     return out
 
 
-async def _http(spec: dict[str, Any]) -> dict[str, Any]:
-    targets = [
-        HTTPTarget(address=t["ip"], port=t["port"], netns=t["netns"]) for t in spec["targets"]
-    ]
-    p = spec["plan"]
-    plan = HTTPPlan(
-        mode=p["mode"],
-        rate=p["rate"],
-        duration_s=p["duration_s"],
-        pool_size=p["pool_size"],
-        connect_timeout_s=p["connect_timeout_s"],
-        max_in_flight=p["max_in_flight"],
-        fill_connections=p.get("fill_connections", 0),
-    )
-    res = await run_http_load_workers(targets, plan, int(p.get("workers", 1)))
-    out = dict(res.to_http_result())
-    out.update(
+async def _http(work: HTTPWork) -> WorkerHTTP:
+    res = await run_http_load_workers(list(work.targets), work.plan, work.workers)
+    base = res.to_http_result()
+    return WorkerHTTP(
+        mode=base["mode"],
+        requests=base["requests"],
+        failures=base["failures"],
+        failure_rate=base["failure_rate"],
+        new_connections=base["new_connections"],
         connect_failures=res.connect_failures,
         elapsed_s=round(res.elapsed_s, 3),
-        latency_ms=dict(res.latency_ms),
+        latency_ms=LatencyMs(**res.latency_ms),
         errors=res.errors,
-        fill_connections=plan.fill_connections,
+        fill_connections=work.plan.fill_connections,
         fill_s=None if res.fill_s is None else round(res.fill_s, 3),
-        timeline=[list(r) if not isinstance(r, dict) else r for r in res.timeline],
+        timeline=list(res.timeline),
     )
-    return out
 
 
-async def run_plan(plan: dict[str, Any]) -> dict[str, Any]:
+async def run_plan(plan: WorkerPlan) -> WorkerResult:
     # CLOCK_MONOTONIC is system-wide: the harness places the load start on its own timeline.
     started = time.monotonic()
-    jobs: dict[str, asyncio.Task[dict[str, Any]]] = {}
-    if "dns" in plan:
-        jobs["dns"] = asyncio.create_task(_dns(plan["dns"]))
-    if "http" in plan:
-        jobs["http"] = asyncio.create_task(_http(plan["http"]))
-    out: dict[str, Any] = {name: await task for name, task in jobs.items()}
+    out = WorkerResult()
+    dns = asyncio.create_task(_dns(plan.dns)) if plan.dns is not None else None
+    http = asyncio.create_task(_http(plan.http)) if plan.http is not None else None
+    if dns is not None:
+        out["dns"] = await dns
+    if http is not None:
+        out["http"] = await http
     out["started_monotonic"] = started
     return out
 
@@ -123,10 +253,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--plan", required=True, type=Path)
     ap.add_argument("--out", required=True, type=Path)
     args = ap.parse_args(argv)
-    plan = json.loads(args.plan.read_text())
+    plan = WorkerPlan.from_json(json.loads(args.plan.read_text()))
     result = asyncio.run(run_plan(plan))
     tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, default=asdict))
+    tmp.write_text(json.dumps(result))
     tmp.replace(args.out)
     return 0
 

@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.result import (
+from harness.results.schema import (
     SCHEMA_VERSION,
     ConntrackResult,
     DNSResult,
@@ -155,7 +155,8 @@ def _simulate(m: PhaseModel) -> _Sim:
         s.peak = max(s.peak, round(count))
         s.ct_timeline.append([t, round(count), s.drop])
         if i % round(1 / SAMPLE_INTERVAL_S) == 0:
-            s.dns_timeline.append([t, second_lookups, second_timeouts])
+            # like the load generator: row t counts the lookups started in [t, t+1)
+            s.dns_timeline.append([t - 1, second_lookups, second_timeouts])
             second_lookups, second_timeouts, served_this_second = 0, 0, 0.0
     return s
 

@@ -1,15 +1,15 @@
 """What every backend offers the runner.
 
 A backend turns a scenario's cluster into a running one (a context manager that cleans up on
-every exit path), applies a phase's remediations and faults (another context manager that
-reverts them and yields the phase's effective settings), drives the phase's load from the
-client pods and returns raw measurements, and captures evidence for bug bundles. The runner is
-backend-agnostic: result.json has the same shape whichever backend produced it.
+every exit path), realizes a phase's plan (:func:`harness.plan.plan_phase`: another context
+manager that reverts it and yields the :class:`harness.plan.PhasePlan`), drives the plan's load
+from the client pods and returns raw measurements, and captures evidence for bug bundles. The
+runner is backend-agnostic: result.json has the same shape whichever backend produced it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -17,7 +17,9 @@ from typing import Any, Protocol
 from harness.kernel.journal import Journal
 from harness.kernel.sysctl import SysctlGuard
 from harness.measurement import PhaseMeasurement
-from harness.scenario.model import LoadSpec, Phase, Scenario
+from harness.plan import PhasePlan
+from harness.results.evidence import Evidence
+from harness.scenario.model import Phase, Scenario
 
 # phase name, seconds elapsed, seconds planned, live figures (e.g. {"conntrack": {...}, "max": N})
 Progress = Callable[[str, float, float, dict[str, Any]], None]
@@ -50,23 +52,21 @@ class Cluster(Protocol):
         """The scenario's node_sysctls, for the whole run (reverted by the guard)."""
         ...
 
-    def phase(self, phase: Phase) -> AbstractContextManager[dict[str, Any]]:
-        """Apply the phase's remediations and faults; yield its settings; revert on exit."""
+    def phase(self, phase: Phase) -> AbstractContextManager[PhasePlan]:
+        """Realize the phase's plan (remediations and faults); yield it; revert on exit."""
         ...
 
     def reset(self) -> None:
         """Cheap reset between phases or tests: flush the nodes' conntrack tables."""
         ...
 
-    def measure(
-        self, phase: Phase, settings: dict[str, Any], load: LoadSpec, progress: Progress | None
-    ) -> PhaseMeasurement:
-        """Reset per-phase state, run the load, and return what was measured."""
+    def measure(self, plan: PhasePlan, progress: Progress | None) -> PhaseMeasurement:
+        """Reset per-phase state, run the plan's load, and return what was measured."""
         ...
 
-    def evidence(self) -> Mapping[str, str | bytes]:
-        """Files for the bug bundle: per-node iptables-save, conntrack -S, per-pod resolv.conf
-        (and, with --pcap, ``pcap/<phase>.pcap`` bytes)."""
+    def evidence(self) -> Evidence:
+        """What the bug bundle keeps, in the one layout every backend uses: per-node
+        iptables-save and conntrack -S, per-pod (and per-phase) resolv.conf, --pcap captures."""
         ...
 
 

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from harness.backends.base import BackendOptions, Cluster
-from harness.errors import BadInput, UnsafeRequest
+from harness.errors import BadInput
 from harness.kernel.journal import Journal
 from harness.kernel.sysctl import SysctlGuard
 from harness.scenario.model import Scenario
@@ -101,17 +101,44 @@ def check_backend(backend: str, scenario: Scenario, options: BackendOptions) -> 
                 "and pass --loadgen-image REPO",
                 field="--loadgen-image",
             )
-        from harness.backends.kube.kubeconfig import disruptive_steps
+        from harness.backends.kube.kubeconfig import check_allowed
 
-        steps = disruptive_steps(scenario)
-        if steps and not options.allow_disruptive:
-            raise UnsafeRequest(
-                "this scenario changes the existing cluster beyond its own namespace: "
-                + "; ".join(steps)
-                + ". Re-run with --allow-disruptive on a cluster you may disturb",
-                field="--allow-disruptive",
-                value=False,
-            )
+        check_allowed(scenario, allow_disruptive=options.allow_disruptive)
+
+
+def check_backend_ready(backend: str, options: BackendOptions) -> None:
+    """Checks that need no lock and change nothing: the backend's tools are on PATH, Docker's
+    daemon answers (kind, k3s), the kubeconfig's API server answers. Run before the host lock
+    is waited on and before any host change, so a run never changes the host and then finds
+    its backend missing."""
+    if backend == "kind":
+        from harness.backends.kube.kind import preflight as kind_preflight
+
+        kind_preflight()
+    elif backend == "k3s":
+        from harness.backends.kube.k3s import preflight as k3s_preflight
+
+        k3s_preflight()
+    elif backend == "kubeconfig":
+        from harness.backends.kube.kubeconfig import preflight as kubeconfig_preflight
+
+        kubeconfig_preflight(options.kubeconfig)
+
+
+def changes_host(backend: str, scenario: Scenario, options: BackendOptions) -> bool:
+    """Does this run change this host, and so need the host lock?
+
+    netns builds namespaces here; kind and k3s start node containers on this host's kernel.
+    kubeconfig changes only its cluster, unless --allow-disruptive lets it set the nodes'
+    global conntrack sysctls: a cluster whose nodes run on this host (a local kind) would then
+    change this host's kernel, so that run takes the lock too."""
+    if backend in HOST_KERNEL_BACKENDS:
+        return True
+    if backend != "kubeconfig" or not options.allow_disruptive:
+        return False
+    from harness.backends.kube.hostsysctl import needs_host
+
+    return needs_host(scenario)
 
 
 def project_dir() -> Path:

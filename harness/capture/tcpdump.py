@@ -18,7 +18,7 @@ from harness.capture.pcap import merge, read_pcap, same_port_pairs, write_pcap
 from harness.errors import BackendError
 from harness.kernel.journal import Journal
 from harness.kernel.process import Proc, spawn, stop_pid
-from harness.result import CaptureResult
+from harness.results.schema import CaptureResult
 
 READY_S = 10.0
 SETTLE_S = 0.3  # let the last replies reach the file before tcpdump is stopped

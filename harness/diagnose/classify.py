@@ -19,11 +19,12 @@ none            none of the above
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from harness.result import PhaseResult
+from harness.results.schema import PhaseResult
 
 Cause = Literal["exhaustion", "insert-race", "server-overload", "injected-fault", "none"]
 Confidence = Literal["high", "medium", "low"]
@@ -66,6 +67,7 @@ class Signals:
     table_full_lines: int = 0
     lookups: int | None = None
     timeouts: int | None = None
+    waited: int | None = None  # lookups that waited for a resend (timeouts included)
     server_received: int | None = None
     server_answered: int | None = None
     server_errors: int | None = None  # lookups the servers answered with SERVFAIL/REFUSED
@@ -76,6 +78,7 @@ class Signals:
     fault_hits: int | None = None
     resolver_flags: frozenset[str] = field(default_factory=frozenset)
     ndots: int | None = None
+    time_wait_s: int | None = None  # nf_conntrack_tcp_timeout_time_wait in force
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,23 @@ class Diagnosis:
     @property
     def label(self) -> str:
         return f"{self.cause} (injected)" if self.injected else self.cause
+
+
+# A TIME_WAIT at or below this is already short: shortening it further is not the lever.
+SHORT_TIME_WAIT_S = 30
+
+
+def exhaustion_remediation(s: Signals) -> str:
+    """The exhaustion advice, minus what is already done (a TIME_WAIT already short)."""
+    if s.time_wait_s is None or s.time_wait_s > SHORT_TIME_WAIT_S:
+        return REMEDIATION["exhaustion"]
+    return (
+        "Pool HTTP connections (keep-alive, e.g. requests.Session) so fewer flows are created; "
+        "raise nf_conntrack_max with nf_conntrack_buckets = max/4 "
+        f"(nf_conntrack_tcp_timeout_time_wait is already {s.time_wait_s} s: shortening it "
+        "further is not the lever); NodeLocal DNSCache keeps cached names resolving (seed 002: "
+        "'conntrack table full errors in dmesg -> nf_conntrack_max tuning')."
+    )
 
 
 def _fill(s: Signals) -> float | None:
@@ -124,10 +144,20 @@ def classify(s: Signals) -> Diagnosis:
         ev.append(f"conntrack count (peak) {s.peak_count}/{s.conntrack_max} ({fill:.0%} of max)")
     ev.append(
         f"drop={s.drop} early_drop={s.early_drop} insert_failed={s.insert_failed} "
-        f"clash_resolve={s.clash_resolve} table_full_lines={s.table_full_lines}"
+        f"clash_resolve={s.clash_resolve}"
     )
+    if s.table_full_lines:
+        # printk_ratelimit: at most 10 lines per 5 s, so their number is no measure of loss
+        ev.append(
+            "kernel logged 'table full, dropping packet' (present; the kernel rate-limits "
+            "these lines, so drop counts the loss, not the number of lines)"
+        )
     if s.timeouts is not None and s.lookups is not None:
-        ev.append(f"client: {s.timeouts}/{s.lookups} lookups timed out")
+        line = f"client: {s.timeouts}/{s.lookups} lookups timed out"
+        if s.waited is not None and s.waited > s.timeouts:
+            # musl resends every timeout/attempts: a wait that short is not a timeout
+            line += f"; {s.waited - s.timeouts} more waited for a resend, under the timeout"
+        ev.append(line)
     gap = _server_gap(s)
     if s.server_received is not None:
         ev.append(f"DNS servers: received {s.server_received}, answered {s.server_answered}")
@@ -145,7 +175,7 @@ def classify(s: Signals) -> Diagnosis:
     if s.table_full_lines > 0 or (near_full and dropping):
         strong = sum([near_full, dropping, s.table_full_lines > 0])
         conf: Confidence = "high" if strong == 3 else "medium" if strong == 2 else "low"
-        return Diagnosis("exhaustion", conf, ev, REMEDIATION["exhaustion"])
+        return Diagnosis("exhaustion", conf, ev, exhaustion_remediation(s))
     # 2. insert race: natural (insert_failed + drop) or an injected race window
     race_window = s.injected and (s.fault_kind or "").startswith("race")
     if race_window and (s.fault_hits or 0) > 0:
@@ -189,6 +219,18 @@ def classify(s: Signals) -> Diagnosis:
     return Diagnosis("none", conf, ev, REMEDIATION["none"])
 
 
+_TIME_WAIT = re.compile(r"\btcp_timeout_time_wait=(\d+)")
+
+
+def phase_time_wait(phase: PhaseResult) -> int | None:
+    """The TIME_WAIT timeout a phase's remediations set, if one did."""
+    for label in phase["remediations"]:
+        m = _TIME_WAIT.search(label)
+        if m:
+            return int(m.group(1))
+    return None
+
+
 def signals_from_phase(phase: PhaseResult) -> Signals:
     """The signals a finished phase carries in result.json."""
     ct = phase["conntrack"]
@@ -209,6 +251,7 @@ def signals_from_phase(phase: PhaseResult) -> Signals:
         table_full_lines=ct["table_full_lines"],
         lookups=phase["dns"]["lookups"],
         timeouts=phase["dns"]["timeouts"],
+        waited=phase["dns"].get("waited"),
         server_received=phase["server"]["received"],
         server_answered=phase["server"]["answered"],
         server_errors=phase["dns"].get("outcomes", {}).get("error"),
@@ -217,6 +260,7 @@ def signals_from_phase(phase: PhaseResult) -> Signals:
         injected=phase["injected"],
         fault_kind=kind if isinstance(kind, str) else None,
         fault_hits=hits if isinstance(hits, int) else None,
+        time_wait_s=phase_time_wait(phase),
     )
 
 

@@ -19,6 +19,9 @@ from harness.kernel import netns as ns
 
 STAT_PATH = "/proc/thread-self/net/stat/nf_conntrack"
 SYSCTL_DIR = "/proc/sys/net/netfilter"
+# The window a live diagnosis looks at: "table full" lines older than this are another
+# incident's (e.g. an earlier run's), not this one's.
+DEFAULT_WINDOW_S = 300.0
 TIMEOUT_SYSCTLS = (
     "nf_conntrack_tcp_timeout_time_wait",
     "nf_conntrack_tcp_timeout_close",
@@ -42,6 +45,12 @@ class LiveReadings:
     resolv_conf_path: str | None
     resolv_conf: ResolvConf | None
     notes: list[str] = field(default_factory=list)
+    window_s: float | None = None  # "table full" lines counted only this far back
+
+
+def uptime_s() -> float:
+    """Seconds since boot: the clock dmesg stamps its lines with."""
+    return float(Path("/proc/uptime").read_text().split()[0])
 
 
 def _read(netns: str | None, path: str) -> str | None:
@@ -73,10 +82,15 @@ def read_live(
     *,
     resolv_conf: str | Path | None = None,
     dmesg_text: str | None = None,
+    window_s: float | None = DEFAULT_WINDOW_S,
+    now_s: float | None = None,
 ) -> LiveReadings:
     """Read counters, sysctls, "table full" lines and resolv.conf. Changes nothing.
 
     ``dmesg_text`` may be supplied (e.g. from a node's journal); otherwise ``dmesg`` is run.
+    Only "table full" lines of the last ``window_s`` seconds count (``None``: all), before
+    ``now_s`` (seconds since boot; default: now); the host's reading counts only the initial
+    namespace's lines, not those of other namespaces.
     """
     if netns is not None and not Path(ns.netns_path(netns)).exists():
         raise BadInput(
@@ -96,7 +110,14 @@ def read_live(
         except CommandFailed as e:
             notes.append(f"dmesg unreadable: {e}")
     inode = ns.inode(netns) if netns else None
-    full = table_full_lines(dmesg_text, inode) if dmesg_text is not None else None
+    since = None
+    if window_s is not None:
+        since = (uptime_s() if now_s is None else now_s) - window_s
+    full = (
+        table_full_lines(dmesg_text, inode, initial_only=netns is None, since_s=since)
+        if dmesg_text is not None
+        else None
+    )
     rc_path = str(resolv_conf) if resolv_conf else default_resolv_conf(netns)
     rc = ResolvConf.parse(Path(rc_path).read_text()) if rc_path else None
     return LiveReadings(
@@ -110,6 +131,7 @@ def read_live(
         resolv_conf_path=rc_path,
         resolv_conf=rc,
         notes=notes,
+        window_s=window_s,
     )
 
 
@@ -126,6 +148,7 @@ def live_signals(r: LiveReadings) -> Signals:
         table_full_lines=len(r.table_full or []),
         resolver_flags=flags,
         ndots=r.resolv_conf.ndots if r.resolv_conf else None,
+        time_wait_s=r.timeouts.get("nf_conntrack_tcp_timeout_time_wait"),
     )
 
 
@@ -134,15 +157,21 @@ def diagnose_live(
     *,
     resolv_conf: str | Path | None = None,
     dmesg_text: str | None = None,
+    window_s: float | None = DEFAULT_WINDOW_S,
+    now_s: float | None = None,
 ) -> tuple[LiveReadings, Diagnosis]:
     """``conntrack-harness diagnose`` on a live host or node: read, then classify."""
-    readings = read_live(netns, resolv_conf=resolv_conf, dmesg_text=dmesg_text)
+    readings = read_live(
+        netns, resolv_conf=resolv_conf, dmesg_text=dmesg_text, window_s=window_s, now_s=now_s
+    )
     diagnosis = classify(live_signals(readings))
     extra = [
         f"timeouts: {k.removeprefix('nf_conntrack_')}={v}s" for k, v in readings.timeouts.items()
     ]
     if readings.table_full is None:
         extra.append("dmesg not readable: 'table full' lines unknown")
+    elif readings.window_s is not None:
+        extra.append(f"'table full' lines looked for in the last {readings.window_s:g} s only")
     extra.extend(readings.notes)
     extra.append("counters are cumulative since the namespace (or host) was created")
     return readings, Diagnosis(

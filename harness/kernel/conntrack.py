@@ -5,37 +5,62 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-# Columns present in /proc/net/stat/nf_conntrack vary by kernel; the header names them.
-STAT_FIELDS = (
-    "found",
-    "invalid",
-    "insert",
-    "insert_failed",
-    "drop",
-    "early_drop",
-    "clashres",
-    "search_restart",
-    "icmp_error",
-)
+# What the harness will write into the kernel's global table settings. The kernel takes an int
+# for nf_conntrack_max, but every bucket is allocated up front (8 bytes each) and 'auto' makes
+# max / 4 of them: 2**26 entries (16M buckets, 128 MiB) is far beyond any node's real table.
+CONNTRACK_MAX_MIN = 64
+CONNTRACK_MAX_MAX = 1 << 26
+BUCKETS_MIN = 1
+BUCKETS_MAX = 1 << 24
+# room left above the host's own live entries when the global table is shrunk
+MAX_MARGIN = 1024
+
+
+def max_refusal(value: int, live: int) -> str | None:
+    """Why ``value`` is too small a global table for a host that uses ``live`` entries itself
+    (None: it leaves room)."""
+    if value < live + MAX_MARGIN:
+        return (
+            f"nf_conntrack_max={value} is below the host's live count {live} + {MAX_MARGIN}; "
+            "that would drop the machine's own traffic"
+        )
+    return None
+
+
+# /proc/net/stat/nf_conntrack abbreviates some names that `conntrack -S` spells out.
+STAT_ALIASES = {"clashres": "clash_resolve"}
+# Columns that are not per-CPU counters: the namespace's value, printed on every line.
+STAT_GLOBAL = frozenset({"entries"})
+STAT_FILE = "/proc/net/stat/nf_conntrack"
 
 
 def parse_stat(text: str) -> dict[str, int]:
-    """Sum the per-CPU hex counters. ``entries`` is the namespace's count (same on each line)."""
+    """Sum ``/proc/net/stat/nf_conntrack`` over CPUs, keyed by ``conntrack -S`` names.
+
+    The first line names the columns (the set and the order vary by kernel); each further line
+    is one CPU's counters in hex. ``entries`` is the namespace's table size, taken once. Text
+    of any other shape raises ValueError (callers say whose fault it is: bad input, a node's
+    odd output).
+    """
     lines = [ln.split() for ln in text.strip().splitlines() if ln.strip()]
     if not lines:
-        return {}
-    header, rows = lines[0], lines[1:]
-    totals: dict[str, int] = {}
-    for row in rows:
-        for name, value in zip(header, row, strict=False):
-            n = int(value, 16)
-            if name == "entries":
-                totals["entries"] = n
-            else:
-                totals[name] = totals.get(name, 0) + n
-    # the name `conntrack -S` prints
-    if "clashres" in totals:
-        totals["clash_resolve"] = totals["clashres"]
+        raise ValueError(f"{STAT_FILE}: empty")
+    header = [STAT_ALIASES.get(h, h) for h in lines[0]]
+    totals = dict.fromkeys(header, 0)
+    for row_no, row in enumerate(lines[1:], start=2):
+        if len(row) != len(header):
+            raise ValueError(
+                f"{STAT_FILE}: line {row_no} has {len(row)} columns, the header {len(header)}"
+            )
+        for name, cell in zip(header, row, strict=True):
+            try:
+                value = int(cell, 16)
+            except ValueError:
+                raise ValueError(f"{STAT_FILE}: {name}={cell!r} is not a hex counter") from None
+            if name not in STAT_GLOBAL:
+                totals[name] += value
+            elif row_no == 2:
+                totals[name] = value
     return totals
 
 

@@ -59,7 +59,7 @@ def entered(name: str | None) -> Iterator[None]:
 
 
 def socket_in(
-    name: str, family: int = socket.AF_INET, type_: int = socket.SOCK_DGRAM
+    name: str | None, family: int = socket.AF_INET, type_: int = socket.SOCK_DGRAM
 ) -> socket.socket:
     """A new non-blocking socket that lives in namespace ``name``."""
     with entered(name):

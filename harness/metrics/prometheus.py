@@ -36,13 +36,14 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
-    Histogram,
     start_http_server,
     write_to_textfile,
 )
+from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.registry import Collector
 
 from harness.errors import BadInput, UnsafeRequest
-from harness.result import AlertResult, PhaseResult, RunResult
+from harness.results.schema import AlertResult, PhaseResult, RunResult
 
 NEAR_FULL_ALERT = "ConntrackTableNearFull"
 NEAR_FULL_EXPR = "node_nf_conntrack_entries / node_nf_conntrack_entries_limit > 0.9"
@@ -131,6 +132,55 @@ def evaluate_near_full(
     }
 
 
+LATENCY_METRIC = "conntrack_harness_dns_lookup_duration_seconds"
+
+
+class PhaseLatency(Collector):
+    """Lookup latency per phase as a Prometheus histogram: fed lookup by lookup during a run
+    (:meth:`observe`, buckets ``LOOKUP_BUCKETS_S``) or from a finished phase's ``latency_hist``
+    (:meth:`set_phase`, the result's own edges). The result's buckets are left-closed
+    ([a, b)); a latency exactly on an edge is counted one bucket up from Prometheus' ``le``."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        # phase -> (finite upper edges, counts per bucket incl. overflow, sum or None)
+        self._phases: dict[str, tuple[list[float], list[int], float | None]] = {}
+
+    def observe(self, phase: str, seconds: float) -> None:
+        edges = [e for e in LOOKUP_BUCKETS_S if math.isfinite(e)]
+        with self._lock:
+            _, counts, total = self._phases.get(phase, (edges, [0] * (len(edges) + 1), 0.0))
+            i = next((i for i, e in enumerate(edges) if seconds <= e), len(edges))
+            counts[i] += 1
+            self._phases[phase] = (edges, counts, (total or 0.0) + seconds)
+
+    def set_phase(
+        self, phase: str, edges: Sequence[float], counts: Sequence[int], sum_s: float | None
+    ) -> None:
+        if len(counts) != len(edges) + 1:
+            raise BadInput(
+                "a latency histogram has one count more than edges",
+                field="latency_hist",
+                value=(list(edges), list(counts)),
+            )
+        with self._lock:
+            self._phases[phase] = (list(edges), list(counts), sum_s)
+
+    def collect(self) -> Iterable[HistogramMetricFamily]:
+        fam = HistogramMetricFamily(
+            LATENCY_METRIC, "Lookup latency as the application saw it.", labels=["phase"]
+        )
+        with self._lock:
+            phases = dict(self._phases)
+        for phase, (edges, counts, total) in sorted(phases.items()):
+            cumulative, buckets = 0, []
+            for edge, n in zip([*edges, math.inf], counts, strict=True):
+                cumulative += n
+                buckets.append(("+Inf" if math.isinf(edge) else repr(float(edge)), cumulative))
+            fam.add_metric([phase], buckets, total)
+        yield fam
+
+
 @dataclass
 class _Server:
     httpd: WSGIServer
@@ -191,13 +241,37 @@ class HarnessMetrics:
             ["phase", "resolver"],
             registry=r,
         )
-        self.latency = Histogram(
-            "conntrack_harness_dns_lookup_duration_seconds",
-            "Lookup latency as the application saw it.",
-            ["phase"],
-            buckets=LOOKUP_BUCKETS_S,
+        self.latency = PhaseLatency()
+        r.register(self.latency)
+        # node-exporter's gauges above hold the latest sample; these keep every phase's
+        per_phase = ["node", "phase"]
+        self.phase_entries = Gauge(
+            "conntrack_harness_conntrack_entries",
+            "Conntrack entries at the end of the phase.",
+            per_phase,
             registry=r,
         )
+        self.phase_peak = Gauge(
+            "conntrack_harness_conntrack_peak_entries",
+            "Most conntrack entries sampled during the phase.",
+            per_phase,
+            registry=r,
+        )
+        self.phase_limit = Gauge(
+            "conntrack_harness_conntrack_entries_limit",
+            "nf_conntrack_max in force during the phase.",
+            per_phase,
+            registry=r,
+        )
+        self.phase_stat = {
+            name: Gauge(
+                f"conntrack_harness_conntrack_stat_{name}",
+                f"conntrack -S '{name}' counted during the phase, summed over CPUs.",
+                per_phase,
+                registry=r,
+            )
+            for name in STAT_COUNTERS
+        }
         self.alert = Gauge(
             "conntrack_harness_alert_fired",
             "1 when the alert rule fired in the phase (for scaled to the phase).",
@@ -226,28 +300,34 @@ class HarnessMetrics:
             self.timeouts.labels(phase=phase, resolver=resolver).inc()
         if failed:
             self.failed.labels(phase=phase, resolver=resolver).inc()
-        self.latency.labels(phase=phase).observe(seconds)
+        self.latency.observe(phase, seconds)
 
     def load_result(self, result: RunResult) -> None:
-        """Fill the registry from a finished run (last sample per node, totals per phase)."""
+        """Fill the registry from a finished run: every phase's DNS totals, latency
+        histogram and per-node conntrack values (node-exporter's gauges keep the last)."""
         for phase in result["phases"]:
             label = _phase_label(phase)
             dns = phase["dns"]
             self.lookups.labels(phase=label, resolver=dns["resolver"]).inc(dns["lookups"])
             self.timeouts.labels(phase=label, resolver=dns["resolver"]).inc(dns["timeouts"])
             self.failed.labels(phase=label, resolver=dns["resolver"]).inc(dns["failed"])
+            hist = dns.get("latency_hist")
+            if hist:
+                self.latency.set_phase(
+                    label, hist["edges_s"], hist["counts"], dns.get("latency_sum_s")
+                )
             for node in phase["conntrack"]["nodes"]:
                 last = node["timeline"][-1][1] if node["timeline"] else node["peak_count"]
-                self.observe_conntrack(
-                    node["node"],
-                    int(last),
-                    node["max"],
-                    {
-                        k: int(v)
-                        for k, v in node.items()
-                        if k in STAT_COUNTERS and isinstance(v, int)
-                    },
-                )
+                stats = {
+                    k: int(v) for k, v in node.items() if k in STAT_COUNTERS and isinstance(v, int)
+                }
+                self.observe_conntrack(node["node"], int(last), node["max"], stats)
+                where = {"node": node["node"], "phase": label}
+                self.phase_entries.labels(**where).set(last)
+                self.phase_peak.labels(**where).set(node["peak_count"])
+                self.phase_limit.labels(**where).set(node["max"])
+                for name, value in stats.items():
+                    self.phase_stat[name].labels(**where).set(value)
             for name, alert in phase.get("alerts", {}).items():
                 self.alert.labels(alertname=name, phase=label).set(1 if alert["fired"] else 0)
 

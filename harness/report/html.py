@@ -10,10 +10,13 @@ from harness.report.summary import (
     RemediationVerdict,
     rate_with_ci,
     remediation_verdicts,
+    run_verdict,
+    shown_verdict,
     summarize,
 )
 from harness.report.svg import bar_chart, conntrack_chart, fmt_num, outcomes_chart
-from harness.result import PhaseResult, RunResult
+from harness.report.table import drops_text
+from harness.results.schema import PhaseResult, RunResult
 from harness.stats import pct
 
 CSS = """
@@ -21,8 +24,10 @@ body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:24px au
  max-width:1180px;color:#1d2330;padding:0 16px}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 8px;border-bottom:1px solid #dde}
 h3{font-size:15px;margin:18px 0 6px}
-.badge{display:inline-block;padding:2px 10px;border-radius:10px;color:#fff;font-weight:600}
+.badge{display:inline-block;padding:2px 10px;border-radius:10px;color:#fff;font-weight:600;
+ white-space:nowrap}
 .pass{background:#1a7f37}.fail{background:#cf222e}.error{background:#8250df}
+.none{background:#6e7781}
 .inj{background:#bf8700;color:#fff;border-radius:4px;padding:0 6px;font-size:12px}
 table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #d0d7de;padding:4px 8px;
  text-align:left}th{background:#f6f8fa}td.n{text-align:right;font-variant-numeric:tabular-nums}
@@ -44,7 +49,8 @@ svg .err{stroke:#1d2330;stroke-width:1.2;fill:none}
 
 
 def _badge(verdict: str) -> str:
-    return f'<span class="badge {escape(verdict)}">{escape(verdict.upper())}</span>'
+    cls = verdict if verdict in ("pass", "fail", "error") else "none"
+    return f'<span class="badge {cls}">{escape(verdict.upper())}</span>'
 
 
 def _phase_title(p: PhaseResult) -> str:
@@ -74,14 +80,44 @@ def _latency(p: PhaseResult) -> str:
     labels = hist_labels(hist["edges_s"])
     lows = [0.0, *hist["edges_s"]]
     classes = ["s-okf" if lo < 1.0 else "s-warn" if lo < 5.0 else "s-bad" for lo in lows]
-    return bar_chart(title, labels, [float(c) for c in hist["counts"]], classes, y_label="lookups")
+    return bar_chart(
+        title,
+        labels,
+        [float(c) for c in hist["counts"]],
+        classes,
+        y_label="lookups",
+        value_fmt=lambda v: f"{round(v):,}",  # counts exactly: 18,787, not 18.787k
+    )
+
+
+def fmt_value(v: object) -> str:
+    """A value as a person reads it: floats rounded, booleans in lower case."""
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        return f"{v:.3g}" if not v.is_integer() else f"{int(v)}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return str(v)
+
+
+def fault_text(fault: dict[str, object]) -> str:
+    """``race-window: probability 0.3, hits 1,234, pinned cpus yes`` (``injected`` is said
+    by the label around it)."""
+    kind = str(fault.get("kind", "fault"))
+    items = [
+        f"{k.replace('_', ' ')} {fmt_value(v)}"
+        for k, v in fault.items()
+        if k not in ("kind", "injected")
+    ]
+    return f"{kind}: {', '.join(items)}" if items else kind
 
 
 def _remediation_chart(v: RemediationVerdict) -> str:
     c = v.comparison
     labels = [f"{v.before.name}", f"{v.after.name}"]
     return bar_chart(
-        f"before/after {', '.join(v.after.remediations)}: {c.outcome}",
+        f"{v.after.name} vs {v.before.name}: {c.outcome}",
         labels,
         [c.before.rate, c.after.rate],
         ["s-base", "s-okf" if c.significant else "s-warn"],
@@ -99,16 +135,17 @@ def _summary_table(summaries: list[PhaseSummary]) -> str:
         inj = '<span class="inj">INJECTED</span>' if s.injected else "no"
         alert = "—" if s.alert_fired is None else "fired" if s.alert_fired else "quiet"
         name = s.name if s.repeats == 1 else f"{s.name} (x{s.repeats})"
+        drops = escape(drops_text(s.drop, s.early_drop))
         rows.append(
             f"<tr><td>{escape(name)}</td><td>{escape(', '.join(s.remediations) or '—')}</td>"
-            f"<td>{inj}</td><td class=n>{s.lookups}</td><td class=n>{s.timeouts}</td>"
-            f"<td>{escape(rate_with_ci(s))}</td><td class=n>{s.drops}</td>"
+            f"<td>{inj}</td><td class=n>{s.lookups}</td><td class=n>{escape(s.timeouts_text)}</td>"
+            f"<td>{escape(rate_with_ci(s))}</td><td class=n>{drops}</td>"
             f"<td class=n>{s.peak_fill:.0%}</td><td>{alert}</td>"
-            f"<td>{escape(s.diagnosis.label)}</td><td>{_badge(s.verdict)}</td></tr>"
+            f"<td>{escape(s.diagnosis.label)}</td><td>{_badge(s.shown)}</td></tr>"
         )
     head = (
         "<tr><th>phase</th><th>remediations</th><th>injected</th><th>lookups</th>"
-        "<th>timeouts</th><th>timeout rate [95% CI]</th><th>conntrack drops</th>"
+        "<th>timeouts</th><th>timeout rate [95% CI]</th><th>conntrack drop</th>"
         "<th>peak fill</th><th>ConntrackTableNearFull</th><th>cause</th><th>verdict</th></tr>"
     )
     return f"<table>{head}{''.join(rows)}</table>"
@@ -117,15 +154,16 @@ def _summary_table(summaries: list[PhaseSummary]) -> str:
 def _phase_section(p: PhaseResult, s: PhaseSummary) -> str:
     title = _phase_title(p)
     inj = ' <span class="inj">INJECTED</span>' if p["injected"] else ""
-    parts = [f"<h3>{escape(title)}{inj} {_badge(p['verdict'])}</h3>"]
+    verdict = shown_verdict(p["verdict"], len(p["expectations"]))
+    parts = [f"<h3>{escape(title)}{inj} {_badge(verdict)}</h3>"]
     fault = p.get("fault")
     if fault:
         parts.append(
-            f'<div class="box">Injected fault: <code>{escape(str(fault))}</code>. '
+            f'<div class="box">Injected fault: <code>{escape(fault_text(fault))}</code>. '
             "This phase is not a natural result.</div>"
         )
     exp = "".join(
-        f"<li><code>{escape(e['expect'])}</code>: observed {escape(str(e['observed']))} "
+        f"<li><code>{escape(e['expect'])}</code>: observed {escape(fmt_value(e['observed']))} "
         f"{'✔' if e['ok'] else '✘ VIOLATED'}</li>"
         for e in p["expectations"]
     )
@@ -188,7 +226,7 @@ def render_html(result: RunResult) -> str:
 <title>{escape(title)}</title>
 <style>{CSS}</style></head>
 <body>
-<h1>{escape(title)} {_badge(result["verdict"])}</h1>
+<h1>{escape(title)} {_badge(run_verdict(result))}</h1>
 <p class=meta>run <code>{escape(result["run_id"])}</code> · {escape(result["started_at"])} →
 {escape(result["finished_at"])} · kernel <code>{escape(env["kernel"])}</code> · backend
 <code>{escape(env["backend"])}</code> · host {escape(env["hostname"])}</p>

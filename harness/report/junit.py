@@ -5,8 +5,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from harness.diagnose.classify import diagnose_phase
-from harness.report.summary import remediation_verdicts, summarize
-from harness.result import PhaseResult, RunResult
+from harness.report.summary import NO_EXPECTATION, remediation_verdicts, run_verdict, summarize
+from harness.results.schema import PhaseResult, RunResult
 
 
 def _props(parent: ET.Element, items: list[tuple[str, object]]) -> None:
@@ -24,6 +24,7 @@ def _phase_props(p: PhaseResult) -> list[tuple[str, object]]:
         ("dns.lookups", dns["lookups"]),
         ("dns.timeouts", dns["timeouts"]),
         ("dns.timeout_rate", f"{dns['timeout_rate']:.6g}"),
+        ("dns.waited", dns.get("waited", "not measured")),
         ("dns.timeout_rate_ci95", f"{ci['low']:.6g},{ci['high']:.6g}"),
         ("dns.latency_ms.p99", dns["latency_ms"]["p99"]),
         ("conntrack.max", ct["max"]),
@@ -44,6 +45,7 @@ def render_junit(result: RunResult) -> str:
     phases = result["phases"]
     failures = sum(p["verdict"] == "fail" for p in phases)
     errors = sum(p["verdict"] == "error" for p in phases)
+    skipped = sum(p["verdict"] == "pass" and not p["expectations"] for p in phases)
     total_time = sum(p["duration_s"] for p in phases)
     root = ET.Element(
         "testsuites",
@@ -60,7 +62,7 @@ def render_junit(result: RunResult) -> str:
         tests=str(len(phases)),
         failures=str(failures),
         errors=str(errors),
-        skipped="0",
+        skipped=str(skipped),
         time=f"{total_time:.3f}",
         timestamp=result["started_at"],
         hostname=result["environment"]["hostname"],
@@ -68,7 +70,7 @@ def render_junit(result: RunResult) -> str:
     env = result["environment"]
     suite_props: list[tuple[str, object]] = [
         ("run_id", result["run_id"]),
-        ("verdict", result["verdict"]),
+        ("verdict", run_verdict(result)),
         ("kernel", env["kernel"]),
         ("backend", env["backend"]),
         ("command", result["command"]),
@@ -88,7 +90,10 @@ def render_junit(result: RunResult) -> str:
         )
         _props(case, _phase_props(p))
         bad = [e for e in p["expectations"] if not e["ok"]]
-        if p["verdict"] == "error":
+        if p["verdict"] == "pass" and not p["expectations"]:
+            # nothing was checked: a skipped case, never a green pass
+            ET.SubElement(case, "skipped", message=f"{NO_EXPECTATION}: measured, nothing checked")
+        elif p["verdict"] == "error":
             ET.SubElement(
                 case, "error", message="the phase did not complete", type="HarnessError"
             ).text = "\n".join(e["expect"] for e in bad)

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from harness.report.summary import rate_with_ci, remediation_verdicts, summarize
-from harness.result import RunResult
+from harness.report.summary import (
+    NO_EXPECTATION,
+    rate_with_ci,
+    remediation_verdicts,
+    run_verdict,
+    summarize,
+)
+from harness.report.table import drops_text
+from harness.results.schema import RunResult
 
-_ICON = {"pass": "✅", "fail": "❌", "error": "⚠️"}
+_ICON = {"pass": "✅", "fail": "❌", "error": "⚠️", NO_EXPECTATION: "⚪"}
 
 
 def _cell(text: str) -> str:
@@ -16,23 +23,25 @@ def render_markdown(result: RunResult) -> str:
     """Verdict, per-phase table with 95 % intervals, remediation verdicts, diagnosis, env."""
     env = result["environment"]
     summaries = summarize(result)
+    verdict = run_verdict(result)
     out = [
-        f"### {_ICON.get(result['verdict'], '')} conntrack-harness: `{result['scenario']}` "
-        f"**{result['verdict'].upper()}**",
+        f"### {_ICON.get(verdict, '')} conntrack-harness: `{result['scenario']}` "
+        f"**{verdict.upper()}**",
         "",
         f"kernel `{env['kernel']}` · backend `{env['backend']}` · run `{result['run_id']}`",
         "",
-        "| phase | injected | lookups | timeout rate [95% CI] | conntrack drops | "
+        "| phase | injected | lookups | timeout rate [95% CI] | conntrack drop | "
         "near-full alert | cause | verdict |",
         "|---|---|---:|---|---:|---|---|---|",
     ]
     for s in summaries:
         name = s.name if s.repeats == 1 else f"{s.name} (x{s.repeats})"
         alert = "—" if s.alert_fired is None else ("fired" if s.alert_fired else "quiet")
+        drops = drops_text(s.drop, s.early_drop)
         out.append(
             f"| {_cell(name)} | {'**INJECTED**' if s.injected else 'no'} | {s.lookups} | "
-            f"{rate_with_ci(s)} | {s.drops} | {alert} | {_cell(s.diagnosis.label)} | "
-            f"{_ICON.get(s.verdict, '')} {s.verdict} |"
+            f"{rate_with_ci(s)} | {drops} | {alert} | {_cell(s.diagnosis.label)} | "
+            f"{_ICON.get(s.shown, '')} {s.shown} |"
         )
     verdicts = remediation_verdicts(summaries)
     if verdicts:

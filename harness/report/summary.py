@@ -9,10 +9,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from harness.diagnose.classify import Diagnosis, diagnose_phase
-from harness.result import PhaseResult, RunResult, Verdict
+from harness.results.schema import PhaseResult, RunResult, Verdict
 from harness.stats import Comparison, compare, pct, wilson
 
 _SEVERITY: dict[Verdict, int] = {"pass": 0, "fail": 1, "error": 2}
+
+# Shown instead of "pass" for a phase that checked nothing: it measured, it did not pass.
+NO_EXPECTATION = "no expectation"
+
+
+def shown_verdict(verdict: str, checked: int) -> str:
+    """The verdict a person reads: a "pass" with nothing checked is "no expectation"."""
+    return NO_EXPECTATION if verdict == "pass" and checked == 0 else verdict
+
+
+def run_verdict(result: RunResult) -> str:
+    """The run's verdict as shown: "no expectation" when no phase checked anything."""
+    checked = sum(len(p["expectations"]) for p in result["phases"])
+    return shown_verdict(result["verdict"], checked)
 
 
 @dataclass(frozen=True)
@@ -32,6 +46,21 @@ class PhaseSummary:
     diagnosis: Diagnosis
     failed_expectations: tuple[str, ...]
     phases: tuple[PhaseResult, ...]
+    checked: int = 0  # expectations evaluated, over all repeats
+    drop: int = 0  # conntrack drop alone (packets refused), all nodes
+    early_drop: int = 0
+    waited: int = 0  # lookups that waited for a resend (musl: under the timeout), timeouts incl.
+
+    @property
+    def timeouts_text(self) -> str:
+        """``12``, or ``12 (+700 waited)`` when more lookups waited for a resend than timed
+        out (musl resends every timeout/attempts: a wait, not a timeout)."""
+        extra = self.waited - self.timeouts
+        return f"{self.timeouts} (+{extra} waited)" if extra > 0 else str(self.timeouts)
+
+    @property
+    def shown(self) -> str:
+        return shown_verdict(self.verdict, self.checked)
 
     @property
     def rate(self) -> float:
@@ -88,6 +117,10 @@ def _summarize(group: list[PhaseResult]) -> PhaseSummary:
         diagnosis=diagnosis,
         failed_expectations=failed,
         phases=tuple(group),
+        checked=sum(len(p["expectations"]) for p in group),
+        drop=sum(p["conntrack"]["drop"] for p in group),
+        early_drop=sum(p["conntrack"]["early_drop"] for p in group),
+        waited=sum(p["dns"].get("waited", 0) for p in group),
     )
 
 

@@ -10,11 +10,22 @@ from typing import TextIO
 from rich.console import Console
 from rich.table import Table
 
-from harness.report.summary import rate_with_ci, remediation_verdicts, summarize
-from harness.result import RunResult
+from harness.report.summary import (
+    NO_EXPECTATION,
+    rate_with_ci,
+    remediation_verdicts,
+    run_verdict,
+    summarize,
+)
+from harness.results.schema import RunResult
 
-COLUMNS = ("phase", "injected", "lookups", "timeout rate [95% CI]", "conntrack drops", "verdict")
-_STYLE = {"pass": "bold green", "fail": "bold red", "error": "bold magenta"}
+COLUMNS = ("phase", "injected", "lookups", "timeout rate [95% CI]", "conntrack drop", "verdict")
+_STYLE = {
+    "pass": "bold green",
+    "fail": "bold red",
+    "error": "bold magenta",
+    NO_EXPECTATION: "bold yellow",
+}
 
 
 def use_plain(stream: TextIO, environ: Mapping[str, str] | None = None) -> bool:
@@ -39,25 +50,31 @@ def verdict_rows(result: RunResult) -> list[tuple[str, str, str, str, str, str]]
                 "INJECTED" if s.injected else "no",
                 str(s.lookups),
                 rate_with_ci(s),
-                str(s.drops),
-                s.verdict,
+                drops_text(s.drop, s.early_drop),
+                s.shown,
             )
         )
     return rows
+
+
+def drops_text(drop: int, early_drop: int) -> str:
+    """conntrack ``drop`` (packets the table refused), the count the progress line shows;
+    ``early_drop`` (unassured entries evicted to make room) follows it when there were any."""
+    return f"{drop} (+{early_drop} early_drop)" if early_drop else str(drop)
 
 
 def _footer(result: RunResult) -> list[str]:
     lines = [
         f"{v.after.name}: {v.comparison.sentence}" for v in remediation_verdicts(summarize(result))
     ]
-    lines.append(f"run verdict: {result['verdict']}")
+    lines.append(f"run verdict: {run_verdict(result)}")
     return lines
 
 
 def _plain(key: str, value: str) -> str:
-    if key == "phase":
-        return value if " " not in value else repr(value)
-    return value.replace(" ", "")
+    if key == "timeout_rate":
+        return value.replace(" ", "")
+    return value if " " not in value else repr(value)
 
 
 def render_plain_table(result: RunResult) -> str:
@@ -71,9 +88,9 @@ def render_plain_table(result: RunResult) -> str:
 
 
 def rich_table(result: RunResult) -> Table:
-    table = Table(title=f"{result['scenario']}: {result['verdict'].upper()}")
+    table = Table(title=f"{result['scenario']}: {run_verdict(result).upper()}")
     for col in COLUMNS:
-        table.add_column(col, justify="right" if col in ("lookups", "conntrack drops") else "left")
+        table.add_column(col, justify="right" if col in ("lookups", "conntrack drop") else "left")
     for row in verdict_rows(result):
         styled = [*row[:5], f"[{_STYLE.get(row[5], '')}]{row[5]}[/]"]
         if row[1] == "INJECTED":

@@ -33,6 +33,8 @@ METRICS: frozenset[str] = frozenset(
         "dns.latency_ms.p99",
         "dns.latency_ms.max",
         "dns.full_timeout_waits",
+        "dns.waited",
+        "dns.waited_rate",
         "dns.full_timeout_rate",
         "dns.queries_per_lookup",
         "conntrack.max",

@@ -7,15 +7,46 @@ CoreDNS, NodeLocal DNSCache, node sysctls) and realized by a backend.
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from harness.dns.resolvconf import FLAG_OPTIONS, VALUE_OPTIONS
 from harness.errors import BadInput
+from harness.kernel.conntrack import (
+    BUCKETS_MAX,
+    BUCKETS_MIN,
+    CONNTRACK_MAX_MAX,
+    CONNTRACK_MAX_MIN,
+)
 from harness.scenario.expect import Expectation
 
+ConntrackMax = Annotated[int, Field(ge=CONNTRACK_MAX_MIN, le=CONNTRACK_MAX_MAX)]
+
+
+def _buckets(v: int | str) -> int | str:
+    if isinstance(v, int) and not BUCKETS_MIN <= v <= BUCKETS_MAX:
+        raise ValueError(f"must be 'auto' or a whole number {BUCKETS_MIN}..{BUCKETS_MAX}")
+    return v
+
+
+Buckets = Annotated[int | Literal["auto"], AfterValidator(_buckets)]
+
 ResolverModel = Literal["glibc", "musl", "go", "sequential"]
+
+# A lookup name: DNS labels (a "{n}" template is allowed), an optional trailing dot.
+_NAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9_{}-]{1,63})(\.[A-Za-z0-9_{}-]{1,63})*\.?$")
+
+
+def check_name(name: str) -> str:
+    """A DNS name the load can look up, or ValueError saying why not."""
+    if not _NAME.match(name):
+        raise ValueError(
+            f"{name!r} is not a DNS name (labels of letters, digits, '-' or '_', "
+            "1-63 characters, joined by dots)"
+        )
+    return name
 
 
 class _Strict(BaseModel):
@@ -115,6 +146,20 @@ class ClusterSpec(_Strict):
         description="Names the upstream resolver answers (name -> IPv4)",
     )
 
+    @field_validator("external_names")
+    @classmethod
+    def _external(cls, v: dict[str, str]) -> dict[str, str]:
+        for name, ip in v.items():
+            try:
+                check_name(name)
+            except ValueError as e:
+                raise ValueError(f"@{name}: {e}") from None
+            try:
+                ipaddress.IPv4Address(ip)
+            except ValueError:
+                raise ValueError(f"@{name}: {ip!r} is not an IPv4 address") from None
+        return v
+
     @model_validator(mode="after")
     def _nodes(self) -> ClusterSpec:
         names = {f"node-{i + 1}" for i in range(self.nodes)}
@@ -129,16 +174,16 @@ class ClusterSpec(_Strict):
 
 
 class HostSpec(_Strict):
-    nf_conntrack_max: int | None = Field(
-        None, ge=64, description="Host-global table size for the run (restored afterwards)"
+    nf_conntrack_max: ConntrackMax | None = Field(
+        None, description="Host-global table size for the run (restored afterwards)"
     )
 
 
 class NodeSysctls(_Strict):
     """Per-namespace conntrack sysctls of every node (and the global max/buckets)."""
 
-    nf_conntrack_max: int | None = Field(None, ge=64)
-    nf_conntrack_buckets: int | Literal["auto"] | None = Field(
+    nf_conntrack_max: ConntrackMax | None = None
+    nf_conntrack_buckets: Buckets | None = Field(
         None, description="'auto' = nf_conntrack_max / 4, as the seed recommends"
     )
     tcp_timeout_time_wait: int | None = Field(None, ge=1, le=600)
@@ -161,6 +206,11 @@ class HTTPLoad(_Strict):
 class DNSLoad(_Strict):
     rate: float = Field(100, gt=0, le=100_000, description="Lookups per second")
     resolver: ResolverModel = "glibc"
+    family: Literal["any", "ipv4"] = Field(
+        "any",
+        description="any: A and AAAA (getaddrinfo AF_UNSPEC); ipv4: A only (AF_INET, Go "
+        "'ip4'), which cannot meet the A/AAAA insert race",
+    )
     names: list[str] = Field(default_factory=lambda: ["http-server"], min_length=1)
     pattern: Literal["constant", "burst", "ramp"] = Field(
         "constant", description="constant rate; burst (on/off); ramp from 0 to rate"
@@ -175,11 +225,27 @@ class DNSLoad(_Strict):
         "sequential queries is sticky per process)",
     )
 
+    @field_validator("names")
+    @classmethod
+    def _names(cls, v: list[str]) -> list[str]:
+        for i, name in enumerate(v):
+            try:
+                check_name(name)
+            except ValueError as e:
+                raise ValueError(f"@[{i}]: {e}") from None
+        return v
+
 
 class LoadSpec(_Strict):
     duration_s: float = Field(20, gt=0, le=3600)
     http: HTTPLoad | None = Field(default_factory=HTTPLoad)
     dns: DNSLoad | None = Field(default_factory=DNSLoad)
+
+    @model_validator(mode="after")
+    def _some_load(self) -> LoadSpec:
+        if self.http is None and self.dns is None:
+            raise ValueError("@dns: http and dns are both null: a phase needs some load")
+        return self
 
 
 class _Remediation(_Strict):
@@ -197,8 +263,8 @@ class ConntrackSysctls(_Remediation):
     """Raise nf_conntrack_max (+buckets) and/or shorten conntrack timeouts on the nodes."""
 
     kind: Literal["conntrack-sysctls"] = "conntrack-sysctls"
-    nf_conntrack_max: int | None = Field(None, ge=64)
-    nf_conntrack_buckets: int | Literal["auto"] | None = None
+    nf_conntrack_max: ConntrackMax | None = None
+    nf_conntrack_buckets: Buckets | None = None
     tcp_timeout_time_wait: int | None = Field(None, ge=1, le=600)
 
 
@@ -270,9 +336,18 @@ class Phase(_Strict):
     @classmethod
     def _shorthand(cls, v: Any) -> Any:
         # "pooling" is shorthand for {kind: pooling}
-        if isinstance(v, list):
-            return [{"kind": x} if isinstance(x, str) else x for x in v]
-        return v
+        if not isinstance(v, list):
+            return v
+        for i, x in enumerate(v):
+            # {conntrack-sysctls: {...}}: the kind written as a key above its fields
+            if isinstance(x, dict) and "kind" not in x and len(x) == 1:
+                (key,) = x
+                if key in REMEDIATION_KINDS:
+                    raise ValueError(
+                        f"@[{i}]: write `kind: {key}` next to its fields, not `{key}:` "
+                        "as a key above them"
+                    )
+        return [{"kind": x} if isinstance(x, str) else x for x in v]
 
     @field_validator("expect")
     @classmethod

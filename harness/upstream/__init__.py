@@ -12,7 +12,6 @@ Components: ``kubernetes`` (kube-apiserver, kube-controller-manager, kube-proxy,
 
 from __future__ import annotations
 
-
 import os
 import tomllib
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ KUBERNETES_BINARIES = (
     "kubeadm",
 )
 BINARY_COMPONENT = {
-    **{b: "kubernetes" for b in KUBERNETES_BINARIES},
+    **dict.fromkeys(KUBERNETES_BINARIES, "kubernetes"),
     "etcd": "etcd",
     "coredns": "coredns",
     "node-cache": "node-cache",

@@ -1,16 +1,24 @@
 """Timeout accounting: lookup records in, the ``dns`` block of ``result.json`` out. Pure.
 
-Definitions (the keys of :class:`harness.result.DNSResult`, less ``timeout_rate_ci``, which
+Definitions (the keys of :class:`harness.results.schema.DNSResult`, less ``timeout_rate_ci``, which
 the statistics layer adds):
 
-- ``timeouts``: lookups that waited at least one full resolver timeout (``full_timeout_waits
-  >= 1``), or whose latency reached ``timeout_s`` anyway; ``timeout_rate`` = timeouts/lookups.
+- ``timeouts``: lookups that failed for want of a reply (outcome ``timeout`` or
+  ``unfinished``) or that took at least ``timeout_s``; ``timeout_rate`` = timeouts/lookups.
+  glibc, Go and the sequential client wait a whole ``timeout`` before a resend, so any wait
+  makes a timeout; musl resends every ``timeout / attempts`` (2.5 s by default), and a lookup
+  answered after such a wait is ``waited``, not a timeout.
+- ``waited``: lookups that waited for at least one resend (``full_timeout_waits >= 1``),
+  timeouts or not; ``waited_rate`` = waited/lookups.
+- ``by_resolver``: ``{model: {lookups, waited, timeouts}}``.
+- ``latency_sum_s``: every lookup's latency added up (a Prometheus histogram's ``_sum``).
 - ``failed``: lookups that ended with no answer at all (outcome ``timeout`` or ``error``);
   NXDOMAIN and NODATA are answers.
 - ``unfinished``: lookups given up at the end of the run after they had waited one full
   timeout (outcome ``unfinished``; counted in ``timeouts``, not in ``failed``: how they would
   have ended was not observed).
-- ``full_timeout_waits``: all such waits summed; ``full_timeout_rate`` = waits per lookup.
+- ``full_timeout_waits``: all waits for a resend summed; ``full_timeout_rate`` = waits per
+  lookup.
 - ``queries_unanswered``: queries sent that never got a matching reply.
 - ``latency_ms``: nearest-rank percentiles of the lookup latency.
 - ``timeline``: ``[second, lookups started, timeouts among them]`` for every second of the run.
@@ -35,8 +43,18 @@ def percentile(sorted_values: Sequence[float], p: float) -> float:
     return float(sorted_values[min(rank, len(sorted_values)) - 1])
 
 
+# A lookup that ended like this got no reply in time: a timeout however long it took.
+NO_REPLY_OUTCOMES = frozenset({"timeout", "unfinished"})
+
+
 def is_timeout(rec: LookupRecord, timeout_s: float) -> bool:
-    return rec.full_timeout_waits > 0 or rec.latency_s >= timeout_s
+    """Failed for want of a reply, or waited at least the resolver's ``timeout``."""
+    return rec.outcome in NO_REPLY_OUTCOMES or rec.latency_s >= timeout_s
+
+
+def waited(rec: LookupRecord) -> bool:
+    """Waited for at least one resend (a retransmit timer ran out), timeout or not."""
+    return rec.full_timeout_waits > 0
 
 
 def summarize(records: Sequence[LookupRecord], timeout_s: float) -> dict[str, Any]:
@@ -64,6 +82,13 @@ def summarize(records: Sequence[LookupRecord], timeout_s: float) -> dict[str, An
             b[2] += 1 if to else 0
         timeline = buckets
     resolvers = sorted({r.resolver for r in records if r.resolver})
+    n_waited = sum(1 for r in records if waited(r))
+    by_resolver: dict[str, dict[str, int]] = {}
+    for r, to in zip(records, timeouts, strict=True):
+        d = by_resolver.setdefault(r.resolver or "?", {"lookups": 0, "waited": 0, "timeouts": 0})
+        d["lookups"] += 1
+        d["waited"] += waited(r)
+        d["timeouts"] += to
     return {
         "lookups": n,
         "timeouts": n_timeouts,
@@ -84,4 +109,8 @@ def summarize(records: Sequence[LookupRecord], timeout_s: float) -> dict[str, An
         },
         "resolver": ",".join(resolvers),
         "timeline": timeline,
+        "waited": n_waited,
+        "waited_rate": n_waited / n if n else 0.0,
+        "by_resolver": by_resolver,
+        "latency_sum_s": round(sum(r.latency_s for r in records), 6),
     }

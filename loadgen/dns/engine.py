@@ -102,7 +102,7 @@ def _run_fast(
     _raise_nofile(4 * plan.max_in_flight + 256)
     loop = FastLoop()
     transports = {p.netns: FastTransport(p.netns, loop) for p in pods}
-    procs = [_Process(make_resolver(plan.resolver, p.resolv)) for p in pods]
+    procs = [_Process(make_resolver(plan.resolver, p.resolv, plan.family)) for p in pods]
     records: list[LookupRecord] = []
     first, step = stride
     total = expected_count(plan)
@@ -110,6 +110,11 @@ def _run_fast(
     in_flight = 0
     cut = plan.drain == "first-timeout"
     live: dict[int, _InFlight] = {}  # only with cut: the lookups in flight, by sequence number
+    timeout_s = {p.netns: float(p.resolv.timeout) for p in pods}
+
+    def waited_out(f: _InFlight) -> bool:
+        """In flight for at least its pod's resolver timeout (so a timeout already)."""
+        return f.rec.full_timeout_waits > 0 and loop.now() - t0 - f.t_start >= timeout_s[f.pod]
 
     def done(rec: LookupRecord) -> None:
         nonlocal in_flight
@@ -142,7 +147,9 @@ def _run_fast(
                 pi = i % npods
                 proc = procs[pi]
                 if proc.used >= plan.lookups_per_process:
-                    proc = procs[pi] = _Process(make_resolver(plan.resolver, pods[pi].resolv))
+                    proc = procs[pi] = _Process(
+                        make_resolver(plan.resolver, pods[pi].resolv, plan.family)
+                    )
                 proc.used += 1
                 pod = pods[pi]
                 in_flight += 1
@@ -150,22 +157,23 @@ def _run_fast(
                 tr = transports[pod.netns]
                 if not cut:
                     loop.spawn(
-                        recorded_lookup(proc.model, name, tr, pod=pod.netns, t_start=now), done
+                        recorded_lookup(proc.model, name, tr, pod=pod.label, t_start=now), done
                     )
                 else:
                     rec = Recorder(tr)
                     coro = recorded_lookup(
-                        proc.model, name, tr, pod=pod.netns, t_start=now, recorder=rec
+                        proc.model, name, tr, pod=pod.label, t_start=now, recorder=rec
                     )
-                    live[i] = _InFlight(coro, rec, proc.model, name, pod.netns, now)
+                    live[i] = _InFlight(coro, rec, proc.model, name, pod.label, now)
                     loop.spawn(coro, done_seq(i))
                 nxt = next(todo, None)
             if nxt is None and in_flight == 0:
                 break
-            if cut and nxt is None and all(f.rec.full_timeout_waits for f in live.values()):
+            if cut and nxt is None and all(waited_out(f) for f in live.values()):
                 # Every lookup has started, and each one still waiting has already waited a
                 # full timeout: it counts as a timeout whatever comes next. Record it as
                 # unfinished rather than wait (up to timeout * attempts per candidate) more.
+                # (A wait for one of musl's resends, every timeout/attempts, is not enough.)
                 for f in live.values():
                     f.coro.close()  # runs the model's finally: its sockets are closed
                     records.append(unfinished(f.model, f.name, f.rec, pod=f.pod, t_start=f.t_start))

@@ -185,7 +185,7 @@ class FastLoop:
 class FastTransport:
     """The engine's :class:`~loadgen.dns.models.base.Transport` for one pod namespace."""
 
-    def __init__(self, netns: str, loop: FastLoop) -> None:
+    def __init__(self, netns: str | None, loop: FastLoop) -> None:
         self.netns = netns
         self.loop = loop
         self._pool: list[_socket.socket] = []

@@ -19,6 +19,8 @@ Outcome = Literal["answer", "nxdomain", "nodata", "timeout", "error", "unfinishe
 #   timeout then, whatever happens next), and record it as outcome "unfinished". No lookup
 #   is dropped from the count and none is classified before it has waited a full timeout.
 Drain = Literal["full", "first-timeout"]
+Family = Literal["any", "ipv4"]
+FAMILIES: tuple[str, ...] = ("any", "ipv4")
 DRAINS: tuple[str, ...] = ("full", "first-timeout")
 RESOLVERS: tuple[str, ...] = ("glibc", "musl", "go", "sequential")
 PATTERNS: tuple[str, ...] = ("constant", "burst", "ramp")
@@ -26,11 +28,17 @@ PATTERNS: tuple[str, ...] = ("constant", "burst", "ramp")
 
 @dataclass(frozen=True)
 class ClientPod:
-    """A client pod: its network namespace, its IP and the resolv.conf its resolver reads."""
+    """A client pod: its network namespace (None: this process's own, as in a real pod), its
+    IP and the resolv.conf its resolver reads."""
 
-    netns: str
+    netns: str | None
     ip: str
     resolv: ResolvConf
+
+    @property
+    def label(self) -> str:
+        """How records name the pod: its namespace, or its IP inside a real pod."""
+        return self.netns or self.ip
 
 
 @dataclass(frozen=True)
@@ -53,6 +61,7 @@ class DNSPlan:
     max_in_flight: int = 4096
     workers: int = 1
     drain: Drain = "full"
+    family: Family = "any"  # "ipv4": A only (AF_INET / Go "ip4"), no A/AAAA pair
 
     def __post_init__(self) -> None:
         if not self.rate > 0:
@@ -89,6 +98,13 @@ class DNSPlan:
             raise BadInput("must be >= 1", field="dns.max_in_flight", value=self.max_in_flight)
         if self.workers < 1:
             raise BadInput("must be >= 1", field="dns.workers", value=self.workers)
+        if self.family not in FAMILIES:
+            raise BadInput(
+                "unknown address family",
+                field="dns.family",
+                value=self.family,
+                allowed=list(FAMILIES),
+            )
         if self.drain not in DRAINS:
             raise BadInput(
                 "unknown drain", field="dns.drain", value=self.drain, allowed=list(DRAINS)

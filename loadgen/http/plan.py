@@ -1,7 +1,7 @@
 """What an HTTP load run is asked to do (targets, plan) and what it measured (result).
 
 Pure: validation, pacing arithmetic and accounting, no sockets. Field names follow
-``harness.scenario.model.HTTPLoad`` and ``harness.result.HTTPResult``.
+``harness.scenario.model.HTTPLoad`` and ``harness.results.schema.HTTPResult``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, TypedDict, get_args
 
 from harness.errors import BadInput
-from harness.result import HTTPResult, LatencyMs
+from harness.results.schema import HTTPResult, LatencyMs
 
 if TYPE_CHECKING:
     from harness.scenario.model import HTTPLoad

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from harness import nodelocal
 from harness.backends.netns import plan as P
+from harness.backends.netns.levers import Levers
 from harness.backends.netns.plan import plan_topology
 from harness.backends.netns.topology import Topology
+from harness.dataplane import nodelocal
 from harness.kernel.journal import Journal
 from harness.kernel.netns import run
 from harness.scenario.model import ClusterSpec
@@ -22,12 +23,13 @@ def test_pod_dns_via_nodelocal_creates_no_conntrack_entry(
     with Topology(
         plan_topology(ClusterSpec(nodes=2, client_pods=2), journal.run_id), journal
     ) as topo:
-        topo.enable_nodelocal()
+        levers = Levers(topo)
+        levers.enable_nodelocal()
         client = topo.plan.role("client")[0]
         node = topo.plan.node(client.node)
         link = run(["ip", "-d", "link", "show", nodelocal.INTERFACE], netns=node.ns).stdout
-        assert topo.nodelocal_interface in ("dummy", "bridge")
-        assert topo.nodelocal_interface in link
+        assert levers.nodelocal_interface in ("dummy", "bridge")
+        assert levers.nodelocal_interface in link
         assert nodelocal.LOCAL_IP in run(["ip", "addr"], netns=node.ns).stdout
         run(["conntrack", "-F"], netns=node.ns)
         names = [
@@ -51,7 +53,7 @@ def test_pod_dns_via_nodelocal_creates_no_conntrack_entry(
         ), listing
         raw = run(["iptables-save", "-t", "raw"], netns=node.ns).stdout
         assert raw.count("-j NOTRACK") == 6
-        topo.disable_nodelocal()
+        levers.disable_nodelocal()
         assert "NOTRACK" not in run(["iptables-save", "-t", "raw"], netns=node.ns).stdout
         assert (
             run(["ip", "link", "show", nodelocal.INTERFACE], netns=node.ns, check=False).returncode

@@ -92,6 +92,16 @@ def test_pcap_keeps_the_unanswered_same_port_pairs_INJECTED(
         names = {Path(m.name).relative_to(Path(m.name).parts[0]).as_posix(): m for m in tar}
         data = tar.extractfile(names["pcap/baseline.pcap"]).read()  # type: ignore[union-attr]
         assert "pcap/single-request-reopen.pcap" in names
+        # each phase's resolv.conf, as its remediation left it, and each node's conntrack -S
+        resolv = {
+            ph: tar.extractfile(names[f"phases/{ph}/pods/client-0/resolv.conf"]).read().decode()  # type: ignore[union-attr]
+            for ph in by
+        }
+        for ph in by:
+            for node in ("node-1", "node-2"):
+                assert f"phases/{ph}/nodes/{node}/conntrack-S.txt" in names
+    assert "single-request-reopen" in resolv["single-request-reopen"]
+    assert "single-request-reopen" not in resolv["baseline"]
     kept = read_pcap(data)
     aaaa_queries = [p for p in kept.packets if not p.response and p.qtype == 28]
     assert len(aaaa_queries) == cap["unanswered_pairs"]

@@ -8,10 +8,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from harness import nodelocal
 from harness.backends.netns import plan as P
+from harness.backends.netns.levers import Levers
 from harness.backends.netns.plan import plan_topology
 from harness.backends.netns.topology import Topology
+from harness.dataplane import nodelocal
 from harness.dns.resolvconf import ResolvConf
 from harness.kernel import sysctl
 from harness.kernel.journal import HostLock, Journal
@@ -26,7 +27,7 @@ SEARCH = ("default.svc.cluster.local", "svc.cluster.local", "cluster.local")
 
 
 @pytest.fixture(scope="module")
-def faulty(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
+def faulty(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Levers]:
     """A cluster whose client node drops EVERY unreplied 2nd packet (P=1), CPUs pinned."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CONNTRACK_HARNESS_STATE_DIR", str(tmp_path_factory.mktemp("state")))
@@ -34,21 +35,22 @@ def faulty(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
             yield from _faulty()
 
 
-def _faulty() -> Iterator[Topology]:
+def _faulty() -> Iterator[Levers]:
     j = Journal.create(os.urandom(3).hex())
     try:
         with Topology(plan_topology(ClusterSpec(nodes=2, client_pods=2), j.run_id), j) as topo:
             for ns in topo.client_nodes():
                 sysctl.write("net.netfilter.nf_conntrack_acct", "1", ns)
-            topo.enable_race_fault(1.0)
-            topo.pin(topo.dns_server_pids(), {0})
-            yield topo
+            levers = Levers(topo)
+            levers.enable_race_fault(100)
+            levers.pin(levers.dns_server_pids(), {0})
+            yield levers
     finally:
         j.close()
 
 
 def drive(
-    topo: Topology,
+    levers: Levers,
     resolver: str,
     *flags: str,
     nameserver: str = P.DNS_SERVICE_IP,
@@ -57,9 +59,9 @@ def drive(
     conf = ResolvConf.build(
         [nameserver], SEARCH, {"ndots": "5", "timeout": "1", **dict.fromkeys(flags)}
     )
-    pods = [ClientPod(p.ns, p.ip, conf) for p in topo.plan.role("client")]
+    pods = [ClientPod(p.ns, p.ip, conf) for p in levers.topo.plan.role("client")]
     plan = DNSPlan(rate=lookups / 1.0, duration_s=1.0, names=["http-server"], resolver=resolver)
-    before = topo.race_fault_hits()
+    before = levers.race_fault_hits()
     old = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {1})  # clients on the other CPU, as KERNEL.md found necessary
     try:
@@ -70,12 +72,12 @@ def drive(
     print(
         f"{resolver} {flags or ''}: {summary['lookups']} lookups, "
         f"{summary['full_timeout_waits']} full-timeout waits, "
-        f"{topo.race_fault_hits() - before} rule hits"
+        f"{levers.race_fault_hits() - before} rule hits"
     )
-    return summary, topo.race_fault_hits() - before
+    return summary, levers.race_fault_hits() - before
 
 
-def test_parallel_same_socket_pair_is_hit_and_waits_timeout(faulty: Topology) -> None:
+def test_parallel_same_socket_pair_is_hit_and_waits_timeout(faulty: Levers) -> None:
     summary, hits = drive(faulty, "glibc", lookups=30)
     # P=1, but the rule can only fire when AAAA leaves before A's answer is back: with CPUs
     # pinned that is most pairs (KERNEL.md: 298/300 with a C sender; Python sends slower)
@@ -95,7 +97,7 @@ def test_parallel_same_socket_pair_is_hit_and_waits_timeout(faulty: Topology) ->
     ],
 )
 def test_not_hit_when_queries_are_sequential_or_on_new_sockets(
-    faulty: Topology, resolver: str, flags: tuple[str, ...]
+    faulty: Levers, resolver: str, flags: tuple[str, ...]
 ) -> None:
     summary, hits = drive(faulty, resolver, *flags)
     assert summary["lookups"] >= 10
@@ -103,13 +105,13 @@ def test_not_hit_when_queries_are_sequential_or_on_new_sockets(
     assert summary["full_timeout_waits"] == 0
 
 
-def test_musl_ignores_single_request_reopen_and_is_hit(faulty: Topology) -> None:
+def test_musl_ignores_single_request_reopen_and_is_hit(faulty: Levers) -> None:
     summary, hits = drive(faulty, "musl", "single-request-reopen")
     assert hits > 0
     assert summary["full_timeout_waits"] > 0
 
 
-def test_notracked_nodelocal_traffic_is_never_hit(faulty: Topology) -> None:
+def test_notracked_nodelocal_traffic_is_never_hit(faulty: Levers) -> None:
     faulty.enable_nodelocal()
     try:
         summary, hits = drive(faulty, "glibc", nameserver=nodelocal.LOCAL_IP)

@@ -15,13 +15,13 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from harness.backends.kube import coredns, nodelocaldns, readiness, tuner, workload
 from harness.backends.kube.api import KubeAPI, ref, wait_until
 from harness.backends.kube.commands import kubectl_exec
 from harness.backends.kube.counters import NodeStat
-from harness.backends.kube.dnsconfig import NamespaceMap, client_pod_dns, uses_nodelocal
+from harness.backends.kube.dnsconfig import NamespaceMap, pod_dns
 from harness.backends.kube.hostsysctl import HostSysctls, phase_host_sysctls, run_host_sysctls
 from harness.backends.kube.names import (
     COREDNS_CONFIGMAP,
@@ -42,7 +42,11 @@ from harness.backends.kube.placement import NodeMap
 from harness.backends.kube.plan import ClientTarget, client_image, pod_worker_argv, worker_plans
 from harness.backends.kube.proc import Runner
 from harness.errors import BackendError
+from harness.plan import PhasePlan, plan_phase, plan_run
+from harness.plan.phase import base_coredns
+from harness.plan.types import CoreDNSPlan
 from harness.scenario.model import Phase, Scenario
+from loadgen.worker import WorkerPlan, WorkerResult
 
 Manifest = dict[str, Any]
 
@@ -160,9 +164,7 @@ class CoreDNSState:
         self.corefile: str = cm["data"]["Corefile"]
         self.deployment: dict[str, Any] = dep
 
-    def apply(
-        self, s: Settings, settings: coredns.CoreDNSSettings, selector: Mapping[str, str] | None
-    ) -> None:
+    def apply(self, s: Settings, settings: CoreDNSPlan, selector: Mapping[str, str] | None) -> None:
         text = coredns.render_corefile(self.corefile, settings, s.scenario.cluster.external_names)
         s.api.patch(
             "v1", "ConfigMap", COREDNS_CONFIGMAP, SYSTEM_NAMESPACE, coredns.configmap_patch(text)
@@ -219,7 +221,7 @@ class KubeCluster:
         self._nsmap = NamespaceMap(
             s.scenario.cluster.namespace, s.namespace, s.scenario.cluster.cluster_domain
         )
-        self._phase: Phase | None = None
+        self._plan: PhasePlan | None = None
 
     def nodes(self) -> list[str]:
         return scenario_nodes(self.settings.scenario.cluster.nodes)
@@ -229,22 +231,24 @@ class KubeCluster:
 
     # --- phases ---------------------------------------------------------------------------
     @contextmanager
-    def phase(self, phase: Phase) -> Iterator[None]:
+    def phase(self, phase: Phase) -> Iterator[PhasePlan]:
+        """Realize the phase's plan; yield it; undo on exit."""
         s = self.settings
+        plan = plan_phase(s.scenario, phase)
         with ExitStack() as stack:
-            self._host_phase(stack, phase)
-            self._tuner_phase(stack, phase)
-            self._coredns_phase(stack, phase)
-            if uses_nodelocal(s.scenario, phase) and not s.scenario.cluster.nodelocal_dns:
+            self._host_phase(stack, plan)
+            self._tuner_phase(stack, plan)
+            self._coredns_phase(stack, plan)
+            if plan.nodelocal and not s.scenario.cluster.nodelocal_dns:
                 install_nodelocal(s, stack, self.kube_dns_ip)
-            self._clients(stack, phase)
-            self._phase = phase
-            stack.callback(setattr, self, "_phase", None)
-            yield
+            self._clients(stack, plan)
+            self._plan = plan
+            stack.callback(setattr, self, "_plan", None)
+            yield plan
 
-    def _host_phase(self, stack: ExitStack, phase: Phase) -> None:
+    def _host_phase(self, stack: ExitStack, plan: PhasePlan) -> None:
         host = self.settings.host
-        wanted = phase_host_sysctls(phase)
+        wanted = phase_host_sysctls(plan)
         if host is None or not wanted:
             return
         for name, value in wanted.items():
@@ -252,49 +256,63 @@ class KubeCluster:
             host.set(name, value)
             stack.callback(host.set, name, before)
 
-    def _tuner_phase(self, stack: ExitStack, phase: Phase) -> None:
+    def _tuner_phase(self, stack: ExitStack, plan: PhasePlan) -> None:
+        """The phase's sysctls on every node; the injected fault's table only on the nodes
+        the plan names (its own DaemonSet, which changes no sysctl)."""
         s = self.settings
-        sysctls, ruleset = tuner.phase_changes(phase, s.run_id, include_global=s.tuner_sets_globals)
-        if not sysctls and ruleset is None:
-            return
-        name = f"{TUNER_PREFIX}-{phase.name}"[:63].rstrip("-_")
-        name = name.replace("_", "-")
-        ds = tuner.daemonset(
-            s.run_id,
-            s.namespace,
-            name,
-            sysctls=sysctls,
-            nodes=self.node_map,
-            image=s.images.tuner,
-            ruleset=ruleset,
-            table=tuner.fault_table(s.run_id) if ruleset else None,
-        )
-        _apply_all(s, stack, [ds], wait_gone=True)
-        _ds_ready(s, name, s.namespace)
+        sysctls, ruleset = tuner.phase_changes(plan, s.run_id, include_global=s.tuner_sets_globals)
+        base = f"{TUNER_PREFIX}-{plan.name}".replace("_", "-")
+        sets: list[tuple[str, Manifest]] = []
+        if sysctls:
+            name = base[:63].rstrip("-_")
+            ds = tuner.daemonset(
+                s.run_id,
+                s.namespace,
+                name,
+                sysctls=sysctls,
+                nodes=self.node_map,
+                image=s.images.tuner,
+            )
+            sets.append((name, ds))
+        if ruleset is not None and plan.fault is not None:
+            name = f"{base[:57]}-fault".replace("--", "-")
+            ds = tuner.daemonset(
+                s.run_id,
+                s.namespace,
+                name,
+                sysctls={},
+                nodes=self.node_map.only(plan.fault.nodes),
+                image=s.images.tuner,
+                ruleset=ruleset,
+                table=tuner.fault_table(s.run_id),
+            )
+            sets.append((name, ds))
+        _apply_all(s, stack, [ds for _, ds in sets], wait_gone=True)
+        for name, _ in sets:
+            _ds_ready(s, name, s.namespace)
 
-    def _coredns_phase(self, stack: ExitStack, phase: Phase) -> None:
+    def _coredns_phase(self, stack: ExitStack, plan: PhasePlan) -> None:
         s = self.settings
-        base = coredns.settings_for(s.scenario, None)
-        wanted = coredns.settings_for(s.scenario, phase)
-        if wanted == base:
+        base = base_coredns(s.scenario)
+        if plan.coredns == base:
             return
         sel = coredns_selector(s.scenario, self.node_map)
-        self._core.apply(s, wanted, sel)
+        self._core.apply(s, plan.coredns, sel)
         stack.callback(self._core.apply, s, base, sel)
 
-    def _clients(self, stack: ExitStack, phase: Phase) -> None:
+    def _clients(self, stack: ExitStack, plan: PhasePlan) -> None:
         s = self.settings
-        dns = client_pod_dns(s.scenario, phase, self._nsmap, self.kube_dns_ip)
+        dns = pod_dns(plan.pod_dns, self._nsmap, self.kube_dns_ip)
         dns.resolv_conf()  # validates what kubelet will write, before anything is created
-        image = client_image(s.scenario, phase, s.images.glibc, s.images.musl)
+        image = client_image(plan, s.images.glibc, s.images.musl)
         pods = workload.client_pods(
-            s.scenario, s.run_id, phase.name, nodes=self.node_map, dns=dns, image=image
+            s.scenario, s.run_id, plan.name, nodes=self.node_map, dns=dns, image=image
         )
         _apply_all(s, stack, pods, wait_gone=True)
-        selector = f"{run_selector(s.run_id)},{LABEL_PHASE}={phase.name}"
+        selector = f"{run_selector(s.run_id)},{LABEL_PHASE}={plan.name}"
         _wait(
             s,
-            f"client pods of phase {phase.name}",
+            f"client pods of phase {plan.name}",
             lambda: readiness.pods_not_ready(
                 s.api.list("v1", "Pod", s.namespace, selector), len(pods)
             ),
@@ -305,15 +323,15 @@ class KubeCluster:
         for node in self.real_nodes():
             self.settings.access.flush(node)
 
-    def active_phase(self) -> Phase:
-        if self._phase is None:
+    def active_plan(self) -> PhasePlan:
+        if self._plan is None:
             raise BackendError("no phase is active (enter cluster.phase(...) first)")
-        return self._phase
+        return self._plan
 
     def client_targets(self) -> list[ClientTarget]:
         """The active phase's client pods: name, IP, and the resolv.conf kubelet wrote."""
         s = self.settings
-        phase = self.active_phase()
+        phase = self.active_plan()
         selector = f"{run_selector(s.run_id)},{LABEL_PHASE}={phase.name}"
         pods = sorted(
             s.api.list("v1", "Pod", s.namespace, selector), key=lambda p: p["metadata"]["name"]
@@ -338,39 +356,39 @@ class KubeCluster:
             raise BackendError(f"{s.namespace}/{HTTP_SERVER_NAME} has no ClusterIP")
         return str(ip)
 
-    def worker_plans(self, targets: list[ClientTarget] | None = None) -> list[dict[str, Any]]:
-        """The active phase's per-pod worker plans (reads pod IPs and resolv.conf files)."""
+    def worker_plans(
+        self, targets: list[ClientTarget] | None = None, plan: PhasePlan | None = None
+    ) -> list[WorkerPlan]:
+        """The per-pod worker plans of ``plan`` (default: the active phase's); reads the pods'
+        IPs and resolv.conf files unless ``targets`` are given."""
         return worker_plans(
-            self.settings.scenario,
-            self.active_phase(),
+            plan or self.active_plan(),
             self._nsmap,
             targets if targets is not None else self.client_targets(),
             self.http_service_ip(),
         )
 
-    def run_worker(self, plan: Mapping[str, Any]) -> dict[str, Any]:
+    def run_worker(self, plan: WorkerPlan) -> WorkerResult:
         """Run one pod's worker (plan on stdin, result on stdout) and return its answer."""
         s = self.settings
-        budget = float(plan["duration_s"]) + 120
-        argv = kubectl_exec(
-            s.kubeconfig, s.namespace, str(plan["pod"]), pod_worker_argv(), stdin=True
-        )
-        out = s.runner(argv, input=json.dumps(plan), timeout_s=budget)
+        budget = plan.duration_s + 120
+        argv = kubectl_exec(s.kubeconfig, s.namespace, plan.pod, pod_worker_argv(), stdin=True)
+        out = s.runner(argv, input=json.dumps(plan.to_json()), timeout_s=budget)
         try:
             result = json.loads(out.stdout)
         except json.JSONDecodeError as e:
             raise BackendError(
-                f"the load worker in {plan['pod']} did not print JSON",
+                f"the load worker in {plan.pod} did not print JSON",
                 stdout=out.stdout[-500:],
                 stderr=out.stderr[-500:],
             ) from e
         if not isinstance(result, dict):
             raise BackendError(
-                f"the load worker in {plan['pod']} printed {type(result).__name__}, not an object"
+                f"the load worker in {plan.pod} printed {type(result).__name__}, not an object"
             )
-        return result
+        return cast(WorkerResult, result)
 
-    def run_load(self) -> list[dict[str, Any]]:
+    def run_load(self) -> list[WorkerResult]:
         """Run the worker in every client pod at once; return their answers in pod order."""
         plans = self.worker_plans()
         with ThreadPoolExecutor(max_workers=len(plans)) as pool:
@@ -418,7 +436,7 @@ def realize_workload(
         core = CoreDNSState(s)
         if s.coredns_baseline:
             stack.callback(core.restore, s)
-            core.apply(s, coredns.settings_for(scenario, None), coredns_selector(scenario, nodes))
+            core.apply(s, base_coredns(scenario), coredns_selector(scenario, nodes))
         _apply_all(s, stack, workload.http_server(scenario, s.run_id, nodes, s.images.http_server))
         _wait(
             s,
@@ -427,7 +445,7 @@ def realize_workload(
                 s.api.get("apps/v1", "Deployment", HTTP_SERVER_NAME, s.namespace)
             ),
         )
-        base = tuner.node_sysctls(scenario.node_sysctls, include_global=s.tuner_sets_globals)
+        base = tuner.node_sysctls(plan_run(scenario).sysctls, include_global=s.tuner_sets_globals)
         if base:
             name = f"{TUNER_PREFIX}-run"
             ds = tuner.daemonset(

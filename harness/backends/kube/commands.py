@@ -75,6 +75,11 @@ def kind_load_image(cluster: str, image: str, nodes: Sequence[str] = ()) -> list
 
 
 # --- docker ---------------------------------------------------------------------------------
+def docker_info() -> list[str]:
+    """Fails unless the daemon answers (the CLI alone is not enough)."""
+    return [DOCKER, "info", "--format", "{{.ServerVersion}}"]
+
+
 def docker_build(dockerfile: str, tag: str, context: str = ".") -> list[str]:
     return [DOCKER, "build", "--file", dockerfile, "--tag", tag, context]
 
@@ -121,6 +126,14 @@ def docker_save_into_k3s(image: str, container: str) -> tuple[list[str], list[st
 
 
 # --- kubectl --------------------------------------------------------------------------------
+def kubectl_server_version(kubeconfig: str | None, timeout_s: int = 10) -> list[str]:
+    """Fails unless the API server answers within ``timeout_s``."""
+    out = [KUBECTL]
+    if kubeconfig:
+        out += ["--kubeconfig", kubeconfig]
+    return [*out, "get", "--raw", "/version", f"--request-timeout={timeout_s}s"]
+
+
 def kubectl_exec(
     kubeconfig: str | None,
     namespace: str,

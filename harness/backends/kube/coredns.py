@@ -9,35 +9,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from harness.errors import BackendError
-from harness.scenario.model import CoreDNSChange, Phase, Scenario
+from harness.plan.types import CoreDNSPlan
 
 ROOT_KEYS = (".:53", ".")
 RESTART_ANNOTATION = "conntrack-harness/restarted-at"
 CACHE_LINE = "cache 30"
-
-
-@dataclass(frozen=True)
-class CoreDNSSettings:
-    cache: bool
-    replicas: int
-    max_concurrent: int | None
-
-
-def settings_for(scenario: Scenario, phase: Phase | None) -> CoreDNSSettings:
-    spec = scenario.cluster.coredns
-    s = CoreDNSSettings(spec.cache, spec.replicas, spec.max_concurrent)
-    for rem in phase.remediations if phase else []:
-        if isinstance(rem, CoreDNSChange):
-            s = CoreDNSSettings(
-                rem.cache if rem.cache is not None else s.cache,
-                rem.replicas if rem.replicas is not None else s.replicas,
-                rem.max_concurrent if rem.max_concurrent is not None else s.max_concurrent,
-            )
-    return s
 
 
 def _root_block(lines: list[str]) -> tuple[int, int]:
@@ -138,7 +117,7 @@ def external_names_blocks(names: Mapping[str, str]) -> str:
     return "\n".join(out) + ("\n" if out else "")
 
 
-def render_corefile(original: str, settings: CoreDNSSettings, external: Mapping[str, str]) -> str:
+def render_corefile(original: str, settings: CoreDNSPlan, external: Mapping[str, str]) -> str:
     text = set_cache(original, settings.cache)
     if settings.max_concurrent is not None:
         text = set_max_concurrent(text, settings.max_concurrent)

@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import Protocol
 
 from harness.errors import NotRoot
-from harness.scenario.model import ConntrackSysctls, Phase, Scenario
+from harness.plan import PhasePlan, plan_run
+from harness.plan.sysctls import run_max
+from harness.plan.types import CONNTRACK_MAX, SysctlPlan
+from harness.scenario.model import Scenario
 
-NF_MAX = "net.netfilter.nf_conntrack_max"
-NF_BUCKETS = "net.netfilter.nf_conntrack_buckets"
+NF_MAX = CONNTRACK_MAX
 
 
 class SysctlSetter(Protocol):
@@ -70,34 +72,25 @@ def require_root(euid: int, what: str) -> None:
         )
 
 
+def _strings(values: SysctlPlan) -> dict[str, str]:
+    return {k: str(v) for k, v in values.global_values().items()}
+
+
 def run_host_sysctls(scenario: Scenario) -> dict[str, str]:
-    """Host-global values the whole run needs (host.nf_conntrack_max wins over node_sysctls)."""
-    out: dict[str, str] = {}
-    max_ = scenario.host.nf_conntrack_max or scenario.node_sysctls.nf_conntrack_max
-    if max_ is not None:
-        out[NF_MAX] = str(max_)
-    buckets = scenario.node_sysctls.nf_conntrack_buckets
-    if buckets is not None:
-        if buckets == "auto":
-            if max_ is not None:
-                out[NF_BUCKETS] = str(max(max_ // 4, 1))
-        else:
-            out[NF_BUCKETS] = str(buckets)
-    return out
+    """Host-global values the whole run needs (node_sysctls' max wins over host's, and
+    buckets follow the plan's one rule)."""
+    run = plan_run(scenario).sysctls
+    cmax = run_max(scenario)
+    if cmax is not None:
+        run = SysctlPlan(conntrack_max=cmax, buckets=run.buckets)
+    return _strings(run)
 
 
-def phase_host_sysctls(phase: Phase) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for rem in phase.remediations:
-        if isinstance(rem, ConntrackSysctls):
-            if rem.nf_conntrack_max is not None:
-                out[NF_MAX] = str(rem.nf_conntrack_max)
-            if rem.nf_conntrack_buckets == "auto" and rem.nf_conntrack_max is not None:
-                out[NF_BUCKETS] = str(max(rem.nf_conntrack_max // 4, 1))
-            elif isinstance(rem.nf_conntrack_buckets, int):
-                out[NF_BUCKETS] = str(rem.nf_conntrack_buckets)
-    return out
+def phase_host_sysctls(plan: PhasePlan) -> dict[str, str]:
+    return _strings(plan.sysctls)
 
 
 def needs_host(scenario: Scenario) -> bool:
-    return bool(run_host_sysctls(scenario)) or any(phase_host_sysctls(p) for p in scenario.phases)
+    return bool(run_host_sysctls(scenario)) or any(
+        phase_host_sysctls(p) for p in plan_run(scenario).phases
+    )

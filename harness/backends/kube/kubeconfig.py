@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
-from harness.backends.kube import readiness, tuner
+from harness.backends.kube import commands, readiness, tuner
 from harness.backends.kube.api import DynamicKubeAPI, KubeAPI, wait_until
 from harness.backends.kube.cluster import (
     Images,
@@ -22,8 +22,6 @@ from harness.backends.kube.cluster import (
     _apply_all,
     realize_workload,
 )
-from harness.backends.kube.coredns import settings_for
-from harness.backends.kube.dnsconfig import uses_nodelocal
 from harness.backends.kube.names import (
     LABEL_ROLE,
     run_namespace,
@@ -33,7 +31,8 @@ from harness.backends.kube.names import (
 from harness.backends.kube.nodeaccess import ProbeNodeAccess
 from harness.backends.kube.placement import NodeMap, map_schedulable
 from harness.backends.kube.proc import Runner, subprocess_runner
-from harness.errors import BackendError, UnsafeRequest
+from harness.errors import BackendError, CommandFailed, UnsafeRequest
+from harness.plan import plan_run
 from harness.scenario.model import Scenario
 
 
@@ -50,33 +49,52 @@ def uses_external_names(scenario: Scenario) -> bool:
 def disruptive_steps(scenario: Scenario) -> list[str]:
     """What this scenario would change beyond its own namespace, in words (pure)."""
     steps: list[str] = []
-    if (
-        tuner.node_sysctls(scenario.node_sysctls, include_global=True)
-        or scenario.host.nf_conntrack_max
-    ):
+    run = plan_run(scenario)
+    if tuner.node_sysctls(run.sysctls, include_global=True) or scenario.host.nf_conntrack_max:
         steps.append("set conntrack sysctls on the nodes (node_sysctls/host)")
-    base = settings_for(scenario, None)
-    if (
-        any(settings_for(scenario, p) != base for p in scenario.phases)
-        or scenario.cluster.coredns.max_concurrent
-    ):
+    if any(p.coredns != run.coredns for p in run.phases) or scenario.cluster.coredns.max_concurrent:
         steps.append("change CoreDNS (Corefile, replicas, placement)")
     if uses_external_names(scenario):
         steps.append(
             "add server blocks for the scenario's external names to CoreDNS (else "
             "their lookups would leave the cluster) and restart it"
         )
-    for p in scenario.phases:
+    for p in run.phases:
         sysctls, ruleset = tuner.phase_changes(p, "x", include_global=True)
         if sysctls:
             steps.append(f"phase {p.name}: set conntrack sysctls on the nodes")
         if ruleset:
             steps.append(f"phase {p.name}: INJECT a race-window packet drop on the nodes")
-        if uses_nodelocal(scenario, p):
+        if p.nodelocal:
             steps.append(
                 f"phase {p.name}: install NodeLocal DNSCache (intercepts kube-dns on every node)"
             )
     return list(dict.fromkeys(steps))
+
+
+def preflight(kubeconfig: str | None, runner: Runner = subprocess_runner) -> None:
+    """Before anything is created: kubectl is on PATH (MissingTool, exit 2) and the API server
+    answers (BackendError, exit 3), within a few seconds rather than a client's long retries."""
+    try:
+        runner(commands.kubectl_server_version(kubeconfig), timeout_s=30)
+    except CommandFailed as e:
+        where = kubeconfig or "$KUBECONFIG or ~/.kube/config"
+        raise BackendError(
+            f"the API server of {where} does not answer: {e.stderr.strip()[-300:] or e}"
+        ) from None
+
+
+def check_allowed(scenario: Scenario, *, allow_disruptive: bool) -> None:
+    """Refuse, naming every step, a scenario that would disturb the cluster unless allowed."""
+    steps = disruptive_steps(scenario)
+    if steps and not allow_disruptive:
+        raise UnsafeRequest(
+            "this scenario changes the existing cluster beyond its own namespace: "
+            + "; ".join(steps)
+            + ". Re-run with --allow-disruptive on a cluster you may disturb",
+            field="--allow-disruptive",
+            value=False,
+        )
 
 
 @dataclass
@@ -103,15 +121,7 @@ class KubeconfigBackend:
         self._api_factory = api_factory
 
     def check_allowed(self, scenario: Scenario) -> None:
-        steps = disruptive_steps(scenario)
-        if steps and not self.settings.allow_disruptive:
-            raise UnsafeRequest(
-                "this scenario changes the existing cluster beyond its own namespace: "
-                + "; ".join(steps)
-                + ". Re-run with --allow-disruptive on a cluster you may disturb",
-                field="--allow-disruptive",
-                value=False,
-            )
+        check_allowed(scenario, allow_disruptive=self.settings.allow_disruptive)
 
     @contextmanager
     def realize(self, scenario: Scenario, run_id: str) -> Iterator[KubeCluster]:

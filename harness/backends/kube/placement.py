@@ -53,6 +53,12 @@ class NodeMap:
         self.real(node)
         return {HOSTNAME_LABEL: self.hostnames[node]}
 
+    def only(self, names: Sequence[str]) -> NodeMap:
+        """The same mapping restricted to these scenario nodes."""
+        for n in names:
+            self.real(n)
+        return NodeMap({n: self.nodes[n] for n in names}, {n: self.hostnames[n] for n in names})
+
     def affinity(self) -> dict[str, Any]:
         """Node affinity that admits exactly the mapped nodes (for DaemonSets)."""
         values = sorted(set(self.hostnames.values()))

@@ -20,13 +20,15 @@ from harness.backends.base import Progress
 from harness.backends.kube.cluster import KubeCluster
 from harness.backends.kube.loadmerge import merge_loads
 from harness.backends.kube.placement import NodeMap
-from harness.backends.kube.plan import client_image
 from harness.backends.kube.sampling import KernelLog, KubeSampler
 from harness.dns.resolvconf import ResolvConf
 from harness.errors import BackendError
 from harness.kernel.kmsg import KmsgReader
 from harness.measurement import PhaseMeasurement
-from harness.scenario.model import LoadSpec, Phase, Scenario
+from harness.plan import PhasePlan
+from harness.results.evidence import Evidence
+from harness.scenario.model import Phase, Scenario
+from loadgen.worker import WorkerPlan, WorkerResult
 
 SERVER_COUNTERS_UNAVAILABLE = (
     "the DNS pods' own received/answered counts are not read on this backend "
@@ -81,7 +83,7 @@ class KubeRunCluster:
         self._period = 1.0 / sample_hz
         self._stack = ExitStack()
         self._kc: KubeCluster | None = None
-        self._evidence: dict[str, str] = {}
+        self._evidence = Evidence()
 
     @property
     def kube(self) -> KubeCluster:
@@ -114,16 +116,9 @@ class KubeRunCluster:
         for the whole run; both are reverted when the cluster exits."""
 
     @contextmanager
-    def phase(self, phase: Phase) -> Iterator[dict[str, Any]]:
-        kc = self.kube
-        images = kc.settings.images
-        with kc.phase(phase):
-            yield {
-                "backend": self.backend,
-                "client_pods": self.scenario.cluster.client_pods,
-                "image": client_image(self.scenario, phase, images.glibc, images.musl),
-                "nodes": dict(kc.node_map.nodes),
-            }
+    def phase(self, phase: Phase) -> Iterator[PhasePlan]:
+        with self.kube.phase(phase) as plan:
+            yield plan
 
     # --- measuring ---------------------------------------------------------------------
     def _kernel(self) -> str:
@@ -132,26 +127,21 @@ class KubeRunCluster:
         obj = kc.settings.api.get("v1", "Node", node) or {}
         return str(obj.get("status", {}).get("nodeInfo", {}).get("kernelVersion", ""))
 
-    def measure(
-        self,
-        phase: Phase,
-        settings: dict[str, Any],
-        load: LoadSpec,
-        progress: Progress | None = None,
-    ) -> PhaseMeasurement:
+    def measure(self, plan: PhasePlan, progress: Progress | None = None) -> PhaseMeasurement:
         kc = self.kube
         access = kc.settings.access
         kc.reset()
         targets = kc.client_targets()
-        plans = kc.worker_plans(targets)
+        plans = kc.worker_plans(targets, plan)
         for t in targets:
-            self._evidence[f"pods/{phase.name}/{t.pod}/resolv.conf"] = t.resolv
+            self._evidence.phase_pods.setdefault(plan.name, {})[t.pod] = t.resolv
         labels = series_labels(kc.node_map)
         cmax = int(access.stat(next(iter(labels.values())))["max"])
-        hits0 = sum(kc.fault_drops().values()) if phase.faults else 0
+        fault = plan.fault
+        hits0 = sum(kc.fault_drops().values()) if fault is not None else 0
         sampler = KubeSampler(access, labels, cmax, kernel_log=self._kernel_log)
         sampler.start()
-        answers = self._drive(phase, load, plans, sampler=sampler, progress=progress, cmax=cmax)
+        answers = self._drive(plan, plans, sampler=sampler, progress=progress, cmax=cmax)
         series = sampler.series
         merged, notes = merge_loads(answers)
         unavailable = {"server_counters": SERVER_COUNTERS_UNAVAILABLE}
@@ -164,11 +154,10 @@ class KubeRunCluster:
             "pods": [t.pod for t in targets],
             "notes": [*kc.notes, *notes, *sampler.notes],
         }
-        if phase.faults:
-            fault = phase.faults[0]
+        if fault is not None:
             extra["fault"] = {
                 "kind": "race-window",
-                "injected": True,
+                "injected": fault.injected,
                 "probability": fault.probability,
                 "hits": sum(kc.fault_drops().values()) - hits0,
                 "pinned_cpus": False,
@@ -196,26 +185,24 @@ class KubeRunCluster:
 
     def _drive(
         self,
-        phase: Phase,
-        load: LoadSpec,
-        plans: list[dict[str, Any]],
+        plan: PhasePlan,
+        plans: list[WorkerPlan],
         *,
         sampler: KubeSampler,
         progress: Progress | None,
         cmax: int,
-    ) -> list[dict[str, Any]]:
+    ) -> list[WorkerResult]:
         """Run every pod's worker at once; sample the nodes until they all answer."""
         kc = self.kube
+        duration_s = plan.load.duration_s
         with ThreadPoolExecutor(max_workers=len(plans), thread_name_prefix="kube-load") as pool:
-            futures: list[Future[dict[str, Any]]] = [pool.submit(kc.run_worker, p) for p in plans]
+            futures: list[Future[WorkerResult]] = [pool.submit(kc.run_worker, p) for p in plans]
             try:
                 while True:
                     live = sampler.sample()
                     if progress:
-                        elapsed = min(sampler.duration, load.duration_s)
-                        progress(
-                            phase.name, elapsed, load.duration_s, {"conntrack": live, "max": cmax}
-                        )
+                        elapsed = min(sampler.duration, duration_s)
+                        progress(plan.name, elapsed, duration_s, {"conntrack": live, "max": cmax})
                     done, pending = wait(futures, timeout=self._period, return_when=FIRST_EXCEPTION)
                     if not pending or any(f.exception() is not None for f in done):
                         break
@@ -223,12 +210,9 @@ class KubeRunCluster:
                 sampler.stop()
             return [f.result() for f in futures]
 
-    def evidence(self) -> dict[str, str]:
+    def evidence(self) -> Evidence:
         """Per node: conntrack -S / iptables-save where reachable; per phase and pod: the
-        resolv.conf the load ran with; the nodes' mapping."""
-        out = dict(self._evidence)
-        kc = self.kube
-        for node in kc.real_nodes():
-            for name, text in kc.settings.access.evidence(node).items():
-                out[f"nodes/{node}/{name}"] = text
-        return out
+        resolv.conf the load ran with."""
+        access = self.kube.settings.access
+        nodes = {node: access.evidence(node) for node in self.kube.real_nodes()}
+        return Evidence(nodes=nodes, phase_pods=dict(self._evidence.phase_pods))

@@ -21,20 +21,11 @@ from typing import Any
 
 from harness.backends.kube.names import TUNER_PREFIX, run_labels
 from harness.backends.kube.placement import NodeMap
+from harness.dataplane.faults import race_window_ruleset
 from harness.errors import BadInput
-from harness.scenario.model import ConntrackSysctls, NodeSysctls, Phase, RaceWindowFault
+from harness.plan.types import CONNTRACK_BUCKETS, CONNTRACK_MAX, PhasePlan, SysctlPlan
 
-# Scenario field -> sysctl name. Only per-namespace conntrack knobs and the two global sizes.
-SYSCTL_NAMES: dict[str, str] = {
-    "nf_conntrack_max": "net.netfilter.nf_conntrack_max",
-    "nf_conntrack_buckets": "net.netfilter.nf_conntrack_buckets",
-    "tcp_timeout_time_wait": "net.netfilter.nf_conntrack_tcp_timeout_time_wait",
-    "tcp_timeout_close": "net.netfilter.nf_conntrack_tcp_timeout_close",
-    "udp_timeout": "net.netfilter.nf_conntrack_udp_timeout",
-    "udp_timeout_stream": "net.netfilter.nf_conntrack_udp_timeout_stream",
-}
-GLOBAL_SYSCTLS = frozenset({SYSCTL_NAMES["nf_conntrack_max"], SYSCTL_NAMES["nf_conntrack_buckets"]})
-ACCT = "net.netfilter.nf_conntrack_acct"
+GLOBAL_SYSCTLS = frozenset({CONNTRACK_MAX, CONNTRACK_BUCKETS})
 _SYSCTL = re.compile(r"^net\.netfilter\.nf_conntrack_[a-z_]+$")
 
 SCRIPT = r"""set -eu
@@ -65,51 +56,15 @@ while :; do sleep 3600 & wait $! || true; done
 """
 
 
-def node_sysctls(values: NodeSysctls | ConntrackSysctls, *, include_global: bool) -> dict[str, str]:
-    """The sysctls a NodeSysctls/ConntrackSysctls asks for, by full name.
+def node_sysctls(values: SysctlPlan, *, include_global: bool) -> dict[str, str]:
+    """The sysctls a plan asks of every node, by full name.
 
     ``include_global`` is false on kind and k3s: there the nodes are containers, the global
     sizes are read-only inside them, and the host guard sets them instead.
     """
-    out: dict[str, str] = {}
-    max_ = values.nf_conntrack_max
-    for field, name in SYSCTL_NAMES.items():
-        value = getattr(values, field, None)
-        if value is None:
-            continue
-        if name in GLOBAL_SYSCTLS and not include_global:
-            continue
-        if value == "auto":
-            if max_ is None:
-                raise BadInput(
-                    "nf_conntrack_buckets 'auto' needs nf_conntrack_max",
-                    field="nf_conntrack_buckets",
-                    value=value,
-                )
-            value = max(max_ // 4, 1)
-        out[name] = str(value)
+    out = {k: str(v) for k, v in values.global_values().items()} if include_global else {}
+    out.update((k, str(v)) for k, v in values.per_node)
     return out
-
-
-def race_ruleset(table: str, probability: float) -> str:
-    """The injected race window: drop, with probability P, the second original-direction
-    UDP/53 packet of a conntrack entry that has had no reply yet (forward hook of the node)."""
-    if not 0 < probability <= 1:
-        raise BadInput(
-            "probability must be in (0, 1]", field="faults.probability", value=probability
-        )
-    pct = round(probability * 100)
-    match = "meta l4proto udp th dport 53 ct original packets 2 ct reply packets 0"
-    # nft rejects "< 100" for numgen; at P=100 the random match is simply left out.
-    rand = "" if pct >= 100 else f" numgen random mod 100 < {pct}"
-    return (
-        f"table inet {table} {{\n"
-        "  chain race_window {\n"
-        "    type filter hook forward priority filter; policy accept;\n"
-        f"    {match}{rand} counter drop\n"
-        "  }\n"
-        "}\n"
-    )
 
 
 def fault_table(run_id: str) -> str:
@@ -117,18 +72,14 @@ def fault_table(run_id: str) -> str:
 
 
 def phase_changes(
-    phase: Phase, run_id: str, *, include_global: bool
+    plan: PhasePlan, run_id: str, *, include_global: bool
 ) -> tuple[dict[str, str], str | None]:
-    """(sysctls, nft ruleset or None) a phase asks of every node."""
-    sysctls: dict[str, str] = {}
-    for rem in phase.remediations:
-        if isinstance(rem, ConntrackSysctls):
-            sysctls.update(node_sysctls(rem, include_global=include_global))
+    """(sysctls every node gets, nft fault ruleset or None). nf_conntrack_acct for the fault is
+    among the plan's sysctls; the ruleset goes only to ``plan.fault.nodes``."""
+    sysctls = node_sysctls(plan.sysctls, include_global=include_global)
     ruleset = None
-    faults = [f for f in phase.faults if isinstance(f, RaceWindowFault)]
-    if faults:
-        sysctls[ACCT] = "1"  # 'ct original packets' needs per-entry packet accounting
-        ruleset = race_ruleset(fault_table(run_id), max(f.probability for f in faults))
+    if plan.fault is not None:
+        ruleset = race_window_ruleset(plan.fault.percent, fault_table(run_id))
     return sysctls, ruleset
 
 

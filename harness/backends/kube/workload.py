@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.backends.kube.dnsconfig import PodDNS
+from harness.backends.kube.dnsconfig import PodDNSConfig
 from harness.backends.kube.names import (
     HTTP_SERVER_IMAGE,
     HTTP_SERVER_NAME,
@@ -99,7 +99,7 @@ def client_pods(
     phase: str,
     *,
     nodes: NodeMap,
-    dns: PodDNS,
+    dns: PodDNSConfig,
     image: str,
 ) -> list[Manifest]:
     """The phase's client pods: they carry the phase's dnsConfig (immutable, so per phase)."""

@@ -14,82 +14,33 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, nullcontext
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from harness.backends.base import Progress
 from harness.backends.netns import plan as P
 from harness.backends.netns.counters import delta, read_counters
+from harness.backends.netns.levers import Levers
 from harness.backends.netns.plan import plan_topology
 from harness.backends.netns.topology import Topology
 from harness.capture.tcpdump import PodCapture
 from harness.dns.resolvconf import ResolvConf
-from harness.errors import BackendError
+from harness.errors import BackendError, HarnessError
 from harness.kernel import sysctl
 from harness.kernel.journal import Journal
 from harness.kernel.netns import run
 from harness.kernel.process import Proc, spawn, stop_pid
 from harness.kernel.sampler import NodeProbe, NodeSeries, Sampler
 from harness.measurement import PhaseMeasurement
-from harness.result import CaptureResult
-from harness.scenario.model import (
-    FQDN,
-    ConntrackSysctls,
-    CoreDNSChange,
-    DNSConfig,
-    LoadSpec,
-    NodeLocalDNS,
-    Phase,
-    Pooling,
-    RaceWindowFault,
-    ResolverOption,
-    Scenario,
-)
-from loadgen.http.plan import fill_needed
-
-CT = "net.netfilter."
-
-
-def pod_resolv(
-    dns_config: DNSConfig,
-    *,
-    namespace: str,
-    domain: str,
-    nameserver_ips: dict[str, str],
-    extra_options: dict[str, str | None],
-) -> ResolvConf:
-    """What kubelet writes into a pod's resolv.conf for this dnsConfig (pure)."""
-    ns_ips = [nameserver_ips.get(n, n) for n in dns_config.nameservers]
-    searches = dns_config.searches
-    if searches is None:
-        searches = [f"{namespace}.svc.{domain}", f"svc.{domain}", domain]
-    options = {**dns_config.option_map(), **extra_options}
-    return ResolvConf.build(ns_ips, searches, options)
-
-
-def lookup_names(names: list[str], *, fqdn: bool, namespace: str, domain: str) -> list[str]:
-    """With the FQDN remediation, names become absolute (trailing dot, no search list)."""
-    if not fqdn:
-        return names
-    out = []
-    for n in names:
-        if n.endswith("."):
-            out.append(n)
-        elif "." not in n:
-            out.append(f"{n}.{namespace}.svc.{domain}.")
-        elif n.endswith(domain) or n.count(".") >= 2:
-            out.append(n + ".")
-        else:  # service.namespace
-            out.append(f"{n}.svc.{domain}.")
-    return out
-
-
-def expand_names(names: list[str], count: int) -> list[str]:
-    """A name with ``{n}`` becomes ``count`` distinct names (cache-busting, e.g. random
-    subdomains), interleaved with the others in the order the engine cycles through them."""
-    if not any("{n}" in n for n in names):
-        return names
-    return [n.replace("{n}", str(i)) for i in range(max(1, count)) for n in names]
+from harness.plan import PhasePlan, plan_phase, plan_run
+from harness.plan.types import CT, SysctlPlan
+from harness.plan.workerplan import worker_plan
+from harness.results.evidence import Evidence
+from harness.results.schema import CaptureResult
+from harness.scenario.model import Phase, Scenario
+from loadgen.http.plan import HTTPTarget, fill_needed
+from loadgen.worker import PodSpec, WorkerPlan
 
 
 class NetnsCluster:
@@ -107,36 +58,29 @@ class NetnsCluster:
         self.scenario = scenario
         self.capture_pcap = capture_pcap
         self.pcaps: dict[str, bytes] = {}  # phase label -> unanswered same-port pairs
+        self.phase_evidence = Evidence()  # each phase's conntrack -S and resolv.conf
         self.run_id = run_id
         self.journal = journal
         self.guard = guard
-        max_dns = max(
-            [
-                r.replicas or 0
-                for ph in scenario.phases
-                for r in ph.remediations
-                if isinstance(r, CoreDNSChange)
-            ],
-            default=0,
+        self.run_plan = plan_run(scenario)  # bad input (exit 2) before anything is built
+        self.plan = plan_topology(
+            scenario.cluster, run_id, max_coredns=self.run_plan.max_coredns_replicas
         )
-        self.plan = plan_topology(scenario.cluster, run_id, max_coredns=max_dns)
         self.topology = Topology(
             self.plan,
             journal,
-            coredns_cache=scenario.cluster.coredns.cache,
-            coredns_max_concurrent=scenario.cluster.coredns.max_concurrent,
+            coredns=self.run_plan.coredns,
+            kube_proxy=self.run_plan.kube_proxy,
         )
-        self.topology.coredns_replicas = scenario.cluster.coredns.replicas
+        self.levers = Levers(self.topology)
         self.probes: list[NodeProbe] = []
         self._stack = ExitStack()
 
     def __enter__(self) -> NetnsCluster:
         try:
             self._stack.enter_context(self.topology)
-            if self.topology.coredns_replicas != len(self.plan.role("coredns")):
-                self.topology.apply_kube_proxy()
-            if self.scenario.cluster.nodelocal_dns:
-                self.topology.enable_nodelocal()
+            if self.run_plan.nodelocal:
+                self.levers.enable_nodelocal()
             for node in self.plan.nodes:
                 probe = NodeProbe(node.name, node.ns)
                 self.probes.append(probe)
@@ -154,159 +98,49 @@ class NetnsCluster:
 
     # --- phase application -------------------------------------------------------------
     @contextmanager
-    def phase(self, phase: Phase) -> Iterator[dict[str, Any]]:
-        """Apply remediations/faults; yield the effective per-phase settings; revert on exit."""
-        settings: dict[str, Any] = {
-            "pooling": None,
-            "fqdn": False,
-            "options": {},
-            "nameservers": None,
-            "pin_cpus": False,
-        }
+    def phase(self, phase: Phase) -> Iterator[PhasePlan]:
+        """Realize the phase's plan; yield it; revert on exit."""
+        plan = plan_phase(self.scenario, phase)
         # Flush before the remediations too, not only before the load: a remediation that
         # starts a server (NodeLocal's cache forwards through tracked flows) must not start
         # against the previous phase's full table of TIME_WAIT entries.
         self.reset()
         with self.guard.scope(), ExitStack() as undo:
-            for r in phase.remediations:
-                if isinstance(r, Pooling):
-                    settings["pooling"] = r.pool_size
-                elif isinstance(r, ConntrackSysctls):
-                    self._apply_ct_sysctls(
-                        r.nf_conntrack_max, r.nf_conntrack_buckets, r.tcp_timeout_time_wait
-                    )
-                elif isinstance(r, ResolverOption):
-                    settings["options"].update({o.name: o.value for o in r.options})
-                elif isinstance(r, FQDN):
-                    settings["fqdn"] = True
-                elif isinstance(r, CoreDNSChange):
-                    undo.enter_context(self._coredns(r))
-                elif isinstance(r, NodeLocalDNS):
-                    undo.enter_context(self._nodelocal())
-                    settings["nameservers"] = ["nodelocal"]
-            for fault in phase.faults:
-                undo.enter_context(self._race_fault(fault))
-                settings["pin_cpus"] = fault.pin_cpus
-            yield settings
+            self._apply_sysctls(plan.sysctls)
+            undo.enter_context(self.levers.coredns_as(plan.coredns))
+            undo.enter_context(self.levers.nodelocal(plan.nodelocal))
+            if plan.fault is not None:
+                undo.enter_context(self.levers.race_fault(plan.fault))
+            yield plan
 
-    @contextmanager
-    def _nodelocal(self) -> Iterator[None]:
-        already = self.topology.nodelocal_enabled
-        self.topology.enable_nodelocal()
-        try:
-            yield
-        finally:
-            if not already:
-                self.topology.disable_nodelocal()
-
-    @contextmanager
-    def _race_fault(self, fault: RaceWindowFault) -> Iterator[None]:
-        for node in self.plan.nodes:
-            self.guard.set(CT + "nf_conntrack_acct", 1, node.ns)
-        self.topology.enable_race_fault(fault.probability)
-        servers = self.topology.dns_server_pids()
-        if fault.pin_cpus:
-            self.topology.pin(servers, {0})
-        try:
-            yield
-        finally:
-            self.topology.disable_race_fault()
-            if fault.pin_cpus:
-                self.topology.pin(servers, set(range(os.cpu_count() or 1)))
-
-    def _apply_ct_sysctls(
-        self, cmax: int | None, buckets: int | str | None, time_wait: int | None
-    ) -> None:
-        if cmax is not None:
-            self.guard.set(CT + "nf_conntrack_max", cmax)
-        if buckets is not None:
-            b = (
-                (cmax or int(sysctl.read(CT + "nf_conntrack_max"))) // 4
-                if buckets == "auto"
-                else int(buckets)
-            )
-            self.guard.set(CT + "nf_conntrack_buckets", max(b, 1024))
-        if time_wait is not None:
+    def _apply_sysctls(self, sysctls: SysctlPlan) -> None:
+        """Through the guard (reverted when its scope ends): the global max and buckets on
+        the host, the per-namespace values in every node."""
+        for name, value in sysctls.global_values().items():
+            self.guard.set(name, value)
+        for name, value in sysctls.per_node:
             for node in self.plan.nodes:
-                self.guard.set(CT + "nf_conntrack_tcp_timeout_time_wait", time_wait, node.ns)
+                self.guard.set(name, value, node.ns)
 
     def apply_node_sysctls(self) -> None:
-        ns = self.scenario.node_sysctls
-        self._apply_ct_sysctls(
-            ns.nf_conntrack_max, ns.nf_conntrack_buckets, ns.tcp_timeout_time_wait
-        )
-        per_ns = {
-            "tcp_timeout_close": ns.tcp_timeout_close,
-            "udp_timeout": ns.udp_timeout,
-            "udp_timeout_stream": ns.udp_timeout_stream,
-        }
-        for key, value in per_ns.items():
-            if value is not None:
-                for node in self.plan.nodes:
-                    self.guard.set(CT + "nf_conntrack_" + key, value, node.ns)
-
-    @contextmanager
-    def _coredns(self, r: CoreDNSChange) -> Iterator[None]:
-        topo = self.topology
-        old = (topo.coredns_cache, topo.coredns_max_concurrent, topo.coredns_replicas)
-        try:
-            if r.cache is not None or r.max_concurrent is not None:
-                topo.restart_coredns(
-                    cache=old[0] if r.cache is None else r.cache,
-                    max_concurrent=r.max_concurrent or old[1],
-                )
-            if r.replicas is not None:
-                topo.coredns_replicas = r.replicas
-                topo.apply_kube_proxy()
-            yield
-        finally:
-            if (topo.coredns_cache, topo.coredns_max_concurrent) != old[:2]:
-                topo.restart_coredns(cache=old[0], max_concurrent=old[1])
-            if topo.coredns_replicas != old[2]:
-                topo.coredns_replicas = old[2]
-                topo.apply_kube_proxy()
+        self._apply_sysctls(self.run_plan.sysctls)
 
     def reset(self) -> None:
         self.topology.flush_conntrack()
 
     # --- load -----------------------------------------------------------------------
-    def _worker_plan(
-        self, load: LoadSpec, settings: dict[str, Any]
-    ) -> tuple[dict[str, Any], ResolvConf]:
-        sc = self.scenario.cluster
-        dns_config = sc.dns_config
-        if settings["nameservers"]:
-            dns_config = dns_config.model_copy(update={"nameservers": settings["nameservers"]})
-        resolv = pod_resolv(
-            dns_config,
-            namespace=sc.namespace,
-            domain=sc.cluster_domain,
-            nameserver_ips={"cluster-dns": P.DNS_SERVICE_IP, "nodelocal": P.NODELOCAL_IP},
-            extra_options=settings["options"],
-        )
+    def _worker_plan(self, plan: PhasePlan) -> tuple[WorkerPlan, ResolvConf]:
+        """One worker for every client pod, each with the resolv.conf kubelet would write."""
+        resolv = plan.pod_dns.resolv_conf(P.DNS_SERVICE_IP, nodelocal_ip=P.NODELOCAL_IP)
         clients = self.plan.role("client")
         for pod in clients:
             self.topology.write_resolv_conf(pod.ns, resolv)
-        wp: dict[str, Any] = {"duration_s": load.duration_s}
-        if load.dns is not None:
-            names = lookup_names(
-                expand_names(load.dns.names, int(load.dns.rate * load.duration_s)),
-                fqdn=settings["fqdn"],
-                namespace=sc.namespace,
-                domain=sc.cluster_domain,
-            )
-            wp["dns"] = {
-                "pods": [{"netns": p.ns, "ip": p.ip, "resolv": resolv.render()} for p in clients],
-                "plan": {**load.dns.model_dump(), "names": names, "duration_s": load.duration_s},
-            }
-        if load.http is not None:
-            http = load.http.model_dump()
-            if settings["pooling"]:
-                http.update(mode="pooled", pool_size=settings["pooling"])
-            wp["http"] = {
-                "targets": [{"netns": p.ns, "ip": P.HTTP_SERVICE_IP, "port": 80} for p in clients],
-                "plan": {**http, "duration_s": load.duration_s},
-            }
+        text = resolv.render()
+        wp = worker_plan(
+            plan,
+            [PodSpec(p.ns, p.ip, text) for p in clients],
+            [HTTPTarget(address=P.HTTP_SERVICE_IP, port=80, netns=p.ns) for p in clients],
+        )
         return wp, resolv
 
     def _counters(self) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
@@ -320,21 +154,15 @@ class NetnsCluster:
         server["upstream/rx"] = up.get("rx", 0)
         return nodes, server
 
-    def measure(
-        self,
-        phase: Phase,
-        settings: dict[str, Any],
-        load: LoadSpec,
-        progress: Progress | None = None,
-    ) -> PhaseMeasurement:
+    def measure(self, plan: PhasePlan, progress: Progress | None = None) -> PhaseMeasurement:
         self.reset()
-        wp, resolv = self._worker_plan(load, settings)
+        wp, resolv = self._worker_plan(plan)
         wd = self.topology.workdir
-        plan_file, out_file = wd / f"{phase.name}.plan.json", wd / f"{phase.name}.out.json"
+        plan_file, out_file = wd / f"{plan.name}.plan.json", wd / f"{plan.name}.out.json"
         out_file.unlink(missing_ok=True)
         cmax = int(sysctl.read(CT + "nf_conntrack_max"))
-        self._fast_phase(wp, cmax)
-        plan_file.write_text(json.dumps(wp))
+        wp = self._fast_phase(wp, cmax)
+        plan_file.write_text(json.dumps(wp.to_json()))
         nodes0, server0 = self._counters()
         argv = [
             sys.executable,
@@ -345,9 +173,10 @@ class NetnsCluster:
             "--out",
             str(out_file),
         ]
-        if settings.get("pin_cpus") and (os.cpu_count() or 1) > 1:
+        fault = plan.fault
+        if fault is not None and fault.pin_cpus and (os.cpu_count() or 1) > 1:
             argv = ["taskset", "-c", "1", *argv]  # DNS servers are on CPU 0
-        hits0 = self.topology.race_fault_hits() if phase.faults else 0
+        hits0 = self.levers.race_fault_hits() if fault is not None else 0
         capture = self._pod_capture()
         with capture or nullcontext():
             sampler = Sampler(self.probes, cmax)
@@ -355,12 +184,12 @@ class NetnsCluster:
             # the longest a lookup can take after the last one starts: every attempt times out
             drain = resolv.timeout * resolv.attempts * max(1, len(resolv.nameservers)) + 5
             proc, series = self._drive_load(
-                phase.name,
+                plan.name,
                 argv,
                 sampler,
                 cmax=cmax,
-                duration_s=load.duration_s,
-                limit_s=load.duration_s + drain + 30,
+                duration_s=plan.load.duration_s,
+                limit_s=plan.load.duration_s + drain + 30,
                 progress=progress,
             )
         if proc.popen.returncode != 0 or not out_file.exists():
@@ -371,19 +200,20 @@ class NetnsCluster:
         extra: dict[str, Any] = {}
         if "started_monotonic" in out:  # when the load began, on the sampler's timeline
             extra["load_start_s"] = round(out.pop("started_monotonic") - sampler.t0, 3)
-        if phase.faults:
+        if fault is not None:
             extra["fault"] = {
                 "kind": "race-window",
-                "injected": True,
-                "probability": phase.faults[0].probability,
-                "hits": self.topology.race_fault_hits() - hits0,
-                "pinned_cpus": bool(settings.get("pin_cpus")),
+                "injected": fault.injected,
+                "probability": fault.probability,
+                "hits": self.levers.race_fault_hits() - hits0,
+                "pinned_cpus": fault.pin_cpus,
             }
         if capture is not None:
-            extra["capture"] = self._reduce(capture, phase.name)
-        if self.topology.nodelocal_enabled:
+            extra["capture"] = self._reduce(capture, plan.name)
+        self._keep_phase_evidence(plan.name)
+        if self.levers.nodelocal_enabled:
             extra["nodelocal"] = {
-                "interface": self.topology.nodelocal_interface,
+                "interface": self.levers.nodelocal_interface,
                 "ip": P.NODELOCAL_IP,
             }
         return PhaseMeasurement(
@@ -399,7 +229,7 @@ class NetnsCluster:
             kernel=platform.release(),
         )
 
-    def _fast_phase(self, wp: dict[str, Any], cmax: int) -> None:
+    def _fast_phase(self, wp: WorkerPlan, cmax: int) -> WorkerPlan:
         """Bench-issue design (bench/README.md): a phase measures the same lookups, faster.
 
         - DNS drain "first-timeout": once every lookup has started, stop waiting for those
@@ -409,13 +239,15 @@ class NetnsCluster:
         - HTTP one-shot load whose steady state is a full table (rate * TIME_WAIT >= max)
           fills the table at maximum churn first, then holds the scenario's rate.
         """
-        if "dns" in wp:
-            wp["dns"]["plan"]["drain"] = "first-timeout"
-        http = wp.get("http", {}).get("plan")
-        if http and http["mode"] != "pooled":
+        dns, http = wp.dns, wp.http
+        if dns is not None:
+            dns = replace(dns, plan=replace(dns.plan, drain="first-timeout"))
+        if http is not None and http.plan.mode != "pooled":
             client_node = self.plan.node(self.plan.role("client")[0].node).ns
             tw = int(sysctl.read(CT + "nf_conntrack_tcp_timeout_time_wait", client_node))
-            http["fill_connections"] = fill_needed(http["rate"], tw, cmax)
+            fill = fill_needed(http.plan.rate, tw, cmax)
+            http = replace(http, plan=replace(http.plan, fill_connections=fill))
+        return replace(wp, dns=dns, http=http)
 
     def _drive_load(
         self,
@@ -472,18 +304,42 @@ class NetnsCluster:
         self.pcaps[label] = out.read_bytes()
         return summary.as_result()
 
-    def evidence(self) -> dict[str, str | bytes]:
-        """Per-node iptables-save and conntrack -S, per-pod resolv.conf: for bug bundles.
-        With --pcap, each phase's unanswered same-port pairs as ``pcap/<phase>.pcap``."""
-        out: dict[str, str | bytes] = {f"pcap/{k}.pcap": v for k, v in self.pcaps.items()}
+    def _keep_phase_evidence(self, phase: str) -> None:
+        """This phase's conntrack -S and client resolv.conf, while its remediations hold."""
+        label, n = phase, 1
+        while label in self.phase_evidence.phase_nodes:  # repeats of a phase
+            n += 1
+            label = f"{phase}-{n}"
+        nodes = self.phase_evidence.phase_nodes.setdefault(label, {})
         for node in self.plan.nodes:
-            out[f"{node.name}/iptables-save.txt"] = run(["iptables-save"], netns=node.ns).stdout
-            out[f"{node.name}/conntrack-S.txt"] = run(["conntrack", "-S"], netns=node.ns).stdout
-            out[f"{node.name}/nft-ruleset.txt"] = run(
-                ["nft", "list", "ruleset"], netns=node.ns
-            ).stdout
+            try:
+                stats = run(["conntrack", "-S"], netns=node.ns).stdout
+            except HarnessError as e:  # evidence is best effort: the measurement stands
+                stats = f"conntrack -S failed: {e}\n"
+            nodes[node.name] = {"conntrack-S.txt": stats}
+        pods = self.phase_evidence.phase_pods.setdefault(label, {})
         for pod in self.plan.role("client"):
             p = Path("/etc/netns") / pod.ns / "resolv.conf"
             if p.exists():
-                out[f"pods/{pod.name}/resolv.conf"] = p.read_text()
-        return out
+                pods[pod.name] = p.read_text()
+
+    def evidence(self) -> Evidence:
+        """Per-node iptables-save, conntrack -S and nft ruleset, per-pod resolv.conf: for bug
+        bundles. Each phase's conntrack -S and resolv.conf; with --pcap, each phase's
+        unanswered same-port pairs."""
+        ev = Evidence(
+            pcaps=dict(self.pcaps),
+            phase_pods={k: dict(v) for k, v in self.phase_evidence.phase_pods.items()},
+            phase_nodes={k: dict(v) for k, v in self.phase_evidence.phase_nodes.items()},
+        )
+        for node in self.plan.nodes:
+            ev.nodes[node.name] = {
+                "iptables-save.txt": run(["iptables-save"], netns=node.ns).stdout,
+                "conntrack-S.txt": run(["conntrack", "-S"], netns=node.ns).stdout,
+                "nft-ruleset.txt": run(["nft", "list", "ruleset"], netns=node.ns).stdout,
+            }
+        for pod in self.plan.role("client"):
+            p = Path("/etc/netns") / pod.ns / "resolv.conf"
+            if p.exists():
+                ev.pods[pod.name] = p.read_text()
+        return ev

@@ -1,4 +1,8 @@
-"""Realize a TopologyPlan on the real kernel, and take it all down again.
+"""Build a TopologyPlan on the real kernel, and take it all down again.
+
+This module only builds (and tears down): namespaces, links, the baseline rules and servers,
+readiness. Changing a built topology for a phase (kube-proxy rules, NodeLocal DNSCache, the
+injected race window, CoreDNS restarts) is :mod:`.levers`.
 
 Every namespace, file and process is journaled before it is created and gets an undo callback
 on an ExitStack. If building fails halfway, what was built is removed before the error is
@@ -8,7 +12,6 @@ is created in the host's own namespace.
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import sys
@@ -20,25 +23,17 @@ from types import TracebackType
 import dns.message
 import dns.rdatatype
 
-from harness import nodelocal
+from harness.backends.netns import kubeproxy
 from harness.backends.netns import plan as P
-from harness.backends.netns.counters import read_counters
 from harness.backends.netns.plan import TopologyPlan
-from harness.backends.netns.servers import (
-    coredns_argv,
-    nginx_conf,
-    nodelocal_unbound_conf,
-    upstream_argv,
-)
+from harness.backends.netns.servers import coredns_argv, nginx_conf, upstream_argv
 from harness.dns.resolvconf import ResolvConf
-from harness.errors import BackendError, CommandFailed, UnsafeRequest
-from harness.faults import TABLE as FAULT_TABLE
-from harness.faults import race_window_ruleset
+from harness.errors import BackendError, UnsafeRequest
 from harness.kernel import sysctl
 from harness.kernel.journal import Journal, state_dir
 from harness.kernel.netns import entered, run, socket_in
 from harness.kernel.process import Proc, spawn, stop_pid
-from harness.kubeproxy.rules import render_filter, render_nat
+from harness.plan.types import CoreDNSPlan, KubeProxyPlan
 
 NETNS_ETC = Path("/etc/netns")
 
@@ -118,19 +113,20 @@ class Topology:
         plan: TopologyPlan,
         journal: Journal,
         *,
-        coredns_cache: bool = True,
-        coredns_max_concurrent: int | None = None,
+        coredns: CoreDNSPlan | None = None,
+        kube_proxy: KubeProxyPlan | None = None,
     ) -> None:
+        """``coredns``: the baseline CoreDNS config and replicas in service (default: cache
+        on, every CoreDNS pod); ``kube_proxy``: default iptables with the plan's masquerade."""
         self.plan = plan
         self.journal = journal
         self.workdir = state_dir() / plan.run_id
         self.procs: dict[str, Proc] = {}
         self._stack = ExitStack()
-        self.coredns_cache = coredns_cache
-        self.coredns_max_concurrent = coredns_max_concurrent
-        self.coredns_replicas = len(plan.role("coredns"))
-        self.nodelocal_enabled = False
-        self.nodelocal_interface = ""
+        self.coredns = coredns or CoreDNSPlan(
+            cache=True, max_concurrent=None, replicas=len(plan.role("coredns"))
+        )
+        self.kube_proxy = kube_proxy or KubeProxyPlan("iptables", plan.masquerade_all)
 
     # --- lifecycle -------------------------------------------------------------------
     def __enter__(self) -> Topology:
@@ -190,7 +186,7 @@ class Topology:
             ]
         )
 
-    def _batch(self, ns: str, cmds: list[str]) -> None:
+    def batch(self, ns: str, cmds: list[str]) -> None:
         run(["ip", "-n", ns, "-b", "-"], input_="\n".join(cmds) + "\n")
 
     def _wire(self) -> None:
@@ -203,7 +199,7 @@ class Topology:
             "addr add 203.0.113.1/32 dev world",
             f"route add {P.UPSTREAM_IP}/32 dev world",
         ]
-        self._batch(
+        self.batch(
             p.upstream_ns,
             [
                 "link set eth0 up",
@@ -229,7 +225,7 @@ class Topology:
             for pod in p.pods_on(node.name):
                 self._veth(node.ns, pod.host_if, pod.ns)
                 cmds += [f"link set {pod.host_if} up", f"route add {pod.ip}/32 dev {pod.host_if}"]
-                self._batch(
+                self.batch(
                     pod.ns,
                     [
                         "link set eth0 up",
@@ -238,12 +234,12 @@ class Topology:
                         f"route add default via {P.POD_GW} dev eth0",
                     ],
                 )
-            self._batch(node.ns, cmds)
+            self.batch(node.ns, cmds)
             sysctl.write("net.ipv4.ip_forward", "1", node.ns)
             for pod in p.pods_on(node.name):
                 sysctl.write(f"net.ipv4.conf.{pod.host_if}.proxy_arp", "1", node.ns)
                 sysctl.write(f"net.ipv4.neigh.{pod.host_if}.proxy_delay", "0", node.ns)
-        self._batch(p.vpc_ns, vpc)
+        self.batch(p.vpc_ns, vpc)
         sysctl.write("net.ipv4.ip_forward", "1", p.vpc_ns)
         for pod in p.pods:
             if pod.role == "client":
@@ -251,29 +247,8 @@ class Topology:
             else:
                 sysctl.write("net.core.somaxconn", "8192", pod.ns)
 
-    def node_nat(self) -> str:
-        return render_nat(
-            self.plan.services(self.coredns_replicas),
-            cluster_cidr=P.CLUSTER_CIDR,
-            masquerade_all=self.plan.masquerade_all,
-        )
-
-    def apply_kube_proxy(self) -> None:
-        """(Re)write every node's nat, filter and raw tables in one atomic iptables-restore
-        each (with NodeLocal DNSCache's NOTRACK/ACCEPT rules while it is enabled)."""
-        local = self.nodelocal_enabled
-        rules = (
-            self.node_nat()
-            + render_filter(
-                cluster_cidr=P.CLUSTER_CIDR, extra=nodelocal.filter_rules() if local else None
-            )
-            + (nodelocal.render_raw() if local else "*raw\nCOMMIT\n")
-        )
-        for node in self.plan.nodes:
-            run(["iptables-restore"], netns=node.ns, input_=rules)
-
     def _rules(self) -> None:
-        self.apply_kube_proxy()
+        kubeproxy.apply(self.plan, kubeproxy.ProxyState(self.kube_proxy, self.coredns.replicas))
         for node in self.plan.nodes:
             run(["nft", "-f", "-"], netns=node.ns, input_=obs_ruleset())
         for ns in [self.plan.upstream_ns, *(p.ns for p in self.plan.role("coredns"))]:
@@ -285,28 +260,25 @@ class Topology:
         self._stack.callback(stop_pid, proc.pid, proc.start)
         return proc
 
-    def start_coredns(self, pod_name: str) -> Proc:
+    def start_coredns(self, pod_name: str, config: CoreDNSPlan | None = None) -> Proc:
+        """Start one CoreDNS pod's server with ``config`` (default: the baseline's)."""
+        conf = config or self.coredns
         pod = next(p for p in self.plan.role("coredns") if p.name == pod_name)
         argv = coredns_argv(
             listen_ip=pod.ip,
             records=self.plan.dns_records(),
             cluster_domain=self.plan.cluster_domain,
             upstream=P.UPSTREAM_IP,
-            cache=self.coredns_cache,
-            max_concurrent=self.coredns_max_concurrent,
+            cache=conf.cache,
+            max_concurrent=conf.max_concurrent,
         )
         return self.start(pod.name, argv, pod.ns)
 
-    def restart_coredns(self, *, cache: bool, max_concurrent: int | None) -> None:
-        """Apply a CoreDNS config change the way a ConfigMap rollout does: new processes."""
-        self.coredns_cache, self.coredns_max_concurrent = cache, max_concurrent
-        for pod in self.plan.role("coredns"):
-            old = self.procs.pop(pod.name, None)
-            if old is not None:
-                stop_pid(old.pid, old.start)
-            self.start_coredns(pod.name)
-        for pod in self.plan.role("coredns"):
-            self._wait_dns(pod.ns, pod.ip, f"kube-dns.kube-system.svc.{self.plan.cluster_domain}")
+    def stop_proc(self, name: str) -> None:
+        """Stop one started process now (its undo on the stack stays: stop_pid is idempotent)."""
+        proc = self.procs.pop(name, None)
+        if proc is not None:
+            stop_pid(proc.pid, proc.start)
 
     def _servers(self) -> None:
         p = self.plan
@@ -363,7 +335,7 @@ class Topology:
         finally:
             s.close()
 
-    def _wait_dns(self, ns: str, server: str, name: str, deadline_s: float = 10.0) -> None:
+    def wait_dns(self, ns: str, server: str, name: str, deadline_s: float = 10.0) -> None:
         end = time.monotonic() + deadline_s
         while time.monotonic() < end:
             if self._query(ns, server, name):
@@ -402,114 +374,18 @@ class Topology:
         client = p.role("client")[0]
         dom = p.cluster_domain
         for pod in p.role("coredns"):
-            self._wait_dns(pod.ns, pod.ip, f"kube-dns.kube-system.svc.{dom}")
-        self._wait_dns(client.ns, P.DNS_SERVICE_IP, f"http-server.{p.namespace}.svc.{dom}")
+            self.wait_dns(pod.ns, pod.ip, f"kube-dns.kube-system.svc.{dom}")
+        self.wait_dns(client.ns, P.DNS_SERVICE_IP, f"http-server.{p.namespace}.svc.{dom}")
         for name in p.external_names:
-            self._wait_dns(client.ns, P.DNS_SERVICE_IP, name)
+            self.wait_dns(client.ns, P.DNS_SERVICE_IP, name)
         self._wait_http(client.ns, P.HTTP_SERVICE_IP)
 
-    # --- NodeLocal DNSCache -------------------------------------------------------------
-    def _add_local_interface(self, ns: str) -> str:
-        """node-cache uses a dummy interface; kernels without CONFIG_DUMMY get an empty bridge."""
-        for kind in ("dummy", "bridge"):
-            res = run(
-                ["ip", "-n", ns, "link", "add", nodelocal.INTERFACE, "type", kind], check=False
-            )
-            if res.returncode == 0:
-                return kind
-        raise BackendError(f"cannot create {nodelocal.INTERFACE} in {ns}: {res.stderr.strip()}")
-
-    def enable_nodelocal(self) -> None:
-        if self.nodelocal_enabled:
-            return
-        self.nodelocal_enabled = True
-        try:
-            for node in self.plan.nodes:
-                self.nodelocal_interface = self._add_local_interface(node.ns)
-                self._batch(
-                    node.ns,
-                    [
-                        f"addr add {nodelocal.LOCAL_IP}/32 dev {nodelocal.INTERFACE}",
-                        f"link set {nodelocal.INTERFACE} up",
-                    ],
-                )
-                wd = self.workdir / f"nodelocal-{node.name}"
-                wd.mkdir(exist_ok=True)
-                conf = wd / "unbound.conf"
-                conf.write_text(
-                    nodelocal_unbound_conf(
-                        listen_ip=nodelocal.LOCAL_IP,
-                        cluster_domain=self.plan.cluster_domain,
-                        cluster_dns=P.DNS_SERVICE_IP,
-                        upstream=P.UPSTREAM_IP,
-                        workdir=wd,
-                    )
-                )
-                self.start(f"nodelocal-{node.name}", ["unbound", "-d", "-c", str(conf)], node.ns)
-            self.apply_kube_proxy()
-            client = self.plan.role("client")[0]
-            self._wait_dns(
-                client.ns,
-                nodelocal.LOCAL_IP,
-                f"http-server.{self.plan.namespace}.svc.{self.plan.cluster_domain}",
-            )
-        except BaseException:
-            self.disable_nodelocal()
-            raise
-
-    def disable_nodelocal(self) -> None:
-        if not self.nodelocal_enabled:
-            return
-        for node in self.plan.nodes:
-            proc = self.procs.pop(f"nodelocal-{node.name}", None)
-            if proc is not None:
-                stop_pid(proc.pid, proc.start)
-            run(["ip", "-n", node.ns, "link", "del", nodelocal.INTERFACE], check=False)
-        self.nodelocal_enabled = False
-        self.apply_kube_proxy()
-
-    # --- injected race window --------------------------------------------------------------
     def client_nodes(self) -> list[str]:
         """Namespaces of the nodes that run client pods: where their DNS is DNATed/SNATed."""
         names = {p.node for p in self.plan.role("client")}
         return [n.ns for n in self.plan.nodes if n.name in names]
 
-    def enable_race_fault(self, probability: float) -> None:
-        """Only on the clients' nodes: the race is lost where the client's node inserts the
-        NATed entry. Downstream nodes only forward, so a second rule there would drop the
-        same pair twice and inflate P."""
-        for ns in self.client_nodes():
-            run(["nft", "-f", "-"], netns=ns, input_=race_window_ruleset(probability))
-
-    def disable_race_fault(self) -> None:
-        for node in self.plan.nodes:
-            run(["nft", "delete", "table", "inet", FAULT_TABLE], netns=node.ns, check=False)
-
-    def race_fault_hits(self) -> int:
-        """Packets the injected rule dropped, summed over the nodes that have it."""
-        total = 0
-        for ns in self.client_nodes():
-            try:
-                total += read_counters(ns, FAULT_TABLE).get("hits", 0)
-            except CommandFailed:  # no fault table (not injected in this phase)
-                continue
-        return total
-
-    def pin(self, pids: list[int], cpus: set[int]) -> None:
-        for pid in pids:
-            try:
-                os.sched_setaffinity(pid, cpus)
-            except OSError:
-                continue
-
-    def dns_server_pids(self) -> list[int]:
-        return [
-            p.pid
-            for name, p in self.procs.items()
-            if name.startswith(("coredns", "nodelocal", "upstream"))
-        ]
-
-    # --- per-phase helpers ------------------------------------------------------------
+    # --- cheap reset ------------------------------------------------------------------
     def flush_conntrack(self) -> None:
         for node in self.plan.nodes:
             run(["conntrack", "-F"], netns=node.ns, check=False)

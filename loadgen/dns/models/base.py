@@ -19,6 +19,11 @@ from loadgen.dns.types import AttemptRecord, Outcome
 
 QType = Literal["A", "AAAA"]
 PAIR: tuple[QType, QType] = ("A", "AAAA")
+# What a lookup asks for: "any" (AF_UNSPEC: A and AAAA) or "ipv4" (AF_INET in C, Go's "ip4":
+# A only, so no A/AAAA pair can meet the conntrack insert race).
+Family = Literal["any", "ipv4"]
+FAMILIES: tuple[str, ...] = ("any", "ipv4")
+FAMILY_QTYPES: dict[str, tuple[QType, ...]] = {"any": PAIR, "ipv4": ("A",)}
 
 NOERROR, SERVFAIL, NXDOMAIN, NOTIMP, REFUSED = 0, 2, 3, 4, 5
 RCODE_TEXT = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED"}

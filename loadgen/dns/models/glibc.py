@@ -31,6 +31,7 @@ from loadgen.dns.models.base import (
     PAIR,
     REFUSED,
     SERVFAIL,
+    Family,
     QType,
     Reply,
     Sock,
@@ -66,8 +67,9 @@ class GlibcResolver:
 
     name = "glibc"
 
-    def __init__(self, conf: ResolvConf) -> None:
+    def __init__(self, conf: ResolvConf, family: Family = "any") -> None:
         self.conf = conf
+        self.family = family  # "ipv4": getaddrinfo(AF_INET) asks res_query for A alone
         # RES_SNGLKUP / RES_SNGLKUPREOP: set from resolv.conf, and set for good by a timeout.
         self.single_request = conf.single_request or conf.single_request_reopen
         self.single_request_reopen = conf.single_request_reopen
@@ -117,12 +119,36 @@ class GlibcResolver:
             return "servfail"
         return status
 
+    async def _query_a(self, qname: str, t: Transport) -> Status:
+        """AF_INET: one A query per try, ``attempts`` rounds over the servers, ``timeout``
+        each; one socket per server for the whole query (no pair, so no race)."""
+        socks: dict[str, Sock] = {}
+        try:
+            for _round in range(self.conf.attempts):
+                for server in self.conf.nameservers:
+                    if server not in socks:
+                        socks[server] = await t.open(server, tcp=self.conf.use_vc)
+                    sock = socks[server]
+                    qid = t.send(sock, server, qname, "A")
+                    deadline = t.now() + self.conf.timeout
+                    reply = await t.recv(sock, deadline)
+                    while reply is not None and reply.qid != qid:
+                        reply = await t.recv(sock, deadline)
+                    if reply is not None and not _lame(reply):
+                        return pair_status([reply])
+            return "timeout"
+        finally:
+            for sock in socks.values():
+                t.close(sock)
+
     # --- res_send ------------------------------------------------------------------------
     async def query(self, qname: str, t: Transport) -> Status:
         """One res_query: the A/AAAA pair for ``qname`` over all servers and rounds."""
         servers = self.conf.nameservers
         if not servers:
             return "error"
+        if self.family == "ipv4":
+            return await self._query_a(qname, t)
         n = len(servers)
         offset = 0
         if self.conf.rotate:

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 
 from harness.dns.resolvconf import ResolvConf, search_candidates
 from loadgen.dns.models.base import (
+    FAMILY_QTYPES,
     NOERROR,
     NXDOMAIN,
-    PAIR,
+    Family,
     QType,
     Reply,
     Sock,
@@ -42,8 +43,9 @@ class _Query:
 class GoResolver:
     name = "go"
 
-    def __init__(self, conf: ResolvConf) -> None:
+    def __init__(self, conf: ResolvConf, family: Family = "any") -> None:
         self.conf = conf
+        self.qtypes = FAMILY_QTYPES[family]  # "ipv4": net.Resolver.LookupIP(ctx, "ip4", ...)
         self._offset = 0
 
     def _tries(self) -> list[str]:
@@ -60,10 +62,12 @@ class GoResolver:
         as_is: Status | None = None
         for qname in search_candidates(name, self.conf):
             if sequential:
-                replies = [await self._run([_Query(q, self._tries())], qname, t) for q in PAIR]
+                replies = [
+                    await self._run([_Query(q, self._tries())], qname, t) for q in self.qtypes
+                ]
                 got = [r[0] for r in replies]
             else:
-                got = await self._run([_Query(q, self._tries()) for q in PAIR], qname, t)
+                got = await self._run([_Query(q, self._tries()) for q in self.qtypes], qname, t)
             status = pair_status(got)
             if status == "ok":
                 return status

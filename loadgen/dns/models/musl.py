@@ -6,6 +6,7 @@
 - SERVFAIL is answered by one immediate resend to that server; other error rcodes are ignored
   (the wait goes on for another server's reply).
 - ``single-request``, ``single-request-reopen`` and ``use-vc`` are ignored.
+- ``family="ipv4"`` (``AF_INET``): only A is sent.
 - Search list only when ``dots < ndots`` (and no trailing dot); no as-is first. NXDOMAIN moves
   to the next candidate; NODATA, a timeout or any error ends the lookup.
 """
@@ -14,10 +15,11 @@ from __future__ import annotations
 
 from harness.dns.resolvconf import ResolvConf
 from loadgen.dns.models.base import (
+    FAMILY_QTYPES,
     NOERROR,
     NXDOMAIN,
-    PAIR,
     SERVFAIL,
+    Family,
     QType,
     Reply,
     Status,
@@ -35,8 +37,9 @@ def musl_candidates(name: str, conf: ResolvConf) -> list[str]:
 class MuslResolver:
     name = "musl"
 
-    def __init__(self, conf: ResolvConf) -> None:
+    def __init__(self, conf: ResolvConf, family: Family = "any") -> None:
         self.conf = conf
+        self.qtypes = FAMILY_QTYPES[family]
 
     async def lookup(self, name: str, t: Transport) -> Status:
         status: Status = "nxdomain"
@@ -60,14 +63,14 @@ class MuslResolver:
             answers: dict[QType, Reply] = {}
             next_send = start
             servfail_retry = 0
-            while t.now() < end and len(answers) < len(PAIR):
+            while t.now() < end and len(answers) < len(self.qtypes):
                 if t.now() >= next_send:
-                    for q in PAIR:
+                    for q in self.qtypes:
                         if q not in answers:
                             for server in servers:
                                 ids[t.send(sock, server, qname, q)] = q
                     next_send = t.now() + interval
-                    servfail_retry = 2 * len(PAIR)
+                    servfail_retry = 2 * len(self.qtypes)
                 reply = await t.recv(sock, min(next_send, end))
                 if reply is None:
                     continue
@@ -82,7 +85,7 @@ class MuslResolver:
                 answers[qt] = reply
         finally:
             t.close(sock)
-        if len(answers) < len(PAIR):
+        if len(answers) < len(self.qtypes):
             return "timeout"
         if any(r.rcode == NXDOMAIN for r in answers.values()):
             return "nxdomain"

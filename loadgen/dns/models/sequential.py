@@ -8,20 +8,29 @@ timeout ends the walk. It never sends two queries from one port, so it never mee
 from __future__ import annotations
 
 from harness.dns.resolvconf import ResolvConf, search_candidates
-from loadgen.dns.models.base import PAIR, QType, Reply, Status, Transport, pair_status
+from loadgen.dns.models.base import (
+    FAMILY_QTYPES,
+    Family,
+    QType,
+    Reply,
+    Status,
+    Transport,
+    pair_status,
+)
 from loadgen.dns.models.glibc import _lame
 
 
 class SequentialResolver:
     name = "sequential"
 
-    def __init__(self, conf: ResolvConf) -> None:
+    def __init__(self, conf: ResolvConf, family: Family = "any") -> None:
         self.conf = conf
+        self.qtypes = FAMILY_QTYPES[family]
 
     async def lookup(self, name: str, t: Transport) -> Status:
         status: Status = "nxdomain"
         for qname in search_candidates(name, self.conf):
-            got = [await self._one(qname, q, t) for q in PAIR]
+            got = [await self._one(qname, q, t) for q in self.qtypes]
             status = pair_status(got)
             if status in ("ok", "timeout"):
                 return status

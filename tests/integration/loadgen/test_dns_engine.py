@@ -123,3 +123,24 @@ def test_first_timeout_drain_gives_up_only_after_a_full_wait() -> None:
     s = summarize(records, timeout_s=1.0)
     assert s["unfinished"] == s["timeouts"] == 40
     assert s["failed"] == 0
+
+
+def test_first_timeout_drain_waits_out_musls_short_resends() -> None:
+    """musl resends every timeout/attempts (1 s here): one such wait is not a full timeout, so
+    the drain must not give up on the lookup then; every lookup is a timeout only after 2 s."""
+    with topology(client_pods=2, coredns=1) as topo:
+        server = topo.plan.role("coredns")[0]
+        run(["nft", "-f", "-"], netns=server.ns, input_=drop_rules(""))
+        pods = [
+            ClientPod(p.ns, p.ip, resolv(DNS_IP, "timeout:2", "attempts:2"))
+            for p in topo.plan.role("client")
+        ]
+        plan = DNSPlan(
+            rate=40, duration_s=1.0, names=["http-server"], resolver="musl", drain="first-timeout"
+        )
+        records = asyncio.run(run_dns_load(pods, plan))
+    assert len(records) == 40
+    assert {r.outcome for r in records} <= {"timeout", "unfinished"}
+    assert all(r.latency_s >= 2.0 - 0.05 for r in records)
+    s = summarize(records, timeout_s=2.0)
+    assert s["timeouts"] == s["waited"] == 40

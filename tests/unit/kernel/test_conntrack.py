@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import pytest
+
 from harness.kernel.conntrack import count_dns_entries, parse_stat, stat_delta, state_histogram
 from harness.kernel.kmsg import table_full_lines
 
@@ -17,6 +19,17 @@ def test_parse_stat_sums_cpus_but_not_entries() -> None:
     assert s["clash_resolve"] == 5
     assert s["insert_failed"] == 1
     assert s["invalid"] == 2
+
+
+def test_parse_stat_follows_the_header_not_a_fixed_order() -> None:
+    text = "drop entries clashres\n0000000a 00000005 00000001\n00000001 00000005 00000002\n"
+    assert parse_stat(text) == {"drop": 11, "entries": 5, "clash_resolve": 3}
+
+
+@pytest.mark.parametrize("text", ["", "entries drop\n0a\n", "entries drop\n01 zz\n"])
+def test_parse_stat_refuses_other_text(text: str) -> None:
+    with pytest.raises(ValueError, match="nf_conntrack"):
+        parse_stat(text)
 
 
 def test_stat_delta_excludes_entries() -> None:

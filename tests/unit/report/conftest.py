@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.result import RunResult
+from harness.results.schema import RunResult
 from tests.sample_results import PhaseModel, build_run, exhaustion_run, race_run
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from harness.errors import BadInput
 from harness.report.bundle import NodeEnv, write_bundle
-from harness.result import RunResult
+from harness.results.schema import RunResult
 
 
 def _members(path: Path) -> dict[str, bytes]:

@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 
 from harness.report import render_html
 from harness.report.summary import summarize
-from harness.result import RunResult
+from harness.results.schema import RunResult
 
 SVG_NS = "{http://www.w3.org/2000/svg}"
 
@@ -40,7 +40,7 @@ def test_plots_per_phase_and_node(exhaustion: RunResult) -> None:
     assert sum("DNS lookup outcomes" in t for t in titles) == len(exhaustion["phases"])
     assert sum("lookup latency" in t for t in titles) == len(exhaustion["phases"])
     n_rem = sum(1 for s in summarize(exhaustion) if s.remediations)
-    assert sum(t.startswith("before/after") for t in titles) == n_rem
+    assert sum(" vs baseline: " in t for t in titles) == n_rem
 
 
 def test_drops_marked_where_the_counter_rose(exhaustion: RunResult) -> None:

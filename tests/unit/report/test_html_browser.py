@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from harness.report import render_html
-from harness.result import RunResult
+from harness.results.schema import RunResult
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = [
@@ -74,3 +74,55 @@ def test_report_opens_cleanly(tmp_path: Path, exhaustion: RunResult) -> None:
     assert _console_lines(cp.stderr) == []
     assert shot.stat().st_size > 10_000  # a blank page compresses to a few KB
     print(f"screenshot: {shot}")
+
+
+# Measures the laid-out charts in the browser and writes the findings into the page.
+_MEASURE = """<script>
+window.addEventListener('load', () => {
+  const bad = [];
+  const box = (e) => e.getBoundingClientRect();
+  const overlap = (a, b) =>
+    a.left < b.right - 0.5 && b.left < a.right - 0.5 && a.top < b.bottom - 0.5 && b.top < a.bottom - 0.5;
+  for (const svg of document.querySelectorAll('svg.chart')) {
+    const name = svg.querySelector('title').textContent;
+    const frame = box(svg);
+    const ttl = svg.querySelector('text.ttl');
+    if (box(ttl).right > frame.right + 0.5) bad.push('title cut: ' + name);
+    const legend = [...svg.querySelectorAll('rect')].filter((r) => r.getAttribute('y') === '7');
+    for (const r of legend) if (overlap(box(r), box(ttl))) bad.push('legend over title: ' + name);
+    const ticks = [...svg.querySelectorAll('text.tick[text-anchor="end"]')].filter(
+      (t) => !t.classList.contains('max-t') && !t.classList.contains('thr-t'));
+    const bars = [...svg.querySelectorAll('rect')].filter((r) => r.getAttribute('y') !== '7');
+    for (const b of bars) for (const t of ticks)
+      if (overlap(box(b), box(t))) bad.push('bar over axis label ' + t.textContent + ': ' + name);
+  }
+  const out = document.createElement('pre');
+  out.id = 'measured';
+  out.textContent = JSON.stringify({charts: document.querySelectorAll('svg.chart').length, bad});
+  document.body.appendChild(out);
+});
+</script>"""
+
+
+def test_charts_lay_out_cleanly(tmp_path: Path, exhaustion: RunResult) -> None:
+    """In the browser: no title runs past its chart, no legend sits on a title, no bar
+    covers an axis label (the first 'DNS lookup outcomes' bar did)."""
+    import copy
+    import json
+
+    run = copy.deepcopy(exhaustion)
+    # a long remediation list, as the shipped exhaustion scenario's last phase has
+    for p in run["phases"][1:]:
+        p["remediations"] = [
+            "pooling: pool_size=8",
+            "conntrack-sysctls: nf_conntrack_max=65536, nf_conntrack_buckets=auto",
+        ]
+    page = tmp_path / "measure.html"
+    page.write_text(render_html(run).replace("</body>", _MEASURE + "</body>"))
+    cp = _chromium(page, "--dump-dom", "--window-size=1400,3000", "--virtual-time-budget=3000")
+    assert cp.returncode == 0, cp.stderr[-2000:]
+    m = re.search(r'<pre id="measured">(.*?)</pre>', cp.stdout, re.DOTALL)
+    assert m, cp.stdout[-2000:]
+    found = json.loads(m.group(1).replace("&quot;", '"').replace("&amp;", "&"))
+    assert found["charts"] > 5
+    assert found["bad"] == []

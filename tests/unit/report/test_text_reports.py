@@ -9,7 +9,7 @@ from harness.report import render_junit, render_markdown, render_plain_table, ve
 from harness.report.progress import PlainProgress, RichProgress, make_progress
 from harness.report.summary import remediation_verdicts, summarize
 from harness.report.table import print_verdict_table, use_plain
-from harness.result import RunResult
+from harness.results.schema import RunResult
 from harness.stats import compare
 
 
@@ -99,7 +99,7 @@ def test_rich_table_on_tty(race: RunResult) -> None:
     out = _TTY()
     print_verdict_table(race, out, {"TERM": "xterm"}, width=160)
     text = out.getvalue()
-    for col in ("phase", "injected", "lookups", "conntrack drops", "verdict"):
+    for col in ("phase", "injected", "lookups", "conntrack drop", "verdict"):
         assert col in text
     assert "INJECTED" in text
     assert "phase=" not in text

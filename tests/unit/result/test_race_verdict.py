@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import copy
 
-from harness.phase_result import race_result
-from harness.result import PhaseResult
+from harness.results.build import race_result
+from harness.results.schema import PhaseResult
 from tests.sample_results import PhaseModel, build_phase
 
 KERNEL = "6.18.44"

@@ -191,6 +191,17 @@ def test_phase_applies_and_reverts(scn: Any) -> None:
                         for e in ds["spec"]["template"]["spec"]["containers"][0]["env"]
                     }
                     assert "nf_conntrack_acct=1" in env["SYSCTLS"]
+                    assert "NFT_RULESET" not in env  # the sysctls go to every node...
+                    fault = api.get("apps/v1", "DaemonSet", "node-tuner-race-fault", "cth-r1")
+                    spec = fault["spec"]["template"]["spec"]
+                    fenv = {e["name"]: e["value"] for e in spec["containers"][0]["env"]}
+                    assert "numgen random mod 100 < 50 " in fenv["NFT_RULESET"]
+                    assert fenv["SYSCTLS"] == ""
+                    # ...the fault table only to the client pods' node
+                    term = spec["affinity"]["nodeAffinity"][
+                        "requiredDuringSchedulingIgnoredDuringExecution"
+                    ]["nodeSelectorTerms"][0]
+                    assert term["matchExpressions"][0]["values"] == ["cth-r1-worker"]
                 if phase.name == "coredns":
                     assert (
                         api.get("apps/v1", "Deployment", "coredns", "kube-system")["spec"][

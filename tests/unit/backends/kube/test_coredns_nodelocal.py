@@ -7,6 +7,9 @@ from kube_fakes import K3S_COREFILE, KUBEADM_COREFILE, scenario
 
 from harness.backends.kube import coredns, nodelocaldns
 from harness.errors import BackendError, BadInput
+from harness.plan import plan_phase
+from harness.plan.phase import base_coredns
+from harness.plan.types import CoreDNSPlan
 
 
 def root_lines(text: str) -> list[str]:
@@ -55,7 +58,7 @@ def test_no_root_block_is_backend_error() -> None:
 def test_external_names_get_their_own_blocks() -> None:
     out = coredns.render_corefile(
         K3S_COREFILE,
-        coredns.CoreDNSSettings(True, 2, None),
+        CoreDNSPlan(cache=True, max_concurrent=None, replicas=2),
         {"api.example.com": "203.0.113.80", "b.example.": "203.0.113.9"},
     )
     assert "api.example.com:53 {" in out
@@ -67,8 +70,8 @@ def test_external_names_get_their_own_blocks() -> None:
 
 def test_settings_fold_phase_changes() -> None:
     s = scenario()
-    base = coredns.settings_for(s, None)
-    changed = coredns.settings_for(s, next(p for p in s.phases if p.name == "coredns"))
+    base = base_coredns(s)
+    changed = plan_phase(s, next(p for p in s.phases if p.name == "coredns")).coredns
     assert (base.cache, base.replicas) == (True, 2)
     assert (changed.cache, changed.replicas) == (False, 3)
 

@@ -3,13 +3,20 @@ from __future__ import annotations
 import pytest
 from kube_fakes import scenario
 
-from harness.backends.kube.dnsconfig import NamespaceMap, client_pod_dns
+from harness.backends.kube.dnsconfig import NamespaceMap, PodDNSConfig, pod_dns
 from harness.backends.kube.names import NODELOCAL_IP
 from harness.dns.resolvconf import ResolvConf, search_candidates
 from harness.errors import BadInput
-from harness.scenario.model import Scenario
+from harness.plan import plan_phase
+from harness.plan.kubelet import absolute_name
+from harness.scenario.model import Phase, Scenario
 
 NS = NamespaceMap("default", "cth-r1", "cluster.local")
+
+
+def client_pod_dns(s: Scenario, p: Phase, nsmap: NamespaceMap, ip: str) -> PodDNSConfig:
+    """The phase plan's pod DNS, as the kube backend renders it."""
+    return pod_dns(plan_phase(s, p).pod_dns, nsmap, ip)
 
 
 def phase(s: Scenario, name: str):  # type: ignore[no-untyped-def]
@@ -60,10 +67,26 @@ def test_nodelocal_replaces_cluster_dns(scn: Scenario) -> None:
 
 
 def test_explicit_searches_are_translated_to_the_run_namespace() -> None:
+    # ClusterFirst: kubelet appends dnsConfig.searches to its own list, duplicates dropped
     s = scenario(
         cluster={"dns_config": {"searches": ["default.svc.cluster.local", "corp.example"]}}
     )
     dns = client_pod_dns(s, s.phases[0], NS, "10.96.0.10")
+    assert dns.searches == (
+        "cth-r1.svc.cluster.local",
+        "svc.cluster.local",
+        "cluster.local",
+        "corp.example",
+    )
+    none = scenario(
+        cluster={
+            "dns_config": {
+                "policy": "None",
+                "searches": ["default.svc.cluster.local", "corp.example"],
+            }
+        }
+    )
+    dns = client_pod_dns(none, none.phases[0], NS, "10.96.0.10")
     assert dns.searches == ("cth-r1.svc.cluster.local", "corp.example")
 
 
@@ -91,4 +114,9 @@ def test_too_many_searches_is_bad_input() -> None:
 )
 def test_names(name: str, translated: str, fqdn: str) -> None:
     assert NS.name(name) == translated
-    assert NS.fqdn(name, ["api.example.com"]) == fqdn
+    # the FQDN rule runs in the scenario's namespace (the phase plan), then the kube backend
+    # maps the absolute name onto its run namespace
+    absolute = absolute_name(
+        name, namespace="default", domain="cluster.local", external={"api.example.com": "x"}
+    )
+    assert NS.name(absolute) == fqdn

@@ -17,8 +17,9 @@ from kube_fakes import scenario
 
 from harness.backends.kube import KindBackend, KindSettings
 from harness.backends.kube.commands import kubectl_exec
-from harness.backends.kube.dnsconfig import client_pod_dns
+from harness.backends.kube.dnsconfig import pod_dns
 from harness.dns.resolvconf import ResolvConf
+from harness.plan import plan_phase
 
 ROOT = Path(__file__).resolve().parents[4]
 
@@ -55,7 +56,8 @@ def test_client_pods_get_the_phase_resolv_conf() -> None:
         st = cluster.settings
         argv = kubectl_exec(st.kubeconfig, st.namespace, "client-0", ["cat", "/etc/resolv.conf"])
         text = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
-        want = client_pod_dns(s, s.phases[0], cluster._nsmap, cluster.kube_dns_ip).resolv_conf()
+        plan = plan_phase(s, s.phases[0])
+        want = pod_dns(plan.pod_dns, cluster._nsmap, cluster.kube_dns_ip).resolv_conf()
         assert ResolvConf.parse(text) == want
         counters = cluster.node_counters()
         assert counters

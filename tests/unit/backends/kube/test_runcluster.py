@@ -4,6 +4,7 @@ netns's), and the CLI's cluster flags and refusals. No cluster, no root."""
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,11 +19,13 @@ from harness.backends.kube.names import LABEL_NODE
 from harness.backends.kube.runcluster import KubeRunCluster, series_labels
 from harness.backends.netns import cluster as netns_cluster
 from harness.backends.registry import check_backend
-from harness.errors import NotRoot, UnsafeRequest
-from harness.kernel.sampler import NodeSeries
+from harness.errors import BackendError, NotRoot, UnsafeRequest
+from harness.kernel.sampler import NodeSeries, Reading
 from harness.measurement import PhaseMeasurement
-from harness.phase_result import build_phase_result
-from harness.result import PhaseResult, ServerResult
+from harness.plan import plan_phase
+from harness.results.build import build_phase_result
+from harness.results.evidence import Evidence
+from harness.results.schema import PhaseResult, ServerResult
 from harness.scenario.model import Scenario
 
 INODES = {"cth-r1-worker": 4026532001, "cth-r1-worker2": 4026532002}
@@ -156,9 +159,13 @@ def measure(s: Scenario, log: FakeLog | None) -> tuple[list[PhaseMeasurement], N
     with cluster:
         cluster.apply_node_sysctls()
         for phase in s.phases:
-            with cluster.phase(phase) as settings:
-                assert settings["nodes"] == {"node-1": "cth-r1-worker", "node-2": "cth-r1-worker2"}
-                out.append(cluster.measure(phase, settings, s.phase_load(phase), None))
+            with cluster.phase(phase) as plan:
+                assert plan == plan_phase(s, phase)  # the backend realizes the one phase plan
+                assert cluster.kube.node_map.nodes == {
+                    "node-1": "cth-r1-worker",
+                    "node-2": "cth-r1-worker2",
+                }
+                out.append(cluster.measure(plan, None))
     return out, stats
 
 
@@ -227,9 +234,19 @@ def test_series_labels_one_node_k3s_counts_the_table_once() -> None:
 
 # --- the same result.json shape as netns ----------------------------------------------------
 class FakeProbe:
+    """A netns node probe (harness.kernel.sampler.Probe) whose count rises every read."""
+
     def __init__(self, node: str) -> None:
         self.node, self.ns, self.inode = node, f"cth-t-{node}", 1
+        self.where = self.ns
         self.n = 0
+
+    def read(self, with_stats: bool) -> Reading:
+        count = self.count()
+        return Reading(count, self.stat() if with_stats else None)
+
+    def netns_inode(self) -> int | None:
+        return self.inode
 
     def count(self) -> int:
         self.n += 1
@@ -260,6 +277,7 @@ class FakeTopology:
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
         self.nodelocal_enabled = False
+        self.nodelocal_interface = ""
         self.hits = 0
 
     def flush_conntrack(self) -> None: ...
@@ -281,9 +299,11 @@ def netns_measurements(
     c.scenario = s
     c.plan = netns_cluster.plan_topology(s.cluster, "t", max_coredns=0)
     c.topology = FakeTopology(tmp_path)  # type: ignore[assignment]
+    c.levers = FakeTopology(tmp_path)  # type: ignore[assignment]
     c.probes = [FakeProbe(n.name) for n in c.plan.nodes]  # type: ignore[misc]
     c.journal = None  # type: ignore[assignment]
     c.capture_pcap = False
+    c.phase_evidence = Evidence()
 
     def spawn(_j: Any, _name: str, argv: list[str], **_kw: Any) -> FakeProc:
         return FakeProc(Path(argv[argv.index("--out") + 1]), Path(argv[argv.index("--plan") + 1]))
@@ -292,12 +312,14 @@ def netns_measurements(
     monkeypatch.setattr(netns_cluster, "stop_pid", lambda *_a: None)
     monkeypatch.setattr(netns_cluster.sysctl, "read", lambda *_a: "2048")
     monkeypatch.setattr(
+        netns_cluster, "run", lambda *_a, **_k: subprocess.CompletedProcess([], 0, "", "")
+    )
+    monkeypatch.setattr(
         netns_cluster, "read_counters", lambda _ns, t: {"dns_in": 9, "dns_out": 8} if t else {}
     )
     out = []
     for phase in s.phases:
-        settings = {"pooling": None, "fqdn": False, "options": {}, "nameservers": None}
-        out.append(c.measure(phase, settings, s.phase_load(phase), None))
+        out.append(c.measure(plan_phase(s, phase), None))
     return out
 
 
@@ -349,24 +371,19 @@ def write_scenario(tmp_path: Path, **extra: Any) -> Path:
 def test_cli_flags_reach_backend_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[tuple[str, BackendOptions | None]] = []
 
-    class Stop(Exception):
-        pass
+    def fake_run(record: Any, _scenario: Any, *, options: BackendOptions | None, **_kw: Any) -> Any:
+        seen.append((record.backend, options))
+        raise BackendError("stopped here")
 
-    def fake_run(
-        _scenario: Any, *, backend: str, options: BackendOptions | None, **_kw: Any
-    ) -> Any:
-        seen.append((backend, options))
-        raise Stop
-
-    monkeypatch.setattr(runner, "run_scenario", fake_run)
+    monkeypatch.setattr(runner, "run", fake_run)
+    monkeypatch.setattr(runner, "require_root", lambda *_a: None)  # any user
+    monkeypatch.chdir(tmp_path)  # the default report dir goes under the cwd
     kc = tmp_path / "kc.yaml"
     kc.write_text("apiVersion: v1\nkind: Config\n")
     sc = write_scenario(tmp_path)
     argv = ["run", str(sc), "--backend", "kubeconfig", "--kubeconfig", str(kc)]
-    with pytest.raises(Stop):
-        cli.main([*argv, "--loadgen-image", "reg.example/lg", "--allow-disruptive"])
-    with pytest.raises(Stop):
-        cli.main(["run", str(sc), "--backend", "kind", "--keep-cluster"])
+    assert cli.main([*argv, "--loadgen-image", "reg.example/lg", "--allow-disruptive"]) == 3
+    assert cli.main(["run", str(sc), "--backend", "kind", "--keep-cluster"]) == 3
     assert seen == [
         (
             "kubeconfig",
@@ -376,6 +393,7 @@ def test_cli_flags_reach_backend_options(tmp_path: Path, monkeypatch: pytest.Mon
         ),
         ("kind", BackendOptions(keep_cluster=True)),
     ]
+    assert not (tmp_path / "conntrack-harness-reports").exists()  # nothing measured, nothing left
 
 
 def test_kubeconfig_refuses_node_sysctls_without_allow_disruptive(
@@ -444,3 +462,21 @@ def test_root_only_where_the_host_kernel_is_touched(
     monkeypatch.setenv("CONNTRACK_HARNESS_STATE_DIR", str(blocker / "state"))
     with pytest.raises(Exception, match="CONNTRACK_HARNESS_STATE_DIR"):
         runner.require_root("kubeconfig")
+
+
+def test_kube_evidence_is_the_one_typed_layout(tmp_path: Path) -> None:
+    """Per node its files, per phase and pod the resolv.conf it ran with: written and read
+    back as the same layout the netns backend uses (the CLI once read nodes/ as files)."""
+    s = quick()
+    cluster, _, _ = kind_cluster(s, None)
+    with cluster:
+        for phase in s.phases:
+            with cluster.phase(phase) as plan:
+                cluster.measure(plan, None)
+        ev = cluster.evidence()
+    assert set(ev.nodes) == {"cth-r1-worker", "cth-r1-worker2"}
+    assert {"iptables-save.txt", "conntrack-S.txt"} <= set(ev.nodes["cth-r1-worker"])
+    assert set(ev.phase_pods) == {"baseline", "race"}
+    assert all(rc == RESOLV for pods in ev.phase_pods.values() for rc in pods.values())
+    ev.write(tmp_path / "evidence")
+    assert Evidence.read(tmp_path / "evidence") == ev

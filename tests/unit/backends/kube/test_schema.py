@@ -11,9 +11,10 @@ import pytest
 from kube_fakes import scenario
 
 from harness.backends.kube import nodelocaldns, tuner, workload
-from harness.backends.kube.dnsconfig import NamespaceMap, client_pod_dns
+from harness.backends.kube.dnsconfig import NamespaceMap, pod_dns
 from harness.backends.kube.names import run_namespace
 from harness.backends.kube.placement import NodeMap
+from harness.plan import plan_phase
 from harness.scenario.model import Scenario
 
 # The kindest/node versions the kind workflow runs, and the newest schemas bundled.
@@ -31,9 +32,10 @@ def all_manifests(s: Scenario) -> list[dict[str, Any]]:
     nsmap = NamespaceMap(s.cluster.namespace, run_namespace(RUN), s.cluster.cluster_domain)
     out: list[dict[str, Any]] = [workload.namespace(RUN), *workload.http_server(s, RUN, NODES)]
     for phase in s.phases:
-        dns = client_pod_dns(s, phase, nsmap, "10.96.0.10")
+        plan = plan_phase(s, phase)
+        dns = pod_dns(plan.pod_dns, nsmap, "10.96.0.10")
         out += workload.client_pods(s, RUN, phase.name, nodes=NODES, dns=dns, image="img:glibc")
-        sysctls, ruleset = tuner.phase_changes(phase, RUN, include_global=True)
+        sysctls, ruleset = tuner.phase_changes(plan, RUN, include_global=True)
         if sysctls:
             out.append(
                 tuner.daemonset(

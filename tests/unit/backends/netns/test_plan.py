@@ -2,11 +2,8 @@ from __future__ import annotations
 
 import ipaddress
 
-import pytest
-
-from harness.backends.netns.cluster import lookup_names, pod_resolv
 from harness.backends.netns.plan import overlapping_routes, plan_topology
-from harness.scenario.model import ClusterSpec, CoreDNSSpec, DNSConfig, DNSOption
+from harness.scenario.model import ClusterSpec, CoreDNSSpec
 
 
 def test_plan_places_pods_and_gives_unique_addresses_and_names() -> None:
@@ -37,33 +34,3 @@ def test_overlap_with_host_routes_is_detected() -> None:
     clashes = overlapping_routes(["10.0.0.0/8", "172.18.0.0/16"])
     assert ("10.0.0.0/8", "10.244.0.0/16") in clashes
     assert ("172.18.0.0/16", "172.18.0.0/24") in clashes
-
-
-def test_pod_resolv_is_what_kubelet_writes() -> None:
-    cfg = DNSConfig(options=[DNSOption(name="ndots", value="5")])
-    r = pod_resolv(
-        cfg,
-        namespace="default",
-        domain="cluster.local",
-        nameserver_ips={"cluster-dns": "10.96.0.10"},
-        extra_options={"single-request-reopen": None},
-    )
-    assert r.render() == (
-        "nameserver 10.96.0.10\n"
-        "search default.svc.cluster.local svc.cluster.local cluster.local\n"
-        "options ndots:5 single-request-reopen\n"
-    )
-
-
-@pytest.mark.parametrize(
-    ("name", "fqdn"),
-    [
-        ("http-server", "http-server.default.svc.cluster.local."),
-        ("kube-dns.kube-system", "kube-dns.kube-system.svc.cluster.local."),
-        ("api.example.com", "api.example.com."),
-        ("x.default.svc.cluster.local.", "x.default.svc.cluster.local."),
-    ],
-)
-def test_fqdn_remediation_makes_names_absolute(name: str, fqdn: str) -> None:
-    assert lookup_names([name], fqdn=True, namespace="default", domain="cluster.local") == [fqdn]
-    assert lookup_names([name], fqdn=False, namespace="default", domain="cluster.local") == [name]

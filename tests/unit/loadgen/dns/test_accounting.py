@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.result import DNSResult
+from harness.results.schema import DNSResult
 from loadgen.dns.accounting import percentile, summarize
 from loadgen.dns.fake import FakeTransport, Zone, drive, drop_second_of_unanswered_pair
 from loadgen.dns.lookup import recorded_lookup
@@ -53,7 +53,8 @@ def test_summary_counts_rates_and_timeline() -> None:
     ]
     s = summarize(records, timeout_s=5.0)
     # "unfinished" is optional in result.json (other backends' older workers lack it)
-    assert set(s) == (set(DNSResult.__required_keys__) | {"unfinished"}) - {"timeout_rate_ci"}
+    optional = {"unfinished", "waited", "waited_rate", "by_resolver", "latency_sum_s"}
+    assert set(s) == (set(DNSResult.__required_keys__) | optional) - {"timeout_rate_ci"}
     assert s["unfinished"] == 0
     assert s["lookups"] == 4
     assert s["timeouts"] == 2
@@ -116,3 +117,56 @@ def test_unfinished_lookups_are_timeouts_but_not_failures() -> None:
     assert s["timeouts"] == 3
     assert s["failed"] == 1
     assert s["full_timeout_waits"] == 4
+
+
+# --- musl's short waits: waited, not timed out (issue 13 §2) ---------------------------------
+def _musl_and_glibc_records(zone: Zone) -> list[LookupRecord]:
+    from loadgen.dns.models import make_resolver
+
+    out = []
+    for kind in ("musl", "glibc"):
+        t = FakeTransport(zone, drop=drop_second_of_unanswered_pair)
+        out.append(drive(recorded_lookup(make_resolver(kind, pod_conf()), FQDN, t)))
+    return out
+
+
+FQDN = "my-service.default.svc.cluster.local."
+
+
+def test_musl_resend_wait_is_waited_not_a_timeout(zone: Zone) -> None:
+    musl, glibc = _musl_and_glibc_records(zone)
+    # the same lost AAAA: musl resends after timeout/attempts = 2.5 s, glibc after 5 s
+    assert musl.outcome == "answer"
+    assert musl.latency_s == pytest.approx(2.501)
+    assert musl.full_timeout_waits >= 1
+    assert glibc.latency_s >= 5.0
+    s = summarize([musl, glibc], timeout_s=5.0)
+    assert s["waited"] == 2
+    assert s["timeouts"] == 1  # glibc's: it waited the whole timeout
+    assert s["by_resolver"] == {
+        "glibc": {"lookups": 1, "waited": 1, "timeouts": 1},
+        "musl": {"lookups": 1, "waited": 1, "timeouts": 0},
+    }
+    assert s["waited_rate"] == pytest.approx(1.0)
+
+
+def test_musl_with_no_reply_is_a_timeout() -> None:
+    from loadgen.dns.models import make_resolver
+
+    conf = pod_conf("timeout:4", "attempts:2", nameservers=("10.0.0.1",))
+    t = FakeTransport(Zone(), down=frozenset({"10.0.0.1"}))
+    r = drive(recorded_lookup(make_resolver("musl", conf), "x.example.", t))
+    assert r.outcome == "timeout"
+    s = summarize([r], timeout_s=4.0)
+    assert s["timeouts"] == 1
+    assert s["waited"] == 1
+
+
+def test_an_unfinished_lookup_is_a_timeout() -> None:
+    s = summarize([rec(0.0, 5.0, waits=1, outcome="unfinished", replies=0)], timeout_s=5.0)
+    assert s["timeouts"] == 1
+
+
+def test_latency_sum() -> None:
+    s = summarize([rec(0.0, 0.25), rec(0.1, 1.5)], timeout_s=5.0)
+    assert s["latency_sum_s"] == pytest.approx(1.75)

@@ -8,7 +8,7 @@ from harness.diagnose import diagnose_phase
 from harness.kernel.sampler import NodeSeries
 from harness.measurement import PhaseMeasurement
 from harness.metrics.prometheus import evaluate_near_full
-from harness.result import (
+from harness.results.schema import (
     Agreement,
     ConntrackResult,
     DiagnosisResult,
@@ -19,6 +19,7 @@ from harness.result import (
     PhaseResult,
     RaceResult,
     ServerResult,
+    StatesTaken,
 )
 from harness.scenario.model import Phase
 from harness.stats import wilson
@@ -53,7 +54,7 @@ def node_result(name: str, m: PhaseMeasurement) -> NodeConntrack:
     s = m.series[name]
     d = s.delta
     c = m.node_counters.get(name, {})
-    return NodeConntrack(
+    node = NodeConntrack(
         node=name,
         max=m.conntrack_max,
         peak_count=s.peak,
@@ -70,6 +71,12 @@ def node_result(name: str, m: PhaseMeasurement) -> NodeConntrack:
         dns_out=c.get("dns_out", 0),
         timeline=_timeline_with_drops(s),
     )
+    if s.snapshot_at is not None:  # the state snapshot is not at the peak: say when it was
+        t_s, count, why = s.snapshot_at
+        node["states_taken"] = StatesTaken(
+            t_s=t_s, count=count, fill=round(count / s.max, 4) if s.max else 0.0, why=why
+        )
+    return node
 
 
 def conntrack_result(m: PhaseMeasurement) -> ConntrackResult:

@@ -4,7 +4,7 @@ its baseline, for the timeout rate (one-sided Fisher exact) and for queries per 
 from __future__ import annotations
 
 from harness.report.summary import remediation_verdicts, summarize
-from harness.result import Comparison, PhaseResult, RunResult
+from harness.results.schema import Comparison, PhaseResult, RunResult
 
 
 def _mean_qpl(phases: tuple[PhaseResult, ...]) -> float:

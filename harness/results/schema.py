@@ -53,6 +53,21 @@ class DNSResult(TypedDict):
     by_name: NotRequired[dict[str, dict[str, float]]]
     # final outcome counts: answer / nxdomain / nodata / timeout / error (SERVFAIL, REFUSED)
     outcomes: NotRequired[dict[str, int]]
+    # lookups that waited for any retransmit (musl resends every timeout/attempts), whether
+    # or not they then became timeouts; and per resolver model: lookups, waited, timeouts
+    waited: NotRequired[int]
+    waited_rate: NotRequired[float]
+    by_resolver: NotRequired[dict[str, dict[str, int]]]
+    latency_sum_s: NotRequired[float]  # all lookup latencies added up (histogram _sum)
+
+
+class StatesTaken(TypedDict):
+    """When a node's state snapshot was taken: time in phase, count then, count / max."""
+
+    t_s: float
+    count: int
+    fill: float
+    why: str  # "first reached 90% of max" or "end of phase"
 
 
 class NodeConntrack(TypedDict):
@@ -66,8 +81,11 @@ class NodeConntrack(TypedDict):
     insert: int
     invalid: int
     table_full_lines: int
+    # NOT at the peak: one `conntrack -L`, taken when the count first reached 90 % of max
+    # (mid-fill in a table that fills) or else at the end; states_taken says when
     states_at_peak: dict[str, int]
-    dns_entries: int  # conntrack entries of pods' DNS flows in the snapshot at peak
+    dns_entries: int  # conntrack entries of pods' DNS flows in that snapshot
+    states_taken: NotRequired[StatesTaken]
     dns_in: int  # DNS packets from pods into the node (before conntrack)
     dns_out: int  # DNS packets that left the node towards the DNS service
     timeline: list[list[float]]  # [t_s, count] or [t_s, count, drop_total_so_far]
@@ -220,3 +238,5 @@ class RunResult(TypedDict):
     environment: Environment
     phases: list[PhaseResult]
     comparisons: NotRequired[list[Comparison]]
+    # verdict "error": the run failed after measuring these phases; what failed, in words
+    error: NotRequired[str]

@@ -1,0 +1,48 @@
+"""Injected faults (always labelled ``injected``): the A/AAAA race window, as an nft table (pure).
+
+The rule runs in the node's forward hook and drops, with probability P, a UDP/53 packet that
+is the second original-direction packet of a conntrack entry that has seen no reply yet. That
+is exactly the packet the real insert race loses: the AAAA of a same-socket A/AAAA pair. It
+cannot match single-request (the reply came first), single-request-reopen or Go (a new
+socket, so a new entry), or NOTRACK'ed traffic (no entry at all). It needs
+``nf_conntrack_acct=1`` in the node's namespace for the packet counters.
+
+Every backend loads the same table text. Its drop is counted twice in the same rule: by the
+named counter ``hits`` (read with ``nft -j list counters``) and by an inline ``counter``
+(``counter packets N bytes M`` in ``nft list table``), so either reader sees the same number.
+"""
+
+from __future__ import annotations
+
+from harness.errors import BadInput
+
+TABLE = "cth_race_fault"
+HITS = "hits"
+
+
+def race_percent(probability: float) -> int:
+    """The one race-window rule: nft draws ``numgen random mod 100``, so P is a whole percent,
+    rounded, and never below 1 % (a probability that rounds to 0 % still drops, at 1 %)."""
+    if not 0 < probability <= 1:
+        raise BadInput(
+            "probability must be in (0, 1]", field="faults.probability", value=probability
+        )
+    return min(100, max(1, round(probability * 100)))
+
+
+def race_window_ruleset(percent: int, table: str = TABLE) -> str:
+    """The nft table that injects the race window at ``percent`` % (see :func:`race_percent`)."""
+    if not 1 <= percent <= 100:
+        raise BadInput("percent must be in 1..100", field="faults.probability", value=percent)
+    # nft rejects "numgen random mod 100 < 100": at P=100 % leave the numgen match out
+    gate = "" if percent >= 100 else f"numgen random mod 100 < {percent} "
+    return (
+        f"table inet {table} {{\n"
+        f"    counter {HITS} {{}}\n"
+        "    chain race_window {\n"
+        "        type filter hook forward priority filter; policy accept;\n"
+        "        meta l4proto udp th dport 53 ct original packets 2 ct reply packets 0 "
+        f'{gate}counter name "{HITS}" counter drop\n'
+        "    }\n"
+        "}\n"
+    )

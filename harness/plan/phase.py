@@ -1,0 +1,178 @@
+"""(Scenario, Phase) -> PhasePlan: the one place that says what a remediation or fault means.
+
+Pure: no I/O. Every backend realizes the plan this returns and never looks at a remediation
+class itself. The ``match`` in :func:`plan_phase` is exhaustive (mypy checks the
+``assert_never``): a new remediation kind does not type-check until it is planned here.
+"""
+
+from __future__ import annotations
+
+from typing import assert_never
+
+from harness.dataplane.faults import race_percent
+from harness.plan import kubelet
+from harness.plan import sysctls as S
+from harness.plan.types import (
+    CONNTRACK_ACCT,
+    CoreDNSPlan,
+    DNSLoadPlan,
+    HTTPLoadPlan,
+    KubeProxyPlan,
+    LoadPlan,
+    PhasePlan,
+    RaceFaultPlan,
+    RunPlan,
+    SysctlPlan,
+)
+from harness.scenario.model import (
+    FQDN,
+    ConntrackSysctls,
+    CoreDNSChange,
+    LoadSpec,
+    NodeLocalDNS,
+    Phase,
+    Pooling,
+    RaceWindowFault,
+    ResolverOption,
+    Scenario,
+)
+
+
+def base_coredns(scenario: Scenario) -> CoreDNSPlan:
+    spec = scenario.cluster.coredns
+    return CoreDNSPlan(cache=spec.cache, max_concurrent=spec.max_concurrent, replicas=spec.replicas)
+
+
+def kube_proxy(scenario: Scenario) -> KubeProxyPlan:
+    # the scenario has no kube-proxy mode field yet: iptables, what every backend runs today
+    return KubeProxyPlan(mode="iptables", masquerade_all=scenario.cluster.masquerade_all)
+
+
+def plan_load(scenario: Scenario, load: LoadSpec, *, fqdn: bool, pooling: int | None) -> LoadPlan:
+    c = scenario.cluster
+    dns = None
+    if load.dns is not None:
+        d = load.dns
+        names, group, expanded = kubelet.expand_names(d.names, int(d.rate * load.duration_s))
+        if fqdn:
+            names = tuple(
+                kubelet.absolute_name(
+                    n, namespace=c.namespace, domain=c.cluster_domain, external=c.external_names
+                )
+                for n in names
+            )
+        dns = DNSLoadPlan(
+            resolver=d.resolver,
+            rate=d.rate,
+            names=names,
+            group=group,
+            expanded=expanded,
+            pattern=d.pattern,
+            burst_on_s=d.burst_on_s,
+            burst_off_s=d.burst_off_s,
+            workers=d.workers,
+            lookups_per_process=d.lookups_per_process,
+            family=d.family,
+        )
+    http = None
+    if load.http is not None:
+        h = load.http
+        http = HTTPLoadPlan(
+            mode="pooled" if pooling is not None else h.mode,
+            rate=h.rate,
+            pool_size=pooling if pooling is not None else h.pool_size,
+            connect_timeout_s=h.connect_timeout_s,
+            max_in_flight=h.max_in_flight,
+            workers=h.workers,
+        )
+    return LoadPlan(duration_s=load.duration_s, dns=dns, http=http)
+
+
+def client_node(scenario: Scenario) -> str:
+    """The scenario node the client pods run on (default: the first)."""
+    return scenario.cluster.client_node or "node-1"
+
+
+def plan_fault(scenario: Scenario, faults: list[RaceWindowFault]) -> RaceFaultPlan | None:
+    """Several race-window faults in one phase are one rule: the highest probability, CPUs
+    pinned if any asks for it (two tables would drop the same pair twice)."""
+    if not faults:
+        return None
+    p = max(f.probability for f in faults)
+    return RaceFaultPlan(
+        probability=p,
+        percent=race_percent(p),
+        pin_cpus=any(f.pin_cpus for f in faults),
+        nodes=(client_node(scenario),),
+    )
+
+
+def plan_phase(scenario: Scenario, phase: Phase) -> PhasePlan:
+    where = f"phases[{scenario.phases.index(phase)}]" if phase in scenario.phases else phase.name
+    pooling: int | None = None
+    fqdn = False
+    nodelocal = False
+    options: list[tuple[str, str | None]] = []
+    sysctls = SysctlPlan()
+    coredns = base_coredns(scenario)
+    for i, r in enumerate(phase.remediations):
+        match r:
+            case Pooling():
+                pooling = r.pool_size
+            case ConntrackSysctls():
+                step = S.remediation_sysctls(r, scenario, f"{where}.remediations[{i}]")
+                sysctls = S.merge(sysctls, step)
+            case ResolverOption():
+                options += [(o.name, o.value) for o in r.options]
+            case NodeLocalDNS():
+                nodelocal = True
+            case FQDN():
+                fqdn = True
+            case CoreDNSChange():
+                coredns = CoreDNSPlan(
+                    cache=coredns.cache if r.cache is None else r.cache,
+                    max_concurrent=coredns.max_concurrent
+                    if r.max_concurrent is None
+                    else r.max_concurrent,
+                    replicas=coredns.replicas if r.replicas is None else r.replicas,
+                )
+            case _:
+                assert_never(r)
+    fault = plan_fault(scenario, phase.faults)
+    if fault is not None:
+        # 'ct original packets' in the fault rule needs per-entry packet accounting
+        sysctls = S.merge(sysctls, SysctlPlan(per_node=((CONNTRACK_ACCT, 1),)))
+    c = scenario.cluster
+    pod_dns = kubelet.pod_dns(
+        c.dns_config,
+        namespace=c.namespace,
+        domain=c.cluster_domain,
+        nodelocal=nodelocal,
+        extra_options=options,
+    )
+    return PhasePlan(
+        name=phase.name,
+        remediations=tuple(r.kind for r in phase.remediations),
+        pod_dns=pod_dns,
+        fqdn=fqdn,
+        load=plan_load(scenario, scenario.phase_load(phase), fqdn=fqdn, pooling=pooling),
+        sysctls=sysctls,
+        fault=fault,
+        coredns=coredns,
+        nodelocal=nodelocal or c.nodelocal_dns,
+        kube_proxy=kube_proxy(scenario),
+    )
+
+
+def plan_run(scenario: Scenario) -> RunPlan:
+    """Every phase planned up front, so bad input (exit 2) is found before anything is built."""
+    phases = tuple(plan_phase(scenario, p) for p in scenario.phases)
+    base = base_coredns(scenario)
+    return RunPlan(
+        sysctls=S.run_sysctls(scenario),
+        coredns=base,
+        kube_proxy=kube_proxy(scenario),
+        nodelocal=scenario.cluster.nodelocal_dns,
+        max_coredns_replicas=max([base.replicas, *(p.coredns.replicas for p in phases)]),
+        phases=phases,
+    )

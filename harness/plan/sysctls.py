@@ -1,0 +1,93 @@
+"""Node conntrack sysctls: the scenario's ``node_sysctls`` for the run, a ``conntrack-sysctls``
+remediation for one phase, and the one ``nf_conntrack_buckets`` rule (pure).
+
+Buckets rule, the same on every backend:
+
+- a whole number is written as given;
+- ``auto`` is ``nf_conntrack_max / 4`` (as the seed recommends), never below
+  :data:`MIN_BUCKETS` (the kernel's own floor for its hash table is larger than a tiny
+  table's quarter, and a hash that small only makes lookups slower);
+- the max ``auto`` divides is the one in force for that step: the same block's
+  ``nf_conntrack_max``, else the run's (``node_sysctls``, else ``host``). With no max anywhere
+  in the scenario, ``auto`` is bad input (exit 2): the harness does not guess from the host.
+
+``node_sysctls.nf_conntrack_max`` wins over ``host.nf_conntrack_max`` when both are given (it
+is written after it, for the whole run).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from harness.errors import BadInput
+from harness.plan.types import CT, SysctlPlan
+from harness.scenario.model import ConntrackSysctls, NodeSysctls, Scenario
+
+MIN_BUCKETS = 1024
+PER_NODE = (
+    "tcp_timeout_time_wait",
+    "tcp_timeout_close",
+    "udp_timeout",
+    "udp_timeout_stream",
+)
+
+
+def buckets_for(
+    buckets: int | Literal["auto"] | None, conntrack_max: int | None, *, field: str
+) -> int | None:
+    """The bucket count to write (None: leave it)."""
+    if buckets is None:
+        return None
+    if buckets != "auto":
+        return int(buckets)
+    if conntrack_max is None:
+        raise BadInput(
+            "nf_conntrack_buckets 'auto' is nf_conntrack_max / 4, and the scenario sets no "
+            "nf_conntrack_max (in the same block, node_sysctls or host)",
+            field=field,
+            value="auto",
+        )
+    return max(conntrack_max // 4, MIN_BUCKETS)
+
+
+def run_max(scenario: Scenario) -> int | None:
+    """The global table size the whole run sets (None: the host's is left as it is)."""
+    return scenario.node_sysctls.nf_conntrack_max or scenario.host.nf_conntrack_max
+
+
+def run_sysctls(scenario: Scenario) -> SysctlPlan:
+    ns: NodeSysctls = scenario.node_sysctls
+    cmax = run_max(scenario)
+    per_node = tuple(
+        (f"{CT}nf_conntrack_{key}", value)
+        for key in PER_NODE
+        if (value := getattr(ns, key)) is not None
+    )
+    return SysctlPlan(
+        conntrack_max=ns.nf_conntrack_max,
+        buckets=buckets_for(
+            ns.nf_conntrack_buckets, cmax, field="node_sysctls.nf_conntrack_buckets"
+        ),
+        per_node=per_node,
+    )
+
+
+def remediation_sysctls(r: ConntrackSysctls, scenario: Scenario, where: str) -> SysctlPlan:
+    cmax = r.nf_conntrack_max or run_max(scenario)
+    per_node: tuple[tuple[str, int], ...] = ()
+    if r.tcp_timeout_time_wait is not None:
+        per_node = ((f"{CT}nf_conntrack_tcp_timeout_time_wait", r.tcp_timeout_time_wait),)
+    return SysctlPlan(
+        conntrack_max=r.nf_conntrack_max,
+        buckets=buckets_for(r.nf_conntrack_buckets, cmax, field=f"{where}.nf_conntrack_buckets"),
+        per_node=per_node,
+    )
+
+
+def merge(a: SysctlPlan, b: SysctlPlan) -> SysctlPlan:
+    """``b`` over ``a`` (later remediations win, key by key)."""
+    return SysctlPlan(
+        conntrack_max=b.conntrack_max if b.conntrack_max is not None else a.conntrack_max,
+        buckets=b.buckets if b.buckets is not None else a.buckets,
+        per_node=tuple({**dict(a.per_node), **dict(b.per_node)}.items()),
+    )

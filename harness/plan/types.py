@@ -1,0 +1,182 @@
+"""The typed, frozen phase plan: what one phase means, decided once for every backend.
+
+A backend realizes these values and decides nothing again. Addresses that only a backend
+knows (the kube-dns ClusterIP of a real cluster, the run's namespace there) stay symbolic
+here: nameservers are ``cluster-dns``/``nodelocal``/literal IPs, and names and search domains
+are written in the scenario's own namespace (a kube backend maps them onto its run namespace).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from harness.dns.resolvconf import ResolvConf
+from harness.scenario.model import ResolverModel
+
+CLUSTER_DNS = "cluster-dns"
+NODELOCAL = "nodelocal"
+NODELOCAL_IP = "169.254.20.10"
+
+DNSPattern = Literal["constant", "burst", "ramp"]
+DNSFamily = Literal["any", "ipv4"]
+HTTPMode = Literal["short-lived", "server-close", "pooled"]
+KubeProxyMode = Literal["iptables", "nftables"]
+
+
+@dataclass(frozen=True)
+class PodDNS:
+    """A client pod's resolver settings as kubelet resolves them (ClusterFirst + dnsConfig)."""
+
+    nameservers: tuple[str, ...]  # "cluster-dns", "nodelocal" or an IP; deduplicated, <= 3
+    searches: tuple[str, ...]  # in the scenario's namespace
+    options: tuple[tuple[str, str | None], ...]  # in kubelet's merge order, one per name
+
+    def addresses(self, cluster_dns_ip: str, nodelocal_ip: str = NODELOCAL_IP) -> tuple[str, ...]:
+        """The nameserver addresses, with the symbolic ones resolved (deduplicated)."""
+        table = {CLUSTER_DNS: cluster_dns_ip, NODELOCAL: nodelocal_ip}
+        return tuple(dict.fromkeys(table.get(ns, ns) for ns in self.nameservers))
+
+    def resolv_conf(self, cluster_dns_ip: str, *, nodelocal_ip: str = NODELOCAL_IP) -> ResolvConf:
+        """What kubelet writes into the pod's /etc/resolv.conf."""
+        return ResolvConf.build(
+            self.addresses(cluster_dns_ip, nodelocal_ip), self.searches, dict(self.options)
+        )
+
+
+@dataclass(frozen=True)
+class DNSLoadPlan:
+    """The phase's DNS load. ``names`` is what is looked up, in the order the engine cycles
+    through them: ``{n}`` already expanded and the FQDN rule already applied."""
+
+    resolver: ResolverModel
+    rate: float
+    names: tuple[str, ...]
+    group: int  # names per ``{n}`` index (len(names) when nothing was expanded)
+    expanded: bool  # a name had ``{n}``: every index is a distinct name
+    pattern: DNSPattern
+    burst_on_s: float
+    burst_off_s: float
+    workers: int
+    lookups_per_process: int
+    family: DNSFamily = "any"  # "ipv4": A only (AF_INET / Go "ip4")
+
+    def names_for(self, index: int, count: int) -> tuple[str, ...]:
+        """The names the ``index``-th of ``count`` load clients looks up: with ``{n}``, every
+        client gets its own indices (no name is looked up twice across clients), else all."""
+        if not self.expanded or count <= 1:
+            return self.names
+        groups = [self.names[i : i + self.group] for i in range(0, len(self.names), self.group)]
+        mine = [n for g in groups[index::count] for n in g]
+        return tuple(mine) or groups[index % len(groups)]
+
+
+@dataclass(frozen=True)
+class HTTPLoadPlan:
+    """The phase's HTTP load (the pooling remediation already folded in)."""
+
+    mode: HTTPMode
+    rate: float
+    pool_size: int
+    connect_timeout_s: float
+    max_in_flight: int
+    workers: int
+
+
+@dataclass(frozen=True)
+class LoadPlan:
+    duration_s: float
+    dns: DNSLoadPlan | None
+    http: HTTPLoadPlan | None
+
+
+@dataclass(frozen=True)
+class SysctlPlan:
+    """Node conntrack sysctls. ``conntrack_max``/``buckets`` are global (the host's, or the
+    node's on a real cluster); ``per_node`` are per network namespace, by full name."""
+
+    conntrack_max: int | None = None
+    buckets: int | None = None
+    per_node: tuple[tuple[str, int], ...] = ()
+
+    def __bool__(self) -> bool:
+        return self.conntrack_max is not None or self.buckets is not None or bool(self.per_node)
+
+    def global_values(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        if self.conntrack_max is not None:
+            out[CONNTRACK_MAX] = self.conntrack_max
+        if self.buckets is not None:
+            out[CONNTRACK_BUCKETS] = self.buckets
+        return out
+
+
+CT = "net.netfilter."
+CONNTRACK_MAX = CT + "nf_conntrack_max"
+CONNTRACK_BUCKETS = CT + "nf_conntrack_buckets"
+CONNTRACK_ACCT = CT + "nf_conntrack_acct"
+
+
+@dataclass(frozen=True)
+class RaceFaultPlan:
+    """INJECTED race window (``harness.dataplane.faults``).
+
+    ``nodes`` are the scenario nodes whose forward hook gets the rule: the client pods' nodes,
+    where the client's DNS is DNATed and its entry inserted. A node downstream only forwards
+    the pair, so a rule there too would drop the same pair twice and inflate P.
+    """
+
+    probability: float  # as the scenario wrote it (reported)
+    percent: int  # what the rule drops: 1..100 (the one rounding rule)
+    pin_cpus: bool
+    nodes: tuple[str, ...]
+    injected: Literal[True] = True
+
+
+@dataclass(frozen=True)
+class CoreDNSPlan:
+    cache: bool
+    max_concurrent: int | None
+    replicas: int
+
+
+@dataclass(frozen=True)
+class KubeProxyPlan:
+    mode: KubeProxyMode
+    masquerade_all: bool
+
+
+@dataclass(frozen=True)
+class PhasePlan:
+    """Everything one phase asks of a backend."""
+
+    name: str
+    remediations: tuple[str, ...]  # kinds, in the scenario's order
+    pod_dns: PodDNS
+    fqdn: bool
+    load: LoadPlan
+    sysctls: SysctlPlan  # on top of the run's (node_sysctls); reverted after the phase
+    fault: RaceFaultPlan | None
+    coredns: CoreDNSPlan
+    nodelocal: bool
+    kube_proxy: KubeProxyPlan
+
+    @property
+    def injected(self) -> bool:
+        return self.fault is not None
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What holds for the whole run: the scenario's node sysctls, the baseline CoreDNS and
+    kube-proxy, NodeLocal from the start, and the most CoreDNS replicas any phase asks for."""
+
+    sysctls: SysctlPlan
+    coredns: CoreDNSPlan
+    kube_proxy: KubeProxyPlan
+    nodelocal: bool
+    max_coredns_replicas: int
+    phases: tuple[PhasePlan, ...]
+
+    def phase(self, name: str) -> PhasePlan:
+        return next(p for p in self.phases if p.name == name)

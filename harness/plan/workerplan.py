@@ -1,0 +1,68 @@
+"""PhasePlan -> WorkerPlan: the load one worker process runs (pure, the same for every backend).
+
+The netns backend runs one worker for all client pods (``share=(0, 1)``); a cluster backend
+runs one in each client pod (``share=(i, n)``): the rates and ``max_in_flight`` are split
+evenly over the ``n`` workers, and with ``{n}`` names every worker gets its own indices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from harness.plan.types import PhasePlan
+from loadgen.dns.types import DNSPlan, Drain
+from loadgen.http.plan import HTTPPlan, HTTPTarget
+from loadgen.worker import DNSWork, HTTPWork, PodSpec, WorkerPlan
+
+
+def _same(name: str) -> str:
+    return name
+
+
+def worker_plan(
+    plan: PhasePlan,
+    pods: Sequence[PodSpec],
+    http_targets: Sequence[HTTPTarget],
+    *,
+    share: tuple[int, int] = (0, 1),
+    pod: str = "",
+    map_name: Callable[[str], str] = _same,
+    drain: Drain = "full",
+) -> WorkerPlan:
+    """``map_name``: the scenario's namespace onto the backend's (identity on netns)."""
+    index, count = share
+    load = plan.load
+    dns = http = None
+    if load.dns is not None:
+        d = load.dns
+        dns = DNSWork(
+            pods=tuple(pods),
+            plan=DNSPlan(
+                rate=d.rate / count,
+                duration_s=load.duration_s,
+                names=[map_name(n) for n in d.names_for(index, count)],
+                resolver=d.resolver,
+                lookups_per_process=d.lookups_per_process,
+                pattern=d.pattern,
+                burst_on_s=d.burst_on_s,
+                burst_off_s=d.burst_off_s,
+                workers=d.workers,
+                drain=drain,
+                family=d.family,
+            ),
+        )
+    if load.http is not None:
+        h = load.http
+        http = HTTPWork(
+            targets=tuple(http_targets),
+            plan=HTTPPlan(
+                mode=h.mode,
+                rate=h.rate / count,
+                duration_s=load.duration_s,
+                pool_size=h.pool_size,
+                connect_timeout_s=h.connect_timeout_s,
+                max_in_flight=max(1, h.max_in_flight // count),
+            ),
+            workers=h.workers,
+        )
+    return WorkerPlan(duration_s=load.duration_s, dns=dns, http=http, phase=plan.name, pod=pod)
