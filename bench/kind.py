@@ -59,7 +59,7 @@ def main() -> int:
     journal = Journal.create("benchkind")
     try:
         with dockerd.running(journal) as d, tempfile.TemporaryDirectory() as td:
-            for repo in (kindbase.BASE_REPO, kindnode.NODE_REPO):
+            for repo in (kindnode.NODE_REPO, kindbase.BASE_REPO):  # children first
                 for image in set(d.cli("images", "-q", repo).split()):
                     d.cli("rmi", "-f", image)
             notes: list[str] = []

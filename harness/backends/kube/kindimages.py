@@ -187,13 +187,17 @@ STATIC_CNI_SH = """\
 # that node's address (conntrack-harness's stand-in for kindnetd, see kindimages.py).
 set -u
 conf=/etc/cni/net.d/10-cth-static.conflist
+sa=/var/run/secrets/kubernetes.io/serviceaccount  # explicit: no kubeconfig in the image
 fmt='{"cniVersion":"1.0.0","name":"cth-static","plugins":[{"type":"ptp","ipMasq":false,'\\
 '"mtu":1500,"ipam":{"type":"host-local","ranges":[[{"subnet":"%s"}]],'\\
 '"routes":[{"dst":"0.0.0.0/0"}]}},{"type":"portmap","capabilities":{"portMappings":true}}]}'
 jp='{range .items[*]}{.metadata.name}{" "}{.spec.podCIDR}{" "}'\\
 '{.status.addresses[?(@.type=="InternalIP")].address}{"\\n"}{end}'
 while :; do
-  if kubectl --request-timeout=10s get nodes -o jsonpath="$jp" > /tmp/nodes; then
+  api="https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT"
+  if kubectl --request-timeout=10s --server="$api" \\
+      --token="$(cat $sa/token)" --certificate-authority="$sa/ca.crt" \\
+      get nodes -o jsonpath="$jp" > /tmp/nodes; then
     while read -r name cidr ip; do
       [ -n "$cidr" ] && [ -n "$ip" ] || continue
       if [ "$name" = "$NODE_NAME" ]; then
