@@ -27,7 +27,7 @@ from harness.backends.kube import kindbase, kindimages, pause
 from harness.backends.kube.dockerd import Dockerd
 from harness.backends.kube.imagearchive import write_archive
 from harness.errors import BackendError
-from harness.upstream import component_dir, kindparts, locate, release
+from harness.upstream import ComponentMissing, component_dir, kindparts, locate, release
 
 NODE_REPO = "conntrack-harness/kind-node"
 KUBECTL_COMPONENT = "kubectl"
@@ -47,7 +47,7 @@ def kubectl_binary(kubernetes: str) -> Path:
     ):
         if (d / "kubectl").is_file():
             return d / "kubectl"
-    raise BackendError(
+    raise ComponentMissing(
         f"kubectl {kubernetes} is not built: expected in {component_dir('kubernetes', kubernetes)}"
         f" or {component_dir(KUBECTL_COMPONENT, kubernetes)}"
     )
