@@ -355,6 +355,9 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="validate scenario files without running them")
     v.add_argument("files", nargs="+")
     v.set_defaults(func=cmd_validate)
+    from harness.upstream.cli import add_parser as add_upstream  # upstream build|list
+
+    add_upstream(sub)
     return ap
 
 

@@ -14,6 +14,7 @@ from harness.kernel import sysctl
 from harness.kernel.journal import stale_journals
 from harness.kernel.netns import NETNS_RUN_DIR
 from harness.restore import orphan_paths
+from harness.upstream import release
 
 # program -> Debian package that provides it
 TOOLS = {
@@ -88,6 +89,23 @@ def checks() -> list[Check]:
         detail = "none"
     out.append(Check("leftovers", not stale and not orphans, detail))
     out.append(Check("kernel", True, platform.release()))
+    out += upstream_checks()
+    return out
+
+
+def upstream_checks() -> list[Check]:
+    """Each pinned upstream part of the default release: version, and where it came from."""
+    from harness.upstream.cli import rows
+
+    out = []
+    for r in rows([release()]):
+        if r["state"] == "present":
+            detail = f"{r['version']} from {r['origin'] or r['source']} -> {r['path']}"
+        elif r["state"] == "blocked":
+            detail = f"{r['version']} BLOCKED here: see harness/upstream/versions.toml"
+        else:
+            detail = f"{r['version']} missing: run 'conntrack-harness upstream build'"
+        out.append(Check(f"upstream {r['binary']}", r["state"] == "present", detail))
     return out
 
 

@@ -29,6 +29,9 @@ from loadgen.dns.engine import run_dns_load
 from loadgen.dns.types import ClientPod, DNSPlan, LookupRecord
 from loadgen.http.plan import HTTPPlan, HTTPTarget, TimelineRow
 from loadgen.http.workers import run_http_load_workers
+from loadgen.locust.endpoints import LocustfileStats
+from loadgen.locust.launch import STARTUP_ALLOWANCE_S, run_locustfile
+from loadgen.locust.userplan import LocustfilePlan
 
 MAX_NAMES = 50
 DNS_PLAN_FIELDS = frozenset(f.name for f in fields(DNSPlan))
@@ -60,6 +63,15 @@ class HTTPWork:
 
 
 @dataclass(frozen=True)
+class LocustWork:
+    """HTTP load as a user's locustfile: its master runs inside ``netns`` (a client pod's;
+    None: this process's own), its workers where ``plan.worker_netns`` says."""
+
+    plan: LocustfilePlan
+    netns: str | None = None
+
+
+@dataclass(frozen=True)
 class WorkerPlan:
     """The worker contract's input. Every backend builds it from the phase plan; its JSON form
     (:meth:`to_json`) is the plan file (netns) or the stdin of the worker in a pod (kube)."""
@@ -67,6 +79,7 @@ class WorkerPlan:
     duration_s: float
     dns: DNSWork | None = None
     http: HTTPWork | None = None
+    locust: LocustWork | None = None  # instead of ``http``: the user's own traffic pattern
     phase: str = ""
     pod: str = ""  # the client pod that runs it (kube: one worker per pod)
 
@@ -87,6 +100,11 @@ class WorkerPlan:
                     {"netns": t.netns, "ip": t.address, "port": t.port} for t in self.http.targets
                 ],
                 "plan": {**asdict(self.http.plan), "workers": self.http.workers},
+            }
+        if self.locust is not None:
+            out["locust"] = {
+                "netns": self.locust.netns,
+                "plan": json.loads(self.locust.plan.to_json()),
             }
         return out
 
@@ -113,10 +131,17 @@ class WorkerPlan:
                     plan=HTTPPlan(**{k: v for k, v in h["plan"].items() if k in HTTP_PLAN_FIELDS}),
                     workers=int(h["plan"].get("workers", 1)),
                 )
+            locust = None
+            if "locust" in obj:
+                lw = obj["locust"]
+                locust = LocustWork(
+                    plan=LocustfilePlan.from_json(json.dumps(lw["plan"])), netns=lw["netns"]
+                )
             return cls(
                 duration_s=float(obj["duration_s"]),
                 dns=dns,
                 http=http,
+                locust=locust,
                 phase=str(obj.get("phase", "")),
                 pod=str(obj.get("pod", "")),
             )
@@ -172,6 +197,7 @@ class WorkerResult(TypedDict):
 
     dns: NotRequired[WorkerDNS]
     http: NotRequired[WorkerHTTP]
+    locust: NotRequired[LocustfileStats]
     started_monotonic: NotRequired[float]  # CLOCK_MONOTONIC when the load began
 
 
@@ -240,10 +266,19 @@ async def run_plan(plan: WorkerPlan) -> WorkerResult:
     out = WorkerResult()
     dns = asyncio.create_task(_dns(plan.dns)) if plan.dns is not None else None
     http = asyncio.create_task(_http(plan.http)) if plan.http is not None else None
+    locust = None
+    if plan.locust is not None:
+        work = plan.locust
+        limit = work.plan.duration_s + STARTUP_ALLOWANCE_S
+        locust = asyncio.create_task(
+            asyncio.to_thread(run_locustfile, work.plan, netns=work.netns, timeout_s=limit)
+        )
     if dns is not None:
         out["dns"] = await dns
     if http is not None:
         out["http"] = await http
+    if locust is not None:
+        out["locust"] = await locust
     out["started_monotonic"] = started
     return out
 

@@ -14,6 +14,11 @@ def test_exhaustion_baseline_and_remediations(run_scenario: RunScenario) -> None
     result = run_scenario("scenarios/exhaustion.yaml")
     assert_expectations(result)
     base, *fixed = result["phases"]
+    # every verdict describes the steady state; the baseline got there by a labelled warm-up
+    for p in result["phases"]:
+        assert p["steady_state"]["reached"], p["steady_state"]["reason"]
+    assert base["steady_state"]["warmup"]["method"] == "aged-fill"
+    assert base["steady_state"]["occupancy_vs_max"] > 1
     assert base["conntrack"]["peak_count"] >= 0.95 * base["conntrack"]["max"]
     assert base["conntrack"]["nodes"][0]["states_at_peak"].get("TIME_WAIT", 0) > 0
     assert base["alerts"]["ConntrackTableNearFull"]["fired"]
@@ -21,10 +26,12 @@ def test_exhaustion_baseline_and_remediations(run_scenario: RunScenario) -> None
     for p in fixed:
         assert not p["alerts"]["ConntrackTableNearFull"]["fired"], p["name"]
         assert p["diagnosis"]["cause"] == "none", p["name"]
-    # DNS queries the clients lost were lost inside the nodes: kernel and client agree
-    # (the demo measured 2,160 = 2,160; allow 1 % for queries in flight at the phase's end)
+    # DNS queries the clients lost were lost inside the nodes, or (CoreDNS's node is full of
+    # TIME_WAIT too in steady state, so some of its upstream forwards are dropped there)
+    # received but not answered by the DNS pods: kernel, servers and client agree (allow 1 %
+    # for queries in flight at the phase's end)
     a = base["agreement"]
     assert a["node_dropped"] > 0
-    assert abs(a["client_unanswered"] - a["node_dropped"]) <= 0.01 * a["client_unanswered"]
-    assert a["server_unanswered"] == 0
+    accounted = a["node_dropped"] + a["server_unanswered"]
+    assert abs(a["client_unanswered"] - accounted) <= 0.01 * a["client_unanswered"]
     assert a["explained"].startswith("every unanswered query is accounted for")

@@ -12,6 +12,7 @@ from typing import assert_never
 from harness.dataplane.faults import race_percent
 from harness.plan import kubelet
 from harness.plan import sysctls as S
+from harness.plan.locust import plan_locust
 from harness.plan.types import (
     CONNTRACK_ACCT,
     CoreDNSPlan,
@@ -74,8 +75,10 @@ def plan_load(scenario: Scenario, load: LoadSpec, *, fqdn: bool, pooling: int | 
             lookups_per_process=d.lookups_per_process,
             family=d.family,
         )
-    http = None
+    http = locust = None
     if load.http is not None:
+        locust = plan_locust(load.http)
+    if load.http is not None and locust is None:
         h = load.http
         http = HTTPLoadPlan(
             mode="pooled" if pooling is not None else h.mode,
@@ -85,7 +88,7 @@ def plan_load(scenario: Scenario, load: LoadSpec, *, fqdn: bool, pooling: int | 
             max_in_flight=h.max_in_flight,
             workers=h.workers,
         )
-    return LoadPlan(duration_s=load.duration_s, dns=dns, http=http)
+    return LoadPlan(duration_s=load.duration_s, dns=dns, http=http, locust=locust)
 
 
 def client_node(scenario: Scenario) -> str:

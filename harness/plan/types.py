@@ -84,10 +84,23 @@ class HTTPLoadPlan:
 
 
 @dataclass(frozen=True)
+class LocustLoadPlan:
+    """The phase's HTTP load as the user's own Locust file (the alternative to the raw
+    client): ``users`` Locust users, spread over the client pods, against the http-server
+    Service. ``locustfile`` is an absolute path; ``user_classes`` empty means all of them."""
+
+    locustfile: str
+    users: int
+    spawn_rate: float
+    user_classes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class LoadPlan:
     duration_s: float
     dns: DNSLoadPlan | None
-    http: HTTPLoadPlan | None
+    http: HTTPLoadPlan | None  # the raw client (the default: maximum churn)
+    locust: LocustLoadPlan | None = None  # or a locustfile; never both
 
 
 @dataclass(frozen=True)

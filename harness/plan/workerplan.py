@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from harness.errors import BadInput
+from harness.plan.locustwork import locust_work
 from harness.plan.types import PhasePlan
 from loadgen.dns.types import DNSPlan, Drain
 from loadgen.http.plan import HTTPPlan, HTTPTarget
@@ -28,8 +30,11 @@ def worker_plan(
     pod: str = "",
     map_name: Callable[[str], str] = _same,
     drain: Drain = "full",
+    locust_target: str | None = None,
 ) -> WorkerPlan:
-    """``map_name``: the scenario's namespace onto the backend's (identity on netns)."""
+    """``map_name``: the scenario's namespace onto the backend's (identity on netns).
+    ``locust_target``: the http-server Service address a locustfile load aims at (a backend
+    that gives none cannot run one)."""
     index, count = share
     load = plan.load
     dns = http = None
@@ -65,4 +70,14 @@ def worker_plan(
             ),
             workers=h.workers,
         )
-    return WorkerPlan(duration_s=load.duration_s, dns=dns, http=http, phase=plan.name, pod=pod)
+    locust = None
+    if load.locust is not None:
+        if locust_target is None:
+            raise BadInput(
+                "this backend cannot run a locustfile yet (netns only)",
+                field="load.http.locustfile",
+            )
+        locust = locust_work(load.locust, load.duration_s, pods, locust_target)
+    return WorkerPlan(
+        duration_s=load.duration_s, dns=dns, http=http, locust=locust, phase=plan.name, pod=pod
+    )

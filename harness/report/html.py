@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from html import escape
 
+from harness.report.locust import locust_section
 from harness.report.summary import (
     PhaseSummary,
     RemediationVerdict,
@@ -18,6 +19,7 @@ from harness.report.svg import bar_chart, conntrack_chart, fmt_num, outcomes_cha
 from harness.report.table import drops_text
 from harness.results.schema import PhaseResult, RunResult
 from harness.stats import pct
+from harness.steady_state import describe as describe_steady
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:24px auto;
@@ -162,6 +164,8 @@ def _phase_section(p: PhaseResult, s: PhaseSummary) -> str:
             f'<div class="box">Injected fault: <code>{escape(fault_text(fault))}</code>. '
             "This phase is not a natural result.</div>"
         )
+    if "steady_state" in p:  # harness.steady_state
+        parts.append(f'<div class="box">{escape(describe_steady(p["steady_state"]))}</div>')
     exp = "".join(
         f"<li><code>{escape(e['expect'])}</code>: observed {escape(fmt_value(e['observed']))} "
         f"{'✔' if e['ok'] else '✘ VIOLATED'}</li>"
@@ -177,6 +181,7 @@ def _phase_section(p: PhaseResult, s: PhaseSummary) -> str:
         f"<span class=meta>Agreement: {escape(p['agreement']['explained'])}</span>"
         "</div>"
     )
+    parts.append(locust_section(p))
     charts = [
         conntrack_chart(
             f"{title}: {n['node']} conntrack", n["timeline"], n["max"] or p["conntrack"]["max"]

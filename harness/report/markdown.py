@@ -11,6 +11,7 @@ from harness.report.summary import (
 )
 from harness.report.table import drops_text
 from harness.results.schema import RunResult
+from harness.steady_state import describe as describe_steady
 
 _ICON = {"pass": "✅", "fail": "❌", "error": "⚠️", NO_EXPECTATION: "⚪"}
 
@@ -52,6 +53,10 @@ def render_markdown(result: RunResult) -> str:
                 f"- `{v.after.name}` ({_cell(what)}) vs `{v.before.name}`: "
                 f"{_cell(v.comparison.sentence)}"
             )
+    steady = [(p["name"], p["steady_state"]) for p in result["phases"] if "steady_state" in p]
+    if steady:  # harness.steady_state
+        out += ["", "**Steady state:**", ""]
+        out += [f"- `{name}`: {_cell(describe_steady(ss))}" for name, ss in steady]
     failed = [(s.name, e) for s in summaries for e in s.failed_expectations]
     if failed:
         out += ["", "**Failed expectations:**", ""]

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from harness.diagnose.classify import Diagnosis, diagnose_phase
 from harness.results.schema import PhaseResult, RunResult, Verdict
 from harness.stats import Comparison, compare, pct, wilson
+from harness.steady_state import gate_comparison
 
 _SEVERITY: dict[Verdict, int] = {"pass": 0, "fail": 1, "error": 2}
 
@@ -149,6 +150,7 @@ def remediation_verdicts(
         cmp = compare(
             (before.timeouts, before.lookups), (after.timeouts, after.lookups), confidence
         )
+        cmp = gate_comparison(cmp, before.phases, after.phases)  # steady state or inconclusive
         out.append(RemediationVerdict(before, after, cmp))
     return out
 

@@ -8,6 +8,7 @@ from harness.diagnose import diagnose_phase
 from harness.kernel.sampler import NodeSeries
 from harness.measurement import PhaseMeasurement
 from harness.metrics.prometheus import evaluate_near_full
+from harness.results.locust import locust_result
 from harness.results.schema import (
     Agreement,
     ConntrackResult,
@@ -105,6 +106,12 @@ def dns_result(load: dict[str, Any]) -> DNSResult:
     return DNSResult(**d)  # type: ignore[typeddict-item,no-any-return]
 
 
+def dns_dropped(c: dict[str, int]) -> int:
+    """DNS queries that entered a node and never left it: not forwarded (``dns_out``) and
+    not delivered to a server on the node itself (``dns_local``: NodeLocal DNSCache)."""
+    return max(0, c.get("dns_in", 0) - c.get("dns_out", 0) - c.get("dns_local", 0))
+
+
 def agreement(dns: DNSResult, m: PhaseMeasurement, server: ServerResult) -> Agreement:
     """Account for every query the clients lost, with the kernel's and the servers' counts.
 
@@ -112,9 +119,7 @@ def agreement(dns: DNSResult, m: PhaseMeasurement, server: ServerResult) -> Agre
     A table-full drop happens in between and shows as in - out. An insert_failed drop happens
     at conntrack confirm, after the last hook, so only the kernel's insert_failed sees it.
     """
-    node_dropped = sum(
-        max(0, c.get("dns_in", 0) - c.get("dns_out", 0)) for c in m.node_counters.values()
-    )
+    node_dropped = sum(dns_dropped(c) for c in m.node_counters.values())
     confirm = sum(s.delta.get("insert_failed", 0) for s in m.series.values())
     server_unanswered = max(0, server["received"] - server["answered"])
     client = dns["queries_unanswered"]
@@ -135,8 +140,7 @@ def agreement(dns: DNSResult, m: PhaseMeasurement, server: ServerResult) -> Agre
     else:
         text = (
             f"{client} unanswered at the client vs {', '.join(parts)}: a gap of {gap}. "
-            "Queries still in flight when the load stopped, replies lost on the way back, "
-            "or queries CoreDNS forwarded upstream (the nodes count those too)"
+            "Queries still in flight when the load stopped, or replies lost on the way back"
         )
     return Agreement(
         client_unanswered=client,
@@ -176,9 +180,7 @@ def build_phase_result(phase: Phase, repeat_index: int, m: PhaseMeasurement) -> 
             node_totals[k] = node_totals.get(k, 0) + v
     if "fault" in m.extra:
         node_totals["fault_hits"] = int(m.extra["fault"]["hits"])
-    node_totals["dns_dropped"] = sum(
-        max(0, c.get("dns_in", 0) - c.get("dns_out", 0)) for c in m.node_counters.values()
-    )
+    node_totals["dns_dropped"] = sum(dns_dropped(c) for c in m.node_counters.values())
     result = PhaseResult(
         name=phase.name,
         repeat_index=repeat_index,
@@ -199,12 +201,17 @@ def build_phase_result(phase: Phase, repeat_index: int, m: PhaseMeasurement) -> 
         result["fault"] = m.extra["fault"]
     if "capture" in m.extra:
         result["capture"] = m.extra["capture"]
+    if m.load.get("locust"):
+        result["locust"] = locust_result(m.load["locust"])
+    if "steady_state" in m.extra:  # harness.backends.netns.steady
+        result["steady_state"] = m.extra["steady_state"]
     checks: list[ExpectationResult] = []
     for exp in phase.expectations():
         ok, observed = exp.evaluate(result)
         checks.append(ExpectationResult(expect=str(exp), observed=observed, ok=ok))
+    locust = m.load.get("locust")
     result["alerts"] = {"ConntrackTableNearFull": evaluate_near_full(result)}
-    if not phase.injected and m.load.get("dns") and not m.load.get("http"):
+    if not phase.injected and m.load.get("dns") and not (m.load.get("http") or locust):
         # a DNS-only natural phase is a race attempt: name what the kernel did
         result["race"] = race_result(result, m.kernel)
     d = diagnose_phase(result)

@@ -4,7 +4,10 @@ Typed with TypedDicts so the JSON on disk and the code that builds it cannot dri
 Every phase carries ``injected``: true when a fault was injected (never a natural result).
 """
 
-from typing import Literal, NotRequired, TypedDict
+from typing import TYPE_CHECKING, Literal, NotRequired, TypedDict
+
+if TYPE_CHECKING:
+    from harness.results.locust import LocustResult  # it builds on LatencyMs below
 
 SCHEMA_VERSION = 1
 Verdict = Literal["pass", "fail", "error"]
@@ -86,8 +89,8 @@ class NodeConntrack(TypedDict):
     states_at_peak: dict[str, int]
     dns_entries: int  # conntrack entries of pods' DNS flows in that snapshot
     states_taken: NotRequired[StatesTaken]
-    dns_in: int  # DNS packets from pods into the node (before conntrack)
-    dns_out: int  # DNS packets that left the node towards the DNS service
+    dns_in: int  # DNS queries from pods into the node (before conntrack; TCP: data segments)
+    dns_out: int  # DNS queries that left the node towards the DNS service
     timeline: list[list[float]]  # [t_s, count] or [t_s, count, drop_total_so_far]
 
 
@@ -195,6 +198,33 @@ class Comparison(TypedDict):
     sentence: str
 
 
+class SteadyStateResult(TypedDict):
+    """Was the phase measured in its load's steady state (``harness.steady_state``)?
+
+    ``expected_occupancy``: entries the load holds once it has run one lifetime (each flow
+    kind's rate x lifetime, pools as their size), ``level``: that capped at ``max``;
+    ``time_to_steady_s``: seconds after the load started when the busiest node's count came
+    within 10 % of the level (None: never); ``natural_time_to_steady_s``: what a load
+    without warm-up needs; ``window``: the lookups made from then on; ``warmup``: how the
+    table was brought there (labelled; ``method`` "none" for a natural phase)."""
+
+    verdict: Literal["steady", "inconclusive"]
+    reached: bool
+    reason: str
+    max: int
+    expected_occupancy: float
+    level: float
+    occupancy_vs_max: float
+    observed_mean: float
+    observed_vs_max: float
+    node: str
+    time_to_steady_s: float | None
+    natural_time_to_steady_s: float
+    flows: list[dict[str, object]]
+    window: dict[str, float]
+    warmup: NotRequired[dict[str, object]]
+
+
 class PhaseResult(TypedDict):
     name: str
     repeat_index: int
@@ -204,6 +234,7 @@ class PhaseResult(TypedDict):
     duration_s: float
     dns: DNSResult
     http: HTTPResult | None
+    locust: NotRequired["LocustResult"]  # a locustfile load (instead of the raw client's http)
     conntrack: ConntrackResult
     server: ServerResult
     node: dict[str, int]
@@ -215,6 +246,7 @@ class PhaseResult(TypedDict):
     diagnosis: NotRequired[DiagnosisResult]
     race: NotRequired[RaceResult]
     capture: NotRequired[CaptureResult]
+    steady_state: NotRequired[SteadyStateResult]
 
 
 class Environment(TypedDict):

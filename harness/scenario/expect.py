@@ -50,11 +50,24 @@ METRICS: frozenset[str] = frozenset(
         "http.failures",
         "http.failure_rate",
         "http.new_connections",
+        "locust.requests",
+        "locust.failures",
+        "locust.failure_rate",
+        "locust.rps",
+        "locust.new_connections",
+        "locust.latency_ms.p50",
+        "locust.latency_ms.p99",
         "server.received",
         "server.answered",
         "server.upstream_received",
         "node.dns_dropped",
+        "node.dns_local",
         "fault.hits",
+        # netns: harness.steady_state (reached is 1 or 0)
+        "steady_state.reached",
+        "steady_state.occupancy_vs_max",
+        "steady_state.observed_vs_max",
+        "steady_state.time_to_steady_s",
     }
 )
 

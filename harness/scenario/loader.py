@@ -71,8 +71,12 @@ def _problem(err: Any) -> BadInput:
     return BadInput(msg, field=field or "(top level)", value=value, allowed=allowed)
 
 
-def parse_scenario(data: Any, *, source: str = "<scenario>") -> Scenario:
-    """Validate ``data``; a BadInput names the first bad field and lists every problem."""
+def parse_scenario(
+    data: Any, *, source: str = "<scenario>", base_dir: str | Path | None = None
+) -> Scenario:
+    """Validate ``data``; a BadInput names the first bad field and lists every problem.
+    ``base_dir``: where relative paths in the scenario (a locustfile) are resolved from;
+    default the directory of ``source`` when it is a file, else the working directory."""
     if not isinstance(data, dict):
         raise BadInput(
             "a scenario is a YAML mapping",
@@ -80,8 +84,10 @@ def parse_scenario(data: Any, *, source: str = "<scenario>") -> Scenario:
             value=type(data).__name__,
             source=source,
         )
+    if base_dir is None:
+        base_dir = Path(source).parent if Path(source).is_file() else Path.cwd()
     try:
-        return Scenario.model_validate(data)
+        return Scenario.model_validate(data, context={"base_dir": str(base_dir)})
     except ValidationError as e:
         problems = [_problem(err) for err in e.errors()]
         first = problems[0]

@@ -8,9 +8,18 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from harness.dns.resolvconf import FLAG_OPTIONS, VALUE_OPTIONS
 from harness.errors import BadInput
@@ -21,6 +30,7 @@ from harness.kernel.conntrack import (
     CONNTRACK_MAX_MIN,
 )
 from harness.scenario.expect import Expectation
+from harness.scenario.locustfile import check_user_classes
 
 ConntrackMax = Annotated[int, Field(ge=CONNTRACK_MAX_MIN, le=CONNTRACK_MAX_MAX)]
 
@@ -201,6 +211,49 @@ class HTTPLoad(_Strict):
     workers: int = Field(
         1, ge=1, le=16, description="Load worker processes (one Python process ~ one core)"
     )
+    locustfile: str | None = Field(
+        None,
+        description="Drive HTTP with this Locust file instead of the raw client (path relative "
+        "to the scenario file); its users target the http-server Service (--host)",
+    )
+    users: int | None = Field(
+        None, ge=1, le=1000, description="locustfile: concurrent Locust users (default 10)"
+    )
+    spawn_rate: float | None = Field(
+        None, gt=0, le=1000, description="locustfile: users started per second (default: all)"
+    )
+    user_classes: list[str] | None = Field(
+        None,
+        min_length=1,
+        description="locustfile: the User classes to run, by name (default: every one in it)",
+    )
+
+    @field_validator("locustfile")
+    @classmethod
+    def _locustfile(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is None:
+            return None
+        base = Path((info.context or {}).get("base_dir") or ".")
+        path = (base / v).resolve()
+        if path.suffix != ".py":
+            raise ValueError(f"a locustfile is a Python file (*.py); got {v!r}")
+        if not path.is_file():
+            raise ValueError(f"locustfile not found: {v!r} (looked for {path})")
+        return str(path)
+
+    @model_validator(mode="after")
+    def _locust_fields(self) -> HTTPLoad:
+        if self.locustfile is None:
+            for name in ("users", "spawn_rate", "user_classes"):
+                if getattr(self, name) is not None:
+                    raise ValueError(f"@{name}: applies only with a locustfile")
+        else:
+            try:
+                check_user_classes(Path(self.locustfile), self.user_classes)
+            except ValueError as e:
+                text = str(e)
+                raise ValueError(text if text.startswith("@") else f"@locustfile: {text}") from None
+        return self
 
 
 class DNSLoad(_Strict):
@@ -238,6 +291,12 @@ class DNSLoad(_Strict):
 
 class LoadSpec(_Strict):
     duration_s: float = Field(20, gt=0, le=3600)
+    warmup: Literal["aged", "none"] = Field(
+        "aged",
+        description="aged: before the load, open the steady state's entries with their "
+        "remaining lifetimes spread as in steady state (labelled in result.json); none: "
+        "start on an empty table (the phase must be long enough to reach steady state)",
+    )
     http: HTTPLoad | None = Field(default_factory=HTTPLoad)
     dns: DNSLoad | None = Field(default_factory=DNSLoad)
 
@@ -389,6 +448,21 @@ class Scenario(_Strict):
                     f"(first as phases[{seen[p.name]}])"
                 )
             seen[p.name] = i
+        return self
+
+    @model_validator(mode="after")
+    def _pooling_needs_the_raw_client(self) -> Scenario:
+        for i, p in enumerate(self.phases):
+            http = self.phase_load(p).http
+            if (
+                http is not None
+                and http.locustfile
+                and any(r.kind == "pooling" for r in p.remediations)
+            ):
+                raise ValueError(
+                    f"@phases[{i}].remediations: pooling switches the raw client to keep-alive; "
+                    "a locustfile decides its own connections (use a keep-alive user class)"
+                )
         return self
 
     def phase_load(self, phase: Phase) -> LoadSpec:

@@ -67,8 +67,9 @@ class HTTPPlan:
 
     ``fill_connections`` (one-shot modes): the first that many requests start as fast as
     ``max_in_flight`` allows (the generator's maximum churn), then the run holds ``rate``
-    from the moment the fill was issued. A table the load would fill anyway is full within
-    a second or two instead of after ``table / rate`` seconds.
+    from the moment the fill was issued. Every filled entry then has the full lifetime, so
+    the table cannot turn over for one TIME_WAIT: a zero-turnover worst case, not a steady
+    state. Phases do not use it; they warm up with ``harness.backends.netns.warmup``.
     """
 
     mode: Mode = "short-lived"
@@ -110,12 +111,6 @@ class HTTPPlan:
             connect_timeout_s=load.connect_timeout_s,
             max_in_flight=load.max_in_flight,
         )
-
-
-def fill_needed(rate: float, time_wait_s: float, table_max: int) -> int:
-    """Connections to open at maximum churn first: the whole table when the load's steady
-    state is a full table (``rate`` new entries/s that each live ``time_wait_s``), else none."""
-    return table_max if rate * time_wait_s >= table_max else 0
 
 
 def due(elapsed_s: float, rate: float, duration_s: float) -> int:

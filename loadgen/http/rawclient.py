@@ -222,6 +222,25 @@ async def run_http_load(targets: Sequence[HTTPTarget], plan: HTTPPlan) -> HTTPLo
     return dataclasses.replace(res, fill_s=run.fill_s)
 
 
+async def run_http_burst(targets: Sequence[HTTPTarget], plan: HTTPPlan, n: int) -> HTTPLoadResult:
+    """Make ``n`` one-shot requests as fast as ``plan.max_in_flight`` allows (a warm-up's
+    real connections: each leaves the entry its mode leaves, e.g. TIME_WAIT)."""
+    if not targets:
+        raise BadInput("at least one target is needed", field="targets", value=[])
+    if plan.mode == "pooled":
+        raise BadInput("a burst opens one-shot connections", field="plan.mode", value=plan.mode)
+    run = _Run(targets, plan)
+    slots = asyncio.Semaphore(plan.max_in_flight)
+    count = len(run.targets)
+
+    async def one(i: int) -> None:
+        async with slots:
+            await run.one_shot(i % count)
+
+    await asyncio.gather(*(one(i) for i in range(max(0, n))))
+    return HTTPLoadResult.from_accounting(plan.mode, run.acc, run.now())
+
+
 def run_http_load_sync(targets: Sequence[HTTPTarget], plan: HTTPPlan) -> HTTPLoadResult:
     """:func:`run_http_load` for callers without an event loop."""
     try:

@@ -125,18 +125,22 @@ class LocustPlan:
 
     @classmethod
     def from_json(cls, text: str) -> LocustPlan:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise BadInput(f"not JSON: {e}", field="plan-json") from None
-        if not isinstance(data, dict):
-            raise BadInput("must be a JSON object", field="plan-json", value=type(data).__name__)
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise BadInput(
-                "unknown fields", field="plan-json", value=unknown, allowed=sorted(known)
-            )
-        if "host" not in data:
-            raise BadInput("is required", field="host")
-        return cls(**data)
+        return cls(**plan_fields(text, set(cls.__dataclass_fields__), required=("host",)))
+
+
+def plan_fields(text: str, known: set[str], *, required: tuple[str, ...]) -> dict[str, Any]:
+    """A plan's JSON text as keyword arguments: an object, only ``known`` keys, ``required``
+    ones present; anything else is bad input."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise BadInput(f"not JSON: {e}", field="plan-json") from None
+    if not isinstance(data, dict):
+        raise BadInput("must be a JSON object", field="plan-json", value=type(data).__name__)
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise BadInput("unknown fields", field="plan-json", value=unknown, allowed=sorted(known))
+    for name in required:
+        if name not in data:
+            raise BadInput("is required", field=name)
+    return data

@@ -23,6 +23,7 @@ from harness.backends.netns import plan as P
 from harness.backends.netns.counters import delta, read_counters
 from harness.backends.netns.levers import Levers
 from harness.backends.netns.plan import plan_topology
+from harness.backends.netns.steady import PhaseSteady
 from harness.backends.netns.topology import Topology
 from harness.capture.tcpdump import PodCapture
 from harness.dns.resolvconf import ResolvConf
@@ -39,7 +40,7 @@ from harness.plan.workerplan import worker_plan
 from harness.results.evidence import Evidence
 from harness.results.schema import CaptureResult
 from harness.scenario.model import Phase, Scenario
-from loadgen.http.plan import HTTPTarget, fill_needed
+from loadgen.http.plan import HTTPTarget
 from loadgen.worker import PodSpec, WorkerPlan
 
 
@@ -75,6 +76,7 @@ class NetnsCluster:
         self.levers = Levers(self.topology)
         self.probes: list[NodeProbe] = []
         self._stack = ExitStack()
+        self._warmup_gap_s = 0.8  # warm-up end -> load start; measured by each phase
 
     def __enter__(self) -> NetnsCluster:
         try:
@@ -140,6 +142,7 @@ class NetnsCluster:
             plan,
             [PodSpec(p.ns, p.ip, text) for p in clients],
             [HTTPTarget(address=P.HTTP_SERVICE_IP, port=80, netns=p.ns) for p in clients],
+            locust_target=P.HTTP_SERVICE_IP,
         )
         return wp, resolv
 
@@ -161,7 +164,8 @@ class NetnsCluster:
         plan_file, out_file = wd / f"{plan.name}.plan.json", wd / f"{plan.name}.out.json"
         out_file.unlink(missing_ok=True)
         cmax = int(sysctl.read(CT + "nf_conntrack_max"))
-        wp = self._fast_phase(wp, cmax)
+        wp = self._fast_phase(wp)
+        steady = self._warm_up(plan, wp, resolv, cmax)
         plan_file.write_text(json.dumps(wp.to_json()))
         nodes0, server0 = self._counters()
         argv = [
@@ -200,6 +204,7 @@ class NetnsCluster:
         extra: dict[str, Any] = {}
         if "started_monotonic" in out:  # when the load began, on the sampler's timeline
             extra["load_start_s"] = round(out.pop("started_monotonic") - sampler.t0, 3)
+            extra["steady_state"] = self._steady_result(steady, series, sampler.t0, extra, out)
         if fault is not None:
             extra["fault"] = {
                 "kind": "race-window",
@@ -229,25 +234,55 @@ class NetnsCluster:
             kernel=platform.release(),
         )
 
-    def _fast_phase(self, wp: WorkerPlan, cmax: int) -> WorkerPlan:
+    def _fast_phase(self, wp: WorkerPlan) -> WorkerPlan:
         """Bench-issue design (bench/README.md): a phase measures the same lookups, faster.
 
-        - DNS drain "first-timeout": once every lookup has started, stop waiting for those
-          that have already waited one full timeout (they are timeouts whatever follows)
-          and report them as ``dns.unfinished``; a lookup nobody answers otherwise holds the
-          phase for ``timeout * attempts`` per search candidate (20 s with the defaults).
-        - HTTP one-shot load whose steady state is a full table (rate * TIME_WAIT >= max)
-          fills the table at maximum churn first, then holds the scenario's rate.
+        DNS drain "first-timeout": once every lookup has started, stop waiting for those
+        that have already waited one full timeout (they are timeouts whatever follows) and
+        report them as ``dns.unfinished``; a lookup nobody answers otherwise holds the phase
+        for ``timeout * attempts`` per search candidate (20 s with the defaults).
         """
-        dns, http = wp.dns, wp.http
+        dns = wp.dns
         if dns is not None:
             dns = replace(dns, plan=replace(dns.plan, drain="first-timeout"))
-        if http is not None and http.plan.mode != "pooled":
-            client_node = self.plan.node(self.plan.role("client")[0].node).ns
-            tw = int(sysctl.read(CT + "nf_conntrack_tcp_timeout_time_wait", client_node))
-            fill = fill_needed(http.plan.rate, tw, cmax)
-            http = replace(http, plan=replace(http.plan, fill_connections=fill))
-        return replace(wp, dns=dns, http=http)
+        return replace(wp, dns=dns)
+
+    # --- steady state (harness.backends.netns.steady) ---------------------------------
+    def _warm_up(
+        self,
+        plan: PhasePlan,
+        wp: WorkerPlan,
+        resolv: ResolvConf,
+        cmax: int,
+    ) -> PhaseSteady:
+        """The phase's steady-state model; the aged warm-up brings the table there."""
+        phase = next(p for p in self.scenario.phases if p.name == plan.name)
+        http = plan.load.http
+        steady = PhaseSteady(
+            self.plan,
+            self.scenario.phase_load(phase),
+            names=list(wp.dns.plan.names) if wp.dns is not None else [],
+            http_mode=http.mode if http is not None else None,
+            pooling=http.pool_size if http is not None and http.mode == "pooled" else None,
+            resolv=resolv,
+            table_max=cmax,
+        )
+        steady.prepare(self.guard, startup_s=self._warmup_gap_s)
+        return steady
+
+    def _steady_result(
+        self,
+        steady: PhaseSteady,
+        series: dict[str, NodeSeries],
+        t0: float,
+        extra: dict[str, Any],
+        out: dict[str, Any],
+    ) -> dict[str, Any]:
+        res = steady.finish(series, sampler_t0=t0, load_start_s=extra["load_start_s"], out=out)
+        gap = res.get("warmup", {}).get("gap_to_load_s")
+        if isinstance(gap, float) and 0 < gap < 10:
+            self._warmup_gap_s = gap
+        return dict(res)
 
     def _drive_load(
         self,

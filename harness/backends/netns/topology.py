@@ -68,39 +68,74 @@ def check_host_routes() -> None:
         )
 
 
-def obs_ruleset() -> str:
-    """nft counters on a node: DNS queries entering (before conntrack) and leaving (after NAT).
+POD_DNS_MARK = "0x00100000"  # meta mark bit: a DNS query that entered the node from outside
 
-    Their difference is the number of DNS queries the node itself dropped.
+
+def obs_ruleset() -> str:
+    """nft counters on a node: DNS queries entering it (before conntrack), leaving it (after
+    NAT) and delivered to a server on the node itself (NodeLocal DNSCache on 169.254.20.10).
+
+    ``dns_in - dns_out - dns_local`` is the number of queries the node dropped. A query is
+    marked where it enters, so the node's own queries (NodeLocal's upstream) count in
+    neither; nor do the DNS pods' queries to the upstream resolver (the "internet"): a
+    client's query that CoreDNS could not forward shows as received but not answered by the
+    DNS pods, so counting the forward here too would count one loss twice. Over TCP
+    (``use-vc``, NodeLocal's TCP upstream) a query is a data segment (PSH) to port 53; the
+    handshake and bare ACKs are not queries.
     """
-    return """
-table inet cth_obs {
-    counter dns_in {}
-    counter dns_out {}
-    counter dns_reply_in {}
-    counter dns_reply_out {}
-    chain pre {
+    pods = f"ip daddr != {P.WORLD_CIDR}"
+    q_udp = f"{pods} udp dport 53"
+    q_tcp = f"{pods} tcp dport 53 tcp flags & psh == psh"
+    r_udp = "udp sport 53"
+    r_tcp = "tcp sport 53 tcp flags & psh == psh"
+    marked = f"meta mark & {POD_DNS_MARK} == {POD_DNS_MARK}"
+    return f"""
+table inet cth_obs {{
+    counter dns_in {{}}
+    counter dns_out {{}}
+    counter dns_local {{}}
+    counter dns_reply_in {{}}
+    counter dns_reply_out {{}}
+    chain pre {{
         type filter hook prerouting priority -400; policy accept;
-        udp dport 53 counter name "dns_in"
-        udp sport 53 counter name "dns_reply_in"
-    }
-    chain post {
+        {q_udp} meta mark set meta mark | {POD_DNS_MARK} counter name "dns_in"
+        {q_tcp} meta mark set meta mark | {POD_DNS_MARK} counter name "dns_in"
+        {r_udp} counter name "dns_reply_in"
+        {r_tcp} counter name "dns_reply_in"
+    }}
+    chain local {{
+        type filter hook input priority 500; policy accept;
+        {marked} {q_udp} counter name "dns_local"
+        {marked} {q_tcp} counter name "dns_local"
+    }}
+    chain post {{
         type filter hook postrouting priority 500; policy accept;
-        udp dport 53 counter name "dns_out"
-        udp sport 53 counter name "dns_reply_out"
-    }
-}
+        {marked} {q_udp} counter name "dns_out"
+        {marked} {q_tcp} counter name "dns_out"
+        {r_udp} counter name "dns_reply_out"
+        {r_tcp} counter name "dns_reply_out"
+    }}
+}}
 """
 
 
 def server_ruleset() -> str:
-    """nft counters in a DNS server pod: queries received and answers sent (the server's view)."""
+    """nft counters in a DNS server pod: queries received and answers sent (the server's
+    view), over UDP and over TCP (a data segment to or from port 53)."""
     return """
 table inet cth_srv {
     counter rx {}
     counter tx {}
-    chain in { type filter hook input priority 0; policy accept; udp dport 53 counter name "rx"; }
-    chain out { type filter hook output priority 0; policy accept; udp sport 53 counter name "tx"; }
+    chain in {
+        type filter hook input priority 0; policy accept;
+        udp dport 53 counter name "rx"
+        tcp dport 53 tcp flags & psh == psh counter name "rx"
+    }
+    chain out {
+        type filter hook output priority 0; policy accept;
+        udp sport 53 counter name "tx"
+        tcp sport 53 tcp flags & psh == psh counter name "tx"
+    }
 }
 """
 

@@ -1,0 +1,165 @@
+"""One phase's steady state on the netns backend: the model from the phase's load and the
+timeouts in force, the warm-up before the load, and the assessment after it.
+
+``cluster.py`` calls :meth:`PhaseSteady.prepare` before the sampler starts and
+:meth:`PhaseSteady.finish` once the load is done; the result is ``steady_state`` in
+result.json (``harness.result.SteadyStateResult``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.backends.netns import plan as P
+from harness.backends.netns.plan import TopologyPlan
+from harness.backends.netns.warmup import (
+    WarmupTargets,
+    lifetimes_at_load,
+    read_back,
+    warm_up,
+)
+from harness.dns.resolvconf import ResolvConf
+from harness.kernel import sysctl
+from harness.kernel.sampler import NodeSeries
+from harness.results.schema import SteadyStateResult
+from harness.scenario.model import LoadSpec
+from harness.stats import wilson
+from harness.steady_state import SteadyState, Timeouts, assess, phase_model
+
+CT = "net.netfilter.nf_conntrack_"
+
+
+def node_timeouts(ns: str) -> Timeouts:
+    def r(key: str) -> float:
+        return float(sysctl.read(CT + key, ns))
+
+    return Timeouts(
+        tcp_time_wait=r("tcp_timeout_time_wait"),
+        tcp_close=r("tcp_timeout_close"),
+        udp=r("udp_timeout"),
+        udp_stream=r("udp_timeout_stream"),
+    )
+
+
+def known_names(plan: TopologyPlan) -> set[str]:
+    return {n.rstrip(".").lower() for n in [*plan.dns_records(), *plan.external_names]}
+
+
+class PhaseSteady:
+    """The steady state of one phase: build with the phase's load and settings."""
+
+    def __init__(
+        self,
+        plan: TopologyPlan,
+        load: LoadSpec,
+        *,
+        names: list[str],
+        http_mode: str | None,
+        pooling: int | None,
+        resolv: ResolvConf,
+        table_max: int,
+    ) -> None:
+        self.plan = plan
+        self.load = load
+        self.client_node = plan.node(plan.role("client")[0].node).ns
+        self.model: SteadyState = phase_model(
+            load,
+            table_max=table_max,
+            timeouts=node_timeouts(self.client_node),
+            resolv=resolv,
+            names=names,
+            known=known_names(plan).__contains__,
+            pooling=pooling,
+            nodelocal=P.NODELOCAL_IP in resolv.nameservers,
+        )
+        self.http_mode = http_mode or "short-lived"
+        self.warmup: dict[str, Any] | None = None
+        self._read: tuple[float, dict[str, list[int]]] | None = None
+
+    def prepare(self, guard: sysctl.SysctlGuard, *, startup_s: float) -> None:
+        """Warm the table up to the model's steady state (unless the load says ``warmup:
+        none`` or the steady state is far below the limit); read the remaining lifetimes
+        back right after."""
+        if self.load.warmup == "none" or self.model.far_below_limit:
+            return
+        targets = WarmupTargets(
+            client_ns=tuple(p.ns for p in self.plan.role("client")),
+            node_ns=tuple(n.ns for n in self.plan.nodes),
+            http_ip=P.HTTP_SERVICE_IP,
+            dns_ip=P.DNS_SERVICE_IP,
+            dns_name=f"http-server.{self.plan.namespace}.svc.{self.plan.cluster_domain}.",
+            http_mode=self.http_mode,
+        )
+        report = warm_up(self.model, targets, guard, startup_s=startup_s)
+        if report["flows"]:
+            self.warmup = report
+            self._read = read_back(self.client_node)
+
+    def finish(
+        self,
+        series: dict[str, NodeSeries],
+        *,
+        sampler_t0: float,
+        load_start_s: float,
+        out: dict[str, Any],
+    ) -> SteadyStateResult:
+        m = self.model
+        busiest = max(series.values(), key=lambda s: s.peak, default=None)
+        timeline = busiest.timeline if busiest else []
+        dns_tl = out.get("dns", {}).get("timeline", [])
+        a = assess(
+            m,
+            timeline,
+            load_start_s=load_start_s,
+            duration_s=self.load.duration_s,
+            dns_timeline=dns_tl,
+            settle_s=0.0 if self.warmup is not None else m.longest_lifetime_s,
+        )
+        lo, hi = wilson(a.timeouts, a.lookups)
+        result = SteadyStateResult(
+            verdict="steady" if a.reached else "inconclusive",
+            reached=a.reached,
+            reason=a.reason,
+            max=m.table_max,
+            expected_occupancy=round(m.occupancy, 1),
+            level=round(m.level, 1),
+            occupancy_vs_max=round(m.ratio, 4),
+            observed_mean=a.observed_mean,
+            observed_vs_max=round(a.observed_mean / m.table_max, 4),
+            node=busiest.node if busiest else "",
+            time_to_steady_s=a.steady_from_s,
+            natural_time_to_steady_s=round(m.time_to_steady_s, 2),
+            flows=[
+                {
+                    "kind": f.kind,
+                    "rate": round(f.rate, 2),
+                    "lifetime_s": f.lifetime_s,
+                    "fixed": f.fixed,
+                    "occupancy": round(f.occupancy, 1),
+                }
+                for f in m.flows
+            ],
+            window={
+                "lookups": a.lookups,
+                "timeouts": a.timeouts,
+                "timeout_rate": round(a.timeouts / a.lookups, 6) if a.lookups else 0.0,
+                "low": round(lo, 6),
+                "high": round(hi, 6),
+                "batch_low": a.batch_ci[0],
+                "batch_high": a.batch_ci[1],
+                "batches": a.batches,
+            },
+        )
+        if self.warmup is not None:
+            w = dict(self.warmup)
+            ended = float(w.pop("ended_monotonic"))
+            load_started = sampler_t0 + load_start_s
+            w["gap_to_load_s"] = round(load_started - ended, 3)
+            if self._read is not None:
+                w["remaining_lifetimes_at_load_s"] = lifetimes_at_load(
+                    self._read[0], self._read[1], load_started
+                )
+            result["warmup"] = w
+        else:
+            result["warmup"] = {"method": "none", "label": "natural: no warm-up"}
+        return result

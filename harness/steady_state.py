@@ -1,0 +1,551 @@
+"""Where a phase's conntrack table settles, and when a phase was measured there (pure).
+
+Each flow kind of a phase's load holds ``rate x lifetime`` entries once it has run for one
+lifetime (Little's law); a pool holds its ``pool_size`` entries from the start. A table's
+steady-state occupancy is their sum, capped at ``nf_conntrack_max``: above the cap the table
+is full and turns over at the rate its entries expire.
+
+- :func:`load_flows` turns a load (HTTP mode and rate, DNS lookups/s and entries per lookup)
+  and the timeouts in force into :class:`Flow` s; NOTRACK'ed traffic (NodeLocal DNSCache)
+  holds no entry;
+- :class:`SteadyState` is the model: occupancy, the level the table settles at, and the time
+  the table needs to get there (the longest lifetime, or the time to reach max);
+- :func:`assess` compares the model with the sampled table: when the count came within
+  ``tolerance`` of that level, and the lookups made from then on (the steady-state window).
+
+Lifetimes are the conntrack timeouts: TIME_WAIT for a closed TCP connection (a client close
+and a server close both leave TIME_WAIT; only a reset leaves CLOSE), ``udp_timeout`` for a
+UDP flow answered within 2 s, ``udp_timeout_stream`` for one still active after 2 s. Near
+the limit the kernel's lazy GC keeps expired entries a few seconds longer; the model leaves
+that out (it is the real table's business) and :func:`assess` reads the real table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from harness.dns.resolvconf import ResolvConf, search_candidates
+from harness.errors import BadInput
+from harness.scenario.model import DNSLoad, LoadSpec
+from harness.stats import Comparison
+
+# two-sided 95 % Student t quantiles by degrees of freedom (1..30); 1.96 beyond
+T95 = (
+    12.706,
+    4.303,
+    3.182,
+    2.776,
+    2.571,
+    2.447,
+    2.365,
+    2.306,
+    2.262,
+    2.228,
+    2.201,
+    2.179,
+    2.160,
+    2.145,
+    2.131,
+    2.120,
+    2.110,
+    2.101,
+    2.093,
+    2.086,
+    2.080,
+    2.074,
+    2.069,
+    2.064,
+    2.060,
+    2.056,
+    2.052,
+    2.048,
+    2.045,
+    2.042,
+)
+BATCH_S = 5  # seconds per batch: the GC's passes make the table (and lookups) a sawtooth
+TOLERANCE = 0.1  # within 10 % of the level: the GC trims a full table to about 95 %
+# A steady state at or below this share of max is far from the limit: whether the table got
+# there cannot change a drop, so such a phase needs no warm-up and counts as steady.
+FAR_BELOW = 0.5
+WARMUP_FILL = 0.98
+UDP_STREAM_AFTER_S = 2.0  # a UDP entry still active after 2 s gets udp_timeout_stream
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """The conntrack timeouts in force in the node's namespace (seconds)."""
+
+    tcp_time_wait: float = 120.0
+    tcp_close: float = 10.0
+    udp: float = 30.0
+    udp_stream: float = 120.0
+
+    def __post_init__(self) -> None:
+        for name in ("tcp_time_wait", "tcp_close", "udp", "udp_stream"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v > 0):
+                raise BadInput(field=f"timeouts.{name}", value=v, allowed="> 0")
+
+
+@dataclass(frozen=True)
+class Flow:
+    """One kind of flow: ``rate`` new entries/s that each live ``lifetime_s``, plus ``fixed``
+    entries held for the whole phase (a connection pool). ``timeout_sysctl`` names the
+    per-namespace sysctl that sets the lifetime (what a warm-up can use to age entries)."""
+
+    kind: str
+    rate: float = 0.0
+    lifetime_s: float = 0.0
+    fixed: int = 0
+    tracked: bool = True
+    timeout_sysctl: str | None = None
+
+    @property
+    def occupancy(self) -> float:
+        if not self.tracked:
+            return 0.0
+        return self.fixed + self.rate * self.lifetime_s
+
+    def at(self, t: float) -> float:
+        """Entries held ``t`` seconds after the load started on an empty table."""
+        if not self.tracked:
+            return 0.0
+        return self.fixed + self.rate * min(max(t, 0.0), self.lifetime_s)
+
+
+def http_flows(mode: str, rate: float, pool_size: int, timeouts: Timeouts) -> list[Flow]:
+    """short-lived (client closes) and server-close (server closes) both leave TIME_WAIT; a
+    pool holds ``pool_size`` established entries and opens no new ones."""
+    if mode == "pooled":
+        return [Flow("http-pooled", fixed=pool_size)]
+    if mode in ("short-lived", "server-close"):
+        return [
+            Flow(
+                f"http-{mode}",
+                rate=rate,
+                lifetime_s=timeouts.tcp_time_wait,
+                timeout_sysctl="nf_conntrack_tcp_timeout_time_wait",
+            )
+        ]
+    raise BadInput(field="http.mode", value=mode, allowed=["short-lived", "server-close", "pooled"])
+
+
+def sockets_per_candidate(resolver: str, conf: ResolvConf) -> int:
+    """New source ports (conntrack entries) per search candidate: A and AAAA share one
+    socket (glibc, musl, single-request), or each query gets its own (Go,
+    single-request-reopen)."""
+    if resolver == "go":
+        return 2
+    if resolver == "glibc" and conf.single_request_reopen:
+        return 2
+    return 1
+
+
+def entries_per_lookup(
+    names: Sequence[str], conf: ResolvConf, resolver: str, known: Callable[[str], bool]
+) -> float:
+    """Mean conntrack entries one lookup makes: the search candidates it tries (up to the
+    first name that exists) times the sockets per candidate. With ``use-vc`` glibc writes
+    both queries on one TCP connection per candidate."""
+    if not names:
+        return 0.0
+    per = 1 if conf.use_vc else sockets_per_candidate(resolver, conf)
+    total = 0
+    for name in names:
+        cands = search_candidates(name, conf)
+        tried = len(cands)
+        for i, c in enumerate(cands):
+            if known(c.rstrip(".").lower()):
+                tried = i + 1
+                break
+        total += tried * per
+    return total / len(names)
+
+
+def dns_flows(
+    lookups_per_s: float,
+    entries: float,
+    timeouts: Timeouts,
+    *,
+    tcp: bool = False,
+    notrack: bool = False,
+    stream_fraction: float = 0.0,
+) -> list[Flow]:
+    """DNS from the pods: ``entries`` per lookup. Over UDP an answered entry lives
+    ``udp_timeout``; the share ``stream_fraction`` still active after 2 s (a retry on the
+    same socket) lives ``udp_timeout_stream``. Over TCP (``use-vc``) the resolver closes:
+    TIME_WAIT. To NodeLocal DNSCache (NOTRACK) nothing is tracked."""
+    rate = lookups_per_s * entries
+    if notrack:
+        return [Flow("dns-nodelocal", rate=rate, lifetime_s=0.0, tracked=False)]
+    if tcp:
+        return [
+            Flow(
+                "dns-tcp",
+                rate=rate,
+                lifetime_s=timeouts.tcp_time_wait,
+                timeout_sysctl="nf_conntrack_tcp_timeout_time_wait",
+            )
+        ]
+    out = [
+        Flow(
+            "dns-udp",
+            rate=rate * (1.0 - stream_fraction),
+            lifetime_s=timeouts.udp,
+            timeout_sysctl="nf_conntrack_udp_timeout",
+        )
+    ]
+    if stream_fraction > 0:
+        out.append(
+            Flow(
+                "dns-udp-stream",
+                rate=rate * stream_fraction,
+                lifetime_s=timeouts.udp_stream + UDP_STREAM_AFTER_S,
+                timeout_sysctl="nf_conntrack_udp_timeout_stream",
+            )
+        )
+    return out
+
+
+def mean_lookup_rate(d: DNSLoad) -> float:
+    """Lookups/s averaged over the pattern: a burst runs ``rate`` for ``burst_on_s`` of every
+    ``burst_on_s + burst_off_s``; a ramp rises from 0 to ``rate`` (its steady state is the
+    end, so the model takes ``rate``)."""
+    if d.pattern == "burst":
+        return d.rate * d.burst_on_s / (d.burst_on_s + d.burst_off_s)
+    return d.rate
+
+
+MAX_NAMES = 64  # names beyond this (cache-busting {n} expansions) look like the first ones
+
+
+def phase_model(
+    load: LoadSpec,
+    *,
+    table_max: int,
+    timeouts: Timeouts,
+    resolv: ResolvConf,
+    names: Sequence[str],
+    known: Callable[[str], bool],
+    pooling: int | None = None,
+    nodelocal: bool = False,
+) -> SteadyState:
+    """The steady state of one phase's load in one node's table (every pod flow crosses the
+    clients' node). ``names``: the lookups' names as the engine gets them; ``pooling``: the
+    pooling remediation's pool size; ``nodelocal``: pods ask 169.254.20.10 (NOTRACK)."""
+    flows: list[Flow] = []
+    if load.http is not None:
+        mode = "pooled" if pooling else load.http.mode
+        flows += http_flows(mode, load.http.rate, pooling or load.http.pool_size, timeouts)
+    if load.dns is not None:
+        entries = entries_per_lookup(list(names)[:MAX_NAMES], resolv, load.dns.resolver, known)
+        flows += dns_flows(
+            mean_lookup_rate(load.dns), entries, timeouts, tcp=resolv.use_vc, notrack=nodelocal
+        )
+    return SteadyState(tuple(flows), table_max)
+
+
+@dataclass(frozen=True)
+class SteadyState:
+    """The model of one phase's table."""
+
+    flows: tuple[Flow, ...]
+    table_max: int
+    tolerance: float = TOLERANCE
+
+    def __post_init__(self) -> None:
+        if self.table_max < 1:
+            raise BadInput(field="table_max", value=self.table_max, allowed=">= 1")
+        if not 0 < self.tolerance < 1:
+            raise BadInput(field="tolerance", value=self.tolerance, allowed="(0, 1)")
+
+    @property
+    def occupancy(self) -> float:
+        """Entries the load would hold in a table without a limit."""
+        return sum(f.occupancy for f in self.flows)
+
+    @property
+    def saturated(self) -> bool:
+        return self.occupancy >= self.table_max
+
+    @property
+    def level(self) -> float:
+        """Where the table settles: the occupancy, or max when the load would exceed it."""
+        return min(self.occupancy, float(self.table_max))
+
+    @property
+    def ratio(self) -> float:
+        """Occupancy against max (above 1: the load would hold more than the table has)."""
+        return self.occupancy / self.table_max
+
+    def at(self, t: float) -> float:
+        """The count ``t`` seconds into a load that starts on an empty table."""
+        return min(sum(f.at(t) for f in self.flows), float(self.table_max))
+
+    def time_to(self, target: float) -> float:
+        """Seconds from an empty table until the count reaches ``target`` (inf: never)."""
+        if target <= 0:
+            return 0.0
+        longest = max((f.lifetime_s for f in self.flows if f.tracked), default=0.0)
+        if self.at(longest) < target - 1e-9:
+            return math.inf
+        lo, hi = 0.0, longest
+        for _ in range(60):
+            mid = (lo + hi) / 2
+            if self.at(mid) >= target - 1e-9:
+                hi = mid
+            else:
+                lo = mid
+        return hi
+
+    @property
+    def time_to_steady_s(self) -> float:
+        """The time a natural load needs: the longest lifetime, or the time to reach max."""
+        if self.saturated:
+            return self.time_to(float(self.table_max))
+        return max((f.lifetime_s for f in self.flows if f.tracked and f.rate > 0), default=0.0)
+
+    @property
+    def longest_lifetime_s(self) -> float:
+        return max((f.lifetime_s for f in self.flows if f.tracked and f.rate > 0), default=0.0)
+
+    @property
+    def far_below_limit(self) -> bool:
+        return self.occupancy <= FAR_BELOW * self.table_max
+
+    @property
+    def threshold(self) -> float:
+        """The count that counts as arrived: within ``tolerance`` of the level."""
+        return (1.0 - self.tolerance) * self.level
+
+    def warmup_entries(self, flow: Flow) -> int:
+        """Entries of ``flow`` a warm-up opens so that the table holds its steady-state share:
+        each kind's occupancy, scaled down proportionally when the load would fill it (to
+        ``WARMUP_FILL`` of max, so the warm-up's last flows are never refused).
+        A pool opens itself; untracked flows hold nothing."""
+        if not flow.tracked or flow.rate <= 0 or flow.lifetime_s <= 0:
+            return 0
+        room = WARMUP_FILL * self.table_max  # the load tops a full table off in a moment
+        scale = min(1.0, room / self.occupancy) if self.occupancy else 0.0
+        return int(flow.occupancy * scale)
+
+
+def remaining_lifetimes(n: int, lifetime_s: float) -> list[float]:
+    """The remaining lifetimes of ``n`` entries in steady state: spread evenly over
+    ``[0, lifetime)`` (entries created at a constant rate, each living ``lifetime``)."""
+    if n <= 0:
+        return []
+    return [lifetime_s * (i + 0.5) / n for i in range(n)]
+
+
+def warmup_chunks(n: int, lifetime_s: float, max_chunks: int = 30) -> list[tuple[int, float]]:
+    """How a warm-up opens ``n`` entries: ``(entries, remaining lifetime wanted when the load
+    starts)`` per chunk, longest first. One chunk per second of lifetime at most (a timeout
+    sysctl has whole seconds), so each chunk's entries share the midpoint of their slice of
+    ``[0, lifetime)``."""
+    if n <= 0:
+        return []
+    k = max(1, min(n, max_chunks, math.floor(lifetime_s)))
+    sizes = [n // k + (1 if i < n % k else 0) for i in range(k)]
+    targets = sorted(remaining_lifetimes(k, lifetime_s), reverse=True)
+    return list(zip(sizes, targets, strict=True))
+
+
+def aged_timeout(remaining_s: float, until_load_s: float) -> int:
+    """The timeout (whole seconds, >= 1) to give entries opened now so that ``remaining_s``
+    of it is left when the load starts ``until_load_s`` from now."""
+    return max(1, round(remaining_s + max(0.0, until_load_s)))
+
+
+def batch_means_ci(
+    rows: Sequence[Sequence[float]], batch_s: int = BATCH_S
+) -> tuple[float, float, float, int]:
+    """Timeout rate with a 95 % batch-means interval from ``[second, lookups, timeouts]``
+    rows: ``(rate, low, high, batches)``. Lookups made while the table is full time out
+    together, so they are not independent (a Wilson interval is too narrow); batches of
+    ``batch_s`` seconds are. Fewer than two batches: the interval is [0, 1]."""
+    batches: dict[int, list[float]] = {}
+    for r in rows:
+        b = batches.setdefault(int(r[0]) // batch_s, [0.0, 0.0])
+        b[0] += r[1]
+        b[1] += r[2]
+    rates = [t / n for n, t in batches.values() if n > 0]
+    lookups = sum(n for n, _ in batches.values())
+    rate = sum(t for _, t in batches.values()) / lookups if lookups else 0.0
+    k = len(rates)
+    if k < 2:
+        return rate, 0.0, 1.0, k
+    mean = sum(rates) / k
+    sd = math.sqrt(sum((x - mean) ** 2 for x in rates) / (k - 1))
+    t = T95[k - 2] if k - 1 <= len(T95) else 1.96
+    half = t * sd / math.sqrt(k)
+    return rate, max(0.0, mean - half), min(1.0, mean + half), k
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """The model against the sampled table.
+
+    ``steady_from_s``: seconds after the load started when the table first came within
+    tolerance of the level (None: never); ``reached``: that happened early enough that the
+    phase's lookups describe the steady state (``late_s`` allowed)."""
+
+    level: float
+    threshold: float
+    steady_from_s: float | None
+    reached: bool
+    observed_mean: float  # the count's mean over the steady-state window (0: none)
+    observed_peak: int
+    lookups: int  # made in the steady-state window
+    timeouts: int
+    batch_ci: tuple[float, float]  # 95 % batch-means interval of the window's timeout rate
+    batches: int
+    reason: str
+    notes: list[str] = field(default_factory=list)
+
+
+def first_at_or_above(
+    timeline: Sequence[tuple[float, int]], threshold: float, start_s: float
+) -> float | None:
+    for t, c in timeline:
+        if t >= start_s and c >= threshold:
+            return t
+    return None
+
+
+def assess(
+    model: SteadyState,
+    timeline: Sequence[tuple[float, int]],
+    *,
+    load_start_s: float,
+    duration_s: float,
+    dns_timeline: Sequence[Sequence[float]] = (),
+    late_s: float | None = None,
+    settle_s: float = 0.0,
+) -> Assessment:
+    """Did the phase measure in steady state?
+
+    ``timeline``: the busiest node's ``(t, count)`` samples on the sampler's clock;
+    ``load_start_s``: when the load began on that clock; ``dns_timeline``: the DNS result's
+    ``[second since load start, lookups, timeouts]`` rows. ``late_s`` (default: 10 % of the
+    phase, at least 1 s) is how long after the load started the table may arrive and the
+    phase still count as measured in steady state. ``settle_s``: the earliest the steady
+    state can hold: a load that started on an empty table turns over only once its first
+    entries expire (the longest lifetime); after an aged warm-up, at once (0)."""
+    allow = max(1.0, 0.1 * duration_s) if late_s is None else late_s
+    hit = first_at_or_above(timeline, model.threshold, max(load_start_s, load_start_s + settle_s))
+    if model.far_below_limit:  # the whole phase is the window
+        hit = load_start_s
+    steady_from = None if hit is None else round(max(0.0, hit - load_start_s), 3)
+    window = [c for t, c in timeline if hit is not None and t >= hit]
+    mean = sum(window) / len(window) if window else 0.0
+    peak = max((c for _, c in timeline), default=0)
+    rows = [r for r in dns_timeline if steady_from is not None and r[0] >= math.ceil(steady_from)]
+    lookups = int(sum(r[1] for r in rows))
+    timeouts = int(sum(r[2] for r in rows))
+    _, b_low, b_high, batches = batch_means_ci(rows)
+    level = f"{model.level:,.0f} of max {model.table_max:,}"
+    if model.far_below_limit:
+        reached = True
+        reason = (
+            f"the steady state ({model.occupancy:,.0f} entries, {model.ratio:.0%} of max "
+            f"{model.table_max:,}) is far below the limit: the table's fill cannot decide "
+            "this phase"
+        )
+    elif steady_from is None:
+        reached = False
+        reason = (
+            f"the table never reached its steady state: it peaked at {peak:,} entries, "
+            f"below {model.threshold:,.0f} (within {model.tolerance:.0%} of the expected "
+            f"{level}); a natural load needs about {model.time_to_steady_s:.0f} s to get "
+            f"there, the phase lasted {duration_s:.0f} s"
+        )
+    elif steady_from > allow:
+        reached = False
+        reason = (
+            f"the table reached its steady state ({level}) only {steady_from:.1f} s into a "
+            f"{duration_s:.0f} s phase; the lookups before that were made while it was "
+            "still filling"
+        )
+    else:
+        reached = True
+        reason = f"in steady state from {steady_from:.1f} s after the load started ({level})"
+    return Assessment(
+        level=model.level,
+        threshold=model.threshold,
+        steady_from_s=steady_from,
+        reached=reached,
+        observed_mean=round(mean, 1),
+        observed_peak=peak,
+        lookups=lookups,
+        timeouts=timeouts,
+        batch_ci=(round(b_low, 6), round(b_high, 6)),
+        batches=batches,
+        reason=reason,
+    )
+
+
+def not_steady(phases: Iterable[Mapping[str, object]]) -> str | None:
+    """The reason the first of ``phases`` (result.json phases) was not measured in steady
+    state, or None when all were (or carry no ``steady_state``)."""
+    for p in phases:
+        ss = p.get("steady_state")
+        if isinstance(ss, Mapping) and ss.get("reached") is False:
+            return f"{p.get('name')}: {ss.get('reason')}"
+    return None
+
+
+def gate_comparison(
+    cmp: Comparison,
+    before: Iterable[Mapping[str, object]],
+    after: Iterable[Mapping[str, object]],
+) -> Comparison:
+    """A comparison with a phase that never reached steady state says nothing about the
+    steady state: it is inconclusive, whatever the numbers (never "fixed")."""
+    reason = not_steady(after) or not_steady(before)
+    if reason is None:
+        return cmp
+    return dataclasses.replace(
+        cmp,
+        outcome="inconclusive",
+        sentence=f"inconclusive: not measured in steady state ({reason}); the numbers were "
+        + cmp.sentence,
+    )
+
+
+def describe(ss: Mapping[str, object]) -> str:
+    """One sentence for reports: a phase's ``steady_state`` from result.json (pure)."""
+
+    def num(key: str) -> float:
+        v = ss.get(key)
+        return float(v) if isinstance(v, int | float) else 0.0
+
+    head = "steady state" if ss.get("reached") else "NOT in steady state (inconclusive)"
+    t = ss.get("time_to_steady_s")
+    when = (
+        f"reached {float(t):.1f} s after the load started"
+        if isinstance(t, int | float)
+        else ("never reached")
+    )
+    text = (
+        f"{head}: the load holds {num('expected_occupancy'):,.0f} entries "
+        f"({num('occupancy_vs_max'):.2f} x max {num('max'):,.0f}); the table averaged "
+        f"{num('observed_mean'):,.0f} ({num('observed_vs_max'):.0%} of max), {when}; a "
+        f"natural load needs {num('natural_time_to_steady_s'):.0f} s"
+    )
+    w = ss.get("warmup")
+    if isinstance(w, Mapping) and w.get("method") == "aged-fill":
+        flows = w.get("flows")
+        opened = ", ".join(
+            f"{f.get('opened')} {f.get('kind')}"
+            for f in (flows if isinstance(flows, list) else [])
+            if isinstance(f, Mapping)
+        )
+        text += f". Warm-up (aged fill, not measured): {opened} entries"
+    elif isinstance(w, Mapping):
+        text += ". No warm-up"
+    reason = str(ss.get("reason", ""))
+    return f"{text}. {reason[:1].upper()}{reason[1:]}."

@@ -1,0 +1,58 @@
+"""A user's locustfile spread over two client pods (needs root): what Locust counts, the
+kernel counts too. Uses the shipped example's shop.py against nginx behind the ClusterIP."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from loadgen.locust.endpoints import LocustfileStats
+from loadgen.locust.launch import run_locustfile
+from loadgen.locust.userplan import LocustfilePlan
+from tests.integration.loadgen.test_locust import Testbed, _time_wait, bed
+
+__all__ = ["bed"]  # the fixture, shared with test_locust
+
+pytestmark = [
+    pytest.mark.kernel,
+    pytest.mark.skipif(os.geteuid() != 0, reason="builds network namespaces: needs root"),
+]
+
+SHOP = str(Path(__file__).resolve().parents[3] / "scenarios" / "locustfiles" / "shop.py")
+
+
+def _run(bed: Testbed, user_class: str) -> LocustfileStats:
+    return run_locustfile(
+        LocustfilePlan(
+            locustfile=SHOP, host=bed.cluster_ip, users=6, spawn_rate=6, duration_s=3,
+            user_classes=(user_class,), workers=2, worker_netns=tuple(bed.clients),
+            master_host=bed.client_ips[0],
+        ),
+        netns=bed.clients[0],
+    )  # fmt: skip
+
+
+def test_closing_shoppers_open_one_tracked_connection_per_request(bed: Testbed) -> None:
+    before = bed.conntrack_count()
+    s = _run(bed, "ClosingShopper")
+    requests, conns = s["requests"], s["new_connections"]
+    assert s["failures"] == 0
+    assert requests > 100
+    assert conns == requests  # Connection: close: urllib3 reconnects for every request
+    # one tracked flow per connection, plus the worker-1 -> master control connection
+    assert bed.conntrack_count() - before == conns + 1
+    # nginx closed first: the TIME_WAIT is on the server, none on the clients
+    assert _time_wait(bed.server, "server") >= 0.97 * conns
+    assert _time_wait(bed.clients[0], "client") + _time_wait(bed.clients[1], "client") <= 6
+
+
+def test_keep_alive_shoppers_reuse_one_connection_each(bed: Testbed) -> None:
+    before = bed.conntrack_count()
+    s = _run(bed, "KeepAliveShopper")
+    assert s["failures"] == 0
+    assert s["requests"] > 100
+    assert s["new_connections"] == 6  # one per user, over both pods
+    assert bed.conntrack_count() - before == 6 + 1
+    assert {e["name"] for e in s["endpoints"]} == {"/", "/product/[id]", "/cart"}
