@@ -9,6 +9,7 @@ bug: the traceback is printed). A signal ends the run with 128 + its number.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import shlex
@@ -238,7 +239,8 @@ def _run_on_releases(args: argparse.Namespace) -> tuple[Path, Path]:
         run_args = build_parser().parse_args(argv)
         run_args.kubernetes_release = v
         print(f"conntrack-harness compare: {scenario.name} on Kubernetes {v}", file=sys.stderr)
-        result, _ = execute_run(run_args)
+        with contextlib.redirect_stdout(sys.stderr):  # stdout keeps only the comparison
+            result, _ = execute_run(run_args)
         print(f"conntrack-harness compare: {v}: verdict {result['verdict']}", file=sys.stderr)
         out.append(base / v / "result.json")
     return out[0], out[1]
