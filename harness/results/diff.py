@@ -192,8 +192,8 @@ def _rate(s: Side) -> str:
 
 def render(d: RunDiff) -> str:
     """The comparison as a plain-text table (what `conntrack-harness compare` prints)."""
-    rows = [("phase", "verdict A", "verdict B", "timeout rate A [95% CI]", "timeout rate B [95% CI]",
-             "CIs overlap", "drop A", "drop B")]  # fmt: skip
+    rows = [("phase", "verdict A", "verdict B", "timeout rate A [95% CI]",
+             "timeout rate B [95% CI]", "CIs overlap", "drop A", "drop B")]  # fmt: skip
     for p in d.phases:
         label = p.name if not p.repeat_index else f"{p.name}#{p.repeat_index}"
         overlap = {None: "-", True: "yes", False: "NO"}[p.ci_overlap]
