@@ -72,6 +72,10 @@ def undo_journal(j: Journal, report: RestoreReport) -> None:
                 if p.exists():
                     shutil.rmtree(p, ignore_errors=False)
                     report.actions.append(f"removed {p}")
+            elif op == "dockerd":
+                from harness.backends.kube.dockerd import undo_entry
+
+                report.actions.extend(undo_entry(e))
             elif op == "sysctl" and e.get("netns") is None:
                 originals[e["key"]] = e["original"]  # earliest entry wins (reversed walk)
         except Exception as exc:  # keep going: undo as much as possible, then be loud

@@ -351,6 +351,7 @@ def test_container_backends_check_docker_before_the_host(
     for name, rc in tools.items():
         fake_tool(tmp_path, name, rc, "Cannot connect to the Docker daemon")
     monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    monkeypatch.setenv("CTH_KIND_DOCKER", "system")  # kind: the docker already on PATH
     sc = write_scenario(tmp_path, host={"nf_conntrack_max": 4096})
     assert (
         cli.main(["run", str(sc), "--backend", backend, "--report-dir", str(tmp_path / "r")]) == 3
@@ -363,6 +364,20 @@ def test_kind_missing_is_found_before_the_host(
 ) -> None:
     fake_tool(tmp_path, "docker", 0)
     monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    monkeypatch.setenv("CTH_KIND_DOCKER", "system")
+    sc = write_scenario(tmp_path, host={"nf_conntrack_max": 4096})
+    argv = ["run", str(sc), "--backend", "kind", "--report-dir", str(tmp_path / "r")]
+    assert cli.main(argv) == 2
+    assert host_untouchable == []
+
+
+def test_private_kind_tools_are_checked_before_the_host(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, host_untouchable: list[str]
+) -> None:
+    """The default kind mode brings its own dockerd: its tools (debootstrap here, not on
+    this PATH) are checked before the lock, and nothing on the host is touched."""
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    monkeypatch.delenv("CTH_KIND_DOCKER", raising=False)
     sc = write_scenario(tmp_path, host={"nf_conntrack_max": 4096})
     argv = ["run", str(sc), "--backend", "kind", "--report-dir", str(tmp_path / "r")]
     assert cli.main(argv) == 2

@@ -63,9 +63,12 @@ def kubeadm_patches(scenario: Scenario, proxy_mode: str) -> list[str]:
     """Inline kubeadm config patches: cluster domain (kubeadm + kubelet) and kube-proxy."""
     domain = scenario.cluster.cluster_domain
     patches: list[dict[str, Any]] = []
+    # kubelet 1.35+ refuses to start on cgroup v1 unless told otherwise (this host is v1)
+    kubelet: dict[str, Any] = {"kind": "KubeletConfiguration", "failCgroupV1": False}
     if domain != "cluster.local":
         patches.append({"kind": "ClusterConfiguration", "networking": {"dnsDomain": domain}})
-        patches.append({"kind": "KubeletConfiguration", "clusterDomain": domain})
+        kubelet["clusterDomain"] = domain
+    patches.append(kubelet)
     proxy: dict[str, Any] = {"kind": "KubeProxyConfiguration", "conntrack": {"maxPerCore": 0}}
     if proxy_mode == "iptables":
         proxy["iptables"] = {"masqueradeAll": scenario.cluster.masquerade_all}

@@ -49,6 +49,7 @@ class FakeHost:
 def make_kind(
     api: FakeAPI, runner: FakeRunner, *, euid: int = 0, host: FakeHost | None = None, **kw: Any
 ) -> KindBackend:
+    kw.setdefault("private_docker", False)  # the fake runner plays the system docker
     return KindBackend(
         KindSettings(**kw),
         runner=runner,

@@ -121,6 +121,18 @@ def test_cluster_domain_patches_kubeadm_and_kubelet() -> None:
     patches = {p["kind"]: p for p in map(yaml.safe_load, cfg["kubeadmConfigPatches"])}
     assert patches["ClusterConfiguration"]["networking"]["dnsDomain"] == "k8s.test"
     assert patches["KubeletConfiguration"]["clusterDomain"] == "k8s.test"
+    assert patches["KubeletConfiguration"]["failCgroupV1"] is False
+
+
+def test_kubelet_is_allowed_cgroup_v1() -> None:
+    """kubelet 1.35+ exits on cgroup v1 unless failCgroupV1 is false (this host is v1)."""
+    cfg = kindconfig.render(scenario(), "c")
+    kubelet = [
+        p
+        for p in map(yaml.safe_load, cfg["kubeadmConfigPatches"])
+        if p["kind"] == "KubeletConfiguration"
+    ]
+    assert kubelet == [{"kind": "KubeletConfiguration", "failCgroupV1": False}]
 
 
 @pytest.mark.parametrize(

@@ -134,7 +134,7 @@ def kind_cluster(s: Scenario, log: FakeLog | None) -> tuple[KubeRunCluster, Fake
         }
     )
     backend = KindBackend(
-        KindSettings(build_images=False),
+        KindSettings(build_images=False, private_docker=False),
         runner=run,
         api_factory=lambda _kc: api,
         euid=lambda: 0,

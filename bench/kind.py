@@ -1,0 +1,101 @@
+"""``python -m bench.kind``: the kind figures of issue 14, measured, into ``bench/kind.json``.
+
+- ``node_image_cold_build_s``: base image + node image from an image store that has neither
+  (the debootstrap rootfs and the Go-built binaries come from the cache: their own cold
+  times are the upstream bench's and ``debootstrap``'s);
+- ``cluster_create_warm_s``: ``kind create cluster`` (1 control plane + 2 workers) with the node
+  image present, until every node is Ready;
+- ``cluster_delete_s``.
+
+Root, the kernel lock (``flock /run/cth-dev.lock``); ~5 min on the 2-core machine.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from harness.backends.kube import dockerd, kindbase, kindnode
+from harness.kernel.journal import Journal
+from harness.upstream import component_dir, kindparts, release
+
+OUT = Path(__file__).resolve().parent / "kind.json"
+CONFIG = """kind: Cluster
+apiVersion: kind.x-k8s.io/v1alpha4
+nodes:
+- role: control-plane
+- role: worker
+- role: worker
+kubeadmConfigPatches:
+- |
+  kind: KubeletConfiguration
+  failCgroupV1: false
+- |
+  kind: KubeProxyConfiguration
+  conntrack:
+    maxPerCore: 0
+"""
+
+
+def _ready(kubectl: Path, kubeconfig: Path, nodes: int) -> bool:
+    p = subprocess.run(
+        [str(kubectl), "--kubeconfig", str(kubeconfig), "get", "nodes", "--no-headers"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    lines = p.stdout.strip().splitlines()
+    return len(lines) == nodes and all(ln.split()[1] == "Ready" for ln in lines)
+
+
+def main() -> int:
+    kind = kindparts.kind_binary()
+    kubectl = component_dir("kubectl", release().kubernetes) / "kubectl"
+    out: dict[str, object] = {}
+    journal = Journal.create("benchkind")
+    try:
+        with dockerd.running(journal) as d, tempfile.TemporaryDirectory() as td:
+            for repo in (kindnode.NODE_REPO, kindbase.BASE_REPO):  # children first
+                for image in set(d.cli("images", "-q", repo).split()):
+                    d.cli("rmi", "-f", image)
+            notes: list[str] = []
+            t0 = time.monotonic()
+            image = kindnode.build(d, log=notes)
+            out["node_image_cold_build_s"] = round(time.monotonic() - t0, 1)
+            out["node_image"] = image
+            out["node_image_steps"] = notes
+            cfg, kc = Path(td) / "kind.yaml", Path(td) / "kubeconfig"
+            cfg.write_text(CONFIG)
+            t0 = time.monotonic()
+            create = [str(kind), "create", "cluster", "--name", "cthbench", "--image", image]
+            create += ["--config", str(cfg), "--kubeconfig", str(kc)]
+            try:
+                subprocess.run(create, check=True, capture_output=True, text=True, timeout=600)
+                deadline = time.monotonic() + 300
+                while not _ready(kubectl, kc, 3):
+                    if time.monotonic() > deadline:
+                        raise TimeoutError("nodes not Ready after 300 s")
+                    time.sleep(1)
+                out["cluster_create_warm_s"] = round(time.monotonic() - t0, 1)
+            finally:
+                t1 = time.monotonic()
+                subprocess.run(
+                    [str(kind), "delete", "cluster", "--name", "cthbench", "--kubeconfig", str(kc)],
+                    check=False,
+                    capture_output=True,
+                    timeout=300,
+                )
+                out["cluster_delete_s"] = round(time.monotonic() - t1, 1)
+    finally:
+        journal.close()
+    OUT.write_text(json.dumps(out, indent=2) + "\n")
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
