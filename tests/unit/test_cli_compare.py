@@ -139,3 +139,31 @@ def test_run_runs_once_per_release_in_its_own_dir_and_compares(
         "b": "v1.37.2",
         "changed": True,
     }
+
+
+def test_run_keeps_going_when_a_release_violates_an_expectation_and_exits_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def fake(record: RunRecord, scenario: Scenario, **kw: Any) -> RunRecord:
+        newer = kw["options"].extra.get(KUBERNETES_RELEASE) == "v1.37.2"
+        conns = 400.0 if newer else 1.0  # B fills the table: its expectation fails
+        record.add_phase(
+            build_phase(
+                PhaseModel("baseline", new_conns_per_s=conns, expect=("conntrack.drop == 0",))
+            )
+        )
+        record.finish()
+        return record
+
+    monkeypatch.setattr(runner, "require_root", lambda *_a: None)
+    monkeypatch.setattr(runner, "run", fake)
+    s = write_scenario(tmp_path)
+    out = tmp_path / "reports"
+    argv = ["compare", "--run", str(s), "--kubernetes", "v1.35.4", "v1.37.2"]
+    assert cli.main([*argv, "--report-dir", str(out)]) == 1
+    a = json.loads((out / "v1.35.4/result.json").read_text())
+    b = json.loads((out / "v1.37.2/result.json").read_text())
+    assert (a["verdict"], b["verdict"]) == ("pass", "fail")
+    captured = capsys.readouterr()
+    assert "VERDICT CHANGED in 1 phase(s): baseline" in captured.out
+    assert "the upgrade changed a verdict: baseline#0 pass -> fail" in captured.err
