@@ -9,6 +9,7 @@ bug: the traceback is printed). A signal ends the run with 128 + its number.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import shlex
@@ -25,6 +26,7 @@ from harness.results.schema import RunResult
 
 if TYPE_CHECKING:
     from harness.backends.base import BackendOptions
+    from harness.results.record import RunRecord
 
 
 def _existing_file(value: str) -> str:
@@ -35,18 +37,28 @@ def _existing_file(value: str) -> str:
 
 def backend_options(args: argparse.Namespace) -> BackendOptions:
     """The run's cluster-backend flags (checked against --backend by the runner)."""
-    from harness.backends.base import BackendOptions
+    from harness.backends.base import KUBERNETES_RELEASE, BackendOptions
 
+    release = getattr(args, "kubernetes_release", None)  # set by `compare --run`
     return BackendOptions(
         keep_cluster=args.keep_cluster,
         allow_disruptive=args.allow_disruptive,
         kubeconfig=args.kubeconfig,
         loadgen_image=args.loadgen_image,
         capture_pcap=args.pcap,
+        extra={KUBERNETES_RELEASE: release} if release else {},
     )
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    result, record = execute_run(args)
+    if result["verdict"] != "pass":
+        raise ExpectationViolated(record.violated())
+    return 0
+
+
+def execute_run(args: argparse.Namespace) -> tuple[RunResult, RunRecord]:
+    """One run as `run` does it (reports written); a violated expectation is in the result."""
     from harness import runner
     from harness.backends.registry import check_backend
     from harness.report import print_verdict_table
@@ -101,9 +113,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     print_verdict_table(result)
     paths = write_run(record, report_dir)
     print("reports: " + " ".join(str(p) for p in paths))
-    if result["verdict"] != "pass":
-        raise ExpectationViolated(record.violated())
-    return 0
+    return result, record
 
 
 def _remove_if_empty(d: Path, *, default: bool) -> None:
@@ -156,6 +166,84 @@ def _load_result(path: str) -> RunResult:
             "not a conntrack-harness result.json (no 'phases')", field="RESULT_JSON", value=path
         )
     return data  # type: ignore[return-value]
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Two result.json of one scenario, or one scenario run on two Kubernetes releases: exit 1
+    when a phase's verdict changed between them."""
+    from harness.results.diff import diff_runs, read_result, render
+
+    if args.run is not None:
+        if args.results:
+            raise BadInput(
+                "give either two RESULT_JSON files or --run SCENARIO, not both",
+                field="--run",
+                value=args.results,
+            )
+        a_path, b_path = _run_on_releases(args)
+    else:
+        if args.kubernetes:
+            raise BadInput("--kubernetes only applies with --run SCENARIO", field="--kubernetes")
+        if len(args.results) != 2:
+            raise BadInput(
+                "two result.json files are needed (or --run SCENARIO --kubernetes A B)",
+                field="RESULT_JSON",
+                value=args.results,
+            )
+        a_path, b_path = (Path(p) for p in args.results)
+    diff = diff_runs(read_result(a_path, "RESULT_A"), read_result(b_path, "RESULT_B"))
+    if args.json:
+        print(
+            json.dumps({**diff.to_json(), "a_file": str(a_path), "b_file": str(b_path)}, indent=2)
+        )
+    else:
+        print(f"A: {a_path}\nB: {b_path}")
+        print(render(diff))
+    if diff.verdict_changed:
+        raise ExpectationViolated(
+            [
+                f"the upgrade changed a verdict: {p.name}#{p.repeat_index} "
+                f"{p.a.verdict} -> {p.b.verdict}"
+                for p in diff.changed_phases()
+            ]
+        )
+    return 0
+
+
+def _run_on_releases(args: argparse.Namespace) -> tuple[Path, Path]:
+    """`compare --run`: the scenario once per Kubernetes release, each in its own report
+    subdirectory (DIR/<release>/); returns the two result.json paths."""
+    from harness.report.files import DEFAULT_REPORT_ROOT
+    from harness.runner import new_run_id
+    from harness.scenario.loader import read_scenario
+    from harness.upstream import release
+
+    if not args.kubernetes or len(args.kubernetes) != 2:
+        raise BadInput("two Kubernetes releases are needed", field="--kubernetes")
+    for v in args.kubernetes:
+        try:
+            release(v)
+        except BadInput as e:
+            raise BadInput(str(e).split(": ", 1)[-1], field="--kubernetes") from None
+    if args.kubernetes[0] == args.kubernetes[1]:
+        raise BadInput("the two releases are the same", field="--kubernetes", value=args.kubernetes)
+    scenario, _ = read_scenario(args.run)  # bad input before anything runs
+    base = (
+        Path(args.report_dir)
+        if args.report_dir
+        else Path.cwd() / DEFAULT_REPORT_ROOT / f"compare-{scenario.name}-{new_run_id()}"
+    )
+    out = []
+    for v in args.kubernetes:
+        argv = ["run", str(args.run), "--report-dir", str(base / v), "--wait", str(args.wait)]
+        run_args = build_parser().parse_args(argv)
+        run_args.kubernetes_release = v
+        print(f"conntrack-harness compare: {scenario.name} on Kubernetes {v}", file=sys.stderr)
+        with contextlib.redirect_stdout(sys.stderr):  # stdout keeps only the comparison
+            result, _ = execute_run(run_args)
+        print(f"conntrack-harness compare: {v}: verdict {result['verdict']}", file=sys.stderr)
+        out.append(base / v / "result.json")
+    return out[0], out[1]
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -352,6 +440,39 @@ def build_parser() -> argparse.ArgumentParser:
     dg.add_argument("--netns", metavar="NAME", help="live: read this namespace, not the host")
     dg.add_argument("--resolv-conf", metavar="FILE", help="live: resolv.conf to inspect")
     dg.set_defaults(func=cmd_diagnose)
+    c = sub.add_parser(
+        "compare",
+        help="the upgrade check: per phase, did the verdict change between two result.json "
+        "files, or between two Kubernetes releases (--run)? Exit 0 none changed, 1 one changed, "
+        "2 bad input",
+    )
+    c.add_argument("results", nargs="*", metavar="RESULT_JSON", help="A/result.json B/result.json")
+    c.add_argument(
+        "--run",
+        metavar="SCENARIO_FILE",
+        help="run this scenario on the netns backend once per --kubernetes release, then compare",
+    )
+    c.add_argument(
+        "--kubernetes",
+        nargs=2,
+        metavar=("A", "B"),
+        help="with --run: the two pinned releases (harness/upstream/versions.toml), A first",
+    )
+    c.add_argument(
+        "--report-dir",
+        metavar="DIR",
+        help="with --run: each run's reports in DIR/<release>/. Default: "
+        "./conntrack-harness-reports/compare-<scenario>-<run id>/",
+    )
+    c.add_argument(
+        "--wait",
+        type=_seconds,
+        default=0.0,
+        metavar="SECONDS",
+        help="with --run: wait this long for another run's lock (default: refuse at once)",
+    )
+    c.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    c.set_defaults(func=cmd_compare)
     v = sub.add_parser("validate", help="validate scenario files without running them")
     v.add_argument("files", nargs="+")
     v.set_defaults(func=cmd_validate)

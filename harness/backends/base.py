@@ -34,7 +34,12 @@ class BackendOptions:
     kubeconfig: str | None = None
     loadgen_image: str | None = None
     capture_pcap: bool = False  # netns: tcpdump in the client pods, unanswered pairs kept
+    # backend-specific settings by name. KUBERNETES_RELEASE ("kubernetes"): netns runs this
+    # pinned Kubernetes release (versions.toml) instead of the default; `compare --run` sets it
     extra: dict[str, str] = field(default_factory=dict)
+
+
+KUBERNETES_RELEASE = "kubernetes"  # BackendOptions.extra key: the netns cluster's release
 
 
 class Cluster(Protocol):

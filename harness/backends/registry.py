@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from harness.backends.base import BackendOptions, Cluster
+from harness.backends.base import KUBERNETES_RELEASE, BackendOptions, Cluster
 from harness.errors import BadInput
 from harness.kernel.journal import Journal
 from harness.kernel.sysctl import SysctlGuard
@@ -43,6 +43,7 @@ FLAG_BACKENDS: dict[str, tuple[str, ...]] = {
     "--keep-cluster": ("kind",),
     "--loadgen-image": KUBE_BACKENDS,
     "--pcap": ("netns",),
+    "--kubernetes": ("netns",),
 }
 
 
@@ -63,6 +64,8 @@ def _flags_given(options: BackendOptions) -> list[str]:
         given.append("--loadgen-image")
     if options.capture_pcap:
         given.append("--pcap")
+    if options.extra.get(KUBERNETES_RELEASE):
+        given.append("--kubernetes")
     return given
 
 
@@ -160,7 +163,14 @@ def make_cluster(
     if backend == "netns":
         from harness.backends.netns.cluster import NetnsCluster
 
-        return NetnsCluster(scenario, run_id, journal, guard, capture_pcap=options.capture_pcap)
+        return NetnsCluster(
+            scenario,
+            run_id,
+            journal,
+            guard,
+            capture_pcap=options.capture_pcap,
+            kubernetes=options.extra.get(KUBERNETES_RELEASE),
+        )
     return _make_kube(backend, scenario, run_id=run_id, guard=guard, options=options)
 
 

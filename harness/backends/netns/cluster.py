@@ -55,7 +55,10 @@ class NetnsCluster:
         guard: sysctl.SysctlGuard,
         *,
         capture_pcap: bool = False,
+        kubernetes: str | None = None,
     ) -> None:
+        """``kubernetes``: the pinned Kubernetes release whose parts run (None: the versions
+        file's default); given by ``BackendOptions.extra["kubernetes"]`` (`compare --run`)."""
         self.scenario = scenario
         self.capture_pcap = capture_pcap
         self.pcaps: dict[str, bytes] = {}  # phase label -> unanswered same-port pairs
@@ -72,6 +75,7 @@ class NetnsCluster:
             journal,
             coredns=self.run_plan.coredns,
             kube_proxy=self.run_plan.kube_proxy,
+            kubernetes=kubernetes,
         )
         self.levers = Levers(self.topology)
         self.probes: list[NodeProbe] = []

@@ -1,0 +1,223 @@
+"""Two runs of one scenario side by side (pure): the upgrade check.
+
+Run A and run B (e.g. the same scenario on Kubernetes v1.35.4 and v1.37.2) are matched phase by
+phase, by name and repeat index. For each phase: did the verdict change, the two timeout rates
+with their 95 % Wilson intervals and whether the intervals overlap, and the conntrack drops.
+Then what differs in the environment: kernel, backend, and every upstream component's version.
+
+A phase that only one run has counts as a changed verdict (the other run never judged it).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.errors import BadInput
+from harness.results.schema import PhaseResult, RunResult
+
+MISSING = "absent"  # the verdict of a phase the run does not have
+
+
+@dataclass(frozen=True)
+class Side:
+    """One run's view of one phase (None everywhere when the run lacks the phase)."""
+
+    verdict: str
+    lookups: int | None = None
+    timeout_rate: float | None = None
+    ci: tuple[float, float] | None = None
+    drop: int | None = None
+
+
+@dataclass(frozen=True)
+class PhaseDiff:
+    name: str
+    repeat_index: int
+    a: Side
+    b: Side
+
+    @property
+    def verdict_changed(self) -> bool:
+        return self.a.verdict != self.b.verdict
+
+    @property
+    def ci_overlap(self) -> bool | None:
+        """Whether the two timeout-rate intervals overlap (None when a side lacks one)."""
+        if self.a.ci is None or self.b.ci is None:
+            return None
+        return self.a.ci[0] <= self.b.ci[1] and self.b.ci[0] <= self.a.ci[1]
+
+
+@dataclass(frozen=True)
+class Change:
+    """One environment item in both runs (None: that run did not record it)."""
+
+    a: str | None
+    b: str | None
+
+    @property
+    def changed(self) -> bool:
+        return self.a != self.b
+
+
+@dataclass(frozen=True)
+class RunDiff:
+    scenario: str
+    a_run: str
+    b_run: str
+    phases: list[PhaseDiff]
+    environment: dict[str, Change]  # kernel, backend
+    components: dict[str, Change]  # upstream component -> version
+
+    @property
+    def verdict_changed(self) -> bool:
+        return any(p.verdict_changed for p in self.phases)
+
+    def changed_phases(self) -> list[PhaseDiff]:
+        return [p for p in self.phases if p.verdict_changed]
+
+    def to_json(self) -> dict[str, Any]:
+        def env(d: dict[str, Change]) -> dict[str, Any]:
+            return {k: {"a": c.a, "b": c.b, "changed": c.changed} for k, c in d.items()}
+
+        return {
+            "scenario": self.scenario,
+            "a": self.a_run,
+            "b": self.b_run,
+            "verdict_changed": self.verdict_changed,
+            "phases": [
+                {
+                    "name": p.name,
+                    "repeat_index": p.repeat_index,
+                    "a": _side_json(p.a),
+                    "b": _side_json(p.b),
+                    "verdict_changed": p.verdict_changed,
+                    "ci_overlap": p.ci_overlap,
+                }
+                for p in self.phases
+            ],
+            "environment": {**env(self.environment), "components": env(self.components)},
+        }
+
+
+def _side_json(s: Side) -> dict[str, Any]:
+    d = asdict(s)
+    d["ci"] = list(s.ci) if s.ci is not None else None
+    return d
+
+
+def read_result(path: Path, field: str) -> RunResult:
+    """A result.json, or BadInput naming ``field`` (the argument it came from)."""
+    if not path.is_file():
+        raise BadInput("result file not found", field=field, value=str(path))
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise BadInput(f"not JSON: {e}", field=field, value=str(path)) from None
+    if not isinstance(data, dict):
+        raise BadInput("not a conntrack-harness result.json", field=field, value=str(path))
+    for key, kind in (("scenario", str), ("phases", list), ("environment", dict)):
+        if not isinstance(data.get(key), kind):
+            raise BadInput(
+                f"not a conntrack-harness result.json (no {key!r})", field=field, value=str(path)
+            )
+    for p in data["phases"]:
+        if not isinstance(p, dict) or "name" not in p or "verdict" not in p:
+            raise BadInput(
+                "not a conntrack-harness result.json (a phase without name or verdict)",
+                field=field,
+                value=str(path),
+            )
+    return data  # type: ignore[return-value]
+
+
+def _side(p: PhaseResult | None) -> Side:
+    if p is None:
+        return Side(MISSING)
+    raw: dict[str, Any] = dict(p)  # an error run's phase may lack dns or conntrack
+    dns: dict[str, Any] = raw.get("dns") or {}
+    ci = dns.get("timeout_rate_ci")
+    drop = (raw.get("conntrack") or {}).get("drop")
+    return Side(
+        verdict=str(p["verdict"]),
+        lookups=dns.get("lookups"),
+        timeout_rate=dns.get("timeout_rate"),
+        ci=(float(ci["low"]), float(ci["high"])) if ci else None,
+        drop=drop,
+    )
+
+
+def _key(p: PhaseResult) -> tuple[str, int]:
+    return (p["name"], int(p.get("repeat_index", 0)))
+
+
+def _component_versions(result: RunResult) -> dict[str, str]:
+    comps = result["environment"].get("components") or {}
+    return {name: str(info.get("version")) for name, info in comps.items()}
+
+
+def _str(v: object) -> str | None:
+    return None if v is None else str(v)
+
+
+def diff_runs(a: RunResult, b: RunResult) -> RunDiff:
+    """Match the two runs' phases and environments; BadInput when they are not one scenario."""
+    if a["scenario"] != b["scenario"]:
+        raise BadInput(
+            f"the two results are different scenarios ({a['scenario']!r} and {b['scenario']!r})",
+            field="scenario",
+        )
+    pa = {_key(p): p for p in a["phases"]}
+    pb = {_key(p): p for p in b["phases"]}
+    order = list(pa) + [k for k in pb if k not in pa]
+    phases = [PhaseDiff(k[0], k[1], _side(pa.get(k)), _side(pb.get(k))) for k in order]
+    ea, eb = a["environment"], b["environment"]
+    environment = {k: Change(_str(ea.get(k)), _str(eb.get(k))) for k in ("kernel", "backend")}
+    ca, cb = _component_versions(a), _component_versions(b)
+    components = {n: Change(ca.get(n), cb.get(n)) for n in sorted(ca.keys() | cb.keys())}
+    return RunDiff(
+        a["scenario"], a.get("run_id", "?"), b.get("run_id", "?"), phases, environment, components
+    )
+
+
+def _rate(s: Side) -> str:
+    if s.timeout_rate is None:
+        return "-"
+    ci = f" [{s.ci[0]:.4f}, {s.ci[1]:.4f}]" if s.ci else ""
+    return f"{s.timeout_rate:.4f}{ci}"
+
+
+def render(d: RunDiff) -> str:
+    """The comparison as a plain-text table (what `conntrack-harness compare` prints)."""
+    rows = [("phase", "verdict A", "verdict B", "timeout rate A [95% CI]",
+             "timeout rate B [95% CI]", "CIs overlap", "drop A", "drop B")]  # fmt: skip
+    for p in d.phases:
+        label = p.name if not p.repeat_index else f"{p.name}#{p.repeat_index}"
+        overlap = {None: "-", True: "yes", False: "NO"}[p.ci_overlap]
+        verdict_b = p.b.verdict + ("  << CHANGED" if p.verdict_changed else "")
+        rows.append(
+            (label, p.a.verdict, verdict_b, _rate(p.a), _rate(p.b), overlap,
+             "-" if p.a.drop is None else str(p.a.drop),
+             "-" if p.b.drop is None else str(p.b.drop))
+        )  # fmt: skip
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = [f"scenario {d.scenario}: A = {d.a_run}, B = {d.b_run}", ""]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    lines += ["", "environment (A -> B):"]
+    items = list(d.environment.items()) + list(d.components.items())
+    name_w = max((len(k) for k, _ in items), default=0)
+    for k, c in items:
+        mark = "changed" if c.changed else "same"
+        value = f"{c.a} -> {c.b}" if c.changed else str(c.a)
+        lines.append(f"  {k.ljust(name_w)}  {value}  ({mark})")
+    changed = d.changed_phases()
+    lines.append("")
+    if changed:
+        names = ", ".join(p.name for p in changed)
+        lines.append(f"VERDICT CHANGED in {len(changed)} phase(s): {names}")
+    else:
+        lines.append(f"no verdict changed ({len(d.phases)} phases)")
+    return "\n".join(lines)

@@ -1,0 +1,75 @@
+"""The upgrade check on the real parts (issue 12 item 8): `compare --run` runs one short
+DNS-only scenario on both pinned Kubernetes releases, each with its own control plane,
+kube-proxy and CoreDNS, and compares the two results. Nothing may be left on the host."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.upstream import ComponentMissing, locate, releases
+from tests.integration.conftest import HostSnapshot
+
+pytestmark = pytest.mark.kernel
+
+SCENARIO = Path(__file__).parent / "scenarios" / "upgrade-dns-short.yaml"
+NEEDED = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-proxy", "coredns")
+
+
+def _two_releases() -> tuple[str, str]:
+    pinned = sorted(releases())
+    if len(pinned) < 2:
+        pytest.fail(f"versions.toml pins fewer than two Kubernetes releases: {pinned}")
+    a, b = pinned[0], pinned[-1]
+    missing = []
+    for v in (a, b):
+        for binary in NEEDED:
+            try:
+                locate(binary, v)
+            except ComponentMissing:
+                missing.append(f"{binary} ({v})")
+    if missing:
+        pytest.skip(f"not in the cache: {missing}; run `conntrack-harness upstream build`")
+    return a, b
+
+
+def test_compare_runs_one_scenario_on_two_releases(
+    tmp_path: Path, host_unchanged: HostSnapshot
+) -> None:
+    a, b = _two_releases()
+    out = tmp_path / "reports"
+    argv = ["compare", "--run", str(SCENARIO), "--kubernetes", a, b, "--report-dir", str(out)]
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness.cli", *argv, "--wait", "120", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=500,
+        check=False,
+    )
+    assert proc.returncode in (0, 1), proc.stderr[-3000:]  # 2/3/5 would be a broken run
+    diff = json.loads(proc.stdout)  # the runs' own output goes to stderr
+    # each release ran in its own report directory with its own parts
+    for v in (a, b):
+        result = json.loads((out / v / "result.json").read_text())
+        assert result["environment"]["components"]["kube-proxy"]["version"] == v
+        assert [p["name"] for p in result["phases"]] == ["baseline", "single-request-reopen"]
+        assert all(p["dns"]["lookups"] > 0 for p in result["phases"])
+    kube_proxy = diff["environment"]["components"]["kube-proxy"]
+    assert (kube_proxy["a"], kube_proxy["b"], kube_proxy["changed"]) == (a, b, True)
+    assert diff["environment"]["components"]["coredns"]["changed"]  # kubeadm pins differ
+    assert not diff["environment"]["kernel"]["changed"]
+    assert [(p["name"], p["repeat_index"]) for p in diff["phases"]] == [
+        ("baseline", 0),
+        ("single-request-reopen", 0),
+    ]
+    for p in diff["phases"]:
+        assert p["a"]["ci"] is not None
+        assert p["b"]["ci"] is not None
+    # the exit code is the verdict comparison, whichever way it went
+    changed = any(p["verdict_changed"] for p in diff["phases"])
+    assert diff["verdict_changed"] is changed
+    assert proc.returncode == (1 if changed else 0)
