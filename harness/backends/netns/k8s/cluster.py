@@ -344,6 +344,9 @@ class K8sParts:
         out = self.cp.components()
         for b in ("kube-proxy", "coredns"):
             out[b] = component_info(b, self.settings.kubernetes)
+        out["kube-proxy"]["mode"] = self.settings.kube_proxy.mode
+        if self.settings.corefile_source is not None:
+            out["coredns"]["corefile"] = self.settings.corefile_source
         kind, _ = nodecache.implementation(self.settings.kubernetes)
         if kind == "node-cache":
             out["node-cache"] = component_info("node-cache", self.settings.kubernetes)

@@ -59,11 +59,11 @@ def kubeadm_corefile(domain: str) -> str:
 """
 
 
-def configured(base: str, *, cache: bool, max_concurrent: int | None) -> str:
+def configured(base: str, *, cache: bool | None, max_concurrent: int | None) -> str:
     """``base`` with the scenario's CoreDNS settings: the cache plugin on or off (the whole
-    directive, with its block), and forward's ``max_concurrent`` when one is given. The same
-    text edits the kube backends make to the live ConfigMap."""
-    text = set_cache(base, cache)
+    directive, with its block; None leaves it as written), and forward's ``max_concurrent``
+    when one is given. The same text edits the kube backends make to the live ConfigMap."""
+    text = base if cache is None else set_cache(base, cache)
     if max_concurrent is not None:
         text = set_max_concurrent(text, max_concurrent)
     return text
