@@ -196,9 +196,15 @@ class K8sParts:
             except BackendError as e:
                 if self.settings.corefile_source is None or proc.alive():
                     raise
+                source = self.settings.corefile_source
+                written = self.comps.dir / coredns.proc_name(p.name) / "Corefile"
+                error = coredns.error_line(proc.tail(4000))
+                with contextlib.suppress(OSError, UnicodeDecodeError):
+                    error = coredns.in_user_file(
+                        error, written.read_text(), source, Path(source).read_text()
+                    )
                 raise BadInput(
-                    f"CoreDNS {self.versions_of('coredns')} rejected the Corefile: "
-                    f"{coredns.error_line(proc.tail(4000))}",
+                    f"CoreDNS {self.versions_of('coredns')} rejected the Corefile: {error}",
                     field="cluster.coredns.corefile",
                     source=self.settings.corefile_source,
                 ) from e

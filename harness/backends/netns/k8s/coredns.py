@@ -124,6 +124,29 @@ def error_line(log: str) -> str:
     return lines[-1] if lines else "(CoreDNS logged nothing)"
 
 
+_AT_LINE = re.compile(r"(?P<path>/\S*?Corefile):(?P<line>\d+)\b")
+
+
+def in_user_file(error: str, written: str, user_path: str, user_text: str) -> str:
+    """CoreDNS's complaint about the Corefile the harness wrote, told in the user's file: its
+    ``PATH:LINE`` becomes the user's path and the matching line there (the harness adds the
+    kubeconfig lines, so the numbers shift). A line the harness added keeps no number (pure).
+    """
+    from difflib import SequenceMatcher
+
+    ours, theirs = written.splitlines(), user_text.splitlines()
+    to_user: dict[int, int] = {}
+    for a, b, n in SequenceMatcher(None, ours, theirs, autojunk=False).get_matching_blocks():
+        for k in range(n):
+            to_user[a + k + 1] = b + k + 1
+
+    def sub(m: re.Match[str]) -> str:
+        line = to_user.get(int(m.group("line")))
+        return f"{user_path}:{line}" if line else f"{user_path} (a line the harness added)"
+
+    return _AT_LINE.sub(sub, error)
+
+
 def proc_name(pod_name: str) -> str:
     return f"coredns-{pod_name}" if not pod_name.startswith("coredns") else pod_name
 
