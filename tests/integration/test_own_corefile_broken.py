@@ -54,10 +54,13 @@ def test_broken_corefile_is_exit_2_with_coredns_error(
     corefile.write_text(BROKEN)
     (tmp_path / "broken.yaml").write_text(SCENARIO)
     proc = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "run", str(tmp_path / "broken.yaml")],
+        [
+            *(sys.executable, "-m", "harness.cli", "run", str(tmp_path / "broken.yaml")),
+            *("--report-dir", str(tmp_path / "reports"), "--wait", "300"),
+        ],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,
         check=False,
     )
     err = proc.stderr
