@@ -41,12 +41,21 @@ from harness.scenario.model import (
 
 def base_coredns(scenario: Scenario) -> CoreDNSPlan:
     spec = scenario.cluster.coredns
-    return CoreDNSPlan(cache=spec.cache, max_concurrent=spec.max_concurrent, replicas=spec.replicas)
+    # a user's Corefile runs as written unless the scenario sets cache explicitly
+    own = spec.corefile is not None and "cache" not in spec.model_fields_set
+    return CoreDNSPlan(
+        cache=None if own else spec.cache,
+        max_concurrent=spec.max_concurrent,
+        replicas=spec.replicas,
+        corefile=spec.corefile,
+    )
 
 
 def kube_proxy(scenario: Scenario) -> KubeProxyPlan:
-    # the scenario has no kube-proxy mode field yet: iptables, what every backend runs today
-    return KubeProxyPlan(mode="iptables", masquerade_all=scenario.cluster.masquerade_all)
+    c = scenario.cluster
+    return KubeProxyPlan(
+        mode=c.kube_proxy.mode, masquerade_all=c.masquerade_all, version=c.kube_proxy.version
+    )
 
 
 def plan_load(scenario: Scenario, load: LoadSpec, *, fqdn: bool, pooling: int | None) -> LoadPlan:
@@ -138,6 +147,7 @@ def plan_phase(scenario: Scenario, phase: Phase) -> PhasePlan:
                     if r.max_concurrent is None
                     else r.max_concurrent,
                     replicas=coredns.replicas if r.replicas is None else r.replicas,
+                    corefile=coredns.corefile,  # the remediation edits the scenario's Corefile
                 )
             case _:
                 assert_never(r)

@@ -148,15 +148,17 @@ class RaceFaultPlan:
 
 @dataclass(frozen=True)
 class CoreDNSPlan:
-    cache: bool
+    cache: bool | None  # None: as the user's Corefile has it (no edit)
     max_concurrent: int | None
     replicas: int
+    corefile: str | None = None  # the user's Corefile (absolute path); None: kubeadm's
 
 
 @dataclass(frozen=True)
 class KubeProxyPlan:
     mode: KubeProxyMode
     masquerade_all: bool
+    version: str | None = None  # the pinned Kubernetes release (None: versions.toml default)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from harness.dns.resolvconf import FLAG_OPTIONS, VALUE_OPTIONS
 from harness.errors import BadInput
@@ -31,6 +32,7 @@ from harness.kernel.conntrack import (
 )
 from harness.scenario.expect import Expectation
 from harness.scenario.locustfile import check_user_classes
+from harness.upstream import default_version, releases
 
 ConntrackMax = Annotated[int, Field(ge=CONNTRACK_MAX_MIN, le=CONNTRACK_MAX_MAX)]
 
@@ -125,6 +127,46 @@ class CoreDNSSpec(_Strict):
         description="Limit on concurrent forwarded queries (CoreDNS forward max_concurrent)",
     )
     node: str | None = Field(None, description="Node the CoreDNS pods run on; default: last node")
+    corefile: str | None = Field(
+        None,
+        description="Run CoreDNS on this Corefile (path relative to the scenario file) instead "
+        "of the one kubeadm installs. It runs as written; cache/max_concurrent set here, and "
+        "the coredns remediation, edit it",
+    )
+
+    @field_validator("corefile")
+    @classmethod
+    def _corefile(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is None:
+            return None
+        base = Path((info.context or {}).get("base_dir") or ".")
+        path = (base / v).resolve()
+        if not path.is_file():
+            raise ValueError(f"Corefile not found: {v!r} (looked for {path})")
+        return str(path)
+
+
+class KubeProxySpec(_Strict):
+    mode: Literal["iptables", "nftables"] = Field(
+        "iptables", description="kube-proxy's proxy mode on every node"
+    )
+    version: str = Field(
+        default_factory=default_version,
+        description="The Kubernetes release whose kube-proxy (and control plane, CoreDNS) "
+        "runs; one pinned in harness/upstream/versions.toml (default: its `default`)",
+    )
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, v: str) -> str:
+        pinned = sorted(releases())
+        if v not in pinned:
+            raise PydanticCustomError(
+                "version",
+                "Kubernetes version is not pinned in harness/upstream/versions.toml",
+                {"expected": ", ".join(pinned)},
+            )
+        return v
 
 
 class HTTPServerSpec(_Strict):
@@ -141,6 +183,7 @@ class ClusterSpec(_Strict):
     masquerade_all: bool = Field(
         True, description="kube-proxy --masquerade-all: SNAT every packet to a ClusterIP"
     )
+    kube_proxy: KubeProxySpec = Field(default_factory=KubeProxySpec)
     nodelocal_dns: bool = Field(False, description="Deploy NodeLocal DNSCache on every node")
     namespace: str = "default"
     cluster_domain: str = "cluster.local"

@@ -119,7 +119,7 @@ def external_names_blocks(names: Mapping[str, str]) -> str:
 
 
 def render_corefile(original: str, settings: CoreDNSPlan, external: Mapping[str, str]) -> str:
-    text = set_cache(original, settings.cache)
+    text = original if settings.cache is None else set_cache(original, settings.cache)
     if settings.max_concurrent is not None:
         text = set_max_concurrent(text, settings.max_concurrent)
     return text.rstrip("\n") + "\n" + external_names_blocks(external)

@@ -27,7 +27,7 @@ from harness.backends.netns.steady import PhaseSteady
 from harness.backends.netns.topology import Topology
 from harness.capture.tcpdump import PodCapture
 from harness.dns.resolvconf import ResolvConf
-from harness.errors import BackendError, HarnessError
+from harness.errors import BackendError, BadInput, HarnessError
 from harness.kernel import sysctl
 from harness.kernel.journal import Journal
 from harness.kernel.netns import run
@@ -42,6 +42,16 @@ from harness.results.schema import CaptureResult
 from harness.scenario.model import Phase, Scenario
 from loadgen.http.plan import HTTPTarget
 from loadgen.worker import PodSpec, WorkerPlan
+
+
+def read_corefile(path: str) -> str:
+    """The user's Corefile, read once before anything is built (unreadable: bad input)."""
+    try:
+        return Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise BadInput(
+            f"cannot read the Corefile: {e}", field="cluster.coredns.corefile", source=path
+        ) from None
 
 
 class NetnsCluster:
@@ -70,12 +80,16 @@ class NetnsCluster:
         self.plan = plan_topology(
             scenario.cluster, run_id, max_coredns=self.run_plan.max_coredns_replicas
         )
+        corefile = self.run_plan.coredns.corefile
         self.topology = Topology(
             self.plan,
             journal,
             coredns=self.run_plan.coredns,
             kube_proxy=self.run_plan.kube_proxy,
-            kubernetes=kubernetes,
+            # `compare --kubernetes` (BackendOptions) overrides the scenario's pinned version
+            kubernetes=kubernetes or self.run_plan.kube_proxy.version,
+            corefile=read_corefile(corefile) if corefile else None,
+            corefile_source=corefile,
         )
         self.levers = Levers(self.topology)
         self.probes: list[NodeProbe] = []

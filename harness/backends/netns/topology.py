@@ -169,7 +169,7 @@ class Topology:
             cache=True, max_concurrent=None, replicas=len(plan.role("coredns"))
         )
         self.kube_proxy = kube_proxy or KubeProxyPlan("iptables", plan.masquerade_all)
-        self.kubernetes = kubernetes
+        self.kubernetes = kubernetes or self.kube_proxy.version
         self.corefile = corefile
         self.corefile_source = corefile_source
         self._k8s: K8sParts | None = None

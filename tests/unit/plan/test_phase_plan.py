@@ -21,6 +21,7 @@ from harness.plan.types import (
 )
 from harness.scenario.loader import parse_scenario
 from harness.scenario.model import REMEDIATION_KINDS, Scenario
+from harness.upstream import default_version
 
 CT = "net.netfilter.nf_conntrack_"
 
@@ -75,7 +76,7 @@ BASE = PhasePlan(
     fault=None,
     coredns=CoreDNSPlan(cache=True, max_concurrent=None, replicas=2),
     nodelocal=False,
-    kube_proxy=KubeProxyPlan(mode="iptables", masquerade_all=True),
+    kube_proxy=KubeProxyPlan(mode="iptables", masquerade_all=True, version=default_version()),
 )
 assert BASE.load.dns is not None
 assert BASE.load.http is not None
@@ -283,7 +284,9 @@ def test_run_plan_plans_every_phase_and_the_most_coredns_replicas() -> None:
     assert run.nodelocal
     assert all(p.nodelocal for p in run.phases)  # NodeLocal runs in every phase...
     assert run.phases[0].pod_dns.nameservers == ("cluster-dns",)  # ...pods keep kube-dns
-    assert run.kube_proxy == KubeProxyPlan("iptables", masquerade_all=False)
+    assert run.kube_proxy == KubeProxyPlan(
+        "iptables", masquerade_all=False, version=default_version()
+    )
     assert run.sysctls == SysctlPlan(conntrack_max=4096, per_node=((CT + "udp_timeout", 10),))
 
 

@@ -196,9 +196,15 @@ class K8sParts:
             except BackendError as e:
                 if self.settings.corefile_source is None or proc.alive():
                     raise
+                source = self.settings.corefile_source
+                written = self.comps.dir / coredns.proc_name(p.name) / "Corefile"
+                error = coredns.error_line(proc.tail(4000))
+                with contextlib.suppress(OSError, UnicodeDecodeError):
+                    error = coredns.in_user_file(
+                        error, written.read_text(), source, Path(source).read_text()
+                    )
                 raise BadInput(
-                    f"CoreDNS {self.versions_of('coredns')} rejected the Corefile: "
-                    f"{coredns.error_line(proc.tail(4000))}",
+                    f"CoreDNS {self.versions_of('coredns')} rejected the Corefile: {error}",
                     field="cluster.coredns.corefile",
                     source=self.settings.corefile_source,
                 ) from e
@@ -344,6 +350,9 @@ class K8sParts:
         out = self.cp.components()
         for b in ("kube-proxy", "coredns"):
             out[b] = component_info(b, self.settings.kubernetes)
+        out["kube-proxy"]["mode"] = self.settings.kube_proxy.mode
+        if self.settings.corefile_source is not None:
+            out["coredns"]["corefile"] = self.settings.corefile_source
         kind, _ = nodecache.implementation(self.settings.kubernetes)
         if kind == "node-cache":
             out["node-cache"] = component_info("node-cache", self.settings.kubernetes)

@@ -59,11 +59,11 @@ def kubeadm_corefile(domain: str) -> str:
 """
 
 
-def configured(base: str, *, cache: bool, max_concurrent: int | None) -> str:
+def configured(base: str, *, cache: bool | None, max_concurrent: int | None) -> str:
     """``base`` with the scenario's CoreDNS settings: the cache plugin on or off (the whole
-    directive, with its block), and forward's ``max_concurrent`` when one is given. The same
-    text edits the kube backends make to the live ConfigMap."""
-    text = set_cache(base, cache)
+    directive, with its block; None leaves it as written), and forward's ``max_concurrent``
+    when one is given. The same text edits the kube backends make to the live ConfigMap."""
+    text = base if cache is None else set_cache(base, cache)
     if max_concurrent is not None:
         text = set_max_concurrent(text, max_concurrent)
     return text
@@ -122,6 +122,29 @@ def error_line(log: str) -> str:
         if "error" in ln.lower() or "plugin/" in ln or "Corefile" in ln:
             return ln
     return lines[-1] if lines else "(CoreDNS logged nothing)"
+
+
+_AT_LINE = re.compile(r"(?P<path>/\S*?Corefile):(?P<line>\d+)\b")
+
+
+def in_user_file(error: str, written: str, user_path: str, user_text: str) -> str:
+    """CoreDNS's complaint about the Corefile the harness wrote, told in the user's file: its
+    ``PATH:LINE`` becomes the user's path and the matching line there (the harness adds the
+    kubeconfig lines, so the numbers shift). A line the harness added keeps no number (pure).
+    """
+    from difflib import SequenceMatcher
+
+    ours, theirs = written.splitlines(), user_text.splitlines()
+    to_user: dict[int, int] = {}
+    for a, b, n in SequenceMatcher(None, ours, theirs, autojunk=False).get_matching_blocks():
+        for k in range(n):
+            to_user[a + k + 1] = b + k + 1
+
+    def sub(m: re.Match[str]) -> str:
+        line = to_user.get(int(m.group("line")))
+        return f"{user_path}:{line}" if line else f"{user_path} (a line the harness added)"
+
+    return _AT_LINE.sub(sub, error)
 
 
 def proc_name(pod_name: str) -> str:

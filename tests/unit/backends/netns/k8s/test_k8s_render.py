@@ -274,3 +274,17 @@ def test_stand_in_fills_node_caches_placeholders_as_node_cache_does() -> None:
     assert "__PILLAR__" not in text
     assert text.count("forward . 10.96.0.11 {") == 3
     assert "forward . /etc/resolv.conf" in text
+
+
+def test_coredns_error_is_told_in_the_users_file() -> None:
+    user = ".:53 {\n    kubernetes cluster.local {\n    }\n    no_such_plugin\n}\n"
+    written = coredns.with_kubeconfig(user, P / "k")
+    bad = written.splitlines().index("    no_such_plugin") + 1
+    assert bad == 5  # the kubeconfig line moved it down by one
+    err = f"/w/coredns-x/Corefile:{bad} - Error during parsing: Unknown directive 'no_such_plugin'"
+    assert coredns.in_user_file(err, written, "/u/my.Corefile", user) == (
+        "/u/my.Corefile:4 - Error during parsing: Unknown directive 'no_such_plugin'"
+    )
+    kc = written.splitlines().index(f"       kubeconfig {P / 'k'}") + 1
+    out = coredns.in_user_file(f"/w/Corefile:{kc} - x", written, "/u/c", user)
+    assert out == "/u/c (a line the harness added) - x"
