@@ -117,12 +117,18 @@ class Levers:
 
     def race_fault_hits(self) -> int:
         """Packets the injected rule dropped, summed over the nodes that have it."""
-        total = 0
+        return self.race_fault_counters().get("hits", 0)
+
+    def race_fault_counters(self) -> dict[str, int]:
+        """The fault table's named counters (hits, open, answered), summed over the nodes."""
+        total: dict[str, int] = {}
         for ns in (n.ns for n in self.topo.plan.nodes):
             try:
-                total += read_counters(ns, FAULT_TABLE).get("hits", 0)
+                counts = read_counters(ns, FAULT_TABLE)
             except CommandFailed:  # no fault table (not injected in this phase)
                 continue
+            for k, v in counts.items():
+                total[k] = total.get(k, 0) + v
         return total
 
     def dns_server_pids(self) -> list[int]:
