@@ -3,7 +3,9 @@ what the kernel does with the natural race."""
 
 from __future__ import annotations
 
+import math
 import re
+from typing import Any, cast
 
 import pytest
 
@@ -31,11 +33,36 @@ def test_injected_race_resolver_remediations_INJECTED(run_scenario: RunScenario)
     for name in ("single-request-reopen", "single-request", "nodelocal"):
         assert by[name]["dns"]["full_timeout_waits"] == 0, name
         assert by[name]["diagnosis"]["cause"] == "none", name
-    # FQDN and ndots:2 cut the number of pairs, but each remaining pair still races
+
+    # the drop draws only from pairs whose window is still open (no answer yet when the
+    # second packet reaches the node), with the scenario's probability
+    def fault(p: Any) -> dict[str, float]:
+        return cast(dict[str, float], p["fault"])
+
+    for name, p in by.items():
+        f = fault(p)
+        n, prob = f["window_open"], f["probability"]
+        assert abs(f["hits"] - prob * n) <= 4 * math.sqrt(n * prob * (1 - prob)) + 1, (name, f)
+
+    def pairs_per_lookup(p: Any) -> float:
+        return (fault(p)["window_open"] + fault(p)["answered_first"]) / int(p["dns"]["lookups"])
+
+    # FQDN and ndots:2 cut the pairs per lookup (the search list's candidates are each a pair
+    # on a new entry) but each remaining pair still races; how much that cuts the loss depends
+    # on the share of windows CoreDNS's first answer closes, so they never fix it and may not
+    # measurably improve it (race.yaml says why)
     cmp = {c["phase"]: c for c in result["comparisons"] if c["metric"] == "dns.timeout_rate"}
+    assert pairs_per_lookup(base) > 2
     for name in ("fqdn", "ndots-2"):
-        assert 0 < by[name]["dns"]["full_timeout_rate"] < base["dns"]["full_timeout_rate"]
-        assert cmp[name]["sentence"].startswith("improved"), cmp[name]["sentence"]
+        p = by[name]
+        assert pairs_per_lookup(p) < 1.1, name
+        assert fault(p)["window_open"] > 0, name
+        assert p["dns"]["full_timeout_rate"] > 0, name
+        assert fault(p)["hits"] >= p["dns"]["full_timeout_waits"] * 0.9, name
+        sentence = cmp[name]["sentence"]
+        assert sentence.startswith(("improved", "inconclusive")), sentence
+        print(f"{name}: {sentence}; fault {fault(p)}")
+    print(f"baseline: fault {fault(base)}")
     assert cmp["single-request-reopen"]["sentence"].startswith("fixed")
 
 
