@@ -30,6 +30,14 @@ from harness.plan.types import CoreDNSPlan, RaceFaultPlan
 DNS_SERVERS = ("coredns", "node-cache", "upstream")
 
 
+def threads(pid: int) -> list[int]:
+    """The thread ids of ``pid`` (``/proc/PID/task``); just ``pid`` if it cannot be listed."""
+    try:
+        return sorted(int(t) for t in os.listdir(f"/proc/{pid}/task"))
+    except OSError:
+        return [pid]
+
+
 class Levers:
     """What a phase may change on a built :class:`Topology`, and what is in force now."""
 
@@ -137,11 +145,15 @@ class Levers:
 
     @staticmethod
     def pin(pids: list[int], cpus: set[int]) -> None:
+        """Every thread of each process on ``cpus``: sched_setaffinity(pid) moves only the
+        thread whose id is pid, and CoreDNS (Go) answers from threads it started long before,
+        which would keep answering from every CPU (the A answer then overtakes the AAAA)."""
         for pid in pids:
-            try:
-                os.sched_setaffinity(pid, cpus)
-            except OSError:
-                continue
+            for tid in threads(pid):
+                try:
+                    os.sched_setaffinity(tid, cpus)
+                except OSError:  # the thread (or process) has exited
+                    continue
 
     @contextmanager
     def race_fault(self, fault: RaceFaultPlan) -> Iterator[None]:
