@@ -48,20 +48,21 @@ def test_injected_race_resolver_remediations_INJECTED(run_scenario: RunScenario)
         return (fault(p)["window_open"] + fault(p)["answered_first"]) / int(p["dns"]["lookups"])
 
     # FQDN and ndots:2 cut the pairs per lookup (the search list's candidates are each a pair
-    # on a new entry) but each remaining pair still races; how much that cuts the loss depends
-    # on the share of windows CoreDNS's first answer closes, so they never fix it and may not
-    # measurably improve it (race.yaml says why)
+    # on a new entry), but each remaining pair still races: with the servers pinned off the
+    # load's CPU the first answer cannot overtake the second query, so nearly every pair's
+    # window is open (race.yaml: the unpinned Go threads closed 26-36 %, and fqdn then read
+    # "inconclusive")
     cmp = {c["phase"]: c for c in result["comparisons"] if c["metric"] == "dns.timeout_rate"}
     assert pairs_per_lookup(base) > 2
     for name in ("fqdn", "ndots-2"):
         p = by[name]
+        f = fault(p)
+        print(f"{name}: {cmp[name]['sentence']}; fault {f}")
         assert pairs_per_lookup(p) < 1.1, name
-        assert fault(p)["window_open"] > 0, name
-        assert p["dns"]["full_timeout_rate"] > 0, name
-        assert fault(p)["hits"] >= p["dns"]["full_timeout_waits"] * 0.9, name
-        sentence = cmp[name]["sentence"]
-        assert sentence.startswith(("improved", "inconclusive")), sentence
-        print(f"{name}: {sentence}; fault {fault(p)}")
+        assert f["window_open"] >= 0.9 * (f["window_open"] + f["answered_first"]), (name, f)
+        assert f["hits"] >= p["dns"]["full_timeout_waits"] * 0.9, name
+        assert 0 < p["dns"]["full_timeout_rate"] < base["dns"]["full_timeout_rate"], name
+        assert cmp[name]["sentence"].startswith("improved"), cmp[name]["sentence"]
     print(f"baseline: fault {fault(base)}")
     assert cmp["single-request-reopen"]["sentence"].startswith("fixed")
 
