@@ -3,7 +3,9 @@ what the kernel does with the natural race."""
 
 from __future__ import annotations
 
+import math
 import re
+from typing import Any, cast
 
 import pytest
 
@@ -31,11 +33,37 @@ def test_injected_race_resolver_remediations_INJECTED(run_scenario: RunScenario)
     for name in ("single-request-reopen", "single-request", "nodelocal"):
         assert by[name]["dns"]["full_timeout_waits"] == 0, name
         assert by[name]["diagnosis"]["cause"] == "none", name
-    # FQDN and ndots:2 cut the number of pairs, but each remaining pair still races
+
+    # the drop draws only from pairs whose window is still open (no answer yet when the
+    # second packet reaches the node), with the scenario's probability
+    def fault(p: Any) -> dict[str, float]:
+        return cast(dict[str, float], p["fault"])
+
+    for name, p in by.items():
+        f = fault(p)
+        n, prob = f["window_open"], f["probability"]
+        assert abs(f["hits"] - prob * n) <= 4 * math.sqrt(n * prob * (1 - prob)) + 1, (name, f)
+
+    def pairs_per_lookup(p: Any) -> float:
+        return (fault(p)["window_open"] + fault(p)["answered_first"]) / int(p["dns"]["lookups"])
+
+    # FQDN and ndots:2 cut the pairs per lookup (the search list's candidates are each a pair
+    # on a new entry), but each remaining pair still races: with the servers pinned off the
+    # load's CPU the first answer cannot overtake the second query, so nearly every pair's
+    # window is open (race.yaml: the unpinned Go threads closed 26-36 %, and fqdn then read
+    # "inconclusive")
     cmp = {c["phase"]: c for c in result["comparisons"] if c["metric"] == "dns.timeout_rate"}
+    assert pairs_per_lookup(base) > 2
     for name in ("fqdn", "ndots-2"):
-        assert 0 < by[name]["dns"]["full_timeout_rate"] < base["dns"]["full_timeout_rate"]
+        p = by[name]
+        f = fault(p)
+        print(f"{name}: {cmp[name]['sentence']}; fault {f}")
+        assert pairs_per_lookup(p) < 1.1, name
+        assert f["window_open"] >= 0.9 * (f["window_open"] + f["answered_first"]), (name, f)
+        assert f["hits"] >= p["dns"]["full_timeout_waits"] * 0.9, name
+        assert 0 < p["dns"]["full_timeout_rate"] < base["dns"]["full_timeout_rate"], name
         assert cmp[name]["sentence"].startswith("improved"), cmp[name]["sentence"]
+    print(f"baseline: fault {fault(base)}")
     assert cmp["single-request-reopen"]["sentence"].startswith("fixed")
 
 

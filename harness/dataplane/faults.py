@@ -10,6 +10,13 @@ socket, so a new entry), or NOTRACK'ed traffic (no entry at all). It needs
 Every backend loads the same table text. Its drop is counted twice in the same rule: by the
 named counter ``hits`` (read with ``nft -j list counters``) and by an inline ``counter``
 (``counter packets N bytes M`` in ``nft list table``), so either reader sees the same number.
+
+Two more named counters only observe (no verdict, no inline counter, so the kube reader's sum
+stays the drops): ``open``, second original packets that found the entry still unanswered
+(the window the drop draws from), and ``answered``, second original packets that came after
+the first reply (the window had closed: the pair could not race, whatever P). With a fast
+server the first answer can beat the second packet to the node, so the share of pairs the
+fault can hit is measured, not assumed.
 """
 
 from __future__ import annotations
@@ -18,6 +25,8 @@ from harness.errors import BadInput
 
 TABLE = "cth_race_fault"
 HITS = "hits"
+OPEN = "open"
+ANSWERED = "answered"
 
 
 def race_percent(probability: float) -> int:
@@ -36,12 +45,17 @@ def race_window_ruleset(percent: int, table: str = TABLE) -> str:
         raise BadInput("percent must be in 1..100", field="faults.probability", value=percent)
     # nft rejects "numgen random mod 100 < 100": at P=100 % leave the numgen match out
     gate = "" if percent >= 100 else f"numgen random mod 100 < {percent} "
+    second = "meta l4proto udp th dport 53 ct original packets 2"
     return (
         f"table inet {table} {{\n"
         f"    counter {HITS} {{}}\n"
+        f"    counter {OPEN} {{}}\n"
+        f"    counter {ANSWERED} {{}}\n"
         "    chain race_window {\n"
         "        type filter hook forward priority filter; policy accept;\n"
-        "        meta l4proto udp th dport 53 ct original packets 2 ct reply packets 0 "
+        f'        {second} ct reply packets > 0 counter name "{ANSWERED}"\n'
+        f'        {second} ct reply packets 0 counter name "{OPEN}"\n'
+        f"        {second} ct reply packets 0 "
         f'{gate}counter name "{HITS}" counter drop\n'
         "    }\n"
         "}\n"

@@ -162,6 +162,10 @@ class KubeRunCluster:
                 "hits": sum(kc.fault_drops().values()) - hits0,
                 "pinned_cpus": False,
             }
+            unavailable["fault_window"] = (
+                "window_open/answered_first: read on the netns backend only (the node access "
+                "reads the drop's inline counter)"
+            )
             if self.backend == "kubeconfig":
                 unavailable["fault_hits"] = (
                     "the injected drop's counter lives in the node tuner; hits read 0 on an "

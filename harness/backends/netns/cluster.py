@@ -207,7 +207,7 @@ class NetnsCluster:
         fault = plan.fault
         if fault is not None and fault.pin_cpus and (os.cpu_count() or 1) > 1:
             argv = ["taskset", "-c", "1", *argv]  # DNS servers are on CPU 0
-        hits0 = self.levers.race_fault_hits() if fault is not None else 0
+        seen0 = self.levers.race_fault_counters() if fault is not None else {}
         capture = self._pod_capture()
         with capture or nullcontext():
             sampler = Sampler(self.probes, cmax)
@@ -233,11 +233,16 @@ class NetnsCluster:
             extra["load_start_s"] = round(out.pop("started_monotonic") - sampler.t0, 3)
             extra["steady_state"] = self._steady_result(steady, series, sampler.t0, extra, out)
         if fault is not None:
+            seen = delta(seen0, self.levers.race_fault_counters())
             extra["fault"] = {
                 "kind": "race-window",
                 "injected": fault.injected,
                 "probability": fault.probability,
-                "hits": self.levers.race_fault_hits() - hits0,
+                "hits": seen.get("hits", 0),
+                # second packets of a pair: still unanswered (the window P draws from), or
+                # after the first answer (closed: that pair could not be hit)
+                "window_open": seen.get("open", 0),
+                "answered_first": seen.get("answered", 0),
                 "pinned_cpus": fault.pin_cpus,
             }
         if capture is not None:

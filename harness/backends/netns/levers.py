@@ -30,6 +30,14 @@ from harness.plan.types import CoreDNSPlan, RaceFaultPlan
 DNS_SERVERS = ("coredns", "node-cache", "upstream")
 
 
+def threads(pid: int) -> list[int]:
+    """The thread ids of ``pid`` (``/proc/PID/task``); just ``pid`` if it cannot be listed."""
+    try:
+        return sorted(int(t) for t in os.listdir(f"/proc/{pid}/task"))
+    except OSError:
+        return [pid]
+
+
 class Levers:
     """What a phase may change on a built :class:`Topology`, and what is in force now."""
 
@@ -117,12 +125,18 @@ class Levers:
 
     def race_fault_hits(self) -> int:
         """Packets the injected rule dropped, summed over the nodes that have it."""
-        total = 0
+        return self.race_fault_counters().get("hits", 0)
+
+    def race_fault_counters(self) -> dict[str, int]:
+        """The fault table's named counters (hits, open, answered), summed over the nodes."""
+        total: dict[str, int] = {}
         for ns in (n.ns for n in self.topo.plan.nodes):
             try:
-                total += read_counters(ns, FAULT_TABLE).get("hits", 0)
+                counts = read_counters(ns, FAULT_TABLE)
             except CommandFailed:  # no fault table (not injected in this phase)
                 continue
+            for k, v in counts.items():
+                total[k] = total.get(k, 0) + v
         return total
 
     def dns_server_pids(self) -> list[int]:
@@ -131,11 +145,15 @@ class Levers:
 
     @staticmethod
     def pin(pids: list[int], cpus: set[int]) -> None:
+        """Every thread of each process on ``cpus``: sched_setaffinity(pid) moves only the
+        thread whose id is pid, and CoreDNS (Go) answers from threads it started long before,
+        which would keep answering from every CPU (the A answer then overtakes the AAAA)."""
         for pid in pids:
-            try:
-                os.sched_setaffinity(pid, cpus)
-            except OSError:
-                continue
+            for tid in threads(pid):
+                try:
+                    os.sched_setaffinity(tid, cpus)
+                except OSError:  # the thread (or process) has exited
+                    continue
 
     @contextmanager
     def race_fault(self, fault: RaceFaultPlan) -> Iterator[None]:

@@ -29,6 +29,18 @@ def test_ruleset_counts_its_drops_both_ways() -> None:
     assert "ct original packets 2 ct reply packets 0" in text
 
 
+def test_ruleset_observes_the_window_without_adding_inline_counters() -> None:
+    lines = race_window_ruleset(50).splitlines()
+    rules = [x.strip() for x in lines if "ct original packets 2" in x]
+    # the observers come first and carry no verdict; only the drop rule drops
+    assert rules[0].endswith('ct reply packets > 0 counter name "answered"')
+    assert rules[1].endswith('ct reply packets 0 counter name "open"')
+    assert [r.endswith("drop") for r in rules] == [False, False, True]
+    # the kube reader sums every inline counter: still exactly one, the drop's
+    assert sum(x.count("counter drop") for x in lines) == 1
+    assert not any(x.rstrip().endswith(" counter") for x in lines)
+
+
 def test_full_probability_leaves_out_numgen() -> None:
     assert "numgen" not in race_window_ruleset(100)
     with pytest.raises(BadInput):
