@@ -45,7 +45,9 @@ def test_closing_shoppers_open_one_tracked_connection_per_request(bed: Testbed) 
     assert bed.conntrack_count() - before == conns + 1
     # nginx closed first: the TIME_WAIT is on the server, none on the clients
     assert _time_wait(bed.server, "server") >= 0.97 * conns
-    assert _time_wait(bed.clients[0], "client") + _time_wait(bed.clients[1], "client") <= 6
+    # (on a busy host a client's close can race nginx's: at most a few percent)
+    client_tw = _time_wait(bed.clients[0], "client") + _time_wait(bed.clients[1], "client")
+    assert client_tw <= max(6, 0.05 * conns)
 
 
 def test_keep_alive_shoppers_reuse_one_connection_each(bed: Testbed) -> None:
