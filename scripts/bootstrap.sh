@@ -12,7 +12,7 @@ fi
 # Debian packages the netns backend and the benches drive. Checked one by one so a
 # second run costs nothing.
 PKGS=(iproute2 iptables nftables conntrack dnsmasq-base nginx-light tcpdump dnsperf wrk procps util-linux chromium
-      docker.io debootstrap gcc libc6-dev)
+      docker.io debootstrap gcc libc6-dev openssl)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
