@@ -237,15 +237,39 @@ def phase_model(
     clients' node). ``names``: the lookups' names as the engine gets them; ``pooling``: the
     pooling remediation's pool size; ``nodelocal``: pods ask 169.254.20.10 (NOTRACK)."""
     flows: list[Flow] = []
+    if load.http is not None and load.http.locustfile is not None:
+        unknown = (
+            "the HTTP load is a locustfile, whose connection rate is its users' code and "
+            "unknown before the run"
+        )
+        dns = dns_only(
+            load, resolv=resolv, names=names, known=known, timeouts=timeouts, nodelocal=nodelocal
+        )
+        return SteadyState(tuple(dns), table_max, unknown=unknown)
     if load.http is not None:
         mode = "pooled" if pooling else load.http.mode
         flows += http_flows(mode, load.http.rate, pooling or load.http.pool_size, timeouts)
-    if load.dns is not None:
-        entries = entries_per_lookup(list(names)[:MAX_NAMES], resolv, load.dns.resolver, known)
-        flows += dns_flows(
-            mean_lookup_rate(load.dns), entries, timeouts, tcp=resolv.use_vc, notrack=nodelocal
-        )
+    flows += dns_only(
+        load, resolv=resolv, names=names, known=known, timeouts=timeouts, nodelocal=nodelocal
+    )
     return SteadyState(tuple(flows), table_max)
+
+
+def dns_only(
+    load: LoadSpec,
+    *,
+    resolv: ResolvConf,
+    names: Sequence[str],
+    known: Callable[[str], bool],
+    timeouts: Timeouts,
+    nodelocal: bool,
+) -> list[Flow]:
+    if load.dns is None:
+        return []
+    entries = entries_per_lookup(list(names)[:MAX_NAMES], resolv, load.dns.resolver, known)
+    return dns_flows(
+        mean_lookup_rate(load.dns), entries, timeouts, tcp=resolv.use_vc, notrack=nodelocal
+    )
 
 
 @dataclass(frozen=True)
@@ -255,6 +279,9 @@ class SteadyState:
     flows: tuple[Flow, ...]
     table_max: int
     tolerance: float = TOLERANCE
+    # why the flows above are not the whole load (None: they are); such a phase gets no
+    # warm-up and its steady state cannot be judged
+    unknown: str | None = None
 
     def __post_init__(self) -> None:
         if self.table_max < 1:
@@ -314,7 +341,7 @@ class SteadyState:
 
     @property
     def far_below_limit(self) -> bool:
-        return self.occupancy <= FAR_BELOW * self.table_max
+        return self.unknown is None and self.occupancy <= FAR_BELOW * self.table_max
 
     @property
     def threshold(self) -> float:
@@ -448,6 +475,31 @@ def assess(
     timeouts = int(sum(r[2] for r in rows))
     _, b_low, b_high, batches = batch_means_ci(rows)
     level = f"{model.level:,.0f} of max {model.table_max:,}"
+    if model.unknown is not None:
+        full = first_at_or_above(timeline, (1.0 - model.tolerance) * model.table_max, load_start_s)
+        seen = (
+            f"the table was full from {full - load_start_s:.1f} s"
+            if full is not None
+            else f"it peaked at {peak:,} of max {model.table_max:,}"
+        )
+        return Assessment(
+            level=model.level,
+            threshold=model.threshold,
+            steady_from_s=None,
+            reached=False,
+            observed_mean=round(sum(c for _, c in timeline) / len(timeline), 1)
+            if timeline
+            else 0.0,
+            observed_peak=peak,
+            lookups=0,
+            timeouts=0,
+            batch_ci=(0.0, 1.0),
+            batches=0,
+            reason=(
+                f"not modelled: {model.unknown}; so no warm-up, the phase started on an empty "
+                f"table ({seen})"
+            ),
+        )
     if model.far_below_limit:
         reached = True
         reason = (

@@ -32,6 +32,12 @@ def test_locustfile_exhaustion_and_keep_alive(run_scenario: RunScenario) -> None
         )
         for e in loc["endpoints"]:
             assert f"<td>{e['name']}</td><td class=n>{e['requests']}</td>" in html
+        # the harness cannot know a locustfile's connection rate in advance: no aged warm-up,
+        # and the steady state is not claimed
+        ss = p["steady_state"]
+        assert ss["warmup"]["method"] == "none"
+        assert ss["verdict"] == "inconclusive"
+        assert ss["reason"].startswith("not modelled: the HTTP load is a locustfile")
     c, k = closing["locust"], keep["locust"]
     # Connection: close -> one TCP connection per request (a connect that timed out on a
     # full table is a request that failed); keep-alive -> about one per user

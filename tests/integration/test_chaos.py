@@ -8,7 +8,9 @@ host is compared with how it was (see ``hostcheck``): the stand-in nf_conntrack_
 buckets, the run's namespaces, /etc/netns dirs, processes, host interfaces, the host's
 nft/iptables ruleset, journals, lock and work directory.
 
-``CTH_CHAOS_RUNS`` sets the number of killed runs (default 16: each run starts the real control plane; the full mode is 32), ``CTH_CHAOS_SEED`` the seed.
+``CTH_CHAOS_RUNS`` sets the number of killed runs (default 8, each signal and each stage
+twice: every run starts the real control plane; the full mode is 32), ``CTH_CHAOS_SEED`` the
+seed.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from tests.integration.hostcheck import (
 
 pytestmark = [pytest.mark.kernel, pytest.mark.chaos]
 
-RUNS = int(os.environ.get("CTH_CHAOS_RUNS", "16"))
+RUNS = int(os.environ.get("CTH_CHAOS_RUNS", "8"))
 SEED = int(os.environ.get("CTH_CHAOS_SEED", str(int(time.time()))))
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGKILL)
 HOST_MAX = 16384
@@ -219,14 +221,16 @@ def test_random_kills_leave_nothing(env: Env, capsys: pytest.CaptureFixture[str]
     rng = random.Random(SEED)
     ref, total = _reference(env)
     windows = _windows(ref, total)
-    # every signal equally often, in a random order; each kill lands in a stage drawn
-    # uniformly (build and teardown are short: uniform over the whole run would rarely hit
-    # them), at a delay uniform within that stage of the reference run
+    # every signal equally often and every stage equally often, each in a random order
+    # (build and teardown are short: uniform over the whole run would rarely hit them), at
+    # a delay uniform within that stage of the reference run
     sigs = [SIGNALS[i % len(SIGNALS)] for i in range(RUNS)]
+    stages = [list(windows)[i % len(windows)] for i in range(RUNS)]
     rng.shuffle(sigs)
+    rng.shuffle(stages)
     outcomes = []
-    for s in sigs:
-        lo, hi = windows[rng.choice(list(windows))]
+    for s, stage in zip(sigs, stages, strict=True):
+        lo, hi = windows[stage]
         twice = rng.uniform(0.05, 0.5) if s != signal.SIGKILL and rng.random() < 0.3 else None
         outcomes.append(_one(env, s, rng.uniform(lo, hi), ref, total, twice=twice))
     (env.tmp / "chaos.json").write_text(json.dumps([asdict(o) for o in outcomes], indent=1))

@@ -4,6 +4,7 @@ sampled table (pure)."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
@@ -341,3 +342,40 @@ def test_expectations_can_name_the_steady_state() -> None:
     assert e.evaluate({"steady_state": {"reached": True}}) == (True, 1.0)
     assert e.evaluate({"steady_state": {"reached": False}}) == (False, 0.0)
     assert Expectation.parse("node.dns_local > 0").evaluate({"node": {"dns_local": 5}})[0]
+
+
+def test_a_locustfile_load_is_not_modelled_so_its_steady_state_is_not_judged(
+    tmp_path: Path,
+) -> None:
+    """A locustfile's connection rate is its users' code: the model knows only the DNS load,
+    so there is no warm-up, and the phase's steady state is inconclusive whatever the fill,
+    with the reason and what the table did."""
+    from harness.scenario.model import DNSLoad, HTTPLoad, LoadSpec
+    from harness.steady_state import phase_model
+
+    shop = tmp_path / "shop.py"
+    shop.write_text("from locust import HttpUser\n\nclass Shopper(HttpUser):\n    pass\n")
+    http = HTTPLoad(locustfile=str(shop))
+    load = LoadSpec(duration_s=12, http=http, dns=DNSLoad(rate=40, names=["http-server"]))
+    m = phase_model(
+        load,
+        table_max=2048,
+        timeouts=TW120,
+        resolv=CONF,
+        names=["http-server"],
+        known=CLUSTER.__contains__,
+    )
+    assert m.unknown is not None
+    assert "locustfile" in m.unknown
+    assert [f.kind for f in m.flows] == ["dns-udp"]  # no invented HTTP flow
+    assert not m.far_below_limit  # the unmodelled load may fill the table: no free pass
+    dns = [[float(s), 40.0, 0.0] for s in range(12)]
+    full = [(0.5 * i, min(2048, 200 * i)) for i in range(25)]
+    a = assess(m, full, load_start_s=0.0, duration_s=12, dns_timeline=dns)
+    assert not a.reached
+    assert a.reason.startswith("not modelled: the HTTP load is a locustfile")
+    assert "the table was full from 5.0 s" in a.reason
+    quiet = [(0.5 * i, 60) for i in range(25)]
+    b = assess(m, quiet, load_start_s=0.0, duration_s=12, dns_timeline=dns)
+    assert not b.reached
+    assert "it peaked at 60 of max 2,048" in b.reason

@@ -80,9 +80,11 @@ class PhaseSteady:
 
     def prepare(self, guard: sysctl.SysctlGuard, *, startup_s: float) -> None:
         """Warm the table up to the model's steady state (unless the load says ``warmup:
-        none`` or the steady state is far below the limit); read the remaining lifetimes
+        none``, the steady state is far below the limit, or the model does not know the whole
+        load: a locustfile's); read the remaining lifetimes
         back right after."""
-        if self.load.warmup == "none" or self.model.far_below_limit:
+        m = self.model
+        if self.load.warmup == "none" or m.far_below_limit or m.unknown is not None:
             return
         targets = WarmupTargets(
             client_ns=tuple(p.ns for p in self.plan.role("client")),
