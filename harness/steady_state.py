@@ -71,6 +71,7 @@ TOLERANCE = 0.1  # within 10 % of the level: the GC trims a full table to about 
 # there cannot change a drop, so such a phase needs no warm-up and counts as steady.
 FAR_BELOW = 0.5
 WARMUP_FILL = 0.98
+NOT_MODELLED = "not modelled: "  # how a reason starts when the model does not know the load
 UDP_STREAM_AFTER_S = 2.0  # a UDP entry still active after 2 s gets udp_timeout_stream
 
 
@@ -496,7 +497,7 @@ def assess(
             batch_ci=(0.0, 1.0),
             batches=0,
             reason=(
-                f"not modelled: {model.unknown}; so no warm-up, the phase started on an empty "
+                f"{NOT_MODELLED}{model.unknown}; so no warm-up, the phase started on an empty "
                 f"table ({seen})"
             ),
         )
@@ -576,6 +577,13 @@ def describe(ss: Mapping[str, object]) -> str:
         return float(v) if isinstance(v, int | float) else 0.0
 
     head = "steady state" if ss.get("reached") else "NOT in steady state (inconclusive)"
+    reason = str(ss.get("reason", ""))
+    if reason.startswith(NOT_MODELLED):  # no expected occupancy to compare with
+        return (
+            f"{head}: the table averaged {num('observed_mean'):,.0f} "
+            f"({num('observed_vs_max'):.0%} of max {num('max'):,.0f}). No warm-up. "
+            f"{reason[:1].upper()}{reason[1:]}."
+        )
     t = ss.get("time_to_steady_s")
     when = (
         f"reached {float(t):.1f} s after the load started"
@@ -599,5 +607,4 @@ def describe(ss: Mapping[str, object]) -> str:
         text += f". Warm-up (aged fill, not measured): {opened} entries"
     elif isinstance(w, Mapping):
         text += ". No warm-up"
-    reason = str(ss.get("reason", ""))
     return f"{text}. {reason[:1].upper()}{reason[1:]}."

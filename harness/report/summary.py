@@ -51,6 +51,14 @@ class PhaseSummary:
     drop: int = 0  # conntrack drop alone (packets refused), all nodes
     early_drop: int = 0
     waited: int = 0  # lookups that waited for a resend (musl: under the timeout), timeouts incl.
+    # measured in the load's steady state: True, False (with the reason in result.json's
+    # steady_state) or None when the backend does not judge it
+    steady: bool | None = None
+
+    @property
+    def steady_text(self) -> str:
+        """``yes``, ``NO`` (the verdict does not describe the steady state) or ``-``."""
+        return {True: "yes", False: "NO", None: "-"}[self.steady]
 
     @property
     def timeouts_text(self) -> str:
@@ -122,7 +130,15 @@ def _summarize(group: list[PhaseResult]) -> PhaseSummary:
         drop=sum(p["conntrack"]["drop"] for p in group),
         early_drop=sum(p["conntrack"]["early_drop"] for p in group),
         waited=sum(p["dns"].get("waited", 0) for p in group),
+        steady=_steady(group),
     )
+
+
+def _steady(group: list[PhaseResult]) -> bool | None:
+    reached = [ss.get("reached") for p in group if (ss := p.get("steady_state")) is not None]
+    if not reached:
+        return None
+    return all(r is True for r in reached)
 
 
 def summarize(result: RunResult) -> list[PhaseSummary]:

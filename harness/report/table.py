@@ -19,7 +19,16 @@ from harness.report.summary import (
 )
 from harness.results.schema import RunResult
 
-COLUMNS = ("phase", "injected", "lookups", "timeout rate [95% CI]", "conntrack drop", "verdict")
+COLUMNS = (
+    "phase",
+    "injected",
+    "lookups",
+    "timeout rate [95% CI]",
+    "conntrack drop",
+    "steady state",
+    "verdict",
+)
+Row = tuple[str, str, str, str, str, str, str]
 _STYLE = {
     "pass": "bold green",
     "fail": "bold red",
@@ -39,9 +48,11 @@ def use_plain(stream: TextIO, environ: Mapping[str, str] | None = None) -> bool:
     return not (callable(isatty) and isatty())
 
 
-def verdict_rows(result: RunResult) -> list[tuple[str, str, str, str, str, str]]:
-    """The table's rows as strings, one per phase (repeats pooled)."""
-    rows: list[tuple[str, str, str, str, str, str]] = []
+def verdict_rows(result: RunResult) -> list[Row]:
+    """The table's rows as strings, one per phase (repeats pooled). "steady state" says
+    whether the phase measured in the load's steady state (``NO``: result.json's
+    ``steady_state.reason`` says why; its verdict does not describe the steady state)."""
+    rows: list[Row] = []
     for s in summarize(result):
         name = s.name if s.repeats == 1 else f"{s.name} (x{s.repeats})"
         rows.append(
@@ -51,6 +62,7 @@ def verdict_rows(result: RunResult) -> list[tuple[str, str, str, str, str, str]]
                 str(s.lookups),
                 rate_with_ci(s),
                 drops_text(s.drop, s.early_drop),
+                s.steady_text,
                 s.shown,
             )
         )
@@ -79,7 +91,7 @@ def _plain(key: str, value: str) -> str:
 
 def render_plain_table(result: RunResult) -> str:
     """Tab-free, one line per phase, grep-able: ``phase=... injected=... verdict=...``."""
-    keys = ("phase", "injected", "lookups", "timeout_rate", "drops", "verdict")
+    keys = ("phase", "injected", "lookups", "timeout_rate", "drops", "steady", "verdict")
     out = [f"{result['scenario']} ({result['run_id']})"]
     for row in verdict_rows(result):
         out.append(" ".join(f"{k}={_plain(k, v)}" for k, v in zip(keys, row, strict=True)))
@@ -92,7 +104,9 @@ def rich_table(result: RunResult) -> Table:
     for col in COLUMNS:
         table.add_column(col, justify="right" if col in ("lookups", "conntrack drop") else "left")
     for row in verdict_rows(result):
-        styled = [*row[:5], f"[{_STYLE.get(row[5], '')}]{row[5]}[/]"]
+        styled = [*row[:6], f"[{_STYLE.get(row[6], '')}]{row[6]}[/]"]
+        if row[5] == "NO":
+            styled[5] = "[yellow]NO[/]"
         if row[1] == "INJECTED":
             styled[1] = "[yellow]INJECTED[/]"
         table.add_row(*styled)

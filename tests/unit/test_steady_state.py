@@ -379,3 +379,21 @@ def test_a_locustfile_load_is_not_modelled_so_its_steady_state_is_not_judged(
     b = assess(m, quiet, load_start_s=0.0, duration_s=12, dns_timeline=dns)
     assert not b.reached
     assert "it peaked at 60 of max 2,048" in b.reason
+
+
+def test_describe_an_unmodelled_phase_claims_no_expected_occupancy() -> None:
+    from harness.steady_state import describe
+
+    text = describe(
+        {
+            "reached": False,
+            "reason": "not modelled: the HTTP load is a locustfile; so no warm-up",
+            "max": 2048,
+            "observed_mean": 1500.0,
+            "observed_vs_max": 0.73,
+            "expected_occupancy": 1200.0,
+        }
+    )
+    assert text.startswith("NOT in steady state (inconclusive): the table averaged 1,500")
+    assert "the load holds" not in text  # the model knows only the DNS part of the load
+    assert "Not modelled: the HTTP load is a locustfile" in text
