@@ -69,31 +69,45 @@ def spawn(
 
 def stop_pid(pid: int, start: int | None, grace_s: float = 2.0) -> bool:
     """SIGTERM then SIGKILL one process, only if it is still the one we started."""
-    if not is_same_process(pid, start):
-        return False
+    return bool(stop_pids([(pid, start)], grace_s))
+
+
+def _gone(pid: int, start: int | None) -> bool:
     try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return False
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:  # not our child: it is gone when its start time changed
+        return not is_same_process(pid, start)
+    return done == pid or not is_same_process(pid, start)
+
+
+def stop_pids(procs: Sequence[tuple[int, int | None]], grace_s: float = 2.0) -> list[int]:
+    """SIGTERM every process that is still the one we started, give them ``grace_s``
+    together, then SIGKILL those left. Returns the PIDs it signalled. Stopping them together
+    takes one grace period, not one per process (CoreDNS's lameduck alone waits 5 s)."""
+    live: list[tuple[int, int | None]] = []
+    for pid, start in procs:
+        if not is_same_process(pid, start):
+            continue
         try:
-            done, _ = os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            done = 0
-            if not is_same_process(pid, start):
-                return True
-        if done == pid or not is_same_process(pid, start):
-            return True
-        time.sleep(0.02)
-    if is_same_process(pid, start):
-        try:
-            os.kill(pid, signal.SIGKILL)
+            os.kill(pid, signal.SIGTERM)
         except ProcessLookupError:
-            return True
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, 0)
-    return True
+            continue
+        live.append((pid, start))
+    signalled = [pid for pid, _ in live]
+    deadline = time.monotonic() + grace_s
+    while live and time.monotonic() < deadline:
+        live = [(pid, start) for pid, start in live if not _gone(pid, start)]
+        if live:
+            time.sleep(0.02)
+    for pid, start in live:
+        if is_same_process(pid, start):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                continue
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+    return signalled
 
 
 def stop(proc: Proc, grace_s: float = 2.0) -> None:

@@ -34,6 +34,7 @@ KUBERNETES_BINARIES = (
     "kube-scheduler",
     "kubelet",
     "kubeadm",
+    "kubectl",
 )
 BINARY_COMPONENT = {
     **dict.fromkeys(KUBERNETES_BINARIES, "kubernetes"),

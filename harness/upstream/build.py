@@ -2,10 +2,10 @@
 
 :func:`plan` (pure) lists what to build, in the order other work needs it: etcd and CoreDNS,
 then kube-apiserver, kube-controller-manager and kube-proxy, then node-cache, then kubelet,
-kubeadm and kube-scheduler (the kind node image). :func:`run` builds each task under the
-cache lock, printing what it does and how long it took. A component the proxy refuses is
-named exactly; it fails the build unless the versions file already marks it ``blocked``, and
-either way the other components are still built.
+kubeadm, kube-scheduler and kubectl (the kind node image and the kind backend). :func:`run`
+builds each task under the cache lock, printing what it does and how long it took. A
+component the proxy refuses is named exactly; it fails the build unless the versions file
+already marks it ``blocked``, and either way the other components are still built.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ PRIORITY: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("coredns", ("coredns",)),
     ("kubernetes", ("kube-apiserver", "kube-controller-manager", "kube-proxy")),
     ("node-cache", ("node-cache",)),
-    ("kubernetes", ("kubelet", "kubeadm", "kube-scheduler")),
+    ("kubernetes", ("kubelet", "kubeadm", "kube-scheduler", "kubectl")),
 )
 
 

@@ -26,7 +26,7 @@ from harness.errors import BackendError, BadInput, MissingTool
 from harness.kernel.journal import Journal
 from harness.kernel.sysctl import SysctlGuard
 from harness.scenario.model import Scenario
-from harness.upstream import component_dir, kindparts, release
+from harness.upstream import kindparts, locate
 
 __all__ = ["DOCKERFILES", "KindBackend", "KindSettings", "preflight"]
 
@@ -125,10 +125,7 @@ class KindBackend(ContainerNodeBackend):
         """Start this project's dockerd, put the pinned kind and kubectl first on PATH, and
         build the node image unless one was named."""
         docker = stack.enter_context(dockerd.running(self._journal(stack, run_id)))
-        tools = [kindparts.build("kind")]
-        kubectl = component_dir("kubectl", release().kubernetes)
-        if (kubectl / "kubectl").is_file():
-            tools.append(kubectl)
+        tools = [kindparts.build("kind"), locate("kubectl").parent]
         # dockerd.running restores PATH (and DOCKER_HOST) when it ends
         os.environ["PATH"] = ":".join([*map(str, tools), os.environ.get("PATH", "")])
         if self.settings.config.node_image is None:

@@ -27,30 +27,14 @@ from harness.backends.kube import kindbase, kindimages, pause
 from harness.backends.kube.dockerd import Dockerd
 from harness.backends.kube.imagearchive import write_archive
 from harness.errors import BackendError
-from harness.upstream import ComponentMissing, component_dir, kindparts, locate, release
+from harness.upstream import kindparts, locate, release
 
 NODE_REPO = "conntrack-harness/kind-node"
-KUBECTL_COMPONENT = "kubectl"
 NODE_BINARIES = ("kubelet", "kubeadm", "kubectl")
 WAIT_CONTAINERD = (
     "for i in $(seq 1 50); do [ -S /run/containerd/containerd.sock ] "
     "&& ctr version >/dev/null 2>&1 && exit 0; sleep 0.2; done; cat /tmp/containerd.log; exit 1"
 )
-
-
-def kubectl_binary(kubernetes: str) -> Path:
-    """kubectl is not (yet) one of the builder's Kubernetes binaries: look in its dir first,
-    then in ``<cache>/upstream/kubectl-<version>/``."""
-    for d in (
-        component_dir("kubernetes", kubernetes),
-        component_dir(KUBECTL_COMPONENT, kubernetes),
-    ):
-        if (d / "kubectl").is_file():
-            return d / "kubectl"
-    raise ComponentMissing(
-        f"kubectl {kubernetes} is not built: expected in {component_dir('kubernetes', kubernetes)}"
-        f" or {component_dir(KUBECTL_COMPONENT, kubernetes)}"
-    )
 
 
 def binaries(kubernetes: str | None = None) -> tuple[kindimages.Versions, dict[str, Path]]:
@@ -65,12 +49,12 @@ def binaries(kubernetes: str | None = None) -> tuple[kindimages.Versions, dict[s
             "kube-proxy",
             "kubelet",
             "kubeadm",
+            "kubectl",
             "etcd",
             "coredns",
         )
     }
     bins["pause"] = pause_bin
-    bins["kubectl"] = kubectl_binary(rel.kubernetes)
     v = kindimages.Versions(rel.kubernetes, rel.etcd, rel.coredns, pause_tag)
     return v, bins
 

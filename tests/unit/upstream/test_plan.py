@@ -23,7 +23,7 @@ def test_an_empty_cache_builds_the_control_plane_parts_first() -> None:
         ("coredns", "v1.13.1", ("coredns",)),
         ("kubernetes", "v1.35.4", ("kube-apiserver", "kube-controller-manager", "kube-proxy")),
         ("node-cache", "1.26.4", ("node-cache",)),
-        ("kubernetes", "v1.35.4", ("kubelet", "kubeadm", "kube-scheduler")),
+        ("kubernetes", "v1.35.4", ("kubelet", "kubeadm", "kube-scheduler", "kubectl")),
     ]
 
 
