@@ -20,7 +20,6 @@ import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
-from types import TracebackType
 
 import dns.message
 import dns.rdatatype
@@ -37,6 +36,7 @@ from harness.kernel import sysctl
 from harness.kernel.journal import Journal, state_dir
 from harness.kernel.netns import entered, run, socket_in
 from harness.kernel.process import Proc, spawn, stop_pid
+from harness.kernel.stacked import Stacked
 from harness.plan.types import CoreDNSPlan, KubeProxyPlan
 
 NETNS_ETC = Path("/etc/netns")
@@ -144,7 +144,7 @@ table inet cth_srv {
 """
 
 
-class Topology:
+class Topology(Stacked):
     """The built cluster. Use as a context manager."""
 
     def __init__(
@@ -175,24 +175,8 @@ class Topology:
         self._k8s: K8sParts | None = None
 
     # --- lifecycle -------------------------------------------------------------------
-    def __enter__(self) -> Topology:
-        try:
-            self._build()
-        except BaseException:
-            self._stack.close()
-            raise
-        return self
-
-    def __exit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._stack.close()
-
-    def close(self) -> None:
-        self._stack.close()
-
     # --- building --------------------------------------------------------------------
-    def _build(self) -> None:
+    def _start(self) -> None:
         check_host_routes()
         self.journal.record("dir", path=str(self.workdir))  # journal first, then create
         self.workdir.mkdir(parents=True, exist_ok=True)

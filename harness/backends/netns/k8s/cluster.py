@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import dns.message
@@ -47,6 +46,7 @@ from harness.errors import BackendError, BadInput
 from harness.kernel.journal import Journal
 from harness.kernel.netns import run, socket_in
 from harness.kernel.process import Proc
+from harness.kernel.stacked import Stacked
 from harness.results.evidence import Evidence
 from harness.upstream import locate, release
 
@@ -91,7 +91,7 @@ class K8sSettings:
     coredns_replicas: int | None = None  # CoreDNS pods running at start (None: every one)
 
 
-class K8sParts:
+class K8sParts(Stacked):
     """Control plane, kubelet objects, kube-proxy and CoreDNS for one topology plan."""
 
     def __init__(
@@ -123,19 +123,6 @@ class K8sParts:
         self.coredns_replicas = settings.coredns_replicas or len(plan.role("coredns"))
 
     # --- lifecycle -------------------------------------------------------------------------
-    def __enter__(self) -> K8sParts:
-        try:
-            self._start()
-        except BaseException:
-            self._stack.close()
-            raise
-        return self
-
-    def __exit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._stack.close()
-
     @property
     def api(self) -> ApiClient:
         assert self._api is not None, "not started"

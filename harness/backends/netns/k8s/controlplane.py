@@ -19,7 +19,6 @@ import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 
 from harness.backends.netns.k8s import pki as K
 from harness.backends.netns.k8s.client import ApiClient, Credentials
@@ -28,6 +27,7 @@ from harness.errors import BackendError
 from harness.kernel.journal import Journal
 from harness.kernel.netns import run, socket_in
 from harness.kernel.process import Proc, spawn, stop_pid
+from harness.kernel.stacked import Stacked
 from harness.upstream import BINARY_COMPONENT, component_dir, locate, release
 
 CONTROL_PLANE_IP = "172.18.0.2"  # in the plan's node range (172.18.0.0/24); .1 is the vpc
@@ -146,7 +146,7 @@ class Timings:
     marks: dict[str, float] = field(default_factory=dict)
 
 
-class ControlPlane:
+class ControlPlane(Stacked):
     """The running control plane. Use as a context manager."""
 
     def __init__(self, cfg: ControlPlaneConfig, journal: Journal, workdir: Path) -> None:
@@ -159,22 +159,6 @@ class ControlPlane:
         self._pki: K.Pki | None = None
 
     # --- lifecycle ------------------------------------------------------------------------
-    def __enter__(self) -> ControlPlane:
-        try:
-            self._start()
-        except BaseException:
-            self._stack.close()
-            raise
-        return self
-
-    def __exit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._stack.close()
-
     @property
     def pki(self) -> K.Pki:
         if self._pki is None:

@@ -9,12 +9,12 @@ import socket
 from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
-from types import TracebackType
 
 from harness.errors import BackendError
 from harness.kernel.journal import Journal
 from harness.kernel.netns import socket_in
 from harness.kernel.process import Proc, spawn, stop_pid, stop_pids
+from harness.kernel.stacked import Stacked
 
 NETNS_ETC = Path("/etc/netns")
 GRACE_S = 2.0
@@ -23,7 +23,7 @@ GRACE_S = 2.0
 TEARDOWN_GRACE_S = 1.0
 
 
-class Components:
+class Components(Stacked):
     """Processes and files of the component runners (kube-proxy, CoreDNS, node-cache)."""
 
     def __init__(self, journal: Journal, workdir: Path) -> None:
@@ -32,14 +32,6 @@ class Components:
         self.procs: dict[str, Proc] = {}
         self._stack = ExitStack()
         self._made_dir = False
-
-    def __enter__(self) -> Components:
-        return self
-
-    def __exit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         # every process at once, in one short grace period; then the files, in reverse
