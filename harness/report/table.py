@@ -25,7 +25,7 @@ COLUMNS = (
     "lookups",
     "timeout rate [95% CI]",
     "conntrack drop",
-    "steady state",
+    "steady",
     "verdict",
 )
 Row = tuple[str, str, str, str, str, str, str]
@@ -49,7 +49,7 @@ def use_plain(stream: TextIO, environ: Mapping[str, str] | None = None) -> bool:
 
 
 def verdict_rows(result: RunResult) -> list[Row]:
-    """The table's rows as strings, one per phase (repeats pooled). "steady state" says
+    """The table's rows as strings, one per phase (repeats pooled). "steady" says
     whether the phase measured in the load's steady state (``NO``: result.json's
     ``steady_state.reason`` says why; its verdict does not describe the steady state)."""
     rows: list[Row] = []
@@ -102,7 +102,11 @@ def render_plain_table(result: RunResult) -> str:
 def rich_table(result: RunResult) -> Table:
     table = Table(title=f"{result['scenario']}: {run_verdict(result).upper()}")
     for col in COLUMNS:
-        table.add_column(col, justify="right" if col in ("lookups", "conntrack drop") else "left")
+        table.add_column(
+            col,
+            justify="right" if col in ("lookups", "conntrack drop") else "left",
+            overflow="fold",  # a long phase name wraps; it is never cut to "…"
+        )
     for row in verdict_rows(result):
         styled = [*row[:6], f"[{_STYLE.get(row[6], '')}]{row[6]}[/]"]
         if row[5] == "NO":
