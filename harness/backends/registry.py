@@ -14,6 +14,7 @@ from harness.errors import BadInput
 from harness.kernel.journal import Journal
 from harness.kernel.sysctl import SysctlGuard
 from harness.scenario.model import Scenario
+from harness.upstream import default_version
 
 BACKENDS = ("netns", "kind", "kubeconfig", "k3s")
 KUBE_BACKENDS = ("kind", "kubeconfig", "k3s")
@@ -96,6 +97,7 @@ def check_backend(backend: str, scenario: Scenario, options: BackendOptions) -> 
             )
     if options.loadgen_image is not None:
         loadgen_images(options.loadgen_image)
+    check_cluster_fields(backend, scenario)
     if backend == "kubeconfig":
         if options.loadgen_image is None:
             raise BadInput(
@@ -107,6 +109,44 @@ def check_backend(backend: str, scenario: Scenario, options: BackendOptions) -> 
         from harness.backends.kube.kubeconfig import check_allowed
 
         check_allowed(scenario, allow_disruptive=options.allow_disruptive)
+
+
+def check_cluster_fields(backend: str, scenario: Scenario) -> None:
+    """Scenario fields a backend cannot honour are refused, never silently ignored.
+
+    - ``cluster.coredns.corefile`` runs the user's Corefile on the netns backend's CoreDNS;
+      a cluster backend keeps the cluster's own CoreDNS ConfigMap.
+    - ``cluster.kube_proxy``: kind honours the mode (kind's ``kubeProxyMode``) and runs the
+      node image's release, the default pinned one; kubeconfig and k3s run the cluster's own
+      kube-proxy."""
+    if backend == "netns":
+        return
+    c = scenario.cluster
+    if c.coredns.corefile is not None:
+        raise BadInput(
+            f"applies to --backend netns only: on {backend} CoreDNS keeps the cluster's own "
+            "Corefile (edit the coredns ConfigMap there)",
+            field="cluster.coredns.corefile",
+            value=c.coredns.corefile,
+        )
+    kp = c.kube_proxy
+    if backend == "kind":
+        default = default_version()
+        if kp.version != default:
+            raise BadInput(
+                f"the kind node image is built for the default pinned release {default}; "
+                "other releases run on --backend netns",
+                field="cluster.kube_proxy.version",
+                value=kp.version,
+                allowed=[default],
+            )
+    elif "kube_proxy" in c.model_fields_set:
+        raise BadInput(
+            f"applies to --backend netns and kind: on {backend} the cluster's own kube-proxy "
+            "runs as it is configured",
+            field="cluster.kube_proxy",
+            value={"mode": kp.mode, "version": kp.version},
+        )
 
 
 def check_backend_ready(backend: str, options: BackendOptions) -> None:

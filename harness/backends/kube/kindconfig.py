@@ -31,18 +31,22 @@ IP_FAMILIES = ("ipv4", "ipv6", "dual")
 @dataclass(frozen=True)
 class KindOptions:
     node_image: str | None = None
-    kube_proxy_mode: str = "iptables"
+    kube_proxy_mode: str | None = None  # None: the scenario's cluster.kube_proxy.mode
     ip_family: str = "ipv4"
     pod_subnet: str | None = None
     service_subnet: str | None = None
 
 
-def _check(opts: KindOptions) -> None:
-    if opts.kube_proxy_mode not in PROXY_MODES:
+def proxy_mode(scenario: Scenario, opts: KindOptions) -> str:
+    return opts.kube_proxy_mode or scenario.cluster.kube_proxy.mode
+
+
+def _check(opts: KindOptions, mode: str) -> None:
+    if mode not in PROXY_MODES:
         raise BadInput(
             "unknown kube-proxy mode",
             field="kube_proxy_mode",
-            value=opts.kube_proxy_mode,
+            value=mode,
             allowed=list(PROXY_MODES),
         )
     if opts.ip_family not in IP_FAMILIES:
@@ -70,21 +74,22 @@ def kubeadm_patches(scenario: Scenario, proxy_mode: str) -> list[str]:
         kubelet["clusterDomain"] = domain
     patches.append(kubelet)
     proxy: dict[str, Any] = {"kind": "KubeProxyConfiguration", "conntrack": {"maxPerCore": 0}}
-    if proxy_mode == "iptables":
-        proxy["iptables"] = {"masqueradeAll": scenario.cluster.masquerade_all}
+    if proxy_mode in ("iptables", "nftables"):  # as the netns backend's kube-proxy has it
+        proxy[proxy_mode] = {"masqueradeAll": scenario.cluster.masquerade_all}
     patches.append(proxy)
     return [yaml.safe_dump(p, sort_keys=False) for p in patches]
 
 
 def render(scenario: Scenario, name: str, opts: KindOptions = KindOptions()) -> dict[str, Any]:
-    _check(opts)
+    mode = proxy_mode(scenario, opts)
+    _check(opts, mode)
     nodes: list[dict[str, Any]] = [{"role": "control-plane"}]
     for node in scenario_nodes(scenario.cluster.nodes):
         nodes.append({"role": "worker", "labels": {LABEL_NODE: node}})
     if opts.node_image:
         for n in nodes:
             n["image"] = opts.node_image
-    networking: dict[str, Any] = {"ipFamily": opts.ip_family, "kubeProxyMode": opts.kube_proxy_mode}
+    networking: dict[str, Any] = {"ipFamily": opts.ip_family, "kubeProxyMode": mode}
     if opts.pod_subnet:
         networking["podSubnet"] = opts.pod_subnet
     if opts.service_subnet:
@@ -95,7 +100,7 @@ def render(scenario: Scenario, name: str, opts: KindOptions = KindOptions()) -> 
         "name": name,
         "nodes": nodes,
         "networking": networking,
-        "kubeadmConfigPatches": kubeadm_patches(scenario, opts.kube_proxy_mode),
+        "kubeadmConfigPatches": kubeadm_patches(scenario, mode),
     }
 
 
