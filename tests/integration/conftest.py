@@ -77,11 +77,22 @@ class HostSnapshot:
             ("registered journal", before.registered_journals, self.registered_journals),
         ):
             extra = set(b) - set(a)
-            if extra:
+            if extra and label == "process":
+                out.append(f"{label}: {[_cmdline(pid) for pid in sorted(extra)]}")
+            elif extra:
                 out.append(f"{label}: {sorted(extra)}")
         if self.host_rules != before.host_rules:
             out.append(f"host iptables rules {before.host_rules} -> {self.host_rules}")
         return out
+
+
+def _cmdline(pid: int) -> str:
+    """``PID: argv`` of a leftover process, so a failure says which one it was."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return f"{pid}: (gone)"
+    return f"{pid}: {' '.join(a.decode(errors='replace') for a in argv if a)[:300]}"
 
 
 @pytest.fixture

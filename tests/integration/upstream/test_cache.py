@@ -135,9 +135,15 @@ def test_the_cold_build_figure_adds_up_one_complete_cold_run(cache: Path) -> Non
         "run-1",
     )
     value, detail = measure("v1.35.4")
-    assert value is None, "kubelet, kubeadm, kube-scheduler not built in that run yet"
+    assert value is None, "kubelet, kubeadm, kube-scheduler, kubectl not built in that run yet"
     assert "kubernetes/kubelet" in detail["needs"]
-    put("kubernetes", "v1.35.4", ("kubelet", "kubeadm", "kube-scheduler"), 300.0, "run-1")
+    put(
+        "kubernetes",
+        "v1.35.4",
+        ("kubelet", "kubeadm", "kube-scheduler", "kubectl"),
+        300.0,
+        "run-1",
+    )
     value, detail = measure("v1.35.4")
     assert value == 1500.0
     assert sorted(p["seconds"] for p in detail["parts"]) == [100.0, 200.0, 300.0, 900.0]

@@ -167,14 +167,43 @@ def start(
     return comps.spawn(proc_name(pod_name), argv(binary, path), pod_ns, grace_s=6.0)
 
 
-def wait_ready(proc: Proc, pod_ns: str, pod_ip: str, timeout_s: float = 30) -> None:
-    """Until the ready plugin says every plugin (the kubernetes plugin's sync) is ready."""
+def wait_ready(
+    proc: Proc, pod_ns: str, pod_ip: str, timeout_s: float = 30, *, loop: bool = False
+) -> None:
+    """Until the ready plugin says every plugin (the kubernetes plugin's sync) is ready; with
+    ``loop`` (the Corefile has the loop plugin), also until its start-up probe, a query to
+    itself, has been counted, so that it never lands in a phase's received/answered counts."""
 
     def probe() -> str | None:
         status, body = http_get(pod_ns, pod_ip, READY_PORT, "/ready")
         return None if status == 200 else f"HTTP {status}: {body[:200]}"
 
     wait_for(f"{proc.name} /ready", probe, timeout_s=timeout_s, procs=[proc])
+    if loop:
+
+        def probed() -> str | None:
+            _, body = http_get(pod_ns, pod_ip, METRICS_PORT, "/metrics")
+            return None if loop_probe_counted(body) else "the loop plugin's probe not seen yet"
+
+        wait_for(f"{proc.name} loop probe", probed, timeout_s=timeout_s, procs=[proc])
+
+
+_LOOP_LINE = re.compile(r"^\s*loop\s*(#.*)?$", re.MULTILINE)
+
+
+def uses_loop(corefile: str) -> bool:
+    """The Corefile enables the loop plugin (kubeadm's does) (pure)."""
+    return _LOOP_LINE.search(corefile) is not None
+
+
+def loop_probe_counted(metrics: str) -> bool:
+    """The loop plugin's start-up probe (an HINFO query to itself, counted as type "other")
+    is in ``coredns_dns_requests_total`` (pure)."""
+    for fam in text_string_to_metric_families(metrics):
+        for sample in fam.samples:
+            if sample.name == REQUESTS and sample.labels.get("type") == "other":
+                return sample.value >= 1
+    return False
 
 
 def read_counts(pod_ns: str, pod_ip: str) -> Counts:

@@ -288,3 +288,21 @@ def test_coredns_error_is_told_in_the_users_file() -> None:
     kc = written.splitlines().index(f"       kubeconfig {P / 'k'}") + 1
     out = coredns.in_user_file(f"/w/Corefile:{kc} - x", written, "/u/c", user)
     assert out == "/u/c (a line the harness added) - x"
+
+
+def test_the_loop_plugins_probe_is_recognised() -> None:
+    """kubeadm's Corefile has `loop`; its start-up probe shows as a type "other" request."""
+    from harness.backends.netns.k8s import coredns
+
+    assert coredns.uses_loop(coredns.kubeadm_corefile("cluster.local"))
+    assert not coredns.uses_loop(".:53 {\n    forward . 1.1.1.1\n    # loop\n}\n")
+    before = (
+        'coredns_dns_requests_total{family="1",proto="udp",server="dns://:53",type="A",'
+        'view="",zone="."} 3\n'
+    )
+    after = before + (
+        'coredns_dns_requests_total{family="1",proto="udp",server="dns://:53",type="other",'
+        'view="",zone="."} 1\n'
+    )
+    assert not coredns.loop_probe_counted(before)
+    assert coredns.loop_probe_counted(after)
