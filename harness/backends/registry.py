@@ -114,6 +114,7 @@ def check_backend(backend: str, scenario: Scenario, options: BackendOptions) -> 
 def check_cluster_fields(backend: str, scenario: Scenario) -> None:
     """Scenario fields a backend cannot honour are refused, never silently ignored.
 
+    - ``phases[].rollout`` rolls the embedded cluster's CoreDNS.
     - ``cluster.coredns.corefile`` runs the user's Corefile on the netns backend's CoreDNS;
       a cluster backend keeps the cluster's own CoreDNS ConfigMap.
     - ``cluster.kube_proxy``: kind honours the mode (kind's ``kubeProxyMode``) and runs the
@@ -121,6 +122,13 @@ def check_cluster_fields(backend: str, scenario: Scenario) -> None:
       kube-proxy."""
     if backend == "netns":
         return
+    for i, p in enumerate(scenario.phases):
+        if p.rollout is not None:
+            raise BadInput(
+                f"applies to --backend netns only: on {backend} roll CoreDNS yourself "
+                "(kubectl -n kube-system rollout restart deployment coredns)",
+                field=f"phases[{i}].rollout",
+            )
     c = scenario.cluster
     if c.coredns.corefile is not None:
         raise BadInput(

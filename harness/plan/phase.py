@@ -22,6 +22,7 @@ from harness.plan.types import (
     LoadPlan,
     PhasePlan,
     RaceFaultPlan,
+    RolloutPlan,
     RunPlan,
     SysctlPlan,
 )
@@ -174,6 +175,7 @@ def plan_phase(scenario: Scenario, phase: Phase) -> PhasePlan:
         coredns=coredns,
         nodelocal=nodelocal or c.nodelocal_dns,
         kube_proxy=kube_proxy(scenario),
+        rollout=RolloutPlan(phase.rollout.at_s) if phase.rollout is not None else None,
     )
 
 
@@ -186,6 +188,9 @@ def plan_run(scenario: Scenario) -> RunPlan:
         coredns=base,
         kube_proxy=kube_proxy(scenario),
         nodelocal=scenario.cluster.nodelocal_dns,
-        max_coredns_replicas=max([base.replicas, *(p.coredns.replicas for p in phases)]),
+        # a rollout brings up as many new pods (new IPs) as are running
+        max_coredns_replicas=max(
+            [base.replicas, *(p.coredns.replicas * (2 if p.rollout else 1) for p in phases)]
+        ),
         phases=phases,
     )

@@ -162,6 +162,14 @@ class KubeProxyPlan:
 
 
 @dataclass(frozen=True)
+class RolloutPlan:
+    """Roll every running CoreDNS pod to a new one (new IP), one at a time, ``at_s`` seconds
+    after the load generator starts (``harness.scenario.model.CoreDNSRollout``)."""
+
+    at_s: float
+
+
+@dataclass(frozen=True)
 class PhasePlan:
     """Everything one phase asks of a backend."""
 
@@ -175,6 +183,7 @@ class PhasePlan:
     coredns: CoreDNSPlan
     nodelocal: bool
     kube_proxy: KubeProxyPlan
+    rollout: RolloutPlan | None = None
 
     @property
     def injected(self) -> bool:

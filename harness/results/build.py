@@ -201,6 +201,8 @@ def build_phase_result(phase: Phase, repeat_index: int, m: PhaseMeasurement) -> 
         result["fault"] = m.extra["fault"]
     if "capture" in m.extra:
         result["capture"] = m.extra["capture"]
+    if "rollout" in m.extra:
+        result["rollout"] = m.extra["rollout"]
     if m.load.get("locust"):
         result["locust"] = locust_result(m.load["locust"])
     if "steady_state" in m.extra:  # harness.backends.netns.steady

@@ -6,6 +6,8 @@ Every phase carries ``injected``: true when a fault was injected (never a natura
 
 from typing import TYPE_CHECKING, Literal, NotRequired, TypedDict
 
+from harness.results.rollout import RolloutResult
+
 if TYPE_CHECKING:
     from harness.results.locust import LocustResult  # it builds on LatencyMs below
 
@@ -247,6 +249,7 @@ class PhaseResult(TypedDict):
     race: NotRequired[RaceResult]
     capture: NotRequired[CaptureResult]
     steady_state: NotRequired[SteadyStateResult]
+    rollout: NotRequired[RolloutResult]  # a CoreDNS rollout during the load (netns)
 
 
 class Environment(TypedDict):

@@ -425,11 +425,30 @@ class RaceWindowFault(_Strict):
     injected: Literal[True] = True
 
 
+class CoreDNSRollout(_Strict):
+    """A rolling restart of CoreDNS while the load runs (``kubectl rollout restart``): each
+    running pod is replaced by a new one with a new IP, one at a time: the new pod starts and
+    becomes Ready, then the old one is deleted (its endpoint goes, it gets SIGTERM and serves
+    through its Corefile's lameduck). Real kube-proxy follows the EndpointSlices and clears
+    the stale UDP conntrack entries (kubernetes/kubernetes#125467). Not a fault: a routine
+    operation, measured."""
+
+    at_s: float = Field(
+        gt=0,
+        le=600,
+        description="Seconds after the load generator starts (its first lookups follow "
+        "within about a second) when the rollout begins",
+    )
+
+
 class Phase(_Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,40}$")
     description: str = ""
     remediations: list[Remediation] = Field(default_factory=list)
     faults: list[RaceWindowFault] = Field(default_factory=list)
+    rollout: CoreDNSRollout | None = Field(
+        None, description="Roll CoreDNS (new pods, new IPs) during the load (netns backend)"
+    )
     load: LoadSpec | None = Field(None, description="Replaces the scenario's load for this phase")
     expect: list[str] = Field(default_factory=list)
     repeat: int = Field(1, ge=1, le=100)
@@ -505,6 +524,16 @@ class Scenario(_Strict):
                 raise ValueError(
                     f"@phases[{i}].remediations: pooling switches the raw client to keep-alive; "
                     "a locustfile decides its own connections (use a keep-alive user class)"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _rollout_inside_the_load(self) -> Scenario:
+        for i, p in enumerate(self.phases):
+            if p.rollout is not None and p.rollout.at_s >= self.phase_load(p).duration_s:
+                raise ValueError(
+                    f"@phases[{i}].rollout.at_s: must be before the load ends "
+                    f"(duration_s {self.phase_load(p).duration_s:g})"
                 )
         return self
 

@@ -7,6 +7,7 @@ conntrack tables are flushed, so no phase inherits another's TIME_WAIT entries.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -23,6 +24,7 @@ from harness.backends.netns import plan as P
 from harness.backends.netns.counters import delta, read_counters
 from harness.backends.netns.levers import Levers
 from harness.backends.netns.plan import plan_topology
+from harness.backends.netns.rollout import RolloutRun
 from harness.backends.netns.steady import PhaseSteady
 from harness.backends.netns.topology import Topology
 from harness.capture.tcpdump import PodCapture
@@ -38,6 +40,7 @@ from harness.plan import PhasePlan, plan_phase, plan_run
 from harness.plan.types import CT, SysctlPlan
 from harness.plan.workerplan import worker_plan
 from harness.results.evidence import Evidence
+from harness.results.rollout import rollout_result
 from harness.results.schema import CaptureResult
 from harness.scenario.model import Phase, Scenario
 from loadgen.http.plan import HTTPTarget
@@ -209,11 +212,13 @@ class NetnsCluster:
             argv = ["taskset", "-c", "1", *argv]  # DNS servers are on CPU 0
         seen0 = self.levers.race_fault_counters() if fault is not None else {}
         capture = self._pod_capture()
-        with capture or nullcontext():
+        with capture or nullcontext(), self._rolling(plan) as rollout:
             sampler = Sampler(self.probes, cmax)
             sampler.start()
             # the longest a lookup can take after the last one starts: every attempt times out
             drain = resolv.timeout * resolv.attempts * max(1, len(resolv.nameservers)) + 5
+            if rollout is not None:
+                rollout.start()
             proc, series = self._drive_load(
                 plan.name,
                 argv,
@@ -223,10 +228,14 @@ class NetnsCluster:
                 limit_s=plan.load.duration_s + drain + 30,
                 progress=progress,
             )
-        if proc.popen.returncode != 0 or not out_file.exists():
-            raise BackendError(f"load generator failed ({proc.popen.returncode}): {proc.tail()}")
-        self.topology.check_procs()  # a server that died mid-phase voids the measurement
-        nodes1, server1 = self._counters()
+            if rollout is not None:
+                rollout.join()
+            if proc.popen.returncode != 0 or not out_file.exists():
+                raise BackendError(
+                    f"load generator failed ({proc.popen.returncode}): {proc.tail()}"
+                )
+            self.topology.check_procs()  # a server that died mid-phase voids the measurement
+            nodes1, server1 = self._counters()
         out = json.loads(out_file.read_text())
         extra: dict[str, Any] = {}
         if "started_monotonic" in out:  # when the load began, on the sampler's timeline
@@ -247,6 +256,14 @@ class NetnsCluster:
             }
         if capture is not None:
             extra["capture"] = self._reduce(capture, plan.name)
+        if rollout is not None and plan.rollout is not None:
+            extra["rollout"] = rollout_result(
+                plan.rollout.at_s,
+                rollout.events,
+                load_start=sampler.t0 + extra.get("load_start_s", 0.0),
+                load_s=plan.load.duration_s,
+                timeline=out.get("dns", {}).get("timeline", []),
+            )
         self._keep_phase_evidence(plan.name)
         if self.levers.nodelocal_enabled:
             extra["nodelocal"] = {
@@ -315,6 +332,23 @@ class NetnsCluster:
         if isinstance(gap, float) and 0 < gap < 10:
             self._warmup_gap_s = gap
         return dict(res)
+
+    @contextmanager
+    def _rolling(self, plan: PhasePlan) -> Iterator[RolloutRun | None]:
+        """The phase's CoreDNS rollout (None without one); the scenario's replicas are back
+        when the phase ends, on every path."""
+        if plan.rollout is None:
+            yield None
+            return
+        k8s = self.topology.k8s
+        rollout = RolloutRun(k8s, plan.rollout.at_s)
+        try:
+            yield rollout
+        finally:
+            rollout.cancel()
+            with contextlib.suppress(BackendError):
+                rollout.join()
+            k8s.undo_rollout()
 
     def _drive_load(
         self,

@@ -8,9 +8,10 @@ undone in reverse on every exit path; a failure halfway undoes what was started.
 from __future__ import annotations
 
 import contextlib
+import signal
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 import dns.message
 import dns.rcode
 
+from harness.backends.netns.counters import read_counters
 from harness.backends.netns.k8s import coredns, kubeproxy, nodecache
 from harness.backends.netns.k8s import pki as K
 from harness.backends.netns.k8s.client import ApiClient
@@ -45,7 +47,7 @@ from harness.backends.netns.plan import PodPlan, TopologyPlan
 from harness.errors import BackendError, BadInput
 from harness.kernel.journal import Journal
 from harness.kernel.netns import run, socket_in
-from harness.kernel.process import Proc
+from harness.kernel.process import Proc, stop_pids
 from harness.kernel.stacked import Stacked
 from harness.results.evidence import Evidence
 from harness.upstream import locate, release
@@ -56,6 +58,11 @@ HTTP_SERVICE_IP = "10.96.0.20"
 UPSTREAM_DNS = "203.0.113.53"
 KUBE_DNS_UDP_CHAIN = "KUBE-SVC-TCOU7JCQXEZGVUNU"  # kube-system/kube-dns:dns (UDP)
 COREDNS_IMAGE = "registry.k8s.io/coredns/coredns"
+SERVER_COUNTERS = "cth_srv"  # nft table in every DNS server pod (the topology's)
+TERMINATION_GRACE_S = 30.0  # a Pod's default terminationGracePeriodSeconds
+# a replica a rollout retires: its pod, its process, and its counts (CoreDNS's own, the pod's
+# nft counters) when it was deleted
+Leaving = tuple[PodPlan, Proc, tuple[coredns.Counts, dict[str, int]]]
 
 
 def dns_probe(ns: str, server: str, name: str, timeout: float = 0.5) -> str | None:
@@ -121,6 +128,9 @@ class K8sParts(Stacked):
         self.timings: dict[str, float] = {}
         self.corefile = ""
         self.coredns_replicas = settings.coredns_replicas or len(plan.role("coredns"))
+        self._running: list[PodPlan] = plan.role("coredns")[: self.coredns_replicas]
+        # CoreDNS replicas a rollout replaced this phase: their last metrics before they exited
+        self._retired: dict[str, coredns.Counts] = {}
 
     # --- lifecycle -------------------------------------------------------------------------
     @property
@@ -159,7 +169,7 @@ class K8sParts(Stacked):
         self.timings["ready"] = time.monotonic() - t0
 
     def _running_coredns(self) -> list[PodPlan]:
-        return self.plan.role("coredns")[: self.coredns_replicas]
+        return list(self._running)
 
     def _start_coredns(self, pod_name: str) -> None:
         p = next(x for x in self.plan.role("coredns") if x.name == pod_name)
@@ -179,7 +189,7 @@ class K8sParts(Stacked):
         for p in pods:
             proc = self.comps.procs[coredns.proc_name(p.name)]
             try:
-                coredns.wait_ready(proc, p.ns, p.ip)
+                coredns.wait_ready(proc, p.ns, p.ip, loop=coredns.uses_loop(self.corefile))
             except BackendError as e:
                 if self.settings.corefile_source is None or proc.alive():
                     raise
@@ -213,28 +223,93 @@ class K8sParts(Stacked):
             )
         k = self.kubelet
         assert k is not None
-        for p in pods[n:]:
-            if coredns.proc_name(p.name) in self.comps.procs:
+        want = pods[:n]
+        for p in self._running:
+            if p not in want:
                 k.delete_pod(p.name, SYSTEM)
                 self.comps.stop(coredns.proc_name(p.name), grace_s=0.5)
-        started = []
-        for p in pods[:n]:
-            if coredns.proc_name(p.name) not in self.comps.procs:
-                k.run_pod(self._coredns_pod(p), p.ip, self.plan.node(p.node).ip)
-                self._start_coredns(p.name)
-                started.append(p)
+        started = [p for p in want if p not in self._running]
+        for p in started:
+            k.run_pod(self._coredns_pod(p), p.ip, self.plan.node(p.node).ip)
+            self._start_coredns(p.name)
+        self._running = list(want)
         self._wait_coredns(started)
         self.coredns_replicas = n
-        self._wait_service_rules({p.ip for p in pods[:n]}, {p.ip for p in pods[n:]})
+        self._wait_service_rules({p.ip for p in want}, {p.ip for p in pods if p not in want})
 
     def restart_coredns(self, corefile: str) -> None:
         """A Corefile change rolled out: every running CoreDNS restarts on the new text."""
         self.corefile = corefile
-        running = self.plan.role("coredns")[: self.coredns_replicas]
+        running = self._running_coredns()
         for p in running:
             self.comps.stop(coredns.proc_name(p.name), grace_s=0.5)
             self._start_coredns(p.name)
         self._wait_coredns(running)
+
+    def rollout_coredns(self, mark: Callable[[str, PodPlan], None]) -> None:
+        """``kubectl rollout restart`` of CoreDNS, as the Deployment controller does it with
+        one pod of surge: for each running pod, a new pod (a new IP) starts and becomes
+        Ready, then the old one is deleted (its endpoint goes) and gets SIGTERM; it serves
+        through its Corefile's lameduck and exits (SIGKILL after the default 30 s grace).
+        Real kube-proxy follows the EndpointSlices and clears the old IPs' UDP conntrack
+        entries. ``mark(event, pod)`` is called at each step ("start", "ready", "deleted",
+        "exited"). The old replicas' metrics are read until they exit, so the phase's
+        server counts include what they answered."""
+        k = self.kubelet
+        assert k is not None
+        old = self._running_coredns()
+        spare = [p for p in self.plan.role("coredns") if p not in old][: len(old)]
+        if len(spare) < len(old):
+            raise BackendError(
+                f"a rollout needs {len(old)} more CoreDNS pods than run; the plan has "
+                f"{len(spare)} (plan_run sizes the topology for it)"
+            )
+        leaving: list[Leaving] = []
+        for o, n in zip(old, spare, strict=True):
+            mark("start", n)
+            k.run_pod(self._coredns_pod(n), n.ip, self.plan.node(n.node).ip)
+            self._start_coredns(n.name)
+            self._wait_coredns([n])
+            k.wait_endpoints("kube-dns", SYSTEM, {p.ip for p in self._running} | {n.ip})
+            mark("ready", n)
+            self._running = [n if p == o else p for p in self._running]
+            # its own count now; what it still gets until it exits, from the pod's nft
+            # counters (CoreDNS stops serving metrics once it is told to shut down)
+            at_delete = (coredns.read_counts(o.ns, o.ip), read_counters(o.ns, SERVER_COUNTERS))
+            proc = self.comps.procs.pop(coredns.proc_name(o.name))
+            k.delete_pod(o.name, SYSTEM)
+            proc.popen.send_signal(signal.SIGTERM)
+            mark("deleted", o)
+            leaving.append((o, proc, at_delete))
+        self._await_exit(leaving, mark)
+
+    def _await_exit(
+        self,
+        leaving: list[Leaving],
+        mark: Callable[[str, PodPlan], None],
+    ) -> None:
+        deadline = time.monotonic() + TERMINATION_GRACE_S
+        waiting = list(leaving)
+        while waiting and time.monotonic() < deadline:
+            for item in list(waiting):
+                if item[1].popen.poll() is not None:
+                    mark("exited", item[0])
+                    waiting.remove(item)
+            time.sleep(0.05)
+        stop_pids([(proc.pid, proc.start) for _, proc, _ in waiting], 0.0)  # past the grace
+        for o, _, _ in waiting:
+            mark("killed", o)
+        for o, _, (counts, nft0) in leaving:
+            nft1 = read_counters(o.ns, SERVER_COUNTERS)
+            self._retired[o.name] = coredns.Counts(
+                counts.requests + nft1.get("rx", 0) - nft0.get("rx", 0),
+                counts.responses + nft1.get("tx", 0) - nft0.get("tx", 0),
+            )
+
+    def undo_rollout(self) -> None:
+        """After the phase: the scenario's replicas again (the original pods, new processes)."""
+        self._retired.clear()
+        self.set_coredns_replicas(self.coredns_replicas)
 
     def _wait_service_rules(self, present: set[str], absent: set[str]) -> None:
         """Until every node's kube-proxy rules DNAT kube-dns to exactly ``present``."""
@@ -353,8 +428,11 @@ class K8sParts(Stacked):
         return out
 
     def coredns_counts(self) -> dict[str, coredns.Counts]:
-        """Each running replica's own received/answered counts (its Prometheus metrics)."""
-        return {p.name: coredns.read_counts(p.ns, p.ip) for p in self._running_coredns()}
+        """Each running replica's own received/answered counts (its Prometheus metrics), and
+        the last ones read of each replica a rollout replaced this phase."""
+        out = {p.name: coredns.read_counts(p.ns, p.ip) for p in self._running_coredns()}
+        out.update(self._retired)
+        return out
 
     def procs(self) -> list[Proc]:
         return [*self.cp.procs.values(), *self.comps.procs.values()]

@@ -79,3 +79,15 @@ def test_the_cli_refuses_before_the_lock(
     assert rc == 2
     assert "cluster.coredns.corefile" in capsys.readouterr().err
     assert touched == []
+
+
+@pytest.mark.parametrize("backend", ["kind", "kubeconfig", "k3s"])
+def test_a_rollout_is_refused_on_cluster_backends(tmp_path: Path, backend: str) -> None:
+    doc = json.loads(_scenario(tmp_path, {"nodes": 2}).read_text())
+    doc["phases"] = [{"name": "roll", "rollout": {"at_s": 1}}]
+    (tmp_path / "s.yaml").write_text(json.dumps(doc))
+    sc = load_scenario(str(tmp_path / "s.yaml"))
+    with pytest.raises(BadInput) as e:
+        check_cluster_fields(backend, sc)
+    assert e.value.field == "phases[0].rollout"
+    check_cluster_fields("netns", sc)

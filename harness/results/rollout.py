@@ -1,0 +1,70 @@
+"""A CoreDNS rollout's place in a phase's result (pure): its steps on the load's clock, and
+the lookups that started while it ran (until its last old replica was gone)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TypedDict
+
+
+class RolloutEvent(TypedDict):
+    t_s: float  # seconds since the load started
+    event: str  # start | ready | deleted | exited | killed
+    pod: str
+    ip: str
+
+
+class RolloutWindow(TypedDict):
+    from_s: int  # whole seconds of the DNS timeline, inclusive
+    to_s: int
+    lookups: int
+    timeouts: int
+    timeout_rate: float
+
+
+class RolloutResult(TypedDict):
+    at_s: float  # as planned: after the load generator started
+    started_s: float | None  # when the first new pod was started (None: never began)
+    finished_s: float | None  # when the last old replica was gone
+    outlasted_load: bool  # the rollout was still going when the load ended
+    events: list[RolloutEvent]
+    window: RolloutWindow
+
+
+def rollout_result(
+    at_s: float,
+    events: Sequence[tuple[float, str, str, str]],
+    *,
+    load_start: float,
+    load_s: float,
+    timeline: Sequence[Sequence[float]],
+) -> RolloutResult:
+    """``events``: ``(monotonic, event, pod, ip)``; ``load_start``: the load's start on the
+    same clock; ``timeline``: the DNS result's ``[second, lookups, timeouts]`` rows."""
+    evs: list[RolloutEvent] = [
+        {"t_s": round(t - load_start, 3), "event": e, "pod": pod, "ip": ip}
+        for t, e, pod, ip in events
+    ]
+    started = evs[0]["t_s"] if evs else None
+    gone = [e["t_s"] for e in evs if e["event"] in ("exited", "killed")]
+    finished = max(gone) if gone and started is not None else None
+    lo = math.floor(started) if started is not None else 0
+    hi = math.ceil(finished) if finished is not None else math.ceil(load_s)
+    rows = [r for r in timeline if started is not None and lo <= r[0] <= hi]
+    lookups = int(sum(r[1] for r in rows))
+    timeouts = int(sum(r[2] for r in rows))
+    return {
+        "at_s": at_s,
+        "started_s": started,
+        "finished_s": finished,
+        "outlasted_load": finished is None or finished > load_s,
+        "events": evs,
+        "window": {
+            "from_s": lo,
+            "to_s": hi,
+            "lookups": lookups,
+            "timeouts": timeouts,
+            "timeout_rate": round(timeouts / lookups, 6) if lookups else 0.0,
+        },
+    }
