@@ -7,6 +7,8 @@ import math
 from collections.abc import Sequence
 from typing import TypedDict
 
+SERVER_COUNTS = "nft counters in each CoreDNS pod's namespace"
+
 
 class RolloutEvent(TypedDict):
     t_s: float  # seconds since the load started
@@ -30,6 +32,9 @@ class RolloutResult(TypedDict):
     outlasted_load: bool  # the rollout was still going when the load ended
     events: list[RolloutEvent]
     window: RolloutWindow
+    # where the phase's server received/answered came from: replicas come and go with their
+    # metrics, so the CoreDNS pods' own nft counters (queries in, answers out)
+    server_counts: str
 
 
 def rollout_result(
@@ -60,6 +65,7 @@ def rollout_result(
         "finished_s": finished,
         "outlasted_load": finished is None or finished > load_s,
         "events": evs,
+        "server_counts": SERVER_COUNTS,
         "window": {
             "from_s": lo,
             "to_s": hi,

@@ -172,17 +172,30 @@ class NetnsCluster:
         )
         return wp, resolv
 
-    def _counters(self) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
+    def _counters(self, rollout: bool = False) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
         """Node counters (nft, before conntrack and after NAT), and the DNS servers' own view:
         each CoreDNS replica's received (``rx``) and answered (``tx``) from its Prometheus
-        metrics (``coredns_dns_requests_total``, ``coredns_dns_responses_total``)."""
+        metrics (``coredns_dns_requests_total``, ``coredns_dns_responses_total``). In a
+        ``rollout`` phase, replicas come and go with their metrics, so every CoreDNS pod's
+        nft counters (queries in, answers out, in its own namespace) are read instead."""
         nodes = {n.name: read_counters(n.ns, "cth_obs") for n in self.plan.nodes}
         server: dict[str, int] = {"rx": 0, "tx": 0}
-        for name, c in self.topology.k8s.coredns_counts().items():
-            server["rx"] += c.requests
-            server["tx"] += c.responses
-            server[f"{name}/rx"] = c.requests
-            server[f"{name}/tx"] = c.responses
+        if rollout:
+            counts = {
+                p.name: (c.get("rx", 0), c.get("tx", 0))
+                for p in self.plan.role("coredns")
+                if (c := read_counters(p.ns, "cth_srv"))
+            }
+        else:
+            counts = {
+                name: (c.requests, c.responses)
+                for name, c in self.topology.k8s.coredns_counts().items()
+            }
+        for name, (rx, tx) in counts.items():
+            server["rx"] += rx
+            server["tx"] += tx
+            server[f"{name}/rx"] = rx
+            server[f"{name}/tx"] = tx
         up = read_counters(self.plan.upstream_ns, "cth_srv")
         server["upstream/rx"] = up.get("rx", 0)
         return nodes, server
@@ -197,7 +210,7 @@ class NetnsCluster:
         wp = self._fast_phase(wp)
         steady = self._warm_up(plan, wp, resolv, cmax)
         plan_file.write_text(json.dumps(wp.to_json()))
-        nodes0, server0 = self._counters()
+        nodes0, server0 = self._counters(rollout=plan.rollout is not None)
         argv = [
             sys.executable,
             "-m",
@@ -235,7 +248,7 @@ class NetnsCluster:
                     f"load generator failed ({proc.popen.returncode}): {proc.tail()}"
                 )
             self.topology.check_procs()  # a server that died mid-phase voids the measurement
-            nodes1, server1 = self._counters()
+            nodes1, server1 = self._counters(rollout=plan.rollout is not None)
         out = json.loads(out_file.read_text())
         extra: dict[str, Any] = {}
         if "started_monotonic" in out:  # when the load began, on the sampler's timeline

@@ -20,7 +20,6 @@ from typing import Any
 import dns.message
 import dns.rcode
 
-from harness.backends.netns.counters import read_counters
 from harness.backends.netns.k8s import coredns, kubeproxy, nodecache
 from harness.backends.netns.k8s import pki as K
 from harness.backends.netns.k8s.client import ApiClient
@@ -58,11 +57,7 @@ HTTP_SERVICE_IP = "10.96.0.20"
 UPSTREAM_DNS = "203.0.113.53"
 KUBE_DNS_UDP_CHAIN = "KUBE-SVC-TCOU7JCQXEZGVUNU"  # kube-system/kube-dns:dns (UDP)
 COREDNS_IMAGE = "registry.k8s.io/coredns/coredns"
-SERVER_COUNTERS = "cth_srv"  # nft table in every DNS server pod (the topology's)
 TERMINATION_GRACE_S = 30.0  # a Pod's default terminationGracePeriodSeconds
-# a replica a rollout retires: its pod, its process, and its counts (CoreDNS's own, the pod's
-# nft counters) when it was deleted
-Leaving = tuple[PodPlan, Proc, tuple[coredns.Counts, dict[str, int]]]
 
 
 def dns_probe(ns: str, server: str, name: str, timeout: float = 0.5) -> str | None:
@@ -129,8 +124,6 @@ class K8sParts(Stacked):
         self.corefile = ""
         self.coredns_replicas = settings.coredns_replicas or len(plan.role("coredns"))
         self._running: list[PodPlan] = plan.role("coredns")[: self.coredns_replicas]
-        # CoreDNS replicas a rollout replaced this phase: their last metrics before they exited
-        self._retired: dict[str, coredns.Counts] = {}
 
     # --- lifecycle -------------------------------------------------------------------------
     @property
@@ -253,8 +246,8 @@ class K8sParts(Stacked):
         through its Corefile's lameduck and exits (SIGKILL after the default 30 s grace).
         Real kube-proxy follows the EndpointSlices and clears the old IPs' UDP conntrack
         entries. ``mark(event, pod)`` is called at each step ("start", "ready", "deleted",
-        "exited"). The old replicas' metrics are read until they exit, so the phase's
-        server counts include what they answered."""
+        "exited"). A replica that exits takes its metrics with it: the phase's server counts
+        come from the pods' nft counters instead (the netns cluster's ``_counters``)."""
         k = self.kubelet
         assert k is not None
         old = self._running_coredns()
@@ -264,7 +257,7 @@ class K8sParts(Stacked):
                 f"a rollout needs {len(old)} more CoreDNS pods than run; the plan has "
                 f"{len(spare)} (plan_run sizes the topology for it)"
             )
-        leaving: list[Leaving] = []
+        leaving: list[tuple[PodPlan, Proc]] = []
         for o, n in zip(old, spare, strict=True):
             mark("start", n)
             k.run_pod(self._coredns_pod(n), n.ip, self.plan.node(n.node).ip)
@@ -273,19 +266,16 @@ class K8sParts(Stacked):
             k.wait_endpoints("kube-dns", SYSTEM, {p.ip for p in self._running} | {n.ip})
             mark("ready", n)
             self._running = [n if p == o else p for p in self._running]
-            # its own count now; what it still gets until it exits, from the pod's nft
-            # counters (CoreDNS stops serving metrics once it is told to shut down)
-            at_delete = (coredns.read_counts(o.ns, o.ip), read_counters(o.ns, SERVER_COUNTERS))
             proc = self.comps.procs.pop(coredns.proc_name(o.name))
             k.delete_pod(o.name, SYSTEM)
             proc.popen.send_signal(signal.SIGTERM)
             mark("deleted", o)
-            leaving.append((o, proc, at_delete))
+            leaving.append((o, proc))
         self._await_exit(leaving, mark)
 
     def _await_exit(
         self,
-        leaving: list[Leaving],
+        leaving: list[tuple[PodPlan, Proc]],
         mark: Callable[[str, PodPlan], None],
     ) -> None:
         deadline = time.monotonic() + TERMINATION_GRACE_S
@@ -296,19 +286,12 @@ class K8sParts(Stacked):
                     mark("exited", item[0])
                     waiting.remove(item)
             time.sleep(0.05)
-        stop_pids([(proc.pid, proc.start) for _, proc, _ in waiting], 0.0)  # past the grace
-        for o, _, _ in waiting:
+        stop_pids([(proc.pid, proc.start) for _, proc in waiting], 0.0)  # past the grace
+        for o, _ in waiting:
             mark("killed", o)
-        for o, _, (counts, nft0) in leaving:
-            nft1 = read_counters(o.ns, SERVER_COUNTERS)
-            self._retired[o.name] = coredns.Counts(
-                counts.requests + nft1.get("rx", 0) - nft0.get("rx", 0),
-                counts.responses + nft1.get("tx", 0) - nft0.get("tx", 0),
-            )
 
     def undo_rollout(self) -> None:
         """After the phase: the scenario's replicas again (the original pods, new processes)."""
-        self._retired.clear()
         self.set_coredns_replicas(self.coredns_replicas)
 
     def _wait_service_rules(self, present: set[str], absent: set[str]) -> None:
@@ -428,11 +411,8 @@ class K8sParts(Stacked):
         return out
 
     def coredns_counts(self) -> dict[str, coredns.Counts]:
-        """Each running replica's own received/answered counts (its Prometheus metrics), and
-        the last ones read of each replica a rollout replaced this phase."""
-        out = {p.name: coredns.read_counts(p.ns, p.ip) for p in self._running_coredns()}
-        out.update(self._retired)
-        return out
+        """Each running replica's own received/answered counts (its Prometheus metrics)."""
+        return {p.name: coredns.read_counts(p.ns, p.ip) for p in self._running_coredns()}
 
     def procs(self) -> list[Proc]:
         return [*self.cp.procs.values(), *self.comps.procs.values()]
