@@ -222,13 +222,23 @@ class K8sParts(Stacked):
                 k.delete_pod(p.name, SYSTEM)
                 self.comps.stop(coredns.proc_name(p.name), grace_s=0.5)
         started = [p for p in want if p not in self._running]
-        for p in started:
-            k.run_pod(self._coredns_pod(p), p.ip, self.plan.node(p.node).ip)
-            self._start_coredns(p.name)
+        self._bring_up(started)
         self._running = list(want)
-        self._wait_coredns(started)
         self.coredns_replicas = n
         self._wait_service_rules({p.ip for p in want}, {p.ip for p in pods if p not in want})
+
+    def _bring_up(self, pods: list[PodPlan]) -> None:
+        """New CoreDNS pods as kubelet runs them: created not Ready, the process started, and
+        Ready (so in the EndpointSlices, so in kube-proxy's rules) only once CoreDNS's /ready
+        answers; traffic never reaches a pod before it listens."""
+        k = self.kubelet
+        assert k is not None
+        for p in pods:
+            k.run_pod(self._coredns_pod(p), p.ip, self.plan.node(p.node).ip, ready=False)
+            self._start_coredns(p.name)
+        self._wait_coredns(pods)
+        for p in pods:
+            k.set_ready(p.name, SYSTEM, p.ip, self.plan.node(p.node).ip, ready=True)
 
     def restart_coredns(self, corefile: str) -> None:
         """A Corefile change rolled out: every running CoreDNS restarts on the new text."""
@@ -260,9 +270,7 @@ class K8sParts(Stacked):
         leaving: list[tuple[PodPlan, Proc]] = []
         for o, n in zip(old, spare, strict=True):
             mark("start", n)
-            k.run_pod(self._coredns_pod(n), n.ip, self.plan.node(n.node).ip)
-            self._start_coredns(n.name)
-            self._wait_coredns([n])
+            self._bring_up([n])
             k.wait_endpoints("kube-dns", SYSTEM, {p.ip for p in self._running} | {n.ip})
             mark("ready", n)
             self._running = [n if p == o else p for p in self._running]
