@@ -10,6 +10,7 @@ from harness.report.summary import (
     summarize,
 )
 from harness.report.table import drops_text
+from harness.results.rollout import describe as describe_rollout
 from harness.results.schema import RunResult
 from harness.steady_state import describe as describe_steady
 
@@ -57,6 +58,10 @@ def render_markdown(result: RunResult) -> str:
     if steady:  # harness.steady_state
         out += ["", "**Steady state:**", ""]
         out += [f"- `{name}`: {_cell(describe_steady(ss))}" for name, ss in steady]
+    rollouts = [(p["name"], p["rollout"]) for p in result["phases"] if "rollout" in p]
+    if rollouts:  # harness.results.rollout
+        out += ["", "**CoreDNS rollout:**", ""]
+        out += [f"- `{name}`: {_cell(describe_rollout(r))}" for name, r in rollouts]
     failed = [(s.name, e) for s in summaries for e in s.failed_expectations]
     if failed:
         out += ["", "**Failed expectations:**", ""]

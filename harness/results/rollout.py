@@ -74,3 +74,25 @@ def rollout_result(
             "timeout_rate": round(timeouts / lookups, 6) if lookups else 0.0,
         },
     }
+
+
+def describe(r: RolloutResult) -> str:
+    """One sentence for reports: what the rollout did and what the lookups saw (pure)."""
+    if r["started_s"] is None:
+        return f"CoreDNS rollout planned at {r['at_s']:g} s never began (the load ended first)."
+    w = r["window"]
+    steps = ", ".join(
+        f"{e['event']} {e['pod']} ({e['ip']}) at {e['t_s']:.1f} s" for e in r["events"]
+    )
+    end = (
+        f"ended {r['finished_s']:.1f} s"
+        if r["finished_s"] is not None
+        else "had not ended when the load did"
+    )
+    tail = " It outlasted the load." if r["outlasted_load"] and r["finished_s"] is not None else ""
+    return (
+        f"CoreDNS rollout: began {r['started_s']:.1f} s into the load and {end}; "
+        f"{w['timeouts']} of {w['lookups']} lookups started in seconds {w['from_s']}-{w['to_s']} "
+        f"timed out ({w['timeout_rate']:.2%}).{tail} Steps: {steps}. Server counts: "
+        f"{r['server_counts']}."
+    )

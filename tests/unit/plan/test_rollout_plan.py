@@ -84,3 +84,29 @@ def test_a_rollout_that_never_began_or_outlasted_the_load_says_so() -> None:
         timeline=[],
     )
     assert late["outlasted_load"]
+
+
+def test_the_reports_tell_what_the_rollout_did() -> None:
+    from harness.report import render_markdown
+    from harness.report.html import render_html
+    from harness.results.rollout import describe
+    from tests.sample_results import PhaseModel, build_run
+
+    events = [
+        (4.2, "start", "coredns-2", "10.244.2.4"),
+        (4.6, "ready", "coredns-2", "10.244.2.4"),
+        (4.7, "deleted", "coredns-0", "10.244.2.2"),
+        (9.7, "exited", "coredns-0", "10.244.2.2"),
+    ]
+    timeline = [[float(s), 100.0, 2.0 if s == 5 else 0.0] for s in range(20)]
+    r = rollout_result(4, events, load_start=0.0, load_s=20, timeline=timeline)
+    text = describe(r)
+    assert text.startswith("CoreDNS rollout: began 4.2 s into the load and ended 9.7 s")
+    assert "2 of 700 lookups started in seconds 4-10 timed out (0.29%)" in text
+    assert "deleted coredns-0 (10.244.2.2) at 4.7 s" in text
+    run = build_run("r", [PhaseModel("rollout")])
+    run["phases"][0]["rollout"] = r
+    assert "CoreDNS rollout: began 4.2 s" in render_html(run)
+    assert "**CoreDNS rollout:**" in render_markdown(run)
+    never = rollout_result(4, [], load_start=0.0, load_s=20, timeline=[])
+    assert describe(never).endswith("never began (the load ended first).")
