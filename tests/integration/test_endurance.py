@@ -124,6 +124,7 @@ def test_consecutive_runs_in_one_process_stay_flat(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("CONNTRACK_HARNESS_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.chdir(tmp_path)  # each run's default report dir, not the checkout's
     monkeypatch.setattr(runner, "new_run_id", new_run_id)
     scenario = parse_scenario(SCENARIO)
     rows = []
