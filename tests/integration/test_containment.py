@@ -110,6 +110,7 @@ def test_no_packet_leaves_the_harness_namespaces(
     run = subprocess.Popen(
         fake.argv(cli_argv(rid, "run", str(f))),
         env=fake.env(state, rid),
+        cwd=tmp_path,  # the run's default report dir goes there, not into the checkout
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

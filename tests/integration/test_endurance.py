@@ -155,6 +155,7 @@ def test_consecutive_cli_runs_stay_flat(tmp_path: Path, capsys: pytest.CaptureFi
         proc = subprocess.Popen(
             fake.argv(cli_argv(rid, "run", str(f))),
             env=fake.env(state, rid),
+            cwd=tmp_path,  # the run's default report dir goes there, not into the checkout
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
