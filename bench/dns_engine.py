@@ -28,6 +28,7 @@ import time
 from typing import Any
 
 from bench.topo import DNS_IP, SERVICE_FQDN, short_udp_timeouts, topology
+from harness.backends.netns.k8s import coredns
 from harness.backends.netns.topology import Topology
 from harness.kernel.netns import inode, run
 from loadgen.dns.accounting import summarize
@@ -94,8 +95,13 @@ def _conntrack_drops(netns: str) -> int:
 
 
 def _servers(topo: Topology) -> list[tuple[str, int]]:
-    """(namespace, pid) of every CoreDNS pod's server."""
-    return [(p.ns, topo.procs[p.name].pid) for p in topo.plan.role("coredns")]
+    """(namespace, pid) of every running CoreDNS (its process is the k8s parts')."""
+    procs = topo.k8s.comps.procs
+    return [
+        (p.ns, procs[coredns.proc_name(p.name)].pid)
+        for p in topo.plan.role("coredns")
+        if coredns.proc_name(p.name) in procs
+    ]
 
 
 def engine(topo: Topology, rate: float, seconds: float, workers: int) -> dict[str, Any]:
