@@ -127,6 +127,27 @@ def fetch_module(
     return str(info["Version"]), Path(info["GoMod"]).read_text()
 
 
+def module_dir(module: str, version: str, *, timeout_s: float = 1800) -> Path:
+    """``module@version``'s source directory in the Go module cache, downloaded through the
+    proxy when missing (the kind backend builds from kind's and Kubernetes' own trees)."""
+    proc = subprocess.run(
+        [go_binary(), "mod", "download", "-json", f"{module}@{version}"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout_s,
+        cwd="/",
+    )
+    try:
+        info = json.loads(proc.stdout) if proc.stdout.strip() else {}
+    except json.JSONDecodeError:
+        info = {}
+    if proc.returncode != 0 or "Dir" not in info:
+        problem = str(info.get("Error") or "") or proc.stderr or proc.stdout
+        raise BuildFailed(f"go mod download {module}@{version}: {problem.strip()}")
+    return Path(info["Dir"])
+
+
 def build(
     recipe: recipes.Recipe,
     binaries: tuple[str, ...],

@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from harness.upstream.cache import sha256_of
+
 EPOCH = 0  # fixed mtime: the image ID depends on the contents only
 
 
@@ -66,14 +68,6 @@ def layer_bytes(spec: ImageSpec) -> bytes:
     return buf.getvalue()
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def config_json(spec: ImageSpec, diff_ids: Sequence[str]) -> bytes:
     cfg: dict[str, object] = {"Env": list(spec.env)}
     if spec.entrypoint:
@@ -102,7 +96,7 @@ def write_archive(spec: ImageSpec, out: Path) -> str:
 
     Base layers go in as they are (same tarball, same digest: a store keeps it once)."""
     layer = layer_bytes(spec)
-    base_hex = [file_sha256(p) for p in spec.base_layers]
+    base_hex = [sha256_of(p) for p in spec.base_layers]
     layer_hex = hashlib.sha256(layer).hexdigest()
     all_hex = [*base_hex, layer_hex]
     config = config_json(spec, [f"sha256:{h}" for h in all_hex])

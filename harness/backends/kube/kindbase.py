@@ -26,7 +26,7 @@ from pathlib import Path
 
 from harness.backends.kube.dockerd import Dockerd
 from harness.errors import BackendError, MissingTool
-from harness.upstream import cache_dir, kindparts
+from harness.upstream import cache_dir, gobuild, kindparts
 
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
@@ -152,19 +152,7 @@ def tar_rootfs(root: Path, out: Path) -> Path:
 
 def kind_source() -> Path:
     """kind's module directory at the pinned version (``go mod download``)."""
-    version = kindparts.pinned()["kind"]
-    p = subprocess.run(
-        ["go", "mod", "download", "-json", f"{kindparts.KIND_MODULE}@{version}"],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
-        cwd="/",
-    )
-    try:
-        return Path(json.loads(p.stdout)["Dir"])
-    except (json.JSONDecodeError, KeyError):
-        raise BackendError(f"go mod download sigs.k8s.io/kind@{version}: {p.stderr}") from None
+    return gobuild.module_dir(kindparts.KIND_MODULE, kindparts.pinned()["kind"], timeout_s=600)
 
 
 def containerd_config(kind_config: str, pause_image: str) -> str:

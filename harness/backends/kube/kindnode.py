@@ -28,6 +28,7 @@ from harness.backends.kube.dockerd import Dockerd
 from harness.backends.kube.imagearchive import write_archive
 from harness.errors import BackendError
 from harness.upstream import kindparts, locate, release
+from harness.upstream.cache import sha256_of
 
 NODE_REPO = "conntrack-harness/kind-node"
 NODE_BINARIES = ("kubelet", "kubeadm", "kubectl")
@@ -59,17 +60,9 @@ def binaries(kubernetes: str | None = None) -> tuple[kindimages.Versions, dict[s
     return v, bins
 
 
-def _sha(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def node_key(base_tag: str, v: kindimages.Versions, bins: dict[str, Path]) -> str:
     parts = [base_tag, json.dumps(v.__dict__, sort_keys=True)]
-    parts += [f"{name}={_sha(p)}" for name, p in sorted(bins.items())]
+    parts += [f"{name}={sha256_of(p)}" for name, p in sorted(bins.items())]
     parts += [kindimages.static_cni_manifest(v), kindimages.STORAGE_MANIFEST]
     parts += [
         kindimages.STATIC_CNI_SH,

@@ -17,32 +17,14 @@ import subprocess
 from pathlib import Path
 
 from harness.errors import BackendError, MissingTool
-from harness.upstream import component_dir
+from harness.upstream import component_dir, gobuild
 
 PAUSE_REV = "0"
 
 
 def kubernetes_source(version: str) -> Path:
     """The ``k8s.io/kubernetes`` module directory at ``version`` (downloaded if missing)."""
-    if shutil.which("go") is None:
-        raise MissingTool("go is not on PATH (needed to fetch the Kubernetes source)", tool="go")
-    p = subprocess.run(
-        ["go", "mod", "download", "-json", f"k8s.io/kubernetes@{version}"],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=1800,
-        cwd="/",
-    )
-    try:
-        info = json.loads(p.stdout)
-    except json.JSONDecodeError:
-        info = {}
-    if p.returncode != 0 or "Dir" not in info:
-        raise BackendError(
-            f"go mod download k8s.io/kubernetes@{version} failed: {p.stdout}{p.stderr}"
-        )
-    return Path(info["Dir"])
+    return gobuild.module_dir("k8s.io/kubernetes", version)
 
 
 def pause_version(source: Path) -> str:
