@@ -19,7 +19,7 @@ def _spawn(code: str) -> tuple[subprocess.Popen[bytes], int | None]:
     return p, process_start_time(p.pid)
 
 
-def test_processes_share_one_grace_period_and_stubborn_ones_are_killed() -> None:
+def test_every_process_is_signalled_and_stubborn_ones_are_killed_after_the_grace() -> None:
     procs = [_spawn(IGNORES_TERM) for _ in range(3)]
     signalled = stop_pids([(p.pid, start) for p, start in procs], grace_s=0.5)
     assert sorted(signalled) == sorted(p.pid for p, _ in procs)

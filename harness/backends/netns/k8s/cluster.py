@@ -122,8 +122,8 @@ class K8sParts(Stacked):
         self.nodelocal_kind = "node-cache"
         self.timings: dict[str, float] = {}
         self.corefile = ""
-        self.coredns_replicas = settings.coredns_replicas or len(plan.role("coredns"))
-        self._running: list[PodPlan] = plan.role("coredns")[: self.coredns_replicas]
+        replicas = settings.coredns_replicas or len(plan.role("coredns"))
+        self._running: list[PodPlan] = plan.role("coredns")[:replicas]
 
     # --- lifecycle -------------------------------------------------------------------------
     @property
@@ -160,6 +160,11 @@ class K8sParts(Stacked):
         self._wait_coredns(self._running_coredns())
         self._wait_data_path()
         self.timings["ready"] = time.monotonic() - t0
+
+    @property
+    def coredns_replicas(self) -> int:
+        """CoreDNS replicas in service (a rollout swaps pods, never changes the count)."""
+        return len(self._running)
 
     def _running_coredns(self) -> list[PodPlan]:
         return list(self._running)
@@ -224,7 +229,6 @@ class K8sParts(Stacked):
         started = [p for p in want if p not in self._running]
         self._bring_up(started)
         self._running = list(want)
-        self.coredns_replicas = n
         self._wait_service_rules({p.ip for p in want}, {p.ip for p in pods if p not in want})
 
     def _bring_up(self, pods: list[PodPlan]) -> None:
