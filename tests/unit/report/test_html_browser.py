@@ -67,8 +67,7 @@ def test_report_opens_cleanly(tmp_path: Path, exhaustion: RunResult) -> None:
     assert _console_lines(dom.stderr) == []
     # every chart survived HTML parsing into the live DOM
     assert len(re.findall(r"<svg\b", dom.stdout)) == len(re.findall(r"<svg\b", html))
-    shots = Path(tempfile.mkdtemp(prefix="cth-report-shot-"))
-    shot = shots / "report.png"
+    shot = tmp_path / "report.png"  # pytest keeps the last runs' tmp dirs, so it can be opened
     cp = _chromium(page, f"--screenshot={shot}", "--window-size=1280,2400")
     assert cp.returncode == 0, cp.stderr[-2000:]
     assert _console_lines(cp.stderr) == []
