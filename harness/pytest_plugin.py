@@ -99,7 +99,8 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "harness_backends(*names): run only on these backends (netns, kind, kubeconfig)",
     )
-    check_backend_option(config.getoption("--harness-backend"))
+    if not config.getoption("help"):  # --help shows the options whatever the backend
+        check_backend_option(config.getoption("--harness-backend"))
 
 
 def check_backend_option(backend: str) -> None:
