@@ -341,7 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
         "4 restore failed, 5 internal error)",
     )
     r.add_argument("scenario", metavar="SCENARIO_FILE")
-    r.add_argument("--backend", default="netns", help="netns (default), kind, kubeconfig or k3s")
+    r.add_argument("--backend", default="netns", help="netns (default), kind or kubeconfig")
     r.add_argument(
         "--report-dir",
         metavar="DIR",
@@ -379,7 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="node-exporter textfile, rewritten after each phase "
         "(default: REPORT_DIR/metrics.prom)",
     )
-    k = r.add_argument_group("cluster backends (kind, kubeconfig, k3s; see docs/backends.md)")
+    k = r.add_argument_group("cluster backends (kind, kubeconfig; see docs/backends.md)")
     k.add_argument(
         "--kubeconfig",
         metavar="FILE",
@@ -390,7 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--loadgen-image",
         metavar="REPO",
         help="use the pushed images REPO:glibc and REPO:musl (required for kubeconfig; kind "
-        "and k3s then load them instead of building loadgen/docker/). Default: build them",
+        "then loads them instead of building loadgen/docker/). Default: build them",
     )
     k.add_argument(
         "--allow-disruptive",

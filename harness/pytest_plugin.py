@@ -60,7 +60,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption(
         "--harness-backend",
         default="netns",
-        choices=["netns", "kind", "kubeconfig", "k3s"],
+        metavar="{netns,kind,kubeconfig}",
         help="Backend that realizes scenarios. Default: netns",
     )
     g.addoption(
@@ -82,7 +82,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--harness-keep-cluster",
         action="store_true",
         default=False,
-        help="Keep a kind/k3s cluster after the session. Default: delete it",
+        help="Keep a kind cluster after the session. Default: delete it",
     )
     g.addoption(
         "--harness-repeat",
@@ -97,8 +97,25 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "scenario: a full scenario run on a backend (slow)")
     config.addinivalue_line(
         "markers",
-        "harness_backends(*names): run only on these backends (netns, kind, kubeconfig, k3s)",
+        "harness_backends(*names): run only on these backends (netns, kind, kubeconfig)",
     )
+    if not config.getoption("help"):  # --help shows the options whatever the backend
+        check_backend_option(config.getoption("--harness-backend"))
+
+
+def check_backend_option(backend: str) -> None:
+    """``--harness-backend``: a removed backend ends the session with its reason and exit 2
+    (bad input, as ``conntrack-harness run`` exits); an unknown one is a usage error."""
+    if backend == "netns":
+        return  # the default: no need to import the backends
+    from harness.backends.registry import BACKENDS, REMOVED_BACKENDS
+
+    if backend in REMOVED_BACKENDS:
+        pytest.exit(f"--harness-backend: {REMOVED_BACKENDS[backend]}", returncode=2)
+    if backend not in BACKENDS:
+        raise pytest.UsageError(
+            f"--harness-backend: unknown backend {backend!r}; allowed: {', '.join(BACKENDS)}"
+        )
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

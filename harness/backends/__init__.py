@@ -1,1 +1,1 @@
-"""Backends realize a scenario's cluster: netns (default, embedded), kind, kubeconfig, k3s."""
+"""Backends realize a scenario's cluster: netns (default, embedded), kind, kubeconfig."""

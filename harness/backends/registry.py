@@ -16,22 +16,26 @@ from harness.kernel.sysctl import SysctlGuard
 from harness.scenario.model import Scenario
 from harness.upstream import default_version
 
-BACKENDS = ("netns", "kind", "kubeconfig", "k3s")
-KUBE_BACKENDS = ("kind", "kubeconfig", "k3s")
+BACKENDS = ("netns", "kind", "kubeconfig")
+KUBE_BACKENDS = ("kind", "kubeconfig")
+
+# Backends that are gone, and why: asking for one is bad input with this reason.
+REMOVED_BACKENDS = {
+    "k3s": (
+        "the k3s backend was removed: it cannot be built or pulled here (the Go module proxy "
+        "answers 403 Forbidden for github.com/k3s-io/k3s@v1.35.4+k3s1 and no container "
+        "registry is reachable for rancher/k3s); use kind or kubeconfig instead"
+    ),
+}
 
 # Backends whose nodes run on this host's kernel: nf_conntrack_max is global, so shrinking it
 # means writing the host's value (root, journaled, restored), and the host lock applies.
-HOST_KERNEL_BACKENDS = frozenset({"netns", "kind", "k3s"})
+HOST_KERNEL_BACKENDS = frozenset({"netns", "kind"})
 
 ROOT_REASONS = {
     "netns": "it builds network namespaces, iptables rules and changes sysctls on this host",
     "kind": (
         "kind nodes are containers on this host's kernel; nf_conntrack_max is global and "
-        "writable only in the host's initial namespace, so the harness journals and restores "
-        "host sysctls (and reads the host's kernel log for 'table full' lines)"
-    ),
-    "k3s": (
-        "the k3s node is a container on this host's kernel; nf_conntrack_max is global and "
         "writable only in the host's initial namespace, so the harness journals and restores "
         "host sysctls (and reads the host's kernel log for 'table full' lines)"
     ),
@@ -84,6 +88,8 @@ def loadgen_images(repo: str) -> tuple[str, str]:
 
 def check_backend(backend: str, scenario: Scenario, options: BackendOptions) -> None:
     """Refusals that need nothing but the arguments: run before any host or cluster change."""
+    if backend in REMOVED_BACKENDS:
+        raise BadInput(REMOVED_BACKENDS[backend], field="--backend")
     if backend not in BACKENDS:
         raise BadInput("unknown backend", field="--backend", value=backend, allowed=list(BACKENDS))
     for flag in _flags_given(options):
@@ -118,7 +124,7 @@ def check_cluster_fields(backend: str, scenario: Scenario) -> None:
     - ``cluster.coredns.corefile`` runs the user's Corefile on the netns backend's CoreDNS;
       a cluster backend keeps the cluster's own CoreDNS ConfigMap.
     - ``cluster.kube_proxy``: kind honours the mode (kind's ``kubeProxyMode``) and runs the
-      node image's release, the default pinned one; kubeconfig and k3s run the cluster's own
+      node image's release, the default pinned one; kubeconfig runs the cluster's own
       kube-proxy."""
     if backend == "netns":
         return
@@ -159,17 +165,13 @@ def check_cluster_fields(backend: str, scenario: Scenario) -> None:
 
 def check_backend_ready(backend: str, options: BackendOptions) -> None:
     """Checks that need no lock and change nothing: the backend's tools are on PATH, Docker's
-    daemon answers (kind, k3s), the kubeconfig's API server answers. Run before the host lock
+    daemon answers (kind), the kubeconfig's API server answers. Run before the host lock
     is waited on and before any host change, so a run never changes the host and then finds
     its backend missing."""
     if backend == "kind":
         from harness.backends.kube.kind import preflight as kind_preflight
 
         kind_preflight()
-    elif backend == "k3s":
-        from harness.backends.kube.k3s import preflight as k3s_preflight
-
-        k3s_preflight()
     elif backend == "kubeconfig":
         from harness.backends.kube.kubeconfig import preflight as kubeconfig_preflight
 
@@ -179,7 +181,7 @@ def check_backend_ready(backend: str, options: BackendOptions) -> None:
 def changes_host(backend: str, scenario: Scenario, options: BackendOptions) -> bool:
     """Does this run change this host, and so need the host lock?
 
-    netns builds namespaces here; kind and k3s start node containers on this host's kernel.
+    netns builds namespaces here; kind starts node containers on this host's kernel.
     kubeconfig changes only its cluster, unless --allow-disruptive lets it set the nodes'
     global conntrack sysctls: a cluster whose nodes run on this host (a local kind) would then
     change this host's kernel, so that run takes the lock too."""
@@ -244,15 +246,6 @@ def _make_kube(
             kind.images = images
         return KubeRunCluster(
             KindBackend(kind, guard=guard), scenario, run_id, kernel_log=host_kernel_log
-        )
-    if backend == "k3s":
-        from harness.backends.kube.k3s import K3sBackend, K3sSettings
-
-        k3s = K3sSettings(project_dir=project_dir(), build_images=build)
-        if images is not None:
-            k3s.images = images
-        return KubeRunCluster(
-            K3sBackend(k3s, guard=guard), scenario, run_id, kernel_log=host_kernel_log
         )
     from harness.backends.kube.kubeconfig import KubeconfigBackend, KubeconfigSettings
 

@@ -334,29 +334,33 @@ def host_untouchable(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return calls
 
 
-@pytest.mark.parametrize(
-    ("backend", "tools"),
-    [
-        ("k3s", {"docker": 1}),
-        ("kind", {"docker": 1, "kind": 0}),
-    ],
-)
-def test_container_backends_check_docker_before_the_host(
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    host_untouchable: list[str],
-    backend: str,
-    tools: dict[str, int],
+def test_kind_checks_docker_before_the_host(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, host_untouchable: list[str]
 ) -> None:
-    for name, rc in tools.items():
-        fake_tool(tmp_path, name, rc, "Cannot connect to the Docker daemon")
+    fake_tool(tmp_path, "docker", 1, "Cannot connect to the Docker daemon")
+    fake_tool(tmp_path, "kind", 0)
     monkeypatch.setenv("PATH", str(tmp_path / "bin"))
-    monkeypatch.setenv("CTH_KIND_DOCKER", "system")  # kind: the docker already on PATH
+    monkeypatch.setenv("CTH_KIND_DOCKER", "system")  # the docker already on PATH
     sc = write_scenario(tmp_path, host={"nf_conntrack_max": 4096})
-    assert (
-        cli.main(["run", str(sc), "--backend", backend, "--report-dir", str(tmp_path / "r")]) == 3
-    )
+    argv = ["run", str(sc), "--backend", "kind", "--report-dir", str(tmp_path / "r")]
+    assert cli.main(argv) == 3
     assert host_untouchable == []
+
+
+def test_the_removed_k3s_backend_is_bad_input_naming_why_and_the_alternatives(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], host_untouchable: list[str]
+) -> None:
+    sc = write_scenario(tmp_path, host={"nf_conntrack_max": 4096})
+    argv = ["run", str(sc), "--backend", "k3s", "--report-dir", str(tmp_path / "r")]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1  # one line
+    assert err.startswith("conntrack-harness: field '--backend': the k3s backend was removed: ")
+    assert "cannot be built or pulled here" in err
+    assert "403 Forbidden" in err
+    assert "use kind or kubeconfig instead" in err
+    assert host_untouchable == []
+    assert not (tmp_path / "r").exists()
 
 
 def test_kind_missing_is_found_before_the_host(
@@ -416,7 +420,7 @@ def test_kubeconfig_takes_the_host_lock_only_when_it_changes_the_host() -> None:
     assert not registry.changes_host("kubeconfig", plain, BackendOptions())
     assert not registry.changes_host("kubeconfig", plain, disruptive)
     assert registry.changes_host("kubeconfig", shrink, disruptive)
-    for backend in ("netns", "kind", "k3s"):
+    for backend in ("netns", "kind"):
         assert registry.changes_host(backend, plain, BackendOptions())
 
 

@@ -1,4 +1,4 @@
-"""Kubernetes backends: kind (created per run), an existing cluster (kubeconfig), and k3s.
+"""Kubernetes backends: kind (created per run) and an existing cluster (kubeconfig).
 
 They share one workload (:mod:`.cluster`) rendered purely from the scenario (:mod:`.workload`,
 :mod:`.dnsconfig`, :mod:`.coredns`, :mod:`.nodelocaldns`, :mod:`.tuner`, :mod:`.kindconfig`) and
@@ -6,14 +6,11 @@ differ only in cluster lifecycle and in how they reach a node's network namespac
 """
 
 from harness.backends.kube.cluster import Images, KubeCluster
-from harness.backends.kube.k3s import K3sBackend, K3sSettings
 from harness.backends.kube.kind import KindBackend, KindSettings
 from harness.backends.kube.kubeconfig import KubeconfigBackend, KubeconfigSettings
 
 __all__ = [
     "Images",
-    "K3sBackend",
-    "K3sSettings",
     "KindBackend",
     "KindSettings",
     "KubeCluster",

@@ -1,4 +1,4 @@
-"""The realized workload on a real cluster, shared by the kind, kubeconfig and k3s backends.
+"""The realized workload on a real cluster, shared by the kind and kubeconfig backends.
 
 :func:`realize_workload` builds the run's namespace, HTTP server, CoreDNS baseline, scenario
 node sysctls and NodeLocal DNSCache, and undoes each on exit (an ``ExitStack`` of undos, run on
@@ -91,7 +91,7 @@ class Settings:
     access: NodeAccess
     host: HostSysctls | None  # None: global sysctls go through the tuner (real nodes)
     timeout_s: float = 300.0
-    # kind/k3s: place CoreDNS, serve external names, set scenario cache/replicas. An existing
+    # kind: place CoreDNS, serve external names, set scenario cache/replicas. An existing
     # cluster's CoreDNS is left as found unless disruptive changes are allowed.
     coredns_baseline: bool = True
     clock_now: Callable[[], str] = field(default=lambda: datetime.now(UTC).isoformat())
@@ -209,14 +209,11 @@ class CoreDNSState:
 class KubeCluster:
     """A realized cluster (the :class:`harness.backends.base.Cluster` protocol)."""
 
-    def __init__(
-        self, s: Settings, nodes: NodeMap, dns_ip: str, core: CoreDNSState, notes: list[str]
-    ) -> None:
+    def __init__(self, s: Settings, nodes: NodeMap, dns_ip: str, core: CoreDNSState) -> None:
         self.backend = s.backend
         self.settings = s
         self.node_map = nodes
         self.kube_dns_ip = dns_ip
-        self.notes = notes  # fidelity notes for result.json's environment (e.g. one-node k3s)
         self._core = core
         self._nsmap = NamespaceMap(
             s.scenario.cluster.namespace, s.namespace, s.scenario.cluster.cluster_domain
@@ -420,9 +417,7 @@ def install_nodelocal(s: Settings, stack: ExitStack, dns_ip: str) -> None:
 
 
 @contextmanager
-def realize_workload(
-    s: Settings, nodes: NodeMap, notes: list[str] | None = None
-) -> Iterator[KubeCluster]:
+def realize_workload(s: Settings, nodes: NodeMap) -> Iterator[KubeCluster]:
     """Create the run's workload; on exit (any path) remove it and restore CoreDNS and the host."""
     with ExitStack() as stack:
         scenario = s.scenario
@@ -455,4 +450,4 @@ def realize_workload(
             _ds_ready(s, name, s.namespace)
         if scenario.cluster.nodelocal_dns:
             install_nodelocal(s, stack, dns_ip)
-        yield KubeCluster(s, nodes, dns_ip, core, list(notes or []))
+        yield KubeCluster(s, nodes, dns_ip, core)

@@ -84,8 +84,8 @@ def docker_build(dockerfile: str, tag: str, context: str = ".") -> list[str]:
     return [DOCKER, "build", "--file", dockerfile, "--tag", tag, context]
 
 
-def docker_exec(container: str, argv: Sequence[str], *, stdin: bool = False) -> list[str]:
-    return [DOCKER, "exec", *(["-i"] if stdin else []), container, *argv]
+def docker_exec(container: str, argv: Sequence[str]) -> list[str]:
+    return [DOCKER, "exec", container, *argv]
 
 
 def node_conntrack_stat(container: str) -> list[str]:
@@ -116,13 +116,6 @@ def node_netns_link(container: str) -> list[str]:
 
 def node_nft_counter(container: str, table: str) -> list[str]:
     return docker_exec(container, ["nft", "list", "table", "inet", table])
-
-
-def docker_save_into_k3s(image: str, container: str) -> tuple[list[str], list[str]]:
-    """``docker save IMAGE | docker exec -i K3S ctr -n k8s.io images import -`` as two argvs."""
-    return [DOCKER, "save", image], docker_exec(
-        container, ["ctr", "-n", "k8s.io", "images", "import", "-"], stdin=True
-    )
 
 
 # --- kubectl --------------------------------------------------------------------------------

@@ -1,8 +1,8 @@
-"""What kind and k3s share: cluster nodes that are Docker containers on this host's kernel.
+"""Cluster nodes that are Docker containers on this host's kernel (the kind backend).
 
 A subclass says how its cluster starts (:meth:`ContainerNodeBackend.start`), how an image gets
 into it (:meth:`ContainerNodeBackend.load_image`) and how scenario nodes map onto its nodes; this
-base does the rest, in one order for both:
+base does the rest, in this order:
 
 1. refuse a host sysctl change without root, before anything is created;
 2. start the cluster (undone on every exit path unless kept), wait for its nodes and CoreDNS;
@@ -63,7 +63,7 @@ def docker_ready(runner: Runner = subprocess_runner, backend: str = "kind") -> N
 
 @dataclass
 class ContainerSettings:
-    """What kind and k3s settings share."""
+    """The container-node settings (kind adds its own)."""
 
     images: Images = field(default_factory=lambda: Images(LOADGEN_IMAGE_GLIBC, LOADGEN_IMAGE_MUSL))
     build_images: bool = True  # build loadgen/docker/ (False: the images were given)
@@ -73,10 +73,9 @@ class ContainerSettings:
 
 @dataclass
 class Started:
-    """A started cluster: its kubeconfig, and the node container a scenario node reads."""
+    """A started cluster: its kubeconfig (each node is the container of the same name)."""
 
     kubeconfig: str
-    container_of: Callable[[str], str] = lambda node: node  # kind: the node is its container
 
 
 class ContainerNodeBackend:
@@ -116,9 +115,6 @@ class ContainerNodeBackend:
 
     def map_nodes(self, scenario: Scenario, nodes: Sequence[Mapping[str, Any]]) -> NodeMap:
         raise NotImplementedError
-
-    def notes(self, scenario: Scenario) -> list[str]:
-        return []
 
     # --- shared ---------------------------------------------------------------------------
     def build_and_load_images(self) -> None:
@@ -176,9 +172,9 @@ class ContainerNodeBackend:
                 runner=self._run,
                 kubeconfig=started.kubeconfig,
                 images=self.settings.images,
-                access=DockerNodeAccess(self._run, started.container_of),
+                access=DockerNodeAccess(self._run),
                 host=self._host() if needs_host(scenario) else None,
                 timeout_s=timeout_s,
             )
-            with realize_workload(s, nodes, self.notes(scenario)) as cluster:
+            with realize_workload(s, nodes) as cluster:
                 yield cluster

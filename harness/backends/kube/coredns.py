@@ -100,7 +100,7 @@ def external_names_blocks(names: Mapping[str, str]) -> str:
     """One server block per external name, answered from a hosts table.
 
     A separate block (not a second ``hosts`` in the root block: CoreDNS allows a plugin once per
-    block, and k3s's Corefile already has one) answers A with the scenario's address and AAAA
+    block, and a Corefile may already have one) answers A with the scenario's address and AAAA
     with no data, as the netns backend's upstream does; nothing is forwarded off-cluster.
     """
     out: list[str] = []

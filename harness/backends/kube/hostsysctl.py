@@ -1,6 +1,6 @@
-"""Host-global sysctls for the container-node backends (kind, k3s), through the host guard.
+"""Host-global sysctls for the container-node backend (kind), through the host guard.
 
-kind and k3s nodes are containers that share the host kernel. ``nf_conntrack_max`` (and
+kind nodes are containers that share the host kernel. ``nf_conntrack_max`` (and
 ``nf_conntrack_buckets``) are global and writable only in the host's initial namespace, so a
 scenario that shrinks the table changes the host, through the harness's journaled guard
 (``harness.kernel.sysctl.SysctlGuard``), which restores it at the end or on ``restore``.
@@ -65,7 +65,7 @@ class GuardedHostSysctls:
 def require_root(euid: int, what: str) -> None:
     if euid != 0:
         raise NotRoot(
-            f"{what} needs root: kind/k3s nodes share the host kernel, and {NF_MAX} is global "
+            f"{what} needs root: kind nodes share the host kernel, and {NF_MAX} is global "
             "(writable only in the host's initial namespace). Run with sudo, or drop "
             "host.nf_conntrack_max / nf_conntrack_max from the scenario",
             field="host.nf_conntrack_max",

@@ -1,4 +1,4 @@
-"""Reaching a node's own network namespace: ``docker exec`` into a container node (kind, k3s),
+"""Reaching a node's own network namespace: ``docker exec`` into a container node (kind),
 or ``kubectl exec`` into the run's hostNetwork probe pod on a real node (kubeconfig)."""
 
 from __future__ import annotations
@@ -23,43 +23,39 @@ PROBE_ARGV = [
 
 
 class DockerNodeAccess:
-    """kind and k3s: the node is a container; its network namespace is the node's."""
+    """kind: the node is a container; its network namespace is the node's."""
 
-    def __init__(self, runner: Runner, container_of: Callable[[str], str] = lambda n: n) -> None:
+    def __init__(self, runner: Runner) -> None:
         self._run = runner
-        self._container = container_of
 
     def stat(self, node: str) -> NodeStat:
-        return parse_node_probe(
-            self._run(commands.node_conntrack_stat(self._container(node))).stdout
-        )
+        return parse_node_probe(self._run(commands.node_conntrack_stat(node)).stdout)
 
     def flush(self, node: str) -> None:
-        self._run(commands.node_conntrack_flush(self._container(node)))
+        self._run(commands.node_conntrack_flush(node))
 
     def fault_drops(self, node: str, table: str) -> int:
-        out = self._run(commands.node_nft_counter(self._container(node), table), check=False)
+        out = self._run(commands.node_nft_counter(node, table), check=False)
         return nft_drop_count(out.stdout) if out.returncode == 0 else 0
 
     def listing(self, node: str) -> str:
         """``conntrack -L`` in the node ("" when the node has no conntrack tool)."""
-        out = self._run(commands.node_conntrack_list(self._container(node)), check=False)
+        out = self._run(commands.node_conntrack_list(node), check=False)
         return out.stdout if out.returncode == 0 else ""
 
     def netns_inode(self, node: str) -> int | None:
-        out = self._run(commands.node_netns_link(self._container(node)), check=False)
+        out = self._run(commands.node_netns_link(node), check=False)
         return parse_netns_link(out.stdout) if out.returncode == 0 else None
 
     def evidence(self, node: str) -> dict[str, str]:
         """For bug bundles: the node's rules and conntrack statistics (what is installed)."""
-        c = self._container(node)
         out: dict[str, str] = {}
         for name, argv in (
             ("iptables-save.txt", ["iptables-save"]),
             ("conntrack-S.txt", ["conntrack", "-S"]),
             ("nft-ruleset.txt", ["nft", "list", "ruleset"]),
         ):
-            done = self._run(commands.docker_exec(c, argv), check=False)
+            done = self._run(commands.docker_exec(node, argv), check=False)
             out[name] = done.stdout if done.returncode == 0 else f"(failed: {done.stderr.strip()})"
         return out
 

@@ -105,12 +105,3 @@ def map_schedulable(wanted: Sequence[str], nodes: Sequence[Mapping[str, Any]]) -
         )
     pairs = dict(zip(wanted, usable, strict=False))
     return NodeMap({w: p[0] for w, p in pairs.items()}, {w: p[1] for w, p in pairs.items()})
-
-
-def map_single(wanted: Sequence[str], nodes: Sequence[Mapping[str, Any]]) -> NodeMap:
-    """k3s: one node plays every scenario node (no cross-node path; noted in the result)."""
-    usable = sorted(_entry(n) for n in nodes if node_ready(n))
-    if not usable:
-        raise BadInput("the cluster has no Ready node", field="cluster.nodes", value=0)
-    name, host = usable[0]
-    return NodeMap(dict.fromkeys(wanted, name), dict.fromkeys(wanted, host))

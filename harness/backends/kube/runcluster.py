@@ -1,4 +1,4 @@
-"""The runner's :class:`harness.backends.base.Cluster` on a real cluster (kind, kubeconfig, k3s).
+"""The runner's :class:`harness.backends.base.Cluster` on a real cluster (kind, kubeconfig).
 
 :class:`KubeRunCluster` enters a backend's ``realize`` (the workload of :mod:`.cluster`),
 applies each phase through :meth:`KubeCluster.phase`, and measures a phase the way the netns
@@ -49,18 +49,14 @@ class Realizer(Protocol):
 
 
 def host_kernel_log() -> KernelLog | None:
-    """This host's /dev/kmsg (kind and k3s nodes share its kernel); None when not readable."""
+    """This host's /dev/kmsg (kind nodes share its kernel); None when not readable."""
     reader = KmsgReader()
     return reader if reader.available else None
 
 
 def series_labels(nodes: NodeMap) -> dict[str, str]:
-    """label -> real node. Scenario names when each has its own node; else the real names
-    (one-node k3s: every scenario node is the same table, so it is counted once)."""
-    real = list(nodes.nodes.values())
-    if len(set(real)) == len(real):
-        return {label: nodes.nodes[label] for label in sorted(nodes.nodes)}
-    return {r: r for r in sorted(set(real))}
+    """label -> real node: each scenario node has its own real node, so its scenario name."""
+    return {label: nodes.nodes[label] for label in sorted(nodes.nodes)}
 
 
 class KubeRunCluster:
@@ -152,7 +148,7 @@ class KubeRunCluster:
             "nodes": labels,
             "sample_hz": round(1.0 / self._period, 3),
             "pods": [t.pod for t in targets],
-            "notes": [*kc.notes, *notes, *sampler.notes],
+            "notes": [*notes, *sampler.notes],
         }
         if fault is not None:
             extra["fault"] = {

@@ -1,10 +1,10 @@
 """The exec probe: a cluster node's conntrack table for the one sampler
 (:class:`harness.kernel.sampler.ConntrackSampler`).
 
-A cluster node is reached through a command (``docker exec`` into a kind/k3s node container,
+A cluster node is reached through a command (``docker exec`` into a kind node container,
 ``kubectl exec`` into the probe pod on a real node), so one round reads every node's count
 and stat counters with one command each, as often as the caller asks (1-2 Hz is practical).
-A probe pod cannot list the table (no state histogram there). kind and k3s nodes share this
+A probe pod cannot list the table (no state histogram there). kind nodes share this
 host's kernel, so the host's ``/dev/kmsg`` has their "table full" lines, attributed to a node
 by its network namespace inode.
 """

@@ -59,7 +59,7 @@ while :; do sleep 3600 & wait $! || true; done
 def node_sysctls(values: SysctlPlan, *, include_global: bool) -> dict[str, str]:
     """The sysctls a plan asks of every node, by full name.
 
-    ``include_global`` is false on kind and k3s: there the nodes are containers, the global
+    ``include_global`` is false on kind: there the nodes are containers, the global
     sizes are read-only inside them, and the host guard sets them instead.
     """
     out = {k: str(v) for k, v in values.global_values().items()} if include_global else {}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.pytest_plugin import deep_merge, scenario_data
+from harness.pytest_plugin import check_backend_option, deep_merge, scenario_data
 from harness.scenario.loader import parse_scenario, read_yaml
 
 pytest_plugins = ["pytester"]
@@ -70,6 +70,31 @@ def test_harness_wait_is_validated(pytester: pytest.Pytester) -> None:
     assert bad.ret == pytest.ExitCode.USAGE_ERROR
     bad.stderr.fnmatch_lines(["*--harness-wait*seconds >= 0*'-5'*"])
     assert pytester.runpytest("--harness-wait", "2.5").ret == pytest.ExitCode.OK
+
+
+def test_the_removed_k3s_backend_ends_the_session_as_bad_input(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(pytest.exit.Exception) as e:
+        check_backend_option("k3s")
+    assert e.value.returncode == 2  # bad input, as `conntrack-harness run --backend k3s` exits
+    assert e.value.msg.startswith("--harness-backend: the k3s backend was removed: ")
+    # end to end: a session of its own (pytest.exit in pytest_configure ends it before any test)
+    pytester.makepyfile("def test_x():\n    pass\n")
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # this checkout's plugin
+    res = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--harness-backend", "k3s")
+    assert res.ret == 2
+    res.stderr.fnmatch_lines(
+        ["Exit: --harness-backend: the k3s backend was removed: *use kind or kubeconfig instead"]
+    )
+    assert "test_x" not in res.stdout.str()
+
+
+def test_an_unknown_backend_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_x():\n    pass\n")
+    res = pytester.runpytest("--harness-backend", "nosuch")
+    assert res.ret == pytest.ExitCode.USAGE_ERROR
+    res.stderr.fnmatch_lines(["*unknown backend 'nosuch'; allowed: netns, kind, kubeconfig"])
 
 
 def test_options_are_grouped_with_defaults(pytester: pytest.Pytester) -> None:

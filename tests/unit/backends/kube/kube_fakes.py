@@ -33,7 +33,8 @@ KUBEADM_COREFILE = """.:53 {
 }
 """
 
-K3S_COREFILE = """.:53 {
+# a Corefile whose root block already has a hosts plugin (a second one there is refused)
+HOSTS_COREFILE = """.:53 {
     errors
     health
     ready

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 import yaml
-from kube_fakes import K3S_COREFILE, FakeAPI, FakeRunner, cluster_objects, node, scenario
+from kube_fakes import FakeAPI, FakeRunner, cluster_objects, node, scenario
 
-from harness.backends.kube import K3sBackend, K3sSettings, KindBackend, KindSettings
+from harness.backends.kube import KindBackend, KindSettings
 from harness.backends.kube.cluster import Images
 from harness.backends.kube.kubeconfig import KubeconfigBackend, KubeconfigSettings, disruptive_steps
 from harness.backends.kube.names import LABEL_NODE
@@ -293,42 +293,3 @@ def test_kubeconfig_quiet_scenario_leaves_coredns_alone() -> None:
         assert len(api.list("v1", "Pod", "cth-r1", "conntrack-harness/role=client")) == 4
     assert not any(ns == "kube-system" for _, _, ns, _ in api.calls)
     assert api.get("v1", "Namespace", "cth-r1") is None
-
-
-class FakeK3s:
-    def __init__(self) -> None:
-        self.stopped = False
-
-    def config_yaml(self) -> str:
-        return "apiVersion: v1\nkind: Config\n"
-
-    def get_wrapped_container(self) -> Any:
-        return type("C", (), {"id": "k3scid"})()
-
-    def stop(self) -> None:
-        self.stopped = True
-
-
-def test_k3s_one_node_shares_workload_code(monkeypatch: pytest.MonkeyPatch) -> None:
-    api = FakeAPI(cluster_objects([node("k3s-node")], K3S_COREFILE))
-    runner, container = FakeRunner({("docker", "exec"): STAT}), FakeK3s()
-    piped: list[tuple[list[str], list[str]]] = []
-    import harness.backends.kube.k3s as k3smod
-
-    monkeypatch.setattr(k3smod, "pipe", lambda a, b: piped.append((a, b)))
-    backend = K3sBackend(
-        K3sSettings(),
-        runner=runner,
-        api_factory=lambda _k: api,
-        start=lambda _img, _run: container,
-        euid=lambda: 0,
-        host_factory=lambda: FakeHost(nf_conntrack_max="262144", nf_conntrack_buckets="65536"),
-    )
-    with backend.realize(scenario(), "r1") as cluster:
-        assert cluster.real_nodes() == ["k3s-node"]
-        assert cluster.notes
-        assert "one node" in cluster.notes[0]
-        cluster.node_counters()
-    assert container.stopped
-    assert [p[1][:4] for p in piped] == [["docker", "exec", "-i", "k3scid"]] * 2
-    assert any(c[:3] == ["docker", "exec", "k3scid"] for c in runner.calls)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from kube_fakes import K3S_COREFILE, KUBEADM_COREFILE, scenario
+from kube_fakes import HOSTS_COREFILE, KUBEADM_COREFILE, scenario
 
 from harness.backends.kube import coredns, nodelocaldns
 from harness.errors import BackendError, BadInput
@@ -27,7 +27,7 @@ def root_lines(text: str) -> list[str]:
     return out
 
 
-@pytest.mark.parametrize("corefile", [KUBEADM_COREFILE, K3S_COREFILE])
+@pytest.mark.parametrize("corefile", [KUBEADM_COREFILE, HOSTS_COREFILE])
 def test_cache_toggle(corefile: str) -> None:
     off = coredns.set_cache(corefile, False)
     assert not any(ln.startswith("cache") for ln in root_lines(off))
@@ -42,7 +42,7 @@ def test_cache_block_form_is_removed_whole() -> None:
     assert coredns.set_cache(text, False) == ".:53 {\n    forward . 1.1.1.1\n}\n"
 
 
-@pytest.mark.parametrize("corefile", [KUBEADM_COREFILE, K3S_COREFILE])
+@pytest.mark.parametrize("corefile", [KUBEADM_COREFILE, HOSTS_COREFILE])
 def test_max_concurrent(corefile: str) -> None:
     out = coredns.set_max_concurrent(corefile, 50)
     assert re.findall(r"max_concurrent (\d+)", out) == ["50"]
@@ -57,14 +57,14 @@ def test_no_root_block_is_backend_error() -> None:
 
 def test_external_names_get_their_own_blocks() -> None:
     out = coredns.render_corefile(
-        K3S_COREFILE,
+        HOSTS_COREFILE,
         CoreDNSPlan(cache=True, max_concurrent=None, replicas=2),
         {"api.example.com": "203.0.113.80", "b.example.": "203.0.113.9"},
     )
     assert "api.example.com:53 {" in out
     assert "b.example:53 {" in out
     assert "203.0.113.80 api.example.com" in out
-    # the root block keeps exactly one hosts plugin (k3s's): CoreDNS allows one per block
+    # the root block keeps exactly one hosts plugin (its own): CoreDNS allows one per block
     assert sum(ln.startswith("hosts") for ln in root_lines(out)) == 1
 
 

@@ -31,7 +31,7 @@ def _scenario(tmp_path: Path, cluster: dict[str, Any]) -> Path:
     return p
 
 
-@pytest.mark.parametrize("backend", ["kind", "kubeconfig", "k3s"])
+@pytest.mark.parametrize("backend", ["kind", "kubeconfig"])
 def test_a_corefile_is_refused_on_cluster_backends(tmp_path: Path, backend: str) -> None:
     sc = load_scenario(str(_scenario(tmp_path, {"coredns": {"corefile": "Corefile"}})))
     with pytest.raises(BadInput) as e:
@@ -41,16 +41,13 @@ def test_a_corefile_is_refused_on_cluster_backends(tmp_path: Path, backend: str)
     check_cluster_fields("netns", sc)  # where it is honoured
 
 
-@pytest.mark.parametrize("backend", ["kubeconfig", "k3s"])
-def test_kube_proxy_settings_are_refused_where_the_cluster_runs_its_own(
-    tmp_path: Path, backend: str
-) -> None:
+def test_kube_proxy_settings_are_refused_where_the_cluster_runs_its_own(tmp_path: Path) -> None:
     sc = load_scenario(str(_scenario(tmp_path, {"kube_proxy": {"mode": "nftables"}})))
     with pytest.raises(BadInput) as e:
-        check_cluster_fields(backend, sc)
+        check_cluster_fields("kubeconfig", sc)
     assert e.value.field == "cluster.kube_proxy"
     # without the field, the same backend is fine
-    check_cluster_fields(backend, load_scenario(str(_scenario(tmp_path, {"nodes": 2}))))
+    check_cluster_fields("kubeconfig", load_scenario(str(_scenario(tmp_path, {"nodes": 2}))))
 
 
 def test_kind_takes_the_mode_and_refuses_another_release(tmp_path: Path) -> None:
@@ -81,7 +78,7 @@ def test_the_cli_refuses_before_the_lock(
     assert touched == []
 
 
-@pytest.mark.parametrize("backend", ["kind", "kubeconfig", "k3s"])
+@pytest.mark.parametrize("backend", ["kind", "kubeconfig"])
 def test_a_rollout_is_refused_on_cluster_backends(tmp_path: Path, backend: str) -> None:
     doc = json.loads(_scenario(tmp_path, {"nodes": 2}).read_text())
     doc["phases"] = [{"name": "roll", "rollout": {"at_s": 1}}]

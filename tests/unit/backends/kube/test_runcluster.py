@@ -223,11 +223,9 @@ def test_measure_without_kernel_log_says_so() -> None:
     assert any("kernel log" in n for n in base.extra["notes"])
 
 
-def test_series_labels_one_node_k3s_counts_the_table_once() -> None:
+def test_series_labels_are_the_scenario_node_names() -> None:
     from harness.backends.kube.placement import NodeMap
 
-    shared = NodeMap({"node-1": "k3s", "node-2": "k3s"}, {"node-1": "k3s", "node-2": "k3s"})
-    assert series_labels(shared) == {"k3s": "k3s"}
     own = NodeMap({"node-1": "a", "node-2": "b"}, {"node-1": "a", "node-2": "b"})
     assert series_labels(own) == {"node-1": "a", "node-2": "b"}
 
@@ -451,7 +449,7 @@ def cli_scenario(path: Path) -> Scenario:
     [
         (["--backend", "netns", "--keep-cluster"], "--keep-cluster"),
         (["--backend", "kind", "--kubeconfig", "KC"], "--kubeconfig"),
-        (["--backend", "k3s", "--allow-disruptive"], "--allow-disruptive"),
+        (["--backend", "kind", "--allow-disruptive"], "--allow-disruptive"),
         (["--backend", "kubeconfig"], "--loadgen-image"),
         (["--backend", "kind", "--loadgen-image", "reg/lg:v1"], "--loadgen-image"),
         (["--backend", "kind", "--pcap"], "--pcap"),
@@ -474,7 +472,7 @@ def test_root_only_where_the_host_kernel_is_touched(
     monkeypatch.setattr(runner.os, "geteuid", lambda: 1000)
     monkeypatch.setenv("CONNTRACK_HARNESS_STATE_DIR", str(tmp_path / "state"))
     runner.require_root("kubeconfig")  # no raise: an existing cluster changes nothing here
-    for backend in ("netns", "kind", "k3s"):
+    for backend in ("netns", "kind"):
         with pytest.raises(NotRoot) as e:
             runner.require_root(backend)
         assert f"--backend {backend} must run as root" in str(e.value)

@@ -117,9 +117,6 @@ def test_kind_command_lines() -> None:
 
 def test_docker_and_kubectl_command_lines() -> None:
     assert commands.node_conntrack_stat("c-worker")[:3] == ["docker", "exec", "c-worker"]
-    save, load = commands.docker_save_into_k3s("img", "abc")
-    assert save == ["docker", "save", "img"]
-    assert load == ["docker", "exec", "-i", "abc", "ctr", "-n", "k8s.io", "images", "import", "-"]
     argv = commands.kubectl_exec("/kc", "ns", "client-0", pod_worker_argv(), stdin=True)
     assert argv[:8] == [
         "kubectl",
