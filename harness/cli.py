@@ -102,6 +102,7 @@ def execute_run(args: argparse.Namespace) -> tuple[RunResult, RunRecord]:
                 progress=live.progress,
                 on_phase=live.on_phase,
                 options=options,
+                notice=live.notice,
             )
         except BaseException:
             if salvage(record, report_dir) is None and created:

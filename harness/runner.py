@@ -22,6 +22,7 @@ from harness.backends.registry import (
     make_cluster,
     root_reason,
 )
+from harness.backends.stages import Notice
 from harness.errors import BadInput, NotRoot, RestoreFailed, UnsafeRequest
 from harness.kernel import sysctl
 from harness.kernel.conntrack import max_refusal
@@ -159,13 +160,16 @@ class ClusterSession:
         force: bool = False,
         wait_s: float = 0.0,
         run_id: str | None = None,
+        notice: Notice | None = None,
     ) -> None:
+        """``notice`` hears the backend's setup and teardown steps (kind: minutes of them)."""
         self.scenario = scenario
         self.backend = backend
         self.options = options or BackendOptions()
         self.force = force
         self.wait_s = wait_s
         self.run_id = run_id or new_run_id()
+        self.notice = notice
         self.on_host = backend in HOST_KERNEL_BACKENDS  # its nodes share this host's kernel
         self.env: Environment | None = None
         self._stack = ExitStack()
@@ -204,6 +208,7 @@ class ClusterSession:
                 journal=self.journal,
                 guard=self.guard,
                 options=self.options,
+                notice=self.notice,
             )
             self.cluster = stack.enter_context(cluster)
             components = getattr(self.cluster, "components", None)
@@ -258,6 +263,7 @@ def run(
     progress: Progress | None = None,
     on_phase: Callable[[PhaseResult], None] | None = None,
     options: BackendOptions | None = None,
+    notice: Notice | None = None,
 ) -> RunRecord:
     """Run every phase into ``record``: each phase's result, then the evidence, in memory.
 
@@ -272,6 +278,7 @@ def run(
         force=force,
         wait_s=wait_s,
         run_id=record.run_id,
+        notice=notice,
     )
     try:
         with session:

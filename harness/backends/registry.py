@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 from harness.backends.base import KUBERNETES_RELEASE, BackendOptions, Cluster
+from harness.backends.stages import Notice
 from harness.errors import BadInput
 from harness.kernel.journal import Journal
 from harness.kernel.sysctl import SysctlGuard
@@ -208,7 +209,9 @@ def make_cluster(
     journal: Journal,
     guard: SysctlGuard,
     options: BackendOptions,
+    notice: Notice | None = None,
 ) -> Cluster:
+    """The backend's cluster; ``notice`` hears its setup steps (the kube backends')."""
     check_backend(backend, scenario, options)
     if backend == "netns":
         from harness.backends.netns.cluster import NetnsCluster
@@ -221,7 +224,7 @@ def make_cluster(
             capture_pcap=options.capture_pcap,
             kubernetes=options.extra.get(KUBERNETES_RELEASE),
         )
-    return _make_kube(backend, scenario, run_id=run_id, guard=guard, options=options)
+    return _make_kube(backend, scenario, run_id=run_id, guard=guard, options=options, notice=notice)
 
 
 def _make_kube(
@@ -231,6 +234,7 @@ def _make_kube(
     run_id: str,
     guard: SysctlGuard,
     options: BackendOptions,
+    notice: Notice | None = None,
 ) -> Cluster:
     from harness.backends.kube.cluster import Images
     from harness.backends.kube.runcluster import KubeRunCluster, host_kernel_log
@@ -245,7 +249,10 @@ def _make_kube(
         if images is not None:
             kind.images = images
         return KubeRunCluster(
-            KindBackend(kind, guard=guard), scenario, run_id, kernel_log=host_kernel_log
+            KindBackend(kind, guard=guard, notice=notice),
+            scenario,
+            run_id,
+            kernel_log=host_kernel_log,
         )
     from harness.backends.kube.kubeconfig import KubeconfigBackend, KubeconfigSettings
 
@@ -255,4 +262,4 @@ def _make_kube(
         kubeconfig=options.kubeconfig,
         allow_disruptive=options.allow_disruptive,
     )
-    return KubeRunCluster(KubeconfigBackend(settings), scenario, run_id)
+    return KubeRunCluster(KubeconfigBackend(settings, notice=notice), scenario, run_id)

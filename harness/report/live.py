@@ -33,7 +33,8 @@ def check_textfile(path: Path) -> Path:
 
 
 class LiveRun:
-    """Progress callbacks for :func:`harness.runner.run`, feeding the bar and the metrics."""
+    """Progress callbacks for :func:`harness.runner.run`, feeding the bar and the metrics:
+    :meth:`progress` during a phase's load, :meth:`notice` for a backend's setup steps."""
 
     def __init__(self, metrics_port: int | None = None, textfile: Path | None = None) -> None:
         """``textfile`` may be set later (the report dir is made after the port is bound)."""
@@ -63,7 +64,15 @@ class LiveRun:
         fill = " ".join(
             f"{n} {c}/{cmax} ({100 * c / cmax:.0f}%)" for n, c in info.get("conntrack", {}).items()
         )
+        waiting = int(info.get("waiting") or 0)  # pods still handing in their results
+        if waiting:
+            whose = "1 pod's" if waiting == 1 else f"{waiting} pods'"
+            fill += f"; waiting for {whose} results"
         self.reporter.update(elapsed, f"conntrack {fill}")
+
+    def notice(self, line: str) -> None:
+        """A line of setup/teardown progress (``[kind] creating the cluster ...``)."""
+        self.reporter.note(line)
 
     def on_phase(self, p: PhaseResult) -> None:
         d = p["dns"]

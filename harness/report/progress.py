@@ -17,17 +17,22 @@ class ProgressReporter(Protocol):
     def phase_started(self, name: str, duration_s: float) -> None: ...
     def update(self, elapsed_s: float, detail: str) -> None: ...
     def phase_finished(self, name: str, verdict: str) -> None: ...
+    def note(self, line: str) -> None: ...
     def close(self) -> None: ...
 
 
 class PlainProgress:
-    """``[phase] 12.0/20.0s node-1 4096/4096 (100%)`` at most every ``every_s`` seconds."""
+    """``[phase] 12.0/20.0s node-1 4096/4096 (100%)`` at most every ``every_s`` seconds.
+
+    The phase's final state (elapsed = its duration) is printed once, at once: a backend
+    that keeps reporting while its workers hand in their results adds no repeated lines."""
 
     def __init__(
         self, stream: TextIO, every_s: float = 5.0, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self.stream, self.every_s, self.clock = stream, every_s, clock
         self._name, self._duration, self._last = "", 0.0, -1e18
+        self._final = False
 
     def _emit(self, line: str) -> None:
         self.stream.write(line + "\n")
@@ -35,17 +40,24 @@ class PlainProgress:
 
     def phase_started(self, name: str, duration_s: float) -> None:
         self._name, self._duration, self._last = name, duration_s, -1e18
+        self._final = False
         self._emit(f"[{name}] started ({duration_s:g}s)")
 
     def update(self, elapsed_s: float, detail: str) -> None:
-        now = self.clock()
-        if now - self._last < self.every_s:
+        if self._final:
             return
-        self._last = now
+        final = elapsed_s >= self._duration
+        now = self.clock()
+        if not final and now - self._last < self.every_s:
+            return
+        self._last, self._final = now, final
         self._emit(f"[{self._name}] {elapsed_s:.1f}/{self._duration:g}s {detail}")
 
     def phase_finished(self, name: str, verdict: str) -> None:
         self._emit(f"[{name}] finished: {verdict}")
+
+    def note(self, line: str) -> None:
+        self._emit(line)
 
     def close(self) -> None:
         return None
@@ -81,6 +93,10 @@ class RichProgress:
                 self._task, completed=task.total, description=f"{name}: {verdict}"
             )
             self._task = None
+
+    def note(self, line: str) -> None:
+        """A line above the bars (``[kind] ...`` setup steps): plain text, no markup."""
+        self._progress.console.print(line, markup=False, highlight=False)
 
     def close(self) -> None:
         self._progress.stop()

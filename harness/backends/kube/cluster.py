@@ -50,6 +50,9 @@ from loadgen.worker import WorkerPlan, WorkerResult
 
 Manifest = dict[str, Any]
 
+# what realize_workload does before the first phase, in words (a setup step's progress line)
+WORKLOAD_STAGE = "the run's workload (namespace, CoreDNS, HTTP server, node sysctls) Ready"
+
 
 class NodeAccess(Protocol):
     """How a backend reaches a node's own network namespace."""

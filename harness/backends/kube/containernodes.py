@@ -26,7 +26,13 @@ from typing import Any
 
 from harness.backends.kube import commands, readiness
 from harness.backends.kube.api import DynamicKubeAPI, KubeAPI, wait_until
-from harness.backends.kube.cluster import Images, KubeCluster, Settings, realize_workload
+from harness.backends.kube.cluster import (
+    WORKLOAD_STAGE,
+    Images,
+    KubeCluster,
+    Settings,
+    realize_workload,
+)
 from harness.backends.kube.hostsysctl import (
     GuardedHostSysctls,
     HostSysctls,
@@ -43,6 +49,7 @@ from harness.backends.kube.names import (
 from harness.backends.kube.nodeaccess import DockerNodeAccess
 from harness.backends.kube.placement import NodeMap
 from harness.backends.kube.proc import Runner, subprocess_runner
+from harness.backends.stages import Notice, Stages
 from harness.errors import BackendError, CommandFailed
 from harness.scenario.model import Scenario
 
@@ -91,8 +98,11 @@ class ContainerNodeBackend:
         guard: SysctlSetter | None = None,
         host_factory: Callable[[], HostSysctls] | None = None,
         euid: Callable[[], int] = os.geteuid,
+        notice: Notice | None = None,
     ) -> None:
+        """``notice`` hears each setup step as it starts and ends (see :mod:`..stages`)."""
         self.settings = settings or self.default_settings()
+        self.stages = Stages(notice, self.name)
         self._run = runner
         self._api_factory = api_factory
         self._guard = guard
@@ -125,7 +135,8 @@ class ContainerNodeBackend:
             if self.settings.build_images:
                 project = self.settings.project_dir
                 dockerfile = str(project / DOCKERFILES[flavour])
-                self._run(commands.docker_build(dockerfile, tag, str(project)))
+                with self.stages.stage(f"docker build {tag}"):
+                    self._run(commands.docker_build(dockerfile, tag, str(project)))
             self.load_image(tag)
 
     def _host(self) -> HostSysctls:
@@ -144,37 +155,50 @@ class ContainerNodeBackend:
         if needs_host(scenario):  # refuse before anything is created
             require_root(self._euid(), f"shrinking nf_conntrack_max for {self.node_word}")
         timeout_s = self.settings.timeout_s
+        st = self.stages
+        t0 = st.clock()
         with ExitStack() as stack:
-            prefix = f"cth-{self.name}-"
-            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=prefix)))
-            started = self.start(stack, scenario, run_id, workdir)
-            api = self._api_factory(started.kubeconfig)
-            want = self.expected_nodes(scenario)
-            wait_until(
-                f"{self.name} nodes Ready",
-                lambda: readiness.nodes_not_ready(api.list("v1", "Node"), want),
-                timeout_s=timeout_s,
-            )
-            wait_until(
-                "CoreDNS Ready",
-                lambda: readiness.deployment_not_ready(
-                    api.get("apps/v1", "Deployment", COREDNS_DEPLOYMENT, SYSTEM_NAMESPACE)
-                ),
-                timeout_s=timeout_s,
-            )
-            self.build_and_load_images()
-            nodes = self.map_nodes(scenario, api.list("v1", "Node"))
-            s = Settings(
-                backend=self.name,
-                run_id=run_id,
-                scenario=scenario,
-                api=api,
-                runner=self._run,
-                kubeconfig=started.kubeconfig,
-                images=self.settings.images,
-                access=DockerNodeAccess(self._run),
-                host=self._host() if needs_host(scenario) else None,
-                timeout_s=timeout_s,
-            )
-            with realize_workload(s, nodes) as cluster:
+            down = st.teardown(stack)
+            try:
+                prefix = f"cth-{self.name}-"
+                workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=prefix)))
+                started = self.start(stack, scenario, run_id, workdir)
+                api = self._api_factory(started.kubeconfig)
+                want = self.expected_nodes(scenario)
+                with st.stage(f"waiting for {want} nodes Ready"):
+                    wait_until(
+                        f"{self.name} nodes Ready",
+                        lambda: readiness.nodes_not_ready(api.list("v1", "Node"), want),
+                        timeout_s=timeout_s,
+                    )
+                with st.stage("waiting for CoreDNS Ready"):
+                    wait_until(
+                        "CoreDNS Ready",
+                        lambda: readiness.deployment_not_ready(
+                            api.get("apps/v1", "Deployment", COREDNS_DEPLOYMENT, SYSTEM_NAMESPACE)
+                        ),
+                        timeout_s=timeout_s,
+                    )
+                self.build_and_load_images()
+                nodes = self.map_nodes(scenario, api.list("v1", "Node"))
+                s = Settings(
+                    backend=self.name,
+                    run_id=run_id,
+                    scenario=scenario,
+                    api=api,
+                    runner=self._run,
+                    kubeconfig=started.kubeconfig,
+                    images=self.settings.images,
+                    access=DockerNodeAccess(self._run),
+                    host=self._host() if needs_host(scenario) else None,
+                    timeout_s=timeout_s,
+                )
+                with st.stage(WORKLOAD_STAGE):
+                    cluster = stack.enter_context(realize_workload(s, nodes))
+                st.say(f"cluster ready ({st.clock() - t0:.1f}s in all)")
                 yield cluster
+            except BaseException as e:
+                down.begin(e)
+                raise
+            finally:
+                down.begin()

@@ -124,12 +124,18 @@ class KindBackend(ContainerNodeBackend):
     def _private_docker(self, stack: ExitStack, run_id: str) -> dockerd.Dockerd:
         """Start this project's dockerd, put the pinned kind and kubectl first on PATH, and
         build the node image unless one was named."""
-        docker = stack.enter_context(dockerd.running(self._journal(stack, run_id)))
-        tools = [kindparts.build("kind"), locate("kubectl").parent]
+        st = self.stages
+        with st.stage("starting the private dockerd"):
+            docker = stack.enter_context(dockerd.running(self._journal(stack, run_id)))
+        with st.stage(f"kind {kindparts.pinned()['kind']} CLI (pinned, built here)"):
+            tools = [kindparts.build("kind"), locate("kubectl").parent]
         # dockerd.running restores PATH (and DOCKER_HOST) when it ends
         os.environ["PATH"] = ":".join([*map(str, tools), os.environ.get("PATH", "")])
         if self.settings.config.node_image is None:
-            image = kindnode.build(docker)
+            with st.stage("node image from the pinned upstream binaries") as stage:
+                notes: list[str] = []
+                image = kindnode.build(docker, log=notes)
+                stage.result = notes[-1].removeprefix("node image ") if notes else image
             self.settings.config = dataclasses.replace(self.settings.config, node_image=image)
         return docker
 
@@ -155,10 +161,13 @@ class KindBackend(ContainerNodeBackend):
         wanted.add(imgs.glibc)  # the node tuner runs in the glibc image
         for tag in sorted(wanted):
             if self.settings.build_images:
-                loadgenimage.build(docker, tag, self.settings.project_dir)
+                with self.stages.stage(f"loadgen image {tag} (built or checked)"):
+                    loadgenimage.build(docker, tag, self.settings.project_dir)
             self.load_image(tag)
         if self.settings.build_images:
-            http = loadgenimage.build_http_server(docker)
+            with self.stages.stage("HTTP server image (built or checked)") as stage:
+                http = loadgenimage.build_http_server(docker)
+                stage.result = http
             self.settings.images = dataclasses.replace(imgs, http_server=http)
             self.load_image(http)
 
@@ -169,23 +178,30 @@ class KindBackend(ContainerNodeBackend):
         name = self._cluster = self.cluster_name(run_id)
         kubeconfig = str(workdir / "kubeconfig")
         if name in self.existing_clusters():
-            self._run(commands.kind_export_kubeconfig(name, kubeconfig))
+            with self.stages.stage(f"reusing the kind cluster {name}"):
+                self._run(commands.kind_export_kubeconfig(name, kubeconfig))
             return Started(kubeconfig)
         cfg = workdir / "kind.yaml"
         cfg.write_text(kindconfig.render_yaml(scenario, name, self.settings.config))
         if not self.settings.keep_cluster:
             stack.callback(self._run, commands.kind_delete(name, kubeconfig))
-        self._run(
-            commands.kind_create(name, str(cfg), kubeconfig, image=self.settings.config.node_image),
-            timeout_s=self.settings.timeout_s,
-        )
+        with self.stages.stage(
+            f"kind create cluster {name} ({self.expected_nodes(scenario)} nodes)"
+        ):
+            self._run(
+                commands.kind_create(
+                    name, str(cfg), kubeconfig, image=self.settings.config.node_image
+                ),
+                timeout_s=self.settings.timeout_s,
+            )
         return Started(kubeconfig)
 
     def expected_nodes(self, scenario: Scenario) -> int:
         return scenario.cluster.nodes + 1  # the workers and the control plane
 
     def load_image(self, tag: str) -> None:
-        self._run(commands.kind_load_image(self._cluster, tag))
+        with self.stages.stage(f"kind load {tag} into the nodes"):
+            self._run(commands.kind_load_image(self._cluster, tag))
 
     def map_nodes(self, scenario: Scenario, nodes: Sequence[Mapping[str, Any]]) -> NodeMap:
         return map_by_label(scenario_nodes(scenario.cluster.nodes), nodes)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from harness.backends.kube import commands, readiness, tuner
 from harness.backends.kube.api import DynamicKubeAPI, KubeAPI, wait_until
 from harness.backends.kube.cluster import (
+    WORKLOAD_STAGE,
     Images,
     KubeCluster,
     Settings,
@@ -31,6 +32,7 @@ from harness.backends.kube.names import (
 from harness.backends.kube.nodeaccess import ProbeNodeAccess
 from harness.backends.kube.placement import NodeMap, map_schedulable
 from harness.backends.kube.proc import Runner, subprocess_runner
+from harness.backends.stages import Notice, Stages
 from harness.errors import BackendError, CommandFailed, UnsafeRequest
 from harness.plan import plan_run
 from harness.scenario.model import Scenario
@@ -115,8 +117,10 @@ class KubeconfigBackend:
         *,
         runner: Runner = subprocess_runner,
         api_factory: Callable[[str | None, str | None], KubeAPI] = DynamicKubeAPI,
+        notice: Notice | None = None,
     ) -> None:
         self.settings = settings
+        self.stages = Stages(notice, self.name)
         self._run = runner
         self._api_factory = api_factory
 
@@ -145,16 +149,26 @@ class KubeconfigBackend:
             timeout_s=s0.timeout_s,
             coredns_baseline=s0.allow_disruptive,
         )
+        st = self.stages
         with ExitStack() as stack:
-            cluster = stack.enter_context(realize_workload(s, nodes))
-            _apply_all(
-                s,
-                stack,
-                [tuner.probe_daemonset(run_id, ns, nodes, s0.images.glibc)],
-                wait_gone=True,
-            )
-            pods.update(probe_pods(api, run_id, ns, nodes, s0.timeout_s))
-            yield cluster
+            down = st.teardown(stack)
+            try:
+                with st.stage(WORKLOAD_STAGE):
+                    cluster = stack.enter_context(realize_workload(s, nodes))
+                with st.stage("node probe pods Ready"):
+                    _apply_all(
+                        s,
+                        stack,
+                        [tuner.probe_daemonset(run_id, ns, nodes, s0.images.glibc)],
+                        wait_gone=True,
+                    )
+                    pods.update(probe_pods(api, run_id, ns, nodes, s0.timeout_s))
+                yield cluster
+            except BaseException as e:
+                down.begin(e)
+                raise
+            finally:
+                down.begin()
 
 
 def probe_pods(

@@ -202,7 +202,10 @@ class KubeRunCluster:
                     live = sampler.sample()
                     if progress:
                         elapsed = min(sampler.duration, duration_s)
-                        progress(plan.name, elapsed, duration_s, {"conntrack": live, "max": cmax})
+                        info: dict[str, Any] = {"conntrack": live, "max": cmax}
+                        if sampler.duration >= duration_s:  # the load is over: who is left
+                            info["waiting"] = sum(not f.done() for f in futures)
+                        progress(plan.name, elapsed, duration_s, info)
                     done, pending = wait(futures, timeout=self._period, return_when=FIRST_EXCEPTION)
                     if not pending or any(f.exception() is not None for f in done):
                         break

@@ -121,6 +121,66 @@ def test_plain_progress_throttles() -> None:
     assert lines[-1] == "[baseline] finished: pass"
 
 
+def test_plain_progress_prints_a_phase_final_state_once() -> None:
+    """A cluster backend keeps reporting while its pods hand in their results: the state at
+    the end of the phase is printed once, at once (not throttled away), then nothing more."""
+    now = [0.0]
+    out = io.StringIO()
+    p = PlainProgress(out, every_s=5.0, clock=lambda: now[0])
+    p.phase_started("baseline", 10)
+    for t in (0.5, 5.9, 9.0):
+        now[0] = t
+        p.update(t, "node-1 2000/4096")
+    for i in range(25):  # 10.0 every second while the workers finish
+        now[0] = 10.0 + i
+        p.update(10.0, f"node-1 {4000 + i}/4096")
+    p.phase_finished("baseline", "pass")
+    p.phase_started("pooling", 10)  # the next phase starts afresh
+    now[0] = 100.0
+    p.update(10.0, "node-1 400/4096")
+    lines = out.getvalue().splitlines()
+    assert lines == [
+        "[baseline] started (10s)",
+        "[baseline] 0.5/10s node-1 2000/4096",
+        "[baseline] 5.9/10s node-1 2000/4096",
+        "[baseline] 10.0/10s node-1 4000/4096",
+        "[baseline] finished: pass",
+        "[pooling] started (10s)",
+        "[pooling] 10.0/10s node-1 400/4096",
+    ]
+
+
+def test_live_run_says_which_pods_it_waits_for_and_passes_setup_lines() -> None:
+    from harness.report.live import LiveRun
+
+    out = io.StringIO()
+    live = LiveRun()
+    live.reporter = PlainProgress(out, clock=lambda: 0.0)
+    live.notice("[kind] kind create cluster cth-r1 (3 nodes) ...")
+    info = {"conntrack": {"node-1": 4096}, "max": 4096}
+    live.progress("baseline", 3.0, 10, info)
+    for _ in range(5):
+        live.progress("baseline", 10.0, 10, {**info, "waiting": 4})
+    live.progress("one", 1.0, 1, {**info, "waiting": 1})
+    live.close()
+    assert out.getvalue().splitlines() == [
+        "[kind] kind create cluster cth-r1 (3 nodes) ...",
+        "[baseline] started (10s)",
+        "[baseline] 3.0/10s conntrack node-1 4096/4096 (100%)",
+        "[baseline] 10.0/10s conntrack node-1 4096/4096 (100%); waiting for 4 pods' results",
+        "[one] started (1s)",
+        "[one] 1.0/1s conntrack node-1 4096/4096 (100%); waiting for 1 pod's results",
+    ]
+
+
+def test_rich_progress_prints_setup_lines_verbatim() -> None:
+    out = _TTY()
+    rich = RichProgress(out)
+    rich.note("[kind] waiting for [3] nodes Ready ...")  # brackets are text, not markup
+    rich.close()
+    assert "[kind] waiting for [3] nodes Ready ..." in out.getvalue()
+
+
 def test_make_progress_picks_by_environment() -> None:
     assert isinstance(make_progress(_TTY(), {"CI": "true"}), PlainProgress)
     rich = make_progress(_TTY(), {})
