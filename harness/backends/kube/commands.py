@@ -67,6 +67,10 @@ def kind_export_kubeconfig(cluster: str, kubeconfig: str) -> list[str]:
     return [KIND, "export", "kubeconfig", "--name", _name(cluster), "--kubeconfig", kubeconfig]
 
 
+def kind_version() -> list[str]:
+    return [KIND, "version"]
+
+
 def kind_load_image(cluster: str, image: str, nodes: Sequence[str] = ()) -> list[str]:
     argv = [KIND, "load", "docker-image", image, "--name", _name(cluster)]
     if nodes:
@@ -78,6 +82,19 @@ def kind_load_image(cluster: str, image: str, nodes: Sequence[str] = ()) -> list
 def docker_info() -> list[str]:
     """Fails unless the daemon answers (the CLI alone is not enough)."""
     return [DOCKER, "info", "--format", "{{.ServerVersion}}"]
+
+
+def docker_ps_kind_nodes(cluster: str) -> list[str]:
+    """``<container> <image>`` per node container of a kind cluster (kind labels them)."""
+    return [
+        DOCKER,
+        "ps",
+        "--all",
+        "--filter",
+        f"label=io.x-k8s.kind.cluster={_name(cluster)}",
+        "--format",
+        "{{.Names}} {{.Image}}",
+    ]
 
 
 def docker_build(dockerfile: str, tag: str, context: str = ".") -> list[str]:

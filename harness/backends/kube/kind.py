@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 from collections.abc import Mapping, Sequence
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.backends.kube import commands, dockerd, kindconfig, kindnode, loadgenimage
+from harness.backends.kube.components import Components, image_version, unread
 from harness.backends.kube.containernodes import (
     DOCKERFILES,
     ContainerNodeBackend,
@@ -26,9 +28,12 @@ from harness.errors import BackendError, BadInput, MissingTool
 from harness.kernel.journal import Journal
 from harness.kernel.sysctl import SysctlGuard
 from harness.scenario.model import Scenario
-from harness.upstream import kindparts, locate
+from harness.upstream import component_dir, kindparts, locate, release
 
 __all__ = ["DOCKERFILES", "KindBackend", "KindSettings", "preflight"]
+
+NODE_IMAGE_BUILT = "built"
+NODE_IMAGE_REUSED = "reused"
 
 
 @dataclass
@@ -103,6 +108,7 @@ class KindBackend(ContainerNodeBackend):
     _cluster = ""  # set by start()
     _docker: dockerd.Dockerd | None = None  # the private dockerd, set by start()
     _scenario: Scenario | None = None
+    _node_image_source: str | None = None  # NODE_IMAGE_BUILT/REUSED, set by start()
 
     def default_settings(self) -> KindSettings:
         return KindSettings()
@@ -137,6 +143,7 @@ class KindBackend(ContainerNodeBackend):
                 image = kindnode.build(docker, log=notes)
                 stage.result = notes[-1].removeprefix("node image ") if notes else image
             self.settings.config = dataclasses.replace(self.settings.config, node_image=image)
+            self._node_image_source = NODE_IMAGE_BUILT
         return docker
 
     def build_and_load_images(self) -> None:
@@ -180,6 +187,7 @@ class KindBackend(ContainerNodeBackend):
         if name in self.existing_clusters():
             with self.stages.stage(f"reusing the kind cluster {name}"):
                 self._run(commands.kind_export_kubeconfig(name, kubeconfig))
+            self._node_image_source = NODE_IMAGE_REUSED
             return Started(kubeconfig)
         cfg = workdir / "kind.yaml"
         cfg.write_text(kindconfig.render_yaml(scenario, name, self.settings.config))
@@ -205,3 +213,71 @@ class KindBackend(ContainerNodeBackend):
 
     def map_nodes(self, scenario: Scenario, nodes: Sequence[Mapping[str, Any]]) -> NodeMap:
         return map_by_label(scenario_nodes(scenario.cluster.nodes), nodes)
+
+    # --- environment.components ------------------------------------------------------------
+    def components(self) -> Components:
+        """The kind parts of result.json's ``environment.components``, read from the live
+        cluster and tools, each with where it came from: the node image the node containers
+        run, the kind CLI's version and the Docker engine's. A part that cannot be read says
+        why."""
+        out: Components = {}
+        for name, read in (
+            ("kind-node-image", self._node_image_component),
+            ("kind", self._kind_component),
+            ("docker", self._docker_component),
+        ):
+            try:
+                out[name] = read()
+            except Exception as e:  # never fails the run
+                out[name] = unread(e)
+        return out
+
+    def _node_image_component(self) -> dict[str, str]:
+        listing = self._run(commands.docker_ps_kind_nodes(self._cluster)).stdout
+        images = sorted({ln.split()[-1] for ln in listing.splitlines() if ln.strip()})
+        if not images:
+            raise BackendError(f"no node containers of kind cluster {self._cluster} found")
+        if self._node_image_source == NODE_IMAGE_REUSED:
+            source = f"the existing kind cluster {self._cluster}, as found (CTH_KIND_CLUSTER)"
+        elif self._node_image_source == NODE_IMAGE_BUILT:
+            rel = release()
+            source = (
+                "built here from the pinned upstream binaries (harness/upstream/versions.toml: "
+                f"Kubernetes {rel.kubernetes}, etcd {rel.etcd}, CoreDNS {rel.coredns}; kind "
+                f"{kindparts.pinned()['kind']}'s node layout), nothing pulled"
+            )
+        elif self.settings.config.node_image:
+            source = "named by CTH_KIND_NODE_IMAGE"
+        else:
+            source = "kind's default node image (pulled by kind)"
+        return {
+            "version": ", ".join(sorted({image_version(i) for i in images})),
+            "image": ", ".join(images),
+            "source": f"{source}; image of the node containers",
+        }
+
+    def _kind_component(self) -> dict[str, str]:
+        words = self._run(commands.kind_version()).stdout.split()
+        version = words[1] if len(words) > 1 and words[0] == "kind" else " ".join(words)
+        if not self.settings.private_docker:
+            return {"version": version, "source": f"kind on PATH ({shutil.which(commands.KIND)})"}
+        pinned = kindparts.pinned()["kind"]
+        source = f"go install {kindparts.KIND_MODULE}@{pinned}"
+        try:
+            done = json.loads((component_dir("kind", pinned) / ".complete").read_text())
+            source = f"go install {' '.join(done['source'])}"
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        return {
+            "version": version,
+            "source": f"built here: {source} (pinned in harness/upstream/versions.toml [kind])",
+        }
+
+    def _docker_component(self) -> dict[str, str]:
+        version = self._run(commands.docker_info(), timeout_s=30).stdout.strip()
+        where = (
+            f"this project's private dockerd ({dockerd.DOCKERD}, this host's package)"
+            if self.settings.private_docker
+            else "the system Docker daemon"
+        )
+        return {"version": version, "source": f"{where}; docker info .ServerVersion"}

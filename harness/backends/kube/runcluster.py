@@ -17,6 +17,7 @@ from contextlib import AbstractContextManager, ExitStack, contextmanager
 from typing import Any, Protocol
 
 from harness.backends.base import Progress
+from harness.backends.kube import components as parts
 from harness.backends.kube.cluster import KubeCluster
 from harness.backends.kube.loadmerge import merge_loads
 from harness.backends.kube.placement import NodeMap
@@ -98,6 +99,11 @@ class KubeRunCluster:
     def __exit__(self, *exc: object) -> None:
         self._kc = None
         self._stack.close()
+
+    def components(self) -> dict[str, dict[str, str]]:
+        """result.json's ``environment.components``: the versions of the cluster's parts, read
+        from the live cluster (:mod:`.components`); what cannot be read says why."""
+        return parts.read(self.kube.settings.api, self._realizer)
 
     def reset(self) -> None:
         """Flush the nodes' conntrack tables (measure() also does this before each phase)."""
