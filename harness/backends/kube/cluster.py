@@ -46,6 +46,7 @@ from harness.plan import PhasePlan, plan_phase, plan_run
 from harness.plan.phase import base_coredns
 from harness.plan.types import CoreDNSPlan
 from harness.scenario.model import Phase, Scenario
+from harness.steady_state import Timeouts
 from loadgen.worker import WorkerPlan, WorkerResult
 
 Manifest = dict[str, Any]
@@ -57,6 +58,8 @@ class NodeAccess(Protocol):
     def stat(self, node: str) -> NodeStat: ...
 
     def flush(self, node: str) -> None: ...
+
+    def timeouts(self, node: str) -> Timeouts: ...
 
     def fault_drops(self, node: str, table: str) -> int: ...
 

@@ -13,6 +13,8 @@ from harness.backends.kube.counters import (
     parse_node_probe,
 )
 from harness.backends.kube.proc import Runner
+from harness.backends.kube.steady import TIMEOUTS_ARGV, parse_timeouts
+from harness.steady_state import Timeouts
 
 PROBE_ARGV = [
     "cat",
@@ -33,6 +35,10 @@ class DockerNodeAccess:
 
     def flush(self, node: str) -> None:
         self._run(commands.node_conntrack_flush(node))
+
+    def timeouts(self, node: str) -> Timeouts:
+        """The conntrack timeouts in force in the node's namespace."""
+        return parse_timeouts(self._run(commands.docker_exec(node, TIMEOUTS_ARGV)).stdout)
 
     def fault_drops(self, node: str, table: str) -> int:
         out = self._run(commands.node_nft_counter(node, table), check=False)
@@ -78,6 +84,10 @@ class ProbeNodeAccess:
 
     def stat(self, node: str) -> NodeStat:
         return parse_node_probe(self._exec(node, PROBE_ARGV))
+
+    def timeouts(self, node: str) -> Timeouts:
+        """The node's conntrack timeouts (the sysctl files are world-readable)."""
+        return parse_timeouts(self._exec(node, TIMEOUTS_ARGV))
 
     def flush(self, node: str) -> None:
         """Flushing a real node's table is disruptive; the probe never does it (counters are

@@ -17,6 +17,7 @@ from contextlib import AbstractContextManager, ExitStack, contextmanager
 from typing import Any, Protocol
 
 from harness.backends.base import Progress
+from harness.backends.kube import steady
 from harness.backends.kube.cluster import KubeCluster
 from harness.backends.kube.loadmerge import merge_loads
 from harness.backends.kube.placement import NodeMap
@@ -117,10 +118,12 @@ class KubeRunCluster:
             yield plan
 
     # --- measuring ---------------------------------------------------------------------
+    def _client_node(self) -> str:
+        return self.kube.node_map.real(self.scenario.cluster.client_node or "node-1")
+
     def _kernel(self) -> str:
         kc = self.kube
-        node = kc.node_map.real(self.scenario.cluster.client_node or "node-1")
-        obj = kc.settings.api.get("v1", "Node", node) or {}
+        obj = kc.settings.api.get("v1", "Node", self._client_node()) or {}
         return str(obj.get("status", {}).get("nodeInfo", {}).get("kernelVersion", ""))
 
     def measure(self, plan: PhasePlan, progress: Progress | None = None) -> PhaseMeasurement:
@@ -140,6 +143,8 @@ class KubeRunCluster:
         answers = self._drive(plan, plans, sampler=sampler, progress=progress, cmax=cmax)
         series = sampler.series
         merged, notes = merge_loads(answers)
+        started = [float(a["started_monotonic"]) for a in answers if "started_monotonic" in a]
+        load_start_s = steady.load_start(started, sampler.t0)
         unavailable = {"server_counters": SERVER_COUNTERS_UNAVAILABLE}
         unavailable["node_dns_counters"] = NODE_DNS_COUNTERS_UNAVAILABLE
         extra: dict[str, Any] = {
@@ -170,6 +175,24 @@ class KubeRunCluster:
             if fault.pin_cpus:
                 extra["notes"].append("pin_cpus is not applied on a cluster backend")
         resolv_text = targets[0].resolv
+        if load_start_s is not None:
+            extra["load_start_s"] = load_start_s
+            extra["steady_state"] = steady.natural_result(
+                steady.model(
+                    self.scenario,
+                    plan,
+                    plans[0],
+                    resolv=ResolvConf.parse(resolv_text),
+                    timeouts=access.timeouts(self._client_node()),
+                    table_max=cmax,
+                    namespace=kc.settings.namespace,
+                ),
+                series,
+                load_start_s=load_start_s,
+                duration_s=plan.load.duration_s,
+                dns_timeline=merged.get("dns", {}).get("timeline", []),
+                backend=self.backend,
+            )
         return PhaseMeasurement(
             load=merged,
             series=series,
