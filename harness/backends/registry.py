@@ -7,11 +7,10 @@ The kube backends are imported lazily: they need the ``kube`` extra (the kuberne
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from pathlib import Path
 
 from harness.backends.base import KUBERNETES_RELEASE, BackendOptions, Cluster
-from harness.errors import BadInput, MissingTool
+from harness.errors import BadInput
 from harness.kernel.journal import Journal
 from harness.kernel.sysctl import SysctlGuard
 from harness.scenario.model import Scenario
@@ -155,7 +154,6 @@ def check_cluster_fields(backend: str, scenario: Scenario) -> None:
                 value=kp.version,
                 allowed=[default],
             )
-        check_kind_nodelocal(scenario, os.environ)
     elif "kube_proxy" in c.model_fields_set:
         raise BadInput(
             f"applies to --backend netns and kind: on {backend} the cluster's own kube-proxy "
@@ -163,27 +161,6 @@ def check_cluster_fields(backend: str, scenario: Scenario) -> None:
             field="cluster.kube_proxy",
             value={"mode": kp.mode, "version": kp.version},
         )
-
-
-def check_kind_nodelocal(scenario: Scenario, environ: Mapping[str, str]) -> None:
-    """NodeLocal DNSCache on kind runs the upstream addon's node-cache image. The private
-    (air-gapped) Docker has only the images built here, and node-cache is not among them: its
-    module k8s.io/dns is refused by the Go module proxy (403), so it cannot be built. Refused
-    before anything changes, instead of a DaemonSet stuck in ImagePullBackOff."""
-    from harness.backends.kube.kind import docker_mode
-    from harness.plan import plan_run
-
-    run = plan_run(scenario)
-    uses = [p.name for p in run.phases if p.nodelocal]
-    if not uses or docker_mode(environ) != "private":
-        return
-    raise MissingTool(
-        "NodeLocal DNSCache on kind needs node-cache's image, and none is built here: "
-        "k8s.io/dns (node-cache) is refused by the Go module proxy (403) and no registry "
-        f"is reachable. Phases that use it: {', '.join(uses)}. Run them on --backend netns "
-        "(node-cache's Corefile on the pinned CoreDNS, labelled as a stand-in), or with "
-        "CTH_KIND_DOCKER=system where the image can be pulled"
-    )
 
 
 def check_backend_ready(backend: str, options: BackendOptions) -> None:

@@ -11,7 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.backends.kube import commands, dockerd, kindconfig, kindnode, loadgenimage
+from harness.backends.kube import (
+    commands,
+    dockerd,
+    kindconfig,
+    kindimages,
+    kindnode,
+    loadgenimage,
+)
 from harness.backends.kube.containernodes import (
     DOCKERFILES,
     ContainerNodeBackend,
@@ -26,7 +33,7 @@ from harness.errors import BackendError, BadInput, MissingTool
 from harness.kernel.journal import Journal
 from harness.kernel.sysctl import SysctlGuard
 from harness.scenario.model import Scenario
-from harness.upstream import kindparts, locate
+from harness.upstream import kindparts, locate, release
 
 __all__ = ["DOCKERFILES", "KindBackend", "KindSettings", "preflight"]
 
@@ -159,8 +166,12 @@ class KindBackend(ContainerNodeBackend):
             self.load_image(tag)
         if self.settings.build_images:
             http = loadgenimage.build_http_server(docker)
-            self.settings.images = dataclasses.replace(imgs, http_server=http)
+            imgs = self.settings.images = dataclasses.replace(imgs, http_server=http)
             self.load_image(http)
+        # node-cache's image cannot be built here (k8s.io/dns: 403) nor pulled: NodeLocal runs
+        # its labelled stand-in on the node image's CoreDNS (kube.nodelocaldns.StandIn)
+        stand_in = kindimages.coredns_image(release().coredns)
+        self.settings.images = dataclasses.replace(imgs, nodelocal_stand_in=stand_in)
 
     def start(self, stack: ExitStack, scenario: Scenario, run_id: str, workdir: Path) -> Started:
         self._scenario = scenario

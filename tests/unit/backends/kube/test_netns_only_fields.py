@@ -12,7 +12,7 @@ import pytest
 from harness import cli, runner
 from harness.backends.kube import kindconfig
 from harness.backends.registry import check_cluster_fields
-from harness.errors import BadInput, MissingTool
+from harness.errors import BadInput
 from harness.scenario.loader import load_scenario
 from harness.upstream import default_version, releases
 
@@ -88,24 +88,3 @@ def test_a_rollout_is_refused_on_cluster_backends(tmp_path: Path, backend: str) 
         check_cluster_fields(backend, sc)
     assert e.value.field == "phases[0].rollout"
     check_cluster_fields("netns", sc)
-
-
-def test_nodelocal_on_air_gapped_kind_is_refused_naming_the_phases(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """node-cache's image cannot be built here (k8s.io/dns: 403), so a NodeLocal phase on the
-    private Docker would wait in ImagePullBackOff; it is refused before anything changes."""
-    root = Path(__file__).resolve().parents[4]
-    race = load_scenario(str(root / "scenarios/race.yaml"))
-    monkeypatch.delenv("CTH_KIND_DOCKER", raising=False)
-    with pytest.raises(MissingTool) as e:
-        check_cluster_fields("kind", race)
-    assert e.value.exit_code == 2
-    assert "nodelocal" in str(e.value)  # the phase that uses it
-    assert "403" in str(e.value)
-    check_cluster_fields("netns", race)  # the stand-in runs there
-    monkeypatch.setenv("CTH_KIND_DOCKER", "system")  # a Docker that can pull the image
-    check_cluster_fields("kind", race)
-    # a scenario without NodeLocal runs on the private Docker
-    monkeypatch.delenv("CTH_KIND_DOCKER")
-    check_cluster_fields("kind", load_scenario(str(root / "scenarios/exhaustion.yaml")))
