@@ -508,9 +508,10 @@ def assess(
             f"{model.table_max:,}) is far below the limit: the table's fill cannot decide "
             "this phase"
         )
-    elif steady_from is None and (
-        full := first_at_or_above(timeline, model.threshold, load_start_s)
-    ) is not None:
+    elif (
+        steady_from is None
+        and (full := first_at_or_above(timeline, model.threshold, load_start_s)) is not None
+    ):
         reached = False
         reason = (
             f"the table filled ({level}) {full - load_start_s:.1f} s into the load, but from "
