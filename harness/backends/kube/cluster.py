@@ -63,6 +63,8 @@ class NodeAccess(Protocol):
 
     def timeouts(self, node: str) -> Timeouts: ...
 
+    def host_pids(self, node: str, comm: str) -> list[int]: ...
+
     def fault_drops(self, node: str, table: str) -> int: ...
 
     def listing(self, node: str) -> str: ...
@@ -373,11 +375,13 @@ class KubeCluster:
             self.http_service_ip(),
         )
 
-    def run_worker(self, plan: WorkerPlan) -> WorkerResult:
-        """Run one pod's worker (plan on stdin, result on stdout) and return its answer."""
+    def run_worker(self, plan: WorkerPlan, cpus: str | None = None) -> WorkerResult:
+        """Run one pod's worker (plan on stdin, result on stdout) and return its answer;
+        ``cpus``: the CPUs it runs on (``taskset -c``), default any."""
         s = self.settings
         budget = plan.duration_s + 120
-        argv = kubectl_exec(s.kubeconfig, s.namespace, plan.pod, pod_worker_argv(), stdin=True)
+        worker = pod_worker_argv(cpus)
+        argv = kubectl_exec(s.kubeconfig, s.namespace, plan.pod, worker, stdin=True)
         out = s.runner(argv, input=json.dumps(plan.to_json()), timeout_s=budget)
         try:
             result = json.loads(out.stdout)

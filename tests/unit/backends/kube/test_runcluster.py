@@ -21,7 +21,7 @@ from harness.backends.kube.runcluster import KubeRunCluster, series_labels
 from harness.backends.kube.steady import parse_timeouts
 from harness.backends.netns import cluster as netns_cluster
 from harness.backends.registry import check_backend
-from harness.errors import BackendError, NotRoot, UnsafeRequest
+from harness.errors import BackendError, BadInput, NotRoot, UnsafeRequest
 from harness.kernel.sampler import NodeSeries, Reading
 from harness.measurement import PhaseMeasurement
 from harness.plan import plan_phase
@@ -530,3 +530,42 @@ def test_kube_evidence_is_the_one_typed_layout(tmp_path: Path) -> None:
     assert all(rc == RESOLV for pods in ev.phase_pods.values() for rc in pods.values())
     ev.write(tmp_path / "evidence")
     assert Evidence.read(tmp_path / "evidence") == ev
+
+
+def test_pin_cpus_on_kind_pins_the_nodes_coredns_and_the_load(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As on netns: every CoreDNS process in the nodes on CPU 0 for the phase, the pods'
+    workers on CPU 1 (taskset), and the servers back on every CPU after it."""
+    from harness.backends.kube import nodeaccess, runcluster
+
+    pinned: list[tuple[list[int], set[int]]] = []
+    monkeypatch.setattr(runcluster, "pin_threads", lambda p, c: pinned.append((list(p), c)))
+    monkeypatch.setattr(nodeaccess, "descendants_named", lambda root, comm: [root, root + 1])
+    monkeypatch.setattr(runcluster.os, "cpu_count", lambda: 2)
+    cluster, run, _ = kind_cluster(quick(), None)
+    run.answers[("docker", "inspect")] = lambda argv, _i: (
+        "100\n" if argv[-1].endswith("r") else "200\n"
+    )
+    with cluster:
+        s = cluster.scenario
+        out = []
+        for phase in s.phases:
+            with cluster.phase(phase) as plan:
+                out.append(cluster.measure(plan, None))
+    base, race = out
+    assert pinned == [([100, 101, 200, 201], {0}), ([100, 101, 200, 201], {0, 1})]
+    assert race.extra["fault"]["pinned_cpus"] is True
+    assert not any("pin_cpus" in n for n in race.extra["notes"])
+    workers = [c for c in run.calls if c[0] == "kubectl" and "/bin/sh" in c]
+    assert any("taskset -c 1 python3 -m loadgen.worker" in c[-1] for c in workers)
+    assert "fault" not in base.extra  # the baseline ran unpinned: no fault, no pin
+
+
+def test_pod_worker_argv_pins_only_to_a_cpu_list() -> None:
+    from harness.backends.kube.plan import pod_worker_argv
+
+    assert "taskset" not in pod_worker_argv()[-1]
+    assert "taskset -c 0-1,3 python3" in pod_worker_argv("0-1,3")[-1]
+    with pytest.raises(BadInput):
+        pod_worker_argv("1; rm -rf /")
