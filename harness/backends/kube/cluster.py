@@ -457,6 +457,9 @@ def install_nodelocal(s: Settings, stack: ExitStack, dns_ip: str, nodes: NodeMap
         objs = nodelocaldns.manifests(
             s.run_id, domain, dns_ip, image=s.images.nodelocal, stand_in=stand_in
         )
+        # only where the tuner made its interface (the scenario's nodes, not the control plane)
+        node_cache = next(o for o in objs if o["kind"] == "DaemonSet")["spec"]["template"]
+        node_cache["spec"]["affinity"] = ds["spec"]["template"]["spec"]["affinity"]
         _apply_all(s, stack, objs[2:], wait_gone=True)
     _ds_ready(s, NODELOCAL_NAME, SYSTEM_NAMESPACE)
 

@@ -310,6 +310,10 @@ def test_nodelocal_stand_in_on_air_gapped_kind(scn: Any) -> None:
         c = pod["containers"][0]
         assert c["image"] == coredns_image
         assert c["args"] == ["-conf", "/etc/coredns/Corefile"]
+        tuner = api.get("apps/v1", "DaemonSet", "node-tuner--nodelocal", "cth-r1")
+        # only on the nodes whose interface the tuner made: not on the control plane
+        assert pod["affinity"] == tuner["spec"]["template"]["spec"]["affinity"]
+        assert "cth-r1-control-plane" not in json.dumps(pod["affinity"])
         upstream = api.get("v1", "Service", "kube-dns-upstream", "kube-system")["spec"]
         corefile = api.get("v1", "ConfigMap", "node-local-dns", "kube-system")["data"]["Corefile"]
         assert "__PILLAR__" not in corefile
