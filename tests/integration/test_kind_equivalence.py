@@ -1,6 +1,13 @@
 """One scenario, two backends, same verdicts (issue 14): exhaustion.yaml and race.yaml run on
-netns and on kind, as a user runs them (the CLI), and every phase gets the same verdict and a
-timeout rate inside the other backend's 95 % interval.
+netns and on kind, as a user runs them (the CLI); every phase gets the same verdict, and the
+two timeout rates agree: their 95 % intervals overlap.
+
+Why overlap, and not "each rate inside the other's interval": two samples of the same rate
+miss that stricter test about one time in six per phase (the difference of two estimates has
+sqrt(2) times the spread of one), so with four phases that lose lookups it would fail about
+half the runs of two identical backends. Overlapping 95 % intervals are missed about once in
+200 per phase by identical backends; a real difference of a few points still fails it (1,500
+lookups a phase: intervals about +-2.3 points wide).
 
 Where the two cannot agree, the scenarios are run the way both can, and this says why:
 
@@ -67,8 +74,8 @@ def _run(scenario: Path, backend: str, report: Path) -> dict[str, Any]:
     return result
 
 
-def _inside(rate: float, ci: dict[str, float]) -> bool:
-    return ci["low"] - 1e-9 <= rate <= ci["high"] + 1e-9
+def _overlap(a: dict[str, float], b: dict[str, float]) -> bool:
+    return a["low"] <= b["high"] + 1e-9 and b["low"] <= a["high"] + 1e-9
 
 
 @pytest.mark.parametrize("path", ["scenarios/exhaustion.yaml", "scenarios/race.yaml"])
@@ -95,8 +102,7 @@ def test_same_verdicts_on_netns_and_kind(tmp_path: Path, path: str, host_unchang
     for n, k in zip(netns["phases"], kind["phases"], strict=True):
         assert n["verdict"] == k["verdict"], rows
         nd, kd = n["dns"], k["dns"]
-        assert _inside(kd["timeout_rate"], nd["timeout_rate_ci"]), rows
-        assert _inside(nd["timeout_rate"], kd["timeout_rate_ci"]), rows
+        assert _overlap(kd["timeout_rate_ci"], nd["timeout_rate_ci"]), rows
     # the same comparisons come out the same way ("fixed" needs steady state on both)
     assert _outcomes(netns) == _outcomes(kind)
     # nothing of kind is left on the host: no dockerd, no DOCKER chains, no FORWARD DROP
