@@ -5,7 +5,10 @@
   times are the upstream bench's and ``debootstrap``'s);
 - ``cluster_create_warm_s``: ``kind create cluster`` (1 control plane + 2 workers) with the node
   image present, until every node is Ready;
-- ``cluster_delete_s``.
+- ``cluster_delete_s``;
+- ``scenario_run_s``: ``conntrack-harness run scenarios/exhaustion.yaml --backend kind`` as a
+  user runs it, from the command to its exit (private dockerd, cluster, 4 phases, deletion),
+  with the node image present.
 
 Root, the kernel lock (``flock /run/cth-dev.lock``); ~5 min on the 2-core machine.
 """
@@ -52,6 +55,27 @@ def _ready(kubectl: Path, kubeconfig: Path, nodes: int) -> bool:
     return len(lines) == nodes and all(ln.split()[1] == "Ready" for ln in lines)
 
 
+def scenario_run() -> dict[str, object]:
+    """The whole kind scenario run, timed as a user sees it."""
+    root = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory() as td:
+        argv = [sys.executable, "-m", "harness.cli", "run", str(root / "scenarios/exhaustion.yaml")]
+        argv += ["--backend", "kind", "--report-dir", td, "--wait", "1800"]
+        t0 = time.monotonic()
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=1800, check=False, cwd=td)
+        took = round(time.monotonic() - t0, 1)
+        verdict = (
+            json.loads((Path(td) / "result.json").read_text())["verdict"]
+            if p.returncode < 2
+            else None
+        )
+    return {
+        "scenario_run_s": took,
+        "scenario_run_exit": p.returncode,
+        "scenario_run_verdict": verdict,
+    }
+
+
 def main() -> int:
     kind = kindparts.kind_binary()
     kubectl = component_dir("kubectl", release().kubernetes) / "kubectl"
@@ -92,6 +116,7 @@ def main() -> int:
                 out["cluster_delete_s"] = round(time.monotonic() - t1, 1)
     finally:
         journal.close()
+    out.update(scenario_run())
     OUT.write_text(json.dumps(out, indent=2) + "\n")
     print(json.dumps(out, indent=2))
     return 0

@@ -508,6 +508,18 @@ def assess(
             f"{model.table_max:,}) is far below the limit: the table's fill cannot decide "
             "this phase"
         )
+    elif (
+        steady_from is None
+        and (full := first_at_or_above(timeline, model.threshold, load_start_s)) is not None
+    ):
+        reached = False
+        reason = (
+            f"the table filled ({level}) {full - load_start_s:.1f} s into the load, but from "
+            f"a natural start it turns over only once its first entries expire, "
+            f"{settle_s:.0f} s after the load began; the phase lasted {duration_s:.0f} s, so "
+            "it measured a table still filling with entries none of which could expire, not "
+            "the steady state (no aged warm-up)"
+        )
     elif steady_from is None:
         reached = False
         reason = (

@@ -118,3 +118,51 @@ def stop(proc: Proc, grace_s: float = 2.0) -> None:
         except subprocess.TimeoutExpired:
             proc.popen.kill()
             proc.popen.wait()
+
+
+def threads(pid: int) -> list[int]:
+    """The thread ids of ``pid`` (``/proc/PID/task``); just ``pid`` if it cannot be listed."""
+    try:
+        return sorted(int(t) for t in os.listdir(f"/proc/{pid}/task"))
+    except OSError:
+        return [pid]
+
+
+def pin_threads(pids: Sequence[int], cpus: set[int]) -> None:
+    """Every thread of each process on ``cpus``: sched_setaffinity(pid) moves only the thread
+    whose id is pid, and CoreDNS (Go) answers from threads it started long before, which would
+    keep answering from every CPU (the A answer then overtakes the AAAA)."""
+    for pid in pids:
+        for tid in threads(pid):
+            try:
+                os.sched_setaffinity(tid, cpus)
+            except OSError:  # the thread (or process) has exited
+                continue
+
+
+def descendants_named(root: int, comm: str) -> list[int]:
+    """Processes below ``root`` (any depth) whose ``comm`` is ``comm``: a container's
+    processes, seen from the host, by the container's init PID."""
+    parent: dict[int, int] = {}
+    names: dict[int, str] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        pid = int(entry)
+        names[pid] = stat[stat.index("(") + 1 : stat.rindex(")")]
+        parent[pid] = int(stat[stat.rindex(")") + 2 :].split()[1])
+    out = []
+    for pid, name in names.items():
+        if name != comm:
+            continue
+        p = pid
+        while p > 1 and p != root:
+            p = parent.get(p, 0)
+        if p == root and pid != root:
+            out.append(pid)
+    return sorted(out)

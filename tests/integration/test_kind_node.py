@@ -29,10 +29,8 @@ pytestmark = [
     pytest.mark.cluster,
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
     pytest.mark.skipif(shutil.which(dockerd.DOCKERD) is None, reason="docker.io not installed"),
-    # opt-in until the kind scenario passes end to end (issue 14): not part of `make test` yet
-    pytest.mark.skipif(
-        os.environ.get("CTH_KIND_TESTS") != "1", reason="kind tests are opt-in: CTH_KIND_TESTS=1"
-    ),
+    # part of `make test` (issue 14); CTH_KIND_TESTS=0 skips the kind tests
+    pytest.mark.skipif(os.environ.get("CTH_KIND_TESTS") == "0", reason="CTH_KIND_TESTS=0"),
 ]
 
 ROOT = Path(__file__).resolve().parents[2]

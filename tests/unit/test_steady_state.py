@@ -165,6 +165,19 @@ def test_assess_a_phase_still_filling_is_not_steady() -> None:
     assert "16,384" in a.reason
 
 
+def test_a_natural_start_that_fills_the_table_says_it_cannot_turn_over() -> None:
+    """800/s into 4,096 with TIME_WAIT 120 s: full after ~5 s of a 10 s phase, yet no entry
+    can expire for 120 s; the reason says that, not that the table never arrived."""
+    m = model(800, 4096)
+    a = assess(
+        m, _ramp(800, 4096, 10), load_start_s=1.0, duration_s=10, settle_s=m.longest_lifetime_s
+    )
+    assert not a.reached
+    assert "never reached" not in a.reason
+    assert "filled (4,096 of max 4,096) 4.7 s into the load" in a.reason  # 3,686 at 800/s
+    assert "120 s after the load began" in a.reason
+
+
 def test_assess_late_arrival_is_not_steady_and_window_counts() -> None:
     m = model(800, 4096)
     dns = [[float(s), 10.0, 1.0 if s >= 5 else 0.0] for s in range(20)]

@@ -32,6 +32,7 @@ from harness.backends.kube.names import (
     LABEL_PHASE,
     NODELOCAL_IMAGE,
     NODELOCAL_NAME,
+    NODELOCAL_UPSTREAM_SERVICE,
     SYSTEM_NAMESPACE,
     TUNER_PREFIX,
     run_namespace,
@@ -41,11 +42,13 @@ from harness.backends.kube.names import (
 from harness.backends.kube.placement import NodeMap
 from harness.backends.kube.plan import ClientTarget, client_image, pod_worker_argv, worker_plans
 from harness.backends.kube.proc import Runner
+from harness.dataplane import nodelocal
 from harness.errors import BackendError
 from harness.plan import PhasePlan, plan_phase, plan_run
 from harness.plan.phase import base_coredns
 from harness.plan.types import CoreDNSPlan
 from harness.scenario.model import Phase, Scenario
+from harness.steady_state import Timeouts
 from loadgen.worker import WorkerPlan, WorkerResult
 
 Manifest = dict[str, Any]
@@ -60,6 +63,10 @@ class NodeAccess(Protocol):
     def stat(self, node: str) -> NodeStat: ...
 
     def flush(self, node: str) -> None: ...
+
+    def timeouts(self, node: str) -> Timeouts: ...
+
+    def host_pids(self, node: str, comm: str) -> list[int]: ...
 
     def fault_drops(self, node: str, table: str) -> int: ...
 
@@ -76,6 +83,9 @@ class Images:
     musl: str
     http_server: str = HTTP_SERVER_IMAGE
     nodelocal: str = NODELOCAL_IMAGE
+    # where node-cache's image cannot be had (kind's air-gapped Docker): the CoreDNS image
+    # that runs node-cache's Corefile instead (harness.backends.kube.nodelocaldns.StandIn)
+    nodelocal_stand_in: str | None = None
 
     @property
     def tuner(self) -> str:
@@ -240,7 +250,7 @@ class KubeCluster:
             self._tuner_phase(stack, plan)
             self._coredns_phase(stack, plan)
             if plan.nodelocal and not s.scenario.cluster.nodelocal_dns:
-                install_nodelocal(s, stack, self.kube_dns_ip)
+                install_nodelocal(s, stack, self.kube_dns_ip, self.node_map)
             self._clients(stack, plan)
             self._plan = plan
             stack.callback(setattr, self, "_plan", None)
@@ -368,11 +378,13 @@ class KubeCluster:
             self.http_service_ip(),
         )
 
-    def run_worker(self, plan: WorkerPlan) -> WorkerResult:
-        """Run one pod's worker (plan on stdin, result on stdout) and return its answer."""
+    def run_worker(self, plan: WorkerPlan, cpus: str | None = None) -> WorkerResult:
+        """Run one pod's worker (plan on stdin, result on stdout) and return its answer;
+        ``cpus``: the CPUs it runs on (``taskset -c``), default any."""
         s = self.settings
         budget = plan.duration_s + 120
-        argv = kubectl_exec(s.kubeconfig, s.namespace, plan.pod, pod_worker_argv(), stdin=True)
+        worker = pod_worker_argv(cpus)
+        argv = kubectl_exec(s.kubeconfig, s.namespace, plan.pod, worker, stdin=True)
         out = s.runner(argv, input=json.dumps(plan.to_json()), timeout_s=budget)
         try:
             result = json.loads(out.stdout)
@@ -406,16 +418,52 @@ def coredns_selector(scenario: Scenario, nodes: NodeMap) -> dict[str, str]:
     return nodes.selector(scenario.cluster.coredns.node or f"node-{scenario.cluster.nodes}")
 
 
-def install_nodelocal(s: Settings, stack: ExitStack, dns_ip: str) -> None:
+# a phase's tuner is node-tuner-<phase>, and phase names start with [a-z0-9]: no clash
+NODELOCAL_TUNER = f"{TUNER_PREFIX}--nodelocal"
+NODELOCAL_TABLE = "cth_nodelocal"
+
+
+def install_nodelocal(s: Settings, stack: ExitStack, dns_ip: str, nodes: NodeMap) -> None:
+    """The upstream addon's objects; where node-cache's image is not available (kind's
+    air-gapped Docker), its labelled stand-in: node-cache's Corefile on the pinned CoreDNS,
+    and node-cache's interface and NOTRACK rules from a node tuner on every node."""
     if s.api.get("apps/v1", "DaemonSet", NODELOCAL_NAME, SYSTEM_NAMESPACE) is not None:
         raise BackendError(
             "kube-system/node-local-dns already exists; the harness will not "
             "replace a NodeLocal DNSCache it did not install"
         )
-    objs = nodelocaldns.manifests(
-        s.run_id, s.scenario.cluster.cluster_domain, dns_ip, image=s.images.nodelocal
-    )
-    _apply_all(s, stack, objs, wait_gone=True)
+    domain = s.scenario.cluster.cluster_domain
+    objs = nodelocaldns.manifests(s.run_id, domain, dns_ip, image=s.images.nodelocal)
+    image = s.images.nodelocal_stand_in
+    if image is None:
+        _apply_all(s, stack, objs, wait_gone=True)
+    else:
+        _apply_all(s, stack, objs[:2], wait_gone=True)  # its account and kube-dns-upstream
+        svc = s.api.get("v1", "Service", NODELOCAL_UPSTREAM_SERVICE, SYSTEM_NAMESPACE) or {}
+        upstream_ip = str(svc.get("spec", {}).get("clusterIP", ""))
+        name = NODELOCAL_TUNER
+        ips = [nodelocal.LOCAL_IP, dns_ip]
+        ds = tuner.daemonset(
+            s.run_id,
+            s.namespace,
+            name,
+            sysctls={},
+            nodes=nodes,
+            image=s.images.tuner,
+            ruleset=nodelocal.nft_ruleset(ips, NODELOCAL_TABLE),
+            table=NODELOCAL_TABLE,
+            link=(nodelocal.INTERFACE, ips),
+        )
+        _apply_all(s, stack, [ds], wait_gone=True)
+        _ds_ready(s, name, s.namespace)
+        stand_in = nodelocaldns.StandIn(image, upstream_ip)
+        objs = nodelocaldns.manifests(
+            s.run_id, domain, dns_ip, image=s.images.nodelocal, stand_in=stand_in
+        )
+        # only where the tuner made its interface (the scenario's nodes, not the control plane)
+        node_cache = next(o for o in objs if o["kind"] == "DaemonSet")["spec"]["template"]
+        node_cache["spec"]["affinity"] = ds["spec"]["template"]["spec"]["affinity"]
+        _apply_all(s, stack, objs[2:], wait_gone=True)
     _ds_ready(s, NODELOCAL_NAME, SYSTEM_NAMESPACE)
 
 
@@ -452,5 +500,5 @@ def realize_workload(s: Settings, nodes: NodeMap) -> Iterator[KubeCluster]:
             _apply_all(s, stack, [ds], wait_gone=True)
             _ds_ready(s, name, s.namespace)
         if scenario.cluster.nodelocal_dns:
-            install_nodelocal(s, stack, dns_ip)
+            install_nodelocal(s, stack, dns_ip, nodes)
         yield KubeCluster(s, nodes, dns_ip, core)

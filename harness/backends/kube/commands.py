@@ -105,6 +105,11 @@ def docker_exec(container: str, argv: Sequence[str]) -> list[str]:
     return [DOCKER, "exec", container, *argv]
 
 
+def docker_init_pid(container: str) -> list[str]:
+    """The container's init process, as the host numbers it."""
+    return [DOCKER, "inspect", "--format", "{{.State.Pid}}", container]
+
+
 def node_conntrack_stat(container: str) -> list[str]:
     """Per-namespace conntrack statistics of a kind node (its own netns, as the kernel sees it)."""
     return docker_exec(

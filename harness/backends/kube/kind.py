@@ -12,7 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.backends.kube import commands, dockerd, kindconfig, kindnode, loadgenimage
+from harness.backends.kube import (
+    commands,
+    dockerd,
+    kindconfig,
+    kindimages,
+    kindnode,
+    loadgenimage,
+)
 from harness.backends.kube.components import Components, image_version, unread
 from harness.backends.kube.containernodes import (
     DOCKERFILES,
@@ -27,6 +34,7 @@ from harness.backends.kube.proc import Runner, subprocess_runner
 from harness.errors import BackendError, BadInput, MissingTool
 from harness.kernel.journal import Journal
 from harness.kernel.sysctl import SysctlGuard
+from harness.plan import plan_run
 from harness.scenario.model import Scenario
 from harness.upstream import component_dir, kindparts, locate, release
 
@@ -175,8 +183,12 @@ class KindBackend(ContainerNodeBackend):
             with self.stages.stage("HTTP server image (built or checked)") as stage:
                 http = loadgenimage.build_http_server(docker)
                 stage.result = http
-            self.settings.images = dataclasses.replace(imgs, http_server=http)
+            imgs = self.settings.images = dataclasses.replace(imgs, http_server=http)
             self.load_image(http)
+        # node-cache's image cannot be built here (k8s.io/dns: 403) nor pulled: NodeLocal runs
+        # its labelled stand-in on the node image's CoreDNS (kube.nodelocaldns.StandIn)
+        stand_in = kindimages.coredns_image(release().coredns)
+        self.settings.images = dataclasses.replace(imgs, nodelocal_stand_in=stand_in)
 
     def start(self, stack: ExitStack, scenario: Scenario, run_id: str, workdir: Path) -> Started:
         self._scenario = scenario
@@ -230,6 +242,15 @@ class KindBackend(ContainerNodeBackend):
                 out[name] = read()
             except Exception as e:  # never fails the run
                 out[name] = unread(e)
+        stand_in = self.settings.images.nodelocal_stand_in
+        scenario = self._scenario
+        if stand_in and scenario and any(p.nodelocal for p in plan_run(scenario).phases):
+            out["node-cache"] = {
+                "version": f"{release().node_cache} (not built)",
+                "source": f"stand-in: {stand_in} runs node-cache's Corefile; node-cache's "
+                "interface and NOTRACK rules come from a node tuner (k8s.io/dns: 403 from "
+                "the Go module proxy)",
+            }
         return out
 
     def _node_image_component(self) -> dict[str, str]:

@@ -39,11 +39,16 @@ class Versions:
         return f"{self.etcd.removeprefix('v')}-0"
 
 
+def coredns_image(version: str) -> str:
+    """CoreDNS's image as kubeadm names it (the node image carries it, built here)."""
+    return f"{REGISTRY}/coredns/coredns:{version}"
+
+
 def image_names(v: Versions) -> dict[str, str]:
     """Component -> the image reference kubeadm (``config images list``) and kind use."""
     names = {c: f"{REGISTRY}/{c}:{v.kubernetes}" for c in (*CONTROL_PLANE, "kube-proxy")}
     names["etcd"] = f"{REGISTRY}/etcd:{v.etcd_tag}"
-    names["coredns"] = f"{REGISTRY}/coredns/coredns:{v.coredns}"
+    names["coredns"] = coredns_image(v.coredns)
     names["pause"] = f"{REGISTRY}/pause:{v.pause}"
     names["static-cni"] = f"{STATIC_CNI_IMAGE}:{v.kubernetes}"
     return names

@@ -13,6 +13,9 @@ from harness.backends.kube.counters import (
     parse_node_probe,
 )
 from harness.backends.kube.proc import Runner
+from harness.backends.kube.steady import TIMEOUTS_ARGV, parse_timeouts
+from harness.kernel.process import descendants_named
+from harness.steady_state import Timeouts
 
 PROBE_ARGV = [
     "cat",
@@ -33,6 +36,16 @@ class DockerNodeAccess:
 
     def flush(self, node: str) -> None:
         self._run(commands.node_conntrack_flush(node))
+
+    def host_pids(self, node: str, comm: str) -> list[int]:
+        """The node's processes named ``comm``, by their host PIDs (the node is a container
+        on this host: its processes are this host's, below the container's init)."""
+        out = self._run(commands.docker_init_pid(node), check=False).stdout.strip()
+        return descendants_named(int(out), comm) if out.isdigit() and int(out) > 0 else []
+
+    def timeouts(self, node: str) -> Timeouts:
+        """The conntrack timeouts in force in the node's namespace."""
+        return parse_timeouts(self._run(commands.docker_exec(node, TIMEOUTS_ARGV)).stdout)
 
     def fault_drops(self, node: str, table: str) -> int:
         out = self._run(commands.node_nft_counter(node, table), check=False)
@@ -78,6 +91,14 @@ class ProbeNodeAccess:
 
     def stat(self, node: str) -> NodeStat:
         return parse_node_probe(self._exec(node, PROBE_ARGV))
+
+    def host_pids(self, node: str, comm: str) -> list[int]:
+        """A real node's processes are not this host's: none."""
+        return []
+
+    def timeouts(self, node: str) -> Timeouts:
+        """The node's conntrack timeouts (the sysctl files are world-readable)."""
+        return parse_timeouts(self._exec(node, TIMEOUTS_ARGV))
 
     def flush(self, node: str) -> None:
         """Flushing a real node's table is disruptive; the probe never does it (counters are

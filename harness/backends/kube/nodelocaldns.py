@@ -15,6 +15,7 @@ the cluster.
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import dataclass
 from typing import Any
 
 from harness.backends.kube.names import (
@@ -65,6 +66,31 @@ def corefile(
     return "\n".join(out) + "\n"
 
 
+def filled_corefile(base: str, cluster_dns: str, upstreams: str = "/etc/resolv.conf") -> str:
+    """The two placeholders node-cache fills at start, filled the way it fills them."""
+    return base.replace(CLUSTER_DNS_PLACEHOLDER, cluster_dns).replace(
+        UPSTREAM_PLACEHOLDER, upstreams
+    )
+
+
+@dataclass(frozen=True)
+class StandIn:
+    """node-cache cannot be built here: its CoreDNS core (``image``, the pinned CoreDNS) runs
+    node-cache's Corefile with the placeholders filled as node-cache fills them
+    (``cluster_dns``: the kube-dns-upstream Service's ClusterIP). node-cache's interface and
+    NOTRACK rules come from the node tuner (:func:`harness.dataplane.nodelocal.nft_ruleset`)."""
+
+    image: str
+    cluster_dns: str
+
+    @property
+    def label(self) -> str:
+        return (
+            f"stand-in: {self.image} runs node-cache's Corefile; node-cache's interface and "
+            "NOTRACK rules are added by the node tuner (k8s.io/dns cannot be built here)"
+        )
+
+
 def manifests(
     run_id: str,
     domain: str,
@@ -73,8 +99,10 @@ def manifests(
     image: str = NODELOCAL_IMAGE,
     local_ip: str = NODELOCAL_IP,
     upstream: str = CLUSTER_DNS_PLACEHOLDER,
+    stand_in: StandIn | None = None,
 ) -> list[dict[str, Any]]:
-    """ServiceAccount, upstream Service, ConfigMap, DaemonSet and metrics Service (kube-system)."""
+    """ServiceAccount, upstream Service, ConfigMap, DaemonSet and metrics Service (kube-system).
+    With ``stand_in``, the DaemonSet runs it instead of node-cache (labelled)."""
     labels = run_labels(run_id, "nodelocaldns")
     meta = {"namespace": SYSTEM_NAMESPACE, "labels": labels}
     app = {"k8s-app": NODELOCAL_NAME}
@@ -82,7 +110,7 @@ def manifests(
         {"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
         {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53},
     ]
-    return [
+    objs: list[dict[str, Any]] = [
         {
             "apiVersion": "v1",
             "kind": "ServiceAccount",
@@ -200,3 +228,21 @@ def manifests(
             },
         },
     ]
+    if stand_in is not None:
+        _as_stand_in(objs, stand_in)
+    return objs
+
+
+def _as_stand_in(objs: list[dict[str, Any]], stand_in: StandIn) -> None:
+    """The ConfigMap holds the filled Corefile; the DaemonSet's container runs CoreDNS on it."""
+    cm = next(o for o in objs if o["kind"] == "ConfigMap")
+    cm["data"]["Corefile"] = filled_corefile(cm["data"]["Corefile"], stand_in.cluster_dns)
+    ds = next(o for o in objs if o["kind"] == "DaemonSet")
+    ds["metadata"]["annotations"] = {"conntrack-harness/stand-in": stand_in.label}
+    pod = ds["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    c["image"] = stand_in.image
+    c["args"] = ["-conf", "/etc/coredns/Corefile"]
+    c.pop("securityContext", None)  # the tuner makes the interface and rules, not this pod
+    vol = next(v for v in pod["volumes"] if v["name"] == "config-volume")
+    vol["configMap"]["items"] = [{"key": "Corefile", "path": "Corefile"}]

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from harness.backends.kube.dnsconfig import NamespaceMap
 from harness.backends.kube.workload import HTTP_PORT
+from harness.errors import BadInput
 from harness.plan.types import PhasePlan
 from harness.plan.workerplan import worker_plan
 from loadgen.http.plan import HTTPTarget
@@ -43,8 +44,14 @@ class ClientTarget:
     resolv: str
 
 
-def pod_worker_argv() -> list[str]:
-    return ["/bin/sh", "-c", POD_WORKER_SCRIPT]
+def pod_worker_argv(cpus: str | None = None) -> list[str]:
+    """The worker in a pod; with ``cpus``, pinned there (``taskset -c``)."""
+    if cpus is None:
+        return ["/bin/sh", "-c", POD_WORKER_SCRIPT]
+    if not all(part.isdigit() for part in cpus.replace("-", ",").split(",")):
+        raise BadInput("a CPU list like 1 or 0-1,3", field="cpus", value=cpus)
+    pinned = POD_WORKER_SCRIPT.replace("python3 -m", f"taskset -c {cpus} python3 -m")
+    return ["/bin/sh", "-c", pinned]
 
 
 def worker_plans(

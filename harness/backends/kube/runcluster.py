@@ -11,6 +11,7 @@ DNS packet counters) is reported as 0 and named in ``extra["unavailable"]``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager, ExitStack, contextmanager
@@ -18,6 +19,7 @@ from typing import Any, Protocol
 
 from harness.backends.base import Progress
 from harness.backends.kube import components as parts
+from harness.backends.kube import steady
 from harness.backends.kube.cluster import KubeCluster
 from harness.backends.kube.loadmerge import merge_loads
 from harness.backends.kube.placement import NodeMap
@@ -25,6 +27,7 @@ from harness.backends.kube.sampling import KernelLog, KubeSampler
 from harness.dns.resolvconf import ResolvConf
 from harness.errors import BackendError
 from harness.kernel.kmsg import KmsgReader
+from harness.kernel.process import pin_threads
 from harness.measurement import PhaseMeasurement
 from harness.plan import PhasePlan
 from harness.results.evidence import Evidence
@@ -123,10 +126,20 @@ class KubeRunCluster:
             yield plan
 
     # --- measuring ---------------------------------------------------------------------
+    def _dns_servers(self) -> list[int]:
+        """Host PIDs of every CoreDNS process in the nodes (the cluster's and NodeLocal's),
+        for ``pin_cpus``; none when the nodes are not this host's or it has one CPU."""
+        if (os.cpu_count() or 1) < 2:
+            return []
+        access = self.kube.settings.access
+        return sorted({p for n in self.kube.real_nodes() for p in access.host_pids(n, "coredns")})
+
+    def _client_node(self) -> str:
+        return self.kube.node_map.real(self.scenario.cluster.client_node or "node-1")
+
     def _kernel(self) -> str:
         kc = self.kube
-        node = kc.node_map.real(self.scenario.cluster.client_node or "node-1")
-        obj = kc.settings.api.get("v1", "Node", node) or {}
+        obj = kc.settings.api.get("v1", "Node", self._client_node()) or {}
         return str(obj.get("status", {}).get("nodeInfo", {}).get("kernelVersion", ""))
 
     def measure(self, plan: PhasePlan, progress: Progress | None = None) -> PhaseMeasurement:
@@ -141,11 +154,23 @@ class KubeRunCluster:
         cmax = int(access.stat(next(iter(labels.values())))["max"])
         fault = plan.fault
         hits0 = sum(kc.fault_drops().values()) if fault is not None else 0
+        servers = self._dns_servers() if fault is not None and fault.pin_cpus else []
+        cpus = "1" if servers else None
         sampler = KubeSampler(access, labels, cmax, kernel_log=self._kernel_log)
-        sampler.start()
-        answers = self._drive(plan, plans, sampler=sampler, progress=progress, cmax=cmax)
+        if servers:
+            pin_threads(servers, {0})  # as on netns: the A answer cannot overtake the AAAA
+        try:
+            sampler.start()
+            answers = self._drive(
+                plan, plans, sampler=sampler, progress=progress, cmax=cmax, cpus=cpus
+            )
+        finally:
+            if servers:
+                pin_threads(servers, set(range(os.cpu_count() or 1)))
         series = sampler.series
         merged, notes = merge_loads(answers)
+        started = [float(a["started_monotonic"]) for a in answers if "started_monotonic" in a]
+        load_start_s = steady.load_start(started, sampler.t0)
         unavailable = {"server_counters": SERVER_COUNTERS_UNAVAILABLE}
         unavailable["node_dns_counters"] = NODE_DNS_COUNTERS_UNAVAILABLE
         extra: dict[str, Any] = {
@@ -162,7 +187,7 @@ class KubeRunCluster:
                 "injected": fault.injected,
                 "probability": fault.probability,
                 "hits": sum(kc.fault_drops().values()) - hits0,
-                "pinned_cpus": False,
+                "pinned_cpus": bool(servers),
             }
             unavailable["fault_window"] = (
                 "window_open/answered_first: read on the netns backend only (the node access "
@@ -173,9 +198,30 @@ class KubeRunCluster:
                     "the injected drop's counter lives in the node tuner; hits read 0 on an "
                     "existing cluster's nodes"
                 )
-            if fault.pin_cpus:
-                extra["notes"].append("pin_cpus is not applied on a cluster backend")
+            if fault.pin_cpus and not servers:
+                extra["notes"].append(
+                    "pin_cpus is not applied: the DNS servers' processes are not on this host "
+                    "(an existing cluster's nodes) or it has one CPU"
+                )
         resolv_text = targets[0].resolv
+        if load_start_s is not None:
+            extra["load_start_s"] = load_start_s
+            extra["steady_state"] = steady.natural_result(
+                steady.model(
+                    self.scenario,
+                    plan,
+                    plans[0],
+                    resolv=ResolvConf.parse(resolv_text),
+                    timeouts=access.timeouts(self._client_node()),
+                    table_max=cmax,
+                    namespace=kc.settings.namespace,
+                ),
+                series,
+                load_start_s=load_start_s,
+                duration_s=plan.load.duration_s,
+                dns_timeline=merged.get("dns", {}).get("timeline", []),
+                backend=self.backend,
+            )
         return PhaseMeasurement(
             load=merged,
             series=series,
@@ -197,12 +243,15 @@ class KubeRunCluster:
         sampler: KubeSampler,
         progress: Progress | None,
         cmax: int,
+        cpus: str | None = None,
     ) -> list[WorkerResult]:
         """Run every pod's worker at once; sample the nodes until they all answer."""
         kc = self.kube
         duration_s = plan.load.duration_s
         with ThreadPoolExecutor(max_workers=len(plans), thread_name_prefix="kube-load") as pool:
-            futures: list[Future[WorkerResult]] = [pool.submit(kc.run_worker, p) for p in plans]
+            futures: list[Future[WorkerResult]] = [
+                pool.submit(kc.run_worker, p, cpus) for p in plans
+            ]
             try:
                 while True:
                     live = sampler.sample()

@@ -6,8 +6,10 @@ sets the node's per-namespace conntrack sysctls (and, on a real node, the global
 
 1. saves every value it will change into an emptyDir (only on its first start, so a container
    restart never mistakes our value for the original),
-2. writes the new values and loads the optional nft fault table,
-3. waits; on TERM (the DaemonSet's deletion) writes the saved values back and deletes the table.
+2. writes the new values, loads the optional nft table (the injected fault, or the NodeLocal
+   stand-in's NOTRACK rules) and adds the optional interface (NodeLocal's listen addresses),
+3. waits; on TERM (the DaemonSet's deletion) writes the saved values back and deletes the
+   table and the interface.
 
 Deleting the DaemonSet therefore restores the node; a sweeper that deletes leftovers by label
 restores a node a killed run left changed.
@@ -16,7 +18,7 @@ restores a node a killed run left changed.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from harness.backends.kube.names import TUNER_PREFIX, run_labels
@@ -40,6 +42,7 @@ if [ ! -f "$state" ]; then
 fi
 restore() {
   if [ -n "${NFT_TABLE:-}" ]; then nft delete table inet "$NFT_TABLE" 2>/dev/null || true; fi
+  if [ -n "${LINK_NAME:-}" ]; then ip link del "$LINK_NAME" 2>/dev/null || true; fi
   while read -r p v; do echo "$v" > "$p" || echo "restore failed: $p" >&2; done < "$state"
   exit 0
 }
@@ -50,6 +53,12 @@ done
 if [ -n "${NFT_RULESET:-}" ]; then
   nft delete table inet "$NFT_TABLE" 2>/dev/null || true
   printf '%s\n' "$NFT_RULESET" | nft -f -
+fi
+if [ -n "${LINK_NAME:-}" ]; then
+  ip link del "$LINK_NAME" 2>/dev/null || true
+  ip link add "$LINK_NAME" type bridge
+  for a in ${LINK_ADDRS:-}; do ip addr add "$a/32" dev "$LINK_NAME"; done
+  ip link set "$LINK_NAME" up
 fi
 touch /state/ready
 while :; do sleep 3600 & wait $! || true; done
@@ -93,7 +102,11 @@ def daemonset(
     image: str,
     ruleset: str | None = None,
     table: str | None = None,
+    link: tuple[str, Sequence[str]] | None = None,
 ) -> dict[str, Any]:
+    """A node tuner: sets ``sysctls``, loads ``ruleset`` (an nft ``table``) and adds ``link``
+    (an empty bridge holding the addresses) on each node; deleting the DaemonSet puts every
+    one of them back."""
     for key, value in sysctls.items():
         if not _SYSCTL.match(key) or not str(value).lstrip("-").isdigit():
             raise BadInput(
@@ -110,6 +123,11 @@ def daemonset(
         env += [
             {"name": "NFT_RULESET", "value": ruleset},
             {"name": "NFT_TABLE", "value": table or ""},
+        ]
+    if link is not None:
+        env += [
+            {"name": "LINK_NAME", "value": link[0]},
+            {"name": "LINK_ADDRS", "value": " ".join(link[1])},
         ]
     return {
         "apiVersion": "apps/v1",

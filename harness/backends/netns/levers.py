@@ -25,17 +25,10 @@ from harness.dataplane.faults import TABLE as FAULT_TABLE
 from harness.dataplane.faults import race_window_ruleset
 from harness.errors import CommandFailed
 from harness.kernel.netns import run
+from harness.kernel.process import pin_threads
 from harness.plan.types import CoreDNSPlan, RaceFaultPlan
 
 DNS_SERVERS = ("coredns", "node-cache", "upstream")
-
-
-def threads(pid: int) -> list[int]:
-    """The thread ids of ``pid`` (``/proc/PID/task``); just ``pid`` if it cannot be listed."""
-    try:
-        return sorted(int(t) for t in os.listdir(f"/proc/{pid}/task"))
-    except OSError:
-        return [pid]
 
 
 class Levers:
@@ -143,17 +136,7 @@ class Levers:
         procs = [*self.topo.procs.values(), *self.topo.k8s.comps.procs.values()]
         return [p.pid for p in procs if p.name.startswith(DNS_SERVERS)]
 
-    @staticmethod
-    def pin(pids: list[int], cpus: set[int]) -> None:
-        """Every thread of each process on ``cpus``: sched_setaffinity(pid) moves only the
-        thread whose id is pid, and CoreDNS (Go) answers from threads it started long before,
-        which would keep answering from every CPU (the A answer then overtakes the AAAA)."""
-        for pid in pids:
-            for tid in threads(pid):
-                try:
-                    os.sched_setaffinity(tid, cpus)
-                except OSError:  # the thread (or process) has exited
-                    continue
+    pin = staticmethod(pin_threads)
 
     @contextmanager
     def race_fault(self, fault: RaceFaultPlan) -> Iterator[None]:

@@ -22,9 +22,9 @@ from harness.dns.resolvconf import ResolvConf
 from harness.kernel import sysctl
 from harness.kernel.sampler import NodeSeries
 from harness.results.schema import SteadyStateResult
+from harness.results.steady import steady_result
 from harness.scenario.model import LoadSpec
-from harness.stats import wilson
-from harness.steady_state import SteadyState, Timeouts, assess, phase_model
+from harness.steady_state import SteadyState, Timeouts, phase_model
 
 CT = "net.netfilter.nf_conntrack_"
 
@@ -108,51 +108,13 @@ class PhaseSteady:
         out: dict[str, Any],
     ) -> SteadyStateResult:
         m = self.model
-        busiest = max(series.values(), key=lambda s: s.peak, default=None)
-        timeline = busiest.timeline if busiest else []
-        dns_tl = out.get("dns", {}).get("timeline", [])
-        a = assess(
+        result = steady_result(
             m,
-            timeline,
+            series,
             load_start_s=load_start_s,
             duration_s=self.load.duration_s,
-            dns_timeline=dns_tl,
+            dns_timeline=out.get("dns", {}).get("timeline", []),
             settle_s=0.0 if self.warmup is not None else m.longest_lifetime_s,
-        )
-        lo, hi = wilson(a.timeouts, a.lookups)
-        result = SteadyStateResult(
-            verdict="steady" if a.reached else "inconclusive",
-            reached=a.reached,
-            reason=a.reason,
-            max=m.table_max,
-            expected_occupancy=round(m.occupancy, 1),
-            level=round(m.level, 1),
-            occupancy_vs_max=round(m.ratio, 4),
-            observed_mean=a.observed_mean,
-            observed_vs_max=round(a.observed_mean / m.table_max, 4),
-            node=busiest.node if busiest else "",
-            time_to_steady_s=a.steady_from_s,
-            natural_time_to_steady_s=round(m.time_to_steady_s, 2),
-            flows=[
-                {
-                    "kind": f.kind,
-                    "rate": round(f.rate, 2),
-                    "lifetime_s": f.lifetime_s,
-                    "fixed": f.fixed,
-                    "occupancy": round(f.occupancy, 1),
-                }
-                for f in m.flows
-            ],
-            window={
-                "lookups": a.lookups,
-                "timeouts": a.timeouts,
-                "timeout_rate": round(a.timeouts / a.lookups, 6) if a.lookups else 0.0,
-                "low": round(lo, 6),
-                "high": round(hi, 6),
-                "batch_low": a.batch_ci[0],
-                "batch_high": a.batch_ci[1],
-                "batches": a.batches,
-            },
         )
         if self.warmup is not None:
             w = dict(self.warmup)

@@ -23,12 +23,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.backends.kube.nodelocaldns import (
-    CLUSTER_DNS_PLACEHOLDER,
     UPSTREAM_PLACEHOLDER,
     corefile,
+    filled_corefile,
 )
 from harness.backends.netns.k8s.procs import Components, http_get
 from harness.backends.netns.k8s.wait import wait_for
+from harness.dataplane.nodelocal import iptables_rules
 from harness.kernel.netns import run
 from harness.kernel.process import Proc
 from harness.upstream import ComponentMissing, locate
@@ -80,39 +81,6 @@ def env(upstream_service_ip: str) -> dict[str, str]:
 
 
 STAND_IN = "coredns"  # what runs node-cache's Corefile when node-cache is not built
-
-
-def filled_corefile(base: str, cluster_dns: str, upstreams: str = "/etc/resolv.conf") -> str:
-    """The two placeholders node-cache fills at start, filled the way it fills them (pure)."""
-    return base.replace(CLUSTER_DNS_PLACEHOLDER, cluster_dns).replace(
-        UPSTREAM_PLACEHOLDER, upstreams
-    )
-
-
-# node-cache's rules per listen address (k8s.io/dns cmd/node-cache/app/cache_app.go,
-# initIptables): (table, chain, protocols, address match, port match, target, port)
-_RULES = (
-    ("raw", "PREROUTING", ("tcp", "udp"), "-d", "--dport", "NOTRACK", "dns"),
-    ("filter", "INPUT", ("tcp", "udp"), "-d", "--dport", "ACCEPT", "dns"),
-    ("raw", "OUTPUT", ("tcp", "udp"), "-s", "--sport", "NOTRACK", "dns"),
-    ("filter", "OUTPUT", ("tcp", "udp"), "-s", "--sport", "ACCEPT", "dns"),
-    ("raw", "OUTPUT", ("tcp", "udp"), "-d", "--dport", "NOTRACK", "dns"),
-    ("raw", "OUTPUT", ("tcp",), "-d", "--dport", "NOTRACK", "health"),
-    ("raw", "OUTPUT", ("tcp",), "-s", "--sport", "NOTRACK", "health"),
-)
-
-
-def iptables_rules(
-    ips: list[str], port: int = 53, health_port: int = HEALTH_PORT
-) -> list[list[str]]:
-    """node-cache's own rules for its listen addresses, as ``[table, chain, *match]`` (pure)."""
-    out: list[list[str]] = []
-    for ip in ips:
-        for table, chain, protos, addr, pmatch, target, which in _RULES:
-            p = str(port if which == "dns" else health_port)
-            for proto in protos:
-                out.append([table, chain, "-p", proto, addr, ip, pmatch, p, "-j", target])
-    return out
 
 
 def implementation(kubernetes: str | None = None) -> tuple[str, Path]:

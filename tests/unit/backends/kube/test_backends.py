@@ -293,3 +293,44 @@ def test_kubeconfig_quiet_scenario_leaves_coredns_alone() -> None:
         assert len(api.list("v1", "Pod", "cth-r1", "conntrack-harness/role=client")) == 4
     assert not any(ns == "kube-system" for _, _, ns, _ in api.calls)
     assert api.get("v1", "Namespace", "cth-r1") is None
+
+
+def test_nodelocal_stand_in_on_air_gapped_kind(scn: Any) -> None:
+    """node-cache's image cannot be had: node-cache's Corefile runs on CoreDNS's image, and a
+    node tuner adds node-cache's interface and NOTRACK rules first and removes them after."""
+    coredns_image = "registry.k8s.io/coredns/coredns:v1.13.1"
+    imgs = Images("lg:glibc", "lg:musl", nodelocal_stand_in=coredns_image)
+    runner = FakeRunner({("kubectl",): json.dumps({"lookups": 10})})
+    api = kind_api()
+    phase = next(p for p in scn.phases if p.name == "nodelocal")
+    with make_kind(api, runner, images=imgs).realize(scn, "r1") as cluster, cluster.phase(phase):
+        ds = api.get("apps/v1", "DaemonSet", "node-local-dns", "kube-system")
+        assert "stand-in" in ds["metadata"]["annotations"]["conntrack-harness/stand-in"]
+        pod = ds["spec"]["template"]["spec"]
+        c = pod["containers"][0]
+        assert c["image"] == coredns_image
+        assert c["args"] == ["-conf", "/etc/coredns/Corefile"]
+        tuner = api.get("apps/v1", "DaemonSet", "node-tuner--nodelocal", "cth-r1")
+        # only on the nodes whose interface the tuner made: not on the control plane
+        assert pod["affinity"] == tuner["spec"]["template"]["spec"]["affinity"]
+        assert "cth-r1-control-plane" not in json.dumps(pod["affinity"])
+        upstream = api.get("v1", "Service", "kube-dns-upstream", "kube-system")["spec"]
+        corefile = api.get("v1", "ConfigMap", "node-local-dns", "kube-system")["data"]["Corefile"]
+        assert "__PILLAR__" not in corefile
+        assert corefile.count(f"forward . {upstream['clusterIP']}") == 4
+        tuner = api.get("apps/v1", "DaemonSet", "node-tuner--nodelocal", "cth-r1")
+        env = {
+            e["name"]: e["value"] for e in tuner["spec"]["template"]["spec"]["containers"][0]["env"]
+        }
+        assert env["LINK_NAME"] == "nodelocaldns"
+        assert env["LINK_ADDRS"].split() == ["169.254.20.10", cluster.kube_dns_ip]
+        assert "ip daddr 169.254.20.10 udp dport 53 notrack" in env["NFT_RULESET"]
+        assert env["NFT_TABLE"] in env["NFT_RULESET"]
+        applied = [f"{c[1]}/{c[3]}" for c in api.calls if c[0] == "apply"]
+        # the interface exists before CoreDNS binds it, the upstream Service before the Corefile
+        tuner_at = applied.index("DaemonSet/node-tuner--nodelocal")
+        assert applied.index("Service/kube-dns-upstream") < tuner_at
+        assert tuner_at < applied.index("ConfigMap/node-local-dns")
+        assert tuner_at < applied.index("DaemonSet/node-local-dns")
+    assert api.get("apps/v1", "DaemonSet", "node-local-dns", "kube-system") is None
+    assert api.get("apps/v1", "DaemonSet", "node-tuner--nodelocal", "cth-r1") is None

@@ -304,3 +304,20 @@ def test_the_runner_records_what_the_cluster_reports(
         comps = session.env["components"]
     assert comps["kube-apiserver"]["version"] == "v1.35.4"
     assert comps["kind-node-image"]["image"] == NODE_IMAGE
+
+
+def test_nodelocal_stand_in_is_named_as_such_on_kind() -> None:
+    """A scenario with NodeLocal, on kind's air-gapped Docker: node-cache is not built, and
+    the record says what ran instead."""
+    from harness.backends.kube.cluster import Images
+
+    imgs = Images("g", "m", nodelocal_stand_in="registry.k8s.io/coredns/coredns:v1.13.1")
+    cluster, _ = kind_run_cluster(KIND_ANSWERS, private_docker=False, images=imgs)
+    cluster.scenario = scenario(phases=[{"name": "nl", "remediations": ["nodelocal-dns"]}])
+    with cluster:
+        got = cluster.components()
+    assert got["node-cache"]["version"].endswith("(not built)")
+    assert got["node-cache"]["source"].startswith("stand-in: registry.k8s.io/coredns/coredns")
+    cluster, _ = kind_run_cluster(KIND_ANSWERS, private_docker=False, images=imgs)
+    with cluster:
+        assert "node-cache" not in cluster.components()  # no NodeLocal phase: not recorded

@@ -115,3 +115,34 @@ def test_nodelocal_daemonset_args() -> None:
 def test_nodelocal_rejects_bad_ip() -> None:
     with pytest.raises(BadInput):
         nodelocaldns.corefile("cluster.local", "kube-dns")
+
+
+def test_node_caches_rules_as_one_nft_table() -> None:
+    from harness.dataplane.nodelocal import iptables_rules, nft_ruleset
+
+    ips = ["169.254.20.10", "10.96.0.10"]
+    text = nft_ruleset(ips, "cth_nl")
+    rules = iptables_rules(ips)
+    # one nft rule per iptables rule, each in a base chain at its iptables table's priority
+    assert sum(ln.strip().endswith(("notrack", "accept")) for ln in text.splitlines()) == len(rules)
+    assert "type filter hook prerouting priority raw;" in text
+    assert "type filter hook output priority raw;" in text
+    assert "ip daddr 10.96.0.10 udp dport 53 notrack" in text
+    assert "ip saddr 169.254.20.10 tcp sport 53 accept" in text
+    assert text.count("{") == text.count("}")
+
+
+def test_stand_in_manifests_run_coredns_on_the_filled_corefile() -> None:
+    s = nodelocaldns.StandIn("registry.k8s.io/coredns/coredns:v1.13.1", "10.96.0.11")
+    objs = nodelocaldns.manifests("r1", "cluster.local", "10.96.0.10", stand_in=s)
+    cm = next(o for o in objs if o["kind"] == "ConfigMap")
+    assert "__PILLAR__" not in cm["data"]["Corefile"]
+    assert "forward . 10.96.0.11 {" in cm["data"]["Corefile"]
+    ds = next(o for o in objs if o["kind"] == "DaemonSet")
+    pod = ds["spec"]["template"]["spec"]
+    assert pod["containers"][0]["image"] == s.image
+    vol = next(v for v in pod["volumes"] if v["name"] == "config-volume")
+    assert vol["configMap"]["items"] == [{"key": "Corefile", "path": "Corefile"}]
+    # without a stand-in, node-cache's own manifest is untouched
+    plain = nodelocaldns.manifests("r1", "cluster.local", "10.96.0.10")
+    assert "annotations" not in next(o for o in plain if o["kind"] == "DaemonSet")["metadata"]

@@ -272,7 +272,7 @@ def test_a_phase_final_state_is_printed_once_while_the_pods_finish() -> None:
     sampler = SlowSampler(release, release_after=20)  # 2 s of load, answers at 5 s
 
     class Kube:
-        def run_worker(self, plan: Any) -> Any:
+        def run_worker(self, plan: Any, cpus: str | None = None) -> Any:
             assert release.wait(10)
             return {"pod": plan}
 

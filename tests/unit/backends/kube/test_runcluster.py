@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,10 @@ from harness.backends.base import BackendOptions
 from harness.backends.kube import KindBackend, KindSettings
 from harness.backends.kube.names import LABEL_NODE
 from harness.backends.kube.runcluster import KubeRunCluster, series_labels
+from harness.backends.kube.steady import parse_timeouts
 from harness.backends.netns import cluster as netns_cluster
 from harness.backends.registry import check_backend
-from harness.errors import BackendError, NotRoot, UnsafeRequest
+from harness.errors import BackendError, BadInput, NotRoot, UnsafeRequest
 from harness.kernel.sampler import NodeSeries, Reading
 from harness.measurement import PhaseMeasurement
 from harness.plan import plan_phase
@@ -27,7 +29,9 @@ from harness.results.build import build_phase_result
 from harness.results.evidence import Evidence
 from harness.results.schema import PhaseResult, ServerResult
 from harness.scenario.model import Scenario
+from harness.steady_state import not_steady
 
+TIMEOUTS = "120\n10\n30\n120\n"  # TIME_WAIT, CLOSE, UDP, UDP stream in the client node
 INODES = {"cth-r1-worker": 4026532001, "cth-r1-worker2": 4026532002}
 RESOLV = (
     "search cth-r1.svc.cluster.local svc.cluster.local cluster.local\n"
@@ -130,7 +134,10 @@ def kind_cluster(s: Scenario, log: FakeLog | None) -> tuple[KubeRunCluster, Fake
             ("...", "nft", "list", "table"): lambda _a, _i: (
                 f"table inet t {{ chain c {{ counter packets {next(nft)} bytes 0 drop }} }}"
             ),
-            ("kubectl",): lambda _a, stdin: json.dumps(worker_answer(json.loads(stdin or "{}"))),
+            ("...", "/proc/sys/net/netfilter/nf_conntrack_tcp_timeout_time_wait"): TIMEOUTS,
+            ("kubectl",): lambda _a, stdin: json.dumps(
+                {**worker_answer(json.loads(stdin or "{}")), "started_monotonic": time.monotonic()}
+            ),
         }
     )
     backend = KindBackend(
@@ -217,6 +224,31 @@ def test_measure_merges_the_pods_and_samples_the_nodes() -> None:
     assert sum(stats.reads.values()) > 0
 
 
+def test_a_natural_phase_on_kind_is_assessed_and_not_called_steady() -> None:
+    """The same model and assessment as netns, from a natural start: 80 short-lived
+    connections/s for 2 s with TIME_WAIT 120 s cannot turn a 2,048 table over."""
+    (base, _), _ = measure(quick(), None)
+    ss = base.extra["steady_state"]
+    assert ss["warmup"]["method"] == "none"
+    assert "kind backend has no aged warm-up" in str(ss["warmup"]["label"])
+    assert ss["max"] == 2048
+    # 80/s x 120 s of TIME_WAIT is more than the table: its steady state is a full table
+    assert ss["expected_occupancy"] > 2048
+    assert ss["reached"] is False
+    assert ss["verdict"] == "inconclusive"
+    assert ss["reason"]
+    assert 0 <= base.extra["load_start_s"] < 5
+    # and a comparison against it cannot read "fixed"
+    assert not_steady([{"name": "baseline", "steady_state": ss}]) is not None
+
+
+def test_node_timeouts_are_parsed_or_refused() -> None:
+    t = parse_timeouts(TIMEOUTS)
+    assert (t.tcp_time_wait, t.tcp_close, t.udp, t.udp_stream) == (120, 10, 30, 120)
+    with pytest.raises(BackendError, match="timeout"):
+        parse_timeouts("120\n10\n")
+
+
 def test_measure_without_kernel_log_says_so() -> None:
     (base, _), _ = measure(quick(), None)
     assert all(s.table_full == [] for s in base.series.values())
@@ -264,7 +296,7 @@ class FakeProc:
         answer = worker_answer(
             {k: {"plan": v["plan"]} for k, v in wp.items() if k in ("dns", "http")}
         )
-        out.write_text(json.dumps(answer))
+        out.write_text(json.dumps({**answer, "started_monotonic": time.monotonic()}))
         self.popen = type("P", (), {"poll": lambda _s: 0, "returncode": 0})()
         self.pid, self.start = 1, 1
 
@@ -357,9 +389,8 @@ def test_result_shape_matches_netns(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         # the free-form node counter totals differ by design (no dns_in/out on clusters)
         kshape.pop("node")
         nshape.pop("node")
-        nshape.pop(
-            "steady_state", None
-        )  # netns only (NotRequired): the model needs the node's sysctls
+        assert "steady_state" in kshape
+        assert "steady_state" in nshape
         # netns only: the window's named counters; kube reads only the drop's inline counter
         for key in ("window_open", "answered_first"):
             nshape.get("fault", {}).pop(key, None)
@@ -499,3 +530,42 @@ def test_kube_evidence_is_the_one_typed_layout(tmp_path: Path) -> None:
     assert all(rc == RESOLV for pods in ev.phase_pods.values() for rc in pods.values())
     ev.write(tmp_path / "evidence")
     assert Evidence.read(tmp_path / "evidence") == ev
+
+
+def test_pin_cpus_on_kind_pins_the_nodes_coredns_and_the_load(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As on netns: every CoreDNS process in the nodes on CPU 0 for the phase, the pods'
+    workers on CPU 1 (taskset), and the servers back on every CPU after it."""
+    from harness.backends.kube import nodeaccess, runcluster
+
+    pinned: list[tuple[list[int], set[int]]] = []
+    monkeypatch.setattr(runcluster, "pin_threads", lambda p, c: pinned.append((list(p), c)))
+    monkeypatch.setattr(nodeaccess, "descendants_named", lambda root, comm: [root, root + 1])
+    monkeypatch.setattr(runcluster.os, "cpu_count", lambda: 2)
+    cluster, run, _ = kind_cluster(quick(), None)
+    run.answers[("docker", "inspect")] = lambda argv, _i: (
+        "100\n" if argv[-1].endswith("r") else "200\n"
+    )
+    with cluster:
+        s = cluster.scenario
+        out = []
+        for phase in s.phases:
+            with cluster.phase(phase) as plan:
+                out.append(cluster.measure(plan, None))
+    base, race = out
+    assert pinned == [([100, 101, 200, 201], {0}), ([100, 101, 200, 201], {0, 1})]
+    assert race.extra["fault"]["pinned_cpus"] is True
+    assert not any("pin_cpus" in n for n in race.extra["notes"])
+    workers = [c for c in run.calls if c[0] == "kubectl" and "/bin/sh" in c]
+    assert any("taskset -c 1 python3 -m loadgen.worker" in c[-1] for c in workers)
+    assert "fault" not in base.extra  # the baseline ran unpinned: no fault, no pin
+
+
+def test_pod_worker_argv_pins_only_to_a_cpu_list() -> None:
+    from harness.backends.kube.plan import pod_worker_argv
+
+    assert "taskset" not in pod_worker_argv()[-1]
+    assert "taskset -c 0-1,3 python3" in pod_worker_argv("0-1,3")[-1]
+    with pytest.raises(BadInput):
+        pod_worker_argv("1; rm -rf /")

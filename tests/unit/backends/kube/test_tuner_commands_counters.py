@@ -233,3 +233,18 @@ def test_nft_counter() -> None:
         " }\n}\n"
     )
     assert counters.nft_drop_count(listing) == 542
+
+
+def test_the_tuner_adds_and_removes_an_interface() -> None:
+    from harness.backends.kube import tuner as t
+    from harness.backends.kube.placement import NodeMap
+
+    nodes = NodeMap({"node-1": "w1"}, {"node-1": "w1"})
+    ds = t.daemonset("r1", "ns", "node-tuner--nodelocal", sysctls={}, nodes=nodes, image="i",
+                     link=("nodelocaldns", ["169.254.20.10", "10.96.0.10"]))  # fmt: skip
+    env = {e["name"]: e["value"] for e in ds["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["LINK_ADDRS"] == "169.254.20.10 10.96.0.10"
+    add = t.SCRIPT.index('ip link add "$LINK_NAME" type bridge')
+    assert t.SCRIPT.index("trap restore TERM INT") < add < t.SCRIPT.index("touch /state/ready")
+    restore = t.SCRIPT[t.SCRIPT.index("restore() {") : t.SCRIPT.index("trap restore")]
+    assert 'ip link del "$LINK_NAME"' in restore

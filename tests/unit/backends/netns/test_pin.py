@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from harness.backends.netns.levers import Levers, threads
+from harness.backends.netns.levers import Levers
+from harness.kernel.process import threads
 
 # a child with three threads started before it is pinned, as CoreDNS's Go runtime has
 CHILD = (

@@ -18,6 +18,7 @@ from harness.backends.netns.k8s.kubelet import (
     slice_endpoints,
 )
 from harness.backends.netns.k8s.wait import wait_for
+from harness.dataplane.nodelocal import iptables_rules
 from harness.errors import BackendError, BadInput
 
 P = Path("/w")
@@ -258,7 +259,7 @@ def test_configured_corefile_edits_cache_and_concurrency() -> None:
 
 
 def test_node_cache_rules_are_node_caches_list() -> None:
-    rules = nodecache.iptables_rules(["169.254.20.10", "10.96.0.10"])
+    rules = iptables_rules(["169.254.20.10", "10.96.0.10"])
     assert len(rules) == 2 * 12  # per address: 10 for DNS (tcp+udp), 2 for the health port
     assert ["raw", "PREROUTING", "-p", "udp", "-d", "169.254.20.10", "--dport", "53",
             "-j", "NOTRACK"] in rules  # fmt: skip

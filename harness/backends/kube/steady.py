@@ -1,0 +1,108 @@
+"""One phase's steady state on a Kubernetes backend: the model and the assessment the netns
+backend uses (:mod:`harness.steady_state`, :mod:`harness.results.steady`), from a natural
+start.
+
+These backends have no aged warm-up: each phase starts on a flushed table, so a load whose
+entries live longer than the phase (TIME_WAIT 120 s, say) never turns its table over while
+it is measured. Such a phase is reported ``inconclusive`` with the reason, and a comparison
+against it cannot read "fixed" (:func:`harness.steady_state.gate_comparison`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from harness.dns.resolvconf import ResolvConf
+from harness.errors import BackendError
+from harness.kernel.sampler import NodeSeries
+from harness.plan.types import PhasePlan
+from harness.results.schema import SteadyStateResult
+from harness.results.steady import steady_result
+from harness.scenario.model import Scenario
+from harness.steady_state import SteadyState, Timeouts, phase_model
+from loadgen.worker import WorkerPlan
+
+# Timeouts field -> the node's sysctl file, in the order node_timeouts_argv reads them
+TIMEOUT_FILES = {
+    "tcp_time_wait": "nf_conntrack_tcp_timeout_time_wait",
+    "tcp_close": "nf_conntrack_tcp_timeout_close",
+    "udp": "nf_conntrack_udp_timeout",
+    "udp_stream": "nf_conntrack_udp_timeout_stream",
+}
+TIMEOUTS_ARGV = ["cat", *(f"/proc/sys/net/netfilter/{f}" for f in TIMEOUT_FILES.values())]
+
+
+def natural_label(backend: str) -> str:
+    return (
+        f"natural: no warm-up (the {backend} backend has no aged warm-up; the phase starts "
+        "on a flushed table)"
+    )
+
+
+def parse_timeouts(text: str) -> Timeouts:
+    """Output of :data:`TIMEOUTS_ARGV` in a node: one integer a line."""
+    vals = text.split()
+    if len(vals) != len(TIMEOUT_FILES) or not all(v.isdigit() for v in vals):
+        raise BackendError("unexpected conntrack timeout output", text=text[:200])
+    return Timeouts(**{k: float(v) for k, v in zip(TIMEOUT_FILES, vals, strict=True)})
+
+
+def known_names(scenario: Scenario, namespace: str) -> set[str]:
+    """The names the cluster answers: the two Services (in the run's namespace) and the
+    scenario's external names."""
+    d = scenario.cluster.cluster_domain
+    services = [f"kube-dns.kube-system.svc.{d}", f"http-server.{namespace}.svc.{d}"]
+    return {n.rstrip(".").lower() for n in [*services, *scenario.cluster.external_names]}
+
+
+def model(
+    scenario: Scenario,
+    plan: PhasePlan,
+    worker: WorkerPlan,
+    *,
+    resolv: ResolvConf,
+    timeouts: Timeouts,
+    table_max: int,
+    namespace: str,
+) -> SteadyState:
+    """The phase's steady state in the client node's table (the whole phase's load; each
+    pod's worker plan carries a share of it, with the same names)."""
+    phase = next(p for p in scenario.phases if p.name == plan.name)
+    http = plan.load.http
+    return phase_model(
+        scenario.phase_load(phase),
+        table_max=table_max,
+        timeouts=timeouts,
+        resolv=resolv,
+        names=list(worker.dns.plan.names) if worker.dns is not None else [],
+        known=known_names(scenario, namespace).__contains__,
+        pooling=http.pool_size if http is not None and http.mode == "pooled" else None,
+        nodelocal=plan.nodelocal,
+    )
+
+
+def load_start(started: Sequence[float], sampler_t0: float) -> float | None:
+    """When the first pod's load began, on the sampler's clock (the pods' CLOCK_MONOTONIC is
+    the host's: node containers share its kernel). None when no pod said."""
+    return round(min(started) - sampler_t0, 3) if started else None
+
+
+def natural_result(
+    m: SteadyState,
+    series: Mapping[str, NodeSeries],
+    *,
+    load_start_s: float,
+    duration_s: float,
+    dns_timeline: Sequence[Sequence[float]],
+    backend: str,
+) -> SteadyStateResult:
+    result = steady_result(
+        m,
+        series,
+        load_start_s=load_start_s,
+        duration_s=duration_s,
+        dns_timeline=dns_timeline,
+        settle_s=m.longest_lifetime_s,
+    )
+    result["warmup"] = {"method": "none", "label": natural_label(backend)}
+    return result
