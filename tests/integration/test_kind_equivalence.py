@@ -111,8 +111,15 @@ def test_same_verdicts_on_netns_and_kind(tmp_path: Path, path: str, host_unchang
 
 
 def _outcomes(result: dict[str, Any]) -> dict[str, str]:
-    """Each comparison's outcome: the first word of its sentence (fixed, worse, ...)."""
-    return {c["phase"]: c["sentence"].split(":")[0] for c in result.get("comparisons", [])}
+    """Each timeout-rate comparison's outcome: the first word of its sentence (fixed, worse,
+    inconclusive, ...). The queries-per-lookup lines are left out: a timed-out lookup's retries
+    are counted differently by the two backends' drains (3.6 vs 5.6 queries per lookup in the
+    exhaustion baseline, same timeouts), and the timeouts are what the verdicts rest on."""
+    return {
+        c["phase"]: c["sentence"].split(":")[0]
+        for c in result.get("comparisons", [])
+        if c.get("metric") == "dns.timeout_rate"
+    }
 
 
 def _filter_rules() -> str:
