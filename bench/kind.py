@@ -24,7 +24,7 @@ from pathlib import Path
 
 from harness.backends.kube import dockerd, kindbase, kindnode
 from harness.kernel.journal import Journal
-from harness.upstream import component_dir, kindparts, release
+from harness.upstream import kindparts, locate
 
 OUT = Path(__file__).resolve().parent / "kind.json"
 CONFIG = """kind: Cluster
@@ -78,7 +78,7 @@ def scenario_run() -> dict[str, object]:
 
 def main() -> int:
     kind = kindparts.kind_binary()
-    kubectl = component_dir("kubectl", release().kubernetes) / "kubectl"
+    kubectl = locate("kubectl")
     out: dict[str, object] = {}
     journal = Journal.create("benchkind")
     try:

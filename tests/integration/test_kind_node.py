@@ -22,7 +22,7 @@ from harness.backends.kube.kindconfig import kubeadm_patches
 from harness.errors import MissingTool
 from harness.kernel.journal import Journal
 from harness.scenario.loader import load_scenario
-from harness.upstream import ComponentMissing, component_dir, kindparts, release
+from harness.upstream import ComponentMissing, kindparts, locate
 
 pytestmark = [
     pytest.mark.kernel,
@@ -68,7 +68,7 @@ def test_cluster_from_local_node_image_pulls_nothing(journal: Journal, tmp_path:
         kindnode.binaries()
     except (ComponentMissing, MissingTool) as e:
         pytest.skip(f"upstream parts not built: {e}")
-    kubectl = component_dir("kubectl", release().kubernetes) / "kubectl"
+    kubectl = locate("kubectl")
     before = _host()
     cfg, kc = tmp_path / "kind.yaml", tmp_path / "kubeconfig"
     patches = "".join(
