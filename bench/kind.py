@@ -22,8 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness.backends.kube import dockerd, kindbase, kindnode
 from bench.matrix import LOCK_WAIT_S
+from harness.backends.kube import dockerd, kindbase, kindnode
 from harness.kernel.journal import HostLock, Journal
 from harness.upstream import kindparts, locate
 
