@@ -39,11 +39,14 @@ def test_coredns_rollout_under_load(run_scenario: RunScenario) -> None:
     assert all(per_pod[e["pod"]]["answered"] > 0 for e in deleted), per_pod
     # every query the clients got an answer to was received by a server, old or new, counted
     # in the pods' nft counters (a replica that exits takes its metrics with it); the only
-    # extra is each new replica's loop-plugin probe to itself
+    # extra is each new replica's loop-plugin probe to itself, which CoreDNS's loop plugin
+    # re-sends every 2 s for up to 30 s until one exchange succeeds (a slow start gave 2
+    # probes each: 4,504 received for 4,500 answered)
     assert r["server_counts"].startswith("nft counters")
     answered_at_client = roll["dns"]["queries_sent"] - roll["agreement"]["client_unanswered"]
     received = roll["server"]["received"]
-    assert answered_at_client <= received <= answered_at_client + len(started), roll["server"]
+    probes = 15 * len(started)  # the loop plugin's tries: 30 s / 2 s per new replica
+    assert answered_at_client <= received <= answered_at_client + probes, roll["server"]
     # undone after the phase: the next phase's answers come from the scenario's pods only
     assert set(after["server"]["per_pod"]) == set(steady["server"]["per_pod"])
     assert_expectations(result)
