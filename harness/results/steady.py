@@ -21,9 +21,15 @@ def steady_result(
     load_start_s: float,
     duration_s: float,
     dns_timeline: Sequence[Sequence[float]],
-    settle_s: float,
+    aged: bool,
+    natural: str = "natural: no warm-up",
 ) -> SteadyStateResult:
-    """Was the phase measured in steady state? Judged on the busiest node's count."""
+    """Was the phase measured in steady state? Judged on the busiest node's count.
+
+    ``aged``: an aged warm-up brought the table there, so the steady state can hold from the
+    load's start; otherwise the load started on an empty table and turns over only once its
+    longest-lived entries expire, and ``warmup`` records that natural start (``natural``: its
+    label). After an aged warm-up the caller adds its own ``warmup`` report."""
     busiest = max(series.values(), key=lambda s: s.peak, default=None)
     a = assess(
         model,
@@ -31,10 +37,10 @@ def steady_result(
         load_start_s=load_start_s,
         duration_s=duration_s,
         dns_timeline=dns_timeline,
-        settle_s=settle_s,
+        settle_s=0.0 if aged else model.longest_lifetime_s,
     )
     lo, hi = wilson(a.timeouts, a.lookups)
-    return SteadyStateResult(
+    result = SteadyStateResult(
         verdict="steady" if a.reached else "inconclusive",
         reached=a.reached,
         reason=a.reason,
@@ -68,3 +74,6 @@ def steady_result(
             "batches": a.batches,
         },
     )
+    if not aged:
+        result["warmup"] = {"method": "none", "label": natural}
+    return result

@@ -31,6 +31,7 @@ from harness.kernel.process import pin_threads
 from harness.measurement import PhaseMeasurement
 from harness.plan import PhasePlan
 from harness.results.evidence import Evidence
+from harness.results.steady import steady_result
 from harness.scenario.model import Phase, Scenario
 from loadgen.worker import WorkerPlan, WorkerResult
 
@@ -203,15 +204,15 @@ class KubeRunCluster:
                     "pin_cpus is not applied: the DNS servers' processes are not on this host "
                     "(an existing cluster's nodes) or it has one CPU"
                 )
-        resolv_text = targets[0].resolv
+        resolv = ResolvConf.parse(targets[0].resolv)
         if load_start_s is not None:
             extra["load_start_s"] = load_start_s
-            extra["steady_state"] = steady.natural_result(
+            extra["steady_state"] = steady_result(
                 steady.model(
                     self.scenario,
                     plan,
                     plans[0],
-                    resolv=ResolvConf.parse(resolv_text),
+                    resolv=resolv,
                     timeouts=access.timeouts(self._client_node()),
                     table_max=cmax,
                     namespace=kc.settings.namespace,
@@ -220,7 +221,8 @@ class KubeRunCluster:
                 load_start_s=load_start_s,
                 duration_s=plan.load.duration_s,
                 dns_timeline=merged.get("dns", {}).get("timeline", []),
-                backend=self.backend,
+                aged=False,  # no aged warm-up on a cluster: a natural start
+                natural=steady.natural_label(self.backend),
             )
         return PhaseMeasurement(
             load=merged,
@@ -229,7 +231,7 @@ class KubeRunCluster:
             server_counters={"rx": 0, "tx": 0},
             conntrack_max=cmax,
             duration_s=sampler.duration,
-            resolv=ResolvConf.parse(resolv_text),
+            resolv=resolv,
             sampler_cpu_s=sampler.cpu_s,
             extra=extra,
             kernel=self._kernel(),

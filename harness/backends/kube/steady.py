@@ -10,14 +10,11 @@ against it cannot read "fixed" (:func:`harness.steady_state.gate_comparison`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 from harness.dns.resolvconf import ResolvConf
 from harness.errors import BackendError
-from harness.kernel.sampler import NodeSeries
 from harness.plan.types import PhasePlan
-from harness.results.schema import SteadyStateResult
-from harness.results.steady import steady_result
 from harness.scenario.model import Scenario
 from harness.steady_state import SteadyState, Timeouts, phase_model
 from loadgen.worker import WorkerPlan
@@ -85,24 +82,3 @@ def load_start(started: Sequence[float], sampler_t0: float) -> float | None:
     """When the first pod's load began, on the sampler's clock (the pods' CLOCK_MONOTONIC is
     the host's: node containers share its kernel). None when no pod said."""
     return round(min(started) - sampler_t0, 3) if started else None
-
-
-def natural_result(
-    m: SteadyState,
-    series: Mapping[str, NodeSeries],
-    *,
-    load_start_s: float,
-    duration_s: float,
-    dns_timeline: Sequence[Sequence[float]],
-    backend: str,
-) -> SteadyStateResult:
-    result = steady_result(
-        m,
-        series,
-        load_start_s=load_start_s,
-        duration_s=duration_s,
-        dns_timeline=dns_timeline,
-        settle_s=m.longest_lifetime_s,
-    )
-    result["warmup"] = {"method": "none", "label": natural_label(backend)}
-    return result

@@ -114,7 +114,7 @@ class PhaseSteady:
             load_start_s=load_start_s,
             duration_s=self.load.duration_s,
             dns_timeline=out.get("dns", {}).get("timeline", []),
-            settle_s=0.0 if self.warmup is not None else m.longest_lifetime_s,
+            aged=self.warmup is not None,
         )
         if self.warmup is not None:
             w = dict(self.warmup)
@@ -126,6 +126,4 @@ class PhaseSteady:
                     self._read[0], self._read[1], load_started
                 )
             result["warmup"] = w
-        else:
-            result["warmup"] = {"method": "none", "label": "natural: no warm-up"}
         return result
