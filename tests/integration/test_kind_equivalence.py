@@ -40,6 +40,7 @@ import pytest
 import yaml
 
 from harness.backends.kube import dockerd
+from harness.upstream import release
 
 pytestmark = [
     pytest.mark.kernel,
@@ -87,7 +88,11 @@ def test_same_verdicts_on_netns_and_kind(tmp_path: Path, path: str, host_unchang
     assert CT_MAX.read_text() == max0  # the host's table size is back
     # kind's result says what it ran on, and is assessed like netns's
     comps = kind["environment"].get("components", {})
-    assert comps, "kind's result names no cluster parts"
+    rel = release()  # the node image is built from the pinned parts: their versions, read live
+    assert comps["kube-proxy"]["version"] == rel.kubernetes, comps
+    assert comps["kube-proxy"]["mode"] == netns["environment"]["components"]["kube-proxy"]["mode"]
+    assert comps["coredns"]["version"] == rel.coredns, comps
+    assert comps["kind-node-image"]["source"].startswith("built here"), comps
     rows = []
     for n, k in zip(netns["phases"], kind["phases"], strict=True):
         assert n["name"] == k["name"]
