@@ -3,7 +3,10 @@
 Exit codes: 0 every expectation held; 1 an expectation was violated (and only that); 2 bad
 input or a refusal (the message names the field); 3 backend failure; 4 restore failed (the
 host is not back to its state); 5 an internal error (the reports could not be written, or a
-bug: the traceback is printed). A signal ends the run with 128 + its number.
+bug: the traceback is printed); 6 inconclusive: every expectation held, but a phase with
+expectations was not measured in its load's steady state (never 0: the reason and the phase
+length or warm-up that would make it conclusive are printed). A signal ends the run with
+128 + its number.
 """
 
 from __future__ import annotations
@@ -20,7 +23,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness import __version__
-from harness.errors import BadInput, ExpectationViolated, HarnessError, InternalError, RestoreFailed
+from harness.errors import (
+    BadInput,
+    ExpectationViolated,
+    HarnessError,
+    Inconclusive,
+    InternalError,
+    RestoreFailed,
+)
 from harness.kernel.conntrack import CONNTRACK_MAX_MAX, CONNTRACK_MAX_MIN
 from harness.results.schema import RunResult
 
@@ -52,6 +62,8 @@ def backend_options(args: argparse.Namespace) -> BackendOptions:
 
 def cmd_run(args: argparse.Namespace) -> int:
     result, record = execute_run(args)
+    if result["verdict"] == "inconclusive":
+        raise Inconclusive(record.inconclusive())
     if result["verdict"] != "pass":
         raise ExpectationViolated(record.violated())
     return 0
@@ -171,7 +183,8 @@ def _load_result(path: str) -> RunResult:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """Two result.json of one scenario, or one scenario run on two Kubernetes releases: exit 1
-    when a phase's verdict changed between them."""
+    when a phase's verdict changed between them; else 6 when a phase is inconclusive in
+    either (not measured in steady state: its verdict cannot be compared)."""
     from harness.results.diff import diff_runs, read_result, render
 
     if args.run is not None:
@@ -206,6 +219,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
                 f"the upgrade changed a verdict: {p.name}#{p.repeat_index} "
                 f"{p.a.verdict} -> {p.b.verdict}"
                 for p in diff.changed_phases()
+            ]
+        )
+    if diff.inconclusive_phases():
+        raise Inconclusive(
+            [
+                f"{p.name}#{p.repeat_index}: {p.a.verdict} -> {p.b.verdict} (a phase not "
+                "measured in steady state in one run cannot show whether the upgrade changed "
+                "its verdict; the result.json's steady_state.reason says why)"
+                for p in diff.inconclusive_phases()
             ]
         )
     return 0
@@ -339,7 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser(
         "run",
         help="run a scenario file (exit 0 pass, 1 violated, 2 bad input, 3 backend, "
-        "4 restore failed, 5 internal error)",
+        "4 restore failed, 5 internal error, 6 inconclusive: a phase with expectations was not "
+        "measured in its load's steady state)",
     )
     r.add_argument("scenario", metavar="SCENARIO_FILE")
     r.add_argument("--backend", default="netns", help="netns (default), kind or kubeconfig")
@@ -445,7 +468,7 @@ def build_parser() -> argparse.ArgumentParser:
         "compare",
         help="the upgrade check: per phase, did the verdict change between two result.json "
         "files, or between two Kubernetes releases (--run)? Exit 0 none changed, 1 one changed, "
-        "2 bad input",
+        "2 bad input, 6 none changed but a phase is inconclusive (not in steady state)",
     )
     c.add_argument("results", nargs="*", metavar="RESULT_JSON", help="A/result.json B/result.json")
     c.add_argument(
@@ -487,7 +510,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except ExpectationViolated as e:
+    except (ExpectationViolated, Inconclusive) as e:
         print(f"conntrack-harness: {e}", file=sys.stderr)
         return e.exit_code
     except RestoreFailed as e:

@@ -7,7 +7,9 @@ Each class's docstring is its default message. The CLI exits with the error's ``
 - 3: the backend failed (:class:`BackendError`, and any other :class:`HarnessError`);
 - 4: :class:`RestoreFailed` (always loud);
 - 5: :class:`InternalError`: writing the reports failed, or an unexpected exception (a bug);
-  the CLI prints its traceback.
+  the CLI prints its traceback;
+- 6: :class:`Inconclusive`: every expectation held, but a phase with expectations was not
+  measured in its load's steady state (``harness.results.verdict``): never a pass.
 """
 
 from __future__ import annotations
@@ -115,6 +117,22 @@ class ExpectationViolated(HarnessError):
             violated=violated,
         )
         self.violated = violated
+
+
+class Inconclusive(HarnessError):
+    """A phase with expectations was not measured in its load's steady state: inconclusive."""
+
+    exit_code = 6
+
+    def __init__(self, reasons: list[str]) -> None:
+        super().__init__(
+            "inconclusive: not measured in steady state (every expectation held, which says "
+            "nothing about the steady state):\n  " + "\n  ".join(reasons)
+            if reasons
+            else self.__doc__,
+            reasons=reasons,
+        )
+        self.reasons = reasons
 
 
 class InternalError(HarnessError):

@@ -301,7 +301,11 @@ def run_scenario(request: pytest.FixtureRequest, tmp_path: Path) -> RunScenario:
 
 
 def assert_expectations(result: RunResult) -> None:
-    """Fail the test with every violated expectation, phase by phase."""
+    """Fail the test with every violated expectation, phase by phase; and, when they all held,
+    with every inconclusive phase (not measured in its load's steady state: the reason and
+    what would make it conclusive), as ``conntrack-harness run`` exits 6 on it."""
+    from harness.results.verdict import inconclusive_reasons
+
     bad = [
         f"{p['name']}: {e['expect']} (observed {e['observed']})"
         for p in result["phases"]
@@ -309,6 +313,8 @@ def assert_expectations(result: RunResult) -> None:
         if not e["ok"]
     ]
     assert not bad, "expectations violated:\n  " + "\n  ".join(bad)
+    unsure = inconclusive_reasons(result["phases"])
+    assert not unsure, "inconclusive (not measured in steady state):\n  " + "\n  ".join(unsure)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

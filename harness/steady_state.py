@@ -26,6 +26,7 @@ import dataclasses
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 from harness.dns.resolvconf import ResolvConf, search_candidates
 from harness.errors import BadInput
@@ -72,6 +73,15 @@ TOLERANCE = 0.1  # within 10 % of the level: the GC trims a full table to about 
 FAR_BELOW = 0.5
 WARMUP_FILL = 0.98
 NOT_MODELLED = "not modelled: "  # how a reason starts when the model does not know the load
+# A natural phase that reaches its steady state late is judged on the window after it only
+# when that window is a fair sample of the steady state: at least a third of the phase, at
+# least four batch-means batches, and (for a phase with DNS lookups) at least 100 lookups.
+MIN_WINDOW_SHARE = 1 / 3
+MIN_WINDOW_S = 4 * BATCH_S
+MIN_WINDOW_LOOKUPS = 100
+# An observed flow kind holding less than this share of max is left out of an observed model
+# (a handful of stray TIME_WAITs must not set the time a natural load needs)
+NEGLIGIBLE = 0.01
 UDP_STREAM_AFTER_S = 2.0  # a UDP entry still active after 2 s gets udp_timeout_stream
 
 
@@ -246,14 +256,14 @@ def phase_model(
         dns = dns_only(
             load, resolv=resolv, names=names, known=known, timeouts=timeouts, nodelocal=nodelocal
         )
-        return SteadyState(tuple(dns), table_max, unknown=unknown)
+        return SteadyState(tuple(dns), table_max, unknown=unknown, timeouts=timeouts)
     if load.http is not None:
         mode = "pooled" if pooling else load.http.mode
         flows += http_flows(mode, load.http.rate, pooling or load.http.pool_size, timeouts)
     flows += dns_only(
         load, resolv=resolv, names=names, known=known, timeouts=timeouts, nodelocal=nodelocal
     )
-    return SteadyState(tuple(flows), table_max)
+    return SteadyState(tuple(flows), table_max, timeouts=timeouts)
 
 
 def dns_only(
@@ -281,8 +291,12 @@ class SteadyState:
     table_max: int
     tolerance: float = TOLERANCE
     # why the flows above are not the whole load (None: they are); such a phase gets no
-    # warm-up and its steady state cannot be judged
+    # warm-up, and its steady state is judged on :func:`observed_model`'s flows
     unknown: str | None = None
+    # the timeouts in force (what an observed model gives the flows it sees)
+    timeouts: Timeouts | None = None
+    # how the flows were modelled when not from the load given in advance (None: from it)
+    basis: str | None = None
 
     def __post_init__(self) -> None:
         if self.table_max < 1:
@@ -361,6 +375,67 @@ class SteadyState:
         return int(flow.occupancy * scale)
 
 
+def observed_model(
+    model: SteadyState,
+    *,
+    inserted_per_s: float,
+    refused_per_s: float,
+    states: Mapping[str, int],
+    where: str = "the busiest node",
+) -> SteadyState:
+    """The steady state of a load not known in advance (a locustfile), from the rates the
+    phase showed in the kernel's counters, so that its steady state is judged too.
+
+    ``inserted_per_s``: entries the table inserted per second while the load ran (the stat
+    counter ``insert``); ``refused_per_s``: packets it refused for a new entry (``drop``),
+    demand the table had no room for (an upper bound: a retransmitted SYN is refused twice);
+    ``states``: the phase's state snapshot (:func:`harness.kernel.conntrack.state_histogram`).
+    The flows the model knows (the load's DNS) keep their rates; the rest of the demand is
+    the unknown load's new flows, which live TIME_WAIT or CLOSE in the proportion the
+    snapshot's closed TCP entries show (none seen: CLOSE, the short one). ESTABLISHED
+    entries are held for the phase, as a pool's are. Kinds holding less than
+    ``NEGLIGIBLE`` of max are left out."""
+    if model.unknown is None:
+        return model
+    t = model.timeouts or Timeouts()
+    known = sum(f.rate for f in model.flows if f.tracked)
+    other = max(0.0, inserted_per_s + refused_per_s - known)
+    tw, close = states.get("TIME_WAIT", 0), states.get("CLOSE", 0)
+    share_tw = tw / (tw + close) if tw + close else 0.0
+    candidates = [
+        Flow(
+            "observed-tcp-time-wait",
+            rate=other * share_tw,
+            lifetime_s=t.tcp_time_wait,
+            timeout_sysctl="nf_conntrack_tcp_timeout_time_wait",
+        ),
+        Flow(
+            "observed-tcp-close",
+            rate=other * (1.0 - share_tw),
+            lifetime_s=t.tcp_close,
+            timeout_sysctl="nf_conntrack_tcp_timeout_close",
+        ),
+        Flow("observed-tcp-established", fixed=states.get("ESTABLISHED", 0)),
+    ]
+    seen = [f for f in candidates if f.occupancy >= NEGLIGIBLE * model.table_max]
+    kinds = (
+        ", ".join(
+            f"{f.kind.removeprefix('observed-')} "
+            + (f"{f.rate:.1f}/s x {f.lifetime_s:.0f} s" if f.rate else f"{f.fixed} held")
+            for f in seen
+        )
+        or "nothing beyond the modelled flows"
+    )
+    basis = (
+        f"observed rates ({model.unknown}): {where} inserted {inserted_per_s:.1f} new "
+        f"entries/s and refused {refused_per_s:.1f}/s during the load; beyond the load's "
+        f"modelled {known:.1f}/s: {kinds}"
+    )
+    return dataclasses.replace(
+        model, flows=(*model.flows, *seen), unknown=None, basis=basis, timeouts=t
+    )
+
+
 def remaining_lifetimes(n: int, lifetime_s: float) -> list[float]:
     """The remaining lifetimes of ``n`` entries in steady state: spread evenly over
     ``[0, lifetime)`` (entries created at a constant rate, each living ``lifetime``)."""
@@ -418,8 +493,12 @@ class Assessment:
     """The model against the sampled table.
 
     ``steady_from_s``: seconds after the load started when the table first came within
-    tolerance of the level (None: never); ``reached``: that happened early enough that the
-    phase's lookups describe the steady state (``late_s`` allowed)."""
+    tolerance of the level (None: never); ``reached``: the phase's lookups describe the
+    steady state, either all of them (it arrived within ``late_s``: ``judged_on`` "phase")
+    or those of the window after it arrived, when that window is long enough
+    (:func:`window_enough`: ``judged_on`` "window"). ``needed_s``: for a phase not
+    reached, the shortest phase from a natural start that would be judged (None: reached,
+    or no duration would do)."""
 
     level: float
     threshold: float
@@ -433,6 +512,8 @@ class Assessment:
     batches: int
     reason: str
     notes: list[str] = field(default_factory=list)
+    judged_on: Literal["phase", "window"] = "phase"
+    needed_s: float | None = None
 
 
 def first_at_or_above(
@@ -442,6 +523,29 @@ def first_at_or_above(
         if t >= start_s and c >= threshold:
             return t
     return None
+
+
+def window_wanted_s(duration_s: float) -> float:
+    """The shortest steady window a phase of ``duration_s`` is judged on."""
+    return max(MIN_WINDOW_SHARE * duration_s, float(MIN_WINDOW_S))
+
+
+def window_enough(duration_s: float, window_s: float, lookups: int, any_lookups: bool) -> bool:
+    """Is the window after the table reached its steady state a fair sample of it: at least
+    a third of the phase and ``MIN_WINDOW_S``, and ``MIN_WINDOW_LOOKUPS`` lookups when the
+    phase made any."""
+    return window_s >= window_wanted_s(duration_s) - 1e-9 and (
+        not any_lookups or lookups >= MIN_WINDOW_LOOKUPS
+    )
+
+
+def needed_duration_s(steady_at_s: float, lookups_per_s: float) -> float:
+    """The shortest phase whose window after ``steady_at_s`` is judged (:func:`window_enough`):
+    D - T >= D / 3, D - T >= ``MIN_WINDOW_S`` and, with lookups, enough of them."""
+    d = max(steady_at_s / (1.0 - MIN_WINDOW_SHARE), steady_at_s + MIN_WINDOW_S)
+    if lookups_per_s > 0:
+        d = max(d, steady_at_s + MIN_WINDOW_LOOKUPS / lookups_per_s)
+    return float(math.ceil(d))
 
 
 def assess(
@@ -460,7 +564,8 @@ def assess(
     ``load_start_s``: when the load began on that clock; ``dns_timeline``: the DNS result's
     ``[second since load start, lookups, timeouts]`` rows. ``late_s`` (default: 10 % of the
     phase, at least 1 s) is how long after the load started the table may arrive and the
-    phase still count as measured in steady state. ``settle_s``: the earliest the steady
+    whole phase still count as measured in steady state; a later arrival is judged on the
+    window after it when :func:`window_enough`. ``settle_s``: the earliest the steady
     state can hold: a load that started on an empty table turns over only once its first
     entries expire (the longest lifetime); after an aged warm-up, at once (0)."""
     allow = max(1.0, 0.1 * duration_s) if late_s is None else late_s
@@ -474,6 +579,7 @@ def assess(
     rows = [r for r in dns_timeline if steady_from is not None and r[0] >= math.ceil(steady_from)]
     lookups = int(sum(r[1] for r in rows))
     timeouts = int(sum(r[2] for r in rows))
+    all_lookups = int(sum(r[1] for r in dns_timeline))
     _, b_low, b_high, batches = batch_means_ci(rows)
     level = f"{model.level:,.0f} of max {model.table_max:,}"
     if model.unknown is not None:
@@ -497,10 +603,16 @@ def assess(
             batch_ci=(0.0, 1.0),
             batches=0,
             reason=(
-                f"{NOT_MODELLED}{model.unknown}; so no warm-up, the phase started on an empty "
-                f"table ({seen})"
+                f"{NOT_MODELLED}{model.unknown}, and the kernel's counters gave no rates to "
+                f"model it from; so no warm-up, the phase started on an empty table ({seen})"
             ),
         )
+    judged_on: Literal["phase", "window"] = "phase"
+    # from a natural start the table is steady no earlier than settle_s, nor before it fills
+    steady_at = max(settle_s, model.time_to(model.threshold), steady_from or 0.0)
+    needed: float | None = needed_duration_s(steady_at, all_lookups / duration_s)
+    if not math.isfinite(steady_at):
+        needed = None
     if model.far_below_limit:
         reached = True
         reason = (
@@ -529,12 +641,24 @@ def assess(
             f"there, the phase lasted {duration_s:.0f} s"
         )
     elif steady_from > allow:
-        reached = False
-        reason = (
-            f"the table reached its steady state ({level}) only {steady_from:.1f} s into a "
-            f"{duration_s:.0f} s phase; the lookups before that were made while it was "
-            "still filling"
-        )
+        window_s = duration_s - steady_from
+        if window_enough(duration_s, window_s, lookups, all_lookups > 0):
+            reached = True
+            judged_on = "window"
+            reason = (
+                f"in steady state from {steady_from:.1f} s after the load started ({level}); "
+                f"judged on the {window_s:.0f} s after that ({lookups:,} lookups), not on "
+                "the lookups made while the table was still filling"
+            )
+        else:
+            reached = False
+            reason = (
+                f"the table reached its steady state ({level}) only {steady_from:.1f} s into "
+                f"a {duration_s:.0f} s phase, leaving {window_s:.0f} s ({lookups:,} lookups) "
+                f"in it: too short to judge (at least {window_wanted_s(duration_s):.0f} s, a "
+                f"third of the phase and {MIN_WINDOW_S} s"
+                + (f", and {MIN_WINDOW_LOOKUPS} lookups)" if all_lookups else ")")
+            )
     else:
         reached = True
         reason = f"in steady state from {steady_from:.1f} s after the load started ({level})"
@@ -550,7 +674,27 @@ def assess(
         batch_ci=(round(b_low, 6), round(b_high, 6)),
         batches=batches,
         reason=reason,
+        judged_on=judged_on,
+        needed_s=None if reached else needed,
     )
+
+
+def conclusive_advice(needed_s: float | None, *, aged: bool, can_warm_up: bool) -> str:
+    """What would make a phase that was not measured in steady state conclusive."""
+    if needed_s is None:
+        return (
+            "no phase length would: the load never brings the table to its steady state; "
+            "check the model's flows against the table"
+        )
+    run = f"a phase of at least {needed_s:.0f} s (load.duration_s)"
+    if aged:
+        return f"{run}; the aged warm-up did not bring the table to its steady state"
+    if can_warm_up:
+        return (
+            f"{run}, or the aged warm-up (load.warmup: aged, which starts the phase in its "
+            "steady state on a backend that has it)"
+        )
+    return f"{run} (no warm-up is possible: the load is known only once it ran)"
 
 
 def not_steady(phases: Iterable[Mapping[str, object]]) -> str | None:

@@ -30,6 +30,7 @@ h3{font-size:15px;margin:18px 0 6px}
 .badge{display:inline-block;padding:2px 10px;border-radius:10px;color:#fff;font-weight:600;
  white-space:nowrap}
 .pass{background:#1a7f37}.fail{background:#cf222e}.error{background:#8250df}
+.inconclusive{background:#bf8700}
 .none{background:#6e7781}
 .inj{background:#bf8700;color:#fff;border-radius:4px;padding:0 6px;font-size:12px}
 table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #d0d7de;padding:4px 8px;
@@ -52,7 +53,7 @@ svg .err{stroke:#1d2330;stroke-width:1.2;fill:none}
 
 
 def _badge(verdict: str) -> str:
-    cls = verdict if verdict in ("pass", "fail", "error") else "none"
+    cls = verdict if verdict in ("pass", "fail", "inconclusive", "error") else "none"
     return f'<span class="badge {cls}">{escape(verdict.upper())}</span>'
 
 

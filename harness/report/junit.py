@@ -43,7 +43,8 @@ def _phase_props(p: PhaseResult) -> list[tuple[str, object]]:
 def render_junit(result: RunResult) -> str:
     """The run as a ``<testsuites>`` document; failures carry the violated expectations."""
     phases = result["phases"]
-    failures = sum(p["verdict"] == "fail" for p in phases)
+    # an inconclusive phase is a failure of type "inconclusive": never passed, never skipped
+    failures = sum(p["verdict"] in ("fail", "inconclusive") for p in phases)
     errors = sum(p["verdict"] == "error" for p in phases)
     skipped = sum(p["verdict"] == "pass" and not p["expectations"] for p in phases)
     total_time = sum(p["duration_s"] for p in phases)
@@ -97,6 +98,12 @@ def render_junit(result: RunResult) -> str:
             ET.SubElement(
                 case, "error", message="the phase did not complete", type="HarnessError"
             ).text = "\n".join(e["expect"] for e in bad)
+        elif p["verdict"] == "inconclusive":
+            ss = p.get("steady_state", {})
+            msg = f"not measured in steady state: {ss.get('reason', 'no steady_state recorded')}"
+            if ss.get("advice"):
+                msg += f"; to make it conclusive: {ss['advice']}"
+            ET.SubElement(case, "failure", message=msg, type="inconclusive").text = msg
         elif p["verdict"] == "fail":
             msg = "; ".join(f"{e['expect']} (observed {e['observed']})" for e in bad)
             ET.SubElement(

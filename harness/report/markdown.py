@@ -14,7 +14,7 @@ from harness.results.rollout import describe as describe_rollout
 from harness.results.schema import RunResult
 from harness.steady_state import describe as describe_steady
 
-_ICON = {"pass": "✅", "fail": "❌", "error": "⚠️", NO_EXPECTATION: "⚪"}
+_ICON = {"pass": "✅", "fail": "❌", "inconclusive": "❔", "error": "⚠️", NO_EXPECTATION: "⚪"}
 
 
 def _cell(text: str) -> str:

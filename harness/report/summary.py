@@ -13,7 +13,7 @@ from harness.results.schema import PhaseResult, RunResult, Verdict
 from harness.stats import Comparison, compare, pct, wilson
 from harness.steady_state import gate_comparison
 
-_SEVERITY: dict[Verdict, int] = {"pass": 0, "fail": 1, "error": 2}
+_SEVERITY: dict[Verdict, int] = {"pass": 0, "inconclusive": 1, "fail": 2, "error": 3}
 
 # Shown instead of "pass" for a phase that checked nothing: it measured, it did not pass.
 NO_EXPECTATION = "no expectation"
@@ -54,6 +54,9 @@ class PhaseSummary:
     # measured in the load's steady state: True, False (with the reason in result.json's
     # steady_state) or None when the backend does not judge it
     steady: bool | None = None
+    # the lookups and timeouts the verdict rests on: the steady window's for a phase judged
+    # on it (steady_state.judged_on "window"), else the whole phase's
+    judged: tuple[int, int] = (0, 0)
 
     @property
     def steady_text(self) -> str:
@@ -131,7 +134,20 @@ def _summarize(group: list[PhaseResult]) -> PhaseSummary:
         early_drop=sum(p["conntrack"]["early_drop"] for p in group),
         waited=sum(p["dns"].get("waited", 0) for p in group),
         steady=_steady(group),
+        judged=(
+            sum(_judged(p)[0] for p in group),
+            sum(_judged(p)[1] for p in group),
+        ),
     )
+
+
+def _judged(p: PhaseResult) -> tuple[int, int]:
+    """(lookups, timeouts) the phase is judged on."""
+    ss = p.get("steady_state")
+    if ss is not None and ss.get("judged_on") == "window":
+        w = ss["window"]
+        return int(w["lookups"]), int(w["timeouts"])
+    return p["dns"]["lookups"], p["dns"]["timeouts"]
 
 
 def _steady(group: list[PhaseResult]) -> bool | None:
@@ -163,9 +179,8 @@ def remediation_verdicts(
         before = same[-1] if same else (earlier[0] if earlier else None)
         if before is None:
             continue
-        cmp = compare(
-            (before.timeouts, before.lookups), (after.timeouts, after.lookups), confidence
-        )
+        (bn, bt), (an, at) = before.judged, after.judged
+        cmp = compare((bt, bn), (at, an), confidence)
         cmp = gate_comparison(cmp, before.phases, after.phases)  # steady state or inconclusive
         out.append(RemediationVerdict(before, after, cmp))
     return out

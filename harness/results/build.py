@@ -22,6 +22,7 @@ from harness.results.schema import (
     ServerResult,
     StatesTaken,
 )
+from harness.results.verdict import phase_verdict
 from harness.scenario.model import Phase
 from harness.stats import wilson
 
@@ -208,9 +209,14 @@ def build_phase_result(phase: Phase, repeat_index: int, m: PhaseMeasurement) -> 
     if "steady_state" in m.extra:  # harness.backends.netns.steady
         result["steady_state"] = m.extra["steady_state"]
     checks: list[ExpectationResult] = []
+    window_view = judged_view(result)
     for exp in phase.expectations():
-        ok, observed = exp.evaluate(result)
-        checks.append(ExpectationResult(expect=str(exp), observed=observed, ok=ok))
+        judged = window_view if window_view is not None and exp.metric in WINDOW_METRICS else None
+        ok, observed = exp.evaluate(judged if judged is not None else result)
+        check = ExpectationResult(expect=str(exp), observed=observed, ok=ok)
+        if judged is not None:
+            check["judged_on"] = "window"
+        checks.append(check)
     locust = m.load.get("locust")
     result["alerts"] = {"ConntrackTableNearFull": evaluate_near_full(result)}
     if not phase.injected and m.load.get("dns") and not (m.load.get("http") or locust):
@@ -225,8 +231,29 @@ def build_phase_result(phase: Phase, repeat_index: int, m: PhaseMeasurement) -> 
         evidence=d.evidence,
     )
     result["expectations"] = checks
-    result["verdict"] = "pass" if all(c["ok"] for c in checks) else "fail"
+    result["verdict"] = phase_verdict(checks, result.get("steady_state"))
     return result
+
+
+# what the steady window measures: a phase judged on its window reads these from it
+WINDOW_METRICS = frozenset({"dns.lookups", "dns.timeouts", "dns.timeout_rate"})
+
+
+def judged_view(result: PhaseResult) -> dict[str, Any] | None:
+    """The phase as its DNS expectations see it when it is judged on its steady window
+    (``steady_state.judged_on`` "window"): ``dns.lookups``, ``dns.timeouts`` and
+    ``dns.timeout_rate`` from the window; None when the whole phase is judged."""
+    ss = result.get("steady_state")
+    if ss is None or ss.get("judged_on") != "window":
+        return None
+    w = ss["window"]
+    dns = {
+        **result["dns"],
+        "lookups": int(w["lookups"]),
+        "timeouts": int(w["timeouts"]),
+        "timeout_rate": float(w["timeout_rate"]),
+    }
+    return {**result, "dns": dns}
 
 
 def race_result(p: PhaseResult, kernel: str) -> RaceResult:

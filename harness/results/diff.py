@@ -6,6 +6,9 @@ with their 95 % Wilson intervals and whether the intervals overlap, and the conn
 Then what differs in the environment: kernel, backend, and every upstream component's version.
 
 A phase that only one run has counts as a changed verdict (the other run never judged it).
+A phase ``inconclusive`` in either run (not measured in its load's steady state) is neither
+changed nor unchanged: the upgrade check cannot say, and ``compare`` exits 6 when nothing
+else changed.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from harness.errors import BadInput
 from harness.results.schema import PhaseResult, RunResult
 
 MISSING = "absent"  # the verdict of a phase the run does not have
+INCONCLUSIVE = "inconclusive"
 
 
 @dataclass(frozen=True)
@@ -40,8 +44,14 @@ class PhaseDiff:
     b: Side
 
     @property
+    def inconclusive(self) -> bool:
+        """A side did not measure the phase in steady state (and both have it)."""
+        sides = (self.a.verdict, self.b.verdict)
+        return INCONCLUSIVE in sides and MISSING not in sides
+
+    @property
     def verdict_changed(self) -> bool:
-        return self.a.verdict != self.b.verdict
+        return self.a.verdict != self.b.verdict and not self.inconclusive
 
     @property
     def ci_overlap(self) -> bool | None:
@@ -79,6 +89,9 @@ class RunDiff:
     def changed_phases(self) -> list[PhaseDiff]:
         return [p for p in self.phases if p.verdict_changed]
 
+    def inconclusive_phases(self) -> list[PhaseDiff]:
+        return [p for p in self.phases if p.inconclusive]
+
     def to_json(self) -> dict[str, Any]:
         def env(d: dict[str, Change]) -> dict[str, Any]:
             return {k: {"a": c.a, "b": c.b, "changed": c.changed} for k, c in d.items()}
@@ -88,6 +101,7 @@ class RunDiff:
             "a": self.a_run,
             "b": self.b_run,
             "verdict_changed": self.verdict_changed,
+            "inconclusive": bool(self.inconclusive_phases()),
             "phases": [
                 {
                     "name": p.name,
@@ -95,6 +109,7 @@ class RunDiff:
                     "a": _side_json(p.a),
                     "b": _side_json(p.b),
                     "verdict_changed": p.verdict_changed,
+                    "inconclusive": p.inconclusive,
                     "ci_overlap": p.ci_overlap,
                 }
                 for p in self.phases
@@ -197,7 +212,9 @@ def render(d: RunDiff) -> str:
     for p in d.phases:
         label = p.name if not p.repeat_index else f"{p.name}#{p.repeat_index}"
         overlap = {None: "-", True: "yes", False: "NO"}[p.ci_overlap]
-        verdict_b = p.b.verdict + ("  << CHANGED" if p.verdict_changed else "")
+        mark = "  << CHANGED" if p.verdict_changed else ""
+        mark = "  << INCONCLUSIVE" if p.inconclusive else mark
+        verdict_b = p.b.verdict + mark
         rows.append(
             (label, p.a.verdict, verdict_b, _rate(p.a), _rate(p.b), overlap,
              "-" if p.a.drop is None else str(p.a.drop),
@@ -215,9 +232,16 @@ def render(d: RunDiff) -> str:
         lines.append(f"  {k.ljust(name_w)}  {value}  ({mark})")
     changed = d.changed_phases()
     lines.append("")
+    unsure = d.inconclusive_phases()
     if changed:
         names = ", ".join(p.name for p in changed)
         lines.append(f"VERDICT CHANGED in {len(changed)} phase(s): {names}")
-    else:
+    if unsure:
+        names = ", ".join(p.name for p in unsure)
+        lines.append(
+            f"INCONCLUSIVE in {len(unsure)} phase(s): {names} (not measured in steady state "
+            "in one run: steady_state.reason in its result.json says why)"
+        )
+    if not changed and not unsure:
         lines.append(f"no verdict changed ({len(d.phases)} phases)")
     return "\n".join(lines)

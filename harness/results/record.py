@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from harness.results.compare import comparisons
 from harness.results.evidence import Evidence
 from harness.results.schema import SCHEMA_VERSION, Environment, PhaseResult, RunResult, Verdict
+from harness.results.verdict import inconclusive_reasons, run_verdict
 
 
 def new_run_id() -> str:
@@ -67,11 +68,7 @@ class RunRecord:
 
     @property
     def verdict(self) -> Verdict:
-        if self.error is not None:
-            return "error"
-        return (
-            "pass" if self.phases and all(p["verdict"] == "pass" for p in self.phases) else "fail"
-        )
+        return run_verdict(self.phases, error=self.error is not None)
 
     def result(self) -> RunResult:
         out = RunResult(
@@ -90,6 +87,10 @@ class RunRecord:
         if self.error is not None:
             out["error"] = self.error
         return out
+
+    def inconclusive(self) -> list[str]:
+        """Each inconclusive phase: why it was not steady, and what would make it so."""
+        return inconclusive_reasons(self.phases)
 
     def violated(self) -> list[str]:
         """Each violated expectation, as ``phase: expectation (observed ...)``."""

@@ -12,7 +12,9 @@ if TYPE_CHECKING:
     from harness.results.locust import LocustResult  # it builds on LatencyMs below
 
 SCHEMA_VERSION = 1
-Verdict = Literal["pass", "fail", "error"]
+# "inconclusive": every expectation held, but a phase with expectations was not measured in
+# its load's steady state (steady_state.reason says why): never a pass (exit 6)
+Verdict = Literal["pass", "fail", "inconclusive", "error"]
 
 
 class LatencyMs(TypedDict):
@@ -131,6 +133,9 @@ class ExpectationResult(TypedDict):
     expect: str
     observed: float | None
     ok: bool
+    # "window": observed on the phase's steady window (steady_state.window), not the whole
+    # phase (a natural phase that reached its steady state late: steady_state.judged_on)
+    judged_on: NotRequired[str]
 
 
 class Agreement(TypedDict):
@@ -208,7 +213,13 @@ class SteadyStateResult(TypedDict):
     ``time_to_steady_s``: seconds after the load started when the busiest node's count came
     within 10 % of the level (None: never); ``natural_time_to_steady_s``: what a load
     without warm-up needs; ``window``: the lookups made from then on; ``warmup``: how the
-    table was brought there (labelled; ``method`` "none" for a natural phase)."""
+    table was brought there (labelled; ``method`` "none" for a natural phase).
+    ``judged_on``: "phase" (the whole phase is steady) or "window" (a natural phase that got
+    there late: its DNS expectations are judged on ``window``'s lookups and timeouts, while
+    ``dns`` keeps the whole phase's); ``model_basis``: how a load not known in advance (a
+    locustfile) was modelled from the rates the phase observed; a phase not reached has
+    ``needed_duration_s`` (the shortest natural phase that would be judged) and ``advice``
+    (what would make it conclusive)."""
 
     verdict: Literal["steady", "inconclusive"]
     reached: bool
@@ -225,6 +236,10 @@ class SteadyStateResult(TypedDict):
     flows: list[dict[str, object]]
     window: dict[str, float]
     warmup: NotRequired[dict[str, object]]
+    judged_on: NotRequired[Literal["phase", "window"]]
+    model_basis: NotRequired[str]
+    needed_duration_s: NotRequired[float | None]
+    advice: NotRequired[str]
 
 
 class PhaseResult(TypedDict):

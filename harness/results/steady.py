@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from harness.kernel.sampler import NodeSeries
 from harness.results.schema import SteadyStateResult
 from harness.stats import wilson
-from harness.steady_state import SteadyState, assess
+from harness.steady_state import SteadyState, assess, conclusive_advice, observed_model
 
 
 def steady_result(
@@ -31,6 +31,17 @@ def steady_result(
     longest-lived entries expire, and ``warmup`` records that natural start (``natural``: its
     label). After an aged warm-up the caller adds its own ``warmup`` report."""
     busiest = max(series.values(), key=lambda s: s.peak, default=None)
+    can_warm_up = model.unknown is None
+    if model.unknown is not None and busiest is not None:
+        rates = load_rates(busiest, load_start_s=load_start_s, duration_s=duration_s)
+        if rates is not None:
+            model = observed_model(
+                model,
+                inserted_per_s=rates[0],
+                refused_per_s=rates[1],
+                states=busiest.states_at_peak,
+                where=busiest.node,
+            )
     a = assess(
         model,
         busiest.timeline if busiest else [],
@@ -74,6 +85,35 @@ def steady_result(
             "batches": a.batches,
         },
     )
+    result["judged_on"] = a.judged_on
+    if model.basis is not None:
+        result["model_basis"] = model.basis
+    if not a.reached:
+        result["needed_duration_s"] = a.needed_s
+        result["advice"] = conclusive_advice(a.needed_s, aged=aged, can_warm_up=can_warm_up)
     if not aged:
         result["warmup"] = {"method": "none", "label": natural}
     return result
+
+
+def load_rates(
+    s: NodeSeries, *, load_start_s: float, duration_s: float
+) -> tuple[float, float] | None:
+    """New entries the node's table inserted per second while the load ran, and new flows
+    it refused per second (the stat counters ``insert`` and ``drop``), from the sampler's
+    stat samples nearest the load's start and end (None: fewer than two samples in it)."""
+    inside = [
+        (t, st)
+        for t, st in s.stat_timeline
+        if load_start_s - 0.5 <= t <= load_start_s + duration_s + 0.5
+    ]
+    if len(inside) < 2:
+        return None
+    (t0, a), (t1, b) = inside[0], inside[-1]
+    if t1 - t0 < 1.0:
+        return None
+    span = t1 - t0
+    return (
+        max(0, b.get("insert", 0) - a.get("insert", 0)) / span,
+        max(0, b.get("drop", 0) - a.get("drop", 0)) / span,
+    )
