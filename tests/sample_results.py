@@ -14,8 +14,10 @@ from __future__ import annotations
 import json
 import random
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from harness.results.schema import (
     SCHEMA_VERSION,
@@ -28,6 +30,7 @@ from harness.results.schema import (
     RunResult,
     Verdict,
 )
+from harness.results.verdict import phase_verdict, run_verdict
 from harness.scenario.expect import Expectation
 from harness.stats import LATENCY_EDGES_S, bucket_latencies, wilson
 
@@ -55,6 +58,9 @@ class PhaseModel:
     http_mode: str = "short-lived"
     extra_nodes: tuple[str, ...] = ("node-2",)
     seed: int = 1
+    # result.json's steady_state for the phase (None: the backend did not judge it), e.g.
+    # from harness.results.steady.steady_result; the verdict follows harness.results.verdict
+    steady_state: Mapping[str, Any] | None = None
 
 
 @dataclass
@@ -288,14 +294,15 @@ def build_phase(m: PhaseModel) -> PhaseResult:
             "hits": s.fault_hits,
             "injected": True,
         }
+    if m.steady_state is not None:
+        phase["steady_state"] = dict(m.steady_state)  # type: ignore[typeddict-item]
     results: list[ExpectationResult] = []
     for text in m.expect:
         e = Expectation.parse(text)
         ok, observed = e.evaluate(phase)
         results.append({"expect": str(e), "observed": observed, "ok": ok})
     phase["expectations"] = results
-    verdict: Verdict = "pass" if all(r["ok"] for r in results) else "fail"
-    phase["verdict"] = verdict
+    phase["verdict"] = phase_verdict(results, phase.get("steady_state"))
     from harness.metrics.prometheus import NEAR_FULL_ALERT, evaluate_near_full
 
     phase["alerts"] = {NEAR_FULL_ALERT: evaluate_near_full(phase, SAMPLE_INTERVAL_S)}
@@ -331,7 +338,7 @@ def build_run(
     name: str, models: list[PhaseModel], *, scenario_file: str | None = None
 ) -> RunResult:
     phases = [build_phase(m) for m in models]
-    verdict: Verdict = "pass" if all(p["verdict"] == "pass" for p in phases) else "fail"
+    verdict: Verdict = run_verdict(phases)
     return {
         "schema_version": SCHEMA_VERSION,
         "run_id": f"{name}-20261121T101500Z",

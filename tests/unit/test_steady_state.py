@@ -360,9 +360,10 @@ def test_expectations_can_name_the_steady_state() -> None:
 def test_a_locustfile_load_is_not_modelled_so_its_steady_state_is_not_judged(
     tmp_path: Path,
 ) -> None:
-    """A locustfile's connection rate is its users' code: the model knows only the DNS load,
-    so there is no warm-up, and the phase's steady state is inconclusive whatever the fill,
-    with the reason and what the table did."""
+    """A locustfile's connection rate is its users' code: the model knows only the DNS load
+    in advance, so there is no warm-up; without the kernel's rates to model it from
+    (tests/unit/result/test_steady_observed.py), the phase's steady state is inconclusive
+    whatever the fill, with the reason and what the table did."""
     from harness.scenario.model import DNSLoad, HTTPLoad, LoadSpec
     from harness.steady_state import phase_model
 
