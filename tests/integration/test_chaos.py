@@ -122,7 +122,7 @@ def _reference(env: Env) -> tuple[RunWatch, float]:
     _, err = proc.communicate(timeout=120)
     total = time.monotonic() - watch.t0
     watch.stop()
-    assert proc.returncode in (0, 1), err
+    assert proc.returncode in (0, 1, 6), err  # a verdict: pass, violated or inconclusive
     assert env.fake.values()["nf_conntrack_max"] == before.sysctls["nf_conntrack_max"]
     left = env.snapshot(rid, watch.inodes).leftovers_since(before)
     assert not left, left

@@ -138,7 +138,7 @@ def test_no_packet_leaves_the_harness_namespaces(
         time.sleep(0.5)
         _stop(host_cap)
         watch.stop()
-    assert run.returncode in (0, 1), err
+    assert run.returncode in (0, 1, 6), err  # a verdict: pass, violated or inconclusive
     escaped = _lines(host_pcap, FILTER)
     control = _lines(node_pcap, FILTER)
     host_all = _lines(host_pcap)

@@ -161,7 +161,7 @@ def test_consecutive_cli_runs_stay_flat(tmp_path: Path, capsys: pytest.CaptureFi
         )
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
-        assert proc.returncode in (0, 1)
+        assert proc.returncode in (0, 1, 6)  # a verdict: pass, violated or inconclusive
         peaks.append(usage.ru_maxrss)
         left += Snapshot.take(fake, state, {rid}, set(), rid).leftovers_since(before)
         rows.append(_figures())

@@ -53,6 +53,7 @@ pytestmark = [
 
 ROOT = Path(__file__).resolve().parents[2]
 CT_MAX = Path("/proc/sys/net/netfilter/nf_conntrack_max")
+EXIT = {"pass": 0, "fail": 1, "inconclusive": 6}  # `run`'s exit per run verdict
 
 
 def _variant(path: str, out: Path) -> Path:
@@ -69,9 +70,15 @@ def _run(scenario: Path, backend: str, report: Path) -> dict[str, Any]:
     p = subprocess.run(
         argv, capture_output=True, text=True, timeout=2400, check=False, cwd=report.parent
     )
-    assert p.returncode in (0, 1), f"{backend}: exit {p.returncode}\n{p.stderr[-3000:]}"
+    assert p.returncode in (0, 1, 6), f"{backend}: exit {p.returncode}\n{p.stderr[-3000:]}"
     result: dict[str, Any] = json.loads((report / "result.json").read_text())
     assert result["environment"]["backend"] == backend
+    # the exit is the run's verdict. Both backends run from a natural start here (warmup:
+    # none, see the module's docstring), so a phase with expectations whose steady state is
+    # near the limit (the exhaustion baseline: TIME_WAIT 120 s in a 10 s phase) was not
+    # measured in steady state: "inconclusive", exit 6, never 0 (issue 18 item 5). That is
+    # what these runs measure; the aged warm-up on kind is what will make them conclusive.
+    assert p.returncode == EXIT[result["verdict"]], (backend, result["verdict"], p.returncode)
     return result
 
 

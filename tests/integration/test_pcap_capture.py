@@ -72,7 +72,7 @@ def test_pcap_keeps_the_unanswered_same_port_pairs_INJECTED(
         text=True,
         timeout=300,
     )
-    assert out.returncode in (0, 1), out.stderr
+    assert out.returncode in (0, 1, 6), out.stderr  # a verdict, whichever
     by = {p["name"]: p for p in json.loads((reports / "result.json").read_text())["phases"]}
     base, reopen = by["baseline"], by["single-request-reopen"]
     cap = base["capture"]

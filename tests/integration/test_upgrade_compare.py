@@ -50,7 +50,7 @@ def test_compare_runs_one_scenario_on_two_releases(
         timeout=500,
         check=False,
     )
-    assert proc.returncode in (0, 1), proc.stderr[-3000:]  # 2/3/5 would be a broken run
+    assert proc.returncode in (0, 1, 6), proc.stderr[-3000:]  # 2/3/5 would be a broken run
     diff = json.loads(proc.stdout)  # the runs' own output goes to stderr
     # each release ran in its own report directory with its own parts
     for v in (a, b):
@@ -69,7 +69,10 @@ def test_compare_runs_one_scenario_on_two_releases(
     for p in diff["phases"]:
         assert p["a"]["ci"] is not None
         assert p["b"]["ci"] is not None
-    # the exit code is the verdict comparison, whichever way it went
+    # the exit code is the verdict comparison, whichever way it went: 1 a verdict changed,
+    # else 6 when a phase was not measured in steady state in either run, else 0
     changed = any(p["verdict_changed"] for p in diff["phases"])
+    unsure = any(p["inconclusive"] for p in diff["phases"])
     assert diff["verdict_changed"] is changed
-    assert proc.returncode == (1 if changed else 0)
+    assert diff["inconclusive"] is unsure
+    assert proc.returncode == (1 if changed else 6 if unsure else 0)
