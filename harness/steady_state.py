@@ -763,4 +763,11 @@ def describe(ss: Mapping[str, object]) -> str:
         text += f". Warm-up (aged fill, not measured): {opened} entries"
     elif isinstance(w, Mapping):
         text += ". No warm-up"
-    return f"{text}. {reason[:1].upper()}{reason[1:]}."
+    basis = ss.get("model_basis")
+    if isinstance(basis, str):
+        text += f". Modelled from {basis}"
+    text += f". {reason[:1].upper()}{reason[1:]}."
+    advice = ss.get("advice")
+    if not ss.get("reached") and isinstance(advice, str):
+        text += f" To make it conclusive: {advice}."
+    return text

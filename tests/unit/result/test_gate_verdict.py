@@ -141,7 +141,9 @@ def test_summaries_show_inconclusive_never_pass() -> None:
     plain = render_plain_table(run)
     assert "steady=NO verdict=inconclusive" in plain
     assert "run verdict: inconclusive" in plain
-    assert "INCONCLUSIVE" in render_markdown(run)
+    md = render_markdown(run)
+    assert "INCONCLUSIVE" in md
+    assert f"To make it conclusive: {natural_short()['advice']}" in md
     assert 'class="badge inconclusive"' in render_html(run)
 
 
