@@ -32,6 +32,7 @@ Row = tuple[str, str, str, str, str, str, str]
 _STYLE = {
     "pass": "bold green",
     "fail": "bold red",
+    "inconclusive": "bold dark_orange",
     "error": "bold magenta",
     NO_EXPECTATION: "bold yellow",
 }
