@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import re
 import signal
 import subprocess
 import tempfile
@@ -52,7 +53,12 @@ current-context: parse-only
 """
 # what CoreDNS prints once it is set up: its version banner after the servers started, or
 # the kubernetes plugin waiting for its API (an OnStartup step, after every setup)
-_PARSED = ("CoreDNS-", "waiting for Kubernetes API before starting server")
+# (whole lines: an error quoting the user's text cannot pass for them)
+_PARSED = re.compile(
+    r"^(CoreDNS-\S+|\[INFO\] plugin/kubernetes: waiting for Kubernetes API before starting "
+    r"server)$",
+    re.MULTILINE,
+)
 # the file parsed, but here CoreDNS cannot listen where it says (a ``bind`` address the pod
 # has and the throwaway namespace has not): not a parse error
 _LISTEN = ("bind: cannot assign requested address",)
@@ -80,7 +86,7 @@ def argv(binary: Path, corefile: Path, resolv: Path) -> list[str]:
 
 def judge(log: str, exited: bool) -> Verdict | None:
     """What CoreDNS's output so far says (pure): parsed, rejected, or None (not yet)."""
-    if any(p in log for p in _PARSED):
+    if _PARSED.search(log):
         return Verdict(True, "")
     if not exited:
         return None

@@ -70,3 +70,11 @@ def test_coredns_not_built_is_the_prerequisite_doctor_names(
     assert e.value.exit_code == 2
     assert "CoreDNS checks the Corefile before the run" in str(e.value)
     assert "upstream build" in str(e.value)
+
+
+def test_an_error_quoting_the_banner_text_is_still_an_error() -> None:
+    log = "/tmp/x/Corefile:2 - Error during parsing: Unknown directive 'CoreDNS-1.13.1'\n"
+    assert judge(log, exited=False) is None
+    v = judge(log, exited=True)
+    assert v is not None
+    assert not v.ok
