@@ -44,9 +44,7 @@ phases:
 """
 
 
-def test_broken_corefile_is_exit_2_with_coredns_error(
-    tmp_path: Path, host_unchanged: HostSnapshot
-) -> None:
+def test_broken_corefile_is_exit_2_with_coredns_error(tmp_path: Path) -> None:
     try:
         locate("coredns")  # the only part the check needs: it runs before anything is built
     except ComponentMissing as e:
@@ -54,9 +52,11 @@ def test_broken_corefile_is_exit_2_with_coredns_error(
     corefile = tmp_path / "broken.Corefile"
     corefile.write_text(BROKEN)
     (tmp_path / "broken.yaml").write_text(SCENARIO)
-    # the lock held elsewhere and --wait 0: a run that asked for it would be refused with
-    # "lock held", so CoreDNS's error proves the Corefile was judged before the lock
-    with HostLock(wait_s=900):
+    # the lock held here and --wait 0: a run that asked for it would be refused with "holds
+    # the lock", so CoreDNS's error proves the Corefile was judged before the lock. The host
+    # is compared while the lock is held (another run may change it before and after).
+    with HostLock(wait_s=1800):
+        before = HostSnapshot.take()
         proc = subprocess.run(
             [
                 *(sys.executable, "-m", "harness.cli", "run", str(tmp_path / "broken.yaml")),
@@ -67,6 +67,8 @@ def test_broken_corefile_is_exit_2_with_coredns_error(
             timeout=120,
             check=False,
         )
+        leftovers = HostSnapshot.take().leftovers_since(before)
+    assert leftovers == []
     err = proc.stderr
     assert proc.returncode == 2, err[-3000:]
     assert str(corefile) in err, err[-3000:]
