@@ -19,6 +19,7 @@ from harness.backends.registry import (
     changes_host,
     check_backend,
     check_backend_ready,
+    check_inputs,
     make_cluster,
     root_reason,
 )
@@ -185,6 +186,7 @@ class ClusterSession:
         if self.on_host:
             preflight(self.scenario, force=self.force)
         check_backend_ready(self.backend, self.options)  # tools, daemon, API server
+        check_inputs(self.backend, self.scenario, self.options)  # e.g. CoreDNS parses a Corefile
         stack = self._stack
         lock = changes_host(self.backend, self.scenario, self.options)
         stack.enter_context(HostLock(self.wait_s) if lock else nullcontext())

@@ -179,6 +179,16 @@ def check_backend_ready(backend: str, options: BackendOptions) -> None:
         kubeconfig_preflight(options.kubeconfig)
 
 
+def check_inputs(backend: str, scenario: Scenario, options: BackendOptions) -> None:
+    """Inputs only the backend's own parts can judge, checked before the host lock is waited
+    on and before any host change: on netns, the pinned CoreDNS parses the scenario's own
+    Corefile (in a throwaway namespace that goes with it; exit 2 quoting CoreDNS)."""
+    if backend == "netns" and scenario.cluster.coredns.corefile is not None:
+        from harness.backends.netns.k8s.corefilecheck import check_scenario
+
+        check_scenario(scenario, options.extra.get(KUBERNETES_RELEASE))
+
+
 def changes_host(backend: str, scenario: Scenario, options: BackendOptions) -> bool:
     """Does this run change this host, and so need the host lock?
 

@@ -30,6 +30,7 @@ from harness.kernel.conntrack import (
     CONNTRACK_MAX_MAX,
     CONNTRACK_MAX_MIN,
 )
+from harness.scenario.corefile import MAX_COREFILE_BYTES, resolve_corefile
 from harness.scenario.expect import Expectation
 from harness.scenario.locustfile import check_user_classes
 from harness.upstream import default_version, releases
@@ -59,6 +60,37 @@ def check_name(name: str) -> str:
             "1-63 characters, joined by dots)"
         )
     return name
+
+
+# Kubernetes' own rules (k8s.io/apimachinery/pkg/util/validation: IsDNS1123Label and
+# IsDNS1123Subdomain): a namespace name is a label, a cluster domain a subdomain.
+_LABEL = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+DNS1123_LABEL = f"^{_LABEL}$"
+DNS1123_SUBDOMAIN = rf"^{_LABEL}(\.{_LABEL})*$"
+_DNS1123 = {
+    False: (
+        re.compile(DNS1123_LABEL),
+        63,
+        "an RFC 1123 label, as Kubernetes names a namespace",
+        "lowercase letters, digits and '-', starting and ending with a letter or digit, "
+        "at most 63 characters (e.g. 'default', 'dns-test')",
+    ),
+    True: (
+        re.compile(DNS1123_SUBDOMAIN),
+        253,
+        "an RFC 1123 subdomain, as Kubernetes checks a DNS domain",
+        "RFC 1123 labels (lowercase letters, digits and '-', starting and ending with a "
+        "letter or digit) joined by dots, at most 253 characters (e.g. 'cluster.local')",
+    ),
+}
+
+
+def check_dns1123(what: str, value: str, *, subdomain: bool) -> str:
+    """``value`` if it is an RFC 1123 label (or subdomain), else an error saying what is."""
+    pattern, most, kind, allowed = _DNS1123[subdomain]
+    if len(value) <= most and pattern.match(value):
+        return value
+    raise PydanticCustomError("dns1123", f"{what} must be {kind}", {"expected": allowed})
 
 
 class _Strict(BaseModel):
@@ -129,9 +161,12 @@ class CoreDNSSpec(_Strict):
     node: str | None = Field(None, description="Node the CoreDNS pods run on; default: last node")
     corefile: str | None = Field(
         None,
-        description="Run CoreDNS on this Corefile (path relative to the scenario file) instead "
-        "of the one kubeadm installs. It runs as written; cache/max_concurrent set here, and "
-        "the coredns remediation, edit it",
+        description="Run CoreDNS on this Corefile instead of the one kubeadm installs. The "
+        "path is relative to the scenario file and must stay inside its directory (symbolic "
+        f"links followed); a regular UTF-8 text file of at most {MAX_COREFILE_BYTES // 1024} "
+        "KiB with a kubernetes plugin, which CoreDNS must accept (checked before the run "
+        "starts). It runs as written; cache/max_concurrent set here, and the coredns "
+        "remediation, edit it",
     )
 
     @field_validator("corefile")
@@ -140,10 +175,7 @@ class CoreDNSSpec(_Strict):
         if v is None:
             return None
         base = Path((info.context or {}).get("base_dir") or ".")
-        path = (base / v).resolve()
-        if not path.is_file():
-            raise ValueError(f"Corefile not found: {v!r} (looked for {path})")
-        return str(path)
+        return str(resolve_corefile(v, base))
 
 
 class KubeProxySpec(_Strict):
@@ -185,8 +217,30 @@ class ClusterSpec(_Strict):
     )
     kube_proxy: KubeProxySpec = Field(default_factory=KubeProxySpec)
     nodelocal_dns: bool = Field(False, description="Deploy NodeLocal DNSCache on every node")
-    namespace: str = "default"
-    cluster_domain: str = "cluster.local"
+    namespace: str = Field(
+        "default",
+        description="The namespace of the client and server pods: an RFC 1123 label, as "
+        "Kubernetes checks a namespace name (lowercase letters, digits and '-', starting and "
+        "ending with a letter or digit, at most 63 characters)",
+        json_schema_extra={"pattern": DNS1123_LABEL, "maxLength": 63},
+    )
+    cluster_domain: str = Field(
+        "cluster.local",
+        description="The cluster's DNS domain (kubelet --cluster-domain): an RFC 1123 "
+        "subdomain (RFC 1123 labels joined by dots, at most 253 characters)",
+        json_schema_extra={"pattern": DNS1123_SUBDOMAIN, "maxLength": 253},
+    )
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace(cls, v: str) -> str:
+        return check_dns1123("namespace", v, subdomain=False)
+
+    @field_validator("cluster_domain")
+    @classmethod
+    def _cluster_domain(cls, v: str) -> str:
+        return check_dns1123("cluster_domain", v, subdomain=True)
+
     dns_config: DNSConfig = Field(default_factory=DNSConfig)
     upstream_latency_ms: float = Field(
         0,

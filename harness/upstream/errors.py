@@ -6,7 +6,8 @@ import re
 
 from harness.errors import BackendError
 
-# "reading https://proxy.golang.org/k8s.io/dns/@v/1.26.4.info: 403 Forbidden"
+# "reading https://PROXY/k8s.io/dns/@v/1.26.4.info: 403 Forbidden", where PROXY is whichever
+# Go module proxy `go env GOPROXY` names on this machine
 _PROXY_REFUSAL = re.compile(
     r"reading (?P<proxy>https?://[^\s]+?)/(?P<module>[^\s@]+)/@v/(?P<version>[^\s/]+?)"
     r"\.(?:info|mod|zip|list): (?P<status>\d{3})"

@@ -347,6 +347,38 @@ def test_kind_checks_docker_before_the_host(
     assert host_untouchable == []
 
 
+def test_a_corefile_coredns_rejects_is_exit_2_before_the_host_lock(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    host_untouchable: list[str],
+) -> None:
+    from harness.backends.netns.k8s import corefilecheck
+
+    corefile = ".:53 {\n    kubernetes cluster.local\n    no_such_plugin 30\n}\n"
+    (tmp_path / "my.Corefile").write_text(corefile)
+    parsed: list[str] = []
+
+    def coredns_says(binary: Path, text: str, upstream: str, timeout_s: float) -> Any:
+        # what CoreDNS answers on the text the run would give it (kubeconfig line added)
+        parsed.append(text)
+        written = text.replace("kubernetes cluster.local", "kubernetes cluster.local {\n k\n}")
+        error = "/tmp/c/Corefile:5 - Error during parsing: Unknown directive 'no_such_plugin'"
+        return corefilecheck.Verdict(False, error), written
+
+    monkeypatch.setattr(corefilecheck, "locate", lambda *_a: Path("/c/coredns"))
+    monkeypatch.setattr(corefilecheck, "_parse", coredns_says)
+    sc = write_scenario(tmp_path, cluster={"coredns": {"corefile": "my.Corefile"}})
+    assert cli.main(["run", str(sc), "--report-dir", str(tmp_path / "r")]) == 2
+    assert parsed == [corefile]  # the user's file, as written
+    assert host_untouchable == []  # no lock, no journal, no sysctl
+    *banner, err = capsys.readouterr().err.strip().splitlines()  # the run's banner, then why
+    assert len(banner) <= 1
+    assert "field 'cluster.coredns.corefile'" in err
+    # CoreDNS's words at the line of the user's file, never the file itself
+    assert f"{tmp_path / 'my.Corefile'}:3 - Error during parsing: Unknown directive" in err
+
+
 def test_the_removed_k3s_backend_is_bad_input_naming_why_and_the_alternatives(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], host_untouchable: list[str]
 ) -> None:

@@ -4,7 +4,8 @@ kind's own base image clones its parts from git, which no machine here can do, s
 is made from parts that can be had:
 
 - a bookworm rootfs from ``debootstrap`` (systemd 252, which still runs on cgroup v1, and
-  Debian's containerd 1.6 and runc; see :data:`CONTAINERD_NOTE`);
+  Debian's containerd 1.6 and runc; see :data:`CONTAINERD_NOTE`), fetched from the Debian
+  mirror this machine's apt is configured with (:mod:`harness.aptsources`);
 - kind's node files, read at build time from kind's module source in the Go module cache
   (``images/base/files``: the entrypoint, the systemd units for containerd and kubelet, the
   kubelet drop-ins, sysctl.d, the containerd config): not copied into this repository;
@@ -24,12 +25,12 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from harness.aptsources import debian_mirror
 from harness.backends.kube.dockerd import Dockerd
 from harness.errors import BackendError, MissingTool
 from harness.upstream import cache_dir, gobuild, kindparts
 
 SUITE = "bookworm"
-MIRROR = "http://deb.debian.org/debian"
 # kind's base installs these (images/base/Dockerfile), plus containerd and runc from Debian
 NODE_PACKAGES = (
     "systemd",
@@ -105,7 +106,7 @@ def debootstrap(name: str, packages: tuple[str, ...], suite: str = SUITE) -> Pat
         f"--include={','.join(packages)}",
         suite,
         str(tmp),
-        MIRROR,
+        debian_mirror(suite),  # the mirror this machine's apt is configured with
     ]
     p = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=3600)
     if p.returncode != 0:

@@ -15,6 +15,7 @@ from harness.scenario.loader import parse_scenario, read_scenario
 from harness.upstream import default_version, releases
 
 REPO = Path(__file__).resolve().parents[3]
+MINIMAL = ".:53 {\n    kubernetes cluster.local\n    forward . 1.2.3.4\n}\n"
 
 
 def scenario_data(**cluster: Any) -> dict[str, Any]:
@@ -63,7 +64,7 @@ def test_bad_kube_proxy_is_bad_input_naming_field_and_allowed(
 
 def test_corefile_is_resolved_from_the_scenario_file(tmp_path: Path) -> None:
     (tmp_path / "cf").mkdir()
-    (tmp_path / "cf" / "my.Corefile").write_text(".:53 {\n    forward . 1.2.3.4\n}\n")
+    (tmp_path / "cf" / "my.Corefile").write_text(MINIMAL)
     s = parse_scenario(scenario_data(coredns={"corefile": "cf/my.Corefile"}), base_dir=tmp_path)
     run = plan_run(s)
     want = str(tmp_path / "cf" / "my.Corefile")
@@ -75,7 +76,7 @@ def test_corefile_is_resolved_from_the_scenario_file(tmp_path: Path) -> None:
 
 
 def test_corefile_cache_set_explicitly_is_applied(tmp_path: Path) -> None:
-    (tmp_path / "c").write_text(".:53 {\n}\n")
+    (tmp_path / "c").write_text(MINIMAL)
     s = parse_scenario(scenario_data(coredns={"corefile": "c", "cache": False}), base_dir=tmp_path)
     assert plan_run(s).coredns.cache is False
 

@@ -58,6 +58,16 @@ EXPECTED: dict[str, tuple[str, str]] = {
     "43_repeat_zero": ("phases[0].repeat", "greater than or equal to 1"),
     "44_phase_load_duration_not_number": ("phases[0].load.duration_s", "number"),
     "45_phases_not_a_list": ("phases", "list"),
+    # checked as Kubernetes checks them, before the lock (the run once got HTTP 422, exit 3,
+    # or crashed with exit 5)
+    "46_namespace_not_rfc1123": ("cluster.namespace", "allowed: lowercase letters, digits"),
+    "47_cluster_domain_not_rfc1123": ("cluster.cluster_domain", "allowed: RFC 1123 labels"),
+    # a scenario names only a Corefile inside its own directory, a regular file with a
+    # kubernetes plugin (what CoreDNS itself rejects: tests/integration/test_own_corefile_broken)
+    "48_corefile_outside_absolute": ("cluster.coredns.corefile", "must be a file inside"),
+    "49_corefile_escapes_directory": ("cluster.coredns.corefile", "must be a file inside"),
+    "50_corefile_not_a_corefile": ("cluster.coredns.corefile", "needs one"),
+    "51_corefile_is_a_directory": ("cluster.coredns.corefile", "must be a regular file"),
 }
 
 
@@ -105,14 +115,30 @@ def _host_state() -> tuple[str, str, frozenset[str], frozenset[str]]:
 
 @pytest.mark.parametrize("stem", sorted(EXPECTED))
 def test_cli_run_exits_2_naming_the_field_and_touches_nothing(
-    stem: str, capsys: pytest.CaptureFixture[str]
+    stem: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from harness import runner
     from harness.cli import main
 
-    field, _ = EXPECTED[stem]
+    locks: list[float] = []
+
+    class NoLock:  # the host lock, as the run would take it: recorded, never taken
+        def __init__(self, wait_s: float = 0.0) -> None:
+            locks.append(wait_s)
+
+        def __enter__(self) -> None:
+            return None
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+    monkeypatch.setattr(runner, "HostLock", NoLock)
+    field, word = EXPECTED[stem]
     before = _host_state()
     assert main(["run", str(HERE / f"{stem}.yaml")]) == 2
     err = capsys.readouterr().err
     assert f"field '{field}'" in err
+    assert word in err  # what is allowed, or what is wrong
     assert len(err.strip().splitlines()) == 1  # one clear line, no traceback
+    assert locks == []  # refused before the host lock was even asked for
     assert _host_state() == before

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from harness.upstream.errors import refusal
 
-# verbatim from `go list -m -json k8s.io/dns@1.26.4` on this machine
+# as `go list -m -json k8s.io/dns@1.26.4` printed it on this machine, with the proxy's host
+# replaced by a neutral example (the parser takes whatever GOPROXY names)
 DNS_TAG = (
     "go: k8s.io/dns@1.26.4: invalid version: reading "
-    "https://proxy.golang.org/k8s.io/dns/@v/1.26.4.info: 403 Forbidden\n"
+    "https://proxy.example/k8s.io/dns/@v/1.26.4.info: 403 Forbidden\n"
     "\tserver response: This module version is not available.\n"
 )
 DNS_LIST = (
-    "go: module k8s.io/dns: reading https://proxy.golang.org/k8s.io/dns/@v/list: "
+    "go: module k8s.io/dns: reading https://proxy.example/k8s.io/dns/@v/list: "
     "403 Forbidden\n\tserver response: This module version is not available.\n"
 )
 
@@ -32,7 +33,7 @@ def test_a_refused_version_list_names_the_module() -> None:
 
 def test_upper_case_module_paths_are_decoded() -> None:
     text = (
-        "reading https://proxy.golang.org/github.com/!azure/go-ansiterm/@v/"
+        "reading https://proxy.example/github.com/!azure/go-ansiterm/@v/"
         "v0.0.0-20230124172434-306776ec8161.zip: 410 Gone"
     )
     e = refusal("kubernetes", text)
@@ -43,4 +44,4 @@ def test_upper_case_module_paths_are_decoded() -> None:
 
 def test_other_failures_are_not_refusals() -> None:
     assert refusal("etcd", "main.go:3:2: undefined: foo\n") is None
-    assert refusal("etcd", "reading https://proxy.golang.org/a/b/@v/v1.0.0.zip: 500 Oops") is None
+    assert refusal("etcd", "reading https://proxy.example/a/b/@v/v1.0.0.zip: 500 Oops") is None

@@ -24,6 +24,7 @@ from harness.backends.netns.k8s.procs import Components, http_get
 from harness.backends.netns.k8s.wait import wait_for
 from harness.errors import BackendError
 from harness.kernel.process import Proc
+from harness.scenario.corefile import KUBERNETES_LINE
 
 METRICS_PORT = 9153
 READY_PORT = 8181
@@ -69,7 +70,7 @@ def configured(base: str, *, cache: bool | None, max_concurrent: int | None) -> 
     return text
 
 
-_KUBERNETES = re.compile(r"^(\s*)kubernetes(\s[^{#]*)?(\{)?\s*(#.*)?$")
+_KUBERNETES = KUBERNETES_LINE  # the line the scenario's check requires (harness.scenario)
 
 
 def with_kubeconfig(corefile: str, kubeconfig: Path) -> str:

@@ -18,7 +18,7 @@ from harness.upstream import default_version, releases
 
 
 def _scenario(tmp_path: Path, cluster: dict[str, Any]) -> Path:
-    (tmp_path / "Corefile").write_text(".:53 {\n    whoami\n}\n")
+    (tmp_path / "Corefile").write_text(".:53 {\n    kubernetes cluster.local\n}\n")
     doc = {
         "apiVersion": "conntrack-harness/v1",
         "kind": "Scenario",
