@@ -11,7 +11,8 @@ benchmark table, an issue's closing note) has a source in the repository:
 
 ``value`` is the figure as the bench judges it against its target (``median`` unless the
 figure says otherwise, e.g. the topology's best of its repeats). :func:`make_record` and
-:func:`spread` are pure; :func:`append` and :func:`read` touch the file.
+:func:`spread` are pure; :func:`append` and :func:`read` touch the file; the README reads it with
+:func:`harness.report.readme.latest_figures`.
 """
 
 from __future__ import annotations
@@ -137,14 +138,3 @@ def read(path: Path = RECORDS) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def latest_figures(path: Path = RECORDS) -> dict[str, dict[str, Any]]:
-    """Each figure's latest measurement over all records (a run that skipped a part keeps the
-    earlier run's figure for it), with the date and commit of the run that measured it."""
-    out: dict[str, dict[str, Any]] = {}
-    for rec in read(path):
-        for f in rec["figures"]:
-            if f.get("repeats"):
-                out[f["name"]] = {**f, "date": rec["date"], "commit": rec["commit"]}
-    return out
