@@ -1,10 +1,12 @@
 """The README's figures, generated from their sources: ``python -m harness.report.readme``.
 
-Two blocks of README.md sit between marker comments and are written here, never by hand:
+The blocks of README.md sit between marker comments and are written here, never by hand:
 
 - ``demo``: the machine and upstream parts, the verdict table, the run id, date and wall time,
   and the steady-state and agreement figures of the demo run, from a real run's result.json
   (committed as ``docs/figures/demo-result.json``);
+- ``rollout`` (inline, in the scenarios table): the CoreDNS rollout's figures, from a real
+  run of ``scenarios/coredns-rollout.yaml`` (``docs/figures/coredns-rollout-result.json``);
 - ``bench``: each bench figure's latest measurement (median [min, max] over its repeats, the
   target, the date and commit of the run), from ``bench/records.jsonl`` (:mod:`bench.record`).
 
@@ -31,6 +33,7 @@ from harness.stats import format_p
 
 README = Path("README.md")
 DEMO_RESULT = Path("docs/figures/demo-result.json")
+ROLLOUT_RESULT = Path("docs/figures/coredns-rollout-result.json")
 RECORDS = Path("bench/records.jsonl")
 COMMAND = "python -m harness.report.readme"
 
@@ -44,12 +47,15 @@ def markers(name: str) -> tuple[str, str]:
 
 
 def replace_block(text: str, name: str, body: str) -> str:
-    """``text`` with what lies between block ``name``'s markers replaced by ``body``."""
+    """``text`` with what lies between block ``name``'s markers replaced by ``body``: on
+    lines of their own, or inline (in a table cell) when the markers share a line."""
     start, end = markers(name)
     if text.count(start) != 1 or text.count(end) != 1:
         raise MarkerError(f"README.md needs exactly one {start} ... {end} pair")
     head, rest = text.split(start)
-    _, tail = rest.split(end)
+    old, tail = rest.split(end)
+    if "\n" not in old:
+        return f"{head}{start}{' '.join(body.split())}{end}{tail}"
     return f"{head}{start}\n{body.strip()}\n{end}{tail}"
 
 
@@ -242,6 +248,39 @@ def _wrap(text: str, width: int = 95) -> str:
     return "\n".join([*lines, line] if line else lines)
 
 
+# --- rollout -----------------------------------------------------------------------------
+
+
+def rollout_text(result: RunResult) -> str:
+    """The coredns-rollout row's figures: the phase that rolled CoreDNS, from its result."""
+    phase = next((p for p in result["phases"] if "rollout" in p), None)
+    if phase is None:
+        raise ValueError(f"{result['scenario']} ({result['run_id']}) has no rollout phase")
+    r: Mapping[str, Any] = phase["rollout"]
+    comps: Mapping[str, Mapping[str, str]] = result["environment"].get("components") or {}
+    proxy = comps.get("kube-proxy") or {}
+    dns = phase["dns"]
+    qps = dns["queries_sent"] / phase["duration_s"] if phase["duration_s"] else 0.0
+    took = (
+        f"took {float(r['finished_s']) - float(r['started_s']):.1f} s"
+        if r.get("finished_s") is not None and r.get("started_s") is not None
+        else "had not finished when the load ended"
+    )
+    w = r["window"]
+    srv = phase["server"]
+    answered = (
+        f"all {srv['received']:,} queries of the phase were answered"
+        if srv["answered"] == srv["received"]
+        else f"{srv['answered']:,} of the phase's {srv['received']:,} queries were answered"
+    )
+    return (
+        f"Here, {dns['resolver']} at {qps:,.0f} queries/s on kube-proxy "
+        f"{proxy.get('version', '?')} {proxy.get('mode', '')}: the rollout {took}, "
+        f"{w['timeouts']:,} of {w['lookups']:,} lookups during it timed out, and {answered} "
+        f"(run {result['run_id']}, `{ROLLOUT_RESULT}`)"
+    )
+
+
 # --- bench -------------------------------------------------------------------------------
 
 
@@ -296,10 +335,26 @@ def latest_figures(records: Path) -> dict[str, dict[str, Any]]:
     return out
 
 
-def render(readme: str, demo: RunResult, latest: Mapping[str, Mapping[str, Any]]) -> str:
-    """README text with both blocks regenerated (pure)."""
+def render(
+    readme: str,
+    demo: RunResult,
+    latest: Mapping[str, Mapping[str, Any]],
+    rollout: RunResult | None = None,
+) -> str:
+    """README text with its blocks regenerated (pure); the rollout block when given."""
     text = replace_block(readme, "demo", demo_text(demo))
+    if rollout is not None:
+        text = replace_block(text, "rollout", rollout_text(rollout))
     return replace_block(text, "bench", bench_text(latest))
+
+
+def load(readme: str, demo: Path, rollout: Path) -> tuple[RunResult, RunResult | None]:
+    """The results the README's blocks need (the rollout's only when it has that block)."""
+    demo_result: RunResult = json.loads(demo.read_text())
+    rollout_result: RunResult | None = None
+    if markers("rollout")[0] in readme:
+        rollout_result = json.loads(rollout.read_text())
+    return demo_result, rollout_result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -311,6 +366,12 @@ def main(argv: list[str] | None = None) -> int:
         default=DEMO_RESULT,
         help=f"the demo's result.json. Default: {DEMO_RESULT}",
     )
+    ap.add_argument(
+        "--rollout",
+        type=Path,
+        default=ROLLOUT_RESULT,
+        help=f"coredns-rollout.yaml's result.json. Default: {ROLLOUT_RESULT}",
+    )
     ap.add_argument("--records", type=Path, default=RECORDS, help=f"Default: {RECORDS}")
     ap.add_argument(
         "--demo-from",
@@ -319,16 +380,23 @@ def main(argv: list[str] | None = None) -> int:
         help="copy this run's result.json (e.g. reports/demo/result.json) to --demo first",
     )
     ap.add_argument(
+        "--rollout-from",
+        type=Path,
+        metavar="RESULT_JSON",
+        help="copy a run of scenarios/coredns-rollout.yaml's result.json to --rollout first",
+    )
+    ap.add_argument(
         "--check", action="store_true", help="change nothing; exit 1 if README.md is stale"
     )
     args = ap.parse_args(argv)
-    if args.demo_from is not None and not args.check:
-        args.demo.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(args.demo_from, args.demo)
+    for src, dst in ((args.demo_from, args.demo), (args.rollout_from, args.rollout)):
+        if src is not None and not args.check:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dst)
     try:
         old = args.readme.read_text()
-        demo: RunResult = json.loads(args.demo.read_text())
-        new = render(old, demo, latest_figures(args.records))
+        demo, rollout = load(old, args.demo, args.rollout)
+        new = render(old, demo, latest_figures(args.records), rollout)
     except (OSError, ValueError, KeyError) as e:
         print(f"{COMMAND}: {e}", file=sys.stderr)
         return 2
