@@ -93,7 +93,7 @@ def machine_line(result: RunResult) -> str:
     how = "all built here by `upstream build`" if sources <= {"go"} else "from `upstream build`"
     return (
         f"On this machine (Linux {_kernel(env['kernel'])}{cores}), on the real upstream parts "
-        f"({', '.join(parts)}, {how}), `make demo` printed:"
+        f"({', '.join(parts)}, {how}), `make demo` measured:"
     )
 
 
@@ -103,8 +103,8 @@ def _steady_cell(phases: Sequence[PhaseResult]) -> str:
         return "-"
     if not all(s.get("reached") for s in ss):
         return "NO (inconclusive)"
-    fill = max(float(s.get("observed_vs_max", 0.0)) for s in ss)
-    return "yes (full table)" if fill >= 0.9 else f"yes ({fill:.0%} of max)"
+    load = max(float(s.get("occupancy_vs_max", 0.0)) for s in ss)
+    return "yes (full table)" if load >= 1.0 else f"yes (load holds {load:.0%} of max)"
 
 
 def _verdict_cells(summaries: list[PhaseSummary]) -> dict[str, str]:
@@ -120,6 +120,11 @@ def _verdict_cells(summaries: list[PhaseSummary]) -> dict[str, str]:
     return out
 
 
+def _drops(s: PhaseSummary) -> str:
+    """As the terminal table: ``drop``, and ``early_drop`` when there were any."""
+    return f"{s.drop:,} (+{s.early_drop:,} early_drop)" if s.early_drop else f"{s.drop:,}"
+
+
 def demo_table(result: RunResult) -> str:
     summaries = summarize(result)
     verdicts = _verdict_cells(summaries)
@@ -131,8 +136,9 @@ def demo_table(result: RunResult) -> str:
     for s in summaries:
         table_max = max(p["conntrack"]["max"] for p in s.phases)
         rows.append(
-            f"| {s.name} | {', '.join(s.remediations) or '-'} | {table_max:,} | {s.lookups:,} | "
-            f"{rate_with_ci(s)} | {s.drop:,} | {_steady_cell(s.phases)} | {verdicts[s.name]} |"
+            f"| {s.name} | {', '.join(r.split(':')[0] for r in s.remediations) or '-'} | "
+            f"{table_max:,} | {s.lookups:,} | "
+            f"{rate_with_ci(s)} | {_drops(s)} | {_steady_cell(s.phases)} | {verdicts[s.name]} |"
         )
     return "\n".join(rows)
 
@@ -150,6 +156,7 @@ def _warmup(phase: PhaseResult) -> Mapping[str, Any]:
 
 
 def _warmup_sentence(phase: PhaseResult) -> str:
+    ss: Mapping[str, Any] = phase.get("steady_state") or {}
     w = _warmup(phase)
     if w.get("method") != "aged-fill":
         return ""
@@ -175,9 +182,11 @@ def _warmup_sentence(phase: PhaseResult) -> str:
             f" with {_n(udp['min'])}-{_n(udp['max'])} s left" if {"min", "max"} <= set(udp) else ""
         )
         what.append(f"{dns:,} DNS flows{over}")
+    full = float(ss.get("occupancy_vs_max", 0.0)) >= 1.0
     return (
-        f"The baseline's steady state is a full table: an aged warm-up opened it in "
-        f"{_n(float(w.get('duration_s', 0.0)))} s before the load ({' and '.join(what)}, as in "
+        f"The baseline's steady state is {'a full table' if full else 'below its table'}: an "
+        f"aged warm-up opened it in "
+        f"{_n(float(w.get('duration_s', 0.0)))} s before the load ({', and '.join(what)}, as in "
         f"steady state; labelled `steady_state.warmup`), so the table turned over from the "
         f"first second."
     )
@@ -197,23 +206,28 @@ def demo_text(result: RunResult) -> str:
     base = next((p for p in phases if not p["remediations"]), phases[0])
     others = [p for p in phases if p is not base]
     unwarmed = [p["name"] for p in others if _warmup(p).get("method") != "aged-fill"]
-    fills = [
-        f"{p['name']} {float(p['steady_state'].get('observed_vs_max', 0.0)):.0%}"
+    loads = [
+        f"{p['name']} {float(p['steady_state'].get('occupancy_vs_max', 0.0)):.0%}"
         for p in others
         if "steady_state" in p
     ]
-    lost = sum(p["agreement"]["client_unanswered"] for p in phases if "agreement" in p)
-    dropped = sum(p["agreement"]["node_dropped"] for p in phases if "agreement" in p)
+    agreements = [p["agreement"] for p in phases if "agreement" in p]
+    lost = sum(a["client_unanswered"] for a in agreements)
+    dropped = sum(a["node_dropped"] for a in agreements)
+    unanswered = sum(a["server_unanswered"] for a in agreements)
     agree = (
         f"Every DNS query the clients lost was counted as dropped inside a node: {lost:,} lost, "
         f"{dropped:,} dropped."
-        if lost == dropped
-        else f"The clients lost {lost:,} DNS queries; the nodes dropped {dropped:,}."
+        if lost == dropped and not unanswered
+        else f"The clients lost {lost:,} DNS queries; {dropped:,} were counted as dropped inside "
+        f"the nodes and {unanswered:,} as received but not answered by the DNS pods "
+        f"(`agreement` in result.json)."
     )
+    warmed = len(others) - len(unwarmed)
     steady = (
-        f"The other phases' tables averaged {', '.join(fills)} of their max, so "
-        f"{'they needed' if len(unwarmed) == len(others) else 'not all needed'} no warm-up."
-        if fills
+        f"The other phases' loads hold {', '.join(loads)} of their tables in steady state, so "
+        + ("they need no warm-up." if not warmed else f"{warmed} of them had one.")
+        if loads
         else ""
     )
     run_line = (
@@ -233,7 +247,7 @@ def demo_text(result: RunResult) -> str:
         )
         if s
     )
-    return f"{machine_line(result)}\n\n{demo_table(result)}\n\n{_wrap(prose)}"
+    return f"{_wrap(machine_line(result))}\n\n{demo_table(result)}\n\n{_wrap(prose)}"
 
 
 def _wrap(text: str, width: int = 95) -> str:
