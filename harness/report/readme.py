@@ -421,7 +421,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.readme}: figures differ from their sources; run `{COMMAND}`", file=sys.stderr)
         return 1
     args.readme.write_text(new)
-    print(f"{args.readme}: figures regenerated from {args.demo} and {args.records}")
+    print(f"{args.readme}: figures regenerated from {args.demo}, {args.rollout}, {args.records}")
     return 0
 
 

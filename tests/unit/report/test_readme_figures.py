@@ -54,7 +54,7 @@ def test_the_demo_source_is_a_real_run_of_the_demo_scenario() -> None:
     assert all(p["dns"]["lookups"] > 0 for p in result["phases"])
 
 
-@pytest.mark.parametrize("name", ["demo", "bench"])
+@pytest.mark.parametrize("name", ["demo", "rollout", "bench"])
 def test_a_hand_edit_inside_a_block_is_caught(name: str) -> None:
     text = README.read_text()
     block = _block(text, name)
@@ -85,6 +85,16 @@ def test_the_run_line_names_the_run() -> None:
     text = readme.demo_text(result)
     assert f"run {result['run_id']}" in text
     assert result["started_at"][:10] in text
+
+
+def test_the_rollout_block_is_a_real_rollout_run() -> None:
+    result: RunResult = json.loads(ROLLOUT.read_text())
+    assert result["scenario"] == "coredns-rollout"
+    phase = next(p for p in result["phases"] if "rollout" in p)
+    w = phase["rollout"]["window"]
+    block = _block(README.read_text(), "rollout")
+    assert f"{w['timeouts']:,} of {w['lookups']:,} lookups" in block
+    assert f"run {result['run_id']}" in block
 
 
 def test_the_bench_block_quotes_the_latest_record() -> None:
