@@ -324,11 +324,36 @@ def bench_text(latest: Mapping[str, Mapping[str, Any]]) -> str:
             else f"{_v(f['median'], unit)} [{_v(f['min'], unit)}, {_v(f['max'], unit)}]"
         )
         shown_unit = "%" if unit == "fraction" else unit
+        met = "yes" if f["met"] else "NO"
+        if f.get("value") is not None and f["value"] != f["median"]:
+            met += f" ({_v(f['value'], unit)} judged: {(f.get('detail') or {}).get('note', '')})"
         rows.append(
             f"| `{name}` | {spread} | {shown_unit} | {f['repeats']} | {f['target']} | "
-            f"{'yes' if f['met'] else 'NO'} | {str(f['date'])[:10]}, {str(f['commit'])[:8]} |"
+            f"{met} | {str(f['date'])[:10]}, {str(f['commit'])[:8]} |"
         )
-    return "\n".join(rows)
+    notes = []
+    runs = {(str(f["date"]), str(f["commit"])): f for f in latest.values()}
+    for (date, commit), f in sorted(runs.items()):
+        m: Mapping[str, Any] = f.get("machine") or {}
+        load = m.get("load_avg_before") or [None]
+        after = m.get("load_avg_after") or [None]
+        notes.append(
+            f"The run of {date[:10]} ({commit[:8]}): {m.get('cores', '?')} cores, "
+            f"{m.get('memory_gib', '?')} GiB, Linux {f.get('kernel', '?')}, 1-min load "
+            f"{load[0]} before and {after[0]} after (above its cores: other work shared the machine)."
+            if load[0] is not None
+            and after[0] is not None
+            and max(load[0], after[0]) > float(m.get("cores") or 1)
+            else f"The run of {date[:10]} ({commit[:8]}): {m.get('cores', '?')} cores, "
+            f"{m.get('memory_gib', '?')} GiB, Linux {f.get('kernel', '?')}."
+        )
+    for name in sorted(latest):
+        d: Mapping[str, Any] = latest[name].get("detail") or {}
+        if d.get("how"):
+            when = f", built {d['built_at']}" if d.get("built_at") else ""
+            what = f" ({d['kubernetes']}'s parts{when})" if d.get("kubernetes") else ""
+            notes.append(f"`{name}`{what}: {d['how']}.")
+    return "\n".join(rows) + ("\n\n" + _wrap(" ".join(notes)) if notes else "")
 
 
 # --- files -------------------------------------------------------------------------------
@@ -345,7 +370,13 @@ def latest_figures(records: Path) -> dict[str, dict[str, Any]]:
         rec = json.loads(line)
         for f in rec.get("figures", []):
             if f.get("repeats"):
-                out[f["name"]] = {**f, "date": rec["date"], "commit": rec["commit"]}
+                out[f["name"]] = {
+                    **f,
+                    "date": rec["date"],
+                    "commit": rec["commit"],
+                    "machine": rec.get("machine") or {},
+                    "kernel": rec.get("kernel", "?"),
+                }
     return out
 
 
