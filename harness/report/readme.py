@@ -340,7 +340,8 @@ def bench_text(latest: Mapping[str, Mapping[str, Any]]) -> str:
         notes.append(
             f"The run of {date[:10]} ({commit[:8]}): {m.get('cores', '?')} cores, "
             f"{m.get('memory_gib', '?')} GiB, Linux {f.get('kernel', '?')}, 1-min load "
-            f"{load[0]} before and {after[0]} after (above its cores: other work shared the machine)."
+            f"{load[0]} before and {after[0]} after (above its cores: other work shared the "
+            "machine)."
             if load[0] is not None
             and after[0] is not None
             and max(load[0], after[0]) > float(m.get("cores") or 1)
