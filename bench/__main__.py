@@ -15,7 +15,12 @@ Figures (targets are for the 2-core CI machine; values are never hard-coded):
 - ``upstream_cold_build_s``: the recorded cold build of the pinned upstream parts
   (:mod:`bench.upstream`; measured by ``conntrack-harness upstream build --cold``).
 
-    sudo .venv/bin/python -m bench [--skip matrix,dns,http,topology,upstream] [--out ...]
+Each run writes ``bench/results.json`` (git-ignored: the last run, with every detail) and
+appends one dated line to ``bench/records.jsonl`` (committed: date, machine, kernel, commit,
+each figure's min/median/max over its repeats; :mod:`bench.record`), the source of every
+bench figure the README quotes.
+
+    sudo .venv/bin/python -m bench [--skip matrix,dns,http,topology,upstream] [--repeats N]
 """
 
 from __future__ import annotations
@@ -24,12 +29,14 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import dns_engine, http_churn, upstream
+from bench import dns_engine, http_churn, record, upstream
 from bench.matrix import LOCK_WAIT_S, MatrixRun, run_matrix, summary
 from bench.topo import timed_up_down
 from harness.kernel.journal import HostLock
@@ -54,16 +61,28 @@ MET: dict[str, Callable[[float, float], bool]] = {
 }
 
 
-def figure(name: str, value: float | None, **detail: Any) -> dict[str, Any]:
+def figure(
+    name: str, value: float | None, values: Sequence[float | None] | None = None, **detail: Any
+) -> dict[str, Any]:
+    """A figure judged on ``value``; ``values``: every repeat's measurement (default: the
+    one ``value``), for the record's min/median/max."""
     unit, target, op = TARGETS[name]
     return {
         "name": name,
         "value": None if value is None else round(value, 4),
+        "values": [
+            round(v, 4) for v in (values if values is not None else [value]) if v is not None
+        ],
         "unit": unit,
         "target": f"{op} {target:g}",
         "met": value is not None and MET[op](value, target),
         **({"detail": detail} if detail else {}),
     }
+
+
+def median(values: Sequence[float | None]) -> float | None:
+    got = [v for v in values if v is not None]
+    return statistics.median(got) if got else None
 
 
 def first_drop_s(m: PhaseMeasurement) -> float | None:
@@ -122,51 +141,63 @@ def machine(load_before: tuple[float, float, float]) -> dict[str, Any]:
 
 
 def _generator_figures(
-    skip: set[str], figures: list[dict[str, Any]], details: dict[str, Any]
+    skip: set[str], figures: list[dict[str, Any]], details: dict[str, Any], repeats: int
 ) -> None:
     if "topology" not in skip:
         # 2 nodes, 10 pods: 7 clients, 2 CoreDNS, 1 nginx (+ vpc and upstream namespaces)
-        ups = [timed_up_down(client_pods=7, coredns=2) for _ in range(3)]
+        ups = [timed_up_down(client_pods=7, coredns=2) for _ in range(max(repeats, 1))]
         best = min(ups, key=lambda u: u["total_s"])
         figures.append(
             figure(
                 "topology_up_down_s",
                 best["total_s"],
+                [u["total_s"] for u in ups],
                 up_s=round(best["up_s"], 3),
                 down_s=round(best["down_s"], 3),
                 pods=best["pods"],
-                all_runs_s=[round(u["total_s"], 3) for u in ups],
-                note="best of 3",
+                note=f"best of {len(ups)}",
             )
         )
     if "dns" not in skip:
-        d = dns_engine.measure(rate=10_000, seconds=5.0, workers=2, pods=4)
-        details["dns"] = d
+        ds = [
+            dns_engine.measure(rate=10_000, seconds=5.0, workers=2, pods=4) for _ in range(repeats)
+        ]
+        details["dns"] = ds
+        ratios = [d["ratio_vs_dnsperf"] for d in ds]
         figures.append(
             figure(
                 "dns_lookups_vs_dnsperf",
-                d["ratio_vs_dnsperf"],
-                engine_lookups_per_s=round(d["engine"]["lookups_per_s"]),
-                dnsperf_pairs_per_s=round(d["dnsperf"].get("pair_lookups_per_s_equiv", 0)),
-                disturbed=d["disturbed"],
+                median(ratios),
+                ratios,
+                engine_lookups_per_s=[round(d["engine"]["lookups_per_s"]) for d in ds],
+                dnsperf_pairs_per_s=[
+                    round(d["dnsperf"].get("pair_lookups_per_s_equiv", 0)) for d in ds
+                ],
+                disturbed=[d["disturbed"] for d in ds],
+                note=f"median of {len(ds)}, each side by side in one topology",
             )
         )
     if "http" not in skip:
-        h = http_churn.measure(quick=True)
-        details["http"] = h
+        hs = [http_churn.measure(quick=True) for _ in range(repeats)]
+        details["http"] = hs
+        ratios = [h["ratio_vs_wrk"] for h in hs]
         figures.append(
             figure(
                 "new_connections_vs_wrk",
-                h["ratio_vs_wrk"],
-                rawclient_server_close_per_s=h["rawclient_server_close"]["conn_per_s"],
-                rawclient_short_lived_per_s=h["rawclient_short_lived"]["conn_per_s"],
-                short_lived_vs_wrk=round(h["ratio_short_lived_vs_wrk"], 3),
-                wrk_per_s=h["wrk_connection_close"]["conn_per_s"],
+                median(ratios),
+                ratios,
+                rawclient_server_close_per_s=[
+                    h["rawclient_server_close"]["conn_per_s"] for h in hs
+                ],
+                rawclient_short_lived_per_s=[h["rawclient_short_lived"]["conn_per_s"] for h in hs],
+                short_lived_vs_wrk=[round(h["ratio_short_lived_vs_wrk"], 3) for h in hs],
+                wrk_per_s=[h["wrk_connection_close"]["conn_per_s"] for h in hs],
+                note=f"median of {len(hs)}, each side by side in one topology",
             )
         )
 
 
-def run(skip: set[str], report_dir: Path | None) -> dict[str, Any]:
+def run(skip: set[str], report_dir: Path | None, repeats: int = 3) -> dict[str, Any]:
     load0 = os.getloadavg()
     t0 = time.monotonic()
     figures: list[dict[str, Any]] = []
@@ -180,7 +211,7 @@ def run(skip: set[str], report_dir: Path | None) -> dict[str, Any]:
     lock.acquire()
     details["lock_wait_s"] = round(time.monotonic() - t_lock, 2)
     try:
-        _generator_figures(skip, figures, details)
+        _generator_figures(skip, figures, details, repeats)
     finally:
         lock.release()
     if "upstream" not in skip:
@@ -231,13 +262,47 @@ def main() -> None:
         help="comma-separated parts to leave out: matrix, dns, http, topology, upstream. "
         "Default: none",
     )
+    ap.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="measurements of each generator figure (topology, dns, http); the record keeps "
+        "their min/median/max. Default: 3",
+    )
     ap.add_argument("--out", type=Path, default=OUT, help=f"Default: {OUT}")
+    ap.add_argument(
+        "--records",
+        type=Path,
+        default=record.RECORDS,
+        help=f"append this run's dated record here. Default: {record.RECORDS}",
+    )
+    ap.add_argument(
+        "--no-record", action="store_true", help="do not append to the records. Default: off"
+    )
     ap.add_argument("--report-dir", type=Path, help="also write the matrix's result.json files")
     args = ap.parse_args()
-    res = run({s for s in args.skip.split(",") if s}, args.report_dir)
+    if args.repeats < 1:
+        ap.error(f"--repeats: {args.repeats} is not allowed: at least 1")
+    skip = {s for s in args.skip.split(",") if s}
+    commit, dirty = record.git_state()  # the code that is measured, before it runs
+    res = run(skip, args.report_dir, args.repeats)
     args.out.write_text(json.dumps(res, indent=2, default=str))
     print(table(res))
     print(f"written: {args.out}")
+    if not args.no_record:
+        rec = record.make_record(
+            res,
+            date=datetime.now(UTC),
+            identity=record.machine_identity(),
+            commit=commit,
+            dirty=dirty,
+            skipped=skip,
+        )
+        record.append(rec, args.records)
+        print(
+            f"recorded: {args.records} ({rec['date']}, commit {commit[:12]}"
+            f"{' + local changes' if dirty else ''})"
+        )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ phases that were measured.
 
 from __future__ import annotations
 
+import os
 import platform
 import secrets
 import socket
@@ -27,7 +28,7 @@ def new_run_id() -> str:
 
 def basic_environment(backend: str) -> Environment:
     """What is known without reading the host's sysctls (those are read under the lock)."""
-    return Environment(
+    env = Environment(
         kernel=platform.release(),
         backend=backend,
         hostname=socket.gethostname(),
@@ -35,6 +36,10 @@ def basic_environment(backend: str) -> Environment:
         sysctls={},
         tools={},
     )
+    cpus = os.cpu_count()
+    if cpus:
+        env["cpus"] = cpus
+    return env
 
 
 @dataclass

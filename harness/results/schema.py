@@ -271,6 +271,7 @@ class Environment(TypedDict):
     kernel: str
     backend: str
     hostname: str
+    cpus: NotRequired[int]  # os.cpu_count() of the machine that ran it
     python: str
     sysctls: dict[str, str]
     tools: dict[str, str]

@@ -8,14 +8,17 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from harness.upstream import (
     BINARY_COMPONENT,
     COMPONENT_BINARIES,
     Release,
+    coldbuild,
     component_dir,
     default_version,
+    gobuild,
     installed,
     release,
     releases,
@@ -44,6 +47,9 @@ def cmd_build(args: argparse.Namespace) -> int:
     if not tasks:
         _say(f"everything is in the cache ({', '.join(r.kubernetes for r in rels)})")
         return 0
+    # nothing of what was asked for is in the cache: a fresh machine's build, worth recording
+    from_empty = not builder.plan(rels, wanted, builder.missing)
+    before = _cold_start(args.cold) if (from_empty or args.cold) else None
     t0 = time.monotonic()
     outcomes = builder.run(
         tasks,
@@ -53,8 +59,13 @@ def cmd_build(args: argparse.Namespace) -> int:
         rebuild=args.rebuild or args.cold,
         say=_say,
     )
+    wall = time.monotonic() - t0
     done = sum(1 for o in outcomes if o.status == "installed")
-    _say(f"{done} of {len(tasks)} built in {time.monotonic() - t0:.1f} s")
+    _say(f"{done} of {len(tasks)} built in {wall:.1f} s")
+    if before is not None:
+        _record_cold(
+            args, rels, tasks=tasks, outcomes=outcomes, before=before, wall=wall, notes=notes
+        )
     for o in outcomes:
         if o.status == "blocked":
             _say(
@@ -62,6 +73,70 @@ def cmd_build(args: argparse.Namespace) -> int:
             )
     builder.check(outcomes)
     return 0
+
+
+def _cold_start(cold: bool) -> dict[str, Any]:
+    """What a cold build's record needs from before it starts: time, load, Go's caches."""
+    caches = (
+        {"go_build_cache": "empty (private to this build: --cold)", "go_module_cache": "kept"}
+        if cold
+        else coldbuild.go_cache_states(gobuild.go_env())
+    )
+    return {
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "load": os.getloadavg()[0],
+        "caches": caches,
+    }
+
+
+def _record_cold(
+    args: argparse.Namespace,
+    rels: list[Release],
+    *,
+    tasks: list[builder.Task],
+    outcomes: list[builder.Outcome],
+    before: dict[str, Any],
+    wall: float,
+    notes: list[str],
+) -> None:
+    """Append the cold build's record when every planned part was built by this run (not by
+    another builder meanwhile, not failed); a blocked part is named as left out."""
+    built = [o for o in outcomes if o.status == "installed"]
+    blocked = [o for o in outcomes if o.status == "blocked"]
+    planned = {(t.component, t.version, b) for t in tasks for b in t.binaries}
+    done = {(o.task.component, o.task.version, b) for o in built + blocked for b in o.task.binaries}
+    if planned - done or not built:  # failed, or another builder installed some
+        return
+    parts = [
+        {
+            "component": o.task.component,
+            "version": o.task.version,
+            "binaries": list(o.task.binaries),
+            "source": (installed(o.task.component, o.task.version, o.task.binaries[0]) or {}).get(
+                "source", "?"
+            ),
+            "seconds": round(o.seconds, 1),
+        }
+        for o in built
+    ]
+    rec = coldbuild.build_record(
+        trigger="--cold" if args.cold else "empty cache",
+        kubernetes=[r.kubernetes for r in rels],
+        source=args.source,
+        started=before["started"],
+        finished=datetime.now(UTC).isoformat(timespec="seconds"),
+        wall_s=wall,
+        parts=parts,
+        left_out=[
+            *(f"{o.task.component} {o.task.version} (blocked)" for o in blocked),
+            *(n.split(":")[0] + " (blocked, not tried)" for n in notes),
+        ],
+        cpus=os.cpu_count(),
+        load_avg_1m=(before["load"], os.getloadavg()[0]),
+        go_caches=before["caches"],
+    )
+    path = coldbuild.append(rec)
+    _say(f"cold build recorded ({rec['trigger']}, {rec['wall_s']:.1f} s) in {path}")
 
 
 def rows(rels: list[Release], verify: bool = False) -> list[dict[str, Any]]:
