@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.integration.conftest import HostSnapshot
+from tests.kernel.conftest import HostSnapshot
 
 pytestmark = pytest.mark.kernel
 
