@@ -59,7 +59,8 @@ print(json.dumps(out))
 
 
 @pytest.fixture(scope="module")
-def bed() -> Iterator[DNSBed]:
+def bed(host_lock_module: None) -> Iterator[DNSBed]:
+    """Its namespaces live while the module runs, under the host lock like a run's."""
     with dns_bed(1, clusterip=False) as b:
         yield b
 
