@@ -1,4 +1,4 @@
-"""The kernel tier (tests/kernel): root; the tests build real namespaces, rules and processes on this host."""
+"""The kernel tier (tests/kernel): root; real namespaces, rules and processes on this host."""
 
 from __future__ import annotations
 
