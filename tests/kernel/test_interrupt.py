@@ -152,6 +152,7 @@ def start_run(tmp_path: Path) -> Iterator[Callable[..., Run]]:
 def _stop(run: Run, sig: signal.Signals) -> float:
     """Send ``sig``; the seconds until the run exited (it is killed after 60 s)."""
     t0 = time.monotonic()
+    print(f"{sig.name} sent after: {run.err.lines[-1] if run.err.lines else ''}")
     run.proc.send_signal(sig)
     try:
         run.proc.wait(timeout=60)
@@ -159,7 +160,9 @@ def _stop(run: Run, sig: signal.Signals) -> float:
         run.proc.kill()
         run.proc.wait()
         pytest.fail(f"{sig.name} did not stop the run within 60 s:\n{run.err.text()[-3000:]}")
-    return time.monotonic() - t0
+    took = time.monotonic() - t0
+    print(f"{sig.name}: exit {run.proc.returncode} after {took:.2f}s")
+    return took
 
 
 def _final_progress(phase: str) -> Callable[[str], bool]:
