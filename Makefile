@@ -12,8 +12,17 @@ setup:
 demo: setup
 	@.venv/bin/conntrack-harness run scenarios/exhaustion.yaml --report-dir reports/demo
 
+# `make test` runs every tier; `make test TIER=unit|kernel|cluster` runs one (the folders
+# tests/unit, tests/kernel + scenarios/, tests/cluster; conftest.py marks each test by its folder).
+TIERS := unit kernel cluster
+ifneq ($(TIER),)
+ifeq ($(filter $(TIER),$(TIERS)),)
+$(error TIER=$(TIER) is not a tier; the tiers are: $(TIERS))
+endif
+endif
+
 test: setup
-	@.venv/bin/python -m pytest $(PYTEST_ARGS)
+	@.venv/bin/python -m pytest $(if $(TIER),-m $(TIER)) $(PYTEST_ARGS)
 
 lint: setup
 	@.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy

@@ -1,5 +1,11 @@
-"""Repo-wide pytest configuration: tests under tests/unit are marked `unit`; kernel tests need
-root and skip with the reason otherwise."""
+"""Repo-wide pytest configuration: the test tiers are the folders.
+
+Every test gets the marker of the folder it sits in (``tests/unit`` -> ``unit``, ``tests/kernel``
+and the shipped scenarios' own tests in ``scenarios/`` -> ``kernel``, ``tests/cluster`` ->
+``cluster``), so ``-m unit|kernel|cluster`` selects exactly one folder's tests. A test that
+carries another tier's marker is a collection error: a test cannot sit in one folder and be
+selected by another tier's flag. Kernel tests need root and skip with the reason otherwise.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +16,43 @@ import pytest
 
 ROOT = Path(__file__).parent
 
+# folder (relative to the repository) -> its tier's marker
+TIER_DIRS: dict[str, str] = {
+    "tests/unit": "unit",
+    "tests/kernel": "kernel",
+    "scenarios": "kernel",
+    "tests/cluster": "cluster",
+}
+TIERS = frozenset(TIER_DIRS.values())
+
+
+def tier_of(path: Path) -> str | None:
+    """The tier of a test file, by the folder it sits in; None outside every tier folder."""
+    for folder, tier in TIER_DIRS.items():
+        if path.is_relative_to(ROOT / folder):
+            return tier
+    return None
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    unit_dir = ROOT / "tests" / "unit"
     not_root = os.geteuid() != 0
+    wrong: list[str] = []
     for item in items:
-        if Path(str(item.fspath)).is_relative_to(unit_dir):
-            item.add_marker(pytest.mark.unit)
-        if not_root and (item.get_closest_marker("kernel") or item.get_closest_marker("scenario")):
+        path = Path(str(item.fspath))
+        tier = tier_of(path)
+        if tier is None:
+            folders = ", ".join(TIER_DIRS)
+            wrong.append(f"{item.nodeid}: not in a tier folder ({folders})")
+            continue
+        others = sorted({m.name for m in item.iter_markers() if m.name in TIERS} - {tier})
+        if others:
+            wrong.append(
+                f"{item.nodeid}: marked {', '.join(others)} but its folder is the {tier} tier "
+                "(the tier markers follow the folders; move the test or drop the marker)"
+            )
+            continue
+        item.add_marker(getattr(pytest.mark, tier))
+        if not_root and (tier == "kernel" or item.get_closest_marker("scenario")):
             item.add_marker(pytest.mark.skip(reason="needs root: builds namespaces and sysctls"))
+    if wrong:
+        raise pytest.UsageError("test tiers:\n  " + "\n  ".join(wrong))

@@ -73,12 +73,19 @@ def require_root(backend: str | None = None) -> None:
 
 @contextmanager
 def signals_raise() -> Iterator[None]:
-    """SIGTERM and SIGHUP become exceptions, so every ``finally`` and ``__exit__`` runs."""
+    """SIGTERM and SIGHUP become exceptions, so every ``finally`` and ``__exit__`` runs.
+
+    A signal the run was started with *ignored* stays ignored, as SIGINT does (Python installs
+    no KeyboardInterrupt handler then): ``nohup`` ignores SIGHUP so the run outlives its
+    terminal, and that is what the user asked for."""
 
     def handler(signum: int, frame: FrameType | None) -> None:
         raise Interrupted(f"stopped by {signal.Signals(signum).name}", signum)
 
-    old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGHUP)}
+    caught = [
+        s for s in (signal.SIGTERM, signal.SIGHUP) if signal.getsignal(s) is not signal.SIG_IGN
+    ]
+    old = {s: signal.signal(s, handler) for s in caught}
     try:
         yield
     finally:

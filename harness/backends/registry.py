@@ -233,6 +233,7 @@ def make_cluster(
             guard,
             capture_pcap=options.capture_pcap,
             kubernetes=options.extra.get(KUBERNETES_RELEASE),
+            notice=notice,
         )
     return _make_kube(backend, scenario, run_id=run_id, guard=guard, options=options, notice=notice)
 

@@ -1,6 +1,6 @@
 """`conntrack-harness compare`: exit codes, the table and --json, and `--run` passing each
 Kubernetes release to the backend (the runs are fakes here; the real one is
-tests/integration/test_upgrade_compare.py)."""
+tests/kernel/test_upgrade_compare.py)."""
 
 from __future__ import annotations
 

@@ -3,6 +3,7 @@ fails after it (a later phase, the evidence, the teardown). The session is a fak
 
 from __future__ import annotations
 
+import signal
 from typing import Any
 
 import pytest
@@ -96,3 +97,27 @@ def test_the_evidence_is_handed_over_in_memory(monkeypatch: pytest.MonkeyPatch) 
     ev = Evidence(nodes={"node-1": {"conntrack-S.txt": "x"}})
     monkeypatch.setattr(runner, "ClusterSession", fake_session(evidence=ev))
     assert runner.run(record(), SCENARIO).evidence is ev
+
+
+def test_signals_raise_turns_term_and_hup_into_interrupted() -> None:
+    old = signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    try:
+        with pytest.raises(runner.Interrupted) as e, runner.signals_raise():
+            signal.raise_signal(signal.SIGHUP)
+        assert e.value.signum == signal.SIGHUP
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_DFL  # put back
+    finally:
+        signal.signal(signal.SIGHUP, old)
+
+
+def test_signals_raise_keeps_a_signal_ignored_at_start_ignored() -> None:
+    """nohup: SIGHUP ignored when the run starts stays ignored, as SIGINT does."""
+    old = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with runner.signals_raise():
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+            signal.raise_signal(signal.SIGHUP)  # nothing happens
+            assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, old)

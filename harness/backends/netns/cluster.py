@@ -27,6 +27,7 @@ from harness.backends.netns.plan import plan_topology
 from harness.backends.netns.rollout import RolloutRun
 from harness.backends.netns.steady import PhaseSteady
 from harness.backends.netns.topology import Topology
+from harness.backends.stages import Notice, Stages, Teardown
 from harness.capture.tcpdump import PodCapture
 from harness.dns.resolvconf import ResolvConf
 from harness.errors import BackendError, BadInput, HarnessError
@@ -69,9 +70,12 @@ class NetnsCluster:
         *,
         capture_pcap: bool = False,
         kubernetes: str | None = None,
+        notice: Notice | None = None,
     ) -> None:
         """``kubernetes``: the pinned Kubernetes release whose parts run (None: the versions
-        file's default); given by ``BackendOptions.extra["kubernetes"]`` (`compare --run`)."""
+        file's default); given by ``BackendOptions.extra["kubernetes"]`` (`compare --run`).
+        ``notice`` hears the set-up, warm-up and teardown steps (``[netns] ...`` lines)."""
+        self.stages = Stages(notice, "netns")
         self.scenario = scenario
         self.capture_pcap = capture_pcap
         self.pcaps: dict[str, bytes] = {}  # phase label -> unanswered same-port pairs
@@ -93,13 +97,16 @@ class NetnsCluster:
             kubernetes=kubernetes or self.run_plan.kube_proxy.version,
             corefile=read_corefile(corefile) if corefile else None,
             corefile_source=corefile,
+            stages=self.stages,
         )
         self.levers = Levers(self.topology)
         self.probes: list[NodeProbe] = []
         self._stack = ExitStack()
         self._warmup_gap_s = 0.8  # warm-up end -> load start; measured by each phase
+        self._teardown: Teardown | None = None
 
     def __enter__(self) -> NetnsCluster:
+        self._teardown = self.stages.teardown(self._stack)
         try:
             self._stack.enter_context(self.topology)
             if self.run_plan.nodelocal:
@@ -115,6 +122,9 @@ class NetnsCluster:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        cause = exc[1] if len(exc) > 1 and isinstance(exc[1], BaseException) else None
+        if self._teardown is not None:
+            self._teardown.begin(cause)
         self._stack.close()
 
     def components(self) -> dict[str, dict[str, str]]:
@@ -329,7 +339,7 @@ class NetnsCluster:
             resolv=resolv,
             table_max=cmax,
         )
-        steady.prepare(self.guard, startup_s=self._warmup_gap_s)
+        steady.prepare(self.guard, startup_s=self._warmup_gap_s, stages=self.stages)
         return steady
 
     def _steady_result(

@@ -18,6 +18,7 @@ from harness.backends.netns.warmup import (
     read_back,
     warm_up,
 )
+from harness.backends.stages import Stages
 from harness.dns.resolvconf import ResolvConf
 from harness.kernel import sysctl
 from harness.kernel.sampler import NodeSeries
@@ -78,7 +79,9 @@ class PhaseSteady:
         self.warmup: dict[str, Any] | None = None
         self._read: tuple[float, dict[str, list[int]]] | None = None
 
-    def prepare(self, guard: sysctl.SysctlGuard, *, startup_s: float) -> None:
+    def prepare(
+        self, guard: sysctl.SysctlGuard, *, startup_s: float, stages: Stages | None = None
+    ) -> None:
         """Warm the table up to the model's steady state (unless the load says ``warmup:
         none``, the steady state is far below the limit, or the model does not know the whole
         load: a locustfile's); read the remaining lifetimes
@@ -94,7 +97,8 @@ class PhaseSteady:
             dns_name=f"http-server.{self.plan.namespace}.svc.{self.plan.cluster_domain}.",
             http_mode=self.http_mode,
         )
-        report = warm_up(self.model, targets, guard, startup_s=startup_s)
+        with (stages or Stages()).stage("warm-up: the aged fill"):
+            report = warm_up(self.model, targets, guard, startup_s=startup_s)
         if report["flows"]:
             self.warmup = report
             self._read = read_back(self.client_node)

@@ -30,6 +30,7 @@ from harness.backends.netns.k8s.cluster import K8sParts, K8sSettings
 from harness.backends.netns.k8s.kubeproxy import KubeProxySettings
 from harness.backends.netns.plan import TopologyPlan
 from harness.backends.netns.servers import nginx_conf, upstream_argv
+from harness.backends.stages import Stages
 from harness.dns.resolvconf import ResolvConf
 from harness.errors import BackendError, UnsafeRequest
 from harness.kernel import sysctl
@@ -157,6 +158,7 @@ class Topology(Stacked):
         kubernetes: str | None = None,
         corefile: str | None = None,
         corefile_source: str | None = None,
+        stages: Stages | None = None,
     ) -> None:
         """``coredns``: the baseline CoreDNS config and replicas in service (default: cache
         on, every CoreDNS pod); ``kube_proxy``: default iptables with the plan's masquerade."""
@@ -173,6 +175,7 @@ class Topology(Stacked):
         self.corefile = corefile
         self.corefile_source = corefile_source
         self._k8s: K8sParts | None = None
+        self.stages = stages or Stages()  # the set-up's progress lines (none by default)
 
     # --- lifecycle -------------------------------------------------------------------
     # --- building --------------------------------------------------------------------
@@ -181,14 +184,16 @@ class Topology(Stacked):
         self.journal.record("dir", path=str(self.workdir))  # journal first, then create
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._stack.callback(shutil.rmtree, self.workdir, True)
-        for ns in self.plan.all_ns:
-            self._add_ns(ns)
-        self._wire()
-        self._rules()
-        self._servers()
-        self._components()
-        self._resolv_confs()
-        self._wait_ready()
+        with self.stages.stage("building the namespaces"):
+            for ns in self.plan.all_ns:
+                self._add_ns(ns)
+            self._wire()
+            self._rules()
+            self._servers()
+        with self.stages.stage("starting the control plane, kube-proxy and CoreDNS"):
+            self._components()
+            self._resolv_confs()
+            self._wait_ready()
 
     def _add_ns(self, ns: str) -> None:
         self.journal.record("netns", name=ns)

@@ -1,9 +1,8 @@
-"""The live reader: host (no root needed to read) and a fresh namespace of our own (kernel)."""
+"""The live reader on the host (no root needed to read); a fresh namespace of our own is in
+tests/kernel/test_diagnose_live.py."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -38,21 +37,3 @@ def test_host_reading_matches_proc(tmp_path: Path) -> None:
 def test_unknown_namespace_is_bad_input() -> None:
     with pytest.raises(BadInput, match="netns"):
         read_live("cth-rp-does-not-exist-123")
-
-
-@pytest.mark.kernel
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to create a namespace")
-def test_reads_a_fresh_namespace() -> None:
-    name = f"cth-rp-{os.getpid()}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
-        r = read_live(name, dmesg_text="")
-        assert r.netns == name
-        assert r.count == 0  # nothing has been tracked in a new namespace
-        assert r.max == int(Path("/proc/sys/net/netfilter/nf_conntrack_max").read_text())
-        assert r.stat.get("drop") == 0
-        assert r.timeouts["nf_conntrack_tcp_timeout_time_wait"] > 0
-        _, d = diagnose_live(name, dmesg_text="")
-        assert d.cause == "none"
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False)

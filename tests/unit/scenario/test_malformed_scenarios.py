@@ -63,7 +63,7 @@ EXPECTED: dict[str, tuple[str, str]] = {
     "46_namespace_not_rfc1123": ("cluster.namespace", "allowed: lowercase letters, digits"),
     "47_cluster_domain_not_rfc1123": ("cluster.cluster_domain", "allowed: RFC 1123 labels"),
     # a scenario names only a Corefile inside its own directory, a regular file with a
-    # kubernetes plugin (what CoreDNS itself rejects: tests/integration/test_own_corefile_broken)
+    # kubernetes plugin (what CoreDNS itself rejects: tests/kernel/test_own_corefile_broken)
     "48_corefile_outside_absolute": ("cluster.coredns.corefile", "must be a file inside"),
     "49_corefile_escapes_directory": ("cluster.coredns.corefile", "must be a file inside"),
     "50_corefile_not_a_corefile": ("cluster.coredns.corefile", "needs one"),

@@ -21,6 +21,7 @@ from harness.backends.kube.runcluster import KubeRunCluster, series_labels
 from harness.backends.kube.steady import parse_timeouts
 from harness.backends.netns import cluster as netns_cluster
 from harness.backends.registry import check_backend
+from harness.backends.stages import Stages
 from harness.errors import BackendError, BadInput, NotRoot, UnsafeRequest
 from harness.kernel.sampler import NodeSeries, Reading
 from harness.measurement import PhaseMeasurement
@@ -347,6 +348,7 @@ def netns_measurements(
     c.phase_evidence = Evidence()
     c._warmup_gap_s = 0.5
     c.guard = None  # type: ignore[assignment]
+    c.stages = Stages()  # no progress lines
     # the warm-up opens real flows (root, kernel): its model and assessment still run
     monkeypatch.setattr(netns_cluster.PhaseSteady, "prepare", lambda *_a, **_k: None)
 

@@ -1,4 +1,4 @@
-"""Kernel integration tests: they build real namespaces, rules and processes on this host."""
+"""The kernel tier (tests/kernel): root; real namespaces, rules and processes on this host."""
 
 from __future__ import annotations
 
@@ -16,6 +16,9 @@ from harness.kernel.journal import HostLock, Journal, registry_dir
 from harness.restore import RUN_NS
 
 NETNS_DIR = Path("/run/netns")
+# how long a test queues on the host lock, as `run --wait 1800` does: another helper's or
+# engineer's run on this host goes first
+LOCK_WAIT_S = 1800.0
 RUN_NS_BYTES = re.compile(rb"cth-[0-9a-f]{6}-")
 
 
@@ -118,7 +121,23 @@ def host_unchanged() -> Iterator[HostSnapshot]:
 def journal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Journal]:
     """A journal in a private state dir, holding that dir's lock."""
     monkeypatch.setenv("CONNTRACK_HARNESS_STATE_DIR", str(tmp_path / "state"))
-    with HostLock(wait_s=60):
+    with HostLock(wait_s=LOCK_WAIT_S):
         j = Journal.create(os.urandom(3).hex())
         yield j
         j.close()
+
+
+@pytest.fixture
+def host_lock() -> Iterator[None]:
+    """The host lock for the test, queued on like every run (``run --wait``): a test that
+    builds namespaces outside a run (``bench.topo``) must not have another run's start-up
+    sweep them, or shrink the global table under it. Not with ``journal``, which holds it."""
+    with HostLock(wait_s=LOCK_WAIT_S):
+        yield
+
+
+@pytest.fixture(scope="module")
+def host_lock_module() -> Iterator[None]:
+    """:func:`host_lock` for a module whose testbed lives as long as the module."""
+    with HostLock(wait_s=LOCK_WAIT_S):
+        yield

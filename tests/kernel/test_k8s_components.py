@@ -24,7 +24,7 @@ from harness.kernel.netns import run, socket_in
 from harness.plan.types import KubeProxyPlan
 from harness.scenario.model import ClusterSpec, CoreDNSSpec
 from harness.upstream import ComponentMissing, locate
-from tests.integration.conftest import HostSnapshot
+from tests.kernel.conftest import HostSnapshot
 
 pytestmark = pytest.mark.kernel
 

@@ -12,7 +12,7 @@ import pytest
 
 from harness.kernel.journal import HostLock
 from harness.upstream import ComponentMissing, locate
-from tests.integration.conftest import HostSnapshot
+from tests.kernel.conftest import HostSnapshot
 
 pytestmark = pytest.mark.kernel
 

@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.integration.hostcheck import (
+from tests.kernel.hostcheck import (
     FakeSysctls,
     RunWatch,
     Snapshot,

@@ -25,7 +25,6 @@ from harness.scenario.loader import load_scenario
 from harness.upstream import ComponentMissing, kindparts, locate
 
 pytestmark = [
-    pytest.mark.kernel,
     pytest.mark.cluster,
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
     pytest.mark.skipif(shutil.which(dockerd.DOCKERD) is None, reason="docker.io not installed"),

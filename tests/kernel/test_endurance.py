@@ -31,7 +31,7 @@ import yaml
 
 from harness import runner
 from harness.scenario.loader import parse_scenario
-from tests.integration.hostcheck import FakeSysctls, Snapshot, cli_argv, new_run_id
+from tests.kernel.hostcheck import FakeSysctls, Snapshot, cli_argv, new_run_id
 
 pytestmark = [pytest.mark.kernel, pytest.mark.endurance]
 

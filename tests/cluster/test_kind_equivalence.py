@@ -43,7 +43,6 @@ from harness.backends.kube import dockerd
 from harness.upstream import release
 
 pytestmark = [
-    pytest.mark.kernel,
     pytest.mark.cluster,
     pytest.mark.scenario,
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),

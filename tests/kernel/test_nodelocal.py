@@ -14,7 +14,7 @@ from harness.dataplane import nodelocal
 from harness.kernel.journal import Journal
 from harness.kernel.netns import run
 from harness.scenario.model import ClusterSpec
-from tests.integration.test_topology import query
+from tests.kernel.test_topology import query
 
 pytestmark = pytest.mark.kernel
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from harness.upstream import ComponentMissing, locate, releases
-from tests.integration.conftest import HostSnapshot
+from tests.kernel.conftest import HostSnapshot
 
 pytestmark = pytest.mark.kernel
 

@@ -34,7 +34,7 @@ from harness.plan import plan_phase
 from harness.plan.types import CoreDNSPlan
 from harness.scenario.loader import parse_scenario
 from harness.upstream import ComponentMissing, locate
-from tests.integration.conftest import HostSnapshot
+from tests.kernel.conftest import HostSnapshot
 
 pytestmark = [pytest.mark.kernel, pytest.mark.apiserver]
 

@@ -18,7 +18,6 @@ from harness.backends.kube import dockerd, imagearchive, pause
 from harness.kernel.journal import Journal
 
 pytestmark = [
-    pytest.mark.kernel,
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
     pytest.mark.skipif(shutil.which(dockerd.DOCKERD) is None, reason="docker.io not installed"),
 ]

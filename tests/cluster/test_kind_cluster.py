@@ -13,15 +13,15 @@ import uuid
 from pathlib import Path
 
 import pytest
-from kube_fakes import scenario
 
 from harness.backends.kube import KindBackend, KindSettings
 from harness.backends.kube.commands import kubectl_exec
 from harness.backends.kube.dnsconfig import pod_dns
 from harness.dns.resolvconf import ResolvConf
 from harness.plan import plan_phase
+from tests.unit.backends.kube.kube_fakes import scenario
 
-ROOT = Path(__file__).resolve().parents[4]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _why_not() -> str | None:
@@ -35,7 +35,7 @@ def _why_not() -> str | None:
 
 
 REASON = _why_not()
-pytestmark = [pytest.mark.cluster, pytest.mark.skipif(REASON is not None, reason=REASON or "")]
+pytestmark = [pytest.mark.skipif(REASON is not None, reason=REASON or "")]
 
 
 def test_client_pods_get_the_phase_resolv_conf() -> None:

@@ -21,7 +21,7 @@ import yaml
 from harness.backends.netns import plan as P
 from harness.backends.netns import topology
 from harness.errors import UnsafeRequest
-from tests.integration.hostcheck import FakeSysctls, RunWatch, Snapshot, cli_argv, new_run_id
+from tests.kernel.hostcheck import FakeSysctls, RunWatch, Snapshot, cli_argv, new_run_id
 
 pytestmark = pytest.mark.kernel
 

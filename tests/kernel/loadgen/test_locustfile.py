@@ -11,7 +11,7 @@ import pytest
 from loadgen.locust.endpoints import LocustfileStats
 from loadgen.locust.launch import run_locustfile
 from loadgen.locust.userplan import LocustfilePlan
-from tests.integration.loadgen.test_locust import Testbed, _time_wait, bed
+from tests.kernel.loadgen.test_locust import Testbed, _time_wait, bed
 
 __all__ = ["bed"]  # the fixture, shared with test_locust
 

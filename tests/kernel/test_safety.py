@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from harness.doctor import TOOLS
-from tests.integration.hostcheck import FakeSysctls, Snapshot, cli_argv, new_run_id
+from tests.kernel.hostcheck import FakeSysctls, Snapshot, cli_argv, new_run_id
 
 pytestmark = pytest.mark.kernel
 

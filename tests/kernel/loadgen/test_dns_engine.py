@@ -20,6 +20,8 @@ from loadgen.dns.types import ClientPod, DNSPlan
 pytestmark = [
     pytest.mark.kernel,
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root (network namespaces)"),
+    # bench.topo builds a harness topology outside a run: queue on the host lock like a run
+    pytest.mark.usefixtures("host_lock"),
 ]
 FQDN = SERVICE_FQDN
 SEARCH = "default.svc.cluster.local svc.cluster.local cluster.local"

@@ -34,7 +34,7 @@ from loadgen.dns.lookup import recorded_lookup
 from loadgen.dns.models.glibc import GlibcResolver
 from loadgen.dns.models.musl import MuslResolver
 from loadgen.dns.types import LookupRecord
-from tests.integration.loadgen.capture import Packet, describe, query_pattern, read_pcap, tcpdump
+from tests.kernel.loadgen.capture import Packet, describe, query_pattern, read_pcap, tcpdump
 
 pytestmark = [
     pytest.mark.kernel,
@@ -59,7 +59,8 @@ print(json.dumps(out))
 
 
 @pytest.fixture(scope="module")
-def bed() -> Iterator[DNSBed]:
+def bed(host_lock_module: None) -> Iterator[DNSBed]:
+    """Its namespaces live while the module runs, under the host lock like a run's."""
     with dns_bed(1, clusterip=False) as b:
         yield b
 
