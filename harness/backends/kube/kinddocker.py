@@ -19,8 +19,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Mapping
+import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
 
 from harness.backends.kube import commands
 from harness.backends.kube.proc import Runner, subprocess_runner
@@ -153,3 +156,37 @@ def choose(
     why = f"{ENV}={want}: the Docker daemon at {where} answers and has {image}"
     docker = f"system (the Docker daemon at {where}, Docker {version}; {ENV}={want})"
     return Choice(True, why, docker, image, f"{image} ({source}, {how}; nothing built)")
+
+
+def system_path_problems(components: Mapping[str, Any], node_image: str) -> list[str]:
+    """What in a kind run's ``environment.components`` says it did not run on the system
+    Docker with ``node_image`` (empty: it did). The kind workflow checks its runs with it."""
+    problems = []
+    docker = str((components.get("docker") or {}).get("source", ""))
+    node = str((components.get("kind-node-image") or {}).get("source", ""))
+    if ": system (" not in docker:
+        problems.append(f"docker was not the system daemon: {docker or 'not recorded'}")
+    if not node.startswith(f"{node_image} (") or "nothing built" not in node:
+        problems.append(f"the node image was not {node_image}, as found: {node or 'not recorded'}")
+    return problems
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m harness.backends.kube.kinddocker RESULT_JSON NODE_IMAGE``: exit 0 when the
+    run took the system Docker with that node image, else 1 naming what it took instead."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 2:
+        print("usage: python -m harness.backends.kube.kinddocker RESULT_JSON NODE_IMAGE")
+        return 2
+    result = json.loads(Path(args[0]).read_text())
+    components = result.get("environment", {}).get("components", {})
+    for name in ("docker", "kind-node-image", "kind"):
+        print(f"{name}: {(components.get(name) or {}).get('source', 'not recorded')}")
+    problems = system_path_problems(components, args[1])
+    for p in problems:
+        print(f"not the system path: {p}")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
