@@ -45,6 +45,7 @@ __all__ = ["DOCKERFILES", "KindBackend", "KindSettings", "preflight"]
 NODE_IMAGE_BUILT = "built"
 NODE_IMAGE_REUSED = "reused"
 NODE_IMAGE_SYSTEM = "system"
+KIND_CLUSTER_OP = "kind-cluster"  # journal op: a cluster on the system Docker, for `restore`
 
 
 @dataclass
@@ -105,8 +106,8 @@ def preflight(
     (:func:`kinddocker.choose`; says which and why), then check that path's tools. Private
     Docker: dockerd, docker, runc, debootstrap and go (the daemon is started by the run).
     System Docker: a kind CLI (on PATH, or the pinned one built here, which needs go)."""
-    choice = kinddocker.choose(environ, runner)
     stages = Stages(notice, "kind")
+    choice = kinddocker.choose(environ, runner, say=stages.say)
     for line in choice.lines():
         stages.say(line)
     if not choice.system:
@@ -287,6 +288,16 @@ class KindBackend(ContainerNodeBackend):
         cfg = workdir / "kind.yaml"
         cfg.write_text(kindconfig.render_yaml(scenario, name, self.settings.config))
         if not self.settings.keep_cluster:
+            if not self.settings.private_docker and isinstance(self._guard, SysctlGuard):
+                # on a daemon this run did not start, a killed run's `restore` deletes the
+                # cluster (the private dockerd's sweep removes every container on that path)
+                self._guard.journal.record(
+                    KIND_CLUSTER_OP,
+                    name=name,
+                    kind=shutil.which(commands.KIND) or commands.KIND,
+                    docker_host=os.environ.get("DOCKER_HOST", ""),
+                    path=os.environ.get("PATH", ""),
+                )
             stack.callback(self._run, commands.kind_delete(name, kubeconfig))
         with self.stages.stage(
             f"kind create cluster {name} ({self.expected_nodes(scenario)} nodes)"
@@ -391,3 +402,25 @@ class KindBackend(ContainerNodeBackend):
         if self.settings.choice is not None:
             where = f"{where}: {self.settings.choice.docker}"
         return {"version": version, "source": f"{where}; docker info .ServerVersion"}
+
+
+def undo_cluster_entry(entry: Mapping[str, Any], runner: Runner = subprocess_runner) -> list[str]:
+    """``restore``'s undo for a journaled kind cluster of a killed run on the system Docker:
+    delete it if it is still there (idempotent), with the kind CLI and daemon the run used."""
+    name, kind = str(entry["name"]), str(entry.get("kind") or commands.KIND)
+    saved = {k: os.environ.get(k) for k in ("DOCKER_HOST", "PATH")}
+    if entry.get("docker_host"):
+        os.environ["DOCKER_HOST"] = str(entry["docker_host"])
+    if entry.get("path"):
+        os.environ["PATH"] = str(entry["path"])
+    try:
+        if name not in runner([kind, "get", "clusters"], timeout_s=60).stdout.split():
+            return []
+        runner([kind, "delete", "cluster", "--name", commands.check_cluster_name(name)])
+        return [f"deleted kind cluster {name} (left by a killed run)"]
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

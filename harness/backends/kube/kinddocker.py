@@ -20,7 +20,7 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -116,6 +116,7 @@ def choose(
     runner: Runner = subprocess_runner,
     *,
     pull_timeout_s: float = PULL_TIMEOUT_S,
+    say: Callable[[str], None] | None = None,
 ) -> Choice:
     """Decide (see the module doc). Changes nothing on the host; may pull the node image
     into the daemon that answered. BadInput for a bad ``CTH_KIND_DOCKER``; BackendError when
@@ -142,6 +143,8 @@ def choose(
     if _image_present(runner, image):
         how = "present locally"
     else:
+        if say is not None:
+            say(f"{image} is not in the Docker daemon at {where}: pulling it ({source})")
         try:
             runner([commands.DOCKER, "pull", image], timeout_s=pull_timeout_s)
         except CommandFailed as e:

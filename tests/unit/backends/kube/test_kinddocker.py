@@ -4,8 +4,13 @@ pulling it or not."""
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Sequence
+from contextlib import nullcontext
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -167,3 +172,88 @@ def test_the_choice_survives_the_trip_from_preflight_to_the_settings() -> None:
     p = KindSettings.from_env({}, kinddocker.choose({}, FakeDocker(answers=False)))
     assert p.private_docker
     assert p.config.node_image is None
+
+
+# --- a cluster on the system Docker is journaled, so `restore` deletes it after a kill -------
+class RecordingJournal:
+    def __init__(self) -> None:
+        self.entries: list[dict[str, Any]] = []
+
+    def record(self, op: str, **data: Any) -> None:
+        self.entries.append({"op": op, **data})
+
+
+def test_a_cluster_on_the_system_docker_is_journaled_before_it_is_created(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from kube_fakes import FakeAPI, FakeRunner, cluster_objects, node, scenario
+
+    from harness.backends.kube import KindBackend
+    from harness.backends.kube import kind as kind_mod
+    from harness.backends.kube.names import LABEL_NODE
+
+    journal = RecordingJournal()
+    guard = SimpleNamespace(journal=journal)
+    monkeypatch.setattr(kind_mod, "SysctlGuard", SimpleNamespace)  # the fake is "a real guard"
+    monkeypatch.setattr(kind_mod.dockerd, "sysctls_kept", lambda _j: nullcontext({}))
+    monkeypatch.setattr(kind_mod.loadgenimage, "present", lambda _d, _t, _p: True)
+    monkeypatch.setattr(kind_mod.loadgenimage, "build", lambda _d, tag, _p: tag)
+    monkeypatch.setenv("DOCKER_HOST", "unix:///u.sock")
+    runner = FakeRunner()
+    created_after: list[int] = []
+    real = runner.__call__
+
+    def spy(argv: Any, **kw: Any) -> Any:
+        if list(argv[:3]) == ["kind", "create", "cluster"]:
+            created_after.append(len(journal.entries))
+        return real(argv, **kw)
+
+    api = FakeAPI(
+        cluster_objects(
+            [
+                node("cth-r1-control-plane", taint=True),
+                node("cth-r1-worker", {LABEL_NODE: "node-1"}),
+            ]
+        )
+    )
+    choice = kinddocker.choose({}, FakeDocker())
+    backend = KindBackend(
+        KindSettings.from_env({}, choice, project_dir=tmp_path),
+        runner=spy,
+        api_factory=lambda _kc: api,
+        guard=guard,  # type: ignore[arg-type]
+        euid=lambda: 0,
+    )
+    monkeypatch.setattr(shutil, "which", lambda tool, *a, **k: f"/usr/bin/{tool}")
+    with backend.realize(scenario(cluster={"nodes": 1}, phases=[{"name": "p"}]), "r1"):
+        pass
+    [entry] = [e for e in journal.entries if e["op"] == kind_mod.KIND_CLUSTER_OP]
+    assert entry["name"] == "cth-r1"
+    assert entry["docker_host"] == "unix:///u.sock"
+    assert entry["kind"] == "/usr/bin/kind"
+    assert created_after == [1]  # journaled before `kind create cluster` ran
+
+
+def test_restore_deletes_a_journaled_cluster_once(tmp_path: Path) -> None:
+    from harness.backends.kube import kind as kind_mod
+
+    log = tmp_path / "calls"
+    kind = tmp_path / "kind"
+    kind.write_text(
+        "#!/bin/sh\n"
+        f'echo "$DOCKER_HOST $*" >> {log}\n'
+        'if [ "$1" = get ]; then [ -e ' + str(tmp_path / "gone") + " ] || echo cth-r1; fi\n"
+        'if [ "$1" = delete ]; then : > ' + str(tmp_path / "gone") + "; fi\n"
+    )
+    kind.chmod(0o755)
+    entry = {"op": "kind-cluster", "name": "cth-r1", "kind": str(kind), "docker_host": "unix:///u"}
+    assert kind_mod.undo_cluster_entry(entry) == [
+        "deleted kind cluster cth-r1 (left by a killed run)"
+    ]
+    assert kind_mod.undo_cluster_entry(entry) == []  # idempotent: already gone
+    assert log.read_text().splitlines() == [
+        "unix:///u get clusters",
+        "unix:///u delete cluster --name cth-r1",
+        "unix:///u get clusters",
+    ]
+    assert os.environ.get("DOCKER_HOST") != "unix:///u"  # the caller's environment is back
