@@ -76,6 +76,10 @@ def undo_journal(j: Journal, report: RestoreReport) -> None:
                 from harness.backends.kube.dockerd import undo_entry
 
                 report.actions.extend(undo_entry(e))
+            elif op == "kind-cluster":
+                from harness.backends.kube.kind import undo_cluster_entry
+
+                report.actions.extend(undo_cluster_entry(e))
             elif op == "sysctl" and e.get("netns") is None:
                 originals[e["key"]] = e["original"]  # earliest entry wins (reversed walk)
         except Exception as exc:  # keep going: undo as much as possible, then be loud

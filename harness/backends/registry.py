@@ -164,15 +164,19 @@ def check_cluster_fields(backend: str, scenario: Scenario) -> None:
         )
 
 
-def check_backend_ready(backend: str, options: BackendOptions) -> None:
-    """Checks that need no lock and change nothing: the backend's tools are on PATH, Docker's
-    daemon answers (kind), the kubeconfig's API server answers. Run before the host lock
-    is waited on and before any host change, so a run never changes the host and then finds
-    its backend missing."""
+def check_backend_ready(
+    backend: str, options: BackendOptions, notice: Notice | None = None
+) -> None:
+    """Checks that need no lock and change no host: the backend's tools are on PATH, which
+    Docker and node image kind uses (``CTH_KIND_DOCKER``; said through ``notice``, kept in
+    ``options.extra`` for :func:`make_cluster`), the kubeconfig's API server answers. Run
+    before the host lock is waited on and before any host change, so a run never changes
+    the host and then finds its backend missing."""
     if backend == "kind":
         from harness.backends.kube.kind import preflight as kind_preflight
+        from harness.backends.kube.kinddocker import EXTRA_KEY
 
-        kind_preflight()
+        options.extra[EXTRA_KEY] = kind_preflight(notice=notice).to_json()
     elif backend == "kubeconfig":
         from harness.backends.kube.kubeconfig import preflight as kubeconfig_preflight
 
@@ -253,9 +257,14 @@ def _make_kube(
     images = Images(*loadgen_images(options.loadgen_image)) if options.loadgen_image else None
     build = images is None  # given images are used as they are: never rebuilt over
     if backend == "kind":
+        from harness.backends.kube import kinddocker
         from harness.backends.kube.kind import KindBackend, KindSettings
 
-        kind = KindSettings.from_env(os.environ, project_dir=project_dir(), build_images=build)
+        decided = options.extra.get(kinddocker.EXTRA_KEY)
+        choice = kinddocker.Choice.from_json(decided) if decided else kinddocker.choose(os.environ)
+        kind = KindSettings.from_env(
+            os.environ, choice, project_dir=project_dir(), build_images=build
+        )
         kind.keep_cluster = kind.keep_cluster or options.keep_cluster
         if images is not None:
             kind.images = images

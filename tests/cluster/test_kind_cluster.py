@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.backends.kube import KindBackend, KindSettings
+from harness.backends.kube import KindBackend, KindSettings, kinddocker
 from harness.backends.kube.commands import kubectl_exec
 from harness.backends.kube.dnsconfig import pod_dns
 from harness.dns.resolvconf import ResolvConf
@@ -51,7 +51,9 @@ def test_client_pods_get_the_phase_resolv_conf() -> None:
         ],
     )
     run_id = "t" + uuid.uuid4().hex[:8]
-    backend = KindBackend(KindSettings.from_env(os.environ, project_dir=ROOT))
+    # CTH_KIND_DOCKER decides as a run does (the workflow: auto, the runner's Docker)
+    choice = kinddocker.choose(os.environ)
+    backend = KindBackend(KindSettings.from_env(os.environ, choice, project_dir=ROOT))
     with backend.realize(s, run_id) as cluster, cluster.phase(s.phases[0]):
         st = cluster.settings
         argv = kubectl_exec(st.kubeconfig, st.namespace, "client-0", ["cat", "/etc/resolv.conf"])

@@ -398,8 +398,14 @@ def test_the_removed_k3s_backend_is_bad_input_naming_why_and_the_alternatives(
 def test_kind_missing_is_found_before_the_host(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, host_untouchable: list[str]
 ) -> None:
+    """The system Docker answers and has the node image, but there is no kind: not on
+    PATH, not in the cache, and no go to build the pinned one."""
+    from harness.backends.kube import kind as kind_mod
+
     fake_tool(tmp_path, "docker", 0)
     monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    monkeypatch.setenv("CONNTRACK_HARNESS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(kind_mod, "GO_FALLBACK", str(tmp_path / "no-go"))
     monkeypatch.setenv("CTH_KIND_DOCKER", "system")
     sc = write_scenario(tmp_path, host={"nf_conntrack_max": 4096})
     argv = ["run", str(sc), "--backend", "kind", "--report-dir", str(tmp_path / "r")]
@@ -408,16 +414,48 @@ def test_kind_missing_is_found_before_the_host(
 
 
 def test_private_kind_tools_are_checked_before_the_host(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, host_untouchable: list[str]
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    host_untouchable: list[str],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """The default kind mode brings its own dockerd: its tools (debootstrap here, not on
-    this PATH) are checked before the lock, and nothing on the host is touched."""
+    """With no Docker daemon answering, the default (auto) falls back to its own dockerd,
+    says why, and checks that path's tools (debootstrap here, not on this PATH) before the
+    lock; nothing on the host is touched."""
+    fake_tool(tmp_path, "docker", 1, "Cannot connect to the Docker daemon")
     monkeypatch.setenv("PATH", str(tmp_path / "bin"))
     monkeypatch.delenv("CTH_KIND_DOCKER", raising=False)
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nowhere.sock")
     sc = write_scenario(tmp_path, host={"nf_conntrack_max": 4096})
     argv = ["run", str(sc), "--backend", "kind", "--report-dir", str(tmp_path / "r")]
     assert cli.main(argv) == 2
     assert host_untouchable == []
+    err = capsys.readouterr().err
+    assert (
+        "[kind] docker: private dockerd (no Docker daemon answers at unix:///nowhere.sock: "
+        "`docker info`: Cannot connect to the Docker daemon)"
+    ) in err
+    assert "[kind] node image: built here from the pinned upstream binaries (no Docker" in err
+    assert "conntrack-harness: error: --backend kind needs " in err
+
+
+@pytest.mark.parametrize("value", ["yes", "Auto", "docker"])
+def test_a_bad_kind_docker_mode_is_bad_input_before_the_host(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    host_untouchable: list[str],
+    capsys: pytest.CaptureFixture[str],
+    value: str,
+) -> None:
+    monkeypatch.setenv("CTH_KIND_DOCKER", value)
+    sc = write_scenario(tmp_path, host={"nf_conntrack_max": 4096})
+    argv = ["run", str(sc), "--backend", "kind", "--report-dir", str(tmp_path / "r")]
+    assert cli.main(argv) == 2
+    assert host_untouchable == []
+    err = capsys.readouterr().err
+    assert "CTH_KIND_DOCKER" in err
+    for allowed in ("auto", "private", "system"):
+        assert allowed in err
 
 
 def test_an_unreachable_api_server_exits_3_before_anything(

@@ -11,7 +11,7 @@ KUBECTL = "kubectl"
 DOCKER = "docker"
 
 
-def _name(cluster: str) -> str:
+def check_cluster_name(cluster: str) -> str:
     if not cluster or not all(c.isalnum() or c in "-." for c in cluster):
         raise BadInput(
             "a kind cluster name is letters, digits, '-' and '.'",
@@ -36,7 +36,7 @@ def kind_create(
         "create",
         "cluster",
         "--name",
-        _name(cluster),
+        check_cluster_name(cluster),
         "--config",
         config_path,
         "--kubeconfig",
@@ -52,7 +52,15 @@ def kind_create(
 
 
 def kind_delete(cluster: str, kubeconfig: str) -> list[str]:
-    return [KIND, "delete", "cluster", "--name", _name(cluster), "--kubeconfig", kubeconfig]
+    return [
+        KIND,
+        "delete",
+        "cluster",
+        "--name",
+        check_cluster_name(cluster),
+        "--kubeconfig",
+        kubeconfig,
+    ]
 
 
 def kind_get_clusters() -> list[str]:
@@ -60,11 +68,19 @@ def kind_get_clusters() -> list[str]:
 
 
 def kind_get_nodes(cluster: str) -> list[str]:
-    return [KIND, "get", "nodes", "--name", _name(cluster)]
+    return [KIND, "get", "nodes", "--name", check_cluster_name(cluster)]
 
 
 def kind_export_kubeconfig(cluster: str, kubeconfig: str) -> list[str]:
-    return [KIND, "export", "kubeconfig", "--name", _name(cluster), "--kubeconfig", kubeconfig]
+    return [
+        KIND,
+        "export",
+        "kubeconfig",
+        "--name",
+        check_cluster_name(cluster),
+        "--kubeconfig",
+        kubeconfig,
+    ]
 
 
 def kind_version() -> list[str]:
@@ -72,7 +88,7 @@ def kind_version() -> list[str]:
 
 
 def kind_load_image(cluster: str, image: str, nodes: Sequence[str] = ()) -> list[str]:
-    argv = [KIND, "load", "docker-image", image, "--name", _name(cluster)]
+    argv = [KIND, "load", "docker-image", image, "--name", check_cluster_name(cluster)]
     if nodes:
         argv += ["--nodes", ",".join(nodes)]
     return argv
@@ -91,7 +107,7 @@ def docker_ps_kind_nodes(cluster: str) -> list[str]:
         "ps",
         "--all",
         "--filter",
-        f"label=io.x-k8s.kind.cluster={_name(cluster)}",
+        f"label=io.x-k8s.kind.cluster={check_cluster_name(cluster)}",
         "--format",
         "{{.Names}} {{.Image}}",
     ]

@@ -31,7 +31,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from harness.backends.kube import hostfirewall, runcwrap
 from harness.errors import BackendError, MissingTool, RestoreFailed
@@ -339,6 +339,13 @@ def _sweep(paths: DockerdPaths, dockerd_pid: int | None, dockerd_start: int | No
     return actions
 
 
+class DockerCli(Protocol):
+    """A Docker daemon driven through its CLI: the private one (:class:`Dockerd`) or the
+    system's (``kind.SystemDocker``). What the image builders need."""
+
+    def cli(self, *args: str, timeout_s: float = 120) -> str: ...
+
+
 @dataclass
 class Dockerd:
     """A running private dockerd (see the module doc)."""
@@ -388,6 +395,20 @@ def _docker_env(paths: DockerdPaths) -> Iterator[None]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+@contextlib.contextmanager
+def sysctls_kept(journal: Journal) -> Iterator[dict[str, str]]:
+    """Journal the host-global knobs a kind node may write (:data:`WATCHED_SYSCTLS`) and put
+    back any that changed when the scope ends (``restore`` does it for a killed run). For a
+    kind run on a Docker daemon this project did not start; :func:`running` does the same."""
+    originals = watched_sysctls()
+    for key, old in originals.items():
+        journal.record("sysctl", key=key, netns=None, original=old)
+    try:
+        yield originals
+    finally:
+        _restore_sysctls(originals)
 
 
 @contextlib.contextmanager

@@ -15,7 +15,9 @@ from typing import Any
 from harness.backends.kube import (
     commands,
     dockerd,
+    kindbase,
     kindconfig,
+    kinddocker,
     kindimages,
     kindnode,
     loadgenimage,
@@ -26,22 +28,24 @@ from harness.backends.kube.containernodes import (
     ContainerNodeBackend,
     ContainerSettings,
     Started,
-    docker_ready,
 )
 from harness.backends.kube.names import check_run_id, scenario_nodes
 from harness.backends.kube.placement import NodeMap, map_by_label
 from harness.backends.kube.proc import Runner, subprocess_runner
+from harness.backends.stages import Notice, Stages
 from harness.errors import BackendError, BadInput, MissingTool
 from harness.kernel.journal import Journal
 from harness.kernel.sysctl import SysctlGuard
 from harness.plan import plan_run
 from harness.scenario.model import Scenario
-from harness.upstream import component_dir, kindparts, locate, release
+from harness.upstream import ComponentMissing, component_dir, kindparts, locate, release
 
 __all__ = ["DOCKERFILES", "KindBackend", "KindSettings", "preflight"]
 
 NODE_IMAGE_BUILT = "built"
 NODE_IMAGE_REUSED = "reused"
+NODE_IMAGE_SYSTEM = "system"
+KIND_CLUSTER_OP = "kind-cluster"  # journal op: a cluster on the system Docker, for `restore`
 
 
 @dataclass
@@ -49,63 +53,99 @@ class KindSettings(ContainerSettings):
     cluster_name: str | None = None  # reuse this cluster if it exists; default cth-<run id>
     keep_cluster: bool = False
     config: kindconfig.KindOptions = field(default_factory=kindconfig.KindOptions)
-    # True: this project's own dockerd, node image and loadgen image, built here with
-    # nothing pulled (air-gapped). False: the docker and kind already on PATH, kind's
-    # upstream node image, loadgen images from loadgen/docker (needs registry access).
+    # True: this project's own dockerd and node image, built here with nothing pulled
+    # (air-gapped). False: the Docker daemon that answers (DOCKER_HOST or the default socket)
+    # and its node image (kindest/node for the pinned release, or CTH_KIND_NODE_IMAGE).
+    # Either way the loadgen and HTTP server images are built here into that daemon.
     private_docker: bool = True
+    # the preflight's decision and its reasons (kinddocker.choose), said in components
+    choice: kinddocker.Choice | None = None
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> KindSettings:
-        """Settings from ``CTH_KIND_NODE_IMAGE``, ``CTH_KIND_CLUSTER`` and ``CTH_KIND_KEEP``
-        (what the kind workflow sets), then explicit overrides (CLI flags) on top."""
+    def from_env(
+        cls,
+        environ: Mapping[str, str],
+        choice: kinddocker.Choice | None = None,
+        **overrides: Any,
+    ) -> KindSettings:
+        """Settings from ``CTH_KIND_NODE_IMAGE``, ``CTH_KIND_CLUSTER``, ``CTH_KIND_KEEP`` and
+        ``CTH_KIND_DOCKER`` (its decision: ``choice``, made by :func:`preflight`; without
+        one, ``auto`` is taken as the private dockerd), then overrides (CLI flags) on top."""
         keep = environ.get("CTH_KIND_KEEP", "").lower()
         if keep not in ("", "0", "1", "true", "false"):
             raise BadInput("must be 0/1/true/false", field="CTH_KIND_KEEP", value=keep)
+        want = kinddocker.mode(environ)
+        node_image = environ.get(kinddocker.NODE_IMAGE_ENV) or None
+        if choice is not None:
+            node_image = choice.node_image
         base: dict[str, Any] = {
             "cluster_name": environ.get("CTH_KIND_CLUSTER") or None,
             "keep_cluster": keep in ("1", "true"),
-            "private_docker": docker_mode(environ) == "private",
-            "config": kindconfig.KindOptions(node_image=environ.get("CTH_KIND_NODE_IMAGE") or None),
+            "private_docker": not choice.system if choice else want != "system",
+            "choice": choice,
+            "config": kindconfig.KindOptions(node_image=node_image),
         }
         base.update(overrides)
         return cls(**base)
 
 
-def docker_mode(environ: Mapping[str, str]) -> str:
-    """``CTH_KIND_DOCKER``: ``private`` (default: this project's dockerd and images, nothing
-    pulled) or ``system`` (the docker and kind on PATH, upstream images)."""
-    mode = environ.get("CTH_KIND_DOCKER", "private")
-    if mode not in ("private", "system"):
-        raise BadInput(
-            "must be private or system",
-            field="CTH_KIND_DOCKER",
-            value=mode,
-            allowed=["private", "system"],
-        )
-    return mode
-
-
 PRIVATE_TOOLS = (dockerd.DOCKERD, dockerd.DOCKER, dockerd.RUNC, "iptables-save", "debootstrap")
+GO_FALLBACK = "/usr/local/go/bin/go"
 
 
-def preflight(runner: Runner = subprocess_runner, environ: Mapping[str, str] = os.environ) -> None:
-    """Before the host lock and any change. Private Docker: dockerd, docker, runc,
-    debootstrap and go are installed (the daemon is started by the run). System Docker: kind
-    on PATH, and a Docker daemon that answers."""
-    if docker_mode(environ) == "private":
+def _have_go() -> bool:
+    return shutil.which("go") is not None or os.access(GO_FALLBACK, os.X_OK)
+
+
+def preflight(
+    runner: Runner = subprocess_runner,
+    environ: Mapping[str, str] = os.environ,
+    notice: Notice | None = None,
+) -> kinddocker.Choice:
+    """Before the host lock and any change: decide which Docker and node image the run uses
+    (:func:`kinddocker.choose`; says which and why), then check that path's tools. Private
+    Docker: dockerd, docker, runc, debootstrap and go (the daemon is started by the run).
+    System Docker: a kind CLI (on PATH, or the pinned one built here, which needs go)."""
+    stages = Stages(notice, "kind")
+    choice = kinddocker.choose(environ, runner, say=stages.say)
+    for line in choice.lines():
+        stages.say(line)
+    if not choice.system:
         for tool in (*PRIVATE_TOOLS, "go"):
-            if shutil.which(tool) is None and not (
-                tool == "go" and os.access("/usr/local/go/bin/go", os.X_OK)
-            ):
+            if shutil.which(tool) is None and not (tool == "go" and _have_go()):
                 raise MissingTool(
                     f"--backend kind needs {tool} (apt-get install docker.io debootstrap; Go for "
-                    "the upstream builds), or CTH_KIND_DOCKER=system with kind and docker",
+                    "the upstream builds), or a Docker daemon that answers with "
+                    f"{kinddocker.pinned_node_image()} (CTH_KIND_DOCKER=system)",
                     tool=tool,
                 )
-        return
-    if shutil.which(commands.KIND) is None:
-        raise MissingTool("--backend kind needs the kind CLI on PATH", tool=commands.KIND)
-    docker_ready(runner, "kind")
+        return choice
+    if shutil.which(commands.KIND) is None and not _pinned_kind_available():
+        raise MissingTool(
+            "--backend kind on the system Docker needs the kind CLI: on PATH, or go to build "
+            f"the pinned kind {kindparts.pinned()['kind']}",
+            tool=commands.KIND,
+        )
+    return choice
+
+
+def _pinned_kind_available() -> bool:
+    try:
+        kindparts.locate("kind")
+    except ComponentMissing:
+        return _have_go()
+    return True
+
+
+@dataclass(frozen=True)
+class SystemDocker:
+    """The Docker daemon the environment names (DOCKER_HOST or the default socket), through
+    the docker CLI on PATH: what the image builders need of a daemon."""
+
+    runner: Runner
+
+    def cli(self, *args: str, timeout_s: float = 120) -> str:
+        return self.runner([commands.DOCKER, *args], timeout_s=timeout_s).stdout
 
 
 class KindBackend(ContainerNodeBackend):
@@ -116,7 +156,9 @@ class KindBackend(ContainerNodeBackend):
     _cluster = ""  # set by start()
     _docker: dockerd.Dockerd | None = None  # the private dockerd, set by start()
     _scenario: Scenario | None = None
-    _node_image_source: str | None = None  # NODE_IMAGE_BUILT/REUSED, set by start()
+    _images_docker: dockerd.DockerCli | None = None  # the daemon the images go to, ditto
+    _node_image_source: str | None = None  # NODE_IMAGE_BUILT/REUSED/SYSTEM, set by start()
+    _kind_built = False  # the pinned kind CLI built here (not the one on PATH)
 
     def default_settings(self) -> KindSettings:
         return KindSettings()
@@ -143,6 +185,7 @@ class KindBackend(ContainerNodeBackend):
             docker = stack.enter_context(dockerd.running(self._journal(stack, run_id)))
         with st.stage(f"kind {kindparts.pinned()['kind']} CLI (pinned, built here)"):
             tools = [kindparts.build("kind"), locate("kubectl").parent]
+        self._kind_built = True
         # dockerd.running restores PATH (and DOCKER_HOST) when it ends
         os.environ["PATH"] = ":".join([*map(str, tools), os.environ.get("PATH", "")])
         if self.settings.config.node_image is None:
@@ -154,11 +197,40 @@ class KindBackend(ContainerNodeBackend):
             self._node_image_source = NODE_IMAGE_BUILT
         return docker
 
+    def _system_docker(self, stack: ExitStack) -> SystemDocker:
+        """The Docker daemon that answered: no dockerd is started, no node image built. The
+        kind CLI is the one on PATH, else the pinned one (built here once); kubectl likewise.
+        The host-global knobs a node may write are journaled and put back at the end, as
+        the private path does."""
+        tools: list[Path] = []
+        if self.settings.choice is None:  # not preflighted (a fake's run): the tools as given
+            return SystemDocker(self._run)
+        if shutil.which(commands.KIND) is None:
+            with self.stages.stage(f"kind {kindparts.pinned()['kind']} CLI (pinned, built here)"):
+                tools.append(kindparts.build("kind"))
+            self._kind_built = True
+        if shutil.which(commands.KUBECTL) is None:
+            tools.append(locate("kubectl").parent)
+        if tools:
+            saved = os.environ.get("PATH", "")
+            os.environ["PATH"] = ":".join([*map(str, tools), saved])
+            stack.callback(os.environ.__setitem__, "PATH", saved)
+        if isinstance(self._guard, SysctlGuard):  # a real run (make_cluster), not a fake
+            stack.enter_context(dockerd.sysctls_kept(self._guard.journal))
+        if self.settings.config.node_image is not None:
+            self._node_image_source = NODE_IMAGE_SYSTEM
+        return SystemDocker(self._run)
+
     def build_and_load_images(self) -> None:
-        """System Docker: both loadgen flavours from loadgen/docker (the base class). Private:
-        the images the scenario's phases use, built here (the Dockerfiles' python base images
-        cannot be pulled), and the HTTP server's (nginx:alpine cannot be pulled either)."""
-        docker, scenario = self._docker, self._scenario
+        """The images the scenario's phases use, built here into the daemon the run uses
+        (the private dockerd or the system's; skipped when that daemon has them with the same
+        inputs) and loaded into the nodes with ``kind load``: the glibc loadgen image (the
+        Dockerfiles' python base images cannot be pulled here) and the HTTP server's
+        (nginx:alpine cannot be pulled either). The musl flavour needs an Alpine base: on the
+        system daemon it is built from loadgen/docker/Dockerfile.musl (pulling its base);
+        on the private one it cannot be had. Without a daemon (a fake), the base class's
+        Dockerfile builds."""
+        docker, scenario = self._images_docker, self._scenario
         if docker is None or scenario is None:
             super().build_and_load_images()
             return
@@ -167,22 +239,31 @@ class KindBackend(ContainerNodeBackend):
             imgs.musl if (d := scenario.phase_load(p).dns) and d.resolver == "musl" else imgs.glibc
             for p in scenario.phases
         }
-        if wanted - {imgs.glibc} and self.settings.build_images:
+        musl = wanted - {imgs.glibc}
+        if musl and self.settings.build_images and self.settings.private_docker:
             raise BackendError(
-                f"{sorted(wanted - {imgs.glibc})}: only the glibc loadgen image can be built "
-                "here (the musl one needs an Alpine base, which cannot be pulled); pass "
-                "--loadgen-image with prebuilt images"
+                f"{sorted(musl)}: only the glibc loadgen image can be built here (the musl one "
+                "needs an Alpine base, which the private dockerd cannot pull); pass "
+                "--loadgen-image with prebuilt images, or run on a Docker daemon that can pull"
             )
         wanted.add(imgs.glibc)  # the node tuner runs in the glibc image
+        project = self.settings.project_dir
         for tag in sorted(wanted):
-            if self.settings.build_images:
-                with self.stages.stage(f"loadgen image {tag} (built or checked)"):
-                    loadgenimage.build(docker, tag, self.settings.project_dir)
+            if self.settings.build_images and tag in musl:
+                with self.stages.stage(f"docker build {tag}"):
+                    dockerfile = str(project / DOCKERFILES["musl"])
+                    self._run(commands.docker_build(dockerfile, tag, str(project)))
+            elif self.settings.build_images:
+                with self.stages.stage(f"loadgen image {tag} (built or checked)") as stage:
+                    had = loadgenimage.present(docker, tag, project)
+                    loadgenimage.build(docker, tag, project)
+                    stage.result = f"{tag} {'present' if had else 'built'}"
             self.load_image(tag)
         if self.settings.build_images:
             with self.stages.stage("HTTP server image (built or checked)") as stage:
+                had = kindbase.image_exists(docker, loadgenimage.http_server_tag())
                 http = loadgenimage.build_http_server(docker)
-                stage.result = http
+                stage.result = f"{http} {'present' if had else 'built'}"
             imgs = self.settings.images = dataclasses.replace(imgs, http_server=http)
             self.load_image(http)
         # node-cache's image cannot be built here (k8s.io/dns: 403) nor pulled: NodeLocal runs
@@ -194,6 +275,9 @@ class KindBackend(ContainerNodeBackend):
         self._scenario = scenario
         if self.settings.private_docker:
             self._docker = self._private_docker(stack, run_id)
+            self._images_docker = self._docker
+        else:
+            self._images_docker = self._system_docker(stack)
         name = self._cluster = self.cluster_name(run_id)
         kubeconfig = str(workdir / "kubeconfig")
         if name in self.existing_clusters():
@@ -204,6 +288,16 @@ class KindBackend(ContainerNodeBackend):
         cfg = workdir / "kind.yaml"
         cfg.write_text(kindconfig.render_yaml(scenario, name, self.settings.config))
         if not self.settings.keep_cluster:
+            if not self.settings.private_docker and isinstance(self._guard, SysctlGuard):
+                # on a daemon this run did not start, a killed run's `restore` deletes the
+                # cluster (the private dockerd's sweep removes every container on that path)
+                self._guard.journal.record(
+                    KIND_CLUSTER_OP,
+                    name=name,
+                    kind=shutil.which(commands.KIND) or commands.KIND,
+                    docker_host=os.environ.get("DOCKER_HOST", ""),
+                    path=os.environ.get("PATH", ""),
+                )
             stack.callback(self._run, commands.kind_delete(name, kubeconfig))
         with self.stages.stage(
             f"kind create cluster {name} ({self.expected_nodes(scenario)} nodes)"
@@ -258,6 +352,7 @@ class KindBackend(ContainerNodeBackend):
         images = sorted({ln.split()[-1] for ln in listing.splitlines() if ln.strip()})
         if not images:
             raise BackendError(f"no node containers of kind cluster {self._cluster} found")
+        choice = self.settings.choice
         if self._node_image_source == NODE_IMAGE_REUSED:
             source = f"the existing kind cluster {self._cluster}, as found (CTH_KIND_CLUSTER)"
         elif self._node_image_source == NODE_IMAGE_BUILT:
@@ -267,6 +362,10 @@ class KindBackend(ContainerNodeBackend):
                 f"Kubernetes {rel.kubernetes}, etcd {rel.etcd}, CoreDNS {rel.coredns}; kind "
                 f"{kindparts.pinned()['kind']}'s node layout), nothing pulled"
             )
+            if choice is not None:
+                source += f"; not the system Docker's: {choice.why}"
+        elif self._node_image_source == NODE_IMAGE_SYSTEM and choice is not None:
+            source = f"{choice.node_image_note}, from the system Docker daemon"
         elif self.settings.config.node_image:
             source = "named by CTH_KIND_NODE_IMAGE"
         else:
@@ -280,7 +379,7 @@ class KindBackend(ContainerNodeBackend):
     def _kind_component(self) -> dict[str, str]:
         words = self._run(commands.kind_version()).stdout.split()
         version = words[1] if len(words) > 1 and words[0] == "kind" else " ".join(words)
-        if not self.settings.private_docker:
+        if not (self._kind_built or self.settings.private_docker):
             return {"version": version, "source": f"kind on PATH ({shutil.which(commands.KIND)})"}
         pinned = kindparts.pinned()["kind"]
         source = f"go install {kindparts.KIND_MODULE}@{pinned}"
@@ -296,9 +395,32 @@ class KindBackend(ContainerNodeBackend):
 
     def _docker_component(self) -> dict[str, str]:
         version = self._run(commands.docker_info(), timeout_s=30).stdout.strip()
-        where = (
-            f"this project's private dockerd ({dockerd.DOCKERD}, this host's package)"
-            if self.settings.private_docker
-            else "the system Docker daemon"
-        )
+        if self.settings.private_docker:
+            where = f"this project's private dockerd ({dockerd.DOCKERD}, this host's package)"
+        else:
+            where = "the system Docker daemon"
+        if self.settings.choice is not None:
+            where = f"{where}: {self.settings.choice.docker}"
         return {"version": version, "source": f"{where}; docker info .ServerVersion"}
+
+
+def undo_cluster_entry(entry: Mapping[str, Any], runner: Runner = subprocess_runner) -> list[str]:
+    """``restore``'s undo for a journaled kind cluster of a killed run on the system Docker:
+    delete it if it is still there (idempotent), with the kind CLI and daemon the run used."""
+    name, kind = str(entry["name"]), str(entry.get("kind") or commands.KIND)
+    saved = {k: os.environ.get(k) for k in ("DOCKER_HOST", "PATH")}
+    if entry.get("docker_host"):
+        os.environ["DOCKER_HOST"] = str(entry["docker_host"])
+    if entry.get("path"):
+        os.environ["PATH"] = str(entry["path"])
+    try:
+        if name not in runner([kind, "get", "clusters"], timeout_s=60).stdout.split():
+            return []
+        runner([kind, "delete", "cluster", "--name", commands.check_cluster_name(name)])
+        return [f"deleted kind cluster {name} (left by a killed run)"]
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

@@ -26,7 +26,7 @@ import subprocess
 from pathlib import Path
 
 from harness.aptsources import debian_mirror
-from harness.backends.kube.dockerd import Dockerd
+from harness.backends.kube.dockerd import DockerCli, Dockerd
 from harness.errors import BackendError, MissingTool
 from harness.upstream import cache_dir, gobuild, kindparts
 
@@ -289,7 +289,7 @@ def base_inputs_key(rootfs: Path, kind_src: Path, cni_dir: Path, crictl: Path, p
     return _digest(*parts)[:12]
 
 
-def image_exists(docker: Dockerd, tag: str) -> bool:
+def image_exists(docker: DockerCli, tag: str) -> bool:
     try:
         docker.cli("image", "inspect", "--format", "{{.Id}}", tag)
     except BackendError:

@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from harness.backends.kube import kindbase
-from harness.backends.kube.dockerd import Dockerd
+from harness.backends.kube.dockerd import DockerCli
 from harness.backends.kube.imagearchive import ImageSpec, write_archive
 from harness.errors import BackendError
 
@@ -46,16 +46,26 @@ def _source_digest(project: Path) -> str:
     return h.hexdigest()[:12]
 
 
-def build(docker: Dockerd, tag: str, project: Path) -> str:
+def _marker(tag: str, project: Path) -> str:
+    """The second tag a built image carries: ``<repo>:src-<digest of its inputs>``."""
+    key = f"{kindbase.rootfs_key(PACKAGES)}-{_source_digest(project)}"
+    return f"{tag.rsplit(':', 1)[0]}:src-{key}"
+
+
+def present(docker: DockerCli, tag: str, project: Path) -> bool:
+    """Whether this daemon already has the image :func:`build` would build (same inputs)."""
+    return kindbase.image_exists(docker, _marker(tag, project))
+
+
+def build(docker: DockerCli, tag: str, project: Path) -> str:
     """Build and ``docker load`` the loadgen image as ``tag`` (skipped when its inputs, the
     rootfs and the project's source, are unchanged: the image carries their digest as a
     label-like second tag ``<repo>:src-<digest>``)."""
-    rootfs = kindbase.debootstrap("loadgen-rootfs", PACKAGES)
-    key = f"{kindbase.rootfs_key(PACKAGES)}-{_source_digest(project)}"
-    marker = f"{tag.rsplit(':', 1)[0]}:src-{key}"
+    marker = _marker(tag, project)
     if kindbase.image_exists(docker, marker):
         docker.cli("tag", marker, tag)
         return tag
+    rootfs = kindbase.debootstrap("loadgen-rootfs", PACKAGES)
     rootfs_tar = kindbase.tar_rootfs(rootfs, rootfs.with_suffix(".tar"))
     with tempfile.TemporaryDirectory(prefix="cth-loadgen-", dir=kindbase.work_dir()) as td:
         tmp = Path(td)
@@ -116,13 +126,17 @@ HTTP_PACKAGES = ("nginx-light",)
 HTTP_SERVER_REPO = "conntrack-harness/http-server"
 
 
-def build_http_server(docker: Dockerd) -> str:
+def http_server_tag() -> str:
+    return f"{HTTP_SERVER_REPO}:{kindbase.rootfs_key(HTTP_PACKAGES)}"
+
+
+def build_http_server(docker: DockerCli) -> str:
     """The HTTP server pods' image: Debian's nginx-light on a bookworm rootfs (the
     upstream ``nginx:*-alpine`` cannot be pulled), serving its default site on port 80."""
-    rootfs = kindbase.debootstrap("http-rootfs", HTTP_PACKAGES)
-    tag = f"{HTTP_SERVER_REPO}:{kindbase.rootfs_key(HTTP_PACKAGES)}"
+    tag = http_server_tag()
     if kindbase.image_exists(docker, tag):
         return tag
+    rootfs = kindbase.debootstrap("http-rootfs", HTTP_PACKAGES)
     rootfs_tar = kindbase.tar_rootfs(rootfs, rootfs.with_suffix(".tar"))
     with tempfile.TemporaryDirectory(prefix="cth-http-", dir=kindbase.work_dir()) as td:
         archive = Path(td) / "http.tar"

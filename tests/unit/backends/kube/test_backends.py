@@ -10,7 +10,7 @@ import pytest
 import yaml
 from kube_fakes import FakeAPI, FakeRunner, cluster_objects, node, scenario
 
-from harness.backends.kube import KindBackend, KindSettings
+from harness.backends.kube import KindBackend, KindSettings, loadgenimage
 from harness.backends.kube.cluster import Images
 from harness.backends.kube.kubeconfig import KubeconfigBackend, KubeconfigSettings, disruptive_steps
 from harness.backends.kube.names import LABEL_NODE
@@ -83,10 +83,13 @@ def test_kind_lifecycle_commands_and_cleanup(tmp_path: Any) -> None:
     verbs = [c[:3] for c in runner.calls]
     assert verbs[0] == ["kind", "get", "clusters"]
     assert ["kind", "create", "cluster"] in verbs
+    # the images the phases use (glibc only here), checked in the system daemon (the fake
+    # has them), then the HTTP server's, each loaded from that daemon
     assert [c[3] for c in runner.calls if c[:3] == ["kind", "load", "docker-image"]] == [
         "conntrack-harness/loadgen:glibc",
-        "conntrack-harness/loadgen:musl",
+        loadgenimage.http_server_tag(),
     ]
+    assert not [c for c in runner.calls if c[:2] in (["docker", "build"], ["docker", "load"])]
     assert runner.calls[-1][:3] == ["kind", "delete", "cluster"]  # deleted last, not kept
     assert configs[0]["networking"]["kubeProxyMode"] == "iptables"
     # the namespace is gone and CoreDNS's Corefile is back as found

@@ -47,7 +47,12 @@ def steps(lines: list[str]) -> list[str]:
     return [re.sub(r" \(\d+\.\ds( in all)?\)$", "", ln) for ln in lines]
 
 
-def test_kind_setup_steps_are_reported_system_docker() -> None:
+def test_kind_setup_steps_are_reported_system_docker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The system Docker: no dockerd, no node image; the loadgen and HTTP server images are
+    checked in that daemon (the fake has them) and loaded from it."""
+    monkeypatch.setattr(kind_mod.loadgenimage, "present", lambda _d, _tag, _p: True)
+    monkeypatch.setattr(kind_mod.loadgenimage, "build", lambda _d, tag, _p: tag)
+    http = kind_mod.loadgenimage.http_server_tag()
     lines: list[str] = []
     backend = KindBackend(
         KindSettings(private_docker=False, project_dir=Path("/src")),
@@ -66,14 +71,15 @@ def test_kind_setup_steps_are_reported_system_docker() -> None:
         "[kind] waiting for 3 nodes Ready: done",
         "[kind] waiting for CoreDNS Ready ...",
         "[kind] waiting for CoreDNS Ready: done",
-        "[kind] docker build conntrack-harness/loadgen:glibc ...",
-        "[kind] docker build conntrack-harness/loadgen:glibc: done",
+        "[kind] loadgen image conntrack-harness/loadgen:glibc (built or checked) ...",
+        "[kind] loadgen image conntrack-harness/loadgen:glibc (built or checked): "
+        "conntrack-harness/loadgen:glibc present",
         "[kind] kind load conntrack-harness/loadgen:glibc into the nodes ...",
         "[kind] kind load conntrack-harness/loadgen:glibc into the nodes: done",
-        "[kind] docker build conntrack-harness/loadgen:musl ...",
-        "[kind] docker build conntrack-harness/loadgen:musl: done",
-        "[kind] kind load conntrack-harness/loadgen:musl into the nodes ...",
-        "[kind] kind load conntrack-harness/loadgen:musl into the nodes: done",
+        "[kind] HTTP server image (built or checked) ...",
+        f"[kind] HTTP server image (built or checked): {http} present",
+        f"[kind] kind load {http} into the nodes ...",
+        f"[kind] kind load {http} into the nodes: done",
         "[kind] the run's workload (namespace, CoreDNS, HTTP server, node sysctls) Ready ...",
         "[kind] the run's workload (namespace, CoreDNS, HTTP server, node sysctls) Ready: done",
         "[kind] cluster ready",
@@ -110,6 +116,7 @@ def test_kind_setup_steps_are_reported_private_docker(
     monkeypatch.setattr(kind_mod.kindparts, "build", lambda _c: tmp_path)
     monkeypatch.setattr(kind_mod, "locate", lambda _b: tmp_path / "kubectl")
     monkeypatch.setattr(kind_mod.kindnode, "build", build_node)
+    monkeypatch.setattr(kind_mod.loadgenimage, "present", lambda _d, _tag, _p: False)
     monkeypatch.setattr(kind_mod.loadgenimage, "build", lambda _d, tag, _p: tag)
     monkeypatch.setattr(
         kind_mod.loadgenimage, "build_http_server", lambda _d: "conntrack-harness/http-server:x"
@@ -137,7 +144,14 @@ def test_kind_setup_steps_are_reported_private_docker(
     ]
     assert "[kind] kind create cluster cth-r1 (3 nodes) ..." in setup
     assert "[kind] loadgen image conntrack-harness/loadgen:glibc (built or checked) ..." in setup
-    assert "[kind] HTTP server image (built or checked): conntrack-harness/http-server:x" in setup
+    assert (
+        "[kind] HTTP server image (built or checked): conntrack-harness/http-server:x present"
+        in setup
+    )
+    assert (
+        "[kind] loadgen image conntrack-harness/loadgen:glibc (built or checked): "
+        "conntrack-harness/loadgen:glibc built"
+    ) in setup
     assert "[kind] kind load conntrack-harness/http-server:x into the nodes: done" in setup
     assert setup[-1] == "[kind] cluster ready"
 

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
+from kube_fakes import FakeRunner
 
-from harness.backends.kube.kind import KindSettings
+from harness.backends.kube import kind as kind_mod
+from harness.backends.kube import kinddocker
+from harness.backends.kube.kind import KindBackend, KindSettings
 from harness.errors import BadInput
 
 ROOT = Path(__file__).resolve().parents[4]
@@ -70,12 +75,34 @@ def test_kind_workflow_matrix_and_commands() -> None:
     assert all(i.startswith("kindest/node:v1.") and "@sha256:" in i for i in images)
     assert sorted(i["k8s"] for i in matrix["include"]) == sorted(matrix["k8s"])
     assert set(matrix["scenario"]) == {"exhaustion", "race"}
-    run = next(s["run"] for s in job["steps"] if "conntrack-harness run" in s.get("run", ""))
+    steps = job["steps"]
+    i, run_step = next(
+        (i, s) for i, s in enumerate(steps) if "conntrack-harness run" in s.get("run", "")
+    )
+    run = run_step["run"]
     assert "--backend kind" in run
     assert "--report-dir" in run
-    uploads = [s for s in job["steps"] if s.get("uses", "").startswith("actions/upload-artifact")]
+    uploads = [s for s in steps if s.get("uses", "").startswith("actions/upload-artifact")]
     assert uploads
     assert uploads[0]["if"] == "always()"
+    # the runs take the runner's Docker and the matrix's pinned kindest/node image: the mode
+    # is auto or system (never the private dockerd), and sudo passes it and the image through
+    mode = {**wf.get("env", {}), **job.get("env", {}), **run_step.get("env", {})}.get(
+        "CTH_KIND_DOCKER", "auto"
+    )
+    assert mode in ("auto", "system")
+    assert run_step["env"]["CTH_KIND_NODE_IMAGE"] == "${{ matrix.node_image }}"
+    sudo = re.sub(r"\\\n\s*", " ", run)
+    assert 'CTH_KIND_DOCKER="$CTH_KIND_DOCKER"' in sudo.split("conntrack-harness run")[0]
+    assert 'CTH_KIND_NODE_IMAGE="$CTH_KIND_NODE_IMAGE"' in sudo.split("conntrack-harness run")[0]
+    # ... and a step after the run checks, in its result.json, that it did
+    check = next(
+        s for s in steps[i + 1 :] if "harness.backends.kube.kinddocker" in s.get("run", "")
+    )
+    assert check["env"]["CTH_KIND_NODE_IMAGE"] == "${{ matrix.node_image }}"
+    assert check["env"]["REPORT_DIR"] == run_step["env"]["REPORT_DIR"]
+    assert '"$REPORT_DIR/result.json" "$CTH_KIND_NODE_IMAGE"' in check["run"]
+    assert "if" not in check  # it runs only after a run that succeeded, and fails the job
 
 
 def test_ci_workflow_runs_lint_and_test_with_sudo() -> None:
@@ -119,3 +146,51 @@ def test_workflows_and_docs_use_only_real_run_flags() -> None:
     used = set().union(*(_run_flags(t) for t in texts))
     assert {"--backend", "--kubeconfig", "--loadgen-image", "--allow-disruptive"} <= used
     assert used - real == set()
+
+
+def _kind_components(choice: kinddocker.Choice) -> dict[str, Any]:
+    """environment.components as a kind run on ``choice`` records them (the fake docker
+    reports the node containers running the chosen image)."""
+    image = choice.node_image or "conntrack-harness/kind-node:v1.35.4-0123456789ab"
+    runner = FakeRunner(
+        {
+            ("docker", "ps"): f"cth-r1-control-plane {image}\ncth-r1-worker {image}\n",
+            ("docker", "info"): "27.5.1\n",
+            ("kind", "version"): "kind v0.33.0 go1.26.8 linux/amd64\n",
+        }
+    )
+    backend = KindBackend(KindSettings.from_env({}, choice), runner=runner)
+    backend._cluster = "cth-r1"
+    backend._node_image_source = (
+        kind_mod.NODE_IMAGE_SYSTEM if choice.system else kind_mod.NODE_IMAGE_BUILT
+    )
+    return dict(backend.components())
+
+
+def test_the_workflows_check_tells_the_system_path_from_the_private_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    image = next(
+        i["node_image"]
+        for i in load("kind.yml")["jobs"]["scenario"]["strategy"]["matrix"]["include"]
+    )
+    system = kinddocker.Choice(
+        True,
+        "CTH_KIND_DOCKER=auto: the Docker daemon at unix:///var/run/docker.sock answers",
+        "system (the Docker daemon at unix:///var/run/docker.sock, Docker 27.5.1; "
+        "CTH_KIND_DOCKER=auto)",
+        image,
+        f"{image} (named by CTH_KIND_NODE_IMAGE, pulled now; nothing built)",
+    )
+    private = kinddocker.private("no Docker daemon answers at unix:///var/run/docker.sock", None)
+    for choice, want in ((system, 0), (private, 1)):
+        result = tmp_path / f"{choice.system}.json"
+        result.write_text(json.dumps({"environment": {"components": _kind_components(choice)}}))
+        assert kinddocker.main([str(result), image]) == want, capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "not the system path: docker was not the system daemon: this project's private" in out
+    assert "not the system path: the node image was not " in out
+    # the right daemon with another image is not what the workflow pinned either
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"environment": {"components": _kind_components(system)}}))
+    assert kinddocker.main([str(other), "kindest/node:v1.99.0"]) == 1
