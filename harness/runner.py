@@ -183,7 +183,7 @@ class ClusterSession:
         require_root(self.backend)
         if self.on_host:
             preflight(self.scenario, force=self.force)
-        check_backend_ready(self.backend, self.options)  # tools, daemon, API server
+        check_backend_ready(self.backend, self.options, self.scenario)  # tools, parts
         stack = self._stack
         lock = changes_host(self.backend, self.scenario, self.options)
         stack.enter_context(HostLock(self.wait_s) if lock else nullcontext())
