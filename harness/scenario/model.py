@@ -45,7 +45,7 @@ def _buckets(v: int | str) -> int | str:
 
 Buckets = Annotated[int | Literal["auto"], AfterValidator(_buckets)]
 
-ResolverModel = Literal["glibc", "musl", "go", "sequential"]
+ResolverModel = Literal["glibc", "musl", "go", "sequential", "c-ares"]
 
 # A lookup name: DNS labels (a "{n}" template is allowed), an optional trailing dot.
 _NAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9_{}-]{1,63})(\.[A-Za-z0-9_{}-]{1,63})*\.?$")
