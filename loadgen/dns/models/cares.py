@@ -27,7 +27,9 @@ by capture against Node's bundled c-ares, see KERNEL.md and the capture test):
   deadline.
 - A lookup is ``ares_getaddrinfo`` (AF_UNSPEC: A and AAAA at once on the shared socket;
   ``family="ipv4"``: A alone). Search list as glibc's (as-is first when ``dots >= ndots``); a
-  candidate with no address moves to the next on NXDOMAIN or NODATA, a timeout ends the lookup.
+  candidate with no address moves to the next on NXDOMAIN or NODATA, sent from inside the
+  processing pass that ended the previous one, so before idle sockets are closed: the whole
+  walk stays on one port. A timeout ends the lookup.
   resolv.conf options c-ares 1.34 acts on: ``ndots``, ``timeout``, ``attempts``, ``rotate``;
   ``single-request``, ``single-request-reopen`` and ``use-vc`` do not change it here. The
   parsed resolv.conf cannot tell ``timeout:5`` or ``attempts:2`` from no option (glibc's
@@ -202,13 +204,18 @@ class CAresResolver:
         if not self.servers:
             return "error"
         status: Status = "nxdomain"
-        for qname in search_candidates(name, self.conf):
-            queries = [_Query(qname, q) for q in self.qtypes]
-            await self._resolve(queries, t)
-            status = pair_status([q.reply for q in queries])
-            if status not in ("nxdomain", "nodata"):
-                return status
-        return status
+        try:
+            for qname in search_candidates(name, self.conf):
+                queries = [_Query(qname, q) for q in self.qtypes]
+                await self._resolve(queries, t)
+                status = pair_status([q.reply for q in queries])
+                if status not in ("nxdomain", "nodata"):
+                    return status
+            return status
+        finally:
+            # The pass that ended the lookup closes what went idle. ares_getaddrinfo sends
+            # the next candidate from the callback, inside that pass: on the same socket.
+            self._cleanup(t)
 
     # --- the channel -----------------------------------------------------------------------
     def _clock(self, t: Transport) -> float:
@@ -311,11 +318,11 @@ class CAresResolver:
                 self._answer(q, reply, t)
                 if not q.done:
                     await self._retry_or_end(q, t)
-                self._cleanup(t)
+                if any(not x.done for x in queries):
+                    self._cleanup(t)
         finally:
             for q in queries:
                 self._detach(q)
-            self._cleanup(t)
 
     async def _wait(
         self, live: list[_Query], until: float, t: Transport

@@ -1,7 +1,9 @@
 """The c-ares model against real c-ares: Node.js's ``dns.Resolver``, which runs the c-ares it
 bundles (``process.versions.ares``), in a pod namespace, captured with tcpdump beside the model
 (:class:`CAresResolver` with Node's embedding: 4 tries, its 1 s timeout timer, NOCHECKRESP) on
-the real transport, against the same dnsmasq.
+the real transport, against the same dnsmasq. And ``pycares`` (PyPI; it bundles its own
+c-ares and drives it with c-ares' own event thread, so timeouts fire when due) for the model
+with c-ares' own defaults (3 tries) and ``ares_getaddrinfo``'s search walk.
 
 Compared: source-port reuse across lookups (none when they never overlap), A and AAAA of one
 lookup on one socket, concurrent lookups sharing one socket until the server has a failure and
@@ -13,10 +15,12 @@ search list (``ares_query``), so the names are absolute. What each side did is p
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,7 +32,7 @@ from harness.kernel.netns import exec_argv, run
 from loadgen.dns.fastloop import FastLoop, FastTransport
 from loadgen.dns.lookup import recorded_lookup
 from loadgen.dns.models.base import Family
-from loadgen.dns.models.cares import NODE, CAresResolver
+from loadgen.dns.models.cares import LIBRARY, NODE, CAresResolver, Embedding
 from loadgen.dns.types import LookupRecord
 from tests.integration.loadgen.capture import Packet, describe, query_pattern, read_pcap, tcpdump
 
@@ -72,6 +76,28 @@ const sleep = (ms) => new Promise((res) => setTimeout(res, ms));
   console.log(JSON.stringify(out));
 })();
 """
+
+
+PYCARES_SCRIPT = r"""
+import json, socket, sys, threading, time
+import pycares
+ch = pycares.Channel()  # c-ares' own defaults, /etc/resolv.conf, its event thread
+out = []
+for name in sys.argv[1:]:
+    done = threading.Event()
+    got = []
+    def cb(result, error, got=got, done=done):
+        got.append(error)
+        done.set()
+    t = time.monotonic()
+    ch.getaddrinfo(name, None, family=socket.AF_UNSPEC, callback=cb)
+    done.wait(120)
+    out.append([name, got[0] if got and got[0] else "ok", time.monotonic() - t])
+print(json.dumps([out, pycares.ARES_VERSION]))
+"""
+needs_pycares = pytest.mark.skipif(
+    importlib.util.find_spec("pycares") is None, reason="pycares (real c-ares) not installed"
+)
 
 
 @pytest.fixture(scope="module")
@@ -127,19 +153,28 @@ def _real(bed: DNSBed, mode: str, tmp_path: Path) -> tuple[list[Packet], str]:
     return read_pcap(p), out.strip()
 
 
+def _pycares(bed: DNSBed, names: list[str], tmp_path: Path) -> tuple[list[Packet], str]:
+    with tcpdump(bed.server_ns, "p0", tmp_path / "pycares.pcap") as p:
+        cp = run([sys.executable, "-c", PYCARES_SCRIPT, *names], netns=bed.pod_ns[0], timeout=120)
+    return read_pcap(p), cp.stdout.strip()
+
+
 def _model(
     bed: DNSBed,
     mode: str,
     tmp_path: Path,
     family: Family,
+    *,
+    embedding: Embedding = NODE,
+    names: tuple[str, ...] = (FQDN,),
 ) -> tuple[list[Packet], list[LookupRecord]]:
     loop = FastLoop()
     t = FastTransport(bed.pod_ns[0], loop)
-    model = CAresResolver(bed.resolv(), family, NODE)
+    model = CAresResolver(bed.resolv(), family, embedding)
     records: list[LookupRecord] = []
 
     async def one() -> None:
-        records.append(await recorded_lookup(model, FQDN, t))
+        records.append(await recorded_lookup(model, names[len(records) % len(names)], t))
 
     async def later(delay: float) -> None:
         await t.recv_ids([], frozenset(), t.now() + delay)  # a plain sleep on this loop
@@ -151,8 +186,8 @@ def _model(
 
     try:
         with tcpdump(bed.server_ns, "p0", tmp_path / f"model-{mode}.pcap") as p:
-            if mode in ("pairs", "one"):
-                loop.run_until_complete(seq(3 if mode == "pairs" else 1))
+            if mode in ("pairs", "one", "gai"):
+                loop.run_until_complete(seq({"pairs": 3, "one": 1, "gai": len(names)}[mode]))
             elif mode == "busy":
                 done: list[None] = []
                 for i in range(8):
@@ -268,3 +303,43 @@ def _ares_version() -> str:
         ["node", "-p", "process.versions.ares"], capture_output=True, text=True, check=False
     )
     return cp.stdout.strip()
+
+
+@needs_pycares
+def test_getaddrinfo_walks_the_search_list_on_one_port(bed: DNSBed, tmp_path: Path) -> None:
+    """c-ares' own defaults: ares_getaddrinfo sends the next search candidate from inside the
+    pass that ended the previous one, so the whole walk leaves from one port."""
+    ip = bed.pod_ips[0]
+    names = ["my-service.default", "my-service.default"]
+    real_pk, real = _pycares(bed, names, tmp_path)
+    model_pk, model = _model(bed, "gai", tmp_path, "any", embedding=LIBRARY, names=tuple(names))
+    _show("real c-ares (pycares), getaddrinfo AF_UNSPEC", real_pk, ip, real)
+    _show("c-ares model", model_pk, ip, [(r.outcome, r.source_ports) for r in model])
+    pattern = query_pattern(real_pk, ip)
+    assert pattern == query_pattern(model_pk, ip)
+    # two lookups, each a walk of two candidates, A and AAAA each: one port per lookup
+    assert [i for i, _, _ in pattern] == [0] * 4 + [1] * 4
+    assert [r.outcome for r in model] == ["answer", "answer"]
+
+
+@needs_pycares
+def test_library_defaults_try_3_times_when_every_reply_is_dropped(
+    bed: DNSBed, tmp_path: Path, dropping: None
+) -> None:
+    """c-ares' own 2000 ms and 3 tries, timeouts acted on when due (no embedder's tick)."""
+    ip = bed.pod_ips[0]
+    real_pk, real = _pycares(bed, [FQDN], tmp_path)
+    model_pk, model = _model(bed, "gai", tmp_path, "any", embedding=LIBRARY, names=(FQDN,))
+    _show("real c-ares (pycares), nothing answered", real_pk, ip, real)
+    _show("c-ares model", model_pk, ip, [(r.outcome, r.latency_s) for r in model])
+    real_end = json.loads(real)[0][0][2]
+    for pk, end in ((real_pk, real_end), (model_pk, model[0].latency_s)):
+        qs = _queries(pk, ip)
+        assert len(qs) == 2 * 3  # A and AAAA, 3 tries each
+        assert qs[0].sport == qs[1].sport  # the pair on one socket
+        assert len({q.sport for q in qs}) == 1 + 4  # then every retry from a new port
+        a = [q.t - qs[0].t for q in qs if q.qtype == "A"]
+        assert abs(a[1] - 2.0) < 0.1  # when due: 2000 ms
+        assert 2.0 - 0.05 <= a[2] - a[1] <= 4.0 + 0.05  # 4000 ms shortened by up to half
+        assert 2.0 + 2.0 + 4.0 - 0.1 <= end <= 2.0 + 4.0 + 8.0 + 0.2
+    assert model[0].outcome == "timeout"

@@ -153,6 +153,7 @@ def test_search_list_walks_nxdomain_and_ipv4_sends_a_only(zone: Zone) -> None:
         "my-service.default.svc.cluster.local.",
     ]
     assert rec2.outcome == "answer"
+    assert len({q.port for q in t2.log}) == 1  # the walk stays on one socket
     t3 = FakeTransport(zone, rtt=0.001)
     m = CAresResolver(pod_conf(), "ipv4")
     run(m, t3)
