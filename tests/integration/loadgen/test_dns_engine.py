@@ -144,3 +144,31 @@ def test_first_timeout_drain_waits_out_musls_short_resends() -> None:
     assert all(r.latency_s >= 2.0 - 0.05 for r in records)
     s = summarize(records, timeout_s=2.0)
     assert s["timeouts"] == s["waited"] == 40
+
+
+def test_cares_clients_keep_one_port_while_busy_through_clusterip() -> None:
+    """c-ares on the engine: one channel per client process, its lookups in flight share one
+    socket. A slow CoreDNS (every answer 200 ms late, an nft-free delay: netem on the server's
+    link) keeps lookups overlapping, so a process uses far fewer ports than it makes lookups;
+    all are answered through the ClusterIP's DNAT."""
+    with topology(client_pods=2, coredns=1) as topo:
+        server = topo.plan.role("coredns")[0]
+        run(
+            ["tc", "qdisc", "add", "dev", "eth0", "root", "netem", "delay", "200ms"],
+            netns=server.ns,
+        )
+        pods = [ClientPod(p.ns, p.ip, resolv(DNS_IP)) for p in topo.plan.role("client")]
+        plan = DNSPlan(
+            rate=100,
+            duration_s=2.0,
+            names=[FQDN],
+            resolver="c-ares",
+            lookups_per_process=1000,
+        )
+        records = asyncio.run(run_dns_load(pods, plan))
+    assert len(records) == 200
+    assert {r.outcome for r in records} == {"answer"}
+    assert {r.resolver for r in records} == {"c-ares"}
+    ports = {(r.pod, p) for r in records for p in r.source_ports}
+    assert all(len(r.source_ports) == 1 for r in records)  # A and AAAA on one socket
+    assert len(ports) < len(records) / 10  # sockets shared across lookups in flight
