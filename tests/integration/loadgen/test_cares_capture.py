@@ -48,8 +48,8 @@ NODE_SCRIPT = r"""
 const dns = require('dns');
 const fs = require('fs');
 const r = new dns.Resolver();
-const N = process.argv[2];
-const mode = process.argv[3];
+const N = process.argv[1];  // node -e SCRIPT NAME MODE [FLAG]: no script path in argv
+const mode = process.argv[2];
 function q(fn) {
   return new Promise((res) => {
     const s = process.hrtime.bigint();
@@ -70,7 +70,7 @@ const sleep = (ms) => new Promise((res) => setTimeout(res, ms));
   } else if (mode === 'warm') {
     for (let i = 0; i < 5; i++) out.push(await q('resolve4'));
     console.log('ready');
-    while (!fs.existsSync(process.argv[4])) await sleep(10);
+    while (!fs.existsSync(process.argv[3])) await sleep(10);
     out.push(await q('resolve4'));
   }
   console.log(JSON.stringify(out));
