@@ -34,6 +34,10 @@ by capture against Node's bundled c-ares, see KERNEL.md and the capture test):
   ``single-request``, ``single-request-reopen`` and ``use-vc`` do not change it here. The
   parsed resolv.conf cannot tell ``timeout:5`` or ``attempts:2`` from no option (glibc's
   defaults): those two values read as unset (c-ares' 2000 ms, 3 tries).
+- Measured differences between c-ares versions: Node's 1.34.6 sends every retry after a
+  timeout from a new port (the model does this); pycares' 1.34.9 puts the retries of one
+  processing pass on one new socket, and reuses a socket opened for another query's retry.
+  The library's query cache (on by default, off in Node) is not modelled: every lookup asks.
 - A retry keeps its query ID in c-ares; the model's transport gives each send a new ID (the
   reply to an earlier try of the same query is still accepted).
 """

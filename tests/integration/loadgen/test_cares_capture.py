@@ -310,16 +310,18 @@ def test_getaddrinfo_walks_the_search_list_on_one_port(bed: DNSBed, tmp_path: Pa
     """c-ares' own defaults: ares_getaddrinfo sends the next search candidate from inside the
     pass that ended the previous one, so the whole walk leaves from one port."""
     ip = bed.pod_ips[0]
-    names = ["my-service.default", "my-service.default"]
+    # one lookup: the library's query cache (on by default, off in Node; not modelled) would
+    # answer a second lookup's AAAA from the first's NODATA
+    names = ["my-service.default"]
     real_pk, real = _pycares(bed, names, tmp_path)
     model_pk, model = _model(bed, "gai", tmp_path, "any", embedding=LIBRARY, names=tuple(names))
     _show("real c-ares (pycares), getaddrinfo AF_UNSPEC", real_pk, ip, real)
     _show("c-ares model", model_pk, ip, [(r.outcome, r.source_ports) for r in model])
     pattern = query_pattern(real_pk, ip)
     assert pattern == query_pattern(model_pk, ip)
-    # two lookups, each a walk of two candidates, A and AAAA each: one port per lookup
-    assert [i for i, _, _ in pattern] == [0] * 4 + [1] * 4
-    assert [r.outcome for r in model] == ["answer", "answer"]
+    # a walk of two candidates, A and AAAA each, on one port
+    assert [i for i, _, _ in pattern] == [0] * 4
+    assert [r.outcome for r in model] == ["answer"]
 
 
 @needs_pycares
@@ -337,7 +339,9 @@ def test_library_defaults_try_3_times_when_every_reply_is_dropped(
         qs = _queries(pk, ip)
         assert len(qs) == 2 * 3  # A and AAAA, 3 tries each
         assert qs[0].sport == qs[1].sport  # the pair on one socket
-        assert len({q.sport for q in qs}) == 1 + 4  # then every retry from a new port
+        # retries leave from new ports (Node's 1.34.6: one each; pycares' 1.34.9 puts the
+        # retries of one pass on one new socket, see the model's notes)
+        assert all(q.sport != qs[0].sport for q in qs[2:])
         a = [q.t - qs[0].t for q in qs if q.qtype == "A"]
         assert abs(a[1] - 2.0) < 0.1  # when due: 2000 ms
         assert 2.0 - 0.05 <= a[2] - a[1] <= 4.0 + 0.05  # 4000 ms shortened by up to half
