@@ -1,5 +1,7 @@
 """``upstream_cold_build_s``: how long a fresh machine takes to build the default release's
-upstream parts, read from what the builds recorded themselves (nothing is rebuilt here).
+upstream parts, read from what the builds recorded themselves (nothing is rebuilt here);
+``upstream_kube_proxy_build_s``: how long one more release's kube-proxy alone takes (the Go
+build cache warm from another release's build), read from its stamp.
 
 In order of preference:
 
@@ -20,7 +22,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.upstream import COMPONENT_BINARIES, Release, coldbuild, read_stamp, release
+from harness.upstream import (
+    COMPONENT_BINARIES,
+    Release,
+    coldbuild,
+    default_version,
+    read_stamp,
+    release,
+    releases,
+)
 
 
 def cold_runs(rel: Release) -> dict[str, list[tuple[str, dict[str, Any]]]]:
@@ -147,3 +157,37 @@ def measure(kubernetes: str | None = None) -> tuple[float | None, dict[str, Any]
         "empty cache records one, or `upstream build --cold` (as root)",
         "needs": sorted(f"{c}/{b}" for c, b in needed),
     }
+
+def kube_proxy_builds() -> list[dict[str, Any]]:
+    """Every recorded build of a release's kube-proxy alone (``upstream build --kubernetes V
+    --component kube-proxy``, or a run's first use that needed only it), oldest first."""
+    out = []
+    for ver in sorted(releases()):
+        for r in (read_stamp("kubernetes", ver) or {}).get("runs") or []:
+            if isinstance(r, dict) and r.get("binaries") == ["kube-proxy"]:
+                out.append(
+                    {
+                        "kubernetes": ver,
+                        "seconds": float(r["seconds"]),
+                        "cold": bool(r.get("cold")),
+                        "load_avg_1m": r.get("load_avg_1m"),
+                        "cpus": r.get("cpus"),
+                        "finished": r.get("finished"),
+                    }
+                )
+    return sorted(out, key=lambda b: str(b["finished"]))
+
+
+def measure_kube_proxy() -> tuple[float | None, dict[str, Any]]:
+    """(seconds of the latest warm kube-proxy-only build of a release other than the default,
+    or None, detail)."""
+    warm = [
+        b for b in kube_proxy_builds() if not b["cold"] and b["kubernetes"] != default_version()
+    ]
+    if not warm:
+        return None, {
+            "note": "no kube-proxy-only build recorded: run `conntrack-harness upstream build "
+            "--kubernetes V --component kube-proxy` for a release other than the default"
+        }
+    last = warm[-1]
+    return float(last["seconds"]), {**last, "go_build_cache": "warm (another release built)"}

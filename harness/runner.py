@@ -192,7 +192,7 @@ class ClusterSession:
         require_root(self.backend)
         if self.on_host:
             preflight(self.scenario, force=self.force)
-        check_backend_ready(self.backend, self.options, self.notice)  # tools, daemon, API
+        check_backend_ready(self.backend, self.options, self.notice, self.scenario)  # tools, parts
         check_inputs(self.backend, self.scenario, self.options)  # e.g. CoreDNS parses a Corefile
         stack = self._stack
         lock = changes_host(self.backend, self.scenario, self.options)

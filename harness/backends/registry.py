@@ -7,6 +7,7 @@ The kube backends are imported lazily: they need the ``kube`` extra (the kuberne
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from harness.backends.base import KUBERNETES_RELEASE, BackendOptions, Cluster
@@ -165,13 +166,23 @@ def check_cluster_fields(backend: str, scenario: Scenario) -> None:
 
 
 def check_backend_ready(
-    backend: str, options: BackendOptions, notice: Notice | None = None
+    backend: str,
+    options: BackendOptions,
+    notice: Notice | None = None,
+    scenario: Scenario | None = None,
 ) -> None:
     """Checks that need no lock and change no host: the backend's tools are on PATH, which
     Docker and node image kind uses (``CTH_KIND_DOCKER``; said through ``notice``, kept in
     ``options.extra`` for :func:`make_cluster`), the kubeconfig's API server answers. Run
     before the host lock is waited on and before any host change, so a run never changes
-    the host and then finds its backend missing."""
+    the host and then finds its backend missing. The first use of a pinned release (netns)
+    builds what the run needs of it into the cache here, with progress on stderr (the cache
+    has its own build lock)."""
+    if scenario is not None:
+        from harness.upstream.ondemand import ensure
+
+        release = options.extra.get(KUBERNETES_RELEASE) or scenario.cluster.kube_proxy.version
+        ensure(backend, str(release), say=_say_upstream)
     if backend == "kind":
         from harness.backends.kube.kind import preflight as kind_preflight
         from harness.backends.kube.kinddocker import EXTRA_KEY
@@ -191,6 +202,10 @@ def check_inputs(backend: str, scenario: Scenario, options: BackendOptions) -> N
         from harness.backends.netns.k8s.corefilecheck import check_scenario
 
         check_scenario(scenario, options.extra.get(KUBERNETES_RELEASE))
+
+
+def _say_upstream(line: str) -> None:
+    print(f"upstream: {line}", file=sys.stderr, flush=True)
 
 
 def changes_host(backend: str, scenario: Scenario, options: BackendOptions) -> bool:

@@ -46,7 +46,7 @@ def _buckets(v: int | str) -> int | str:
 
 Buckets = Annotated[int | Literal["auto"], AfterValidator(_buckets)]
 
-ResolverModel = Literal["glibc", "musl", "go", "sequential"]
+ResolverModel = Literal["glibc", "musl", "go", "sequential", "c-ares"]
 
 # A lookup name: DNS labels (a "{n}" template is allowed), an optional trailing dot.
 _NAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9_{}-]{1,63})(\.[A-Za-z0-9_{}-]{1,63})*\.?$")
@@ -362,7 +362,12 @@ class HTTPLoad(_Strict):
 
 class DNSLoad(_Strict):
     rate: float = Field(100, gt=0, le=100_000, description="Lookups per second")
-    resolver: ResolverModel = "glibc"
+    resolver: ResolverModel = Field(
+        "glibc",
+        description="The stub resolver modelled: glibc, musl, go, sequential, or c-ares (one "
+        "UDP socket per client process shared by A, AAAA and every lookup in flight; set "
+        "lookups_per_process to what one long-lived process makes)",
+    )
     family: Literal["any", "ipv4"] = Field(
         "any",
         description="any: A and AAAA (getaddrinfo AF_UNSPEC); ipv4: A only (AF_INET, Go "

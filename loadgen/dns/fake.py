@@ -155,6 +155,24 @@ class FakeTransport:
         assert reply is not None
         return best, reply
 
+    async def recv_ids(
+        self, socks: Sequence[Sock], qids: frozenset[int], deadline: float
+    ) -> tuple[Sock, Reply] | None:
+        best: tuple[float, _FakeSock, int] | None = None
+        for s in socks:
+            assert isinstance(s, _FakeSock)
+            for i, (at, r) in enumerate(s.pending):
+                if r.qid in qids and at <= deadline and (best is None or at < best[0]):
+                    best = (at, s, i)
+        if best is None:
+            self.clock = max(self.clock, deadline)
+            return None
+        at, sock, i = best
+        _, reply = sock.pending.pop(i)
+        self.clock = max(self.clock, at)
+        sock.replies += 1
+        return sock, reply
+
     def close(self, sock: Sock) -> None:
         self.closed.append(sock.port)
 

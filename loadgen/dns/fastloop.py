@@ -59,7 +59,7 @@ class _Task:
 
 
 class _FSock(Sock):
-    __slots__ = ("error", "fd", "ids", "queue", "rbuf", "sk", "waiter")
+    __slots__ = ("error", "fd", "id_waiters", "ids", "parked", "queue", "rbuf", "sk", "waiter")
 
     def __init__(self, sk: _socket.socket, port: int, proto: str, server: str | None) -> None:
         self.port = port
@@ -72,6 +72,9 @@ class _FSock(Sock):
         self.waiter: _Wait | None = None
         self.error: OSError | None = None
         self.rbuf = b""
+        # shared sockets (c-ares): replies by ID, and who waits for which ID
+        self.parked: dict[int, Reply] = {}
+        self.id_waiters: dict[int, _Wait] = {}
 
 
 class FastLoop:
@@ -162,6 +165,15 @@ class FastLoop:
             self._forget(s)
         if s.waiter is not None and (s.queue or s.error is not None):
             self._wake(s.waiter)
+        if s.id_waiters:
+            if s.error is not None:
+                for w in list(s.id_waiters.values()):
+                    self._wake(w)
+            else:
+                for r in s.queue:
+                    by_id = s.id_waiters.get(r.qid)
+                    if by_id is not None:
+                        self._wake(by_id)
 
     def _read_stream(self, s: _FSock) -> None:
         chunk = s.sk.recv(65536)
@@ -293,3 +305,34 @@ class FastTransport:
             if self.loop.now() >= deadline:
                 return None
             await _Wait(fs, deadline)
+
+    async def recv_ids(
+        self, socks: Sequence[Sock], qids: frozenset[int], deadline: float
+    ) -> tuple[Sock, Reply] | None:
+        fs: list[_FSock] = []
+        for sock in socks:
+            assert isinstance(sock, _FSock)
+            fs.append(sock)
+        while True:
+            for s in fs:
+                while s.queue:  # what arrived while nobody waited by ID
+                    r = s.queue.popleft()
+                    s.parked[r.qid] = r
+                for q in qids:
+                    if q in s.parked:
+                        return s, s.parked.pop(q)
+                if s.error is not None:
+                    raise TransportError(f"socket error: {s.error}")
+            if self.loop.now() >= deadline:
+                return None
+            w = _Wait((), deadline)
+            for s in fs:
+                for q in qids:
+                    s.id_waiters[q] = w
+            try:
+                await w
+            finally:
+                for s in fs:
+                    for q in qids:
+                        if s.id_waiters.get(q) is w:
+                            del s.id_waiters[q]

@@ -8,7 +8,7 @@ from typing import Literal
 from harness.dns.resolvconf import ResolvConf
 from harness.errors import BadInput
 
-ResolverName = Literal["glibc", "musl", "go", "sequential"]
+ResolverName = Literal["glibc", "musl", "go", "sequential", "c-ares"]
 Pattern = Literal["constant", "burst", "ramp"]
 # "unfinished": still waiting when the run ended, after at least one full timeout (see Drain)
 Outcome = Literal["answer", "nxdomain", "nodata", "timeout", "error", "unfinished"]
@@ -22,7 +22,7 @@ Drain = Literal["full", "first-timeout"]
 Family = Literal["any", "ipv4"]
 FAMILIES: tuple[str, ...] = ("any", "ipv4")
 DRAINS: tuple[str, ...] = ("full", "first-timeout")
-RESOLVERS: tuple[str, ...] = ("glibc", "musl", "go", "sequential")
+RESOLVERS: tuple[str, ...] = ("glibc", "musl", "go", "sequential", "c-ares")
 PATTERNS: tuple[str, ...] = ("constant", "burst", "ramp")
 
 

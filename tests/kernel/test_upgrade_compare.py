@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.upstream import ComponentMissing, locate, releases
+from harness.upstream import ComponentMissing, default_version, locate, releases
 from tests.kernel.conftest import HostSnapshot
 
 pytestmark = pytest.mark.kernel
@@ -24,7 +24,9 @@ def _two_releases() -> tuple[str, str]:
     pinned = sorted(releases())
     if len(pinned) < 2:
         pytest.fail(f"versions.toml pins fewer than two Kubernetes releases: {pinned}")
-    a, b = pinned[0], pinned[-1]
+    # the default release (make setup builds it) against the newest other one
+    a = default_version()
+    b = max((v for v in pinned if v != a), key=lambda v: tuple(int(x) for x in v[1:].split(".")))
     missing = []
     for v in (a, b):
         for binary in NEEDED:

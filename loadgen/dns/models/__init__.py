@@ -7,6 +7,7 @@ from collections.abc import Callable
 from harness.dns.resolvconf import ResolvConf
 from harness.errors import BadInput
 from loadgen.dns.models.base import FAMILIES, Family, ResolverModel
+from loadgen.dns.models.cares import CAresResolver
 from loadgen.dns.models.glibc import GlibcResolver
 from loadgen.dns.models.go import GoResolver
 from loadgen.dns.models.musl import MuslResolver
@@ -16,6 +17,7 @@ MODELS: dict[str, Callable[[ResolvConf, Family], ResolverModel]] = {
     "glibc": GlibcResolver,
     "musl": MuslResolver,
     "go": GoResolver,
+    "c-ares": CAresResolver,
     "sequential": SequentialResolver,
 }
 

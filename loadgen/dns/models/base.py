@@ -87,6 +87,14 @@ class Transport(Protocol):
         """The next reply on any of ``socks`` (and which), or None after ``deadline``."""
         ...
 
+    async def recv_ids(
+        self, socks: Sequence[Sock], qids: frozenset[int], deadline: float
+    ) -> tuple[Sock, Reply] | None:
+        """The next reply on any of ``socks`` whose ID is one of ``qids``, or None after
+        ``deadline``. Replies with other IDs stay for whoever waits for them: several
+        lookups can share one socket (c-ares)."""
+        ...
+
     def close(self, sock: Sock) -> None: ...
 
 
@@ -124,6 +132,8 @@ class Recorder:
 
     def send(self, sock: Sock, server: str, qname: str, qtype: QType, *, edns: bool = False) -> int:
         qid = self.inner.send(sock, server, qname, qtype, edns=edns)
+        if sock.port not in self.ports:  # a socket opened by an earlier lookup (c-ares)
+            self.ports.append(sock.port)
         att = AttemptRecord(qname, qtype, server, sock.proto, sock.port, self.now() - self.t0)
         for prev in self.attempts:
             if prev.qtype == qtype and prev.qname == qname:
@@ -143,6 +153,16 @@ class Recorder:
 
     async def recv_any(self, socks: Sequence[Sock], deadline: float) -> tuple[Sock, Reply] | None:
         got = await self.inner.recv_any(socks, deadline)
+        if got is None:
+            self.full_timeout_waits += 1
+            return None
+        self._note(*got)
+        return got
+
+    async def recv_ids(
+        self, socks: Sequence[Sock], qids: frozenset[int], deadline: float
+    ) -> tuple[Sock, Reply] | None:
+        got = await self.inner.recv_ids(socks, qids, deadline)
         if got is None:
             self.full_timeout_waits += 1
             return None

@@ -146,3 +146,33 @@ def test_first_timeout_drain_waits_out_musls_short_resends() -> None:
     assert all(r.latency_s >= 2.0 - 0.05 for r in records)
     s = summarize(records, timeout_s=2.0)
     assert s["timeouts"] == s["waited"] == 40
+
+
+def test_cares_clients_share_one_port_while_lookups_are_in_flight() -> None:
+    """c-ares on the engine: one channel per client process, its lookups in flight share one
+    socket. CoreDNS answers nothing (an nft drop), so every lookup started within the first
+    second is still waiting when the next starts: per pod, all their first queries leave
+    from one port, through the ClusterIP's DNAT; retries after the first timeout do not."""
+    with topology(client_pods=2, coredns=1) as topo:
+        server = topo.plan.role("coredns")[0]
+        run(["nft", "-f", "-"], netns=server.ns, input_=drop_rules(""))
+        pods = [ClientPod(p.ns, p.ip, resolv(DNS_IP)) for p in topo.plan.role("client")]
+        plan = DNSPlan(
+            rate=40,
+            duration_s=1.0,
+            names=[FQDN],
+            resolver="c-ares",
+            lookups_per_process=1000,
+            drain="first-timeout",
+        )
+        records = asyncio.run(run_dns_load(pods, plan))
+    assert len(records) == 40
+    assert {r.resolver for r in records} == {"c-ares"}
+    assert {r.outcome for r in records} == {"unfinished"}
+    for pod in {r.pod for r in records}:
+        mine = [r for r in records if r.pod == pod]
+        first = {a.port for r in mine for a in r.attempts if a.t_sent < 0.5}
+        assert len(first) == 1, first  # 20 lookups, A and AAAA each: one socket
+        later = [a.port for r in mine for a in r.attempts if a.t_sent >= 1.9]
+        assert later
+        assert first.isdisjoint(later)  # after a timeout: new sockets
