@@ -34,7 +34,7 @@ from loadgen.dns.lookup import recorded_lookup
 from loadgen.dns.models.base import Family
 from loadgen.dns.models.cares import LIBRARY, NODE, CAresResolver, Embedding
 from loadgen.dns.types import LookupRecord
-from tests.integration.loadgen.capture import Packet, describe, query_pattern, read_pcap, tcpdump
+from tests.kernel.loadgen.capture import Packet, describe, query_pattern, read_pcap, tcpdump
 
 pytestmark = [
     pytest.mark.kernel,
