@@ -112,6 +112,9 @@ def _run_fast(
     first, step = stride
     total = expected_count(plan)
     names, npods, cap = plan.names, len(pods), plan.max_in_flight
+    nnames, per_process, spawn = len(names), plan.lookups_per_process, loop.spawn
+    pod_tr = [transports[p.netns] for p in pods]
+    labels = [p.label for p in pods]
     in_flight = 0
     cut = plan.drain == "first-timeout"
     live: dict[int, _InFlight] = {}  # only with cut: the lookups in flight, by sequence number
@@ -157,24 +160,21 @@ def _run_fast(
                 # Round-robin over pods, and over names once per full round of pods.
                 pi = i % npods
                 proc = procs[pi]
-                if proc.used >= plan.lookups_per_process:
+                if proc.used >= per_process:
                     proc = procs[pi] = _Process(new_model(pods[pi].resolv, family))
                 proc.used += 1
-                pod = pods[pi]
                 in_flight += 1
-                name = names[(i // npods) % len(names)]
-                tr = transports[pod.netns]
+                name = names[(i // npods) % nnames]
+                tr, label = pod_tr[pi], labels[pi]
                 if not cut:
-                    loop.spawn(
-                        recorded_lookup(proc.model, name, tr, pod=pod.label, t_start=now), done
-                    )
+                    spawn(recorded_lookup(proc.model, name, tr, pod=label, t_start=now), done)
                 else:
                     rec = Recorder(tr)
                     coro = recorded_lookup(
-                        proc.model, name, tr, pod=pod.label, t_start=now, recorder=rec
+                        proc.model, name, tr, pod=label, t_start=now, recorder=rec
                     )
-                    live[i] = _InFlight(coro, rec, proc.model, name, pod.label, now)
-                    loop.spawn(coro, done_seq(i))
+                    live[i] = _InFlight(coro, rec, proc.model, name, label, now)
+                    spawn(coro, done_seq(i))
                 nxt = next(todo, None)
             if nxt is None and in_flight == 0:
                 break
