@@ -239,10 +239,17 @@ async def _run_workers(
                 p.kill()
                 await p.wait()
     records: list[LookupRecord] = []
-    for p, (out, err) in zip(procs, outs, strict=True):
+    for p, (_out, err) in zip(procs, outs, strict=True):
         if p.returncode != 0:
             raise BackendError(f"DNS load worker failed ({p.returncode}): {err.decode()[-2000:]}")
-        records.extend(record_from_row(row) for row in marshal.loads(out))
+    gc_was_on = gc.isenabled()
+    gc.disable()  # tens of thousands of new records: no collection pass over them meanwhile
+    try:
+        for out, _err in outs:
+            records.extend(record_from_row(row) for row in marshal.loads(out))
+    finally:
+        if gc_was_on:
+            gc.enable()
     records.sort(key=lambda r: r.t_start)  # all t_start count from the common start
     if progress is not None:
         progress(len(records), expected_count(plan))

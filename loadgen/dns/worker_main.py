@@ -4,6 +4,7 @@ list of rows (:func:`loadgen.dns.codec.record_to_row`; the parent is the same in
 
 from __future__ import annotations
 
+import gc
 import json
 import marshal
 import sys
@@ -13,6 +14,9 @@ from loadgen.dns.engine import _run_fast
 
 
 def main() -> None:
+    # A short-lived process: no cyclic collection at all (the load loop turns it off anyway;
+    # writing the rows afterwards would otherwise walk every record again and again).
+    gc.disable()
     job = json.load(sys.stdin)
     pods = [pod_from_json(p) for p in job["pods"]]
     plan = plan_from_json(job["plan"])
