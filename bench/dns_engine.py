@@ -77,6 +77,7 @@ def dnsperf(
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
         f.write(f"{name} A\n{name} AAAA\n")
         qfile = f.name
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
         cp = run(
             [
@@ -89,6 +90,8 @@ def dnsperf(
         )
     finally:
         os.unlink(qfile)
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = ru1.ru_utime - ru0.ru_utime + ru1.ru_stime - ru0.ru_stime
     out: dict[str, Any] = {"clients": clients, "outstanding": outstanding, "seconds": seconds}
     for raw in cp.stdout.splitlines():
         line = raw.strip()
@@ -99,6 +102,21 @@ def dnsperf(
         elif line.startswith("Queries completed:"):
             out["queries_completed"] = int(line.split(":")[1].split()[0])
     out["pair_lookups_per_s_equiv"] = out.get("queries_per_s", 0.0) / 2
+    pairs = out.get("queries_completed", 0) / 2
+    out["cpu_us_per_pair"] = 1e6 * cpu / pairs if pairs else 0.0
+    return out
+
+
+def with_server_cpu(
+    topo: Topology, measure_fn: Callable[[], dict[str, Any]], per: Callable[[dict[str, Any]], float]
+) -> dict[str, Any]:
+    """``measure_fn()``'s result plus the CoreDNS processes' CPU per unit of work (``per``)."""
+    servers = _servers(topo)
+    t0 = sum(_cpu_ticks(pid) for _, pid in servers)
+    out = measure_fn()
+    cpu = (sum(_cpu_ticks(pid) for _, pid in servers) - t0) / os.sysconf("SC_CLK_TCK")
+    n = per(out)
+    out["servers_cpu_us_per_pair"] = 1e6 * cpu / n if n else 0.0
     return out
 
 
@@ -205,6 +223,7 @@ def engine_on(
         "failed": summary["failed"],
         "latency_ms": summary["latency_ms"],
         "generator_cpu_s_per_1k_lookups_incl_startup_and_ipc": 1000 * gen_cpu / n if n else 0.0,
+        "cpu_us_per_lookup": 1e6 * gen_cpu / n if n else 0.0,
         "wall_s": wall,
     }
 
@@ -282,10 +301,18 @@ def measure(
                 os.setpriority(os.PRIO_PROCESS, pid, server_priority)
         client0 = topo.plan.role("client")[0].ns
         res = side_by_side(
-            lambda: dnsperf(
-                client0, DNS_IP, SERVICE_NAME, dnsperf_seconds, outstanding=outstanding
+            lambda: with_server_cpu(
+                topo,
+                lambda: dnsperf(
+                    client0, DNS_IP, SERVICE_NAME, dnsperf_seconds, outstanding=outstanding
+                ),
+                lambda d: d.get("queries_completed", 0) / 2,
             ),
-            lambda r, t: engine(topo, r, t, workers, max_in_flight=max(1, outstanding // 2)),
+            lambda r, t: with_server_cpu(
+                topo,
+                lambda: engine(topo, r, t, workers, max_in_flight=max(1, outstanding // 2)),
+                lambda e: float(e["lookups"]),
+            ),
             topo.flush_conntrack,
             repeats=repeats,
             rate=rate,
