@@ -3,8 +3,9 @@
 asyncio spends tens of microseconds per lookup on tasks, futures, timer handles and selector
 bookkeeping; at 10,000 lookups/s on two cores that is the whole budget. The resolver models
 are plain coroutines that only ever wait on "a reply on these sockets, or this deadline", so
-this loop drives them directly: ``coro.send()``, one ``epoll``, and one heap of deadlines.
-The models and the wire code are the same ones the asyncio transport and the fake use.
+this loop drives them directly: ``coro.send()``, one ``epoll``, and deadline timers (one
+entry per waiting task, see :class:`FastLoop`). The models and the wire code are the same
+ones the fake transport uses.
 
 Sockets are made inside the pod's network namespace with
 :func:`harness.kernel.netns.socket_in` (a batch at a time, via ``entered``).
