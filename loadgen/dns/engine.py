@@ -13,7 +13,7 @@ no new lookup starts; with ``plan.drain == "full"`` the ones in flight are allow
 with ``"first-timeout"`` the run ends as soon as every lookup still in flight has waited one
 full resolver timeout, and those are recorded as ``unfinished`` (see :data:`~.types.Drain`).
 
-The loop itself is :class:`~loadgen.dns.fastloop.FastLoop` (epoll + a deadline heap driving
+The loop itself is :class:`~loadgen.dns.fastloop.FastLoop` (epoll + deadline timers driving
 the model coroutines), run in a thread so the caller's asyncio loop stays free. With
 ``plan.workers > 1`` it runs in that many worker processes instead (``python -m
 loadgen.dns.worker_main``: the job as JSON in, the records as rows out), each taking every
