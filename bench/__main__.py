@@ -5,8 +5,9 @@ Figures (targets are for the 2-core CI machine; values are never hard-coded):
 
 - ``matrix_wall_s``: the full seed matrix on netns (:mod:`bench.matrix`);
 - ``topology_up_down_s``: build + tear down 2 nodes and 10 pods (servers answering);
-- ``dns_lookups_vs_dnsperf``: engine lookups/s over dnsperf's pair-equivalent rate, both on
-  the harness topology's kube-dns ClusterIP path, one after the other in one topology;
+- ``dns_lookups_vs_dnsperf``: engine answered lookups/s over dnsperf's pair-equivalent rate,
+  both on the harness topology's kube-dns ClusterIP path, side by side in one topology (the
+  median of 5 alternated pairs, :mod:`bench.dns_engine`);
 - ``new_connections_vs_wrk``: raw client new connections/s over wrk's with
   ``Connection: close``, on the http-server ClusterIP path, one topology;
 - ``first_drop_after_load_start_s``: from the matrix's exhaustion baseline: load start (the
@@ -47,7 +48,7 @@ OUT = Path(__file__).resolve().parent / "results.json"
 TARGETS: dict[str, tuple[str, float, str]] = {
     "matrix_wall_s": ("s", 90.0, "<="),
     "topology_up_down_s": ("s", 2.0, "<="),
-    "dns_lookups_vs_dnsperf": ("ratio", 0.5, ">="),
+    "dns_lookups_vs_dnsperf": ("ratio", 1.0, ">="),
     "new_connections_vs_wrk": ("ratio", 0.5, ">="),
     "first_drop_after_load_start_s": ("s", 10.0, "<="),
     "sampler_cpu_share": ("fraction", 0.05, "<"),
@@ -161,22 +162,17 @@ def _generator_figures(
             )
         )
     if "dns" not in skip:
-        ds = [
-            dns_engine.measure(rate=10_000, seconds=5.0, workers=2, pods=4) for _ in range(repeats)
-        ]
-        details["dns"] = ds
-        ratios = [d["ratio_vs_dnsperf"] for d in ds]
+        d = dns_engine.measure(seconds=5.0, workers=2, pods=4, repeats=max(repeats, 3))
+        details["dns"] = d
         figures.append(
             figure(
                 "dns_lookups_vs_dnsperf",
-                median(ratios),
-                ratios,
-                engine_lookups_per_s=[round(d["engine"]["lookups_per_s"]) for d in ds],
-                dnsperf_pairs_per_s=[
-                    round(d["dnsperf"].get("pair_lookups_per_s_equiv", 0)) for d in ds
-                ],
-                disturbed=[d["disturbed"] for d in ds],
-                note=f"median of {len(ds)}, each side by side in one topology",
+                d["ratio_vs_dnsperf"],
+                d["ratios"],
+                engine_answered_per_s=round(d["engine"]["answered_per_s"]),
+                dnsperf_pairs_per_s=round(d["dnsperf"].get("pair_lookups_per_s_equiv", 0)),
+                disturbed=d["disturbed"],
+                note=f"median of {len(d['ratios'])} pairs, each side by side in one topology",
             )
         )
     if "http" not in skip:

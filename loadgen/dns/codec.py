@@ -38,3 +38,37 @@ def record_to_json(rec: LookupRecord) -> dict[str, Any]:
 def record_from_json(d: dict[str, Any]) -> LookupRecord:
     attempts = [AttemptRecord(**a) for a in d.get("attempts", [])]
     return LookupRecord(**{**d, "attempts": attempts})
+
+
+# Rows: a record as a tuple of its fields in declaration order, its attempts as tuples too.
+# What engine workers send their parent (marshal, same interpreter on both ends): no field
+# names repeated per record, and no per-field Python calls to write or read them.
+RecordRow = tuple[Any, ...]
+_ATTEMPTS_AT = _RECORD_FIELDS.index("attempts")
+
+
+def record_to_row(rec: LookupRecord) -> RecordRow:
+    return (
+        rec.t_start,
+        rec.pod,
+        rec.name,
+        rec.outcome,
+        rec.latency_s,
+        rec.queries_sent,
+        rec.replies_received,
+        rec.source_ports,
+        rec.retries,
+        rec.full_timeout_waits,
+        [
+            (a.qname, a.qtype, a.server, a.proto, a.port, a.t_sent, a.latency_s, a.rcode)
+            for a in rec.attempts
+        ],
+        rec.resolver,
+        rec.error,
+    )
+
+
+def record_from_row(row: RecordRow) -> LookupRecord:
+    rec = LookupRecord(*row)
+    rec.attempts = [AttemptRecord(*a) for a in row[_ATTEMPTS_AT]]
+    return rec

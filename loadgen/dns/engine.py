@@ -13,17 +13,20 @@ no new lookup starts; with ``plan.drain == "full"`` the ones in flight are allow
 with ``"first-timeout"`` the run ends as soon as every lookup still in flight has waited one
 full resolver timeout, and those are recorded as ``unfinished`` (see :data:`~.types.Drain`).
 
-The loop itself is :class:`~loadgen.dns.fastloop.FastLoop` (epoll + a deadline heap driving
+The loop itself is :class:`~loadgen.dns.fastloop.FastLoop` (epoll + deadline timers driving
 the model coroutines), run in a thread so the caller's asyncio loop stays free. With
 ``plan.workers > 1`` it runs in that many worker processes instead (``python -m
-loadgen.dns.worker_main``, JSON in and out), each taking every ``workers``-th lookup of the
-same schedule, all started together on the wall clock.
+loadgen.dns.worker_main``: the job as JSON in, the records as rows out), each taking every
+``workers``-th lookup of the same schedule, all started together on the wall clock.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
+import itertools
 import json
+import marshal
 import resource
 import sys
 import time
@@ -32,10 +35,10 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from harness.errors import BackendError
-from loadgen.dns.codec import plan_to_json, pod_to_json, record_from_json
+from loadgen.dns.codec import plan_to_json, pod_to_json, record_from_row
 from loadgen.dns.fastloop import FastLoop, FastTransport
 from loadgen.dns.lookup import recorded_lookup, unfinished
-from loadgen.dns.models import make_resolver
+from loadgen.dns.models import MODELS, make_resolver
 from loadgen.dns.models.base import Recorder, ResolverModel
 from loadgen.dns.pacing import expected_count, start_offsets
 from loadgen.dns.types import ClientPod, DNSPlan, LookupRecord
@@ -103,10 +106,15 @@ def _run_fast(
     loop = FastLoop()
     transports = {p.netns: FastTransport(p.netns, loop) for p in pods}
     procs = [_Process(make_resolver(plan.resolver, p.resolv, plan.family)) for p in pods]
+    new_model = MODELS[plan.resolver]  # validated just above
+    family = plan.family
     records: list[LookupRecord] = []
     first, step = stride
     total = expected_count(plan)
     names, npods, cap = plan.names, len(pods), plan.max_in_flight
+    nnames, per_process, spawn = len(names), plan.lookups_per_process, loop.spawn
+    pod_tr = [transports[p.netns] for p in pods]
+    labels = [p.label for p in pods]
     in_flight = 0
     cut = plan.drain == "first-timeout"
     live: dict[int, _InFlight] = {}  # only with cut: the lookups in flight, by sequence number
@@ -128,10 +136,16 @@ def _run_fast(
 
         return finish
 
-    todo = ((i, off) for i, off in enumerate(start_offsets(plan)) if i % step == first)
+    todo = itertools.islice(enumerate(start_offsets(plan)), first, None, step)
     nxt = next(todo, None)
     if start_at is not None:  # workers start together, on the wall clock
         time.sleep(max(0.0, start_at - time.time()))
+    # No cyclic garbage collection while the load runs: every lookup allocates a few dozen
+    # objects, which triggers a collection every few hundred lookups, each walking all the
+    # records kept so far. Lookups make no cycles that outlive them (their sockets are
+    # closed and their coroutines finish); whatever is left is collected once, at the end.
+    gc_was_on = gc.isenabled()
+    gc.disable()
     t0 = loop.now()
     next_progress = 0.0
     try:
@@ -146,26 +160,21 @@ def _run_fast(
                 # Round-robin over pods, and over names once per full round of pods.
                 pi = i % npods
                 proc = procs[pi]
-                if proc.used >= plan.lookups_per_process:
-                    proc = procs[pi] = _Process(
-                        make_resolver(plan.resolver, pods[pi].resolv, plan.family)
-                    )
+                if proc.used >= per_process:
+                    proc = procs[pi] = _Process(new_model(pods[pi].resolv, family))
                 proc.used += 1
-                pod = pods[pi]
                 in_flight += 1
-                name = names[(i // npods) % len(names)]
-                tr = transports[pod.netns]
+                name = names[(i // npods) % nnames]
+                tr, label = pod_tr[pi], labels[pi]
                 if not cut:
-                    loop.spawn(
-                        recorded_lookup(proc.model, name, tr, pod=pod.label, t_start=now), done
-                    )
+                    spawn(recorded_lookup(proc.model, name, tr, pod=label, t_start=now), done)
                 else:
                     rec = Recorder(tr)
                     coro = recorded_lookup(
-                        proc.model, name, tr, pod=pod.label, t_start=now, recorder=rec
+                        proc.model, name, tr, pod=label, t_start=now, recorder=rec
                     )
-                    live[i] = _InFlight(coro, rec, proc.model, name, pod.label, now)
-                    loop.spawn(coro, done_seq(i))
+                    live[i] = _InFlight(coro, rec, proc.model, name, label, now)
+                    spawn(coro, done_seq(i))
                 nxt = next(todo, None)
             if nxt is None and in_flight == 0:
                 break
@@ -191,6 +200,8 @@ def _run_fast(
         for tr in transports.values():
             tr.close_pool()
         loop.close()
+        if gc_was_on:
+            gc.enable()
     if progress is not None:
         progress(len(records), total)
     records.sort(key=lambda r: r.t_start)
@@ -228,10 +239,17 @@ async def _run_workers(
                 p.kill()
                 await p.wait()
     records: list[LookupRecord] = []
-    for p, (out, err) in zip(procs, outs, strict=True):
+    for p, (_out, err) in zip(procs, outs, strict=True):
         if p.returncode != 0:
             raise BackendError(f"DNS load worker failed ({p.returncode}): {err.decode()[-2000:]}")
-        records.extend(record_from_json(d) for d in json.loads(out))
+    gc_was_on = gc.isenabled()
+    gc.disable()  # tens of thousands of new records: no collection pass over them meanwhile
+    try:
+        for out, _err in outs:
+            records.extend(record_from_row(row) for row in marshal.loads(out))
+    finally:
+        if gc_was_on:
+            gc.enable()
     records.sort(key=lambda r: r.t_start)  # all t_start count from the common start
     if progress is not None:
         progress(len(records), expected_count(plan))

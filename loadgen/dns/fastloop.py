@@ -3,8 +3,9 @@
 asyncio spends tens of microseconds per lookup on tasks, futures, timer handles and selector
 bookkeeping; at 10,000 lookups/s on two cores that is the whole budget. The resolver models
 are plain coroutines that only ever wait on "a reply on these sockets, or this deadline", so
-this loop drives them directly: ``coro.send()``, one ``epoll``, and one heap of deadlines.
-The models and the wire code are the same ones the asyncio transport and the fake use.
+this loop drives them directly: ``coro.send()``, one ``epoll``, and deadline timers (one
+entry per waiting task, see :class:`FastLoop`). The models and the wire code are the same
+ones the fake transport uses.
 
 Sockets are made inside the pod's network namespace with
 :func:`harness.kernel.netns.socket_in` (a batch at a time, via ``entered``).
@@ -19,6 +20,7 @@ import random
 import select
 import socket
 import time
+import types
 from collections import deque
 from collections.abc import Callable, Coroutine, Generator, Sequence
 from typing import Any, TypeVar
@@ -33,29 +35,50 @@ _TCP_CONNECT_TIMEOUT = 1.0
 
 
 T = TypeVar("T")
+_INF = float("inf")
+_SOCK_FLAGS = socket.SOCK_DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC
 
 
-class _Wait:
-    """What a model coroutine yields to the loop: wake me on a reply or at ``deadline``."""
+@types.coroutine
+def _wait(socks: tuple[_FSock, ...], deadline: float) -> Generator[_Waiting, None, None]:
+    """What a transport awaits: the loop wakes the task on a reply on ``socks`` (or an error),
+    or once ``deadline`` has passed. A bare tuple: no object per wait beyond the generator."""
+    yield socks, deadline
 
-    __slots__ = ("deadline", "done", "socks", "task")
 
-    def __init__(self, socks: Sequence[_FSock], deadline: float) -> None:
-        self.socks = socks
-        self.deadline = deadline
-        self.done = False
-        self.task: _Task | None = None
+@types.coroutine
+def _wait_ids(
+    socks: tuple[_FSock, ...], qids: frozenset[int], deadline: float
+) -> Generator[_WaitingIds, None, None]:
+    """A wait on shared sockets (c-ares): the loop wakes the task on a reply carrying one of
+    ``qids`` (or an error), or once ``deadline`` has passed; other lookups' replies on the same
+    sockets wake their own tasks."""
+    yield socks, deadline, qids
 
-    def __await__(self) -> Generator[_Wait, None, None]:
-        yield self
+
+_Waiting = tuple[tuple["_FSock", ...], float]
+_WaitingIds = tuple[tuple["_FSock", ...], float, frozenset[int]]
+# Every DNS id as its two wire bytes (network order), so a query is one concatenation.
+_ID = [i.to_bytes(2, "big") for i in range(1 << 16)]
 
 
 class _Task:
-    __slots__ = ("coro", "on_done")
+    """A model coroutine and what it waits on now (``socks`` None: running, ready or done).
+
+    ``timer`` is the deadline of this task's earliest entry in the loop's timers (inf: none):
+    a task has one live entry however often it waits, and a later deadline is only pushed when
+    that entry comes due (lazily), so the pair's two waits and a search walk's windows cost
+    one timer entry each time, not one per wait."""
+
+    __slots__ = ("coro", "deadline", "on_done", "qids", "socks", "timer")
 
     def __init__(self, coro: Coroutine[Any, Any, Any], on_done: Callable[[Any], None]) -> None:
         self.coro = coro
         self.on_done = on_done
+        self.socks: tuple[_FSock, ...] | None = None
+        self.qids: frozenset[int] | None = None  # waiting by reply ID (shared sockets)
+        self.deadline = 0.0
+        self.timer = _INF
 
 
 class _FSock(Sock):
@@ -69,21 +92,27 @@ class _FSock(Sock):
         self.fd = sk.fileno()
         self.ids: dict[int, tuple[str, QType, bytes]] = {}
         self.queue: deque[Reply] = deque()
-        self.waiter: _Wait | None = None
+        self.waiter: _Task | None = None
         self.error: OSError | None = None
         self.rbuf = b""
-        # shared sockets (c-ares): replies by ID, and who waits for which ID
+        # shared sockets (c-ares): replies by ID, and which task waits for which ID
         self.parked: dict[int, Reply] = {}
-        self.id_waiters: dict[int, _Wait] = {}
+        self.id_waiters: dict[int, _Task] = {}
 
 
 class FastLoop:
-    """epoll + a deadline heap + a run queue of coroutines."""
+    """epoll + deadline timers + a run queue of coroutines.
+
+    Timers: almost every deadline is "now + the resolver's window", so deadlines arrive in
+    order; those go on a FIFO (append and pop at the ends), and only an out-of-order one on
+    a heap. A due entry whose task has moved on (answered, or waiting on a later deadline) is
+    dropped, or re-filed at the task's current deadline."""
 
     def __init__(self) -> None:
         self.ep = select.epoll()
         self.socks: dict[int, _FSock] = {}
-        self.timers: list[tuple[float, int, _Wait]] = []
+        self.fifo: deque[tuple[float, _Task]] = deque()
+        self.heap: list[tuple[float, int, _Task]] = []
         self.ready: deque[_Task] = deque()
         self._seq = itertools.count()
         self.now = time.monotonic
@@ -101,23 +130,69 @@ class FastLoop:
         except StopIteration as stop:
             task.on_done(stop.value)
             return
-        if not isinstance(w, _Wait):
+        try:
+            if len(w) == 2:
+                socks, deadline = w
+                qids = None
+            else:
+                socks, deadline, qids = w
+        except (TypeError, ValueError):
             task.coro.close()
-            raise TypeError(f"the DNS fast loop cannot wait on {w!r}")
-        w.task = task
-        for s in w.socks:
-            s.waiter = w
-        heapq.heappush(self.timers, (w.deadline, next(self._seq), w))
+            raise TypeError(f"the DNS fast loop cannot wait on {w!r}") from None
+        task.socks = socks
+        task.deadline = deadline
+        if qids is None:
+            for s in socks:
+                s.waiter = task
+        else:
+            task.qids = qids
+            for s in socks:
+                for q in qids:
+                    s.id_waiters[q] = task
+        if deadline < task.timer:
+            task.timer = deadline
+            self._file(deadline, task)
 
-    def _wake(self, w: _Wait) -> None:
-        if w.done:
+    def _file(self, deadline: float, task: _Task) -> None:
+        fifo = self.fifo
+        if not fifo or fifo[-1][0] <= deadline:
+            fifo.append((deadline, task))
+        else:
+            heapq.heappush(self.heap, (deadline, next(self._seq), task))
+
+    def _wake(self, task: _Task) -> None:
+        socks = task.socks
+        if socks is None:
             return
-        w.done = True
-        for s in w.socks:
-            if s.waiter is w:
+        task.socks = None
+        qids = task.qids
+        for s in socks:
+            if s.waiter is task:
                 s.waiter = None
-        assert w.task is not None
-        self.ready.append(w.task)
+            if qids is not None:
+                for q in qids:
+                    if s.id_waiters.get(q) is task:
+                        del s.id_waiters[q]
+        task.qids = None
+        self.ready.append(task)
+
+    def _due(self, deadline: float, task: _Task, now: float) -> None:
+        if task.timer != deadline:
+            return  # a stale entry: the task has an earlier one, or none
+        task.timer = _INF
+        if task.socks is None:
+            return  # not waiting (ready or done); its next wait files a new entry
+        if task.deadline <= now:
+            self._wake(task)
+        else:
+            task.timer = task.deadline
+            self._file(task.deadline, task)
+
+    def _next_deadline(self) -> float:
+        t = self.fifo[0][0] if self.fifo else _INF
+        if self.heap and self.heap[0][0] < t:
+            t = self.heap[0][0]
+        return t
 
     def run_until_complete(self, coro: Coroutine[Any, Any, T]) -> T:
         """Drive one coroutine to its end on this loop (what tests and one-off lookups need)."""
@@ -130,21 +205,27 @@ class FastLoop:
     # --- one turn ------------------------------------------------------------------------
     def run_once(self, max_wait: float) -> None:
         """Run ready tasks, wait for I/O up to ``max_wait`` s (or the next deadline), expire."""
-        while self.ready:
-            self._step(self.ready.popleft())
-        timeout = max_wait
-        if self.timers:
-            timeout = min(timeout, self.timers[0][0] - self.now())
-        for fd, _ev in self.ep.poll(max(timeout, 0.0)):
-            s = self.socks.get(fd)
+        ready = self.ready
+        step = self._step
+        while ready:
+            step(ready.popleft())
+        timeout = min(max_wait, self._next_deadline() - self.now())
+        socks = self.socks
+        readable = self._readable
+        for fd, _ev in self.ep.poll(timeout if timeout > 0.0 else 0.0):
+            s = socks.get(fd)
             if s is not None:
-                self._readable(s)
+                readable(s)
         now = self.now()
-        timers = self.timers
-        while timers and timers[0][0] <= now:
-            self._wake(heapq.heappop(timers)[2])
-        while self.ready:
-            self._step(self.ready.popleft())
+        fifo, heap, due = self.fifo, self.heap, self._due
+        while fifo and fifo[0][0] <= now:
+            d, task = fifo.popleft()
+            due(d, task, now)
+        while heap and heap[0][0] <= now:
+            d, _, task = heapq.heappop(heap)
+            due(d, task, now)
+        while ready:
+            step(ready.popleft())
 
     def _readable(self, s: _FSock) -> None:
         # One datagram per readiness event: epoll is level-triggered, so a second queued
@@ -152,8 +233,11 @@ class FastLoop:
         # EAGAIN exception on every event.
         try:
             if s.proto == "udp":
-                data, addr = s.sk.recvfrom(4096)
-                reply = parse_reply(data, s.ids, addr[0])
+                if s.server is not None:  # connected: only the server's datagrams arrive
+                    reply = parse_reply(s.sk.recv(4096), s.ids, s.server)
+                else:
+                    data, addr = s.sk.recvfrom(4096)
+                    reply = parse_reply(data, s.ids, addr[0])
                 if reply is not None:
                     s.queue.append(reply)
             else:
@@ -163,17 +247,18 @@ class FastLoop:
         except OSError as e:
             s.error = e
             self._forget(s)
-        if s.waiter is not None and (s.queue or s.error is not None):
-            self._wake(s.waiter)
+        w = s.waiter
+        if w is not None and (s.queue or s.error is not None):
+            self._wake(w)
         if s.id_waiters:
             if s.error is not None:
-                for w in list(s.id_waiters.values()):
-                    self._wake(w)
+                for t in list(s.id_waiters.values()):
+                    self._wake(t)
             else:
                 for r in s.queue:
-                    by_id = s.id_waiters.get(r.qid)
-                    if by_id is not None:
-                        self._wake(by_id)
+                    t = s.id_waiters.get(r.qid)
+                    if t is not None:
+                        self._wake(t)
 
     def _read_stream(self, s: _FSock) -> None:
         chunk = s.sk.recv(65536)
@@ -209,14 +294,11 @@ class FastTransport:
         if family != socket.AF_INET:
             return socket_in(self.netns, family, socket.SOCK_DGRAM)
         if not self._pool:
-            # The C socket type directly: socket.socket's Python-level __init__ and close cost
-            # several microseconds per lookup at these rates.
+            # The C socket type directly, non-blocking from the start: socket.socket's
+            # Python-level __init__ and close, and a setblocking call, cost several
+            # microseconds per lookup at these rates.
             with entered(self.netns):
-                fresh = [
-                    _socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(_POOL_BATCH)
-                ]
-            for s in fresh:
-                s.setblocking(False)
+                fresh = [_socket.socket(socket.AF_INET, _SOCK_FLAGS) for _ in range(_POOL_BATCH)]
             fresh.reverse()
             self._pool = fresh
         return self._pool.pop()
@@ -263,10 +345,10 @@ class FastTransport:
 
     def send(self, sock: Sock, server: str, qname: str, qtype: QType, *, edns: bool = False) -> int:
         assert isinstance(sock, _FSock)
-        wire, question = self._queries.get(qname, qtype, edns)
+        tail, entry = self._queries.get(qname, qtype, edns)
         qid = self._next_id = (self._next_id + 1) & 0xFFFF
-        data = qid.to_bytes(2, "big") + wire[2:]
-        sock.ids[qid] = (qname, qtype, question)
+        data = _ID[qid] + tail  # the pre-built query, only its id is new
+        sock.ids[qid] = entry
         try:
             if sock.proto == "tcp":
                 sock.sk.send(len(data).to_bytes(2, "big") + data)
@@ -282,6 +364,7 @@ class FastTransport:
 
     async def recv(self, sock: Sock, deadline: float) -> Reply | None:
         assert isinstance(sock, _FSock)
+        socks = (sock,)
         while True:
             if sock.queue:
                 return sock.queue.popleft()
@@ -289,13 +372,14 @@ class FastTransport:
                 raise TransportError(f"socket error: {sock.error}")
             if self.loop.now() >= deadline:
                 return None
-            await _Wait((sock,), deadline)
+            await _wait(socks, deadline)
 
     async def recv_any(self, socks: Sequence[Sock], deadline: float) -> tuple[Sock, Reply] | None:
         fs: list[_FSock] = []
         for sock in socks:
             assert isinstance(sock, _FSock)
             fs.append(sock)
+        waiting = tuple(fs)
         while True:
             for s in fs:
                 if s.queue:
@@ -304,15 +388,18 @@ class FastTransport:
                     raise TransportError(f"socket error: {s.error}")
             if self.loop.now() >= deadline:
                 return None
-            await _Wait(fs, deadline)
+            await _wait(waiting, deadline)
 
     async def recv_ids(
         self, socks: Sequence[Sock], qids: frozenset[int], deadline: float
     ) -> tuple[Sock, Reply] | None:
+        """The reply to one of ``qids`` on any of ``socks``, sockets other lookups share
+        (c-ares): replies to the others are parked for them."""
         fs: list[_FSock] = []
         for sock in socks:
             assert isinstance(sock, _FSock)
             fs.append(sock)
+        waiting = tuple(fs)
         while True:
             for s in fs:
                 while s.queue:  # what arrived while nobody waited by ID
@@ -325,14 +412,4 @@ class FastTransport:
                     raise TransportError(f"socket error: {s.error}")
             if self.loop.now() >= deadline:
                 return None
-            w = _Wait((), deadline)
-            for s in fs:
-                for q in qids:
-                    s.id_waiters[q] = w
-            try:
-                await w
-            finally:
-                for s in fs:
-                    for q in qids:
-                        if s.id_waiters.get(q) is w:
-                            del s.id_waiters[q]
+            await _wait_ids(waiting, qids, deadline)

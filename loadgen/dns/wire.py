@@ -11,6 +11,7 @@ import dns.rdatatype
 from loadgen.dns.models.base import QType, Reply
 
 _HEADER = struct.Struct("!6H")
+_new_reply = tuple.__new__
 
 
 def build_query(qname: str, qtype: QType, *, edns: bool = False) -> bytes:
@@ -24,12 +25,13 @@ def build_query(qname: str, qtype: QType, *, edns: bool = False) -> bytes:
 
 
 class QueryCache:
-    """Pre-built queries: (wire with id 0, lower-cased question section) per name/type."""
+    """Pre-built queries per name/type: the wire form after its id, and what a reply must
+    match (name, type, lower-cased question section), so sending patches in the id only."""
 
     def __init__(self) -> None:
-        self._wire: dict[tuple[str, str, bool], tuple[bytes, bytes]] = {}
+        self._wire: dict[tuple[str, str, bool], tuple[bytes, tuple[str, QType, bytes]]] = {}
 
-    def get(self, qname: str, qtype: QType, edns: bool) -> tuple[bytes, bytes]:
+    def get(self, qname: str, qtype: QType, edns: bool) -> tuple[bytes, tuple[str, QType, bytes]]:
         key = (qname, qtype, edns)
         got = self._wire.get(key)
         if got is None:
@@ -37,7 +39,7 @@ class QueryCache:
             end = 12
             while wire[end]:  # our own query: plain labels, no compression
                 end += wire[end] + 1
-            got = self._wire[key] = (wire, wire[12 : end + 5].lower())
+            got = self._wire[key] = (wire[2:], (qname, qtype, wire[12 : end + 5].lower()))
         return got
 
 
@@ -50,18 +52,23 @@ def parse_reply(data: bytes, ids: dict[int, tuple[str, QType, bytes]], server: s
     if entry is None or not flags & 0x8000:
         return None
     qname, qtype, question = entry
-    if data[12 : 12 + len(question)].lower() != question:
+    got = data[12 : 12 + len(question)]
+    if got != question and got.lower() != question:
         return None
     del ids[qid]
-    return Reply(
-        qid,
-        qname,
-        qtype,
-        server,
-        flags & 0xF,
-        an,
-        ar,
-        bool(flags & 0x0400),
-        bool(flags & 0x0080),
-        bool(flags & 0x0200),
+    # tuple.__new__ directly: a NamedTuple's own __new__ is a Python function.
+    return _new_reply(
+        Reply,
+        (
+            qid,
+            qname,
+            qtype,
+            server,
+            flags & 0xF,
+            an,
+            ar,
+            bool(flags & 0x0400),
+            bool(flags & 0x0080),
+            bool(flags & 0x0200),
+        ),
     )

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import dataclasses
 import json
+import marshal
 
 import pytest
 
@@ -11,7 +13,9 @@ from loadgen.dns.codec import (
     pod_from_json,
     pod_to_json,
     record_from_json,
+    record_from_row,
     record_to_json,
+    record_to_row,
 )
 from loadgen.dns.fake import FakeTransport, Zone, drive
 from loadgen.dns.lookup import recorded_lookup
@@ -79,3 +83,22 @@ def test_json_round_trip() -> None:
     t = FakeTransport(Zone(names={"a.example"}))
     r = drive(recorded_lookup(GlibcResolver(pod_conf()), "a.example.", t, pod="p"))
     assert record_from_json(json.loads(json.dumps(record_to_json(r)))) == r
+
+
+def test_row_round_trip_through_marshal() -> None:
+    """What engine workers send their parent: every field, attempts included, in order."""
+    t = FakeTransport(Zone(names={"a.example"}))
+    r = drive(recorded_lookup(GlibcResolver(pod_conf()), "a.example", t, pod="p"))
+    assert len(r.attempts) >= 2  # through the search list: several attempts to carry
+    back = record_from_row(marshal.loads(marshal.dumps([record_to_row(r)]))[0])
+    assert back == r
+    row = record_to_row(r)
+    fields = [f.name for f in dataclasses.fields(r)]
+    assert len(row) == len(fields)
+    for i, f in enumerate(fields):
+        if f != "attempts":
+            assert row[i] == getattr(r, f), f
+    attempt_fields = [f.name for f in dataclasses.fields(r.attempts[0])]
+    assert list(row[fields.index("attempts")][0]) == [
+        getattr(r.attempts[0], f) for f in attempt_fields
+    ]
