@@ -107,6 +107,29 @@ def inode(name: str) -> int:
     return os.stat(netns_path(name)).st_ino
 
 
+def local_ipv4(fib_trie: str) -> set[str]:
+    """The IPv4 addresses a namespace holds (not loopback's), from its ``/proc/net/fib_trie``:
+    each ``/32 host LOCAL`` leaf under the address above it (pure)."""
+    out: set[str] = set()
+    last = ""
+    for line in fib_trie.splitlines():
+        word = line.strip()
+        if word.startswith("|--"):
+            last = word[3:].strip()
+        elif word.startswith("/32 host LOCAL") and last and not last.startswith("127."):
+            out.add(last)
+    return out
+
+
+def addresses_of(pid: int) -> set[str]:
+    """The IPv4 addresses in process ``pid``'s network namespace (empty if it is gone):
+    ``/proc/PID/net`` shows that process's namespace, no entering needed."""
+    try:
+        return local_ipv4(Path(f"/proc/{pid}/net/fib_trie").read_text())
+    except OSError:
+        return set()
+
+
 def exec_argv(name: str, argv: Sequence[str]) -> list[str]:
     """``argv`` run in namespace ``name``: ``ip netns exec`` for a name, ``nsenter`` (the
     network namespace only) for a path."""

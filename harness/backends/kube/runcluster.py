@@ -7,6 +7,12 @@ count and stat counters are sampled (:mod:`.sampling`), and the pods' answers ar
 one :class:`harness.measurement.PhaseMeasurement`, so result.json has the same shape on every
 backend. What a cluster cannot give (the DNS pods' own received/answered counters, the nodes'
 DNS packet counters) is reported as 0 and named in ``extra["unavailable"]``.
+
+Before each phase's load, after the nodes' tables were flushed, the aged warm-up
+(:mod:`harness.warmup`, the netns backend's own) brings the tables to the load's steady state
+where the model asks for it and the nodes' and client pods' network namespaces are this
+host's (kind: :meth:`.nodeaccess.DockerNodeAccess.netns`, ``pod_netns``); it sets the nodes'
+timeouts through the runner's journaled guard.
 """
 
 from __future__ import annotations
@@ -22,7 +28,9 @@ from harness.backends.kube import components as parts
 from harness.backends.kube import steady
 from harness.backends.kube.cluster import KubeCluster
 from harness.backends.kube.loadmerge import merge_loads
+from harness.backends.kube.names import HTTP_SERVER_NAME
 from harness.backends.kube.placement import NodeMap
+from harness.backends.kube.plan import ClientTarget
 from harness.backends.kube.sampling import KernelLog, KubeSampler
 from harness.dns.resolvconf import ResolvConf
 from harness.errors import BackendError
@@ -31,8 +39,8 @@ from harness.kernel.process import pin_threads
 from harness.measurement import PhaseMeasurement
 from harness.plan import PhasePlan
 from harness.results.evidence import Evidence
-from harness.results.steady import steady_result
 from harness.scenario.model import Phase, Scenario
+from harness.warmup import AgedWarmup, SysctlSetter, WarmupTargets
 from loadgen.worker import WorkerPlan, WorkerResult
 
 SERVER_COUNTERS_UNAVAILABLE = (
@@ -43,6 +51,9 @@ NODE_DNS_COUNTERS_UNAVAILABLE = (
     "per-node DNS packet counters (dns_in/dns_out) are not installed on cluster nodes "
     "(0, so agreement.node_dropped is 0)"
 )
+# warm-up end -> load start before a phase has measured it: a kubectl exec per pod and the
+# worker's start in it (each phase then uses the gap the last one measured)
+WARMUP_GAP_S = 1.5
 
 
 class Realizer(Protocol):
@@ -75,7 +86,10 @@ class KubeRunCluster:
         *,
         kernel_log: Callable[[], KernelLog | None] = lambda: None,
         sample_hz: float = 1.0,
+        guard: SysctlSetter | None = None,
     ) -> None:
+        """``guard``: the runner's journaled sysctl guard, for the aged warm-up's timeouts in
+        the nodes (None: no warm-up; kubeconfig's nodes are not this host's)."""
         self.backend = realizer.name
         self.scenario = scenario
         self.run_id = run_id
@@ -85,6 +99,8 @@ class KubeRunCluster:
         self._stack = ExitStack()
         self._kc: KubeCluster | None = None
         self._evidence = Evidence()
+        self._guard = guard
+        self._warmup_gap_s = WARMUP_GAP_S
 
     @property
     def kube(self) -> KubeCluster:
@@ -153,6 +169,20 @@ class KubeRunCluster:
             self._evidence.phase_pods.setdefault(plan.name, {})[t.pod] = t.resolv
         labels = series_labels(kc.node_map)
         cmax = int(access.stat(next(iter(labels.values())))["max"])
+        resolv = ResolvConf.parse(targets[0].resolv)
+        aged = AgedWarmup(
+            steady.model(
+                self.scenario,
+                plan,
+                plans[0],
+                resolv=resolv,
+                timeouts=access.timeouts(self._client_node()),
+                table_max=cmax,
+                namespace=kc.settings.namespace,
+            ),
+            steady.warmup_setting(self.scenario, plan),
+        )
+        natural = self._warm_up(aged, plan, targets)
         fault = plan.fault
         hits0 = sum(kc.fault_drops().values()) if fault is not None else 0
         servers = self._dns_servers() if fault is not None and fault.pin_cpus else []
@@ -204,26 +234,20 @@ class KubeRunCluster:
                     "pin_cpus is not applied: the DNS servers' processes are not on this host "
                     "(an existing cluster's nodes) or it has one CPU"
                 )
-        resolv = ResolvConf.parse(targets[0].resolv)
         if load_start_s is not None:
             extra["load_start_s"] = load_start_s
-            extra["steady_state"] = steady_result(
-                steady.model(
-                    self.scenario,
-                    plan,
-                    plans[0],
-                    resolv=resolv,
-                    timeouts=access.timeouts(self._client_node()),
-                    table_max=cmax,
-                    namespace=kc.settings.namespace,
-                ),
+            result = aged.result(
                 series,
+                sampler_t0=sampler.t0,
                 load_start_s=load_start_s,
                 duration_s=plan.load.duration_s,
                 dns_timeline=merged.get("dns", {}).get("timeline", []),
-                aged=False,  # no aged warm-up on a cluster: a natural start
-                natural=steady.natural_label(self.backend),
+                natural=natural,
             )
+            gap = result.get("warmup", {}).get("gap_to_load_s")
+            if isinstance(gap, float) and 0 < gap < 10:
+                self._warmup_gap_s = gap
+            extra["steady_state"] = result
         return PhaseMeasurement(
             load=merged,
             series=series,
@@ -236,6 +260,47 @@ class KubeRunCluster:
             extra=extra,
             kernel=self._kernel(),
         )
+
+    def _warm_up(self, aged: AgedWarmup, plan: PhasePlan, targets: list[ClientTarget]) -> str:
+        """Warm the nodes' tables up to the phase's steady state when its model asks for it
+        (:class:`harness.warmup.AgedWarmup`): real flows from the client pods' namespaces,
+        the nodes' timeouts set in theirs. Returns the label a natural start gets: without
+        the warm-up, why."""
+        plain = "natural: no warm-up"
+        if not aged.wanted:
+            return plain
+        if self._guard is None:
+            return steady.no_warmup_on(self.backend)
+        kc = self.kube
+        access = kc.settings.access
+        nodes = {n: access.netns(n) for n in kc.real_nodes()}
+        pods: dict[str, str] = {}
+        client = self._client_node()
+        for n in sorted(nodes, key=lambda n: n != client):  # the client node's pods first
+            missing = {t.ip for t in targets} - set(pods)
+            if missing:
+                pods.update(access.pod_netns(n, missing))
+        lost = [n for n, h in nodes.items() if h is None] + [
+            t.pod for t in targets if t.ip not in pods
+        ]
+        if lost:
+            return steady.natural_label(
+                f"the network namespaces of {', '.join(sorted(lost))} were not found on this "
+                "host, so the aged warm-up could not run"
+            )
+        node_ns = {n: h for n, h in nodes.items() if h is not None}
+        http = plan.load.http
+        domain = self.scenario.cluster.cluster_domain
+        warm = WarmupTargets(
+            client_ns=tuple(pods[t.ip] for t in targets),
+            node_ns=tuple(node_ns.values()),
+            http_ip=kc.http_service_ip(),
+            dns_ip=kc.kube_dns_ip,
+            dns_name=f"{HTTP_SERVER_NAME}.{kc.settings.namespace}.svc.{domain}.",
+            http_mode=http.mode if http is not None else "short-lived",
+        )
+        aged.run(warm, self._guard, read_ns=node_ns[client], startup_s=self._warmup_gap_s)
+        return plain
 
     def _drive(
         self,

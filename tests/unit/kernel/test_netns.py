@@ -45,3 +45,43 @@ def test_a_path_that_names_another_namespace_now_is_not_entered() -> None:
     assert os.stat("/proc/thread-self/ns/net").st_ino == home
     with pytest.raises(FileNotFoundError), netns.entered("/proc/0/ns/net"):
         pytest.fail("entered a namespace that does not exist")
+
+
+# a pod's /proc/net/fib_trie (kind: eth0 10.244.1.7/24), Main and Local trees
+POD_FIB_TRIE = """Main:
+  +-- 0.0.0.0/0 3 0 5
+     |-- 0.0.0.0
+        /0 universe UNICAST
+     +-- 10.244.1.0/24 2 0 2
+        +-- 10.244.1.0/29 2 0 2
+           |-- 10.244.1.0
+              /24 link UNICAST
+           |-- 10.244.1.7
+              /32 host LOCAL
+        |-- 10.244.1.255
+           /32 link BROADCAST
+     +-- 127.0.0.0/8 2 0 2
+        +-- 127.0.0.0/31 1 0 0
+           |-- 127.0.0.0
+              /8 host LOCAL
+           |-- 127.0.0.1
+              /32 host LOCAL
+        |-- 127.255.255.255
+           /32 link BROADCAST
+Local:
+  +-- 0.0.0.0/0 3 0 5
+     |-- 10.244.1.7
+        /32 host LOCAL
+"""
+
+
+def test_a_namespaces_own_addresses_are_read_from_its_fib_trie() -> None:
+    assert netns.local_ipv4(POD_FIB_TRIE) == {"10.244.1.7"}  # not the link, broadcast, lo
+    assert netns.local_ipv4("") == set()
+
+
+def test_this_process_namespace_addresses_match_its_fib_trie() -> None:
+    """Read through /proc/PID/net: the namespace of that process, no entering."""
+    with open("/proc/self/net/fib_trie") as f:
+        assert netns.addresses_of(os.getpid()) == netns.local_ipv4(f.read())
+    assert netns.addresses_of(0) == set()
