@@ -11,6 +11,7 @@ from pathlib import Path
 from harness.backends.netns.topology import check_host_routes
 from harness.errors import HarnessError
 from harness.kernel import sysctl
+from harness.kernel.conntrack import kernel_default_table
 from harness.kernel.journal import stale_journals
 from harness.kernel.netns import NETNS_RUN_DIR
 from harness.restore import orphan_paths
@@ -126,10 +127,13 @@ def conntrack_max_check() -> Check:
             False,
             "no /proc/sys/net/netfilter/nf_conntrack_max (nf_conntrack not built or loaded)",
         )
+    default = kernel_default_table(sysctl.mem_total_bytes())
     detail = f"nf_conntrack_max = {cur} (nf_conntrack_buckets {buckets})"
-    if cur < buckets:
+    if cur < default or buckets < default:
         detail += (
-            "; below the kernel's default (= buckets): if no run of yours set it, a killed "
-            f"run may have left it: 'conntrack-harness restore --conntrack-max {buckets}'"
+            f"; below the kernel's boot default ({default:,} for both, from this machine's "
+            "memory): if no run of yours set them, a killed run may have left them: "
+            f"'conntrack-harness restore --conntrack-max {default}' (it puts the buckets back "
+            "too)"
         )
     return Check("conntrack in kernel", True, detail)

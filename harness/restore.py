@@ -24,7 +24,7 @@ from typing import Any
 
 from harness.errors import RestoreFailed, UnsafeRequest
 from harness.kernel import sysctl
-from harness.kernel.conntrack import max_refusal
+from harness.kernel.conntrack import kernel_default_table, max_refusal
 from harness.kernel.journal import Journal, journals, stale_journals, state_dir
 from harness.kernel.netns import NETNS_RUN_DIR, run
 from harness.kernel.process import stop_pid
@@ -215,6 +215,14 @@ def set_conntrack_max(value: int, report: RestoreReport) -> None:
     if current != str(value):
         sysctl.write(key, str(value))
         report.actions.append(f"set {key} = {value} (was {current}; no journal recorded it)")
+    # a run shrinks the buckets with the max (one per entry): put them back as far as the
+    # kernel's own boot size, never above it (every bucket is allocated up front)
+    bkey = "net.netfilter.nf_conntrack_buckets"
+    want = min(value, kernel_default_table(sysctl.mem_total_bytes()))
+    have = int(sysctl.read(bkey))
+    if have < want:
+        sysctl.write(bkey, str(want))
+        report.actions.append(f"set {bkey} = {want} (was {have}; no journal recorded it)")
 
 
 def restore_stale(*, sweep: bool = True, orphans: bool = False) -> RestoreReport:

@@ -28,6 +28,7 @@ from harness.kernel import sysctl
 from harness.kernel.conntrack import max_refusal
 from harness.kernel.journal import STATE_DIR_ENV, HostLock, Journal, state_dir
 from harness.kernel.signals import deferred
+from harness.plan.sysctls import host_buckets
 from harness.restore import RestoreReport, restore_stale, undo_journal
 from harness.results import record as _record
 from harness.results.build import build_phase_result
@@ -201,6 +202,8 @@ class ClusterSession:
             stack.enter_context(self.guard.scope())
             if self.on_host and self.scenario.host.nf_conntrack_max is not None:
                 self.guard.set(CT + "nf_conntrack_max", self.scenario.host.nf_conntrack_max)
+            if self.on_host and (buckets := host_buckets(self.scenario)) is not None:
+                self.guard.set(CT + "nf_conntrack_buckets", buckets)
             cluster = make_cluster(
                 self.backend,
                 self.scenario,
@@ -215,9 +218,8 @@ class ClusterSession:
             if callable(components):  # the upstream parts a backend runs: name -> version
                 self.env["components"] = components()
             self.cluster.apply_node_sysctls()
-            self.env["sysctls"][f"{CT}nf_conntrack_max (during run)"] = sysctl.read(
-                CT + "nf_conntrack_max"
-            )
+            for key in ("nf_conntrack_max", "nf_conntrack_buckets"):
+                self.env["sysctls"][f"{CT}{key} (during run)"] = sysctl.read(CT + key)
         except BaseException:
             stack.close()
             raise

@@ -16,6 +16,19 @@ BUCKETS_MAX = 1 << 24
 MAX_MARGIN = 1024
 
 
+def kernel_default_table(mem_total_bytes: int) -> int:
+    """The table size this kernel picks at boot, both nf_conntrack_buckets and
+    nf_conntrack_max (nf_conntrack_core.c, ``nf_conntrack_init_start``, 64-bit, no
+    ``hashsize=`` given): 262,144 above 4 GiB of RAM, 65,536 above 1 GiB, else RAM / 16 KiB
+    / 8 bytes, at least 1,024; max = buckets (max factor 1: two hash entries per entry)."""
+    gib = 1 << 30
+    if mem_total_bytes > 4 * gib:
+        return 262144
+    if mem_total_bytes > gib:
+        return 65536
+    return max(1024, mem_total_bytes // 16384 // 8)
+
+
 def max_refusal(value: int, live: int) -> str | None:
     """Why ``value`` is too small a global table for a host that uses ``live`` entries itself
     (None: it leaves room)."""

@@ -45,6 +45,15 @@ def read(key: str, netns: str | None = None, *, inode: int | None = None) -> str
         os.close(fd)
 
 
+def mem_total_bytes(meminfo: str = "/proc/meminfo") -> int:
+    """This machine's RAM as the kernel counts it (MemTotal)."""
+    with open(meminfo) as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
 def write(key: str, value: str, netns: str | None = None, *, inode: int | None = None) -> None:
     path = sysctl_path(key)
     if netns is None:

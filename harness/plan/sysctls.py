@@ -55,6 +55,22 @@ def run_max(scenario: Scenario) -> int | None:
     return scenario.node_sysctls.nf_conntrack_max or scenario.host.nf_conntrack_max
 
 
+def host_buckets(scenario: Scenario) -> int | None:
+    """The global bucket count the run writes with ``host.nf_conntrack_max`` (None: leave).
+
+    A table shrunk alone would keep this host's buckets: 262,144 for a 4,096-entry table is
+    0.016 entries per bucket when full, where a real node holds 0.5-4 (kube-proxy sets the max
+    to at least 131,072 and raises the hash to at least max/4; the kernel's default is one
+    bucket per entry). On insert into a full table the kernel scans a few buckets and reaps
+    the expired entries it meets there, so density decides how fast a full table turns over.
+    So the run keeps a real node's density: one bucket per entry unless the scenario says."""
+    cmax = scenario.host.nf_conntrack_max
+    given = scenario.host.nf_conntrack_buckets
+    if given is None:
+        return None if cmax is None else max(cmax, MIN_BUCKETS)
+    return buckets_for(given, cmax, field="host.nf_conntrack_buckets")
+
+
 def run_sysctls(scenario: Scenario) -> SysctlPlan:
     ns: NodeSysctls = scenario.node_sysctls
     cmax = run_max(scenario)

@@ -230,6 +230,13 @@ class HostSpec(_Strict):
     nf_conntrack_max: ConntrackMax | None = Field(
         None, description="Host-global table size for the run (restored afterwards)"
     )
+    nf_conntrack_buckets: Buckets | None = Field(
+        None,
+        description="Host-global hash buckets for the run (restored afterwards). Default, when "
+        "nf_conntrack_max is set: one bucket per entry (nf_conntrack_max), as a real node "
+        "holds them (this kernel's own default is max = buckets; kube-proxy keeps at least "
+        "max/4); 'auto' = nf_conntrack_max / 4, the densest a kube-proxy node gets",
+    )
 
 
 class NodeSysctls(_Strict):

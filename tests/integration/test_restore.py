@@ -162,12 +162,15 @@ def test_orphans_no_journal_accounts_for_are_named_then_deleted_on_request(
     run_id = os.urandom(3).hex()
     ns = f"cth-{run_id}-node-1"
     max_file = Path("/proc/sys/net/netfilter/nf_conntrack_max")
+    buckets_file = Path("/proc/sys/net/netfilter/nf_conntrack_buckets")
     original = max_file.read_text().strip()
+    original_buckets = buckets_file.read_text().strip()
     env = {**os.environ, "CONNTRACK_HARNESS_STATE_DIR": str(tmp_path / "state")}
     subprocess.run(["ip", "netns", "add", ns], check=True)
     inside = subprocess.Popen(["ip", "netns", "exec", ns, "sleep", "600"])
     try:
         max_file.write_text("200000")
+        buckets_file.write_text("4096")  # a run shrinks the buckets with the max
 
         def restore(*flags: str) -> subprocess.CompletedProcess[str]:
             return subprocess.run(
@@ -182,7 +185,8 @@ def test_orphans_no_journal_accounts_for_are_named_then_deleted_on_request(
         )
         assert doctor.returncode == 2
         assert "cth- namespace(s) no journal accounts for" in doctor.stdout
-        assert "nf_conntrack_max = 200000" in doctor.stdout
+        assert "nf_conntrack_max = 200000 (nf_conntrack_buckets 4096)" in doctor.stdout
+        assert "below the kernel's boot default" in doctor.stdout
         named = restore()
         assert named.returncode == 0, named.stderr
         assert run_id in named.stdout
@@ -195,6 +199,9 @@ def test_orphans_no_journal_accounts_for_are_named_then_deleted_on_request(
         assert f"set net.netfilter.nf_conntrack_max = {original} (was 200000" in deleted.stdout
         assert not Path(f"/run/netns/{ns}").exists()
         assert max_file.read_text().strip() == original
+        want = min(int(original), int(original_buckets))
+        assert f"set net.netfilter.nf_conntrack_buckets = {want} (was 4096" in deleted.stdout
+        assert buckets_file.read_text().strip() == str(want)
         assert inside.wait(timeout=10) != 0  # stopped by the harness, not finished
     finally:
         if inside.poll() is None:
@@ -203,3 +210,4 @@ def test_orphans_no_journal_accounts_for_are_named_then_deleted_on_request(
         if Path(f"/run/netns/{ns}").exists():
             subprocess.run(["ip", "netns", "del", ns], check=False)
         max_file.write_text(original)
+        buckets_file.write_text(original_buckets)

@@ -81,3 +81,19 @@ def test_dns_entries_of_named_sources_only() -> None:
     # own upstream flow
     assert count_dns_entries(listing, ("10.244.1.2",)) == 1
     assert count_dns_entries(listing, ("10.244.1.2", "10.244.1.20")) == 2
+
+
+@pytest.mark.parametrize(
+    ("mem", "want"),
+    [
+        (24 << 30, 262144),  # this machine: 24 GiB, and /proc says 262144 for both
+        (4 << 30, 65536),  # exactly 4 GiB is not above it
+        (2 << 30, 65536),
+        (512 << 20, 4096),  # RAM / 16 KiB / 8 bytes
+        (8 << 20, 1024),  # the floor
+    ],
+)
+def test_kernel_default_table_follows_nf_conntrack_init_start(mem: int, want: int) -> None:
+    from harness.kernel.conntrack import kernel_default_table
+
+    assert kernel_default_table(mem) == want

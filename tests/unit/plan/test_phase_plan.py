@@ -324,3 +324,30 @@ def test_auto_buckets_without_any_max_is_bad_input_naming_the_field() -> None:
 def test_run_buckets_auto_follows_the_host_max() -> None:
     s = scenario({}, host={"nf_conntrack_max": 8192}, node_sysctls={"nf_conntrack_buckets": "auto"})
     assert plan_run(s).sysctls == SysctlPlan(buckets=2048)
+
+
+# --- the host's buckets follow its shrunk max -------------------------------------------------
+@pytest.mark.parametrize(
+    ("host", "want"),
+    [
+        ({}, None),  # the run leaves the host's table alone
+        ({"nf_conntrack_max": 16384}, 16384),  # one bucket per entry, as the kernel's default
+        ({"nf_conntrack_max": 256}, 1024),  # never below the floor
+        ({"nf_conntrack_max": 16384, "nf_conntrack_buckets": "auto"}, 4096),  # kube-proxy's max/4
+        ({"nf_conntrack_max": 16384, "nf_conntrack_buckets": 65536}, 65536),  # as given
+    ],
+)
+def test_host_buckets_keep_a_real_nodes_density(host: dict[str, Any], want: int | None) -> None:
+    from harness.plan.sysctls import host_buckets
+
+    s = scenario({}, host=host)
+    assert host_buckets(s) == want
+
+
+def test_host_buckets_auto_without_a_max_names_the_field() -> None:
+    from harness.plan.sysctls import host_buckets
+
+    s = scenario({}, host={"nf_conntrack_buckets": "auto"})
+    with pytest.raises(BadInput) as e:
+        host_buckets(s)
+    assert e.value.field == "host.nf_conntrack_buckets"
