@@ -4,16 +4,19 @@ sockets and commands inside it, and a restore after it is gone."""
 
 from __future__ import annotations
 
+import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import pytest
 
 from harness import restore
 from harness.kernel import netns, sysctl
 from harness.kernel.journal import Journal
+from harness.kernel.process import descendants, stop_pids
 
 pytestmark = pytest.mark.kernel
 
@@ -90,3 +93,44 @@ def test_a_path_namespace_that_is_gone_is_skipped_quietly(
     restore.undo_journal(Journal.load(journal.path), report)
     assert report.errors == []
     assert not any(ns in a for a in report.actions)
+
+
+POD = "ip addr add {ip}/32 dev lo && ip link set lo up && {{ sleep 120 & }} && exec {pause} 120"
+
+
+def test_a_container_nodes_pods_are_found_by_their_ip(tmp_path: Path) -> None:
+    """kind's node access finds a pod's namespace below its node container's init, by the
+    pod's IP: here a "node" process in a namespace of its own, with two "pods" below it,
+    each in its own namespace holding its IP, a ``pause`` and a ``sleep`` in it."""
+    from harness.backends.kube.nodeaccess import DockerNodeAccess
+    from harness.backends.kube.proc import Completed
+
+    pause = tmp_path / "pause"  # a process named pause, as a pod sandbox's is
+    shutil.copy(shutil.which("sleep") or "/bin/sleep", pause)
+    pods = {"10.250.0.7": "", "10.250.0.8": ""}
+    script = " & ".join(f"unshare --net -- sh -c '{POD.format(ip=ip, pause=pause)}'" for ip in pods)
+    node = subprocess.Popen(["unshare", "--net", "--", "sh", "-c", f"{script} & wait"])
+
+    def docker(argv: Sequence[str], **_kw: object) -> Completed:
+        assert argv[:2] == ["docker", "inspect"]
+        return Completed(list(argv), 0, f"{node.pid}\n", "")
+
+    access = DockerNodeAccess(docker)
+    try:
+        found: dict[str, str] = {}
+        deadline = time.monotonic() + 10
+        while len(found) < 2 and time.monotonic() < deadline:
+            found = access.pod_netns("node", [*pods, "10.250.0.9"])
+            time.sleep(0.05)
+        assert sorted(found) == sorted(pods)  # and nothing for an IP no pod holds
+        assert access.netns("node") == netns.of_pid(node.pid)
+        for ip, handle in found.items():
+            pid = int(handle.split("/")[2])
+            assert Path(f"/proc/{pid}/comm").read_text().strip() == "pause"  # preferred
+            assert netns.addresses_of(pid) == {ip}
+            assert netns.inode(handle) != netns.inode(netns.of_pid(node.pid))
+    finally:
+        kids = descendants(node.pid)
+        node.kill()
+        stop_pids([(pid, None) for pid in kids])
+        node.wait()
