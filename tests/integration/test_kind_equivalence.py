@@ -17,8 +17,9 @@ the two differ, this says why:
 - **NodeLocal.** node-cache's image cannot be built here (k8s.io/dns: 403 from the Go module
   proxy); on both backends its labelled stand-in runs node-cache's Corefile on the pinned
   CoreDNS, with node-cache's interface and NOTRACK rules added by the harness.
-- **Sampling.** kind's node counters are read once a second (netns: 10 Hz). Peaks and the
-  time to fill differ by up to a second; timeout rates and drop counts do not depend on it.
+- **Sampling.** Both read each node's counters in its namespace 10 times a second (kind's
+  through ``/proc/<node init PID>/ns/net``); the pods' load starts through ``kubectl exec``
+  on kind, so the gap from the warm-up to the load differs (reported as ``gap_to_load_s``).
 
 Root, the host lock, docker.io; the kind node image and parts are built on first use (~8 min
 cold, bench/kind.json), each kind run takes ~5-7 min. ``CTH_KIND_TESTS=0`` skips them.

@@ -36,6 +36,7 @@ from harness.dns.resolvconf import ResolvConf
 from harness.errors import BackendError
 from harness.kernel.kmsg import KmsgReader
 from harness.kernel.process import pin_threads
+from harness.kernel.sampler import ConntrackSampler, NodeProbe, Sampler
 from harness.measurement import PhaseMeasurement
 from harness.plan import PhasePlan
 from harness.results.evidence import Evidence
@@ -54,6 +55,7 @@ NODE_DNS_COUNTERS_UNAVAILABLE = (
 # warm-up end -> load start before a phase has measured it: a kubectl exec per pod and the
 # worker's start in it (each phase then uses the gap the last one measured)
 WARMUP_GAP_S = 1.5
+NODE_NS_HZ = 10.0  # nodes read in their own namespaces (kind): as often as netns's
 
 
 class Realizer(Protocol):
@@ -187,7 +189,7 @@ class KubeRunCluster:
         hits0 = sum(kc.fault_drops().values()) if fault is not None else 0
         servers = self._dns_servers() if fault is not None and fault.pin_cpus else []
         cpus = "1" if servers else None
-        sampler = KubeSampler(access, labels, cmax, kernel_log=self._kernel_log)
+        sampler, probes, hz = self._sampler(labels, cmax, targets)
         if servers:
             pin_threads(servers, {0})  # as on netns: the A answer cannot overtake the AAAA
         try:
@@ -196,6 +198,8 @@ class KubeRunCluster:
                 plan, plans, sampler=sampler, progress=progress, cmax=cmax, cpus=cpus
             )
         finally:
+            for probe in probes:
+                probe.close()
             if servers:
                 pin_threads(servers, set(range(os.cpu_count() or 1)))
         series = sampler.series
@@ -208,7 +212,7 @@ class KubeRunCluster:
             "backend": self.backend,
             "unavailable": unavailable,
             "nodes": labels,
-            "sample_hz": round(1.0 / self._period, 3),
+            "sample_hz": round(hz, 3),
             "pods": [t.pod for t in targets],
             "notes": [*notes, *sampler.notes],
         }
@@ -302,12 +306,41 @@ class KubeRunCluster:
         aged.run(warm, self._guard, read_ns=node_ns[client], startup_s=self._warmup_gap_s)
         return plain
 
+    def _sampler(
+        self, labels: dict[str, str], cmax: int, targets: list[ClientTarget]
+    ) -> tuple[ConntrackSampler, list[NodeProbe], float]:
+        """The phase's sampler, its namespace probes (closed after the phase) and its rate.
+        Where the nodes' namespaces are this host's (kind), they are read as netns's are:
+        descriptors held open in each (a pread), by a thread at :data:`NODE_NS_HZ`; else one
+        command per node and round (``kubectl exec`` into the probe pod), once a second."""
+        access = self.kube.settings.access
+        handles = {label: access.netns(real) for label, real in labels.items()}
+        probes: list[NodeProbe] = []
+        note = None
+        if all(handles.values()):
+            clients = tuple(t.ip for t in targets)
+            try:
+                for label, ns in handles.items():
+                    assert ns is not None
+                    probes.append(NodeProbe(label, ns, dns_sources=clients))
+            except OSError as e:  # the node is gone, or not readable from here
+                for probe in probes:
+                    probe.close()
+                note = f"the nodes were sampled by command, not in their namespaces ({e})"
+            else:
+                ns_sampler = Sampler(probes, cmax, NODE_NS_HZ, kernel_log=self._kernel_log)
+                return ns_sampler, probes, NODE_NS_HZ
+        sampler = KubeSampler(access, labels, cmax, kernel_log=self._kernel_log)
+        if note:
+            sampler.notes.append(note)
+        return sampler, [], 1.0 / self._period
+
     def _drive(
         self,
         plan: PhasePlan,
         plans: list[WorkerPlan],
         *,
-        sampler: KubeSampler,
+        sampler: ConntrackSampler,
         progress: Progress | None,
         cmax: int,
         cpus: str | None = None,
@@ -321,7 +354,8 @@ class KubeRunCluster:
             ]
             try:
                 while True:
-                    live = sampler.sample()
+                    # a background thread samples (Sampler), or each round here does
+                    live = sampler.live() if isinstance(sampler, Sampler) else sampler.sample()
                     if progress:
                         elapsed = min(sampler.duration, duration_s)
                         info: dict[str, Any] = {"conntrack": live, "max": cmax}

@@ -246,7 +246,8 @@ def test_a_natural_phase_on_kind_is_assessed_and_not_called_steady() -> None:
 # --- the aged warm-up on kind (harness.warmup, the netns backend's) -------------------------
 TW = "net.netfilter.nf_conntrack_tcp_timeout_time_wait"
 UDP = "net.netfilter.nf_conntrack_udp_timeout"
-NODE_NS = {"cth-r1-worker": "/proc/101/ns/net", "cth-r1-worker2": "/proc/102/ns/net"}
+# PIDs above any pid_max: no process has them, so nothing real is opened
+NODE_NS = {"cth-r1-worker": "/proc/4999101/ns/net", "cth-r1-worker2": "/proc/4999102/ns/net"}
 
 
 class RecordingGuard:
@@ -284,7 +285,7 @@ def aged_kind(
     def pod_netns(_self: Any, node: str, ips: Any) -> dict[str, str]:
         if not find_pods or node != "cth-r1-worker":
             return {}
-        return {ip: f"/proc/2{ip.rsplit('.', 1)[1]}/ns/net" for ip in ips}
+        return {ip: f"/proc/49992{ip.rsplit('.', 1)[1]}/ns/net" for ip in ips}
 
     monkeypatch.setattr(warmup, "_http_fill", fill("http"))
     monkeypatch.setattr(warmup, "_dns_fill", fill("dns"))
@@ -321,7 +322,7 @@ def test_kind_warms_its_nodes_up_through_the_pods_and_node_namespaces(
     assert {kind for kind, _, _ in fills} == {"http", "dns"}
     for _, client_ns, _ in fills:
         assert len(set(client_ns)) == 4
-        assert all(p.startswith("/proc/2") for p in client_ns)
+        assert all(p.startswith("/proc/49992") for p in client_ns)
     target = fills[0][2]
     assert target.dns_name == "http-server.cth-r1.svc.cluster.local."
     assert target.http_ip != target.dns_ip
@@ -337,6 +338,9 @@ def test_kind_warms_its_nodes_up_through_the_pods_and_node_namespaces(
     assert isinstance(w["gap_to_load_s"], float)
     assert w["remaining_lifetimes_at_load_s"]["tcp-TIME_WAIT"]["n"] == 1
     assert "ended_monotonic" not in w
+    # these node namespaces cannot be opened here: sampled by command instead, and said so
+    assert base.extra["sample_hz"] == 50
+    assert any("sampled by command" in n for n in base.extra["notes"])
 
 
 def test_kind_without_a_pods_namespace_says_so_and_starts_naturally(
