@@ -158,6 +158,7 @@ def measure(kubernetes: str | None = None) -> tuple[float | None, dict[str, Any]
         "needs": sorted(f"{c}/{b}" for c, b in needed),
     }
 
+
 def kube_proxy_builds() -> list[dict[str, Any]]:
     """Every recorded build of a release's kube-proxy alone (``upstream build --kubernetes V
     --component kube-proxy``, or a run's first use that needed only it), oldest first."""

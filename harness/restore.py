@@ -20,6 +20,7 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from harness.errors import RestoreFailed, UnsafeRequest
 from harness.kernel import sysctl
@@ -82,6 +83,8 @@ def undo_journal(j: Journal, report: RestoreReport) -> None:
                 report.actions.extend(undo_cluster_entry(e))
             elif op == "sysctl" and e.get("netns") is None:
                 originals[e["key"]] = e["original"]  # earliest entry wins (reversed walk)
+            elif op == "sysctl" and "ino" in e:
+                _restore_in_namespace(e, report)  # earliest last (reversed walk): it wins
         except Exception as exc:  # keep going: undo as much as possible, then be loud
             report.errors.append(f"{op} {e}: {exc}")
     for key, original in originals.items():
@@ -91,6 +94,20 @@ def undo_journal(j: Journal, report: RestoreReport) -> None:
                 report.actions.append(f"restored {key} = {original}")
         except OSError as exc:
             report.errors.append(f"sysctl {key}={original}: {exc}")
+
+
+def _restore_in_namespace(e: dict[str, Any], report: RestoreReport) -> None:
+    """A per-namespace sysctl in a namespace named by a path (a kind node's,
+    ``/proc/PID/ns/net``): put back while it is still the namespace the run changed (the same
+    inode); one that is gone took its sysctls with it. (A namespace named by ``ip netns`` is
+    the run's own and is deleted above.)"""
+    key, ns, original = e["key"], e["netns"], e["original"]
+    try:
+        if sysctl.read(key, ns, inode=int(e["ino"])) != original:
+            sysctl.write(key, original, ns, inode=int(e["ino"]))
+            report.actions.append(f"restored {key} = {original} in {ns}")
+    except FileNotFoundError:  # NamespaceGone too: the container is gone, or its PID reused
+        pass
 
 
 def _stop_ns_pids(ns: str, report: RestoreReport) -> None:

@@ -82,6 +82,9 @@ class WorkerPlan:
     locust: LocustWork | None = None  # instead of ``http``: the user's own traffic pattern
     phase: str = ""
     pod: str = ""  # the client pod that runs it (kube: one worker per pod)
+    # CLOCK_MONOTONIC at which the load begins (kube: every pod's worker at the same moment,
+    # however long its start took; the node containers share the host's clock). None: at once
+    start_at_monotonic: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"duration_s": self.duration_s}
@@ -89,6 +92,8 @@ class WorkerPlan:
             out["phase"] = self.phase
         if self.pod:
             out["pod"] = self.pod
+        if self.start_at_monotonic is not None:
+            out["start_at_monotonic"] = self.start_at_monotonic
         if self.dns is not None:
             out["dns"] = {
                 "pods": [{"netns": p.netns, "ip": p.ip, "resolv": p.resolv} for p in self.dns.pods],
@@ -144,6 +149,11 @@ class WorkerPlan:
                 locust=locust,
                 phase=str(obj.get("phase", "")),
                 pod=str(obj.get("pod", "")),
+                start_at_monotonic=(
+                    None
+                    if obj.get("start_at_monotonic") is None
+                    else float(obj["start_at_monotonic"])
+                ),
             )
         except (KeyError, TypeError) as e:
             raise BadInput(f"the worker plan lacks or mistypes {e}", field="plan") from e
@@ -262,6 +272,8 @@ async def _http(work: HTTPWork) -> WorkerHTTP:
 
 async def run_plan(plan: WorkerPlan) -> WorkerResult:
     # CLOCK_MONOTONIC is system-wide: the harness places the load start on its own timeline.
+    if plan.start_at_monotonic is not None:
+        await asyncio.sleep(max(0.0, plan.start_at_monotonic - time.monotonic()))
     started = time.monotonic()
     out = WorkerResult()
     dns = asyncio.create_task(_dns(plan.dns)) if plan.dns is not None else None

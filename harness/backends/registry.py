@@ -288,6 +288,7 @@ def _make_kube(
             scenario,
             run_id,
             kernel_log=host_kernel_log,
+            guard=guard,  # the aged warm-up sets the kind nodes' timeouts through it
         )
     from harness.backends.kube.kubeconfig import KubeconfigBackend, KubeconfigSettings
 

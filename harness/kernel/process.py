@@ -140,8 +140,8 @@ def pin_threads(pids: Sequence[int], cpus: set[int]) -> None:
                 continue
 
 
-def descendants_named(root: int, comm: str) -> list[int]:
-    """Processes below ``root`` (any depth) whose ``comm`` is ``comm``: a container's
+def descendants(root: int) -> dict[int, str]:
+    """Processes below ``root`` (any depth), by PID, with their ``comm``: a container's
     processes, seen from the host, by the container's init PID."""
     parent: dict[int, int] = {}
     names: dict[int, str] = {}
@@ -156,13 +156,16 @@ def descendants_named(root: int, comm: str) -> list[int]:
         pid = int(entry)
         names[pid] = stat[stat.index("(") + 1 : stat.rindex(")")]
         parent[pid] = int(stat[stat.rindex(")") + 2 :].split()[1])
-    out = []
+    out: dict[int, str] = {}
     for pid, name in names.items():
-        if name != comm:
-            continue
         p = pid
         while p > 1 and p != root:
             p = parent.get(p, 0)
         if p == root and pid != root:
-            out.append(pid)
-    return sorted(out)
+            out[pid] = name
+    return dict(sorted(out.items()))
+
+
+def descendants_named(root: int, comm: str) -> list[int]:
+    """Processes below ``root`` (any depth) whose ``comm`` is ``comm``."""
+    return [pid for pid, name in descendants(root).items() if name == comm]

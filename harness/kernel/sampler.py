@@ -1,7 +1,8 @@
 """Watch each node's conntrack table while load runs: one sampler over a probe protocol.
 
 A :class:`Probe` reaches one node's table however that node is reached: :class:`NodeProbe`
-reads descriptors held open in a netns node (a pread, no process spawned); the cluster
+reads descriptors held open in a node's network namespace (a pread, no process spawned; the
+netns backend's nodes, and kind's by ``/proc/PID/ns/net``); the cluster
 backends' exec probe (``harness.backends.kube.sampling``) runs one command per read. The
 :class:`ConntrackSampler` does the same with either:
 
@@ -254,6 +255,11 @@ class ConntrackSampler:
                 "(older kernel): not attributed to a node"
             )
 
+    def live(self) -> dict[str, int]:
+        """Each node's last sampled count (for progress lines while a background thread
+        samples)."""
+        return {n: s.timeline[-1][1] for n, s in self.series.items() if s.timeline}
+
     @property
     def duration(self) -> float:
         end = self.t_end if self.t_end is not None else self._clock()
@@ -270,10 +276,12 @@ class Sampler(ConntrackSampler):
         conntrack_max: int,
         hz: float = 10.0,
         snapshot_fill: float = 0.9,
+        kernel_log: Callable[[], KernelLog | None] = KmsgReader,
     ) -> None:
         super().__init__(
             probes,
             conntrack_max,
+            kernel_log=kernel_log,
             snapshot_fill=snapshot_fill,
             stat_every=int(hz / 2),
             dns_src_prefix=POD_PREFIX,

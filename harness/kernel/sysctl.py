@@ -4,6 +4,12 @@
 namespace, and every namespace's own count is limited by it. The conntrack timeouts are per
 namespace. Either way, the original value is journaled on disk before the first change, and
 restored when the scope that changed it ends.
+
+A namespace is an ``ip netns`` name or a path (``/proc/PID/ns/net``, see
+:mod:`harness.kernel.netns`). For a path the guard keeps the namespace's inode (in the journal
+too), and puts a value back only into that same namespace: one that is gone (a kind node
+container deleted, its PID reused) took its sysctls with it and is skipped quietly, while a
+host value that cannot be put back is a restore failure.
 """
 
 from __future__ import annotations
@@ -15,7 +21,8 @@ from dataclasses import dataclass, field
 
 from harness.errors import RestoreFailed, UnsafeRequest
 from harness.kernel.journal import Journal
-from harness.kernel.netns import open_in
+from harness.kernel.netns import inode as netns_inode
+from harness.kernel.netns import is_path, open_in
 
 HOST_ONLY = frozenset({"net.netfilter.nf_conntrack_max", "net.netfilter.nf_conntrack_buckets"})
 
@@ -24,12 +31,14 @@ def sysctl_path(key: str) -> str:
     return "/proc/sys/" + key.replace(".", "/")
 
 
-def read(key: str, netns: str | None = None) -> str:
+def read(key: str, netns: str | None = None, *, inode: int | None = None) -> str:
+    """``key``'s value on the host (``netns`` None) or in a namespace (``inode``: only if it
+    is still that namespace, see :func:`harness.kernel.netns.entered`)."""
     path = sysctl_path(key)
     if netns is None:
         with open(path) as f:
             return f.read().strip()
-    fd = open_in(netns, path)
+    fd = open_in(netns, path, inode=inode)
     try:
         return os.pread(fd, 4096, 0).decode().strip()
     finally:
@@ -45,13 +54,13 @@ def mem_total_bytes(meminfo: str = "/proc/meminfo") -> int:
     return 0
 
 
-def write(key: str, value: str, netns: str | None = None) -> None:
+def write(key: str, value: str, netns: str | None = None, *, inode: int | None = None) -> None:
     path = sysctl_path(key)
     if netns is None:
         with open(path, "w") as f:
             f.write(value)
         return
-    fd = open_in(netns, path, os.O_WRONLY)
+    fd = open_in(netns, path, os.O_WRONLY, inode=inode)
     try:
         os.write(fd, value.encode())
     finally:
@@ -63,29 +72,32 @@ class SysctlGuard:
     """Changes sysctls through a journal; ``scope()`` reverts what was changed inside it."""
 
     journal: Journal
-    _stack: list[tuple[str | None, str, str]] = field(default_factory=list)
-    _journaled: set[tuple[str | None, str]] = field(default_factory=set)
+    # (namespace, key, original, the namespace's inode when it is named by a path)
+    _stack: list[tuple[str | None, str, str, int | None]] = field(default_factory=list)
+    _journaled: set[tuple[str | None, str, int | None]] = field(default_factory=set)
 
     def set(self, key: str, value: int | str, netns: str | None = None) -> None:
         if key in HOST_ONLY and netns is not None:
             raise UnsafeRequest(f"{key} is global: set it on the host (netns=None)", field=key)
         new = str(value)
-        old = read(key, netns)
-        if (netns, key) not in self._journaled:
+        ino = netns_inode(netns) if netns is not None and is_path(netns) else None
+        old = read(key, netns, inode=ino)
+        if (netns, key, ino) not in self._journaled:
             # journal before the change: a kill right after the write is still restorable
-            self.journal.record("sysctl", key=key, netns=netns, original=old)
-            self._journaled.add((netns, key))
-        self._stack.append((netns, key, old))
+            extra = {"ino": ino} if ino is not None else {}
+            self.journal.record("sysctl", key=key, netns=netns, original=old, **extra)
+            self._journaled.add((netns, key, ino))
+        self._stack.append((netns, key, old, ino))
         if old != new:
-            write(key, new, netns)
+            write(key, new, netns, inode=ino)
 
     def _undo_to(self, mark: int) -> None:
         errors: list[str] = []
         while len(self._stack) > mark:
-            netns, key, old = self._stack.pop()
+            netns, key, old, ino = self._stack.pop()
             try:
-                if read(key, netns) != old:
-                    write(key, old, netns)
+                if read(key, netns, inode=ino) != old:
+                    write(key, old, netns, inode=ino)
             except FileNotFoundError:
                 if netns is None:  # a namespace that is gone took its sysctls with it
                     errors.append(f"{key}: missing")

@@ -256,9 +256,9 @@ class FastLoop:
                     self._wake(t)
             else:
                 for r in s.queue:
-                    t = s.id_waiters.get(r.qid)
-                    if t is not None:
-                        self._wake(t)
+                    by_id = s.id_waiters.get(r.qid)
+                    if by_id is not None:
+                        self._wake(by_id)
 
     def _read_stream(self, s: _FSock) -> None:
         chunk = s.sk.recv(65536)

@@ -289,7 +289,7 @@ def test_a_phase_not_in_steady_state_cannot_be_fixed() -> None:
 
 
 def test_warmup_readback_parsing() -> None:
-    from harness.backends.netns.warmup import lifetimes_at_load, remaining_by_kind
+    from harness.warmup import lifetimes_at_load, remaining_by_kind
 
     listing = (
         "tcp      6 117 TIME_WAIT src=10.244.1.2 dst=10.96.0.20 sport=1 dport=80 [ASSURED]\n"

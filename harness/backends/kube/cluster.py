@@ -10,7 +10,7 @@ carry the phase's dnsConfig.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -67,6 +67,10 @@ class NodeAccess(Protocol):
     def timeouts(self, node: str) -> Timeouts: ...
 
     def host_pids(self, node: str, comm: str) -> list[int]: ...
+
+    def netns(self, node: str) -> str | None: ...
+
+    def pod_netns(self, node: str, ips: Collection[str]) -> dict[str, str]: ...
 
     def fault_drops(self, node: str, table: str) -> int: ...
 

@@ -1,9 +1,17 @@
 """Reaching a node's own network namespace: ``docker exec`` into a container node (kind),
-or ``kubectl exec`` into the run's hostNetwork probe pod on a real node (kubeconfig)."""
+or ``kubectl exec`` into the run's hostNetwork probe pod on a real node (kubeconfig).
+
+A kind node is a container on this host, and its pods' processes are this host's processes:
+so its network namespace is ``/proc/<node init PID>/ns/net`` and a pod's is
+``/proc/<pod sandbox PID>/ns/net``, handles the harness's own namespace code takes
+(:mod:`harness.kernel.netns`; the aged warm-up, :mod:`harness.warmup`). A real node's are not
+this host's: none.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Collection
 
 from harness.backends.kube import commands
 from harness.backends.kube.counters import (
@@ -14,7 +22,8 @@ from harness.backends.kube.counters import (
 )
 from harness.backends.kube.proc import Runner
 from harness.backends.kube.steady import TIMEOUTS_ARGV, parse_timeouts
-from harness.kernel.process import descendants_named
+from harness.kernel import netns
+from harness.kernel.process import descendants, descendants_named
 from harness.steady_state import Timeouts
 
 PROBE_ARGV = [
@@ -37,11 +46,44 @@ class DockerNodeAccess:
     def flush(self, node: str) -> None:
         self._run(commands.node_conntrack_flush(node))
 
+    def _init_pid(self, node: str) -> int | None:
+        out = self._run(commands.docker_init_pid(node), check=False).stdout.strip()
+        return int(out) if out.isdigit() and int(out) > 0 else None
+
     def host_pids(self, node: str, comm: str) -> list[int]:
         """The node's processes named ``comm``, by their host PIDs (the node is a container
         on this host: its processes are this host's, below the container's init)."""
-        out = self._run(commands.docker_init_pid(node), check=False).stdout.strip()
-        return descendants_named(int(out), comm) if out.isdigit() and int(out) > 0 else []
+        init = self._init_pid(node)
+        return descendants_named(init, comm) if init is not None else []
+
+    def netns(self, node: str) -> str | None:
+        """The node's network namespace: its container's init's (None if it is not running)."""
+        init = self._init_pid(node)
+        return netns.of_pid(init) if init is not None else None
+
+    def pod_netns(self, node: str, ips: Collection[str]) -> dict[str, str]:
+        """IP -> the network namespace of the node's pod with that IP, for the ``ips`` found.
+
+        Each namespace below the node's init is looked at once, through a process in it (a
+        pod sandbox's ``pause`` when there is one: it lives as long as the pod); its addresses
+        (``/proc/PID/net/fib_trie``) name the pod. The node's own namespace (host-network pods)
+        is skipped."""
+        init = self._init_pid(node)
+        if init is None:
+            return {}
+        own = _ns_inode(init)
+        seen: dict[int, int] = {}  # namespace inode -> a process in it, pause preferred
+        for pid, comm in descendants(init).items():
+            ino = _ns_inode(pid)
+            if ino is None or ino == own:
+                continue
+            if ino not in seen or comm == "pause":
+                seen[ino] = pid
+        wanted, out = set(ips), {}
+        for pid in seen.values():
+            for ip in netns.addresses_of(pid) & wanted:
+                out[ip] = netns.of_pid(pid)
+        return out
 
     def timeouts(self, node: str) -> Timeouts:
         """The conntrack timeouts in force in the node's namespace."""
@@ -73,6 +115,13 @@ class DockerNodeAccess:
         return out
 
 
+def _ns_inode(pid: int) -> int | None:
+    try:
+        return os.stat(netns.of_pid(pid)).st_ino
+    except OSError:
+        return None
+
+
 class ProbeNodeAccess:
     """An existing cluster: read-only, through the unprivileged hostNetwork probe pod."""
 
@@ -95,6 +144,13 @@ class ProbeNodeAccess:
     def host_pids(self, node: str, comm: str) -> list[int]:
         """A real node's processes are not this host's: none."""
         return []
+
+    def netns(self, node: str) -> str | None:
+        """A real node's network namespace is not this host's: none."""
+        return None
+
+    def pod_netns(self, node: str, ips: Collection[str]) -> dict[str, str]:
+        return {}
 
     def timeouts(self, node: str) -> Timeouts:
         """The node's conntrack timeouts (the sysctl files are world-readable)."""

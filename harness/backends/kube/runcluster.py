@@ -7,11 +7,19 @@ count and stat counters are sampled (:mod:`.sampling`), and the pods' answers ar
 one :class:`harness.measurement.PhaseMeasurement`, so result.json has the same shape on every
 backend. What a cluster cannot give (the DNS pods' own received/answered counters, the nodes'
 DNS packet counters) is reported as 0 and named in ``extra["unavailable"]``.
+
+Before each phase's load, after the nodes' tables were flushed, the aged warm-up
+(:mod:`harness.warmup`, the netns backend's own) brings the tables to the load's steady state
+where the model asks for it and the nodes' and client pods' network namespaces are this
+host's (kind: :meth:`.nodeaccess.DockerNodeAccess.netns`, ``pod_netns``); it sets the nodes'
+timeouts through the runner's journaled guard.
 """
 
 from __future__ import annotations
 
 import os
+import time
+from dataclasses import replace
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager, ExitStack, contextmanager
@@ -22,17 +30,20 @@ from harness.backends.kube import components as parts
 from harness.backends.kube import steady
 from harness.backends.kube.cluster import KubeCluster
 from harness.backends.kube.loadmerge import merge_loads
+from harness.backends.kube.names import HTTP_SERVER_NAME
 from harness.backends.kube.placement import NodeMap
+from harness.backends.kube.plan import ClientTarget
 from harness.backends.kube.sampling import KernelLog, KubeSampler
 from harness.dns.resolvconf import ResolvConf
 from harness.errors import BackendError
 from harness.kernel.kmsg import KmsgReader
 from harness.kernel.process import pin_threads
+from harness.kernel.sampler import ConntrackSampler, NodeProbe, Sampler
 from harness.measurement import PhaseMeasurement
 from harness.plan import PhasePlan
 from harness.results.evidence import Evidence
-from harness.results.steady import steady_result
 from harness.scenario.model import Phase, Scenario
+from harness.warmup import AgedWarmup, SysctlSetter, WarmupTargets
 from loadgen.worker import WorkerPlan, WorkerResult
 
 SERVER_COUNTERS_UNAVAILABLE = (
@@ -43,6 +54,14 @@ NODE_DNS_COUNTERS_UNAVAILABLE = (
     "per-node DNS packet counters (dns_in/dns_out) are not installed on cluster nodes "
     "(0, so agreement.node_dropped is 0)"
 )
+# Every pod's worker begins its load at one moment, this long after the workers are launched:
+# a ``kubectl exec`` and the worker's start take 1.9-2.8 s here, so started one by one the
+# pods' loads were staggered by up to a second and the table filled seconds into the phase.
+START_LEAD_S = 3.5
+# warm-up end -> load start before a phase has measured it: the lead above (each phase then
+# uses the gap the last one measured)
+WARMUP_GAP_S = START_LEAD_S
+NODE_NS_HZ = 10.0  # nodes read in their own namespaces (kind): as often as netns's
 
 
 class Realizer(Protocol):
@@ -75,7 +94,10 @@ class KubeRunCluster:
         *,
         kernel_log: Callable[[], KernelLog | None] = lambda: None,
         sample_hz: float = 1.0,
+        guard: SysctlSetter | None = None,
     ) -> None:
+        """``guard``: the runner's journaled sysctl guard, for the aged warm-up's timeouts in
+        the nodes (None: no warm-up; kubeconfig's nodes are not this host's)."""
         self.backend = realizer.name
         self.scenario = scenario
         self.run_id = run_id
@@ -85,6 +107,8 @@ class KubeRunCluster:
         self._stack = ExitStack()
         self._kc: KubeCluster | None = None
         self._evidence = Evidence()
+        self._guard = guard
+        self._warmup_gap_s = WARMUP_GAP_S
 
     @property
     def kube(self) -> KubeCluster:
@@ -153,11 +177,25 @@ class KubeRunCluster:
             self._evidence.phase_pods.setdefault(plan.name, {})[t.pod] = t.resolv
         labels = series_labels(kc.node_map)
         cmax = int(access.stat(next(iter(labels.values())))["max"])
+        resolv = ResolvConf.parse(targets[0].resolv)
+        aged = AgedWarmup(
+            steady.model(
+                self.scenario,
+                plan,
+                plans[0],
+                resolv=resolv,
+                timeouts=access.timeouts(self._client_node()),
+                table_max=cmax,
+                namespace=kc.settings.namespace,
+            ),
+            steady.warmup_setting(self.scenario, plan),
+        )
+        natural = self._warm_up(aged, plan, targets)
         fault = plan.fault
         hits0 = sum(kc.fault_drops().values()) if fault is not None else 0
         servers = self._dns_servers() if fault is not None and fault.pin_cpus else []
         cpus = "1" if servers else None
-        sampler = KubeSampler(access, labels, cmax, kernel_log=self._kernel_log)
+        sampler, probes, hz = self._sampler(labels, cmax, targets)
         if servers:
             pin_threads(servers, {0})  # as on netns: the A answer cannot overtake the AAAA
         try:
@@ -166,6 +204,8 @@ class KubeRunCluster:
                 plan, plans, sampler=sampler, progress=progress, cmax=cmax, cpus=cpus
             )
         finally:
+            for probe in probes:
+                probe.close()
             if servers:
                 pin_threads(servers, set(range(os.cpu_count() or 1)))
         series = sampler.series
@@ -178,7 +218,7 @@ class KubeRunCluster:
             "backend": self.backend,
             "unavailable": unavailable,
             "nodes": labels,
-            "sample_hz": round(1.0 / self._period, 3),
+            "sample_hz": round(hz, 3),
             "pods": [t.pod for t in targets],
             "notes": [*notes, *sampler.notes],
         }
@@ -204,26 +244,20 @@ class KubeRunCluster:
                     "pin_cpus is not applied: the DNS servers' processes are not on this host "
                     "(an existing cluster's nodes) or it has one CPU"
                 )
-        resolv = ResolvConf.parse(targets[0].resolv)
         if load_start_s is not None:
             extra["load_start_s"] = load_start_s
-            extra["steady_state"] = steady_result(
-                steady.model(
-                    self.scenario,
-                    plan,
-                    plans[0],
-                    resolv=resolv,
-                    timeouts=access.timeouts(self._client_node()),
-                    table_max=cmax,
-                    namespace=kc.settings.namespace,
-                ),
+            result = aged.result(
                 series,
+                sampler_t0=sampler.t0,
                 load_start_s=load_start_s,
                 duration_s=plan.load.duration_s,
                 dns_timeline=merged.get("dns", {}).get("timeline", []),
-                aged=False,  # no aged warm-up on a cluster: a natural start
-                natural=steady.natural_label(self.backend),
+                natural=natural,
             )
+            gap = result.get("warmup", {}).get("gap_to_load_s")
+            if isinstance(gap, float) and 0 < gap < 10:
+                self._warmup_gap_s = gap
+            extra["steady_state"] = result
         return PhaseMeasurement(
             load=merged,
             series=series,
@@ -237,12 +271,82 @@ class KubeRunCluster:
             kernel=self._kernel(),
         )
 
+    def _warm_up(self, aged: AgedWarmup, plan: PhasePlan, targets: list[ClientTarget]) -> str:
+        """Warm the nodes' tables up to the phase's steady state when its model asks for it
+        (:class:`harness.warmup.AgedWarmup`): real flows from the client pods' namespaces,
+        the nodes' timeouts set in theirs. Returns the label a natural start gets: without
+        the warm-up, why."""
+        plain = "natural: no warm-up"
+        if not aged.wanted:
+            return plain
+        if self._guard is None:
+            return steady.no_warmup_on(self.backend)
+        kc = self.kube
+        access = kc.settings.access
+        nodes = {n: access.netns(n) for n in kc.real_nodes()}
+        pods: dict[str, str] = {}
+        client = self._client_node()
+        for n in sorted(nodes, key=lambda n: n != client):  # the client node's pods first
+            missing = {t.ip for t in targets} - set(pods)
+            if missing:
+                pods.update(access.pod_netns(n, missing))
+        lost = [n for n, h in nodes.items() if h is None] + [
+            t.pod for t in targets if t.ip not in pods
+        ]
+        if lost:
+            return steady.natural_label(
+                f"the network namespaces of {', '.join(sorted(lost))} were not found on this "
+                "host, so the aged warm-up could not run"
+            )
+        node_ns = {n: h for n, h in nodes.items() if h is not None}
+        http = plan.load.http
+        domain = self.scenario.cluster.cluster_domain
+        warm = WarmupTargets(
+            client_ns=tuple(pods[t.ip] for t in targets),
+            node_ns=tuple(node_ns.values()),
+            http_ip=kc.http_service_ip(),
+            dns_ip=kc.kube_dns_ip,
+            dns_name=f"{HTTP_SERVER_NAME}.{kc.settings.namespace}.svc.{domain}.",
+            http_mode=http.mode if http is not None else "short-lived",
+        )
+        aged.run(warm, self._guard, read_ns=node_ns[client], startup_s=self._warmup_gap_s)
+        return plain
+
+    def _sampler(
+        self, labels: dict[str, str], cmax: int, targets: list[ClientTarget]
+    ) -> tuple[ConntrackSampler, list[NodeProbe], float]:
+        """The phase's sampler, its namespace probes (closed after the phase) and its rate.
+        Where the nodes' namespaces are this host's (kind), they are read as netns's are:
+        descriptors held open in each (a pread), by a thread at :data:`NODE_NS_HZ`; else one
+        command per node and round (``kubectl exec`` into the probe pod), once a second."""
+        access = self.kube.settings.access
+        handles = {label: access.netns(real) for label, real in labels.items()}
+        probes: list[NodeProbe] = []
+        note = None
+        if all(handles.values()):
+            clients = tuple(t.ip for t in targets)
+            try:
+                for label, ns in handles.items():
+                    assert ns is not None
+                    probes.append(NodeProbe(label, ns, dns_sources=clients))
+            except OSError as e:  # the node is gone, or not readable from here
+                for probe in probes:
+                    probe.close()
+                note = f"the nodes were sampled by command, not in their namespaces ({e})"
+            else:
+                ns_sampler = Sampler(probes, cmax, NODE_NS_HZ, kernel_log=self._kernel_log)
+                return ns_sampler, probes, NODE_NS_HZ
+        sampler = KubeSampler(access, labels, cmax, kernel_log=self._kernel_log)
+        if note:
+            sampler.notes.append(note)
+        return sampler, [], 1.0 / self._period
+
     def _drive(
         self,
         plan: PhasePlan,
         plans: list[WorkerPlan],
         *,
-        sampler: KubeSampler,
+        sampler: ConntrackSampler,
         progress: Progress | None,
         cmax: int,
         cpus: str | None = None,
@@ -250,13 +354,16 @@ class KubeRunCluster:
         """Run every pod's worker at once; sample the nodes until they all answer."""
         kc = self.kube
         duration_s = plan.load.duration_s
+        start_at = time.monotonic() + START_LEAD_S
+        plans = [replace(p, start_at_monotonic=start_at) for p in plans]
         with ThreadPoolExecutor(max_workers=len(plans), thread_name_prefix="kube-load") as pool:
             futures: list[Future[WorkerResult]] = [
                 pool.submit(kc.run_worker, p, cpus) for p in plans
             ]
             try:
                 while True:
-                    live = sampler.sample()
+                    # a background thread samples (Sampler), or each round here does
+                    live = sampler.live() if isinstance(sampler, Sampler) else sampler.sample()
                     if progress:
                         elapsed = min(sampler.duration, duration_s)
                         info: dict[str, Any] = {"conntrack": live, "max": cmax}

@@ -1,11 +1,12 @@
 """One phase's steady state on a Kubernetes backend: the model and the assessment the netns
-backend uses (:mod:`harness.steady_state`, :mod:`harness.results.steady`), from a natural
-start.
+backend uses (:mod:`harness.steady_state`, :mod:`harness.results.steady`), and the same aged
+warm-up (:mod:`harness.warmup`) where the nodes share this kernel (kind).
 
-These backends have no aged warm-up: each phase starts on a flushed table, so a load whose
-entries live longer than the phase (TIME_WAIT 120 s, say) never turns its table over while
-it is measured. Such a phase is reported ``inconclusive`` with the reason, and a comparison
-against it cannot read "fixed" (:func:`harness.steady_state.gate_comparison`).
+Where the nodes' namespaces cannot be reached from here (an existing cluster's nodes), each
+phase starts on a flushed table, so a load whose entries live longer than the phase (TIME_WAIT
+120 s, say) never turns its table over while it is measured. Such a phase is reported
+``inconclusive`` with the reason, and a comparison against it cannot read "fixed"
+(:func:`harness.steady_state.gate_comparison`).
 """
 
 from __future__ import annotations
@@ -29,10 +30,15 @@ TIMEOUT_FILES = {
 TIMEOUTS_ARGV = ["cat", *(f"/proc/sys/net/netfilter/{f}" for f in TIMEOUT_FILES.values())]
 
 
-def natural_label(backend: str) -> str:
-    return (
-        f"natural: no warm-up (the {backend} backend has no aged warm-up; the phase starts "
-        "on a flushed table)"
+def natural_label(why: str) -> str:
+    """The label of a natural start the model asked a warm-up for, saying why there was none."""
+    return f"natural: no warm-up ({why}; the phase starts on a flushed table)"
+
+
+def no_warmup_on(backend: str) -> str:
+    return natural_label(
+        f"the {backend} backend cannot reach its nodes' network namespaces from this host, so "
+        "it has no aged warm-up"
     )
 
 
@@ -76,6 +82,12 @@ def model(
         pooling=http.pool_size if http is not None and http.mode == "pooled" else None,
         nodelocal=plan.nodelocal,
     )
+
+
+def warmup_setting(scenario: Scenario, plan: PhasePlan) -> str:
+    """The phase's ``load.warmup`` (``aged`` or ``none``)."""
+    phase = next(p for p in scenario.phases if p.name == plan.name)
+    return scenario.phase_load(phase).warmup
 
 
 def load_start(started: Sequence[float], sampler_t0: float) -> float | None:

@@ -12,20 +12,14 @@ from typing import Any
 
 from harness.backends.netns import plan as P
 from harness.backends.netns.plan import TopologyPlan
-from harness.backends.netns.warmup import (
-    WarmupTargets,
-    lifetimes_at_load,
-    read_back,
-    warm_up,
-)
 from harness.backends.stages import Stages
 from harness.dns.resolvconf import ResolvConf
 from harness.kernel import sysctl
 from harness.kernel.sampler import NodeSeries
 from harness.results.schema import SteadyStateResult
-from harness.results.steady import steady_result
 from harness.scenario.model import LoadSpec
 from harness.steady_state import SteadyState, Timeouts, phase_model
+from harness.warmup import AgedWarmup, WarmupTargets
 
 CT = "net.netfilter.nf_conntrack_"
 
@@ -76,18 +70,20 @@ class PhaseSteady:
             nodelocal=P.NODELOCAL_IP in resolv.nameservers,
         )
         self.http_mode = http_mode or "short-lived"
-        self.warmup: dict[str, Any] | None = None
-        self._read: tuple[float, dict[str, list[int]]] | None = None
+        self.aged = AgedWarmup(self.model, load.warmup)
+
+    @property
+    def warmup(self) -> dict[str, Any] | None:
+        return self.aged.report
 
     def prepare(
         self, guard: sysctl.SysctlGuard, *, startup_s: float, stages: Stages | None = None
     ) -> None:
-        """Warm the table up to the model's steady state (unless the load says ``warmup:
-        none``, the steady state is far below the limit, or the model does not know the whole
-        load: a locustfile's); read the remaining lifetimes
-        back right after."""
-        m = self.model
-        if self.load.warmup == "none" or m.far_below_limit or m.unknown is not None:
+        """Warm the table up to the model's steady state (:mod:`harness.warmup`: unless the
+        load says ``warmup: none``, the steady state is far below the limit, or the model does
+        not know the whole load: a locustfile's); read the remaining lifetimes back right
+        after."""
+        if not self.aged.wanted:
             return
         targets = WarmupTargets(
             client_ns=tuple(p.ns for p in self.plan.role("client")),
@@ -98,10 +94,7 @@ class PhaseSteady:
             http_mode=self.http_mode,
         )
         with (stages or Stages()).stage("warm-up: the aged fill"):
-            report = warm_up(self.model, targets, guard, startup_s=startup_s)
-        if report["flows"]:
-            self.warmup = report
-            self._read = read_back(self.client_node)
+            self.aged.run(targets, guard, read_ns=self.client_node, startup_s=startup_s)
 
     def finish(
         self,
@@ -111,23 +104,10 @@ class PhaseSteady:
         load_start_s: float,
         out: dict[str, Any],
     ) -> SteadyStateResult:
-        m = self.model
-        result = steady_result(
-            m,
+        return self.aged.result(
             series,
+            sampler_t0=sampler_t0,
             load_start_s=load_start_s,
             duration_s=self.load.duration_s,
             dns_timeline=out.get("dns", {}).get("timeline", []),
-            aged=self.warmup is not None,
         )
-        if self.warmup is not None:
-            w = dict(self.warmup)
-            ended = float(w.pop("ended_monotonic"))
-            load_started = sampler_t0 + load_start_s
-            w["gap_to_load_s"] = round(load_started - ended, 3)
-            if self._read is not None:
-                w["remaining_lifetimes_at_load_s"] = lifetimes_at_load(
-                    self._read[0], self._read[1], load_started
-                )
-            result["warmup"] = w
-        return result

@@ -12,6 +12,7 @@ import pytest
 from harness.errors import LockHeld, RestoreFailed, UnsafeRequest
 from harness.kernel import sysctl
 from harness.kernel.journal import HostLock, Journal, registry_dir, stale_journals
+from harness.kernel.netns import NamespaceGone
 
 
 @pytest.fixture(autouse=True)
@@ -29,10 +30,10 @@ def fake_sysctls(monkeypatch: pytest.MonkeyPatch) -> dict[tuple[str | None, str]
     }
     writes: list[tuple[str | None, str, str]] = []
 
-    def read(key: str, netns: str | None = None) -> str:
+    def read(key: str, netns: str | None = None, *, inode: int | None = None) -> str:
         return values[(netns, key)]
 
-    def write(key: str, value: str, netns: str | None = None) -> None:
+    def write(key: str, value: str, netns: str | None = None, *, inode: int | None = None) -> None:
         writes.append((netns, key, value))
         values[(netns, key)] = value
 
@@ -97,7 +98,7 @@ def test_failed_restore_is_loud(fake_sysctls: dict, monkeypatch: pytest.MonkeyPa
     guard = sysctl.SysctlGuard(Journal.create("abc128"))
     guard.set("net.netfilter.nf_conntrack_max", 4096)
 
-    def broken(key: str, value: str, netns: str | None = None) -> None:
+    def broken(key: str, value: str, netns: str | None = None, **_kw: object) -> None:
         raise PermissionError("read-only")
 
     monkeypatch.setattr(sysctl, "write", broken)
@@ -170,3 +171,116 @@ def test_second_lock_is_refused_naming_the_holder() -> None:
         HostLock(wait_s=0.3).acquire()
     with HostLock():  # released: can be taken again
         pass
+
+
+# --- namespaces named by a path (/proc/PID/ns/net: kind's nodes) -----------------------------
+TW = "net.netfilter.nf_conntrack_tcp_timeout_time_wait"
+NODE = "/proc/4242/ns/net"
+
+
+class PathNamespaces:
+    """Path-named namespaces by inode: what is at a path can change (the container is gone,
+    its PID reused) and the guard must notice."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.at: dict[str, int] = {NODE: 7001}  # path -> inode of the namespace there
+        self.values: dict[tuple[int | None, str], str] = {(7001, TW): "120", (None, TW): "60"}
+        self.writes: list[tuple[int | None, str, str]] = []
+        monkeypatch.setattr(sysctl, "netns_inode", lambda ns: self.at[ns])
+        monkeypatch.setattr(sysctl, "read", self.read)
+        monkeypatch.setattr(sysctl, "write", self.write)
+
+    def _ino(self, netns: str | None, inode: int | None) -> int | None:
+        if netns is None:
+            return None
+        if netns not in self.at:
+            raise FileNotFoundError(netns)
+        if inode is not None and self.at[netns] != inode:
+            raise NamespaceGone(netns)
+        return self.at[netns]
+
+    def read(self, key: str, netns: str | None = None, *, inode: int | None = None) -> str:
+        return self.values[(self._ino(netns, inode), key)]
+
+    def write(
+        self, key: str, value: str, netns: str | None = None, *, inode: int | None = None
+    ) -> None:
+        ino = self._ino(netns, inode)
+        self.writes.append((ino, key, value))
+        self.values[(ino, key)] = value
+
+
+def test_a_path_named_namespace_is_journaled_with_its_inode_and_restored(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ns = PathNamespaces(monkeypatch)
+    j = Journal.create("path01")
+    guard = sysctl.SysctlGuard(j)
+    with guard.scope():
+        guard.set(TW, 7, NODE)
+        guard.set(TW, 3, NODE)
+        assert ns.values[(7001, TW)] == "3"
+    assert ns.values[(7001, TW)] == "120"
+    entries = [e for e in j.entries if e["op"] == "sysctl"]
+    assert entries == [{"op": "sysctl", "key": TW, "netns": NODE, "original": "120", "ino": 7001}]
+
+
+@pytest.mark.parametrize("gone", ["missing", "pid reused"])
+def test_a_gone_path_namespace_is_skipped_quietly_and_never_written_elsewhere(
+    monkeypatch: pytest.MonkeyPatch, gone: str
+) -> None:
+    ns = PathNamespaces(monkeypatch)
+    guard = sysctl.SysctlGuard(Journal.create("path02"))
+    guard.set(TW, 7, NODE)
+    if gone == "missing":
+        del ns.at[NODE]
+    else:  # the path now names another namespace (with its own value)
+        ns.at[NODE] = 7002
+        ns.values[(7002, TW)] = "99"
+    ns.writes.clear()
+    guard.restore_all()  # no RestoreFailed
+    assert ns.writes == []
+
+
+def test_a_host_value_that_cannot_be_restored_is_loud_next_to_a_gone_namespace(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ns = PathNamespaces(monkeypatch)
+    guard = sysctl.SysctlGuard(Journal.create("path03"))
+    guard.set(TW, 30)  # a host value (this fake keeps it under inode None)
+    guard.set(TW, 7, NODE)
+    del ns.at[NODE]
+
+    def broken(key: str, value: str, netns: str | None = None, **_kw: object) -> None:
+        raise FileNotFoundError(key)
+
+    monkeypatch.setattr(sysctl, "write", broken)
+    with pytest.raises(RestoreFailed, match="missing"):
+        guard.restore_all()
+
+
+@pytest.mark.parametrize("gone", [None, "missing", "pid reused"])
+def test_restore_of_a_killed_run_puts_a_path_namespace_back_only_if_it_is_the_same(
+    monkeypatch: pytest.MonkeyPatch, gone: str | None
+) -> None:
+    from harness import restore
+
+    ns = PathNamespaces(monkeypatch)
+    j = Journal.create("path04")
+    guard = sysctl.SysctlGuard(j)
+    guard.set(TW, 9, NODE)
+    guard.set(TW, 4, NODE)
+    if gone == "missing":
+        del ns.at[NODE]
+    elif gone == "pid reused":
+        ns.at[NODE] = 7002
+        ns.values[(7002, TW)] = "4"
+    ns.writes.clear()
+    report = restore.RestoreReport()
+    restore.undo_journal(Journal.load(j.path), report)
+    assert report.errors == []
+    if gone is None:
+        assert ns.values[(7001, TW)] == "120"
+        assert ns.writes == [(7001, TW, "120")]
+    else:
+        assert ns.writes == []

@@ -226,12 +226,13 @@ def test_measure_merges_the_pods_and_samples_the_nodes() -> None:
 
 
 def test_a_natural_phase_on_kind_is_assessed_and_not_called_steady() -> None:
-    """The same model and assessment as netns, from a natural start: 80 short-lived
-    connections/s for 2 s with TIME_WAIT 120 s cannot turn a 2,048 table over."""
+    """The same model and assessment as netns, from a natural start (here: no guard to set
+    the nodes' timeouts with, so no warm-up): 80 short-lived connections/s for 2 s with
+    TIME_WAIT 120 s cannot turn a 2,048 table over."""
     (base, _), _ = measure(quick(), None)
     ss = base.extra["steady_state"]
     assert ss["warmup"]["method"] == "none"
-    assert "kind backend has no aged warm-up" in str(ss["warmup"]["label"])
+    assert "no aged warm-up" in str(ss["warmup"]["label"])
     assert ss["max"] == 2048
     # 80/s x 120 s of TIME_WAIT is more than the table: its steady state is a full table
     assert ss["expected_occupancy"] > 2048
@@ -241,6 +242,131 @@ def test_a_natural_phase_on_kind_is_assessed_and_not_called_steady() -> None:
     assert 0 <= base.extra["load_start_s"] < 5
     # and a comparison against it cannot read "fixed"
     assert not_steady([{"name": "baseline", "steady_state": ss}]) is not None
+
+
+# --- the aged warm-up on kind (harness.warmup, the netns backend's) -------------------------
+TW = "net.netfilter.nf_conntrack_tcp_timeout_time_wait"
+UDP = "net.netfilter.nf_conntrack_udp_timeout"
+# PIDs above any pid_max: no process has them, so nothing real is opened
+NODE_NS = {"cth-r1-worker": "/proc/4999101/ns/net", "cth-r1-worker2": "/proc/4999102/ns/net"}
+
+
+class RecordingGuard:
+    """The runner's guard as the warm-up sees it: a per-namespace set, recorded."""
+
+    def __init__(self, values: dict[tuple[str, str], str]) -> None:
+        self.values = values
+        self.calls: list[tuple[str | None, str, str]] = []
+
+    def set(self, key: str, value: int | str, netns: str | None = None) -> None:
+        assert netns is not None
+        self.values[(netns, key)] = str(value)
+        self.calls.append((netns, key, str(value)))
+
+
+def aged_kind(
+    monkeypatch: pytest.MonkeyPatch, *, find_pods: bool = True, s: Scenario | None = None
+) -> tuple[list[PhaseMeasurement], RecordingGuard, list[tuple[str, tuple[str, ...], Any]]]:
+    """measure() on kind with a guard, the node containers' and pods' namespaces found by
+    handle, and the flows the warm-up would open recorded instead (no kernel)."""
+    from harness import warmup
+    from harness.backends.kube import nodeaccess
+
+    values = {(ns, k): v for ns in NODE_NS.values() for k, v in ((TW, "120"), (UDP, "30"))}
+    guard = RecordingGuard(values)
+    fills: list[tuple[str, tuple[str, ...], Any]] = []
+
+    def fill(kind: str) -> Any:
+        async def opened(t: warmup.WarmupTargets, n: int) -> tuple[int, int]:
+            fills.append((kind, t.client_ns, t))
+            return n, 0
+
+        return opened
+
+    def pod_netns(_self: Any, node: str, ips: Any) -> dict[str, str]:
+        if not find_pods or node != "cth-r1-worker":
+            return {}
+        return {ip: f"/proc/49992{ip.rsplit('.', 1)[1]}/ns/net" for ip in ips}
+
+    monkeypatch.setattr(warmup, "_http_fill", fill("http"))
+    monkeypatch.setattr(warmup, "_dns_fill", fill("dns"))
+    monkeypatch.setattr(warmup, "read", lambda key, ns: values[(ns, key)])
+    monkeypatch.setattr(
+        warmup, "run", lambda *_a, **_k: subprocess.CompletedProcess([], 0, LISTING, "")
+    )
+    monkeypatch.setattr(nodeaccess.DockerNodeAccess, "netns", lambda _s, n: NODE_NS[n])
+    monkeypatch.setattr(nodeaccess.DockerNodeAccess, "pod_netns", pod_netns)
+    s = s or quick()
+    cluster, _, _ = kind_cluster(s, None)
+    cluster._guard = guard
+    out = []
+    with cluster:
+        for phase in s.phases:
+            with cluster.phase(phase) as plan:
+                out.append(cluster.measure(plan, None))
+    return out, guard, fills
+
+
+def test_kind_warms_its_nodes_up_through_the_pods_and_node_namespaces(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    s = scenario(
+        load={"duration_s": 2, "dns": {"rate": 40}, "http": {"rate": 80}},
+        phases=[{"name": "baseline"}],
+    )
+    (base,), guard, fills = aged_kind(monkeypatch, s=s)
+    ss = base.extra["steady_state"]
+    w = ss["warmup"]
+    assert w["method"] == "aged-fill"
+    assert "aged fill" in str(w["label"])
+    # flows from every client pod's namespace (found by its IP), to the run's Services
+    assert {kind for kind, _, _ in fills} == {"http", "dns"}
+    for _, client_ns, _ in fills:
+        assert len(set(client_ns)) == 4
+        assert all(p.startswith("/proc/49992") for p in client_ns)
+    target = fills[0][2]
+    assert target.dns_name == "http-server.cth-r1.svc.cluster.local."
+    assert target.http_ip != target.dns_ip
+    # each chunk's timeout set in every node's namespace, longest first, then put back
+    assert {ns for ns, _, _ in guard.calls} == set(NODE_NS.values())
+    tw_sets = [int(v) for ns, k, v in guard.calls if k == TW and ns == NODE_NS["cth-r1-worker"]]
+    assert tw_sets[:-1] == sorted(tw_sets[:-1], reverse=True)
+    assert tw_sets[-1] == 120
+    assert all(guard.values[(ns, TW)] == "120" for ns in NODE_NS.values())
+    # what the warm-up opened and when the load started are reported, as on netns
+    flows = {f["kind"]: f for f in w["flows"]}
+    assert flows["http-short-lived"]["opened"] == flows["http-short-lived"]["wanted"] > 0
+    assert isinstance(w["gap_to_load_s"], float)
+    assert w["remaining_lifetimes_at_load_s"]["tcp-TIME_WAIT"]["n"] == 1
+    assert "ended_monotonic" not in w
+    # these node namespaces cannot be opened here: sampled by command instead, and said so
+    assert base.extra["sample_hz"] == 50
+    assert any("sampled by command" in n for n in base.extra["notes"])
+
+
+def test_kind_without_a_pods_namespace_says_so_and_starts_naturally(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    (base, _), guard, fills = aged_kind(monkeypatch, find_pods=False)
+    w = base.extra["steady_state"]["warmup"]
+    assert w["method"] == "none"
+    assert "were not found on this host" in str(w["label"])
+    assert guard.calls == []
+    assert fills == []
+
+
+def test_kind_does_not_warm_up_a_load_that_says_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    s = scenario(
+        load={"duration_s": 2, "dns": {"rate": 40}, "http": {"rate": 80}, "warmup": "none"},
+        phases=[{"name": "baseline"}],
+    )
+    (base,), guard, fills = aged_kind(monkeypatch, s=s)
+    assert base.extra["steady_state"]["warmup"] == {
+        "method": "none",
+        "label": "natural: no warm-up",
+    }
+    assert guard.calls == []
+    assert fills == []
 
 
 def test_node_timeouts_are_parsed_or_refused() -> None:

@@ -7,15 +7,23 @@ worst case, not the steady state.
 
 So the warm-up opens real flows of each kind (HTTP connections to the Service, DNS queries to
 kube-dns, from the client pods, through the nodes) in chunks, and before each chunk sets the
-kind's timeout sysctl in every node's namespace so that, when the measured load starts, the
-chunk's entries have the remaining lifetime of their slice of ``[0, lifetime)``. The kernel
-fixes an entry's timeout from the namespace's sysctl when the entry enters its state
-(measured on this kernel: TIME_WAIT 5, 9 and 13 s -> 4, 8, 12 s left a moment later), so the
-table holds the steady state's population with its spread of remaining lifetimes: as many
-entries expire each second as the load opens. The timeouts are put back before the load.
+kind's timeout sysctl in every node's namespace (journaled, through the run's guard) so that,
+when the measured load starts, the chunk's entries have the remaining lifetime of their slice
+of ``[0, lifetime)``. The kernel fixes an entry's timeout from the namespace's sysctl when the
+entry enters its state (measured on this kernel: TIME_WAIT 5, 9 and 13 s -> 4, 8, 12 s left a
+moment later), so the table holds the steady state's population with its spread of remaining
+lifetimes: as many entries expire each second as the load opens. The timeouts are put back
+before the load.
 
 The report (result.json ``steady_state.warmup``) labels it and shows the remaining lifetimes
 the entries actually had when the load started, read back with ``conntrack -L``.
+
+It is written once for every backend whose nodes share this kernel: it needs only namespace
+handles (:mod:`harness.kernel.netns`) for the client pods and the nodes. The netns backend
+names its own namespaces; kind's are ``/proc/PID/ns/net`` of the node containers' init and of
+the pods' sandboxes (:class:`harness.backends.kube.nodeaccess.DockerNodeAccess`).
+:class:`AgedWarmup` is one phase's: whether its model asks for the warm-up, running it, and the
+phase's ``steady_state`` with it.
 """
 
 from __future__ import annotations
@@ -25,13 +33,16 @@ import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import dns.message
 import dns.rdatatype
 
 from harness.kernel.netns import run, socket_in
-from harness.kernel.sysctl import SysctlGuard, read
+from harness.kernel.sampler import NodeSeries
+from harness.kernel.sysctl import read
+from harness.results.schema import SteadyStateResult
+from harness.results.steady import steady_result
 from harness.steady_state import Flow, SteadyState, aged_timeout, warmup_chunks
 from loadgen.http.plan import HTTPPlan, HTTPTarget, Mode
 from loadgen.http.rawclient import run_http_burst
@@ -66,10 +77,18 @@ class FlowWarmup:
         }
 
 
+class SysctlSetter(Protocol):
+    """What the warm-up needs of the run's guard (:class:`harness.kernel.sysctl.SysctlGuard`):
+    a journaled per-namespace set."""
+
+    def set(self, key: str, value: int | str, netns: str | None = None) -> None: ...
+
+
 @dataclass(frozen=True)
 class WarmupTargets:
     """Where the warm-up's flows go: the client pods' namespaces, the HTTP Service, and the
-    DNS Service with a name it answers."""
+    DNS Service with a name it answers; ``node_ns``: every node's namespace (its timeouts are
+    set there). Namespaces are handles of :mod:`harness.kernel.netns` (names or paths)."""
 
     client_ns: tuple[str, ...]
     node_ns: tuple[str, ...]
@@ -151,7 +170,7 @@ def _family(flow: Flow) -> str:
 def warm_up(
     model: SteadyState,
     targets: WarmupTargets,
-    guard: SysctlGuard,
+    guard: SysctlSetter,
     *,
     startup_s: float = 0.5,
 ) -> dict[str, Any]:
@@ -214,3 +233,69 @@ def lifetimes_at_load(
     """Remaining lifetimes as they were when the load started (pure)."""
     gap = max(0.0, load_started - read_at)
     return {k: spread([max(0.0, x - gap) for x in v]) for k, v in sorted(remaining.items())}
+
+
+def wanted(model: SteadyState, warmup: str) -> bool:
+    """Does this phase get the aged warm-up? Not when the load says ``warmup: none``, when its
+    steady state is far below the limit (a natural start is already steady), or when the model
+    does not know the whole load (a locustfile's) (pure)."""
+    return warmup != "none" and not model.far_below_limit and model.unknown is None
+
+
+class AgedWarmup:
+    """One phase's steady state with its aged warm-up, on any backend: build with the phase's
+    model and its load's ``warmup``; :meth:`run` before the load (after the tables were
+    flushed), :meth:`result` once it is done (result.json ``steady_state``)."""
+
+    def __init__(self, model: SteadyState, warmup: str) -> None:
+        self.model = model
+        self.wanted = wanted(model, warmup)
+        self.report: dict[str, Any] | None = None
+        self._read: tuple[float, dict[str, list[int]]] | None = None
+
+    def run(
+        self, targets: WarmupTargets, guard: SysctlSetter, *, read_ns: str, startup_s: float
+    ) -> None:
+        """Warm the tables up (if :attr:`wanted`); read the remaining lifetimes back from
+        ``read_ns`` (the client node's namespace) right after. ``startup_s``: the expected time
+        from the warm-up's end to the load's start (the last phase's measured gap)."""
+        if not self.wanted:
+            return
+        report = warm_up(self.model, targets, guard, startup_s=startup_s)
+        if report["flows"]:
+            self.report = report
+            self._read = read_back(read_ns)
+
+    def result(
+        self,
+        series: dict[str, NodeSeries],
+        *,
+        sampler_t0: float,
+        load_start_s: float,
+        duration_s: float,
+        dns_timeline: Sequence[Sequence[float]],
+        natural: str = "natural: no warm-up",
+    ) -> SteadyStateResult:
+        """``steady_state`` of the phase; after the warm-up with its report (``warmup``: the
+        labelled method, its flows and duration, the gap to the load, and the lifetimes the
+        entries had when the load started); else a natural start labelled ``natural``."""
+        result = steady_result(
+            self.model,
+            series,
+            load_start_s=load_start_s,
+            duration_s=duration_s,
+            dns_timeline=dns_timeline,
+            aged=self.report is not None,
+            natural=natural,
+        )
+        if self.report is not None:
+            w = dict(self.report)
+            ended = float(w.pop("ended_monotonic"))
+            load_started = sampler_t0 + load_start_s
+            w["gap_to_load_s"] = round(load_started - ended, 3)
+            if self._read is not None:
+                w["remaining_lifetimes_at_load_s"] = lifetimes_at_load(
+                    self._read[0], self._read[1], load_started
+                )
+            result["warmup"] = w
+        return result

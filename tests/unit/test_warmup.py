@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from harness.backends.netns import warmup
+from harness import warmup
 from harness.steady_state import SteadyState, Timeouts, dns_flows, http_flows
 
 NODES = ("node-a", "node-b")
