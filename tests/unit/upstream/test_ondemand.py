@@ -82,8 +82,8 @@ def test_a_run_builds_the_release_it_runs_before_the_lock(monkeypatch: pytest.Mo
     s = Scenario.model_validate(
         {"name": "x", "cluster": {"kube_proxy": {"version": ver}}, "phases": [{"name": "p"}]}
     )
-    registry.check_backend_ready("netns", BackendOptions(), s)
+    registry.check_backend_ready("netns", BackendOptions(), scenario=s)
     registry.check_backend_ready(
-        "netns", BackendOptions(extra={KUBERNETES_RELEASE: default_version()}), s
+        "netns", BackendOptions(extra={KUBERNETES_RELEASE: default_version()}), scenario=s
     )
     assert asked == [("netns", ver), ("netns", default_version())]

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,10 +25,11 @@ from harness.backends.kube import KindBackend, KindSettings, KubeconfigBackend, 
 from harness.backends.kube import kind as kind_mod
 from harness.backends.kube.cluster import Images
 from harness.backends.kube.names import LABEL_NODE
-from harness.backends.kube.runcluster import KubeRunCluster
+from harness.backends.kube.runcluster import START_LEAD_S, KubeRunCluster
 from harness.errors import BackendError
 from harness.report.live import LiveRun
 from harness.report.progress import PlainProgress
+from loadgen.worker import WorkerPlan
 
 
 def kind_api() -> FakeAPI:
@@ -288,7 +290,7 @@ def test_a_phase_final_state_is_printed_once_while_the_pods_finish() -> None:
     class Kube:
         def run_worker(self, plan: Any, cpus: str | None = None) -> Any:
             assert release.wait(10)
-            return {"pod": plan}
+            return {"pod": plan.pod, "start_at": plan.start_at_monotonic}
 
     cluster = KubeRunCluster(
         SimpleNamespace(name="kind"),  # type: ignore[arg-type]
@@ -307,15 +309,20 @@ def test_a_phase_final_state_is_printed_once_while_the_pods_finish() -> None:
         live.progress(phase, elapsed, total, info)
 
     plan = SimpleNamespace(name="baseline", load=SimpleNamespace(duration_s=2.0))
+    launched = time.monotonic()
     answers = cluster._drive(
         plan,  # type: ignore[arg-type]
-        ["p0", "p1", "p2"],  # type: ignore[list-item]
+        [WorkerPlan(duration_s=2.0, pod=f"p{i}") for i in range(3)],
         sampler=sampler,  # type: ignore[arg-type]
         progress=progress,
         cmax=4096,
     )
     live.close()
-    assert answers == [{"pod": "p0"}, {"pod": "p1"}, {"pod": "p2"}]
+    assert [a["pod"] for a in answers] == ["p0", "p1", "p2"]
+    # every pod's worker is given one start time, ahead of the launch (kubectl exec's start)
+    starts = {a["start_at"] for a in answers}
+    assert len(starts) == 1
+    assert starts.pop() >= launched + START_LEAD_S
     assert sampler.stopped
     during = [info for e, info in calls if e < 2.0]
     after = [info for e, info in calls if e == 2.0]
