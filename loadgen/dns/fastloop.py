@@ -279,6 +279,15 @@ class FastLoop:
             self.ep.unregister(s.fd)
 
 
+def _fsocks(socks: Sequence[Sock]) -> tuple[_FSock, ...]:
+    """The loop's own sockets, as a wait names them (a transport only ever hands out these)."""
+    out: list[_FSock] = []
+    for sock in socks:
+        assert isinstance(sock, _FSock)
+        out.append(sock)
+    return tuple(out)
+
+
 class FastTransport:
     """The engine's :class:`~loadgen.dns.models.base.Transport` for one pod namespace."""
 
@@ -375,11 +384,7 @@ class FastTransport:
             await _wait(socks, deadline)
 
     async def recv_any(self, socks: Sequence[Sock], deadline: float) -> tuple[Sock, Reply] | None:
-        fs: list[_FSock] = []
-        for sock in socks:
-            assert isinstance(sock, _FSock)
-            fs.append(sock)
-        waiting = tuple(fs)
+        waiting = fs = _fsocks(socks)
         while True:
             for s in fs:
                 if s.queue:
@@ -395,11 +400,7 @@ class FastTransport:
     ) -> tuple[Sock, Reply] | None:
         """The reply to one of ``qids`` on any of ``socks``, sockets other lookups share
         (c-ares): replies to the others are parked for them."""
-        fs: list[_FSock] = []
-        for sock in socks:
-            assert isinstance(sock, _FSock)
-            fs.append(sock)
-        waiting = tuple(fs)
+        waiting = fs = _fsocks(socks)
         while True:
             for s in fs:
                 while s.queue:  # what arrived while nobody waited by ID
