@@ -6,8 +6,18 @@ Why overlap, and not "each rate inside the other's interval": two samples of the
 miss that stricter test about one time in six per phase (the difference of two estimates has
 sqrt(2) times the spread of one), so with four phases that lose lookups it would fail about
 half the runs of two identical backends. Overlapping 95 % intervals are missed about once in
-200 per phase by identical backends; a real difference of a few points still fails it (1,500
-lookups a phase: intervals about +-2.3 points wide).
+200 per phase by identical backends.
+
+Which interval: the batch-means interval over one-second batches of the phase's DNS timeline
+(``harness.steady_state.batch_means_ci``), not the Wilson interval in ``timeout_rate_ci``.
+Lookups made in the same second share the table's state (full or not, the GC's last pass), so
+they time out together; Wilson assumes them independent and is too narrow for comparing two
+runs. Measured: a CI run on kind had four seconds of the exhaustion baseline where the table
+had room (40 %, 58 %, 78 %, 90 % of that second's lookups timed out, against 90-100 % in the
+others): 84.8 % [80.9, 87.9] by Wilson against netns's 97.0 % [94.8, 98.3], apart; by
+one-second batches 84.8 % [70.0, 99.5] against [93.4, 100], together. A real difference
+still fails it: a natural start on kind (36 % where netns measured 98 %, issue 18) or a rate
+a few points off at race.yaml's 1,500 lookups a phase (batch intervals about +-3-4 points).
 
 Both run the scenarios as shipped: every phase with expectations is measured in its load's
 steady state on both (the exhaustion baseline after the same aged warm-up, ``aged-fill`` in
@@ -38,6 +48,7 @@ from typing import Any
 import pytest
 
 from harness.backends.kube import dockerd
+from harness.steady_state import batch_means_ci
 from harness.upstream import release
 
 pytestmark = [
@@ -68,8 +79,14 @@ def _run(scenario: Path, backend: str, report: Path) -> dict[str, Any]:
     return result
 
 
-def _overlap(a: dict[str, float], b: dict[str, float]) -> bool:
-    return a["low"] <= b["high"] + 1e-9 and b["low"] <= a["high"] + 1e-9
+def _overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    return a[0] <= b[1] + 1e-9 and b[0] <= a[1] + 1e-9
+
+
+def _interval(dns: dict[str, Any]) -> tuple[float, float]:
+    """The timeout rate's 95 % batch-means interval over one-second batches."""
+    _, low, high, _ = batch_means_ci(dns["timeline"], batch_s=1)
+    return low, high
 
 
 @pytest.mark.parametrize("path", ["scenarios/exhaustion.yaml", "scenarios/race.yaml"])
@@ -91,8 +108,8 @@ def test_same_verdicts_on_netns_and_kind(tmp_path: Path, path: str, host_unchang
         assert n["name"] == k["name"]
         nd, kd = n["dns"], k["dns"]
         rows.append(
-            f"{n['name']}: netns {nd['timeout_rate']:.3f} {nd['timeout_rate_ci']} "
-            f"{n['verdict']} | kind {kd['timeout_rate']:.3f} {kd['timeout_rate_ci']} "
+            f"{n['name']}: netns {nd['timeout_rate']:.3f} {_interval(nd)} "
+            f"{n['verdict']} | kind {kd['timeout_rate']:.3f} {_interval(kd)} "
             f"{k['verdict']}"
         )
     print("\n".join(rows))
@@ -113,7 +130,7 @@ def test_same_verdicts_on_netns_and_kind(tmp_path: Path, path: str, host_unchang
     for n, k in zip(netns["phases"], kind["phases"], strict=True):
         assert n["verdict"] == k["verdict"], rows
         nd, kd = n["dns"], k["dns"]
-        assert _overlap(kd["timeout_rate_ci"], nd["timeout_rate_ci"]), rows
+        assert _overlap(_interval(kd), _interval(nd)), rows
     # the same comparisons come out the same way ("fixed" needs steady state on both)
     assert _outcomes(netns) == _outcomes(kind)
     # nothing of kind is left on the host: no dockerd, no DOCKER chains, no FORWARD DROP

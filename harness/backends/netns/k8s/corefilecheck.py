@@ -135,10 +135,23 @@ def _parse(binary: Path, text: str, upstream: str, timeout_s: float) -> tuple[Ve
                     )
                 time.sleep(0.05)
         finally:
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(proc.pid, signal.SIGKILL)  # --kill-child takes CoreDNS with it
-            proc.wait()
+            _kill_group(proc)
+
+
+def _kill_group(proc: subprocess.Popen[bytes], wait_s: float = 5.0) -> None:
+    """Kill ``unshare`` and everything it started (their own process group), and return once
+    none of them is left: ``--kill-child`` alone kills CoreDNS asynchronously, after ``unshare``
+    has been reaped."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.01)
 
 
 def check(
