@@ -15,7 +15,6 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, nullcontext
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -217,7 +216,6 @@ class NetnsCluster:
         plan_file, out_file = wd / f"{plan.name}.plan.json", wd / f"{plan.name}.out.json"
         out_file.unlink(missing_ok=True)
         cmax = int(sysctl.read(CT + "nf_conntrack_max"))
-        wp = self._fast_phase(wp)
         steady = self._warm_up(plan, wp, resolv, cmax)
         plan_file.write_text(json.dumps(wp.to_json()))
         nodes0, server0 = self._counters(rollout=plan.rollout is not None)
@@ -305,19 +303,6 @@ class NetnsCluster:
             extra=extra,
             kernel=platform.release(),
         )
-
-    def _fast_phase(self, wp: WorkerPlan) -> WorkerPlan:
-        """Bench-issue design (bench/README.md): a phase measures the same lookups, faster.
-
-        DNS drain "first-timeout": once every lookup has started, stop waiting for those
-        that have already waited one full timeout (they are timeouts whatever follows) and
-        report them as ``dns.unfinished``; a lookup nobody answers otherwise holds the phase
-        for ``timeout * attempts`` per search candidate (20 s with the defaults).
-        """
-        dns = wp.dns
-        if dns is not None:
-            dns = replace(dns, plan=replace(dns.plan, drain="first-timeout"))
-        return replace(wp, dns=dns)
 
     # --- steady state (harness.backends.netns.steady) ---------------------------------
     def _warm_up(
