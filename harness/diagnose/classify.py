@@ -241,6 +241,9 @@ def signals_from_phase(phase: PhaseResult) -> Signals:
     kind = fault.get("kind")
     capture = phase.get("capture")  # run --pcap: counted from the packets in the client pods
     same_port = capture["unanswered_pairs"] if capture is not None else None
+    unavailable = phase.get("unavailable", {})  # read 0 there, but were not measured
+    servers_unmeasured = "server_counters" in unavailable
+    nodes_unmeasured = "node_dns_counters" in unavailable
     return Signals(
         conntrack_max=ct["max"],
         peak_count=ct["peak_count"],
@@ -252,10 +255,10 @@ def signals_from_phase(phase: PhaseResult) -> Signals:
         lookups=phase["dns"]["lookups"],
         timeouts=phase["dns"]["timeouts"],
         waited=phase["dns"].get("waited"),
-        server_received=phase["server"]["received"],
-        server_answered=phase["server"]["answered"],
+        server_received=None if servers_unmeasured else phase["server"]["received"],
+        server_answered=None if servers_unmeasured else phase["server"]["answered"],
         server_errors=phase["dns"].get("outcomes", {}).get("error"),
-        node_dropped=phase["agreement"]["node_dropped"],
+        node_dropped=None if nodes_unmeasured else phase["agreement"]["node_dropped"],
         same_port_unanswered=same_port,
         injected=phase["injected"],
         fault_kind=kind if isinstance(kind, str) else None,

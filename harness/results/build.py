@@ -113,6 +113,10 @@ def dns_dropped(c: dict[str, int]) -> int:
     return max(0, c.get("dns_in", 0) - c.get("dns_out", 0) - c.get("dns_local", 0))
 
 
+# the counters the agreement adds up; a backend lists the ones it cannot read in ``unavailable``
+UNMEASURED_COUNTERS = ("server_counters", "node_dns_counters")
+
+
 def agreement(dns: DNSResult, m: PhaseMeasurement, server: ServerResult) -> Agreement:
     """Account for every query the clients lost, with the kernel's and the servers' counts.
 
@@ -124,6 +128,17 @@ def agreement(dns: DNSResult, m: PhaseMeasurement, server: ServerResult) -> Agre
     confirm = sum(s.delta.get("insert_failed", 0) for s in m.series.values())
     server_unanswered = max(0, server["received"] - server["answered"])
     client = dns["queries_unanswered"]
+    missing = [k for k in UNMEASURED_COUNTERS if k in m.extra.get("unavailable", {})]
+    if missing:  # a backend that cannot count them says so, and nothing is added up
+        return Agreement(
+            client_unanswered=client,
+            node_dropped=node_dropped,
+            server_unanswered=server_unanswered,
+            explained=(
+                f"{client} unanswered at the client; where they were lost is not measured on "
+                f"this backend ({', '.join(missing)}: see unavailable)"
+            ),
+        )
     gap = client - node_dropped - server_unanswered
     parts = [
         f"{node_dropped} dropped inside the nodes before NAT (conntrack)",
@@ -208,6 +223,7 @@ def build_phase_result(phase: Phase, repeat_index: int, m: PhaseMeasurement) -> 
         result["locust"] = locust_result(m.load["locust"])
     if "steady_state" in m.extra:  # harness.backends.netns.steady
         result["steady_state"] = m.extra["steady_state"]
+    result["unavailable"] = {str(k): str(v) for k, v in m.extra.get("unavailable", {}).items()}
     checks: list[ExpectationResult] = []
     window_view = judged_view(result)
     for exp in phase.expectations():

@@ -264,6 +264,8 @@ class PhaseResult(TypedDict):
     race: NotRequired[RaceResult]
     capture: NotRequired[CaptureResult]
     steady_state: NotRequired[SteadyStateResult]
+    # what this backend could not measure in the phase: field -> why (empty when everything was)
+    unavailable: NotRequired[dict[str, str]]
     rollout: NotRequired[RolloutResult]  # a CoreDNS rollout during the load (netns)
 
 

@@ -48,11 +48,11 @@ from loadgen.worker import WorkerPlan, WorkerResult
 
 SERVER_COUNTERS_UNAVAILABLE = (
     "the DNS pods' own received/answered counts are not read on this backend "
-    "(server.received/answered are 0)"
+    "(server.received/answered read 0: not measured)"
 )
 NODE_DNS_COUNTERS_UNAVAILABLE = (
     "per-node DNS packet counters (dns_in/dns_out) are not installed on cluster nodes "
-    "(0, so agreement.node_dropped is 0)"
+    "(node.dns_* and agreement.node_dropped read 0: not measured)"
 )
 # Every pod's worker begins its load at one moment, this long after the workers are launched:
 # a ``kubectl exec`` and the worker's start take 1.9-2.8 s here, so started one by one the

@@ -517,6 +517,11 @@ def test_result_shape_matches_netns(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         # the free-form node counter totals differ by design (no dns_in/out on clusters)
         kshape.pop("node")
         nshape.pop("node")
+        # both say what they could not measure; which fields differs by backend (field -> why)
+        assert {"server_counters", "node_dns_counters"} <= set(k["unavailable"])
+        assert n["unavailable"] == {}
+        kshape.pop("unavailable")
+        nshape.pop("unavailable")
         assert "steady_state" in kshape
         assert "steady_state" in nshape
         # netns only: the window's named counters; kube reads only the drop's inline counter
