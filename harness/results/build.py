@@ -178,6 +178,12 @@ def build_phase_result(phase: Phase, repeat_index: int, m: PhaseMeasurement) -> 
             failure_rate=http_raw["failure_rate"],
             new_connections=http_raw["new_connections"],
         )
+        rows = http_raw.get("timeline") or []
+        http["timeline"] = [
+            [int(r["t_s"]), int(r["requests"]), int(r["failures"]), int(r["new_connections"])]
+            for r in rows
+            if isinstance(r, dict) and "t_s" in r
+        ]
     server = ServerResult(
         received=m.server_counters.get("rx", 0), answered=m.server_counters.get("tx", 0)
     )

@@ -118,6 +118,9 @@ class HTTPResult(TypedDict):
     failures: int
     failure_rate: float
     new_connections: int
+    # per second of the load, all pods together: [second, requests, failures, new connections]
+    # (whether the load ran at its planned rate throughout)
+    timeline: NotRequired[list[list[int]]]
 
 
 class ServerResult(TypedDict):

@@ -35,10 +35,11 @@ def _merge_timeline(parts: Sequence[Any]) -> list[Any]:
     for part in parts:
         for row in part or []:
             if isinstance(row, Mapping):
-                t = float(row.get("t", 0.0))
-                acc = dict_rows.setdefault(t, {"t": row.get("t", 0.0)})
+                tk = "t_s" if "t_s" in row else "t"  # the HTTP client's rows say t_s
+                t = float(row.get(tk, 0.0))
+                acc = dict_rows.setdefault(t, {tk: row.get(tk, 0.0)})
                 for k, v in row.items():
-                    if k != "t" and _num(v):
+                    if k != tk and _num(v):
                         acc[k] = acc.get(k, 0) + v
             else:
                 t = float(row[0])

@@ -59,3 +59,32 @@ def test_disagreeing_resolver_is_noted() -> None:
     b["dns"]["resolver"] = "musl"
     _, notes = merge_loads([a, b])
     assert any("resolver differs" in n for n in notes)
+
+
+def test_http_timelines_add_up_per_second_across_pods() -> None:
+    """The HTTP client's rows say ``t_s``: each second's counts are the pods' sum (they used
+    to fall into one row at t=0), and result.json gets them as [second, requests, failures,
+    new connections]."""
+
+    def pod(rows: list[tuple[int, int, int, int]]) -> dict[str, Any]:
+        timeline = [
+            {"t_s": t, "requests": r, "failures": f, "new_connections": c} for t, r, f, c in rows
+        ]
+        return {
+            "http": {
+                "mode": "short-lived",
+                "requests": sum(r[1] for r in rows),
+                "failures": sum(r[2] for r in rows),
+                "new_connections": sum(r[3] for r in rows),
+                "timeline": timeline,
+            }
+        }
+
+    a = pod([(0, 200, 10, 200), (1, 190, 150, 200), (2, 0, 0, 0)])
+    b = pod([(0, 180, 5, 200), (1, 210, 200, 200)])
+    merged, _ = merge_loads([a, b])
+    assert merged["http"]["timeline"] == [
+        {"t_s": 0, "requests": 380, "failures": 15, "new_connections": 400},
+        {"t_s": 1, "requests": 400, "failures": 350, "new_connections": 400},
+        {"t_s": 2, "requests": 0, "failures": 0, "new_connections": 0},
+    ]
