@@ -161,6 +161,7 @@ class KindBackend(ContainerNodeBackend):
     _images_docker: dockerd.DockerCli | None = None  # the daemon the images go to, ditto
     _node_image_source: str | None = None  # NODE_IMAGE_BUILT/REUSED/SYSTEM, set by start()
     _kind_built = False  # the pinned kind CLI built here (not the one on PATH)
+    _reused = "as found"  # how a reused cluster came to be there, set by start()
 
     def default_settings(self) -> KindSettings:
         return KindSettings()
@@ -288,8 +289,8 @@ class KindBackend(ContainerNodeBackend):
             if found in (None, made_for):
                 with self.stages.stage(f"reusing the kind cluster {name}") as stage:
                     self._run(commands.kind_export_kubeconfig(name, kubeconfig))
-                    stage.result = (
-                        "kept by an earlier run, same cluster config and version"
+                    stage.result = self._reused = (
+                        "kept by an earlier run for the same cluster config and version"
                         if found
                         else "as found (not made by conntrack-harness)"
                     )
@@ -384,7 +385,7 @@ class KindBackend(ContainerNodeBackend):
             raise BackendError(f"no node containers of kind cluster {self._cluster} found")
         choice = self.settings.choice
         if self._node_image_source == NODE_IMAGE_REUSED:
-            source = f"the existing kind cluster {self._cluster}, as found (CTH_KIND_CLUSTER)"
+            source = f"the existing kind cluster {self._cluster}, {self._reused} (CTH_KIND_CLUSTER)"
         elif self._node_image_source == NODE_IMAGE_BUILT:
             rel = release()
             source = (
