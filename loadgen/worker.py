@@ -32,6 +32,7 @@ from loadgen.http.workers import run_http_load_workers
 from loadgen.locust.endpoints import LocustfileStats
 from loadgen.locust.launch import STARTUP_ALLOWANCE_S, run_locustfile
 from loadgen.locust.userplan import LocustfilePlan
+from loadgen.udp.sameport import SamePortPlan, SamePortPod, SamePortResult, run_same_port
 
 MAX_NAMES = 50
 DNS_PLAN_FIELDS = frozenset(f.name for f in fields(DNSPlan))
@@ -72,6 +73,14 @@ class LocustWork:
 
 
 @dataclass(frozen=True)
+class UDPWork:
+    """The same-port client: one connected socket in each of ``pods`` for the whole phase."""
+
+    pods: tuple[SamePortPod, ...]
+    plan: SamePortPlan
+
+
+@dataclass(frozen=True)
 class WorkerPlan:
     """The worker contract's input. Every backend builds it from the phase plan; its JSON form
     (:meth:`to_json`) is the plan file (netns) or the stdin of the worker in a pod (kube)."""
@@ -80,6 +89,7 @@ class WorkerPlan:
     dns: DNSWork | None = None
     http: HTTPWork | None = None
     locust: LocustWork | None = None  # instead of ``http``: the user's own traffic pattern
+    udp: UDPWork | None = None  # the same-port client, alongside the rest
     phase: str = ""
     pod: str = ""  # the client pod that runs it (kube: one worker per pod)
     # CLOCK_MONOTONIC at which the load begins (kube: every pod's worker at the same moment,
@@ -105,6 +115,11 @@ class WorkerPlan:
                     {"netns": t.netns, "ip": t.address, "port": t.port} for t in self.http.targets
                 ],
                 "plan": {**asdict(self.http.plan), "workers": self.http.workers},
+            }
+        if self.udp is not None:
+            out["udp"] = {
+                "pods": [{"netns": p.netns, "ip": p.ip} for p in self.udp.pods],
+                "plan": asdict(self.udp.plan),
             }
         if self.locust is not None:
             out["locust"] = {
@@ -142,11 +157,19 @@ class WorkerPlan:
                 locust = LocustWork(
                     plan=LocustfilePlan.from_json(json.dumps(lw["plan"])), netns=lw["netns"]
                 )
+            udp = None
+            if "udp" in obj:
+                u = obj["udp"]
+                udp = UDPWork(
+                    pods=tuple(SamePortPod(p["netns"], p["ip"]) for p in u["pods"]),
+                    plan=SamePortPlan(**u["plan"]),
+                )
             return cls(
                 duration_s=float(obj["duration_s"]),
                 dns=dns,
                 http=http,
                 locust=locust,
+                udp=udp,
                 phase=str(obj.get("phase", "")),
                 pod=str(obj.get("pod", "")),
                 start_at_monotonic=(
@@ -208,6 +231,7 @@ class WorkerResult(TypedDict):
     dns: NotRequired[WorkerDNS]
     http: NotRequired[WorkerHTTP]
     locust: NotRequired[LocustfileStats]
+    udp: NotRequired[SamePortResult]
     started_monotonic: NotRequired[float]  # CLOCK_MONOTONIC when the load began
 
 
@@ -278,6 +302,9 @@ async def run_plan(plan: WorkerPlan) -> WorkerResult:
     out = WorkerResult()
     dns = asyncio.create_task(_dns(plan.dns)) if plan.dns is not None else None
     http = asyncio.create_task(_http(plan.http)) if plan.http is not None else None
+    udp = (
+        asyncio.create_task(run_same_port(list(plan.udp.pods), plan.udp.plan)) if plan.udp else None
+    )
     locust = None
     if plan.locust is not None:
         work = plan.locust
@@ -291,6 +318,8 @@ async def run_plan(plan: WorkerPlan) -> WorkerResult:
         out["http"] = await http
     if locust is not None:
         out["locust"] = await locust
+    if udp is not None:
+        out["udp"] = await udp
     out["started_monotonic"] = started
     return out
 

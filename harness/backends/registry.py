@@ -122,7 +122,8 @@ def check_backend(backend: str, scenario: Scenario, options: BackendOptions) -> 
 def check_cluster_fields(backend: str, scenario: Scenario) -> None:
     """Scenario fields a backend cannot honour are refused, never silently ignored.
 
-    - ``phases[].rollout`` rolls the embedded cluster's CoreDNS.
+    - ``phases[].rollout`` rolls the embedded cluster's CoreDNS; ``phases[].events`` scale it.
+    - ``load.udp``, the same-port client, runs in the netns worker only.
     - ``cluster.coredns.corefile`` runs the user's Corefile on the netns backend's CoreDNS;
       a cluster backend keeps the cluster's own CoreDNS ConfigMap.
     - ``cluster.kube_proxy``: kind honours the mode (kind's ``kubeProxyMode``) and runs the
@@ -136,6 +137,19 @@ def check_cluster_fields(backend: str, scenario: Scenario) -> None:
                 f"applies to --backend netns only: on {backend} roll CoreDNS yourself "
                 "(kubectl -n kube-system rollout restart deployment coredns)",
                 field=f"phases[{i}].rollout",
+            )
+        if p.events:
+            raise BadInput(
+                f"applies to --backend netns only: on {backend} scale the Deployment yourself "
+                "(kubectl scale)",
+                field=f"phases[{i}].events",
+            )
+        if scenario.phase_load(p).udp is not None:
+            where = f"phases[{i}].load.udp" if p.load is not None else "load.udp"
+            raise BadInput(
+                f"applies to --backend netns only: the same-port UDP client does not run on "
+                f"{backend} yet",
+                field=where,
             )
     c = scenario.cluster
     if c.coredns.corefile is not None:

@@ -24,6 +24,8 @@ from harness.plan.types import (
     RaceFaultPlan,
     RolloutPlan,
     RunPlan,
+    SamePortUDPPlan,
+    ScalePlan,
     SysctlPlan,
 )
 from harness.scenario.model import (
@@ -98,7 +100,10 @@ def plan_load(scenario: Scenario, load: LoadSpec, *, fqdn: bool, pooling: int | 
             max_in_flight=h.max_in_flight,
             workers=h.workers,
         )
-    return LoadPlan(duration_s=load.duration_s, dns=dns, http=http, locust=locust)
+    udp = None
+    if load.udp is not None:
+        udp = SamePortUDPPlan(rate=load.udp.rate, name=load.udp.name, timeout_s=load.udp.timeout_s)
+    return LoadPlan(duration_s=load.duration_s, dns=dns, http=http, locust=locust, udp=udp)
 
 
 def client_node(scenario: Scenario) -> str:
@@ -176,7 +181,16 @@ def plan_phase(scenario: Scenario, phase: Phase) -> PhasePlan:
         nodelocal=nodelocal or c.nodelocal_dns,
         kube_proxy=kube_proxy(scenario),
         rollout=RolloutPlan(phase.rollout.at_s) if phase.rollout is not None else None,
+        events=tuple(ScalePlan(e.at_s, e.scale.deployment, e.scale.replicas) for e in phase.events),
     )
+
+
+def coredns_pods_needed(plan: PhasePlan) -> int:
+    """CoreDNS pods a phase can need (pure): a rollout brings up as many new pods (new IPs) as
+    run; a scale-up brings up new pods (new IPs) beside the phase's own, as a Deployment does."""
+    n = plan.coredns.replicas * (2 if plan.rollout else 1)
+    ups = [e.replicas for e in plan.events if e.deployment == "coredns"]
+    return max([n, *(plan.coredns.replicas + r for r in ups)])
 
 
 def plan_run(scenario: Scenario) -> RunPlan:
@@ -188,9 +202,6 @@ def plan_run(scenario: Scenario) -> RunPlan:
         coredns=base,
         kube_proxy=kube_proxy(scenario),
         nodelocal=scenario.cluster.nodelocal_dns,
-        # a rollout brings up as many new pods (new IPs) as are running
-        max_coredns_replicas=max(
-            [base.replicas, *(p.coredns.replicas * (2 if p.rollout else 1) for p in phases)]
-        ),
+        max_coredns_replicas=max([base.replicas, *(coredns_pods_needed(p) for p in phases)]),
         phases=phases,
     )

@@ -96,11 +96,22 @@ class LocustLoadPlan:
 
 
 @dataclass(frozen=True)
+class SamePortUDPPlan:
+    """One connected UDP socket per client pod, DNS queries for ``name`` to the kube-dns
+    ClusterIP at ``rate`` per pod per second (``harness.scenario.model.SamePortUDP``)."""
+
+    rate: float
+    name: str
+    timeout_s: float
+
+
+@dataclass(frozen=True)
 class LoadPlan:
     duration_s: float
     dns: DNSLoadPlan | None
     http: HTTPLoadPlan | None  # the raw client (the default: maximum churn)
     locust: LocustLoadPlan | None = None  # or a locustfile; never both
+    udp: SamePortUDPPlan | None = None  # the same-port client, alongside the rest
 
 
 @dataclass(frozen=True)
@@ -170,6 +181,16 @@ class RolloutPlan:
 
 
 @dataclass(frozen=True)
+class ScalePlan:
+    """Scale ``deployment`` to ``replicas`` ``at_s`` seconds after the load generator starts
+    (``harness.scenario.model.PhaseEvent``)."""
+
+    at_s: float
+    deployment: str
+    replicas: int
+
+
+@dataclass(frozen=True)
 class PhasePlan:
     """Everything one phase asks of a backend."""
 
@@ -184,6 +205,7 @@ class PhasePlan:
     nodelocal: bool
     kube_proxy: KubeProxyPlan
     rollout: RolloutPlan | None = None
+    events: tuple[ScalePlan, ...] = ()
 
     @property
     def injected(self) -> bool:

@@ -20,7 +20,8 @@ from harness.plan.locustwork import locust_work
 from harness.plan.types import PhasePlan
 from loadgen.dns.types import DNSPlan, Drain
 from loadgen.http.plan import HTTPPlan, HTTPTarget
-from loadgen.worker import DNSWork, HTTPWork, PodSpec, WorkerPlan
+from loadgen.udp.sameport import SamePortPlan, SamePortPod
+from loadgen.worker import DNSWork, HTTPWork, PodSpec, UDPWork, WorkerPlan
 
 
 def _same(name: str) -> str:
@@ -37,10 +38,12 @@ def worker_plan(
     map_name: Callable[[str], str] = _same,
     drain: Drain = "first-timeout",
     locust_target: str | None = None,
+    dns_service_ip: str | None = None,
 ) -> WorkerPlan:
     """``map_name``: the scenario's namespace onto the backend's (identity on netns).
     ``locust_target``: the http-server Service address a locustfile load aims at (a backend
-    that gives none cannot run one)."""
+    that gives none cannot run one). ``dns_service_ip``: the kube-dns ClusterIP the same-port
+    UDP client sends to (a backend that gives none cannot run it)."""
     index, count = share
     load = plan.load
     dns = http = None
@@ -84,6 +87,29 @@ def worker_plan(
                 field="load.http.locustfile",
             )
         locust = locust_work(load.locust, load.duration_s, pods, locust_target)
+    udp = None
+    if load.udp is not None:
+        if dns_service_ip is None:
+            raise BadInput(
+                "this backend cannot run the same-port UDP client yet (netns only)",
+                field="load.udp",
+            )
+        udp = UDPWork(
+            pods=tuple(SamePortPod(p.netns, p.ip) for p in pods),
+            plan=SamePortPlan(
+                target=dns_service_ip,
+                rate=load.udp.rate,
+                name=load.udp.name,
+                timeout_s=load.udp.timeout_s,
+                duration_s=load.duration_s,
+            ),
+        )
     return WorkerPlan(
-        duration_s=load.duration_s, dns=dns, http=http, locust=locust, phase=plan.name, pod=pod
+        duration_s=load.duration_s,
+        dns=dns,
+        http=http,
+        locust=locust,
+        udp=udp,
+        phase=plan.name,
+        pod=pod,
     )

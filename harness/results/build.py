@@ -225,6 +225,10 @@ def build_phase_result(phase: Phase, repeat_index: int, m: PhaseMeasurement) -> 
         result["capture"] = m.extra["capture"]
     if "rollout" in m.extra:
         result["rollout"] = m.extra["rollout"]
+    if "udp" in m.extra:  # the same-port client (netns)
+        result["udp"] = m.extra["udp"]
+    if "endpoints" in m.extra:  # endpoint events and stale entries (netns)
+        result["endpoints"] = m.extra["endpoints"]
     if m.load.get("locust"):
         result["locust"] = locust_result(m.load["locust"])
     if "steady_state" in m.extra:  # harness.backends.netns.steady

@@ -6,10 +6,12 @@ Every phase carries ``injected``: true when a fault was injected (never a natura
 
 from typing import TYPE_CHECKING, Literal, NotRequired, TypedDict
 
+from harness.results.endpoints import EndpointsResult
 from harness.results.rollout import RolloutResult
 
 if TYPE_CHECKING:
     from harness.results.locust import LocustResult  # it builds on LatencyMs below
+    from loadgen.udp.sameport import SamePortResult
 
 SCHEMA_VERSION = 1
 # "inconclusive": every expectation held, but a phase with expectations was not measured in
@@ -270,6 +272,8 @@ class PhaseResult(TypedDict):
     # what this backend could not measure in the phase: field -> why (empty when everything was)
     unavailable: NotRequired[dict[str, str]]
     rollout: NotRequired[RolloutResult]  # a CoreDNS rollout during the load (netns)
+    udp: NotRequired["SamePortResult"]  # the same-port UDP client (netns)
+    endpoints: NotRequired[EndpointsResult]  # endpoint events, stale entries (netns)
 
 
 class Environment(TypedDict):

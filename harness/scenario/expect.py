@@ -63,6 +63,18 @@ METRICS: frozenset[str] = frozenset(
         "node.dns_dropped",
         "node.dns_local",
         "fault.hits",
+        # netns: the same-port UDP client (load.udp), over the whole phase
+        "udp.sent",
+        "udp.answered",
+        "udp.refused",
+        "udp.silent",
+        # netns: endpoint events (phases[].events), over the zero-endpoint windows
+        "endpoints.stale_entries_max",
+        "endpoints.sent",
+        "endpoints.answered",
+        "endpoints.refused",
+        "endpoints.blackholed",
+        "endpoints.blackholed_rate",
         # netns: harness.steady_state (reached is 1 or 0)
         "steady_state.reached",
         "steady_state.occupancy_vs_max",

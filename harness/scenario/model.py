@@ -398,6 +398,27 @@ class DNSLoad(_Strict):
         return v
 
 
+class SamePortUDP(_Strict):
+    """A client that keeps its source port: one connected UDP socket per client pod for the
+    whole phase, sending DNS queries (A, one name) to the kube-dns ClusterIP at a fixed rate
+    and never reopening it, as nginx's resolver and statsd senders do. Per second it counts
+    what it sent, what was answered, refused (ECONNREFUSED: kube-proxy's reject rule for a
+    Service without endpoints answered with ICMP port unreachable) and silent (no answer
+    within ``timeout_s``)."""
+
+    rate: float = Field(20, gt=0, le=1000, description="Queries per second from each pod")
+    name: str = Field(
+        "kube-dns.kube-system.svc.cluster.local",
+        description="The name every query asks for (A); an absolute name, no search list",
+    )
+    timeout_s: float = Field(1.0, gt=0, le=30, description="A query silent this long is lost")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return check_name(v)
+
+
 class LoadSpec(_Strict):
     duration_s: float = Field(20, gt=0, le=3600)
     warmup: Literal["aged", "none"] = Field(
@@ -408,6 +429,11 @@ class LoadSpec(_Strict):
     )
     http: HTTPLoad | None = Field(default_factory=HTTPLoad)
     dns: DNSLoad | None = Field(default_factory=DNSLoad)
+    udp: SamePortUDP | None = Field(
+        None,
+        description="netns: a same-port UDP client in every client pod (result.json: udp), "
+        "alongside the DNS and HTTP load",
+    )
 
     @model_validator(mode="after")
     def _some_load(self) -> LoadSpec:
@@ -507,6 +533,31 @@ class CoreDNSRollout(_Strict):
     )
 
 
+SCALABLE_DEPLOYMENTS = ("coredns",)
+
+
+class Scale(_Strict):
+    """Scale a Deployment of the scenario, as ``kubectl scale --replicas=N`` does: pods
+    deleted (their endpoints go, their network is torn down as CNI DEL does) or new pods
+    (new IPs) started and Ready. 0 leaves the Service without endpoints."""
+
+    deployment: Literal["coredns"] = Field(
+        description="The Deployment to scale: coredns (kube-system/kube-dns's pods, UDP 53)"
+    )
+    replicas: int = Field(ge=0, le=8)
+
+
+class PhaseEvent(_Strict):
+    """Something done to the cluster while the phase's load runs, on the load's clock."""
+
+    at_s: float = Field(
+        gt=0,
+        le=3600,
+        description="Seconds after the load generator starts; before the load ends, and in order",
+    )
+    scale: Scale
+
+
 class Phase(_Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,40}$")
     description: str = ""
@@ -514,6 +565,12 @@ class Phase(_Strict):
     faults: list[RaceWindowFault] = Field(default_factory=list)
     rollout: CoreDNSRollout | None = Field(
         None, description="Roll CoreDNS (new pods, new IPs) during the load (netns backend)"
+    )
+    events: list[PhaseEvent] = Field(
+        default_factory=list,
+        description="Endpoint events during the load, in time order (netns backend): e.g. "
+        "[{at_s: 5, scale: {deployment: coredns, replicas: 0}}, {at_s: 20, scale: "
+        "{deployment: coredns, replicas: 2}}]; result.json's phases[].endpoints has each step",
     )
     load: LoadSpec | None = Field(None, description="Replaces the scenario's load for this phase")
     expect: list[str] = Field(default_factory=list)
@@ -601,6 +658,29 @@ class Scenario(_Strict):
                     f"@phases[{i}].rollout.at_s: must be before the load ends "
                     f"(duration_s {self.phase_load(p).duration_s:g})"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _events_inside_the_load(self) -> Scenario:
+        for i, p in enumerate(self.phases):
+            duration = self.phase_load(p).duration_s
+            if p.events and p.rollout is not None:
+                raise ValueError(
+                    f"@phases[{i}].events: a phase has either a rollout or events, not both"
+                )
+            prev = 0.0
+            for j, e in enumerate(p.events):
+                if e.at_s >= duration:
+                    raise ValueError(
+                        f"@phases[{i}].events[{j}].at_s: must be before the load ends "
+                        f"(duration_s {duration:g}); got {e.at_s:g}"
+                    )
+                if e.at_s <= prev:
+                    raise ValueError(
+                        f"@phases[{i}].events[{j}].at_s: events must be in time order, each "
+                        f"after the one before ({prev:g} s); got {e.at_s:g}"
+                    )
+                prev = e.at_s
         return self
 
     def phase_load(self, phase: Phase) -> LoadSpec:

@@ -8,6 +8,7 @@ conntrack tables are flushed, so no phase inherits another's TIME_WAIT entries.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import platform
@@ -21,6 +22,7 @@ from typing import Any
 from harness.backends.base import Progress
 from harness.backends.netns import plan as P
 from harness.backends.netns.counters import delta, read_counters
+from harness.backends.netns.events import EventRun, StaleSampler
 from harness.backends.netns.levers import Levers
 from harness.backends.netns.plan import plan_topology
 from harness.backends.netns.rollout import RolloutRun
@@ -39,12 +41,15 @@ from harness.measurement import PhaseMeasurement
 from harness.plan import PhasePlan, plan_phase, plan_run
 from harness.plan.types import CT, SysctlPlan
 from harness.plan.workerplan import worker_plan
+from harness.results.endpoints import EndpointEvent, EndpointsResult, endpoints_result
 from harness.results.evidence import Evidence
 from harness.results.rollout import rollout_result
 from harness.results.schema import CaptureResult
 from harness.scenario.model import Phase, Scenario
 from loadgen.http.plan import HTTPTarget
 from loadgen.worker import PodSpec, WorkerPlan
+
+EVENTS_LEAD_S = 3.0  # a phase with events: the load starts this long after its plan is written
 
 
 def read_corefile(path: str) -> str:
@@ -178,6 +183,7 @@ class NetnsCluster:
             [PodSpec(p.ns, p.ip, text) for p in clients],
             [HTTPTarget(address=P.HTTP_SERVICE_IP, port=80, netns=p.ns) for p in clients],
             locust_target=P.HTTP_SERVICE_IP,
+            dns_service_ip=P.DNS_SERVICE_IP,
         )
         return wp, resolv
 
@@ -217,8 +223,10 @@ class NetnsCluster:
         out_file.unlink(missing_ok=True)
         cmax = int(sysctl.read(CT + "nf_conntrack_max"))
         steady = self._warm_up(plan, wp, resolv, cmax)
+        if plan.events:  # the events' clock: the load begins at a known moment
+            wp = dataclasses.replace(wp, start_at_monotonic=time.monotonic() + EVENTS_LEAD_S)
         plan_file.write_text(json.dumps(wp.to_json()))
-        nodes0, server0 = self._counters(rollout=plan.rollout is not None)
+        nodes0, server0 = self._counters(rollout=plan.rollout is not None or bool(plan.events))
         argv = [
             sys.executable,
             "-m",
@@ -233,13 +241,19 @@ class NetnsCluster:
             argv = ["taskset", "-c", "1", *argv]  # DNS servers are on CPU 0
         seen0 = self.levers.race_fault_counters() if fault is not None else {}
         capture = self._pod_capture()
-        with capture or nullcontext(), self._rolling(plan) as rollout:
+        with (
+            capture or nullcontext(),
+            self._rolling(plan) as rollout,
+            self._endpoint_events(plan) as events,
+        ):
             sampler = Sampler(self.probes, cmax)
             sampler.start()
             # the longest a lookup can take after the last one starts: every attempt times out
             drain = resolv.timeout * resolv.attempts * max(1, len(resolv.nameservers)) + 5
             if rollout is not None:
                 rollout.start()
+            if events is not None and wp.start_at_monotonic is not None:
+                events[0].start(wp.start_at_monotonic)
             proc, series = self._drive_load(
                 plan.name,
                 argv,
@@ -251,12 +265,15 @@ class NetnsCluster:
             )
             if rollout is not None:
                 rollout.join()
+            if events is not None:
+                events[0].join()
+                events[1].__exit__(None, None, None)
             if proc.popen.returncode != 0 or not out_file.exists():
                 raise BackendError(
                     f"load generator failed ({proc.popen.returncode}): {proc.tail()}"
                 )
             self.topology.check_procs()  # a server that died mid-phase voids the measurement
-            nodes1, server1 = self._counters(rollout=plan.rollout is not None)
+            nodes1, server1 = self._counters(rollout=plan.rollout is not None or bool(plan.events))
         out = json.loads(out_file.read_text())
         extra: dict[str, Any] = {}
         if "started_monotonic" in out:  # when the load began, on the sampler's timeline
@@ -284,6 +301,12 @@ class NetnsCluster:
                 load_start=sampler.t0 + extra.get("load_start_s", 0.0),
                 load_s=plan.load.duration_s,
                 timeline=out.get("dns", {}).get("timeline", []),
+            )
+        if "udp" in out:
+            extra["udp"] = out.pop("udp")
+        if events is not None:
+            extra["endpoints"] = self._endpoints_result(
+                events, load_start=sampler.t0 + extra.get("load_start_s", 0.0), plan=plan, out=extra
             )
         self._keep_phase_evidence(plan.name)
         if self.levers.nodelocal_enabled:
@@ -357,6 +380,58 @@ class NetnsCluster:
             with contextlib.suppress(BackendError):
                 rollout.join()
             k8s.undo_rollout()
+
+    @contextmanager
+    def _endpoint_events(
+        self, plan: PhasePlan
+    ) -> Iterator[tuple[EventRun, StaleSampler, set[str]] | None]:
+        """The phase's endpoint events and the stale-entry sampler (None without events); the
+        phase's CoreDNS replicas are back when the phase ends, on every path."""
+        if not plan.events:
+            yield None
+            return
+        k8s = self.topology.k8s
+        replicas = k8s.coredns_replicas
+        initial = k8s.coredns_ips()
+        run_ = EventRun(k8s, plan.events)
+        nodes = [(n.name, n.ns) for n in self.plan.nodes]
+        stale = StaleSampler(nodes, P.DNS_SERVICE_IP, 53)
+        try:
+            with stale:
+                yield run_, stale, initial
+        finally:
+            run_.cancel()
+            with contextlib.suppress(BackendError):
+                run_.join()
+            k8s.set_coredns_replicas(replicas)
+
+    def _endpoints_result(
+        self,
+        events: tuple[EventRun, StaleSampler, set[str]],
+        *,
+        load_start: float,
+        plan: PhasePlan,
+        out: dict[str, Any],
+    ) -> EndpointsResult:
+        run_, stale, initial = events
+        evs: list[EndpointEvent] = []
+        for t, event, pod, ip, replicas in run_.events:
+            e = EndpointEvent(t_s=round(t - load_start, 3), event=event, pod=pod, ip=ip)
+            if replicas is not None:
+                e["replicas"] = replicas
+            evs.append(e)
+        samples = [(round(t - load_start, 3), node, c) for t, node, c in stale.samples]
+        return endpoints_result(
+            service="kube-system/kube-dns",
+            cluster_ip=P.DNS_SERVICE_IP,
+            port=53,
+            initial=initial,
+            events=evs,
+            samples=samples,
+            udp_timeline=out.get("udp", {}).get("timeline", []),
+            load_s=plan.load.duration_s,
+            source=stale.SOURCE,
+        )
 
     def _drive_load(
         self,

@@ -124,6 +124,8 @@ class K8sParts(Stacked):
         self.corefile = ""
         replicas = settings.coredns_replicas or len(plan.role("coredns"))
         self._running: list[PodPlan] = plan.role("coredns")[:replicas]
+        self._last_used: dict[str, float] = {}  # CoreDNS pod -> when a scale-down stopped it
+        self._unrouted: set[str] = set()  # CoreDNS pods whose network a scale-down removed
 
     # --- lifecycle -------------------------------------------------------------------------
     @property
@@ -165,6 +167,9 @@ class K8sParts(Stacked):
     def coredns_replicas(self) -> int:
         """CoreDNS replicas in service (a rollout swaps pods, never changes the count)."""
         return len(self._running)
+
+    def coredns_ips(self) -> set[str]:
+        return {p.ip for p in self._running}
 
     def _running_coredns(self) -> list[PodPlan]:
         return list(self._running)
@@ -231,6 +236,60 @@ class K8sParts(Stacked):
         self._running = list(want)
         self._wait_service_rules({p.ip for p in want}, {p.ip for p in pods if p not in want})
 
+    def scale_coredns(self, n: int, mark: Callable[[str, str, str], None]) -> None:
+        """``kubectl scale deployment coredns --replicas=n`` during a phase, to any count
+        including 0. Scaling down deletes the newest pods (their endpoints go), kills their
+        CoreDNS (terminationGracePeriodSeconds 0) and tears their network down as CNI DEL
+        does (a routed CNI leaves a blackhole route for its address block: packets still
+        DNATed to the address are dropped silently on its node). Scaling up starts new pods
+        (new IPs, the pods least recently used) and they become Ready once CoreDNS answers.
+        ``mark(event, pod, ip)`` is called at each step: ``deleted``, ``stopped``,
+        ``network-removed``, ``started``, ``ready``; then ``endpoints`` (the EndpointSlices
+        list exactly the running pods) and ``rules`` (every node's kube-proxy rules DNAT
+        kube-dns to exactly them), with pod ``""`` and the endpoint IPs, comma-separated."""
+        k = self.kubelet
+        assert k is not None
+        pods = self.plan.role("coredns")
+        if not 0 <= n <= len(pods):
+            raise BackendError(f"scale to {n} CoreDNS replicas: the topology has {len(pods)}")
+        if n < len(self._running):
+            for p in reversed(self._running[n:]):
+                k.delete_pod(p.name, SYSTEM)
+                mark("deleted", p.name, p.ip)
+                self.comps.stop(coredns.proc_name(p.name), grace_s=0.0)
+                mark("stopped", p.name, p.ip)
+                self._pod_network(p, up=False)
+                mark("network-removed", p.name, p.ip)
+                self._last_used[p.name] = time.monotonic()
+            self._running = self._running[:n]
+        elif n > len(self._running):
+            idle = [p for p in pods if p not in self._running]
+            idle.sort(key=lambda p: self._last_used.get(p.name, 0.0))
+            new = idle[: n - len(self._running)]
+            for p in new:
+                mark("started", p.name, p.ip)
+            self._bring_up(new)
+            for p in new:
+                mark("ready", p.name, p.ip)
+            self._running = [*self._running, *new]
+        ips = {p.ip for p in self._running}
+        k.wait_endpoints("kube-dns", SYSTEM, ips)
+        mark("endpoints", "", ",".join(sorted(ips)))
+        self._wait_rules(ips, {p.ip for p in pods} - ips)
+        mark("rules", "", ",".join(sorted(ips)))
+
+    def _pod_network(self, p: PodPlan, *, up: bool) -> None:
+        """CNI DEL (``up=False``): the pod's route on its node becomes a blackhole route, as a
+        routed CNI (Calico) leaves one for its block; CNI ADD: the route to its veth again."""
+        node_ns = self.plan.node(p.node).ns
+        route = f"dev {p.host_if}" if up else ""
+        kind = "" if up else "blackhole "
+        run(["ip", "route", "replace", f"{kind}{p.ip}/32", *route.split()], netns=node_ns)
+        if up:
+            self._unrouted.discard(p.name)
+        else:
+            self._unrouted.add(p.name)
+
     def _bring_up(self, pods: list[PodPlan]) -> None:
         """New CoreDNS pods as kubelet runs them: created not Ready, the process started, and
         Ready (so in the EndpointSlices, so in kube-proxy's rules) only once CoreDNS's /ready
@@ -238,6 +297,8 @@ class K8sParts(Stacked):
         k = self.kubelet
         assert k is not None
         for p in pods:
+            if p.name in self._unrouted:  # CNI ADD: the pod's network back
+                self._pod_network(p, up=True)
             k.run_pod(self._coredns_pod(p), p.ip, self.plan.node(p.node).ip, ready=False)
             self._start_coredns(p.name)
         self._wait_coredns(pods)
@@ -311,7 +372,9 @@ class K8sParts(Stacked):
         k = self.kubelet
         assert k is not None
         k.wait_endpoints("kube-dns", SYSTEM, present)
+        self._wait_rules(present, absent)
 
+    def _wait_rules(self, present: set[str], absent: set[str]) -> None:
         def probe() -> str | None:
             for node in self.plan.nodes:
                 why = endpoints_in_rules(self.node_rules(node.ns), present, absent, 53)

@@ -1,0 +1,1 @@
+"""UDP load that is not DNS resolution: the same-port client."""
