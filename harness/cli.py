@@ -47,16 +47,20 @@ def _existing_file(value: str) -> str:
 
 def backend_options(args: argparse.Namespace) -> BackendOptions:
     """The run's cluster-backend flags (checked against --backend by the runner)."""
-    from harness.backends.base import KUBERNETES_RELEASE, BackendOptions
+    from harness.backends.base import KUBE_PROXY_RELEASE, KUBERNETES_RELEASE, BackendOptions
 
     release = getattr(args, "kubernetes_release", None)  # set by `compare --run`
+    kube_proxy = getattr(args, "kube_proxy_release", None)  # `compare --run --parts kube-proxy`
+    extra = {KUBERNETES_RELEASE: release} if release else {}
+    if kube_proxy:
+        extra[KUBE_PROXY_RELEASE] = kube_proxy
     return BackendOptions(
         keep_cluster=args.keep_cluster,
         allow_disruptive=args.allow_disruptive,
         kubeconfig=args.kubeconfig,
         loadgen_image=args.loadgen_image,
         capture_pcap=args.pcap,
-        extra={KUBERNETES_RELEASE: release} if release else {},
+        extra=extra,
     )
 
 
@@ -198,6 +202,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     else:
         if args.kubernetes:
             raise BadInput("--kubernetes only applies with --run SCENARIO", field="--kubernetes")
+        if args.parts != "release":
+            raise BadInput("--parts only applies with --run SCENARIO", field="--parts")
         if len(args.results) != 2:
             raise BadInput(
                 "two result.json files are needed (or --run SCENARIO --kubernetes A B)",
@@ -260,8 +266,13 @@ def _run_on_releases(args: argparse.Namespace) -> tuple[Path, Path]:
     for v in args.kubernetes:
         argv = ["run", str(args.run), "--report-dir", str(base / v), "--wait", str(args.wait)]
         run_args = build_parser().parse_args(argv)
-        run_args.kubernetes_release = v
-        print(f"conntrack-harness compare: {scenario.name} on Kubernetes {v}", file=sys.stderr)
+        if args.parts == "kube-proxy":  # the scenario's release, this release's kube-proxy
+            run_args.kube_proxy_release = v
+            what = f"kube-proxy {v} (the rest: the scenario's release)"
+        else:
+            run_args.kubernetes_release = v
+            what = f"Kubernetes {v}"
+        print(f"conntrack-harness compare: {scenario.name} on {what}", file=sys.stderr)
         with contextlib.redirect_stdout(sys.stderr):  # stdout keeps only the comparison
             result, _ = execute_run(run_args)
         print(f"conntrack-harness compare: {v}: verdict {result['verdict']}", file=sys.stderr)
@@ -481,6 +492,16 @@ def build_parser() -> argparse.ArgumentParser:
         nargs=2,
         metavar=("A", "B"),
         help="with --run: the two pinned releases (harness/upstream/versions.toml), A first",
+    )
+    c.add_argument(
+        "--parts",
+        choices=("release", "kube-proxy"),
+        default="release",
+        help="with --run: what each side takes from its release. release: the whole release "
+        "(control plane, kube-proxy, CoreDNS); kube-proxy: kube-proxy alone, beside the "
+        "scenario's release (default: versions.toml's default), so only kube-proxy is built "
+        "for a release not in the cache; result.json labels a kube-proxy newer than its "
+        "kube-apiserver as outside Kubernetes' version skew policy. Default: release",
     )
     c.add_argument(
         "--report-dir",

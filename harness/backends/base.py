@@ -40,6 +40,9 @@ class BackendOptions:
 
 
 KUBERNETES_RELEASE = "kubernetes"  # BackendOptions.extra key: the netns cluster's release
+# BackendOptions.extra key: netns runs kube-proxy alone from this pinned release, beside the
+# control plane and CoreDNS of KUBERNETES_RELEASE (`compare --run --parts kube-proxy`)
+KUBE_PROXY_RELEASE = "kube_proxy_release"
 
 
 class Cluster(Protocol):

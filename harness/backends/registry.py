@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-from harness.backends.base import KUBERNETES_RELEASE, BackendOptions, Cluster
+from harness.backends.base import KUBE_PROXY_RELEASE, KUBERNETES_RELEASE, BackendOptions, Cluster
 from harness.backends.stages import Notice
 from harness.errors import BadInput
 from harness.kernel.journal import Journal
@@ -51,6 +51,7 @@ FLAG_BACKENDS: dict[str, tuple[str, ...]] = {
     "--loadgen-image": KUBE_BACKENDS,
     "--pcap": ("netns",),
     "--kubernetes": ("netns",),
+    "--parts kube-proxy": ("netns",),
 }
 
 
@@ -73,6 +74,8 @@ def _flags_given(options: BackendOptions) -> list[str]:
         given.append("--pcap")
     if options.extra.get(KUBERNETES_RELEASE):
         given.append("--kubernetes")
+    if options.extra.get(KUBE_PROXY_RELEASE):
+        given.append("--parts kube-proxy")
     return given
 
 
@@ -196,7 +199,8 @@ def check_backend_ready(
         from harness.upstream.ondemand import ensure
 
         release = options.extra.get(KUBERNETES_RELEASE) or scenario.cluster.kube_proxy.version
-        ensure(backend, str(release), say=_say_upstream)
+        kube_proxy = options.extra.get(KUBE_PROXY_RELEASE)
+        ensure(backend, str(release), say=_say_upstream, kube_proxy=kube_proxy)
     if backend == "kind":
         from harness.backends.kube.kind import preflight as kind_preflight
         from harness.backends.kube.kinddocker import EXTRA_KEY
@@ -266,6 +270,7 @@ def make_cluster(
             guard,
             capture_pcap=options.capture_pcap,
             kubernetes=options.extra.get(KUBERNETES_RELEASE),
+            kube_proxy_release=options.extra.get(KUBE_PROXY_RELEASE),
             notice=notice,
         )
     return _make_kube(backend, scenario, run_id=run_id, guard=guard, options=options, notice=notice)

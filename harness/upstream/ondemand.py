@@ -47,21 +47,29 @@ def ensure(
     say: Callable[[str], None],
     is_installed: Installed | None = None,
     run: Callable[[list[builder.Task]], list[builder.Outcome]] | None = None,
+    kube_proxy: str | None = None,
 ) -> list[builder.Outcome]:
     """Build what ``backend`` needs of release ``kubernetes`` (None: the default) and the
-    cache lacks; the outcomes (empty when everything was there). Raises BuildFailed when a
-    part could not be built."""
+    cache lacks; the outcomes (empty when everything was there). ``kube_proxy``: kube-proxy
+    runs from this release instead (alone: nothing else of it is built). Raises BuildFailed
+    when a part could not be built."""
     wanted = needed(backend)
     if not wanted:
         return []
     rel = release(kubernetes)
     installed = is_installed or (lambda c, v, b: not builder.missing(c, v, b))
-    tasks = missing_tasks(rel, wanted, installed)
+    if kube_proxy is not None and "kube-proxy" in wanted:
+        tasks = missing_tasks(rel, wanted - {"kube-proxy"}, installed)
+        tasks += missing_tasks(release(kube_proxy), frozenset({"kube-proxy"}), installed)
+        who = f"Kubernetes {rel.kubernetes} with kube-proxy {kube_proxy}"
+    else:
+        tasks = missing_tasks(rel, wanted, installed)
+        who = f"Kubernetes {rel.kubernetes}"
     if not tasks:
         return []
     parts = ", ".join(f"{b} {t.version}" for t in tasks for b in t.binaries)
     say(
-        f"Kubernetes {rel.kubernetes} is used for the first time here: building {parts} "
+        f"{who} is used for the first time here: building {parts} "
         "into the cache (once; `conntrack-harness upstream list` shows what is built)"
     )
     outcomes = (run or (lambda ts: builder.run(ts, "auto", say=say)))(tasks)

@@ -74,10 +74,13 @@ class NetnsCluster:
         *,
         capture_pcap: bool = False,
         kubernetes: str | None = None,
+        kube_proxy_release: str | None = None,
         notice: Notice | None = None,
     ) -> None:
         """``kubernetes``: the pinned Kubernetes release whose parts run (None: the versions
         file's default); given by ``BackendOptions.extra["kubernetes"]`` (`compare --run`).
+        ``kube_proxy_release``: kube-proxy alone from this pinned release (`compare --run
+        --parts kube-proxy`), labelled in ``environment.components``.
         ``notice`` hears the set-up, warm-up and teardown steps (``[netns] ...`` lines)."""
         self.stages = Stages(notice, "netns")
         self.scenario = scenario
@@ -99,6 +102,7 @@ class NetnsCluster:
             kube_proxy=self.run_plan.kube_proxy,
             # `compare --kubernetes` (BackendOptions) overrides the scenario's pinned version
             kubernetes=kubernetes or self.run_plan.kube_proxy.version,
+            kube_proxy_release=kube_proxy_release,
             corefile=read_corefile(corefile) if corefile else None,
             corefile_source=corefile,
             stages=self.stages,

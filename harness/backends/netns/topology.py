@@ -156,6 +156,7 @@ class Topology(Stacked):
         coredns: CoreDNSPlan | None = None,
         kube_proxy: KubeProxyPlan | None = None,
         kubernetes: str | None = None,
+        kube_proxy_release: str | None = None,
         corefile: str | None = None,
         corefile_source: str | None = None,
         stages: Stages | None = None,
@@ -172,6 +173,7 @@ class Topology(Stacked):
         )
         self.kube_proxy = kube_proxy or KubeProxyPlan("iptables", plan.masquerade_all)
         self.kubernetes = kubernetes or self.kube_proxy.version
+        self.kube_proxy_release = kube_proxy_release  # kube-proxy alone from another release
         self.corefile = corefile
         self.corefile_source = corefile_source
         self._k8s: K8sParts | None = None
@@ -319,6 +321,7 @@ class Topology(Stacked):
             corefile=self.corefile_for(self.coredns),
             corefile_source=self.corefile_source,
             kubernetes=self.kubernetes,
+            kube_proxy_release=self.kube_proxy_release,
             coredns_replicas=self.coredns.replicas,
         )
         self._k8s = self._stack.enter_context(

@@ -50,6 +50,7 @@ from harness.kernel.process import Proc, stop_pids
 from harness.kernel.stacked import Stacked
 from harness.results.evidence import Evidence
 from harness.upstream import locate, release
+from harness.upstream.skew import skew_note
 
 DNS_SERVICE_IP = "10.96.0.10"
 DNS_UPSTREAM_SERVICE_IP = "10.96.0.11"
@@ -90,6 +91,7 @@ class K8sSettings:
     corefile: str | None = None  # None: kubeadm's for the cluster domain
     corefile_source: str | None = None  # the user's file the Corefile came from (for errors)
     kubernetes: str | None = None  # pinned version (None: the versions file's default)
+    kube_proxy_release: str | None = None  # kube-proxy alone from this release (None: the same)
     coredns_replicas: int | None = None  # CoreDNS pods running at start (None: every one)
 
 
@@ -135,7 +137,10 @@ class K8sParts(Stacked):
 
     def _start(self) -> None:
         t0 = time.monotonic()
-        bins = {b: locate(b, self.settings.kubernetes) for b in ("kube-proxy", "coredns")}
+        bins = {
+            "kube-proxy": locate("kube-proxy", self.kube_proxy_release),
+            "coredns": locate("coredns", self.settings.kubernetes),
+        }
         self._stack.enter_context(self.cp)
         self.timings["control_plane"] = time.monotonic() - t0
         self._api = self._stack.enter_context(self.cp.client())
@@ -208,6 +213,10 @@ class K8sParts(Stacked):
                     field="cluster.coredns.corefile",
                     source=self.settings.corefile_source,
                 ) from e
+
+    @property
+    def kube_proxy_release(self) -> str | None:
+        return self.settings.kube_proxy_release or self.settings.kubernetes
 
     def versions_of(self, binary: str) -> str:
         return component_info(binary, self.settings.kubernetes)["version"]
@@ -468,9 +477,16 @@ class K8sParts(Stacked):
     # --- queries ---------------------------------------------------------------------------
     def components(self) -> dict[str, dict[str, str]]:
         out = self.cp.components()
-        for b in ("kube-proxy", "coredns"):
-            out[b] = component_info(b, self.settings.kubernetes)
+        out["coredns"] = component_info("coredns", self.settings.kubernetes)
+        out["kube-proxy"] = component_info("kube-proxy", self.kube_proxy_release)
         out["kube-proxy"]["mode"] = self.settings.kube_proxy.mode
+        if self.settings.kube_proxy_release is not None:
+            apiserver = out.get("kube-apiserver", {}).get("version", "")
+            out["kube-proxy"]["release"] = (
+                f"kube-proxy alone from {self.settings.kube_proxy_release}, beside the control "
+                f"plane and CoreDNS of {release(self.settings.kubernetes).kubernetes}"
+            )
+            out["kube-proxy"]["skew"] = skew_note(out["kube-proxy"]["version"], apiserver)
         if self.settings.corefile_source is not None:
             out["coredns"]["corefile"] = self.settings.corefile_source
         kind, _ = nodecache.implementation(self.settings.kubernetes)
