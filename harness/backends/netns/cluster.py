@@ -49,7 +49,7 @@ from harness.scenario.model import Phase, Scenario
 from loadgen.http.plan import HTTPTarget
 from loadgen.worker import PodSpec, WorkerPlan
 
-EVENTS_LEAD_S = 3.0  # a phase with events: the load starts this long after its plan is written
+EVENTS_LEAD_S = 4.0  # a phase with events: the load starts this long after its plan is written
 
 
 def read_corefile(path: str) -> str:

@@ -1,0 +1,121 @@
+"""The upgrade check catches kubernetes#139628 for real: `compare --run` runs
+scenarios/udp-scale-to-zero.yaml with kube-proxy v1.35.4 and with kube-proxy v1.37.2 (alone,
+beside the default release's control plane and CoreDNS: a fresh machine builds only the
+second kube-proxy, with progress), and the verdict changes because of what was measured:
+
+- v1.35.4's reconciler skips kube-dns while it has no endpoint, so each same-port client's
+  conntrack entry stays DNATed to a deleted CoreDNS pod, and what it sends is blackholed;
+- v1.37.2 deletes those entries, so the next packet meets kube-proxy's reject rule and the
+  client is refused at once.
+
+Both recover once CoreDNS is back. Nothing may be left on the host.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.upstream import default_version
+from tests.kernel.conftest import HostSnapshot
+
+pytestmark = pytest.mark.kernel
+
+ROOT = Path(__file__).resolve().parents[2]
+SCENARIO = ROOT / "scenarios" / "udp-scale-to-zero.yaml"
+OLD, NEW = "v1.35.4", "v1.37.2"
+
+
+def _phase(out: Path, release: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    result = json.loads((out / release / "result.json").read_text())
+    (phase,) = result["phases"]
+    return result, phase
+
+
+def _check_events(phase: dict[str, Any], clients: int) -> None:
+    """The events happened on the load's clock, each with its effect on the timeline."""
+    events = phase["endpoints"]["events"]
+    kinds = [e["event"] for e in events]
+    scales = [e for e in events if e["event"] == "scale"]
+    assert [e["replicas"] for e in scales] == [0, 2]
+    assert 4.5 <= scales[0]["t_s"] <= 6.0, scales  # at_s 5 on the load's clock
+    assert 17.5 <= scales[1]["t_s"] <= 19.0, scales
+    down, up = kinds[: kinds.index("scale", 1)], kinds[kinds.index("scale", 1) :]
+    assert down.count("deleted") == down.count("network-removed") == 2
+    assert down[-2:] == ["endpoints", "rules"]
+    assert up.count("started") == up.count("ready") == 2
+    assert up[-2:] == ["endpoints", "rules"]
+    times = [e["t_s"] for e in events]
+    assert times == sorted(times)
+    # the new pods have new IPs, and the empty EndpointSlice was seen
+    gone = {e["ip"] for e in events if e["event"] == "deleted"}
+    new = {e["ip"] for e in events if e["event"] == "ready"}
+    assert gone
+    assert new
+    assert not gone & new
+    (window,) = phase["endpoints"]["zero_windows"]
+    assert window["rules_s"] is not None
+    assert window["sent"] >= clients * 20 * 8  # 20 queries/s per pod, most of the 13 s judged
+    # the same-port client never reopened: one source port per pod all phase
+    udp = phase["udp"]
+    assert udp["pods"] == clients == len(set(udp["source_ports"].values()))
+    assert udp["reopened"] == 0
+    # it recovered after the scale-up: its last seconds were answered
+    last = [r for r in udp["timeline"] if r[0] >= 22]
+    assert last
+    assert all(r[2] == r[1] for r in last), last
+
+
+def test_the_upgrade_check_catches_the_blackholed_same_port_client(
+    tmp_path: Path, host_unchanged: HostSnapshot
+) -> None:
+    out = tmp_path / "reports"
+    argv = [
+        *("compare", "--run", str(SCENARIO), "--kubernetes", OLD, NEW),
+        *("--parts", "kube-proxy", "--report-dir", str(out), "--wait", "1800", "--json"),
+    ]
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness.cli", *argv],
+        capture_output=True,
+        text=True,
+        timeout=3600,
+        check=False,
+    )
+    assert proc.returncode == 1, proc.stderr[-4000:]  # "the upgrade changed a verdict"
+    diff = json.loads(proc.stdout)
+    (p,) = diff["phases"]
+    assert (p["name"], p["a"]["verdict"], p["b"]["verdict"]) == ("scale-to-zero", "fail", "pass")
+
+    old_result, old = _phase(out, OLD)
+    new_result, new = _phase(out, NEW)
+    clients = 2
+    for phase in (old, new):
+        _check_events(phase, clients)
+
+    # kube-proxy differs; the control plane is the default release's on both sides
+    for result, v in ((old_result, OLD), (new_result, NEW)):
+        comps = result["environment"]["components"]
+        assert comps["kube-proxy"]["version"] == v
+        assert comps["kube-apiserver"]["version"] == default_version()
+    assert "OUTSIDE" in new_result["environment"]["components"]["kube-proxy"]["skew"]
+
+    # v1.35.4: every same-port client's entry stayed DNATed to a deleted pod, and what it
+    # sent went nowhere
+    eo = old["endpoints"]
+    assert eo["stale_entries_max"] >= clients, eo["zero_windows"]
+    assert eo["blackholed_rate"] >= 0.9, eo["zero_windows"]
+    assert eo["answered"] == 0
+    # v1.37.2: no entry left pointing at a deleted pod, the clients were refused at once
+    en = new["endpoints"]
+    assert en["stale_entries_max"] == 0, en["zero_windows"]
+    assert en["refused"] >= 0.9 * en["sent"], en["zero_windows"]
+    assert en["blackholed_rate"] <= 0.05
+    # the verdict changed on exactly these measured expectations
+    failed = {e["expect"] for e in old["expectations"] if not e["ok"]}
+    assert failed >= {"endpoints.stale_entries_max == 0", "endpoints.blackholed_rate <= 0.05"}
+    assert all(e["ok"] for e in new["expectations"])
