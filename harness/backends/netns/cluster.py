@@ -397,17 +397,23 @@ class NetnsCluster:
         k8s = self.topology.k8s
         replicas = k8s.coredns_replicas
         initial = k8s.coredns_ips()
-        run_ = EventRun(k8s, plan.events)
+        run_ = EventRun(k8s, plan.events, say=lambda s: self.stages.say(f"event at {s}"))
         nodes = [(n.name, n.ns) for n in self.plan.nodes]
         stale = StaleSampler(nodes, P.DNS_SERVICE_IP, 53)
+        failed = False
         try:
             with stale:
                 yield run_, stale, initial
+        except BaseException:
+            failed = True
+            raise
         finally:
             run_.cancel()
             with contextlib.suppress(BackendError):
                 run_.join()
-            k8s.set_coredns_replicas(replicas)
+            # the phase's own replicas again; a phase that failed keeps its own error
+            with contextlib.suppress(BackendError) if failed else nullcontext():
+                k8s.set_coredns_replicas(replicas)
 
     def _endpoints_result(
         self,

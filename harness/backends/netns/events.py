@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from harness.backends.netns.k8s.cluster import K8sParts
 from harness.errors import BackendError, HarnessError
@@ -25,8 +25,14 @@ JOIN_S = 60.0  # after the load: the last event's pods Ready and rules synced
 
 
 class EventRun:
-    def __init__(self, k8s: K8sParts, events: Sequence[ScalePlan]) -> None:
+    def __init__(
+        self,
+        k8s: K8sParts,
+        events: Sequence[ScalePlan],
+        say: Callable[[str], None] | None = None,
+    ) -> None:
         self.k8s = k8s
+        self.say = say or (lambda _: None)
         self.planned = list(events)
         # (monotonic, event, pod, ip, replicas or None)
         self.events: list[tuple[float, str, str, str, int | None]] = []
@@ -47,12 +53,15 @@ class EventRun:
                 if self._cancel.wait(max(0.0, wait)):
                     return
                 self.events.append((time.monotonic(), "scale", e.deployment, "", e.replicas))
+                self.say(f"{e.at_s:g} s: scale {e.deployment} to {e.replicas}")
                 self.k8s.scale_coredns(e.replicas, self._mark)
         except BaseException as e:  # re-raised on the measuring thread by join()
             self.error = e
 
     def _mark(self, event: str, pod: str, ip: str) -> None:
-        self.events.append((time.monotonic(), event, pod, ip, None))
+        t = time.monotonic()
+        self.events.append((t, event, pod, ip, None))
+        self.say(f"{t - self._t0:.1f} s: {event} {pod} {ip}".replace("  ", " ").strip())
 
     def join(self) -> None:
         self._thread.join(JOIN_S)

@@ -59,6 +59,9 @@ UPSTREAM_DNS = "203.0.113.53"
 KUBE_DNS_UDP_CHAIN = "KUBE-SVC-TCOU7JCQXEZGVUNU"  # kube-system/kube-dns:dns (UDP)
 COREDNS_IMAGE = "registry.k8s.io/coredns/coredns"
 TERMINATION_GRACE_S = 30.0  # a Pod's default terminationGracePeriodSeconds
+# the EndpointSlice controller backs a Service off (1 s, doubling) after a sync on a stale
+# informer cache; several scale events in a row can take it past 20 s
+SCALE_WAIT_S = 60.0
 
 
 def dns_probe(ns: str, server: str, name: str, timeout: float = 0.5) -> str | None:
@@ -282,9 +285,9 @@ class K8sParts(Stacked):
                 mark("ready", p.name, p.ip)
             self._running = [*self._running, *new]
         ips = {p.ip for p in self._running}
-        k.wait_endpoints("kube-dns", SYSTEM, ips)
+        k.wait_endpoints("kube-dns", SYSTEM, ips, timeout_s=SCALE_WAIT_S)
         mark("endpoints", "", ",".join(sorted(ips)))
-        self._wait_rules(ips, {p.ip for p in pods} - ips)
+        self._wait_rules(ips, {p.ip for p in pods} - ips, timeout_s=SCALE_WAIT_S)
         mark("rules", "", ",".join(sorted(ips)))
 
     def _pod_network(self, p: PodPlan, *, up: bool) -> None:
@@ -380,10 +383,10 @@ class K8sParts(Stacked):
         """Until every node's kube-proxy rules DNAT kube-dns to exactly ``present``."""
         k = self.kubelet
         assert k is not None
-        k.wait_endpoints("kube-dns", SYSTEM, present)
+        k.wait_endpoints("kube-dns", SYSTEM, present, timeout_s=SCALE_WAIT_S)
         self._wait_rules(present, absent)
 
-    def _wait_rules(self, present: set[str], absent: set[str]) -> None:
+    def _wait_rules(self, present: set[str], absent: set[str], timeout_s: float = 20) -> None:
         def probe() -> str | None:
             for node in self.plan.nodes:
                 why = endpoints_in_rules(self.node_rules(node.ns), present, absent, 53)
@@ -391,7 +394,7 @@ class K8sParts(Stacked):
                     return f"{node.name}: {why}"
             return None
 
-        wait_for("kube-proxy rules for kube-dns", probe, timeout_s=20)
+        wait_for("kube-proxy rules for kube-dns", probe, timeout_s=timeout_s)
 
     def _wait_data_path(self) -> None:
         """Until the controller's EndpointSlices exist and a client pod gets an answer through
