@@ -17,6 +17,7 @@ from harness.report.summary import (
 )
 from harness.report.svg import bar_chart, conntrack_chart, fmt_num, outcomes_chart
 from harness.report.table import drops_text
+from harness.results.endpoints import describe as describe_endpoints
 from harness.results.rollout import describe as describe_rollout
 from harness.results.schema import PhaseResult, RunResult
 from harness.stats import pct
@@ -170,6 +171,8 @@ def _phase_section(p: PhaseResult, s: PhaseSummary) -> str:
         parts.append(f'<div class="box">{escape(describe_steady(p["steady_state"]))}</div>')
     if "rollout" in p:  # harness.results.rollout
         parts.append(f'<div class="box">{escape(describe_rollout(p["rollout"]))}</div>')
+    if "endpoints" in p:  # harness.results.endpoints
+        parts.append(f'<div class="box">{escape(describe_endpoints(p["endpoints"]))}</div>')
     exp = "".join(
         f"<li><code>{escape(e['expect'])}</code>: observed {escape(fmt_value(e['observed']))} "
         f"{'✔' if e['ok'] else '✘ VIOLATED'}</li>"

@@ -10,6 +10,7 @@ from harness.report.summary import (
     summarize,
 )
 from harness.report.table import drops_text
+from harness.results.endpoints import describe as describe_endpoints
 from harness.results.rollout import describe as describe_rollout
 from harness.results.schema import RunResult
 from harness.steady_state import describe as describe_steady
@@ -62,6 +63,10 @@ def render_markdown(result: RunResult) -> str:
     if rollouts:  # harness.results.rollout
         out += ["", "**CoreDNS rollout:**", ""]
         out += [f"- `{name}`: {_cell(describe_rollout(r))}" for name, r in rollouts]
+    events = [(p["name"], p["endpoints"]) for p in result["phases"] if "endpoints" in p]
+    if events:  # harness.results.endpoints
+        out += ["", "**Endpoint events:**", ""]
+        out += [f"- `{name}`: {_cell(describe_endpoints(e))}" for name, e in events]
     failed = [(s.name, e) for s in summaries for e in s.failed_expectations]
     if failed:
         out += ["", "**Failed expectations:**", ""]
