@@ -294,9 +294,8 @@ class K8sParts(Stacked):
         """CNI DEL (``up=False``): the pod's route on its node becomes a blackhole route, as a
         routed CNI (Calico) leaves one for its block; CNI ADD: the route to its veth again."""
         node_ns = self.plan.node(p.node).ns
-        route = f"dev {p.host_if}" if up else ""
-        kind = "" if up else "blackhole "
-        run(["ip", "route", "replace", f"{kind}{p.ip}/32", *route.split()], netns=node_ns)
+        dest = [f"{p.ip}/32", "dev", p.host_if] if up else ["blackhole", f"{p.ip}/32"]
+        run(["ip", "route", "replace", *dest], netns=node_ns)
         if up:
             self._unrouted.discard(p.name)
         else:
