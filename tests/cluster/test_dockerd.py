@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.backends.kube import dockerd, imagearchive, pause
+from harness.backends.kube.images import dockerd, imagearchive, pause
 from harness.kernel.journal import Journal
 
 pytestmark = [

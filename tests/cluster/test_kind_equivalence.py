@@ -47,7 +47,7 @@ from typing import Any
 
 import pytest
 
-from harness.backends.kube import dockerd
+from harness.backends.kube.images import dockerd
 from harness.steady_state import batch_means_ci
 from harness.upstream import release
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.backends.kube import dockerd, kindimages, kindnode
+from harness.backends.kube.images import dockerd, kindimages, kindnode
 from harness.backends.kube.kindconfig import kubeadm_patches
 from harness.errors import MissingTool
 from harness.kernel.journal import Journal

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.backends.kube import dockerd, kinddocker, kindnode, loadgenimage
+from harness.backends.kube.images import dockerd, kinddocker, kindnode, loadgenimage
 from harness.backends.kube.names import LOADGEN_IMAGE_GLIBC
 from harness.kernel.journal import HostLock, Journal
 

@@ -12,22 +12,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.backends.kube import (
-    commands,
-    dockerd,
-    kindbase,
-    kindconfig,
-    kinddocker,
-    kindimages,
-    kindnode,
-    loadgenimage,
-)
+from harness.backends.kube import commands, kindconfig
 from harness.backends.kube.components import Components, image_version, unread
 from harness.backends.kube.containernodes import (
     DOCKERFILES,
     ContainerNodeBackend,
     ContainerSettings,
     Started,
+)
+from harness.backends.kube.images import (
+    dockerd,
+    kindbase,
+    kinddocker,
+    kindimages,
+    kindnode,
+    loadgenimage,
 )
 from harness.backends.kube.names import check_run_id, scenario_nodes
 from harness.backends.kube.placement import NodeMap, map_by_label

@@ -18,9 +18,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from harness.backends.kube import kindbase
-from harness.backends.kube.dockerd import DockerCli
-from harness.backends.kube.imagearchive import ImageSpec, write_archive
+from harness.backends.kube.images import kindbase
+from harness.backends.kube.images.dockerd import DockerCli
+from harness.backends.kube.images.imagearchive import ImageSpec, write_archive
 from harness.errors import BackendError
 
 PACKAGES = ("python3", "nftables", "conntrack", "procps", "iproute2")
