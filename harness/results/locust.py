@@ -10,23 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, TypedDict
 
+from cthcommon.loadresult import LocustEndpointResult, LocustErrorResult
 from harness.results.schema import LatencyMs
-
-
-class LocustEndpointResult(TypedDict):
-    method: str
-    name: str
-    requests: int
-    failures: int
-    rps: float
-    latency_ms: LatencyMs
-
-
-class LocustErrorResult(TypedDict):
-    method: str
-    name: str
-    error: str
-    occurrences: int
 
 
 class LocustResult(TypedDict):

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from cthcommon.resolvconf import ResolvConf
 from harness.backends.kube import KindBackend, KindSettings
 from harness.backends.kube.commands import kubectl_exec
 from harness.backends.kube.dnsconfig import pod_dns
 from harness.backends.kube.images import kinddocker
-from harness.dns.resolvconf import ResolvConf
 from harness.plan import plan_phase
 from tests.unit.backends.kube.kube_fakes import scenario
 

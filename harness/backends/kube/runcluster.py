@@ -25,6 +25,7 @@ from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import replace
 from typing import Any, Protocol
 
+from cthcommon.resolvconf import ResolvConf
 from harness.backends.base import Progress
 from harness.backends.kube import components as parts
 from harness.backends.kube import steady
@@ -34,7 +35,6 @@ from harness.backends.kube.names import HTTP_SERVER_NAME
 from harness.backends.kube.placement import NodeMap
 from harness.backends.kube.plan import ClientTarget
 from harness.backends.kube.sampling import KernelLog, KubeSampler
-from harness.dns.resolvconf import ResolvConf
 from harness.errors import BackendError
 from harness.kernel.kmsg import KmsgReader
 from harness.kernel.process import pin_threads
