@@ -5,8 +5,6 @@ the raw HTTP client's ``http`` section, a locustfile load's endpoints and errors
 the ``locust`` section from these).
 """
 
-from __future__ import annotations
-
 from typing import NotRequired, TypedDict
 
 

@@ -153,3 +153,18 @@ def test_the_worker_runs_without_importing_harness() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("name", ["LatencyMs", "LatencyHist", "HTTPResult"])
+def test_result_json_and_the_worker_agree_on_the_sections_it_builds(name: str) -> None:
+    """``harness.results.schema`` still defines these next to ``cthcommon.loadresult`` (until
+    it imports them from there): the two must not drift apart."""
+    from cthcommon import loadresult
+    from harness.results import schema
+
+    ours, theirs = getattr(loadresult, name), getattr(schema, name)
+    if ours is theirs:
+        return
+    assert ours.__required_keys__ == theirs.__required_keys__
+    assert ours.__optional_keys__ == theirs.__optional_keys__
+    assert ours.__annotations__ == theirs.__annotations__
