@@ -10,9 +10,9 @@ import dns.rdatatype
 import pytest
 
 from cthcommon.netns import run, socket_in
-from harness.backends.netns import plan as P
-from harness.backends.netns.plan import plan_topology
+from harness.backends.netns import topologyplan as P
 from harness.backends.netns.topology import Topology
+from harness.backends.netns.topologyplan import plan_topology
 from harness.kernel.journal import Journal
 from harness.scenario.model import ClusterSpec, CoreDNSSpec
 

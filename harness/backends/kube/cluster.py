@@ -40,7 +40,7 @@ from harness.backends.kube.names import (
     scenario_nodes,
 )
 from harness.backends.kube.placement import NodeMap
-from harness.backends.kube.plan import ClientTarget, client_image, pod_worker_argv, worker_plans
+from harness.backends.kube.podplans import ClientTarget, client_image, pod_worker_argv, worker_plans
 from harness.backends.kube.proc import Runner
 from harness.dataplane import nodelocal
 from harness.errors import BackendError

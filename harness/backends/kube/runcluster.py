@@ -33,7 +33,7 @@ from harness.backends.kube.cluster import KubeCluster
 from harness.backends.kube.loadmerge import merge_loads
 from harness.backends.kube.names import HTTP_SERVER_NAME
 from harness.backends.kube.placement import NodeMap
-from harness.backends.kube.plan import ClientTarget
+from harness.backends.kube.podplans import ClientTarget
 from harness.backends.kube.sampling import KernelLog, KubeSampler
 from harness.errors import BackendError
 from harness.kernel.kmsg import KmsgReader

@@ -26,12 +26,12 @@ import dns.rdatatype
 
 from cthcommon.netns import entered, run, socket_in
 from cthcommon.resolvconf import ResolvConf
-from harness.backends.netns import plan as P
+from harness.backends.netns import topologyplan as P
 from harness.backends.netns.k8s import coredns
 from harness.backends.netns.k8s.cluster import K8sParts, K8sSettings
 from harness.backends.netns.k8s.kubeproxy import KubeProxySettings
-from harness.backends.netns.plan import TopologyPlan
 from harness.backends.netns.servers import nginx_conf, upstream_argv
+from harness.backends.netns.topologyplan import TopologyPlan
 from harness.backends.stages import Stages
 from harness.errors import BackendError, UnsafeRequest
 from harness.kernel import sysctl

@@ -43,7 +43,7 @@ from harness.backends.netns.k8s.kubelet import (
 )
 from harness.backends.netns.k8s.procs import Components, http_get
 from harness.backends.netns.k8s.wait import wait_for
-from harness.backends.netns.plan import PodPlan, TopologyPlan
+from harness.backends.netns.topologyplan import PodPlan, TopologyPlan
 from harness.errors import BackendError, BadInput
 from harness.kernel.journal import Journal
 from harness.kernel.process import Proc, stop_pids
