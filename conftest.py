@@ -10,7 +10,9 @@ selected by another tier's flag. Kernel tests need root and skip with the reason
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -56,3 +58,40 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.skip(reason="needs root: builds namespaces and sysctls"))
     if wrong:
         raise pytest.UsageError("test tiers:\n  " + "\n  ".join(wrong))
+
+
+# what the shipped_result fixture returns: scenario file (relative to the repository) -> result
+ShippedResult = Callable[[str], dict[str, Any]]
+
+
+@pytest.fixture(scope="session")
+def shipped_result(tmp_path_factory: pytest.TempPathFactory) -> ShippedResult:
+    """``shipped_result("scenarios/exhaustion.yaml")``: the result.json of that file, as
+    shipped, run once per pytest session on the netns backend (the real parts, the host lock)
+    and shared by every test that reads it: the scenario's own test, the kube-proxy modes
+    test (iptables is the files' mode) and the kind equivalence test's netns side. A test
+    that changes the file (overrides, fewer phases) runs its own. Each caller gets a copy."""
+    import copy
+
+    from harness.runner import run_scenario
+    from harness.scenario.loader import load_scenario
+
+    cache: dict[str, dict[str, Any]] = {}
+
+    def get(path: str) -> dict[str, Any]:
+        if path not in cache:
+            report = tmp_path_factory.mktemp(Path(path).stem + "-shipped")
+            cache[path] = dict(
+                run_scenario(
+                    load_scenario(ROOT / path),
+                    scenario_file=path,
+                    backend="netns",
+                    report_dir=report,
+                    wait_s=3600,
+                    command=f"pytest (shipped_result {path})",
+                )
+            )
+            cache[path]["_report_dir"] = str(report)
+        return copy.deepcopy(cache[path])
+
+    return get

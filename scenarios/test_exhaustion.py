@@ -3,15 +3,22 @@ DNS really times out; each remediation removes it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 
-from harness.pytest_plugin import RunScenario, assert_expectations
+from harness.pytest_plugin import assert_expectations
 
 pytestmark = [pytest.mark.kernel, pytest.mark.scenario]
 
+Shipped = Callable[[str], dict[str, Any]]  # the shipped_result fixture (conftest.py)
 
-def test_exhaustion_baseline_and_remediations(run_scenario: RunScenario) -> None:
-    result = run_scenario("scenarios/exhaustion.yaml")
+
+def test_exhaustion_baseline_and_remediations(
+    shipped_result: Shipped,
+) -> None:
+    result = shipped_result("scenarios/exhaustion.yaml")  # run once, shared (conftest.py)
     assert_expectations(result)
     base, *fixed = result["phases"]
     # every verdict describes the steady state; the baseline got there by a labelled warm-up

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from typing import Any, cast
 
 import pytest
@@ -13,6 +14,8 @@ from harness.pytest_plugin import RunScenario, assert_expectations
 
 pytestmark = [pytest.mark.kernel, pytest.mark.scenario]
 
+Shipped = Callable[[str], dict[str, Any]]  # the shipped_result fixture (conftest.py)
+
 SHORT = {
     "duration_s": 6,
     "http": None,
@@ -20,8 +23,10 @@ SHORT = {
 }
 
 
-def test_injected_race_resolver_remediations_INJECTED(run_scenario: RunScenario) -> None:
-    result = run_scenario("scenarios/race.yaml")
+def test_injected_race_resolver_remediations_INJECTED(
+    shipped_result: Shipped,
+) -> None:
+    result = shipped_result("scenarios/race.yaml")  # run once, shared (conftest.py)
     assert_expectations(result)
     by = {p["name"]: p for p in result["phases"]}
     assert all(p["injected"] for p in by.values())

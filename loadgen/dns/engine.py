@@ -118,7 +118,7 @@ def _run_fast(
     in_flight = 0
     cut = plan.drain == "first-timeout"
     live: dict[int, _InFlight] = {}  # only with cut: the lookups in flight, by sequence number
-    timeout_s = {p.netns: float(p.resolv.timeout) for p in pods}
+    timeout_s = {p.label: float(p.resolv.timeout) for p in pods}  # f.pod is the label
 
     def waited_out(f: _InFlight) -> bool:
         """In flight for at least its pod's resolver timeout (so a timeout already)."""

@@ -62,7 +62,7 @@ from harness.backends.kube.nodeaccess import DockerNodeAccess
 from harness.backends.kube.placement import NodeMap, map_by_label
 from harness.backends.kube.proc import Runner, subprocess_runner
 from harness.backends.stages import Notice, Stages
-from harness.errors import BackendError, BadInput, MissingTool
+from harness.errors import BackendError, BadInput, CommandFailed, MissingTool
 from harness.kernel.journal import Journal
 from harness.kernel.sysctl import SysctlGuard
 from harness.plan import plan_run
@@ -73,6 +73,8 @@ __all__ = ["DOCKERFILES", "KindBackend", "KindSettings", "preflight"]
 
 NODE_IMAGE_BUILT = "built"
 NODE_IMAGE_REUSED = "reused"
+# in a kept cluster's control-plane node: kindconfig.fingerprint of what it was made for
+FINGERPRINT_FILE = "/kind/conntrack-harness-fingerprint"
 NODE_IMAGE_SYSTEM = "system"
 KIND_CLUSTER_OP = "kind-cluster"  # journal op: a cluster on the system Docker, for `restore`
 DOCKERFILES = {"glibc": "loadgen/docker/Dockerfile.glibc", "musl": "loadgen/docker/Dockerfile.musl"}
@@ -198,6 +200,7 @@ class KindBackend:
     _images_docker: dockerd.DockerCli | None = None  # the daemon the images go to, ditto
     _node_image_source: str | None = None  # NODE_IMAGE_BUILT/REUSED/SYSTEM, set by start()
     _kind_built = False  # the pinned kind CLI built here (not the one on PATH)
+    _reused = "as found"  # how a reused cluster came to be there, set by start()
 
     def __init__(
         self,
@@ -413,11 +416,26 @@ class KindBackend:
             self._images_docker = self._system_docker(stack)
         name = self._cluster = self.cluster_name(run_id)
         kubeconfig = str(workdir / "kubeconfig")
+        made_for = kindconfig.fingerprint(scenario, self.settings.config)
         if name in self.existing_clusters():
-            with self.stages.stage(f"reusing the kind cluster {name}"):
-                self._run(commands.kind_export_kubeconfig(name, kubeconfig))
-            self._node_image_source = NODE_IMAGE_REUSED
-            return Started(kubeconfig)
+            found = self._fingerprint(name)
+            if found in (None, made_for):
+                with self.stages.stage(f"reusing the kind cluster {name}") as stage:
+                    self._run(commands.kind_export_kubeconfig(name, kubeconfig))
+                    stage.result = self._reused = (
+                        "kept by an earlier run for the same cluster config and version"
+                        if found
+                        else "as found (not made by conntrack-harness)"
+                    )
+                self._node_image_source = NODE_IMAGE_REUSED
+                return Started(kubeconfig)
+            # kept by a run of another cluster config (nodes, kube-proxy mode, domain...) or
+            # another version of this project: rebuilt, never reused as if it were this one's
+            with self.stages.stage(
+                f"deleting the kept kind cluster {name} (made for another cluster config or "
+                "version of conntrack-harness)"
+            ):
+                self._run(commands.kind_delete(name, kubeconfig))
         cfg = workdir / "kind.yaml"
         cfg.write_text(kindconfig.render_yaml(scenario, name, self.settings.config))
         if not self.settings.keep_cluster:
@@ -441,7 +459,20 @@ class KindBackend:
                 ),
                 timeout_s=self.settings.timeout_s,
             )
+        if self.settings.keep_cluster:  # what it was made for, so a later run can tell
+            mark = f"printf %s {made_for} > {FINGERPRINT_FILE}"
+            self._run(commands.docker_exec(f"{name}-control-plane", ["sh", "-c", mark]))
         return Started(kubeconfig)
+
+    def _fingerprint(self, name: str) -> str | None:
+        """The fingerprint a kept cluster was made with (None: not one this project made)."""
+        try:
+            out = self._run(
+                commands.docker_exec(f"{name}-control-plane", ["cat", FINGERPRINT_FILE])
+            )
+        except CommandFailed:
+            return None
+        return out.stdout.strip() or None
 
     def expected_nodes(self, scenario: Scenario) -> int:
         return scenario.cluster.nodes + 1  # the workers and the control plane
@@ -487,7 +518,7 @@ class KindBackend:
             raise BackendError(f"no node containers of kind cluster {self._cluster} found")
         choice = self.settings.choice
         if self._node_image_source == NODE_IMAGE_REUSED:
-            source = f"the existing kind cluster {self._cluster}, as found (CTH_KIND_CLUSTER)"
+            source = f"the existing kind cluster {self._cluster}, {self._reused} (CTH_KIND_CLUSTER)"
         elif self._node_image_source == NODE_IMAGE_BUILT:
             rel = release()
             source = (

@@ -11,12 +11,15 @@ leaves the host-global table size alone (the host guard owns it).
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
+import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import yaml
 
+from harness import __version__
 from harness.backends.kube.names import LABEL_NODE, scenario_nodes
 from harness.errors import BadInput
 from harness.scenario.model import Scenario
@@ -106,3 +109,12 @@ def render(scenario: Scenario, name: str, opts: KindOptions = KindOptions()) -> 
 
 def render_yaml(scenario: Scenario, name: str, opts: KindOptions = KindOptions()) -> str:
     return yaml.safe_dump(render(scenario, name, opts), sort_keys=False)
+
+
+def fingerprint(scenario: Scenario, opts: KindOptions = KindOptions()) -> str:
+    """What a kept cluster was made from (pure): its kind config without the name, and this
+    project's version. A kept cluster whose fingerprint differs is rebuilt, not reused."""
+    doc = render(scenario, "cluster", opts)
+    doc.pop("name")
+    text = json.dumps({"config": doc, "conntrack-harness": __version__}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -176,3 +176,39 @@ def test_cares_clients_share_one_port_while_lookups_are_in_flight() -> None:
         later = [a.port for r in mine for a in r.attempts if a.t_sent >= 1.9]
         assert later
         assert first.isdisjoint(later)  # after a timeout: new sockets
+
+
+IN_POD = """
+import asyncio, json, sys
+from cthcommon.resolvconf import ResolvConf
+from loadgen.dns.engine import run_dns_load
+from loadgen.dns.types import ClientPod, DNSPlan
+pod = ClientPod(None, sys.argv[1], ResolvConf.parse(sys.argv[2]))
+plan = DNSPlan(rate=20, duration_s=1.0, names=[sys.argv[3]], resolver="glibc",
+               drain="first-timeout")
+records = asyncio.run(run_dns_load([pod], plan))
+print(json.dumps([[r.pod, r.outcome, r.full_timeout_waits] for r in records]))
+"""
+
+
+def test_first_timeout_drain_inside_a_pod() -> None:
+    """As a cluster backend runs it: the engine inside the pod's own namespace (``netns``
+    None: records name the pod by its IP). Nobody answers, so every lookup is cut after one
+    full resolver timeout and recorded as unfinished (kind's workers crashed here with a
+    KeyError on the pod's IP when they first drained this way)."""
+    import json
+    import sys
+
+    with topology(client_pods=1, coredns=1) as topo:
+        server = topo.plan.role("coredns")[0]
+        run(["nft", "-f", "-"], netns=server.ns, input_=drop_rules(""))
+        client = topo.plan.role("client")[0]
+        text = resolv(DNS_IP, "timeout:1", "attempts:3").render()  # a 3 s walk, cut at ~2 s
+        cp = run([sys.executable, "-c", IN_POD, client.ip, text, FQDN], netns=client.ns)
+    rows = json.loads(cp.stdout)
+    assert len(rows) == 20
+    assert {pod for pod, _, _ in rows} == {client.ip}
+    assert {outcome for _, outcome, _ in rows} == {"unfinished"}
+    # cut after one full timeout ("unfinished"), not waited through the whole search walk
+    # (which ends as "timeout")
+    assert all(waits >= 1 for _, _, waits in rows)

@@ -10,9 +10,10 @@ import pytest
 import yaml
 from kube_fakes import FakeAPI, FakeRunner, cluster_objects, node, scenario
 
-from harness.backends.kube import KindBackend, KindSettings
+from harness.backends.kube import KindBackend, KindSettings, kindconfig
 from harness.backends.kube.cluster import Images
 from harness.backends.kube.images import loadgenimage
+from harness.backends.kube.kind import FINGERPRINT_FILE
 from harness.backends.kube.kubeconfig import KubeconfigBackend, KubeconfigSettings, disruptive_steps
 from harness.backends.kube.names import LABEL_NODE
 from harness.errors import NotRoot, UnsafeRequest
@@ -112,6 +113,51 @@ def test_kind_keep_and_reuse() -> None:
     assert ["kind", "create", "cluster"] not in verbs
     assert ["kind", "delete", "cluster"] not in verbs  # an existing cluster is never deleted
     assert not any(c[:2] == ["docker", "build"] for c in runner.calls)
+
+
+def _kept(found: str) -> tuple[FakeRunner, str]:
+    """A kept cluster cth-keep whose control-plane node says it was made for ``found``
+    ("same": this scenario's fingerprint); realize it with keep_cluster."""
+    made_for = kindconfig.fingerprint(scenario())
+    mark = made_for if found == "same" else found
+    runner = FakeRunner(
+        {
+            ("kind", "get", "clusters"): "cth-keep\n",
+            ("docker", "exec", "cth-keep-control-plane", "cat"): mark,
+        }
+    )
+    backend = make_kind(kind_api(), runner, cluster_name="cth-keep", build_images=False)
+    backend.settings.keep_cluster = True
+    with backend.realize(scenario(), "r1"):
+        pass
+    return runner, made_for
+
+
+def test_a_kept_cluster_made_for_this_config_is_reused() -> None:
+    runner, _ = _kept("same")
+    verbs = [c[:3] for c in runner.calls]
+    assert ["kind", "export", "kubeconfig"] in verbs
+    assert ["kind", "create", "cluster"] not in verbs
+    assert ["kind", "delete", "cluster"] not in verbs
+
+
+def test_a_kept_cluster_made_for_another_config_is_rebuilt_and_marked() -> None:
+    runner, made_for = _kept("0123456789abcdef")  # another config or version made it
+    verbs = [c[:3] for c in runner.calls]
+    assert verbs.index(["kind", "delete", "cluster"]) < verbs.index(["kind", "create", "cluster"])
+    assert ["kind", "delete", "cluster"] not in verbs[verbs.index(["kind", "create", "cluster"]) :]
+    marks = [c for c in runner.calls if c[:3] == ["docker", "exec", "cth-keep-control-plane"]]
+    assert marks[-1][-1] == f"printf %s {made_for} > {FINGERPRINT_FILE}"
+
+
+def test_the_fingerprint_follows_the_cluster_config() -> None:
+    base = kindconfig.fingerprint(scenario())
+    assert kindconfig.fingerprint(scenario()) == base
+    assert kindconfig.fingerprint(scenario(cluster={"nodes": 3})) != base
+    proxy = {"kube_proxy": {"mode": "nftables"}}
+    assert kindconfig.fingerprint(scenario(cluster=proxy)) != base
+    # the load does not shape the cluster: another load reuses it
+    assert kindconfig.fingerprint(scenario(load={"duration_s": 3})) == base
 
 
 def test_kind_cleans_up_when_the_body_fails() -> None:
