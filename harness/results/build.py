@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from cthcommon.loadresult import HTTPResult
 from cthcommon.stats import wilson
 from harness.diagnose import diagnose_phase
 from harness.kernel.sampler import NodeSeries
@@ -16,7 +17,6 @@ from harness.results.schema import (
     DiagnosisResult,
     DNSResult,
     ExpectationResult,
-    HTTPResult,
     NodeConntrack,
     PhaseResult,
     RaceResult,

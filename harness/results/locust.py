@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, TypedDict
 
-from cthcommon.loadresult import LocustEndpointResult, LocustErrorResult
-from harness.results.schema import LatencyMs
+from cthcommon.loadresult import LatencyMs, LocustEndpointResult, LocustErrorResult
 
 
 class LocustResult(TypedDict):
