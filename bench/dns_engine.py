@@ -40,10 +40,10 @@ from typing import Any
 
 from bench.matrix import LOCK_WAIT_S
 from bench.topo import DNS_IP, SERVICE_FQDN, short_udp_timeouts, topology
+from cthcommon.netns import inode, run
 from harness.backends.netns.k8s import coredns
 from harness.backends.netns.topology import Topology
 from harness.kernel.journal import HostLock
-from harness.kernel.netns import inode, run
 from loadgen.dns.accounting import summarize
 from loadgen.dns.engine import run_dns_load
 from loadgen.dns.types import ClientPod, DNSPlan

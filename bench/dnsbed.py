@@ -19,8 +19,8 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.dns.resolvconf import ResolvConf
-from harness.kernel.netns import run
+from cthcommon.netns import run
+from cthcommon.resolvconf import ResolvConf
 
 CLUSTER_IP = "10.96.0.10"
 SERVICE_NAME = "my-service.default.svc.cluster.local"

@@ -25,8 +25,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from bench.topo import HTTP_IP, conntrack_count, topology
+from cthcommon.netns import run
 from harness.backends.netns.topology import Topology
-from harness.kernel.netns import run
 from loadgen.http.plan import HTTPPlan, HTTPTarget
 from loadgen.http.rawclient import run_http_load_sync
 from loadgen.http.workers import run_http_load_workers

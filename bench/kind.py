@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.matrix import LOCK_WAIT_S
-from harness.backends.kube import dockerd, kindbase, kindnode
+from harness.backends.kube.images import dockerd, kindbase, kindnode
 from harness.kernel.journal import HostLock, Journal
 from harness.upstream import kindparts, locate
 

@@ -15,13 +15,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from harness.backends.netns import plan as P
-from harness.backends.netns.plan import plan_topology
+from cthcommon.netns import open_in
+from harness.backends.netns import topologyplan as P
 from harness.backends.netns.topology import Topology
+from harness.backends.netns.topologyplan import plan_topology
 from harness.errors import RestoreFailed
 from harness.kernel import sysctl
 from harness.kernel.journal import Journal
-from harness.kernel.netns import open_in
 from harness.restore import RestoreReport, undo_journal
 from harness.scenario.model import ClusterSpec, CoreDNSSpec
 

@@ -22,11 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cthcommon.netns import NETNS_RUN_DIR, run
 from harness.errors import RestoreFailed, UnsafeRequest
 from harness.kernel import sysctl
 from harness.kernel.conntrack import kernel_default_table, max_refusal
 from harness.kernel.journal import Journal, journals, stale_journals, state_dir
-from harness.kernel.netns import NETNS_RUN_DIR, run
 from harness.kernel.process import stop_pid
 
 RUN_NS = re.compile(r"^cth-([0-9a-f]{6})-")
@@ -74,7 +74,7 @@ def undo_journal(j: Journal, report: RestoreReport) -> None:
                     shutil.rmtree(p, ignore_errors=False)
                     report.actions.append(f"removed {p}")
             elif op == "dockerd":
-                from harness.backends.kube.dockerd import undo_entry
+                from harness.backends.kube.images.dockerd import undo_entry
 
                 report.actions.extend(undo_entry(e))
             elif op == "kind-cluster":

@@ -28,10 +28,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from harness.dns.resolvconf import ResolvConf, search_candidates
+from cthcommon.resolvconf import ResolvConf, search_candidates
+from cthcommon.stats import Comparison
 from harness.errors import BadInput
 from harness.scenario.model import DNSLoad, LoadSpec
-from harness.stats import Comparison
 
 # two-sided 95 % Student t quantiles by degrees of freedom (1..30); 1.96 beyond
 T95 = (

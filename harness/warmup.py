@@ -19,7 +19,7 @@ The report (result.json ``steady_state.warmup``) labels it and shows the remaini
 the entries actually had when the load started, read back with ``conntrack -L``.
 
 It is written once for every backend whose nodes share this kernel: it needs only namespace
-handles (:mod:`harness.kernel.netns`) for the client pods and the nodes. The netns backend
+handles (:mod:`cthcommon.netns`) for the client pods and the nodes. The netns backend
 names its own namespaces; kind's are ``/proc/PID/ns/net`` of the node containers' init and of
 the pods' sandboxes (:class:`harness.backends.kube.nodeaccess.DockerNodeAccess`).
 :class:`AgedWarmup` is one phase's: whether its model asks for the warm-up, running it, and the
@@ -38,7 +38,7 @@ from typing import Any, Protocol
 import dns.message
 import dns.rdatatype
 
-from harness.kernel.netns import run, socket_in
+from cthcommon.netns import run, socket_in
 from harness.kernel.sampler import NodeSeries
 from harness.kernel.sysctl import read
 from harness.results.schema import SteadyStateResult
@@ -88,7 +88,7 @@ class SysctlSetter(Protocol):
 class WarmupTargets:
     """Where the warm-up's flows go: the client pods' namespaces, the HTTP Service, and the
     DNS Service with a name it answers; ``node_ns``: every node's namespace (its timeouts are
-    set there). Namespaces are handles of :mod:`harness.kernel.netns` (names or paths)."""
+    set there). Namespaces are handles of :mod:`cthcommon.netns` (names or paths)."""
 
     client_ns: tuple[str, ...]
     node_ns: tuple[str, ...]

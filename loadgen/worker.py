@@ -20,10 +20,10 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, NotRequired, TypedDict, cast
 
-from harness.dns.resolvconf import ResolvConf
-from harness.errors import BadInput
-from harness.results.schema import LatencyHist, LatencyMs
-from harness.stats import LATENCY_EDGES_S, bucket_latencies
+from cthcommon.errors import BadInput
+from cthcommon.loadresult import LatencyHist, LatencyMs
+from cthcommon.resolvconf import ResolvConf
+from cthcommon.stats import LATENCY_EDGES_S, bucket_latencies
 from loadgen.dns.accounting import summarize
 from loadgen.dns.engine import run_dns_load
 from loadgen.dns.types import ClientPod, DNSPlan, LookupRecord

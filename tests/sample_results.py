@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cthcommon.stats import LATENCY_EDGES_S, bucket_latencies, wilson
 from harness.results.schema import (
     SCHEMA_VERSION,
     ConntrackResult,
@@ -32,7 +33,6 @@ from harness.results.schema import (
 )
 from harness.results.verdict import phase_verdict, run_verdict
 from harness.scenario.expect import Expectation
-from harness.stats import LATENCY_EDGES_S, bucket_latencies, wilson
 
 SAMPLE_INTERVAL_S = 0.5
 RESOLVER_TIMEOUT_S = 5.0

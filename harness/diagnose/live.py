@@ -11,11 +11,11 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cthcommon import netns as ns
+from cthcommon.resolvconf import ResolvConf
 from harness.diagnose.classify import Diagnosis, Signals, classify
 from harness.diagnose.procfs import parse_stat, table_full_lines
-from harness.dns.resolvconf import ResolvConf
 from harness.errors import BadInput, CommandFailed
-from harness.kernel import netns as ns
 
 STAT_PATH = "/proc/thread-self/net/stat/nf_conntrack"
 SYSCTL_DIR = "/proc/sys/net/netfilter"

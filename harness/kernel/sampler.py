@@ -26,9 +26,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from cthcommon.netns import inode, open_in, run
 from harness.kernel.conntrack import count_dns_entries, parse_stat, stat_delta, state_histogram
 from harness.kernel.kmsg import TABLE_FULL, KmsgReader, table_full_lines
-from harness.kernel.netns import inode, open_in, run
 
 COUNT = "/proc/sys/net/netfilter/nf_conntrack_count"
 STAT = "/proc/thread-self/net/stat/nf_conntrack"

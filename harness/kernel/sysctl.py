@@ -6,7 +6,7 @@ namespace. Either way, the original value is journaled on disk before the first 
 restored when the scope that changed it ends.
 
 A namespace is an ``ip netns`` name or a path (``/proc/PID/ns/net``, see
-:mod:`harness.kernel.netns`). For a path the guard keeps the namespace's inode (in the journal
+:mod:`cthcommon.netns`). For a path the guard keeps the namespace's inode (in the journal
 too), and puts a value back only into that same namespace: one that is gone (a kind node
 container deleted, its PID reused) took its sysctls with it and is skipped quietly, while a
 host value that cannot be put back is a restore failure.
@@ -19,10 +19,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from cthcommon.netns import inode as netns_inode
+from cthcommon.netns import is_path, open_in
 from harness.errors import RestoreFailed, UnsafeRequest
 from harness.kernel.journal import Journal
-from harness.kernel.netns import inode as netns_inode
-from harness.kernel.netns import is_path, open_in
 
 HOST_ONLY = frozenset({"net.netfilter.nf_conntrack_max", "net.netfilter.nf_conntrack_buckets"})
 
@@ -33,7 +33,7 @@ def sysctl_path(key: str) -> str:
 
 def read(key: str, netns: str | None = None, *, inode: int | None = None) -> str:
     """``key``'s value on the host (``netns`` None) or in a namespace (``inode``: only if it
-    is still that namespace, see :func:`harness.kernel.netns.entered`)."""
+    is still that namespace, see :func:`cthcommon.netns.entered`)."""
     path = sysctl_path(key)
     if netns is None:
         with open(path) as f:

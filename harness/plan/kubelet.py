@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from harness.dns.resolvconf import MAXNS
+from cthcommon.resolvconf import MAXNS
 from harness.errors import BadInput
 from harness.plan.types import CLUSTER_DNS, NODELOCAL, PodDNS
 from harness.scenario.model import DNSConfig

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from harness.dns.resolvconf import ResolvConf
+from cthcommon.resolvconf import ResolvConf
 from harness.scenario.model import ResolverModel
 
 CLUSTER_DNS = "cluster-dns"

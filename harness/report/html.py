@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from html import escape
 
+from cthcommon.stats import pct
 from harness.report.locust import locust_section
 from harness.report.summary import (
     PhaseSummary,
@@ -20,7 +21,6 @@ from harness.report.table import drops_text
 from harness.results.endpoints import describe as describe_endpoints
 from harness.results.rollout import describe as describe_rollout
 from harness.results.schema import PhaseResult, RunResult
-from harness.stats import pct
 from harness.steady_state import describe as describe_steady
 
 CSS = """

@@ -27,9 +27,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from cthcommon.stats import format_p
 from harness.report.summary import PhaseSummary, rate_with_ci, remediation_verdicts, summarize
 from harness.results.schema import PhaseResult, RunResult
-from harness.stats import format_p
 
 README = Path("README.md")
 DEMO_RESULT = Path("docs/figures/demo-result.json")

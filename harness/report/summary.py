@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cthcommon.stats import Comparison, compare, pct, wilson
 from harness.diagnose.classify import Diagnosis, diagnose_phase
 from harness.results.schema import PhaseResult, RunResult, Verdict
-from harness.stats import Comparison, compare, pct, wilson
 from harness.steady_state import gate_comparison
 
 _SEVERITY: dict[Verdict, int] = {"pass": 0, "inconclusive": 1, "fail": 2, "error": 3}

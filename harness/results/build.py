@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from cthcommon.loadresult import HTTPResult
+from cthcommon.stats import wilson
 from harness.diagnose import diagnose_phase
 from harness.kernel.sampler import NodeSeries
 from harness.measurement import PhaseMeasurement
@@ -15,7 +17,6 @@ from harness.results.schema import (
     DiagnosisResult,
     DNSResult,
     ExpectationResult,
-    HTTPResult,
     NodeConntrack,
     PhaseResult,
     RaceResult,
@@ -24,7 +25,6 @@ from harness.results.schema import (
 )
 from harness.results.verdict import phase_verdict
 from harness.scenario.model import Phase
-from harness.stats import wilson
 
 
 def _remediation_label(r: Any) -> str:

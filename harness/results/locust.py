@@ -10,23 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, TypedDict
 
-from harness.results.schema import LatencyMs
-
-
-class LocustEndpointResult(TypedDict):
-    method: str
-    name: str
-    requests: int
-    failures: int
-    rps: float
-    latency_ms: LatencyMs
-
-
-class LocustErrorResult(TypedDict):
-    method: str
-    name: str
-    error: str
-    occurrences: int
+from cthcommon.loadresult import LatencyMs, LocustEndpointResult, LocustErrorResult
 
 
 class LocustResult(TypedDict):

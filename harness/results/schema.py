@@ -6,6 +6,7 @@ Every phase carries ``injected``: true when a fault was injected (never a natura
 
 from typing import TYPE_CHECKING, Literal, NotRequired, TypedDict
 
+from cthcommon.loadresult import HTTPResult, LatencyHist, LatencyMs  # built by the workers
 from harness.results.endpoints import EndpointsResult
 from harness.results.rollout import RolloutResult
 
@@ -19,26 +20,12 @@ SCHEMA_VERSION = 1
 Verdict = Literal["pass", "fail", "inconclusive", "error"]
 
 
-class LatencyMs(TypedDict):
-    p50: float
-    p90: float
-    p99: float
-    max: float
-
-
 class RateCI(TypedDict):
     """A proportion with its 95 % Wilson interval."""
 
     rate: float
     low: float
     high: float
-
-
-class LatencyHist(TypedDict):
-    """Lookup latencies bucketed at ``edges_s``; ``counts`` has one more entry (the overflow)."""
-
-    edges_s: list[float]
-    counts: list[int]
 
 
 class DNSResult(TypedDict):
@@ -112,17 +99,6 @@ class ConntrackResult(TypedDict):
     dns_entries: int
     table_full_log: list[str]
     nodes: list[NodeConntrack]
-
-
-class HTTPResult(TypedDict):
-    mode: str
-    requests: int
-    failures: int
-    failure_rate: float
-    new_connections: int
-    # per second of the load, all pods together: [second, requests, failures, new connections]
-    # (whether the load ran at its planned rate throughout)
-    timeline: NotRequired[list[list[int]]]
 
 
 class ServerResult(TypedDict):

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from cthcommon.stats import wilson
 from harness.kernel.sampler import NodeSeries
 from harness.results.schema import SteadyStateResult
-from harness.stats import wilson
 from harness.steady_state import SteadyState, assess, conclusive_advice, observed_model
 
 

@@ -22,7 +22,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from harness.dns.resolvconf import FLAG_OPTIONS, VALUE_OPTIONS
+from cthcommon.resolvconf import FLAG_OPTIONS, VALUE_OPTIONS
 from harness.errors import BadInput
 from harness.kernel.conntrack import (
     BUCKETS_MAX,

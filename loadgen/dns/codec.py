@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from harness.dns.resolvconf import ResolvConf
+from cthcommon.resolvconf import ResolvConf
 from loadgen.dns.types import AttemptRecord, ClientPod, DNSPlan, LookupRecord
 
 _RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(LookupRecord))

@@ -34,7 +34,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, replace
 from typing import Any
 
-from harness.errors import BackendError
+from cthcommon.errors import BackendError
 from loadgen.dns.codec import plan_to_json, pod_to_json, record_from_row
 from loadgen.dns.fastloop import FastLoop, FastTransport
 from loadgen.dns.lookup import recorded_lookup, unfinished
@@ -78,7 +78,7 @@ async def run_dns_load(
 ) -> list[LookupRecord]:
     """Offer ``plan`` from ``pods``; one :class:`LookupRecord` per lookup started, by start."""
     if not pods:
-        from harness.errors import BadInput
+        from cthcommon.errors import BadInput
 
         raise BadInput("at least one client pod is needed", field="pods", value=pods)
     if plan.workers > 1:

@@ -8,7 +8,7 @@ entry per waiting task, see :class:`FastLoop`). The models and the wire code are
 ones the fake transport uses.
 
 Sockets are made inside the pod's network namespace with
-:func:`harness.kernel.netns.socket_in` (a batch at a time, via ``entered``).
+:func:`cthcommon.netns.socket_in` (a batch at a time, via ``entered``).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Callable, Coroutine, Generator, Sequence
 from typing import Any, TypeVar
 
-from harness.kernel.netns import entered, socket_in
+from cthcommon.netns import entered, socket_in
 from loadgen.dns.models.base import QType, Reply, Sock, TransportError
 from loadgen.dns.wire import QueryCache, parse_reply
 

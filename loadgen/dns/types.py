@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from harness.dns.resolvconf import ResolvConf
-from harness.errors import BadInput
+from cthcommon.errors import BadInput
+from cthcommon.resolvconf import ResolvConf
 
 ResolverName = Literal["glibc", "musl", "go", "sequential", "c-ares"]
 Pattern = Literal["constant", "burst", "ramp"]

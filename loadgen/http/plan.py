@@ -1,7 +1,7 @@
 """What an HTTP load run is asked to do (targets, plan) and what it measured (result).
 
 Pure: validation, pacing arithmetic and accounting, no sockets. Field names follow
-``harness.scenario.model.HTTPLoad`` and ``harness.results.schema.HTTPResult``.
+``harness.scenario.model.HTTPLoad`` and ``cthcommon.loadresult.HTTPResult``.
 """
 
 from __future__ import annotations
@@ -10,13 +10,10 @@ import ipaddress
 import math
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, TypedDict, get_args
+from typing import Literal, Protocol, TypedDict, get_args
 
-from harness.errors import BadInput
-from harness.results.schema import HTTPResult, LatencyMs
-
-if TYPE_CHECKING:
-    from harness.scenario.model import HTTPLoad
+from cthcommon.errors import BadInput
+from cthcommon.loadresult import HTTPResult, LatencyMs
 
 Mode = Literal["short-lived", "server-close", "pooled"]
 MODES: tuple[str, ...] = get_args(Mode)
@@ -50,6 +47,22 @@ class HTTPTarget:
     @property
     def host_header(self) -> str:
         return self.host or (self.address if self.port == 80 else f"{self.address}:{self.port}")
+
+
+class HTTPLoad(Protocol):
+    """What :meth:`HTTPPlan.from_load` reads of a scenario's ``load.http`` section
+    (``harness.scenario.model.HTTPLoad``)."""
+
+    @property
+    def mode(self) -> Mode: ...
+    @property
+    def rate(self) -> float: ...
+    @property
+    def pool_size(self) -> int: ...
+    @property
+    def connect_timeout_s(self) -> float: ...
+    @property
+    def max_in_flight(self) -> int: ...
 
 
 @dataclass(frozen=True)

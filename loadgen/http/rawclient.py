@@ -1,6 +1,6 @@
 """A lean asyncio HTTP/1.1 client on raw sockets, for high connection churn.
 
-Each socket is made in its target's pod namespace (``harness.kernel.netns.socket_in``), so
+Each socket is made in its target's pod namespace (``cthcommon.netns.socket_in``), so
 one process drives many pods. Requests start open-loop at ``plan.rate`` per second; at most
 ``plan.max_in_flight`` are outstanding.
 
@@ -18,8 +18,8 @@ import socket
 import time
 from collections.abc import Sequence
 
-from harness.errors import BadInput
-from harness.kernel.netns import socket_in
+from cthcommon.errors import BadInput
+from cthcommon.netns import socket_in
 from loadgen.http.plan import Accounting, HTTPLoadResult, HTTPPlan, HTTPTarget, due
 from loadgen.http.wire import ProtocolError, ResponseReader, build_request
 

@@ -28,8 +28,8 @@ import locust
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
-from harness.errors import BackendError, BadInput, HarnessError
-from harness.kernel.netns import exec_argv
+from cthcommon.errors import BackendError, BadInput, HarnessError
+from cthcommon.netns import exec_argv
 from loadgen.locust.stats import WorkerStats
 from loadgen.locust.users import CONNECTIONS
 

@@ -11,8 +11,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, TypedDict
 
-from harness.results.locust import LocustEndpointResult, LocustErrorResult
-from harness.results.schema import LatencyMs
+from cthcommon.loadresult import LatencyMs, LocustEndpointResult, LocustErrorResult
 from loadgen.locust.stats import WorkerStats, histogram_percentile
 
 # one endpoint's and one error's row: the same in the worker's output and in result.json

@@ -13,8 +13,8 @@ import tempfile
 from pathlib import Path
 from typing import cast
 
-from harness.errors import BackendError, BadInput
-from harness.kernel.netns import exec_argv
+from cthcommon.errors import BackendError, BadInput
+from cthcommon.netns import exec_argv
 from loadgen.locust.endpoints import LocustfileStats
 from loadgen.locust.plan import LocustPlan
 from loadgen.locust.stats import LocustStats

@@ -8,7 +8,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, get_args
 
-from harness.errors import BadInput
+from cthcommon.errors import BadInput
 from loadgen.locust.schedule import Schedule, schedule_from_dict
 
 UserKind = Literal["short-lived", "server-close", "pooled"]

@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from harness.errors import BadInput
+from cthcommon.errors import BadInput
 
 Tick = tuple[int, float] | None
 

@@ -11,7 +11,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any, TypedDict
 
-from harness.results.schema import HTTPResult, LatencyMs
+from cthcommon.loadresult import HTTPResult, LatencyMs
 
 
 class WorkerStats(TypedDict):

@@ -11,7 +11,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from harness.errors import BadInput
+from cthcommon.errors import BadInput
 from loadgen.locust.plan import _ipv4, plan_fields
 
 MAX_USERS = 1000

@@ -28,7 +28,7 @@ from locust.env import Environment
 from locust.runners import Runner
 from locust.util.load_locustfile import load_locustfile
 
-from harness.errors import BadInput
+from cthcommon.errors import BadInput
 from loadgen.locust import distributed as D
 from loadgen.locust.endpoints import LocustfileStats, locustfile_stats
 from loadgen.locust.stats import WorkerStats

@@ -29,7 +29,7 @@ from typing import TypedDict
 import dns.message
 import dns.rdatatype
 
-from harness.kernel.netns import entered
+from cthcommon.netns import entered
 
 OUTCOMES = ("answered", "refused", "silent")
 

@@ -14,13 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.backends.kube import dockerd, imagearchive, pause
+from harness.backends.kube.images import dockerd, imagearchive, pause
 from harness.kernel.journal import Journal
+from tests.cluster.conftest import NEEDS_DOCKER
 
-pytestmark = [
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
-    pytest.mark.skipif(shutil.which(dockerd.DOCKERD) is None, reason="docker.io not installed"),
-]
+pytestmark = NEEDS_DOCKER
 
 
 def _save() -> str:

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.backends.kube import KindBackend, KindSettings, kinddocker
+from cthcommon.resolvconf import ResolvConf
+from harness.backends.kube import KindBackend, KindSettings
 from harness.backends.kube.commands import kubectl_exec
 from harness.backends.kube.dnsconfig import pod_dns
-from harness.dns.resolvconf import ResolvConf
+from harness.backends.kube.images import kinddocker
 from harness.plan import plan_phase
 from tests.unit.backends.kube.kube_fakes import scenario
 

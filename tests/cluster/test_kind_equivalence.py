@@ -54,18 +54,13 @@ from typing import Any
 
 import pytest
 
-from harness.backends.kube import dockerd, kinddocker, kindnode
+from harness.backends.kube.images import dockerd, kinddocker, kindnode
 from harness.kernel.journal import HostLock, Journal
 from harness.steady_state import batch_means_ci
 from harness.upstream import kindparts, release
+from tests.cluster.conftest import KIND
 
-pytestmark = [
-    pytest.mark.cluster,
-    pytest.mark.scenario,
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
-    pytest.mark.skipif(shutil.which(dockerd.DOCKERD) is None, reason="docker.io not installed"),
-    pytest.mark.skipif(os.environ.get("CTH_KIND_TESTS") == "0", reason="CTH_KIND_TESTS=0"),
-]
+pytestmark = [pytest.mark.cluster, pytest.mark.scenario, *KIND]
 
 ROOT = Path(__file__).resolve().parents[2]
 CT_MAX = Path("/proc/sys/net/netfilter/nf_conntrack_max")

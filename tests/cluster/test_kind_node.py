@@ -8,8 +8,6 @@ in the cache (``conntrack-harness upstream build``; kubectl in ``kubectl-<versio
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -17,20 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from harness.backends.kube import dockerd, kindimages, kindnode
+from harness.backends.kube.images import dockerd, kindimages, kindnode
 from harness.backends.kube.kindconfig import kubeadm_patches
 from harness.errors import MissingTool
 from harness.kernel.journal import Journal
 from harness.scenario.loader import load_scenario
 from harness.upstream import ComponentMissing, kindparts, locate
+from tests.cluster.conftest import KIND
 
-pytestmark = [
-    pytest.mark.cluster,
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
-    pytest.mark.skipif(shutil.which(dockerd.DOCKERD) is None, reason="docker.io not installed"),
-    # part of `make test` (issue 14); CTH_KIND_TESTS=0 skips the kind tests
-    pytest.mark.skipif(os.environ.get("CTH_KIND_TESTS") == "0", reason="CTH_KIND_TESTS=0"),
-]
+pytestmark = [pytest.mark.cluster, *KIND]
 
 ROOT = Path(__file__).resolve().parents[2]
 # counters the kernel moves by itself (fs.quota.syncs counts every sync, e.g. a container's)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -29,17 +28,12 @@ from pathlib import Path
 
 import pytest
 
-from harness.backends.kube import dockerd, kinddocker, kindnode, loadgenimage
+from harness.backends.kube.images import dockerd, kinddocker, kindnode, loadgenimage
 from harness.backends.kube.names import LOADGEN_IMAGE_GLIBC
 from harness.kernel.journal import HostLock, Journal
+from tests.cluster.conftest import KIND
 
-pytestmark = [
-    pytest.mark.cluster,
-    pytest.mark.scenario,
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
-    pytest.mark.skipif(shutil.which(dockerd.DOCKERD) is None, reason="docker.io not installed"),
-    pytest.mark.skipif(os.environ.get("CTH_KIND_TESTS") == "0", reason="CTH_KIND_TESTS=0"),
-]
+pytestmark = [pytest.mark.cluster, pytest.mark.scenario, *KIND]
 
 ROOT = Path(__file__).resolve().parents[2]
 CT_MAX = Path("/proc/sys/net/netfilter/nf_conntrack_max")

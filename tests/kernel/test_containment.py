@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.backends.netns import plan as P
 from harness.backends.netns import topology
+from harness.backends.netns import topologyplan as P
 from harness.errors import UnsafeRequest
 from tests.kernel.hostcheck import FakeSysctls, RunWatch, Snapshot, cli_argv, new_run_id
 

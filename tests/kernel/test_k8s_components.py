@@ -14,13 +14,13 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
+from cthcommon.netns import run, socket_in
 from harness.backends.netns.k8s import cluster as C
 from harness.backends.netns.k8s import nodecache
-from harness.backends.netns.plan import plan_topology
 from harness.backends.netns.topology import Topology
+from harness.backends.netns.topologyplan import plan_topology
 from harness.kernel import sysctl
 from harness.kernel.journal import HostLock, Journal
-from harness.kernel.netns import run, socket_in
 from harness.plan.types import KubeProxyPlan
 from harness.scenario.model import ClusterSpec, CoreDNSSpec
 from harness.upstream import ComponentMissing, locate

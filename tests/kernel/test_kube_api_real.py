@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from cthcommon.netns import entered
 from harness.backends.kube import coredns, nodelocaldns, tuner, workload
 from harness.backends.kube.api import DynamicKubeAPI, ref
 from harness.backends.kube.cluster import _apply_all
@@ -29,7 +30,6 @@ from harness.backends.netns.k8s.controlplane import BINARIES, ControlPlane, Cont
 from harness.backends.netns.k8s.kubelet import CLEANUP_KINDS, Kubelet
 from harness.dataplane.faults import race_window_ruleset
 from harness.kernel.journal import HostLock, Journal
-from harness.kernel.netns import entered
 from harness.plan import plan_phase
 from harness.plan.types import CoreDNSPlan
 from harness.scenario.loader import parse_scenario

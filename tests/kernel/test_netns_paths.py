@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from cthcommon import netns
 from harness import restore
-from harness.kernel import netns, sysctl
+from harness.kernel import sysctl
 from harness.kernel.journal import Journal
 from harness.kernel.process import descendants, stop_pids
 

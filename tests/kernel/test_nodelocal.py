@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from harness.backends.netns import plan as P
+from cthcommon.netns import run
+from harness.backends.netns import topologyplan as P
 from harness.backends.netns.k8s.cluster import DNS_UPSTREAM_SERVICE_IP
 from harness.backends.netns.levers import Levers
-from harness.backends.netns.plan import plan_topology
 from harness.backends.netns.topology import Topology
+from harness.backends.netns.topologyplan import plan_topology
 from harness.dataplane import nodelocal
 from harness.kernel.journal import Journal
-from harness.kernel.netns import run
 from harness.scenario.model import ClusterSpec
 from tests.kernel.test_topology import query
 

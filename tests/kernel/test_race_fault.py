@@ -8,12 +8,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from harness.backends.netns import plan as P
+from cthcommon.resolvconf import ResolvConf
+from harness.backends.netns import topologyplan as P
 from harness.backends.netns.levers import Levers
-from harness.backends.netns.plan import plan_topology
 from harness.backends.netns.topology import Topology
+from harness.backends.netns.topologyplan import plan_topology
 from harness.dataplane import nodelocal
-from harness.dns.resolvconf import ResolvConf
 from harness.kernel import sysctl
 from harness.kernel.journal import HostLock, Journal
 from harness.scenario.model import ClusterSpec

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.kernel
 
 VICTIM = textwrap.dedent("""
     import sys, time
-    from harness.backends.netns.plan import plan_topology
+    from harness.backends.netns.topologyplan import plan_topology
     from harness.backends.netns.topology import Topology
     from harness.kernel.journal import HostLock, Journal
     from harness.kernel.sysctl import SysctlGuard

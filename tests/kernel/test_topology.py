@@ -9,11 +9,11 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from harness.backends.netns import plan as P
-from harness.backends.netns.plan import plan_topology
+from cthcommon.netns import run, socket_in
+from harness.backends.netns import topologyplan as P
 from harness.backends.netns.topology import Topology
+from harness.backends.netns.topologyplan import plan_topology
 from harness.kernel.journal import Journal
-from harness.kernel.netns import run, socket_in
 from harness.scenario.model import ClusterSpec, CoreDNSSpec
 
 pytestmark = pytest.mark.kernel

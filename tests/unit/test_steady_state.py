@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.dns.resolvconf import ResolvConf
+from cthcommon.resolvconf import ResolvConf
 from harness.errors import BadInput
 from harness.steady_state import (
     SteadyState,
@@ -271,7 +271,7 @@ def test_far_below_the_limit_counts_as_steady() -> None:
 
 
 def test_a_phase_not_in_steady_state_cannot_be_fixed() -> None:
-    from harness.stats import compare
+    from cthcommon.stats import compare
     from harness.steady_state import gate_comparison
 
     cmp = compare((300, 800), (0, 800))
@@ -330,7 +330,7 @@ def test_describe_names_the_occupancy_the_warmup_and_the_reason() -> None:
 
 
 def test_batch_means_interval_is_wider_for_a_sawtooth() -> None:
-    from harness.stats import wilson
+    from cthcommon.stats import wilson
     from harness.steady_state import batch_means_ci
 
     # the table is full for 5 s (every lookup fails), then reaped for 5 s (none fails)

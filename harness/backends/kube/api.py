@@ -145,7 +145,7 @@ def wait_until(
     check: Callable[[], str | None],
     *,
     timeout_s: float,
-    interval_s: float = 2.0,
+    interval_s: float = 0.25,  # a local API answers a GET in milliseconds
     clock: Clock = time.monotonic,
     sleep: Sleep = time.sleep,
 ) -> None:

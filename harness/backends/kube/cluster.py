@@ -40,7 +40,7 @@ from harness.backends.kube.names import (
     scenario_nodes,
 )
 from harness.backends.kube.placement import NodeMap
-from harness.backends.kube.plan import ClientTarget, client_image, pod_worker_argv, worker_plans
+from harness.backends.kube.podplans import ClientTarget, client_image, pod_worker_argv, worker_plans
 from harness.backends.kube.proc import Runner
 from harness.dataplane import nodelocal
 from harness.errors import BackendError
@@ -129,27 +129,34 @@ def _wait(s: Settings, what: str, check: Callable[[], str | None]) -> None:
 def _apply_all(
     s: Settings, stack: ExitStack, objs: list[Manifest], *, wait_gone: bool = False
 ) -> None:
+    """Apply ``objs`` in order; on exit delete them all (in reverse), then, with
+    ``wait_gone``, wait until every one is gone: the deletions run together, not one object's
+    grace period after another's. An object whose apply failed is not deleted; a failed
+    delete does not stop the others (the first failure is raised after them)."""
+    applied: list[tuple[str, str, str, str | None]] = []
+    stack.callback(_delete_all, s, applied, wait_gone)
     for obj in objs:
         s.api.apply(obj)
-        api_version, kind, name, ns = ref(obj)
-        stack.callback(_delete, s, api_version, kind, name, ns, wait_gone)
+        applied.append(ref(obj))
 
 
-def _delete(  # noqa: PLR0917
-    s: Settings,
-    api_version: str,
-    kind: str,
-    name: str,
-    ns: str | None,
-    wait_gone: bool,
-) -> None:
-    s.api.delete(api_version, kind, name, ns)
-    if wait_gone:
-        _wait(
-            s,
-            f"{kind}/{name} to be deleted",
-            lambda: None if s.api.get(api_version, kind, name, ns) is None else "still present",
-        )
+def _delete_all(s: Settings, refs: list[tuple[str, str, str, str | None]], wait_gone: bool) -> None:
+    failed: BackendError | None = None
+    for api_version, kind, name, ns in reversed(refs):
+        try:
+            s.api.delete(api_version, kind, name, ns)
+        except BackendError as e:
+            failed = failed or e
+    if wait_gone and refs:
+        what = ", ".join(f"{kind}/{name}" for _, kind, name, _ in refs)
+
+        def left() -> str | None:
+            present = [f"{k}/{n}" for a, k, n, ns in refs if s.api.get(a, k, n, ns) is not None]
+            return f"still present: {', '.join(present)}" if present else None
+
+        _wait(s, f"{what} to be deleted", left)
+    if failed is not None:
+        raise failed
 
 
 def kube_dns_ip(api: KubeAPI) -> str:

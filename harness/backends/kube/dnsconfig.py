@@ -16,8 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from cthcommon.resolvconf import ResolvConf
 from harness.backends.kube.names import NODELOCAL_IP
-from harness.dns.resolvconf import ResolvConf
 from harness.plan.types import PodDNS
 
 

@@ -1,4 +1,16 @@
-"""``--harness-backend kind``: a real cluster from the kind CLI, created (or reused) per run."""
+"""``--harness-backend kind``: a real cluster from the kind CLI, created (or reused) per run.
+
+Its nodes are Docker containers on this host's kernel. :meth:`KindBackend.realize` does, in
+this order:
+
+1. refuse a host sysctl change without root, before anything is created;
+2. start the cluster (undone on every exit path unless kept), wait for its nodes and CoreDNS;
+3. build (unless images were given) and load the loadgen images;
+4. map the scenario's nodes, take the host guard if the scenario changes host sysctls;
+5. realize the shared workload (:mod:`.cluster`).
+
+The images and the Docker daemon they go to come from :mod:`.images`.
+"""
 
 from __future__ import annotations
 
@@ -6,30 +18,47 @@ import dataclasses
 import json
 import os
 import shutil
-from collections.abc import Mapping, Sequence
-from contextlib import ExitStack
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.backends.kube import (
-    commands,
+from harness.backends.kube import commands, kindconfig, readiness
+from harness.backends.kube.api import DynamicKubeAPI, KubeAPI, wait_until
+from harness.backends.kube.cluster import (
+    WORKLOAD_STAGE,
+    Images,
+    KubeCluster,
+    Settings,
+    realize_workload,
+)
+from harness.backends.kube.components import Components, image_version, unread
+from harness.backends.kube.hostsysctl import (
+    GuardedHostSysctls,
+    HostSysctls,
+    SysctlSetter,
+    needs_host,
+    require_root,
+)
+from harness.backends.kube.images import (
     dockerd,
     kindbase,
-    kindconfig,
     kinddocker,
     kindimages,
     kindnode,
     loadgenimage,
 )
-from harness.backends.kube.components import Components, image_version, unread
-from harness.backends.kube.containernodes import (
-    DOCKERFILES,
-    ContainerNodeBackend,
-    ContainerSettings,
-    Started,
+from harness.backends.kube.names import (
+    COREDNS_DEPLOYMENT,
+    LOADGEN_IMAGE_GLIBC,
+    LOADGEN_IMAGE_MUSL,
+    SYSTEM_NAMESPACE,
+    check_run_id,
+    scenario_nodes,
 )
-from harness.backends.kube.names import check_run_id, scenario_nodes
+from harness.backends.kube.nodeaccess import DockerNodeAccess
 from harness.backends.kube.placement import NodeMap, map_by_label
 from harness.backends.kube.proc import Runner, subprocess_runner
 from harness.backends.stages import Notice, Stages
@@ -48,10 +77,15 @@ NODE_IMAGE_REUSED = "reused"
 FINGERPRINT_FILE = "/kind/conntrack-harness-fingerprint"
 NODE_IMAGE_SYSTEM = "system"
 KIND_CLUSTER_OP = "kind-cluster"  # journal op: a cluster on the system Docker, for `restore`
+DOCKERFILES = {"glibc": "loadgen/docker/Dockerfile.glibc", "musl": "loadgen/docker/Dockerfile.musl"}
 
 
 @dataclass
-class KindSettings(ContainerSettings):
+class KindSettings:
+    images: Images = field(default_factory=lambda: Images(LOADGEN_IMAGE_GLIBC, LOADGEN_IMAGE_MUSL))
+    build_images: bool = True  # build loadgen/docker/ (False: the images were given)
+    project_dir: Path = Path(".")
+    timeout_s: float = 600.0
     cluster_name: str | None = None  # reuse this cluster if it exists; default cth-<run id>
     keep_cluster: bool = False
     config: kindconfig.KindOptions = field(default_factory=kindconfig.KindOptions)
@@ -150,11 +184,16 @@ class SystemDocker:
         return self.runner([commands.DOCKER, *args], timeout_s=timeout_s).stdout
 
 
-class KindBackend(ContainerNodeBackend):
-    name = "kind"
-    node_word = "a kind cluster"
+@dataclass
+class Started:
+    """A started cluster: its kubeconfig (each node is the container of the same name)."""
 
-    settings: KindSettings
+    kubeconfig: str
+
+
+class KindBackend:
+    name = "kind"
+
     _cluster = ""  # set by start()
     _docker: dockerd.Dockerd | None = None  # the private dockerd, set by start()
     _scenario: Scenario | None = None
@@ -163,8 +202,102 @@ class KindBackend(ContainerNodeBackend):
     _kind_built = False  # the pinned kind CLI built here (not the one on PATH)
     _reused = "as found"  # how a reused cluster came to be there, set by start()
 
-    def default_settings(self) -> KindSettings:
-        return KindSettings()
+    def __init__(
+        self,
+        settings: KindSettings | None = None,
+        *,
+        runner: Runner = subprocess_runner,
+        api_factory: Callable[[str], KubeAPI] = DynamicKubeAPI,
+        guard: SysctlSetter | None = None,
+        host_factory: Callable[[], HostSysctls] | None = None,
+        euid: Callable[[], int] = os.geteuid,
+        notice: Notice | None = None,
+    ) -> None:
+        """``notice`` hears each setup step as it starts and ends (see :mod:`..stages`)."""
+        self.settings = settings or KindSettings()
+        self.stages = Stages(notice, self.name)
+        self._run = runner
+        self._api_factory = api_factory
+        self._guard = guard
+        self._host_factory = host_factory
+        self._euid = euid
+
+    def _host(self) -> HostSysctls:
+        """The runner's journaled guard; tests pass their own ``host_factory``."""
+        if self._host_factory is not None:
+            return self._host_factory()
+        if self._guard is None:
+            raise BackendError(
+                "this scenario changes host sysctls, but the backend was given no sysctl guard "
+                "(build it with harness.backends.registry.make_cluster)"
+            )
+        return GuardedHostSysctls(self._guard, euid=self._euid)
+
+    def _build_from_dockerfiles(self) -> None:
+        """Both flavours from loadgen/docker/'s Dockerfiles, then ``kind load``."""
+        for flavour, tag in (
+            ("glibc", self.settings.images.glibc),
+            ("musl", self.settings.images.musl),
+        ):
+            if self.settings.build_images:
+                project = self.settings.project_dir
+                dockerfile = str(project / DOCKERFILES[flavour])
+                with self.stages.stage(f"docker build {tag}"):
+                    self._run(commands.docker_build(dockerfile, tag, str(project)))
+            self.load_image(tag)
+
+    @contextmanager
+    def realize(self, scenario: Scenario, run_id: str) -> Iterator[KubeCluster]:
+        if needs_host(scenario):  # refuse before anything is created
+            require_root(self._euid(), "shrinking nf_conntrack_max for a kind cluster")
+        timeout_s = self.settings.timeout_s
+        st = self.stages
+        t0 = st.clock()
+        with ExitStack() as stack:
+            down = st.teardown(stack)
+            try:
+                prefix = f"cth-{self.name}-"
+                workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=prefix)))
+                started = self.start(stack, scenario, run_id, workdir)
+                api = self._api_factory(started.kubeconfig)
+                want = self.expected_nodes(scenario)
+                with st.stage(f"waiting for {want} nodes Ready"):
+                    wait_until(
+                        f"{self.name} nodes Ready",
+                        lambda: readiness.nodes_not_ready(api.list("v1", "Node"), want),
+                        timeout_s=timeout_s,
+                    )
+                with st.stage("waiting for CoreDNS Ready"):
+                    wait_until(
+                        "CoreDNS Ready",
+                        lambda: readiness.deployment_not_ready(
+                            api.get("apps/v1", "Deployment", COREDNS_DEPLOYMENT, SYSTEM_NAMESPACE)
+                        ),
+                        timeout_s=timeout_s,
+                    )
+                self.build_and_load_images()
+                nodes = self.map_nodes(scenario, api.list("v1", "Node"))
+                s = Settings(
+                    backend=self.name,
+                    run_id=run_id,
+                    scenario=scenario,
+                    api=api,
+                    runner=self._run,
+                    kubeconfig=started.kubeconfig,
+                    images=self.settings.images,
+                    access=DockerNodeAccess(self._run),
+                    host=self._host() if needs_host(scenario) else None,
+                    timeout_s=timeout_s,
+                )
+                with st.stage(WORKLOAD_STAGE):
+                    cluster = stack.enter_context(realize_workload(s, nodes))
+                st.say(f"cluster ready ({st.clock() - t0:.1f}s in all)")
+                yield cluster
+            except BaseException as e:
+                down.begin(e)
+                raise
+            finally:
+                down.begin()
 
     def cluster_name(self, run_id: str) -> str:
         return self.settings.cluster_name or f"cth-{check_run_id(run_id)}"
@@ -231,11 +364,11 @@ class KindBackend(ContainerNodeBackend):
         Dockerfiles' python base images cannot be pulled here) and the HTTP server's
         (nginx:alpine cannot be pulled either). The musl flavour needs an Alpine base: on the
         system daemon it is built from loadgen/docker/Dockerfile.musl (pulling its base);
-        on the private one it cannot be had. Without a daemon (a fake), the base class's
-        Dockerfile builds."""
+        on the private one it cannot be had. Without a daemon (a fake), the Dockerfile
+        builds (:meth:`_build_from_dockerfiles`)."""
         docker, scenario = self._images_docker, self._scenario
         if docker is None or scenario is None:
-            super().build_and_load_images()
+            self._build_from_dockerfiles()
             return
         imgs = self.settings.images
         wanted = {

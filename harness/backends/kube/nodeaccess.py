@@ -4,7 +4,7 @@ or ``kubectl exec`` into the run's hostNetwork probe pod on a real node (kubecon
 A kind node is a container on this host, and its pods' processes are this host's processes:
 so its network namespace is ``/proc/<node init PID>/ns/net`` and a pod's is
 ``/proc/<pod sandbox PID>/ns/net``, handles the harness's own namespace code takes
-(:mod:`harness.kernel.netns`; the aged warm-up, :mod:`harness.warmup`). A real node's are not
+(:mod:`cthcommon.netns`; the aged warm-up, :mod:`harness.warmup`). A real node's are not
 this host's: none.
 """
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Collection
 
+from cthcommon import netns
 from harness.backends.kube import commands
 from harness.backends.kube.counters import (
     NodeStat,
@@ -22,7 +23,6 @@ from harness.backends.kube.counters import (
 )
 from harness.backends.kube.proc import Runner
 from harness.backends.kube.steady import TIMEOUTS_ARGV, parse_timeouts
-from harness.kernel import netns
 from harness.kernel.process import descendants, descendants_named
 from harness.steady_state import Timeouts
 

@@ -25,6 +25,7 @@ from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import replace
 from typing import Any, Protocol
 
+from cthcommon.resolvconf import ResolvConf
 from harness.backends.base import Progress
 from harness.backends.kube import components as parts
 from harness.backends.kube import steady
@@ -32,9 +33,8 @@ from harness.backends.kube.cluster import KubeCluster
 from harness.backends.kube.loadmerge import merge_loads
 from harness.backends.kube.names import HTTP_SERVER_NAME
 from harness.backends.kube.placement import NodeMap
-from harness.backends.kube.plan import ClientTarget
+from harness.backends.kube.podplans import ClientTarget
 from harness.backends.kube.sampling import KernelLog, KubeSampler
-from harness.dns.resolvconf import ResolvConf
 from harness.errors import BackendError
 from harness.kernel.kmsg import KmsgReader
 from harness.kernel.process import pin_threads

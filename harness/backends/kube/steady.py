@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from harness.dns.resolvconf import ResolvConf
+from cthcommon.resolvconf import ResolvConf
 from harness.errors import BackendError
 from harness.plan.types import PhasePlan
 from harness.scenario.model import Scenario

@@ -19,22 +19,22 @@ from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
+from cthcommon.netns import run
+from cthcommon.resolvconf import ResolvConf
 from harness.backends.base import Progress
-from harness.backends.netns import plan as P
+from harness.backends.netns import topologyplan as P
 from harness.backends.netns.counters import delta, read_counters
 from harness.backends.netns.events import EventRun, StaleSampler
 from harness.backends.netns.levers import Levers
-from harness.backends.netns.plan import plan_topology
 from harness.backends.netns.rollout import RolloutRun
 from harness.backends.netns.steady import PhaseSteady
 from harness.backends.netns.topology import Topology
+from harness.backends.netns.topologyplan import plan_topology
 from harness.backends.stages import Notice, Stages, Teardown
 from harness.capture.tcpdump import PodCapture
-from harness.dns.resolvconf import ResolvConf
 from harness.errors import BackendError, BadInput, HarnessError
 from harness.kernel import sysctl
 from harness.kernel.journal import Journal
-from harness.kernel.netns import run
 from harness.kernel.process import Proc, spawn, stop_pid
 from harness.kernel.sampler import NodeProbe, NodeSeries, Sampler
 from harness.measurement import PhaseMeasurement

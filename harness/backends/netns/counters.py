@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from harness.kernel.netns import run
+from cthcommon.netns import run
 
 
 def read_counters(ns: str, table: str) -> dict[str, int]:

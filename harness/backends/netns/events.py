@@ -15,9 +15,9 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 
+from cthcommon.netns import run
 from harness.backends.netns.k8s.cluster import K8sParts
 from harness.errors import BackendError, HarnessError
-from harness.kernel.netns import run
 from harness.plan.types import ScalePlan
 from harness.results.endpoints import reply_sources
 

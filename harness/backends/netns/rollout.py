@@ -7,7 +7,7 @@ import threading
 import time
 
 from harness.backends.netns.k8s.cluster import K8sParts
-from harness.backends.netns.plan import PodPlan
+from harness.backends.netns.topologyplan import PodPlan
 from harness.errors import BackendError
 
 JOIN_S = 90.0  # new pods Ready, then every old one through its grace period

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.backends.netns import plan as P
-from harness.backends.netns.plan import TopologyPlan
+from cthcommon.resolvconf import ResolvConf
+from harness.backends.netns import topologyplan as P
+from harness.backends.netns.topologyplan import TopologyPlan
 from harness.backends.stages import Stages
-from harness.dns.resolvconf import ResolvConf
 from harness.kernel import sysctl
 from harness.kernel.sampler import NodeSeries
 from harness.results.schema import SteadyStateResult

@@ -24,18 +24,18 @@ from pathlib import Path
 import dns.message
 import dns.rdatatype
 
-from harness.backends.netns import plan as P
+from cthcommon.netns import entered, run, socket_in
+from cthcommon.resolvconf import ResolvConf
+from harness.backends.netns import topologyplan as P
 from harness.backends.netns.k8s import coredns
 from harness.backends.netns.k8s.cluster import K8sParts, K8sSettings
 from harness.backends.netns.k8s.kubeproxy import KubeProxySettings
-from harness.backends.netns.plan import TopologyPlan
 from harness.backends.netns.servers import nginx_conf, upstream_argv
+from harness.backends.netns.topologyplan import TopologyPlan
 from harness.backends.stages import Stages
-from harness.dns.resolvconf import ResolvConf
 from harness.errors import BackendError, UnsafeRequest
 from harness.kernel import sysctl
 from harness.kernel.journal import Journal, state_dir
-from harness.kernel.netns import entered, run, socket_in
 from harness.kernel.process import Proc, spawn, stop_pid
 from harness.kernel.stacked import Stacked
 from harness.plan.types import CoreDNSPlan, KubeProxyPlan

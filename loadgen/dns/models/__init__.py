@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from harness.dns.resolvconf import ResolvConf
-from harness.errors import BadInput
+from cthcommon.errors import BadInput
+from cthcommon.resolvconf import ResolvConf
 from loadgen.dns.models.base import FAMILIES, Family, ResolverModel
 from loadgen.dns.models.cares import CAresResolver
 from loadgen.dns.models.glibc import GlibcResolver

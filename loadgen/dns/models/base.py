@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal, NamedTuple, Protocol
 
-from harness.errors import HarnessError
+from cthcommon.errors import HarnessError
 from loadgen.dns.types import AttemptRecord, Outcome
 
 QType = Literal["A", "AAAA"]

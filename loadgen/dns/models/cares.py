@@ -47,7 +47,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from harness.dns.resolvconf import DEFAULT_ATTEMPTS, DEFAULT_TIMEOUT, ResolvConf, search_candidates
+from cthcommon.resolvconf import DEFAULT_ATTEMPTS, DEFAULT_TIMEOUT, ResolvConf, search_candidates
 from loadgen.dns.models.base import (
     FAMILY_QTYPES,
     NOERROR,

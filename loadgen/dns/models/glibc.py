@@ -24,7 +24,7 @@ Facts it follows (res_query.c, res_send.c; and measured on this machine, see KER
 
 from __future__ import annotations
 
-from harness.dns.resolvconf import ResolvConf
+from cthcommon.resolvconf import ResolvConf
 from loadgen.dns.models.base import (
     NOERROR,
     NOTIMP,

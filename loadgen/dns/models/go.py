@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.dns.resolvconf import ResolvConf, search_candidates
+from cthcommon.resolvconf import ResolvConf, search_candidates
 from loadgen.dns.models.base import (
     FAMILY_QTYPES,
     NOERROR,

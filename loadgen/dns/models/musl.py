@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from harness.dns.resolvconf import ResolvConf
+from cthcommon.resolvconf import ResolvConf
 from loadgen.dns.models.base import (
     FAMILY_QTYPES,
     NOERROR,

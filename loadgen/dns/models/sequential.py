@@ -7,7 +7,7 @@ timeout ends the walk. It never sends two queries from one port, so it never mee
 
 from __future__ import annotations
 
-from harness.dns.resolvconf import ResolvConf, search_candidates
+from cthcommon.resolvconf import ResolvConf, search_candidates
 from loadgen.dns.models.base import (
     FAMILY_QTYPES,
     Family,

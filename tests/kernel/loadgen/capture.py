@@ -12,9 +12,9 @@ from pathlib import Path
 import dns.message
 import dns.rdatatype
 
+from cthcommon.netns import exec_argv
 from harness.capture import pcap
 from harness.capture.tcpdump import tcpdump_argv
-from harness.kernel.netns import exec_argv
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,8 @@ from pathlib import Path
 import pytest
 
 from bench.dnsbed import SERVICE_NAME, DNSBed, dns_bed, write_pod_resolv
+from cthcommon.netns import exec_argv, run
 from harness.kernel.journal import HostLock
-from harness.kernel.netns import exec_argv, run
 from loadgen.dns.fastloop import FastLoop, FastTransport
 from loadgen.dns.lookup import recorded_lookup
 from loadgen.dns.models.base import Family

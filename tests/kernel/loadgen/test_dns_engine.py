@@ -11,8 +11,8 @@ from collections import Counter
 import pytest
 
 from bench.topo import DNS_IP, SERVICE_FQDN, topology
-from harness.dns.resolvconf import ResolvConf
-from harness.kernel.netns import run
+from cthcommon.netns import run
+from cthcommon.resolvconf import ResolvConf
 from loadgen.dns.accounting import summarize
 from loadgen.dns.engine import run_dns_load
 from loadgen.dns.types import ClientPod, DNSPlan
@@ -180,7 +180,7 @@ def test_cares_clients_share_one_port_while_lookups_are_in_flight() -> None:
 
 IN_POD = """
 import asyncio, json, sys
-from harness.dns.resolvconf import ResolvConf
+from cthcommon.resolvconf import ResolvConf
 from loadgen.dns.engine import run_dns_load
 from loadgen.dns.types import ClientPod, DNSPlan
 pod = ClientPod(None, sys.argv[1], ResolvConf.parse(sys.argv[2]))

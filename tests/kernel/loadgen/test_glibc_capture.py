@@ -28,7 +28,7 @@ from bench.dnsbed import (
     dns_bed,
     write_pod_resolv,
 )
-from harness.kernel.netns import run, socket_in
+from cthcommon.netns import run, socket_in
 from loadgen.dns.fastloop import FastLoop, FastTransport
 from loadgen.dns.lookup import recorded_lookup
 from loadgen.dns.models.glibc import GlibcResolver

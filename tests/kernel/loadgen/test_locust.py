@@ -12,11 +12,11 @@ from dataclasses import dataclass
 
 import pytest
 
-from harness.backends.netns import plan as P
-from harness.backends.netns.plan import plan_topology
+from cthcommon.netns import run
+from harness.backends.netns import topologyplan as P
 from harness.backends.netns.topology import Topology
+from harness.backends.netns.topologyplan import plan_topology
 from harness.kernel.journal import Journal
-from harness.kernel.netns import run
 from harness.scenario.model import ClusterSpec, CoreDNSSpec
 from loadgen.http.plan import HTTPPlan, HTTPTarget
 from loadgen.http.rawclient import run_http_load_sync

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from cthcommon.netns import NamespaceGone
 from harness.errors import LockHeld, RestoreFailed, UnsafeRequest
 from harness.kernel import sysctl
 from harness.kernel.journal import HostLock, Journal, registry_dir, stale_journals
-from harness.kernel.netns import NamespaceGone
 
 
 @pytest.fixture(autouse=True)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from harness.backends.kube.dnsconfig import NamespaceMap
-from harness.backends.kube.plan import ClientTarget, worker_plans
+from harness.backends.kube.podplans import ClientTarget, worker_plans
 from harness.errors import BadInput
 from harness.plan import plan_phase
 from harness.plan.workerplan import worker_plan

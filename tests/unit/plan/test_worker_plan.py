@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from harness.backends.kube.dnsconfig import NamespaceMap
-from harness.backends.kube.plan import ClientTarget, worker_plans
+from harness.backends.kube.podplans import ClientTarget, worker_plans
 from harness.plan import plan_phase
 from harness.plan.workerplan import worker_plan
 from harness.scenario.loader import parse_scenario

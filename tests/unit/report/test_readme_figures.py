@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from cthcommon.stats import pct
 from harness.report import readme
 from harness.report.summary import summarize
 from harness.results.schema import RunResult
-from harness.stats import pct
 
 ROOT = Path(__file__).resolve().parents[3]
 README = ROOT / "README.md"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.dns.resolvconf import ResolvConf
+from cthcommon.resolvconf import ResolvConf
 from harness.kernel.sampler import NodeSeries
 from harness.measurement import PhaseMeasurement
 from harness.results.build import node_result

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from harness.dns.resolvconf import ResolvConf
+from cthcommon.resolvconf import ResolvConf
 from harness.kernel.sampler import NodeSeries
 from harness.measurement import PhaseMeasurement
 from harness.results.build import build_phase_result

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cthcommon.netns import entered
 from harness.errors import BackendError
-from harness.kernel.netns import entered
 
 Obj = dict[str, Any]
 

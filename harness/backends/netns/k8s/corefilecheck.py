@@ -18,6 +18,7 @@ import contextlib
 import ctypes
 import os
 import re
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -96,9 +97,37 @@ def judge(log: str, exited: bool) -> Verdict | None:
     return Verdict(False, error)
 
 
+TMP_PREFIX = "conntrack-harness-corefile-"  # then the checking process's PID and a dash
+
+
+def sweep_stale(tmpdir: Path | None = None) -> list[Path]:
+    """Remove the temporary directories of pre-checks whose process is gone (a SIGKILL
+    between its start and its cleanup; the check runs before the lock, so nothing journals
+    it): each is named with its process's PID. Returns what it removed."""
+    removed = []
+    for d in Path(tmpdir or tempfile.gettempdir()).glob(f"{TMP_PREFIX}*-*"):
+        pid = d.name[len(TMP_PREFIX) :].split("-", 1)[0]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        shutil.rmtree(d, ignore_errors=True)
+        removed.append(d)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _parse(binary: Path, text: str, upstream: str, timeout_s: float) -> tuple[Verdict, str]:
     """(CoreDNS's verdict on ``text``, the Corefile text it was given)."""
-    with tempfile.TemporaryDirectory(prefix="conntrack-harness-corefile-") as tmp:
+    sweep_stale()
+    with tempfile.TemporaryDirectory(prefix=f"{TMP_PREFIX}{os.getpid()}-") as tmp:
         d = Path(tmp)
         kubeconfig = d / "kubeconfig"
         kubeconfig.write_text(KUBECONFIG)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cthcommon.netns import run
 from harness.backends.kube.nodelocaldns import (
     UPSTREAM_PLACEHOLDER,
     corefile,
@@ -30,7 +31,6 @@ from harness.backends.kube.nodelocaldns import (
 from harness.backends.netns.k8s.procs import Components, http_get
 from harness.backends.netns.k8s.wait import wait_for
 from harness.dataplane.nodelocal import iptables_rules
-from harness.kernel.netns import run
 from harness.kernel.process import Proc
 from harness.upstream import ComponentMissing, locate
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 import pytest
 from kube_fakes import scenario
 
+from cthcommon.resolvconf import ResolvConf, search_candidates
 from harness.backends.kube.dnsconfig import NamespaceMap, PodDNSConfig, pod_dns
 from harness.backends.kube.names import NODELOCAL_IP
-from harness.dns.resolvconf import ResolvConf, search_candidates
 from harness.errors import BadInput
 from harness.plan import plan_phase
 from harness.plan.kubelet import absolute_name

@@ -696,7 +696,7 @@ def test_pin_cpus_on_kind_pins_the_nodes_coredns_and_the_load(
 
 
 def test_pod_worker_argv_pins_only_to_a_cpu_list() -> None:
-    from harness.backends.kube.plan import pod_worker_argv
+    from harness.backends.kube.podplans import pod_worker_argv
 
     assert "taskset" not in pod_worker_argv()[-1]
     assert "taskset -c 0-1,3 python3" in pod_worker_argv("0-1,3")[-1]

@@ -11,7 +11,7 @@ from kube_fakes import scenario
 from harness.backends.kube import commands, counters, tuner
 from harness.backends.kube.hostsysctl import needs_host, phase_host_sysctls, run_host_sysctls
 from harness.backends.kube.placement import NodeMap
-from harness.backends.kube.plan import pod_worker_argv
+from harness.backends.kube.podplans import pod_worker_argv
 from harness.dataplane.faults import race_window_ruleset
 from harness.errors import BackendError, BadInput
 from harness.plan import plan_phase

@@ -15,7 +15,7 @@ import yaml
 from kube_fakes import FakeRunner
 
 from harness.backends.kube import kind as kind_mod
-from harness.backends.kube import kinddocker
+from harness.backends.kube.images import kinddocker
 from harness.backends.kube.kind import KindBackend, KindSettings
 from harness.errors import BadInput
 
@@ -97,7 +97,7 @@ def test_kind_workflow_matrix_and_commands() -> None:
     assert 'CTH_KIND_NODE_IMAGE="$CTH_KIND_NODE_IMAGE"' in sudo.split("conntrack-harness run")[0]
     # ... and a step after the run checks, in its result.json, that it did
     check = next(
-        s for s in steps[i + 1 :] if "harness.backends.kube.kinddocker" in s.get("run", "")
+        s for s in steps[i + 1 :] if "harness.backends.kube.images.kinddocker" in s.get("run", "")
     )
     assert check["env"]["CTH_KIND_NODE_IMAGE"] == "${{ matrix.node_image }}"
     assert check["env"]["REPORT_DIR"] == run_step["env"]["REPORT_DIR"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.dns.resolvconf import ResolvConf
+from cthcommon.resolvconf import ResolvConf
 
 SEARCH = ("default.svc.cluster.local", "svc.cluster.local", "cluster.local")
 

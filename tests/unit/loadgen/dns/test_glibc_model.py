@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.dns.resolvconf import ResolvConf
+from cthcommon.resolvconf import ResolvConf
 from loadgen.dns.fake import FakeTransport, SentQuery, Zone, drive, drop_second_of_unanswered_pair
 from loadgen.dns.lookup import recorded_lookup
 from loadgen.dns.models.glibc import GlibcResolver, send_window

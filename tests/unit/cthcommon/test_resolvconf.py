@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.dns.resolvconf import ResolvConf, search_candidates
+from cthcommon.resolvconf import ResolvConf, search_candidates
 from harness.errors import BadInput
 
 K8S = ResolvConf.parse(

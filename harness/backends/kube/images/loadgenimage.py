@@ -18,13 +18,15 @@ import sys
 import tempfile
 from pathlib import Path
 
-from harness.backends.kube import kindbase
-from harness.backends.kube.dockerd import DockerCli
-from harness.backends.kube.imagearchive import ImageSpec, write_archive
+from harness.backends.kube.images import kindbase
+from harness.backends.kube.images.dockerd import DockerCli
+from harness.backends.kube.images.imagearchive import ImageSpec, write_archive
 from harness.errors import BackendError
 
 PACKAGES = ("python3", "nftables", "conntrack", "procps", "iproute2")
 SITE = "usr/local/lib/python3.11/dist-packages"
+# the project's packages the image installs (from its wheel): a change to any rebuilds it
+SOURCES = ("harness", "loadgen", "cthcommon")
 
 
 def _run(argv: list[str], what: str, timeout_s: float = 900) -> None:
@@ -36,7 +38,7 @@ def _run(argv: list[str], what: str, timeout_s: float = 900) -> None:
 def _source_digest(project: Path) -> str:
     h = hashlib.sha256()
     files = [project / "pyproject.toml"]
-    for pkg in ("harness", "loadgen"):
+    for pkg in SOURCES:
         files += sorted(
             p for p in (project / pkg).rglob("*") if p.is_file() and "__pycache__" not in p.parts
         )

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from harness.backends.netns.plan import overlapping_routes, plan_topology
+from harness.backends.netns.topologyplan import overlapping_routes, plan_topology
 from harness.scenario.model import ClusterSpec, CoreDNSSpec
 
 

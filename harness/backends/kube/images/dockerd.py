@@ -9,7 +9,7 @@ nor forwarding and writes nothing into the host's filter table.
 
 The host is still checked, not trusted: ``iptables-save`` is taken before start and after stop,
 and whatever docker added (``DOCKER*`` chains, their jumps, a ``FORWARD`` policy of DROP) is
-undone (:mod:`harness.backends.kube.hostfirewall`). The host-global sysctls that dockerd or a
+undone (:mod:`harness.backends.kube.images.hostfirewall`). The host-global sysctls that dockerd or a
 kind node's kubelet may write (forwarding, ``kernel.panic``, ``vm.overcommit_memory`` ...) are
 journaled before start and put back after stop. A killed run leaves a ``dockerd`` journal
 entry that :func:`undo_entry` (called by ``conntrack-harness restore``) replays.
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from harness.backends.kube import hostfirewall, runcwrap
+from harness.backends.kube.images import hostfirewall, runcwrap
 from harness.errors import BackendError, MissingTool, RestoreFailed
 from harness.kernel import sysctl
 from harness.kernel.journal import Journal

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Literal, NamedTuple
 
-from harness.errors import BadInput
+from cthcommon.errors import BadInput
 
 DEFAULT_CONFIDENCE = 0.95
 # Latency buckets that match resolver behaviour: timeout:1, musl's 2.5 s retry, glibc's 5 s.

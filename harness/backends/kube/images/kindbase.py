@@ -26,7 +26,7 @@ import subprocess
 from pathlib import Path
 
 from harness.aptsources import debian_mirror
-from harness.backends.kube.dockerd import DockerCli, Dockerd
+from harness.backends.kube.images.dockerd import DockerCli, Dockerd
 from harness.errors import BackendError, MissingTool
 from harness.upstream import cache_dir, gobuild, kindparts
 

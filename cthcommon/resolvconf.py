@@ -9,7 +9,7 @@ import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from harness.errors import BadInput
+from cthcommon.errors import BadInput
 
 # glibc's limits and defaults (resolv.h): MAXNS=3, RES_TIMEOUT=5, RES_DFLRETRY=2,
 # RES_MAXNDOTS=15, RES_MAXRETRANS=30, RES_MAXRETRY=5.

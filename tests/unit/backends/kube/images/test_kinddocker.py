@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from harness.backends.kube import KindSettings, kinddocker
+from harness.backends.kube import KindSettings
+from harness.backends.kube.images import kinddocker
 from harness.backends.kube.proc import Completed
 from harness.errors import BackendError, BadInput, CommandFailed
 from harness.upstream import default_version

@@ -1,4 +1,4 @@
-"""harness.stats against values computed independently (exact rationals, R's documented outputs)."""
+"""cthcommon.stats against values computed independently (exact rationals, R's documented outputs)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ from fractions import Fraction
 
 import pytest
 
-from harness.errors import BadInput
-from harness.stats import (
+from cthcommon.stats import (
     bucket_latencies,
     compare,
     fisher_less,
@@ -19,6 +18,7 @@ from harness.stats import (
     wilson,
     z_two_sided,
 )
+from harness.errors import BadInput
 
 
 def exact_fisher_less(ka: int, na: int, kb: int, nb: int) -> Fraction:

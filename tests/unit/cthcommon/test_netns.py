@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from harness.kernel import netns
+from cthcommon import netns
 
 
 def test_a_handle_is_a_name_or_a_path() -> None:

@@ -1,1 +1,0 @@
-"""DNS configuration logic shared by the backends and the load generators (pure, no I/O)."""
