@@ -12,8 +12,16 @@ A **zero-endpoint window** runs from the moment the EndpointSlices listed no end
 the next event began (or the load ended). It is judged from ``SETTLE_S`` after every node's
 kube-proxy had synced its rules for that (its reconciler runs at the end of that same sync):
 the stale entries sampled from then on (their most), and what the same-port client's queries
-sent from then on became: answered, refused (ECONNREFUSED: kube-proxy's reject rule
-answered), or blackholed (neither).
+sent from then on became, per pod and second, from the client's own counts and its flow's
+entry in the sample taken in that second:
+- ``answered``;
+- ``refused``: ECONNREFUSED, kube-proxy's reject rule answered with ICMP port unreachable;
+- ``blackholed``: no answer while the client's flow was DNATed to a deleted endpoint: the
+  query went to a pod that no longer exists;
+- ``rejected_silently``: no answer while the flow had no entry: kube-proxy's reject rule
+  dropped it at the client's node, and the kernel sent no ICMP error for it (it sends at most
+  one a second to each client: ``net.ipv4.icmp_ratelimit``, 1000 ms by default);
+- ``silent_other``: no answer otherwise (its flow was DNATed to a live endpoint, or no sample).
 """
 
 from __future__ import annotations
@@ -34,17 +42,23 @@ class EndpointEvent(TypedDict):
     replicas: NotRequired[int]  # scale: the count asked for
 
 
+Flow = tuple[str, int, str]  # (original source, source port, reply source = DNAT target)
+
+
 class ZeroWindow(TypedDict):
     from_s: float  # the EndpointSlices listed no endpoint
     rules_s: float | None  # every node's kube-proxy rules had no endpoint for it
     judged_from_s: float  # rules_s (else from_s) + SETTLE_S
     to_s: float  # the next event began, or the load ended
     stale_entries_max: int  # sampled from judged_from_s on
+    client_flows_stale_max: int  # same-port client flows among them
     samples: int
     sent: int  # same-port queries sent in the judged part's whole seconds
     answered: int
     refused: int
-    blackholed: int  # neither answered nor refused
+    blackholed: int  # silent, its flow DNATed to a deleted endpoint
+    rejected_silently: int  # silent, its flow had no entry (the reject rule dropped it)
+    silent_other: int
 
 
 class EndpointsResult(TypedDict):
@@ -59,11 +73,14 @@ class EndpointsResult(TypedDict):
     zero_windows: list[ZeroWindow]
     # over every zero-endpoint window (0 when there was none)
     stale_entries_max: int
+    client_flows_stale_max: int
     sent: int
     answered: int
     refused: int
     blackholed: int
     blackholed_rate: float  # blackholed / sent
+    rejected_silently: int
+    silent_other: int
     settle_s: float
     source: str  # where the entries were read
 
@@ -72,7 +89,13 @@ def reply_sources(listing: str, service_ip: str, port: int, proto: str = "udp") 
     """``conntrack -L`` text -> {reply source: entries}, over the ``proto`` entries whose
     original destination is ``service_ip:port`` (the reply source is kube-proxy's DNAT target,
     or the ClusterIP itself when nothing DNATed it)."""
-    out: Counter[str] = Counter()
+    return Counter(reply for _, _, reply in flows(listing, service_ip, port, proto))
+
+
+def flows(listing: str, service_ip: str, port: int, proto: str = "udp") -> list[Flow]:
+    """``conntrack -L`` text -> (source, source port, reply source) of the ``proto`` entries
+    whose original destination is ``service_ip:port``."""
+    out: list[Flow] = []
     for line in listing.splitlines():
         parts = line.split()
         if not parts or parts[0] != proto:
@@ -80,11 +103,12 @@ def reply_sources(listing: str, service_ip: str, port: int, proto: str = "udp") 
         kv = [p.split("=", 1) for p in parts if "=" in p]
         srcs = [v for k, v in kv if k == "src"]
         dsts = [v for k, v in kv if k == "dst"]
+        sports = [v for k, v in kv if k == "sport"]
         dports = [v for k, v in kv if k == "dport"]
-        if len(srcs) < 2 or not dsts or not dports:
+        if len(srcs) < 2 or not dsts or not dports or not sports or not sports[0].isdigit():
             continue
         if dsts[0] == service_ip and dports[0] == str(port):
-            out[srcs[1]] += 1
+            out.append((srcs[0], int(sports[0]), srcs[1]))
     return out
 
 
@@ -129,6 +153,20 @@ def zero_windows(
     return out
 
 
+def _flow_state(sample: Sequence[Flow] | None, pod: str, sport: int, endpoints: set[str]) -> str:
+    """Where a client's flow went at a sample: ``deleted`` (DNATed to a non-endpoint),
+    ``endpoint``, ``none`` (no entry: a new packet meets the reject rule) or ``unknown``."""
+    if sample is None:
+        return "unknown"
+    for src, port, reply in sample:
+        if src == pod and port == sport:
+            return "endpoint" if reply in endpoints else "deleted"
+    return "none"
+
+
+SILENT_AS = {"deleted": "blackholed", "none": "rejected_silently"}
+
+
 def endpoints_result(
     *,
     service: str,
@@ -136,48 +174,72 @@ def endpoints_result(
     port: int,
     initial: set[str],
     events: Sequence[EndpointEvent],
-    samples: Sequence[tuple[float, str, Mapping[str, int]]],
-    udp_timeline: Sequence[Sequence[float]],
+    samples: Sequence[tuple[float, str, Sequence[Flow]]],
+    udp_by_pod: Mapping[str, Sequence[Sequence[float]]],
+    udp_ports: Mapping[str, int],
     load_s: float,
     source: str,
 ) -> EndpointsResult:
-    """``samples``: (t_s since the load started, node, reply sources); ``udp_timeline``: the
-    same-port client's [second, sent, answered, refused, silent] rows (seconds since the load
-    started)."""
+    """``samples``: (t_s since the load started, node, flows); ``udp_by_pod``: each
+    same-port client pod's [second, sent, answered, refused, silent] rows (seconds since the
+    load started); ``udp_ports``: each pod's source port."""
     steps = endpoints_over_time(initial, events)
     per_t: dict[float, list[int]] = {}
     node_max: dict[str, int] = {}
-    stale_at: list[tuple[float, int]] = []
-    for t, node, sources in samples:
-        stale = stale_count(sources, _at(steps, t), cluster_ip)
-        row = per_t.setdefault(t, [0, 0])
+    merged: dict[float, list[Flow]] = {}  # every node's flows at a sample time
+    for t, node, fl in samples:
+        eps = _at(steps, t)
+        stale = sum(1 for _, _, reply in fl if reply != cluster_ip and reply not in eps)
+        clients = sum(1 for src, sp, reply in fl if udp_ports.get(src) == sp and reply not in eps)
+        row = per_t.setdefault(t, [0, 0, 0])
         row[0] += stale
-        row[1] += sum(sources.values())
+        row[1] += len(fl)
+        row[2] += clients
         node_max[node] = max(node_max.get(node, 0), stale)
-    timeline = [[t, float(s), float(n)] for t, (s, n) in sorted(per_t.items())]
-    stale_at = [(t, s) for t, (s, _) in sorted(per_t.items())]
+        merged.setdefault(t, []).extend(fl)
+    timeline = [[t, float(s), float(n)] for t, (s, n, _) in sorted(per_t.items())]
     windows: list[ZeroWindow] = []
     for lo, rules_s, hi in zero_windows(events, load_s):
         start = (rules_s if rules_s is not None else lo) + SETTLE_S
-        judged = [s for t, s in stale_at if start <= t <= hi]
-        rows = [r for r in udp_timeline if math.ceil(start) <= r[0] and r[0] + 1 <= hi]
-        sent, answered, refused, silent = (int(sum(r[i] for r in rows)) for i in range(1, 5))
+        judged = [(s, c) for t, (s, _, c) in sorted(per_t.items()) if start <= t <= hi]
+        counts = dict.fromkeys(
+            ("sent", "answered", "refused", "blackholed", "rejected_silently", "silent_other"), 0
+        )
+        for pod, rows in udp_by_pod.items():
+            for r in rows:
+                second = int(r[0])
+                if not (math.ceil(start) <= second and second + 1 <= hi):
+                    continue
+                at = [t for t in merged if second <= t < second + 1]
+                sample = merged[min(at)] if at else None
+                state = _flow_state(sample, pod, udp_ports.get(pod, -1), _at(steps, second))
+                counts["sent"] += int(r[1])
+                counts["answered"] += int(r[2])
+                counts["refused"] += int(r[3])
+                counts[SILENT_AS.get(state, "silent_other")] += int(r[4])
         windows.append(
             ZeroWindow(
                 from_s=round(lo, 3),
                 rules_s=None if rules_s is None else round(rules_s, 3),
                 judged_from_s=round(start, 3),
                 to_s=round(hi, 3),
-                stale_entries_max=max(judged, default=0),
+                stale_entries_max=max((s for s, _ in judged), default=0),
+                client_flows_stale_max=max((c for _, c in judged), default=0),
                 samples=len(judged),
-                sent=sent,
-                answered=answered,
-                refused=refused,
-                blackholed=silent,
+                sent=counts["sent"],
+                answered=counts["answered"],
+                refused=counts["refused"],
+                blackholed=counts["blackholed"],
+                rejected_silently=counts["rejected_silently"],
+                silent_other=counts["silent_other"],
             )
         )
-    sent = sum(w["sent"] for w in windows)
-    blackholed = sum(w["blackholed"] for w in windows)
+
+    def total(key: str) -> int:
+        values: list[int] = [int(w[key]) for w in windows]  # type: ignore[literal-required]
+        return sum(values)
+
+    sent, blackholed = total("sent"), total("blackholed")
     return EndpointsResult(
         service=service,
         cluster_ip=cluster_ip,
@@ -188,11 +250,14 @@ def endpoints_result(
         stale_by_node_max=node_max,
         zero_windows=windows,
         stale_entries_max=max((w["stale_entries_max"] for w in windows), default=0),
+        client_flows_stale_max=max((w["client_flows_stale_max"] for w in windows), default=0),
         sent=sent,
-        answered=sum(w["answered"] for w in windows),
-        refused=sum(w["refused"] for w in windows),
+        answered=total("answered"),
+        refused=total("refused"),
         blackholed=blackholed,
         blackholed_rate=round(blackholed / sent, 6) if sent else 0.0,
+        rejected_silently=total("rejected_silently"),
+        silent_other=total("silent_other"),
         settle_s=SETTLE_S,
         source=source,
     )
@@ -207,5 +272,7 @@ def describe(r: EndpointsResult) -> str:
         f"{r['service']} had no endpoint during {spans}: at most {r['stale_entries_max']} "
         f"conntrack entries still DNATed to a deleted pod; the same-port client's "
         f"{r['sent']} queries then were {r['answered']} answered, {r['refused']} refused, "
-        f"{r['blackholed']} blackholed."
+        f"{r['blackholed']} blackholed (sent to a deleted pod), {r['rejected_silently']} "
+        f"dropped by kube-proxy's reject rule without an ICMP error (the kernel's "
+        f"icmp_ratelimit), {r['silent_other']} otherwise unanswered."
     )

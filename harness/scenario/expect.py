@@ -75,6 +75,8 @@ METRICS: frozenset[str] = frozenset(
         "endpoints.refused",
         "endpoints.blackholed",
         "endpoints.blackholed_rate",
+        "endpoints.rejected_silently",
+        "endpoints.client_flows_stale_max",
         # netns: harness.steady_state (reached is 1 or 0)
         "steady_state.reached",
         "steady_state.occupancy_vs_max",

@@ -65,6 +65,7 @@ class SamePortResult(TypedDict):
     source_ports: dict[str, int]  # pod IP -> the one source port it used all phase
     reopened: int  # sockets opened beyond the first per pod (always 0: it never reopens)
     timeline: list[list[int]]  # [second, sent, answered, refused, silent] by send time
+    by_pod: dict[str, list[list[int]]]  # pod IP -> its own timeline rows
 
 
 @dataclass
@@ -85,6 +86,13 @@ class Tally:
 
     def timeline(self) -> list[list[int]]:
         return [[s, *r] for s, r in sorted(self.rows.items())]
+
+    def add(self, other: Tally) -> None:
+        for s, r in other.rows.items():
+            row = self.rows.setdefault(s, [0, 0, 0, 0])
+            for i, v in enumerate(r):
+                row[i] += v
+        self.send_errors += other.send_errors
 
     def totals(self) -> dict[str, int]:
         cols = list(zip(*self.rows.values(), strict=True)) if self.rows else [(), (), (), ()]
@@ -134,7 +142,7 @@ def reply_id(data: bytes) -> int | None:
 
 
 class _Pod:
-    def __init__(self, pod: SamePortPod, plan: SamePortPlan, t0: float, tally: Tally) -> None:
+    def __init__(self, pod: SamePortPod, plan: SamePortPlan, t0: float) -> None:
         with entered(pod.netns):
             self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.setblocking(False)
@@ -143,7 +151,7 @@ class _Pod:
         self.pod = pod
         self.plan = plan
         self.t0 = t0
-        self.tally = tally
+        self.tally = Tally()
         self.waiting = Waiting()
         self.next_id = 1
 
@@ -199,9 +207,8 @@ async def run_same_port(pods: list[SamePortPod], plan: SamePortPlan) -> SamePort
     """Send from one connected socket per pod at ``plan.rate`` for ``plan.duration_s``, then
     wait ``timeout_s`` for the last answers; every query ends answered, refused or silent."""
     loop = asyncio.get_running_loop()
-    tally = Tally()
     t0 = time.monotonic()
-    clients = [_Pod(p, plan, t0, tally) for p in pods]
+    clients = [_Pod(p, plan, t0) for p in pods]
     for c in clients:
         loop.add_reader(c.sock.fileno(), c.readable)
     try:
@@ -225,6 +232,9 @@ async def run_same_port(pods: list[SamePortPod], plan: SamePortPlan) -> SamePort
         for c in clients:
             loop.remove_reader(c.sock.fileno())
             c.sock.close()
+    tally = Tally()
+    for c in clients:
+        tally.add(c.tally)
     totals = tally.totals()
     return SamePortResult(
         target=plan.target,
@@ -241,4 +251,5 @@ async def run_same_port(pods: list[SamePortPod], plan: SamePortPlan) -> SamePort
         source_ports={c.pod.ip: c.port for c in clients},
         reopened=0,
         timeline=tally.timeline(),
+        by_pod={c.pod.ip: c.tally.timeline() for c in clients},
     )

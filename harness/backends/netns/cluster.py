@@ -438,7 +438,8 @@ class NetnsCluster:
             initial=initial,
             events=evs,
             samples=samples,
-            udp_timeline=out.get("udp", {}).get("timeline", []),
+            udp_by_pod=out.get("udp", {}).get("by_pod", {}),
+            udp_ports=out.get("udp", {}).get("source_ports", {}),
             load_s=plan.load.duration_s,
             source=stale.SOURCE,
         )

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 
 from cthcommon.netns import run
 from harness.backends.netns.k8s.cluster import K8sParts
 from harness.errors import BackendError, HarnessError
 from harness.plan.types import ScalePlan
-from harness.results.endpoints import reply_sources
+from harness.results.endpoints import Flow, flows
 
 JOIN_S = 60.0  # after the load: the last event's pods Ready and rules synced
 
@@ -75,7 +74,8 @@ class EventRun:
 
 
 class StaleSampler:
-    """Every ``period_s``, each node's UDP entries for ``service_ip:port`` by reply source."""
+    """Every ``period_s``, each node's UDP entries for ``service_ip:port``: (source, source
+    port, reply source)."""
 
     SOURCE = "conntrack -L -p udp -d <ClusterIP> --dport <port>, in each node's namespace"
 
@@ -86,7 +86,7 @@ class StaleSampler:
         self.service_ip = service_ip
         self.port = port
         self.period_s = period_s
-        self.samples: list[tuple[float, str, Counter[str]]] = []
+        self.samples: list[tuple[float, str, list[Flow]]] = []
         self.errors: list[str] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="stale-sampler", daemon=True)
@@ -99,10 +99,10 @@ class StaleSampler:
         self._stop.set()
         self._thread.join(10)
 
-    def read(self, ns: str) -> Counter[str]:
+    def read(self, ns: str) -> list[Flow]:
         argv = ["conntrack", "-L", "-p", "udp", "-d", self.service_ip, "--dport", str(self.port)]
         listing = run(argv, netns=ns, check=False, timeout=10).stdout
-        return reply_sources(listing, self.service_ip, self.port)
+        return flows(listing, self.service_ip, self.port)
 
     def _run(self) -> None:
         nxt = time.monotonic()

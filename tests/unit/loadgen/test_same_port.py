@@ -95,6 +95,10 @@ def test_one_socket_per_pod_answered_all_phase() -> None:
     assert isinstance(ports, dict)
     assert set(seen) == set(ports.values())  # every query from its pod's one port
     assert len(set(seen)) == 2
+    by_pod = r["by_pod"]
+    assert isinstance(by_pod, dict)
+    assert sorted(by_pod) == ["pod-0", "pod-1"]
+    assert all(sum(row[1] for row in rows) == 20 for rows in by_pod.values())
 
 
 def test_a_closed_port_is_refused_and_a_silent_one_is_silent() -> None:

@@ -10,8 +10,10 @@ import pytest
 from harness.results.endpoints import (
     SETTLE_S,
     EndpointEvent,
+    Flow,
     describe,
     endpoints_result,
+    flows,
     reply_sources,
     stale_count,
     zero_windows,
@@ -35,6 +37,10 @@ tcp      6 117 TIME_WAIT src=10.244.1.3 dst=10.96.0.10 sport=40000 dport=53 src=
 
 
 def test_reply_sources_keeps_the_services_udp_entries_by_dnat_target() -> None:
+    assert flows(LISTING, SVC, 53)[:2] == [
+        ("10.244.1.2", 41000, "10.244.2.2"),
+        ("10.244.1.3", 52000, "10.244.2.3"),
+    ]
     got = reply_sources(LISTING, SVC, 53)
     # other ClusterIP, other port and TCP are left out; an entry nothing DNATed keeps the VIP
     assert got == Counter({"10.244.2.2": 1, "10.244.2.3": 1, SVC: 1})
@@ -72,24 +78,29 @@ def test_the_zero_window_runs_from_the_empty_slice_to_the_next_event() -> None:
     assert zero_windows(only, 28) == [(5.4, None, 28)]  # type: ignore[arg-type]
 
 
-def _samples(stale_per_s: dict[int, Counter[str]]) -> list[tuple[float, str, Counter[str]]]:
-    return [(t + 0.3, "node-1", c) for t, c in stale_per_s.items()]
+CLIENTS = {"10.244.1.2": 41000, "10.244.1.3": 52000}
+GLIBC: list[Flow] = [("10.244.1.3", 33000 + i, OLD[i % 2]) for i in range(5)]  # one-shot lookups
 
 
-def _udp(blackholed: bool) -> list[list[float]]:
+def _samples(states: dict[int, list[Flow]]) -> list[tuple[float, str, list[Flow]]]:
+    return [(t + 0.03, "node-1", fl) for t, fl in states.items()]
+
+
+def _client_flows(target: str | None) -> list[Flow]:
+    return [] if target is None else [(ip, port, target) for ip, port in CLIENTS.items()]
+
+
+def _udp(answered_before: bool, zero: tuple[int, int, int]) -> dict[str, list[list[float]]]:
+    """Each pod: 20 a second; in seconds 5..18 ``zero`` = (answered, refused, silent)."""
     rows = []
     for s in range(28):
-        zero = 5 <= s < 19
-        if not zero:
-            rows.append([s, 40, 40, 0, 0])
-        elif blackholed:
-            rows.append([s, 40, 0, 0, 40])
-        else:
-            rows.append([s, 40, 0, 40 if s >= 6 else 20, 0 if s >= 6 else 20])
-    return rows
+        rows.append([s, 20, *((20, 0, 0) if not 5 <= s < 19 or answered_before else zero)])
+    return dict.fromkeys(CLIENTS, rows)
 
 
-def _result(samples: list[tuple[float, str, Counter[str]]], udp: list[list[float]]) -> dict:  # type: ignore[type-arg]
+def _result(
+    samples: list[tuple[float, str, list[Flow]]], udp: dict[str, list[list[float]]]
+) -> dict:  # type: ignore[type-arg]
     return dict(
         endpoints_result(
             service="kube-system/kube-dns",
@@ -98,7 +109,8 @@ def _result(samples: list[tuple[float, str, Counter[str]]], udp: list[list[float
             initial=set(OLD),
             events=EVENTS,  # type: ignore[arg-type]
             samples=samples,
-            udp_timeline=udp,
+            udp_by_pod=udp,
+            udp_ports=CLIENTS,
             load_s=28,
             source="test",
         )
@@ -106,34 +118,41 @@ def _result(samples: list[tuple[float, str, Counter[str]]], udp: list[list[float
 
 
 def test_a_reconciler_that_skips_the_empty_service_leaves_stale_entries_and_blackholes() -> None:
-    kept = Counter({OLD[0]: 1, OLD[1]: 1})  # each pod's same-port entry, refreshed
-    samples = _samples(
-        dict.fromkeys(range(0, 19), kept) | {s: Counter({NEW[0]: 2}) for s in (19, 20)}
-    )
-    r = _result(samples, _udp(blackholed=True))
+    # each client's same-port entry stays DNATed to a deleted pod, refreshed by every packet
+    kept = _client_flows(OLD[0]) + GLIBC
+    states = dict.fromkeys(range(19), kept) | {s: _client_flows(NEW[0]) for s in (19, 20)}
+    r = _result(_samples(states), _udp(False, (0, 0, 20)))
     (w,) = r["zero_windows"]
     assert w["judged_from_s"] == 6.0 + SETTLE_S
-    assert w["stale_entries_max"] == 2 == r["stale_entries_max"]
-    # judged from second 7 (after the rules and the settle) to second 17 (18 is the next event)
-    assert (w["sent"], w["blackholed"], w["refused"]) == (440, 440, 0)
+    assert w["stale_entries_max"] == 7 == r["stale_entries_max"]  # 2 clients + 5 lookups
+    assert r["client_flows_stale_max"] == 2
+    # judged from second 7 (after the rules and the settle) to 17 (18 is the next event)
+    assert (w["sent"], w["blackholed"], w["refused"], w["rejected_silently"]) == (440, 440, 0, 0)
     assert r["blackholed_rate"] == 1.0
     # before the pods went, the same entries were not stale; after the scale-up neither
     assert r["timeline"][0][1] == 0
     assert r["timeline"][-1][1] == 0
-    assert r["stale_by_node_max"] == {"node-1": 2}
-    assert "at most 2 conntrack entries" in describe(r)  # type: ignore[arg-type]
+    assert r["stale_by_node_max"] == {"node-1": 7}
+    assert "at most 7 conntrack entries" in describe(r)  # type: ignore[arg-type]
 
 
-def test_a_reconciler_that_clears_them_leaves_none_and_the_clients_are_refused() -> None:
-    # one sample caught the entries before kube-proxy's sync: before the window is judged
-    samples = _samples(
-        {s: Counter({OLD[0]: 1, OLD[1]: 1}) for s in range(0, 6)}
-        | {s: Counter() for s in range(6, 19)}
-    )
-    r = _result(samples, _udp(blackholed=False))
-    assert r["stale_entries_max"] == 0
-    assert (r["sent"], r["refused"], r["blackholed"]) == (440, 440, 0)
+def test_a_reconciler_that_clears_them_leaves_no_entry_and_the_reject_rule_answers() -> None:
+    # one sample caught the entries before kube-proxy's sync: before the window is judged.
+    # Then the clients' flows have no entry: each packet meets the reject rule, and the
+    # kernel sends an ICMP error for one a second per client (icmp_ratelimit)
+    states = {s: _client_flows(OLD[0]) + GLIBC for s in range(6)}
+    states |= {s: [] for s in range(6, 19)}
+    r = _result(_samples(states), _udp(False, (0, 1, 19)))
+    assert (r["stale_entries_max"], r["client_flows_stale_max"]) == (0, 0)
+    assert (r["sent"], r["refused"], r["rejected_silently"], r["blackholed"]) == (440, 22, 418, 0)
     assert r["blackholed_rate"] == 0.0
+
+
+def test_a_second_without_a_sample_is_not_guessed() -> None:
+    states = {s: [] for s in range(6, 19) if s != 10}
+    r = _result(_samples(states), _udp(False, (0, 0, 20)))
+    assert r["silent_other"] == 40  # second 10, both pods
+    assert r["rejected_silently"] == 400
 
 
 def test_without_a_zero_window_there_is_nothing_to_judge() -> None:
@@ -143,8 +162,9 @@ def test_without_a_zero_window_there_is_nothing_to_judge() -> None:
         port=53,
         initial=set(OLD),
         events=[],
-        samples=[(1.0, "node-1", Counter({OLD[0]: 1}))],
-        udp_timeline=[],
+        samples=[(1.0, "node-1", _client_flows(OLD[0]))],
+        udp_by_pod={},
+        udp_ports=CLIENTS,
         load_s=10,
         source="test",
     )
