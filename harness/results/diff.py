@@ -34,6 +34,9 @@ class Side:
     timeout_rate: float | None = None
     ci: tuple[float, float] | None = None
     drop: int | None = None
+    # phases with endpoint events: the zero-endpoint windows' stale entries and where the
+    # same-port client's queries went (harness.results.endpoints)
+    endpoints: dict[str, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -156,12 +159,43 @@ def _side(p: PhaseResult | None) -> Side:
     dns: dict[str, Any] = raw.get("dns") or {}
     ci = dns.get("timeout_rate_ci")
     drop = (raw.get("conntrack") or {}).get("drop")
+    ep = raw.get("endpoints")
+    endpoints = (
+        {k: ep[k] for k in ENDPOINT_FIELDS if isinstance(ep.get(k), int | float)}
+        if isinstance(ep, dict)
+        else None
+    )
     return Side(
         verdict=str(p["verdict"]),
         lookups=dns.get("lookups"),
         timeout_rate=dns.get("timeout_rate"),
         ci=(float(ci["low"]), float(ci["high"])) if ci else None,
         drop=drop,
+        endpoints=endpoints,
+    )
+
+
+ENDPOINT_FIELDS = (
+    "stale_entries_max",
+    "client_flows_stale_max",
+    "sent",
+    "answered",
+    "refused",
+    "blackholed",
+    "rejected_silently",
+)
+
+
+def _endpoints(s: Side) -> str:
+    e = s.endpoints
+    if e is None:
+        return "-"
+    g = {k: int(e.get(k, 0)) for k in ENDPOINT_FIELDS}
+    return (
+        f"{g['stale_entries_max']} stale entries ({g['client_flows_stale_max']} the clients'); "
+        f"of {g['sent']} same-port queries {g['answered']} answered, {g['refused']} refused, "
+        f"{g['blackholed']} to a deleted pod, {g['rejected_silently']} rejected at the node "
+        "without an ICMP error"
     )
 
 
@@ -223,6 +257,12 @@ def render(d: RunDiff) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = [f"scenario {d.scenario}: A = {d.a_run}, B = {d.b_run}", ""]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    events = [p for p in d.phases if p.a.endpoints is not None or p.b.endpoints is not None]
+    if events:
+        lines += ["", "while a Service had no endpoint (phases[].endpoints):"]
+    for p in events:
+        label = p.name if not p.repeat_index else f"{p.name}#{p.repeat_index}"
+        lines += [f"  {label} A: {_endpoints(p.a)}", f"  {label} B: {_endpoints(p.b)}"]
     lines += ["", "environment (A -> B):"]
     items = list(d.environment.items()) + list(d.components.items())
     name_w = max((len(k) for k, _ in items), default=0)

@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 import pytest
 
+from harness.results.diff import diff_runs, render
 from harness.results.endpoints import (
     SETTLE_S,
     EndpointEvent,
@@ -171,3 +173,24 @@ def test_without_a_zero_window_there_is_nothing_to_judge() -> None:
     assert r["zero_windows"] == []
     assert (r["stale_entries_max"], r["sent"], r["blackholed_rate"]) == (0, 0, 0.0)
     assert "always had an endpoint" in describe(r)
+
+
+def test_compare_shows_each_sides_stale_entries_and_where_the_queries_went() -> None:
+    def run(verdict: str, **ep: int) -> dict[str, Any]:
+        phase = {"name": "scale-to-zero", "verdict": verdict, "endpoints": ep}
+        return {"scenario": "s", "phases": [phase], "environment": {}, "run_id": verdict}
+
+    old = run("fail", stale_entries_max=116, client_flows_stale_max=2, sent=360, blackholed=360)
+    new = run("pass", stale_entries_max=0, sent=320, refused=13, rejected_silently=307)
+    d = diff_runs(old, new)  # type: ignore[arg-type]
+    text = render(d)
+    assert "scale-to-zero A: 116 stale entries (2 the clients')" in text
+    assert "360 to a deleted pod" in text
+    assert "13 refused, 0 to a deleted pod, 307 rejected at the node" in text
+    (p,) = d.to_json()["phases"]
+    assert p["a"]["endpoints"]["blackholed"] == 360
+    assert p["b"]["endpoints"]["rejected_silently"] == 307
+    # a phase without events shows none
+    plain = run("pass")
+    del plain["phases"][0]["endpoints"]
+    assert "no endpoint" not in render(diff_runs(plain, plain))  # type: ignore[arg-type]
