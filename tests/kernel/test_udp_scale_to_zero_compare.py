@@ -91,6 +91,10 @@ def test_the_upgrade_check_catches_the_blackholed_same_port_client(
     diff = json.loads(proc.stdout)
     (p,) = diff["phases"]
     assert (p["name"], p["a"]["verdict"], p["b"]["verdict"]) == ("scale-to-zero", "fail", "pass")
+    # the comparison itself names where each side's queries went
+    assert p["a"]["endpoints"]["blackholed"] > 0 == p["b"]["endpoints"]["blackholed"]
+    assert p["a"]["endpoints"]["client_flows_stale_max"] > 0
+    assert p["b"]["endpoints"]["stale_entries_max"] == 0
 
     old_result, old = _phase(out, OLD)
     new_result, new = _phase(out, NEW)
