@@ -91,7 +91,6 @@ def shipped_result(tmp_path_factory: pytest.TempPathFactory) -> ShippedResult:
                     command=f"pytest (shipped_result {path})",
                 )
             )
-            cache[path]["_report_dir"] = str(report)
         return copy.deepcopy(cache[path])
 
     return get

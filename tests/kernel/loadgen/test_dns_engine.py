@@ -4,7 +4,9 @@ state, and the first-timeout drain."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import sys
 import time
 from collections import Counter
 
@@ -196,9 +198,6 @@ def test_first_timeout_drain_inside_a_pod() -> None:
     None: records name the pod by its IP). Nobody answers, so every lookup is cut after one
     full resolver timeout and recorded as unfinished (kind's workers crashed here with a
     KeyError on the pod's IP when they first drained this way)."""
-    import json
-    import sys
-
     with topology(client_pods=1, coredns=1) as topo:
         server = topo.plan.role("coredns")[0]
         run(["nft", "-f", "-"], netns=server.ns, input_=drop_rules(""))
