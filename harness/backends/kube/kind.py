@@ -60,7 +60,7 @@ from harness.backends.kube.names import (
 )
 from harness.backends.kube.nodeaccess import DockerNodeAccess
 from harness.backends.kube.placement import NodeMap, map_by_label
-from harness.backends.kube.proc import Runner, subprocess_runner
+from harness.backends.kube.proc import Runner, environ_set, subprocess_runner
 from harness.backends.stages import Notice, Stages
 from harness.errors import BackendError, BadInput, CommandFailed, MissingTool
 from harness.kernel.journal import Journal
@@ -572,19 +572,11 @@ def undo_cluster_entry(entry: Mapping[str, Any], runner: Runner = subprocess_run
     """``restore``'s undo for a journaled kind cluster of a killed run on the system Docker:
     delete it if it is still there (idempotent), with the kind CLI and daemon the run used."""
     name, kind = str(entry["name"]), str(entry.get("kind") or commands.KIND)
-    saved = {k: os.environ.get(k) for k in ("DOCKER_HOST", "PATH")}
-    if entry.get("docker_host"):
-        os.environ["DOCKER_HOST"] = str(entry["docker_host"])
-    if entry.get("path"):
-        os.environ["PATH"] = str(entry["path"])
-    try:
+    env = {
+        k: str(entry.get(e) or "") for k, e in (("DOCKER_HOST", "docker_host"), ("PATH", "path"))
+    }
+    with environ_set({k: v for k, v in env.items() if v}):
         if name not in runner([kind, "get", "clusters"], timeout_s=60).stdout.split():
             return []
         runner([kind, "delete", "cluster", "--name", commands.check_cluster_name(name)])
         return [f"deleted kind cluster {name} (left by a killed run)"]
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -65,3 +67,19 @@ def pipe(first: Sequence[str], second: Sequence[str], timeout_s: float = 600) ->
         raise CommandFailed(list(first), a.returncode, a_err)
     if b.returncode != 0:
         raise CommandFailed(list(second), b.returncode, b.stderr.decode())
+
+
+@contextlib.contextmanager
+def environ_set(values: Mapping[str, str]) -> Iterator[None]:
+    """These environment variables for the block (the docker and kind CLIs read DOCKER_HOST
+    and PATH), then each put back as it was, unset included."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

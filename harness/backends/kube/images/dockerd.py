@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from harness.backends.kube.images import hostfirewall, runcwrap
+from harness.backends.kube.proc import environ_set
 from harness.errors import BackendError, MissingTool, RestoreFailed
 from harness.kernel import sysctl
 from harness.kernel.journal import Journal
@@ -384,17 +385,9 @@ def _cli_dir(paths: DockerdPaths) -> Path:
 
 @contextlib.contextmanager
 def _docker_env(paths: DockerdPaths) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in ("DOCKER_HOST", "PATH")}
-    os.environ["DOCKER_HOST"] = paths.host
-    os.environ["PATH"] = f"{_cli_dir(paths)}:{saved['PATH'] or '/usr/bin:/bin'}"
-    try:
+    path = f"{_cli_dir(paths)}:{os.environ.get('PATH') or '/usr/bin:/bin'}"
+    with environ_set({"DOCKER_HOST": paths.host, "PATH": path}):
         yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 @contextlib.contextmanager
