@@ -33,6 +33,7 @@ from loadgen.locust.endpoints import LocustfileStats
 from loadgen.locust.launch import STARTUP_ALLOWANCE_S, run_locustfile
 from loadgen.locust.userplan import LocustfilePlan
 from loadgen.udp.sameport import SamePortPlan, SamePortPod, SamePortResult, run_same_port
+from loadgen.udp.statsd import StatsdPlan, StatsdResult, run_statsd
 
 MAX_NAMES = 50
 DNS_PLAN_FIELDS = frozenset(f.name for f in fields(DNSPlan))
@@ -81,6 +82,14 @@ class UDPWork:
 
 
 @dataclass(frozen=True)
+class StatsdWork:
+    """The one-way statsd-like sender: one unconnected socket in each of ``pods``."""
+
+    pods: tuple[SamePortPod, ...]
+    plan: StatsdPlan
+
+
+@dataclass(frozen=True)
 class WorkerPlan:
     """The worker contract's input. Every backend builds it from the phase plan; its JSON form
     (:meth:`to_json`) is the plan file (netns) or the stdin of the worker in a pod (kube)."""
@@ -90,6 +99,7 @@ class WorkerPlan:
     http: HTTPWork | None = None
     locust: LocustWork | None = None  # instead of ``http``: the user's own traffic pattern
     udp: UDPWork | None = None  # the same-port client, alongside the rest
+    statsd: StatsdWork | None = None  # the one-way sender, alongside the rest
     phase: str = ""
     pod: str = ""  # the client pod that runs it (kube: one worker per pod)
     # CLOCK_MONOTONIC at which the load begins (kube: every pod's worker at the same moment,
@@ -120,6 +130,11 @@ class WorkerPlan:
             out["udp"] = {
                 "pods": [{"netns": p.netns, "ip": p.ip} for p in self.udp.pods],
                 "plan": asdict(self.udp.plan),
+            }
+        if self.statsd is not None:
+            out["statsd"] = {
+                "pods": [{"netns": p.netns, "ip": p.ip} for p in self.statsd.pods],
+                "plan": asdict(self.statsd.plan),
             }
         if self.locust is not None:
             out["locust"] = {
@@ -164,12 +179,20 @@ class WorkerPlan:
                     pods=tuple(SamePortPod(p["netns"], p["ip"]) for p in u["pods"]),
                     plan=SamePortPlan(**u["plan"]),
                 )
+            statsd = None
+            if "statsd" in obj:
+                st = obj["statsd"]
+                statsd = StatsdWork(
+                    pods=tuple(SamePortPod(p["netns"], p["ip"]) for p in st["pods"]),
+                    plan=StatsdPlan(**st["plan"]),
+                )
             return cls(
                 duration_s=float(obj["duration_s"]),
                 dns=dns,
                 http=http,
                 locust=locust,
                 udp=udp,
+                statsd=statsd,
                 phase=str(obj.get("phase", "")),
                 pod=str(obj.get("pod", "")),
                 start_at_monotonic=(
@@ -232,6 +255,7 @@ class WorkerResult(TypedDict):
     http: NotRequired[WorkerHTTP]
     locust: NotRequired[LocustfileStats]
     udp: NotRequired[SamePortResult]
+    statsd: NotRequired[StatsdResult]
     started_monotonic: NotRequired[float]  # CLOCK_MONOTONIC when the load began
 
 
@@ -305,6 +329,11 @@ async def run_plan(plan: WorkerPlan) -> WorkerResult:
     udp = (
         asyncio.create_task(run_same_port(list(plan.udp.pods), plan.udp.plan)) if plan.udp else None
     )
+    statsd = (
+        asyncio.create_task(run_statsd(list(plan.statsd.pods), plan.statsd.plan))
+        if plan.statsd
+        else None
+    )
     locust = None
     if plan.locust is not None:
         work = plan.locust
@@ -320,6 +349,8 @@ async def run_plan(plan: WorkerPlan) -> WorkerResult:
         out["locust"] = await locust
     if udp is not None:
         out["udp"] = await udp
+    if statsd is not None:
+        out["statsd"] = await statsd
     out["started_monotonic"] = started
     return out
 

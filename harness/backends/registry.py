@@ -126,7 +126,8 @@ def check_cluster_fields(backend: str, scenario: Scenario) -> None:
     """Scenario fields a backend cannot honour are refused, never silently ignored.
 
     - ``phases[].rollout`` rolls the embedded cluster's CoreDNS; ``phases[].events`` scale it.
-    - ``load.udp``, the same-port client, runs in the netns worker only.
+    - ``load.udp``, the same-port client, and ``load.statsd``, the one-way sender, run in the
+      netns worker only.
     - ``cluster.coredns.corefile`` runs the user's Corefile on the netns backend's CoreDNS;
       a cluster backend keeps the cluster's own CoreDNS ConfigMap.
     - ``cluster.kube_proxy``: kind honours the mode (kind's ``kubeProxyMode``) and runs the
@@ -152,6 +153,12 @@ def check_cluster_fields(backend: str, scenario: Scenario) -> None:
             raise BadInput(
                 f"applies to --backend netns only: the same-port UDP client does not run on "
                 f"{backend} yet",
+                field=where,
+            )
+        if scenario.phase_load(p).statsd is not None:
+            where = f"phases[{i}].load.statsd" if p.load is not None else "load.statsd"
+            raise BadInput(
+                f"applies to --backend netns only: the statsd sender does not run on {backend} yet",
                 field=where,
             )
     c = scenario.cluster

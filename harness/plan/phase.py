@@ -26,6 +26,7 @@ from harness.plan.types import (
     RunPlan,
     SamePortUDPPlan,
     ScalePlan,
+    StatsdLoadPlan,
     SysctlPlan,
 )
 from harness.scenario.model import (
@@ -103,7 +104,10 @@ def plan_load(scenario: Scenario, load: LoadSpec, *, fqdn: bool, pooling: int | 
     udp = None
     if load.udp is not None:
         udp = SamePortUDPPlan(rate=load.udp.rate, name=load.udp.name, timeout_s=load.udp.timeout_s)
-    return LoadPlan(duration_s=load.duration_s, dns=dns, http=http, locust=locust, udp=udp)
+    statsd = StatsdLoadPlan(rate=load.statsd.rate) if load.statsd is not None else None
+    return LoadPlan(
+        duration_s=load.duration_s, dns=dns, http=http, locust=locust, udp=udp, statsd=statsd
+    )
 
 
 def client_node(scenario: Scenario) -> str:

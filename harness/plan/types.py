@@ -106,12 +106,21 @@ class SamePortUDPPlan:
 
 
 @dataclass(frozen=True)
+class StatsdLoadPlan:
+    """One unconnected UDP socket per client pod sending a statsd line to the kube-dns
+    ClusterIP at ``rate`` per pod per second (``harness.scenario.model.StatsdLoad``)."""
+
+    rate: float
+
+
+@dataclass(frozen=True)
 class LoadPlan:
     duration_s: float
     dns: DNSLoadPlan | None
     http: HTTPLoadPlan | None  # the raw client (the default: maximum churn)
     locust: LocustLoadPlan | None = None  # or a locustfile; never both
     udp: SamePortUDPPlan | None = None  # the same-port client, alongside the rest
+    statsd: StatsdLoadPlan | None = None  # the one-way sender, alongside the rest
 
 
 @dataclass(frozen=True)

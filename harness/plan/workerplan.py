@@ -21,7 +21,8 @@ from harness.plan.types import PhasePlan
 from loadgen.dns.types import DNSPlan, Drain
 from loadgen.http.plan import HTTPPlan, HTTPTarget
 from loadgen.udp.sameport import SamePortPlan, SamePortPod
-from loadgen.worker import DNSWork, HTTPWork, PodSpec, UDPWork, WorkerPlan
+from loadgen.udp.statsd import StatsdPlan
+from loadgen.worker import DNSWork, HTTPWork, PodSpec, StatsdWork, UDPWork, WorkerPlan
 
 
 def _same(name: str) -> str:
@@ -104,12 +105,26 @@ def worker_plan(
                 duration_s=load.duration_s,
             ),
         )
+    statsd = None
+    if load.statsd is not None:
+        if dns_service_ip is None:
+            raise BadInput(
+                "this backend cannot run the statsd sender yet (netns only)",
+                field="load.statsd",
+            )
+        statsd = StatsdWork(
+            pods=tuple(SamePortPod(p.netns, p.ip) for p in pods),
+            plan=StatsdPlan(
+                target=dns_service_ip, rate=load.statsd.rate, duration_s=load.duration_s
+            ),
+        )
     return WorkerPlan(
         duration_s=load.duration_s,
         dns=dns,
         http=http,
         locust=locust,
         udp=udp,
+        statsd=statsd,
         phase=plan.name,
         pod=pod,
     )

@@ -229,6 +229,10 @@ def build_phase_result(phase: Phase, repeat_index: int, m: PhaseMeasurement) -> 
         result["udp"] = m.extra["udp"]
     if "endpoints" in m.extra:  # endpoint events and stale entries (netns)
         result["endpoints"] = m.extra["endpoints"]
+    if "statsd" in m.extra:  # the one-way sender, counted at the receivers (netns)
+        result["statsd"] = m.extra["statsd"]
+    if "kube_proxy" in m.extra:  # kube-proxy's syncs, reconciles and RSS (netns)
+        result["kube_proxy"] = m.extra["kube_proxy"]
     if m.load.get("locust"):
         result["locust"] = locust_result(m.load["locust"])
     if "steady_state" in m.extra:  # harness.backends.netns.steady

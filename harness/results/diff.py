@@ -37,6 +37,9 @@ class Side:
     # phases with endpoint events: the zero-endpoint windows' stale entries and where the
     # same-port client's queries went (harness.results.endpoints)
     endpoints: dict[str, float] | None = None
+    # the statsd sender: delivery counted at the receivers, and where the zero-endpoint
+    # windows' datagrams went (harness.results.statsd)
+    statsd: dict[str, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -165,6 +168,12 @@ def _side(p: PhaseResult | None) -> Side:
         if isinstance(ep, dict)
         else None
     )
+    st = raw.get("statsd")
+    statsd = (
+        {k: st[k] for k in STATSD_FIELDS if isinstance(st.get(k), int | float)}
+        if isinstance(st, dict)
+        else None
+    )
     return Side(
         verdict=str(p["verdict"]),
         lookups=dns.get("lookups"),
@@ -172,6 +181,7 @@ def _side(p: PhaseResult | None) -> Side:
         ci=(float(ci["low"]), float(ci["high"])) if ci else None,
         drop=drop,
         endpoints=endpoints,
+        statsd=statsd,
     )
 
 
@@ -184,6 +194,29 @@ ENDPOINT_FIELDS = (
     "blackholed",
     "rejected_silently",
 )
+
+
+STATSD_FIELDS = (
+    "sent",
+    "delivered",
+    "lost",
+    "window_sent",
+    "window_delivered",
+    "blackholed",
+    "rejected",
+)
+
+
+def _statsd(s: Side) -> str:
+    e = s.statsd
+    if e is None:
+        return "-"
+    g = {k: int(e.get(k, 0)) for k in STATSD_FIELDS}
+    return (
+        f"{g['sent']} sent, {g['delivered']} delivered (at the receivers), {g['lost']} lost; "
+        f"with no endpoint {g['window_sent']} sent: {g['blackholed']} to a deleted pod, "
+        f"{g['rejected']} rejected at the node, {g['window_delivered']} delivered"
+    )
 
 
 def _endpoints(s: Side) -> str:
@@ -263,6 +296,12 @@ def render(d: RunDiff) -> str:
     for p in events:
         label = p.name if not p.repeat_index else f"{p.name}#{p.repeat_index}"
         lines += [f"  {label} A: {_endpoints(p.a)}", f"  {label} B: {_endpoints(p.b)}"]
+    sent = [p for p in d.phases if p.a.statsd is not None or p.b.statsd is not None]
+    if sent:
+        lines += ["", "the statsd sender (phases[].statsd):"]
+    for p in sent:
+        label = p.name if not p.repeat_index else f"{p.name}#{p.repeat_index}"
+        lines += [f"  {label} A: {_statsd(p.a)}", f"  {label} B: {_statsd(p.b)}"]
     lines += ["", "environment (A -> B):"]
     items = list(d.environment.items()) + list(d.components.items())
     name_w = max((len(k) for k, _ in items), default=0)

@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING, Literal, NotRequired, TypedDict
 
 from cthcommon.loadresult import HTTPResult, LatencyHist, LatencyMs  # built by the workers
 from harness.results.endpoints import EndpointsResult
+from harness.results.kubeproxy import KubeProxyPhase
 from harness.results.rollout import RolloutResult
+from harness.results.statsd import StatsdPhase
 
 if TYPE_CHECKING:
     from harness.results.locust import LocustResult  # it builds on LatencyMs below
@@ -250,6 +252,8 @@ class PhaseResult(TypedDict):
     rollout: NotRequired[RolloutResult]  # a CoreDNS rollout during the load (netns)
     udp: NotRequired["SamePortResult"]  # the same-port UDP client (netns)
     endpoints: NotRequired[EndpointsResult]  # endpoint events, stale entries (netns)
+    statsd: NotRequired[StatsdPhase]  # the one-way sender, counted at the receivers (netns)
+    kube_proxy: NotRequired[KubeProxyPhase]  # its syncs, reconciles, RSS vs the table (netns)
 
 
 class Environment(TypedDict):

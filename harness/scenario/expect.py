@@ -77,6 +77,24 @@ METRICS: frozenset[str] = frozenset(
         "endpoints.blackholed_rate",
         "endpoints.rejected_silently",
         "endpoints.client_flows_stale_max",
+        # netns: the statsd sender (load.statsd), counted at the receivers; blackholed and
+        # rejected over the zero-endpoint windows
+        "statsd.sent",
+        "statsd.delivered",
+        "statsd.lost",
+        "statsd.delivered_rate",
+        "statsd.window_sent",
+        "statsd.window_delivered",
+        "statsd.blackholed",
+        "statsd.blackholed_rate",
+        "statsd.rejected",
+        "statsd.rejected_rate",
+        # netns: every node's kube-proxy over the phase (harness.results.kubeproxy)
+        "kube_proxy.sync_count",
+        "kube_proxy.reconcile_count",
+        "kube_proxy.reconcile_max_le_s",
+        "kube_proxy.reconcile_deleted_entries",
+        "kube_proxy.rss_kib_max",
         # netns: harness.steady_state (reached is 1 or 0)
         "steady_state.reached",
         "steady_state.occupancy_vs_max",

@@ -419,6 +419,17 @@ class SamePortUDP(_Strict):
         return check_name(v)
 
 
+class StatsdLoad(_Strict):
+    """A one-way sender, as a statsd client: one unconnected UDP socket per client pod that
+    keeps its source port for the whole phase and sends a statsd counter line (``cth:1|c``)
+    to the kube-dns ClusterIP's port 53 at a fixed rate, never reading anything back. Its
+    delivery is counted at the receivers: an nft counter in each CoreDNS pod's namespace
+    counts the datagrams to port 53 shorter than a DNS header (CoreDNS drops them unanswered;
+    the DNS counters leave them out). result.json: ``statsd``."""
+
+    rate: float = Field(20, gt=0, le=1000, description="Datagrams per second from each pod")
+
+
 class LoadSpec(_Strict):
     duration_s: float = Field(20, gt=0, le=3600)
     warmup: Literal["aged", "none"] = Field(
@@ -433,6 +444,11 @@ class LoadSpec(_Strict):
         None,
         description="netns: a same-port UDP client in every client pod (result.json: udp), "
         "alongside the DNS and HTTP load",
+    )
+    statsd: StatsdLoad | None = Field(
+        None,
+        description="netns: a one-way statsd-like UDP sender in every client pod, to the "
+        "kube-dns ClusterIP, counted at the CoreDNS pods (result.json: statsd)",
     )
 
     @model_validator(mode="after")

@@ -25,8 +25,11 @@ from harness.backends.base import Progress
 from harness.backends.netns import topologyplan as P
 from harness.backends.netns.counters import delta, read_counters
 from harness.backends.netns.events import EventRun, StaleSampler
+from harness.backends.netns.kpwatch import KubeProxyWatch
 from harness.backends.netns.levers import Levers
 from harness.backends.netns.rollout import RolloutRun
+from harness.backends.netns.statsd import SOURCE as STATSD_SOURCE
+from harness.backends.netns.statsd import StatsdSampler
 from harness.backends.netns.steady import PhaseSteady
 from harness.backends.netns.topology import Topology
 from harness.backends.netns.topologyplan import plan_topology
@@ -43,8 +46,10 @@ from harness.plan.types import CT, SysctlPlan
 from harness.plan.workerplan import worker_plan
 from harness.results.endpoints import EndpointEvent, EndpointsResult, endpoints_result
 from harness.results.evidence import Evidence
+from harness.results.kubeproxy import kube_proxy_result
 from harness.results.rollout import rollout_result
 from harness.results.schema import CaptureResult
+from harness.results.statsd import StatsdPhase, statsd_result
 from harness.scenario.model import Phase, Scenario
 from loadgen.http.plan import HTTPTarget
 from loadgen.worker import PodSpec, WorkerPlan
@@ -249,6 +254,8 @@ class NetnsCluster:
             capture or nullcontext(),
             self._rolling(plan) as rollout,
             self._endpoint_events(plan) as events,
+            self._statsd_counts(plan) as statsd,
+            self._kube_proxy_watch() as kp_watch,
         ):
             sampler = Sampler(self.probes, cmax)
             sampler.start()
@@ -312,6 +319,12 @@ class NetnsCluster:
             extra["endpoints"] = self._endpoints_result(
                 events, load_start=sampler.t0 + extra.get("load_start_s", 0.0), plan=plan, out=extra
             )
+        if statsd is not None and "statsd" in out:
+            extra["statsd"] = self._statsd_result(
+                statsd, out.pop("statsd"), sampler.t0 + extra.get("load_start_s", 0.0), extra
+            )
+        if kp_watch is not None:
+            self._kube_proxy_result(kp_watch, sampler.t0 + extra.get("load_start_s", 0.0), extra)
         self._keep_phase_evidence(plan.name)
         if self.levers.nodelocal_enabled:
             extra["nodelocal"] = {
@@ -443,6 +456,51 @@ class NetnsCluster:
             load_s=plan.load.duration_s,
             source=stale.SOURCE,
         )
+
+    @contextmanager
+    def _kube_proxy_watch(self) -> Iterator[KubeProxyWatch | None]:
+        """Every node's kube-proxy through the phase: /metrics before and after, RSS and the
+        node's conntrack count once a second."""
+        k8s = self.topology.k8s
+        if all(k8s.kube_proxy_pid(n.name) is None for n in self.plan.nodes):
+            yield None  # no kube-proxy runs: nothing to watch
+            return
+        nodes = [(n.name, n.ns) for n in self.plan.nodes]
+        with KubeProxyWatch(nodes, k8s.kube_proxy_pid) as watch:
+            yield watch
+
+    @staticmethod
+    def _kube_proxy_result(watch: KubeProxyWatch, load_start: float, extra: dict[str, Any]) -> None:
+        """``extra["kube_proxy"]``, and what its release does not expose on ``unavailable``."""
+        for r in watch.readings.values():
+            r.samples = [(round(t - load_start, 3), k, c) for t, k, c in r.samples]
+        result, missing = kube_proxy_result(watch.readings)
+        extra["kube_proxy"] = result
+        if missing:
+            extra.setdefault("unavailable", {}).update(missing)
+
+    @contextmanager
+    def _statsd_counts(self, plan: PhasePlan) -> Iterator[StatsdSampler | None]:
+        """With a statsd sender: its nft counters on every node and CoreDNS pod, sampled."""
+        if plan.load.statsd is None:
+            yield None
+            return
+        nodes = [(n.name, n.ns) for n in self.plan.nodes]
+        receivers = [(p.name, p.ns) for p in self.plan.role("coredns")]
+        with StatsdSampler(nodes, receivers) as sampler:
+            yield sampler
+
+    @staticmethod
+    def _statsd_result(
+        sampler: StatsdSampler, sender: dict[str, Any], load_start: float, extra: dict[str, Any]
+    ) -> StatsdPhase:
+        """Where the sender's datagrams went, over the phase and each zero-endpoint window."""
+        samples = [(round(t - load_start, 3), n, r) for t, n, r in sampler.samples]
+        windows = [
+            (w["judged_from_s"], w["to_s"])
+            for w in extra.get("endpoints", {}).get("zero_windows", [])
+        ]
+        return statsd_result(sender, samples, windows, STATSD_SOURCE)
 
     def _drive_load(
         self,

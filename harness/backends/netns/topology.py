@@ -39,6 +39,7 @@ from harness.kernel.journal import Journal, state_dir
 from harness.kernel.process import Proc, spawn, stop_pid
 from harness.kernel.stacked import Stacked
 from harness.plan.types import CoreDNSPlan, KubeProxyPlan
+from loadgen.udp.statsd import MAX_UDP_LENGTH as STATSD_MAX_UDP_LENGTH
 
 NETNS_ETC = Path("/etc/netns")
 
@@ -74,6 +75,10 @@ def check_host_routes() -> None:
 
 
 POD_DNS_MARK = "0x00100000"  # meta mark bit: a DNS query that entered the node from outside
+# the statsd sender's datagrams (loadgen.udp.statsd) to port 53 are shorter than a DNS header:
+# counted apart, and left out of every DNS counter
+STATSD_SIZED = f"udp length <= {STATSD_MAX_UDP_LENGTH}"
+DNS_SIZED = f"udp length > {STATSD_MAX_UDP_LENGTH}"
 
 
 def obs_ruleset() -> str:
@@ -87,9 +92,17 @@ def obs_ruleset() -> str:
     DNS pods, so counting the forward here too would count one loss twice. Over TCP
     (``use-vc``, NodeLocal's TCP upstream) a query is a data segment (PSH) to port 53; the
     handshake and bare ACKs are not queries.
+
+    The statsd sender's datagrams to port 53 (shorter than a DNS header) are counted apart:
+    ``statsd_svc`` sent to the kube-dns ClusterIP by the node's pods, ``statsd_in`` entering
+    the node (from its pods or another node), ``statsd_fwd`` routed on and ``statsd_local``
+    delivered to the node itself (both before any filter), ``statsd_out`` leaving it. So
+    ``in - fwd - local`` died in routing (the blackhole route a deleted pod's address has)
+    and ``fwd - out`` was dropped while forwarded (kube-proxy's reject rule).
     """
     pods = f"ip daddr != {P.WORLD_CIDR}"
-    q_udp = f"{pods} udp dport 53"
+    q_udp = f"{pods} udp dport 53 {DNS_SIZED}"
+    st = f"udp dport 53 {STATSD_SIZED}"
     q_tcp = f"{pods} tcp dport 53 tcp flags & psh == psh"
     r_udp = "udp sport 53"
     r_tcp = "tcp sport 53 tcp flags & psh == psh"
@@ -101,12 +114,27 @@ table inet cth_obs {{
     counter dns_local {{}}
     counter dns_reply_in {{}}
     counter dns_reply_out {{}}
+    counter statsd_svc {{}}
+    counter statsd_in {{}}
+    counter statsd_fwd {{}}
+    counter statsd_local {{}}
+    counter statsd_out {{}}
     chain pre {{
         type filter hook prerouting priority -400; policy accept;
+        ip daddr {P.DNS_SERVICE_IP} {st} counter name "statsd_svc"
+        {st} counter name "statsd_in"
         {q_udp} meta mark set meta mark | {POD_DNS_MARK} counter name "dns_in"
         {q_tcp} meta mark set meta mark | {POD_DNS_MARK} counter name "dns_in"
         {r_udp} counter name "dns_reply_in"
         {r_tcp} counter name "dns_reply_in"
+    }}
+    chain fwd_first {{
+        type filter hook forward priority -500; policy accept;
+        {st} counter name "statsd_fwd"
+    }}
+    chain local_first {{
+        type filter hook input priority -500; policy accept;
+        {st} counter name "statsd_local"
     }}
     chain local {{
         type filter hook input priority 500; policy accept;
@@ -119,6 +147,7 @@ table inet cth_obs {{
         {marked} {q_tcp} counter name "dns_out"
         {r_udp} counter name "dns_reply_out"
         {r_tcp} counter name "dns_reply_out"
+        {st} counter name "statsd_out"
     }}
 }}
 """
@@ -126,22 +155,25 @@ table inet cth_obs {{
 
 def server_ruleset() -> str:
     """nft counters in a DNS server pod: queries received and answers sent (the server's
-    view), over UDP and over TCP (a data segment to or from port 53)."""
-    return """
-table inet cth_srv {
-    counter rx {}
-    counter tx {}
-    chain in {
+    view), over UDP and over TCP (a data segment to or from port 53); and ``statsd_rx``, the
+    statsd sender's datagrams delivered to it (shorter than a DNS header: not queries)."""
+    return f"""
+table inet cth_srv {{
+    counter rx {{}}
+    counter tx {{}}
+    counter statsd_rx {{}}
+    chain in {{
         type filter hook input priority 0; policy accept;
-        udp dport 53 counter name "rx"
+        udp dport 53 {STATSD_SIZED} counter name "statsd_rx"
+        udp dport 53 {DNS_SIZED} counter name "rx"
         tcp dport 53 tcp flags & psh == psh counter name "rx"
-    }
-    chain out {
+    }}
+    chain out {{
         type filter hook output priority 0; policy accept;
         udp sport 53 counter name "tx"
         tcp sport 53 tcp flags & psh == psh counter name "tx"
-    }
-}
+    }}
+}}
 """
 
 

@@ -221,6 +221,11 @@ class K8sParts(Stacked):
     def kube_proxy_release(self) -> str | None:
         return self.settings.kube_proxy_release or self.settings.kubernetes
 
+    def kube_proxy_pid(self, node_name: str) -> int | None:
+        """The PID of the kube-proxy running on ``node_name`` now (None: none runs)."""
+        proc = self.comps.procs.get(kubeproxy.proc_name(node_name))
+        return proc.pid if proc is not None and proc.alive() else None
+
     def versions_of(self, binary: str) -> str:
         return component_info(binary, self.settings.kubernetes)["version"]
 

@@ -439,6 +439,9 @@ class FakeK8s:
 
         return {"coredns-0": Counts(9, 8)}
 
+    def kube_proxy_pid(self, node_name: str) -> int | None:
+        return None  # no kube-proxy: the netns phase watches none
+
 
 class FakeTopology:
     def __init__(self, workdir: Path) -> None:
