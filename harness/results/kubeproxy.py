@@ -104,7 +104,7 @@ def histograms(text: str) -> tuple[dict[str, Histogram], dict[str, float]]:
                     h.count += s.value
                 elif s.name.endswith("_sum"):
                     h.total += s.value
-            elif fam.type == "counter" and s.name.endswith("_total"):
+            elif fam.type in ("counter", "unknown") and s.name.endswith("_total"):
                 counters[s.name] = counters.get(s.name, 0.0) + s.value
     return hists, counters
 

@@ -10,6 +10,12 @@ second kube-proxy, with progress), and the verdict changes because of what was m
   rate-limits its ICMP errors, icmp_ratelimit) and nothing goes to the deleted pods.
 
 Both recover once CoreDNS is back. Nothing may be left on the host.
+
+A one-way statsd-like sender beside them is counted at the receivers (the CoreDNS pods' nft
+counters) and, while kube-dns has no endpoint, on the nodes: on v1.35.4 its datagrams die at
+the deleted pod's blackhole route, on v1.37.2 at kube-proxy's reject rule. Each side also
+records every node's kube-proxy: its rule syncs and conntrack reconciles (from its metrics)
+and its RSS next to the node's conntrack count.
 """
 
 from __future__ import annotations
@@ -72,6 +78,37 @@ def _check_events(phase: dict[str, Any], clients: int) -> None:
     assert all(r[2] == r[1] for r in last), last
 
 
+def _check_statsd(phase: dict[str, Any], clients: int) -> dict[str, Any]:
+    """The sender's datagrams are all accounted for, and none arrived with no endpoint."""
+    st = phase["statsd"]
+    assert st["pods"] == clients == len(set(st["source_ports"].values()))
+    assert st["send_errors"] == 0
+    assert st["sent"] == st["sent_seen_by_nodes"] > 0  # every one seen leaving its pod
+    assert 0 < st["delivered"] < st["sent"]
+    assert sum(st["by_receiver"].values()) == st["delivered"]
+    assert st["lost"] == st["sent"] - st["delivered"]
+    (w,) = st["zero_windows"]
+    assert w["sent"] >= clients * 20 * 8  # 20 datagrams/s per pod, most of the judged part
+    assert w["delivered"] == 0  # no endpoint, nothing may arrive
+    assert abs(w["unaccounted"]) <= 0.05 * w["sent"], w
+    return dict(st)
+
+
+def _check_kube_proxy(phase: dict[str, Any], nodes: int) -> None:
+    """Every node's kube-proxy synced and reconciled during the phase, and was sampled."""
+    kp = phase["kube_proxy"]
+    assert len(kp["nodes"]) == nodes
+    for name, n in kp["nodes"].items():
+        assert n["sync"]["count"] > 0, name  # the scale-down and the scale-up at least
+        assert n["reconcile"]["count"] > 0, name  # it runs at the end of every sync
+        assert n["reconcile"]["sum_s"] > 0, name
+        assert n["rss_kib_max"] >= n["rss_kib_first"] > 0, name
+        assert n["conntrack_count_max"] > 0, name
+        assert n["samples"] >= 20, name  # once a second over a 28 s load
+    assert kp["reconcile_count"] == sum(n["reconcile"]["count"] for n in kp["nodes"].values())
+    assert not [k for k in phase["unavailable"] if k.startswith("kube_proxy.")]
+
+
 def test_the_upgrade_check_catches_the_blackholed_same_port_client(
     tmp_path: Path, host_unchanged: HostSnapshot
 ) -> None:
@@ -95,12 +132,23 @@ def test_the_upgrade_check_catches_the_blackholed_same_port_client(
     assert p["a"]["endpoints"]["blackholed"] > 0 == p["b"]["endpoints"]["blackholed"]
     assert p["a"]["endpoints"]["client_flows_stale_max"] > 0
     assert p["b"]["endpoints"]["stale_entries_max"] == 0
+    assert p["a"]["statsd"]["blackholed"] > 0 == p["b"]["statsd"]["blackholed"]
 
     old_result, old = _phase(out, OLD)
     new_result, new = _phase(out, NEW)
     clients = 2
     for phase in (old, new):
         _check_events(phase, clients)
+        _check_kube_proxy(phase, nodes=2)
+    so, sn = _check_statsd(old, clients), _check_statsd(new, clients)
+    # v1.35.4: the sender's datagrams went to a deleted pod; v1.37.2: kube-proxy rejected them
+    (wo,), (wn,) = so["zero_windows"], sn["zero_windows"]
+    assert wo["blackholed"] >= 0.9 * wo["sent"], wo
+    assert wo["rejected"] == 0, wo
+    assert wn["rejected"] >= 0.9 * wn["sent"], wn
+    assert wn["blackholed"] == 0, wn
+    # v1.37.2's reconciler deleted the clients' entries while kube-dns had no endpoint
+    assert new["kube_proxy"]["reconcile_deleted_entries"] >= clients
 
     # kube-proxy differs; the control plane is the default release's on both sides
     for result, v in ((old_result, OLD), (new_result, NEW)):
@@ -125,5 +173,9 @@ def test_the_upgrade_check_catches_the_blackholed_same_port_client(
     assert en["blackholed"] == 0
     # the verdict changed on exactly these measured expectations
     failed = {e["expect"] for e in old["expectations"] if not e["ok"]}
-    assert failed >= {"endpoints.stale_entries_max == 0", "endpoints.blackholed_rate <= 0.05"}
+    assert failed >= {
+        "endpoints.stale_entries_max == 0",
+        "endpoints.blackholed_rate <= 0.05",
+        "statsd.blackholed_rate <= 0.05",
+    }
     assert all(e["ok"] for e in new["expectations"])
