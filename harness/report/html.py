@@ -19,8 +19,10 @@ from harness.report.summary import (
 from harness.report.svg import bar_chart, conntrack_chart, fmt_num, outcomes_chart
 from harness.report.table import drops_text
 from harness.results.endpoints import describe as describe_endpoints
+from harness.results.kubeproxy import describe as describe_kube_proxy
 from harness.results.rollout import describe as describe_rollout
 from harness.results.schema import PhaseResult, RunResult
+from harness.results.statsd import describe as describe_statsd
 from harness.steady_state import describe as describe_steady
 
 CSS = """
@@ -173,6 +175,10 @@ def _phase_section(p: PhaseResult, s: PhaseSummary) -> str:
         parts.append(f'<div class="box">{escape(describe_rollout(p["rollout"]))}</div>')
     if "endpoints" in p:  # harness.results.endpoints
         parts.append(f'<div class="box">{escape(describe_endpoints(p["endpoints"]))}</div>')
+    if "statsd" in p:  # harness.results.statsd
+        parts.append(f'<div class="box">{escape(describe_statsd(p["statsd"]))}</div>')
+    if "kube_proxy" in p:  # harness.results.kubeproxy
+        parts.append(f'<div class="box">{escape(describe_kube_proxy(p["kube_proxy"]))}</div>')
     exp = "".join(
         f"<li><code>{escape(e['expect'])}</code>: observed {escape(fmt_value(e['observed']))} "
         f"{'✔' if e['ok'] else '✘ VIOLATED'}</li>"

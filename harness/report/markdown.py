@@ -11,8 +11,10 @@ from harness.report.summary import (
 )
 from harness.report.table import drops_text
 from harness.results.endpoints import describe as describe_endpoints
+from harness.results.kubeproxy import describe as describe_kube_proxy
 from harness.results.rollout import describe as describe_rollout
 from harness.results.schema import RunResult
+from harness.results.statsd import describe as describe_statsd
 from harness.steady_state import describe as describe_steady
 
 _ICON = {"pass": "✅", "fail": "❌", "inconclusive": "❔", "error": "⚠️", NO_EXPECTATION: "⚪"}
@@ -67,6 +69,14 @@ def render_markdown(result: RunResult) -> str:
     if events:  # harness.results.endpoints
         out += ["", "**Endpoint events:**", ""]
         out += [f"- `{name}`: {_cell(describe_endpoints(e))}" for name, e in events]
+    sent = [(p["name"], p["statsd"]) for p in result["phases"] if "statsd" in p]
+    if sent:  # harness.results.statsd
+        out += ["", "**statsd sender:**", ""]
+        out += [f"- `{name}`: {_cell(describe_statsd(st))}" for name, st in sent]
+    kps = [(p["name"], p["kube_proxy"]) for p in result["phases"] if "kube_proxy" in p]
+    if kps:  # harness.results.kubeproxy
+        out += ["", "**kube-proxy:**", ""]
+        out += [f"- `{name}`: {_cell(describe_kube_proxy(k))}" for name, k in kps]
     failed = [(s.name, e) for s in summaries for e in s.failed_expectations]
     if failed:
         out += ["", "**Failed expectations:**", ""]

@@ -165,13 +165,13 @@ def node_result(r: NodeReadings) -> tuple[KubeProxyNode, dict[str, str]]:
                 else:
                     reconcile = d
             else:
-                missing[f"kube_proxy.{key}"] = f"kube-proxy does not expose {name}"
+                missing[f"kube_proxy.{key}"] = f"kube-proxy's /metrics has no {name}"
         if DELETED in c1:
             d1, d0 = c1[DELETED], c0.get(DELETED, 0.0)
             deleted = int(d1 - d0) if d1 >= d0 else int(d1)
         else:
             missing["kube_proxy.reconcile_deleted_entries"] = (
-                f"kube-proxy does not expose {DELETED}"
+                f"kube-proxy's /metrics has no {DELETED}"
             )
     rss = [(s[1], s[2]) for s in r.samples if s[1] is not None]
     counts = [s[2] for s in r.samples if s[2] is not None]
@@ -229,3 +229,20 @@ def kube_proxy_result(
     if any(c is not None for c in counts):
         out["conntrack_count_max"] = max(c for c in counts if c is not None)
     return out, missing
+
+
+def describe(r: KubeProxyPhase) -> str:
+    """One sentence for reports (pure)."""
+    parts = []
+    for name, n in r["nodes"].items():
+        rec = n["reconcile"]
+        text = f"{name}: {n['sync']['count'] if n['sync'] else '?'} rule syncs"
+        if rec is not None and rec["count"]:
+            top = f"<= {rec['max_le_s']:g} s" if rec["max_le_s"] is not None else "past the buckets"
+            text += f", {rec['count']} conntrack reconciles (mean {rec['mean_s']:.4f} s, max {top})"
+        if n["rss_kib_max"] is not None:
+            text += f", RSS up to {n['rss_kib_max'] / 1024:.1f} MiB"
+        if n["conntrack_count_at_rss_max"] is not None:
+            text += f" with {n['conntrack_count_at_rss_max']} conntrack entries"
+        parts.append(text)
+    return "kube-proxy: " + "; ".join(parts) + "."

@@ -132,3 +132,19 @@ def test_what_a_release_does_not_expose_is_listed() -> None:
     assert r["sync_count"] == 1
     _, gone = kube_proxy_result({"node-1": NodeReadings(pid=None, before=None, after=None)})
     assert "kube_proxy.metrics" in gone
+
+
+def test_describe_names_each_node() -> None:
+    from harness.results.kubeproxy import describe
+
+    a = NodeReadings(
+        pid=10,
+        before=_metrics([0, 0, 0, 0, 0], [0, 0, 0, 0, 0], 0),
+        after=_metrics([0, 1, 1, 1, 1], [0, 0, 0, 0, 2], 0),
+        samples=[(0.0, 2048, 300)],
+    )
+    r, _ = kube_proxy_result({"node-1": a})
+    text = describe(r)
+    assert "node-1: 1 rule syncs, 2 conntrack reconciles" in text
+    assert "max past the buckets" in text  # both in +Inf: no bound to give
+    assert "RSS up to 2.0 MiB with 300 conntrack entries" in text
