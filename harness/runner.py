@@ -37,6 +37,7 @@ from harness.results.evidence import Evidence
 from harness.results.record import RunRecord, basic_environment
 from harness.results.schema import Environment, PhaseResult, RunResult
 from harness.scenario.model import Phase, Scenario
+from harness.scenario.ownfiles import read_own_files
 
 CT = "net.netfilter."
 
@@ -342,6 +343,7 @@ def run_scenario(
         command=command or " ".join(sys.argv),
         scenario_file=scenario_file,
         scenario_text=scenario_text,
+        scenario_files=read_own_files(scenario, scenario_file) if scenario_file else {},
     )
     from harness.report.files import salvage, write_run
 
