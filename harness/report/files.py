@@ -11,6 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
 
 from harness.errors import BadInput, ReportFailed
@@ -85,7 +86,7 @@ def write_reports(
     if scenario_text is not None:
         attempt("scenario.yaml", lambda: _write(report_dir / "scenario.yaml", scenario_text))
         for rel, data in (scenario_files or {}).items():  # next to it, where it looks for them
-            attempt(rel, lambda rel=rel, data=data: _write_bytes(report_dir / rel, data))
+            attempt(rel, partial(_write_bytes, report_dir / rel, data))
     if evidence is not None:
         attempt("evidence", lambda: ev.write(report_dir / "evidence"))
     attempt("report.html", lambda: text("report.html", render_html))
