@@ -48,7 +48,7 @@ from harness.plan import PhasePlan, plan_phase, plan_run
 from harness.plan.phase import base_coredns
 from harness.plan.types import CoreDNSPlan
 from harness.scenario.model import Phase, Scenario
-from harness.steady_state import Timeouts
+from harness.steady.model import Timeouts
 from loadgen.worker import WorkerPlan, WorkerResult
 
 Manifest = dict[str, Any]

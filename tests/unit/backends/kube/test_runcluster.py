@@ -30,7 +30,7 @@ from harness.results.build import build_phase_result
 from harness.results.evidence import Evidence
 from harness.results.schema import PhaseResult, ServerResult
 from harness.scenario.model import Scenario
-from harness.steady_state import not_steady
+from harness.steady.assess import not_steady
 
 TIMEOUTS = "120\n10\n30\n120\n"  # TIME_WAIT, CLOSE, UDP, UDP stream in the client node
 INODES = {"cth-r1-worker": 4026532001, "cth-r1-worker2": 4026532002}
@@ -244,7 +244,7 @@ def test_a_natural_phase_on_kind_is_assessed_and_not_called_steady() -> None:
     assert not_steady([{"name": "baseline", "steady_state": ss}]) is not None
 
 
-# --- the aged warm-up on kind (harness.warmup, the netns backend's) -------------------------
+# --- the aged warm-up on kind (harness.steady.warmup, the netns backend's) -------------------------
 TW = "net.netfilter.nf_conntrack_tcp_timeout_time_wait"
 UDP = "net.netfilter.nf_conntrack_udp_timeout"
 # PIDs above any pid_max: no process has them, so nothing real is opened
@@ -269,7 +269,7 @@ def aged_kind(
 ) -> tuple[list[PhaseMeasurement], RecordingGuard, list[tuple[str, tuple[str, ...], Any]]]:
     """measure() on kind with a guard, the node containers' and pods' namespaces found by
     handle, and the flows the warm-up would open recorded instead (no kernel)."""
-    from harness import warmup
+    from harness.steady import warmup
     from harness.backends.kube import nodeaccess
 
     values = {(ns, k): v for ns in NODE_NS.values() for k, v in ((TW, "120"), (UDP, "30"))}
