@@ -42,7 +42,7 @@ from harness.kernel.sampler import ConntrackSampler, NodeProbe, Sampler
 from harness.measurement import PhaseMeasurement
 from harness.plan import PhasePlan
 from harness.results.evidence import Evidence
-from harness.scenario.model import Phase, Scenario
+from harness.scenario.model import Scenario
 from harness.steady.warmup import AgedWarmup, SysctlSetter, WarmupTargets
 from loadgen.worker import WorkerPlan, WorkerResult
 
@@ -146,9 +146,9 @@ class KubeRunCluster:
         for the whole run; both are reverted when the cluster exits."""
 
     @contextmanager
-    def phase(self, phase: Phase) -> Iterator[PhasePlan]:
-        with self.kube.phase(phase) as plan:
-            yield plan
+    def phase(self, plan: PhasePlan) -> Iterator[PhasePlan]:
+        with self.kube.phase(plan) as realized:
+            yield realized
 
     # --- measuring ---------------------------------------------------------------------
     def _dns_servers(self) -> list[int]:

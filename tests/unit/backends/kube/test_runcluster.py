@@ -167,8 +167,9 @@ def measure(s: Scenario, log: FakeLog | None) -> tuple[list[PhaseMeasurement], N
     with cluster:
         cluster.apply_node_sysctls()
         for phase in s.phases:
-            with cluster.phase(phase) as plan:
-                assert plan == plan_phase(s, phase)  # the backend realizes the one phase plan
+            want = plan_phase(s, phase)
+            with cluster.phase(want) as plan:
+                assert plan == want  # the backend realizes the one phase plan it is given
                 assert cluster.kube.node_map.nodes == {
                     "node-1": "cth-r1-worker",
                     "node-2": "cth-r1-worker2",
@@ -269,8 +270,8 @@ def aged_kind(
 ) -> tuple[list[PhaseMeasurement], RecordingGuard, list[tuple[str, tuple[str, ...], Any]]]:
     """measure() on kind with a guard, the node containers' and pods' namespaces found by
     handle, and the flows the warm-up would open recorded instead (no kernel)."""
-    from harness.steady import warmup
     from harness.backends.kube import nodeaccess
+    from harness.steady import warmup
 
     values = {(ns, k): v for ns in NODE_NS.values() for k, v in ((TW, "120"), (UDP, "30"))}
     guard = RecordingGuard(values)
@@ -302,7 +303,7 @@ def aged_kind(
     out = []
     with cluster:
         for phase in s.phases:
-            with cluster.phase(phase) as plan:
+            with cluster.phase(plan_phase(s, phase)) as plan:
                 out.append(cluster.measure(plan, None))
     return out, guard, fills
 
@@ -654,7 +655,7 @@ def test_kube_evidence_is_the_one_typed_layout(tmp_path: Path) -> None:
     cluster, _, _ = kind_cluster(s, None)
     with cluster:
         for phase in s.phases:
-            with cluster.phase(phase) as plan:
+            with cluster.phase(plan_phase(s, phase)) as plan:
                 cluster.measure(plan, None)
         ev = cluster.evidence()
     assert set(ev.nodes) == {"cth-r1-worker", "cth-r1-worker2"}
@@ -684,7 +685,7 @@ def test_pin_cpus_on_kind_pins_the_nodes_coredns_and_the_load(
         s = cluster.scenario
         out = []
         for phase in s.phases:
-            with cluster.phase(phase) as plan:
+            with cluster.phase(plan_phase(s, phase)) as plan:
                 out.append(cluster.measure(plan, None))
     base, race = out
     assert pinned == [([100, 101, 200, 201], {0}), ([100, 101, 200, 201], {0, 1})]
