@@ -106,7 +106,13 @@ def plan_load(scenario: Scenario, load: LoadSpec, *, fqdn: bool, pooling: int | 
         udp = SamePortUDPPlan(rate=load.udp.rate, name=load.udp.name, timeout_s=load.udp.timeout_s)
     statsd = StatsdLoadPlan(rate=load.statsd.rate) if load.statsd is not None else None
     return LoadPlan(
-        duration_s=load.duration_s, dns=dns, http=http, locust=locust, udp=udp, statsd=statsd
+        duration_s=load.duration_s,
+        dns=dns,
+        http=http,
+        locust=locust,
+        udp=udp,
+        statsd=statsd,
+        warmup=load.warmup,
     )
 
 

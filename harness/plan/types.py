@@ -121,6 +121,9 @@ class LoadPlan:
     locust: LocustLoadPlan | None = None  # or a locustfile; never both
     udp: SamePortUDPPlan | None = None  # the same-port client, alongside the rest
     statsd: StatsdLoadPlan | None = None  # the one-way sender, alongside the rest
+    # how the phase reaches its steady state: the aged warm-up where the model needs one
+    # ("aged"), or a natural start ("none")
+    warmup: Literal["aged", "none"] = "aged"
 
 
 @dataclass(frozen=True)

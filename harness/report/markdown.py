@@ -15,7 +15,7 @@ from harness.results.kubeproxy import describe as describe_kube_proxy
 from harness.results.rollout import describe as describe_rollout
 from harness.results.schema import RunResult
 from harness.results.statsd import describe as describe_statsd
-from harness.steady_state import describe as describe_steady
+from harness.steady.assess import describe as describe_steady
 
 _ICON = {"pass": "✅", "fail": "❌", "inconclusive": "❔", "error": "⚠️", NO_EXPECTATION: "⚪"}
 
@@ -58,7 +58,7 @@ def render_markdown(result: RunResult) -> str:
                 f"{_cell(v.comparison.sentence)}"
             )
     steady = [(p["name"], p["steady_state"]) for p in result["phases"] if "steady_state" in p]
-    if steady:  # harness.steady_state
+    if steady:  # harness.steady
         out += ["", "**Steady state:**", ""]
         out += [f"- `{name}`: {_cell(describe_steady(ss))}" for name, ss in steady]
     rollouts = [(p["name"], p["rollout"]) for p in result["phases"] if "rollout" in p]

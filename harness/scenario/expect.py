@@ -95,7 +95,7 @@ METRICS: frozenset[str] = frozenset(
         "kube_proxy.reconcile_max_le_s",
         "kube_proxy.reconcile_deleted_entries",
         "kube_proxy.rss_kib_max",
-        # netns: harness.steady_state (reached is 1 or 0)
+        # netns: harness.steady (reached is 1 or 0)
         "steady_state.reached",
         "steady_state.occupancy_vs_max",
         "steady_state.observed_vs_max",
