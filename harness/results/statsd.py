@@ -22,7 +22,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from itertools import pairwise
-from typing import TypedDict
+from typing import TYPE_CHECKING, TypedDict
+
+if TYPE_CHECKING:
+    from loadgen.udp.statsd import StatsdResult
 
 RECEIVER = (
     "nft counter in each CoreDNS pod's network namespace (input hook): UDP datagrams to "
@@ -118,7 +121,7 @@ def _sums(nodes: Mapping[str, StatsdNode], rx: Mapping[str, int]) -> tuple[int, 
 
 
 def statsd_result(
-    sender: Mapping[str, object],
+    sender: StatsdResult,
     samples: Sequence[Sample],
     windows: Sequence[tuple[float, float]],
     source: str,
@@ -126,7 +129,7 @@ def statsd_result(
     """``sender``: the worker's ``statsd`` output; ``samples`` in time order, the first taken
     before the load and the last after it; ``windows``: each zero-endpoint window's judged
     part, (from_s, to_s) on the load's clock."""
-    sent = int(sender.get("sent", 0))  # type: ignore[call-overload]
+    sent = sender["sent"]
     if len(samples) >= 2:
         by_node, by_rx = _between(samples[0], samples[-1])
     else:
@@ -159,17 +162,16 @@ def statsd_result(
     w_total = sum(w["sent"] for w in out_windows)
     blackholed = sum(w["blackholed"] for w in out_windows)
     rejected = sum(w["rejected"] for w in out_windows)
-    ports = sender.get("source_ports", {})
     return StatsdPhase(
         receiver=RECEIVER,
-        target=str(sender.get("target", "")),
-        port=int(sender.get("port", 0)),  # type: ignore[call-overload]
-        payload=str(sender.get("payload", "")),
-        rate_per_pod=float(sender.get("rate_per_pod", 0.0)),  # type: ignore[arg-type]
-        pods=int(sender.get("pods", 0)),  # type: ignore[call-overload]
-        source_ports=dict(ports) if isinstance(ports, Mapping) else {},
+        target=sender["target"],
+        port=sender["port"],
+        payload=sender["payload"],
+        rate_per_pod=sender["rate_per_pod"],
+        pods=sender["pods"],
+        source_ports=dict(sender["source_ports"]),
         sent=sent,
-        send_errors=int(sender.get("send_errors", 0)),  # type: ignore[call-overload]
+        send_errors=sender["send_errors"],
         sent_seen_by_nodes=seen,
         delivered=delivered,
         lost=sent - delivered,

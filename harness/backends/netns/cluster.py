@@ -52,6 +52,7 @@ from harness.results.schema import CaptureResult
 from harness.results.statsd import StatsdPhase, statsd_result
 from harness.scenario.model import Scenario
 from loadgen.http.plan import HTTPTarget
+from loadgen.udp.statsd import StatsdResult
 from loadgen.worker import PodSpec, WorkerPlan
 
 EVENTS_LEAD_S = 4.0  # a phase with events: the load starts this long after its plan is written
@@ -487,7 +488,7 @@ class NetnsCluster:
 
     @staticmethod
     def _statsd_result(
-        sampler: StatsdSampler, sender: dict[str, Any], load_start: float, extra: dict[str, Any]
+        sampler: StatsdSampler, sender: StatsdResult, load_start: float, extra: dict[str, Any]
     ) -> StatsdPhase:
         """Where the sender's datagrams went, over the phase and each zero-endpoint window."""
         samples = [(round(t - load_start, 3), n, r) for t, n, r in sampler.samples]

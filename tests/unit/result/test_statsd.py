@@ -8,6 +8,7 @@ import pytest
 
 from harness.results.diff import diff_runs, render
 from harness.results.statsd import describe, node_flow, statsd_result
+from loadgen.udp.statsd import StatsdResult
 from tests.sample_results import exhaustion_run
 
 pytestmark = pytest.mark.unit
@@ -23,7 +24,7 @@ def _node(svc: int, in_: int, fwd: int, out: int, local: int = 0) -> dict[str, i
     }
 
 
-SENDER: dict[str, Any] = {
+SENDER: StatsdResult = {
     "target": "10.96.0.10",
     "port": 53,
     "payload": "cth:1|c",
@@ -32,6 +33,8 @@ SENDER: dict[str, Any] = {
     "source_ports": {"10.244.1.2": 40000, "10.244.1.3": 40001},
     "sent": 100,
     "send_errors": 0,
+    "timeline": [],
+    "by_pod": {},
 }
 
 
