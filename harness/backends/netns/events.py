@@ -115,7 +115,8 @@ class EventRun:
         if self._thread.is_alive():
             raise BackendError(f"the phase's events did not finish within {JOIN_S:.0f} s")
         if self.error is not None:
-            raise BackendError(f"a phase event failed: {self.error}") from self.error
+            why = str(self.error) or type(self.error).__name__
+            raise BackendError(f"a phase event failed: {why}") from self.error
 
     def cancel(self) -> None:
         self._cancel.set()
