@@ -308,7 +308,8 @@ def _describe_windows(r: EndpointsResult) -> str:
     spans = ", ".join(f"{w['from_s']:.1f}-{w['to_s']:.1f} s" for w in r["zero_windows"])
     return (
         f"{r['service']} had no endpoint during {spans}: at most {r['stale_entries_max']} "
-        f"conntrack entries still DNATed to a deleted pod; the same-port client's "
+        f"conntrack entries still DNATed to no endpoint of it (a deleted pod, or a pod of "
+        f"the Service while it was deleted); the same-port client's "
         f"{r['sent']} queries then were {r['answered']} answered, {r['refused']} refused, "
         f"{r['blackholed']} blackholed (sent to a deleted pod), {r['rejected_silently']} "
         f"dropped by kube-proxy's reject rule without an ICMP error (the kernel's "
