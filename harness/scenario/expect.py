@@ -82,7 +82,7 @@ METRICS: frozenset[str] = frozenset(
         "endpoints.restart_unsynced_s_max",
         "endpoints.deleted_service_entries_max",
         "endpoints.recovered_s_max",
-        # netns: harness.steady_state (reached is 1 or 0)
+        # netns: harness.steady (reached is 1 or 0)
         "steady_state.reached",
         "steady_state.occupancy_vs_max",
         "steady_state.observed_vs_max",

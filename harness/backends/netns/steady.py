@@ -18,8 +18,8 @@ from harness.kernel import sysctl
 from harness.kernel.sampler import NodeSeries
 from harness.results.schema import SteadyStateResult
 from harness.scenario.model import LoadSpec
-from harness.steady_state import SteadyState, Timeouts, phase_model
-from harness.warmup import AgedWarmup, WarmupTargets
+from harness.steady.model import SteadyState, Timeouts, phase_model
+from harness.steady.warmup import AgedWarmup, WarmupTargets
 
 CT = "net.netfilter.nf_conntrack_"
 
@@ -79,7 +79,7 @@ class PhaseSteady:
     def prepare(
         self, guard: sysctl.SysctlGuard, *, startup_s: float, stages: Stages | None = None
     ) -> None:
-        """Warm the table up to the model's steady state (:mod:`harness.warmup`: unless the
+        """Warm the table up to the model's steady state (:mod:`harness.steady.warmup`: unless the
         load says ``warmup: none``, the steady state is far below the limit, or the model does
         not know the whole load: a locustfile's); read the remaining lifetimes back right
         after."""

@@ -10,11 +10,11 @@ import pytest
 
 from cthcommon.resolvconf import ResolvConf
 from harness.errors import BadInput
-from harness.steady_state import (
+from harness.steady.assess import assess
+from harness.steady.model import (
     SteadyState,
     Timeouts,
     aged_timeout,
-    assess,
     dns_flows,
     entries_per_lookup,
     http_flows,
@@ -212,7 +212,7 @@ def test_bad_model_input() -> None:
 
 def test_phase_model_of_the_exhaustion_load() -> None:
     from harness.scenario.model import DNSLoad, HTTPLoad, LoadSpec
-    from harness.steady_state import phase_model
+    from harness.steady.model import phase_model
 
     load = LoadSpec(
         duration_s=5,
@@ -272,7 +272,7 @@ def test_far_below_the_limit_counts_as_steady() -> None:
 
 def test_a_phase_not_in_steady_state_cannot_be_fixed() -> None:
     from cthcommon.stats import compare
-    from harness.steady_state import gate_comparison
+    from harness.steady.assess import gate_comparison
 
     cmp = compare((300, 800), (0, 800))
     assert cmp.outcome == "fixed"
@@ -289,7 +289,7 @@ def test_a_phase_not_in_steady_state_cannot_be_fixed() -> None:
 
 
 def test_warmup_readback_parsing() -> None:
-    from harness.warmup import lifetimes_at_load, remaining_by_kind
+    from harness.steady.warmup import lifetimes_at_load, remaining_by_kind
 
     listing = (
         "tcp      6 117 TIME_WAIT src=10.244.1.2 dst=10.96.0.20 sport=1 dport=80 [ASSURED]\n"
@@ -306,7 +306,7 @@ def test_warmup_readback_parsing() -> None:
 
 
 def test_describe_names_the_occupancy_the_warmup_and_the_reason() -> None:
-    from harness.steady_state import describe
+    from harness.steady.assess import describe
 
     ss = {
         "reached": True,
@@ -331,7 +331,7 @@ def test_describe_names_the_occupancy_the_warmup_and_the_reason() -> None:
 
 def test_batch_means_interval_is_wider_for_a_sawtooth() -> None:
     from cthcommon.stats import wilson
-    from harness.steady_state import batch_means_ci
+    from harness.steady.assess import batch_means_ci
 
     # the table is full for 5 s (every lookup fails), then reaped for 5 s (none fails)
     saw = [[float(s), 20.0, 20.0 if (s // 5) % 2 == 0 else 0.0] for s in range(40)]
@@ -365,7 +365,7 @@ def test_a_locustfile_load_is_not_modelled_so_its_steady_state_is_not_judged(
     (tests/unit/result/test_steady_observed.py), the phase's steady state is inconclusive
     whatever the fill, with the reason and what the table did."""
     from harness.scenario.model import DNSLoad, HTTPLoad, LoadSpec
-    from harness.steady_state import phase_model
+    from harness.steady.model import phase_model
 
     shop = tmp_path / "shop.py"
     shop.write_text("from locust import HttpUser\n\nclass Shopper(HttpUser):\n    pass\n")
@@ -396,7 +396,7 @@ def test_a_locustfile_load_is_not_modelled_so_its_steady_state_is_not_judged(
 
 
 def test_describe_an_unmodelled_phase_claims_no_expected_occupancy() -> None:
-    from harness.steady_state import describe
+    from harness.steady.assess import describe
 
     text = describe(
         {
