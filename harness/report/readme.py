@@ -392,7 +392,8 @@ def _upgrade_side(s: Mapping[str, Any]) -> str:
         f"{s['verdict']} ({int(e.get('stale_entries_max', 0)):,} stale entries, "
         f"{int(e.get('client_flows_stale_max', 0)):,} of them the same-port clients'; "
         f"{int(e.get('blackholed', 0)):,} of {int(e.get('sent', 0)):,} same-port queries "
-        f"blackholed, {int(e.get('refused', 0)):,} refused)"
+        f"blackholed, {int(e.get('refused', 0)):,} refused, "
+        f"{int(e.get('rejected_silently', 0)):,} rejected at the node without an ICMP error)"
     )
 
 

@@ -142,7 +142,8 @@ def test_the_upgrade_block_quotes_each_comparison_s_numbers() -> None:
                     f"{p[side]['verdict']} ({e['stale_entries_max']:,} stale entries, "
                     f"{e['client_flows_stale_max']:,} of them the same-port clients'; "
                     f"{e['blackholed']:,} of {e['sent']:,} same-port queries blackholed, "
-                    f"{e['refused']:,} refused)"
+                    f"{e['refused']:,} refused, {e['rejected_silently']:,} rejected at the node "
+                    "without an ICMP error)"
                 ) in item
 
 
