@@ -82,6 +82,7 @@ def execute_run(args: argparse.Namespace) -> tuple[RunResult, RunRecord]:
     from harness.report.live import LiveRun, check_textfile
     from harness.results.record import RunRecord
     from harness.scenario.loader import read_scenario
+    from harness.scenario.ownfiles import read_own_files
 
     # bad input -> exit 2 before any host change; the file is read once, here
     scenario, text = read_scenario(args.scenario)
@@ -95,6 +96,7 @@ def execute_run(args: argparse.Namespace) -> tuple[RunResult, RunRecord]:
         command=shlex.join(["conntrack-harness", *sys.argv[1:]]),
         scenario_file=str(args.scenario),
         scenario_text=text,
+        scenario_files=read_own_files(scenario, args.scenario),
     )
     given = Path(args.report_dir) if args.report_dir else None
     chosen = given or default_report_dir(scenario.name, record.run_id)
@@ -280,6 +282,20 @@ def _run_on_releases(args: argparse.Namespace) -> tuple[Path, Path]:
     return out[0], out[1]
 
 
+def _own_files(scenario_yaml: Path) -> dict[str, bytes]:
+    """The files a kept scenario.yaml names, read next to it; none when it is missing or no
+    longer valid (the reports are still written)."""
+    from harness.scenario.loader import read_scenario
+    from harness.scenario.ownfiles import read_own_files
+
+    if not scenario_yaml.is_file():
+        return {}
+    try:
+        return read_own_files(read_scenario(scenario_yaml)[0], scenario_yaml)
+    except BadInput:
+        return {}
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from harness.report import print_verdict_table
     from harness.report.files import prepare_report_dir, write_reports
@@ -292,7 +308,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     text = scen.read_text() if scen.is_file() else None
     print_verdict_table(result)
     evidence = Evidence.read(here / "evidence")
-    paths = write_reports(result, out, evidence=evidence, scenario_text=text)
+    paths = write_reports(
+        result, out, evidence=evidence, scenario_text=text, scenario_files=_own_files(scen)
+    )
     print("reports: " + " ".join(str(p) for p in paths))
     return 0
 

@@ -29,6 +29,7 @@ from harness.kernel import sysctl
 from harness.kernel.conntrack import max_refusal
 from harness.kernel.journal import STATE_DIR_ENV, HostLock, Journal, state_dir
 from harness.kernel.signals import deferred
+from harness.plan import PhasePlan, plan_phase, plan_run
 from harness.plan.sysctls import host_buckets
 from harness.restore import RestoreReport, restore_stale, undo_journal
 from harness.results import record as _record
@@ -37,6 +38,7 @@ from harness.results.evidence import Evidence
 from harness.results.record import RunRecord, basic_environment
 from harness.results.schema import Environment, PhaseResult, RunResult
 from harness.scenario.model import Phase, Scenario
+from harness.scenario.ownfiles import read_own_files
 
 CT = "net.netfilter."
 
@@ -180,6 +182,10 @@ class ClusterSession:
         self.run_id = run_id or new_run_id()
         self.notice = notice
         self.on_host = backend in HOST_KERNEL_BACKENDS  # its nodes share this host's kernel
+        # every phase planned once, up front (bad input, exit 2, before anything is built);
+        # the backend realizes these plans and never plans a phase itself
+        self.run_plan = plan_run(scenario)
+        self.plans = {p.name: p for p in self.run_plan.phases}
         self.env: Environment | None = None
         self._stack = ExitStack()
         self.journal: Journal | None = None
@@ -223,9 +229,7 @@ class ClusterSession:
                 notice=self.notice,
             )
             self.cluster = stack.enter_context(cluster)
-            components = getattr(self.cluster, "components", None)
-            if callable(components):  # the upstream parts a backend runs: name -> version
-                self.env["components"] = components()
+            self.env["components"] = self.cluster.components()
             self.cluster.apply_node_sysctls()
             for key in ("nf_conntrack_max", "nf_conntrack_buckets"):
                 self.env["sysctls"][f"{CT}{key} (during run)"] = sysctl.read(CT + key)
@@ -257,7 +261,11 @@ class ClusterSession:
         self, phase: Phase, rep: int = 0, progress: Progress | None = None
     ) -> PhaseResult:
         assert self.cluster is not None, "enter the session first"
-        return _run_phase(self.cluster, self.scenario, phase, rep, progress)
+        # the run's plan, made once; a phase of the test's own (a copy with other fields) is
+        # planned here, against the same scenario
+        plan = self.plans.get(phase.name) if phase in self.scenario.phases else None
+        plan = plan or plan_phase(self.scenario, phase)
+        return _run_phase(self.cluster, plan, phase, rep, progress)
 
     def reset(self) -> None:
         """Cheap per-test reset: nothing but the nodes' conntrack tables carries over."""
@@ -342,6 +350,7 @@ def run_scenario(
         command=command or " ".join(sys.argv),
         scenario_file=scenario_file,
         scenario_text=scenario_text,
+        scenario_files=read_own_files(scenario, scenario_file) if scenario_file else {},
     )
     from harness.report.files import salvage, write_run
 
@@ -365,8 +374,8 @@ def run_scenario(
 
 
 def _run_phase(
-    cluster: Cluster, scenario: Scenario, phase: Phase, rep: int, progress: Progress | None
+    cluster: Cluster, plan: PhasePlan, phase: Phase, rep: int, progress: Progress | None
 ) -> PhaseResult:
-    with cluster.phase(phase) as plan:
-        m = cluster.measure(plan, progress)
+    with cluster.phase(plan) as realized:
+        m = cluster.measure(realized, progress)
     return build_phase_result(phase, rep, m)

@@ -59,7 +59,7 @@ class PhaseModel:
     extra_nodes: tuple[str, ...] = ("node-2",)
     seed: int = 1
     # result.json's steady_state for the phase (None: the backend did not judge it), e.g.
-    # from harness.results.steady.steady_result; the verdict follows harness.results.verdict
+    # from harness.steady.result.steady_result; the verdict follows harness.results.verdict
     steady_state: Mapping[str, Any] | None = None
 
 

@@ -19,7 +19,7 @@ from harness.kernel.sysctl import SysctlGuard
 from harness.measurement import PhaseMeasurement
 from harness.plan import PhasePlan
 from harness.results.evidence import Evidence
-from harness.scenario.model import Phase, Scenario
+from harness.scenario.model import Scenario
 
 # phase name, seconds elapsed, seconds planned, live figures (e.g. {"conntrack": {...}, "max": N})
 Progress = Callable[[str, float, float, dict[str, Any]], None]
@@ -60,8 +60,14 @@ class Cluster(Protocol):
         """The scenario's node_sysctls, for the whole run (reverted by the guard)."""
         ...
 
-    def phase(self, phase: Phase) -> AbstractContextManager[PhasePlan]:
-        """Realize the phase's plan (remediations and faults); yield it; revert on exit."""
+    def components(self) -> dict[str, dict[str, str]]:
+        """The upstream parts the cluster runs, by name: version, and where known mode,
+        source or image (``environment.components`` in result.json)."""
+        ...
+
+    def phase(self, plan: PhasePlan) -> AbstractContextManager[PhasePlan]:
+        """Realize the phase's plan (remediations, faults, its CoreDNS and NodeLocal; the
+        runner planned it once, :func:`harness.plan.plan_run`); yield it; revert on exit."""
         ...
 
     def reset(self) -> None:

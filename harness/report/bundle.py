@@ -5,6 +5,8 @@ Layout (under ``conntrack-harness-<run_id>/``)::
     README.md                 what is inside, the verdict, how to re-run
     rerun.sh                  re-runs the scenario kept here, with the run's options
     scenario.yaml             the scenario file
+    <its own files>           the Corefile and locustfiles it names, at the paths it gives
+                              (scenario-files/<name> for one outside its directory)
     result.json
     environment/kernel.txt, sysctls.txt, tools.txt
     nodes/<node>/iptables-save.txt, conntrack-S.txt      at the end of the run
@@ -34,6 +36,7 @@ from pathlib import Path
 
 from harness.errors import BadInput
 from harness.results.schema import RunResult
+from harness.scenario.ownfiles import OUTSIDE
 
 Source = str | bytes | Path
 _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -80,6 +83,15 @@ def _readme(result: RunResult, members: list[str]) -> str:
         for p in result["phases"]
     )
     files = "\n".join(f"- `{m}`" for m in members)
+    away = [m for m in members if m.startswith(f"{OUTSIDE}/")]
+    outside = (
+        "The scenario names these files by a path outside its own directory; put them back "
+        "where `scenario.yaml` says before re-running: "
+        + ", ".join(f"`{m}`" for m in away)
+        + ".\n\n"
+        if away
+        else ""
+    )
     return (
         f"# conntrack-harness bug report: {result['scenario']}\n\n"
         f"Verdict: **{result['verdict']}** (run `{result['run_id']}`, kernel "
@@ -87,7 +99,7 @@ def _readme(result: RunResult, members: list[str]) -> str:
         f"## Re-run\n\nThe run was: `{result['command']}`\n\n`sh rerun.sh` (as root) runs "
         "the `scenario.yaml` kept here with the same options; it finds `conntrack-harness` "
         "on PATH or in `.venv/bin/` of the directory you run it from.\n\n"
-        f"## Files\n\n{files}\n"
+        f"{outside}## Files\n\n{files}\n"
     )
 
 
@@ -180,11 +192,14 @@ def write_bundle(
     pcaps: Mapping[str, Source] | None = None,
     kernel: str | None = None,
     evidence: Mapping[str, Source] | None = None,
+    scenario_files: Mapping[str, Source] | None = None,
 ) -> Path:
     """Write the bundle to ``out_path`` (``.tar.gz``) and return it.
 
-    ``scenario`` is the scenario file (``Path``) or its text. ``table_full_log`` defaults to
-    the lines result.json carries. ``kernel`` (e.g. ``uname -a``) defaults to the recorded one.
+    ``scenario`` is the scenario file (``Path``) or its text; ``scenario_files`` the files it
+    names, by their path relative to it (``harness.scenario.ownfiles``). ``table_full_log``
+    defaults to the lines result.json carries. ``kernel`` (e.g. ``uname -a``) defaults to the
+    recorded one.
     """
     out = Path(out_path)
     if not out.name.endswith(".tar.gz"):
@@ -194,6 +209,8 @@ def write_bundle(
         "result.json": (json.dumps(result, indent=2, sort_keys=True) + "\n").encode(),
         "rerun.sh": rerun_script(result).encode(),
     }
+    for rel, src in (scenario_files or {}).items():
+        files["/".join(_safe(p, "scenario file") for p in rel.split("/"))] = _text(src)
     env = result["environment"]
     files["environment/kernel.txt"] = ((kernel or env["kernel"]).rstrip() + "\n").encode()
     files["environment/sysctls.txt"] = "".join(

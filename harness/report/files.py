@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
 
 from harness.errors import BadInput, ReportFailed
@@ -57,6 +58,7 @@ def write_reports(
     *,
     evidence: Evidence | None = None,
     scenario_text: str | None = None,
+    scenario_files: Mapping[str, bytes] | None = None,
 ) -> list[Path]:
     """result.json, scenario.yaml, evidence/, then HTML, Markdown, JUnit XML and the bundle."""
     from harness.report import render_html, render_junit, render_markdown
@@ -83,6 +85,8 @@ def write_reports(
 
     if scenario_text is not None:
         attempt("scenario.yaml", lambda: _write(report_dir / "scenario.yaml", scenario_text))
+        for rel, data in (scenario_files or {}).items():  # next to it, where it looks for them
+            attempt(rel, partial(_write_bytes, report_dir / rel, data))
     if evidence is not None:
         attempt("evidence", lambda: ev.write(report_dir / "evidence"))
     attempt("report.html", lambda: text("report.html", render_html))
@@ -95,6 +99,7 @@ def write_reports(
             report_dir / "bundle.tar.gz",
             scenario=scenario_text if scenario_text is not None else SCENARIO_MISSING,
             evidence=ev.files(),  # the one evidence layout: nodes/, pods/, phases/, pcap/
+            scenario_files=scenario_files,
         ),
     )
     if failures:
@@ -113,6 +118,7 @@ def write_run(record: RunRecord, report_dir: Path) -> list[Path]:
         report_dir,
         evidence=record.evidence,
         scenario_text=record.scenario_text,
+        scenario_files=record.scenario_files,
     )
 
 
@@ -138,4 +144,10 @@ def salvage(record: RunRecord, report_dir: Path) -> Path | None:
 
 def _write(p: Path, content: str) -> Path:
     p.write_text(content)
+    return p
+
+
+def _write_bytes(p: Path, content: bytes) -> Path:
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_bytes(content)
     return p

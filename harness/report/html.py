@@ -21,7 +21,7 @@ from harness.report.table import drops_text
 from harness.results.endpoints import describe as describe_endpoints
 from harness.results.rollout import describe as describe_rollout
 from harness.results.schema import PhaseResult, RunResult
-from harness.steady_state import describe as describe_steady
+from harness.steady.assess import describe as describe_steady
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:24px auto;
@@ -167,7 +167,7 @@ def _phase_section(p: PhaseResult, s: PhaseSummary) -> str:
             f'<div class="box">Injected fault: <code>{escape(fault_text(fault))}</code>. '
             "This phase is not a natural result.</div>"
         )
-    if "steady_state" in p:  # harness.steady_state
+    if "steady_state" in p:  # harness.steady
         parts.append(f'<div class="box">{escape(describe_steady(p["steady_state"]))}</div>')
     if "rollout" in p:  # harness.results.rollout
         parts.append(f'<div class="box">{escape(describe_rollout(p["rollout"]))}</div>')

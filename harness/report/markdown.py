@@ -13,7 +13,7 @@ from harness.report.table import drops_text
 from harness.results.endpoints import describe as describe_endpoints
 from harness.results.rollout import describe as describe_rollout
 from harness.results.schema import RunResult
-from harness.steady_state import describe as describe_steady
+from harness.steady.assess import describe as describe_steady
 
 _ICON = {"pass": "✅", "fail": "❌", "inconclusive": "❔", "error": "⚠️", NO_EXPECTATION: "⚪"}
 
@@ -56,7 +56,7 @@ def render_markdown(result: RunResult) -> str:
                 f"{_cell(v.comparison.sentence)}"
             )
     steady = [(p["name"], p["steady_state"]) for p in result["phases"] if "steady_state" in p]
-    if steady:  # harness.steady_state
+    if steady:  # harness.steady
         out += ["", "**Steady state:**", ""]
         out += [f"- `{name}`: {_cell(describe_steady(ss))}" for name, ss in steady]
     rollouts = [(p["name"], p["rollout"]) for p in result["phases"] if "rollout" in p]

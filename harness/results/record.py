@@ -49,6 +49,8 @@ class RunRecord:
     command: str
     scenario_file: str | None = None
     scenario_text: str | None = None  # the file as it was read, once, before the run
+    # the files it names (Corefile, locustfiles), read with it: {path relative to it: bytes}
+    scenario_files: dict[str, bytes] = field(default_factory=dict)
     run_id: str = field(default_factory=new_run_id)
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     finished_at: datetime | None = None

@@ -187,7 +187,7 @@ class Comparison(TypedDict):
 
 
 class SteadyStateResult(TypedDict):
-    """Was the phase measured in its load's steady state (``harness.steady_state``)?
+    """Was the phase measured in its load's steady state (``harness.steady``)?
 
     ``expected_occupancy``: entries the load holds once it has run one lifetime (each flow
     kind's rate x lifetime, pools as their size), ``level``: that capped at ``max``;

@@ -77,7 +77,7 @@ METRICS: frozenset[str] = frozenset(
         "endpoints.blackholed_rate",
         "endpoints.rejected_silently",
         "endpoints.client_flows_stale_max",
-        # netns: harness.steady_state (reached is 1 or 0)
+        # netns: harness.steady (reached is 1 or 0)
         "steady_state.reached",
         "steady_state.occupancy_vs_max",
         "steady_state.observed_vs_max",

@@ -82,7 +82,7 @@ class HTTPPlan:
     ``max_in_flight`` allows (the generator's maximum churn), then the run holds ``rate``
     from the moment the fill was issued. Every filled entry then has the full lifetime, so
     the table cannot turn over for one TIME_WAIT: a zero-turnover worst case, not a steady
-    state. Phases do not use it; they warm up with ``harness.warmup``.
+    state. Phases do not use it; they warm up with ``harness.steady.warmup``.
     """
 
     mode: Mode = "short-lived"

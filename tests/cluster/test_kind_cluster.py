@@ -55,7 +55,7 @@ def test_client_pods_get_the_phase_resolv_conf() -> None:
     # CTH_KIND_DOCKER decides as a run does (the workflow: auto, the runner's Docker)
     choice = kinddocker.choose(os.environ)
     backend = KindBackend(KindSettings.from_env(os.environ, choice, project_dir=ROOT))
-    with backend.realize(s, run_id) as cluster, cluster.phase(s.phases[0]):
+    with backend.realize(s, run_id) as cluster, cluster.phase(plan_phase(s, s.phases[0])):
         st = cluster.settings
         argv = kubectl_exec(st.kubeconfig, st.namespace, "client-0", ["cat", "/etc/resolv.conf"])
         text = subprocess.run(argv, capture_output=True, text=True, check=True).stdout

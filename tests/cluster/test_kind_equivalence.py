@@ -9,7 +9,7 @@ half the runs of two identical backends. Overlapping 95 % intervals are missed a
 200 per phase by identical backends.
 
 Which interval: the batch-means interval over one-second batches of the phase's DNS timeline
-(``harness.steady_state.batch_means_ci``), not the Wilson interval in ``timeout_rate_ci``.
+(``harness.steady.batch_means_ci``), not the Wilson interval in ``timeout_rate_ci``.
 Lookups made in the same second share the table's state (full or not, the GC's last pass), so
 they time out together; Wilson assumes them independent and is too narrow for comparing two
 runs. Measured: a CI run on kind had four seconds of the exhaustion baseline where the table
@@ -56,7 +56,7 @@ import pytest
 
 from harness.backends.kube.images import dockerd, kinddocker, kindnode
 from harness.kernel.journal import HostLock, Journal
-from harness.steady_state import batch_means_ci
+from harness.steady.assess import batch_means_ci
 from harness.upstream import kindparts, release
 from tests.cluster.conftest import KIND
 

@@ -44,11 +44,11 @@ from harness.backends.kube.podplans import ClientTarget, client_image, pod_worke
 from harness.backends.kube.proc import Runner
 from harness.dataplane import nodelocal
 from harness.errors import BackendError
-from harness.plan import PhasePlan, plan_phase, plan_run
+from harness.plan import PhasePlan, plan_run
 from harness.plan.phase import base_coredns
 from harness.plan.types import CoreDNSPlan
-from harness.scenario.model import Phase, Scenario
-from harness.steady_state import Timeouts
+from harness.scenario.model import Scenario
+from harness.steady.model import Timeouts
 from loadgen.worker import WorkerPlan, WorkerResult
 
 Manifest = dict[str, Any]
@@ -252,10 +252,9 @@ class KubeCluster:
 
     # --- phases ---------------------------------------------------------------------------
     @contextmanager
-    def phase(self, phase: Phase) -> Iterator[PhasePlan]:
+    def phase(self, plan: PhasePlan) -> Iterator[PhasePlan]:
         """Realize the phase's plan; yield it; undo on exit."""
         s = self.settings
-        plan = plan_phase(s.scenario, phase)
         with ExitStack() as stack:
             self._host_phase(stack, plan)
             self._tuner_phase(stack, plan)

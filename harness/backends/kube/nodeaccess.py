@@ -4,7 +4,7 @@ or ``kubectl exec`` into the run's hostNetwork probe pod on a real node (kubecon
 A kind node is a container on this host, and its pods' processes are this host's processes:
 so its network namespace is ``/proc/<node init PID>/ns/net`` and a pod's is
 ``/proc/<pod sandbox PID>/ns/net``, handles the harness's own namespace code takes
-(:mod:`cthcommon.netns`; the aged warm-up, :mod:`harness.warmup`). A real node's are not
+(:mod:`cthcommon.netns`; the aged warm-up, :mod:`harness.steady.warmup`). A real node's are not
 this host's: none.
 """
 
@@ -24,7 +24,7 @@ from harness.backends.kube.counters import (
 from harness.backends.kube.proc import Runner
 from harness.backends.kube.steady import TIMEOUTS_ARGV, parse_timeouts
 from harness.kernel.process import descendants, descendants_named
-from harness.steady_state import Timeouts
+from harness.steady.model import Timeouts
 
 PROBE_ARGV = [
     "cat",

@@ -9,7 +9,7 @@ backend. What a cluster cannot give (the DNS pods' own received/answered counter
 DNS packet counters) is reported as 0 and named in ``extra["unavailable"]``.
 
 Before each phase's load, after the nodes' tables were flushed, the aged warm-up
-(:mod:`harness.warmup`, the netns backend's own) brings the tables to the load's steady state
+(:mod:`harness.steady.warmup`, the netns backend's own) brings the tables to the load's steady state
 where the model asks for it and the nodes' and client pods' network namespaces are this
 host's (kind: :meth:`.nodeaccess.DockerNodeAccess.netns`, ``pod_netns``); it sets the nodes'
 timeouts through the runner's journaled guard.
@@ -42,8 +42,8 @@ from harness.kernel.sampler import ConntrackSampler, NodeProbe, Sampler
 from harness.measurement import PhaseMeasurement
 from harness.plan import PhasePlan
 from harness.results.evidence import Evidence
-from harness.scenario.model import Phase, Scenario
-from harness.warmup import AgedWarmup, SysctlSetter, WarmupTargets
+from harness.scenario.model import Scenario
+from harness.steady.warmup import AgedWarmup, SysctlSetter, WarmupTargets
 from loadgen.worker import WorkerPlan, WorkerResult
 
 SERVER_COUNTERS_UNAVAILABLE = (
@@ -146,9 +146,9 @@ class KubeRunCluster:
         for the whole run; both are reverted when the cluster exits."""
 
     @contextmanager
-    def phase(self, phase: Phase) -> Iterator[PhasePlan]:
-        with self.kube.phase(phase) as plan:
-            yield plan
+    def phase(self, plan: PhasePlan) -> Iterator[PhasePlan]:
+        with self.kube.phase(plan) as realized:
+            yield realized
 
     # --- measuring ---------------------------------------------------------------------
     def _dns_servers(self) -> list[int]:
@@ -180,15 +180,14 @@ class KubeRunCluster:
         resolv = ResolvConf.parse(targets[0].resolv)
         aged = AgedWarmup(
             steady.model(
-                self.scenario,
                 plan,
                 plans[0],
                 resolv=resolv,
                 timeouts=access.timeouts(self._client_node()),
                 table_max=cmax,
-                namespace=kc.settings.namespace,
+                known=steady.known_names(self.scenario, kc.settings.namespace),
             ),
-            steady.warmup_setting(self.scenario, plan),
+            plan.load.warmup,
         )
         natural = self._warm_up(aged, plan, targets)
         fault = plan.fault
@@ -273,7 +272,7 @@ class KubeRunCluster:
 
     def _warm_up(self, aged: AgedWarmup, plan: PhasePlan, targets: list[ClientTarget]) -> str:
         """Warm the nodes' tables up to the phase's steady state when its model asks for it
-        (:class:`harness.warmup.AgedWarmup`): real flows from the client pods' namespaces,
+        (:class:`harness.steady.warmup.AgedWarmup`): real flows from the client pods' namespaces,
         the nodes' timeouts set in theirs. Returns the label a natural start gets: without
         the warm-up, why."""
         plain = "natural: no warm-up"

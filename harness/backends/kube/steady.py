@@ -1,12 +1,12 @@
 """One phase's steady state on a Kubernetes backend: the model and the assessment the netns
-backend uses (:mod:`harness.steady_state`, :mod:`harness.results.steady`), and the same aged
-warm-up (:mod:`harness.warmup`) where the nodes share this kernel (kind).
+backend uses (:mod:`harness.steady`, :mod:`harness.steady.result`), and the same aged
+warm-up (:mod:`harness.steady.warmup`) where the nodes share this kernel (kind).
 
 Where the nodes' namespaces cannot be reached from here (an existing cluster's nodes), each
 phase starts on a flushed table, so a load whose entries live longer than the phase (TIME_WAIT
 120 s, say) never turns its table over while it is measured. Such a phase is reported
 ``inconclusive`` with the reason, and a comparison against it cannot read "fixed"
-(:func:`harness.steady_state.gate_comparison`).
+(:func:`harness.steady.gate_comparison`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from cthcommon.resolvconf import ResolvConf
 from harness.errors import BackendError
 from harness.plan.types import PhasePlan
 from harness.scenario.model import Scenario
-from harness.steady_state import SteadyState, Timeouts, phase_model
+from harness.steady.model import SteadyState, Timeouts, phase_model
 from loadgen.worker import WorkerPlan
 
 # Timeouts field -> the node's sysctl file, in the order node_timeouts_argv reads them
@@ -59,35 +59,26 @@ def known_names(scenario: Scenario, namespace: str) -> set[str]:
 
 
 def model(
-    scenario: Scenario,
     plan: PhasePlan,
     worker: WorkerPlan,
     *,
     resolv: ResolvConf,
     timeouts: Timeouts,
     table_max: int,
-    namespace: str,
+    known: set[str],
 ) -> SteadyState:
     """The phase's steady state in the client node's table (the whole phase's load; each
-    pod's worker plan carries a share of it, with the same names)."""
-    phase = next(p for p in scenario.phases if p.name == plan.name)
-    http = plan.load.http
+    pod's worker plan carries a share of it, with the same names). ``known``: the names the
+    cluster answers (:func:`known_names`)."""
     return phase_model(
-        scenario.phase_load(phase),
+        plan.load,
         table_max=table_max,
         timeouts=timeouts,
         resolv=resolv,
         names=list(worker.dns.plan.names) if worker.dns is not None else [],
-        known=known_names(scenario, namespace).__contains__,
-        pooling=http.pool_size if http is not None and http.mode == "pooled" else None,
+        known=known.__contains__,
         nodelocal=plan.nodelocal,
     )
-
-
-def warmup_setting(scenario: Scenario, plan: PhasePlan) -> str:
-    """The phase's ``load.warmup`` (``aged`` or ``none``)."""
-    phase = next(p for p in scenario.phases if p.name == plan.name)
-    return scenario.phase_load(phase).warmup
 
 
 def load_start(started: Sequence[float], sampler_t0: float) -> float | None:

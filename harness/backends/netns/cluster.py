@@ -38,14 +38,14 @@ from harness.kernel.journal import Journal
 from harness.kernel.process import Proc, spawn, stop_pid
 from harness.kernel.sampler import NodeProbe, NodeSeries, Sampler
 from harness.measurement import PhaseMeasurement
-from harness.plan import PhasePlan, plan_phase, plan_run
+from harness.plan import PhasePlan, plan_run
 from harness.plan.types import CT, SysctlPlan
 from harness.plan.workerplan import worker_plan
 from harness.results.endpoints import EndpointEvent, EndpointsResult, endpoints_result
 from harness.results.evidence import Evidence
 from harness.results.rollout import rollout_result
 from harness.results.schema import CaptureResult
-from harness.scenario.model import Phase, Scenario
+from harness.scenario.model import Scenario
 from loadgen.http.plan import HTTPTarget
 from loadgen.worker import PodSpec, WorkerPlan
 
@@ -144,9 +144,8 @@ class NetnsCluster:
 
     # --- phase application -------------------------------------------------------------
     @contextmanager
-    def phase(self, phase: Phase) -> Iterator[PhasePlan]:
+    def phase(self, plan: PhasePlan) -> Iterator[PhasePlan]:
         """Realize the phase's plan; yield it; revert on exit."""
-        plan = plan_phase(self.scenario, phase)
         # Flush before the remediations too, not only before the load: a remediation that
         # starts a server (NodeLocal's cache forwards through tracked flows) must not start
         # against the previous phase's full table of TIME_WAIT entries.
@@ -340,14 +339,10 @@ class NetnsCluster:
         cmax: int,
     ) -> PhaseSteady:
         """The phase's steady-state model; the aged warm-up brings the table there."""
-        phase = next(p for p in self.scenario.phases if p.name == plan.name)
-        http = plan.load.http
         steady = PhaseSteady(
             self.plan,
-            self.scenario.phase_load(phase),
+            plan.load,
             names=list(wp.dns.plan.names) if wp.dns is not None else [],
-            http_mode=http.mode if http is not None else None,
-            pooling=http.pool_size if http is not None and http.mode == "pooled" else None,
             resolv=resolv,
             table_max=cmax,
         )

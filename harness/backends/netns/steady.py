@@ -16,10 +16,10 @@ from harness.backends.netns.topologyplan import TopologyPlan
 from harness.backends.stages import Stages
 from harness.kernel import sysctl
 from harness.kernel.sampler import NodeSeries
+from harness.plan.types import LoadPlan
 from harness.results.schema import SteadyStateResult
-from harness.scenario.model import LoadSpec
-from harness.steady_state import SteadyState, Timeouts, phase_model
-from harness.warmup import AgedWarmup, WarmupTargets
+from harness.steady.model import SteadyState, Timeouts, phase_model
+from harness.steady.warmup import AgedWarmup, WarmupTargets
 
 CT = "net.netfilter.nf_conntrack_"
 
@@ -48,11 +48,9 @@ class PhaseSteady:
     def __init__(
         self,
         plan: TopologyPlan,
-        load: LoadSpec,
+        load: LoadPlan,
         *,
         names: list[str],
-        http_mode: str | None,
-        pooling: int | None,
         resolv: ResolvConf,
         table_max: int,
     ) -> None:
@@ -66,10 +64,9 @@ class PhaseSteady:
             resolv=resolv,
             names=names,
             known=known_names(plan).__contains__,
-            pooling=pooling,
             nodelocal=P.NODELOCAL_IP in resolv.nameservers,
         )
-        self.http_mode = http_mode or "short-lived"
+        self.http_mode = load.http.mode if load.http is not None else "short-lived"
         self.aged = AgedWarmup(self.model, load.warmup)
 
     @property
@@ -79,7 +76,7 @@ class PhaseSteady:
     def prepare(
         self, guard: sysctl.SysctlGuard, *, startup_s: float, stages: Stages | None = None
     ) -> None:
-        """Warm the table up to the model's steady state (:mod:`harness.warmup`: unless the
+        """Warm the table up to the model's steady state (:mod:`harness.steady.warmup`: unless the
         load says ``warmup: none``, the steady state is far below the limit, or the model does
         not know the whole load: a locustfile's); read the remaining lifetimes back right
         after."""

@@ -10,7 +10,7 @@ from dataclasses import replace
 import pytest
 
 from harness.results.build import build_phase_result
-from tests.unit.result.test_steady_window import near_limit, phase_measurement, the_phase
+from tests.unit.steady.test_window import near_limit, phase_measurement, the_phase
 
 pytestmark = pytest.mark.unit
 

@@ -17,6 +17,7 @@ from harness.backends.kube.kind import FINGERPRINT_FILE
 from harness.backends.kube.kubeconfig import KubeconfigBackend, KubeconfigSettings, disruptive_steps
 from harness.backends.kube.names import LABEL_NODE
 from harness.errors import NotRoot, UnsafeRequest
+from harness.plan import plan_phase, plan_run
 
 STAT = (
     "entries clashres insert insert_failed drop early_drop\n"
@@ -185,7 +186,7 @@ def test_kind_host_sysctl_through_guard_and_restored() -> None:
     s = scenario(host={"nf_conntrack_max": 2048})
     with make_kind(api, runner, host=host).realize(s, "r1") as cluster:
         assert host.values["net.netfilter.nf_conntrack_max"] == "2048"
-        with cluster.phase(next(p for p in s.phases if p.name == "sysctls")):
+        with cluster.phase(plan_run(s).phase("sysctls")):
             assert host.values["net.netfilter.nf_conntrack_max"] == "4096"
             assert host.values["net.netfilter.nf_conntrack_buckets"] == "1024"
         assert host.values["net.netfilter.nf_conntrack_max"] == "2048"  # phase reverted
@@ -227,7 +228,7 @@ def test_phase_applies_and_reverts(scn: Any) -> None:
     with make_kind(api, runner).realize(scn, "r1") as cluster:
         for phase in scn.phases:
             before = {k for k in api.objects if k[0] in ("Pod", "DaemonSet")}
-            with cluster.phase(phase):
+            with cluster.phase(plan_phase(scn, phase)):
                 pods = api.list("v1", "Pod", "cth-r1")
                 assert len(pods) == scn.cluster.client_pods
                 cfg = pods[0]["spec"]["dnsConfig"]
@@ -311,7 +312,7 @@ def test_kubeconfig_run_labels_everything_and_removes_it() -> None:
         created = [api.objects[k] for k in set(api.objects) - before]
         assert created
         assert all(o["metadata"]["labels"]["conntrack-harness/run-id"] == "r1" for o in created)
-        with cluster.phase(next(p for p in s.phases if p.name == "sysctls")):
+        with cluster.phase(plan_run(s).phase("sysctls")):
             ds = api.get("apps/v1", "DaemonSet", "node-tuner-sysctls", "cth-r1")
             spec = ds["spec"]["template"]["spec"]
             assert spec["hostNetwork"]
@@ -339,7 +340,7 @@ def test_kubeconfig_quiet_scenario_leaves_coredns_alone() -> None:
         api_factory=lambda _k, _c: api,
     )
     quiet = scenario(phases=[{"name": "p", "remediations": ["pooling"]}])
-    with backend.realize(quiet, "r1") as cluster, cluster.phase(quiet.phases[0]):
+    with backend.realize(quiet, "r1") as cluster, cluster.phase(plan_phase(quiet, quiet.phases[0])):
         assert len(api.list("v1", "Pod", "cth-r1", "conntrack-harness/role=client")) == 4
     assert not any(ns == "kube-system" for _, _, ns, _ in api.calls)
     assert api.get("v1", "Namespace", "cth-r1") is None
@@ -353,7 +354,10 @@ def test_nodelocal_stand_in_on_air_gapped_kind(scn: Any) -> None:
     runner = FakeRunner({("kubectl",): json.dumps({"lookups": 10})})
     api = kind_api()
     phase = next(p for p in scn.phases if p.name == "nodelocal")
-    with make_kind(api, runner, images=imgs).realize(scn, "r1") as cluster, cluster.phase(phase):
+    with (
+        make_kind(api, runner, images=imgs).realize(scn, "r1") as cluster,
+        cluster.phase(plan_phase(scn, phase)),
+    ):
         ds = api.get("apps/v1", "DaemonSet", "node-local-dns", "kube-system")
         assert "stand-in" in ds["metadata"]["annotations"]["conntrack-harness/stand-in"]
         pod = ds["spec"]["template"]["spec"]

@@ -30,7 +30,7 @@ from harness.results.build import build_phase_result
 from harness.results.evidence import Evidence
 from harness.results.schema import PhaseResult, ServerResult
 from harness.scenario.model import Scenario
-from harness.steady_state import not_steady
+from harness.steady.assess import not_steady
 
 TIMEOUTS = "120\n10\n30\n120\n"  # TIME_WAIT, CLOSE, UDP, UDP stream in the client node
 INODES = {"cth-r1-worker": 4026532001, "cth-r1-worker2": 4026532002}
@@ -167,8 +167,9 @@ def measure(s: Scenario, log: FakeLog | None) -> tuple[list[PhaseMeasurement], N
     with cluster:
         cluster.apply_node_sysctls()
         for phase in s.phases:
-            with cluster.phase(phase) as plan:
-                assert plan == plan_phase(s, phase)  # the backend realizes the one phase plan
+            want = plan_phase(s, phase)
+            with cluster.phase(want) as plan:
+                assert plan == want  # the backend realizes the one phase plan it is given
                 assert cluster.kube.node_map.nodes == {
                     "node-1": "cth-r1-worker",
                     "node-2": "cth-r1-worker2",
@@ -244,7 +245,7 @@ def test_a_natural_phase_on_kind_is_assessed_and_not_called_steady() -> None:
     assert not_steady([{"name": "baseline", "steady_state": ss}]) is not None
 
 
-# --- the aged warm-up on kind (harness.warmup, the netns backend's) -------------------------
+# --- the aged warm-up on kind (harness.steady.warmup, the netns backend's) -------------------------
 TW = "net.netfilter.nf_conntrack_tcp_timeout_time_wait"
 UDP = "net.netfilter.nf_conntrack_udp_timeout"
 # PIDs above any pid_max: no process has them, so nothing real is opened
@@ -269,8 +270,8 @@ def aged_kind(
 ) -> tuple[list[PhaseMeasurement], RecordingGuard, list[tuple[str, tuple[str, ...], Any]]]:
     """measure() on kind with a guard, the node containers' and pods' namespaces found by
     handle, and the flows the warm-up would open recorded instead (no kernel)."""
-    from harness import warmup
     from harness.backends.kube import nodeaccess
+    from harness.steady import warmup
 
     values = {(ns, k): v for ns in NODE_NS.values() for k, v in ((TW, "120"), (UDP, "30"))}
     guard = RecordingGuard(values)
@@ -302,7 +303,7 @@ def aged_kind(
     out = []
     with cluster:
         for phase in s.phases:
-            with cluster.phase(phase) as plan:
+            with cluster.phase(plan_phase(s, phase)) as plan:
                 out.append(cluster.measure(plan, None))
     return out, guard, fills
 
@@ -654,7 +655,7 @@ def test_kube_evidence_is_the_one_typed_layout(tmp_path: Path) -> None:
     cluster, _, _ = kind_cluster(s, None)
     with cluster:
         for phase in s.phases:
-            with cluster.phase(phase) as plan:
+            with cluster.phase(plan_phase(s, phase)) as plan:
                 cluster.measure(plan, None)
         ev = cluster.evidence()
     assert set(ev.nodes) == {"cth-r1-worker", "cth-r1-worker2"}
@@ -684,7 +685,7 @@ def test_pin_cpus_on_kind_pins_the_nodes_coredns_and_the_load(
         s = cluster.scenario
         out = []
         for phase in s.phases:
-            with cluster.phase(phase) as plan:
+            with cluster.phase(plan_phase(s, phase)) as plan:
                 out.append(cluster.measure(plan, None))
     base, race = out
     assert pinned == [([100, 101, 200, 201], {0}), ([100, 101, 200, 201], {0, 1})]

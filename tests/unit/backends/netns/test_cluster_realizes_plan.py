@@ -83,7 +83,7 @@ def test_phase_realizes_exactly_the_plan() -> None:
     c.topology = rec  # type: ignore[assignment]
     want = plan_phase(s, s.phases[0])
     assert want.fault is not None
-    with c.phase(s.phases[0]) as got:
+    with c.phase(want) as got:
         assert got == want
     ct = "net.netfilter.nf_conntrack_"
     nodes = [n.ns for n in c.plan.nodes]

@@ -42,8 +42,8 @@ from cthcommon.netns import run, socket_in
 from harness.kernel.sampler import NodeSeries
 from harness.kernel.sysctl import read
 from harness.results.schema import SteadyStateResult
-from harness.results.steady import steady_result
-from harness.steady_state import Flow, SteadyState, aged_timeout, warmup_chunks
+from harness.steady.model import Flow, SteadyState, aged_timeout, warmup_chunks
+from harness.steady.result import steady_result
 from loadgen.http.plan import HTTPPlan, HTTPTarget, Mode
 from loadgen.http.rawclient import run_http_burst
 

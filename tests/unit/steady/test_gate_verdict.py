@@ -21,9 +21,9 @@ from harness.report.junit import render_junit
 from harness.report.markdown import render_markdown
 from harness.results.diff import diff_runs, render
 from harness.results.schema import ExpectationResult, SteadyStateResult
-from harness.results.steady import steady_result
 from harness.results.verdict import inconclusive_reasons, phase_verdict, run_verdict
-from harness.steady_state import SteadyState, Timeouts, dns_flows, http_flows
+from harness.steady.model import SteadyState, Timeouts, dns_flows, http_flows
+from harness.steady.result import steady_result
 from tests.sample_results import PhaseModel, build_run
 from tests.unit.test_cli import fake_run, only_report_dir, write_scenario
 

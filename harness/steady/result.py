@@ -11,7 +11,8 @@ from collections.abc import Mapping, Sequence
 from cthcommon.stats import wilson
 from harness.kernel.sampler import NodeSeries
 from harness.results.schema import SteadyStateResult
-from harness.steady_state import SteadyState, assess, conclusive_advice, observed_model
+from harness.steady.assess import assess, conclusive_advice
+from harness.steady.model import SteadyState, observed_model
 
 
 def steady_result(

@@ -11,19 +11,16 @@ from cthcommon.resolvconf import ResolvConf
 from harness.kernel.sampler import NodeSeries
 from harness.measurement import PhaseMeasurement
 from harness.results.build import build_phase_result
-from harness.results.steady import steady_result
 from harness.scenario.loader import parse_scenario
-from harness.steady_state import (
+from harness.steady.assess import (
     MIN_WINDOW_LOOKUPS,
     MIN_WINDOW_S,
-    SteadyState,
-    Timeouts,
     assess,
-    dns_flows,
-    http_flows,
     needed_duration_s,
     window_enough,
 )
+from harness.steady.model import SteadyState, Timeouts, dns_flows, http_flows
+from harness.steady.result import steady_result
 
 pytestmark = pytest.mark.unit
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from harness import warmup
-from harness.steady_state import SteadyState, Timeouts, dns_flows, http_flows
+from harness.steady import warmup
+from harness.steady.model import SteadyState, Timeouts, dns_flows, http_flows
 
 NODES = ("node-a", "node-b")
 TARGETS = warmup.WarmupTargets(

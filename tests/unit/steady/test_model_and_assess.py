@@ -10,11 +10,15 @@ import pytest
 
 from cthcommon.resolvconf import ResolvConf
 from harness.errors import BadInput
-from harness.steady_state import (
+from harness.plan.phase import plan_load
+from harness.plan.types import LoadPlan
+from harness.scenario.loader import parse_scenario
+from harness.scenario.model import LoadSpec
+from harness.steady.assess import assess
+from harness.steady.model import (
     SteadyState,
     Timeouts,
     aged_timeout,
-    assess,
     dns_flows,
     entries_per_lookup,
     http_flows,
@@ -23,6 +27,14 @@ from harness.steady_state import (
 )
 
 TW120 = Timeouts(tcp_time_wait=120)
+
+
+def as_plan(load: LoadSpec, *, pooling: int | None = None) -> LoadPlan:
+    """The load as a phase plans it (the model takes the plan: pooling folded in)."""
+    s = parse_scenario({"name": "t", "load": load.model_dump(), "phases": [{"name": "p"}]})
+    return plan_load(s, load, fqdn=False, pooling=pooling)
+
+
 CLUSTER = {"http-server.default.svc.cluster.local", "kube-dns.kube-system.svc.cluster.local"}
 CONF = ResolvConf.build(
     ["10.96.0.10"],
@@ -212,7 +224,7 @@ def test_bad_model_input() -> None:
 
 def test_phase_model_of_the_exhaustion_load() -> None:
     from harness.scenario.model import DNSLoad, HTTPLoad, LoadSpec
-    from harness.steady_state import phase_model
+    from harness.steady.model import phase_model
 
     load = LoadSpec(
         duration_s=5,
@@ -221,23 +233,27 @@ def test_phase_model_of_the_exhaustion_load() -> None:
     )
     names = ["http-server", "kube-dns.kube-system"]
     m = phase_model(
-        load, table_max=4096, timeouts=TW120, resolv=CONF, names=names, known=CLUSTER.__contains__
-    )
-    assert [f.kind for f in m.flows] == ["http-short-lived", "dns-udp"]
-    assert m.occupancy == pytest.approx(800 * 120 + 160 * 1.5 * 30)
-    pooled = phase_model(
-        load,
+        as_plan(load),
         table_max=4096,
         timeouts=TW120,
         resolv=CONF,
         names=names,
         known=CLUSTER.__contains__,
-        pooling=8,
+    )
+    assert [f.kind for f in m.flows] == ["http-short-lived", "dns-udp"]
+    assert m.occupancy == pytest.approx(800 * 120 + 160 * 1.5 * 30)
+    pooled = phase_model(
+        as_plan(load, pooling=8),
+        table_max=4096,
+        timeouts=TW120,
+        resolv=CONF,
+        names=names,
+        known=CLUSTER.__contains__,
         nodelocal=True,
     )
     assert pooled.occupancy == 8
     vc = phase_model(
-        load,
+        as_plan(load),
         table_max=4096,
         timeouts=TW120,
         resolv=CONF.with_flag("use-vc"),
@@ -248,7 +264,7 @@ def test_phase_model_of_the_exhaustion_load() -> None:
     assert vc.flows[1].occupancy == pytest.approx(160 * 1.5 * 120)
     burst = LoadSpec(dns=DNSLoad(rate=100, pattern="burst", burst_on_s=1, burst_off_s=3), http=None)
     b = phase_model(
-        burst,
+        as_plan(burst),
         table_max=4096,
         timeouts=TW120,
         resolv=CONF,
@@ -272,7 +288,7 @@ def test_far_below_the_limit_counts_as_steady() -> None:
 
 def test_a_phase_not_in_steady_state_cannot_be_fixed() -> None:
     from cthcommon.stats import compare
-    from harness.steady_state import gate_comparison
+    from harness.steady.assess import gate_comparison
 
     cmp = compare((300, 800), (0, 800))
     assert cmp.outcome == "fixed"
@@ -289,7 +305,7 @@ def test_a_phase_not_in_steady_state_cannot_be_fixed() -> None:
 
 
 def test_warmup_readback_parsing() -> None:
-    from harness.warmup import lifetimes_at_load, remaining_by_kind
+    from harness.steady.warmup import lifetimes_at_load, remaining_by_kind
 
     listing = (
         "tcp      6 117 TIME_WAIT src=10.244.1.2 dst=10.96.0.20 sport=1 dport=80 [ASSURED]\n"
@@ -306,7 +322,7 @@ def test_warmup_readback_parsing() -> None:
 
 
 def test_describe_names_the_occupancy_the_warmup_and_the_reason() -> None:
-    from harness.steady_state import describe
+    from harness.steady.assess import describe
 
     ss = {
         "reached": True,
@@ -331,7 +347,7 @@ def test_describe_names_the_occupancy_the_warmup_and_the_reason() -> None:
 
 def test_batch_means_interval_is_wider_for_a_sawtooth() -> None:
     from cthcommon.stats import wilson
-    from harness.steady_state import batch_means_ci
+    from harness.steady.assess import batch_means_ci
 
     # the table is full for 5 s (every lookup fails), then reaped for 5 s (none fails)
     saw = [[float(s), 20.0, 20.0 if (s // 5) % 2 == 0 else 0.0] for s in range(40)]
@@ -365,14 +381,14 @@ def test_a_locustfile_load_is_not_modelled_so_its_steady_state_is_not_judged(
     (tests/unit/result/test_steady_observed.py), the phase's steady state is inconclusive
     whatever the fill, with the reason and what the table did."""
     from harness.scenario.model import DNSLoad, HTTPLoad, LoadSpec
-    from harness.steady_state import phase_model
+    from harness.steady.model import phase_model
 
     shop = tmp_path / "shop.py"
     shop.write_text("from locust import HttpUser\n\nclass Shopper(HttpUser):\n    pass\n")
     http = HTTPLoad(locustfile=str(shop))
     load = LoadSpec(duration_s=12, http=http, dns=DNSLoad(rate=40, names=["http-server"]))
     m = phase_model(
-        load,
+        as_plan(load),
         table_max=2048,
         timeouts=TW120,
         resolv=CONF,
@@ -396,7 +412,7 @@ def test_a_locustfile_load_is_not_modelled_so_its_steady_state_is_not_judged(
 
 
 def test_describe_an_unmodelled_phase_claims_no_expected_occupancy() -> None:
-    from harness.steady_state import describe
+    from harness.steady.assess import describe
 
     text = describe(
         {
