@@ -427,7 +427,7 @@ def upgrade_text(comparisons: Sequence[Mapping[str, Any]]) -> str:
     head = (
         f"On this machine (Linux {_kernel(str(kernel.get('a', '?')))}), `compare --run` of "
         f"{', '.join(scenarios)} with `--parts kube-proxy` (each release's kube-proxy beside "
-        f"{'/'.join(sorted(rest))}'s control plane and CoreDNS) on consecutive pinned releases "
+        f"{'/'.join(sorted(rest))}'s control plane and CoreDNS), pair by pair of pinned releases, "
         f"printed (stale entries: the most sampled in the nodes' tables once kube-proxy had "
         f"synced the Service's empty endpoints; the comparisons: `{UPGRADE_DIR}/*.json`):"
     )
