@@ -107,7 +107,9 @@ def plan_load(scenario: Scenario, load: LoadSpec, *, fqdn: bool, pooling: int | 
     udp = None
     if load.udp is not None:
         udp = SamePortUDPPlan(rate=load.udp.rate, name=load.udp.name, timeout_s=load.udp.timeout_s)
-    return LoadPlan(duration_s=load.duration_s, dns=dns, http=http, locust=locust, udp=udp)
+    return LoadPlan(
+        duration_s=load.duration_s, dns=dns, http=http, locust=locust, udp=udp, warmup=load.warmup
+    )
 
 
 def client_node(scenario: Scenario) -> str:

@@ -112,6 +112,9 @@ class LoadPlan:
     http: HTTPLoadPlan | None  # the raw client (the default: maximum churn)
     locust: LocustLoadPlan | None = None  # or a locustfile; never both
     udp: SamePortUDPPlan | None = None  # the same-port client, alongside the rest
+    # how the phase reaches its steady state: the aged warm-up where the model needs one
+    # ("aged"), or a natural start ("none")
+    warmup: Literal["aged", "none"] = "aged"
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from cthcommon.resolvconf import ResolvConf, search_candidates
 from harness.errors import BadInput
-from harness.scenario.model import DNSLoad, LoadSpec
+from harness.plan.types import DNSLoadPlan, LoadPlan
 
 TOLERANCE = 0.1  # within 10 % of the level: the GC trims a full table to about 95 %
 # A steady state at or below this share of max is far from the limit: whether the table got
@@ -179,7 +179,7 @@ def dns_flows(
     return out
 
 
-def mean_lookup_rate(d: DNSLoad) -> float:
+def mean_lookup_rate(d: DNSLoadPlan) -> float:
     """Lookups/s averaged over the pattern: a burst runs ``rate`` for ``burst_on_s`` of every
     ``burst_on_s + burst_off_s``; a ramp rises from 0 to ``rate`` (its steady state is the
     end, so the model takes ``rate``)."""
@@ -192,21 +192,21 @@ MAX_NAMES = 64  # names beyond this (cache-busting {n} expansions) look like the
 
 
 def phase_model(
-    load: LoadSpec,
+    load: LoadPlan,
     *,
     table_max: int,
     timeouts: Timeouts,
     resolv: ResolvConf,
     names: Sequence[str],
     known: Callable[[str], bool],
-    pooling: int | None = None,
     nodelocal: bool = False,
 ) -> SteadyState:
-    """The steady state of one phase's load in one node's table (every pod flow crosses the
-    clients' node). ``names``: the lookups' names as the engine gets them; ``pooling``: the
-    pooling remediation's pool size; ``nodelocal``: pods ask 169.254.20.10 (NOTRACK)."""
+    """The steady state of one phase's load (its plan: the pooling remediation already
+    folded into the HTTP load) in one node's table (every pod flow crosses the clients'
+    node). ``names``: the lookups' names as the engine gets them; ``nodelocal``: pods ask
+    169.254.20.10 (NOTRACK)."""
     flows: list[Flow] = []
-    if load.http is not None and load.http.locustfile is not None:
+    if load.locust is not None:
         unknown = (
             "the HTTP load is a locustfile, whose connection rate is its users' code and "
             "unknown before the run"
@@ -216,8 +216,7 @@ def phase_model(
         )
         return SteadyState(tuple(dns), table_max, unknown=unknown, timeouts=timeouts)
     if load.http is not None:
-        mode = "pooled" if pooling else load.http.mode
-        flows += http_flows(mode, load.http.rate, pooling or load.http.pool_size, timeouts)
+        flows += http_flows(load.http.mode, load.http.rate, load.http.pool_size, timeouts)
     flows += dns_only(
         load, resolv=resolv, names=names, known=known, timeouts=timeouts, nodelocal=nodelocal
     )
@@ -225,7 +224,7 @@ def phase_model(
 
 
 def dns_only(
-    load: LoadSpec,
+    load: LoadPlan,
     *,
     resolv: ResolvConf,
     names: Sequence[str],

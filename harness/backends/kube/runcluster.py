@@ -180,15 +180,14 @@ class KubeRunCluster:
         resolv = ResolvConf.parse(targets[0].resolv)
         aged = AgedWarmup(
             steady.model(
-                self.scenario,
                 plan,
                 plans[0],
                 resolv=resolv,
                 timeouts=access.timeouts(self._client_node()),
                 table_max=cmax,
-                namespace=kc.settings.namespace,
+                known=steady.known_names(self.scenario, kc.settings.namespace),
             ),
-            steady.warmup_setting(self.scenario, plan),
+            plan.load.warmup,
         )
         natural = self._warm_up(aged, plan, targets)
         fault = plan.fault

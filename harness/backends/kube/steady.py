@@ -59,35 +59,26 @@ def known_names(scenario: Scenario, namespace: str) -> set[str]:
 
 
 def model(
-    scenario: Scenario,
     plan: PhasePlan,
     worker: WorkerPlan,
     *,
     resolv: ResolvConf,
     timeouts: Timeouts,
     table_max: int,
-    namespace: str,
+    known: set[str],
 ) -> SteadyState:
     """The phase's steady state in the client node's table (the whole phase's load; each
-    pod's worker plan carries a share of it, with the same names)."""
-    phase = next(p for p in scenario.phases if p.name == plan.name)
-    http = plan.load.http
+    pod's worker plan carries a share of it, with the same names). ``known``: the names the
+    cluster answers (:func:`known_names`)."""
     return phase_model(
-        scenario.phase_load(phase),
+        plan.load,
         table_max=table_max,
         timeouts=timeouts,
         resolv=resolv,
         names=list(worker.dns.plan.names) if worker.dns is not None else [],
-        known=known_names(scenario, namespace).__contains__,
-        pooling=http.pool_size if http is not None and http.mode == "pooled" else None,
+        known=known.__contains__,
         nodelocal=plan.nodelocal,
     )
-
-
-def warmup_setting(scenario: Scenario, plan: PhasePlan) -> str:
-    """The phase's ``load.warmup`` (``aged`` or ``none``)."""
-    phase = next(p for p in scenario.phases if p.name == plan.name)
-    return scenario.phase_load(phase).warmup
 
 
 def load_start(started: Sequence[float], sampler_t0: float) -> float | None:

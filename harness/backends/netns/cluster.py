@@ -343,14 +343,10 @@ class NetnsCluster:
         cmax: int,
     ) -> PhaseSteady:
         """The phase's steady-state model; the aged warm-up brings the table there."""
-        phase = next(p for p in self.scenario.phases if p.name == plan.name)
-        http = plan.load.http
         steady = PhaseSteady(
             self.plan,
-            self.scenario.phase_load(phase),
+            plan.load,
             names=list(wp.dns.plan.names) if wp.dns is not None else [],
-            http_mode=http.mode if http is not None else None,
-            pooling=http.pool_size if http is not None and http.mode == "pooled" else None,
             resolv=resolv,
             table_max=cmax,
         )

@@ -16,8 +16,8 @@ from harness.backends.netns.topologyplan import TopologyPlan
 from harness.backends.stages import Stages
 from harness.kernel import sysctl
 from harness.kernel.sampler import NodeSeries
+from harness.plan.types import LoadPlan
 from harness.results.schema import SteadyStateResult
-from harness.scenario.model import LoadSpec
 from harness.steady.model import SteadyState, Timeouts, phase_model
 from harness.steady.warmup import AgedWarmup, WarmupTargets
 
@@ -48,11 +48,9 @@ class PhaseSteady:
     def __init__(
         self,
         plan: TopologyPlan,
-        load: LoadSpec,
+        load: LoadPlan,
         *,
         names: list[str],
-        http_mode: str | None,
-        pooling: int | None,
         resolv: ResolvConf,
         table_max: int,
     ) -> None:
@@ -66,10 +64,9 @@ class PhaseSteady:
             resolv=resolv,
             names=names,
             known=known_names(plan).__contains__,
-            pooling=pooling,
             nodelocal=P.NODELOCAL_IP in resolv.nameservers,
         )
-        self.http_mode = http_mode or "short-lived"
+        self.http_mode = load.http.mode if load.http is not None else "short-lived"
         self.aged = AgedWarmup(self.model, load.warmup)
 
     @property

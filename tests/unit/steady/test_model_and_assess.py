@@ -10,6 +10,10 @@ import pytest
 
 from cthcommon.resolvconf import ResolvConf
 from harness.errors import BadInput
+from harness.plan.phase import plan_load
+from harness.plan.types import LoadPlan
+from harness.scenario.loader import parse_scenario
+from harness.scenario.model import LoadSpec
 from harness.steady.assess import assess
 from harness.steady.model import (
     SteadyState,
@@ -23,6 +27,14 @@ from harness.steady.model import (
 )
 
 TW120 = Timeouts(tcp_time_wait=120)
+
+
+def as_plan(load: LoadSpec, *, pooling: int | None = None) -> LoadPlan:
+    """The load as a phase plans it (the model takes the plan: pooling folded in)."""
+    s = parse_scenario({"name": "t", "load": load.model_dump(), "phases": [{"name": "p"}]})
+    return plan_load(s, load, fqdn=False, pooling=pooling)
+
+
 CLUSTER = {"http-server.default.svc.cluster.local", "kube-dns.kube-system.svc.cluster.local"}
 CONF = ResolvConf.build(
     ["10.96.0.10"],
@@ -221,23 +233,27 @@ def test_phase_model_of_the_exhaustion_load() -> None:
     )
     names = ["http-server", "kube-dns.kube-system"]
     m = phase_model(
-        load, table_max=4096, timeouts=TW120, resolv=CONF, names=names, known=CLUSTER.__contains__
-    )
-    assert [f.kind for f in m.flows] == ["http-short-lived", "dns-udp"]
-    assert m.occupancy == pytest.approx(800 * 120 + 160 * 1.5 * 30)
-    pooled = phase_model(
-        load,
+        as_plan(load),
         table_max=4096,
         timeouts=TW120,
         resolv=CONF,
         names=names,
         known=CLUSTER.__contains__,
-        pooling=8,
+    )
+    assert [f.kind for f in m.flows] == ["http-short-lived", "dns-udp"]
+    assert m.occupancy == pytest.approx(800 * 120 + 160 * 1.5 * 30)
+    pooled = phase_model(
+        as_plan(load, pooling=8),
+        table_max=4096,
+        timeouts=TW120,
+        resolv=CONF,
+        names=names,
+        known=CLUSTER.__contains__,
         nodelocal=True,
     )
     assert pooled.occupancy == 8
     vc = phase_model(
-        load,
+        as_plan(load),
         table_max=4096,
         timeouts=TW120,
         resolv=CONF.with_flag("use-vc"),
@@ -248,7 +264,7 @@ def test_phase_model_of_the_exhaustion_load() -> None:
     assert vc.flows[1].occupancy == pytest.approx(160 * 1.5 * 120)
     burst = LoadSpec(dns=DNSLoad(rate=100, pattern="burst", burst_on_s=1, burst_off_s=3), http=None)
     b = phase_model(
-        burst,
+        as_plan(burst),
         table_max=4096,
         timeouts=TW120,
         resolv=CONF,
@@ -372,7 +388,7 @@ def test_a_locustfile_load_is_not_modelled_so_its_steady_state_is_not_judged(
     http = HTTPLoad(locustfile=str(shop))
     load = LoadSpec(duration_s=12, http=http, dns=DNSLoad(rate=40, names=["http-server"]))
     m = phase_model(
-        load,
+        as_plan(load),
         table_max=2048,
         timeouts=TW120,
         resolv=CONF,

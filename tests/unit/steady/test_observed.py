@@ -11,7 +11,7 @@ from harness.kernel.sampler import NodeSeries
 from harness.scenario.model import DNSLoad, HTTPLoad, LoadSpec
 from harness.steady.model import SteadyState, observed_model, phase_model
 from harness.steady.result import load_rates, steady_result
-from tests.unit.steady.test_model_and_assess import CLUSTER, CONF, TW120
+from tests.unit.steady.test_model_and_assess import CLUSTER, CONF, TW120, as_plan
 
 pytestmark = pytest.mark.unit
 
@@ -27,7 +27,7 @@ def locust_model(tmp_path: Path, duration: float = 12) -> SteadyState:
         dns=DNSLoad(rate=40, names=["http-server"]),
     )
     return phase_model(
-        load, table_max=MAX, timeouts=TW120, resolv=CONF, names=["http-server"],
+        as_plan(load), table_max=MAX, timeouts=TW120, resolv=CONF, names=["http-server"],
         known=CLUSTER.__contains__,
     )  # fmt: skip
 
