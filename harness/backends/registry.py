@@ -143,10 +143,14 @@ def check_cluster_fields(backend: str, scenario: Scenario) -> None:
                 field=f"phases[{i}].rollout",
             )
         if p.events:
+            kinds = sorted({e.kind for e in p.events})
             raise BadInput(
-                f"applies to --backend netns only: on {backend} scale the Deployment yourself "
-                "(kubectl scale)",
+                f"applies to --backend netns only ({', '.join(kinds)}): on {backend} do it "
+                "yourself (kubectl scale; delete kube-proxy's pod; kubectl delete and create "
+                "the Service)",
                 field=f"phases[{i}].events",
+                value=kinds,
+                allowed=["--backend netns"],
             )
         if scenario.phase_load(p).udp is not None:
             where = f"phases[{i}].load.udp" if p.load is not None else "load.udp"

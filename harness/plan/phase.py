@@ -17,8 +17,10 @@ from harness.plan.types import (
     CONNTRACK_ACCT,
     CoreDNSPlan,
     DNSLoadPlan,
+    EventPlan,
     HTTPLoadPlan,
     KubeProxyPlan,
+    KubeProxyRestartPlan,
     LoadPlan,
     PhasePlan,
     RaceFaultPlan,
@@ -26,6 +28,7 @@ from harness.plan.types import (
     RunPlan,
     SamePortUDPPlan,
     ScalePlan,
+    ServiceRecreatePlan,
     StatsdLoadPlan,
     SysctlPlan,
 )
@@ -36,6 +39,7 @@ from harness.scenario.model import (
     LoadSpec,
     NodeLocalDNS,
     Phase,
+    PhaseEvent,
     Pooling,
     RaceWindowFault,
     ResolverOption,
@@ -191,15 +195,26 @@ def plan_phase(scenario: Scenario, phase: Phase) -> PhasePlan:
         nodelocal=nodelocal or c.nodelocal_dns,
         kube_proxy=kube_proxy(scenario),
         rollout=RolloutPlan(phase.rollout.at_s) if phase.rollout is not None else None,
-        events=tuple(ScalePlan(e.at_s, e.scale.deployment, e.scale.replicas) for e in phase.events),
+        events=tuple(event_plan(e) for e in phase.events),
     )
+
+
+def event_plan(e: PhaseEvent) -> EventPlan:
+    if e.scale is not None:
+        return ScalePlan(e.at_s, e.scale.deployment, e.scale.replicas)
+    if e.restart_kube_proxy is not None:
+        return KubeProxyRestartPlan(e.at_s, e.restart_kube_proxy.node)
+    assert e.recreate_service is not None
+    return ServiceRecreatePlan(e.at_s, e.recreate_service.service, e.recreate_service.down_s)
 
 
 def coredns_pods_needed(plan: PhasePlan) -> int:
     """CoreDNS pods a phase can need (pure): a rollout brings up as many new pods (new IPs) as
     run; a scale-up brings up new pods (new IPs) beside the phase's own, as a Deployment does."""
     n = plan.coredns.replicas * (2 if plan.rollout else 1)
-    ups = [e.replicas for e in plan.events if e.deployment == "coredns"]
+    ups = [
+        e.replicas for e in plan.events if isinstance(e, ScalePlan) and e.deployment == "coredns"
+    ]
     return max([n, *(plan.coredns.replicas + r for r in ups)])
 
 

@@ -203,6 +203,27 @@ class ScalePlan:
 
 
 @dataclass(frozen=True)
+class KubeProxyRestartPlan:
+    """Restart kube-proxy on ``node`` (SIGTERM, then the same binary and flags again)."""
+
+    at_s: float
+    node: str
+
+
+@dataclass(frozen=True)
+class ServiceRecreatePlan:
+    """Delete ``service`` (namespace/name) through the API; create it again with the same spec
+    ``down_s`` later."""
+
+    at_s: float
+    service: str
+    down_s: float
+
+
+EventPlan = ScalePlan | KubeProxyRestartPlan | ServiceRecreatePlan
+
+
+@dataclass(frozen=True)
 class PhasePlan:
     """Everything one phase asks of a backend."""
 
@@ -217,7 +238,7 @@ class PhasePlan:
     nodelocal: bool
     kube_proxy: KubeProxyPlan
     rollout: RolloutPlan | None = None
-    events: tuple[ScalePlan, ...] = ()
+    events: tuple[EventPlan, ...] = ()
 
     @property
     def injected(self) -> bool:

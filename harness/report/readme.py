@@ -8,7 +8,11 @@ The blocks of README.md sit between marker comments and are written here, never 
 - ``rollout`` (inline, in the scenarios table): the CoreDNS rollout's figures, from a real
   run of ``scenarios/coredns-rollout.yaml`` (``docs/figures/coredns-rollout-result.json``);
 - ``bench``: each bench figure's latest measurement (median [min, max] over its repeats, the
-  target, the date and commit of the run), from ``bench/records.jsonl`` (:mod:`bench.record`).
+  target, the date and commit of the run), from ``bench/records.jsonl`` (:mod:`bench.record`);
+- ``upgrade``: what ``compare --run scenarios/udp-scale-to-zero.yaml --parts kube-proxy``
+  printed across the pinned releases, pair by pair (each side's verdict, stale entries,
+  blackholed and refused queries, and compare's exit), from the comparisons' JSON as
+  ``compare --json`` printed it (committed as ``docs/figures/upgrade/A-B.json``).
 
 ``--check`` exits 1 when README.md differs from what the sources give (a unit test runs it);
 ``--demo-from RESULT_JSON`` first copies a new demo run's result.json into place. The text
@@ -35,6 +39,7 @@ README = Path("README.md")
 DEMO_RESULT = Path("docs/figures/demo-result.json")
 ROLLOUT_RESULT = Path("docs/figures/coredns-rollout-result.json")
 RECORDS = Path("bench/records.jsonl")
+UPGRADE_DIR = Path("docs/figures/upgrade")
 COMMAND = "python -m harness.report.readme"
 
 
@@ -357,6 +362,82 @@ def bench_text(latest: Mapping[str, Mapping[str, Any]]) -> str:
     return "\n".join(rows) + ("\n\n" + _wrap(" ".join(notes)) if notes else "")
 
 
+# --- upgrade -----------------------------------------------------------------------------
+
+
+def _semver(v: str) -> tuple[int, ...]:
+    """v1.35.4 -> (1, 35, 4); anything else sorts first."""
+    m = re.match(r"v?(\d+)\.(\d+)\.(\d+)", v)
+    return tuple(int(x) for x in m.groups()) if m else ()
+
+
+def _side_version(comparison: Mapping[str, Any], side: str, binary: str) -> str:
+    comps: Mapping[str, Mapping[str, Any]] = comparison["environment"].get("components") or {}
+    return str((comps.get(binary) or {}).get(side) or "?")
+
+
+def compare_exit(comparison: Mapping[str, Any]) -> int:
+    """The exit ``compare`` gives this comparison (harness.cli.cmd_compare): 1 when a verdict
+    changed, else 6 when a phase is inconclusive, else 0."""
+    if comparison["verdict_changed"]:
+        return 1
+    return 6 if comparison["inconclusive"] else 0
+
+
+def _upgrade_side(s: Mapping[str, Any]) -> str:
+    e: Mapping[str, Any] | None = s.get("endpoints")
+    if not e:
+        return str(s["verdict"])
+    return (
+        f"{s['verdict']} ({int(e.get('stale_entries_max', 0)):,} stale entries, "
+        f"{int(e.get('client_flows_stale_max', 0)):,} of them the same-port clients'; "
+        f"{int(e.get('blackholed', 0)):,} of {int(e.get('sent', 0)):,} same-port queries "
+        f"blackholed, {int(e.get('refused', 0)):,} refused, "
+        f"{int(e.get('rejected_silently', 0)):,} rejected at the node without an ICMP error)"
+    )
+
+
+def upgrade_text(comparisons: Sequence[Mapping[str, Any]]) -> str:
+    """The upgrade block: each recorded comparison (``compare --json``), oldest kube-proxy
+    first: per phase, each side's verdict and endpoint figures, then compare's exit."""
+    if not comparisons:
+        raise ValueError(f"no comparison recorded in {UPGRADE_DIR}/")
+    ordered = sorted(comparisons, key=lambda c: _semver(_side_version(c, "a", "kube-proxy")))
+    first = ordered[0]
+    kernel = first["environment"].get("kernel") or {}
+    rest = {_side_version(c, s, "kube-apiserver") for c in ordered for s in ("a", "b")}
+    scenarios = sorted({str(c["scenario"]) for c in ordered})
+    lines = []
+    per_release: dict[str, list[str]] = {}
+    for c in ordered:
+        a, b = (_side_version(c, s, "kube-proxy") for s in ("a", "b"))
+        for version, side in ((a, "a"), (b, "b")):
+            per_release.setdefault(version, []).extend(str(p[side]["verdict"]) for p in c["phases"])
+        code = compare_exit(c)
+        outcome = {1: "the upgrade changed a verdict", 6: "inconclusive"}.get(
+            code, "no verdict changed"
+        )
+        phases = "; ".join(
+            f"{p['name']}" + (f"#{p['repeat_index']}" if p["repeat_index"] else "") + ": "
+            f"{a} {_upgrade_side(p['a'])} -> {b} {_upgrade_side(p['b'])}"
+            for p in c["phases"]
+        )
+        item = f"{a} -> {b}, exit {code} ({outcome}; runs {c['a']}, {c['b']}): {phases}"
+        lines.append("- " + _wrap(item, 93).replace("\n", "\n  "))
+    head = (
+        f"On this machine (Linux {_kernel(str(kernel.get('a', '?')))}), `compare --run` of "
+        f"{', '.join(scenarios)} with `--parts kube-proxy` (each release's kube-proxy beside "
+        f"{'/'.join(sorted(rest))}'s control plane and CoreDNS), pair by pair of pinned releases, "
+        f"printed (stale entries: the most sampled in the nodes' tables once kube-proxy had "
+        f"synced the Service's empty endpoints; the comparisons: `{UPGRADE_DIR}/*.json`):"
+    )
+    verdicts = "; ".join(
+        f"{v} {', '.join(per_release[v])}" for v in sorted(per_release, key=_semver)
+    )
+    tail = f"Each release's verdicts, as measured (one per comparison it was in): {verdicts}."
+    return f"{_wrap(head)}\n\n" + "\n".join(lines) + f"\n\n{_wrap(tail)}"
+
+
 # --- files -------------------------------------------------------------------------------
 
 
@@ -386,11 +467,15 @@ def render(
     demo: RunResult,
     latest: Mapping[str, Mapping[str, Any]],
     rollout: RunResult | None = None,
+    upgrade: Sequence[Mapping[str, Any]] | None = None,
 ) -> str:
-    """README text with its blocks regenerated (pure); the rollout block when given."""
+    """README text with its blocks regenerated (pure); the rollout and upgrade blocks when
+    given."""
     text = replace_block(readme, "demo", demo_text(demo))
     if rollout is not None:
         text = replace_block(text, "rollout", rollout_text(rollout))
+    if upgrade is not None:
+        text = replace_block(text, "upgrade", upgrade_text(upgrade))
     return replace_block(text, "bench", bench_text(latest))
 
 
@@ -401,6 +486,13 @@ def load(readme: str, demo: Path, rollout: Path) -> tuple[RunResult, RunResult |
     if markers("rollout")[0] in readme:
         rollout_result = json.loads(rollout.read_text())
     return demo_result, rollout_result
+
+
+def load_upgrade(readme: str, folder: Path) -> list[dict[str, Any]] | None:
+    """The recorded comparisons (``folder/*.json``) when the README has the upgrade block."""
+    if markers("upgrade")[0] not in readme:
+        return None
+    return [json.loads(f.read_text()) for f in sorted(folder.glob("*.json"))]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -419,6 +511,14 @@ def main(argv: list[str] | None = None) -> int:
         help=f"coredns-rollout.yaml's result.json. Default: {ROLLOUT_RESULT}",
     )
     ap.add_argument("--records", type=Path, default=RECORDS, help=f"Default: {RECORDS}")
+    ap.add_argument(
+        "--upgrade",
+        type=Path,
+        default=UPGRADE_DIR,
+        metavar="DIR",
+        help=f"the recorded comparisons (`compare --json` output, one *.json per pair of "
+        f"releases). Default: {UPGRADE_DIR}",
+    )
     ap.add_argument(
         "--demo-from",
         type=Path,
@@ -442,7 +542,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         old = args.readme.read_text()
         demo, rollout = load(old, args.demo, args.rollout)
-        new = render(old, demo, latest_figures(args.records), rollout)
+        upgrade = load_upgrade(old, args.upgrade)
+        new = render(old, demo, latest_figures(args.records), rollout, upgrade)
     except (OSError, ValueError, KeyError) as e:
         print(f"{COMMAND}: {e}", file=sys.stderr)
         return 2
@@ -453,7 +554,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.readme}: figures differ from their sources; run `{COMMAND}`", file=sys.stderr)
         return 1
     args.readme.write_text(new)
-    print(f"{args.readme}: figures regenerated from {args.demo}, {args.rollout}, {args.records}")
+    print(
+        f"{args.readme}: figures regenerated from {args.demo}, {args.rollout}, {args.upgrade}, "
+        f"{args.records}"
+    )
     return 0
 
 

@@ -31,6 +31,8 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import NotRequired, TypedDict
 
+from harness.results import lifecycle
+
 SETTLE_S = 1.0  # from the empty EndpointSlice to the first sample that judges the window
 
 
@@ -40,6 +42,11 @@ class EndpointEvent(TypedDict):
     pod: str  # the pod, or "" for endpoints/rules, or the Deployment for scale
     ip: str  # the pod's IP; endpoints/rules: the endpoint IPs, comma-separated
     replicas: NotRequired[int]  # scale: the count asked for
+    # kube-proxy restart (harness.results.lifecycle): the process's PID; the Service's entries
+    # in the node's table, and of those before the restart how many were still there
+    pid: NotRequired[int]
+    entries: NotRequired[int]
+    kept: NotRequired[int]
 
 
 Flow = tuple[str, int, str]  # (original source, source port, reply source = DNAT target)
@@ -83,6 +90,13 @@ class EndpointsResult(TypedDict):
     silent_other: int
     settle_s: float
     source: str  # where the entries were read
+    # kube-proxy restarts and Services deleted and created again (harness.results.lifecycle)
+    restarts: list[lifecycle.KubeProxyRestart]
+    recreates: list[lifecycle.ServiceRecreate]
+    restart_entries_lost: int  # summed over the restarts
+    restart_unsynced_s_max: float  # the longest stop-to-first-sync (0: no restart)
+    deleted_service_entries_max: int  # over the re-creates
+    recovered_s_max: float | None  # the re-creates' longest recovery (None: one never did)
 
 
 def reply_sources(listing: str, service_ip: str, port: int, proto: str = "udp") -> Counter[str]:
@@ -146,11 +160,15 @@ def zero_windows(
     for i, e in enumerate(events):
         if e["event"] == "endpoints" and not e["ip"]:
             later = events[i + 1 :]
-            nxt = [x["t_s"] for x in later if x["event"] == "scale"]
+            nxt = [x["t_s"] for x in later if x["event"] in BEGINS]
             hi = min(nxt[0], load_s) if nxt else load_s
             rules = [x["t_s"] for x in later if x["event"] == "rules" and x["t_s"] <= hi]
             out.append((e["t_s"], rules[0] if rules else None, hi))
     return out
+
+
+# an event's first step: the end of the zero-endpoint window before it
+BEGINS = ("scale", "kube-proxy-restart", "service-delete", "service-created")
 
 
 def _flow_state(sample: Sequence[Flow] | None, pod: str, sport: int, endpoints: set[str]) -> str:
@@ -179,6 +197,7 @@ def endpoints_result(
     udp_ports: Mapping[str, int],
     load_s: float,
     source: str,
+    dns_timeline: Sequence[Sequence[float]] = (),
 ) -> EndpointsResult:
     """``samples``: (t_s since the load started, node, flows); ``udp_by_pod``: each
     same-port client pod's [second, sent, answered, refused, silent] rows (seconds since the
@@ -240,6 +259,12 @@ def endpoints_result(
         return sum(values)
 
     sent, blackholed = total("sent"), total("blackholed")
+    restarts = lifecycle.restarts(events)
+    recreates = lifecycle.recreates(
+        events, samples, udp_ports=udp_ports, dns_timeline=dns_timeline, load_s=load_s,
+        settle_s=SETTLE_S,
+    )  # fmt: skip
+    recovered = [c["recovered_s"] for c in recreates]
     return EndpointsResult(
         service=service,
         cluster_ip=cluster_ip,
@@ -260,17 +285,31 @@ def endpoints_result(
         silent_other=total("silent_other"),
         settle_s=SETTLE_S,
         source=source,
+        restarts=restarts,
+        recreates=recreates,
+        restart_entries_lost=sum(r["entries_lost"] for r in restarts),
+        restart_unsynced_s_max=max((r["unsynced_s"] or 0.0 for r in restarts), default=0.0),
+        deleted_service_entries_max=max(
+            (c["entries_while_deleted_max"] for c in recreates), default=0
+        ),
+        recovered_s_max=None if None in recovered else max(recovered or [0.0]),  # type: ignore[type-var]
     )
 
 
 def describe(r: EndpointsResult) -> str:
     """One sentence for reports (pure)."""
+    more = lifecycle.describe(r.get("restarts", []), r.get("recreates", []))
+    return f"{_describe_windows(r)} {more}".strip()
+
+
+def _describe_windows(r: EndpointsResult) -> str:
     if not r["zero_windows"]:
         return f"{r['service']} always had an endpoint; stale entries: see the timeline."
     spans = ", ".join(f"{w['from_s']:.1f}-{w['to_s']:.1f} s" for w in r["zero_windows"])
     return (
         f"{r['service']} had no endpoint during {spans}: at most {r['stale_entries_max']} "
-        f"conntrack entries still DNATed to a deleted pod; the same-port client's "
+        f"conntrack entries still DNATed to no endpoint of it (a deleted pod, or a pod of "
+        f"the Service while it was deleted); the same-port client's "
         f"{r['sent']} queries then were {r['answered']} answered, {r['refused']} refused, "
         f"{r['blackholed']} blackholed (sent to a deleted pod), {r['rejected_silently']} "
         f"dropped by kube-proxy's reject rule without an ICMP error (the kernel's "

@@ -12,7 +12,8 @@ upper bounds of the buckets they fell in (``p50_le_s``, ``max_le_s``), and ``mea
 exact (sum / count).
 
 The phase's figures are the difference between a scrape before the load and one after it
-(a kube-proxy restarted in between started its counts again: the after scrape alone). Its
+(a kube-proxy restarted in between, a new PID or fewer observations than before, started
+its counts again: the after scrape alone). Its
 RSS (``VmRSS`` of /proc/PID/status) and the node's ``nf_conntrack_count`` are sampled
 together once a second.
 """
@@ -141,9 +142,10 @@ def vmrss_kib(status: str) -> int | None:
 class NodeReadings:
     """What the backend read for one node's kube-proxy in a phase."""
 
-    pid: int | None = None
+    pid: int | None = None  # the kube-proxy running at the last reading
     before: str | None = None  # /metrics text (None: the scrape failed)
     after: str | None = None
+    pid_before: int | None = None  # the kube-proxy that served ``before``
     samples: list[tuple[float, int | None, int | None]] = field(default_factory=list)
 
 
@@ -156,7 +158,9 @@ def node_result(r: NodeReadings) -> tuple[KubeProxyNode, dict[str, str]]:
         missing["kube_proxy.metrics"] = "kube-proxy's /metrics could not be read after the load"
     else:
         h1, c1 = histograms(r.after)
-        h0, c0 = histograms(r.before) if r.before is not None else ({}, {})
+        # a kube-proxy restarted during the phase started its counts again: all are new
+        restarted = r.pid_before is not None and r.pid_before != r.pid
+        h0, c0 = histograms(r.before) if r.before is not None and not restarted else ({}, {})
         for name, key in ((SYNC, "sync"), (RECONCILE, "reconcile")):
             if name in h1:
                 d = durations(h1[name].minus(h0.get(name)))

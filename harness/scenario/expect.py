@@ -77,6 +77,11 @@ METRICS: frozenset[str] = frozenset(
         "endpoints.blackholed_rate",
         "endpoints.rejected_silently",
         "endpoints.client_flows_stale_max",
+        # kube-proxy restarts and Services deleted and created again (phases[].events)
+        "endpoints.restart_entries_lost",
+        "endpoints.restart_unsynced_s_max",
+        "endpoints.deleted_service_entries_max",
+        "endpoints.recovered_s_max",
         # netns: the statsd sender (load.statsd), counted at the receivers; blackholed and
         # rejected over the zero-endpoint windows
         "statsd.sent",

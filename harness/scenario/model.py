@@ -563,15 +563,63 @@ class Scale(_Strict):
     replicas: int = Field(ge=0, le=8)
 
 
+class KubeProxyRestart(_Strict):
+    """Restart kube-proxy on one node as kubelet restarts its pod: SIGTERM to the running
+    process (by PID), then the same binary with the same flags and config again. The timeline
+    has the stop, the start, kube-proxy's first rules sync after it and the Service's entries
+    in the node's table before and after (kubernetes#122740)."""
+
+    node: str = Field(description="The node: node-1 .. node-N (cluster.nodes)")
+
+
+SERVICES_RECREATABLE = ("kube-system/kube-dns",)
+
+
+class ServiceRecreate(_Strict):
+    """Delete a Service through the API and create it again with the same spec (the same
+    ``spec.clusterIP``, so the same ClusterIP), ``down_s`` after the delete. The timeline has
+    the delete, its EndpointSlices gone, every node's rules without it, the create, and its
+    endpoints and rules back (kubernetes#141371: a deleted UDP Service's entries stay)."""
+
+    service: Literal["kube-system/kube-dns"] = Field(
+        description="namespace/name of the scenario's Service: kube-system/kube-dns (UDP 53, "
+        "the one whose entries the phase reads)"
+    )
+    down_s: float = Field(
+        2.0, ge=0, le=60, description="Seconds from the delete to the create (at least until "
+        "every node's rules dropped it)"
+    )  # fmt: skip
+
+
+EVENT_KINDS = ("scale", "restart_kube_proxy", "recreate_service")
+
+
 class PhaseEvent(_Strict):
-    """Something done to the cluster while the phase's load runs, on the load's clock."""
+    """Something done to the cluster while the phase's load runs, on the load's clock:
+    exactly one of ``scale``, ``restart_kube_proxy``, ``recreate_service``."""
 
     at_s: float = Field(
         gt=0,
         le=3600,
         description="Seconds after the load generator starts; before the load ends, and in order",
     )
-    scale: Scale
+    scale: Scale | None = None
+    restart_kube_proxy: KubeProxyRestart | None = None
+    recreate_service: ServiceRecreate | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> PhaseEvent:
+        given = [k for k in EVENT_KINDS if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                f"an event is exactly one of {', '.join(EVENT_KINDS)}; got "
+                f"{', '.join(given) if given else 'none'}"
+            )
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in EVENT_KINDS if getattr(self, k) is not None)
 
 
 class Phase(_Strict):
@@ -586,7 +634,9 @@ class Phase(_Strict):
         default_factory=list,
         description="Endpoint events during the load, in time order (netns backend): e.g. "
         "[{at_s: 5, scale: {deployment: coredns, replicas: 0}}, {at_s: 20, scale: "
-        "{deployment: coredns, replicas: 2}}]; result.json's phases[].endpoints has each step",
+        "{deployment: coredns, replicas: 2}}], {at_s: 5, restart_kube_proxy: {node: node-1}}, "
+        "{at_s: 9, recreate_service: {service: kube-system/kube-dns}}; result.json's "
+        "phases[].endpoints has each step",
     )
     load: LoadSpec | None = Field(None, description="Replaces the scenario's load for this phase")
     expect: list[str] = Field(default_factory=list)
@@ -697,6 +747,20 @@ class Scenario(_Strict):
                         f"after the one before ({prev:g} s); got {e.at_s:g}"
                     )
                 prev = e.at_s
+                sr = e.recreate_service
+                if sr is not None and e.at_s + sr.down_s >= duration:
+                    raise ValueError(
+                        f"@phases[{i}].events[{j}].recreate_service.down_s: the create "
+                        f"({e.at_s:g} + {sr.down_s:g} s) must be before the load ends "
+                        f"(duration_s {duration:g})"
+                    )
+                r = e.restart_kube_proxy
+                names = [f"node-{n + 1}" for n in range(self.cluster.nodes)]
+                if r is not None and r.node not in names:
+                    raise ValueError(
+                        f"@phases[{i}].events[{j}].restart_kube_proxy.node: {r.node!r} is not a "
+                        f"node; nodes are {names} (cluster.nodes {self.cluster.nodes})"
+                    )
         return self
 
     def phase_load(self, phase: Phase) -> LoadSpec:

@@ -317,7 +317,11 @@ class NetnsCluster:
             extra["udp"] = out.pop("udp")
         if events is not None:
             extra["endpoints"] = self._endpoints_result(
-                events, load_start=sampler.t0 + extra.get("load_start_s", 0.0), plan=plan, out=extra
+                events,
+                load_start=sampler.t0 + extra.get("load_start_s", 0.0),
+                plan=plan,
+                out=extra,
+                dns_timeline=out.get("dns", {}).get("timeline", []),
             )
         if statsd is not None and "statsd" in out:
             extra["statsd"] = self._statsd_result(
@@ -406,9 +410,14 @@ class NetnsCluster:
         k8s = self.topology.k8s
         replicas = k8s.coredns_replicas
         initial = k8s.coredns_ips()
-        run_ = EventRun(k8s, plan.events, say=lambda s: self.stages.say(f"event at {s}"))
         nodes = [(n.name, n.ns) for n in self.plan.nodes]
         stale = StaleSampler(nodes, P.DNS_SERVICE_IP, 53)
+        run_ = EventRun(
+            k8s,
+            plan.events,
+            say=lambda s: self.stages.say(f"event at {s}"),
+            read=lambda node: stale.read(self.plan.node(node).ns),
+        )
         failed = False
         try:
             with stale:
@@ -422,6 +431,7 @@ class NetnsCluster:
                 run_.join()
             # the phase's own replicas again; a phase that failed keeps its own error
             with contextlib.suppress(BackendError) if failed else nullcontext():
+                k8s.undo_events()
                 k8s.set_coredns_replicas(replicas)
 
     def _endpoints_result(
@@ -431,13 +441,13 @@ class NetnsCluster:
         load_start: float,
         plan: PhasePlan,
         out: dict[str, Any],
+        dns_timeline: list[list[float]],
     ) -> EndpointsResult:
         run_, stale, initial = events
         evs: list[EndpointEvent] = []
-        for t, event, pod, ip, replicas in run_.events:
+        for t, event, pod, ip, counts in sorted(run_.events, key=lambda x: x[0]):
             e = EndpointEvent(t_s=round(t - load_start, 3), event=event, pod=pod, ip=ip)
-            if replicas is not None:
-                e["replicas"] = replicas
+            e.update(counts)  # type: ignore[typeddict-item]
             evs.append(e)
         samples = [(round(t - load_start, 3), node, c) for t, node, c in stale.samples]
         return endpoints_result(
@@ -451,6 +461,7 @@ class NetnsCluster:
             udp_ports=out.get("udp", {}).get("source_ports", {}),
             load_s=plan.load.duration_s,
             source=stale.SOURCE,
+            dns_timeline=dns_timeline,
         )
 
     @contextmanager

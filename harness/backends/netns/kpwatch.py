@@ -56,7 +56,7 @@ class KubeProxyWatch:
     def __enter__(self) -> KubeProxyWatch:
         for name, ns in self.nodes:
             r = self.readings[name]
-            r.pid = self.pid_of(name)
+            r.pid = r.pid_before = self.pid_of(name)
             r.before = scrape(ns)
         self._thread.start()
         return self
@@ -65,7 +65,9 @@ class KubeProxyWatch:
         self._stop.set()
         self._thread.join(10)
         for name, ns in self.nodes:
-            self.readings[name].after = scrape(ns)
+            r = self.readings[name]
+            r.pid = self.pid_of(name) or r.pid
+            r.after = scrape(ns)
 
     def sample(self) -> None:
         for name, ns in self.nodes:

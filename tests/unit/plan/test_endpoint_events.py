@@ -11,7 +11,12 @@ import pytest
 from harness.backends.registry import check_cluster_fields
 from harness.errors import BadInput
 from harness.plan import plan_phase, plan_run
-from harness.plan.types import SamePortUDPPlan, ScalePlan
+from harness.plan.types import (
+    KubeProxyRestartPlan,
+    SamePortUDPPlan,
+    ScalePlan,
+    ServiceRecreatePlan,
+)
 from harness.plan.workerplan import worker_plan
 from harness.scenario.expect import Expectation
 from harness.scenario.loader import parse_scenario
@@ -39,6 +44,27 @@ def scale(at_s: float, replicas: int, deployment: str = "coredns") -> dict[str, 
     return {"at_s": at_s, "scale": {"deployment": deployment, "replicas": replicas}}
 
 
+def restart(at_s: float, node: str) -> dict[str, Any]:
+    return {"at_s": at_s, "restart_kube_proxy": {"node": node}}
+
+
+def recreate(
+    at_s: float, service: str = "kube-system/kube-dns", down_s: float = 2
+) -> dict[str, Any]:
+    return {"at_s": at_s, "recreate_service": {"service": service, "down_s": down_s}}
+
+
+def test_restarts_and_recreates_are_planned_and_need_no_more_coredns_pods() -> None:
+    s = scenario({"name": "r", "events": [restart(4, "node-2"), recreate(9, down_s=3)]})
+    plan = plan_phase(s, s.phases[0])
+    assert plan.events == (
+        KubeProxyRestartPlan(4, "node-2"),
+        ServiceRecreatePlan(9, "kube-system/kube-dns", 3),
+    )
+    assert [e.kind for e in s.phases[0].events] == ["restart_kube_proxy", "recreate_service"]
+    assert plan_run(s).max_coredns_replicas == 2
+
+
 def test_events_are_planned_in_order_and_size_the_coredns_pods() -> None:
     s = scenario({"name": "steady"}, {"name": "zero", "events": [scale(5, 0), scale(12, 3)]})
     assert plan_phase(s, s.phases[0]).events == ()
@@ -62,7 +88,20 @@ def test_events_are_planned_in_order_and_size_the_coredns_pods() -> None:
         ([scale(25, 0)], "phases[0].events[0].at_s", "duration_s 20"),
         ([scale(0, 0)], "phases[0].events[0].at_s", "greater than 0"),
         ([scale(8, 0), scale(5, 2)], "phases[0].events[1].at_s", "in time order"),
-        ([{"at_s": 5}], "phases[0].events[0].scale", "required"),
+        ([{"at_s": 5}], "phases[0].events[0]", "exactly one of scale, restart_kube_proxy"),
+        (
+            [{**scale(5, 0), "restart_kube_proxy": {"node": "node-1"}}],
+            "phases[0].events[0]",
+            "got scale, restart_kube_proxy",
+        ),
+        ([restart(20, "node-1")], "phases[0].events[0].at_s", "before the load ends"),
+        ([restart(5, "node-3")], "events[0].restart_kube_proxy.node", "'node-3' is not a node"),
+        ([restart(5, "node-0")], "events[0].restart_kube_proxy.node", "['node-1', 'node-2']"),
+        ([recreate(5, "default/http")], "events[0].recreate_service.service", "kube-dns"),
+        ([recreate(20)], "phases[0].events[0].at_s", "before the load ends"),
+        ([recreate(15, down_s=5)], "events[0].recreate_service.down_s", "before the load ends"),
+        ([recreate(5, down_s=-1)], "events[0].recreate_service.down_s", "greater than or equal"),
+        ([restart(8, "node-1"), recreate(5)], "phases[0].events[1].at_s", "in time order"),
         (
             [{"at_s": 5, "scale": {"deployment": "coredns", "replicas": 1}, "x": 1}],
             "events[0].x",
@@ -119,11 +158,28 @@ def test_events_and_the_same_port_client_are_netns_only(backend: str) -> None:
     assert e.value.field == "load.udp"
     check_cluster_fields(backend, scenario({"name": "z"}, udp=False))
     check_cluster_fields("netns", scenario({"name": "z", "events": [scale(5, 0)]}))
+    for event, kind in (
+        (restart(5, "node-1"), "restart_kube_proxy"),
+        (recreate(5), "recreate_service"),
+    ):
+        with pytest.raises(BadInput) as e:
+            check_cluster_fields(backend, scenario({"name": "z", "events": [event]}, udp=False))
+        assert e.value.field == "phases[0].events"
+        assert kind in str(e.value)
+        assert "--backend netns" in str(e.value)
 
 
 @pytest.mark.parametrize(
     "text",
-    ["endpoints.stale_entries_max == 0", "endpoints.blackholed_rate <= 0.05", "udp.refused > 0"],
+    [
+        "endpoints.stale_entries_max == 0",
+        "endpoints.blackholed_rate <= 0.05",
+        "udp.refused > 0",
+        "endpoints.restart_entries_lost == 0",
+        "endpoints.restart_unsynced_s_max <= 5",
+        "endpoints.deleted_service_entries_max == 0",
+        "endpoints.recovered_s_max <= 3",
+    ],
 )
 def test_the_new_metrics_are_expectations(text: str) -> None:
     assert str(Expectation.parse(text)) == text

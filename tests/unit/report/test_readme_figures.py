@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,12 +16,14 @@ from cthcommon.stats import pct
 from harness.report import readme
 from harness.report.summary import summarize
 from harness.results.schema import RunResult
+from harness.upstream import releases
 
 ROOT = Path(__file__).resolve().parents[3]
 README = ROOT / "README.md"
 DEMO = ROOT / readme.DEMO_RESULT
 ROLLOUT = ROOT / readme.ROLLOUT_RESULT
 RECORDS = ROOT / readme.RECORDS
+UPGRADE = ROOT / readme.UPGRADE_DIR
 
 
 def _demo() -> RunResult:
@@ -30,7 +33,8 @@ def _demo() -> RunResult:
 
 def _render(text: str) -> str:
     demo, rollout = readme.load(text, DEMO, ROLLOUT)
-    return readme.render(text, demo, readme.latest_figures(RECORDS), rollout)
+    upgrade = readme.load_upgrade(text, UPGRADE)
+    return readme.render(text, demo, readme.latest_figures(RECORDS), rollout, upgrade)
 
 
 def _block(text: str, name: str) -> str:
@@ -54,7 +58,7 @@ def test_the_demo_source_is_a_real_run_of_the_demo_scenario() -> None:
     assert all(p["dns"]["lookups"] > 0 for p in result["phases"])
 
 
-@pytest.mark.parametrize("name", ["demo", "rollout", "bench"])
+@pytest.mark.parametrize("name", ["demo", "rollout", "upgrade", "bench"])
 def test_a_hand_edit_inside_a_block_is_caught(name: str) -> None:
     text = README.read_text()
     block = _block(text, name)
@@ -105,6 +109,53 @@ def test_the_bench_block_quotes_the_latest_record() -> None:
         assert str(f["commit"])[:8] in block
 
 
+def _comparisons() -> list[dict[str, Any]]:
+    return [json.loads(f.read_text()) for f in sorted(UPGRADE.glob("*.json"))]
+
+
+def test_the_upgrade_block_covers_every_pinned_release_with_recorded_comparisons() -> None:
+    comparisons = _comparisons()
+    assert comparisons, f"{readme.UPGRADE_DIR} holds the recorded comparisons"
+    proxies = set()
+    for c in comparisons:
+        assert c["scenario"] == "udp-scale-to-zero"
+        kp = c["environment"]["components"]["kube-proxy"]
+        assert kp["changed"], "each comparison varies kube-proxy"
+        proxies |= {kp["a"], kp["b"]}
+        assert all(p["a"].get("endpoints") and p["b"].get("endpoints") for p in c["phases"])
+    assert proxies == set(releases())
+
+
+def test_the_upgrade_block_quotes_each_comparison_s_numbers() -> None:
+    block = _block(README.read_text(), "upgrade")
+    for c in _comparisons():
+        item = next(
+            " ".join(line.split())
+            for line in block.split("\n- ")
+            if f"runs {c['a']}, {c['b']}" in " ".join(line.split())
+        )
+        assert f"exit {readme.compare_exit(c)} " in item
+        for p in c["phases"]:
+            for side in ("a", "b"):
+                e = p[side]["endpoints"]
+                assert (
+                    f"{p[side]['verdict']} ({e['stale_entries_max']:,} stale entries, "
+                    f"{e['client_flows_stale_max']:,} of them the same-port clients'; "
+                    f"{e['blackholed']:,} of {e['sent']:,} same-port queries blackholed, "
+                    f"{e['refused']:,} refused, {e['rejected_silently']:,} rejected at the node "
+                    "without an ICMP error)"
+                ) in item
+
+
+@pytest.mark.parametrize(
+    ("changed", "inconclusive", "code"), [(True, True, 1), (False, True, 6), (False, False, 0)]
+)
+def test_the_upgrade_block_gives_compare_s_exit(
+    changed: bool, inconclusive: bool, code: int
+) -> None:
+    assert readme.compare_exit({"verdict_changed": changed, "inconclusive": inconclusive}) == code
+
+
 def test_markers_must_be_there_once() -> None:
     with pytest.raises(readme.MarkerError):
         readme.replace_block("no markers", "demo", "x")
@@ -122,7 +173,7 @@ def test_check_exits_1_on_a_stale_readme_and_regenerating_fixes_it(tmp_path: Pat
     copy = tmp_path / "README.md"
     shutil.copyfile(README, copy)
     args = ["--readme", str(copy), "--demo", str(DEMO), "--rollout", str(ROLLOUT)]
-    args += ["--records", str(RECORDS)]
+    args += ["--records", str(RECORDS), "--upgrade", str(UPGRADE)]
     assert readme.main([*args, "--check"]) == 0
     start, _ = readme.markers("demo")
     copy.write_text(copy.read_text().replace(start, f"{start}\nhand-written 42 s\n"))

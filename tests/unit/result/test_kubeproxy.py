@@ -148,3 +148,18 @@ def test_describe_names_each_node() -> None:
     assert "node-1: 1 rule syncs, 2 conntrack reconciles" in text
     assert "max past the buckets" in text  # both in +Inf: no bound to give
     assert "RSS up to 2.0 MiB with 300 conntrack entries" in text
+
+
+def test_a_restart_in_the_phase_counts_the_new_process_alone() -> None:
+    r = NodeReadings(
+        pid=20,  # a new kube-proxy by the end
+        pid_before=10,
+        before=_metrics([1, 1, 1, 1, 1], [1, 1, 1, 1, 1], 5),
+        after=_metrics([1, 2, 2, 2, 2], [1, 2, 2, 2, 2], 1),  # more than before, all new
+        samples=[(0.0, 1000, 10)],
+    )
+    n = kube_proxy_result({"node-1": r})[0]["nodes"]["node-1"]
+    assert n["sync"] is not None
+    assert n["sync"]["count"] == 2
+    assert n["reconcile_deleted_entries"] == 1
+    assert n["pid"] == 20

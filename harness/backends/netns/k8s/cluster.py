@@ -23,7 +23,7 @@ import dns.rcode
 from cthcommon.netns import run, socket_in
 from harness.backends.netns.k8s import coredns, kubeproxy, nodecache
 from harness.backends.netns.k8s import pki as K
-from harness.backends.netns.k8s.client import ApiClient
+from harness.backends.netns.k8s.client import ApiClient, ApiError
 from harness.backends.netns.k8s.controlplane import (
     ControlPlane,
     ControlPlaneConfig,
@@ -294,6 +294,107 @@ class K8sParts(Stacked):
         mark("endpoints", "", ",".join(sorted(ips)))
         self._wait_rules(ips, {p.ip for p in pods} - ips, timeout_s=SCALE_WAIT_S)
         mark("rules", "", ",".join(sorted(ips)))
+
+    def stop_kube_proxy(self, node_name: str) -> int:
+        """SIGTERM to the node's kube-proxy by its PID, as kubelet stops a container (SIGKILL
+        after the default grace); its PID. Its rules stay in the node's tables, as they do."""
+        name = kubeproxy.proc_name(node_name)
+        pid = self.comps.procs[name].pid
+        self.comps.stop(name, grace_s=TERMINATION_GRACE_S)
+        return pid
+
+    def start_kube_proxy(self, node_name: str) -> Proc:
+        """The node's kube-proxy again: the same binary, the same flags and config."""
+        node = self.plan.node(node_name)
+        return kubeproxy.start(
+            self.comps,
+            locate("kube-proxy", self.kube_proxy_release),
+            node_name=node.name,
+            node_ns=node.ns,
+            kubeconfig=self.cp.pki.kubeconfig(K.KUBE_PROXY),
+            settings=self.settings.kube_proxy,
+        )
+
+    def wait_kube_proxy_synced(self, node_name: str, proc: Proc, timeout_s: float = 30) -> float:
+        """Until the node's (new) kube-proxy has synced its rules once; when it did, on the
+        monotonic clock (its metrics give the wall-clock time of its last sync)."""
+        ns = self.plan.node(node_name).ns
+        synced: list[float] = []
+
+        def probe() -> str | None:
+            wall = kubeproxy.read_last_sync(ns)
+            if wall is None:
+                return f"{kubeproxy.LAST_SYNC_METRIC} not set yet"
+            synced.append(wall - time.time() + time.monotonic())
+            return None
+
+        wait_for(f"{proc.name}'s first rules sync", probe, timeout_s=timeout_s, procs=[proc])
+        return synced[-1]
+
+    def _service_manifest(self, service: str) -> dict[str, Any]:
+        if service != f"{SYSTEM}/kube-dns":
+            raise BackendError(f"re-create {service}: only {SYSTEM}/kube-dns is supported")
+        return kube_dns_service(DNS_SERVICE_IP, self.plan.run_id)
+
+    def delete_service(self, service: str) -> str:
+        """Delete a Service through the API; its ClusterIP."""
+        self._service_manifest(service)
+        ns, name = service.split("/")
+        obj = self.api.get("v1", "Service", name, ns)
+        if obj is None:
+            raise BackendError(f"delete Service {service}: it does not exist")
+        self.api.delete("v1", "Service", name, ns)
+        return str(obj["spec"].get("clusterIP", ""))
+
+    def create_service(self, service: str, timeout_s: float = 20) -> str:
+        """Create a deleted Service again from the same manifest (its spec pins the ClusterIP,
+        as kubeadm's kube-dns does); the ClusterIP the apiserver gave it. The address goes back
+        to the allocator with the delete; a create that races its release is retried."""
+        created: list[str] = []
+
+        def probe() -> str | None:
+            try:
+                obj = self.api.create(self._service_manifest(service))
+            except ApiError as e:
+                if e.status in (409, 422):  # still terminating, or the IP not released yet
+                    return str(e)
+                raise
+            created.append(str(obj["spec"].get("clusterIP", "")))
+            return None
+
+        wait_for(f"Service {service} created again", probe, timeout_s=timeout_s)
+        return created[-1]
+
+    def wait_endpoints_of(
+        self, service: str, ips: set[str], timeout_s: float = SCALE_WAIT_S
+    ) -> None:
+        """Until the Service's EndpointSlices list exactly ``ips`` as ready (none: gone)."""
+        k = self.kubelet
+        assert k is not None
+        ns, name = service.split("/")
+        k.wait_endpoints(name, ns, ips, timeout_s=timeout_s)
+
+    def wait_cluster_ip_in_rules(self, ip: str, present: bool, timeout_s: float = 30) -> None:
+        """Until every node's kube-proxy rules mention the ClusterIP (or none does)."""
+
+        def probe() -> str | None:
+            for node in self.plan.nodes:
+                if (ip in self.node_rules(node.ns)) != present:
+                    return f"{node.name}: {ip} {'absent from' if present else 'still in'} rules"
+            return None
+
+        wait_for(f"kube-proxy rules for {ip}", probe, timeout_s=timeout_s)
+
+    def undo_events(self) -> None:
+        """After a phase's events, on every path: every node's kube-proxy running, and kube-dns
+        there again (an event that failed halfway may have left either down)."""
+        for node in self.plan.nodes:
+            proc = self.comps.procs.get(kubeproxy.proc_name(node.name))
+            if proc is None or not proc.alive():
+                self.comps.procs.pop(kubeproxy.proc_name(node.name), None)
+                kubeproxy.wait_ready(self.start_kube_proxy(node.name), node.ns)
+        if self.api.get("v1", "Service", "kube-dns", SYSTEM) is None:
+            self.create_service(f"{SYSTEM}/kube-dns")
 
     def _pod_network(self, p: PodPlan, *, up: bool) -> None:
         """CNI DEL (``up=False``): the pod's route on its node becomes a blackhole route, as a

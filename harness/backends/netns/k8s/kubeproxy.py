@@ -18,6 +18,8 @@ from harness.errors import BadInput
 from harness.kernel.process import Proc
 
 MODES = ("iptables", "nftables")
+# set to the wall clock at the end of each successful rules sync (absent before the first)
+LAST_SYNC_METRIC = "kubeproxy_sync_proxy_rules_last_timestamp_seconds"
 HEALTHZ_PORT = 10256
 METRICS_PORT = 10249
 
@@ -99,3 +101,27 @@ def wait_ready(proc: Proc, node_ns: str, timeout_s: float = 30) -> None:
         return None if status == 200 else f"HTTP {status}: {body[:200]}"
 
     wait_for(f"{proc.name} /healthz", probe, timeout_s=timeout_s, procs=[proc])
+
+
+def last_sync(metrics: str) -> float | None:
+    """kube-proxy's ``/metrics`` text -> the wall-clock time of its last rules sync (None: no
+    sync yet; the gauge is 0 or absent until the first) (pure)."""
+    out: list[float] = []
+    for line in metrics.splitlines():
+        if line.startswith(LAST_SYNC_METRIC) and not line.startswith("#"):
+            try:
+                out.append(float(line.rsplit(None, 1)[-1]))
+            except ValueError:
+                continue
+    best = max(out, default=0.0)
+    return best if best > 0 else None
+
+
+def read_last_sync(node_ns: str) -> float | None:
+    """The running kube-proxy's last sync (wall clock), from its metrics in the node's namespace;
+    None while it has not synced or does not answer yet."""
+    try:
+        status, body = http_get(node_ns, "127.0.0.1", METRICS_PORT, "/metrics")
+    except OSError:
+        return None
+    return last_sync(body) if status == 200 else None
