@@ -388,12 +388,29 @@ def _upgrade_side(s: Mapping[str, Any]) -> str:
     e: Mapping[str, Any] | None = s.get("endpoints")
     if not e:
         return str(s["verdict"])
+    again = e.get("answered_again_s_max")
+    back = (
+        ""
+        if again is None
+        else "; a same-port client never answered again"
+        if again < 0  # compare's JSON keeps "never" as -1
+        else f"; answered again within {again:g} s of the scale-up"
+    )
+    st: Mapping[str, Any] | None = s.get("statsd")
+    sender = (
+        f"; statsd with no endpoint: {int(st.get('blackholed', 0)):,} of "
+        f"{int(st.get('window_sent', 0)):,} datagrams blackholed, "
+        f"{int(st.get('rejected', 0)):,} rejected at the node"
+        if st
+        else ""
+    )
     return (
         f"{s['verdict']} ({int(e.get('stale_entries_max', 0)):,} stale entries, "
         f"{int(e.get('client_flows_stale_max', 0)):,} of them the same-port clients'; "
         f"{int(e.get('blackholed', 0)):,} of {int(e.get('sent', 0)):,} same-port queries "
         f"blackholed, {int(e.get('refused', 0)):,} refused, "
-        f"{int(e.get('rejected_silently', 0)):,} rejected at the node without an ICMP error)"
+        f"{int(e.get('rejected_silently', 0)):,} rejected at the node without an ICMP error"
+        f"{back}{sender})"
     )
 
 

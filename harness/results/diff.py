@@ -168,6 +168,8 @@ def _side(p: PhaseResult | None) -> Side:
         if isinstance(ep, dict)
         else None
     )
+    if endpoints is not None and isinstance(ep, dict) and ep.get(NEVER_KEY, 0) is None:
+        endpoints[NEVER_KEY] = NEVER  # a client never answered again: kept, as -1
     st = raw.get("statsd")
     statsd = (
         {k: st[k] for k in STATSD_FIELDS if isinstance(st.get(k), int | float)}
@@ -193,8 +195,11 @@ ENDPOINT_FIELDS = (
     "refused",
     "blackholed",
     "rejected_silently",
+    "answered_again_s_max",
 )
 
+
+NEVER_KEY, NEVER = "answered_again_s_max", -1.0
 
 STATSD_FIELDS = (
     "sent",
@@ -224,11 +229,19 @@ def _endpoints(s: Side) -> str:
     if e is None:
         return "-"
     g = {k: int(e.get(k, 0)) for k in ENDPOINT_FIELDS}
+    again = e.get(NEVER_KEY)
+    back = (
+        ""  # a result from before the field existed
+        if again is None
+        else "; a same-port client was not answered again before the load ended"
+        if again == NEVER
+        else f"; every same-port client answered again within {again:g} s of the next event"
+    )
     return (
         f"{g['stale_entries_max']} stale entries ({g['client_flows_stale_max']} the clients'); "
         f"of {g['sent']} same-port queries {g['answered']} answered, {g['refused']} refused, "
         f"{g['blackholed']} to a deleted pod, {g['rejected_silently']} rejected at the node "
-        "without an ICMP error"
+        f"without an ICMP error{back}"
     )
 
 

@@ -66,6 +66,10 @@ class ZeroWindow(TypedDict):
     blackholed: int  # silent, its flow DNATed to a deleted endpoint
     rejected_silently: int  # silent, its flow had no entry (the reject rule dropped it)
     silent_other: int
+    # from the event that ended the window (to_s) to the end of the first whole second in
+    # which every same-port client pod had an answer again (1 s resolution); None: one never
+    # did before the load ended
+    answered_again_s: float | None
 
 
 class EndpointsResult(TypedDict):
@@ -88,6 +92,8 @@ class EndpointsResult(TypedDict):
     blackholed_rate: float  # blackholed / sent
     rejected_silently: int
     silent_other: int
+    # the windows' longest answered_again_s (0: no window; None: a client never recovered)
+    answered_again_s_max: float | None
     settle_s: float
     source: str  # where the entries were read
     # kube-proxy restarts and Services deleted and created again (harness.results.lifecycle)
@@ -251,6 +257,7 @@ def endpoints_result(
                 blackholed=counts["blackholed"],
                 rejected_silently=counts["rejected_silently"],
                 silent_other=counts["silent_other"],
+                answered_again_s=answered_again(udp_by_pod, hi, load_s),
             )
         )
 
@@ -283,6 +290,7 @@ def endpoints_result(
         blackholed_rate=round(blackholed / sent, 6) if sent else 0.0,
         rejected_silently=total("rejected_silently"),
         silent_other=total("silent_other"),
+        answered_again_s_max=_longest([w["answered_again_s"] for w in windows]),
         settle_s=SETTLE_S,
         source=source,
         restarts=restarts,
@@ -294,6 +302,30 @@ def endpoints_result(
         ),
         recovered_s_max=None if None in recovered else max(recovered or [0.0]),  # type: ignore[type-var]
     )
+
+
+def answered_again(
+    udp_by_pod: Mapping[str, Sequence[Sequence[float]]], after_s: float, load_s: float
+) -> float | None:
+    """Seconds from ``after_s`` to the end of the first whole second from it on in which
+    every same-port client pod had an answer (rows: [second, sent, answered, ...]); None when
+    a pod had none before the load ended, or there is no same-port client."""
+    if after_s >= load_s or not udp_by_pod:
+        return None
+    ends: list[float] = []
+    for rows in udp_by_pod.values():
+        firsts = [int(r[0]) for r in rows if int(r[0]) >= math.floor(after_s) and r[2] > 0]
+        if not firsts:
+            return None
+        ends.append(min(firsts) + 1.0)
+    return round(max(0.0, max(ends) - after_s), 3)
+
+
+def _longest(values: Sequence[float | None]) -> float | None:
+    """The most of ``values``; None when one is None (never); 0.0 when there are none."""
+    if any(v is None for v in values):
+        return None
+    return max((v for v in values if v is not None), default=0.0)
 
 
 def describe(r: EndpointsResult) -> str:

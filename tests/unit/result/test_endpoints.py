@@ -194,3 +194,28 @@ def test_compare_shows_each_sides_stale_entries_and_where_the_queries_went() -> 
     plain = run("pass")
     del plain["phases"][0]["endpoints"]
     assert "no endpoint" not in render(diff_runs(plain, plain))  # type: ignore[arg-type]
+
+
+def test_each_window_says_when_the_same_port_clients_were_answered_again() -> None:
+    r = _result(_samples({s: [] for s in range(6, 19)}), _udp(False, (0, 1, 19)))
+    (w,) = r["zero_windows"]
+    # the next event (the scale-up) at 18 s; both pods answered again in second 19
+    assert w["answered_again_s"] == 2.0 == r["answered_again_s_max"]
+    # one pod still unanswered when the load ends: it never recovered
+    udp = _udp(False, (0, 0, 20))
+    udp["10.244.1.2"] = [[s, 20, 20 if s < 5 else 0, 0, 0 if s < 5 else 20] for s in range(28)]
+    r = _result(_samples({s: [] for s in range(6, 19)}), udp)
+    assert r["zero_windows"][0]["answered_again_s"] is None
+    assert r["answered_again_s_max"] is None
+
+
+def test_compare_says_when_each_sides_clients_were_answered_again() -> None:
+    def run(verdict: str, again: float | None) -> dict[str, Any]:
+        ep = {"stale_entries_max": 0, "sent": 10, "answered_again_s_max": again}
+        phase = {"name": "scale-to-zero", "verdict": verdict, "endpoints": ep}
+        return {"scenario": "s", "phases": [phase], "environment": {}, "run_id": verdict}
+
+    text = render(diff_runs(run("fail", None), run("pass", 2.0)))  # type: ignore[arg-type]
+    assert "A: 0 stale entries" in text
+    assert "a same-port client was not answered again before the load ended" in text
+    assert "every same-port client answered again within 2 s of the next event" in text
