@@ -394,7 +394,7 @@ def _upgrade_side(s: Mapping[str, Any]) -> str:
         if again is None
         else "; a same-port client never answered again"
         if again < 0  # compare's JSON keeps "never" as -1
-        else f"; answered again within {again:g} s of the scale-up"
+        else f"; answered again within {again:.1f} s of the scale-up"
     )
     st: Mapping[str, Any] | None = s.get("statsd")
     sender = (

@@ -235,7 +235,7 @@ def _endpoints(s: Side) -> str:
         if again is None
         else "; a same-port client was not answered again before the load ended"
         if again == NEVER
-        else f"; every same-port client answered again within {again:g} s of the next event"
+        else f"; every same-port client answered again within {again:.1f} s of the next event"
     )
     return (
         f"{g['stale_entries_max']} stale entries ({g['client_flows_stale_max']} the clients'); "

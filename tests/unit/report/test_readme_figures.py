@@ -143,7 +143,14 @@ def test_the_upgrade_block_quotes_each_comparison_s_numbers() -> None:
                     f"{e['client_flows_stale_max']:,} of them the same-port clients'; "
                     f"{e['blackholed']:,} of {e['sent']:,} same-port queries blackholed, "
                     f"{e['refused']:,} refused, {e['rejected_silently']:,} rejected at the node "
-                    "without an ICMP error)"
+                    "without an ICMP error"
+                ) in item
+                again = e["answered_again_s_max"]
+                assert f"answered again within {again:.1f} s of the scale-up" in item
+                st = p[side]["statsd"]
+                assert (
+                    f"statsd with no endpoint: {st['blackholed']:,} of {st['window_sent']:,} "
+                    f"datagrams blackholed, {st['rejected']:,} rejected at the node)"
                 ) in item
 
 

@@ -218,4 +218,4 @@ def test_compare_says_when_each_sides_clients_were_answered_again() -> None:
     text = render(diff_runs(run("fail", None), run("pass", 2.0)))  # type: ignore[arg-type]
     assert "A: 0 stale entries" in text
     assert "a same-port client was not answered again before the load ended" in text
-    assert "every same-port client answered again within 2 s of the next event" in text
+    assert "every same-port client answered again within 2.0 s of the next event" in text
