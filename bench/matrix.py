@@ -30,7 +30,7 @@ from typing import Any
 
 import harness.runner
 from bench.topo import bench_run_id
-from harness.errors import BadInput
+from cthcommon.errors import BadInput
 from harness.measurement import PhaseMeasurement
 from harness.results.schema import PhaseResult, RunResult
 from harness.scenario.loader import load_scenario

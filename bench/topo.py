@@ -15,11 +15,11 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from cthcommon.errors import RestoreFailed
 from cthcommon.netns import open_in
 from harness.backends.netns import topologyplan as P
 from harness.backends.netns.topology import Topology
 from harness.backends.netns.topologyplan import plan_topology
-from harness.errors import RestoreFailed
 from harness.kernel import sysctl
 from harness.kernel.journal import Journal
 from harness.restore import RestoreReport, undo_journal

@@ -1,5 +1,5 @@
-"""The project's exceptions, the harness's and the load generator's (``harness.errors`` names
-them too). Every error either raises derives from :class:`HarnessError`.
+"""The project's exceptions, the harness's and the load generator's: one hierarchy, imported
+from here by both. Every error either raises derives from :class:`HarnessError`.
 
 Each class's docstring is its default message. The CLI exits with the error's ``exit_code``:
 

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.errors import MissingTool
+from cthcommon.errors import MissingTool
 
 APT_DIR = Path("/etc/apt")
 

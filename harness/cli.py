@@ -22,8 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness import __version__
-from harness.errors import (
+from cthcommon.errors import (
     BadInput,
     ExpectationViolated,
     HarnessError,
@@ -31,6 +30,7 @@ from harness.errors import (
     InternalError,
     RestoreFailed,
 )
+from harness import __version__
 from harness.kernel.conntrack import CONNTRACK_MAX_MAX, CONNTRACK_MAX_MIN
 from harness.results.schema import RunResult
 

@@ -8,9 +8,9 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from cthcommon.errors import HarnessError
 from cthcommon.netns import NETNS_RUN_DIR
 from harness.backends.netns.topology import check_host_routes
-from harness.errors import HarnessError
 from harness.kernel import sysctl
 from harness.kernel.conntrack import kernel_default_table
 from harness.kernel.journal import stale_journals

@@ -222,7 +222,7 @@ RunScenario = Callable[..., RunResult]
 @contextlib.contextmanager
 def _lock_advice() -> Iterator[None]:
     """A held host lock fails the test with the option pytest has (not the CLI's --wait)."""
-    from harness.errors import LockHeld
+    from cthcommon.errors import LockHeld
 
     try:
         yield

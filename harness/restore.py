@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cthcommon.errors import RestoreFailed, UnsafeRequest
 from cthcommon.netns import NETNS_RUN_DIR, run
-from harness.errors import RestoreFailed, UnsafeRequest
 from harness.kernel import sysctl
 from harness.kernel.conntrack import kernel_default_table, max_refusal
 from harness.kernel.journal import Journal, journals, stale_journals, state_dir

@@ -13,6 +13,7 @@ from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
 from types import FrameType
 
+from cthcommon.errors import BadInput, NotRoot, RestoreFailed, UnsafeRequest
 from harness.backends.base import BackendOptions, Cluster, Progress
 from harness.backends.registry import (
     HOST_KERNEL_BACKENDS,
@@ -24,7 +25,6 @@ from harness.backends.registry import (
     root_reason,
 )
 from harness.backends.stages import Notice
-from harness.errors import BadInput, NotRoot, RestoreFailed, UnsafeRequest
 from harness.kernel import sysctl
 from harness.kernel.conntrack import max_refusal
 from harness.kernel.journal import STATE_DIR_ENV, HostLock, Journal, state_dir

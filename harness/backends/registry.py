@@ -10,9 +10,9 @@ import os
 import sys
 from pathlib import Path
 
+from cthcommon.errors import BadInput
 from harness.backends.base import KUBE_PROXY_RELEASE, KUBERNETES_RELEASE, BackendOptions, Cluster
 from harness.backends.stages import Notice
-from harness.errors import BadInput
 from harness.kernel.journal import Journal
 from harness.kernel.sysctl import SysctlGuard
 from harness.scenario.model import Scenario

@@ -20,7 +20,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from harness.errors import BadInput
+from cthcommon.errors import BadInput
 
 LINKTYPE_ETHERNET = 1
 MAGIC = {

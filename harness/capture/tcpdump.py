@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from cthcommon.errors import BackendError
 from harness.capture.pcap import merge, read_pcap, same_port_pairs, write_pcap
-from harness.errors import BackendError
 from harness.kernel.journal import Journal
 from harness.kernel.process import Proc, spawn, stop_pid
 from harness.results.schema import CaptureResult

@@ -21,7 +21,7 @@ fault can hit is measured, not assumed.
 
 from __future__ import annotations
 
-from harness.errors import BadInput
+from cthcommon.errors import BadInput
 
 TABLE = "cth_race_fault"
 HITS = "hits"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from harness.errors import BadInput
+from cthcommon.errors import BadInput
 from harness.kernel import conntrack
 
 _TABLE_FULL = re.compile(r"nf_conntrack: table full(?: in netns (\d+))?, dropping packet")

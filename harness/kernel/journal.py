@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.errors import LockHeld
+from cthcommon.errors import LockHeld
 
 STATE_DIR_ENV = "CONNTRACK_HARNESS_STATE_DIR"
 DEFAULT_STATE_DIR = "/run/conntrack-harness"

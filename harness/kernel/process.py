@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from cthcommon.errors import BackendError
 from cthcommon.netns import exec_argv
-from harness.errors import BackendError
 from harness.kernel.journal import Journal, is_same_process, process_start_time
 from harness.kernel.signals import deferred
 

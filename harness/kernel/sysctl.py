@@ -19,9 +19,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from cthcommon.errors import RestoreFailed, UnsafeRequest
 from cthcommon.netns import inode as netns_inode
 from cthcommon.netns import is_path, open_in
-from harness.errors import RestoreFailed, UnsafeRequest
 from harness.kernel.journal import Journal
 
 HOST_ONLY = frozenset({"net.netfilter.nf_conntrack_max", "net.netfilter.nf_conntrack_buckets"})

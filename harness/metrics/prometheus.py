@@ -42,7 +42,7 @@ from prometheus_client import (
 from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.registry import Collector
 
-from harness.errors import BadInput, UnsafeRequest
+from cthcommon.errors import BadInput, UnsafeRequest
 from harness.results.schema import AlertResult, PhaseResult, RunResult
 
 NEAR_FULL_ALERT = "ConntrackTableNearFull"

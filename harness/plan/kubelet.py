@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
+from cthcommon.errors import BadInput
 from cthcommon.resolvconf import MAXNS
-from harness.errors import BadInput
 from harness.plan.types import CLUSTER_DNS, NODELOCAL, PodDNS
 from harness.scenario.model import DNSConfig
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from harness.errors import BadInput
+from cthcommon.errors import BadInput
 from harness.plan.types import LocustLoadPlan
 from loadgen.locust.userplan import LocustfilePlan
 from loadgen.worker import LocustWork, PodSpec

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from harness.errors import BadInput
+from cthcommon.errors import BadInput
 from harness.plan.types import CT, SysctlPlan
 from harness.scenario.model import ConntrackSysctls, NodeSysctls, Scenario
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from harness.errors import BadInput
+from cthcommon.errors import BadInput
 from harness.plan.locustwork import locust_work
 from harness.plan.types import PhasePlan
 from loadgen.dns.types import DNSPlan, Drain

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from harness.errors import BadInput
+from cthcommon.errors import BadInput
 from harness.results.schema import RunResult
 from harness.scenario.ownfiles import OUTSIDE
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
 
-from harness.errors import BadInput, ReportFailed
+from cthcommon.errors import BadInput, ReportFailed
 from harness.results.evidence import Evidence
 from harness.results.record import RunRecord
 from harness.results.schema import RunResult

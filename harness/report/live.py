@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness.errors import BadInput
+from cthcommon.errors import BadInput
 from harness.metrics.prometheus import HarnessMetrics
 from harness.report.progress import make_progress
 from harness.results.schema import PhaseResult

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.errors import BadInput
+from cthcommon.errors import BadInput
 from harness.results.schema import PhaseResult, RunResult
 
 MISSING = "absent"  # the verdict of a phase the run does not have

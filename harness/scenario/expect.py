@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from harness.errors import BadInput
+from cthcommon.errors import BadInput
 
 OPS: dict[str, Callable[[float, float], bool]] = {
     "<=": operator.le,

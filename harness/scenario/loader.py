@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from harness.errors import BadInput
+from cthcommon.errors import BadInput
 from harness.scenario.model import REMEDIATION_KINDS, Scenario
 
 

@@ -22,8 +22,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from cthcommon.errors import BadInput
 from cthcommon.resolvconf import FLAG_OPTIONS, VALUE_OPTIONS
-from harness.errors import BadInput
 from harness.kernel.conntrack import (
     BUCKETS_MAX,
     BUCKETS_MIN,

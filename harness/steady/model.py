@@ -28,8 +28,8 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from cthcommon.errors import BadInput
 from cthcommon.resolvconf import ResolvConf, search_candidates
-from harness.errors import BadInput
 from harness.plan.types import DNSLoadPlan, LoadPlan
 
 TOLERANCE = 0.1  # within 10 % of the level: the GC trims a full table to about 95 %

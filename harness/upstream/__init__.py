@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.errors import MissingTool
+from cthcommon.errors import MissingTool
 
 VERSIONS_FILE = Path(__file__).with_name("versions.toml")
 DEFAULT_CACHE = Path("/var/cache/conntrack-harness")
@@ -109,7 +109,7 @@ def release(kubernetes: str | None = None) -> Release:
     ver = kubernetes or str(_versions()["default"])
     known = releases()
     if ver not in known:
-        from harness.errors import BadInput
+        from cthcommon.errors import BadInput
 
         raise BadInput(
             "Kubernetes version is not pinned in harness/upstream/versions.toml",

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from harness.errors import BadInput, HarnessError
+from cthcommon.errors import BadInput, HarnessError
 from harness.upstream import (
     BINARY_COMPONENT,
     COMPONENT_BINARIES,

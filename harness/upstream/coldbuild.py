@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from harness.errors import HarnessError
+from cthcommon.errors import HarnessError
 from harness.upstream import cache_dir
 from harness.upstream.gobuild import go_binary
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from harness.errors import BackendError
+from cthcommon.errors import BackendError
 
 # "reading https://PROXY/k8s.io/dns/@v/1.26.4.info: 403 Forbidden", where PROXY is whichever
 # Go module proxy `go env GOPROXY` names on this machine

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.errors import MissingTool
+from cthcommon.errors import MissingTool
 from harness.upstream import recipes
 from harness.upstream.errors import BuildFailed, refusal
 

@@ -20,7 +20,7 @@ import subprocess
 import tomllib
 from pathlib import Path
 
-from harness.errors import BackendError, MissingTool
+from cthcommon.errors import BackendError, MissingTool
 from harness.upstream import VERSIONS_FILE, ComponentMissing, component_dir
 
 KIND_MODULE = "sigs.k8s.io/kind"

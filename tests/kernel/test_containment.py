@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from cthcommon.errors import UnsafeRequest
 from harness.backends.netns import topology
 from harness.backends.netns import topologyplan as P
-from harness.errors import UnsafeRequest
 from tests.kernel.hostcheck import FakeSysctls, RunWatch, Snapshot, cli_argv, new_run_id
 
 pytestmark = pytest.mark.kernel

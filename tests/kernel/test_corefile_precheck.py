@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from cthcommon.errors import BadInput
 from harness.backends.netns.k8s import corefilecheck
 from harness.backends.netns.k8s.coredns import kubeadm_corefile
-from harness.errors import BadInput
 from harness.upstream import ComponentMissing, locate
 
 pytestmark = pytest.mark.kernel

@@ -154,7 +154,7 @@ def test_every_backend_object_is_accepted_and_label_cleanup_leaves_nothing(real:
 
 def test_server_rejects_what_schema_would(real: Real) -> None:
     """The check has teeth: a broken object is refused by the apiserver itself."""
-    from harness.errors import BackendError
+    from cthcommon.errors import BackendError
 
     bad = workload.namespace(real.run_id)
     bad["metadata"]["name"] = "Not_A_Valid_Name"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from cthcommon.errors import MissingTool
 from harness.aptsources import choose_mirror, debian_mirror, parse_deb822, parse_one_line
-from harness.errors import MissingTool
 
 pytestmark = pytest.mark.unit
 

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 import yaml
 
+from cthcommon.errors import BackendError, BadInput
 from harness import cli, runner
 from harness.backends import registry
 from harness.backends.base import BackendOptions
-from harness.errors import BackendError, BadInput
 from harness.results.evidence import Evidence
 from harness.results.record import RunRecord
 from harness.scenario.model import Scenario

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
+from cthcommon.errors import BadInput
 from harness import cli, runner
 from harness.backends import registry
 from harness.backends.base import KUBERNETES_RELEASE, BackendOptions
-from harness.errors import BadInput
 from harness.results.record import RunRecord, basic_environment
 from harness.scenario.model import Scenario
 from tests.sample_results import PhaseModel, build_phase, exhaustion_run, race_run

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from cthcommon.errors import BackendError, RestoreFailed
 from harness import runner
-from harness.errors import BackendError, RestoreFailed
 from harness.results.evidence import Evidence
 from harness.results.record import RunRecord
 from harness.scenario.model import Scenario

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from harness.errors import BackendError
+from cthcommon.errors import BackendError
 
 FIELD_MANAGER = "conntrack-harness"
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, cast
 
+from cthcommon.errors import BackendError
 from harness.backends.kube import coredns, nodelocaldns, readiness, tuner, workload
 from harness.backends.kube.api import KubeAPI, ref, wait_until
 from harness.backends.kube.commands import kubectl_exec
@@ -43,7 +44,6 @@ from harness.backends.kube.placement import NodeMap
 from harness.backends.kube.podplans import ClientTarget, client_image, pod_worker_argv, worker_plans
 from harness.backends.kube.proc import Runner
 from harness.dataplane import nodelocal
-from harness.errors import BackendError
 from harness.plan import PhasePlan, plan_run
 from harness.plan.phase import base_coredns
 from harness.plan.types import CoreDNSPlan

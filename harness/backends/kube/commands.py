@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from harness.errors import BadInput
+from cthcommon.errors import BadInput
 
 KIND = "kind"
 KUBECTL = "kubectl"

@@ -11,8 +11,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from cthcommon.errors import BackendError
 from harness.backends.kube.placement import HOSTNAME_LABEL
-from harness.errors import BackendError
 from harness.plan.types import CoreDNSPlan
 
 ROOT_KEYS = (".:53", ".")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import TypedDict
 
-from harness.errors import BackendError
+from cthcommon.errors import BackendError
 from harness.kernel.conntrack import parse_stat
 
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-from harness.errors import NotRoot
+from cthcommon.errors import NotRoot
 from harness.plan import PhasePlan, plan_run
 from harness.plan.sysctls import run_max
 from harness.plan.types import CONNTRACK_MAX, SysctlPlan

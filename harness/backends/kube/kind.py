@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cthcommon.errors import BackendError, BadInput, CommandFailed, MissingTool
 from harness.backends.kube import commands, kindconfig, readiness
 from harness.backends.kube.api import DynamicKubeAPI, KubeAPI, wait_until
 from harness.backends.kube.cluster import (
@@ -62,7 +63,6 @@ from harness.backends.kube.nodeaccess import DockerNodeAccess
 from harness.backends.kube.placement import NodeMap, map_by_label
 from harness.backends.kube.proc import Runner, environ_set, subprocess_runner
 from harness.backends.stages import Notice, Stages
-from harness.errors import BackendError, BadInput, CommandFailed, MissingTool
 from harness.kernel.journal import Journal
 from harness.kernel.sysctl import SysctlGuard
 from harness.plan import plan_run

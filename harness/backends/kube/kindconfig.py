@@ -19,9 +19,9 @@ from typing import Any, Literal
 
 import yaml
 
+from cthcommon.errors import BadInput
 from harness import __version__
 from harness.backends.kube.names import LABEL_NODE, scenario_nodes
-from harness.errors import BadInput
 from harness.scenario.model import Scenario
 
 API_VERSION = "kind.x-k8s.io/v1alpha4"

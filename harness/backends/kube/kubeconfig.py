@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
+from cthcommon.errors import BackendError, CommandFailed, UnsafeRequest
 from harness.backends.kube import commands, readiness, tuner
 from harness.backends.kube.api import DynamicKubeAPI, KubeAPI, wait_until
 from harness.backends.kube.cluster import (
@@ -33,7 +34,6 @@ from harness.backends.kube.nodeaccess import ProbeNodeAccess
 from harness.backends.kube.placement import NodeMap, map_schedulable
 from harness.backends.kube.proc import Runner, subprocess_runner
 from harness.backends.stages import Notice, Stages
-from harness.errors import BackendError, CommandFailed, UnsafeRequest
 from harness.plan import plan_run
 from harness.scenario.model import Scenario
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from harness.errors import BadInput
+from cthcommon.errors import BadInput
 
 LABEL_MANAGED = "app.kubernetes.io/managed-by"
 MANAGED_BY = "conntrack-harness"

@@ -18,6 +18,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
+from cthcommon.errors import BadInput
 from harness.backends.kube.names import (
     NODELOCAL_IMAGE,
     NODELOCAL_IP,
@@ -26,7 +27,6 @@ from harness.backends.kube.names import (
     SYSTEM_NAMESPACE,
     run_labels,
 )
-from harness.errors import BadInput
 
 CLUSTER_DNS_PLACEHOLDER = "__PILLAR__CLUSTER__DNS__"
 UPSTREAM_PLACEHOLDER = "__PILLAR__UPSTREAM__SERVERS__"

@@ -9,8 +9,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from cthcommon.errors import BadInput
 from harness.backends.kube.names import LABEL_NODE
-from harness.errors import BadInput
 
 HOSTNAME_LABEL = "kubernetes.io/hostname"
 CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cthcommon.errors import BadInput
 from harness.backends.kube.dnsconfig import NamespaceMap
 from harness.backends.kube.workload import HTTP_PORT
-from harness.errors import BadInput
 from harness.plan.types import PhasePlan
 from harness.plan.workerplan import worker_plan
 from loadgen.http.plan import HTTPTarget

@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from harness.errors import CommandFailed, MissingTool
+from cthcommon.errors import CommandFailed, MissingTool
 
 
 @dataclass(frozen=True)

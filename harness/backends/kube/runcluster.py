@@ -25,6 +25,7 @@ from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import replace
 from typing import Any, Protocol
 
+from cthcommon.errors import BackendError
 from cthcommon.resolvconf import ResolvConf
 from harness.backends.base import Progress
 from harness.backends.kube import components as parts
@@ -35,7 +36,6 @@ from harness.backends.kube.names import HTTP_SERVER_NAME
 from harness.backends.kube.placement import NodeMap
 from harness.backends.kube.podplans import ClientTarget
 from harness.backends.kube.sampling import KernelLog, KubeSampler
-from harness.errors import BackendError
 from harness.kernel.kmsg import KmsgReader
 from harness.kernel.process import pin_threads
 from harness.kernel.sampler import ConntrackSampler, NodeProbe, Sampler

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from cthcommon.errors import BackendError
 from cthcommon.resolvconf import ResolvConf
-from harness.errors import BackendError
 from harness.plan.types import PhasePlan
 from harness.scenario.model import Scenario
 from harness.steady.model import SteadyState, Timeouts, phase_model

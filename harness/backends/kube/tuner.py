@@ -21,10 +21,10 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from cthcommon.errors import BadInput
 from harness.backends.kube.names import TUNER_PREFIX, run_labels
 from harness.backends.kube.placement import NodeMap
 from harness.dataplane.faults import race_window_ruleset
-from harness.errors import BadInput
 from harness.plan.types import CONNTRACK_BUCKETS, CONNTRACK_MAX, PhasePlan, SysctlPlan
 
 GLOBAL_SYSCTLS = frozenset({CONNTRACK_MAX, CONNTRACK_BUCKETS})

@@ -19,6 +19,7 @@ from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
+from cthcommon.errors import BackendError, BadInput, HarnessError
 from cthcommon.netns import run
 from cthcommon.resolvconf import ResolvConf
 from harness.backends.base import Progress
@@ -35,7 +36,6 @@ from harness.backends.netns.topology import Topology
 from harness.backends.netns.topologyplan import plan_topology
 from harness.backends.stages import Notice, Stages, Teardown
 from harness.capture.tcpdump import PodCapture
-from harness.errors import BackendError, BadInput, HarnessError
 from harness.kernel import sysctl
 from harness.kernel.journal import Journal
 from harness.kernel.process import Proc, spawn, stop_pid

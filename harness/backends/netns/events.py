@@ -17,9 +17,9 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
+from cthcommon.errors import BackendError, HarnessError
 from cthcommon.netns import run
 from harness.backends.netns.k8s.cluster import K8sParts
-from harness.errors import BackendError, HarnessError
 from harness.plan.types import EventPlan, KubeProxyRestartPlan, ScalePlan
 from harness.results.endpoints import Flow, flows
 

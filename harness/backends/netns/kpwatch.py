@@ -13,9 +13,9 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from cthcommon.errors import HarnessError
 from harness.backends.netns.k8s.kubeproxy import METRICS_PORT
 from harness.backends.netns.k8s.procs import http_get
-from harness.errors import HarnessError
 from harness.kernel import sysctl
 from harness.results.kubeproxy import NodeReadings, vmrss_kib
 

@@ -18,13 +18,13 @@ import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
+from cthcommon.errors import CommandFailed
 from cthcommon.netns import run
 from harness.backends.netns.counters import read_counters
 from harness.backends.netns.k8s import nodecache
 from harness.backends.netns.topology import Topology
 from harness.dataplane.faults import TABLE as FAULT_TABLE
 from harness.dataplane.faults import race_window_ruleset
-from harness.errors import CommandFailed
 from harness.kernel.process import pin_threads
 from harness.plan.types import CoreDNSPlan, RaceFaultPlan
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import threading
 import time
 
+from cthcommon.errors import BackendError
 from harness.backends.netns.k8s.cluster import K8sParts
 from harness.backends.netns.topologyplan import PodPlan
-from harness.errors import BackendError
 
 JOIN_S = 90.0  # new pods Ready, then every old one through its grace period
 

@@ -12,8 +12,8 @@ import threading
 import time
 from collections.abc import Sequence
 
+from cthcommon.errors import HarnessError
 from harness.backends.netns.counters import read_counters
-from harness.errors import HarnessError
 from harness.results.statsd import NODE_COUNTERS
 
 SOURCE = (

@@ -24,6 +24,7 @@ from pathlib import Path
 import dns.message
 import dns.rdatatype
 
+from cthcommon.errors import BackendError, UnsafeRequest
 from cthcommon.netns import entered, run, socket_in
 from cthcommon.resolvconf import ResolvConf
 from harness.backends.netns import topologyplan as P
@@ -33,7 +34,6 @@ from harness.backends.netns.k8s.kubeproxy import KubeProxySettings
 from harness.backends.netns.servers import nginx_conf, upstream_argv
 from harness.backends.netns.topologyplan import TopologyPlan
 from harness.backends.stages import Stages
-from harness.errors import BackendError, UnsafeRequest
 from harness.kernel import sysctl
 from harness.kernel.journal import Journal, state_dir
 from harness.kernel.process import Proc, spawn, stop_pid

@@ -7,8 +7,8 @@ from contextlib import ExitStack
 
 import pytest
 
+from cthcommon.errors import BackendError, RestoreFailed
 from harness.backends.stages import Stages
-from harness.errors import BackendError, RestoreFailed
 
 
 class Clock:

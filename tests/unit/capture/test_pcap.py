@@ -6,6 +6,7 @@ import struct
 
 import pytest
 
+from cthcommon.errors import BadInput
 from harness.capture.pcap import (
     PAIR_WINDOW_S,
     QTYPE_A,
@@ -15,7 +16,6 @@ from harness.capture.pcap import (
     same_port_pairs,
     write_pcap,
 )
-from harness.errors import BadInput
 
 POD, DNS = "10.244.1.2", "10.96.0.10"
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
+from cthcommon.errors import BadInput
 from cthcommon.resolvconf import ResolvConf, search_candidates
-from harness.errors import BadInput
 
 K8S = ResolvConf.parse(
     "nameserver 10.96.0.10\n"

@@ -8,6 +8,7 @@ from fractions import Fraction
 
 import pytest
 
+from cthcommon.errors import BadInput
 from cthcommon.stats import (
     bucket_latencies,
     compare,
@@ -18,7 +19,6 @@ from cthcommon.stats import (
     wilson,
     z_two_sided,
 )
-from harness.errors import BadInput
 
 
 def exact_fisher_less(ka: int, na: int, kb: int, nb: int) -> Fraction:

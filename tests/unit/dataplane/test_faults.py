@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
+from cthcommon.errors import BadInput
 from harness.dataplane.faults import race_percent, race_window_ruleset
-from harness.errors import BadInput
 
 
 @pytest.mark.parametrize(

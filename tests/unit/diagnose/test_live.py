@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from cthcommon.errors import BadInput
 from harness.diagnose.live import diagnose_live, live_signals, read_live
-from harness.errors import BadInput
 
 CONNTRACK = Path("/proc/net/stat/nf_conntrack")
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from cthcommon.errors import BadInput
 from harness.diagnose.procfs import parse_stat, table_full_lines
-from harness.errors import BadInput
 
 HEADER = (
     "entries clashres found new invalid ignore delete chainlength insert insert_failed "

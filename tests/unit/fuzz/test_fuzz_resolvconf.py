@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from cthcommon.errors import BadInput
 from cthcommon.resolvconf import ResolvConf
-from harness.errors import BadInput
 
 pytestmark = pytest.mark.fuzz
 

@@ -18,7 +18,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.errors import BadInput
+from cthcommon.errors import BadInput
 from harness.scenario.loader import load_scenario, parse_scenario
 
 pytestmark = pytest.mark.fuzz

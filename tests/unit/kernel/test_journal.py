@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from cthcommon.errors import LockHeld, RestoreFailed, UnsafeRequest
 from cthcommon.netns import NamespaceGone
-from harness.errors import LockHeld, RestoreFailed, UnsafeRequest
 from harness.kernel import sysctl
 from harness.kernel.journal import HostLock, Journal, registry_dir, stale_journals
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import BadInput, UnsafeRequest
+from cthcommon.errors import BadInput, UnsafeRequest
 from harness.metrics.prometheus import (
     NEAR_FULL_ALERT,
     PRODUCTION_FOR_S,

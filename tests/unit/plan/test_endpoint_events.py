@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from cthcommon.errors import BadInput
 from harness.backends.registry import check_cluster_fields
-from harness.errors import BadInput
 from harness.plan import plan_phase, plan_run
 from harness.plan.types import (
     KubeProxyRestartPlan,

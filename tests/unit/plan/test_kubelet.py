@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from cthcommon.errors import BadInput
 from cthcommon.resolvconf import ResolvConf
-from harness.errors import BadInput
 from harness.plan.kubelet import absolute_name, expand_names, pod_dns
 from harness.scenario.model import DNSConfig, DNSOption
 

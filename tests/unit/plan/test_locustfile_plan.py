@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from cthcommon.errors import BadInput
 from harness.backends.kube.dnsconfig import NamespaceMap
 from harness.backends.kube.podplans import ClientTarget, worker_plans
-from harness.errors import BadInput
 from harness.plan import plan_phase
 from harness.plan.workerplan import worker_plan
 from harness.scenario.loader import load_scenario, parse_scenario

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from harness.errors import BadInput
+from cthcommon.errors import BadInput
 from harness.plan import PhasePlan, plan_phase, plan_run
 from harness.plan.types import (
     CoreDNSPlan,

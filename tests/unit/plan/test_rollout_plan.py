@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from harness.errors import BadInput
+from cthcommon.errors import BadInput
 from harness.plan import plan_phase, plan_run
 from harness.plan.types import RolloutPlan
 from harness.results.rollout import rollout_result

@@ -125,7 +125,7 @@ def test_skip_points_at_the_test(pytester: pytest.Pytester) -> None:
 _FAKE_RUNNER = """
 import pytest
 import harness.runner
-from harness.errors import LockHeld
+from cthcommon.errors import LockHeld
 from tests.sample_results import exhaustion_run
 
 @pytest.fixture(autouse=True)

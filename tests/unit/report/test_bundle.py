@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import BadInput
+from cthcommon.errors import BadInput
 from harness.report.bundle import NodeEnv, write_bundle
 from harness.results.schema import RunResult
 

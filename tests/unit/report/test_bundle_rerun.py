@@ -147,7 +147,7 @@ def test_bundle_holds_each_phases_evidence(tmp_path: Path, exhaustion: RunResult
 
 
 def test_bundle_evidence_names_are_checked(tmp_path: Path, exhaustion: RunResult) -> None:
-    from harness.errors import BadInput
+    from cthcommon.errors import BadInput
 
     with pytest.raises(BadInput):
         write_bundle(

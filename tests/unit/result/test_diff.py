@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import BadInput
+from cthcommon.errors import BadInput
 from harness.results.diff import MISSING, diff_runs, read_result, render
 from harness.results.schema import RunResult
 from tests.sample_results import PhaseModel, build_phase, exhaustion_run, race_run

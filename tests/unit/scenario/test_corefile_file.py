@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import BadInput
+from cthcommon.errors import BadInput
 from harness.scenario.corefile import MAX_COREFILE_BYTES, has_kubernetes_plugin
 from harness.scenario.loader import parse_scenario
 

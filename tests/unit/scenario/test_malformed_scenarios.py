@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import BadInput
+from cthcommon.errors import BadInput
 from harness.scenario.loader import load_scenario
 
 HERE = Path(__file__).parent / "malformed"

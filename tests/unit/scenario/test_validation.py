@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import BadInput
+from cthcommon.errors import BadInput
 from harness.scenario.loader import MAX_SCENARIO_BYTES, load_scenario, parse_scenario
 
 INT_MAX = 2**31 - 1  # the sysctl is a C int (proc_dointvec)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from cthcommon.errors import BadInput
 from cthcommon.resolvconf import ResolvConf
-from harness.errors import BadInput
 from harness.plan.phase import plan_load
 from harness.plan.types import LoadPlan
 from harness.scenario.loader import parse_scenario

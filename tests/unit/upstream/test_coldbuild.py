@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from bench import upstream as bench_upstream
-from harness.errors import HarnessError
+from cthcommon.errors import HarnessError
 from harness.upstream import build as builder
 from harness.upstream import cache, coldbuild, release
 from harness.upstream.cli import cmd_build

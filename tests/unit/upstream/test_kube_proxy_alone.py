@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
+from cthcommon.errors import BadInput
 from harness import cli, runner
 from harness.backends import registry
 from harness.backends.base import KUBE_PROXY_RELEASE, KUBERNETES_RELEASE, BackendOptions
-from harness.errors import BadInput
 from harness.results.record import RunRecord
 from harness.scenario.model import Scenario
 from harness.upstream import build as builder

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.errors import BadInput
+from cthcommon.errors import BadInput
 from harness.upstream import build as builder
 from harness.upstream import default_version, releases
 from harness.upstream.errors import BuildFailed

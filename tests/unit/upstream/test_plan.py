@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.errors import BadInput
+from cthcommon.errors import BadInput
 from harness.upstream import BINARY_COMPONENT, Release, releases
 from harness.upstream.build import plan, selection, without_blocked
 

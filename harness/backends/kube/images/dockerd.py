@@ -33,9 +33,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from cthcommon.errors import BackendError, MissingTool, RestoreFailed
 from harness.backends.kube.images import hostfirewall, runcwrap
 from harness.backends.kube.proc import environ_set
-from harness.errors import BackendError, MissingTool, RestoreFailed
 from harness.kernel import sysctl
 from harness.kernel.journal import Journal
 from harness.kernel.process import Proc, spawn, stop_pid

@@ -25,9 +25,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from cthcommon.errors import BackendError, MissingTool
 from harness.aptsources import debian_mirror
 from harness.backends.kube.images.dockerd import DockerCli, Dockerd
-from harness.errors import BackendError, MissingTool
 from harness.upstream import cache_dir, gobuild, kindparts
 
 SUITE = "bookworm"

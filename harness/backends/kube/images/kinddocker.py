@@ -25,9 +25,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from cthcommon.errors import BackendError, BadInput, CommandFailed, MissingTool
 from harness.backends.kube import commands
 from harness.backends.kube.proc import Runner, subprocess_runner
-from harness.errors import BackendError, BadInput, CommandFailed, MissingTool
 from harness.upstream import default_version
 
 ENV = "CTH_KIND_DOCKER"

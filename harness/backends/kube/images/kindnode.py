@@ -23,10 +23,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from cthcommon.errors import BackendError
 from harness.backends.kube.images import kindbase, kindimages, pause
 from harness.backends.kube.images.dockerd import Dockerd
 from harness.backends.kube.images.imagearchive import write_archive
-from harness.errors import BackendError
 from harness.upstream import kindparts, locate, release
 from harness.upstream.cache import sha256_of
 

@@ -18,10 +18,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+from cthcommon.errors import BackendError
 from harness.backends.kube.images import kindbase
 from harness.backends.kube.images.dockerd import DockerCli
 from harness.backends.kube.images.imagearchive import ImageSpec, write_archive
-from harness.errors import BackendError
 
 PACKAGES = ("python3", "nftables", "conntrack", "procps", "iproute2")
 SITE = "usr/local/lib/python3.11/dist-packages"

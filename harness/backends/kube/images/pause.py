@@ -16,7 +16,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from harness.errors import BackendError, MissingTool
+from cthcommon.errors import BackendError, MissingTool
 from harness.upstream import component_dir, gobuild
 
 PAUSE_REV = "0"

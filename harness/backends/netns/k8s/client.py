@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cthcommon.errors import BackendError
 from cthcommon.netns import entered
-from harness.errors import BackendError
 
 Obj = dict[str, Any]
 

@@ -20,6 +20,7 @@ from typing import Any
 import dns.message
 import dns.rcode
 
+from cthcommon.errors import BackendError, BadInput
 from cthcommon.netns import run, socket_in
 from harness.backends.netns.k8s import coredns, kubeproxy, nodecache
 from harness.backends.netns.k8s import pki as K
@@ -44,7 +45,6 @@ from harness.backends.netns.k8s.kubelet import (
 from harness.backends.netns.k8s.procs import Components, http_get
 from harness.backends.netns.k8s.wait import wait_for
 from harness.backends.netns.topologyplan import PodPlan, TopologyPlan
-from harness.errors import BackendError, BadInput
 from harness.kernel.journal import Journal
 from harness.kernel.process import Proc, stop_pids
 from harness.kernel.stacked import Stacked

@@ -20,11 +20,11 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cthcommon.errors import BackendError
 from cthcommon.netns import run, socket_in
 from harness.backends.netns.k8s import pki as K
 from harness.backends.netns.k8s.client import ApiClient, Credentials
 from harness.backends.netns.k8s.wait import wait_for
-from harness.errors import BackendError
 from harness.kernel.journal import Journal
 from harness.kernel.process import Proc, spawn, stop_pid
 from harness.kernel.stacked import Stacked

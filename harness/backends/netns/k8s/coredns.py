@@ -19,10 +19,10 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from cthcommon.errors import BackendError
 from harness.backends.kube.coredns import set_cache, set_max_concurrent
 from harness.backends.netns.k8s.procs import Components, http_get
 from harness.backends.netns.k8s.wait import wait_for
-from harness.errors import BackendError
 from harness.kernel.process import Proc
 from harness.scenario.corefile import KUBERNETES_LINE
 

@@ -27,10 +27,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from cthcommon.errors import BackendError, BadInput, MissingTool
 from harness.backends.netns.k8s import coredns
 from harness.backends.netns.k8s.cluster import UPSTREAM_DNS
 from harness.backends.netns.k8s.controlplane import component_info
-from harness.errors import BackendError, BadInput, MissingTool
 from harness.plan import plan_run
 from harness.scenario.corefile import read_text
 from harness.scenario.model import Scenario

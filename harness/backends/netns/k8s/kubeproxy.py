@@ -12,9 +12,9 @@ from pathlib import Path
 
 import yaml
 
+from cthcommon.errors import BadInput
 from harness.backends.netns.k8s.procs import Components, http_get
 from harness.backends.netns.k8s.wait import wait_for
-from harness.errors import BadInput
 from harness.kernel.process import Proc
 
 MODES = ("iptables", "nftables")

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.errors import CommandFailed
+from cthcommon.errors import CommandFailed
 
 DAYS = 2
 CA_SUBJECT = "/CN=conntrack-harness-ca"

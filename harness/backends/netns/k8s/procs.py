@@ -10,8 +10,8 @@ from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
+from cthcommon.errors import BackendError
 from cthcommon.netns import socket_in
-from harness.errors import BackendError
 from harness.kernel.journal import Journal
 from harness.kernel.process import Proc, spawn, stop_pid, stop_pids
 from harness.kernel.stacked import Stacked

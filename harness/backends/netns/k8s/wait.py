@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
-from harness.errors import BackendError
+from cthcommon.errors import BackendError
 from harness.kernel.process import Proc
 
 # the transient errors a probe may raise while a component is starting

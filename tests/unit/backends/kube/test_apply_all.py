@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from kube_fakes import FakeAPI
 
+from cthcommon.errors import BackendError
 from harness.backends.kube import cluster
-from harness.errors import BackendError
 
 pytestmark = pytest.mark.unit
 

@@ -10,13 +10,13 @@ import pytest
 import yaml
 from kube_fakes import FakeAPI, FakeRunner, cluster_objects, node, scenario
 
+from cthcommon.errors import NotRoot, UnsafeRequest
 from harness.backends.kube import KindBackend, KindSettings, kindconfig
 from harness.backends.kube.cluster import Images
 from harness.backends.kube.images import loadgenimage
 from harness.backends.kube.kind import FINGERPRINT_FILE
 from harness.backends.kube.kubeconfig import KubeconfigBackend, KubeconfigSettings, disruptive_steps
 from harness.backends.kube.names import LABEL_NODE
-from harness.errors import NotRoot, UnsafeRequest
 from harness.plan import plan_phase, plan_run
 
 STAT = (

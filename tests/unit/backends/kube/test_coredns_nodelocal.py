@@ -5,8 +5,8 @@ import re
 import pytest
 from kube_fakes import HOSTS_COREFILE, KUBEADM_COREFILE, scenario
 
+from cthcommon.errors import BackendError, BadInput
 from harness.backends.kube import coredns, nodelocaldns
-from harness.errors import BackendError, BadInput
 from harness.plan import plan_phase
 from harness.plan.phase import base_coredns
 from harness.plan.types import CoreDNSPlan

@@ -3,10 +3,10 @@ from __future__ import annotations
 import pytest
 from kube_fakes import scenario
 
+from cthcommon.errors import BadInput
 from cthcommon.resolvconf import ResolvConf, search_candidates
 from harness.backends.kube.dnsconfig import NamespaceMap, PodDNSConfig, pod_dns
 from harness.backends.kube.names import NODELOCAL_IP
-from harness.errors import BadInput
 from harness.plan import plan_phase
 from harness.plan.kubelet import absolute_name
 from harness.scenario.model import Phase, Scenario

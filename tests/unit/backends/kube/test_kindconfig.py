@@ -12,9 +12,9 @@ import pytest
 import yaml
 from kube_fakes import scenario
 
+from cthcommon.errors import BadInput
 from harness.backends.kube import kindconfig
 from harness.backends.kube.names import LABEL_NODE
-from harness.errors import BadInput
 
 CLUSTER_FIELDS = {
     "kind",

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
+from cthcommon.errors import BadInput
 from harness import cli, runner
 from harness.backends.kube import kindconfig
 from harness.backends.registry import check_cluster_fields
-from harness.errors import BadInput
 from harness.scenario.loader import load_scenario
 from harness.upstream import default_version, releases
 

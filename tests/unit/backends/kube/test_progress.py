@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from kube_fakes import FakeAPI, FakeRunner, cluster_objects, node, scenario
 
+from cthcommon.errors import BackendError
 from harness import cli, runner
 from harness.backends import registry
 from harness.backends.base import BackendOptions
@@ -26,7 +27,6 @@ from harness.backends.kube import kind as kind_mod
 from harness.backends.kube.cluster import Images
 from harness.backends.kube.names import LABEL_NODE
 from harness.backends.kube.runcluster import START_LEAD_S, KubeRunCluster
-from harness.errors import BackendError
 from harness.report.live import LiveRun
 from harness.report.progress import PlainProgress
 from loadgen.worker import WorkerPlan

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from kube_fakes import FakeAPI, FakeRunner, cluster_objects, node, scenario
 
+from cthcommon.errors import BackendError, BadInput, NotRoot, UnsafeRequest
 from harness import cli, runner
 from harness.backends.base import BackendOptions
 from harness.backends.kube import KindBackend, KindSettings
@@ -22,7 +23,6 @@ from harness.backends.kube.steady import parse_timeouts
 from harness.backends.netns import cluster as netns_cluster
 from harness.backends.registry import check_backend
 from harness.backends.stages import Stages
-from harness.errors import BackendError, BadInput, NotRoot, UnsafeRequest
 from harness.kernel.sampler import NodeSeries, Reading
 from harness.measurement import PhaseMeasurement
 from harness.plan import plan_phase

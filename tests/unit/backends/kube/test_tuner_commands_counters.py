@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from kube_fakes import scenario
 
+from cthcommon.errors import BackendError, BadInput
 from harness.backends.kube import commands, counters, tuner
 from harness.backends.kube.hostsysctl import needs_host, phase_host_sysctls, run_host_sysctls
 from harness.backends.kube.placement import NodeMap
 from harness.backends.kube.podplans import pod_worker_argv
 from harness.dataplane.faults import race_window_ruleset
-from harness.errors import BackendError, BadInput
 from harness.plan import plan_phase
 
 NODES = NodeMap({"node-1": "w1"}, {"node-1": "w1"})

@@ -14,10 +14,10 @@ import pytest
 import yaml
 from kube_fakes import FakeRunner
 
+from cthcommon.errors import BadInput
 from harness.backends.kube import kind as kind_mod
 from harness.backends.kube.images import kinddocker
 from harness.backends.kube.kind import KindBackend, KindSettings
-from harness.errors import BadInput
 
 ROOT = Path(__file__).resolve().parents[4]
 WORKFLOWS = [ROOT / ".github/workflows/ci.yml", ROOT / ".github/workflows/kind.yml"]

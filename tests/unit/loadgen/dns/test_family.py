@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.errors import BadInput
+from cthcommon.errors import BadInput
 from harness.scenario.loader import parse_scenario
 from loadgen.dns.fake import FakeTransport, Zone, drive, drop_second_of_unanswered_pair
 from loadgen.dns.lookup import recorded_lookup

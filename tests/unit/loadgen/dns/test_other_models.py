@@ -136,7 +136,7 @@ def test_sequential_one_socket_per_query(zone: Zone) -> None:
 
 
 def test_unknown_model_is_bad_input() -> None:
-    from harness.errors import BadInput
+    from cthcommon.errors import BadInput
 
     with pytest.raises(BadInput, match=r"dns\.resolver"):
         make_resolver("bionic", pod_conf())

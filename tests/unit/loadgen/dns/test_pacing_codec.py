@@ -6,7 +6,7 @@ import marshal
 
 import pytest
 
-from harness.errors import BadInput
+from cthcommon.errors import BadInput
 from loadgen.dns.codec import (
     plan_from_json,
     plan_to_json,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.errors import BadInput
+from cthcommon.errors import BadInput
 from harness.scenario.model import HTTPLoad
 from loadgen.http.plan import Accounting, HTTPLoadResult, HTTPPlan, HTTPTarget, due, percentile
 from loadgen.http.wire import ProtocolError, ResponseReader, build_request

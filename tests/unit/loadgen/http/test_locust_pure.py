@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from harness.errors import BadInput
+from cthcommon.errors import BadInput
 from loadgen.locust.plan import LocustPlan
 from loadgen.locust.schedule import BurstIdle, Ramp, schedule_from_dict, ticks
 from loadgen.locust.stats import from_locust, histogram_percentile, merge_counts, to_http_result

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from harness.errors import BadInput
+from cthcommon.errors import BadInput
 from harness.report.locust import locust_section
 from harness.results.locust import locust_result
 from harness.results.schema import PhaseResult

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
+from cthcommon.errors import BackendError, BadInput, CommandFailed
 from harness.backends.kube import KindSettings
 from harness.backends.kube.images import kinddocker
 from harness.backends.kube.proc import Completed
-from harness.errors import BackendError, BadInput, CommandFailed
 from harness.upstream import default_version
 
 PINNED = f"kindest/node:{default_version()}"

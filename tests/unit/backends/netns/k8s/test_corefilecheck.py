@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from cthcommon.errors import MissingTool
 from harness.backends.netns.k8s import corefilecheck
 from harness.backends.netns.k8s.corefilecheck import argv, judge
-from harness.errors import MissingTool
 from harness.upstream import ComponentMissing
 
 pytestmark = pytest.mark.unit

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from cthcommon.errors import BackendError, BadInput
 from harness.backends.netns.k8s import controlplane as cp
 from harness.backends.netns.k8s import coredns, kubeproxy, nodecache, pki
 from harness.backends.netns.k8s.client import ApiError, resource_path
@@ -19,7 +20,6 @@ from harness.backends.netns.k8s.kubelet import (
 )
 from harness.backends.netns.k8s.wait import wait_for
 from harness.dataplane.nodelocal import iptables_rules
-from harness.errors import BackendError, BadInput
 
 P = Path("/w")
 
