@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from cthcommon.errors import CommandFailed
+from cthcommon.signals import deferred
 
 CLONE_NEWNET = 0x40000000
 NETNS_RUN_DIR = Path("/run/netns")
@@ -66,21 +67,26 @@ def entered(name: str | None, inode: int | None = None) -> Iterator[None]:
     if name is None:
         yield
         return
-    target = os.open(netns_path(name), os.O_RDONLY)  # a missing namespace raises here...
-    try:
-        if inode is not None and os.fstat(target).st_ino != inode:
-            raise NamespaceGone(f"{name} is no longer namespace {inode}")
-        home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)  # ...before this is open
+    # A Ctrl-C (the harness's handler raises) must not land between the two setns calls, or
+    # the thread stays in the pod's namespace and the run's cleanup then reads and restores
+    # the host's sysctls there: signals are held until the thread is home (the bodies are a
+    # socket or an open, microseconds).
+    with deferred():
+        target = os.open(netns_path(name), os.O_RDONLY)  # a missing namespace raises here...
         try:
-            _setns(target)
+            if inode is not None and os.fstat(target).st_ino != inode:
+                raise NamespaceGone(f"{name} is no longer namespace {inode}")
+            home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)  # ...before this is open
             try:
-                yield
+                _setns(target)
+                try:
+                    yield
+                finally:
+                    _setns(home)
             finally:
-                _setns(home)
+                os.close(home)
         finally:
-            os.close(home)
-    finally:
-        os.close(target)
+            os.close(target)
 
 
 def socket_in(

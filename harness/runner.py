@@ -14,6 +14,7 @@ from pathlib import Path
 from types import FrameType
 
 from cthcommon.errors import BadInput, NotRoot, RestoreFailed, UnsafeRequest
+from cthcommon.signals import deferred
 from harness.backends.base import BackendOptions, Cluster, Progress
 from harness.backends.registry import (
     HOST_KERNEL_BACKENDS,
@@ -28,7 +29,6 @@ from harness.backends.stages import Notice
 from harness.kernel import sysctl
 from harness.kernel.conntrack import max_refusal
 from harness.kernel.journal import STATE_DIR_ENV, HostLock, Journal, state_dir
-from harness.kernel.signals import deferred
 from harness.plan import PhasePlan, plan_phase, plan_run
 from harness.plan.sysctls import host_buckets
 from harness.restore import RestoreReport, restore_stale, undo_journal

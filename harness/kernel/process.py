@@ -13,8 +13,8 @@ from pathlib import Path
 
 from cthcommon.errors import BackendError
 from cthcommon.netns import exec_argv
+from cthcommon.signals import deferred
 from harness.kernel.journal import Journal, is_same_process, process_start_time
-from harness.kernel.signals import deferred
 
 
 @dataclass

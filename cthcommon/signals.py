@@ -1,7 +1,10 @@
 """Hold off SIGINT, SIGTERM and SIGHUP for a few lines that must not be cut in half.
 
 A Python signal handler runs between any two bytecodes, so a Ctrl-C can land between "the
-process was started" and "its PID is in the journal", or in the middle of the last cleanup.
+process was started" and "its PID is in the journal", in the middle of the last cleanup, or
+between a thread's setns into a pod's namespace and its setns back home
+(:func:`cthcommon.netns.entered`), leaving the thread, and every host sysctl it then reads
+or restores, in the pod's namespace.
 Inside :func:`deferred` such a signal is only noted; when the block ends the old handlers are
 back and the signal is delivered again, so it still stops the run, just after the block.
 SIGKILL cannot be deferred: ``conntrack-harness restore`` covers that one.
