@@ -23,6 +23,7 @@ import socket
 import struct
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypedDict
 
@@ -203,6 +204,17 @@ class _Pod:
             self.tally.ended(at, "silent")
 
 
+async def paced(rate: float, duration_s: float, t0: float, tick: Callable[[], None]) -> None:
+    """Call ``tick`` ``rate`` times a second on the clock started at ``t0`` (monotonic) until
+    ``duration_s``: the same-port client's and the statsd sender's send schedule."""
+    period = 1.0 / rate
+    n = 0
+    while (due := n * period) < duration_s:
+        await asyncio.sleep(max(0.0, due - (time.monotonic() - t0)))
+        tick()
+        n += 1
+
+
 async def run_same_port(pods: list[SamePortPod], plan: SamePortPlan) -> SamePortResult:
     """Send from one connected socket per pod at ``plan.rate`` for ``plan.duration_s``, then
     wait ``timeout_s`` for the last answers; every query ends answered, refused or silent."""
@@ -211,15 +223,14 @@ async def run_same_port(pods: list[SamePortPod], plan: SamePortPlan) -> SamePort
     clients = [_Pod(p, plan, t0) for p in pods]
     for c in clients:
         loop.add_reader(c.sock.fileno(), c.readable)
+
+    def tick() -> None:
+        for c in clients:
+            c.expire()
+            c.send()
+
     try:
-        period = 1.0 / plan.rate
-        n = 0
-        while (due := n * period) < plan.duration_s:
-            await asyncio.sleep(max(0.0, due - (time.monotonic() - t0)))
-            for c in clients:
-                c.expire()
-                c.send()
-            n += 1
+        await paced(plan.rate, plan.duration_s, t0, tick)
         end = time.monotonic() + plan.timeout_s
         while time.monotonic() < end and any(c.waiting.queue for c in clients):
             await asyncio.sleep(0.05)

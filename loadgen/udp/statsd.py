@@ -18,14 +18,13 @@ Counted per second of its send time (:class:`SendTally`, pure); the I/O is :func
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import time
 from dataclasses import dataclass, field
 from typing import TypedDict
 
 from cthcommon.netns import entered
-from loadgen.udp.sameport import SamePortPod
+from loadgen.udp.sameport import SamePortPod, paced
 
 PAYLOAD = b"cth:1|c"  # statsd: counter "cth", +1
 DNS_HEADER = 12
@@ -102,14 +101,13 @@ async def run_statsd(pods: list[SamePortPod], plan: StatsdPlan) -> StatsdResult:
     """Send from one unconnected socket per pod at ``plan.rate`` for ``plan.duration_s``."""
     t0 = time.monotonic()
     senders = [_Sender(p, plan, t0) for p in pods]
+
+    def tick() -> None:
+        for s in senders:
+            s.send()
+
     try:
-        period = 1.0 / plan.rate
-        n = 0
-        while (due := n * period) < plan.duration_s:
-            await asyncio.sleep(max(0.0, due - (time.monotonic() - t0)))
-            for s in senders:
-                s.send()
-            n += 1
+        await paced(plan.rate, plan.duration_s, t0, tick)
     finally:
         for s in senders:
             s.sock.close()
