@@ -88,34 +88,25 @@ def worker_plan(
                 field="load.http.locustfile",
             )
         locust = locust_work(load.locust, load.duration_s, pods, locust_target)
-    udp = None
+    udp = statsd = None
     if load.udp is not None:
-        if dns_service_ip is None:
-            raise BadInput(
-                "this backend cannot run the same-port UDP client yet (netns only)",
-                field="load.udp",
-            )
         udp = UDPWork(
-            pods=tuple(SamePortPod(p.netns, p.ip) for p in pods),
+            pods=same_port_pods(pods),
             plan=SamePortPlan(
-                target=dns_service_ip,
+                target=_dns_target(dns_service_ip, "the same-port UDP client", "load.udp"),
                 rate=load.udp.rate,
                 name=load.udp.name,
                 timeout_s=load.udp.timeout_s,
                 duration_s=load.duration_s,
             ),
         )
-    statsd = None
     if load.statsd is not None:
-        if dns_service_ip is None:
-            raise BadInput(
-                "this backend cannot run the statsd sender yet (netns only)",
-                field="load.statsd",
-            )
         statsd = StatsdWork(
-            pods=tuple(SamePortPod(p.netns, p.ip) for p in pods),
+            pods=same_port_pods(pods),
             plan=StatsdPlan(
-                target=dns_service_ip, rate=load.statsd.rate, duration_s=load.duration_s
+                target=_dns_target(dns_service_ip, "the statsd sender", "load.statsd"),
+                rate=load.statsd.rate,
+                duration_s=load.duration_s,
             ),
         )
     return WorkerPlan(
@@ -128,3 +119,15 @@ def worker_plan(
         phase=plan.name,
         pod=pod,
     )
+
+
+def same_port_pods(pods: Sequence[PodSpec]) -> tuple[SamePortPod, ...]:
+    """The client pods as the same-port client and the statsd sender address them."""
+    return tuple(SamePortPod(p.netns, p.ip) for p in pods)
+
+
+def _dns_target(dns_service_ip: str | None, what: str, field: str) -> str:
+    """kube-dns's ClusterIP for a sender aimed at it; a backend that gives none cannot run it."""
+    if dns_service_ip is None:
+        raise BadInput(f"this backend cannot run {what} yet (netns only)", field=field)
+    return dns_service_ip
