@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from types import FrameType
+from typing import Any
 
 DEFERRABLE = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -32,11 +33,20 @@ def deferred() -> Iterator[None]:
     def note(signum: int, frame: FrameType | None) -> None:
         pending.append(signum)
 
-    old = {s: signal.signal(s, note) for s in DEFERRABLE}
+    try:
+        with installed(dict.fromkeys(DEFERRABLE, note)):
+            yield
+    finally:
+        for signum in dict.fromkeys(pending):  # each signal once, first arrival first
+            signal.raise_signal(signum)
+
+
+@contextmanager
+def installed(handlers: Mapping[int, Callable[[int, FrameType | None], Any]]) -> Iterator[None]:
+    """These handlers during the block; the ones before it back after (main thread only)."""
+    old = {s: signal.signal(s, h) for s, h in handlers.items()}
     try:
         yield
     finally:
         for s, h in old.items():
             signal.signal(s, h)
-        for signum in dict.fromkeys(pending):  # each signal once, first arrival first
-            signal.raise_signal(signum)

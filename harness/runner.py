@@ -14,7 +14,7 @@ from pathlib import Path
 from types import FrameType
 
 from cthcommon.errors import BadInput, NotRoot, RestoreFailed, UnsafeRequest
-from cthcommon.signals import deferred
+from cthcommon.signals import deferred, installed
 from harness.backends.base import BackendOptions, Cluster, Progress
 from harness.backends.registry import (
     HOST_KERNEL_BACKENDS,
@@ -87,12 +87,8 @@ def signals_raise() -> Iterator[None]:
     caught = [
         s for s in (signal.SIGTERM, signal.SIGHUP) if signal.getsignal(s) is not signal.SIG_IGN
     ]
-    old = {s: signal.signal(s, handler) for s in caught}
-    try:
+    with installed(dict.fromkeys(caught, handler)):
         yield
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
 
 
 def check_conntrack_max(value: int, *, force: bool) -> None:
