@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from harness.report.summary import (
     NO_EXPECTATION,
     rate_with_ci,
@@ -57,26 +60,18 @@ def render_markdown(result: RunResult) -> str:
                 f"- `{v.after.name}` ({_cell(what)}) vs `{v.before.name}`: "
                 f"{_cell(v.comparison.sentence)}"
             )
-    steady = [(p["name"], p["steady_state"]) for p in result["phases"] if "steady_state" in p]
-    if steady:  # harness.steady
-        out += ["", "**Steady state:**", ""]
-        out += [f"- `{name}`: {_cell(describe_steady(ss))}" for name, ss in steady]
-    rollouts = [(p["name"], p["rollout"]) for p in result["phases"] if "rollout" in p]
-    if rollouts:  # harness.results.rollout
-        out += ["", "**CoreDNS rollout:**", ""]
-        out += [f"- `{name}`: {_cell(describe_rollout(r))}" for name, r in rollouts]
-    events = [(p["name"], p["endpoints"]) for p in result["phases"] if "endpoints" in p]
-    if events:  # harness.results.endpoints
-        out += ["", "**Endpoint events:**", ""]
-        out += [f"- `{name}`: {_cell(describe_endpoints(e))}" for name, e in events]
-    sent = [(p["name"], p["statsd"]) for p in result["phases"] if "statsd" in p]
-    if sent:  # harness.results.statsd
-        out += ["", "**statsd sender:**", ""]
-        out += [f"- `{name}`: {_cell(describe_statsd(st))}" for name, st in sent]
-    kps = [(p["name"], p["kube_proxy"]) for p in result["phases"] if "kube_proxy" in p]
-    if kps:  # harness.results.kubeproxy
-        out += ["", "**kube-proxy:**", ""]
-        out += [f"- `{name}`: {_cell(describe_kube_proxy(k))}" for name, k in kps]
+    sections: list[tuple[str, str, Callable[[Any], str]]] = [
+        ("steady_state", "Steady state", describe_steady),  # harness.steady
+        ("rollout", "CoreDNS rollout", describe_rollout),  # harness.results.rollout
+        ("endpoints", "Endpoint events", describe_endpoints),  # harness.results.endpoints
+        ("statsd", "statsd sender", describe_statsd),  # harness.results.statsd
+        ("kube_proxy", "kube-proxy", describe_kube_proxy),  # harness.results.kubeproxy
+    ]
+    for key, title, describe in sections:
+        found = [(p["name"], p[key]) for p in result["phases"] if key in p]  # type: ignore[literal-required]
+        if found:
+            out += ["", f"**{title}:**", ""]
+            out += [f"- `{name}`: {_cell(describe(x))}" for name, x in found]
     failed = [(s.name, e) for s in summaries for e in s.failed_expectations]
     if failed:
         out += ["", "**Failed expectations:**", ""]
