@@ -303,18 +303,19 @@ def render(d: RunDiff) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = [f"scenario {d.scenario}: A = {d.a_run}, B = {d.b_run}", ""]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-    events = [p for p in d.phases if p.a.endpoints is not None or p.b.endpoints is not None]
-    if events:
-        lines += ["", "while a Service had no endpoint (phases[].endpoints):"]
-    for p in events:
-        label = p.name if not p.repeat_index else f"{p.name}#{p.repeat_index}"
-        lines += [f"  {label} A: {_endpoints(p.a)}", f"  {label} B: {_endpoints(p.b)}"]
-    sent = [p for p in d.phases if p.a.statsd is not None or p.b.statsd is not None]
-    if sent:
-        lines += ["", "the statsd sender (phases[].statsd):"]
-    for p in sent:
-        label = p.name if not p.repeat_index else f"{p.name}#{p.repeat_index}"
-        lines += [f"  {label} A: {_statsd(p.a)}", f"  {label} B: {_statsd(p.b)}"]
+    sections = [
+        ("while a Service had no endpoint (phases[].endpoints):", "endpoints", _endpoints),
+        ("the statsd sender (phases[].statsd):", "statsd", _statsd),
+    ]
+    for title, attr, line in sections:
+        shown = [
+            p for p in d.phases if getattr(p.a, attr) is not None or getattr(p.b, attr) is not None
+        ]
+        if shown:
+            lines += ["", title]
+        for p in shown:
+            label = p.name if not p.repeat_index else f"{p.name}#{p.repeat_index}"
+            lines += [f"  {label} A: {line(p.a)}", f"  {label} B: {line(p.b)}"]
     lines += ["", "environment (A -> B):"]
     items = list(d.environment.items()) + list(d.components.items())
     name_w = max((len(k) for k, _ in items), default=0)
