@@ -32,6 +32,7 @@ from harness.backends.netns.k8s import coredns
 from harness.backends.netns.k8s.cluster import K8sParts, K8sSettings
 from harness.backends.netns.k8s.kubeproxy import KubeProxySettings
 from harness.backends.netns.servers import nginx_conf, upstream_argv
+from harness.backends.netns.startmarks import Marks
 from harness.backends.netns.topologyplan import TopologyPlan
 from harness.backends.stages import Stages
 from harness.kernel import sysctl
@@ -210,10 +211,12 @@ class Topology(Stacked):
         self.corefile_source = corefile_source
         self._k8s: K8sParts | None = None
         self.stages = stages or Stages()  # the set-up's progress lines (none by default)
+        self.marks = Marks()  # when each start-up stage was done (restarted by _start)
 
     # --- lifecycle -------------------------------------------------------------------
     # --- building --------------------------------------------------------------------
     def _start(self) -> None:
+        self.marks = Marks()
         check_host_routes()
         self.journal.record("dir", path=str(self.workdir))  # journal first, then create
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -224,10 +227,13 @@ class Topology(Stacked):
             self._wire()
             self._rules()
             self._servers()
+        self.marks.mark("namespaces")
         with self.stages.stage("starting the control plane, kube-proxy and CoreDNS"):
             self._components()
             self._resolv_confs()
             self._wait_ready()
+        self.marks.mark("servers answer")
+        self.stages.say(f"start-up stages (done at, from the start): {self.marks.line()}")
 
     def _add_ns(self, ns: str) -> None:
         self.journal.record("netns", name=ns)
@@ -357,7 +363,7 @@ class Topology(Stacked):
             coredns_replicas=self.coredns.replicas,
         )
         self._k8s = self._stack.enter_context(
-            K8sParts(self.plan, self.journal, self.workdir, settings)
+            K8sParts(self.plan, self.journal, self.workdir, settings, self.marks)
         )
 
     def stop_proc(self, name: str) -> None:

@@ -44,6 +44,7 @@ from harness.backends.netns.k8s.kubelet import (
 )
 from harness.backends.netns.k8s.procs import Components, http_get
 from harness.backends.netns.k8s.wait import wait_for
+from harness.backends.netns.startmarks import Marks
 from harness.backends.netns.topologyplan import PodPlan, TopologyPlan
 from harness.kernel.journal import Journal
 from harness.kernel.process import Proc, stop_pids
@@ -102,8 +103,15 @@ class K8sParts(Stacked):
     """Control plane, kubelet objects, kube-proxy and CoreDNS for one topology plan."""
 
     def __init__(
-        self, plan: TopologyPlan, journal: Journal, workdir: Path, settings: K8sSettings
+        self,
+        plan: TopologyPlan,
+        journal: Journal,
+        workdir: Path,
+        settings: K8sSettings,
+        marks: Marks | None = None,
     ) -> None:
+        """``marks``: the start-up's stages (default: a clock of its own)."""
+        self.marks = marks or Marks()
         self.plan = plan
         self.journal = journal
         self.workdir = workdir
@@ -118,6 +126,7 @@ class K8sParts(Stacked):
             ),
             journal,
             workdir,
+            self.marks,
         )
         self.comps = Components(journal, workdir)
         self._stack = ExitStack()
@@ -151,6 +160,7 @@ class K8sParts(Stacked):
         self._stack.callback(self._cleanup_api)
         self._stack.enter_context(self.comps)  # stopped before the API objects go
         self._objects()
+        self.marks.mark("objects")
         self.timings["objects"] = time.monotonic() - t0
         for node in self.plan.nodes:
             kubeproxy.start(
@@ -167,8 +177,11 @@ class K8sParts(Stacked):
             self._start_coredns(p.name)
         for node in self.plan.nodes:
             kubeproxy.wait_ready(self.comps.procs[kubeproxy.proc_name(node.name)], node.ns)
+        self.marks.mark("kube-proxy synced")
         self._wait_coredns(self._running_coredns())
+        self.marks.mark("CoreDNS ready")
         self._wait_data_path()
+        self.marks.mark("kube-dns answers")
         self.timings["ready"] = time.monotonic() - t0
 
     @property

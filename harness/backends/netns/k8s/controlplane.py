@@ -25,6 +25,7 @@ from cthcommon.netns import run, socket_in
 from harness.backends.netns.k8s import pki as K
 from harness.backends.netns.k8s.client import ApiClient, Credentials
 from harness.backends.netns.k8s.wait import wait_for
+from harness.backends.netns.startmarks import Marks
 from harness.kernel.journal import Journal
 from harness.kernel.process import Proc, spawn, stop_pid
 from harness.kernel.stacked import Stacked
@@ -149,8 +150,16 @@ class Timings:
 class ControlPlane(Stacked):
     """The running control plane. Use as a context manager."""
 
-    def __init__(self, cfg: ControlPlaneConfig, journal: Journal, workdir: Path) -> None:
+    def __init__(
+        self,
+        cfg: ControlPlaneConfig,
+        journal: Journal,
+        workdir: Path,
+        marks: Marks | None = None,
+    ) -> None:
+        """``marks``: the cluster's start-up stages, this one's marked on it too."""
         self.cfg = cfg
+        self.marks = marks
         self.journal = journal
         self.dir = workdir / "control-plane"
         self.procs: dict[str, Proc] = {}
@@ -193,10 +202,10 @@ class ControlPlane(Stacked):
             service_ip=KUBERNETES_SERVICE_IP,
             cluster_domain=self.cfg.cluster_domain,
         )
-        self.timings.marks["pki"] = time.monotonic() - t0
+        self._mark("pki", t0)
         etcd = self._spawn("etcd", etcd_argv(bins["etcd"], self.dir / "etcd"))
         wait_for("etcd /health", self._etcd_probe, timeout_s=20, procs=[etcd])
-        self.timings.marks["etcd"] = time.monotonic() - t0
+        self._mark("etcd", t0)
         api = self._spawn(
             "kube-apiserver",
             apiserver_argv(bins["kube-apiserver"], self.cfg, self.pki, self.dir / "apiserver"),
@@ -205,7 +214,7 @@ class ControlPlane(Stacked):
             wait_for(
                 "kube-apiserver /readyz", lambda: self._readyz(c), timeout_s=60, procs=[etcd, api]
             )
-            self.timings.marks["kube-apiserver"] = time.monotonic() - t0
+            self._mark("kube-apiserver", t0)
             kcm = self._spawn(
                 "kube-controller-manager",
                 controller_manager_argv(
@@ -218,14 +227,20 @@ class ControlPlane(Stacked):
                 timeout_s=30,
                 procs=[etcd, api, kcm],
             )
-            self.timings.marks["kube-controller-manager"] = time.monotonic() - t0
+            self._mark("kube-controller-manager", t0)
             wait_for(
                 "the default and kube-system service accounts",
                 lambda: self._service_accounts(c),
                 timeout_s=30,
                 procs=list(self.procs.values()),
             )
+        self._mark("service accounts", t0)
         self.timings.marks["ready"] = time.monotonic() - t0
+
+    def _mark(self, stage: str, t0: float) -> None:
+        self.timings.marks[stage] = time.monotonic() - t0
+        if self.marks is not None:
+            self.marks.mark(stage)
 
     def _netns(self) -> None:
         ns = self.cfg.ns
