@@ -37,12 +37,15 @@ from harness.backends.netns.topologyplan import TopologyPlan
 from harness.backends.stages import Stages
 from harness.kernel import sysctl
 from harness.kernel.journal import Journal, state_dir
-from harness.kernel.process import Proc, spawn, stop_pid
+from harness.kernel.process import Proc, spawn, stop_pid, stop_pids
 from harness.kernel.stacked import Stacked
 from harness.plan.types import CoreDNSPlan, KubeProxyPlan
 from loadgen.udp.statsd import MAX_UDP_LENGTH as STATSD_MAX_UDP_LENGTH
 
 NETNS_ETC = Path("/etc/netns")
+# at teardown nothing is measured any more: every process gets SIGTERM at once and this long
+# to exit, then SIGKILL (CoreDNS's lameduck alone would hold its exit for 5 s)
+TEARDOWN_GRACE_S = 0.3
 
 
 ROUTE_TYPES = frozenset(
@@ -230,6 +233,7 @@ class Topology(Stacked):
         self.marks.mark("namespaces")
         with self.stages.stage("starting the control plane, kube-proxy and CoreDNS"):
             self._components()
+            self._stack.callback(self._stop_all)  # unwound first: every process at once
             self._resolv_confs()
             self._wait_ready()
         self.marks.mark("servers answer")
@@ -365,6 +369,13 @@ class Topology(Stacked):
         self._k8s = self._stack.enter_context(
             K8sParts(self.plan, self.journal, self.workdir, settings, self.marks)
         )
+
+    def _stop_all(self) -> None:
+        """Teardown: every process of the cluster (servers, control plane, kube-proxy,
+        CoreDNS) together, in one short grace period; each one's own undo, later on the
+        stack, then finds it gone."""
+        procs = [*self.procs.values(), *(self._k8s.procs() if self._k8s else [])]
+        stop_pids([(p.pid, p.start) for p in procs], TEARDOWN_GRACE_S)
 
     def stop_proc(self, name: str) -> None:
         """Stop one started process now (its undo on the stack stays: stop_pid is idempotent)."""

@@ -156,9 +156,10 @@ class K8sParts(Stacked):
         self._stack.enter_context(self.cp)
         self.timings["control_plane"] = time.monotonic() - t0
         self._api = self._stack.enter_context(self.cp.client())
+        # the API objects are not deleted at teardown: etcd's data is this run's own and
+        # goes with the control plane
         self.kubelet = Kubelet(self._api, self.plan.run_id)
-        self._stack.callback(self._cleanup_api)
-        self._stack.enter_context(self.comps)  # stopped before the API objects go
+        self._stack.enter_context(self.comps)  # stopped before the control plane
         self._objects()
         self.marks.mark("objects")
         self.timings["objects"] = time.monotonic() - t0
@@ -532,13 +533,6 @@ class K8sParts(Stacked):
             timeout_s=20,
             procs=procs,
         )
-
-    def _cleanup_api(self) -> None:
-        """Delete what this run labelled. The control plane goes right after, so an
-        apiserver that is already gone is no reason to fail the teardown."""
-        if self.kubelet is not None:
-            with contextlib.suppress(BackendError):
-                self.kubelet.cleanup()
 
     def _objects(self) -> None:
         k = self.kubelet
