@@ -127,6 +127,7 @@ class K8sParts(Stacked):
             journal,
             workdir,
             self.marks,
+            ready_on_enter=False,
         )
         self.comps = Components(journal, workdir)
         self._stack = ExitStack()
@@ -160,8 +161,14 @@ class K8sParts(Stacked):
         # goes with the control plane
         self.kubelet = Kubelet(self._api, self.plan.run_id)
         self._stack.enter_context(self.comps)  # stopped before the control plane
-        self._objects()
-        self.marks.mark("objects")
+        # what needs no service account, while the controller manager starts
+        self._cluster_objects()
+        self.corefile = self.settings.corefile or coredns.kubeadm_corefile(self.plan.cluster_domain)
+        for p in self._running_coredns():  # its RBAC exists: it lists and watches at once
+            self._start_coredns(p.name)
+        self.cp.wait_ready()
+        self._pods()
+        self.marks.mark("pods")
         self.timings["objects"] = time.monotonic() - t0
         for node in self.plan.nodes:
             kubeproxy.start(
@@ -172,10 +179,6 @@ class K8sParts(Stacked):
                 kubeconfig=self.cp.pki.kubeconfig(K.KUBE_PROXY),
                 settings=self.settings.kube_proxy,
             )
-        corefile = self.settings.corefile or coredns.kubeadm_corefile(self.plan.cluster_domain)
-        self.corefile = corefile
-        for p in self._running_coredns():
-            self._start_coredns(p.name)
         for node in self.plan.nodes:
             kubeproxy.wait_ready(self.comps.procs[kubeproxy.proc_name(node.name)], node.ns)
         self.marks.mark("kube-proxy synced")
@@ -534,7 +537,9 @@ class K8sParts(Stacked):
             procs=procs,
         )
 
-    def _objects(self) -> None:
+    def _cluster_objects(self) -> None:
+        """CoreDNS's RBAC, the Nodes, the namespace and the Services: none needs a service
+        account, so they are made while the controller manager starts."""
         k = self.kubelet
         assert k is not None
         rid = self.plan.run_id
@@ -544,15 +549,6 @@ class K8sParts(Stacked):
             k.register_node(node.name, node.ip, node.pod_cidr)
         if self.plan.namespace not in ("default", SYSTEM):
             k.ensure_namespace(self.plan.namespace)
-            wait_for(
-                f"the default service account of {self.plan.namespace}",
-                lambda: (
-                    None
-                    if self.api.get("v1", "ServiceAccount", "default", self.plan.namespace)
-                    else "absent"
-                ),
-                timeout_s=20,
-            )
         k.create(kube_dns_service(DNS_SERVICE_IP, rid))
         k.create(kube_dns_upstream_service(DNS_UPSTREAM_SERVICE_IP, rid))
         k.create(
@@ -565,6 +561,23 @@ class K8sParts(Stacked):
                 run_id=rid,
             )
         )
+
+    def _pods(self) -> None:
+        """The pods, bound to their nodes and reported running (their namespaces' default
+        service accounts exist: the controller manager is ready)."""
+        k = self.kubelet
+        assert k is not None
+        rid = self.plan.run_id
+        if self.plan.namespace not in ("default", SYSTEM):
+            wait_for(
+                f"the default service account of {self.plan.namespace}",
+                lambda: (
+                    None
+                    if self.api.get("v1", "ServiceAccount", "default", self.plan.namespace)
+                    else "absent"
+                ),
+                timeout_s=20,
+            )
         running = {p.name for p in self._running_coredns()}
         for p in self.plan.pods:
             host_ip = self.plan.node(p.node).ip

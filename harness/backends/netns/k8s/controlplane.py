@@ -40,6 +40,9 @@ KUBERNETES_SERVICE_IP = "10.96.0.1"  # the first address of the Service range
 CLUSTER_CIDR = "10.244.0.0/16"
 CONTROLLERS = ("endpointslice", "serviceaccount", "namespace", "garbagecollector")
 BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager")
+# the apiserver's post-start hook that creates the system PriorityClasses: wait.Poll with a
+# 1 s period that does not run at once, so it never passes sooner than a second after start
+PRIORITY_CLASSES_HOOK = "poststarthook/scheduling/bootstrap-system-priority-classes"
 
 
 @dataclass(frozen=True)
@@ -156,10 +159,19 @@ class ControlPlane(Stacked):
         journal: Journal,
         workdir: Path,
         marks: Marks | None = None,
+        *,
+        ready_on_enter: bool = True,
     ) -> None:
-        """``marks``: the cluster's start-up stages, this one's marked on it too."""
+        """``marks``: the cluster's start-up stages, this one's marked on it too.
+        ``ready_on_enter`` False: entering returns once kube-apiserver serves (everything
+        but its system priority classes) and kube-controller-manager is started; the caller
+        creates what needs no service account meanwhile, then calls :meth:`wait_ready`."""
         self.cfg = cfg
         self.marks = marks
+        self.ready_on_enter = ready_on_enter
+        self._ready = False
+        self._client: ApiClient | None = None
+        self._t0 = 0.0
         self.journal = journal
         self.dir = workdir / "control-plane"
         self.procs: dict[str, Proc] = {}
@@ -185,7 +197,7 @@ class ControlPlane(Stacked):
 
     # --- start ----------------------------------------------------------------------------
     def _start(self) -> None:
-        t0 = time.monotonic()
+        t0 = self._t0 = time.monotonic()
         bins = {b: locate(b, self.cfg.kubernetes) for b in BINARIES}  # before any host change
         for d in (self.dir.parent, self.dir):  # the run's workdir too, when it is ours
             if not d.exists():
@@ -203,39 +215,64 @@ class ControlPlane(Stacked):
             cluster_domain=self.cfg.cluster_domain,
         )
         self._mark("pki", t0)
+        # etcd and kube-apiserver start together (the apiserver retries etcd, as the two
+        # static pods of kubeadm do)
         etcd = self._spawn("etcd", etcd_argv(bins["etcd"], self.dir / "etcd"))
-        wait_for("etcd /health", self._etcd_probe, timeout_s=20, procs=[etcd])
-        self._mark("etcd", t0)
         api = self._spawn(
             "kube-apiserver",
             apiserver_argv(bins["kube-apiserver"], self.cfg, self.pki, self.dir / "apiserver"),
         )
-        with self.client() as c:
-            wait_for(
-                "kube-apiserver /readyz", lambda: self._readyz(c), timeout_s=60, procs=[etcd, api]
-            )
-            self._mark("kube-apiserver", t0)
-            kcm = self._spawn(
-                "kube-controller-manager",
-                controller_manager_argv(
-                    bins["kube-controller-manager"], self.cfg, self.pki, self.dir / "kcm"
-                ),
-            )
-            wait_for(
-                "kube-controller-manager /healthz",
-                self._kcm_probe,
-                timeout_s=30,
-                procs=[etcd, api, kcm],
-            )
-            self._mark("kube-controller-manager", t0)
-            wait_for(
-                "the default and kube-system service accounts",
-                lambda: self._service_accounts(c),
-                timeout_s=30,
-                procs=list(self.procs.values()),
-            )
+        wait_for("etcd /health", self._etcd_probe, timeout_s=20, procs=[etcd])
+        self._mark("etcd", t0)
+        self._client = self._stack.enter_context(self.client())
+        c = self._client
+        # serving: every check of /readyz but the system priority classes' (its hook polls
+        # once a second, so it passes a second late; the pods here name no priority class).
+        # The controller manager starts meanwhile; the full /readyz is waited in wait_ready.
+        wait_for(
+            "kube-apiserver /readyz",
+            lambda: self._readyz(c, exclude=PRIORITY_CLASSES_HOOK),
+            timeout_s=60,
+            procs=[etcd, api],
+        )
+        self._mark("kube-apiserver serving", t0)
+        self._spawn(
+            "kube-controller-manager",
+            controller_manager_argv(
+                bins["kube-controller-manager"], self.cfg, self.pki, self.dir / "kcm"
+            ),
+        )
+        wait_for(
+            "the kube-system namespace",
+            lambda: None if c.get("v1", "Namespace", "kube-system") else "absent",
+            timeout_s=20,
+            procs=list(self.procs.values()),
+        )
+        if self.ready_on_enter:
+            self.wait_ready()
+
+    def wait_ready(self) -> None:
+        """Until kube-apiserver's every readiness check passes, kube-controller-manager is
+        healthy and its controllers made the ``default`` service accounts (pods can be
+        created). Idempotent."""
+        if self._ready:
+            return
+        c, t0 = self._client, self._t0
+        assert c is not None
+        procs = list(self.procs.values())
+        wait_for("kube-apiserver /readyz", lambda: self._readyz(c), timeout_s=60, procs=procs)
+        self._mark("kube-apiserver", t0)
+        wait_for("kube-controller-manager /healthz", self._kcm_probe, timeout_s=30, procs=procs)
+        self._mark("kube-controller-manager", t0)
+        wait_for(
+            "the default and kube-system service accounts",
+            lambda: self._service_accounts(c),
+            timeout_s=30,
+            procs=procs,
+        )
         self._mark("service accounts", t0)
         self.timings.marks["ready"] = time.monotonic() - t0
+        self._ready = True
 
     def _mark(self, stage: str, t0: float) -> None:
         self.timings.marks[stage] = time.monotonic() - t0
@@ -300,8 +337,9 @@ class ControlPlane(Stacked):
         return None if status == 200 and '"true"' in body else f"HTTP {status}: {body[:200]}"
 
     @staticmethod
-    def _readyz(c: ApiClient) -> str | None:
-        status, body = c.raw("GET", "/readyz")
+    def _readyz(c: ApiClient, exclude: str | None = None) -> str | None:
+        query = {"exclude": exclude} if exclude else None
+        status, body = c.raw("GET", "/readyz", query=query)
         text = body.decode(errors="replace")
         return None if status == 200 else f"HTTP {status}: {text[-300:]}"
 
