@@ -10,26 +10,30 @@ undoes what was started, then re-raises with the failing component's log tail.
 
 from __future__ import annotations
 
+import dataclasses
 import http.client
 import json
 import shutil
 import socket
 import ssl
 import time
+import urllib.parse
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cthcommon.errors import BackendError
 from cthcommon.netns import run, socket_in
 from harness.backends.netns.k8s import pki as K
+from harness.backends.netns.k8s import seed as S
 from harness.backends.netns.k8s.client import ApiClient, Credentials
 from harness.backends.netns.k8s.wait import wait_for
 from harness.backends.netns.startmarks import Marks
 from harness.kernel.journal import Journal
-from harness.kernel.process import Proc, spawn, stop_pid
+from harness.kernel.process import Proc, spawn, stop_pid, stop_pids
 from harness.kernel.stacked import Stacked
-from harness.upstream import BINARY_COMPONENT, component_dir, locate, release
+from harness.upstream import BINARY_COMPONENT, component_dir, installed, locate, release
 
 CONTROL_PLANE_IP = "172.18.0.2"  # in the plan's node range (172.18.0.0/24); .1 is the vpc
 VPC_GW = "172.18.0.1"
@@ -42,7 +46,9 @@ CONTROLLERS = ("endpointslice", "serviceaccount", "namespace", "garbagecollector
 BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager")
 # the apiserver's post-start hook that creates the system PriorityClasses: wait.Poll with a
 # 1 s period that does not run at once, so it never passes sooner than a second after start
+SEED_STOP_GRACE_S = 10.0  # stopping the start that makes the kept control plane, cleanly
 PRIORITY_CLASSES_HOOK = "poststarthook/scheduling/bootstrap-system-priority-classes"
+RBAC_HOOK = "poststarthook/rbac/bootstrap-roles"  # wait.Poll(1 s) too
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,8 @@ class ControlPlaneConfig:
     cluster_cidr: str = CLUSTER_CIDR
     kubernetes: str | None = None  # pinned version; None: the versions file's default
     controllers: tuple[str, ...] = CONTROLLERS
+    # start from the kept empty control plane in the cache (made by the first start)
+    use_seed: bool = True
 
     @property
     def server(self) -> str:
@@ -170,6 +178,7 @@ class ControlPlane(Stacked):
         self.marks = marks
         self.ready_on_enter = ready_on_enter
         self._ready = False
+        self.seeded = False  # etcd's data is a copy of the kept control plane's
         self._client: ApiClient | None = None
         self._t0 = 0.0
         self.journal = journal
@@ -207,14 +216,84 @@ class ControlPlane(Stacked):
         self._netns()
         pki_dir = self.dir / "pki"
         pki_dir.mkdir(mode=0o700)
-        self._pki = K.make_pki(
-            pki_dir,
+        self._pki = K.Pki(pki_dir)
+        entry: Path | None = None
+        if self.cfg.use_seed:
+            inputs = self.seed_inputs()
+            name = S.key(inputs)
+            entry = S.lookup(name)
+            if entry is None:  # the cache has none: a start from nothing makes it
+                entry = self._make_seed(bins, name, inputs)
+                self._mark("kept control plane made", t0)
+        if entry is None:
+            K.make_pki(
+                pki_dir,
+                server=self.cfg.server,
+                advertise_ip=self.cfg.ip,
+                service_ip=KUBERNETES_SERVICE_IP,
+                cluster_domain=self.cfg.cluster_domain,
+            )
+        else:  # the kept PKI and a copy of the kept etcd data, this run's own
+            S.restore(entry, pki_dir, self.dir / "etcd")
+            K.write_kubeconfigs(self.pki, self.cfg.server)
+            self.seeded = True
+        self._mark("pki", t0)
+        self._run(bins)
+        if self.ready_on_enter:
+            self.wait_ready()
+
+    def seed_inputs(self) -> dict[str, Any]:
+        """What the kept control plane depends on: the binaries (their sha256 in the
+        cache's stamps), the settings and every component's flags, without a run's paths."""
+        shas = {}
+        for b in BINARIES:
+            component = BINARY_COMPONENT[b]
+            entry = installed(component, release(self.cfg.kubernetes).version_of(component), b)
+            shas[b] = str((entry or {}).get("sha256", "unknown"))
+        cfg = dataclasses.replace(self.cfg, run_id="", ns="", vpc_ns=None, vpc_if="")
+        p = K.Pki(Path("PKI"))
+        config = {
+            "settings": dataclasses.asdict(cfg),
+            "pki_days": K.DAYS,
+            "identities": [dataclasses.astuple(i) for i in K.IDENTITIES],
+            "etcd": etcd_argv(Path("BIN"), Path("DATA")),
+            "kube-apiserver": apiserver_argv(Path("BIN"), cfg, p, Path("CERT")),
+            "kube-controller-manager": controller_manager_argv(Path("BIN"), cfg, p, Path("CERT")),
+        }
+        return S.key_inputs(shas, config)
+
+    def _make_seed(self, bins: dict[str, Path], name: str, inputs: dict[str, Any]) -> Path:
+        """Start the control plane from nothing, wait until it is ready (so its bootstrap
+        objects and service accounts are stored), stop it cleanly and keep its PKI and etcd
+        data in the cache; then this run starts again from a copy, like every later run."""
+        K.make_pki(
+            self.pki.dir,
             server=self.cfg.server,
             advertise_ip=self.cfg.ip,
             service_ip=KUBERNETES_SERVICE_IP,
             cluster_domain=self.cfg.cluster_domain,
         )
-        self._mark("pki", t0)
+        etcd_dir = self.dir / "etcd"
+        self._run(bins)
+        self.wait_ready()
+        assert self._client is not None
+        self._client.close()
+        self._client = None
+        others = [p for n, p in self.procs.items() if n != "etcd"]
+        stop_pids([(p.pid, p.start) for p in others], SEED_STOP_GRACE_S)
+        etcd = self.procs["etcd"]
+        stop_pids([(etcd.pid, etcd.start)], SEED_STOP_GRACE_S)  # last: it flushes its data
+        self.procs.clear()
+        self._ready = False
+        entry = S.store(name, inputs, self.pki.dir, etcd_dir)
+        for f in self.pki.dir.iterdir():
+            f.unlink()
+        shutil.rmtree(etcd_dir)
+        return entry
+
+    def _run(self, bins: dict[str, Path]) -> None:
+        """etcd, kube-apiserver and (once the apiserver serves) kube-controller-manager."""
+        t0 = self._t0
         # etcd and kube-apiserver start together (the apiserver retries etcd, as the two
         # static pods of kubeadm do)
         etcd = self._spawn("etcd", etcd_argv(bins["etcd"], self.dir / "etcd"))
@@ -224,14 +303,16 @@ class ControlPlane(Stacked):
         )
         wait_for("etcd /health", self._etcd_probe, timeout_s=20, procs=[etcd])
         self._mark("etcd", t0)
-        self._client = self._stack.enter_context(self.client())
-        c = self._client
-        # serving: every check of /readyz but the system priority classes' (its hook polls
-        # once a second, so it passes a second late; the pods here name no priority class).
+        c = self._client = self._stack.enter_context(self.client())
+        # serving: every check of /readyz but the post-start hooks that poll once a second
+        # (so pass a second late) and whose objects the run does not need yet: the system
+        # priority classes (the pods here name none) and, when etcd's data is the kept
+        # control plane's, the bootstrap RBAC roles (stored already: the hook finds them).
         # The controller manager starts meanwhile; the full /readyz is waited in wait_ready.
+        exclude = (PRIORITY_CLASSES_HOOK, *((RBAC_HOOK,) if self.seeded else ()))
         wait_for(
             "kube-apiserver /readyz",
-            lambda: self._readyz(c, exclude=PRIORITY_CLASSES_HOOK),
+            lambda: self._readyz(c, exclude),
             timeout_s=60,
             procs=[etcd, api],
         )
@@ -248,8 +329,6 @@ class ControlPlane(Stacked):
             timeout_s=20,
             procs=list(self.procs.values()),
         )
-        if self.ready_on_enter:
-            self.wait_ready()
 
     def wait_ready(self) -> None:
         """Until kube-apiserver's every readiness check passes, kube-controller-manager is
@@ -337,9 +416,9 @@ class ControlPlane(Stacked):
         return None if status == 200 and '"true"' in body else f"HTTP {status}: {body[:200]}"
 
     @staticmethod
-    def _readyz(c: ApiClient, exclude: str | None = None) -> str | None:
-        query = {"exclude": exclude} if exclude else None
-        status, body = c.raw("GET", "/readyz", query=query)
+    def _readyz(c: ApiClient, exclude: tuple[str, ...] = ()) -> str | None:
+        query = urllib.parse.urlencode([("exclude", check) for check in exclude])
+        status, body = c.raw("GET", f"/readyz?{query}" if query else "/readyz")
         text = body.decode(errors="replace")
         return None if status == 200 else f"HTTP {status}: {text[-300:]}"
 
