@@ -63,6 +63,8 @@ TERMINATION_GRACE_S = 30.0  # a Pod's default terminationGracePeriodSeconds
 # the EndpointSlice controller backs a Service off (1 s, doubling) after a sync on a stale
 # informer cache; several scale events in a row can take it past 20 s
 SCALE_WAIT_S = 60.0
+DNS_PROBE_FIRST_S = 0.05  # the start-up's data-path probe: first wait for an answer
+DNS_PROBE_MAX_S = 0.5
 
 
 def dns_probe(ns: str, server: str, name: str, timeout: float = 0.5) -> str | None:
@@ -166,10 +168,18 @@ class K8sParts(Stacked):
         self.corefile = self.settings.corefile or coredns.kubeadm_corefile(self.plan.cluster_domain)
         for p in self._running_coredns():  # its RBAC exists: it lists and watches at once
             self._start_coredns(p.name)
-        self.cp.wait_ready()
+        if not self.cp.seeded:  # else the kept etcd data has the service accounts already
+            self.cp.wait_ready()
         self._pods()
         self.marks.mark("pods")
         self.timings["objects"] = time.monotonic() - t0
+        # the whole control plane ready, and the endpointslice controller's slices for the
+        # pods written, before kube-proxy starts: its first rules sync then has every
+        # endpoint (one started sooner syncs without them, and its next sync waits out
+        # minSyncPeriod: measured, that ended later)
+        self.cp.wait_ready()
+        self._wait_endpoints()
+        self.marks.mark("endpoints")
         for node in self.plan.nodes:
             kubeproxy.start(
                 self.comps,
@@ -179,8 +189,9 @@ class K8sParts(Stacked):
                 kubeconfig=self.cp.pki.kubeconfig(K.KUBE_PROXY),
                 settings=self.settings.kube_proxy,
             )
-        for node in self.plan.nodes:
-            kubeproxy.wait_ready(self.comps.procs[kubeproxy.proc_name(node.name)], node.ns)
+        for node in self.plan.nodes:  # its first rules sync done (its /healthz passes sooner)
+            proc = self.comps.procs[kubeproxy.proc_name(node.name)]
+            self.wait_kube_proxy_synced(node.name, proc)
         self.marks.mark("kube-proxy synced")
         self._wait_coredns(self._running_coredns())
         self.marks.mark("CoreDNS ready")
@@ -518,23 +529,37 @@ class K8sParts(Stacked):
 
         wait_for("kube-proxy rules for kube-dns", probe, timeout_s=timeout_s)
 
-    def _wait_data_path(self) -> None:
-        """Until the controller's EndpointSlices exist and a client pod gets an answer through
-        the kube-dns ClusterIP (kube-proxy has written the endpoints' rules)."""
+    def _wait_endpoints(self) -> None:
+        """Until the controller's EndpointSlices list the running pods of both Services."""
         k = self.kubelet
         assert k is not None
         k.wait_endpoints("kube-dns", SYSTEM, {p.ip for p in self._running_coredns()})
         k.wait_endpoints("http-server", self.plan.namespace, {p.ip for p in self.plan.role("http")})
+
+    def _wait_data_path(self) -> None:
+        """Until the controller's EndpointSlices exist and a client pod gets an answer through
+        the kube-dns ClusterIP (kube-proxy has written the endpoints' rules)."""
+        self._wait_endpoints()
         clients = self.plan.role("client")
         if not clients:
             return
         name = f"kube-dns.{SYSTEM}.svc.{self.plan.cluster_domain}"
         procs = list(self.comps.procs.values())
+        tries = [0]
+
+        def probe() -> str | None:
+            # a short wait first (an answer on this path takes milliseconds), doubling up to
+            # 0.5 s so a loaded machine's slow answer is still caught
+            tries[0] += 1
+            timeout = min(DNS_PROBE_MAX_S, DNS_PROBE_FIRST_S * 2 ** (tries[0] - 1))
+            return dns_probe(clients[0].ns, DNS_SERVICE_IP, name, timeout=timeout)
+
         wait_for(
             f"an answer for {name} through {DNS_SERVICE_IP} from {clients[0].name}",
-            lambda: dns_probe(clients[0].ns, DNS_SERVICE_IP, name),
+            probe,
             timeout_s=20,
             procs=procs,
+            interval_s=0.02,
         )
 
     def _cluster_objects(self) -> None:
