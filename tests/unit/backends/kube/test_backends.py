@@ -270,7 +270,7 @@ def test_phase_applies_and_reverts(scn: Any) -> None:
             assert (
                 api.get("apps/v1", "Deployment", "coredns", "kube-system")["spec"]["replicas"] == 2
             )
-    plans = [json.loads(i) for i in runner.inputs if i]
+    plans = [json.loads(i.splitlines()[0]) for i in runner.inputs if i]  # the plan, then the cue
     fqdn = [p for p in plans if p["phase"] == "fqdn"]
     assert fqdn[0]["dns"]["plan"]["names"] == ["http-server.cth-r1.svc.cluster.local."]
     assert fqdn[0]["http"]["plan"]["mode"] == "pooled"
