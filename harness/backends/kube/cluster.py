@@ -111,6 +111,9 @@ class Settings:
     # kind: place CoreDNS, serve external names, set scenario cache/replicas. An existing
     # cluster's CoreDNS is left as found unless disruptive changes are allowed.
     coredns_baseline: bool = True
+    # False where the cluster is deleted right after the run (a kind cluster this run made
+    # and does not keep): the run's namespace is deleted without waiting for it to be gone
+    wait_namespace_gone: bool = True
     clock_now: Callable[[], str] = field(default=lambda: datetime.now(UTC).isoformat())
 
     @property
@@ -485,7 +488,7 @@ def realize_workload(s: Settings, nodes: NodeMap) -> Iterator[KubeCluster]:
                 before = s.host.get(name)
                 s.host.set(name, value)
                 stack.callback(s.host.set, name, before)
-        _apply_all(s, stack, [workload.namespace(s.run_id)], wait_gone=True)
+        _apply_all(s, stack, [workload.namespace(s.run_id)], wait_gone=s.wait_namespace_gone)
         dns_ip = kube_dns_ip(s.api)
         core = CoreDNSState(s)
         if s.coredns_baseline:
