@@ -46,11 +46,11 @@ def configmap(name: str) -> dict[str, object]:
 def test_first_start_makes_the_kept_plane_and_the_next_starts_from_a_copy(
     seeds: Path, tmp_path: Path
 ) -> None:
-    before = HostSnapshot.take()
     seen: list[dict[str, float]] = []
     etcd_dirs: list[Path] = []
     pids: list[set[int]] = []
-    with HostLock(wait_s=600):
+    with HostLock(wait_s=1800):
+        before = HostSnapshot.take()  # under the lock: another run's changes are undone
         for i in range(2):
             j = Journal.create(os.urandom(3).hex())
             cfg = ControlPlaneConfig(run_id=j.run_id, ns=f"cth-{j.run_id}-cp")
@@ -67,6 +67,8 @@ def test_first_start_makes_the_kept_plane_and_the_next_starts_from_a_copy(
                     status, _ = c.raw("GET", "/readyz")
                     assert status == 200
             j.close()
+        leftovers = HostSnapshot.take().leftovers_since(before)
+    assert not leftovers, leftovers
     assert MADE in seen[0]
     assert MADE not in seen[1]
     entries = [d for d in seeds.iterdir() if not d.name.startswith(".")]
@@ -75,12 +77,10 @@ def test_first_start_makes_the_kept_plane_and_the_next_starts_from_a_copy(
     assert etcd_dirs[0] != etcd_dirs[1]
     assert not etcd_dirs[1].exists()
     assert not pids[0] & pids[1]
-    leftovers = HostSnapshot.take().leftovers_since(before)
-    assert not leftovers, leftovers
 
 
 def test_without_the_kept_plane_the_start_is_from_nothing(seeds: Path, tmp_path: Path) -> None:
-    with HostLock(wait_s=600):
+    with HostLock(wait_s=1800):
         j = Journal.create(os.urandom(3).hex())
         cfg = ControlPlaneConfig(run_id=j.run_id, ns=f"cth-{j.run_id}-cp", use_seed=False)
         with ControlPlane(cfg, j, tmp_path / "state" / j.run_id) as cp:
