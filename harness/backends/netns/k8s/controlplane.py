@@ -46,6 +46,7 @@ CONTROLLERS = ("endpointslice", "serviceaccount", "namespace", "garbagecollector
 BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager")
 # the apiserver's post-start hook that creates the system PriorityClasses: wait.Poll with a
 # 1 s period that does not run at once, so it never passes sooner than a second after start
+TEARDOWN_GRACE_S = 0.3
 SEED_STOP_GRACE_S = 10.0  # stopping the start that makes the kept control plane, cleanly
 PRIORITY_CLASSES_HOOK = "poststarthook/scheduling/bootstrap-system-priority-classes"
 RBAC_HOOK = "poststarthook/rbac/bootstrap-roles"  # wait.Poll(1 s) too
@@ -239,8 +240,14 @@ class ControlPlane(Stacked):
             self.seeded = True
         self._mark("pki", t0)
         self._run(bins)
+        self._stack.callback(self._stop_all)  # unwound first: the three at once
         if self.ready_on_enter:
             self.wait_ready()
+
+    def _stop_all(self) -> None:
+        """Teardown: etcd, kube-apiserver and kube-controller-manager together in one short
+        grace (nothing is measured any more); each one's own undo then finds it gone."""
+        stop_pids([(p.pid, p.start) for p in self.procs.values()], TEARDOWN_GRACE_S)
 
     def seed_inputs(self) -> dict[str, Any]:
         """What the kept control plane depends on: the binaries (their sha256 in the
