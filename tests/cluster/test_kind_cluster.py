@@ -19,7 +19,7 @@ from harness.backends.kube import KindBackend, KindSettings
 from harness.backends.kube.commands import kubectl_exec
 from harness.backends.kube.dnsconfig import pod_dns
 from harness.backends.kube.images import kinddocker
-from harness.plan import plan_phase
+from harness.plan.phase import plan_phase
 from tests.unit.backends.kube.kube_fakes import scenario
 
 ROOT = Path(__file__).resolve().parents[2]

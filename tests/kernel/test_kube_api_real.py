@@ -30,7 +30,7 @@ from harness.backends.netns.k8s.controlplane import BINARIES, ControlPlane, Cont
 from harness.backends.netns.k8s.kubelet import CLEANUP_KINDS, Kubelet
 from harness.dataplane.faults import race_window_ruleset
 from harness.kernel.journal import HostLock, Journal
-from harness.plan import plan_phase
+from harness.plan.phase import plan_phase
 from harness.plan.types import CoreDNSPlan
 from harness.scenario.loader import parse_scenario
 from harness.upstream import ComponentMissing, locate

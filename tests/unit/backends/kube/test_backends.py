@@ -17,7 +17,7 @@ from harness.backends.kube.images import loadgenimage
 from harness.backends.kube.kind import FINGERPRINT_FILE
 from harness.backends.kube.kubeconfig import KubeconfigBackend, KubeconfigSettings, disruptive_steps
 from harness.backends.kube.names import LABEL_NODE
-from harness.plan import plan_phase, plan_run
+from harness.plan.phase import plan_phase, plan_run
 
 STAT = (
     "entries clashres insert insert_failed drop early_drop\n"

@@ -25,7 +25,7 @@ from harness.backends.registry import check_backend
 from harness.backends.stages import Stages
 from harness.kernel.sampler import NodeSeries, Reading
 from harness.measurement import PhaseMeasurement
-from harness.plan import plan_phase
+from harness.plan.phase import plan_phase
 from harness.results.build import build_phase_result
 from harness.results.evidence import Evidence
 from harness.results.schema import PhaseResult, ServerResult

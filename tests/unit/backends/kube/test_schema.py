@@ -14,7 +14,7 @@ from harness.backends.kube import nodelocaldns, tuner, workload
 from harness.backends.kube.dnsconfig import NamespaceMap, pod_dns
 from harness.backends.kube.names import run_namespace
 from harness.backends.kube.placement import NodeMap
-from harness.plan import plan_phase
+from harness.plan.phase import plan_phase
 from harness.scenario.model import Scenario
 
 # The kindest/node versions the kind workflow runs, and the newest schemas bundled.

@@ -14,7 +14,7 @@ from harness.backends.kube.hostsysctl import needs_host, phase_host_sysctls, run
 from harness.backends.kube.placement import NodeMap
 from harness.backends.kube.podplans import pod_worker_argv
 from harness.dataplane.faults import race_window_ruleset
-from harness.plan import plan_phase
+from harness.plan.phase import plan_phase
 
 NODES = NodeMap({"node-1": "w1"}, {"node-1": "w1"})
 

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from harness.backends.netns import cluster as netns_cluster
-from harness.plan import plan_phase
+from harness.plan.phase import plan_phase
 from harness.plan.types import CoreDNSPlan, RaceFaultPlan
 from harness.scenario.loader import parse_scenario
 from harness.scenario.model import Scenario
