@@ -249,7 +249,6 @@ def plan_cluster(spec: ClusterSpec) -> ClusterPlan:
         masquerade_all=spec.masquerade_all,
         namespace=spec.namespace,
         cluster_domain=spec.cluster_domain,
-        nodelocal_dns=spec.nodelocal_dns,
         upstream_latency_ms=spec.upstream_latency_ms,
         external_names=dict(spec.external_names),
         corefile=read_corefile(corefile) if corefile is not None else None,

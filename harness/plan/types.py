@@ -253,7 +253,8 @@ class PhasePlan:
 @dataclass(frozen=True)
 class HostPlan:
     """The host-global table the run plans with (``host``): ``conntrack_max`` as the scenario
-    gives it, ``buckets`` by the one buckets rule (None: the host's is left as it is)."""
+    gives it, ``buckets`` as the run writes them with it (a real node's density unless the
+    scenario says: :func:`harness.plan.sysctls.host_buckets`). None: left as it is."""
 
     conntrack_max: int | None = None
     buckets: int | None = None
@@ -283,7 +284,6 @@ class ClusterPlan:
     masquerade_all: bool
     namespace: str
     cluster_domain: str
-    nodelocal_dns: bool  # NodeLocal DNSCache for the whole run
     upstream_latency_ms: float = 0.0
     external_names: Mapping[str, str] = field(default_factory=dict)  # name -> IPv4
     corefile: CorefilePlan | None = None  # None: kubeadm's Corefile (or the cluster's own)
