@@ -14,13 +14,23 @@
   ``steady_state.warmup.duration_s``), on kind and, from the same scenario run on netns, on
   netns (issue 18: kind's takes no longer than netns's).
 
+- ``kept``: the same scenario on a kept cluster (``--kept``): a Docker daemon that answers
+  (this project's dockerd, started as "the user's") with the pinned node image, the first
+  run creating the cluster (``CTH_KIND_KEEP=1``) and the second reusing it, beside a netns
+  run; each run's progress lines stamped with their second from the command's start, so the
+  time a phase and the set-up take on each backend can be read side by side
+  (issue 18: the kept-cluster run within 1.5x of netns's).
+
 Root; takes the host lock (as the harness does); ~10 min on the 2-core machine.
-``--scenario-only``: only the two scenario runs, merged into the existing kind.json.
+``--scenario-only``: only the two scenario runs, merged into the existing kind.json;
+``--kept``: only the kept-cluster runs, merged the same way.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -29,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.matrix import LOCK_WAIT_S
-from harness.backends.kube.images import dockerd, kindbase, kindnode
+from harness.backends.kube.images import dockerd, kindbase, kinddocker, kindnode
 from harness.kernel.journal import HostLock, Journal
 from harness.upstream import kindparts, locate
 
@@ -62,18 +72,28 @@ def _ready(kubectl: Path, kubeconfig: Path, nodes: int) -> bool:
     return len(lines) == nodes and all(ln.split()[1] == "Ready" for ln in lines)
 
 
-def _run(backend: str) -> tuple[float, int, dict[str, Any] | None]:
-    """exhaustion.yaml on ``backend`` as a user runs it: (seconds, exit, result.json)."""
+def _run(
+    backend: str, env: dict[str, str] | None = None, stamped: list[str] | None = None
+) -> tuple[float, int, dict[str, Any] | None]:
+    """exhaustion.yaml on ``backend`` as a user runs it: (seconds, exit, result.json). With
+    ``stamped``, each progress line goes there with its second from the command's start."""
     root = Path(__file__).resolve().parents[1]
     with tempfile.TemporaryDirectory() as td:
         argv = [sys.executable, "-m", "harness.cli", "run", str(root / "scenarios/exhaustion.yaml")]
         argv += ["--backend", backend, "--report-dir", td, "--wait", "1800"]
         t0 = time.monotonic()
-        p = subprocess.run(argv, capture_output=True, text=True, timeout=1800, check=False, cwd=td)
+        with subprocess.Popen(
+            argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=td, env=env
+        ) as p:
+            assert p.stderr is not None
+            for line in p.stderr:
+                if stamped is not None:
+                    stamped.append(f"{time.monotonic() - t0:7.1f} {line.rstrip()}")
+            code = p.wait(timeout=1800)
         took = round(time.monotonic() - t0, 1)
         path = Path(td) / "result.json"
         result = json.loads(path.read_text()) if path.exists() else None
-    return took, p.returncode, result
+    return took, code, result
 
 
 def warmups(result: dict[str, Any] | None) -> dict[str, float]:
@@ -110,10 +130,71 @@ def scenario_run() -> dict[str, object]:
     }
 
 
+KEPT = "cthbench-kept"
+
+
+def kept_runs() -> dict[str, object]:
+    """exhaustion.yaml on a kind cluster the first run creates and keeps and the second
+    reuses, on a Docker daemon that answers with the pinned node image (this project's
+    dockerd as "the user's"), beside a netns run: each run's wall seconds and stamped lines."""
+    logs: dict[str, list[str]] = {"created": [], "kept": [], "netns": []}
+    out: dict[str, object] = {}
+    netns_took, _, _ = _run("netns", stamped=logs["netns"])
+    lock = HostLock(LOCK_WAIT_S)
+    lock.acquire()
+    journal = Journal.create("benchkept")
+    state = tempfile.TemporaryDirectory()
+    try:
+        with dockerd.running(journal) as user:
+            pinned = kinddocker.pinned_node_image()
+            user.cli("tag", kindnode.build(user), pinned)
+            env = {
+                k: v
+                for k, v in os.environ.items()
+                if k not in (kinddocker.ENV, kinddocker.NODE_IMAGE_ENV)
+            }
+            env |= {
+                "DOCKER_HOST": user.host,
+                "CONNTRACK_HARNESS_LOCK": str(Path(state.name) / "run.lock"),
+                "CONNTRACK_HARNESS_STATE_DIR": str(Path(state.name) / "run-state"),
+                "CTH_KIND_CLUSTER": KEPT,
+                "CTH_KIND_KEEP": "1",
+            }
+            try:
+                created, c_code, _ = _run("kind", env, logs["created"])
+                kept, k_code, kept_result = _run("kind", env, logs["kept"])
+            finally:
+                kind = shutil.which("kind") or str(kindparts.locate("kind") / "kind")
+                subprocess.run(
+                    [kind, "delete", "cluster", "--name", KEPT],
+                    env=env,
+                    capture_output=True,
+                    check=False,
+                    timeout=300,
+                )
+                user.cli("rmi", pinned)
+    finally:
+        journal.close()
+        state.cleanup()
+        lock.release()
+    out["kept"] = {
+        "created_run_s": created,
+        "created_exit": c_code,
+        "kept_run_s": kept,
+        "kept_exit": k_code,
+        "kept_steady": all_steady(kept_result),
+        "netns_run_s": netns_took,
+        "kept_vs_netns": round(kept / netns_took, 2),
+        "target": "kept_vs_netns <= 1.5",
+        "lines": logs,
+    }
+    return out
+
+
 def main(argv: list[str]) -> int:
-    if argv == ["--scenario-only"]:
+    if argv in (["--scenario-only"], ["--kept"]):
         kept: dict[str, object] = json.loads(OUT.read_text()) if OUT.exists() else {}
-        kept.update(scenario_run())
+        kept.update(scenario_run() if argv == ["--scenario-only"] else kept_runs())
         OUT.write_text(json.dumps(kept, indent=2) + "\n")
         print(json.dumps(kept, indent=2))
         return 0

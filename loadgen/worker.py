@@ -16,9 +16,9 @@ import json
 import re
 import sys
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Any, NotRequired, TypedDict, cast
+from typing import IO, Any, NotRequired, TypedDict, cast
 
 from cthcommon.errors import BadInput
 from cthcommon.loadresult import LatencyHist, LatencyMs
@@ -355,12 +355,48 @@ async def run_plan(plan: WorkerPlan) -> WorkerResult:
     return out
 
 
+READY = "ready"  # what a cued worker writes once it can start at once (``--cue``)
+MAX_START_IN_S = 60.0
+
+
+def await_cue(plan: WorkerPlan, cue_in: IO[str], ready_out: IO[str]) -> WorkerPlan:
+    """The started-on-cue handshake (kube: ``kubectl exec`` and the worker's start take seconds,
+    and differ between pods). The worker says it is ready, then reads one line,
+    ``{"start_in_s": S}``, and begins its load S seconds after reading it, on its own clock,
+    so the pods of a phase start together however long each took to get here, and a node's
+    clock need not be the harness's. EOF before the line: BadInput (the harness went away)."""
+    ready_out.write(READY + "\n")
+    ready_out.flush()
+    line = cue_in.readline()
+    try:
+        start_in_s = float(json.loads(line)["start_in_s"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise BadInput(
+            'the start cue must be one line {"start_in_s": SECONDS}',
+            field="cue",
+            value=line[:80],
+        ) from e
+    if not 0 <= start_in_s <= MAX_START_IN_S:
+        raise BadInput("out of range", field="start_in_s", value=start_in_s)
+    return replace(plan, start_at_monotonic=time.monotonic() + start_in_s)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="loadgen.worker")
-    ap.add_argument("--plan", required=True, type=Path)
+    ap.add_argument("--plan", required=True, help="the plan file, or - for one line on stdin")
     ap.add_argument("--out", required=True, type=Path)
+    ap.add_argument(
+        "--cue",
+        action="store_true",
+        help="after reading the plan, write 'ready' on file descriptor 3 and start the load "
+        'on the next stdin line, {"start_in_s": S}',
+    )
     args = ap.parse_args(argv)
-    plan = WorkerPlan.from_json(json.loads(args.plan.read_text()))
+    text = sys.stdin.readline() if args.plan == "-" else Path(args.plan).read_text()
+    plan = WorkerPlan.from_json(json.loads(text))
+    if args.cue:
+        with open(3, "w", closefd=False) as ready_out:
+            plan = await_cue(plan, sys.stdin, ready_out)
     result = asyncio.run(run_plan(plan))
     tmp = args.out.with_suffix(".tmp")
     tmp.write_text(json.dumps(result))

@@ -9,13 +9,12 @@ carry the phase's dnsConfig.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Collection, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 from cthcommon.errors import BackendError
 from harness.backends.kube import coredns, nodelocaldns, readiness, tuner, workload
@@ -41,7 +40,8 @@ from harness.backends.kube.names import (
 )
 from harness.backends.kube.placement import NodeMap
 from harness.backends.kube.podplans import ClientTarget, client_image, pod_worker_argv, worker_plans
-from harness.backends.kube.proc import Runner
+from harness.backends.kube.podworker import Handle, PodWorker, RunnerWorker
+from harness.backends.kube.proc import Runner, subprocess_runner
 from harness.dataplane import nodelocal
 from harness.plan.types import CoreDNSPlan, PhasePlan, RunPlan
 from harness.steady.model import Timeouts
@@ -107,6 +107,9 @@ class Settings:
     # kind: place CoreDNS, serve external names, set scenario cache/replicas. An existing
     # cluster's CoreDNS is left as found unless disruptive changes are allowed.
     coredns_baseline: bool = True
+    # False where the cluster is deleted right after the run (a kind cluster this run made
+    # and does not keep): the run's namespace is deleted without waiting for it to be gone
+    wait_namespace_gone: bool = True
     clock_now: Callable[[], str] = field(default=lambda: datetime.now(UTC).isoformat())
 
     @property
@@ -352,17 +355,20 @@ class KubeCluster:
         pods = sorted(
             s.api.list("v1", "Pod", s.namespace, selector), key=lambda p: p["metadata"]["name"]
         )
-        out: list[ClientTarget] = []
-        for pod in pods:
+        if not pods:
+            raise BackendError(f"phase {phase.name} has no client pods")
+
+        def target(pod: dict[str, Any]) -> ClientTarget:
             name = pod["metadata"]["name"]
             ip = (pod.get("status") or {}).get("podIP")
             if not ip:
                 raise BackendError(f"client pod {name} has no IP yet")
             argv = kubectl_exec(s.kubeconfig, s.namespace, name, ["cat", "/etc/resolv.conf"])
-            out.append(ClientTarget(pod=name, ip=str(ip), resolv=s.runner(argv).stdout))
-        if not out:
-            raise BackendError(f"phase {phase.name} has no client pods")
-        return out
+            return ClientTarget(pod=name, ip=str(ip), resolv=s.runner(argv).stdout)
+
+        # one ``kubectl exec`` per pod, all at once (each takes ~0.2 s here)
+        with ThreadPoolExecutor(max_workers=min(len(pods), 16)) as pool:
+            return list(pool.map(target, pods))
 
     def http_service_ip(self) -> str:
         s = self.settings
@@ -384,27 +390,22 @@ class KubeCluster:
             self.http_service_ip(),
         )
 
-    def run_worker(self, plan: WorkerPlan, cpus: str | None = None) -> WorkerResult:
-        """Run one pod's worker (plan on stdin, result on stdout) and return its answer;
-        ``cpus``: the CPUs it runs on (``taskset -c``), default any."""
+    def launch_worker(self, plan: WorkerPlan, cpus: str | None = None) -> Handle:
+        """Launch one pod's worker with its plan; it starts its load on cue
+        (:mod:`.podworker`). ``cpus``: the CPUs it runs on (``taskset -c``)."""
         s = self.settings
-        budget = plan.duration_s + 120
-        worker = pod_worker_argv(cpus)
-        argv = kubectl_exec(s.kubeconfig, s.namespace, plan.pod, worker, stdin=True)
-        out = s.runner(argv, input=json.dumps(plan.to_json()), timeout_s=budget)
-        try:
-            result = json.loads(out.stdout)
-        except json.JSONDecodeError as e:
-            raise BackendError(
-                f"the load worker in {plan.pod} did not print JSON",
-                stdout=out.stdout[-500:],
-                stderr=out.stderr[-500:],
-            ) from e
-        if not isinstance(result, dict):
-            raise BackendError(
-                f"the load worker in {plan.pod} printed {type(result).__name__}, not an object"
-            )
-        return cast(WorkerResult, result)
+        argv = kubectl_exec(s.kubeconfig, s.namespace, plan.pod, pod_worker_argv(cpus), stdin=True)
+        if s.runner is subprocess_runner:  # the real ``kubectl exec``: streamed, started on cue
+            return PodWorker(argv, plan)
+        return RunnerWorker(s.runner, argv, plan)
+
+    def run_worker(self, plan: WorkerPlan, cpus: str | None = None) -> WorkerResult:
+        """Run one pod's worker at once and return its answer."""
+        s = self.settings
+        argv = kubectl_exec(s.kubeconfig, s.namespace, plan.pod, pod_worker_argv(cpus), stdin=True)
+        worker = RunnerWorker(s.runner, argv, plan)
+        worker.go(0.0)
+        return worker.result(plan.duration_s + 120)
 
     def run_load(self) -> list[WorkerResult]:
         """Run the worker in every client pod at once; return their answers in pod order."""
@@ -483,7 +484,7 @@ def realize_workload(s: Settings, nodes: NodeMap) -> Iterator[KubeCluster]:
                 before = s.host.get(name)
                 s.host.set(name, value)
                 stack.callback(s.host.set, name, before)
-        _apply_all(s, stack, [workload.namespace(s.run_id)], wait_gone=True)
+        _apply_all(s, stack, [workload.namespace(s.run_id)], wait_gone=s.wait_namespace_gone)
         dns_ip = kube_dns_ip(s.api)
         core = CoreDNSState(s)
         if s.coredns_baseline:

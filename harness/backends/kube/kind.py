@@ -199,6 +199,7 @@ class KindBackend:
     _node_image_source: str | None = None  # NODE_IMAGE_BUILT/REUSED/SYSTEM, set by start()
     _kind_built = False  # the pinned kind CLI built here (not the one on PATH)
     _reused = "as found"  # how a reused cluster came to be there, set by start()
+    _deleted_after = False  # start() made a cluster this run deletes when it ends
 
     def __init__(
         self,
@@ -286,6 +287,8 @@ class KindBackend:
                     access=DockerNodeAccess(self._run),
                     host=self._host() if needs_host(plan) else None,
                     timeout_s=timeout_s,
+                    # the cluster goes next: waiting for its namespace to go first took ~6 s
+                    wait_namespace_gone=not self._deleted_after,
                 )
                 with st.stage(WORKLOAD_STAGE):
                     cluster = stack.enter_context(realize_workload(s, nodes))
@@ -448,6 +451,7 @@ class KindBackend:
                     path=os.environ.get("PATH", ""),
                 )
             stack.callback(self._run, commands.kind_delete(name, kubeconfig))
+            self._deleted_after = True
         with self.stages.stage(f"kind create cluster {name} ({self.expected_nodes(plan)} nodes)"):
             self._run(
                 commands.kind_create(

@@ -27,11 +27,12 @@ from harness.plan.workerplan import worker_plan
 from loadgen.http.plan import HTTPTarget
 from loadgen.worker import PodSpec, WorkerPlan
 
-# Runs the worker on a plan from stdin; only its result reaches stdout (its own output -> stderr).
+# Runs the worker on a plan from stdin (one line), started on cue (the next line,
+# :mod:`.podworker`); stdout carries its ``ready`` and then its result only (its own output
+# goes to stderr).
 POD_WORKER_SCRIPT = (
-    'd=$(mktemp -d) && cat > "$d/plan.json" && '
-    'python3 -m loadgen.worker --plan "$d/plan.json" --out "$d/out.json" 1>&2 && '
-    'cat "$d/out.json"'
+    'd=$(mktemp -d) && python3 -m loadgen.worker --plan - --out "$d/out.json" --cue 3>&1 1>&2 '
+    '&& cat "$d/out.json"'
 )
 
 

@@ -20,9 +20,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager, ExitStack, contextmanager
-from dataclasses import replace
 from typing import Any, Protocol
 
 from cthcommon.errors import BackendError
@@ -35,6 +33,7 @@ from harness.backends.kube.loadmerge import merge_loads
 from harness.backends.kube.names import HTTP_SERVER_NAME
 from harness.backends.kube.placement import NodeMap
 from harness.backends.kube.podplans import ClientTarget
+from harness.backends.kube.podworker import START_IN_S, Handle
 from harness.backends.kube.sampling import KernelLog, KubeSampler
 from harness.kernel.kmsg import KmsgReader
 from harness.kernel.process import pin_threads
@@ -43,7 +42,7 @@ from harness.measurement import PhaseMeasurement
 from harness.plan.types import PhasePlan, RunPlan
 from harness.results.evidence import Evidence
 from harness.steady.warmup import AgedWarmup, SysctlSetter, WarmupTargets
-from loadgen.worker import WorkerPlan, WorkerResult
+from loadgen.worker import WorkerResult
 
 SERVER_COUNTERS_UNAVAILABLE = (
     "the DNS pods' own received/answered counts are not read on this backend "
@@ -53,13 +52,16 @@ NODE_DNS_COUNTERS_UNAVAILABLE = (
     "per-node DNS packet counters (dns_in/dns_out) are not installed on cluster nodes "
     "(node.dns_* and agreement.node_dropped read 0: not measured)"
 )
-# Every pod's worker begins its load at one moment, this long after the workers are launched:
-# a ``kubectl exec`` and the worker's start take 1.9-2.8 s here, so started one by one the
-# pods' loads were staggered by up to a second and the table filled seconds into the phase.
-START_LEAD_S = 3.5
-# warm-up end -> load start before a phase has measured it: the lead above (each phase then
-# uses the gap the last one measured)
-WARMUP_GAP_S = START_LEAD_S
+# Every pod's worker begins its load at one moment: launched first, each says when it is
+# ready (a ``kubectl exec`` and the worker's start take 1.9-2.8 s here), and after the aged
+# warm-up one cue starts them all (:mod:`.podworker`). Started one by one, the pods' loads were
+# staggered by up to a second and the table filled seconds into the phase.
+WORKERS_READY_S = 120.0  # launch -> every worker ready, at most (an image pull is not waited)
+# warm-up end -> load start before a phase has measured it (each phase then uses the gap the
+# last one measured): the sampler's start and the cue's lead
+WARMUP_GAP_S = START_IN_S + 0.3
+ANSWER_BUDGET_S = 120.0  # after the load's end, for the workers' drains and answers
+CLOCK_SLACK_S = 5.0  # a pod's load start this far from the cue: its clock is not this host's
 NODE_NS_HZ = 10.0  # nodes read in their own namespaces (kind): as often as netns's
 
 
@@ -188,27 +190,42 @@ class KubeRunCluster:
             ),
             plan.load.warmup,
         )
-        natural = self._warm_up(aged, plan, targets)
         fault = plan.fault
-        hits0 = sum(kc.fault_drops().values()) if fault is not None else 0
         servers = self._dns_servers() if fault is not None and fault.pin_cpus else []
         cpus = "1" if servers else None
-        sampler, probes, hz = self._sampler(labels, cmax, targets)
-        if servers:
-            pin_threads(servers, {0})  # as on netns: the A answer cannot overtake the AAAA
-        try:
-            sampler.start()
-            answers = self._drive(
-                plan, plans, sampler=sampler, progress=progress, cmax=cmax, cpus=cpus
-            )
-        finally:
-            for probe in probes:
-                probe.close()
+        with ExitStack() as launched:
+            workers: list[Handle] = []
+            for p in plans:
+                workers.append(kc.launch_worker(p, cpus))
+                launched.callback(workers[-1].stop)
+            deadline = time.monotonic() + WORKERS_READY_S
+            for w in workers:
+                w.wait_ready(deadline)
+            natural = self._warm_up(aged, plan, targets)
+            hits0 = sum(kc.fault_drops().values()) if fault is not None else 0
+            sampler, probes, hz = self._sampler(labels, cmax, targets)
             if servers:
-                pin_threads(servers, set(range(os.cpu_count() or 1)))
+                pin_threads(servers, {0})  # as on netns: the A answer cannot overtake the AAAA
+            try:
+                sampler.start()
+                answers, cued = self._drive(
+                    plan, workers, sampler=sampler, progress=progress, cmax=cmax
+                )
+            finally:
+                for probe in probes:
+                    probe.close()
+                if servers:
+                    pin_threads(servers, set(range(os.cpu_count() or 1)))
         series = sampler.series
         merged, notes = merge_loads(answers)
         started = [float(a["started_monotonic"]) for a in answers if "started_monotonic" in a]
+        if any(abs(t - cued) > CLOCK_SLACK_S for t in started):
+            # the pods' clocks are not this host's (a real node's): the load began on the cue
+            notes.append(
+                "the load start is the harness's cue: the pods' monotonic clocks are not this "
+                "host's"
+            )
+            started = [cued]
         load_start_s = steady.load_start(started, sampler.t0)
         unavailable = {"server_counters": SERVER_COUNTERS_UNAVAILABLE}
         unavailable["node_dns_counters"] = NODE_DNS_COUNTERS_UNAVAILABLE
@@ -342,38 +359,38 @@ class KubeRunCluster:
     def _drive(
         self,
         plan: PhasePlan,
-        plans: list[WorkerPlan],
+        workers: list[Handle],
         *,
         sampler: ConntrackSampler,
         progress: Progress | None,
         cmax: int,
-        cpus: str | None = None,
-    ) -> list[WorkerResult]:
-        """Run every pod's worker at once; sample the nodes until they all answer."""
-        kc = self.kube
+    ) -> tuple[list[WorkerResult], float]:
+        """Cue every pod's worker at once; sample the nodes until they all answer. Returns
+        their answers and when, on this host's clock, the load was cued to begin."""
         duration_s = plan.load.duration_s
-        start_at = time.monotonic() + START_LEAD_S
-        plans = [replace(p, start_at_monotonic=start_at) for p in plans]
-        with ThreadPoolExecutor(max_workers=len(plans), thread_name_prefix="kube-load") as pool:
-            futures: list[Future[WorkerResult]] = [
-                pool.submit(kc.run_worker, p, cpus) for p in plans
-            ]
-            try:
-                while True:
-                    # a background thread samples (Sampler), or each round here does
-                    live = sampler.live() if isinstance(sampler, Sampler) else sampler.sample()
-                    if progress:
-                        elapsed = min(sampler.duration, duration_s)
-                        info: dict[str, Any] = {"conntrack": live, "max": cmax}
-                        if sampler.duration >= duration_s:  # the load is over: who is left
-                            info["waiting"] = sum(not f.done() for f in futures)
-                        progress(plan.name, elapsed, duration_s, info)
-                    done, pending = wait(futures, timeout=self._period, return_when=FIRST_EXCEPTION)
-                    if not pending or any(f.exception() is not None for f in done):
-                        break
-            finally:
-                sampler.stop()
-            return [f.result() for f in futures]
+        cued = time.monotonic() + START_IN_S
+        for w in workers:
+            w.go(START_IN_S)
+        deadline = cued + duration_s + ANSWER_BUDGET_S
+        try:
+            while True:
+                # a background thread samples (Sampler), or each round here does
+                live = sampler.live() if isinstance(sampler, Sampler) else sampler.sample()
+                codes = [w.returncode() for w in workers]
+                if progress:
+                    elapsed = min(sampler.duration, duration_s)
+                    info: dict[str, Any] = {"conntrack": live, "max": cmax}
+                    if sampler.duration >= duration_s:  # the load is over: who is left
+                        info["waiting"] = sum(c is None for c in codes)
+                    progress(plan.name, elapsed, duration_s, info)
+                if None not in codes or any(c not in (None, 0) for c in codes):
+                    break  # all answered, or one failed: its error ends the phase
+                if time.monotonic() > deadline:
+                    break  # result() below says who did not answer
+                time.sleep(self._period)
+        finally:
+            sampler.stop()
+        return [w.result(max(1.0, deadline - time.monotonic())) for w in workers], cued
 
     def evidence(self) -> Evidence:
         """Per node: conntrack -S / iptables-save where reachable; per phase and pod: the

@@ -272,7 +272,7 @@ def test_phase_applies_and_reverts(scn: Any) -> None:
             assert (
                 api.get("apps/v1", "Deployment", "coredns", "kube-system")["spec"]["replicas"] == 2
             )
-    plans = [json.loads(i) for i in runner.inputs if i]
+    plans = [json.loads(i.splitlines()[0]) for i in runner.inputs if i]  # the plan, then the cue
     fqdn = [p for p in plans if p["phase"] == "fqdn"]
     assert fqdn[0]["dns"]["plan"]["names"] == ["http-server.cth-r1.svc.cluster.local."]
     assert fqdn[0]["http"]["plan"]["mode"] == "pooled"
@@ -393,3 +393,32 @@ def test_nodelocal_stand_in_on_air_gapped_kind(scn: Any) -> None:
         assert tuner_at < applied.index("DaemonSet/node-local-dns")
     assert api.get("apps/v1", "DaemonSet", "node-local-dns", "kube-system") is None
     assert api.get("apps/v1", "DaemonSet", "node-tuner--nodelocal", "cth-r1") is None
+
+
+class NamespaceWatch(FakeAPI):
+    """Records each look at the run's namespace after its delete (a wait for it to go)."""
+
+    def __init__(self, objects: Any) -> None:
+        super().__init__(objects)
+        self.looks_after_delete = 0
+
+    def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> Any:
+        if kind == "Namespace" and ("delete", "Namespace", None, name) in self.calls:
+            self.looks_after_delete += 1
+        return super().get(api_version, kind, name, namespace)
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_the_namespace_is_waited_for_only_where_the_cluster_stays(keep: bool) -> None:
+    """A cluster this run made and deletes next: its namespace is deleted, not waited for
+    (~6 s); a kept cluster's run waits until its namespace is gone."""
+    api = NamespaceWatch(kind_api().objects.values())
+    runner = FakeRunner()
+    backend = make_kind(api, runner, build_images=False)
+    backend.settings.keep_cluster = keep
+    with backend.realize(plan_run(scenario()), "r1"):
+        pass
+    assert ("delete", "Namespace", None, "cth-r1") in api.calls
+    assert (api.looks_after_delete > 0) is keep
+    verbs = [c[:3] for c in runner.calls]
+    assert (["kind", "delete", "cluster"] in verbs) is not keep

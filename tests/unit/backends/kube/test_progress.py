@@ -26,11 +26,11 @@ from harness.backends.kube import KindBackend, KindSettings, KubeconfigBackend, 
 from harness.backends.kube import kind as kind_mod
 from harness.backends.kube.cluster import Images
 from harness.backends.kube.names import LABEL_NODE
-from harness.backends.kube.runcluster import START_LEAD_S, KubeRunCluster
+from harness.backends.kube.podworker import START_IN_S
+from harness.backends.kube.runcluster import KubeRunCluster
 from harness.plan.phase import plan_run
 from harness.report.live import LiveRun
 from harness.report.progress import PlainProgress
-from loadgen.worker import WorkerPlan
 
 
 def kind_api() -> FakeAPI:
@@ -288,10 +288,26 @@ def test_a_phase_final_state_is_printed_once_while_the_pods_finish() -> None:
     release = threading.Event()
     sampler = SlowSampler(release, release_after=20)  # 2 s of load, answers at 5 s
 
-    class Kube:
-        def run_worker(self, plan: Any, cpus: str | None = None) -> Any:
-            assert release.wait(10)
-            return {"pod": plan.pod, "start_at": plan.start_at_monotonic}
+    class Worker:
+        """A launched pod worker: cued once, answers when the sampler releases it."""
+
+        def __init__(self, pod: str) -> None:
+            self.pod = pod
+            self.cued_at: float | None = None
+            self.start_in_s: float | None = None
+
+        def go(self, start_in_s: float) -> None:
+            assert self.cued_at is None  # one cue per worker
+            self.cued_at, self.start_in_s = time.monotonic(), start_in_s
+
+        def returncode(self) -> int | None:
+            return 0 if release.is_set() else None
+
+        def result(self, timeout_s: float) -> Any:
+            assert release.wait(timeout_s)
+            assert self.cued_at is not None
+            assert self.start_in_s is not None
+            return {"pod": self.pod, "start_at": self.cued_at + self.start_in_s}
 
     cluster = KubeRunCluster(
         SimpleNamespace(name="kind"),  # type: ignore[arg-type]
@@ -299,7 +315,6 @@ def test_a_phase_final_state_is_printed_once_while_the_pods_finish() -> None:
         "r1",
         sample_hz=1000,
     )
-    cluster._kc = Kube()  # type: ignore[assignment]
     calls: list[tuple[float, dict[str, Any]]] = []
     out = io.StringIO()
     live = LiveRun()
@@ -310,20 +325,23 @@ def test_a_phase_final_state_is_printed_once_while_the_pods_finish() -> None:
         live.progress(phase, elapsed, total, info)
 
     plan = SimpleNamespace(name="baseline", load=SimpleNamespace(duration_s=2.0))
-    launched = time.monotonic()
-    answers = cluster._drive(
+    workers = [Worker(f"p{i}") for i in range(3)]
+    before = time.monotonic()
+    answers, cued = cluster._drive(
         plan,  # type: ignore[arg-type]
-        [WorkerPlan(duration_s=2.0, pod=f"p{i}") for i in range(3)],
+        workers,  # type: ignore[arg-type]
         sampler=sampler,  # type: ignore[arg-type]
         progress=progress,
         cmax=4096,
     )
     live.close()
     assert [a["pod"] for a in answers] == ["p0", "p1", "p2"]
-    # every pod's worker is given one start time, ahead of the launch (kubectl exec's start)
-    starts = {a["start_at"] for a in answers}
-    assert len(starts) == 1
-    assert starts.pop() >= launched + START_LEAD_S
+    # every pod's worker is cued at once to start one lead later: one start time, the one the
+    # phase places the load at on its own clock
+    starts = [a["start_at"] for a in answers]
+    assert max(starts) - min(starts) < 0.05, starts
+    assert all(w.start_in_s == START_IN_S for w in workers)
+    assert before + START_IN_S <= cued <= min(starts) + 0.05
     assert sampler.stopped
     during = [info for e, info in calls if e < 2.0]
     after = [info for e, info in calls if e == 2.0]

@@ -137,7 +137,10 @@ def kind_cluster(s: Scenario, log: FakeLog | None) -> tuple[KubeRunCluster, Fake
             ),
             ("...", "/proc/sys/net/netfilter/nf_conntrack_tcp_timeout_time_wait"): TIMEOUTS,
             ("kubectl",): lambda _a, stdin: json.dumps(
-                {**worker_answer(json.loads(stdin or "{}")), "started_monotonic": time.monotonic()}
+                {
+                    **worker_answer(json.loads((stdin or "{}").splitlines()[0])),
+                    "started_monotonic": time.monotonic(),
+                }
             ),
         }
     )
