@@ -23,6 +23,7 @@ from harness.backends.netns.topology import Topology
 from harness.backends.netns.topologyplan import plan_topology
 from harness.kernel import sysctl
 from harness.kernel.journal import Journal
+from harness.plan.phase import plan_cluster
 from harness.restore import RestoreReport, undo_journal
 from harness.scenario.model import ClusterSpec, CoreDNSSpec
 
@@ -49,7 +50,7 @@ def topology(client_pods: int, coredns: int = 2, *, nodes: int = 2) -> Iterator[
     run_id = bench_run_id()
     journal = Journal.create(run_id, scenario="bench", argv=sys.argv)
     try:
-        plan = plan_topology(cluster_spec(client_pods, coredns, nodes), run_id)
+        plan = plan_topology(plan_cluster(cluster_spec(client_pods, coredns, nodes)), run_id)
         with Topology(plan, journal) as topo:
             yield topo
     finally:

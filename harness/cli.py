@@ -76,7 +76,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def execute_run(args: argparse.Namespace) -> tuple[RunResult, RunRecord]:
     """One run as `run` does it (reports written); a violated expectation is in the result."""
     from harness import runner
-    from harness.backends.registry import check_backend
+    from harness.backendcheck import check_backend
     from harness.report import print_verdict_table
     from harness.report.files import default_report_dir, prepare_report_dir, salvage, write_run
     from harness.report.live import LiveRun, check_textfile

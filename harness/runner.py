@@ -15,11 +15,11 @@ from types import FrameType
 
 from cthcommon.errors import BadInput, NotRoot, RestoreFailed, UnsafeRequest
 from cthcommon.signals import deferred, installed
+from harness.backendcheck import check_backend
 from harness.backends.base import BackendOptions, Cluster, Progress
 from harness.backends.registry import (
     HOST_KERNEL_BACKENDS,
     changes_host,
-    check_backend,
     check_backend_ready,
     check_inputs,
     make_cluster,
@@ -29,8 +29,8 @@ from harness.backends.stages import Notice
 from harness.kernel import sysctl
 from harness.kernel.conntrack import max_refusal
 from harness.kernel.journal import STATE_DIR_ENV, HostLock, Journal, state_dir
-from harness.plan import PhasePlan, plan_phase, plan_run
-from harness.plan.sysctls import host_buckets
+from harness.plan import PhasePlan, RunPlan
+from harness.plan.phase import plan_phase, plan_run
 from harness.restore import RestoreReport, restore_stale, undo_journal
 from harness.results import record as _record
 from harness.results.build import build_phase_result
@@ -100,12 +100,12 @@ def check_conntrack_max(value: int, *, force: bool) -> None:
         )
 
 
-def preflight(scenario: Scenario, *, force: bool) -> None:
-    """Refusals that need no host change: checked before anything is touched."""
-    values = [scenario.host.nf_conntrack_max, scenario.node_sysctls.nf_conntrack_max]
-    values += [
-        getattr(r, "nf_conntrack_max", None) for p in scenario.phases for r in p.remediations
-    ]
+def preflight(plan: RunPlan, *, force: bool) -> None:
+    """Refusals that need no host change: checked before anything is touched. Every global
+    table size the run plans (the host's, node_sysctls', each phase's conntrack-sysctls
+    remediation) is checked against what the host is using."""
+    values = [plan.host.conntrack_max, plan.sysctls.conntrack_max]
+    values += [p.sysctls.conntrack_max for p in plan.phases]
     for v in values:
         if v is not None:
             check_conntrack_max(v, force=force)
@@ -190,14 +190,15 @@ class ClusterSession:
 
     def __enter__(self) -> ClusterSession:
         # every check that needs no lock comes first, and nothing is touched until all pass
-        check_backend(self.backend, self.scenario, self.options)
+        plan = self.run_plan
+        check_backend(self.backend, self.scenario, self.options, plan)
         require_root(self.backend)
         if self.on_host:
-            preflight(self.scenario, force=self.force)
-        check_backend_ready(self.backend, self.options, self.notice, self.scenario)  # tools, parts
-        check_inputs(self.backend, self.scenario, self.options)  # e.g. CoreDNS parses a Corefile
+            preflight(plan, force=self.force)
+        check_backend_ready(self.backend, self.options, self.notice, plan)  # tools, parts
+        check_inputs(self.backend, plan, self.options)  # e.g. CoreDNS parses a Corefile
         stack = self._stack
-        lock = changes_host(self.backend, self.scenario, self.options)
+        lock = changes_host(self.backend, plan, self.options)
         stack.enter_context(HostLock(self.wait_s) if lock else nullcontext())
         stack.enter_context(signals_raise())
         try:
@@ -205,19 +206,17 @@ class ClusterSession:
             if self.on_host:
                 _say_repaired(restore_stale())
             with deferred():  # a journal that exists always has its safety net registered
-                self.journal = Journal.create(
-                    self.run_id, scenario=self.scenario.name, argv=sys.argv
-                )
+                self.journal = Journal.create(self.run_id, scenario=plan.scenario, argv=sys.argv)
                 stack.callback(self._safety_net, self.journal)
             self.guard = sysctl.SysctlGuard(self.journal)
             stack.enter_context(self.guard.scope())
-            if self.on_host and self.scenario.host.nf_conntrack_max is not None:
-                self.guard.set(CT + "nf_conntrack_max", self.scenario.host.nf_conntrack_max)
-            if self.on_host and (buckets := host_buckets(self.scenario)) is not None:
-                self.guard.set(CT + "nf_conntrack_buckets", buckets)
+            if self.on_host and plan.host.conntrack_max is not None:
+                self.guard.set(CT + "nf_conntrack_max", plan.host.conntrack_max)
+            if self.on_host and plan.host.buckets is not None:
+                self.guard.set(CT + "nf_conntrack_buckets", plan.host.buckets)
             cluster = make_cluster(
                 self.backend,
-                self.scenario,
+                plan,
                 run_id=self.run_id,
                 journal=self.journal,
                 guard=self.guard,

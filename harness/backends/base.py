@@ -1,10 +1,12 @@
 """What every backend offers the runner.
 
-A backend turns a scenario's cluster into a running one (a context manager that cleans up on
-every exit path), realizes a phase's plan (:func:`harness.plan.plan_phase`: another context
-manager that reverts it and yields the :class:`harness.plan.PhasePlan`), drives the plan's load
-from the client pods and returns raw measurements, and captures evidence for bug bundles. The
-runner is backend-agnostic: result.json has the same shape whichever backend produced it.
+A backend turns the run's plan (:class:`harness.plan.RunPlan`, made once by the runner with
+:func:`harness.plan.phase.plan_run`; a backend never sees the scenario) into a running cluster
+(a context manager that cleans up on every exit path), realizes a phase's plan (another
+context manager that reverts it and yields the :class:`harness.plan.PhasePlan`), drives the
+plan's load from the client pods and returns raw measurements, and captures evidence for bug
+bundles. The runner is backend-agnostic: result.json has the same shape whichever backend
+produced it.
 """
 
 from __future__ import annotations
@@ -17,9 +19,8 @@ from typing import Any, Protocol
 from harness.kernel.journal import Journal
 from harness.kernel.sysctl import SysctlGuard
 from harness.measurement import PhaseMeasurement
-from harness.plan import PhasePlan
+from harness.plan.types import PhasePlan, RunPlan
 from harness.results.evidence import Evidence
-from harness.scenario.model import Scenario
 
 # phase name, seconds elapsed, seconds planned, live figures (e.g. {"conntrack": {...}, "max": N})
 Progress = Callable[[str, float, float, dict[str, Any]], None]
@@ -67,7 +68,7 @@ class Cluster(Protocol):
 
     def phase(self, plan: PhasePlan) -> AbstractContextManager[PhasePlan]:
         """Realize the phase's plan (remediations, faults, its CoreDNS and NodeLocal; the
-        runner planned it once, :func:`harness.plan.plan_run`); yield it; revert on exit."""
+        runner planned it once, :func:`harness.plan.phase.plan_run`); yield it; revert on exit."""
         ...
 
     def reset(self) -> None:
@@ -84,4 +85,4 @@ class Cluster(Protocol):
         ...
 
 
-ClusterFactory = Callable[[Scenario, str, Journal, SysctlGuard, BackendOptions], Cluster]
+ClusterFactory = Callable[[RunPlan, str, Journal, SysctlGuard, BackendOptions], Cluster]

@@ -15,8 +15,7 @@ from harness.backends.base import KUBE_PROXY_RELEASE, KUBERNETES_RELEASE, Backen
 from harness.backends.stages import Notice
 from harness.kernel.journal import Journal
 from harness.kernel.sysctl import SysctlGuard
-from harness.scenario.model import Scenario
-from harness.upstream import default_version
+from harness.plan.types import RunPlan
 
 BACKENDS = ("netns", "kind", "kubeconfig")
 KUBE_BACKENDS = ("kind", "kubeconfig")
@@ -91,8 +90,10 @@ def loadgen_images(repo: str) -> tuple[str, str]:
     return f"{repo}:glibc", f"{repo}:musl"
 
 
-def check_backend(backend: str, scenario: Scenario, options: BackendOptions) -> None:
-    """Refusals that need nothing but the arguments: run before any host or cluster change."""
+def check_options(backend: str, options: BackendOptions) -> None:
+    """Refusals that need nothing but the backend's name and the flags: run before any host
+    or cluster change (the scenario's own fields are judged by
+    :func:`harness.backendcheck.check_backend`, which runs this first)."""
     if backend in REMOVED_BACKENDS:
         raise BadInput(REMOVED_BACKENDS[backend], field="--backend")
     if backend not in BACKENDS:
@@ -108,7 +109,12 @@ def check_backend(backend: str, scenario: Scenario, options: BackendOptions) -> 
             )
     if options.loadgen_image is not None:
         loadgen_images(options.loadgen_image)
-    check_cluster_fields(backend, scenario)
+
+
+def check_plan(backend: str, plan: RunPlan, options: BackendOptions) -> None:
+    """What a backend refuses of the run's plan, before anything is touched: an existing
+    cluster needs images it can pull, and changes beyond the run's namespace only with
+    ``--allow-disruptive``."""
     if backend == "kubeconfig":
         if options.loadgen_image is None:
             raise BadInput(
@@ -119,85 +125,14 @@ def check_backend(backend: str, scenario: Scenario, options: BackendOptions) -> 
             )
         from harness.backends.kube.kubeconfig import check_allowed
 
-        check_allowed(scenario, allow_disruptive=options.allow_disruptive)
-
-
-def check_cluster_fields(backend: str, scenario: Scenario) -> None:
-    """Scenario fields a backend cannot honour are refused, never silently ignored.
-
-    - ``phases[].rollout`` rolls the embedded cluster's CoreDNS; ``phases[].events`` scale it.
-    - ``load.udp``, the same-port client, and ``load.statsd``, the one-way sender, run in the
-      netns worker only.
-    - ``cluster.coredns.corefile`` runs the user's Corefile on the netns backend's CoreDNS;
-      a cluster backend keeps the cluster's own CoreDNS ConfigMap.
-    - ``cluster.kube_proxy``: kind honours the mode (kind's ``kubeProxyMode``) and runs the
-      node image's release, the default pinned one; kubeconfig runs the cluster's own
-      kube-proxy."""
-    if backend == "netns":
-        return
-    for i, p in enumerate(scenario.phases):
-        if p.rollout is not None:
-            raise BadInput(
-                f"applies to --backend netns only: on {backend} roll CoreDNS yourself "
-                "(kubectl -n kube-system rollout restart deployment coredns)",
-                field=f"phases[{i}].rollout",
-            )
-        if p.events:
-            kinds = sorted({e.kind for e in p.events})
-            raise BadInput(
-                f"applies to --backend netns only ({', '.join(kinds)}): on {backend} do it "
-                "yourself (kubectl scale; delete kube-proxy's pod; kubectl delete and create "
-                "the Service)",
-                field=f"phases[{i}].events",
-                value=kinds,
-                allowed=["--backend netns"],
-            )
-        if scenario.phase_load(p).udp is not None:
-            where = f"phases[{i}].load.udp" if p.load is not None else "load.udp"
-            raise BadInput(
-                f"applies to --backend netns only: the same-port UDP client does not run on "
-                f"{backend} yet",
-                field=where,
-            )
-        if scenario.phase_load(p).statsd is not None:
-            where = f"phases[{i}].load.statsd" if p.load is not None else "load.statsd"
-            raise BadInput(
-                f"applies to --backend netns only: the statsd sender does not run on {backend} yet",
-                field=where,
-            )
-    c = scenario.cluster
-    if c.coredns.corefile is not None:
-        raise BadInput(
-            f"applies to --backend netns only: on {backend} CoreDNS keeps the cluster's own "
-            "Corefile (edit the coredns ConfigMap there)",
-            field="cluster.coredns.corefile",
-            value=c.coredns.corefile,
-        )
-    kp = c.kube_proxy
-    if backend == "kind":
-        default = default_version()
-        if kp.version != default:
-            raise BadInput(
-                f"the kind node image is built for the default pinned release {default}; "
-                "other releases run on --backend netns",
-                field="cluster.kube_proxy.version",
-                value=kp.version,
-                allowed=[default],
-            )
-    elif "kube_proxy" in c.model_fields_set:
-        raise BadInput(
-            f"applies to --backend netns and kind: on {backend} the cluster's own kube-proxy "
-            "runs as it is configured",
-            field="cluster.kube_proxy",
-            value={"mode": kp.mode, "version": kp.version},
-        )
+        check_allowed(plan, allow_disruptive=options.allow_disruptive)
 
 
 def check_backend_ready(
     backend: str,
     options: BackendOptions,
     notice: Notice | None = None,
-    scenario: Scenario | None = None,
+    plan: RunPlan | None = None,
 ) -> None:
     """Checks that need no lock and change no host: the backend's tools are on PATH, which
     Docker and node image kind uses (``CTH_KIND_DOCKER``; said through ``notice``, kept in
@@ -206,10 +141,10 @@ def check_backend_ready(
     the host and then finds its backend missing. The first use of a pinned release (netns)
     builds what the run needs of it into the cache here, with progress on stderr (the cache
     has its own build lock)."""
-    if scenario is not None:
+    if plan is not None:
         from harness.upstream.ondemand import ensure
 
-        release = options.extra.get(KUBERNETES_RELEASE) or scenario.cluster.kube_proxy.version
+        release = options.extra.get(KUBERNETES_RELEASE) or plan.kube_proxy.version
         kube_proxy = options.extra.get(KUBE_PROXY_RELEASE)
         ensure(backend, str(release), say=_say_upstream, kube_proxy=kube_proxy)
     if backend == "kind":
@@ -223,21 +158,21 @@ def check_backend_ready(
         kubeconfig_preflight(options.kubeconfig)
 
 
-def check_inputs(backend: str, scenario: Scenario, options: BackendOptions) -> None:
+def check_inputs(backend: str, plan: RunPlan, options: BackendOptions) -> None:
     """Inputs only the backend's own parts can judge, checked before the host lock is waited
     on and before any host change: on netns, the pinned CoreDNS parses the scenario's own
     Corefile (in a throwaway namespace that goes with it; exit 2 quoting CoreDNS)."""
-    if backend == "netns" and scenario.cluster.coredns.corefile is not None:
-        from harness.backends.netns.k8s.corefilecheck import check_scenario
+    if backend == "netns" and plan.cluster.corefile is not None:
+        from harness.backends.netns.k8s.corefilecheck import check_plan as check_corefile
 
-        check_scenario(scenario, options.extra.get(KUBERNETES_RELEASE))
+        check_corefile(plan, options.extra.get(KUBERNETES_RELEASE))
 
 
 def _say_upstream(line: str) -> None:
     print(f"upstream: {line}", file=sys.stderr, flush=True)
 
 
-def changes_host(backend: str, scenario: Scenario, options: BackendOptions) -> bool:
+def changes_host(backend: str, plan: RunPlan, options: BackendOptions) -> bool:
     """Does this run change this host, and so need the host lock?
 
     netns builds namespaces here; kind starts node containers on this host's kernel.
@@ -250,7 +185,7 @@ def changes_host(backend: str, scenario: Scenario, options: BackendOptions) -> b
         return False
     from harness.backends.kube.hostsysctl import needs_host
 
-    return needs_host(scenario)
+    return needs_host(plan)
 
 
 def project_dir() -> Path:
@@ -261,7 +196,7 @@ def project_dir() -> Path:
 
 def make_cluster(
     backend: str,
-    scenario: Scenario,
+    plan: RunPlan,
     *,
     run_id: str,
     journal: Journal,
@@ -269,13 +204,15 @@ def make_cluster(
     options: BackendOptions,
     notice: Notice | None = None,
 ) -> Cluster:
-    """The backend's cluster; ``notice`` hears its setup steps (the kube backends')."""
-    check_backend(backend, scenario, options)
+    """The backend's cluster for the run's plan (made once by the runner); ``notice`` hears
+    its setup steps (the kube backends')."""
+    check_options(backend, options)
+    check_plan(backend, plan, options)
     if backend == "netns":
         from harness.backends.netns.cluster import NetnsCluster
 
         return NetnsCluster(
-            scenario,
+            plan,
             run_id,
             journal,
             guard,
@@ -284,12 +221,12 @@ def make_cluster(
             kube_proxy_release=options.extra.get(KUBE_PROXY_RELEASE),
             notice=notice,
         )
-    return _make_kube(backend, scenario, run_id=run_id, guard=guard, options=options, notice=notice)
+    return _make_kube(backend, plan, run_id=run_id, guard=guard, options=options, notice=notice)
 
 
 def _make_kube(
     backend: str,
-    scenario: Scenario,
+    plan: RunPlan,
     *,
     run_id: str,
     guard: SysctlGuard,
@@ -315,17 +252,17 @@ def _make_kube(
             kind.images = images
         return KubeRunCluster(
             KindBackend(kind, guard=guard, notice=notice),
-            scenario,
+            plan,
             run_id,
             kernel_log=host_kernel_log,
             guard=guard,  # the aged warm-up sets the kind nodes' timeouts through it
         )
     from harness.backends.kube.kubeconfig import KubeconfigBackend, KubeconfigSettings
 
-    assert images is not None  # check_backend refused a kubeconfig run without images
+    assert images is not None  # check_plan refused a kubeconfig run without images
     settings = KubeconfigSettings(
         images=images,
         kubeconfig=options.kubeconfig,
         allow_disruptive=options.allow_disruptive,
     )
-    return KubeRunCluster(KubeconfigBackend(settings, notice=notice), scenario, run_id)
+    return KubeRunCluster(KubeconfigBackend(settings, notice=notice), plan, run_id)

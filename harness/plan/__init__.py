@@ -1,7 +1,9 @@
-"""One meaning of a phase for every backend: :func:`plan_phase` turns (Scenario, Phase) into a
-typed, frozen :class:`PhasePlan` (:mod:`.types`) that backends only realize."""
+"""One meaning of a phase for every backend: :func:`harness.plan.phase.plan_run` turns a
+Scenario into a typed, frozen :class:`RunPlan` of :class:`PhasePlan` (:mod:`.types`) that
+backends only realize. Importing this package (or :mod:`.types`) does not import the scenario
+language: the scenario package imports these types, and only :mod:`.phase` (and the planning
+modules it uses) read a Scenario."""
 
-from harness.plan.phase import plan_phase, plan_run
 from harness.plan.types import PhasePlan, RunPlan
 
-__all__ = ["PhasePlan", "RunPlan", "plan_phase", "plan_run"]
+__all__ = ["PhasePlan", "RunPlan"]

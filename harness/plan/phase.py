@@ -1,23 +1,29 @@
 """(Scenario, Phase) -> PhasePlan: the one place that says what a remediation or fault means.
 
-Pure: no I/O. Every backend realizes the plan this returns and never looks at a remediation
-class itself. The ``match`` in :func:`plan_phase` is exhaustive (mypy checks the
+Pure: no I/O, but for :func:`plan_run` reading the user's Corefile once, so that no backend
+reads a scenario's file. Every backend realizes the plan this returns and never looks at a
+remediation class itself. The ``match`` in :func:`plan_phase` is exhaustive (mypy checks the
 ``assert_never``): a new remediation kind does not type-check until it is planned here.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import assert_never
 
+from cthcommon.errors import BadInput
 from harness.dataplane.faults import race_percent
 from harness.plan import kubelet
 from harness.plan import sysctls as S
 from harness.plan.locust import plan_locust
 from harness.plan.types import (
     CONNTRACK_ACCT,
+    ClusterPlan,
     CoreDNSPlan,
+    CorefilePlan,
     DNSLoadPlan,
     EventPlan,
+    HostPlan,
     HTTPLoadPlan,
     KubeProxyPlan,
     KubeProxyRestartPlan,
@@ -32,8 +38,10 @@ from harness.plan.types import (
     StatsdLoadPlan,
     SysctlPlan,
 )
+from harness.scenario.corefile import read_text
 from harness.scenario.model import (
     FQDN,
+    ClusterSpec,
     ConntrackSysctls,
     CoreDNSChange,
     LoadSpec,
@@ -122,7 +130,7 @@ def plan_load(scenario: Scenario, load: LoadSpec, *, fqdn: bool, pooling: int | 
 
 def client_node(scenario: Scenario) -> str:
     """The scenario node the client pods run on (default: the first)."""
-    return scenario.cluster.client_node or "node-1"
+    return scenario.cluster.client_node or "node-1"  # as plan_cluster resolves it
 
 
 def plan_fault(scenario: Scenario, faults: list[RaceWindowFault]) -> RaceFaultPlan | None:
@@ -218,15 +226,61 @@ def coredns_pods_needed(plan: PhasePlan) -> int:
     return max([n, *(plan.coredns.replicas + r for r in ups)])
 
 
+def read_corefile(path: str) -> CorefilePlan:
+    """The user's Corefile, read once (unreadable, or no longer a Corefile's text: bad input)."""
+    try:
+        return CorefilePlan(source=path, text=read_text(Path(path)))
+    except ValueError as e:
+        raise BadInput(str(e), field="cluster.coredns.corefile", source=path) from None
+
+
+def plan_cluster(spec: ClusterSpec) -> ClusterPlan:
+    """The scenario's cluster with its defaults resolved (the user's Corefile read)."""
+    last = f"node-{spec.nodes}"
+    corefile = spec.coredns.corefile
+    return ClusterPlan(
+        nodes=spec.nodes,
+        client_pods=spec.client_pods,
+        client_node=spec.client_node or "node-1",
+        coredns_node=spec.coredns.node or last,
+        coredns_replicas=spec.coredns.replicas,
+        http_replicas=spec.http_server.replicas,
+        http_node=spec.http_server.node or last,
+        masquerade_all=spec.masquerade_all,
+        namespace=spec.namespace,
+        cluster_domain=spec.cluster_domain,
+        upstream_latency_ms=spec.upstream_latency_ms,
+        external_names=dict(spec.external_names),
+        corefile=read_corefile(corefile) if corefile is not None else None,
+    )
+
+
+def external_lookups(scenario: Scenario) -> bool:
+    """Does any phase look up one of the names the scenario's upstream is meant to answer
+    (as the scenario writes its names)?"""
+    external = {n.rstrip(".") for n in scenario.cluster.external_names}
+    for p in scenario.phases:
+        dns = scenario.phase_load(p).dns
+        if dns is not None and any(n.rstrip(".") in external for n in dns.names):
+            return True
+    return False
+
+
 def plan_run(scenario: Scenario) -> RunPlan:
     """Every phase planned up front, so bad input (exit 2) is found before anything is built."""
     phases = tuple(plan_phase(scenario, p) for p in scenario.phases)
     base = base_coredns(scenario)
     return RunPlan(
+        scenario=scenario.name,
+        cluster=plan_cluster(scenario.cluster),
+        host=HostPlan(
+            conntrack_max=scenario.host.nf_conntrack_max, buckets=S.host_buckets(scenario)
+        ),
         sysctls=S.run_sysctls(scenario),
         coredns=base,
         kube_proxy=kube_proxy(scenario),
         nodelocal=scenario.cluster.nodelocal_dns,
         max_coredns_replicas=max([base.replicas, *(coredns_pods_needed(p) for p in phases)]),
         phases=phases,
+        external_lookups=external_lookups(scenario),
     )

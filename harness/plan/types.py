@@ -4,20 +4,25 @@ A backend realizes these values and decides nothing again. Addresses that only a
 knows (the kube-dns ClusterIP of a real cluster, the run's namespace there) stay symbolic
 here: nameservers are ``cluster-dns``/``nodelocal``/literal IPs, and names and search domains
 are written in the scenario's own namespace (a kube backend maps them onto its run namespace).
+
+Nothing here imports :mod:`harness.scenario` (the scenario package imports these types, and
+:mod:`harness.plan.phase` turns a scenario into them), so a backend that reads only plans
+never depends on the scenario language.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Literal
 
 from cthcommon.resolvconf import ResolvConf
-from harness.scenario.model import ResolverModel
 
 CLUSTER_DNS = "cluster-dns"
 NODELOCAL = "nodelocal"
 NODELOCAL_IP = "169.254.20.10"
 
+ResolverModel = Literal["glibc", "musl", "go", "sequential", "c-ares"]
 DNSPattern = Literal["constant", "burst", "ramp"]
 DNSFamily = Literal["any", "ipv4"]
 HTTPMode = Literal["short-lived", "server-close", "pooled"]
@@ -246,16 +251,70 @@ class PhasePlan:
 
 
 @dataclass(frozen=True)
-class RunPlan:
-    """What holds for the whole run: the scenario's node sysctls, the baseline CoreDNS and
-    kube-proxy, NodeLocal from the start, and the most CoreDNS replicas any phase asks for."""
+class HostPlan:
+    """The host-global table the run plans with (``host``): ``conntrack_max`` as the scenario
+    gives it, ``buckets`` as the run writes them with it (a real node's density unless the
+    scenario says: :func:`harness.plan.sysctls.host_buckets`). None: left as it is."""
 
+    conntrack_max: int | None = None
+    buckets: int | None = None
+
+
+@dataclass(frozen=True)
+class CorefilePlan:
+    """The user's Corefile (``cluster.coredns.corefile``): where it was read (reported, and
+    named in errors) and its text, read once when the run was planned."""
+
+    source: str  # absolute path
+    text: str
+
+
+@dataclass(frozen=True)
+class ClusterPlan:
+    """The cluster the scenario asks for, defaults resolved: nodes ``node-1`` .. ``node-N``,
+    where each kind of pod runs, the cluster's names and what its upstream resolver answers."""
+
+    nodes: int
+    client_pods: int
+    client_node: str
+    coredns_node: str
+    coredns_replicas: int  # the baseline's (RunPlan.coredns); phases may need more
+    http_replicas: int
+    http_node: str
+    masquerade_all: bool
+    namespace: str
+    cluster_domain: str
+    upstream_latency_ms: float = 0.0
+    external_names: Mapping[str, str] = field(default_factory=dict)  # name -> IPv4
+    corefile: CorefilePlan | None = None  # None: kubeadm's Corefile (or the cluster's own)
+
+    def node_names(self) -> list[str]:
+        """``node-1`` .. ``node-N``, as the scenario names its nodes."""
+        return [f"node-{i + 1}" for i in range(self.nodes)]
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What holds for the whole run: the scenario's cluster and host table, its node sysctls,
+    the baseline CoreDNS and kube-proxy, NodeLocal from the start, and the most CoreDNS
+    replicas any phase asks for."""
+
+    scenario: str  # the scenario's name
+    cluster: ClusterPlan
+    host: HostPlan
     sysctls: SysctlPlan
     coredns: CoreDNSPlan
     kube_proxy: KubeProxyPlan
     nodelocal: bool
     max_coredns_replicas: int
     phases: tuple[PhasePlan, ...]
+    # a phase looks up one of the cluster's external names, as the scenario writes its names
+    external_lookups: bool = False
 
     def phase(self, name: str) -> PhasePlan:
         return next(p for p in self.phases if p.name == name)
+
+    def table_max(self) -> int | None:
+        """The global table size the whole run sets: ``node_sysctls``' max wins over the
+        host's (None: the host's is left as it is)."""
+        return self.sysctls.conntrack_max or self.host.conntrack_max

@@ -22,17 +22,11 @@ import re
 import stat
 from pathlib import Path
 
+from cthcommon.corefile import has_kubernetes_plugin
+
 MAX_COREFILE_BYTES = 64 * 1024
 
-# a kubernetes plugin line, as the harness finds it to give the plugin its credentials
-KUBERNETES_LINE = re.compile(r"^(\s*)kubernetes(\s[^{#]*)?(\{)?\s*(#.*)?$")
-
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-
-
-def has_kubernetes_plugin(text: str) -> bool:
-    """A line of ``text`` enables the kubernetes plugin (pure)."""
-    return any(KUBERNETES_LINE.match(line) for line in text.splitlines())
 
 
 def resolve_corefile(value: str, base_dir: Path) -> Path:

@@ -30,6 +30,7 @@ from harness.kernel.conntrack import (
     CONNTRACK_MAX_MAX,
     CONNTRACK_MAX_MIN,
 )
+from harness.plan.types import ResolverModel
 from harness.scenario.corefile import MAX_COREFILE_BYTES, resolve_corefile
 from harness.scenario.expect import Expectation
 from harness.scenario.locustfile import check_user_classes
@@ -45,8 +46,6 @@ def _buckets(v: int | str) -> int | str:
 
 
 Buckets = Annotated[int | Literal["auto"], AfterValidator(_buckets)]
-
-ResolverModel = Literal["glibc", "musl", "go", "sequential", "c-ares"]
 
 # A lookup name: DNS labels (a "{n}" template is allowed), an optional trailing dot.
 _NAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9_{}-]{1,63})(\.[A-Za-z0-9_{}-]{1,63})*\.?$")

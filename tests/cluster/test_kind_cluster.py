@@ -19,7 +19,7 @@ from harness.backends.kube import KindBackend, KindSettings
 from harness.backends.kube.commands import kubectl_exec
 from harness.backends.kube.dnsconfig import pod_dns
 from harness.backends.kube.images import kinddocker
-from harness.plan import plan_phase
+from harness.plan.phase import plan_phase, plan_run
 from tests.unit.backends.kube.kube_fakes import scenario
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,7 +55,7 @@ def test_client_pods_get_the_phase_resolv_conf() -> None:
     # CTH_KIND_DOCKER decides as a run does (the workflow: auto, the runner's Docker)
     choice = kinddocker.choose(os.environ)
     backend = KindBackend(KindSettings.from_env(os.environ, choice, project_dir=ROOT))
-    with backend.realize(s, run_id) as cluster, cluster.phase(plan_phase(s, s.phases[0])):
+    with backend.realize(plan_run(s), run_id) as cluster, cluster.phase(plan_phase(s, s.phases[0])):
         st = cluster.settings
         argv = kubectl_exec(st.kubeconfig, st.namespace, "client-0", ["cat", "/etc/resolv.conf"])
         text = subprocess.run(argv, capture_output=True, text=True, check=True).stdout

@@ -13,6 +13,7 @@ import pytest
 from cthcommon.errors import BadInput
 from harness.backends.netns.k8s import corefilecheck
 from harness.backends.netns.k8s.coredns import kubeadm_corefile
+from harness.plan.types import CorefilePlan
 from harness.upstream import ComponentMissing, locate
 
 pytestmark = pytest.mark.kernel
@@ -61,7 +62,7 @@ def locate_or_none() -> Path | None:
 def check(path: Path, text: str | None = None) -> None:
     corefilecheck.check(
         [path.read_text() if text is None else text],
-        source=str(path),
+        user=CorefilePlan(source=str(path), text=path.read_text()),
         kubernetes=None,
         upstream=UPSTREAM,
     )

@@ -21,6 +21,7 @@ from harness.backends.netns.topology import Topology
 from harness.backends.netns.topologyplan import plan_topology
 from harness.kernel import sysctl
 from harness.kernel.journal import HostLock, Journal
+from harness.plan.phase import plan_cluster
 from harness.plan.types import KubeProxyPlan
 from harness.scenario.model import ClusterSpec, CoreDNSSpec
 from harness.upstream import ComponentMissing, locate
@@ -77,7 +78,7 @@ def cluster(
         with HostLock(wait_s=60):
             j = Journal.create(os.urandom(3).hex())
             spec = ClusterSpec(nodes=2, client_pods=2, coredns=CoreDNSSpec(replicas=2))
-            plan = plan_topology(spec, j.run_id)
+            plan = plan_topology(plan_cluster(spec), j.run_id)
             proxy = KubeProxyPlan(request.param, plan.masquerade_all)
             with Topology(plan, j, kube_proxy=proxy) as topo:
                 print(f"k8s parts timings ({request.param}): {topo.k8s.timings}")

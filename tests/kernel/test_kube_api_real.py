@@ -30,7 +30,7 @@ from harness.backends.netns.k8s.controlplane import BINARIES, ControlPlane, Cont
 from harness.backends.netns.k8s.kubelet import CLEANUP_KINDS, Kubelet
 from harness.dataplane.faults import race_window_ruleset
 from harness.kernel.journal import HostLock, Journal
-from harness.plan import plan_phase
+from harness.plan.phase import plan_phase, plan_run
 from harness.plan.types import CoreDNSPlan
 from harness.scenario.loader import parse_scenario
 from harness.upstream import ComponentMissing, locate
@@ -104,8 +104,9 @@ def backend_objects(run_id: str) -> list[dict[str, Any]]:
     plan = plan_phase(sc, sc.phases[0])
     dns = pod_dns(plan.pod_dns, nsmap, "10.96.0.10")
     objs: list[dict[str, Any]] = [workload.namespace(run_id)]
-    objs += workload.http_server(sc, run_id, nodes)
-    objs += workload.client_pods(sc, run_id, "baseline", nodes=nodes, dns=dns, image="img")
+    cluster = plan_run(sc).cluster
+    objs += workload.http_server(cluster, run_id, nodes)
+    objs += workload.client_pods(cluster, run_id, "baseline", nodes=nodes, dns=dns, image="img")
     objs.append(
         tuner.daemonset(
             run_id,

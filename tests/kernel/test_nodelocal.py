@@ -13,6 +13,7 @@ from harness.backends.netns.topology import Topology
 from harness.backends.netns.topologyplan import plan_topology
 from harness.dataplane import nodelocal
 from harness.kernel.journal import Journal
+from harness.plan.phase import plan_cluster
 from harness.scenario.model import ClusterSpec
 from tests.kernel.test_topology import query
 
@@ -23,7 +24,7 @@ def test_pod_dns_via_nodelocal_creates_no_conntrack_entry(
     journal: Journal, host_unchanged: object
 ) -> None:
     with Topology(
-        plan_topology(ClusterSpec(nodes=2, client_pods=2), journal.run_id), journal
+        plan_topology(plan_cluster(ClusterSpec(nodes=2, client_pods=2)), journal.run_id), journal
     ) as topo:
         levers = Levers(topo)
         levers.enable_nodelocal()

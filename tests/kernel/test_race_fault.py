@@ -16,6 +16,7 @@ from harness.backends.netns.topologyplan import plan_topology
 from harness.dataplane import nodelocal
 from harness.kernel import sysctl
 from harness.kernel.journal import HostLock, Journal
+from harness.plan.phase import plan_cluster
 from harness.scenario.model import ClusterSpec
 from loadgen.dns.accounting import summarize
 from loadgen.dns.engine import run_dns_load
@@ -38,7 +39,9 @@ def faulty(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Levers]:
 def _faulty() -> Iterator[Levers]:
     j = Journal.create(os.urandom(3).hex())
     try:
-        with Topology(plan_topology(ClusterSpec(nodes=2, client_pods=2), j.run_id), j) as topo:
+        with Topology(
+            plan_topology(plan_cluster(ClusterSpec(nodes=2, client_pods=2)), j.run_id), j
+        ) as topo:
             for ns in topo.client_nodes():
                 sysctl.write("net.netfilter.nf_conntrack_acct", "1", ns)
             levers = Levers(topo)

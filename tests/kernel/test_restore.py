@@ -22,12 +22,15 @@ VICTIM = textwrap.dedent("""
     from harness.backends.netns.topology import Topology
     from harness.kernel.journal import HostLock, Journal
     from harness.kernel.sysctl import SysctlGuard
+    from harness.plan.phase import plan_cluster
     from harness.scenario.model import ClusterSpec
     lock = HostLock(wait_s=60); lock.acquire()
     j = Journal.create(sys.argv[1])
     guard = SysctlGuard(j)
     guard.set("net.netfilter.nf_conntrack_max", 200000)
-    topo = Topology(plan_topology(ClusterSpec(nodes=2, client_pods=2), sys.argv[1]), j)
+    topo = Topology(
+        plan_topology(plan_cluster(ClusterSpec(nodes=2, client_pods=2)), sys.argv[1]), j
+    )
     topo.__enter__()
     guard.set("net.netfilter.nf_conntrack_tcp_timeout_time_wait", 30, topo.plan.nodes[0].ns)
     print("ready", flush=True)

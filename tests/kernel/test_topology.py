@@ -14,6 +14,7 @@ from harness.backends.netns import topologyplan as P
 from harness.backends.netns.topology import Topology
 from harness.backends.netns.topologyplan import plan_topology
 from harness.kernel.journal import Journal
+from harness.plan.phase import plan_cluster
 from harness.scenario.model import ClusterSpec, CoreDNSSpec
 
 pytestmark = pytest.mark.kernel
@@ -45,7 +46,7 @@ def http_get(ns: str, ip: str) -> bytes:
 @pytest.fixture
 def topo(journal: Journal, host_unchanged: object):
     spec = ClusterSpec(nodes=2, client_pods=2, coredns=CoreDNSSpec(replicas=2))
-    with Topology(plan_topology(spec, journal.run_id), journal) as t:
+    with Topology(plan_topology(plan_cluster(spec), journal.run_id), journal) as t:
         yield t
 
 
@@ -100,7 +101,7 @@ def test_resolv_conf_is_the_pods_own_for_real_glibc(topo: Topology) -> None:
 def test_failed_build_cleans_up_what_it_started(
     journal: Journal, host_unchanged: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    plan = plan_topology(ClusterSpec(nodes=2, client_pods=1), journal.run_id)
+    plan = plan_topology(plan_cluster(ClusterSpec(nodes=2, client_pods=1)), journal.run_id)
     topo = Topology(plan, journal)
 
     def boom() -> None:

@@ -20,6 +20,7 @@ from cthcommon.errors import BackendError, BadInput
 from harness import cli, runner
 from harness.backends import registry
 from harness.backends.base import BackendOptions
+from harness.plan.phase import plan_run
 from harness.results.evidence import Evidence
 from harness.results.record import RunRecord
 from harness.scenario.model import Scenario
@@ -487,11 +488,11 @@ def test_kubeconfig_takes_the_host_lock_only_when_it_changes_the_host() -> None:
         {"name": "s", "host": {"nf_conntrack_max": 4096}, "phases": [{"name": "p"}]}
     )
     disruptive = BackendOptions(allow_disruptive=True)
-    assert not registry.changes_host("kubeconfig", plain, BackendOptions())
-    assert not registry.changes_host("kubeconfig", plain, disruptive)
-    assert registry.changes_host("kubeconfig", shrink, disruptive)
+    assert not registry.changes_host("kubeconfig", plan_run(plain), BackendOptions())
+    assert not registry.changes_host("kubeconfig", plan_run(plain), disruptive)
+    assert registry.changes_host("kubeconfig", plan_run(shrink), disruptive)
     for backend in ("netns", "kind"):
-        assert registry.changes_host(backend, plain, BackendOptions())
+        assert registry.changes_host(backend, plan_run(plain), BackendOptions())
 
 
 def test_environment_sysctls_are_read_under_the_host_lock(

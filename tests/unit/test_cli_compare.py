@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 
 from cthcommon.errors import BadInput
-from harness import cli, runner
-from harness.backends import registry
+from harness import backendcheck, cli, runner
 from harness.backends.base import KUBERNETES_RELEASE, BackendOptions
 from harness.results.record import RunRecord, basic_environment
 from harness.scenario.model import Scenario
@@ -105,8 +104,8 @@ def test_kubernetes_release_is_a_netns_only_option() -> None:
     options = BackendOptions(extra={KUBERNETES_RELEASE: "v1.37.2"})
     scenario = Scenario.model_validate({"name": "x", "phases": [{"name": "p"}]})
     with pytest.raises(BadInput, match="--kubernetes"):
-        registry.check_backend("kind", scenario, options)
-    registry.check_backend("netns", scenario, options)
+        backendcheck.check_backend("kind", scenario, options)
+    backendcheck.check_backend("netns", scenario, options)
 
 
 def test_run_runs_once_per_release_in_its_own_dir_and_compares(

@@ -37,17 +37,13 @@ from harness.backends.kube.names import (
     TUNER_PREFIX,
     run_namespace,
     run_selector,
-    scenario_nodes,
 )
 from harness.backends.kube.placement import NodeMap
 from harness.backends.kube.podplans import ClientTarget, client_image, pod_worker_argv, worker_plans
 from harness.backends.kube.podworker import Handle, PodWorker, RunnerWorker
 from harness.backends.kube.proc import Runner, subprocess_runner
 from harness.dataplane import nodelocal
-from harness.plan import PhasePlan, plan_run
-from harness.plan.phase import base_coredns
-from harness.plan.types import CoreDNSPlan
-from harness.scenario.model import Scenario
+from harness.plan.types import CoreDNSPlan, PhasePlan, RunPlan
 from harness.steady.model import Timeouts
 from loadgen.worker import WorkerPlan, WorkerResult
 
@@ -100,7 +96,7 @@ class Images:
 class Settings:
     backend: str
     run_id: str
-    scenario: Scenario
+    plan: RunPlan
     api: KubeAPI
     runner: Runner
     kubeconfig: str | None
@@ -192,7 +188,7 @@ class CoreDNSState:
         self.deployment: dict[str, Any] = dep
 
     def apply(self, s: Settings, settings: CoreDNSPlan, selector: Mapping[str, str] | None) -> None:
-        text = coredns.render_corefile(self.corefile, settings, s.scenario.cluster.external_names)
+        text = coredns.render_corefile(self.corefile, settings, s.plan.cluster.external_names)
         s.api.patch(
             "v1", "ConfigMap", COREDNS_CONFIGMAP, SYSTEM_NAMESPACE, coredns.configmap_patch(text)
         )
@@ -243,12 +239,12 @@ class KubeCluster:
         self.kube_dns_ip = dns_ip
         self._core = core
         self._nsmap = NamespaceMap(
-            s.scenario.cluster.namespace, s.namespace, s.scenario.cluster.cluster_domain
+            s.plan.cluster.namespace, s.namespace, s.plan.cluster.cluster_domain
         )
         self._plan: PhasePlan | None = None
 
     def nodes(self) -> list[str]:
-        return scenario_nodes(self.settings.scenario.cluster.nodes)
+        return self.settings.plan.cluster.node_names()
 
     def real_nodes(self) -> list[str]:
         return sorted(set(self.node_map.nodes.values()))
@@ -262,7 +258,7 @@ class KubeCluster:
             self._host_phase(stack, plan)
             self._tuner_phase(stack, plan)
             self._coredns_phase(stack, plan)
-            if plan.nodelocal and not s.scenario.cluster.nodelocal_dns:
+            if plan.nodelocal and not s.plan.nodelocal:
                 install_nodelocal(s, stack, self.kube_dns_ip, self.node_map)
             self._clients(stack, plan)
             self._plan = plan
@@ -316,10 +312,10 @@ class KubeCluster:
 
     def _coredns_phase(self, stack: ExitStack, plan: PhasePlan) -> None:
         s = self.settings
-        base = base_coredns(s.scenario)
+        base = s.plan.coredns
         if plan.coredns == base:
             return
-        sel = coredns_selector(s.scenario, self.node_map)
+        sel = coredns_selector(s.plan, self.node_map)
         self._core.apply(s, plan.coredns, sel)
         stack.callback(self._core.apply, s, base, sel)
 
@@ -329,7 +325,7 @@ class KubeCluster:
         dns.resolv_conf()  # validates what kubelet will write, before anything is created
         image = client_image(plan, s.images.glibc, s.images.musl)
         pods = workload.client_pods(
-            s.scenario, s.run_id, plan.name, nodes=self.node_map, dns=dns, image=image
+            s.plan.cluster, s.run_id, plan.name, nodes=self.node_map, dns=dns, image=image
         )
         _apply_all(s, stack, pods, wait_gone=True)
         selector = f"{run_selector(s.run_id)},{LABEL_PHASE}={plan.name}"
@@ -425,8 +421,8 @@ class KubeCluster:
         return {node: self.settings.access.fault_drops(node, table) for node in self.real_nodes()}
 
 
-def coredns_selector(scenario: Scenario, nodes: NodeMap) -> dict[str, str]:
-    return nodes.selector(scenario.cluster.coredns.node or f"node-{scenario.cluster.nodes}")
+def coredns_selector(plan: RunPlan, nodes: NodeMap) -> dict[str, str]:
+    return nodes.selector(plan.cluster.coredns_node)
 
 
 # a phase's tuner is node-tuner-<phase>, and phase names start with [a-z0-9]: no clash
@@ -443,7 +439,7 @@ def install_nodelocal(s: Settings, stack: ExitStack, dns_ip: str, nodes: NodeMap
             "kube-system/node-local-dns already exists; the harness will not "
             "replace a NodeLocal DNSCache it did not install"
         )
-    domain = s.scenario.cluster.cluster_domain
+    domain = s.plan.cluster.cluster_domain
     objs = nodelocaldns.manifests(s.run_id, domain, dns_ip, image=s.images.nodelocal)
     image = s.images.nodelocal_stand_in
     if image is None:
@@ -482,9 +478,9 @@ def install_nodelocal(s: Settings, stack: ExitStack, dns_ip: str, nodes: NodeMap
 def realize_workload(s: Settings, nodes: NodeMap) -> Iterator[KubeCluster]:
     """Create the run's workload; on exit (any path) remove it and restore CoreDNS and the host."""
     with ExitStack() as stack:
-        scenario = s.scenario
+        plan = s.plan
         if s.host is not None:
-            for name, value in run_host_sysctls(scenario).items():
+            for name, value in run_host_sysctls(plan).items():
                 before = s.host.get(name)
                 s.host.set(name, value)
                 stack.callback(s.host.set, name, before)
@@ -493,8 +489,10 @@ def realize_workload(s: Settings, nodes: NodeMap) -> Iterator[KubeCluster]:
         core = CoreDNSState(s)
         if s.coredns_baseline:
             stack.callback(core.restore, s)
-            core.apply(s, base_coredns(scenario), coredns_selector(scenario, nodes))
-        _apply_all(s, stack, workload.http_server(scenario, s.run_id, nodes, s.images.http_server))
+            core.apply(s, plan.coredns, coredns_selector(plan, nodes))
+        _apply_all(
+            s, stack, workload.http_server(plan.cluster, s.run_id, nodes, s.images.http_server)
+        )
         _wait(
             s,
             "the HTTP server",
@@ -502,7 +500,7 @@ def realize_workload(s: Settings, nodes: NodeMap) -> Iterator[KubeCluster]:
                 s.api.get("apps/v1", "Deployment", HTTP_SERVER_NAME, s.namespace)
             ),
         )
-        base = tuner.node_sysctls(plan_run(scenario).sysctls, include_global=s.tuner_sets_globals)
+        base = tuner.node_sysctls(plan.sysctls, include_global=s.tuner_sets_globals)
         if base:
             name = f"{TUNER_PREFIX}-run"
             ds = tuner.daemonset(
@@ -510,6 +508,6 @@ def realize_workload(s: Settings, nodes: NodeMap) -> Iterator[KubeCluster]:
             )
             _apply_all(s, stack, [ds], wait_gone=True)
             _ds_ready(s, name, s.namespace)
-        if scenario.cluster.nodelocal_dns:
+        if plan.nodelocal:
             install_nodelocal(s, stack, dns_ip, nodes)
         yield KubeCluster(s, nodes, dns_ip, core)

@@ -17,10 +17,7 @@ from pathlib import Path
 from typing import Protocol
 
 from cthcommon.errors import NotRoot
-from harness.plan import PhasePlan, plan_run
-from harness.plan.sysctls import run_max
-from harness.plan.types import CONNTRACK_MAX, SysctlPlan
-from harness.scenario.model import Scenario
+from harness.plan.types import CONNTRACK_MAX, PhasePlan, RunPlan, SysctlPlan
 
 NF_MAX = CONNTRACK_MAX
 
@@ -76,11 +73,11 @@ def _strings(values: SysctlPlan) -> dict[str, str]:
     return {k: str(v) for k, v in values.global_values().items()}
 
 
-def run_host_sysctls(scenario: Scenario) -> dict[str, str]:
+def run_host_sysctls(plan: RunPlan) -> dict[str, str]:
     """Host-global values the whole run needs (node_sysctls' max wins over host's, and
     buckets follow the plan's one rule)."""
-    run = plan_run(scenario).sysctls
-    cmax = run_max(scenario)
+    run = plan.sysctls
+    cmax = plan.table_max()
     if cmax is not None:
         run = SysctlPlan(conntrack_max=cmax, buckets=run.buckets)
     return _strings(run)
@@ -90,7 +87,5 @@ def phase_host_sysctls(plan: PhasePlan) -> dict[str, str]:
     return _strings(plan.sysctls)
 
 
-def needs_host(scenario: Scenario) -> bool:
-    return bool(run_host_sysctls(scenario)) or any(
-        phase_host_sysctls(p) for p in plan_run(scenario).phases
-    )
+def needs_host(plan: RunPlan) -> bool:
+    return bool(run_host_sysctls(plan)) or any(phase_host_sysctls(p) for p in plan.phases)

@@ -57,7 +57,6 @@ from harness.backends.kube.names import (
     LOADGEN_IMAGE_MUSL,
     SYSTEM_NAMESPACE,
     check_run_id,
-    scenario_nodes,
 )
 from harness.backends.kube.nodeaccess import DockerNodeAccess
 from harness.backends.kube.placement import NodeMap, map_by_label
@@ -65,8 +64,7 @@ from harness.backends.kube.proc import Runner, environ_set, subprocess_runner
 from harness.backends.stages import Notice, Stages
 from harness.kernel.journal import Journal
 from harness.kernel.sysctl import SysctlGuard
-from harness.plan import plan_run
-from harness.scenario.model import Scenario
+from harness.plan.types import RunPlan
 from harness.upstream import ComponentMissing, component_dir, kindparts, locate, release
 
 __all__ = ["DOCKERFILES", "KindBackend", "KindSettings", "preflight"]
@@ -196,7 +194,7 @@ class KindBackend:
 
     _cluster = ""  # set by start()
     _docker: dockerd.Dockerd | None = None  # the private dockerd, set by start()
-    _scenario: Scenario | None = None
+    _plan: RunPlan | None = None  # the run's plan, set by start()
     _images_docker: dockerd.DockerCli | None = None  # the daemon the images go to, ditto
     _node_image_source: str | None = None  # NODE_IMAGE_BUILT/REUSED/SYSTEM, set by start()
     _kind_built = False  # the pinned kind CLI built here (not the one on PATH)
@@ -248,8 +246,8 @@ class KindBackend:
             self.load_image(tag)
 
     @contextmanager
-    def realize(self, scenario: Scenario, run_id: str) -> Iterator[KubeCluster]:
-        if needs_host(scenario):  # refuse before anything is created
+    def realize(self, plan: RunPlan, run_id: str) -> Iterator[KubeCluster]:
+        if needs_host(plan):  # refuse before anything is created
             require_root(self._euid(), "shrinking nf_conntrack_max for a kind cluster")
         timeout_s = self.settings.timeout_s
         st = self.stages
@@ -259,9 +257,9 @@ class KindBackend:
             try:
                 prefix = f"cth-{self.name}-"
                 workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=prefix)))
-                started = self.start(stack, scenario, run_id, workdir)
+                started = self.start(stack, plan, run_id, workdir)
                 api = self._api_factory(started.kubeconfig)
-                want = self.expected_nodes(scenario)
+                want = self.expected_nodes(plan)
                 with st.stage(f"waiting for {want} nodes Ready"):
                     wait_until(
                         f"{self.name} nodes Ready",
@@ -277,17 +275,17 @@ class KindBackend:
                         timeout_s=timeout_s,
                     )
                 self.build_and_load_images()
-                nodes = self.map_nodes(scenario, api.list("v1", "Node"))
+                nodes = self.map_nodes(plan, api.list("v1", "Node"))
                 s = Settings(
                     backend=self.name,
                     run_id=run_id,
-                    scenario=scenario,
+                    plan=plan,
                     api=api,
                     runner=self._run,
                     kubeconfig=started.kubeconfig,
                     images=self.settings.images,
                     access=DockerNodeAccess(self._run),
-                    host=self._host() if needs_host(scenario) else None,
+                    host=self._host() if needs_host(plan) else None,
                     timeout_s=timeout_s,
                     # the cluster goes next: waiting for its namespace to go first took ~6 s
                     wait_namespace_gone=not self._deleted_after,
@@ -369,14 +367,14 @@ class KindBackend:
         system daemon it is built from loadgen/docker/Dockerfile.musl (pulling its base);
         on the private one it cannot be had. Without a daemon (a fake), the Dockerfile
         builds (:meth:`_build_from_dockerfiles`)."""
-        docker, scenario = self._images_docker, self._scenario
-        if docker is None or scenario is None:
+        docker, plan = self._images_docker, self._plan
+        if docker is None or plan is None:
             self._build_from_dockerfiles()
             return
         imgs = self.settings.images
         wanted = {
-            imgs.musl if (d := scenario.phase_load(p).dns) and d.resolver == "musl" else imgs.glibc
-            for p in scenario.phases
+            imgs.musl if (d := p.load.dns) and d.resolver == "musl" else imgs.glibc
+            for p in plan.phases
         }
         musl = wanted - {imgs.glibc}
         if musl and self.settings.build_images and self.settings.private_docker:
@@ -410,8 +408,8 @@ class KindBackend:
         stand_in = kindimages.coredns_image(release().coredns)
         self.settings.images = dataclasses.replace(imgs, nodelocal_stand_in=stand_in)
 
-    def start(self, stack: ExitStack, scenario: Scenario, run_id: str, workdir: Path) -> Started:
-        self._scenario = scenario
+    def start(self, stack: ExitStack, plan: RunPlan, run_id: str, workdir: Path) -> Started:
+        self._plan = plan
         if self.settings.private_docker:
             self._docker = self._private_docker(stack, run_id)
             self._images_docker = self._docker
@@ -419,7 +417,7 @@ class KindBackend:
             self._images_docker = self._system_docker(stack)
         name = self._cluster = self.cluster_name(run_id)
         kubeconfig = str(workdir / "kubeconfig")
-        made_for = kindconfig.fingerprint(scenario, self.settings.config)
+        made_for = kindconfig.fingerprint(plan, self.settings.config)
         if name in self.existing_clusters():
             found = self._fingerprint(name)
             if found in (None, made_for):
@@ -440,7 +438,7 @@ class KindBackend:
             ):
                 self._run(commands.kind_delete(name, kubeconfig))
         cfg = workdir / "kind.yaml"
-        cfg.write_text(kindconfig.render_yaml(scenario, name, self.settings.config))
+        cfg.write_text(kindconfig.render_yaml(plan, name, self.settings.config))
         if not self.settings.keep_cluster:
             if not self.settings.private_docker and isinstance(self._guard, SysctlGuard):
                 # on a daemon this run did not start, a killed run's `restore` deletes the
@@ -454,9 +452,7 @@ class KindBackend:
                 )
             stack.callback(self._run, commands.kind_delete(name, kubeconfig))
             self._deleted_after = True
-        with self.stages.stage(
-            f"kind create cluster {name} ({self.expected_nodes(scenario)} nodes)"
-        ):
+        with self.stages.stage(f"kind create cluster {name} ({self.expected_nodes(plan)} nodes)"):
             self._run(
                 commands.kind_create(
                     name, str(cfg), kubeconfig, image=self.settings.config.node_image
@@ -478,15 +474,15 @@ class KindBackend:
             return None
         return out.stdout.strip() or None
 
-    def expected_nodes(self, scenario: Scenario) -> int:
-        return scenario.cluster.nodes + 1  # the workers and the control plane
+    def expected_nodes(self, plan: RunPlan) -> int:
+        return plan.cluster.nodes + 1  # the workers and the control plane
 
     def load_image(self, tag: str) -> None:
         with self.stages.stage(f"kind load {tag} into the nodes"):
             self._run(commands.kind_load_image(self._cluster, tag))
 
-    def map_nodes(self, scenario: Scenario, nodes: Sequence[Mapping[str, Any]]) -> NodeMap:
-        return map_by_label(scenario_nodes(scenario.cluster.nodes), nodes)
+    def map_nodes(self, plan: RunPlan, nodes: Sequence[Mapping[str, Any]]) -> NodeMap:
+        return map_by_label(plan.cluster.node_names(), nodes)
 
     # --- environment.components ------------------------------------------------------------
     def components(self) -> Components:
@@ -505,8 +501,8 @@ class KindBackend:
             except Exception as e:  # never fails the run
                 out[name] = unread(e)
         stand_in = self.settings.images.nodelocal_stand_in
-        scenario = self._scenario
-        if stand_in and scenario and any(p.nodelocal for p in plan_run(scenario).phases):
+        plan = self._plan
+        if stand_in and plan and any(p.nodelocal for p in plan.phases):
             out["node-cache"] = {
                 "version": f"{release().node_cache} (not built)",
                 "source": f"stand-in: {stand_in} runs node-cache's Corefile; node-cache's "

@@ -1,4 +1,4 @@
-"""The kind ``Cluster`` config (``kind.x-k8s.io/v1alpha4``) for a scenario.
+"""The kind ``Cluster`` config (``kind.x-k8s.io/v1alpha4``) for a run's plan.
 
 One control-plane node plus one worker per scenario node: the load never runs on the node that
 hosts the API server, so a full conntrack table on a worker cannot cut the harness off from
@@ -21,8 +21,8 @@ import yaml
 
 from cthcommon.errors import BadInput
 from harness import __version__
-from harness.backends.kube.names import LABEL_NODE, scenario_nodes
-from harness.scenario.model import Scenario
+from harness.backends.kube.names import LABEL_NODE
+from harness.plan.types import RunPlan
 
 API_VERSION = "kind.x-k8s.io/v1alpha4"
 ProxyMode = Literal["iptables", "ipvs", "nftables"]
@@ -34,14 +34,14 @@ IP_FAMILIES = ("ipv4", "ipv6", "dual")
 @dataclass(frozen=True)
 class KindOptions:
     node_image: str | None = None
-    kube_proxy_mode: str | None = None  # None: the scenario's cluster.kube_proxy.mode
+    kube_proxy_mode: str | None = None  # None: the plan's kube_proxy.mode
     ip_family: str = "ipv4"
     pod_subnet: str | None = None
     service_subnet: str | None = None
 
 
-def proxy_mode(scenario: Scenario, opts: KindOptions) -> str:
-    return opts.kube_proxy_mode or scenario.cluster.kube_proxy.mode
+def proxy_mode(plan: RunPlan, opts: KindOptions) -> str:
+    return opts.kube_proxy_mode or plan.kube_proxy.mode
 
 
 def _check(opts: KindOptions, mode: str) -> None:
@@ -66,9 +66,9 @@ def _check(opts: KindOptions, mode: str) -> None:
                 raise BadInput("not a CIDR", field=field, value=value) from None
 
 
-def kubeadm_patches(scenario: Scenario, proxy_mode: str) -> list[str]:
+def kubeadm_patches(plan: RunPlan, proxy_mode: str) -> list[str]:
     """Inline kubeadm config patches: cluster domain (kubeadm + kubelet) and kube-proxy."""
-    domain = scenario.cluster.cluster_domain
+    domain = plan.cluster.cluster_domain
     patches: list[dict[str, Any]] = []
     # kubelet 1.35+ refuses to start on cgroup v1 unless told otherwise (this host is v1)
     kubelet: dict[str, Any] = {"kind": "KubeletConfiguration", "failCgroupV1": False}
@@ -78,16 +78,16 @@ def kubeadm_patches(scenario: Scenario, proxy_mode: str) -> list[str]:
     patches.append(kubelet)
     proxy: dict[str, Any] = {"kind": "KubeProxyConfiguration", "conntrack": {"maxPerCore": 0}}
     if proxy_mode in ("iptables", "nftables"):  # as the netns backend's kube-proxy has it
-        proxy[proxy_mode] = {"masqueradeAll": scenario.cluster.masquerade_all}
+        proxy[proxy_mode] = {"masqueradeAll": plan.cluster.masquerade_all}
     patches.append(proxy)
     return [yaml.safe_dump(p, sort_keys=False) for p in patches]
 
 
-def render(scenario: Scenario, name: str, opts: KindOptions = KindOptions()) -> dict[str, Any]:
-    mode = proxy_mode(scenario, opts)
+def render(plan: RunPlan, name: str, opts: KindOptions = KindOptions()) -> dict[str, Any]:
+    mode = proxy_mode(plan, opts)
     _check(opts, mode)
     nodes: list[dict[str, Any]] = [{"role": "control-plane"}]
-    for node in scenario_nodes(scenario.cluster.nodes):
+    for node in plan.cluster.node_names():
         nodes.append({"role": "worker", "labels": {LABEL_NODE: node}})
     if opts.node_image:
         for n in nodes:
@@ -103,18 +103,18 @@ def render(scenario: Scenario, name: str, opts: KindOptions = KindOptions()) -> 
         "name": name,
         "nodes": nodes,
         "networking": networking,
-        "kubeadmConfigPatches": kubeadm_patches(scenario, mode),
+        "kubeadmConfigPatches": kubeadm_patches(plan, mode),
     }
 
 
-def render_yaml(scenario: Scenario, name: str, opts: KindOptions = KindOptions()) -> str:
-    return yaml.safe_dump(render(scenario, name, opts), sort_keys=False)
+def render_yaml(plan: RunPlan, name: str, opts: KindOptions = KindOptions()) -> str:
+    return yaml.safe_dump(render(plan, name, opts), sort_keys=False)
 
 
-def fingerprint(scenario: Scenario, opts: KindOptions = KindOptions()) -> str:
+def fingerprint(plan: RunPlan, opts: KindOptions = KindOptions()) -> str:
     """What a kept cluster was made from (pure): its kind config without the name, and this
     project's version. A kept cluster whose fingerprint differs is rebuilt, not reused."""
-    doc = render(scenario, "cluster", opts)
+    doc = render(plan, "cluster", opts)
     doc.pop("name")
     text = json.dumps({"config": doc, "conntrack-harness": __version__}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]

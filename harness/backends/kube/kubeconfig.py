@@ -28,35 +28,22 @@ from harness.backends.kube.names import (
     LABEL_ROLE,
     run_namespace,
     run_selector,
-    scenario_nodes,
 )
 from harness.backends.kube.nodeaccess import ProbeNodeAccess
 from harness.backends.kube.placement import NodeMap, map_schedulable
 from harness.backends.kube.proc import Runner, subprocess_runner
 from harness.backends.stages import Notice, Stages
-from harness.plan import plan_run
-from harness.scenario.model import Scenario
+from harness.plan.types import RunPlan
 
 
-def uses_external_names(scenario: Scenario) -> bool:
-    """Does any phase look up one of the names the scenario's upstream is meant to answer?"""
-    external = {n.rstrip(".") for n in scenario.cluster.external_names}
-    for p in scenario.phases:
-        dns = scenario.phase_load(p).dns
-        if dns is not None and any(n.rstrip(".") in external for n in dns.names):
-            return True
-    return False
-
-
-def disruptive_steps(scenario: Scenario) -> list[str]:
-    """What this scenario would change beyond its own namespace, in words (pure)."""
+def disruptive_steps(run: RunPlan) -> list[str]:
+    """What this run would change beyond its own namespace, in words (pure)."""
     steps: list[str] = []
-    run = plan_run(scenario)
-    if tuner.node_sysctls(run.sysctls, include_global=True) or scenario.host.nf_conntrack_max:
+    if tuner.node_sysctls(run.sysctls, include_global=True) or run.host.conntrack_max:
         steps.append("set conntrack sysctls on the nodes (node_sysctls/host)")
-    if any(p.coredns != run.coredns for p in run.phases) or scenario.cluster.coredns.max_concurrent:
+    if any(p.coredns != run.coredns for p in run.phases) or run.coredns.max_concurrent:
         steps.append("change CoreDNS (Corefile, replicas, placement)")
-    if uses_external_names(scenario):
+    if run.external_lookups:
         steps.append(
             "add server blocks for the scenario's external names to CoreDNS (else "
             "their lookups would leave the cluster) and restart it"
@@ -86,9 +73,9 @@ def preflight(kubeconfig: str | None, runner: Runner = subprocess_runner) -> Non
         ) from None
 
 
-def check_allowed(scenario: Scenario, *, allow_disruptive: bool) -> None:
+def check_allowed(plan: RunPlan, *, allow_disruptive: bool) -> None:
     """Refuse, naming every step, a scenario that would disturb the cluster unless allowed."""
-    steps = disruptive_steps(scenario)
+    steps = disruptive_steps(plan)
     if steps and not allow_disruptive:
         raise UnsafeRequest(
             "this scenario changes the existing cluster beyond its own namespace: "
@@ -124,22 +111,22 @@ class KubeconfigBackend:
         self._run = runner
         self._api_factory = api_factory
 
-    def check_allowed(self, scenario: Scenario) -> None:
-        check_allowed(scenario, allow_disruptive=self.settings.allow_disruptive)
+    def check_allowed(self, plan: RunPlan) -> None:
+        check_allowed(plan, allow_disruptive=self.settings.allow_disruptive)
 
     @contextmanager
-    def realize(self, scenario: Scenario, run_id: str) -> Iterator[KubeCluster]:
-        self.check_allowed(scenario)  # refuse before touching the cluster
+    def realize(self, plan: RunPlan, run_id: str) -> Iterator[KubeCluster]:
+        self.check_allowed(plan)  # refuse before touching the cluster
         s0 = self.settings
         api = self._api_factory(s0.kubeconfig, s0.context)
-        nodes = map_schedulable(scenario_nodes(scenario.cluster.nodes), api.list("v1", "Node"))
+        nodes = map_schedulable(plan.cluster.node_names(), api.list("v1", "Node"))
         ns = run_namespace(run_id)
         pods: dict[str, str] = {}
         access = ProbeNodeAccess(self._run, s0.kubeconfig, ns, lambda node: pods[node])
         s = Settings(
             backend=self.name,
             run_id=run_id,
-            scenario=scenario,
+            plan=plan,
             api=api,
             runner=self._run,
             kubeconfig=s0.kubeconfig,

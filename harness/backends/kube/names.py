@@ -72,8 +72,3 @@ def run_selector(run_id: str) -> str:
 
 def client_pod_name(index: int) -> str:
     return f"{CLIENT_PREFIX}-{index}"
-
-
-def scenario_nodes(count: int) -> list[str]:
-    """The scenario's node names, ``node-1`` .. ``node-N`` (as the scenario model names them)."""
-    return [f"node-{i + 1}" for i in range(count)]

@@ -39,9 +39,8 @@ from harness.kernel.kmsg import KmsgReader
 from harness.kernel.process import pin_threads
 from harness.kernel.sampler import ConntrackSampler, NodeProbe, Sampler
 from harness.measurement import PhaseMeasurement
-from harness.plan import PhasePlan
+from harness.plan.types import PhasePlan, RunPlan
 from harness.results.evidence import Evidence
-from harness.scenario.model import Scenario
 from harness.steady.warmup import AgedWarmup, SysctlSetter, WarmupTargets
 from loadgen.worker import WorkerResult
 
@@ -71,7 +70,7 @@ class Realizer(Protocol):
 
     name: str
 
-    def realize(self, scenario: Scenario, run_id: str) -> AbstractContextManager[KubeCluster]: ...
+    def realize(self, plan: RunPlan, run_id: str) -> AbstractContextManager[KubeCluster]: ...
 
 
 def host_kernel_log() -> KernelLog | None:
@@ -91,7 +90,7 @@ class KubeRunCluster:
     def __init__(
         self,
         realizer: Realizer,
-        scenario: Scenario,
+        plan: RunPlan,
         run_id: str,
         *,
         kernel_log: Callable[[], KernelLog | None] = lambda: None,
@@ -101,7 +100,7 @@ class KubeRunCluster:
         """``guard``: the runner's journaled sysctl guard, for the aged warm-up's timeouts in
         the nodes (None: no warm-up; kubeconfig's nodes are not this host's)."""
         self.backend = realizer.name
-        self.scenario = scenario
+        self.plan = plan
         self.run_id = run_id
         self._realizer = realizer
         self._kernel_log = kernel_log
@@ -120,7 +119,7 @@ class KubeRunCluster:
 
     def __enter__(self) -> KubeRunCluster:
         try:
-            self._kc = self._stack.enter_context(self._realizer.realize(self.scenario, self.run_id))
+            self._kc = self._stack.enter_context(self._realizer.realize(self.plan, self.run_id))
         except BaseException:
             self._stack.close()
             raise
@@ -162,7 +161,7 @@ class KubeRunCluster:
         return sorted({p for n in self.kube.real_nodes() for p in access.host_pids(n, "coredns")})
 
     def _client_node(self) -> str:
-        return self.kube.node_map.real(self.scenario.cluster.client_node or "node-1")
+        return self.kube.node_map.real(self.plan.cluster.client_node)
 
     def _kernel(self) -> str:
         kc = self.kube
@@ -187,7 +186,7 @@ class KubeRunCluster:
                 resolv=resolv,
                 timeouts=access.timeouts(self._client_node()),
                 table_max=cmax,
-                known=steady.known_names(self.scenario, kc.settings.namespace),
+                known=steady.known_names(self.plan.cluster, kc.settings.namespace),
             ),
             plan.load.warmup,
         )
@@ -316,7 +315,7 @@ class KubeRunCluster:
             )
         node_ns = {n: h for n, h in nodes.items() if h is not None}
         http = plan.load.http
-        domain = self.scenario.cluster.cluster_domain
+        domain = self.plan.cluster.cluster_domain
         warm = WarmupTargets(
             client_ns=tuple(pods[t.ip] for t in targets),
             node_ns=tuple(node_ns.values()),

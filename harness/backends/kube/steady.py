@@ -15,8 +15,7 @@ from collections.abc import Sequence
 
 from cthcommon.errors import BackendError
 from cthcommon.resolvconf import ResolvConf
-from harness.plan.types import PhasePlan
-from harness.scenario.model import Scenario
+from harness.plan.types import ClusterPlan, PhasePlan
 from harness.steady.model import SteadyState, Timeouts, phase_model
 from loadgen.worker import WorkerPlan
 
@@ -50,12 +49,12 @@ def parse_timeouts(text: str) -> Timeouts:
     return Timeouts(**{k: float(v) for k, v in zip(TIMEOUT_FILES, vals, strict=True)})
 
 
-def known_names(scenario: Scenario, namespace: str) -> set[str]:
+def known_names(cluster: ClusterPlan, namespace: str) -> set[str]:
     """The names the cluster answers: the two Services (in the run's namespace) and the
     scenario's external names."""
-    d = scenario.cluster.cluster_domain
+    d = cluster.cluster_domain
     services = [f"kube-dns.kube-system.svc.{d}", f"http-server.{namespace}.svc.{d}"]
-    return {n.rstrip(".").lower() for n in [*services, *scenario.cluster.external_names]}
+    return {n.rstrip(".").lower() for n in [*services, *cluster.external_names]}
 
 
 def model(

@@ -1,6 +1,6 @@
 """The per-run workload as Kubernetes objects: namespace, HTTP server, client pods.
 
-Pure rendering from the scenario; the objects are plain dicts ready for the API (and for
+Pure rendering from the run's plan; the objects are plain dicts ready for the API (and for
 schema validation in the tests).
 """
 
@@ -18,7 +18,7 @@ from harness.backends.kube.names import (
     run_namespace,
 )
 from harness.backends.kube.placement import NodeMap
-from harness.scenario.model import Scenario
+from harness.plan.types import ClusterPlan
 
 Manifest = dict[str, Any]
 
@@ -42,12 +42,11 @@ def namespace(run_id: str) -> Manifest:
 
 
 def http_server(
-    scenario: Scenario, run_id: str, nodes: NodeMap, image: str = HTTP_SERVER_IMAGE
+    cluster: ClusterPlan, run_id: str, nodes: NodeMap, image: str = HTTP_SERVER_IMAGE
 ) -> list[Manifest]:
     """The HTTP server Deployment and its ClusterIP Service (named as the scenario's DNS load)."""
     ns = run_namespace(run_id)
-    spec = scenario.cluster.http_server
-    node = spec.node or f"node-{scenario.cluster.nodes}"
+    node = cluster.http_node
     selector = {"app": HTTP_SERVER_NAME, **run_labels(run_id)}
     pod_labels = {**selector, **run_labels(run_id, "http-server")}
     deployment: Manifest = {
@@ -55,7 +54,7 @@ def http_server(
         "kind": "Deployment",
         "metadata": _meta(HTTP_SERVER_NAME, run_id, "http-server", ns),
         "spec": {
-            "replicas": spec.replicas,
+            "replicas": cluster.http_replicas,
             "selector": {"matchLabels": selector},
             "template": {
                 "metadata": {"labels": pod_labels},
@@ -94,7 +93,7 @@ def http_server(
 
 
 def client_pods(
-    scenario: Scenario,
+    cluster: ClusterPlan,
     run_id: str,
     phase: str,
     *,
@@ -104,9 +103,9 @@ def client_pods(
 ) -> list[Manifest]:
     """The phase's client pods: they carry the phase's dnsConfig (immutable, so per phase)."""
     ns = run_namespace(run_id)
-    node = scenario.cluster.client_node or "node-1"
+    node = cluster.client_node
     pods: list[Manifest] = []
-    for i in range(scenario.cluster.client_pods):
+    for i in range(cluster.client_pods):
         meta = _meta(client_pod_name(i), run_id, "client", ns)
         meta["labels"][LABEL_PHASE] = phase
         pods.append(

@@ -19,7 +19,7 @@ from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from cthcommon.errors import BackendError, BadInput, HarnessError
+from cthcommon.errors import BackendError, HarnessError
 from cthcommon.netns import run
 from cthcommon.resolvconf import ResolvConf
 from harness.backends.base import Progress
@@ -41,8 +41,7 @@ from harness.kernel.journal import Journal
 from harness.kernel.process import Proc, spawn, stop_pid
 from harness.kernel.sampler import NodeProbe, NodeSeries, Sampler
 from harness.measurement import PhaseMeasurement
-from harness.plan import PhasePlan, plan_run
-from harness.plan.types import CT, SysctlPlan
+from harness.plan.types import CT, PhasePlan, RunPlan, SysctlPlan
 from harness.plan.workerplan import worker_plan
 from harness.results.endpoints import EndpointEvent, EndpointsResult, endpoints_result
 from harness.results.evidence import Evidence
@@ -50,7 +49,6 @@ from harness.results.kubeproxy import kube_proxy_result
 from harness.results.rollout import rollout_result
 from harness.results.schema import CaptureResult
 from harness.results.statsd import StatsdPhase, statsd_result
-from harness.scenario.model import Scenario
 from loadgen.http.plan import HTTPTarget
 from loadgen.udp.statsd import StatsdResult
 from loadgen.worker import PodSpec, WorkerPlan
@@ -58,22 +56,12 @@ from loadgen.worker import PodSpec, WorkerPlan
 EVENTS_LEAD_S = 4.0  # a phase with events: the load starts this long after its plan is written
 
 
-def read_corefile(path: str) -> str:
-    """The user's Corefile, read once before anything is built (unreadable: bad input)."""
-    try:
-        return Path(path).read_text()
-    except (OSError, UnicodeDecodeError) as e:
-        raise BadInput(
-            f"cannot read the Corefile: {e}", field="cluster.coredns.corefile", source=path
-        ) from None
-
-
 class NetnsCluster:
     backend = "netns"
 
     def __init__(
         self,
-        scenario: Scenario,
+        run_plan: RunPlan,
         run_id: str,
         journal: Journal,
         guard: sysctl.SysctlGuard,
@@ -83,24 +71,25 @@ class NetnsCluster:
         kube_proxy_release: str | None = None,
         notice: Notice | None = None,
     ) -> None:
-        """``kubernetes``: the pinned Kubernetes release whose parts run (None: the versions
-        file's default); given by ``BackendOptions.extra["kubernetes"]`` (`compare --run`).
+        """``run_plan``: the run's plan, made once by the runner (bad input was found then,
+        before anything is built). ``kubernetes``: the pinned Kubernetes release whose parts
+        run (None: the versions file's default); given by
+        ``BackendOptions.extra["kubernetes"]`` (`compare --run`).
         ``kube_proxy_release``: kube-proxy alone from this pinned release (`compare --run
         --parts kube-proxy`), labelled in ``environment.components``.
         ``notice`` hears the set-up, warm-up and teardown steps (``[netns] ...`` lines)."""
         self.stages = Stages(notice, "netns")
-        self.scenario = scenario
         self.capture_pcap = capture_pcap
         self.pcaps: dict[str, bytes] = {}  # phase label -> unanswered same-port pairs
         self.phase_evidence = Evidence()  # each phase's conntrack -S and resolv.conf
         self.run_id = run_id
         self.journal = journal
         self.guard = guard
-        self.run_plan = plan_run(scenario)  # bad input (exit 2) before anything is built
+        self.run_plan = run_plan
         self.plan = plan_topology(
-            scenario.cluster, run_id, max_coredns=self.run_plan.max_coredns_replicas
+            run_plan.cluster, run_id, max_coredns=run_plan.max_coredns_replicas
         )
-        corefile = self.run_plan.coredns.corefile
+        corefile = run_plan.cluster.corefile
         self.topology = Topology(
             self.plan,
             journal,
@@ -109,8 +98,8 @@ class NetnsCluster:
             # `compare --kubernetes` (BackendOptions) overrides the scenario's pinned version
             kubernetes=kubernetes or self.run_plan.kube_proxy.version,
             kube_proxy_release=kube_proxy_release,
-            corefile=read_corefile(corefile) if corefile else None,
-            corefile_source=corefile,
+            corefile=corefile.text if corefile else None,
+            corefile_source=corefile.source if corefile else None,
             stages=self.stages,
         )
         self.levers = Levers(self.topology)

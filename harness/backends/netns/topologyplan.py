@@ -1,4 +1,5 @@
-"""Turn a ClusterSpec into a concrete topology: names, addresses, links and Services (pure).
+"""Turn the planned cluster (:class:`harness.plan.types.ClusterPlan`) into a concrete topology:
+names, addresses, links and Services (pure).
 
 Address plan (each range checked against the host's routes before anything is built):
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
-from harness.scenario.model import ClusterSpec
+from harness.plan.types import ClusterPlan
 
 CLUSTER_CIDR = "10.244.0.0/16"
 SERVICE_CIDR = "10.96.0.0/16"
@@ -87,7 +88,7 @@ class TopologyPlan:
 
 
 def plan_topology(
-    spec: ClusterSpec, run_id: str, *, max_coredns: int | None = None
+    spec: ClusterPlan, run_id: str, *, max_coredns: int | None = None
 ) -> TopologyPlan:
     prefix = f"{PREFIX}{run_id}-"
     nodes = tuple(
@@ -101,11 +102,10 @@ def plan_topology(
         )
         for i in range(1, spec.nodes + 1)
     )
-    last = nodes[-1].name
     placement: list[tuple[str, str, int]] = [
-        ("client", spec.client_node or nodes[0].name, spec.client_pods),
-        ("coredns", spec.coredns.node or last, max(spec.coredns.replicas, max_coredns or 0)),
-        ("http", spec.http_server.node or last, spec.http_server.replicas),
+        ("client", spec.client_node, spec.client_pods),
+        ("coredns", spec.coredns_node, max(spec.coredns_replicas, max_coredns or 0)),
+        ("http", spec.http_node, spec.http_replicas),
     ]
     pods: list[PodPlan] = []
     per_node: dict[str, int] = {}

@@ -17,6 +17,7 @@ from harness.backends.netns import topologyplan as P
 from harness.backends.netns.topology import Topology
 from harness.backends.netns.topologyplan import plan_topology
 from harness.kernel.journal import Journal
+from harness.plan.phase import plan_cluster
 from harness.scenario.model import ClusterSpec, CoreDNSSpec
 from loadgen.http.plan import HTTPPlan, HTTPTarget
 from loadgen.http.rawclient import run_http_load_sync
@@ -66,7 +67,7 @@ class Testbed:
 @pytest.fixture
 def bed(journal: Journal) -> Iterator[Testbed]:
     spec = ClusterSpec(nodes=2, client_pods=2, coredns=CoreDNSSpec(replicas=1))
-    with Topology(plan_topology(spec, journal.run_id), journal) as topo:
+    with Topology(plan_topology(plan_cluster(spec), journal.run_id), journal) as topo:
         topo.flush_conntrack()  # start from an empty table: no readiness probes counted
         yield Testbed(topo)
 

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from cthcommon.errors import BadInput
-from harness.backends.registry import check_cluster_fields
-from harness.plan import plan_phase, plan_run
+from harness.backendcheck import check_cluster_fields
+from harness.plan.phase import plan_phase, plan_run
 from harness.plan.types import (
     KubeProxyRestartPlan,
     SamePortUDPPlan,

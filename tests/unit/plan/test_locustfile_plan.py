@@ -11,7 +11,7 @@ import pytest
 from cthcommon.errors import BadInput
 from harness.backends.kube.dnsconfig import NamespaceMap
 from harness.backends.kube.podplans import ClientTarget, worker_plans
-from harness.plan import plan_phase
+from harness.plan.phase import plan_phase
 from harness.plan.workerplan import worker_plan
 from harness.scenario.loader import load_scenario, parse_scenario
 from loadgen.http.plan import HTTPTarget

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from cthcommon.errors import BadInput
-from harness.plan import PhasePlan, plan_phase, plan_run
+from harness.plan import PhasePlan
+from harness.plan.phase import plan_phase, plan_run
 from harness.plan.types import (
     CoreDNSPlan,
     DNSLoadPlan,

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from cthcommon.errors import BadInput
-from harness.plan import plan_phase, plan_run
+from harness.plan.phase import plan_phase, plan_run
 from harness.plan.types import RolloutPlan
 from harness.results.rollout import rollout_result
 from harness.scenario.loader import parse_scenario

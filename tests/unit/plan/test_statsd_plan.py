@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from cthcommon.errors import BadInput
-from harness.backends.registry import check_cluster_fields
-from harness.plan import plan_phase
+from harness.backendcheck import check_cluster_fields
+from harness.plan.phase import plan_phase
 from harness.plan.types import StatsdLoadPlan
 from harness.plan.workerplan import worker_plan
 from harness.scenario.loader import parse_scenario

@@ -6,7 +6,7 @@ import json
 
 from harness.backends.kube.dnsconfig import NamespaceMap
 from harness.backends.kube.podplans import ClientTarget, worker_plans
-from harness.plan import plan_phase
+from harness.plan.phase import plan_phase
 from harness.plan.workerplan import worker_plan
 from harness.scenario.loader import parse_scenario
 from loadgen.http.plan import HTTPTarget

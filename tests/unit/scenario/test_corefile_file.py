@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from cthcommon.corefile import has_kubernetes_plugin
 from cthcommon.errors import BadInput
-from harness.scenario.corefile import MAX_COREFILE_BYTES, has_kubernetes_plugin
+from harness.scenario.corefile import MAX_COREFILE_BYTES
 from harness.scenario.loader import parse_scenario
 
 pytestmark = pytest.mark.unit

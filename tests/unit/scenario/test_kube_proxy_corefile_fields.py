@@ -10,7 +10,7 @@ import pytest
 
 from cthcommon.errors import BadInput
 from harness.backends.netns.k8s.coredns import configured
-from harness.plan import plan_run
+from harness.plan.phase import plan_run
 from harness.scenario.loader import parse_scenario, read_scenario
 from harness.upstream import default_version, releases
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from cthcommon.errors import BadInput
-from harness import cli, runner
+from harness import backendcheck, cli, runner
 from harness.backends import registry
 from harness.backends.base import KUBE_PROXY_RELEASE, KUBERNETES_RELEASE, BackendOptions
 from harness.results.record import RunRecord
@@ -103,5 +103,5 @@ def test_parts_is_bad_input_without_run_and_netns_only() -> None:
     options = BackendOptions(extra={KUBE_PROXY_RELEASE: "v1.37.2"})
     scenario = Scenario.model_validate({"name": "x", "phases": [{"name": "p"}]})
     with pytest.raises(BadInput, match="--parts kube-proxy"):
-        registry.check_backend("kind", scenario, options)
-    registry.check_backend("netns", scenario, options)
+        backendcheck.check_backend("kind", scenario, options)
+    backendcheck.check_backend("netns", scenario, options)

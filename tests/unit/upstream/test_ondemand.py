@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cthcommon.errors import BadInput
+from harness.plan.phase import plan_run
 from harness.upstream import build as builder
 from harness.upstream import default_version, releases
 from harness.upstream.errors import BuildFailed
@@ -82,8 +83,8 @@ def test_a_run_builds_the_release_it_runs_before_the_lock(monkeypatch: pytest.Mo
     s = Scenario.model_validate(
         {"name": "x", "cluster": {"kube_proxy": {"version": ver}}, "phases": [{"name": "p"}]}
     )
-    registry.check_backend_ready("netns", BackendOptions(), scenario=s)
+    registry.check_backend_ready("netns", BackendOptions(), plan=plan_run(s))
     registry.check_backend_ready(
-        "netns", BackendOptions(extra={KUBERNETES_RELEASE: default_version()}), scenario=s
+        "netns", BackendOptions(extra={KUBERNETES_RELEASE: default_version()}), plan=plan_run(s)
     )
     assert asked == [("netns", ver), ("netns", default_version())]

@@ -19,12 +19,12 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from cthcommon.corefile import KUBERNETES_LINE
 from cthcommon.errors import BackendError
 from harness.backends.kube.coredns import set_cache, set_max_concurrent
 from harness.backends.netns.k8s.procs import Components, http_get
 from harness.backends.netns.k8s.wait import wait_for
 from harness.kernel.process import Proc
-from harness.scenario.corefile import KUBERNETES_LINE
 
 METRICS_PORT = 9153
 READY_PORT = 8181
@@ -70,7 +70,7 @@ def configured(base: str, *, cache: bool | None, max_concurrent: int | None) -> 
     return text
 
 
-_KUBERNETES = KUBERNETES_LINE  # the line the scenario's check requires (harness.scenario)
+_KUBERNETES = KUBERNETES_LINE  # the line the scenario's check requires (cthcommon.corefile)
 
 
 def with_kubeconfig(corefile: str, kubeconfig: Path) -> str:

@@ -31,9 +31,7 @@ from cthcommon.errors import BackendError, BadInput, MissingTool
 from harness.backends.netns.k8s import coredns
 from harness.backends.netns.k8s.cluster import UPSTREAM_DNS
 from harness.backends.netns.k8s.controlplane import component_info
-from harness.plan import plan_run
-from harness.scenario.corefile import read_text
-from harness.scenario.model import Scenario
+from harness.plan.types import CorefilePlan, RunPlan
 from harness.upstream import ComponentMissing, locate
 
 FIELD = "cluster.coredns.corefile"
@@ -186,22 +184,19 @@ def _kill_group(proc: subprocess.Popen[bytes], wait_s: float = 5.0) -> None:
 def check(
     texts: Iterable[str],
     *,
-    source: str,
+    user: CorefilePlan,
     kubernetes: str | None,
     upstream: str,
     timeout_s: float = TIMEOUT_S,
 ) -> None:
     """Each Corefile text the run will use, parsed by the release's CoreDNS; the first one
-    it rejects is BadInput naming ``source`` (the user's file) and quoting CoreDNS's error at
-    that file's line. A CoreDNS not built yet is the prerequisite doctor names (exit 2)."""
+    it rejects is BadInput naming ``user.source`` (the user's file) and quoting CoreDNS's error
+    at that file's line. A CoreDNS not built yet is the prerequisite doctor names (exit 2)."""
     try:
         binary = locate("coredns", kubernetes)
     except ComponentMissing as e:
         raise ComponentMissing(f"CoreDNS checks the Corefile before the run, and {e}") from None
-    try:
-        user_text = read_text(Path(source))
-    except ValueError as e:
-        raise BadInput(str(e), field=FIELD, source=source) from None
+    source, user_text = user.source, user.text
     for text in dict.fromkeys(texts):  # each distinct text once, in the run's order
         verdict, written = _parse(binary, text, upstream, timeout_s)
         if not verdict.ok:
@@ -212,24 +207,15 @@ def check(
             )
 
 
-def check_scenario(scenario: Scenario, kubernetes: str | None = None) -> None:
-    """The scenario's own Corefile (if it names one), as each phase of the run will have it,
-    parsed by the CoreDNS of ``kubernetes`` (default: the scenario's pinned release)."""
-    path = scenario.cluster.coredns.corefile
-    if path is None:
+def check_plan(run: RunPlan, kubernetes: str | None = None) -> None:
+    """The scenario's own Corefile (if it names one, read when the run was planned), as each
+    phase of the run will have it, parsed by the CoreDNS of ``kubernetes`` (default: the
+    scenario's pinned release)."""
+    user = run.cluster.corefile
+    if user is None:
         return
-    try:
-        user_text = read_text(Path(path))
-    except ValueError as e:
-        raise BadInput(str(e), field=FIELD, source=path) from None
-    run = plan_run(scenario)
     plans = [run.coredns, *(p.coredns for p in run.phases)]
     texts = [
-        coredns.configured(user_text, cache=c.cache, max_concurrent=c.max_concurrent) for c in plans
+        coredns.configured(user.text, cache=c.cache, max_concurrent=c.max_concurrent) for c in plans
     ]
-    check(
-        texts,
-        source=path,
-        kubernetes=kubernetes or run.kube_proxy.version,
-        upstream=UPSTREAM_DNS,
-    )
+    check(texts, user=user, kubernetes=kubernetes or run.kube_proxy.version, upstream=UPSTREAM_DNS)

@@ -17,7 +17,7 @@ from harness.backends.kube.images import loadgenimage
 from harness.backends.kube.kind import FINGERPRINT_FILE
 from harness.backends.kube.kubeconfig import KubeconfigBackend, KubeconfigSettings, disruptive_steps
 from harness.backends.kube.names import LABEL_NODE
-from harness.plan import plan_phase, plan_run
+from harness.plan.phase import plan_phase, plan_run
 
 STAT = (
     "entries clashres insert insert_failed drop early_drop\n"
@@ -77,7 +77,7 @@ def test_kind_lifecycle_commands_and_cleanup(tmp_path: Any) -> None:
         return real_run(argv, **kw)
 
     backend._run = spy  # type: ignore[method-assign]
-    with backend.realize(s, "r1") as cluster:
+    with backend.realize(plan_run(s), "r1") as cluster:
         assert cluster.nodes() == ["node-1", "node-2"]
         assert cluster.real_nodes() == ["cth-r1-worker", "cth-r1-worker2"]
         assert cluster.node_counters()["cth-r1-worker"]["drop"] == 5
@@ -106,7 +106,7 @@ def test_kind_lifecycle_commands_and_cleanup(tmp_path: Any) -> None:
 def test_kind_keep_and_reuse() -> None:
     api, runner = kind_api(), FakeRunner({("kind", "get", "clusters"): "other\ncth-keep\n"})
     with make_kind(api, runner, cluster_name="cth-keep", build_images=False).realize(
-        scenario(), "r1"
+        plan_run(scenario()), "r1"
     ):
         pass
     verbs = [c[:3] for c in runner.calls]
@@ -119,7 +119,7 @@ def test_kind_keep_and_reuse() -> None:
 def _kept(found: str) -> tuple[FakeRunner, str]:
     """A kept cluster cth-keep whose control-plane node says it was made for ``found``
     ("same": this scenario's fingerprint); realize it with keep_cluster."""
-    made_for = kindconfig.fingerprint(scenario())
+    made_for = kindconfig.fingerprint(plan_run(scenario()))
     mark = made_for if found == "same" else found
     runner = FakeRunner(
         {
@@ -129,7 +129,7 @@ def _kept(found: str) -> tuple[FakeRunner, str]:
     )
     backend = make_kind(kind_api(), runner, cluster_name="cth-keep", build_images=False)
     backend.settings.keep_cluster = True
-    with backend.realize(scenario(), "r1"):
+    with backend.realize(plan_run(scenario()), "r1"):
         pass
     return runner, made_for
 
@@ -152,18 +152,18 @@ def test_a_kept_cluster_made_for_another_config_is_rebuilt_and_marked() -> None:
 
 
 def test_the_fingerprint_follows_the_cluster_config() -> None:
-    base = kindconfig.fingerprint(scenario())
-    assert kindconfig.fingerprint(scenario()) == base
-    assert kindconfig.fingerprint(scenario(cluster={"nodes": 3})) != base
+    base = kindconfig.fingerprint(plan_run(scenario()))
+    assert kindconfig.fingerprint(plan_run(scenario())) == base
+    assert kindconfig.fingerprint(plan_run(scenario(cluster={"nodes": 3}))) != base
     proxy = {"kube_proxy": {"mode": "nftables"}}
-    assert kindconfig.fingerprint(scenario(cluster=proxy)) != base
+    assert kindconfig.fingerprint(plan_run(scenario(cluster=proxy))) != base
     # the load does not shape the cluster: another load reuses it
-    assert kindconfig.fingerprint(scenario(load={"duration_s": 3})) == base
+    assert kindconfig.fingerprint(plan_run(scenario(load={"duration_s": 3}))) == base
 
 
 def test_kind_cleans_up_when_the_body_fails() -> None:
     api, runner = kind_api(), FakeRunner()
-    with pytest.raises(RuntimeError), make_kind(api, runner).realize(scenario(), "r1"):
+    with pytest.raises(RuntimeError), make_kind(api, runner).realize(plan_run(scenario()), "r1"):
         raise RuntimeError("boom")
     assert runner.calls[-1][:3] == ["kind", "delete", "cluster"]
     assert ("delete", "Namespace", None, "cth-r1") in api.calls
@@ -173,7 +173,9 @@ def test_kind_refuses_host_sysctl_when_not_root() -> None:
     api, runner = kind_api(), FakeRunner()
     with (
         pytest.raises(NotRoot) as e,
-        make_kind(api, runner, euid=1000).realize(scenario(host={"nf_conntrack_max": 2048}), "r1"),
+        make_kind(api, runner, euid=1000).realize(
+            plan_run(scenario(host={"nf_conntrack_max": 2048})), "r1"
+        ),
     ):
         pass
     assert runner.calls == []  # refused before any cluster was created
@@ -184,7 +186,7 @@ def test_kind_host_sysctl_through_guard_and_restored() -> None:
     api, runner = kind_api(), FakeRunner()
     host = FakeHost(nf_conntrack_max="262144", nf_conntrack_buckets="65536")
     s = scenario(host={"nf_conntrack_max": 2048})
-    with make_kind(api, runner, host=host).realize(s, "r1") as cluster:
+    with make_kind(api, runner, host=host).realize(plan_run(s), "r1") as cluster:
         assert host.values["net.netfilter.nf_conntrack_max"] == "2048"
         with cluster.phase(plan_run(s).phase("sysctls")):
             assert host.values["net.netfilter.nf_conntrack_max"] == "4096"
@@ -225,7 +227,7 @@ def test_phase_applies_and_reverts(scn: Any) -> None:
         {("...", "cat", "/etc/resolv.conf"): resolv, ("kubectl",): json.dumps({"lookups": 10})}
     )
     api = kind_api()
-    with make_kind(api, runner).realize(scn, "r1") as cluster:
+    with make_kind(api, runner).realize(plan_run(scn), "r1") as cluster:
         for phase in scn.phases:
             before = {k for k in api.objects if k[0] in ("Pod", "DaemonSet")}
             with cluster.phase(plan_phase(scn, phase)):
@@ -290,7 +292,7 @@ def test_kubeconfig_refuses_disruption_without_flag() -> None:
         runner=FakeRunner(),
         api_factory=lambda _k, _c: api,
     )
-    with pytest.raises(UnsafeRequest) as e, backend.realize(scenario(), "r1"):
+    with pytest.raises(UnsafeRequest) as e, backend.realize(plan_run(scenario()), "r1"):
         pass
     assert "race-window" in str(e.value) or "INJECT" in str(e.value)
     assert api.calls == []  # nothing touched
@@ -306,7 +308,7 @@ def test_kubeconfig_run_labels_everything_and_removes_it() -> None:
     )
     before = set(api.objects)
     s = scenario()
-    with backend.realize(s, "r1") as cluster:
+    with backend.realize(plan_run(s), "r1") as cluster:
         assert cluster.real_nodes() == ["w1", "w2"]  # the tainted control plane is skipped
         assert cluster.node_counters()["w1"]["max"] == 2048
         created = [api.objects[k] for k in set(api.objects) - before]
@@ -325,9 +327,9 @@ def test_kubeconfig_run_labels_everything_and_removes_it() -> None:
 
 def test_disruptive_steps_of_a_quiet_scenario() -> None:
     quiet = scenario(phases=[{"name": "p", "remediations": ["pooling"]}])
-    assert disruptive_steps(quiet) == []
+    assert disruptive_steps(plan_run(quiet)) == []
     external = scenario(phases=[{"name": "p"}], load={"dns": {"names": ["api.example.com"]}})
-    steps = disruptive_steps(external)
+    steps = disruptive_steps(plan_run(external))
     assert len(steps) == 1
     assert "external names" in steps[0]
 
@@ -340,7 +342,10 @@ def test_kubeconfig_quiet_scenario_leaves_coredns_alone() -> None:
         api_factory=lambda _k, _c: api,
     )
     quiet = scenario(phases=[{"name": "p", "remediations": ["pooling"]}])
-    with backend.realize(quiet, "r1") as cluster, cluster.phase(plan_phase(quiet, quiet.phases[0])):
+    with (
+        backend.realize(plan_run(quiet), "r1") as cluster,
+        cluster.phase(plan_phase(quiet, quiet.phases[0])),
+    ):
         assert len(api.list("v1", "Pod", "cth-r1", "conntrack-harness/role=client")) == 4
     assert not any(ns == "kube-system" for _, _, ns, _ in api.calls)
     assert api.get("v1", "Namespace", "cth-r1") is None
@@ -355,7 +360,7 @@ def test_nodelocal_stand_in_on_air_gapped_kind(scn: Any) -> None:
     api = kind_api()
     phase = next(p for p in scn.phases if p.name == "nodelocal")
     with (
-        make_kind(api, runner, images=imgs).realize(scn, "r1") as cluster,
+        make_kind(api, runner, images=imgs).realize(plan_run(scn), "r1") as cluster,
         cluster.phase(plan_phase(scn, phase)),
     ):
         ds = api.get("apps/v1", "DaemonSet", "node-local-dns", "kube-system")
@@ -411,7 +416,7 @@ def test_the_namespace_is_waited_for_only_where_the_cluster_stays(keep: bool) ->
     runner = FakeRunner()
     backend = make_kind(api, runner, build_images=False)
     backend.settings.keep_cluster = keep
-    with backend.realize(scenario(), "r1"):
+    with backend.realize(plan_run(scenario()), "r1"):
         pass
     assert ("delete", "Namespace", None, "cth-r1") in api.calls
     assert (api.looks_after_delete > 0) is keep

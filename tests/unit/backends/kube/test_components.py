@@ -18,6 +18,7 @@ from harness.backends.kube import components as parts
 from harness.backends.kube.kind import NODE_IMAGE_BUILT
 from harness.backends.kube.names import LABEL_NODE
 from harness.backends.kube.runcluster import KubeRunCluster
+from harness.plan.phase import plan_run
 from harness.upstream import release
 
 NODE_IMAGE = "conntrack-harness/kind-node:v1.35.4-0123456789ab"
@@ -206,7 +207,7 @@ def kind_run_cluster(
         euid=lambda: 0,
     )
     s = scenario(phases=[{"name": "baseline"}])
-    return KubeRunCluster(backend, s, "r1"), run
+    return KubeRunCluster(backend, plan_run(s), "r1"), run
 
 
 KIND_ANSWERS: dict[tuple[str, ...], Any] = {
@@ -313,7 +314,7 @@ def test_nodelocal_stand_in_is_named_as_such_on_kind() -> None:
 
     imgs = Images("g", "m", nodelocal_stand_in="registry.k8s.io/coredns/coredns:v1.13.1")
     cluster, _ = kind_run_cluster(KIND_ANSWERS, private_docker=False, images=imgs)
-    cluster.scenario = scenario(phases=[{"name": "nl", "remediations": ["nodelocal-dns"]}])
+    cluster.plan = plan_run(scenario(phases=[{"name": "nl", "remediations": ["nodelocal-dns"]}]))
     with cluster:
         got = cluster.components()
     assert got["node-cache"]["version"].endswith("(not built)")

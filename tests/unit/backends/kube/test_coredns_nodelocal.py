@@ -7,8 +7,7 @@ from kube_fakes import HOSTS_COREFILE, KUBEADM_COREFILE, scenario
 
 from cthcommon.errors import BackendError, BadInput
 from harness.backends.kube import coredns, nodelocaldns
-from harness.plan import plan_phase
-from harness.plan.phase import base_coredns
+from harness.plan.phase import base_coredns, plan_phase
 from harness.plan.types import CoreDNSPlan
 
 

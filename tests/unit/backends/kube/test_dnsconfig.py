@@ -7,8 +7,8 @@ from cthcommon.errors import BadInput
 from cthcommon.resolvconf import ResolvConf, search_candidates
 from harness.backends.kube.dnsconfig import NamespaceMap, PodDNSConfig, pod_dns
 from harness.backends.kube.names import NODELOCAL_IP
-from harness.plan import plan_phase
 from harness.plan.kubelet import absolute_name
+from harness.plan.phase import plan_phase
 from harness.scenario.model import Phase, Scenario
 
 NS = NamespaceMap("default", "cth-r1", "cluster.local")

@@ -15,6 +15,7 @@ from kube_fakes import scenario
 from cthcommon.errors import BadInput
 from harness.backends.kube import kindconfig
 from harness.backends.kube.names import LABEL_NODE
+from harness.plan.phase import plan_run
 
 CLUSTER_FIELDS = {
     "kind",
@@ -78,7 +79,7 @@ def kind_v1alpha4_errors(cfg: dict[str, Any]) -> list[str]:
 
 
 def test_checker_catches_unknown_fields() -> None:
-    cfg = kindconfig.render(scenario(), "c")
+    cfg = kindconfig.render(plan_run(scenario()), "c")
     cfg["networking"]["kubeproxymode"] = "iptables"
     cfg["nodes"][0]["extraMount"] = []
     assert len(kind_v1alpha4_errors(cfg)) == 2
@@ -94,7 +95,7 @@ def test_render_is_valid_v1alpha4(nodes: int, mode: str) -> None:
         pod_subnet="10.244.0.0/16",
         service_subnet="10.96.0.0/16",
     )
-    text = kindconfig.render_yaml(s, "cth-r1", opts)
+    text = kindconfig.render_yaml(plan_run(s), "cth-r1", opts)
     cfg = yaml.safe_load(text)  # what kind reads is the YAML text
     assert kind_v1alpha4_errors(cfg) == []
     roles = [n["role"] for n in cfg["nodes"]]
@@ -107,7 +108,7 @@ def test_render_is_valid_v1alpha4(nodes: int, mode: str) -> None:
 
 
 def test_defaults_iptables_and_kube_proxy_patch() -> None:
-    cfg = kindconfig.render(scenario(cluster={"masquerade_all": False}), "c")
+    cfg = kindconfig.render(plan_run(scenario(cluster={"masquerade_all": False})), "c")
     assert cfg["networking"] == {"ipFamily": "ipv4", "kubeProxyMode": "iptables"}
     patches = [yaml.safe_load(p) for p in cfg["kubeadmConfigPatches"]]
     proxy = next(p for p in patches if p["kind"] == "KubeProxyConfiguration")
@@ -117,7 +118,7 @@ def test_defaults_iptables_and_kube_proxy_patch() -> None:
 
 
 def test_cluster_domain_patches_kubeadm_and_kubelet() -> None:
-    cfg = kindconfig.render(scenario(cluster={"cluster_domain": "k8s.test"}), "c")
+    cfg = kindconfig.render(plan_run(scenario(cluster={"cluster_domain": "k8s.test"})), "c")
     patches = {p["kind"]: p for p in map(yaml.safe_load, cfg["kubeadmConfigPatches"])}
     assert patches["ClusterConfiguration"]["networking"]["dnsDomain"] == "k8s.test"
     assert patches["KubeletConfiguration"]["clusterDomain"] == "k8s.test"
@@ -126,7 +127,7 @@ def test_cluster_domain_patches_kubeadm_and_kubelet() -> None:
 
 def test_kubelet_is_allowed_cgroup_v1() -> None:
     """kubelet 1.35+ exits on cgroup v1 unless failCgroupV1 is false (this host is v1)."""
-    cfg = kindconfig.render(scenario(), "c")
+    cfg = kindconfig.render(plan_run(scenario()), "c")
     kubelet = [
         p
         for p in map(yaml.safe_load, cfg["kubeadmConfigPatches"])
@@ -145,5 +146,5 @@ def test_kubelet_is_allowed_cgroup_v1() -> None:
 )
 def test_bad_options_name_the_field(opts: kindconfig.KindOptions, field: str) -> None:
     with pytest.raises(BadInput) as e:
-        kindconfig.render(scenario(), "c", opts)
+        kindconfig.render(plan_run(scenario()), "c", opts)
     assert e.value.field == field

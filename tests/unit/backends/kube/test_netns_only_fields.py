@@ -11,8 +11,9 @@ import pytest
 
 from cthcommon.errors import BadInput
 from harness import cli, runner
+from harness.backendcheck import check_cluster_fields
 from harness.backends.kube import kindconfig
-from harness.backends.registry import check_cluster_fields
+from harness.plan.phase import plan_run
 from harness.scenario.loader import load_scenario
 from harness.upstream import default_version, releases
 
@@ -53,7 +54,7 @@ def test_kube_proxy_settings_are_refused_where_the_cluster_runs_its_own(tmp_path
 def test_kind_takes_the_mode_and_refuses_another_release(tmp_path: Path) -> None:
     sc = load_scenario(str(_scenario(tmp_path, {"kube_proxy": {"mode": "nftables"}})))
     check_cluster_fields("kind", sc)
-    cfg = kindconfig.render(sc, "cth-x")
+    cfg = kindconfig.render(plan_run(sc), "cth-x")
     assert cfg["networking"]["kubeProxyMode"] == "nftables"
     patches = "".join(cfg["kubeadmConfigPatches"])
     assert "nftables:\n  masqueradeAll: true" in patches  # as the netns backend sets it

@@ -28,6 +28,7 @@ from harness.backends.kube.cluster import Images
 from harness.backends.kube.names import LABEL_NODE
 from harness.backends.kube.podworker import START_IN_S
 from harness.backends.kube.runcluster import KubeRunCluster
+from harness.plan.phase import plan_run
 from harness.report.live import LiveRun
 from harness.report.progress import PlainProgress
 
@@ -64,7 +65,7 @@ def test_kind_setup_steps_are_reported_system_docker(monkeypatch: pytest.MonkeyP
         notice=lines.append,
     )
     s = scenario(phases=[{"name": "baseline"}])
-    with backend.realize(s, "r1"):
+    with backend.realize(plan_run(s), "r1"):
         setup = list(lines)
     assert steps(setup) == [
         "[kind] kind create cluster cth-r1 (3 nodes) ...",
@@ -132,7 +133,7 @@ def test_kind_setup_steps_are_reported_private_docker(
         notice=lines.append,
     )
     s = scenario(phases=[{"name": "baseline"}])
-    with backend.realize(s, "r1"):
+    with backend.realize(plan_run(s), "r1"):
         setup = steps(list(lines))
     kind = kind_mod.kindparts.pinned()["kind"]
     assert setup[:6] == [
@@ -173,7 +174,7 @@ def test_a_failed_setup_step_is_named_and_the_teardown_reported() -> None:
         euid=lambda: 0,
         notice=lines.append,
     )
-    with pytest.raises(BackendError), backend.realize(scenario(), "r1"):
+    with pytest.raises(BackendError), backend.realize(plan_run(scenario()), "r1"):
         pass
     last = steps(lines)[-4:]
     assert last[0] == "[kind] waiting for CoreDNS Ready ..."
@@ -190,7 +191,7 @@ def test_kubeconfig_setup_steps_are_reported() -> None:
         api_factory=lambda _kc, _ctx: api,
         notice=lines.append,
     )
-    with backend.realize(scenario(phases=[{"name": "baseline"}]), "r1"):
+    with backend.realize(plan_run(scenario(phases=[{"name": "baseline"}])), "r1"):
         pass
     assert steps(lines) == [
         "[kubeconfig] the run's workload (namespace, CoreDNS, HTTP server, node sysctls) Ready ...",
@@ -310,7 +311,7 @@ def test_a_phase_final_state_is_printed_once_while_the_pods_finish() -> None:
 
     cluster = KubeRunCluster(
         SimpleNamespace(name="kind"),  # type: ignore[arg-type]
-        scenario(),
+        plan_run(scenario()),
         "r1",
         sample_hz=1000,
     )

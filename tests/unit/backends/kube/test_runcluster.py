@@ -15,17 +15,17 @@ from kube_fakes import FakeAPI, FakeRunner, cluster_objects, node, scenario
 
 from cthcommon.errors import BackendError, BadInput, NotRoot, UnsafeRequest
 from harness import cli, runner
+from harness.backendcheck import check_backend
 from harness.backends.base import BackendOptions
 from harness.backends.kube import KindBackend, KindSettings
 from harness.backends.kube.names import LABEL_NODE
 from harness.backends.kube.runcluster import KubeRunCluster, series_labels
 from harness.backends.kube.steady import parse_timeouts
 from harness.backends.netns import cluster as netns_cluster
-from harness.backends.registry import check_backend
 from harness.backends.stages import Stages
 from harness.kernel.sampler import NodeSeries, Reading
 from harness.measurement import PhaseMeasurement
-from harness.plan import plan_phase
+from harness.plan.phase import plan_cluster, plan_phase, plan_run
 from harness.results.build import build_phase_result
 from harness.results.evidence import Evidence
 from harness.results.schema import PhaseResult, ServerResult
@@ -150,7 +150,11 @@ def kind_cluster(s: Scenario, log: FakeLog | None) -> tuple[KubeRunCluster, Fake
         api_factory=lambda _kc: api,
         euid=lambda: 0,
     )
-    return KubeRunCluster(backend, s, "r1", kernel_log=lambda: log, sample_hz=50), run, stats
+    return (
+        KubeRunCluster(backend, plan_run(s), "r1", kernel_log=lambda: log, sample_hz=50),
+        run,
+        stats,
+    )
 
 
 def quick(**kw: Any) -> Scenario:
@@ -471,8 +475,7 @@ def netns_measurements(
 ) -> list[PhaseMeasurement]:
     """NetnsCluster.measure itself, with the kernel and processes replaced by fakes."""
     c = netns_cluster.NetnsCluster.__new__(netns_cluster.NetnsCluster)
-    c.scenario = s
-    c.plan = netns_cluster.plan_topology(s.cluster, "t", max_coredns=0)
+    c.plan = netns_cluster.plan_topology(plan_cluster(s.cluster), "t", max_coredns=0)
     c.topology = FakeTopology(tmp_path)  # type: ignore[assignment]
     c.levers = FakeTopology(tmp_path)  # type: ignore[assignment]
     c.probes = [FakeProbe(n.name) for n in c.plan.nodes]  # type: ignore[misc]
@@ -688,10 +691,9 @@ def test_pin_cpus_on_kind_pins_the_nodes_coredns_and_the_load(
         "100\n" if argv[-1].endswith("r") else "200\n"
     )
     with cluster:
-        s = cluster.scenario
         out = []
-        for phase in s.phases:
-            with cluster.phase(plan_phase(s, phase)) as plan:
+        for phase_plan in cluster.plan.phases:
+            with cluster.phase(phase_plan) as plan:
                 out.append(cluster.measure(plan, None))
     base, race = out
     assert pinned == [([100, 101, 200, 201], {0}), ([100, 101, 200, 201], {0, 1})]

@@ -14,7 +14,7 @@ from harness.backends.kube import nodelocaldns, tuner, workload
 from harness.backends.kube.dnsconfig import NamespaceMap, pod_dns
 from harness.backends.kube.names import run_namespace
 from harness.backends.kube.placement import NodeMap
-from harness.plan import plan_phase
+from harness.plan.phase import plan_phase, plan_run
 from harness.scenario.model import Scenario
 
 # The kindest/node versions the kind workflow runs, and the newest schemas bundled.
@@ -30,11 +30,16 @@ def node_map(s: Scenario) -> NodeMap:
 def all_manifests(s: Scenario) -> list[dict[str, Any]]:
     NODES = node_map(s)
     nsmap = NamespaceMap(s.cluster.namespace, run_namespace(RUN), s.cluster.cluster_domain)
-    out: list[dict[str, Any]] = [workload.namespace(RUN), *workload.http_server(s, RUN, NODES)]
+    out: list[dict[str, Any]] = [
+        workload.namespace(RUN),
+        *workload.http_server(plan_run(s).cluster, RUN, NODES),
+    ]
     for phase in s.phases:
         plan = plan_phase(s, phase)
         dns = pod_dns(plan.pod_dns, nsmap, "10.96.0.10")
-        out += workload.client_pods(s, RUN, phase.name, nodes=NODES, dns=dns, image="img:glibc")
+        out += workload.client_pods(
+            plan_run(s).cluster, RUN, phase.name, nodes=NODES, dns=dns, image="img:glibc"
+        )
         sysctls, ruleset = tuner.phase_changes(plan, RUN, include_global=True)
         if sysctls:
             out.append(

@@ -14,7 +14,7 @@ from harness.backends.kube.hostsysctl import needs_host, phase_host_sysctls, run
 from harness.backends.kube.placement import NodeMap
 from harness.backends.kube.podplans import pod_worker_argv
 from harness.dataplane.faults import race_window_ruleset
-from harness.plan import plan_phase
+from harness.plan.phase import plan_phase, plan_run
 
 NODES = NodeMap({"node-1": "w1"}, {"node-1": "w1"})
 
@@ -66,12 +66,12 @@ def test_tuner_script_parses() -> None:
 
 def test_host_sysctls_from_scenario() -> None:
     s = scenario(host={"nf_conntrack_max": 2048}, node_sysctls={"nf_conntrack_buckets": "auto"})
-    assert run_host_sysctls(s) == {
+    assert run_host_sysctls(plan_run(s)) == {
         "net.netfilter.nf_conntrack_max": "2048",
         "net.netfilter.nf_conntrack_buckets": "1024",  # max/4, never below 1024
     }
-    assert needs_host(s)
-    assert not needs_host(scenario(phases=[{"name": "p"}]))
+    assert needs_host(plan_run(s))
+    assert not needs_host(plan_run(scenario(phases=[{"name": "p"}])))
 
 
 def test_kind_command_lines() -> None:

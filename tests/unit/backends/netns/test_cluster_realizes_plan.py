@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from harness.backends.netns import cluster as netns_cluster
-from harness.plan import plan_phase
+from harness.plan.phase import plan_cluster, plan_phase
 from harness.plan.types import CoreDNSPlan, RaceFaultPlan
 from harness.scenario.loader import parse_scenario
 from harness.scenario.model import Scenario
@@ -76,8 +76,7 @@ def test_phase_realizes_exactly_the_plan() -> None:
     s = scenario()
     rec = Recorder()
     c = netns_cluster.NetnsCluster.__new__(netns_cluster.NetnsCluster)
-    c.scenario = s
-    c.plan = netns_cluster.plan_topology(s.cluster, "t", max_coredns=3)
+    c.plan = netns_cluster.plan_topology(plan_cluster(s.cluster), "t", max_coredns=3)
     c.guard = rec  # type: ignore[assignment]
     c.levers = rec  # type: ignore[assignment]
     c.topology = rec  # type: ignore[assignment]

@@ -3,12 +3,13 @@ from __future__ import annotations
 import ipaddress
 
 from harness.backends.netns.topologyplan import overlapping_routes, plan_topology
+from harness.plan.phase import plan_cluster
 from harness.scenario.model import ClusterSpec, CoreDNSSpec
 
 
 def test_plan_places_pods_and_gives_unique_addresses_and_names() -> None:
     spec = ClusterSpec(nodes=3, client_pods=5, coredns=CoreDNSSpec(replicas=2))
-    plan = plan_topology(spec, "a1b2c3", max_coredns=3)
+    plan = plan_topology(plan_cluster(spec), "a1b2c3", max_coredns=3)
     ips = [p.ip for p in plan.pods] + [n.ip for n in plan.nodes]
     assert len(set(ips)) == len(ips)
     assert len(set(plan.all_ns)) == len(plan.all_ns)

@@ -18,6 +18,7 @@ from cthcommon.errors import BackendError, BadInput, CommandFailed
 from harness.backends.kube import KindSettings
 from harness.backends.kube.images import kinddocker
 from harness.backends.kube.proc import Completed
+from harness.plan.phase import plan_run
 from harness.upstream import default_version
 
 PINNED = f"kindest/node:{default_version()}"
@@ -226,7 +227,7 @@ def test_a_cluster_on_the_system_docker_is_journaled_before_it_is_created(
         euid=lambda: 0,
     )
     monkeypatch.setattr(shutil, "which", lambda tool, *a, **k: f"/usr/bin/{tool}")
-    with backend.realize(scenario(cluster={"nodes": 1}, phases=[{"name": "p"}]), "r1"):
+    with backend.realize(plan_run(scenario(cluster={"nodes": 1}, phases=[{"name": "p"}])), "r1"):
         pass
     [entry] = [e for e in journal.entries if e["op"] == kind_mod.KIND_CLUSTER_OP]
     assert entry["name"] == "cth-r1"

@@ -10,6 +10,7 @@ import pytest
 from cthcommon.errors import MissingTool
 from harness.backends.netns.k8s import corefilecheck
 from harness.backends.netns.k8s.corefilecheck import argv, judge
+from harness.plan.types import CorefilePlan
 from harness.upstream import ComponentMissing
 
 pytestmark = pytest.mark.unit
@@ -65,7 +66,10 @@ def test_coredns_not_built_is_the_prerequisite_doctor_names(
     (tmp_path / "Corefile").write_text(".:53 {\n kubernetes cluster.local\n}\n")
     with pytest.raises(MissingTool) as e:
         corefilecheck.check(
-            ["x"], source=str(tmp_path / "Corefile"), kubernetes=None, upstream="203.0.113.53"
+            ["x"],
+            user=CorefilePlan(str(tmp_path / "Corefile"), (tmp_path / "Corefile").read_text()),
+            kubernetes=None,
+            upstream="203.0.113.53",
         )
     assert e.value.exit_code == 2
     assert "CoreDNS checks the Corefile before the run" in str(e.value)
