@@ -257,7 +257,10 @@ class ControlPlane(Stacked):
             component = BINARY_COMPONENT[b]
             entry = installed(component, release(self.cfg.kubernetes).version_of(component), b)
             shas[b] = str((entry or {}).get("sha256", "unknown"))
-        cfg = dataclasses.replace(self.cfg, run_id="", ns="", vpc_ns=None, vpc_if="")
+        # the release is in the binaries' sha256 (None and its default name the same ones)
+        cfg = dataclasses.replace(
+            self.cfg, run_id="", ns="", vpc_ns=None, vpc_if="", kubernetes=None
+        )
         p = K.Pki(Path("PKI"))
         config = {
             "settings": dataclasses.asdict(cfg),

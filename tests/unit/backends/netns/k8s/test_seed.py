@@ -101,3 +101,16 @@ def test_the_control_planes_key_ignores_the_run_and_follows_the_settings(tmp_pat
     assert name(a) == name(b)
     assert name(a) != name(ControlPlaneConfig(run_id="a", ns="n", cluster_domain="corp.local"))
     assert name(a) != name(ControlPlaneConfig(run_id="a", ns="n", controllers=("endpointslice",)))
+
+
+def test_the_release_is_keyed_by_its_binaries_not_by_its_name(tmp_path: Path) -> None:
+    from harness.backends.netns.k8s.controlplane import ControlPlane, ControlPlaneConfig
+    from harness.upstream import default_version
+
+    def name(cfg: ControlPlaneConfig) -> str:
+        return S.key(ControlPlane(cfg, None, tmp_path).seed_inputs())  # type: ignore[arg-type]
+
+    default = default_version()
+    assert name(ControlPlaneConfig(run_id="a", ns="n")) == name(
+        ControlPlaneConfig(run_id="a", ns="n", kubernetes=default)
+    )
