@@ -5,6 +5,8 @@ Figures (targets are for the 2-core CI machine; values are never hard-coded):
 
 - ``matrix_wall_s``: the full seed matrix on netns (:mod:`bench.matrix`);
 - ``topology_up_down_s``: build + tear down 2 nodes and 10 pods (servers answering);
+- ``cluster_start_s``: the same build alone, warm (the median over the repeats; a start that
+  had to make the kept control plane is left out and named), with each stage's time;
 - ``dns_lookups_vs_dnsperf``: engine answered lookups/s over dnsperf's pair-equivalent rate,
   both on the harness topology's kube-dns ClusterIP path, side by side in one topology (the
   median of 5 alternated pairs, :mod:`bench.dns_engine`);
@@ -44,10 +46,14 @@ from harness.kernel.journal import HostLock
 from harness.measurement import PhaseMeasurement
 
 OUT = Path(__file__).resolve().parent / "results.json"
+# the start-up stage marked when the kept control plane had to be made (a cold start)
+SEEDED = "kept control plane made"
 # (name, unit, target, comparison): "<=" means value <= target meets it
 TARGETS: dict[str, tuple[str, float, str]] = {
     "matrix_wall_s": ("s", 90.0, "<="),
     "topology_up_down_s": ("s", 2.0, "<="),
+    # issue 19: the embedded cluster starts warm (binaries and the kept control plane cached)
+    "cluster_start_s": ("s", 3.0, "<="),
     "dns_lookups_vs_dnsperf": ("ratio", 1.0, ">="),
     "new_connections_vs_wrk": ("ratio", 0.5, ">="),
     "first_drop_after_load_start_s": ("s", 10.0, "<="),
@@ -149,6 +155,22 @@ def _generator_figures(
     if "topology" not in skip:
         # 2 nodes, 10 pods: 7 clients, 2 CoreDNS, 1 nginx (+ vpc and upstream namespaces)
         ups = [timed_up_down(client_pods=7, coredns=2) for _ in range(max(repeats, 1))]
+        if any(SEEDED in u["stages"] for u in ups):  # a cold start made the kept plane
+            ups.append(timed_up_down(client_pods=7, coredns=2))
+        warm = [u for u in ups if SEEDED not in u["stages"]]
+        starts = [u["up_s"] for u in warm]
+        mid = sorted(warm, key=lambda u: u["up_s"])[len(warm) // 2]
+        figures.append(
+            figure(
+                "cluster_start_s",
+                median(starts),
+                starts,
+                stages_of_median_run=mid["stages"],
+                cold_starts_left_out=[round(u["up_s"], 3) for u in ups if u not in warm],
+                pods=mid["pods"],
+                note=f"median of {len(warm)} warm starts; stages: seconds from the start",
+            )
+        )
         best = min(ups, key=lambda u: u["total_s"])
         figures.append(
             figure(

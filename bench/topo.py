@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from cthcommon.errors import RestoreFailed
 from cthcommon.netns import open_in
@@ -76,12 +77,21 @@ def conntrack_count(ns: str) -> int:
         os.close(fd)
 
 
-def timed_up_down(client_pods: int, coredns: int, nodes: int = 2) -> dict[str, float]:
-    """Wall time to build (servers up and answering) and to tear down one topology."""
+def timed_up_down(client_pods: int, coredns: int, nodes: int = 2) -> dict[str, Any]:
+    """Wall time to build (servers up and answering) and to tear down one topology, and
+    when each start-up stage was done (``stages``: seconds from the topology's start)."""
     t0 = time.monotonic()
     with topology(client_pods, coredns, nodes=nodes) as topo:
         up = time.monotonic() - t0
         pods = len(topo.plan.pods)
+        stages = {k: round(v, 3) for k, v in topo.marks.at.items()}
         t1 = time.monotonic()
     down = time.monotonic() - t1
-    return {"up_s": up, "down_s": down, "total_s": up + down, "pods": pods, "nodes": nodes}
+    return {
+        "up_s": up,
+        "down_s": down,
+        "total_s": up + down,
+        "pods": pods,
+        "nodes": nodes,
+        "stages": stages,
+    }

@@ -32,16 +32,20 @@ from harness.backends.netns.k8s import coredns
 from harness.backends.netns.k8s.cluster import K8sParts, K8sSettings
 from harness.backends.netns.k8s.kubeproxy import KubeProxySettings
 from harness.backends.netns.servers import nginx_conf, upstream_argv
+from harness.backends.netns.startmarks import Marks
 from harness.backends.netns.topologyplan import TopologyPlan
 from harness.backends.stages import Stages
 from harness.kernel import sysctl
 from harness.kernel.journal import Journal, state_dir
-from harness.kernel.process import Proc, spawn, stop_pid
+from harness.kernel.process import Proc, spawn, stop_pid, stop_pids
 from harness.kernel.stacked import Stacked
 from harness.plan.types import CoreDNSPlan, KubeProxyPlan
 from loadgen.udp.statsd import MAX_UDP_LENGTH as STATSD_MAX_UDP_LENGTH
 
 NETNS_ETC = Path("/etc/netns")
+# at teardown nothing is measured any more: every process gets SIGTERM at once and this long
+# to exit, then SIGKILL (CoreDNS's lameduck alone would hold its exit for 5 s)
+TEARDOWN_GRACE_S = 0.3
 
 
 ROUTE_TYPES = frozenset(
@@ -210,10 +214,12 @@ class Topology(Stacked):
         self.corefile_source = corefile_source
         self._k8s: K8sParts | None = None
         self.stages = stages or Stages()  # the set-up's progress lines (none by default)
+        self.marks = Marks()  # when each start-up stage was done (restarted by _start)
 
     # --- lifecycle -------------------------------------------------------------------
     # --- building --------------------------------------------------------------------
     def _start(self) -> None:
+        self.marks = Marks()
         check_host_routes()
         self.journal.record("dir", path=str(self.workdir))  # journal first, then create
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -224,10 +230,14 @@ class Topology(Stacked):
             self._wire()
             self._rules()
             self._servers()
+        self.marks.mark("namespaces")
         with self.stages.stage("starting the control plane, kube-proxy and CoreDNS"):
             self._components()
+            self._stack.callback(self._stop_all)  # unwound first: every process at once
             self._resolv_confs()
             self._wait_ready()
+        self.marks.mark("servers answer")
+        self.stages.say(f"start-up stages (done at, from the start): {self.marks.line()}")
 
     def _add_ns(self, ns: str) -> None:
         self.journal.record("netns", name=ns)
@@ -357,8 +367,15 @@ class Topology(Stacked):
             coredns_replicas=self.coredns.replicas,
         )
         self._k8s = self._stack.enter_context(
-            K8sParts(self.plan, self.journal, self.workdir, settings)
+            K8sParts(self.plan, self.journal, self.workdir, settings, self.marks)
         )
+
+    def _stop_all(self) -> None:
+        """Teardown: every process of the cluster (servers, control plane, kube-proxy,
+        CoreDNS) together, in one short grace period; each one's own undo, later on the
+        stack, then finds it gone."""
+        procs = [*self.procs.values(), *(self._k8s.procs() if self._k8s else [])]
+        stop_pids([(p.pid, p.start) for p in procs], TEARDOWN_GRACE_S)
 
     def stop_proc(self, name: str) -> None:
         """Stop one started process now (its undo on the stack stays: stop_pid is idempotent)."""

@@ -44,6 +44,7 @@ from harness.backends.netns.k8s.kubelet import (
 )
 from harness.backends.netns.k8s.procs import Components, http_get
 from harness.backends.netns.k8s.wait import wait_for
+from harness.backends.netns.startmarks import Marks
 from harness.backends.netns.topologyplan import PodPlan, TopologyPlan
 from harness.kernel.journal import Journal
 from harness.kernel.process import Proc, stop_pids
@@ -62,6 +63,8 @@ TERMINATION_GRACE_S = 30.0  # a Pod's default terminationGracePeriodSeconds
 # the EndpointSlice controller backs a Service off (1 s, doubling) after a sync on a stale
 # informer cache; several scale events in a row can take it past 20 s
 SCALE_WAIT_S = 60.0
+DNS_PROBE_FIRST_S = 0.05  # the start-up's data-path probe: first wait for an answer
+DNS_PROBE_MAX_S = 0.5
 
 
 def dns_probe(ns: str, server: str, name: str, timeout: float = 0.5) -> str | None:
@@ -102,8 +105,15 @@ class K8sParts(Stacked):
     """Control plane, kubelet objects, kube-proxy and CoreDNS for one topology plan."""
 
     def __init__(
-        self, plan: TopologyPlan, journal: Journal, workdir: Path, settings: K8sSettings
+        self,
+        plan: TopologyPlan,
+        journal: Journal,
+        workdir: Path,
+        settings: K8sSettings,
+        marks: Marks | None = None,
     ) -> None:
+        """``marks``: the start-up's stages (default: a clock of its own)."""
+        self.marks = marks or Marks()
         self.plan = plan
         self.journal = journal
         self.workdir = workdir
@@ -118,6 +128,8 @@ class K8sParts(Stacked):
             ),
             journal,
             workdir,
+            self.marks,
+            ready_on_enter=False,
         )
         self.comps = Components(journal, workdir)
         self._stack = ExitStack()
@@ -147,11 +159,27 @@ class K8sParts(Stacked):
         self._stack.enter_context(self.cp)
         self.timings["control_plane"] = time.monotonic() - t0
         self._api = self._stack.enter_context(self.cp.client())
+        # the API objects are not deleted at teardown: etcd's data is this run's own and
+        # goes with the control plane
         self.kubelet = Kubelet(self._api, self.plan.run_id)
-        self._stack.callback(self._cleanup_api)
-        self._stack.enter_context(self.comps)  # stopped before the API objects go
-        self._objects()
+        self._stack.enter_context(self.comps)  # stopped before the control plane
+        # what needs no service account, while the controller manager starts
+        self._cluster_objects()
+        self.corefile = self.settings.corefile or coredns.kubeadm_corefile(self.plan.cluster_domain)
+        for p in self._running_coredns():  # its RBAC exists: it lists and watches at once
+            self._start_coredns(p.name)
+        if not self.cp.seeded:  # else the kept etcd data has the service accounts already
+            self.cp.wait_ready()
+        self._pods()
+        self.marks.mark("pods")
         self.timings["objects"] = time.monotonic() - t0
+        # the whole control plane ready, and the endpointslice controller's slices for the
+        # pods written, before kube-proxy starts: its first rules sync then has every
+        # endpoint (one started sooner syncs without them, and its next sync waits out
+        # minSyncPeriod: measured, that ended later)
+        self.cp.wait_ready()
+        self._wait_endpoints()
+        self.marks.mark("endpoints")
         for node in self.plan.nodes:
             kubeproxy.start(
                 self.comps,
@@ -161,14 +189,14 @@ class K8sParts(Stacked):
                 kubeconfig=self.cp.pki.kubeconfig(K.KUBE_PROXY),
                 settings=self.settings.kube_proxy,
             )
-        corefile = self.settings.corefile or coredns.kubeadm_corefile(self.plan.cluster_domain)
-        self.corefile = corefile
-        for p in self._running_coredns():
-            self._start_coredns(p.name)
-        for node in self.plan.nodes:
-            kubeproxy.wait_ready(self.comps.procs[kubeproxy.proc_name(node.name)], node.ns)
+        for node in self.plan.nodes:  # its first rules sync done (its /healthz passes sooner)
+            proc = self.comps.procs[kubeproxy.proc_name(node.name)]
+            self.wait_kube_proxy_synced(node.name, proc)
+        self.marks.mark("kube-proxy synced")
         self._wait_coredns(self._running_coredns())
+        self.marks.mark("CoreDNS ready")
         self._wait_data_path()
+        self.marks.mark("kube-dns answers")
         self.timings["ready"] = time.monotonic() - t0
 
     @property
@@ -501,33 +529,42 @@ class K8sParts(Stacked):
 
         wait_for("kube-proxy rules for kube-dns", probe, timeout_s=timeout_s)
 
-    def _wait_data_path(self) -> None:
-        """Until the controller's EndpointSlices exist and a client pod gets an answer through
-        the kube-dns ClusterIP (kube-proxy has written the endpoints' rules)."""
+    def _wait_endpoints(self) -> None:
+        """Until the controller's EndpointSlices list the running pods of both Services."""
         k = self.kubelet
         assert k is not None
         k.wait_endpoints("kube-dns", SYSTEM, {p.ip for p in self._running_coredns()})
         k.wait_endpoints("http-server", self.plan.namespace, {p.ip for p in self.plan.role("http")})
+
+    def _wait_data_path(self) -> None:
+        """Until the controller's EndpointSlices exist and a client pod gets an answer through
+        the kube-dns ClusterIP (kube-proxy has written the endpoints' rules)."""
+        self._wait_endpoints()
         clients = self.plan.role("client")
         if not clients:
             return
         name = f"kube-dns.{SYSTEM}.svc.{self.plan.cluster_domain}"
         procs = list(self.comps.procs.values())
+        tries = [0]
+
+        def probe() -> str | None:
+            # a short wait first (an answer on this path takes milliseconds), doubling up to
+            # 0.5 s so a loaded machine's slow answer is still caught
+            tries[0] += 1
+            timeout = min(DNS_PROBE_MAX_S, DNS_PROBE_FIRST_S * 2 ** (tries[0] - 1))
+            return dns_probe(clients[0].ns, DNS_SERVICE_IP, name, timeout=timeout)
+
         wait_for(
             f"an answer for {name} through {DNS_SERVICE_IP} from {clients[0].name}",
-            lambda: dns_probe(clients[0].ns, DNS_SERVICE_IP, name),
+            probe,
             timeout_s=20,
             procs=procs,
+            interval_s=0.02,
         )
 
-    def _cleanup_api(self) -> None:
-        """Delete what this run labelled. The control plane goes right after, so an
-        apiserver that is already gone is no reason to fail the teardown."""
-        if self.kubelet is not None:
-            with contextlib.suppress(BackendError):
-                self.kubelet.cleanup()
-
-    def _objects(self) -> None:
+    def _cluster_objects(self) -> None:
+        """CoreDNS's RBAC, the Nodes, the namespace and the Services: none needs a service
+        account, so they are made while the controller manager starts."""
         k = self.kubelet
         assert k is not None
         rid = self.plan.run_id
@@ -537,15 +574,6 @@ class K8sParts(Stacked):
             k.register_node(node.name, node.ip, node.pod_cidr)
         if self.plan.namespace not in ("default", SYSTEM):
             k.ensure_namespace(self.plan.namespace)
-            wait_for(
-                f"the default service account of {self.plan.namespace}",
-                lambda: (
-                    None
-                    if self.api.get("v1", "ServiceAccount", "default", self.plan.namespace)
-                    else "absent"
-                ),
-                timeout_s=20,
-            )
         k.create(kube_dns_service(DNS_SERVICE_IP, rid))
         k.create(kube_dns_upstream_service(DNS_UPSTREAM_SERVICE_IP, rid))
         k.create(
@@ -558,6 +586,23 @@ class K8sParts(Stacked):
                 run_id=rid,
             )
         )
+
+    def _pods(self) -> None:
+        """The pods, bound to their nodes and reported running (their namespaces' default
+        service accounts exist: the controller manager is ready)."""
+        k = self.kubelet
+        assert k is not None
+        rid = self.plan.run_id
+        if self.plan.namespace not in ("default", SYSTEM):
+            wait_for(
+                f"the default service account of {self.plan.namespace}",
+                lambda: (
+                    None
+                    if self.api.get("v1", "ServiceAccount", "default", self.plan.namespace)
+                    else "absent"
+                ),
+                timeout_s=20,
+            )
         running = {p.name for p in self._running_coredns()}
         for p in self.plan.pods:
             host_ip = self.plan.node(p.node).ip

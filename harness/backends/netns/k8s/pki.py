@@ -168,7 +168,13 @@ def make_pki(
     pki = Pki(d)
     for who in IDENTITIES:
         _openssl(leaf_argv(d, who.name, who.subject(), "clientAuth"))
+    write_kubeconfigs(pki, server)
+    return pki
+
+
+def write_kubeconfigs(pki: Pki, server: str) -> None:
+    """A kubeconfig per identity, naming the files of ``pki`` where they are now."""
+    for who in IDENTITIES:
         pki.kubeconfig(who).write_text(
             kubeconfig(server, pki.ca, pki.cert(who.name), pki.key(who.name), who.user)
         )
-    return pki
