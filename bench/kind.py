@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -38,8 +37,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.kindkept import kept_kind_env
 from bench.matrix import LOCK_WAIT_S
-from harness.backends.kube.images import dockerd, kindbase, kinddocker, kindnode
+from harness.backends.kube.images import dockerd, kindbase, kindnode
 from harness.kernel.journal import HostLock, Journal
 from harness.upstream import kindparts, locate
 
@@ -146,34 +146,9 @@ def kept_runs() -> dict[str, object]:
     try:
         own_lock = {"CONNTRACK_HARNESS_LOCK": str(Path(state.name) / "run.lock")}
         netns_took, _, _ = _run("netns", os.environ | own_lock, logs["netns"])
-        with dockerd.running(journal) as user:
-            pinned = kinddocker.pinned_node_image()
-            user.cli("tag", kindnode.build(user), pinned)
-            env = {
-                k: v
-                for k, v in os.environ.items()
-                if k not in (kinddocker.ENV, kinddocker.NODE_IMAGE_ENV)
-            }
-            env |= {
-                "DOCKER_HOST": user.host,
-                **own_lock,
-                "CONNTRACK_HARNESS_STATE_DIR": str(Path(state.name) / "run-state"),
-                "CTH_KIND_CLUSTER": KEPT,
-                "CTH_KIND_KEEP": "1",
-            }
-            try:
-                created, c_code, _ = _run("kind", env, logs["created"])
-                kept, k_code, kept_result = _run("kind", env, logs["kept"])
-            finally:
-                kind = shutil.which("kind") or str(kindparts.locate("kind") / "kind")
-                subprocess.run(
-                    [kind, "delete", "cluster", "--name", KEPT],
-                    env=env,
-                    capture_output=True,
-                    check=False,
-                    timeout=300,
-                )
-                user.cli("rmi", pinned)
+        with kept_kind_env(journal, KEPT, Path(state.name)) as env:
+            created, c_code, _ = _run("kind", env, logs["created"])
+            kept, k_code, kept_result = _run("kind", env, logs["kept"])
     finally:
         journal.close()
         state.cleanup()

@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -54,10 +53,11 @@ from typing import Any
 
 import pytest
 
-from harness.backends.kube.images import dockerd, kinddocker, kindnode
+from bench.kindkept import kept_kind_env
+from harness.backends.kube.images import dockerd, kinddocker
 from harness.kernel.journal import HostLock, Journal
 from harness.steady.assess import batch_means_ci
-from harness.upstream import kindparts, release
+from harness.upstream import release
 from tests.cluster.conftest import KIND
 
 pytestmark = [pytest.mark.cluster, pytest.mark.scenario, *KIND]
@@ -107,38 +107,13 @@ def kept_kind(
     the runs take a lock file of their own. At the end the cluster is deleted, the dockerd
     stopped by PID with the project's code, and the host is as found."""
     tmp = tmp_path_factory.mktemp("kept-kind")
-    pinned = kinddocker.pinned_node_image()
     with pytest.MonkeyPatch.context() as mp, HostLock(wait_s=3600):
         mp.setenv("CONNTRACK_HARNESS_STATE_DIR", str(tmp / "test-state"))
         rules0, max0 = _filter_rules(), CT_MAX.read_text()
         journal = Journal.create(os.urandom(3).hex())
         try:
-            with dockerd.running(journal) as user:
-                user.cli("tag", kindnode.build(user), pinned)
-                env = {
-                    k: v
-                    for k, v in os.environ.items()
-                    if k not in (kinddocker.ENV, kinddocker.NODE_IMAGE_ENV)
-                }
-                env |= {
-                    "DOCKER_HOST": user.host,
-                    "CONNTRACK_HARNESS_LOCK": str(tmp / "run.lock"),
-                    "CONNTRACK_HARNESS_STATE_DIR": str(tmp / "run-state"),
-                    "CTH_KIND_CLUSTER": KEPT,
-                    "CTH_KIND_KEEP": "1",
-                }
-                try:
-                    yield env
-                finally:
-                    kind = shutil.which("kind") or str(kindparts.locate("kind") / "kind")
-                    subprocess.run(
-                        [kind, "delete", "cluster", "--name", KEPT],
-                        env=env,
-                        capture_output=True,
-                        check=False,
-                        timeout=300,
-                    )
-                    user.cli("rmi", pinned)  # the tag added here (the image stays)
+            with kept_kind_env(journal, KEPT, tmp) as env:
+                yield env
         finally:
             journal.close()
         # nothing of kind is left on the host: no dockerd, no DOCKER chains, no FORWARD DROP
