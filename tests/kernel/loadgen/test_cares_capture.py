@@ -243,7 +243,16 @@ def test_concurrent_lookups_share_a_port_until_a_timeout_then_every_query_gets_a
         later = [q for q in qs if q.t - t0 >= 2.5]
         assert len(first_wave) == 8
         assert len({q.sport for q in first_wave}) == 1  # busy: one socket for all eight
-        assert len({q.sport for q in later}) == len(later)  # after a timeout: one port each
+        # after a timeout: a socket, so a port, for each query. Queries sent together hold
+        # their sockets together: their ports differ. Across retry waves the earlier sockets
+        # are closed, and the kernel's random ephemeral pick may land on a port again (a CI
+        # run saw one of 24 do so, about a 1 % chance per side): rare, never the rule.
+        waves: dict[int, list[int]] = {}
+        for q in later:
+            waves.setdefault(round(q.t - t0), []).append(q.sport)
+        for ports in waves.values():
+            assert len(set(ports)) == len(ports), waves
+        assert len({q.sport for q in later}) >= len(later) - 2, waves
         assert len(qs) == 8 * 4  # Node's 4 tries
     assert all(r.outcome == "timeout" for r in model)
     assert '"ETIMEOUT"' in real
