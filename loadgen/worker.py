@@ -359,6 +359,11 @@ READY = "ready"  # what a cued worker writes once it can start at once (``--cue`
 MAX_START_IN_S = 60.0
 
 
+def cue_line(start_in_s: float) -> str:
+    """The line that starts a cued worker ``start_in_s`` after it reads it (:func:`await_cue`)."""
+    return json.dumps({"start_in_s": start_in_s}) + "\n"
+
+
 def await_cue(plan: WorkerPlan, cue_in: IO[str], ready_out: IO[str]) -> WorkerPlan:
     """The started-on-cue handshake (kube: ``kubectl exec`` and the worker's start take seconds,
     and differ between pods). The worker says it is ready, then reads one line,

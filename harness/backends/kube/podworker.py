@@ -23,7 +23,7 @@ from typing import IO, Protocol, cast
 
 from cthcommon.errors import BackendError, MissingTool
 from harness.backends.kube.proc import Runner
-from loadgen.worker import READY, WorkerPlan, WorkerResult
+from loadgen.worker import READY, WorkerPlan, WorkerResult, cue_line
 
 # from the cue to the load: the cue's way through kubectl and the API to the pod takes
 # milliseconds; the workers then start together, each this long after reading it
@@ -122,7 +122,7 @@ class PodWorker:
     def go(self, start_in_s: float) -> None:
         """Start the load ``start_in_s`` after the worker reads this."""
         try:
-            self._stdin.write(json.dumps({"start_in_s": start_in_s}) + "\n")
+            self._stdin.write(cue_line(start_in_s))
             self._stdin.close()
         except OSError as e:
             raise BackendError(
@@ -144,14 +144,7 @@ class PodWorker:
             ) from e
         for t in self._readers:
             t.join(5)
-        stdout = "".join(self._out)
-        if code != 0:
-            raise BackendError(
-                f"the load worker in {self.pod} failed (exit {code})",
-                stdout=stdout[-500:],
-                stderr=self._stderr(),
-            )
-        return parse_result(self.pod, stdout, self._stderr())
+        return answer(self.pod, code, "".join(self._out), self._stderr())
 
     def stop(self) -> None:
         """Kill kubectl by its PID if it still runs (the pod's worker ends with its exec)."""
@@ -178,7 +171,7 @@ class RunnerWorker:
         pass
 
     def go(self, start_in_s: float) -> None:
-        self._input = f"{self._plan_line}\n{json.dumps({'start_in_s': start_in_s})}\n"
+        self._input = f"{self._plan_line}\n{cue_line(start_in_s)}"
 
     def returncode(self) -> int | None:
         if self._input is None:
@@ -189,23 +182,22 @@ class RunnerWorker:
         return self._code
 
     def result(self, timeout_s: float) -> WorkerResult:
-        code = self.returncode()
-        if code != 0:
-            raise BackendError(
-                f"the load worker in {self.pod} failed (exit {code})",
-                stdout=self._stdout[-500:],
-                stderr=self._stderr[-500:],
-            )
-        ready, _, rest = self._stdout.partition("\n")
-        return parse_result(
-            self.pod, rest if ready.strip() == READY else self._stdout, self._stderr[-500:]
-        )
+        code = self.returncode()  # runs the command, the first time after the cue
+        ready, _, rest = self._stdout.partition("\n")  # past the ready line, as PodWorker reads
+        stdout = rest if ready.strip() == READY else self._stdout
+        return answer(self.pod, code, stdout, self._stderr[-500:])
 
     def stop(self) -> None:
         pass
 
 
-def parse_result(pod: str, stdout: str, stderr: str) -> WorkerResult:
+def answer(pod: str, code: int | None, stdout: str, stderr: str) -> WorkerResult:
+    """A finished worker's result: its JSON object; a failed exit or anything else printed is
+    the backend's failure, with what it printed."""
+    if code != 0:
+        raise BackendError(
+            f"the load worker in {pod} failed (exit {code})", stdout=stdout[-500:], stderr=stderr
+        )
     try:
         result = json.loads(stdout)
     except json.JSONDecodeError as e:
