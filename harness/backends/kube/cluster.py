@@ -45,7 +45,7 @@ from harness.backends.kube.proc import Runner, subprocess_runner
 from harness.dataplane import nodelocal
 from harness.plan.types import CoreDNSPlan, PhasePlan, RunPlan
 from harness.steady.model import Timeouts
-from loadgen.worker import WorkerPlan, WorkerResult
+from loadgen.worker import WorkerPlan
 
 Manifest = dict[str, Any]
 
@@ -398,20 +398,6 @@ class KubeCluster:
         if s.runner is subprocess_runner:  # the real ``kubectl exec``: streamed, started on cue
             return PodWorker(argv, plan)
         return RunnerWorker(s.runner, argv, plan)
-
-    def run_worker(self, plan: WorkerPlan, cpus: str | None = None) -> WorkerResult:
-        """Run one pod's worker at once and return its answer."""
-        s = self.settings
-        argv = kubectl_exec(s.kubeconfig, s.namespace, plan.pod, pod_worker_argv(cpus), stdin=True)
-        worker = RunnerWorker(s.runner, argv, plan)
-        worker.go(0.0)
-        return worker.result(plan.duration_s + 120)
-
-    def run_load(self) -> list[WorkerResult]:
-        """Run the worker in every client pod at once; return their answers in pod order."""
-        plans = self.worker_plans()
-        with ThreadPoolExecutor(max_workers=len(plans)) as pool:
-            return list(pool.map(self.run_worker, plans))
 
     def node_counters(self) -> dict[str, NodeStat]:
         return {node: self.settings.access.stat(node) for node in self.real_nodes()}

@@ -155,7 +155,7 @@ class PodWorker:
 
 class RunnerWorker:
     """A worker run in one go through a plain :class:`.proc.Runner` (the seam the unit tests
-    fake, and :meth:`.cluster.KubeCluster.run_worker`): ready at once; its plan and the cue go
+    fake): ready at once; its plan and the cue go
     in together, and the command runs to its answer when it is first polled after the cue."""
 
     def __init__(self, runner: Runner, argv: Sequence[str], plan: WorkerPlan) -> None:

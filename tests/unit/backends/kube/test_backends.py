@@ -265,7 +265,12 @@ def test_phase_applies_and_reverts(scn: Any) -> None:
                 api_http_svc_ip = api.get("v1", "Service", "http-server", "cth-r1")["spec"][
                     "clusterIP"
                 ]
-                results = cluster.run_load()
+                results = []  # each pod's worker as a phase runs it: launched, cued, answered
+                for wp in cluster.worker_plans():
+                    worker = cluster.launch_worker(wp)
+                    worker.wait_ready(float("inf"))
+                    worker.go(0.0)
+                    results.append(worker.result(60))
                 assert results == [{"lookups": 10}] * scn.cluster.client_pods
             after = {k for k in api.objects if k[0] in ("Pod", "DaemonSet")}
             assert after == before, phase.name
