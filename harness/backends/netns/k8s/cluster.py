@@ -574,9 +574,9 @@ class K8sParts(Stacked):
             k.register_node(node.name, node.ip, node.pod_cidr)
         if self.plan.namespace not in ("default", SYSTEM):
             k.ensure_namespace(self.plan.namespace)
-        k.create(kube_dns_service(DNS_SERVICE_IP, rid))
-        k.create(kube_dns_upstream_service(DNS_UPSTREAM_SERVICE_IP, rid))
-        k.create(
+        k.create_service(kube_dns_service(DNS_SERVICE_IP, rid))
+        k.create_service(kube_dns_upstream_service(DNS_UPSTREAM_SERVICE_IP, rid))
+        k.create_service(
             service(
                 "http-server",
                 self.plan.namespace,

@@ -9,13 +9,21 @@ carries the run's labels, so :meth:`Kubelet.cleanup` finds it with one selector.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from harness.backends.kube.names import run_labels, run_selector
 from harness.backends.netns.k8s.client import ApiClient, ApiError, Obj
 from harness.backends.netns.k8s.wait import wait_for
+
+# kube-apiserver's ClusterIP allocator (ipallocator.MetaAllocator) learns the ServiceCIDRs
+# from an informer, in a worker of its own, after the apiserver serves and passes /readyz:
+# a Service that pins its ClusterIP and comes sooner is refused with this message
+# (ErrMismatchedNetwork). Seen twice in one CI run of the suite (starts from the kept control
+# plane, some hundreds of them).
+ALLOCATOR_NOT_LOADED = "the provided network does not match the current range"
+ALLOCATOR_WAIT_S = 20.0
 
 KUBE_DNS = "kube-dns"
 KUBE_DNS_UPSTREAM = "kube-dns-upstream"
@@ -269,6 +277,11 @@ CLEANUP_KINDS: tuple[tuple[str, str], ...] = (
 )
 
 
+def allocator_not_loaded(e: ApiError) -> bool:
+    """The refusal of a ClusterIP the allocator does not know a range for yet (pure)."""
+    return e.status == 422 and ALLOCATOR_NOT_LOADED in e.message
+
+
 class Kubelet:
     """Sends the kubelet's and the CNI's part to the apiserver for one run."""
 
@@ -287,6 +300,25 @@ class Kubelet:
 
     def create(self, obj: Mapping[str, Any]) -> Obj:
         return self.client.create(obj)
+
+    def create_service(
+        self,
+        obj: Mapping[str, Any],
+        *,
+        timeout_s: float = ALLOCATOR_WAIT_S,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> Obj:
+        """Create a Service that pins its ClusterIP, retrying only while the apiserver's
+        allocator has not loaded the Service range yet; any other refusal is raised at once."""
+        deadline = clock() + timeout_s
+        while True:
+            try:
+                return self.client.create(obj)
+            except ApiError as e:
+                if not allocator_not_loaded(e) or clock() >= deadline:
+                    raise
+            sleep(0.05)
 
     def run_pod(self, obj: Mapping[str, Any], ip: str, host_ip: str, *, ready: bool = True) -> None:
         """Create the pod bound to its node, then report it running (the CNI gave it ``ip``)."""
