@@ -24,9 +24,12 @@ from harness.upstream import kindparts
 
 
 @contextmanager
-def kept_kind_env(journal: Journal, cluster: str, state: Path) -> Iterator[dict[str, str]]:
+def kept_kind_env(
+    journal: Journal, cluster: str, state: Path, *, named: bool = True
+) -> Iterator[dict[str, str]]:
     """The environment for ``run --backend kind`` on the kept cluster ``cluster``; lock file
-    and state directory under ``state``."""
+    and state directory under ``state``. ``named`` False: the environment names no cluster
+    (the caller keeps one with ``conntrack-harness up --name cluster``)."""
     with dockerd.running(journal) as user:
         pinned = kinddocker.pinned_node_image()
         user.cli("tag", kindnode.build(user), pinned)
@@ -39,9 +42,9 @@ def kept_kind_env(journal: Journal, cluster: str, state: Path) -> Iterator[dict[
             "DOCKER_HOST": user.host,
             "CONNTRACK_HARNESS_LOCK": str(state / "run.lock"),
             "CONNTRACK_HARNESS_STATE_DIR": str(state / "run-state"),
-            "CTH_KIND_CLUSTER": cluster,
-            "CTH_KIND_KEEP": "1",
         }
+        if named:
+            env |= {"CTH_KIND_CLUSTER": cluster, "CTH_KIND_KEEP": "1"}
         try:
             yield env
         finally:

@@ -536,6 +536,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c.add_argument("--json", action="store_true", help="print the comparison as JSON")
     c.set_defaults(func=cmd_compare)
+    from harness.upcli import add_parsers as add_up  # up|down: a kept kind cluster
+
+    add_up(sub, _seconds)
     v = sub.add_parser("validate", help="validate scenario files without running them")
     v.add_argument("files", nargs="+")
     v.set_defaults(func=cmd_validate)

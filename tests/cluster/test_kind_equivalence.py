@@ -33,9 +33,10 @@ the two differ, this says why:
 
 The netns side is the session's one run of each file as shipped (conftest.py
 ``shipped_result``, shared with the files' own tests). The kind side runs both files on one
-kind cluster, created by the first run and reused by the second (the same cluster config:
-a kept cluster says what it was made for, and one made for another is rebuilt), on this
-project's dockerd started as "the user's" Docker for the module.
+kind cluster, made by ``conntrack-harness up`` and reused by both runs (the same cluster
+config: a kept cluster says what it was made for, and one made for another is rebuilt), then
+deleted by ``conntrack-harness down``, on this project's dockerd started as "the user's"
+Docker for the module; ``up`` while it is up exits 2, ``down`` with nothing up exits 0.
 
 Root, the host lock, docker.io; the kind node image and parts are built on first use (~8 min
 cold, bench/kind.json); the module takes ~6-8 min warm. ``CTH_KIND_TESTS=0`` skips it.
@@ -45,9 +46,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +60,7 @@ from bench.kindkept import kept_kind_env
 from harness.backends.kube.images import dockerd, kinddocker
 from harness.kernel.journal import HostLock, Journal
 from harness.steady.assess import batch_means_ci
-from harness.upstream import release
+from harness.upstream import kindparts, release
 from tests.cluster.conftest import KIND
 
 pytestmark = [pytest.mark.cluster, pytest.mark.scenario, *KIND]
@@ -71,6 +74,13 @@ PATHS = ("scenarios/exhaustion.yaml", "scenarios/race.yaml")
 KEPT = "cth-equivalence"  # the kind cluster both files run on, kept between them
 
 
+def _cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "harness.cli", *args]
+    return subprocess.run(
+        argv, capture_output=True, text=True, timeout=1800, check=False, cwd=cwd, env=env
+    )
+
+
 def _run(scenario: Path, report: Path, env: dict[str, str]) -> dict[str, Any]:
     """``conntrack-harness run --backend kind``, as a user runs it."""
     argv = [sys.executable, "-m", "harness.cli", "run", str(scenario), "--backend", "kind"]
@@ -80,6 +90,9 @@ def _run(scenario: Path, report: Path, env: dict[str, str]) -> dict[str, Any]:
     )
     assert p.returncode in (0, 1, 6), f"kind: exit {p.returncode}\n{p.stderr[-3000:]}"
     print(p.stderr[-2500:])
+    # the cluster `up` keeps, reused: nothing created, nothing deleted
+    assert f"reusing the kind cluster {KEPT}: kept by `conntrack-harness up`" in p.stderr
+    assert "kind create cluster" not in p.stderr
     result: dict[str, Any] = json.loads((report / "result.json").read_text())
     assert result["environment"]["backend"] == "kind"
     # the exit is the run's verdict: a phase with expectations not measured in steady state
@@ -100,19 +113,19 @@ def netns_results(shipped_result: Callable[[str], dict[str, Any]]) -> dict[str, 
 def kept_kind(
     netns_results: dict[str, dict[str, Any]], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, str]]:
-    """One kind cluster for both files, kept between their runs (``CTH_KIND_CLUSTER`` and
-    ``CTH_KIND_KEEP``; both files make the same cluster, so the second run reuses it), on
-    this project's dockerd started as "the user's" Docker with the node image built here
-    from the pinned parts under kind's own name. The module holds the host lock throughout;
-    the runs take a lock file of their own. At the end the cluster is deleted, the dockerd
-    stopped by PID with the project's code, and the host is as found."""
+    """One kind cluster for both files, made by ``up`` and kept between their runs (both
+    files make the same cluster, so both reuse it), on this project's dockerd started as
+    "the user's" Docker with the node image built here from the pinned parts under kind's
+    own name. The module holds the host lock throughout; the runs take a lock file of their
+    own. At the end ``down`` deletes the cluster, the dockerd is stopped by PID with the
+    project's code, and the host is as found."""
     tmp = tmp_path_factory.mktemp("kept-kind")
     with pytest.MonkeyPatch.context() as mp, HostLock(wait_s=3600):
         mp.setenv("CONNTRACK_HARNESS_STATE_DIR", str(tmp / "test-state"))
         rules0, max0 = _filter_rules(), CT_MAX.read_text()
         journal = Journal.create(os.urandom(3).hex())
         try:
-            with kept_kind_env(journal, KEPT, tmp) as env:
+            with kept_kind_env(journal, KEPT, tmp, named=False) as env, _up(env, tmp):
                 yield env
         finally:
             journal.close()
@@ -120,6 +133,32 @@ def kept_kind(
         assert not dockerd.is_running(dockerd.DockerdPaths.default())
         assert _filter_rules() == rules0
         assert CT_MAX.read_text() == max0
+
+
+@contextmanager
+def _up(env: dict[str, str], cwd: Path) -> Iterator[None]:
+    """``up`` makes the cluster (exit 0) and refuses a second (exit 2); ``down`` deletes it
+    (exit 0), and a second ``down`` finds nothing up (exit 0)."""
+    up = _cli(["up", PATHS[0], "--backend", "kind", "--name", KEPT, "--wait", "60"], env, ROOT)
+    assert up.returncode == 0, up.stderr[-3000:]
+    assert f"up: kind cluster {KEPT}" in up.stdout
+    assert "kind create cluster" in up.stderr
+    again = _cli(["up", PATHS[1], "--backend", "kind", "--wait", "60"], env, ROOT)
+    assert again.returncode == 2, again.stderr[-2000:]
+    assert f"a cluster is up already: kind cluster {KEPT}" in again.stderr
+    try:
+        yield
+    finally:
+        down = _cli(["down", "--wait", "60"], env, cwd)
+        assert down.returncode == 0, down.stderr[-2000:]
+        assert down.stdout.startswith(f"down: deleted: kind cluster {KEPT}")
+        clusters = subprocess.run(
+            [shutil.which("kind") or str(kindparts.locate("kind") / "kind"), "get", "clusters"],
+            capture_output=True, text=True, check=True, env=env,
+        ).stdout.split()  # fmt: skip
+        assert KEPT not in clusters
+        none = _cli(["down"], env, cwd)
+        assert (none.returncode, none.stdout.strip()) == (0, "down: nothing was up")
 
 
 def _overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:

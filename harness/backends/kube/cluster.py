@@ -107,8 +107,9 @@ class Settings:
     # kind: place CoreDNS, serve external names, set scenario cache/replicas. An existing
     # cluster's CoreDNS is left as found unless disruptive changes are allowed.
     coredns_baseline: bool = True
-    # False where the cluster is deleted right after the run (a kind cluster this run made
-    # and does not keep): the run's namespace is deleted without waiting for it to be gone
+    # False: the run's namespace is deleted without waiting for it to be gone (kind, where
+    # nothing left in it by then touches a node; the kubeconfig backend waits on the
+    # user's cluster)
     wait_namespace_gone: bool = True
     clock_now: Callable[[], str] = field(default=lambda: datetime.now(UTC).isoformat())
 

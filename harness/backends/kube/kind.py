@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -26,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from cthcommon.errors import BackendError, BadInput, CommandFailed, MissingTool
-from harness.backends.kube import commands, kindconfig, readiness
+from harness import __version__
+from harness.backends.kube import commands, kindconfig, readiness, up
 from harness.backends.kube.api import DynamicKubeAPI, KubeAPI, wait_until
 from harness.backends.kube.cluster import (
     WORKLOAD_STAGE,
@@ -86,6 +88,7 @@ class KindSettings:
     timeout_s: float = 600.0
     cluster_name: str | None = None  # reuse this cluster if it exists; default cth-<run id>
     keep_cluster: bool = False
+    up: bool = False  # the cluster is the one `conntrack-harness up` keeps (its record)
     config: kindconfig.KindOptions = field(default_factory=kindconfig.KindOptions)
     # True: this project's own dockerd and node image, built here with nothing pulled
     # (air-gapped). False: the Docker daemon that answers (DOCKER_HOST or the default socket)
@@ -104,7 +107,9 @@ class KindSettings:
     ) -> KindSettings:
         """Settings from ``CTH_KIND_NODE_IMAGE``, ``CTH_KIND_CLUSTER``, ``CTH_KIND_KEEP`` and
         ``CTH_KIND_DOCKER`` (its decision: ``choice``, made by :func:`preflight`; without
-        one, ``auto`` is taken as the private dockerd), then overrides (CLI flags) on top."""
+        one, ``auto`` is taken as the private dockerd), then overrides (CLI flags) on top.
+        On the daemon that answered, without ``CTH_KIND_CLUSTER``, the cluster ``up`` keeps
+        there is the run's, kept (:mod:`.up`)."""
         keep = environ.get("CTH_KIND_KEEP", "").lower()
         if keep not in ("", "0", "1", "true", "false"):
             raise BadInput("must be 0/1/true/false", field="CTH_KIND_KEEP", value=keep)
@@ -112,9 +117,16 @@ class KindSettings:
         node_image = environ.get(kinddocker.NODE_IMAGE_ENV) or None
         if choice is not None:
             node_image = choice.node_image
+        # the cluster `conntrack-harness up` keeps on this daemon: reused and kept
+        up_name = (
+            up.cluster_for_run(environ, kinddocker.daemon_address(environ))
+            if choice is not None and choice.system
+            else None
+        )
         base: dict[str, Any] = {
-            "cluster_name": environ.get("CTH_KIND_CLUSTER") or None,
-            "keep_cluster": keep in ("1", "true"),
+            "cluster_name": up_name or environ.get("CTH_KIND_CLUSTER") or None,
+            "keep_cluster": up_name is not None or keep in ("1", "true"),
+            "up": up_name is not None,
             "private_docker": not choice.system if choice else want != "system",
             "choice": choice,
             "config": kindconfig.KindOptions(node_image=node_image),
@@ -199,7 +211,6 @@ class KindBackend:
     _node_image_source: str | None = None  # NODE_IMAGE_BUILT/REUSED/SYSTEM, set by start()
     _kind_built = False  # the pinned kind CLI built here (not the one on PATH)
     _reused = "as found"  # how a reused cluster came to be there, set by start()
-    _deleted_after = False  # start() made a cluster this run deletes when it ends
 
     def __init__(
         self,
@@ -287,8 +298,12 @@ class KindBackend:
                     access=DockerNodeAccess(self._run),
                     host=self._host() if needs_host(plan) else None,
                     timeout_s=timeout_s,
-                    # the cluster goes next: waiting for its namespace to go first took ~6 s
-                    wait_namespace_gone=not self._deleted_after,
+                    # not waited for, deleted or kept: by then everything in it that touched
+                    # a node (the tuners, NodeLocal, the client pods) is gone, each waited
+                    # for; what is left (the HTTP server, the namespace) holds nothing of a
+                    # node, and a next run on a kept cluster has a namespace of its own. The
+                    # wait was 6 s before a delete, 8-17 s on a kept cluster.
+                    wait_namespace_gone=False,
                 )
                 with st.stage(WORKLOAD_STAGE):
                     cluster = stack.enter_context(realize_workload(s, nodes))
@@ -423,8 +438,9 @@ class KindBackend:
             if found in (None, made_for):
                 with self.stages.stage(f"reusing the kind cluster {name}") as stage:
                     self._run(commands.kind_export_kubeconfig(name, kubeconfig))
+                    kept_by = "`conntrack-harness up`" if self.settings.up else "an earlier run"
                     stage.result = self._reused = (
-                        "kept by an earlier run for the same cluster config and version"
+                        f"kept by {kept_by} for the same cluster config and version"
                         if found
                         else "as found (not made by conntrack-harness)"
                     )
@@ -451,7 +467,6 @@ class KindBackend:
                     path=os.environ.get("PATH", ""),
                 )
             stack.callback(self._run, commands.kind_delete(name, kubeconfig))
-            self._deleted_after = True
         with self.stages.stage(f"kind create cluster {name} ({self.expected_nodes(plan)} nodes)"):
             self._run(
                 commands.kind_create(
@@ -462,6 +477,13 @@ class KindBackend:
         if self.settings.keep_cluster:  # what it was made for, so a later run can tell
             mark = f"printf %s {made_for} > {FINGERPRINT_FILE}"
             self._run(commands.docker_exec(f"{name}-control-plane", ["sh", "-c", mark]))
+        rec = up.read() if self.settings.up else None
+        if rec is not None and rec.cluster == name:  # `up`'s cluster, made again for this plan
+            up.write(
+                dataclasses.replace(
+                    rec, scenario=plan.scenario, project=__version__, made_at=time.time()
+                )
+            )
         return Started(kubeconfig)
 
     def _fingerprint(self, name: str) -> str | None:

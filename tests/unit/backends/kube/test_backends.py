@@ -414,9 +414,10 @@ class NamespaceWatch(FakeAPI):
 
 
 @pytest.mark.parametrize("keep", [False, True])
-def test_the_namespace_is_waited_for_only_where_the_cluster_stays(keep: bool) -> None:
-    """A cluster this run made and deletes next: its namespace is deleted, not waited for
-    (~6 s); a kept cluster's run waits until its namespace is gone."""
+def test_the_namespace_is_deleted_not_waited_for(keep: bool) -> None:
+    """Deleted or kept, a kind cluster's run namespace is deleted and not waited for (~6 s
+    before a delete, 8-17 s on a kept cluster): what touched a node in it was waited for
+    already, and a next run on a kept cluster has a namespace of its own."""
     api = NamespaceWatch(kind_api().objects.values())
     runner = FakeRunner()
     backend = make_kind(api, runner, build_images=False)
@@ -424,6 +425,6 @@ def test_the_namespace_is_waited_for_only_where_the_cluster_stays(keep: bool) ->
     with backend.realize(plan_run(scenario()), "r1"):
         pass
     assert ("delete", "Namespace", None, "cth-r1") in api.calls
-    assert (api.looks_after_delete > 0) is keep
+    assert api.looks_after_delete == 0
     verbs = [c[:3] for c in runner.calls]
     assert (["kind", "delete", "cluster"] in verbs) is not keep

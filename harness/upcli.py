@@ -1,0 +1,219 @@
+"""``conntrack-harness up SCENARIO --backend kind`` and ``conntrack-harness down``: keep a kind
+cluster between runs, so iterating on a scenario does not pay for a cluster each time.
+
+``up`` makes the cluster for the scenario's cluster config (nodes, kube-proxy mode, domain) as
+a run would, loads the images and proves the run's workload comes up on it, then keeps it
+(:mod:`harness.backends.kube.up` holds the record). ``run --backend kind`` reuses it; a run
+whose cluster config or project version differs rebuilds it, and keeps it. ``down`` deletes
+it. Exit codes as ``run``'s: 0 done; 2 bad input or a refusal (``up`` when a cluster is up
+already, another backend, the private dockerd asked for); 3 the backend failed (no Docker
+daemon answers). ``down`` with nothing up says so and exits 0.
+
+The netns backend needs no ``up``: its cluster starts in about 4 s from the kept control
+plane in the cache, which its first run makes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+
+from cthcommon.errors import BackendError, BadInput, CommandFailed
+from harness import __version__
+from harness.backends.kube import commands, up
+from harness.backends.kube.up import UpRecord
+
+Say = Callable[[str], None]
+
+
+def _say(line: str) -> None:
+    print(f"conntrack-harness: {line}", file=sys.stderr, flush=True)
+
+
+def _kind() -> str:
+    """The kind CLI: on PATH, else the pinned one built here (built now if need be)."""
+    found = shutil.which(commands.KIND)
+    if found:
+        return found
+    from harness.upstream import kindparts
+
+    return str(kindparts.build("kind") / commands.KIND)
+
+
+def _kind_run(argv: list[str], docker_host: str, timeout_s: float = 300) -> str:
+    """A kind command on the daemon at ``docker_host``; CommandFailed with its stderr."""
+    env = {**os.environ, "DOCKER_HOST": docker_host}
+    cmd = [_kind(), *argv[1:]]
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s, check=False)
+    if p.returncode != 0:
+        raise CommandFailed(cmd, p.returncode, p.stderr)
+    return p.stdout
+
+
+def cluster_exists(rec: UpRecord) -> bool:
+    out = _kind_run(commands.kind_get_clusters(), rec.docker_host, timeout_s=60)
+    return rec.cluster in out.split()
+
+
+def _delete(rec: UpRecord) -> None:
+    with tempfile.TemporaryDirectory(prefix="cth-down-") as d:
+        _kind_run(commands.kind_delete(rec.cluster, f"{d}/kubeconfig"), rec.docker_host)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from harness import runner
+    from harness.backends.base import BackendOptions
+    from harness.backends.kube.images import kinddocker
+    from harness.kernel.journal import HostLock
+    from harness.scenario.loader import read_scenario
+
+    if args.backend != "kind":
+        raise BadInput(
+            "`up` keeps a kind cluster between runs; the netns backend needs none (its "
+            "cluster starts in about 4 s from the kept control plane its first run makes), "
+            "and a kubeconfig cluster is already up",
+            field="--backend",
+            value=args.backend,
+        )
+    commands.check_cluster_name(args.name)
+    scenario, _ = read_scenario(args.scenario)  # bad input first, exit 2
+    runner.require_root(args.backend)
+    choice = kinddocker.choose(os.environ)
+    if not choice.system:
+        why = (
+            f"a cluster is kept on a Docker daemon that outlives the command, and {choice.why}"
+            " (this project's private dockerd stops when its command ends)"
+        )
+        if kinddocker.mode(os.environ) == "private":
+            raise BadInput(why, field=kinddocker.ENV, value="private")
+        raise BackendError(
+            f"`up` cannot keep a cluster here: {why}. Start Docker (DOCKER_HOST or the default "
+            "socket), or run without `up`: each `run --backend kind` then makes and deletes "
+            "its own cluster"
+        )
+    host = kinddocker.daemon_address(os.environ)
+    with HostLock(args.wait):  # no run between the check and the record
+        rec = up.read()
+        if rec is not None:
+            half_made = rec.state == "creating" and not _pid_alive(rec.pid)
+            if half_made or not cluster_exists(rec):
+                _say(
+                    f"{rec.describe()}: "
+                    + ("left half-made by a killed `up`, deleted" if half_made else "gone")
+                )
+                if half_made:
+                    _delete(rec)
+                up.remove()
+            else:
+                raise BadInput(
+                    f"a cluster is up already: {rec.describe()}. `conntrack-harness run "
+                    "SCENARIO --backend kind` uses it; `conntrack-harness down` deletes it",
+                    field="up",
+                    value=rec.cluster,
+                )
+        rec = UpRecord(
+            backend="kind",
+            cluster=args.name,
+            docker_host=host,
+            scenario=scenario.name,
+            project=__version__,
+            made_at=time.time(),
+            state="creating",
+            pid=os.getpid(),
+        )
+        up.write(rec)
+    t0 = time.monotonic()
+    options = BackendOptions(keep_cluster=True)
+    try:
+        # a run of no phase: the cluster made (or reused) and kept, the images loaded, the
+        # run's workload brought up on it and removed again
+        with runner.ClusterSession(
+            scenario, backend="kind", options=options, wait_s=args.wait, notice=_say
+        ):
+            pass
+    except BaseException:
+        made = up.read()
+        if made is not None and made.cluster == rec.cluster and not cluster_exists(made):
+            up.remove()  # nothing was made: nothing is up
+        else:
+            _say("`up` failed; what it made is kept: `conntrack-harness down` deletes it")
+        raise
+    made = up.read() or rec
+    up.write(dataclasses.replace(made, state="up", pid=0))
+    print(
+        f"up: kind cluster {rec.cluster} on the Docker daemon at {host}, kept "
+        f"({time.monotonic() - t0:.0f}s).\n"
+        f"  conntrack-harness run {args.scenario} --backend kind   reuses it\n"
+        "  conntrack-harness down                                  deletes it"
+    )
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    from harness.kernel.journal import HostLock
+
+    rec = up.read()
+    if rec is None:
+        print("down: nothing was up")
+        return 0
+    with HostLock(args.wait):  # never under a run that uses it
+        try:
+            present = cluster_exists(rec)
+            if present:
+                _delete(rec)
+        except CommandFailed as e:
+            raise BackendError(f"down: deleting {rec.describe()}: {e}") from e
+        up.remove()
+    print(f"down: {'deleted' if present else 'already gone'}: {rec.describe()}")
+    return 0
+
+
+def add_parsers(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], seconds: Callable[[str], float]
+) -> None:
+    u = sub.add_parser(
+        "up",
+        help="make a kind cluster for a scenario and keep it: later `run --backend kind` reuse "
+        "it (exit 2 when one is up already)",
+    )
+    u.add_argument("scenario", metavar="SCENARIO_FILE")
+    u.add_argument("--backend", default="kind", help="kind (the only one that needs it)")
+    u.add_argument(
+        "--name",
+        default=os.environ.get("CTH_KIND_CLUSTER") or up.DEFAULT_NAME,
+        help=f"the kind cluster's name (default: $CTH_KIND_CLUSTER, else {up.DEFAULT_NAME})",
+    )
+    u.add_argument(
+        "--wait",
+        type=seconds,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait this long for another run's lock (default: refuse at once)",
+    )
+    u.set_defaults(func=cmd_up)
+    d = sub.add_parser("down", help="delete the cluster `up` kept (exit 0 when none was up)")
+    d.add_argument(
+        "--wait",
+        type=seconds,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait this long for a run's lock (default: refuse at once)",
+    )
+    d.set_defaults(func=cmd_down)
