@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from cthcommon.resolvconf import ResolvConf
 from harness.kernel.sampler import NodeSeries
@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from harness.results.schema import CaptureResult, FaultResult, SteadyStateResult
     from harness.results.statsd import StatsdPhase
     from loadgen.udp.sameport import SamePortResult
+    from loadgen.worker import WorkerResult
 
 
 @dataclass
@@ -43,7 +44,7 @@ class Observed:
 class PhaseMeasurement:
     """Raw measurements of one phase, before they are shaped into result.json."""
 
-    load: dict[str, Any]
+    load: WorkerResult  # the load's workers' results, merged over the pods
     series: dict[str, NodeSeries]
     node_counters: dict[str, dict[str, int]]
     server_counters: dict[str, int]

@@ -25,6 +25,7 @@ from harness.results.schema import (
 )
 from harness.results.verdict import phase_verdict
 from harness.scenario.model import Phase
+from loadgen.worker import WorkerResult
 
 
 def _remediation_label(r: Any) -> str:
@@ -100,9 +101,10 @@ def conntrack_result(m: PhaseMeasurement) -> ConntrackResult:
     )
 
 
-def dns_result(load: dict[str, Any]) -> DNSResult:
-    d = dict(load["dns"])
-    lo, hi = wilson(int(d["timeouts"]), int(d["lookups"]))
+def dns_result(load: WorkerResult) -> DNSResult:
+    w = load["dns"]
+    lo, hi = wilson(w["timeouts"], w["lookups"])
+    d: dict[str, Any] = dict(w)
     d["timeout_rate_ci"] = {"rate": d["timeout_rate"], "low": round(lo, 6), "high": round(hi, 6)}
     return DNSResult(**d)  # type: ignore[typeddict-item,no-any-return]
 
