@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from html import escape
 
 from cthcommon.stats import pct
@@ -108,7 +109,7 @@ def fmt_value(v: object) -> str:
     return str(v)
 
 
-def fault_text(fault: dict[str, object]) -> str:
+def fault_text(fault: Mapping[str, object]) -> str:
     """``race-window: probability 0.3, hits 1,234, pinned cpus yes`` (``injected`` is said
     by the label around it)."""
     kind = str(fault.get("kind", "fault"))
@@ -158,6 +159,16 @@ def _summary_table(summaries: list[PhaseSummary]) -> str:
     return f"<table>{head}{''.join(rows)}</table>"
 
 
+def _measured_box(p: PhaseResult) -> str:
+    """What the backend could not measure, and what it noticed, as result.json has them."""
+    items = [
+        f"<li>not measured: <code>{escape(k)}</code>: {escape(v)}</li>"
+        for k, v in (p.get("unavailable") or {}).items()
+    ]
+    items += [f"<li>{escape(n)}</li>" for n in p.get("notes") or []]
+    return f'<div class="box">How it was measured:<ul>{"".join(items)}</ul></div>' if items else ""
+
+
 def _phase_section(p: PhaseResult, s: PhaseSummary) -> str:
     title = _phase_title(p)
     inj = ' <span class="inj">INJECTED</span>' if p["injected"] else ""
@@ -179,6 +190,9 @@ def _phase_section(p: PhaseResult, s: PhaseSummary) -> str:
         parts.append(f'<div class="box">{escape(describe_statsd(p["statsd"]))}</div>')
     if "kube_proxy" in p:  # harness.results.kubeproxy
         parts.append(f'<div class="box">{escape(describe_kube_proxy(p["kube_proxy"]))}</div>')
+    measured = _measured_box(p)
+    if measured:
+        parts.append(measured)
     exp = "".join(
         f"<li><code>{escape(e['expect'])}</code>: observed {escape(fmt_value(e['observed']))} "
         f"{'✔' if e['ok'] else '✘ VIOLATED'}</li>"

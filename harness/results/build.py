@@ -25,6 +25,7 @@ from harness.results.schema import (
 )
 from harness.results.verdict import phase_verdict
 from harness.scenario.model import Phase
+from loadgen.worker import WorkerResult
 
 
 def _remediation_label(r: Any) -> str:
@@ -100,9 +101,10 @@ def conntrack_result(m: PhaseMeasurement) -> ConntrackResult:
     )
 
 
-def dns_result(load: dict[str, Any]) -> DNSResult:
-    d = dict(load["dns"])
-    lo, hi = wilson(int(d["timeouts"]), int(d["lookups"]))
+def dns_result(load: WorkerResult) -> DNSResult:
+    w = load["dns"]
+    lo, hi = wilson(w["timeouts"], w["lookups"])
+    d: dict[str, Any] = dict(w)
     d["timeout_rate_ci"] = {"rate": d["timeout_rate"], "low": round(lo, 6), "high": round(hi, 6)}
     return DNSResult(**d)  # type: ignore[typeddict-item,no-any-return]
 
@@ -128,7 +130,7 @@ def agreement(dns: DNSResult, m: PhaseMeasurement, server: ServerResult) -> Agre
     confirm = sum(s.delta.get("insert_failed", 0) for s in m.series.values())
     server_unanswered = max(0, server["received"] - server["answered"])
     client = dns["queries_unanswered"]
-    missing = [k for k in UNMEASURED_COUNTERS if k in m.extra.get("unavailable", {})]
+    missing = [k for k in UNMEASURED_COUNTERS if k in m.observed.unavailable]
     if missing:  # a backend that cannot count them says so, and nothing is added up
         return Agreement(
             client_unanswered=client,
@@ -200,8 +202,9 @@ def build_phase_result(phase: Phase, repeat_index: int, m: PhaseMeasurement) -> 
     for c in m.node_counters.values():
         for k, v in c.items():
             node_totals[k] = node_totals.get(k, 0) + v
-    if "fault" in m.extra:
-        node_totals["fault_hits"] = int(m.extra["fault"]["hits"])
+    seen = m.observed
+    if seen.fault is not None:
+        node_totals["fault_hits"] = seen.fault["hits"]
     node_totals["dns_dropped"] = sum(dns_dropped(c) for c in m.node_counters.values())
     result = PhaseResult(
         name=phase.name,
@@ -219,25 +222,26 @@ def build_phase_result(phase: Phase, repeat_index: int, m: PhaseMeasurement) -> 
         expectations=[],
         verdict="pass",
     )
-    if "fault" in m.extra:
-        result["fault"] = m.extra["fault"]
-    if "capture" in m.extra:
-        result["capture"] = m.extra["capture"]
-    if "rollout" in m.extra:
-        result["rollout"] = m.extra["rollout"]
-    if "udp" in m.extra:  # the same-port client (netns)
-        result["udp"] = m.extra["udp"]
-    if "endpoints" in m.extra:  # endpoint events and stale entries (netns)
-        result["endpoints"] = m.extra["endpoints"]
-    if "statsd" in m.extra:  # the one-way sender, counted at the receivers (netns)
-        result["statsd"] = m.extra["statsd"]
-    if "kube_proxy" in m.extra:  # kube-proxy's syncs, reconciles and RSS (netns)
-        result["kube_proxy"] = m.extra["kube_proxy"]
+    if seen.fault is not None:
+        result["fault"] = seen.fault
+    if seen.capture is not None:
+        result["capture"] = seen.capture
+    if seen.rollout is not None:
+        result["rollout"] = seen.rollout
+    if seen.udp is not None:
+        result["udp"] = seen.udp
+    if seen.endpoints is not None:
+        result["endpoints"] = seen.endpoints
+    if seen.statsd is not None:
+        result["statsd"] = seen.statsd
+    if seen.kube_proxy is not None:
+        result["kube_proxy"] = seen.kube_proxy
     if m.load.get("locust"):
         result["locust"] = locust_result(m.load["locust"])
-    if "steady_state" in m.extra:  # harness.backends.netns.steady
-        result["steady_state"] = m.extra["steady_state"]
-    result["unavailable"] = {str(k): str(v) for k, v in m.extra.get("unavailable", {}).items()}
+    if seen.steady_state is not None:
+        result["steady_state"] = seen.steady_state
+    result["unavailable"] = dict(seen.unavailable)
+    result["notes"] = list(seen.notes)
     checks: list[ExpectationResult] = []
     window_view = judged_view(result)
     for exp in phase.expectations():

@@ -175,6 +175,20 @@ class CaptureResult(TypedDict):
     kernel_dropped: int  # packets tcpdump's buffer lost
 
 
+class FaultResult(TypedDict):
+    """The injected race-window drop, counted where it runs."""
+
+    kind: str  # "race-window"
+    injected: bool
+    probability: float
+    hits: int  # second packets of a pair the drop took
+    pinned_cpus: bool  # the DNS servers pinned to one CPU (the A answer cannot overtake)
+    # second packets of a pair still unanswered (the window P draws from), or after the first
+    # answer (closed: that pair could not be hit); read on the netns backend only
+    window_open: NotRequired[int]
+    answered_first: NotRequired[int]
+
+
 class Comparison(TypedDict):
     """A remediated phase against its baseline."""
 
@@ -239,7 +253,7 @@ class PhaseResult(TypedDict):
     server: ServerResult
     node: dict[str, int]
     agreement: Agreement
-    fault: NotRequired[dict[str, object]]
+    fault: NotRequired[FaultResult]
     expectations: list[ExpectationResult]
     verdict: Verdict
     alerts: NotRequired[dict[str, AlertResult]]
@@ -249,6 +263,10 @@ class PhaseResult(TypedDict):
     steady_state: NotRequired[SteadyStateResult]
     # what this backend could not measure in the phase: field -> why (empty when everything was)
     unavailable: NotRequired[dict[str, str]]
+    # what the backend noticed while measuring that bears on reading the figures (a sampler
+    # that fell back to commands, a load start taken from the harness's cue, a pin_cpus not
+    # applied, ...); empty when nothing was
+    notes: NotRequired[list[str]]
     rollout: NotRequired[RolloutResult]  # a CoreDNS rollout during the load (netns)
     udp: NotRequired["SamePortResult"]  # the same-port UDP client (netns)
     endpoints: NotRequired[EndpointsResult]  # endpoint events, stale entries (netns)

@@ -12,7 +12,9 @@ returns for all pods at once). Pure.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
+
+from loadgen.worker import WorkerResult
 
 # ratio field -> (numerator candidates, denominator), recomputed after the counts are summed
 RATIOS: dict[str, tuple[tuple[str, ...], str]] = {
@@ -118,8 +120,8 @@ def _numeric_list(v: object) -> bool:
     return isinstance(v, list) and bool(v) and all(_num(x) for x in v)
 
 
-def merge_loads(answers: Sequence[Mapping[str, Any]]) -> tuple[dict[str, Any], list[str]]:
-    """The pods' worker answers -> one ``load`` dict (``dns``, ``http``) and notes."""
+def merge_loads(answers: Sequence[Mapping[str, Any]]) -> tuple[WorkerResult, list[str]]:
+    """The pods' worker answers -> one worker result (``dns``, ``http``) and notes."""
     notes: list[str] = []
     merged: dict[str, Any] = {}
     for section in ("dns", "http"):
@@ -132,4 +134,4 @@ def merge_loads(answers: Sequence[Mapping[str, Any]]) -> tuple[dict[str, Any], l
                 f"{section}.latency_ms percentiles are the count-weighted mean of "
                 f"{len(parts)} pods' percentiles (max is exact)"
             )
-    return merged, notes
+    return cast(WorkerResult, merged), notes

@@ -6,7 +6,7 @@ backend does: the load worker runs in every client pod at once while each node's
 count and stat counters are sampled (:mod:`.sampling`), and the pods' answers are merged into
 one :class:`harness.measurement.PhaseMeasurement`, so result.json has the same shape on every
 backend. What a cluster cannot give (the DNS pods' own received/answered counters, the nodes'
-DNS packet counters) is reported as 0 and named in ``extra["unavailable"]``.
+DNS packet counters) is reported as 0 and named in ``Observed.unavailable``.
 
 Before each phase's load, after the nodes' tables were flushed, the aged warm-up
 (:mod:`harness.steady.warmup`, the netns backend's own) brings the tables to the load's steady state
@@ -38,9 +38,10 @@ from harness.backends.kube.sampling import KernelLog, KubeSampler
 from harness.kernel.kmsg import KmsgReader
 from harness.kernel.process import pin_threads
 from harness.kernel.sampler import ConntrackSampler, NodeProbe, Sampler
-from harness.measurement import PhaseMeasurement
+from harness.measurement import Observed, PhaseMeasurement
 from harness.plan.types import PhasePlan, RunPlan
 from harness.results.evidence import Evidence
+from harness.results.schema import FaultResult
 from harness.steady.warmup import AgedWarmup, SysctlSetter, WarmupTargets
 from loadgen.worker import WorkerResult
 
@@ -227,40 +228,38 @@ class KubeRunCluster:
             )
             started = [cued]
         load_start_s = steady.load_start(started, sampler.t0)
-        unavailable = {"server_counters": SERVER_COUNTERS_UNAVAILABLE}
-        unavailable["node_dns_counters"] = NODE_DNS_COUNTERS_UNAVAILABLE
-        extra: dict[str, Any] = {
-            "backend": self.backend,
-            "unavailable": unavailable,
-            "nodes": labels,
-            "sample_hz": round(hz, 3),
-            "pods": [t.pod for t in targets],
-            "notes": [*notes, *sampler.notes],
-        }
+        seen = Observed(
+            unavailable={
+                "server_counters": SERVER_COUNTERS_UNAVAILABLE,
+                "node_dns_counters": NODE_DNS_COUNTERS_UNAVAILABLE,
+            },
+            sample_hz=round(hz, 3),
+            notes=[*notes, *sampler.notes],
+        )
         if fault is not None:
-            extra["fault"] = {
-                "kind": "race-window",
-                "injected": fault.injected,
-                "probability": fault.probability,
-                "hits": sum(kc.fault_drops().values()) - hits0,
-                "pinned_cpus": bool(servers),
-            }
-            unavailable["fault_window"] = (
+            seen.fault = FaultResult(
+                kind="race-window",
+                injected=fault.injected,
+                probability=fault.probability,
+                hits=sum(kc.fault_drops().values()) - hits0,
+                pinned_cpus=bool(servers),
+            )
+            seen.unavailable["fault_window"] = (
                 "window_open/answered_first: read on the netns backend only (the node access "
                 "reads the drop's inline counter)"
             )
             if self.backend == "kubeconfig":
-                unavailable["fault_hits"] = (
+                seen.unavailable["fault_hits"] = (
                     "the injected drop's counter lives in the node tuner; hits read 0 on an "
                     "existing cluster's nodes"
                 )
             if fault.pin_cpus and not servers:
-                extra["notes"].append(
+                seen.notes.append(
                     "pin_cpus is not applied: the DNS servers' processes are not on this host "
                     "(an existing cluster's nodes) or it has one CPU"
                 )
         if load_start_s is not None:
-            extra["load_start_s"] = load_start_s
+            seen.load_start_s = load_start_s
             result = aged.result(
                 series,
                 sampler_t0=sampler.t0,
@@ -272,7 +271,7 @@ class KubeRunCluster:
             gap = result.get("warmup", {}).get("gap_to_load_s")
             if isinstance(gap, float) and 0 < gap < 10:
                 self._warmup_gap_s = gap
-            extra["steady_state"] = result
+            seen.steady_state = result
         return PhaseMeasurement(
             load=merged,
             series=series,
@@ -282,7 +281,7 @@ class KubeRunCluster:
             duration_s=sampler.duration,
             resolv=resolv,
             sampler_cpu_s=sampler.cpu_s,
-            extra=extra,
+            observed=seen,
             kernel=self._kernel(),
         )
 

@@ -40,16 +40,17 @@ from harness.kernel import sysctl
 from harness.kernel.journal import Journal
 from harness.kernel.process import Proc, spawn, stop_pid
 from harness.kernel.sampler import NodeProbe, NodeSeries, Sampler
-from harness.measurement import PhaseMeasurement
+from harness.measurement import Observed, PhaseMeasurement
 from harness.plan.types import CT, PhasePlan, RunPlan, SysctlPlan
 from harness.plan.workerplan import worker_plan
 from harness.results.endpoints import EndpointEvent, EndpointsResult, endpoints_result
 from harness.results.evidence import Evidence
 from harness.results.kubeproxy import kube_proxy_result
 from harness.results.rollout import rollout_result
-from harness.results.schema import CaptureResult
+from harness.results.schema import CaptureResult, FaultResult, SteadyStateResult
 from harness.results.statsd import StatsdPhase, statsd_result
 from loadgen.http.plan import HTTPTarget
+from loadgen.udp.sameport import SamePortResult
 from loadgen.udp.statsd import StatsdResult
 from loadgen.worker import PodSpec, WorkerPlan
 
@@ -275,55 +276,47 @@ class NetnsCluster:
             self.topology.check_procs()  # a server that died mid-phase voids the measurement
             nodes1, server1 = self._counters(rollout=plan.rollout is not None or bool(plan.events))
         out = json.loads(out_file.read_text())
-        extra: dict[str, Any] = {}
+        seen = Observed()
         if "started_monotonic" in out:  # when the load began, on the sampler's timeline
-            extra["load_start_s"] = round(out.pop("started_monotonic") - sampler.t0, 3)
-            extra["steady_state"] = self._steady_result(steady, series, sampler.t0, extra, out)
+            seen.load_start_s = round(out.pop("started_monotonic") - sampler.t0, 3)
+            seen.steady_state = self._steady_result(steady, series, sampler.t0, seen, out)
+        load_start = sampler.t0 + (seen.load_start_s or 0.0)
         if fault is not None:
-            seen = delta(seen0, self.levers.race_fault_counters())
-            extra["fault"] = {
-                "kind": "race-window",
-                "injected": fault.injected,
-                "probability": fault.probability,
-                "hits": seen.get("hits", 0),
-                # second packets of a pair: still unanswered (the window P draws from), or
-                # after the first answer (closed: that pair could not be hit)
-                "window_open": seen.get("open", 0),
-                "answered_first": seen.get("answered", 0),
-                "pinned_cpus": fault.pin_cpus,
-            }
+            hit = delta(seen0, self.levers.race_fault_counters())
+            seen.fault = FaultResult(
+                kind="race-window",
+                injected=fault.injected,
+                probability=fault.probability,
+                hits=hit.get("hits", 0),
+                window_open=hit.get("open", 0),
+                answered_first=hit.get("answered", 0),
+                pinned_cpus=fault.pin_cpus,
+            )
         if capture is not None:
-            extra["capture"] = self._reduce(capture, plan.name)
+            seen.capture = self._reduce(capture, plan.name)
         if rollout is not None and plan.rollout is not None:
-            extra["rollout"] = rollout_result(
+            seen.rollout = rollout_result(
                 plan.rollout.at_s,
                 rollout.events,
-                load_start=sampler.t0 + extra.get("load_start_s", 0.0),
+                load_start=load_start,
                 load_s=plan.load.duration_s,
                 timeline=out.get("dns", {}).get("timeline", []),
             )
         if "udp" in out:
-            extra["udp"] = out.pop("udp")
+            seen.udp = out.pop("udp")
         if events is not None:
-            extra["endpoints"] = self._endpoints_result(
+            seen.endpoints = self._endpoints_result(
                 events,
-                load_start=sampler.t0 + extra.get("load_start_s", 0.0),
+                load_start=load_start,
                 plan=plan,
-                out=extra,
+                udp=seen.udp,
                 dns_timeline=out.get("dns", {}).get("timeline", []),
             )
         if statsd is not None and "statsd" in out:
-            extra["statsd"] = self._statsd_result(
-                statsd, out.pop("statsd"), sampler.t0 + extra.get("load_start_s", 0.0), extra
-            )
+            seen.statsd = self._statsd_result(statsd, out.pop("statsd"), load_start, seen)
         if kp_watch is not None:
-            self._kube_proxy_result(kp_watch, sampler.t0 + extra.get("load_start_s", 0.0), extra)
+            self._kube_proxy_result(kp_watch, load_start, seen)
         self._keep_phase_evidence(plan.name)
-        if self.levers.nodelocal_enabled:
-            extra["nodelocal"] = {
-                "interface": self.levers.nodelocal_interface,
-                "ip": P.NODELOCAL_IP,
-            }
         return PhaseMeasurement(
             load=out,
             series=series,
@@ -333,7 +326,7 @@ class NetnsCluster:
             duration_s=sampler.duration,
             resolv=resolv,
             sampler_cpu_s=sampler.cpu_s,
-            extra=extra,
+            observed=seen,
             kernel=platform.release(),
         )
 
@@ -361,14 +354,15 @@ class NetnsCluster:
         steady: PhaseSteady,
         series: dict[str, NodeSeries],
         t0: float,
-        extra: dict[str, Any],
+        seen: Observed,
         out: dict[str, Any],
-    ) -> dict[str, Any]:
-        res = steady.finish(series, sampler_t0=t0, load_start_s=extra["load_start_s"], out=out)
+    ) -> SteadyStateResult:
+        assert seen.load_start_s is not None
+        res = steady.finish(series, sampler_t0=t0, load_start_s=seen.load_start_s, out=out)
         gap = res.get("warmup", {}).get("gap_to_load_s")
         if isinstance(gap, float) and 0 < gap < 10:
             self._warmup_gap_s = gap
-        return dict(res)
+        return res
 
     @contextmanager
     def _rolling(self, plan: PhasePlan) -> Iterator[RolloutRun | None]:
@@ -429,7 +423,7 @@ class NetnsCluster:
         *,
         load_start: float,
         plan: PhasePlan,
-        out: dict[str, Any],
+        udp: SamePortResult | None,
         dns_timeline: list[list[float]],
     ) -> EndpointsResult:
         run_, stale, initial = events
@@ -446,8 +440,8 @@ class NetnsCluster:
             initial=initial,
             events=evs,
             samples=samples,
-            udp_by_pod=out.get("udp", {}).get("by_pod", {}),
-            udp_ports=out.get("udp", {}).get("source_ports", {}),
+            udp_by_pod=udp["by_pod"] if udp is not None else {},
+            udp_ports=udp["source_ports"] if udp is not None else {},
             load_s=plan.load.duration_s,
             source=stale.SOURCE,
             dns_timeline=dns_timeline,
@@ -466,14 +460,12 @@ class NetnsCluster:
             yield watch
 
     @staticmethod
-    def _kube_proxy_result(watch: KubeProxyWatch, load_start: float, extra: dict[str, Any]) -> None:
-        """``extra["kube_proxy"]``, and what its release does not expose on ``unavailable``."""
+    def _kube_proxy_result(watch: KubeProxyWatch, load_start: float, seen: Observed) -> None:
+        """``seen.kube_proxy``, and what its release does not expose on ``unavailable``."""
         for r in watch.readings.values():
             r.samples = [(round(t - load_start, 3), k, c) for t, k, c in r.samples]
-        result, missing = kube_proxy_result(watch.readings)
-        extra["kube_proxy"] = result
-        if missing:
-            extra.setdefault("unavailable", {}).update(missing)
+        seen.kube_proxy, missing = kube_proxy_result(watch.readings)
+        seen.unavailable.update(missing)
 
     @contextmanager
     def _statsd_counts(self, plan: PhasePlan) -> Iterator[StatsdSampler | None]:
@@ -488,14 +480,12 @@ class NetnsCluster:
 
     @staticmethod
     def _statsd_result(
-        sampler: StatsdSampler, sender: StatsdResult, load_start: float, extra: dict[str, Any]
+        sampler: StatsdSampler, sender: StatsdResult, load_start: float, seen: Observed
     ) -> StatsdPhase:
         """Where the sender's datagrams went, over the phase and each zero-endpoint window."""
         samples = [(round(t - load_start, 3), n, r) for t, n, r in sampler.samples]
-        windows = [
-            (w["judged_from_s"], w["to_s"])
-            for w in extra.get("endpoints", {}).get("zero_windows", [])
-        ]
+        zero = seen.endpoints["zero_windows"] if seen.endpoints is not None else []
+        windows = [(w["judged_from_s"], w["to_s"]) for w in zero]
         return statsd_result(sender, samples, windows, STATSD_SOURCE)
 
     def _drive_load(

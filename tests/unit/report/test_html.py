@@ -83,3 +83,20 @@ def test_text_is_escaped(exhaustion: RunResult) -> None:
     html = render_html(evil)
     assert "<script>" not in html
     assert "&lt;script&gt;" in html
+
+
+def test_what_was_not_measured_and_the_backends_notes_are_shown(exhaustion: RunResult) -> None:
+    import copy
+
+    r = copy.deepcopy(exhaustion)
+    p = r["phases"][0]
+    p["unavailable"] = {"server_counters": "CoreDNS runs in the cluster's pods <here>"}
+    p["notes"] = ["the load start is the harness's cue"]
+    html = render_html(r)
+    assert "not measured: <code>server_counters</code>: CoreDNS runs in the cluster&#x27;s" in html
+    assert "&lt;here&gt;" in html  # escaped
+    assert "<li>the load start is the harness&#x27;s cue</li>" in html
+    # a phase with neither gets no box
+    q = r["phases"][1]
+    q["unavailable"], q["notes"] = {}, []
+    assert render_html(r).count("How it was measured:") == 1

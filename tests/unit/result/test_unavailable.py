@@ -25,7 +25,7 @@ def _result(unavailable: dict[str, str] | None):  # type: ignore[no-untyped-def]
     rows = [[float(s), 25.0, 20.0] for s in range(20)]
     pm = phase_measurement(m, 20, rows, aged=True)
     if unavailable is not None:
-        pm = replace(pm, extra={**pm.extra, "unavailable": unavailable})
+        pm = replace(pm, observed=replace(pm.observed, unavailable=unavailable))
     return build_phase_result(the_phase(["dns.lookups >= 1"], 20), 0, pm)
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from cthcommon.resolvconf import ResolvConf
 from harness.kernel.sampler import NodeSeries
-from harness.measurement import PhaseMeasurement
+from harness.measurement import Observed, PhaseMeasurement
 from harness.results.build import build_phase_result
 from harness.scenario.loader import parse_scenario
 from harness.steady.assess import (
@@ -133,9 +133,9 @@ def phase_measurement(
         "resolver": "glibc",
         "timeline": rows,
     }
-    extra = {
-        "load_start_s": 1.0,
-        "steady_state": steady_result(
+    seen = Observed(
+        load_start_s=1.0,
+        steady_state=steady_result(
             m,
             {"node-1": series},
             load_start_s=1.0,
@@ -143,7 +143,7 @@ def phase_measurement(
             dns_timeline=rows,
             aged=aged,
         ),
-    }
+    )
     return PhaseMeasurement(
         load={"dns": dns, "http": None},
         series={"node-1": series},
@@ -153,7 +153,7 @@ def phase_measurement(
         duration_s=duration,
         resolv=ResolvConf.parse("nameserver 10.96.0.10\n"),
         sampler_cpu_s=0.0,
-        extra=extra,
+        observed=seen,
     )
 
 
@@ -197,7 +197,7 @@ def test_an_aged_phase_is_judged_on_the_whole_phase() -> None:
     # an aged table is full at the load's start
     full = [(1.0 + i / 2, MAX) for i in range(41)]
     pm.series["node-1"].timeline[:] = full
-    pm.extra["steady_state"] = steady_result(
+    pm.observed.steady_state = steady_result(
         m, pm.series, load_start_s=1.0, duration_s=20, dns_timeline=rows, aged=True
     )
     r = build_phase_result(the_phase(["dns.timeout_rate <= 0.2"], 20), 0, pm)

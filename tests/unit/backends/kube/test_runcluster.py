@@ -28,7 +28,7 @@ from harness.measurement import PhaseMeasurement
 from harness.plan.phase import plan_cluster, plan_phase, plan_run
 from harness.results.build import build_phase_result
 from harness.results.evidence import Evidence
-from harness.results.schema import PhaseResult, ServerResult
+from harness.results.schema import PhaseResult, ServerResult, SteadyStateResult
 from harness.scenario.model import Scenario
 from harness.steady.assess import not_steady
 
@@ -157,6 +157,12 @@ def kind_cluster(s: Scenario, log: FakeLog | None) -> tuple[KubeRunCluster, Fake
     )
 
 
+def steady(m: PhaseMeasurement) -> SteadyStateResult:
+    ss = m.observed.steady_state
+    assert ss is not None, "no steady state was assessed"
+    return ss
+
+
 def quick(**kw: Any) -> Scenario:
     return scenario(
         load={"duration_s": 2, "dns": {"rate": 40}, "http": {"rate": 80}},
@@ -224,12 +230,14 @@ def test_measure_merges_the_pods_and_samples_the_nodes() -> None:
     assert list(base.resolv.nameservers) == ["10.96.0.10"]
     assert base.kernel == "6.18.0"
     assert base.server_counters == {"rx": 0, "tx": 0}
-    assert "server_counters" in base.extra["unavailable"]
-    assert "fault" not in base.extra
+    assert "server_counters" in base.observed.unavailable
+    assert base.observed.fault is None
     # the injected fault is labelled and its hits come from the nft counter's growth
-    assert race.extra["fault"]["injected"] is True
-    assert race.extra["fault"]["hits"] > 0
-    assert race.extra["fault"]["hits"] % 7 == 0
+    fault = race.observed.fault
+    assert fault is not None
+    assert fault["injected"] is True
+    assert fault["hits"] > 0
+    assert fault["hits"] % 7 == 0
     assert sum(stats.reads.values()) > 0
 
 
@@ -238,7 +246,7 @@ def test_a_natural_phase_on_kind_is_assessed_and_not_called_steady() -> None:
     the nodes' timeouts with, so no warm-up): 80 short-lived connections/s for 2 s with
     TIME_WAIT 120 s cannot turn a 2,048 table over."""
     (base, _), _ = measure(quick(), None)
-    ss = base.extra["steady_state"]
+    ss = steady(base)
     assert ss["warmup"]["method"] == "none"
     assert "no aged warm-up" in str(ss["warmup"]["label"])
     assert ss["max"] == 2048
@@ -247,7 +255,8 @@ def test_a_natural_phase_on_kind_is_assessed_and_not_called_steady() -> None:
     assert ss["reached"] is False
     assert ss["verdict"] == "inconclusive"
     assert ss["reason"]
-    assert 0 <= base.extra["load_start_s"] < 5
+    assert base.observed.load_start_s is not None
+    assert 0 <= base.observed.load_start_s < 5
     # and a comparison against it cannot read "fixed"
     assert not_steady([{"name": "baseline", "steady_state": ss}]) is not None
 
@@ -323,7 +332,7 @@ def test_kind_warms_its_nodes_up_through_the_pods_and_node_namespaces(
         phases=[{"name": "baseline"}],
     )
     (base,), guard, fills = aged_kind(monkeypatch, s=s)
-    ss = base.extra["steady_state"]
+    ss = steady(base)
     w = ss["warmup"]
     assert w["method"] == "aged-fill"
     assert "aged fill" in str(w["label"])
@@ -348,15 +357,15 @@ def test_kind_warms_its_nodes_up_through_the_pods_and_node_namespaces(
     assert w["remaining_lifetimes_at_load_s"]["tcp-TIME_WAIT"]["n"] == 1
     assert "ended_monotonic" not in w
     # these node namespaces cannot be opened here: sampled by command instead, and said so
-    assert base.extra["sample_hz"] == 50
-    assert any("sampled by command" in n for n in base.extra["notes"])
+    assert base.observed.sample_hz == 50
+    assert any("sampled by command" in n for n in base.observed.notes)
 
 
 def test_kind_without_a_pods_namespace_says_so_and_starts_naturally(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     (base, _), guard, fills = aged_kind(monkeypatch, find_pods=False)
-    w = base.extra["steady_state"]["warmup"]
+    w = steady(base)["warmup"]
     assert w["method"] == "none"
     assert "were not found on this host" in str(w["label"])
     assert guard.calls == []
@@ -369,7 +378,7 @@ def test_kind_does_not_warm_up_a_load_that_says_none(monkeypatch: pytest.MonkeyP
         phases=[{"name": "baseline"}],
     )
     (base,), guard, fills = aged_kind(monkeypatch, s=s)
-    assert base.extra["steady_state"]["warmup"] == {
+    assert steady(base)["warmup"] == {
         "method": "none",
         "label": "natural: no warm-up",
     }
@@ -385,9 +394,14 @@ def test_node_timeouts_are_parsed_or_refused() -> None:
 
 
 def test_measure_without_kernel_log_says_so() -> None:
-    (base, _), _ = measure(quick(), None)
-    assert all(s.table_full == [] for s in base.series.values())
-    assert any("kernel log" in n for n in base.extra["notes"])
+    s = quick()
+    (base, _), _ = measure(s, None)
+    assert all(t.table_full == [] for t in base.series.values())
+    assert any("kernel log" in n for n in base.observed.notes)
+    # and so does the phase's result: a backend's notes reach result.json
+    notes = build_phase_result(s.phases[0], 0, base)["notes"]
+    assert notes == base.observed.notes
+    assert any("kernel log" in n for n in notes)
 
 
 def test_series_labels_are_the_scenario_node_names() -> None:
@@ -697,11 +711,13 @@ def test_pin_cpus_on_kind_pins_the_nodes_coredns_and_the_load(
                 out.append(cluster.measure(plan, None))
     base, race = out
     assert pinned == [([100, 101, 200, 201], {0}), ([100, 101, 200, 201], {0, 1})]
-    assert race.extra["fault"]["pinned_cpus"] is True
-    assert not any("pin_cpus" in n for n in race.extra["notes"])
+    fault = race.observed.fault
+    assert fault is not None
+    assert fault["pinned_cpus"] is True
+    assert not any("pin_cpus" in n for n in race.observed.notes)
     workers = [c for c in run.calls if c[0] == "kubectl" and "/bin/sh" in c]
     assert any("taskset -c 1 python3 -m loadgen.worker" in c[-1] for c in workers)
-    assert "fault" not in base.extra  # the baseline ran unpinned: no fault, no pin
+    assert base.observed.fault is None  # the baseline ran unpinned: no fault, no pin
 
 
 def test_pod_worker_argv_pins_only_to_a_cpu_list() -> None:
