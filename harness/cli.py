@@ -14,11 +14,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import shlex
 import sys
 import traceback
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,6 +29,7 @@ from cthcommon.errors import (
     RestoreFailed,
 )
 from harness import __version__
+from harness.cliargs import add_wait, in_range
 from harness.kernel.conntrack import CONNTRACK_MAX_MAX, CONNTRACK_MAX_MIN
 from harness.results.schema import RunResult
 
@@ -145,26 +144,8 @@ def _remove_if_empty(d: Path, *, default: bool) -> None:
         pass
 
 
-def _in_range(
-    parse: Callable[[str], float], lo: float, hi: float, what: str
-) -> Callable[[str], float]:
-    """An argparse ``type=``: ``parse`` the value and refuse it outside ``lo..hi`` (exit 2)."""
-
-    def check(value: str) -> float:
-        try:
-            n = parse(value)
-        except ValueError:
-            n = math.nan
-        if not lo <= n <= hi:  # NaN fails too
-            raise argparse.ArgumentTypeError(f"{what} is needed, not {value!r}")
-        return n
-
-    return check
-
-
-_seconds = _in_range(float, 0, 1e9, "a number of seconds >= 0")
-_port = _in_range(int, 0, 65535, "a TCP port 0-65535")
-_table_size = _in_range(
+_port = in_range(int, 0, 65535, "a TCP port 0-65535")
+_table_size = in_range(
     int,
     CONNTRACK_MAX_MIN,
     CONNTRACK_MAX_MAX,
@@ -406,13 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="allow shrinking nf_conntrack_max close to the host's live count",
     )
-    r.add_argument(
-        "--wait",
-        type=_seconds,
-        default=0.0,
-        metavar="SECONDS",
-        help="wait this long for another run's lock (default: refuse at once)",
-    )
+    add_wait(r)
     r.add_argument(
         "--pcap",
         action="store_true",
@@ -458,13 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.set_defaults(func=cmd_run)
     rs = sub.add_parser("restore", help="undo what a killed run left on this host")
-    rs.add_argument(
-        "--wait",
-        type=_seconds,
-        default=0.0,
-        metavar="SECONDS",
-        help="wait this long for a run's lock (default: refuse at once)",
-    )
+    add_wait(rs, "wait this long for a run's lock (default: refuse at once)")
     rs.add_argument(
         "--orphans",
         action="store_true",
@@ -527,18 +496,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --run: each run's reports in DIR/<release>/. Default: "
         "./conntrack-harness-reports/compare-<scenario>-<run id>/",
     )
-    c.add_argument(
-        "--wait",
-        type=_seconds,
-        default=0.0,
-        metavar="SECONDS",
-        help="with --run: wait this long for another run's lock (default: refuse at once)",
-    )
+    add_wait(c, "with --run: wait this long for another run's lock (default: refuse at once)")
     c.add_argument("--json", action="store_true", help="print the comparison as JSON")
     c.set_defaults(func=cmd_compare)
     from harness.upcli import add_parsers as add_up  # up|down: a kept kind cluster
 
-    add_up(sub, _seconds)
+    add_up(sub)
     v = sub.add_parser("validate", help="validate scenario files without running them")
     v.add_argument("files", nargs="+")
     v.set_defaults(func=cmd_validate)

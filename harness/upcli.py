@@ -23,14 +23,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 
 from cthcommon.errors import BackendError, BadInput, CommandFailed
 from harness import __version__
 from harness.backends.kube import commands, up
 from harness.backends.kube.up import UpRecord
-
-Say = Callable[[str], None]
+from harness.cliargs import add_wait
+from harness.kernel.journal import is_same_process, process_start_time
 
 
 def _say(line: str) -> None:
@@ -65,16 +64,6 @@ def cluster_exists(rec: UpRecord) -> bool:
 def _delete(rec: UpRecord) -> None:
     with tempfile.TemporaryDirectory(prefix="cth-down-") as d:
         _kind_run(commands.kind_delete(rec.cluster, f"{d}/kubeconfig"), rec.docker_host)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -112,7 +101,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     with HostLock(args.wait):  # no run between the check and the record
         rec = up.read()
         if rec is not None:
-            half_made = rec.state == "creating" and not _pid_alive(rec.pid)
+            half_made = rec.state == "creating" and not is_same_process(rec.pid, rec.pid_start)
             if half_made or not cluster_exists(rec):
                 _say(
                     f"{rec.describe()}: "
@@ -137,6 +126,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             made_at=time.time(),
             state="creating",
             pid=os.getpid(),
+            pid_start=process_start_time(os.getpid()),
         )
         up.write(rec)
     t0 = time.monotonic()
@@ -156,7 +146,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             _say("`up` failed; what it made is kept: `conntrack-harness down` deletes it")
         raise
     made = up.read() or rec
-    up.write(dataclasses.replace(made, state="up", pid=0))
+    up.write(dataclasses.replace(made, state="up", pid=0, pid_start=None))
     print(
         f"up: kind cluster {rec.cluster} on the Docker daemon at {host}, kept "
         f"({time.monotonic() - t0:.0f}s).\n"
@@ -185,9 +175,7 @@ def cmd_down(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parsers(
-    sub: argparse._SubParsersAction[argparse.ArgumentParser], seconds: Callable[[str], float]
-) -> None:
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     u = sub.add_parser(
         "up",
         help="make a kind cluster for a scenario and keep it: later `run --backend kind` reuse "
@@ -200,20 +188,8 @@ def add_parsers(
         default=os.environ.get("CTH_KIND_CLUSTER") or up.DEFAULT_NAME,
         help=f"the kind cluster's name (default: $CTH_KIND_CLUSTER, else {up.DEFAULT_NAME})",
     )
-    u.add_argument(
-        "--wait",
-        type=seconds,
-        default=0.0,
-        metavar="SECONDS",
-        help="wait this long for another run's lock (default: refuse at once)",
-    )
+    add_wait(u)
     u.set_defaults(func=cmd_up)
     d = sub.add_parser("down", help="delete the cluster `up` kept (exit 0 when none was up)")
-    d.add_argument(
-        "--wait",
-        type=seconds,
-        default=0.0,
-        metavar="SECONDS",
-        help="wait this long for a run's lock (default: refuse at once)",
-    )
+    add_wait(d, "wait this long for a run's lock (default: refuse at once)")
     d.set_defaults(func=cmd_down)

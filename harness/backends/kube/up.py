@@ -39,6 +39,7 @@ class UpRecord:
     made_at: float  # seconds since the epoch
     state: str = "up"  # "creating" while `up` makes it (a killed `up` leaves that)
     pid: int = 0  # the `up` making it, while "creating"
+    pid_start: int | None = None  # that process's start time (a reused PID is not it)
 
     def describe(self) -> str:
         when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(self.made_at))
@@ -59,6 +60,7 @@ class UpRecord:
             made_at=float(str(d["made_at"])),
             state=str(d.get("state", "up")),
             pid=int(str(d.get("pid", 0))),
+            pid_start=None if d.get("pid_start") is None else int(str(d["pid_start"])),
         )
 
 

@@ -151,3 +151,39 @@ def test_a_record_whose_cluster_is_gone_is_replaced(
         os.getpid(),
     )
     assert up.read() is None  # nothing was made: nothing is up
+
+
+def test_a_cluster_a_killed_up_left_half_made_is_deleted_and_made_again(
+    as_root_on: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The record says "creating" and the `up` that wrote it is gone (a PID that ended, or
+    one reused by another process): its half-made cluster is deleted, then made again."""
+    import subprocess
+
+    from harness import runner
+    from harness.kernel.journal import process_start_time
+
+    as_root_on.setattr(kinddocker, "choose", lambda environ: SYSTEM)
+    as_root_on.setattr(upcli, "cluster_exists", lambda rec: True)
+    deleted: list[str] = []
+    as_root_on.setattr(upcli, "_delete", lambda rec: deleted.append(rec.cluster))
+
+    class Stop(Exception):
+        pass
+
+    def session(*a: object, **k: object) -> object:
+        raise Stop
+
+    as_root_on.setattr(runner, "ClusterSession", session)
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    dead = record(state="creating", pid=ended.pid, pid_start=None)
+    for rec in (dead, record(state="creating", pid=os.getpid(), pid_start=1)):  # reused PID
+        up.write(rec)
+        with pytest.raises(Stop):
+            upcli.cmd_up(_args(tmp_path))
+    assert deleted == ["cth-up", "cth-up"]
+    # a live `up` (this process, its own start time) is not half-made: it is up already
+    up.write(record(state="creating", pid=os.getpid(), pid_start=process_start_time(os.getpid())))
+    with pytest.raises(BadInput, match="a cluster is up already"):
+        upcli.cmd_up(_args(tmp_path))
