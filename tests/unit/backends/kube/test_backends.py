@@ -273,7 +273,11 @@ def test_phase_applies_and_reverts(scn: Any) -> None:
                     results.append(worker.result(60))
                 assert results == [{"lookups": 10}] * scn.cluster.client_pods
             after = {k for k in api.objects if k[0] in ("Pod", "DaemonSet")}
-            assert after == before, phase.name
+            # what the phase added is gone, but its client pods: the next phase keeps them
+            # while its pods are the same, as netns keeps its pods
+            clients = {k for k in after if k[0] == "Pod" and k[2].startswith("client-")}
+            assert len(clients) == scn.cluster.client_pods
+            assert after - clients == before - clients, phase.name
             assert (
                 api.get("apps/v1", "Deployment", "coredns", "kube-system")["spec"]["replicas"] == 2
             )
@@ -428,3 +432,32 @@ def test_the_namespace_is_deleted_not_waited_for(keep: bool) -> None:
     assert api.looks_after_delete == 0
     verbs = [c[:3] for c in runner.calls]
     assert (["kind", "delete", "cluster"] in verbs) is not keep
+
+
+def test_client_pods_are_kept_while_a_phase_needs_the_same_ones(scn: Any) -> None:
+    """A phase whose client pods would be the same (image, DNS config) keeps the last
+    phase's, as netns keeps its pods, and moves their phase label; one that needs others
+    (another dnsConfig) gets new ones, after the old ones are gone; none is left after."""
+    api = kind_api()
+    made: dict[str, bool] = {}
+    with make_kind(api, FakeRunner()).realize(plan_run(scn), "r1") as cluster:
+        for phase in scn.phases:
+            n = len(api.calls)
+            with cluster.phase(plan_phase(scn, phase)):
+                calls = api.calls[n:]
+                replaced = ("delete", "Pod", "cth-r1", "client-0") in calls
+                made[phase.name] = replaced or phase is scn.phases[0]
+                pods = api.list("v1", "Pod", "cth-r1", "conntrack-harness/phase=" + phase.name)
+                assert len(pods) == scn.cluster.client_pods, phase.name
+    # baseline makes them; reopen and nodelocal change the pods' DNS config, fqdn goes back
+    # to the cluster's; coredns, sysctls and race change nothing in the pods
+    assert made == {
+        "baseline": True,
+        "reopen": True,
+        "nodelocal": True,
+        "fqdn": True,
+        "coredns": False,
+        "sysctls": False,
+        "race": False,
+    }
+    assert api.list("v1", "Pod", "cth-r1") == []
