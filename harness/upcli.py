@@ -139,11 +139,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         ):
             pass
     except BaseException:
-        made = up.read()
-        if made is not None and made.cluster == rec.cluster and not cluster_exists(made):
-            up.remove()  # nothing was made: nothing is up
-        else:
-            _say("`up` failed; what it made is kept: `conntrack-harness down` deletes it")
+        _after_failed_up(rec)
         raise
     made = up.read() or rec
     up.write(dataclasses.replace(made, state="up", pid=0, pid_start=None))
@@ -154,6 +150,19 @@ def cmd_up(args: argparse.Namespace) -> int:
         "  conntrack-harness down                                  deletes it"
     )
     return 0
+
+
+def _after_failed_up(rec: UpRecord) -> None:
+    """Drop the record when nothing was made; else keep it for ``down`` (said). A daemon that
+    cannot be asked keeps the record: the original failure is the one raised."""
+    try:
+        made = up.read()
+        if made is not None and made.cluster == rec.cluster and not cluster_exists(made):
+            up.remove()  # nothing was made: nothing is up
+            return
+    except (CommandFailed, OSError, subprocess.SubprocessError):
+        pass
+    _say("`up` failed; what it made is kept: `conntrack-harness down` deletes it")
 
 
 def cmd_down(args: argparse.Namespace) -> int:

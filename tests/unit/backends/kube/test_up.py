@@ -187,3 +187,31 @@ def test_a_cluster_a_killed_up_left_half_made_is_deleted_and_made_again(
     up.write(record(state="creating", pid=os.getpid(), pid_start=process_start_time(os.getpid())))
     with pytest.raises(BadInput, match="a cluster is up already"):
         upcli.cmd_up(_args(tmp_path))
+
+
+def test_a_failed_up_whose_daemon_cannot_be_asked_keeps_the_record_and_its_own_error(
+    as_root_on: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cthcommon.errors import CommandFailed
+    from harness import runner
+
+    as_root_on.setattr(kinddocker, "choose", lambda environ: SYSTEM)
+
+    def exists(rec: UpRecord) -> bool:
+        raise CommandFailed(["kind", "get", "clusters"], 1, "Cannot connect to the Docker daemon")
+
+    as_root_on.setattr(upcli, "cluster_exists", exists)
+
+    class Stop(Exception):
+        pass
+
+    def session(*a: object, **k: object) -> object:
+        raise Stop
+
+    as_root_on.setattr(runner, "ClusterSession", session)
+    with pytest.raises(Stop):  # the session's failure, not the daemon's
+        upcli.cmd_up(_args(tmp_path))
+    rec = up.read()
+    assert rec is not None
+    assert rec.state == "creating"
+    assert "`conntrack-harness down` deletes it" in capsys.readouterr().err
