@@ -19,12 +19,11 @@ import argparse
 import dataclasses
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 
-from cthcommon.errors import BackendError, BadInput, CommandFailed
+from cthcommon.errors import BackendError, BadInput, CommandFailed, HarnessError
 from harness import __version__
 from harness.backends.kube import commands, up
 from harness.backends.kube.up import UpRecord
@@ -36,24 +35,15 @@ def _say(line: str) -> None:
     print(f"conntrack-harness: {line}", file=sys.stderr, flush=True)
 
 
-def _kind() -> str:
-    """The kind CLI: on PATH, else the pinned one built here (built now if need be)."""
-    found = shutil.which(commands.KIND)
-    if found:
-        return found
+def _kind_run(argv: list[str], docker_host: str, timeout_s: float = 300) -> str:
+    """A kind command (``argv`` from :mod:`.commands`) on the daemon at ``docker_host``, with
+    the kind CLI on PATH, else the pinned one built here; CommandFailed with its stderr."""
+    from harness.backends.kube.proc import environ_set, subprocess_runner
     from harness.upstream import kindparts
 
-    return str(kindparts.build("kind") / commands.KIND)
-
-
-def _kind_run(argv: list[str], docker_host: str, timeout_s: float = 300) -> str:
-    """A kind command on the daemon at ``docker_host``; CommandFailed with its stderr."""
-    env = {**os.environ, "DOCKER_HOST": docker_host}
-    cmd = [_kind(), *argv[1:]]
-    p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s, check=False)
-    if p.returncode != 0:
-        raise CommandFailed(cmd, p.returncode, p.stderr)
-    return p.stdout
+    kind = shutil.which(commands.KIND) or str(kindparts.kind_binary())
+    with environ_set({"DOCKER_HOST": docker_host}):
+        return subprocess_runner([kind, *argv[1:]], timeout_s=timeout_s).stdout
 
 
 def cluster_exists(rec: UpRecord) -> bool:
@@ -160,7 +150,7 @@ def _after_failed_up(rec: UpRecord) -> None:
         if made is not None and made.cluster == rec.cluster and not cluster_exists(made):
             up.remove()  # nothing was made: nothing is up
             return
-    except (CommandFailed, OSError, subprocess.SubprocessError):
+    except (HarnessError, OSError):
         pass
     _say("`up` failed; what it made is kept: `conntrack-harness down` deletes it")
 
