@@ -82,7 +82,8 @@ def staging(component: str, version: str) -> Iterator[Path]:
         shutil.rmtree(d, ignore_errors=True)
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` whole or not at all: beside it, synced, then renamed."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with tmp.open("w") as f:
         f.write(text)
@@ -124,5 +125,5 @@ def install(
         "binaries": dict(sorted(entries.items())),
         "runs": [*(stamp.get("runs") or []), *([{**run, "finished": now}] if run else [])],
     }
-    _write_atomic(final / STAMP, json.dumps(new, indent=2) + "\n")
+    write_atomic(final / STAMP, json.dumps(new, indent=2) + "\n")
     return new

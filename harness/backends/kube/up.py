@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from harness.kernel.journal import state_dir
+from harness.upstream.cache import write_atomic
 
 RECORD = "up.json"
 DEFAULT_NAME = "cth-up"
@@ -34,7 +34,7 @@ class UpRecord:
     backend: str
     cluster: str
     docker_host: str
-    scenario: str  # the file it was made for (a later run may rebuild it for another)
+    scenario: str  # the scenario it was made for (a later run may rebuild it for another)
     project: str  # the version of conntrack-harness that made it
     made_at: float  # seconds since the epoch
     state: str = "up"  # "creating" while `up` makes it (a killed `up` leaves that)
@@ -79,9 +79,7 @@ def read() -> UpRecord | None:
 def write(rec: UpRecord) -> None:
     path = record_path()
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{RECORD}.{os.getpid()}")
-    tmp.write_text(json.dumps(asdict(rec), indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(asdict(rec), indent=2, sort_keys=True) + "\n")
 
 
 def remove() -> None:
