@@ -1,8 +1,10 @@
 """Item 9: the kube backend's API code and objects against a REAL kube-apiserver.
 
 The embedded control plane (etcd, kube-apiserver, kube-controller-manager with the namespace
-and garbage collector controllers) runs in its own network namespace; the kube backend's own
-``DynamicKubeAPI`` talks to it through a socket made inside that namespace. Every object the
+and garbage collector controllers) runs in its own network namespace; the one API client of
+every backend (:mod:`harness.kubeapi`), made from the control plane's admin kubeconfig as the
+kind and kubeconfig backends make theirs, talks to it through sockets made inside that
+namespace. Every object the
 kind/kubeconfig backends create is server-side applied for real, the CoreDNS ConfigMap change
 and its verbatim restore round-trip, and label-based cleanup leaves nothing.
 """
@@ -17,9 +19,7 @@ from typing import Any
 
 import pytest
 
-from cthcommon.netns import entered
 from harness.backends.kube import coredns, nodelocaldns, tuner, workload
-from harness.backends.kube.api import DynamicKubeAPI, ref
 from harness.backends.kube.cluster import _apply_all
 from harness.backends.kube.dnsconfig import NamespaceMap, pod_dns
 from harness.backends.kube.names import run_namespace, run_selector
@@ -30,6 +30,8 @@ from harness.backends.netns.k8s.controlplane import BINARIES, ControlPlane, Cont
 from harness.backends.netns.k8s.kubelet import CLEANUP_KINDS, Kubelet
 from harness.dataplane.faults import race_window_ruleset
 from harness.kernel.journal import HostLock, Journal
+from harness.kubeapi.client import ApiClient, ref
+from harness.kubeapi.kubeconfig import client_for
 from harness.plan.phase import plan_phase, plan_run
 from harness.plan.types import CoreDNSPlan
 from harness.scenario.loader import parse_scenario
@@ -46,18 +48,13 @@ KINDS_TO_CHECK = (
 
 
 class Real:
-    def __init__(self, cp: ControlPlane, api: DynamicKubeAPI, run_id: str) -> None:
+    """The client, with the control plane and run it talks to."""
+
+    def __init__(self, cp: ControlPlane, api: ApiClient, run_id: str) -> None:
         self.cp, self.api, self.run_id = cp, api, run_id
 
     def __getattr__(self, name: str) -> Any:
-        """Every DynamicKubeAPI call runs with its sockets inside the control-plane netns."""
-        fn = getattr(self.api, name)
-
-        def call(*a: Any, **kw: Any) -> Any:
-            with entered(self.cp.cfg.ns):
-                return fn(*a, **kw)
-
-        return call
+        return getattr(self.api, name)
 
 
 @pytest.fixture(scope="module")
@@ -77,9 +74,8 @@ def real(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Real]:
             with ControlPlane(cfg, j, state / j.run_id) as cp:
                 print(f"control plane ready: {cp.timings.marks}")
                 kc = str(cp.pki.kubeconfig(pki.ADMIN))
-                with entered(cfg.ns):
-                    api = DynamicKubeAPI(kc)
-                yield Real(cp, api, j.run_id)
+                with client_for(kc, netns=cfg.ns) as api:
+                    yield Real(cp, api, j.run_id)
             j.close()
     leftovers = HostSnapshot.take().leftovers_since(before)
     assert not leftovers, leftovers

@@ -19,7 +19,6 @@ from typing import Any, Protocol
 
 from cthcommon.errors import BackendError
 from harness.backends.kube import coredns, nodelocaldns, readiness, tuner, workload
-from harness.backends.kube.api import KubeAPI, ref, wait_until
 from harness.backends.kube.commands import kubectl_exec
 from harness.backends.kube.counters import NodeStat
 from harness.backends.kube.dnsconfig import NamespaceMap, pod_dns
@@ -44,6 +43,8 @@ from harness.backends.kube.podplans import ClientTarget, client_image, pod_worke
 from harness.backends.kube.podworker import Handle, PodWorker, RunnerWorker
 from harness.backends.kube.proc import Runner, subprocess_runner
 from harness.dataplane import nodelocal
+from harness.kubeapi.client import KubeAPI, ref
+from harness.kubeapi.wait import wait_for
 from harness.plan.types import CoreDNSPlan, PhasePlan, RunPlan
 from harness.steady.model import Timeouts
 from loadgen.worker import WorkerPlan
@@ -123,8 +124,11 @@ class Settings:
         return self.host is None
 
 
+API_POLL_S = 0.25  # how often a wait asks the cluster's API (a user's cluster too)
+
+
 def _wait(s: Settings, what: str, check: Callable[[], str | None]) -> None:
-    wait_until(what, check, timeout_s=s.timeout_s)
+    wait_for(what, check, timeout_s=s.timeout_s, interval_s=API_POLL_S)
 
 
 def _apply_all(

@@ -20,8 +20,8 @@ from typing import Any
 
 import yaml
 
-from harness.backends.kube.api import KubeAPI
 from harness.backends.kube.names import SYSTEM_NAMESPACE
+from harness.kubeapi.client import KubeAPI
 
 Component = dict[str, str]
 Components = dict[str, Component]

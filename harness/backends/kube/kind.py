@@ -29,8 +29,8 @@ from typing import Any
 from cthcommon.errors import BackendError, BadInput, CommandFailed, MissingTool
 from harness import __version__
 from harness.backends.kube import commands, kindconfig, readiness, up
-from harness.backends.kube.api import DynamicKubeAPI, KubeAPI, wait_until
 from harness.backends.kube.cluster import (
+    API_POLL_S,
     WORKLOAD_STAGE,
     Images,
     KubeCluster,
@@ -66,6 +66,9 @@ from harness.backends.kube.proc import Runner, environ_set, subprocess_runner
 from harness.backends.stages import Notice, Stages
 from harness.kernel.journal import Journal
 from harness.kernel.sysctl import SysctlGuard
+from harness.kubeapi.client import KubeAPI
+from harness.kubeapi.kubeconfig import client_for
+from harness.kubeapi.wait import wait_for
 from harness.plan.types import RunPlan
 from harness.upstream import ComponentMissing, component_dir, kindparts, locate, release
 
@@ -217,7 +220,7 @@ class KindBackend:
         settings: KindSettings | None = None,
         *,
         runner: Runner = subprocess_runner,
-        api_factory: Callable[[str], KubeAPI] = DynamicKubeAPI,
+        api_factory: Callable[[str], KubeAPI] = client_for,
         guard: SysctlSetter | None = None,
         host_factory: Callable[[], HostSysctls] | None = None,
         euid: Callable[[], int] = os.geteuid,
@@ -272,18 +275,20 @@ class KindBackend:
                 api = self._api_factory(started.kubeconfig)
                 want = self.expected_nodes(plan)
                 with st.stage(f"waiting for {want} nodes Ready"):
-                    wait_until(
+                    wait_for(
                         f"{self.name} nodes Ready",
                         lambda: readiness.nodes_not_ready(api.list("v1", "Node"), want),
                         timeout_s=timeout_s,
+                        interval_s=API_POLL_S,
                     )
                 with st.stage("waiting for CoreDNS Ready"):
-                    wait_until(
+                    wait_for(
                         "CoreDNS Ready",
                         lambda: readiness.deployment_not_ready(
                             api.get("apps/v1", "Deployment", COREDNS_DEPLOYMENT, SYSTEM_NAMESPACE)
                         ),
                         timeout_s=timeout_s,
+                        interval_s=API_POLL_S,
                     )
                 self.build_and_load_images()
                 nodes = self.map_nodes(plan, api.list("v1", "Node"))

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 from cthcommon.errors import BackendError, CommandFailed, UnsafeRequest
 from harness.backends.kube import commands, readiness, tuner
-from harness.backends.kube.api import DynamicKubeAPI, KubeAPI, wait_until
 from harness.backends.kube.cluster import (
+    API_POLL_S,
     WORKLOAD_STAGE,
     Images,
     KubeCluster,
@@ -33,6 +33,9 @@ from harness.backends.kube.nodeaccess import ProbeNodeAccess
 from harness.backends.kube.placement import NodeMap, map_schedulable
 from harness.backends.kube.proc import Runner, subprocess_runner
 from harness.backends.stages import Notice, Stages
+from harness.kubeapi.client import KubeAPI
+from harness.kubeapi.kubeconfig import client_for
+from harness.kubeapi.wait import wait_for
 from harness.plan.types import RunPlan
 
 
@@ -103,7 +106,7 @@ class KubeconfigBackend:
         settings: KubeconfigSettings,
         *,
         runner: Runner = subprocess_runner,
-        api_factory: Callable[[str | None, str | None], KubeAPI] = DynamicKubeAPI,
+        api_factory: Callable[[str | None, str | None], KubeAPI] = client_for,
         notice: Notice | None = None,
     ) -> None:
         self.settings = settings
@@ -164,10 +167,11 @@ def probe_pods(
     """node name -> the Ready probe pod on it."""
     selector = f"{run_selector(run_id)},{LABEL_ROLE}=node-probe"
     real = set(nodes.nodes.values())
-    wait_until(
+    wait_for(
         "node probe pods",
         lambda: readiness.pods_not_ready(api.list("v1", "Pod", ns, selector), len(real)),
         timeout_s=timeout_s,
+        interval_s=API_POLL_S,
     )
     found = {
         p["spec"].get("nodeName"): p["metadata"]["name"]

@@ -2,7 +2,6 @@
 
 - :mod:`.pki`: the self-signed set-up (CA, serving and client certificates, kubeconfigs);
 - :mod:`.controlplane`: etcd, kube-apiserver and kube-controller-manager in their own namespace;
-- :mod:`.client`: a small typed client for that apiserver (client certificates, no dev deps);
 - :mod:`.kubelet`: the harness as kubelet and CNI (Nodes, Services, Pods and their status);
 - :mod:`.kubeproxy`, :mod:`.coredns`, :mod:`.nodecache`: the component runners.
 

@@ -24,7 +24,6 @@ from cthcommon.errors import BackendError, BadInput
 from cthcommon.netns import run, socket_in
 from harness.backends.netns.k8s import coredns, kubeproxy, nodecache
 from harness.backends.netns.k8s import pki as K
-from harness.backends.netns.k8s.client import ApiClient, ApiError
 from harness.backends.netns.k8s.controlplane import (
     ControlPlane,
     ControlPlaneConfig,
@@ -43,12 +42,13 @@ from harness.backends.netns.k8s.kubelet import (
     service,
 )
 from harness.backends.netns.k8s.procs import Components, http_get
-from harness.backends.netns.k8s.wait import wait_for
 from harness.backends.netns.startmarks import Marks
 from harness.backends.netns.topologyplan import PodPlan, TopologyPlan
 from harness.kernel.journal import Journal
 from harness.kernel.process import Proc, stop_pids
 from harness.kernel.stacked import Stacked
+from harness.kubeapi.client import ApiClient, ApiError
+from harness.kubeapi.wait import wait_for
 from harness.results.evidence import Evidence
 from harness.upstream import locate, release
 from harness.upstream.skew import skew_note
@@ -371,7 +371,7 @@ class K8sParts(Stacked):
         obj = self.api.get("v1", "Service", name, ns)
         if obj is None:
             raise BackendError(f"delete Service {service}: it does not exist")
-        self.api.delete("v1", "Service", name, ns)
+        self.api.delete("v1", "Service", name, ns, grace_s=0, propagation="Background")
         return str(obj["spec"].get("clusterIP", ""))
 
     def create_service(self, service: str, timeout_s: float = 20) -> str:

@@ -27,12 +27,12 @@ from cthcommon.errors import BackendError
 from cthcommon.netns import run, socket_in
 from harness.backends.netns.k8s import pki as K
 from harness.backends.netns.k8s import seed as S
-from harness.backends.netns.k8s.client import ApiClient, Credentials
-from harness.backends.netns.k8s.wait import wait_for
 from harness.backends.netns.startmarks import Marks
 from harness.kernel.journal import Journal
 from harness.kernel.process import Proc, spawn, stop_pid, stop_pids
 from harness.kernel.stacked import Stacked
+from harness.kubeapi.client import ApiClient, Credentials
+from harness.kubeapi.wait import wait_for
 from harness.upstream import BINARY_COMPONENT, component_dir, installed, locate, release
 
 CONTROL_PLANE_IP = "172.18.0.2"  # in the plan's node range (172.18.0.0/24); .1 is the vpc

@@ -23,8 +23,8 @@ from cthcommon.corefile import KUBERNETES_LINE
 from cthcommon.errors import BackendError
 from harness.backends.kube.coredns import set_cache, set_max_concurrent
 from harness.backends.netns.k8s.procs import Components, http_get
-from harness.backends.netns.k8s.wait import wait_for
 from harness.kernel.process import Proc
+from harness.kubeapi.wait import wait_for
 
 METRICS_PORT = 9153
 READY_PORT = 8181

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.backends.kube.names import run_labels, run_selector
-from harness.backends.netns.k8s.client import ApiClient, ApiError, Obj
-from harness.backends.netns.k8s.wait import wait_for
+from harness.kubeapi.client import ApiClient, ApiError, Obj
+from harness.kubeapi.wait import wait_for
 
 # kube-apiserver's ClusterIP allocator (ipallocator.MetaAllocator) learns the ServiceCIDRs
 # from an informer, in a worker of its own, after the apiserver serves and passes /readyz:
@@ -332,7 +332,7 @@ class Kubelet:
         )
 
     def delete_pod(self, name: str, ns: str) -> None:
-        self.client.delete("v1", "Pod", name, ns, grace_s=0)
+        self.client.delete("v1", "Pod", name, ns, grace_s=0, propagation="Background")
 
     def endpoints(self, service_name: str, ns: str) -> dict[str, bool]:
         slices = self.client.list(
@@ -372,7 +372,10 @@ class Kubelet:
             for o in self.client.list(api_version, kind, None, label_selector=sel):
                 m = o["metadata"]
                 try:
-                    self.client.delete(api_version, kind, m["name"], m.get("namespace"))
+                    self.client.delete(
+                        api_version, kind, m["name"], m.get("namespace"),
+                        grace_s=0, propagation="Background",
+                    )  # fmt: skip
                 except ApiError as e:
                     if e.status != 409:  # a namespace already terminating
                         raise

@@ -14,8 +14,8 @@ import yaml
 
 from cthcommon.errors import BadInput
 from harness.backends.netns.k8s.procs import Components, http_get
-from harness.backends.netns.k8s.wait import wait_for
 from harness.kernel.process import Proc
+from harness.kubeapi.wait import wait_for
 
 MODES = ("iptables", "nftables")
 # set to the wall clock at the end of each successful rules sync (absent before the first)

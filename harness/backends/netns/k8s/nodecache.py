@@ -29,9 +29,9 @@ from harness.backends.kube.nodelocaldns import (
     filled_corefile,
 )
 from harness.backends.netns.k8s.procs import Components, http_get
-from harness.backends.netns.k8s.wait import wait_for
 from harness.dataplane.nodelocal import iptables_rules
 from harness.kernel.process import Proc
+from harness.kubeapi.wait import wait_for
 from harness.upstream import ComponentMissing, locate
 
 INTERFACE = "nodelocaldns"

@@ -10,7 +10,6 @@ import yaml
 from cthcommon.errors import BackendError, BadInput
 from harness.backends.netns.k8s import controlplane as cp
 from harness.backends.netns.k8s import coredns, kubeproxy, nodecache, pki
-from harness.backends.netns.k8s.client import ApiError, resource_path
 from harness.backends.netns.k8s.kubelet import (
     kube_dns_service,
     node,
@@ -18,8 +17,9 @@ from harness.backends.netns.k8s.kubelet import (
     pod_status,
     slice_endpoints,
 )
-from harness.backends.netns.k8s.wait import wait_for
 from harness.dataplane.nodelocal import iptables_rules
+from harness.kubeapi.client import ApiError, resource_path
+from harness.kubeapi.wait import wait_for
 
 P = Path("/w")
 

@@ -8,8 +8,8 @@ from typing import Any, cast
 
 import pytest
 
-from harness.backends.netns.k8s.client import ApiClient, ApiError
 from harness.backends.netns.k8s.kubelet import ALLOCATOR_NOT_LOADED, Kubelet, kube_dns_service
+from harness.kubeapi.client import ApiClient, ApiError
 
 pytestmark = pytest.mark.unit
 

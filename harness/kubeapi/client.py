@@ -1,9 +1,12 @@
-"""A small typed client for the embedded apiserver: HTTPS with client certificates, sockets
-made inside a network namespace (so the host never routes a packet to the cluster).
+"""The one typed Kubernetes API client every backend uses: JSON over HTTPS, with client
+certificates or a bearer token (:mod:`harness.kubeapi.kubeconfig` reads them from a
+kubeconfig), optionally with its sockets made inside a network namespace (the embedded
+cluster's apiserver lives in one, so the host never routes a packet to it).
 
-Only the standard library: the library must not depend on the ``kubernetes`` package. API
+Only the standard library: the harness does not depend on the ``kubernetes`` package. API
 errors become :class:`ApiError` (a :class:`BackendError` carrying the HTTP status and the
 apiserver's reason); a 404 on get/delete means "absent", so deletes are idempotent.
+:class:`KubeAPI` is the verbs the cluster driver needs, so its unit tests can stand a fake in.
 """
 
 from __future__ import annotations
@@ -12,16 +15,18 @@ import http.client
 import json
 import socket
 import ssl
+import threading
 import urllib.parse
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from cthcommon.errors import BackendError
 from cthcommon.netns import entered
 
 Obj = dict[str, Any]
+FIELD_MANAGER = "conntrack-harness"
 
 # (apiVersion, kind) -> (plural, namespaced)
 RESOURCES: dict[tuple[str, str], tuple[str, bool]] = {
@@ -85,11 +90,19 @@ class _NetnsHTTPS(http.client.HTTPSConnection):
     """An HTTPS connection whose TCP socket is created inside ``netns`` (None: here)."""
 
     def __init__(
-        self, host: str, port: int, netns: str | None, context: ssl.SSLContext, timeout: float
+        self,
+        host: str,
+        port: int,
+        netns: str | None,
+        context: ssl.SSLContext,
+        timeout: float,
+        *,
+        server_name: str | None = None,
     ) -> None:
         super().__init__(host, port, timeout=timeout, context=context)
         self._netns = netns
         self._ctx = context
+        self._server_name = server_name or host
 
     def connect(self) -> None:
         with entered(self._netns):
@@ -100,7 +113,7 @@ class _NetnsHTTPS(http.client.HTTPSConnection):
             # body waits for the server's delayed ACK, 40 ms on every POST and PATCH
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock.connect((self.host, self.port))
-            self.sock = self._ctx.wrap_socket(sock, server_hostname=self.host)
+            self.sock = self._ctx.wrap_socket(sock, server_hostname=self._server_name)
         except BaseException:
             sock.close()
             raise
@@ -108,18 +121,68 @@ class _NetnsHTTPS(http.client.HTTPSConnection):
 
 @dataclass(frozen=True)
 class Credentials:
-    ca: Path
-    cert: Path
-    key: Path
+    """How the client proves who it is and whom it trusts: a CA (a file, or PEM text from a
+    kubeconfig's ``certificate-authority-data``; neither: the system's), a client
+    certificate and key (files), and/or a bearer token. ``insecure`` is the kubeconfig's
+    ``insecure-skip-tls-verify``; ``server_name`` its ``tls-server-name``."""
+
+    ca: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+    ca_pem: str | None = None
+    token: str | None = field(default=None, repr=False)
+    insecure: bool = False
+    server_name: str | None = None
 
     def context(self) -> ssl.SSLContext:
-        ctx = ssl.create_default_context(cafile=str(self.ca))
-        ctx.load_cert_chain(str(self.cert), str(self.key))
+        ctx = ssl.create_default_context(cafile=str(self.ca) if self.ca else None)
+        if self.ca_pem:
+            ctx.load_verify_locations(cadata=self.ca_pem)
+        if self.insecure:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        if self.cert is not None:
+            ctx.load_cert_chain(str(self.cert), str(self.key) if self.key else None)
         return ctx
 
 
+class KubeAPI(Protocol):
+    """The verbs the cluster driver uses (:class:`ApiClient` has them; unit tests fake them)."""
+
+    def apply(self, obj: Mapping[str, Any]) -> Any: ...
+
+    def get(
+        self, api_version: str, kind: str, name: str, namespace: str | None = None
+    ) -> dict[str, Any] | None: ...
+
+    def list(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+    ) -> list[dict[str, Any]]: ...
+
+    def patch(
+        self, api_version: str, kind: str, name: str, namespace: str | None, body: Mapping[str, Any]
+    ) -> Any: ...
+
+    def delete(
+        self, api_version: str, kind: str, name: str, namespace: str | None = None
+    ) -> None: ...
+
+
+def ref(obj: Mapping[str, Any]) -> tuple[str, str, str, str | None]:
+    """An object's (apiVersion, kind, name, namespace)."""
+    meta = obj["metadata"]
+    return obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace")
+
+
 class ApiClient:
-    """JSON over one kept-alive HTTPS connection to ``host:port`` from namespace ``netns``."""
+    """JSON over one kept-alive HTTPS connection to ``host:port`` from namespace ``netns``
+    (None: this host's). ``prefix``: the server URL's path, for an apiserver served below one
+    (a proxy's ``https://host/k8s/clusters/c-1``). One request at a time: a lock serializes
+    the threads that share a client."""
 
     def __init__(
         self,
@@ -129,10 +192,15 @@ class ApiClient:
         *,
         netns: str | None = None,
         timeout: float = 10.0,
+        prefix: str = "",
     ) -> None:
         self.host, self.port, self.netns, self.timeout = host, port, netns, timeout
+        self.prefix = prefix.rstrip("/")
         self._ctx = creds.context()
+        self._token = creds.token
+        self._server_name = creds.server_name
         self._conn: _NetnsHTTPS | None = None
+        self._lock = threading.Lock()
 
     def close(self) -> None:
         if self._conn is not None:
@@ -156,25 +224,31 @@ class ApiClient:
         query: Mapping[str, str] | None = None,
     ) -> tuple[int, bytes]:
         """One request; a connection the server closed meanwhile is reopened once."""
-        url = path + ("?" + urllib.parse.urlencode(query) if query else "")
+        url = self.prefix + path + ("?" + urllib.parse.urlencode(query) if query else "")
         data = json.dumps(body).encode() if body is not None else None
         headers = {"Accept": "application/json"}
+        if self._token:
+            headers["Authorization"] = f"Bearer {self._token}"
         if data is not None:
             headers["Content-Type"] = content_type
-        for attempt in (0, 1):
-            if self._conn is None:
-                self._conn = _NetnsHTTPS(self.host, self.port, self.netns, self._ctx, self.timeout)
-            try:
-                self._conn.request(method, url, body=data, headers=headers)
-                resp = self._conn.getresponse()
-                return resp.status, resp.read()
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
-                self.close()
-                if attempt:
+        with self._lock:
+            for attempt in (0, 1):
+                if self._conn is None:
+                    self._conn = _NetnsHTTPS(
+                        self.host, self.port, self.netns, self._ctx, self.timeout,
+                        server_name=self._server_name,
+                    )  # fmt: skip
+                try:
+                    self._conn.request(method, url, body=data, headers=headers)
+                    resp = self._conn.getresponse()
+                    return resp.status, resp.read()
+                except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                    self.close()
+                    if attempt:
+                        raise
+                except OSError:
+                    self.close()
                     raise
-            except OSError:
-                self.close()
-                raise
         raise AssertionError("unreachable")
 
     def call(
@@ -210,7 +284,7 @@ class ApiClient:
         assert out is not None
         return out
 
-    def apply(self, obj: Mapping[str, Any], *, field_manager: str = "conntrack-harness") -> Obj:
+    def apply(self, obj: Mapping[str, Any], *, field_manager: str = FIELD_MANAGER) -> Obj:
         """Server-side apply (create or update), forcing conflicts as the harness owns it."""
         what = f"apply {obj['kind']}/{obj['metadata']['name']}"
         q = {"fieldManager": field_manager, "force": "true"}
@@ -262,6 +336,12 @@ class ApiClient:
         assert out is not None
         return out
 
+    def patch(
+        self, api_version: str, kind: str, name: str, namespace: str | None, body: Mapping[str, Any]
+    ) -> Obj:
+        """A JSON merge patch of the object itself."""
+        return self.merge_patch(api_version, kind, name, namespace, body)
+
     def delete(
         self,
         api_version: str,
@@ -269,10 +349,16 @@ class ApiClient:
         name: str,
         namespace: str | None = None,
         *,
-        grace_s: int | None = 0,
+        grace_s: int | None = None,
+        propagation: str = "Foreground",
     ) -> None:
+        """Delete (absent is fine). By default as a user's cluster expects it: the object's
+        own grace period, and the owner gone only once its dependents are. The embedded
+        cluster, whose kubelet is the harness, deletes at once (``grace_s=0``, background)."""
         path = resource_path(api_version, kind, namespace, name)
-        body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
+        body: dict[str, Any] = {
+            "kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation,
+        }  # fmt: skip
         if grace_s is not None:
-            body["gracePeriodSeconds"] = grace_s  # type: ignore[assignment]
+            body["gracePeriodSeconds"] = grace_s
         self.call(f"delete {kind}/{name}", "DELETE", path, body, ok_missing=True)
