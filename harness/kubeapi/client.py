@@ -316,7 +316,11 @@ class ApiClient:
             path = resource_path(api_version, kind, namespace)
         q = {"labelSelector": label_selector} if label_selector else None
         out = self.call(f"list {kind}", "GET", path, query=q)
-        return list((out or {}).get("items", []))
+        # a list's items carry no apiVersion and kind of their own: give them theirs, as
+        # kubectl and client-go's dynamic client do, so an item is a whole object
+        return [
+            {"apiVersion": api_version, "kind": kind, **o} for o in (out or {}).get("items", [])
+        ]
 
     def merge_patch(
         self,

@@ -66,6 +66,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             seen.peer_cn = subject.get("commonName", "")
             if not seen.peer_cn and seen.auth != "Bearer s3cret":
                 self._send(401, {"kind": "Status", "reason": "Unauthorized", "message": "no"})
+            elif self.path.split("?")[0].endswith("/configmaps"):  # a list: bare items
+                self._send(200, {"kind": "ConfigMapList", "items": [{"metadata": {"name": "a"}}]})
             elif "/configmaps/absent" in self.path:
                 self._send(404, {"kind": "Status", "reason": "NotFound", "message": "absent"})
             else:
@@ -136,6 +138,11 @@ def test_inline_data_as_kind_writes_it(
         assert server.seen.peer_cn == K.ADMIN.user
         assert server.seen.path == "/api/v1/namespaces/kube-system/configmaps/x"
         assert api.get("v1", "ConfigMap", "absent", "kube-system") is None  # 404: absent
+        # a list's items come back whole, with the apiVersion and kind the server leaves out
+        assert api.list("v1", "ConfigMap", "kube-system", "a=b") == [
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}}
+        ]
+        assert server.seen.path == "/api/v1/namespaces/kube-system/configmaps?labelSelector=a%3Db"
     assert not list(tmp_path.glob("cth-kubeconfig-*"))  # the key's copy is gone
 
 
