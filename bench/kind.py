@@ -40,8 +40,8 @@ from typing import Any
 
 from bench.kindkept import kept_kind_env
 from bench.matrix import LOCK_WAIT_S
-from harness.backends.kube.images import dockerd, kindbase, kindnode
 from harness.kernel.journal import HostLock, Journal
+from harness.kindbuild import dockerd, kindbase, kindnode
 from harness.upstream import kindparts, locate
 
 OUT = Path(__file__).resolve().parent / "kind.json"

@@ -18,8 +18,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from harness.backends.kube.images import dockerd, kinddocker, kindnode
 from harness.kernel.journal import Journal
+from harness.kindbuild import dockerd, kinddocker, kindnode
 from harness.upstream import kindparts
 
 

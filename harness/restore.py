@@ -74,7 +74,7 @@ def undo_journal(j: Journal, report: RestoreReport) -> None:
                     shutil.rmtree(p, ignore_errors=False)
                     report.actions.append(f"removed {p}")
             elif op == "dockerd":
-                from harness.backends.kube.images.dockerd import undo_entry
+                from harness.kindbuild.dockerd import undo_entry
 
                 report.actions.extend(undo_entry(e))
             elif op == "kind-cluster":

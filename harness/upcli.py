@@ -59,8 +59,8 @@ def _delete(rec: UpRecord) -> None:
 def cmd_up(args: argparse.Namespace) -> int:
     from harness import runner
     from harness.backends.base import BackendOptions
-    from harness.backends.kube.images import kinddocker
     from harness.kernel.journal import HostLock
+    from harness.kindbuild import kinddocker
     from harness.scenario.loader import read_scenario
 
     if args.backend != "kind":

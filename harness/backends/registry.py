@@ -148,8 +148,8 @@ def check_backend_ready(
         kube_proxy = options.extra.get(KUBE_PROXY_RELEASE)
         ensure(backend, str(release), say=_say_upstream, kube_proxy=kube_proxy)
     if backend == "kind":
-        from harness.backends.kube.images.kinddocker import EXTRA_KEY
         from harness.backends.kube.kind import preflight as kind_preflight
+        from harness.kindbuild.kinddocker import EXTRA_KEY
 
         options.extra[EXTRA_KEY] = kind_preflight(notice=notice).to_json()
     elif backend == "kubeconfig":
@@ -239,8 +239,8 @@ def _make_kube(
     images = Images(*loadgen_images(options.loadgen_image)) if options.loadgen_image else None
     build = images is None  # given images are used as they are: never rebuilt over
     if backend == "kind":
-        from harness.backends.kube.images import kinddocker
         from harness.backends.kube.kind import KindBackend, KindSettings
+        from harness.kindbuild import kinddocker
 
         decided = options.extra.get(kinddocker.EXTRA_KEY)
         choice = kinddocker.Choice.from_json(decided) if decided else kinddocker.choose(os.environ)

@@ -11,7 +11,7 @@ import shutil
 
 import pytest
 
-from harness.backends.kube.images import dockerd
+from harness.kindbuild import dockerd
 from tests.kernel.conftest import HostSnapshot, host_unchanged, journal
 
 __all__ = ["KIND", "NEEDS_DOCKER", "HostSnapshot", "host_unchanged", "journal"]

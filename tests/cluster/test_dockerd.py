@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.backends.kube.images import dockerd, imagearchive, pause
 from harness.kernel.journal import Journal
+from harness.kindbuild import dockerd, imagearchive, pause
 from tests.cluster.conftest import NEEDS_DOCKER
 
 pytestmark = NEEDS_DOCKER

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from cthcommon.resolvconf import ResolvConf
-from harness.backends.kube import KindBackend, KindSettings
 from harness.backends.kube.commands import kubectl_exec
 from harness.backends.kube.dnsconfig import pod_dns
-from harness.backends.kube.images import kinddocker
+from harness.backends.kube.kind import KindBackend, KindSettings
+from harness.kindbuild import kinddocker
 from harness.plan.phase import plan_phase, plan_run
 from tests.unit.backends.kube.kube_fakes import scenario
 

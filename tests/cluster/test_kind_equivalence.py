@@ -57,8 +57,8 @@ from typing import Any
 import pytest
 
 from bench.kindkept import kept_kind_env
-from harness.backends.kube.images import dockerd, kinddocker
 from harness.kernel.journal import HostLock, Journal
+from harness.kindbuild import dockerd, kinddocker
 from harness.steady.assess import batch_means_ci
 from harness.upstream import kindparts, release
 from tests.cluster.conftest import KIND

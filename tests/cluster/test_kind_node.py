@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from cthcommon.errors import MissingTool
-from harness.backends.kube.images import dockerd, kindimages, kindnode
 from harness.backends.kube.kindconfig import kubeadm_patches
 from harness.kernel.journal import Journal
+from harness.kindbuild import dockerd, kindimages, kindnode
 from harness.scenario.loader import load_scenario
 from harness.upstream import ComponentMissing, kindparts, locate
 from tests.cluster.conftest import KIND

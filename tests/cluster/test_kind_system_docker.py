@@ -28,9 +28,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.backends.kube.images import dockerd, kinddocker, kindnode, loadgenimage
 from harness.backends.kube.names import LOADGEN_IMAGE_GLIBC
 from harness.kernel.journal import HostLock, Journal
+from harness.kindbuild import dockerd, kinddocker, kindnode, loadgenimage
 from tests.cluster.conftest import KIND
 
 pytestmark = [pytest.mark.cluster, pytest.mark.scenario, *KIND]

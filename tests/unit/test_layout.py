@@ -3,7 +3,7 @@
 - ``loadgen`` is a leaf: nothing under it imports ``harness`` (what both need is in
   ``cthcommon``, which imports neither), and the loadgen image carries every package it
   imports.
-- kind's image package (``harness/backends/kube/images``) builds images and runs Docker; it
+- kind's image package (``harness/kindbuild``) builds images and runs Docker; it
   never imports the code that drives a cluster. Of ``harness.backends`` it may use only itself
   and the CLI seams ``commands`` (argv lists) and ``proc`` (the runner).
 """
@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.backends.kube.images import loadgenimage
+from harness.kindbuild import loadgenimage
 
 ROOT = Path(__file__).resolve().parents[2]
-IMAGES = "harness.backends.kube.images"
+IMAGES = "harness.kindbuild"
 IMAGES_MAY_USE = {"harness.backends.kube.commands", "harness.backends.kube.proc"}
 
 
@@ -116,7 +116,7 @@ def test_the_image_package_does_not_import_the_cluster_drivers() -> None:
     for src in (
         "from harness.backends.kube import cluster",
         "import harness.backends.kube.kind",
-        "from ..runcluster import run",
+        "from ..backends.kube.runcluster import run",
         "from harness.backends.kube.commands import x\nfrom harness.backends import registry",
     ):
         assert outside_images(imported(src, f"{IMAGES}.x")), src

@@ -45,14 +45,6 @@ from harness.backends.kube.hostsysctl import (
     needs_host,
     require_root,
 )
-from harness.backends.kube.images import (
-    dockerd,
-    kindbase,
-    kinddocker,
-    kindimages,
-    kindnode,
-    loadgenimage,
-)
 from harness.backends.kube.names import (
     COREDNS_DEPLOYMENT,
     LOADGEN_IMAGE_GLIBC,
@@ -66,6 +58,14 @@ from harness.backends.kube.proc import Runner, environ_set, subprocess_runner
 from harness.backends.stages import Notice, Stages
 from harness.kernel.journal import Journal
 from harness.kernel.sysctl import SysctlGuard
+from harness.kindbuild import (
+    dockerd,
+    kindbase,
+    kinddocker,
+    kindimages,
+    kindnode,
+    loadgenimage,
+)
 from harness.kubeapi.client import KubeAPI
 from harness.kubeapi.kubeconfig import client_for
 from harness.kubeapi.wait import wait_for

@@ -11,12 +11,12 @@ import yaml
 from kube_fakes import FakeAPI, FakeRunner, cluster_objects, node, scenario
 
 from cthcommon.errors import NotRoot, UnsafeRequest
-from harness.backends.kube import KindBackend, KindSettings, kindconfig
+from harness.backends.kube import kindconfig
 from harness.backends.kube.cluster import Images
-from harness.backends.kube.images import loadgenimage
-from harness.backends.kube.kind import FINGERPRINT_FILE
+from harness.backends.kube.kind import FINGERPRINT_FILE, KindBackend, KindSettings
 from harness.backends.kube.kubeconfig import KubeconfigBackend, KubeconfigSettings, disruptive_steps
 from harness.backends.kube.names import LABEL_NODE
+from harness.kindbuild import loadgenimage
 from harness.plan.phase import plan_phase, plan_run
 
 STAT = (

@@ -13,9 +13,8 @@ from kube_fakes import FakeAPI, FakeRunner, cluster_objects, node, scenario
 
 from cthcommon.errors import BackendError
 from harness import runner
-from harness.backends.kube import KindBackend, KindSettings
 from harness.backends.kube import components as parts
-from harness.backends.kube.kind import NODE_IMAGE_BUILT
+from harness.backends.kube.kind import NODE_IMAGE_BUILT, KindBackend, KindSettings
 from harness.backends.kube.names import LABEL_NODE
 from harness.backends.kube.runcluster import KubeRunCluster
 from harness.plan.phase import plan_run

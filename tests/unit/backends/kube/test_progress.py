@@ -22,9 +22,10 @@ from cthcommon.errors import BackendError
 from harness import cli, runner
 from harness.backends import registry
 from harness.backends.base import BackendOptions
-from harness.backends.kube import KindBackend, KindSettings, KubeconfigBackend, KubeconfigSettings
 from harness.backends.kube import kind as kind_mod
 from harness.backends.kube.cluster import Images
+from harness.backends.kube.kind import KindBackend, KindSettings
+from harness.backends.kube.kubeconfig import KubeconfigBackend, KubeconfigSettings
 from harness.backends.kube.names import LABEL_NODE
 from harness.backends.kube.podworker import START_IN_S
 from harness.backends.kube.runcluster import KubeRunCluster

@@ -17,7 +17,7 @@ from cthcommon.errors import BackendError, BadInput, NotRoot, UnsafeRequest
 from harness import cli, runner
 from harness.backendcheck import check_backend
 from harness.backends.base import BackendOptions
-from harness.backends.kube import KindBackend, KindSettings
+from harness.backends.kube.kind import KindBackend, KindSettings
 from harness.backends.kube.names import LABEL_NODE
 from harness.backends.kube.runcluster import KubeRunCluster, series_labels
 from harness.backends.kube.steady import parse_timeouts

@@ -15,9 +15,9 @@ import yaml
 from cthcommon.errors import BackendError, BadInput
 from harness import cli, upcli
 from harness.backends.kube import up
-from harness.backends.kube.images import kinddocker
 from harness.backends.kube.kind import KindSettings
 from harness.backends.kube.up import UpRecord
+from harness.kindbuild import kinddocker
 
 HOST = "unix:///run/user-docker.sock"
 SYSTEM = kinddocker.Choice(True, "answers", "system (...)", "kindest/node:v1", "present")

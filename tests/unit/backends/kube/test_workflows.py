@@ -16,8 +16,8 @@ from kube_fakes import FakeRunner
 
 from cthcommon.errors import BadInput
 from harness.backends.kube import kind as kind_mod
-from harness.backends.kube.images import kinddocker
 from harness.backends.kube.kind import KindBackend, KindSettings
+from harness.kindbuild import kinddocker
 
 ROOT = Path(__file__).resolve().parents[4]
 WORKFLOWS = [ROOT / ".github/workflows/ci.yml", ROOT / ".github/workflows/kind.yml"]
@@ -96,9 +96,7 @@ def test_kind_workflow_matrix_and_commands() -> None:
     assert 'CTH_KIND_DOCKER="$CTH_KIND_DOCKER"' in sudo.split("conntrack-harness run")[0]
     assert 'CTH_KIND_NODE_IMAGE="$CTH_KIND_NODE_IMAGE"' in sudo.split("conntrack-harness run")[0]
     # ... and a step after the run checks, in its result.json, that it did
-    check = next(
-        s for s in steps[i + 1 :] if "harness.backends.kube.images.kinddocker" in s.get("run", "")
-    )
+    check = next(s for s in steps[i + 1 :] if "harness.kindbuild.kinddocker" in s.get("run", ""))
     assert check["env"]["CTH_KIND_NODE_IMAGE"] == "${{ matrix.node_image }}"
     assert check["env"]["REPORT_DIR"] == run_step["env"]["REPORT_DIR"]
     assert '"$REPORT_DIR/result.json" "$CTH_KIND_NODE_IMAGE"' in check["run"]

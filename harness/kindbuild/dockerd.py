@@ -9,7 +9,7 @@ nor forwarding and writes nothing into the host's filter table.
 
 The host is still checked, not trusted: ``iptables-save`` is taken before start and after stop,
 and whatever docker added (``DOCKER*`` chains, their jumps, a ``FORWARD`` policy of DROP) is
-undone (:mod:`harness.backends.kube.images.hostfirewall`). The host-global sysctls that dockerd or a
+undone (:mod:`harness.kindbuild.hostfirewall`). The host-global sysctls that dockerd or a
 kind node's kubelet may write (forwarding, ``kernel.panic``, ``vm.overcommit_memory`` ...) are
 journaled before start and put back after stop. A killed run leaves a ``dockerd`` journal
 entry that :func:`undo_entry` (called by ``conntrack-harness restore``) replays.
@@ -34,11 +34,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from cthcommon.errors import BackendError, MissingTool, RestoreFailed
-from harness.backends.kube.images import hostfirewall, runcwrap
 from harness.backends.kube.proc import environ_set
 from harness.kernel import sysctl
 from harness.kernel.journal import Journal
 from harness.kernel.process import Proc, spawn, stop_pid
+from harness.kindbuild import hostfirewall, runcwrap
 
 DOCKERD = "/usr/sbin/dockerd"
 DOCKER = "/usr/bin/docker"

@@ -19,9 +19,9 @@ import tempfile
 from pathlib import Path
 
 from cthcommon.errors import BackendError
-from harness.backends.kube.images import kindbase
-from harness.backends.kube.images.dockerd import DockerCli
-from harness.backends.kube.images.imagearchive import ImageSpec, write_archive
+from harness.kindbuild import kindbase
+from harness.kindbuild.dockerd import DockerCli
+from harness.kindbuild.imagearchive import ImageSpec, write_archive
 
 PACKAGES = ("python3", "nftables", "conntrack", "procps", "iproute2")
 SITE = "usr/local/lib/python3.11/dist-packages"

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from cthcommon.errors import BackendError, BadInput, CommandFailed
-from harness.backends.kube import KindSettings
-from harness.backends.kube.images import kinddocker
+from harness.backends.kube.kind import KindSettings
 from harness.backends.kube.proc import Completed
+from harness.kindbuild import kinddocker
 from harness.plan.phase import plan_run
 from harness.upstream import default_version
 
@@ -190,8 +190,8 @@ def test_a_cluster_on_the_system_docker_is_journaled_before_it_is_created(
 ) -> None:
     from kube_fakes import FakeAPI, FakeRunner, cluster_objects, node, scenario
 
-    from harness.backends.kube import KindBackend
     from harness.backends.kube import kind as kind_mod
+    from harness.backends.kube.kind import KindBackend
     from harness.backends.kube.names import LABEL_NODE
 
     journal = RecordingJournal()

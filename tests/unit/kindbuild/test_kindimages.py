@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from harness.backends.kube.images import kindbase, kindimages
+from harness.kindbuild import kindbase, kindimages
 
 V = kindimages.Versions(kubernetes="v1.35.4", etcd="v3.6.6", coredns="v1.13.1", pause="3.10.1")
 
@@ -88,7 +88,7 @@ def test_rootfs_key_follows_the_package_list() -> None:
 
 
 def test_node_image_tag_follows_its_inputs(tmp_path: Path) -> None:
-    from harness.backends.kube.images import kindnode
+    from harness.kindbuild import kindnode
 
     bins = {n: tmp_path / n for n in ("kubelet", "kubeadm", "etcd")}
     for p in bins.values():

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.backends.kube.images.imagearchive import ImageSpec
+from harness.kindbuild.imagearchive import ImageSpec
 
 REGISTRY = "registry.k8s.io"
 STATIC_CNI_IMAGE = "conntrack-harness/static-cni"

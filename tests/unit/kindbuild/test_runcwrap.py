@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from harness.backends.kube.images import runcwrap
+from harness.kindbuild import runcwrap
 
 NO_SYS_RESOURCE = ((1 << 41) - 1) & ~(1 << runcwrap.CAP_BIT["CAP_SYS_RESOURCE"])
 

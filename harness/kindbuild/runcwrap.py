@@ -64,7 +64,7 @@ def script(real_runc: str, python: str) -> str:
     runc. ``create``/``run`` carry the capabilities in ``<bundle>/config.json``
     (``process.capabilities``); ``exec`` in its ``--process`` file (``capabilities``)."""
     return f"""#!{python} -S
-# conntrack-harness: runc wrapper, see harness/backends/kube/images/runcwrap.py
+# conntrack-harness: runc wrapper, see harness/kindbuild/runcwrap.py
 import json, os, sys
 CAPS = {CAPS!r}
 argv = sys.argv[1:]

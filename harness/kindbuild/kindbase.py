@@ -27,7 +27,7 @@ from pathlib import Path
 
 from cthcommon.errors import BackendError, MissingTool
 from harness.aptsources import debian_mirror
-from harness.backends.kube.images.dockerd import DockerCli, Dockerd
+from harness.kindbuild.dockerd import DockerCli, Dockerd
 from harness.upstream import cache_dir, gobuild, kindparts
 
 SUITE = "bookworm"

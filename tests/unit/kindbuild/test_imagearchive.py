@@ -7,8 +7,8 @@ import json
 import tarfile
 from pathlib import Path
 
-from harness.backends.kube.images import imagearchive as ia
-from harness.backends.kube.images.dockerd import DockerdPaths
+from harness.kindbuild import imagearchive as ia
+from harness.kindbuild.dockerd import DockerdPaths
 
 
 def _spec(tmp_path: Path, content: bytes = b"#!/bin/sh\n") -> ia.ImageSpec:

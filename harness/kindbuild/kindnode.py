@@ -3,10 +3,10 @@
 ``kind build node-image`` pulls etcd, coredns, pause, kindnetd and the storage images, and
 aborts when it cannot. So its steps are done here instead, with nothing pulled:
 
-1. start a container from the base image (:mod:`harness.backends.kube.images.kindbase`);
+1. start a container from the base image (:mod:`harness.kindbuild.kindbase`);
 2. copy in kubelet, kubeadm and kubectl (``/usr/bin``) and write ``/kind/version``;
 3. check ``kubeadm config images list`` against the images built here
-   (:mod:`harness.backends.kube.images.kindimages`), write them as archives, and ``ctr import``
+   (:mod:`harness.kindbuild.kindimages`), write them as archives, and ``ctr import``
    them into the node's containerd (namespace ``k8s.io``, pinned);
 4. write kind's CNI and storage manifests, then ``docker commit`` with kind's entrypoint.
 
@@ -24,9 +24,9 @@ import time
 from pathlib import Path
 
 from cthcommon.errors import BackendError
-from harness.backends.kube.images import kindbase, kindimages, pause
-from harness.backends.kube.images.dockerd import Dockerd
-from harness.backends.kube.images.imagearchive import write_archive
+from harness.kindbuild import kindbase, kindimages, pause
+from harness.kindbuild.dockerd import Dockerd
+from harness.kindbuild.imagearchive import write_archive
 from harness.upstream import kindparts, locate, release
 from harness.upstream.cache import sha256_of
 

@@ -175,11 +175,11 @@ def system_path_problems(components: Mapping[str, Any], node_image: str) -> list
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m harness.backends.kube.images.kinddocker RESULT_JSON NODE_IMAGE``: exit 0 when the
+    """``python -m harness.kindbuild.kinddocker RESULT_JSON NODE_IMAGE``: exit 0 when the
     run took the system Docker with that node image, else 1 naming what it took instead."""
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 2:
-        print("usage: python -m harness.backends.kube.images.kinddocker RESULT_JSON NODE_IMAGE")
+        print("usage: python -m harness.kindbuild.kinddocker RESULT_JSON NODE_IMAGE")
         return 2
     result = json.loads(Path(args[0]).read_text())
     components = result.get("environment", {}).get("components", {})
