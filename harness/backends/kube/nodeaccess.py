@@ -14,6 +14,7 @@ import os
 from collections.abc import Callable, Collection
 
 from cthcommon import netns
+from cthcommon.errors import BackendError
 from harness.backends.kube import commands
 from harness.backends.kube.counters import (
     NodeStat,
@@ -22,9 +23,26 @@ from harness.backends.kube.counters import (
     parse_node_probe,
 )
 from harness.backends.kube.proc import Runner
-from harness.backends.kube.steady import TIMEOUTS_ARGV, parse_timeouts
 from harness.kernel.process import descendants, descendants_named
 from harness.steady.model import Timeouts
+
+# Timeouts field -> the node's sysctl file, in the order TIMEOUTS_ARGV reads them
+TIMEOUT_FILES = {
+    "tcp_time_wait": "nf_conntrack_tcp_timeout_time_wait",
+    "tcp_close": "nf_conntrack_tcp_timeout_close",
+    "udp": "nf_conntrack_udp_timeout",
+    "udp_stream": "nf_conntrack_udp_timeout_stream",
+}
+TIMEOUTS_ARGV = ["cat", *(f"/proc/sys/net/netfilter/{f}" for f in TIMEOUT_FILES.values())]
+
+
+def parse_timeouts(text: str) -> Timeouts:
+    """Output of :data:`TIMEOUTS_ARGV` in a node: one integer a line."""
+    vals = text.split()
+    if len(vals) != len(TIMEOUT_FILES) or not all(v.isdigit() for v in vals):
+        raise BackendError("unexpected conntrack timeout output", text=text[:200])
+    return Timeouts(**{k: float(v) for k, v in zip(TIMEOUT_FILES, vals, strict=True)})
+
 
 PROBE_ARGV = [
     "cat",

@@ -27,7 +27,6 @@ from cthcommon.errors import BackendError
 from cthcommon.resolvconf import ResolvConf
 from harness.backends.base import Progress
 from harness.backends.kube import components as parts
-from harness.backends.kube import steady
 from harness.backends.kube.cluster import KubeCluster
 from harness.backends.kube.loadmerge import merge_loads
 from harness.backends.kube.names import HTTP_SERVER_NAME
@@ -42,6 +41,7 @@ from harness.measurement import Observed, PhaseMeasurement
 from harness.plan.types import PhasePlan, RunPlan
 from harness.results.evidence import Evidence
 from harness.results.schema import FaultResult
+from harness.steady import phase as steady
 from harness.steady.warmup import AgedWarmup, SysctlSetter, WarmupTargets
 from loadgen.worker import WorkerResult
 
@@ -180,16 +180,18 @@ class KubeRunCluster:
         labels = series_labels(kc.node_map)
         cmax = int(access.stat(next(iter(labels.values())))["max"])
         resolv = ResolvConf.parse(targets[0].resolv)
-        aged = AgedWarmup(
-            steady.model(
-                plan,
-                plans[0],
-                resolv=resolv,
-                timeouts=access.timeouts(self._client_node()),
-                table_max=cmax,
-                known=steady.known_names(self.plan.cluster, kc.settings.namespace),
+        dns = plans[0].dns
+        cluster = self.plan.cluster
+        aged = steady.phase_steady(
+            plan.load,
+            names=list(dns.plan.names) if dns is not None else [],
+            resolv=resolv,
+            table_max=cmax,
+            timeouts=access.timeouts(self._client_node()),
+            known=steady.known_names(
+                cluster.cluster_domain, kc.settings.namespace, cluster.external_names
             ),
-            plan.load.warmup,
+            nodelocal=plan.nodelocal,
         )
         fault = plan.fault
         servers = self._dns_servers() if fault is not None and fault.pin_cpus else []
@@ -268,9 +270,7 @@ class KubeRunCluster:
                 dns_timeline=merged.get("dns", {}).get("timeline", []),
                 natural=natural,
             )
-            gap = result.get("warmup", {}).get("gap_to_load_s")
-            if isinstance(gap, float) and 0 < gap < 10:
-                self._warmup_gap_s = gap
+            self._warmup_gap_s = steady.next_startup_s(result, self._warmup_gap_s)
             seen.steady_state = result
         return PhaseMeasurement(
             load=merged,
@@ -313,7 +313,6 @@ class KubeRunCluster:
                 "host, so the aged warm-up could not run"
             )
         node_ns = {n: h for n, h in nodes.items() if h is not None}
-        http = plan.load.http
         domain = self.plan.cluster.cluster_domain
         warm = WarmupTargets(
             client_ns=tuple(pods[t.ip] for t in targets),
@@ -321,7 +320,7 @@ class KubeRunCluster:
             http_ip=kc.http_service_ip(),
             dns_ip=kc.kube_dns_ip,
             dns_name=f"{HTTP_SERVER_NAME}.{kc.settings.namespace}.svc.{domain}.",
-            http_mode=http.mode if http is not None else "short-lived",
+            http_mode=steady.http_mode(plan.load),
         )
         aged.run(warm, self._guard, read_ns=node_ns[client], startup_s=self._warmup_gap_s)
         return plain

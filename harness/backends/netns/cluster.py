@@ -31,7 +31,6 @@ from harness.backends.netns.levers import Levers
 from harness.backends.netns.rollout import RolloutRun
 from harness.backends.netns.statsd import SOURCE as STATSD_SOURCE
 from harness.backends.netns.statsd import StatsdSampler
-from harness.backends.netns.steady import PhaseSteady
 from harness.backends.netns.topology import Topology
 from harness.backends.netns.topologyplan import plan_topology
 from harness.backends.stages import Notice, Stages, Teardown
@@ -49,6 +48,8 @@ from harness.results.kubeproxy import kube_proxy_result
 from harness.results.rollout import rollout_result
 from harness.results.schema import CaptureResult, FaultResult, SteadyStateResult
 from harness.results.statsd import StatsdPhase, statsd_result
+from harness.steady import phase as steady_phase
+from harness.steady.warmup import AgedWarmup, WarmupTargets
 from loadgen.http.plan import HTTPTarget
 from loadgen.udp.sameport import SamePortResult
 from loadgen.udp.statsd import StatsdResult
@@ -279,7 +280,9 @@ class NetnsCluster:
         seen = Observed()
         if "started_monotonic" in out:  # when the load began, on the sampler's timeline
             seen.load_start_s = round(out.pop("started_monotonic") - sampler.t0, 3)
-            seen.steady_state = self._steady_result(steady, series, sampler.t0, seen, out)
+            seen.steady_state = self._steady_result(
+                steady, plan, series, t0=sampler.t0, load_start_s=seen.load_start_s, out=out
+            )
         load_start = sampler.t0 + (seen.load_start_s or 0.0)
         if fault is not None:
             hit = delta(seen0, self.levers.race_fault_counters())
@@ -330,38 +333,58 @@ class NetnsCluster:
             kernel=platform.release(),
         )
 
-    # --- steady state (harness.backends.netns.steady) ---------------------------------
+    # --- steady state (harness.steady.phase) --------------------------------------------
     def _warm_up(
         self,
         plan: PhasePlan,
         wp: WorkerPlan,
         resolv: ResolvConf,
         cmax: int,
-    ) -> PhaseSteady:
+    ) -> AgedWarmup:
         """The phase's steady-state model; the aged warm-up brings the table there."""
-        steady = PhaseSteady(
-            self.plan,
+        tp = self.plan
+        clients = tp.role("client")
+        client_node = tp.node(clients[0].node).ns
+        aged = steady_phase.phase_steady(
             plan.load,
             names=list(wp.dns.plan.names) if wp.dns is not None else [],
             resolv=resolv,
             table_max=cmax,
+            timeouts=steady_phase.node_timeouts(client_node),
+            known=steady_phase.known_names(tp.cluster_domain, tp.namespace, tp.external_names),
+            nodelocal=P.NODELOCAL_IP in resolv.nameservers,
         )
-        steady.prepare(self.guard, startup_s=self._warmup_gap_s, stages=self.stages)
-        return steady
+        if aged.wanted:
+            targets = WarmupTargets(
+                client_ns=tuple(p.ns for p in clients),
+                node_ns=tuple(n.ns for n in tp.nodes),
+                http_ip=P.HTTP_SERVICE_IP,
+                dns_ip=P.DNS_SERVICE_IP,
+                dns_name=f"http-server.{tp.namespace}.svc.{tp.cluster_domain}.",
+                http_mode=steady_phase.http_mode(plan.load),
+            )
+            with self.stages.stage("warm-up: the aged fill"):
+                aged.run(targets, self.guard, read_ns=client_node, startup_s=self._warmup_gap_s)
+        return aged
 
     def _steady_result(
         self,
-        steady: PhaseSteady,
+        aged: AgedWarmup,
+        plan: PhasePlan,
         series: dict[str, NodeSeries],
+        *,
         t0: float,
-        seen: Observed,
+        load_start_s: float,
         out: dict[str, Any],
     ) -> SteadyStateResult:
-        assert seen.load_start_s is not None
-        res = steady.finish(series, sampler_t0=t0, load_start_s=seen.load_start_s, out=out)
-        gap = res.get("warmup", {}).get("gap_to_load_s")
-        if isinstance(gap, float) and 0 < gap < 10:
-            self._warmup_gap_s = gap
+        res = aged.result(
+            series,
+            sampler_t0=t0,
+            load_start_s=load_start_s,
+            duration_s=plan.load.duration_s,
+            dns_timeline=out.get("dns", {}).get("timeline", []),
+        )
+        self._warmup_gap_s = steady_phase.next_startup_s(res, self._warmup_gap_s)
         return res
 
     @contextmanager

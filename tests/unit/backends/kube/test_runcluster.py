@@ -19,8 +19,8 @@ from harness.backendcheck import check_backend
 from harness.backends.base import BackendOptions
 from harness.backends.kube.kind import KindBackend, KindSettings
 from harness.backends.kube.names import LABEL_NODE
+from harness.backends.kube.nodeaccess import parse_timeouts
 from harness.backends.kube.runcluster import KubeRunCluster, series_labels
-from harness.backends.kube.steady import parse_timeouts
 from harness.backends.netns import cluster as netns_cluster
 from harness.backends.stages import Stages
 from harness.kernel.sampler import NodeSeries, Reading
@@ -500,7 +500,7 @@ def netns_measurements(
     c.guard = None  # type: ignore[assignment]
     c.stages = Stages()  # no progress lines
     # the warm-up opens real flows (root, kernel): its model and assessment still run
-    monkeypatch.setattr(netns_cluster.PhaseSteady, "prepare", lambda *_a, **_k: None)
+    monkeypatch.setattr(netns_cluster.AgedWarmup, "run", lambda *_a, **_k: None)
 
     def spawn(_j: Any, _name: str, argv: list[str], **_kw: Any) -> FakeProc:
         return FakeProc(Path(argv[argv.index("--out") + 1]), Path(argv[argv.index("--plan") + 1]))
