@@ -11,6 +11,11 @@ Every backend loads the same table text. Its drop is counted twice in the same r
 named counter ``hits`` (read with ``nft -j list counters``) and by an inline ``counter``
 (``counter packets N bytes M`` in ``nft list table``), so either reader sees the same number.
 
+Every backend reads the named counters the same way, from the table's listing
+(:func:`named_counters`: ``nft list table``, in the node's namespace or through the node's
+container), and builds the phase's ``fault`` from their change
+(:func:`harness.results.fault.fault_result`).
+
 Two more named counters only observe (no verdict, no inline counter, so the kube reader's sum
 stays the drops): ``open``, second original packets that found the entry still unanswered
 (the window the drop draws from), and ``answered``, second original packets that came after
@@ -20,6 +25,8 @@ fault can hit is measured, not assumed.
 """
 
 from __future__ import annotations
+
+import re
 
 from cthcommon.errors import BadInput
 
@@ -60,3 +67,12 @@ def race_window_ruleset(percent: int, table: str = TABLE) -> str:
         "    }\n"
         "}\n"
     )
+
+
+_NAMED = re.compile(r"counter\s+([A-Za-z_][\w-]*)\s*\{\s*packets\s+(\d+)\s+bytes\s+\d+")
+
+
+def named_counters(listing: str) -> dict[str, int]:
+    """The named counters' packets in ``nft list table`` text (pure): ``{hits, open,
+    answered}`` for the fault table; {} when it has none (not loaded on that node)."""
+    return {m.group(1): int(m.group(2)) for m in _NAMED.finditer(listing)}

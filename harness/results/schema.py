@@ -184,7 +184,8 @@ class FaultResult(TypedDict):
     hits: int  # second packets of a pair the drop took
     pinned_cpus: bool  # the DNS servers pinned to one CPU (the A answer cannot overtake)
     # second packets of a pair still unanswered (the window P draws from), or after the first
-    # answer (closed: that pair could not be hit); read on the netns backend only
+    # answer (closed: that pair could not be hit); read where the fault table's named
+    # counters can be read (netns, kind; not an existing cluster's nodes)
     window_open: NotRequired[int]
     answered_first: NotRequired[int]
 

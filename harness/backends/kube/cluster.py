@@ -70,7 +70,7 @@ class NodeAccess(Protocol):
 
     def pod_netns(self, node: str, ips: Collection[str]) -> dict[str, str]: ...
 
-    def fault_drops(self, node: str, table: str) -> int: ...
+    def fault_counters(self, node: str, table: str) -> dict[str, int]: ...
 
     def listing(self, node: str) -> str: ...
 
@@ -426,9 +426,14 @@ class KubeCluster:
     def node_counters(self) -> dict[str, NodeStat]:
         return {node: self.settings.access.stat(node) for node in self.real_nodes()}
 
-    def fault_drops(self) -> dict[str, int]:
+    def fault_counters(self) -> dict[str, int]:
+        """The race-window table's named counters, summed over the nodes."""
         table = tuner.fault_table(self.settings.run_id)
-        return {node: self.settings.access.fault_drops(node, table) for node in self.real_nodes()}
+        total: dict[str, int] = {}
+        for node in self.real_nodes():
+            for name, n in self.settings.access.fault_counters(node, table).items():
+                total[name] = total.get(name, 0) + n
+        return total
 
 
 def coredns_selector(plan: RunPlan, nodes: NodeMap) -> dict[str, str]:

@@ -152,7 +152,7 @@ def node_netns_link(container: str) -> list[str]:
     return docker_exec(container, ["readlink", "/proc/self/ns/net"])
 
 
-def node_nft_counter(container: str, table: str) -> list[str]:
+def node_nft_table(container: str, table: str) -> list[str]:
     return docker_exec(container, ["nft", "list", "table", "inet", table])
 
 

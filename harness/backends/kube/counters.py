@@ -49,17 +49,6 @@ def parse_node_probe(text: str) -> NodeStat:
     }
 
 
-_COUNTER = re.compile(r"counter packets (\d+) bytes (\d+)")
-
-
-def nft_drop_count(listing: str) -> int:
-    """Packets the injected race-window rule dropped (its ``counter``), from ``nft list table``."""
-    hits = [int(m.group(1)) for m in _COUNTER.finditer(listing)]
-    if not hits:
-        raise BackendError("the fault table has no counter", text=listing[:200])
-    return sum(hits)
-
-
 _NS_LINK = re.compile(r"^net:\[(\d+)\]$")
 
 

@@ -18,11 +18,11 @@ from cthcommon.errors import BackendError
 from harness.backends.kube import commands
 from harness.backends.kube.counters import (
     NodeStat,
-    nft_drop_count,
     parse_netns_link,
     parse_node_probe,
 )
 from harness.backends.kube.proc import Runner
+from harness.dataplane.faults import named_counters
 from harness.kernel.process import descendants, descendants_named
 from harness.steady.model import Timeouts
 
@@ -107,9 +107,10 @@ class DockerNodeAccess:
         """The conntrack timeouts in force in the node's namespace."""
         return parse_timeouts(self._run(commands.docker_exec(node, TIMEOUTS_ARGV)).stdout)
 
-    def fault_drops(self, node: str, table: str) -> int:
-        out = self._run(commands.node_nft_counter(node, table), check=False)
-        return nft_drop_count(out.stdout) if out.returncode == 0 else 0
+    def fault_counters(self, node: str, table: str) -> dict[str, int]:
+        """The fault table's named counters in the node ({} where it is not loaded)."""
+        out = self._run(commands.node_nft_table(node, table), check=False)
+        return named_counters(out.stdout) if out.returncode == 0 else {}
 
     def listing(self, node: str) -> str:
         """``conntrack -L`` in the node ("" when the node has no conntrack tool)."""
@@ -178,8 +179,9 @@ class ProbeNodeAccess:
         """Flushing a real node's table is disruptive; the probe never does it (counters are
         taken as deltas instead)."""
 
-    def fault_drops(self, node: str, table: str) -> int:
-        return 0  # the fault table lives in the tuner pod's view; read only on container nodes
+    def fault_counters(self, node: str, table: str) -> dict[str, int]:
+        """The probe is unprivileged: it cannot list the node's nft tables ({})."""
+        return {}
 
     def listing(self, node: str) -> str:
         """Listing a real node's table needs CAP_NET_ADMIN; the probe is unprivileged."""

@@ -40,7 +40,7 @@ from harness.kernel.sampler import ConntrackSampler, NodeProbe, Sampler
 from harness.measurement import Observed, PhaseMeasurement
 from harness.plan.types import PhasePlan, RunPlan
 from harness.results.evidence import Evidence
-from harness.results.schema import FaultResult
+from harness.results.fault import fault_result
 from harness.steady import phase as steady
 from harness.steady.warmup import AgedWarmup, SysctlSetter, WarmupTargets
 from loadgen.worker import WorkerResult
@@ -205,7 +205,7 @@ class KubeRunCluster:
             for w in workers:
                 w.wait_ready(deadline)
             natural = self._warm_up(aged, plan, targets)
-            hits0 = sum(kc.fault_drops().values()) if fault is not None else 0
+            fault0 = kc.fault_counters() if fault is not None else {}
             sampler, probes, hz = self._sampler(labels, cmax, targets)
             if servers:
                 pin_threads(servers, {0})  # as on netns: the A answer cannot overtake the AAAA
@@ -239,21 +239,12 @@ class KubeRunCluster:
             notes=[*notes, *sampler.notes],
         )
         if fault is not None:
-            seen.fault = FaultResult(
-                kind="race-window",
-                injected=fault.injected,
-                probability=fault.probability,
-                hits=sum(kc.fault_drops().values()) - hits0,
-                pinned_cpus=bool(servers),
-            )
-            seen.unavailable["fault_window"] = (
-                "window_open/answered_first: read on the netns backend only (the node access "
-                "reads the drop's inline counter)"
-            )
-            if self.backend == "kubeconfig":
+            after = kc.fault_counters()
+            seen.fault = fault_result(fault, fault0, after, pinned_cpus=bool(servers))
+            if not after:
                 seen.unavailable["fault_hits"] = (
-                    "the injected drop's counter lives in the node tuner; hits read 0 on an "
-                    "existing cluster's nodes"
+                    "the fault table's counters cannot be read on these nodes (the node probe "
+                    "is unprivileged); hits read 0"
                 )
             if fault.pin_cpus and not servers:
                 seen.notes.append(

@@ -44,9 +44,10 @@ from harness.plan.types import CT, PhasePlan, RunPlan, SysctlPlan
 from harness.plan.workerplan import worker_plan
 from harness.results.endpoints import EndpointEvent, EndpointsResult, endpoints_result
 from harness.results.evidence import Evidence
+from harness.results.fault import fault_result
 from harness.results.kubeproxy import kube_proxy_result
 from harness.results.rollout import rollout_result
-from harness.results.schema import CaptureResult, FaultResult, SteadyStateResult
+from harness.results.schema import CaptureResult, SteadyStateResult
 from harness.results.statsd import StatsdPhase, statsd_result
 from harness.steady import phase as steady_phase
 from harness.steady.warmup import AgedWarmup, WarmupTargets
@@ -285,15 +286,8 @@ class NetnsCluster:
             )
         load_start = sampler.t0 + (seen.load_start_s or 0.0)
         if fault is not None:
-            hit = delta(seen0, self.levers.race_fault_counters())
-            seen.fault = FaultResult(
-                kind="race-window",
-                injected=fault.injected,
-                probability=fault.probability,
-                hits=hit.get("hits", 0),
-                window_open=hit.get("open", 0),
-                answered_first=hit.get("answered", 0),
-                pinned_cpus=fault.pin_cpus,
+            seen.fault = fault_result(
+                fault, seen0, self.levers.race_fault_counters(), pinned_cpus=fault.pin_cpus
             )
         if capture is not None:
             seen.capture = self._reduce(capture, plan.name)
