@@ -391,7 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--pcap",
         action="store_true",
-        help="netns backend: tcpdump DNS in the client pods and put each phase's unanswered "
+        help="netns and kind: tcpdump DNS in the client pods and put each phase's unanswered "
         "same-port A/AAAA pairs in the bug bundle (pcap/<phase>.pcap). Costs CPU. Default: off",
     )
     m = r.add_argument_group("metrics (Prometheus)")

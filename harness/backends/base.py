@@ -34,7 +34,7 @@ class BackendOptions:
     allow_disruptive: bool = False
     kubeconfig: str | None = None
     loadgen_image: str | None = None
-    capture_pcap: bool = False  # netns: tcpdump in the client pods, unanswered pairs kept
+    capture_pcap: bool = False  # netns, kind: tcpdump in the client pods, unanswered pairs kept
     # backend-specific settings by name. KUBERNETES_RELEASE ("kubernetes"): netns runs this
     # pinned Kubernetes release (versions.toml) instead of the default; `compare --run` sets it
     extra: dict[str, str] = field(default_factory=dict)

@@ -48,7 +48,7 @@ FLAG_BACKENDS: dict[str, tuple[str, ...]] = {
     "--allow-disruptive": ("kubeconfig",),
     "--keep-cluster": ("kind",),
     "--loadgen-image": KUBE_BACKENDS,
-    "--pcap": ("netns",),
+    "--pcap": ("netns", "kind"),
     "--kubernetes": ("netns",),
     "--parts kube-proxy": ("netns",),
 }
@@ -221,7 +221,9 @@ def make_cluster(
             kube_proxy_release=options.extra.get(KUBE_PROXY_RELEASE),
             notice=notice,
         )
-    return _make_kube(backend, plan, run_id=run_id, guard=guard, options=options, notice=notice)
+    return _make_kube(
+        backend, plan, run_id=run_id, journal=journal, guard=guard, options=options, notice=notice
+    )
 
 
 def _make_kube(
@@ -229,6 +231,7 @@ def _make_kube(
     plan: RunPlan,
     *,
     run_id: str,
+    journal: Journal,
     guard: SysctlGuard,
     options: BackendOptions,
     notice: Notice | None = None,
@@ -256,6 +259,8 @@ def _make_kube(
             run_id,
             kernel_log=host_kernel_log,
             guard=guard,  # the aged warm-up sets the kind nodes' timeouts through it
+            journal=journal,
+            capture_pcap=options.capture_pcap,
         )
     from harness.backends.kube.kubeconfig import KubeconfigBackend, KubeconfigSettings
 

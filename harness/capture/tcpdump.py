@@ -1,4 +1,6 @@
-"""tcpdump on ``eth0`` inside each client pod for one phase, started and stopped by PID.
+"""tcpdump on ``eth0`` inside each client pod for one phase, started and stopped by PID, on
+every backend whose pods' namespaces are this host's (netns; kind, through the pods' sandbox
+PIDs): :class:`PhaseCaptures` keeps a run's reduced captures, one per phase.
 
 The capture is opt-in (``run --pcap``): tcpdump reads a copy of each packet off the pod's
 interface and does not alter the data path, but it costs CPU, so the phase result records
@@ -118,3 +120,28 @@ class PodCapture:
             unanswered_queries=report.unanswered_queries,
             kernel_dropped=dropped,
         )
+
+
+class PhaseCaptures:
+    """A run's ``--pcap``: one :class:`PodCapture` a phase, each reduced to its unanswered
+    same-port pairs and kept by label (a repeated phase gets ``<phase>-2``, ...) for the bug
+    bundle's ``pcap/<label>.pcap``."""
+
+    def __init__(self, journal: Journal, workdir: Path) -> None:
+        self.journal = journal
+        self.workdir = workdir
+        self.pcaps: dict[str, bytes] = {}
+
+    def capture(self, pods: list[tuple[str, str]]) -> PodCapture:
+        """tcpdump in each (pod name, namespace handle) while the ``with`` block runs."""
+        return PodCapture(self.journal, pods, self.workdir)
+
+    def reduce(self, capture: PodCapture, phase: str) -> CaptureResult:
+        label, n = phase, 1
+        while label in self.pcaps:  # repeats of a phase
+            n += 1
+            label = f"{phase}-{n}"
+        out = self.workdir / "reduced" / f"{label}.pcap"
+        summary = capture.reduce(out, label)
+        self.pcaps[label] = out.read_bytes()
+        return summary.as_result()

@@ -55,6 +55,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from bench.kindkept import kept_kind_env
 from harness.kernel.journal import HostLock, Journal
@@ -62,6 +63,7 @@ from harness.kindbuild import dockerd, kinddocker
 from harness.steady.assess import batch_means_ci
 from harness.upstream import kindparts, release
 from tests.cluster.conftest import KIND
+from tests.pcapcheck import LOAD, PHASES, TIMEOUT_1S, check_race_pcap, no_process_mentions
 
 pytestmark = [pytest.mark.cluster, pytest.mark.scenario, *KIND]
 
@@ -81,10 +83,10 @@ def _cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Complete
     )
 
 
-def _run(scenario: Path, report: Path, env: dict[str, str]) -> dict[str, Any]:
+def _run(scenario: Path, report: Path, env: dict[str, str], *flags: str) -> dict[str, Any]:
     """``conntrack-harness run --backend kind``, as a user runs it."""
     argv = [sys.executable, "-m", "harness.cli", "run", str(scenario), "--backend", "kind"]
-    argv += ["--report-dir", str(report), "--wait", "60"]
+    argv += ["--report-dir", str(report), "--wait", "60", *flags]
     p = subprocess.run(
         argv, capture_output=True, text=True, timeout=2400, check=False, cwd=report.parent, env=env
     )
@@ -221,6 +223,31 @@ def test_same_verdicts_on_netns_and_kind(
         assert _overlap(_interval(kd), _interval(nd)), rows
     # the same comparisons come out the same way ("fixed" needs steady state on both)
     assert _outcomes(netns) == _outcomes(kind)
+
+
+def test_pcap_on_kind_INJECTED(
+    tmp_path: Path, kept_kind: dict[str, str], host_unchanged: object
+) -> None:
+    """``run --pcap`` on kind, on the same kept cluster (race.yaml's cluster, each lookup's
+    lost AAAA costing 1 s): tcpdump runs in the client pods' namespaces, found on this host
+    through their sandbox PIDs, and the bundle keeps exactly the same-port pairs whose AAAA
+    the INJECTED rule dropped, as on netns (tests/pcapcheck.py). The fault's window counters
+    are read from the node containers' fault table as netns reads its nodes'."""
+    race = yaml.safe_load((ROOT / "scenarios/race.yaml").read_text())
+    dns_config = race["cluster"]["dns_config"]
+    options = [*dns_config["options"], *TIMEOUT_1S["options"]]
+    scenario = {
+        "name": "race-pcap",
+        "cluster": {**race["cluster"], "dns_config": {**dns_config, "options": options}},
+        "load": LOAD,
+        "phases": PHASES,
+    }
+    f = tmp_path / "race-pcap.yaml"
+    f.write_text(yaml.safe_dump(scenario))
+    result = _run(f, tmp_path / "kind", kept_kind, "--pcap")
+    by = check_race_pcap(result, tmp_path / "kind", tmp_path)
+    assert by["baseline"]["capture"]["where"] == "client pods' eth0"
+    no_process_mentions("cth-pcap-")  # the run's tcpdumps are stopped
 
 
 def _outcomes(result: dict[str, Any]) -> dict[str, str]:

@@ -18,9 +18,11 @@ timeouts through the runner's journaled guard.
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
+from pathlib import Path
 from typing import Any, Protocol
 
 from cthcommon.errors import BackendError
@@ -34,6 +36,8 @@ from harness.backends.kube.placement import NodeMap
 from harness.backends.kube.podplans import ClientTarget
 from harness.backends.kube.podworker import START_IN_S, Handle
 from harness.backends.kube.sampling import KernelLog, KubeSampler
+from harness.capture.tcpdump import PhaseCaptures, PodCapture
+from harness.kernel.journal import Journal
 from harness.kernel.kmsg import KmsgReader
 from harness.kernel.process import pin_threads
 from harness.kernel.sampler import ConntrackSampler, NodeProbe, Sampler
@@ -97,9 +101,13 @@ class KubeRunCluster:
         kernel_log: Callable[[], KernelLog | None] = lambda: None,
         sample_hz: float = 1.0,
         guard: SysctlSetter | None = None,
+        journal: Journal | None = None,
+        capture_pcap: bool = False,
     ) -> None:
         """``guard``: the runner's journaled sysctl guard, for the aged warm-up's timeouts in
-        the nodes (None: no warm-up; kubeconfig's nodes are not this host's)."""
+        the nodes (None: no warm-up; kubeconfig's nodes are not this host's). ``journal`` and
+        ``capture_pcap``: ``--pcap``, tcpdump in the client pods' namespaces (kind: this
+        host's), each process journaled so that ``restore`` can stop it."""
         self.backend = realizer.name
         self.plan = plan
         self.run_id = run_id
@@ -111,6 +119,9 @@ class KubeRunCluster:
         self._evidence = Evidence()
         self._guard = guard
         self._warmup_gap_s = WARMUP_GAP_S
+        self._journal = journal
+        self._capture_pcap = capture_pcap
+        self.captures: PhaseCaptures | None = None
 
     @property
     def kube(self) -> KubeCluster:
@@ -120,6 +131,9 @@ class KubeRunCluster:
 
     def __enter__(self) -> KubeRunCluster:
         try:
+            if self._capture_pcap and self._journal is not None:
+                tmp = self._stack.enter_context(tempfile.TemporaryDirectory(prefix="cth-pcap-"))
+                self.captures = PhaseCaptures(self._journal, Path(tmp))
             self._kc = self._stack.enter_context(self._realizer.realize(self.plan, self.run_id))
         except BaseException:
             self._stack.close()
@@ -209,11 +223,13 @@ class KubeRunCluster:
             sampler, probes, hz = self._sampler(labels, cmax, targets)
             if servers:
                 pin_threads(servers, {0})  # as on netns: the A answer cannot overtake the AAAA
+            capture = self._pod_capture(targets)
             try:
-                sampler.start()
-                answers, cued = self._drive(
-                    plan, workers, sampler=sampler, progress=progress, cmax=cmax
-                )
+                with capture or nullcontext():
+                    sampler.start()
+                    answers, cued = self._drive(
+                        plan, workers, sampler=sampler, progress=progress, cmax=cmax
+                    )
             finally:
                 for probe in probes:
                     probe.close()
@@ -251,6 +267,13 @@ class KubeRunCluster:
                     "pin_cpus is not applied: the DNS servers' processes are not on this host "
                     "(an existing cluster's nodes) or it has one CPU"
                 )
+        if capture is not None and self.captures is not None:
+            seen.capture = self.captures.reduce(capture, plan.name)
+        elif self.captures is not None:
+            seen.notes.append(
+                "--pcap: nothing captured: the client pods' network namespaces were not found "
+                "on this host"
+            )
         if load_start_s is not None:
             seen.load_start_s = load_start_s
             result = aged.result(
@@ -289,12 +312,8 @@ class KubeRunCluster:
         kc = self.kube
         access = kc.settings.access
         nodes = {n: access.netns(n) for n in kc.real_nodes()}
-        pods: dict[str, str] = {}
         client = self._client_node()
-        for n in sorted(nodes, key=lambda n: n != client):  # the client node's pods first
-            missing = {t.ip for t in targets} - set(pods)
-            if missing:
-                pods.update(access.pod_netns(n, missing))
+        pods = self._pod_netns(targets)
         lost = [n for n, h in nodes.items() if h is None] + [
             t.pod for t in targets if t.ip not in pods
         ]
@@ -315,6 +334,29 @@ class KubeRunCluster:
         )
         aged.run(warm, self._guard, read_ns=node_ns[client], startup_s=self._warmup_gap_s)
         return plain
+
+    def _pod_netns(self, targets: list[ClientTarget]) -> dict[str, str]:
+        """Client pod IP -> its network namespace on this host (kind: below its node
+        container's init), for the pods found; the client node's pods are looked for first."""
+        kc = self.kube
+        access = kc.settings.access
+        client = self._client_node()
+        pods: dict[str, str] = {}
+        for n in sorted(kc.real_nodes(), key=lambda n: n != client):
+            missing = {t.ip for t in targets} - set(pods)
+            if missing:
+                pods.update(access.pod_netns(n, missing))
+        return pods
+
+    def _pod_capture(self, targets: list[ClientTarget]) -> PodCapture | None:
+        """With --pcap: tcpdump in every client pod's namespace for the phase (None: off, or
+        a pod's namespace is not this host's)."""
+        if self.captures is None:
+            return None
+        pods = self._pod_netns(targets)
+        if any(t.ip not in pods for t in targets):
+            return None
+        return self.captures.capture([(t.pod, pods[t.ip]) for t in targets])
 
     def _sampler(
         self, labels: dict[str, str], cmax: int, targets: list[ClientTarget]
@@ -386,4 +428,5 @@ class KubeRunCluster:
         resolv.conf the load ran with."""
         access = self.kube.settings.access
         nodes = {node: access.evidence(node) for node in self.kube.real_nodes()}
-        return Evidence(nodes=nodes, phase_pods=dict(self._evidence.phase_pods))
+        pcaps = dict(self.captures.pcaps) if self.captures is not None else {}
+        return Evidence(nodes=nodes, phase_pods=dict(self._evidence.phase_pods), pcaps=pcaps)

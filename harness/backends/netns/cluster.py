@@ -34,7 +34,7 @@ from harness.backends.netns.statsd import StatsdSampler
 from harness.backends.netns.topology import Topology
 from harness.backends.netns.topologyplan import plan_topology
 from harness.backends.stages import Notice, Stages, Teardown
-from harness.capture.tcpdump import PodCapture
+from harness.capture.tcpdump import PhaseCaptures, PodCapture
 from harness.kernel import sysctl
 from harness.kernel.journal import Journal
 from harness.kernel.process import Proc, spawn, stop_pid
@@ -47,7 +47,7 @@ from harness.results.evidence import Evidence
 from harness.results.fault import fault_result
 from harness.results.kubeproxy import kube_proxy_result
 from harness.results.rollout import rollout_result
-from harness.results.schema import CaptureResult, SteadyStateResult
+from harness.results.schema import SteadyStateResult
 from harness.results.statsd import StatsdPhase, statsd_result
 from harness.steady import phase as steady_phase
 from harness.steady.warmup import AgedWarmup, WarmupTargets
@@ -83,7 +83,7 @@ class NetnsCluster:
         ``notice`` hears the set-up, warm-up and teardown steps (``[netns] ...`` lines)."""
         self.stages = Stages(notice, "netns")
         self.capture_pcap = capture_pcap
-        self.pcaps: dict[str, bytes] = {}  # phase label -> unanswered same-port pairs
+        self.captures: PhaseCaptures | None = None  # with --pcap, once the topology is up
         self.phase_evidence = Evidence()  # each phase's conntrack -S and resolv.conf
         self.run_id = run_id
         self.journal = journal
@@ -115,6 +115,8 @@ class NetnsCluster:
         self._teardown = self.stages.teardown(self._stack)
         try:
             self._stack.enter_context(self.topology)
+            if self.capture_pcap:
+                self.captures = PhaseCaptures(self.journal, self.topology.workdir / "pcap")
             if self.run_plan.nodelocal:
                 self.levers.enable_nodelocal()
             for node in self.plan.nodes:
@@ -289,8 +291,8 @@ class NetnsCluster:
             seen.fault = fault_result(
                 fault, seen0, self.levers.race_fault_counters(), pinned_cpus=fault.pin_cpus
             )
-        if capture is not None:
-            seen.capture = self._reduce(capture, plan.name)
+        if capture is not None and self.captures is not None:
+            seen.capture = self.captures.reduce(capture, plan.name)
         if rollout is not None and plan.rollout is not None:
             seen.rollout = rollout_result(
                 plan.rollout.at_s,
@@ -544,21 +546,9 @@ class NetnsCluster:
 
     def _pod_capture(self) -> PodCapture | None:
         """With --pcap: tcpdump in every client pod for the phase."""
-        if not self.capture_pcap:
+        if self.captures is None:
             return None
-        pods = [(p.name, p.ns) for p in self.plan.role("client")]
-        return PodCapture(self.journal, pods, self.topology.workdir / "pcap")
-
-    def _reduce(self, capture: PodCapture, phase: str) -> CaptureResult:
-        label = phase
-        n = 1
-        while label in self.pcaps:  # repeats of a phase
-            n += 1
-            label = f"{phase}-{n}"
-        out = self.topology.workdir / "pcap" / "reduced" / f"{label}.pcap"
-        summary = capture.reduce(out, label)
-        self.pcaps[label] = out.read_bytes()
-        return summary.as_result()
+        return self.captures.capture([(p.name, p.ns) for p in self.plan.role("client")])
 
     def _keep_phase_evidence(self, phase: str) -> None:
         """This phase's conntrack -S and client resolv.conf, while its remediations hold."""
@@ -584,7 +574,7 @@ class NetnsCluster:
         bundles. Each phase's conntrack -S and resolv.conf; with --pcap, each phase's
         unanswered same-port pairs."""
         ev = Evidence(
-            pcaps=dict(self.pcaps),
+            pcaps=dict(self.captures.pcaps) if self.captures else {},
             phase_pods={k: dict(v) for k, v in self.phase_evidence.phase_pods.items()},
             phase_nodes={k: dict(v) for k, v in self.phase_evidence.phase_nodes.items()},
         )

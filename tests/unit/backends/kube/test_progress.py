@@ -254,6 +254,7 @@ def test_the_session_hands_the_notice_to_the_backend(
             backend,
             scenario(phases=[{"name": "baseline"}]),
             run_id="r1",
+            journal=None,  # type: ignore[arg-type]
             guard=None,  # type: ignore[arg-type]
             options=options,
             notice=say,

@@ -509,7 +509,7 @@ def netns_measurements(
     c.levers = FakeTopology(tmp_path)  # type: ignore[assignment]
     c.probes = [FakeProbe(n.name) for n in c.plan.nodes]  # type: ignore[misc]
     c.journal = None  # type: ignore[assignment]
-    c.capture_pcap = False
+    c.captures = None
     c.phase_evidence = Evidence()
     c._warmup_gap_s = 0.5
     c.guard = None  # type: ignore[assignment]
@@ -652,7 +652,10 @@ def cli_scenario(path: Path) -> Scenario:
         (["--backend", "kind", "--allow-disruptive"], "--allow-disruptive"),
         (["--backend", "kubeconfig"], "--loadgen-image"),
         (["--backend", "kind", "--loadgen-image", "reg/lg:v1"], "--loadgen-image"),
-        (["--backend", "kind", "--pcap"], "--pcap"),
+        (
+            ["--backend", "kubeconfig", "--kubeconfig", "KC", "--loadgen-image", "r/lg", "--pcap"],
+            "--pcap",
+        ),
     ],
 )
 def test_misplaced_flags_exit_2_naming_the_flag(
