@@ -10,7 +10,7 @@ Each class's docstring is its default message. The CLI exits with the error's ``
 - 5: :class:`InternalError`: writing the reports failed, or an unexpected exception (a bug);
   the CLI prints its traceback;
 - 6: :class:`Inconclusive`: every expectation held, but a phase with expectations was not
-  measured in its load's steady state (``harness.results.verdict``): never a pass.
+  measured in its load's steady state (``harness.judge.gate``): never a pass.
 """
 
 from __future__ import annotations

@@ -297,8 +297,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
-    from harness.diagnose import diagnose_phase
     from harness.diagnose.live import diagnose_live
+    from harness.judge.diagnosis import diagnose_phase
 
     if args.result:
         result = _load_result(args.result)

@@ -304,7 +304,7 @@ def assert_expectations(result: RunResult) -> None:
     """Fail the test with every violated expectation, phase by phase; and, when they all held,
     with every inconclusive phase (not measured in its load's steady state: the reason and
     what would make it conclusive), as ``conntrack-harness run`` exits 6 on it."""
-    from harness.results.verdict import inconclusive_reasons
+    from harness.judge.gate import inconclusive_reasons
 
     bad = [
         f"{p['name']}: {e['expect']} (observed {e['observed']})"

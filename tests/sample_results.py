@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from cthcommon.stats import LATENCY_EDGES_S, bucket_latencies, wilson
+from harness.judge.gate import phase_verdict, run_verdict
 from harness.results.schema import (
     SCHEMA_VERSION,
     ConntrackResult,
@@ -31,7 +32,6 @@ from harness.results.schema import (
     RunResult,
     Verdict,
 )
-from harness.results.verdict import phase_verdict, run_verdict
 from harness.scenario.expect import Expectation
 
 SAMPLE_INTERVAL_S = 0.5
@@ -59,7 +59,7 @@ class PhaseModel:
     extra_nodes: tuple[str, ...] = ("node-2",)
     seed: int = 1
     # result.json's steady_state for the phase (None: the backend did not judge it), e.g.
-    # from harness.steady.result.steady_result; the verdict follows harness.results.verdict
+    # from harness.steady.result.steady_result; the verdict follows harness.judge.gate
     steady_state: Mapping[str, Any] | None = None
 
 
@@ -303,7 +303,7 @@ def build_phase(m: PhaseModel) -> PhaseResult:
         results.append({"expect": str(e), "observed": observed, "ok": ok})
     phase["expectations"] = results
     phase["verdict"] = phase_verdict(results, phase.get("steady_state"))
-    from harness.metrics.prometheus import NEAR_FULL_ALERT, evaluate_near_full
+    from harness.judge.alerts import NEAR_FULL_ALERT, evaluate_near_full
 
     phase["alerts"] = {NEAR_FULL_ALERT: evaluate_near_full(phase, SAMPLE_INTERVAL_S)}
     return phase

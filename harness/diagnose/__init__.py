@@ -1,5 +1,2 @@
-"""Name the cause of DNS timeouts: from a finished run's result.json or from a live host/node."""
-
-from harness.diagnose.classify import Diagnosis, Signals, classify, diagnose_phase
-
-__all__ = ["Diagnosis", "Signals", "classify", "diagnose_phase"]
+"""Name the cause of DNS timeouts on a live host or node (:mod:`.live`, reading
+:mod:`.procfs`); a finished run's phases are classified by :mod:`harness.judge.diagnosis`."""

@@ -14,8 +14,8 @@ from pathlib import Path
 from cthcommon import netns as ns
 from cthcommon.errors import BadInput, CommandFailed
 from cthcommon.resolvconf import ResolvConf
-from harness.diagnose.classify import Diagnosis, Signals, classify
 from harness.diagnose.procfs import parse_stat, table_full_lines
+from harness.judge.diagnosis import Diagnosis, Signals, classify
 
 STAT_PATH = "/proc/thread-self/net/stat/nf_conntrack"
 SYSCTL_DIR = "/proc/sys/net/netfilter"

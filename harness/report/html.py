@@ -7,8 +7,7 @@ from collections.abc import Mapping
 from html import escape
 
 from cthcommon.stats import pct
-from harness.report.locust import locust_section
-from harness.report.summary import (
+from harness.judge.summary import (
     PhaseSummary,
     RemediationVerdict,
     rate_with_ci,
@@ -17,6 +16,7 @@ from harness.report.summary import (
     shown_verdict,
     summarize,
 )
+from harness.report.locust import locust_section
 from harness.report.svg import bar_chart, conntrack_chart, fmt_num, outcomes_chart
 from harness.report.table import drops_text
 from harness.results.endpoints import describe as describe_endpoints

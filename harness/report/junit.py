@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from harness.diagnose.classify import diagnose_phase
-from harness.report.summary import NO_EXPECTATION, remediation_verdicts, run_verdict, summarize
+from harness.judge.diagnosis import diagnose_phase
+from harness.judge.summary import NO_EXPECTATION, remediation_verdicts, run_verdict, summarize
 from harness.results.schema import PhaseResult, RunResult
 
 

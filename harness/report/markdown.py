@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from harness.report.summary import (
+from harness.judge.summary import (
     NO_EXPECTATION,
     rate_with_ci,
     remediation_verdicts,

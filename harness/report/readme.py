@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from cthcommon.stats import format_p
-from harness.report.summary import PhaseSummary, rate_with_ci, remediation_verdicts, summarize
+from harness.judge.summary import PhaseSummary, rate_with_ci, remediation_verdicts, summarize
 from harness.results.schema import PhaseResult, RunResult
 
 README = Path("README.md")

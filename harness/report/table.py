@@ -10,7 +10,7 @@ from typing import TextIO
 from rich.console import Console
 from rich.table import Table
 
-from harness.report.summary import (
+from harness.judge.summary import (
     NO_EXPECTATION,
     rate_with_ci,
     remediation_verdicts,

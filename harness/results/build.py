@@ -6,10 +6,11 @@ from typing import Any
 
 from cthcommon.loadresult import HTTPResult
 from cthcommon.stats import wilson
-from harness.diagnose import diagnose_phase
+from harness.judge.alerts import evaluate_near_full
+from harness.judge.diagnosis import diagnose_phase
+from harness.judge.gate import phase_verdict
 from harness.kernel.sampler import NodeSeries
 from harness.measurement import PhaseMeasurement
-from harness.metrics.prometheus import evaluate_near_full
 from harness.results.locust import locust_result
 from harness.results.schema import (
     Agreement,
@@ -23,7 +24,6 @@ from harness.results.schema import (
     ServerResult,
     StatesTaken,
 )
-from harness.results.verdict import phase_verdict
 from harness.scenario.model import Phase
 from loadgen.worker import WorkerResult
 

@@ -16,10 +16,10 @@ import socket
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from harness.results.compare import comparisons
+from harness.judge.compare import comparisons
+from harness.judge.gate import inconclusive_reasons, run_verdict
 from harness.results.evidence import Evidence
 from harness.results.schema import SCHEMA_VERSION, Environment, PhaseResult, RunResult, Verdict
-from harness.results.verdict import inconclusive_reasons, run_verdict
 
 
 def new_run_id() -> str:

@@ -7,13 +7,11 @@ and the sentence that describes a phase's steady state.
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from cthcommon.stats import Comparison
 from harness.steady.model import SteadyState
 
 # two-sided 95 % Student t quantiles by degrees of freedom (1..30); 1.96 beyond
@@ -291,34 +289,6 @@ def conclusive_advice(needed_s: float | None, *, aged: bool, can_warm_up: bool) 
             "steady state on a backend that has it)"
         )
     return f"{run} (no warm-up is possible: the load is known only once it ran)"
-
-
-def not_steady(phases: Iterable[Mapping[str, object]]) -> str | None:
-    """The reason the first of ``phases`` (result.json phases) was not measured in steady
-    state, or None when all were (or carry no ``steady_state``)."""
-    for p in phases:
-        ss = p.get("steady_state")
-        if isinstance(ss, Mapping) and ss.get("reached") is False:
-            return f"{p.get('name')}: {ss.get('reason')}"
-    return None
-
-
-def gate_comparison(
-    cmp: Comparison,
-    before: Iterable[Mapping[str, object]],
-    after: Iterable[Mapping[str, object]],
-) -> Comparison:
-    """A comparison with a phase that never reached steady state says nothing about the
-    steady state: it is inconclusive, whatever the numbers (never "fixed")."""
-    reason = not_steady(after) or not_steady(before)
-    if reason is None:
-        return cmp
-    return dataclasses.replace(
-        cmp,
-        outcome="inconclusive",
-        sentence=f"inconclusive: not measured in steady state ({reason}); the numbers were "
-        + cmp.sentence,
-    )
 
 
 def describe(ss: Mapping[str, object]) -> str:

@@ -163,3 +163,35 @@ def test_result_json_uses_the_sections_the_worker_builds(name: str) -> None:
     from harness.results import schema
 
     assert getattr(schema, name) is getattr(loadresult, name)
+
+
+JUDGE_MAY_USE = ("harness.judge", "harness.results.schema", "cthcommon")
+
+
+def outside_judge(imps: set[str]) -> list[str]:
+    """What a judging module imports of the project beyond result.json's schema and itself."""
+    return sorted(
+        i
+        for i in imps
+        if _under(i, "harness") or _under(i, "loadgen")
+        if not any(_under(i, ok) for ok in JUDGE_MAY_USE)
+        and i not in ("harness", "harness.results")  # a from-import's base
+    )
+
+
+def test_the_judging_is_one_pure_layer_under_results_and_reports() -> None:
+    """harness.judge reads result.json's typed phases and nothing else of the project: no
+    backend, no kernel, no report, no results builder (which, with the reports, uses it)."""
+    found = imports_of("harness.judge")
+    assert len(found) >= 6
+    assert not {m: bad for m, imps in found.items() if (bad := outside_judge(imps))}
+    for src in (
+        "from harness.report import html",
+        "from harness.results.build import build_phase_result",
+        "import harness.kernel.sysctl",
+        "from ..backends.kube import cluster",
+    ):
+        assert outside_judge(imported(src, "harness.judge.x")), src
+    # and the results builder no longer reaches up into the reports
+    build = imports_of("harness.results")
+    assert not any(_under(i, "harness.report") for imps in build.values() for i in imps)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.diagnose.classify import (
+from harness.judge.diagnosis import (
     REMEDIATION,
     Signals,
     classify,

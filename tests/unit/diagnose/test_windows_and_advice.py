@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.diagnose.classify import Signals, classify, diagnose_phase
 from harness.diagnose.live import diagnose_live, read_live
 from harness.diagnose.procfs import dmesg_seconds, table_full_lines
+from harness.judge.diagnosis import Signals, classify, diagnose_phase
 from tests.sample_results import PhaseModel, build_phase
 
 CONNTRACK = Path("/proc/net/stat/nf_conntrack")

@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 
 from cthcommon.errors import BadInput, UnsafeRequest
-from harness.metrics.prometheus import (
+from harness.judge.alerts import (
     NEAR_FULL_ALERT,
     PRODUCTION_FOR_S,
-    HarnessMetrics,
     evaluate_near_full,
     near_full_fired,
     scaled_for_s,
 )
+from harness.metrics.prometheus import HarnessMetrics
 from tests.sample_results import exhaustion_run, race_run
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
+from harness.judge.summary import summarize
 from harness.report import render_html
-from harness.report.summary import summarize
 from harness.results.schema import RunResult
 
 SVG_NS = "{http://www.w3.org/2000/svg}"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import io
 import xml.etree.ElementTree as ET
 
+from harness.judge.summary import NO_EXPECTATION, summarize
 from harness.report import render_junit, render_markdown, render_plain_table
 from harness.report.html import render_html
-from harness.report.summary import NO_EXPECTATION, summarize
 from harness.report.table import print_verdict_table
 from harness.results.schema import RunResult
 from tests.sample_results import PhaseModel, build_run

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from cthcommon.stats import pct
+from harness.judge.summary import summarize
 from harness.report import readme
-from harness.report.summary import summarize
 from harness.results.schema import RunResult
 from harness.upstream import releases
 

@@ -6,9 +6,9 @@ import io
 import xml.etree.ElementTree as ET
 
 from cthcommon.stats import compare
+from harness.judge.summary import remediation_verdicts, summarize
 from harness.report import render_junit, render_markdown, render_plain_table, verdict_rows
 from harness.report.progress import PlainProgress, RichProgress, make_progress
-from harness.report.summary import remediation_verdicts, summarize
 from harness.report.table import print_verdict_table, use_plain
 from harness.results.schema import RunResult
 

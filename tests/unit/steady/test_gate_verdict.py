@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from harness import cli, runner
+from harness.judge.gate import inconclusive_reasons, phase_verdict, run_verdict
 from harness.kernel.sampler import NodeSeries
 from harness.pytest_plugin import assert_expectations
 from harness.report import render_plain_table
@@ -21,7 +22,6 @@ from harness.report.junit import render_junit
 from harness.report.markdown import render_markdown
 from harness.results.diff import diff_runs, render
 from harness.results.schema import ExpectationResult, SteadyStateResult
-from harness.results.verdict import inconclusive_reasons, phase_verdict, run_verdict
 from harness.steady.model import SteadyState, Timeouts, dns_flows, http_flows
 from harness.steady.result import steady_result
 from tests.sample_results import PhaseModel, build_run

@@ -288,7 +288,7 @@ def test_far_below_the_limit_counts_as_steady() -> None:
 
 def test_a_phase_not_in_steady_state_cannot_be_fixed() -> None:
     from cthcommon.stats import compare
-    from harness.steady.assess import gate_comparison
+    from harness.judge.gate import gate_comparison
 
     cmp = compare((300, 800), (0, 800))
     assert cmp.outcome == "fixed"

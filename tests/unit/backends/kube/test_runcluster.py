@@ -23,6 +23,7 @@ from harness.backends.kube.nodeaccess import parse_timeouts
 from harness.backends.kube.runcluster import KubeRunCluster, series_labels
 from harness.backends.netns import cluster as netns_cluster
 from harness.backends.stages import Stages
+from harness.judge.gate import not_steady
 from harness.kernel.sampler import NodeSeries, Reading
 from harness.measurement import PhaseMeasurement
 from harness.plan.phase import plan_cluster, plan_phase, plan_run
@@ -30,7 +31,6 @@ from harness.results.build import build_phase_result
 from harness.results.evidence import Evidence
 from harness.results.schema import PhaseResult, ServerResult, SteadyStateResult
 from harness.scenario.model import Scenario
-from harness.steady.assess import not_steady
 
 TIMEOUTS = "120\n10\n30\n120\n"  # TIME_WAIT, CLOSE, UDP, UDP stream in the client node
 INODES = {"cth-r1-worker": 4026532001, "cth-r1-worker2": 4026532002}

@@ -1,4 +1,5 @@
-"""The gate: a phase's verdict and the run's, from the expectations and the steady state (pure).
+"""The gate: a phase's verdict and the run's, from the expectations and the steady state, and
+the before/after comparison a phase outside its steady state cannot support (pure).
 
 A CI gate must never pass on a measurement that does not describe the steady state a
 cluster lives in. So, per phase with expectations:
@@ -17,8 +18,10 @@ else ``pass``; the CLI exits 0, 1 and 6 on those.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 
+from cthcommon.stats import Comparison
 from harness.results.schema import ExpectationResult, PhaseResult, Verdict
 
 
@@ -62,3 +65,31 @@ def inconclusive_reasons(phases: Iterable[PhaseResult]) -> list[str]:
             line += f"; to make it conclusive: {advice}"
         out.append(line)
     return out
+
+
+def not_steady(phases: Iterable[Mapping[str, object]]) -> str | None:
+    """The reason the first of ``phases`` (result.json phases) was not measured in steady
+    state, or None when all were (or carry no ``steady_state``)."""
+    for p in phases:
+        ss = p.get("steady_state")
+        if isinstance(ss, Mapping) and ss.get("reached") is False:
+            return f"{p.get('name')}: {ss.get('reason')}"
+    return None
+
+
+def gate_comparison(
+    cmp: Comparison,
+    before: Iterable[Mapping[str, object]],
+    after: Iterable[Mapping[str, object]],
+) -> Comparison:
+    """A comparison with a phase that never reached steady state says nothing about the
+    steady state: it is inconclusive, whatever the numbers (never "fixed")."""
+    reason = not_steady(after) or not_steady(before)
+    if reason is None:
+        return cmp
+    return dataclasses.replace(
+        cmp,
+        outcome="inconclusive",
+        sentence=f"inconclusive: not measured in steady state ({reason}); the numbers were "
+        + cmp.sentence,
+    )

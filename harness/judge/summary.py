@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cthcommon.stats import Comparison, compare, pct, wilson
-from harness.diagnose.classify import Diagnosis, diagnose_phase
+from harness.judge.diagnosis import Diagnosis, diagnose_phase
+from harness.judge.gate import gate_comparison
 from harness.results.schema import PhaseResult, RunResult, Verdict
-from harness.steady.assess import gate_comparison
 
 _SEVERITY: dict[Verdict, int] = {"pass": 0, "inconclusive": 1, "fail": 2, "error": 3}
 

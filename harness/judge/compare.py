@@ -3,7 +3,7 @@ its baseline, for the timeout rate (one-sided Fisher exact) and for queries per 
 
 from __future__ import annotations
 
-from harness.report.summary import remediation_verdicts, summarize
+from harness.judge.summary import remediation_verdicts, summarize
 from harness.results.schema import Comparison, PhaseResult, RunResult
 
 
