@@ -155,7 +155,8 @@ def kept_runs(pairs: int = PAIRS) -> dict[str, object]:
     steady: list[bool | None] = []
     try:
         own_lock = {"CONNTRACK_HARNESS_LOCK": str(Path(state.name) / "run.lock")}
-        with kept_kind_env(journal, KEPT, Path(state.name)) as env:
+        with kept_kind_env(journal, KEPT, Path(state.name)) as kept_env:
+            env = kept_env.env
             created, c_code, _ = _run("kind", env, logs["created"])
             for _ in range(pairs):
                 logs["kept"], logs["netns"] = [], []

@@ -16,6 +16,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from harness.kernel.journal import Journal
@@ -23,10 +24,18 @@ from harness.kindbuild import dockerd, kinddocker, kindnode
 from harness.upstream import kindparts
 
 
+@dataclass(frozen=True)
+class KeptEnv:
+    """The runs' environment, and "the user's" Docker daemon it names."""
+
+    env: dict[str, str]
+    docker: dockerd.Dockerd
+
+
 @contextmanager
 def kept_kind_env(
     journal: Journal, cluster: str, state: Path, *, named: bool = True
-) -> Iterator[dict[str, str]]:
+) -> Iterator[KeptEnv]:
     """The environment for ``run --backend kind`` on the kept cluster ``cluster``; lock file
     and state directory under ``state``. ``named`` False: the environment names no cluster
     (the caller keeps one with ``conntrack-harness up --name cluster``)."""
@@ -46,7 +55,7 @@ def kept_kind_env(
         if named:
             env |= {"CTH_KIND_CLUSTER": cluster, "CTH_KIND_KEEP": "1"}
         try:
-            yield env
+            yield KeptEnv(env, user)
         finally:
             kind = shutil.which("kind") or str(kindparts.locate("kind") / "kind")
             subprocess.run(

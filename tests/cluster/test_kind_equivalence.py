@@ -32,11 +32,12 @@ the two differ, this says why:
   on kind, so the gap from the warm-up to the load differs (reported as ``gap_to_load_s``).
 
 The netns side is the session's one run of each file as shipped (conftest.py
-``shipped_result``, shared with the files' own tests). The kind side runs both files on one
-kind cluster, made by ``conntrack-harness up`` and reused by both runs (the same cluster
-config: a kept cluster says what it was made for, and one made for another is rebuilt), then
-deleted by ``conntrack-harness down``, on this project's dockerd started as "the user's"
-Docker for the module; ``up`` while it is up exits 2, ``down`` with nothing up exits 0.
+``shipped_result``, shared with the files' own tests). The kind side runs both files on the
+package's one kind cluster (tests/cluster/conftest.py ``kept_kind``), made by
+``conntrack-harness up`` and reused by every run (the same cluster config: a kept cluster says
+what it was made for, and one made for another is rebuilt), then deleted by
+``conntrack-harness down``, on this project's dockerd started as "the user's" Docker; ``up``
+while it is up exits 2, ``down`` with nothing up exits 0.
 
 Root, the host lock, docker.io; the kind node image and parts are built on first use (~8 min
 cold, bench/kind.json); the module takes ~6-8 min warm. ``CTH_KIND_TESTS=0`` skips it.
@@ -45,24 +46,19 @@ cold, bench/kind.json); the module takes ~6-8 min warm. ``CTH_KIND_TESTS=0`` ski
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from bench.kindkept import kept_kind_env
-from harness.kernel.journal import HostLock, Journal
-from harness.kindbuild import dockerd, kinddocker
+from harness.kindbuild import kinddocker
 from harness.steady.assess import batch_means_ci
-from harness.upstream import kindparts, release
-from tests.cluster.conftest import KIND
+from harness.upstream import release
+from tests.cluster.conftest import KEPT, KIND, KeptKind
 from tests.pcapcheck import LOAD, PHASES, TIMEOUT_1S, check_race_pcap, no_process_mentions
 
 pytestmark = [pytest.mark.cluster, pytest.mark.scenario, *KIND]
@@ -73,14 +69,6 @@ EXIT = {"pass": 0, "fail": 1, "inconclusive": 6}  # `run`'s exit per run verdict
 
 
 PATHS = ("scenarios/exhaustion.yaml", "scenarios/race.yaml")
-KEPT = "cth-equivalence"  # the kind cluster both files run on, kept between them
-
-
-def _cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    argv = [sys.executable, "-m", "harness.cli", *args]
-    return subprocess.run(
-        argv, capture_output=True, text=True, timeout=1800, check=False, cwd=cwd, env=env
-    )
 
 
 def _run(scenario: Path, report: Path, env: dict[str, str], *flags: str) -> dict[str, Any]:
@@ -105,62 +93,9 @@ def _run(scenario: Path, report: Path, env: dict[str, str], *flags: str) -> dict
 
 @pytest.fixture(scope="module")
 def netns_results(shipped_result: Callable[[str], dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Both files on netns, as shipped (the session's one run of each, conftest.py), before
-    any kind cluster exists: an idle cluster's own flows would count against the host's
-    nf_conntrack_max, which the netns runs shrink."""
+    """Both files on netns, as shipped (the session's one run of each, conftest.py; the
+    cluster fixture makes them before the kind cluster exists)."""
     return {path: shipped_result(path) for path in PATHS}
-
-
-@pytest.fixture(scope="module")
-def kept_kind(
-    netns_results: dict[str, dict[str, Any]], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[dict[str, str]]:
-    """One kind cluster for both files, made by ``up`` and kept between their runs (both
-    files make the same cluster, so both reuse it), on this project's dockerd started as
-    "the user's" Docker with the node image built here from the pinned parts under kind's
-    own name. The module holds the host lock throughout; the runs take a lock file of their
-    own. At the end ``down`` deletes the cluster, the dockerd is stopped by PID with the
-    project's code, and the host is as found."""
-    tmp = tmp_path_factory.mktemp("kept-kind")
-    with pytest.MonkeyPatch.context() as mp, HostLock(wait_s=3600):
-        mp.setenv("CONNTRACK_HARNESS_STATE_DIR", str(tmp / "test-state"))
-        rules0, max0 = _filter_rules(), CT_MAX.read_text()
-        journal = Journal.create(os.urandom(3).hex())
-        try:
-            with kept_kind_env(journal, KEPT, tmp, named=False) as env, _up(env, tmp):
-                yield env
-        finally:
-            journal.close()
-        # nothing of kind is left on the host: no dockerd, no DOCKER chains, no FORWARD DROP
-        assert not dockerd.is_running(dockerd.DockerdPaths.default())
-        assert _filter_rules() == rules0
-        assert CT_MAX.read_text() == max0
-
-
-@contextmanager
-def _up(env: dict[str, str], cwd: Path) -> Iterator[None]:
-    """``up`` makes the cluster (exit 0) and refuses a second (exit 2); ``down`` deletes it
-    (exit 0), and a second ``down`` finds nothing up (exit 0)."""
-    up = _cli(["up", PATHS[0], "--backend", "kind", "--name", KEPT, "--wait", "60"], env, ROOT)
-    assert up.returncode == 0, up.stderr[-3000:]
-    assert f"up: kind cluster {KEPT}" in up.stdout
-    assert "kind create cluster" in up.stderr
-    again = _cli(["up", PATHS[1], "--backend", "kind", "--wait", "60"], env, ROOT)
-    assert again.returncode == 2, again.stderr[-2000:]
-    assert f"a cluster is up already: kind cluster {KEPT}" in again.stderr
-    try:
-        yield
-    finally:
-        down = _cli(["down", "--wait", "60"], env, cwd)
-        assert down.returncode == 0, down.stderr[-2000:]
-        assert down.stdout.startswith(f"down: deleted: kind cluster {KEPT}")
-        clusters = subprocess.run(
-            [shutil.which("kind") or str(kindparts.locate("kind") / "kind"), "get", "clusters"],
-            capture_output=True, text=True, check=True, env=env,
-        ).stdout.split()  # fmt: skip
-        assert KEPT not in clusters
-        none = _cli(["down"], env, cwd)
-        assert (none.returncode, none.stdout.strip()) == (0, "down: nothing was up")
 
 
 def _overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
@@ -178,13 +113,13 @@ def test_same_verdicts_on_netns_and_kind(
     tmp_path: Path,
     path: str,
     netns_results: dict[str, dict[str, Any]],
-    kept_kind: dict[str, str],
+    kept_kind: KeptKind,
     host_unchanged: object,
 ) -> None:
     scenario = ROOT / path  # as shipped: no `warmup: none`
     max0 = CT_MAX.read_text()
     netns = netns_results[path]
-    kind = _run(scenario, tmp_path / "kind", kept_kind)
+    kind = _run(scenario, tmp_path / "kind", kept_kind.env)
     assert CT_MAX.read_text() == max0  # the host's table size is back
     # kind's result says what it ran on, and is assessed like netns's
     comps = kind["environment"].get("components", {})
@@ -225,9 +160,7 @@ def test_same_verdicts_on_netns_and_kind(
     assert _outcomes(netns) == _outcomes(kind)
 
 
-def test_pcap_on_kind_INJECTED(
-    tmp_path: Path, kept_kind: dict[str, str], host_unchanged: object
-) -> None:
+def test_pcap_on_kind_INJECTED(tmp_path: Path, kept_kind: KeptKind, host_unchanged: object) -> None:
     """``run --pcap`` on kind, on the same kept cluster (race.yaml's cluster, each lookup's
     lost AAAA costing 1 s): tcpdump runs in the client pods' namespaces, found on this host
     through their sandbox PIDs, and the bundle keeps exactly the same-port pairs whose AAAA
@@ -244,7 +177,7 @@ def test_pcap_on_kind_INJECTED(
     }
     f = tmp_path / "race-pcap.yaml"
     f.write_text(yaml.safe_dump(scenario))
-    result = _run(f, tmp_path / "kind", kept_kind, "--pcap")
+    result = _run(f, tmp_path / "kind", kept_kind.env, "--pcap")
     by = check_race_pcap(result, tmp_path / "kind", tmp_path)
     assert by["baseline"]["capture"]["where"] == "client pods' eth0"
     no_process_mentions("cth-pcap-")  # the run's tcpdumps are stopped
@@ -260,8 +193,3 @@ def _outcomes(result: dict[str, Any]) -> dict[str, str]:
         for c in result.get("comparisons", [])
         if c.get("metric") == "dns.timeout_rate"
     }
-
-
-def _filter_rules() -> str:
-    out = subprocess.run(["iptables-save"], capture_output=True, text=True, check=True).stdout
-    return "\n".join(ln for ln in out.splitlines() if not ln.startswith("#"))

@@ -1,56 +1,55 @@
 """kind on the user's own Docker (issue 20): where ``docker info`` answers and kind's node
-image for the pinned release is present, ``run --backend kind`` starts no dockerd and builds
-no image.
+image for the pinned release is present, ``up`` and ``run --backend kind`` start no dockerd and
+build no node image.
 
-The "user's Docker" is this project's private dockerd, started here as if it were the
-user's (its socket exported as ``DOCKER_HOST``), with the node image built here tagged as
-``kindest/node:<pinned release>`` and the loadgen and HTTP server images it already had from
-earlier runs. The run (the CLI, default ``CTH_KIND_DOCKER=auto``) must take that daemon and
-that image: the only dockerd on the host while it runs is the test's, no image appears in the
-daemon, and the progress lines and result.json say which path it took and why. The test then
-stops the dockerd it started, by PID, with the project's own code (which undoes its chains
-and the FORWARD policy), and checks the host is as found.
+The "user's Docker" is this project's private dockerd, started as if it were the user's (its
+socket exported as ``DOCKER_HOST``), with the node image built here tagged as
+``kindest/node:<pinned release>``: the package's shared cluster (conftest.py ``kept_kind``),
+which ``up`` made on it. ``up``'s progress lines must say it took that daemon and that image;
+a run on the cluster (the CLI, default ``CTH_KIND_DOCKER=auto``) must find the only dockerd on
+the host to be the user's while it runs, add no image to the daemon, and say in its progress
+lines and result.json which path it took and why. That the daemon is stopped by PID with the
+project's own code (undoing its chains and the FORWARD policy) and the host is as found is
+checked by the fixture's teardown.
 
-The test holds the host lock for the whole time (nothing else may start a kind cluster or a
-dockerd meanwhile); the run under test takes a lock file of its own. Root, docker.io, the
-pinned upstream binaries in the cache. ~3-4 min with the images already built (~8 min more
-to build the node image cold). ``CTH_KIND_TESTS=0`` skips it.
+Root, docker.io, the pinned upstream binaries in the cache. ``CTH_KIND_TESTS=0`` skips it.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from harness.backends.kube.names import LOADGEN_IMAGE_GLIBC
-from harness.kernel.journal import HostLock, Journal
-from harness.kindbuild import dockerd, kinddocker, kindnode, loadgenimage
-from tests.cluster.conftest import KIND
+from harness.kindbuild import dockerd, kinddocker
+from tests.cluster.conftest import KEPT, KIND, KeptKind
 
 pytestmark = [pytest.mark.cluster, pytest.mark.scenario, *KIND]
 
 ROOT = Path(__file__).resolve().parents[2]
-CT_MAX = Path("/proc/sys/net/netfilter/nf_conntrack_max")
-SCENARIO = """\
-apiVersion: conntrack-harness/v1
-kind: Scenario
-name: kind-system-docker
-cluster: {nodes: 1, client_pods: 1}
-load:
-  duration_s: 5
-  warmup: none
-  http: {mode: pooled, rate: 20}
-  dns: {rate: 10, resolver: glibc, names: [http-server]}
-phases:
-  - name: short
-    expect: [dns.lookups > 0]
-"""
+
+
+def _scenario() -> dict[str, object]:
+    """A short phase on the shared cluster's own config (exhaustion.yaml's cluster: the same
+    kind cluster, so it is reused, not rebuilt)."""
+    cluster = yaml.safe_load((ROOT / "scenarios/exhaustion.yaml").read_text())["cluster"]
+    return {
+        "name": "kind-system-docker",
+        "cluster": cluster,
+        "load": {
+            "duration_s": 5,
+            "warmup": "none",
+            "http": {"mode": "pooled", "rate": 20},
+            "dns": {"rate": 10, "resolver": "glibc", "names": ["http-server"]},
+        },
+        "phases": [{"name": "short", "expect": ["dns.lookups > 0"]}],
+    }
 
 
 def _dockerd_processes() -> dict[int, tuple[int, str]]:
@@ -60,7 +59,7 @@ def _dockerd_processes() -> dict[int, tuple[int, str]]:
     for p in Path("/proc").iterdir():
         if p.name.isdigit():
             try:
-                if os.readlink(p / "exe") == dockerd.DOCKERD:
+                if Path(p / "exe").readlink().as_posix() == dockerd.DOCKERD:
                     argv = (p / "cmdline").read_bytes().split(b"\0")
                     ppid = int((p / "stat").read_text().rsplit(")", 1)[1].split()[1])
                     text = " ".join(a.decode(errors="replace") for a in argv if a)
@@ -81,100 +80,58 @@ def _daemons(procs: dict[int, tuple[int, str]]) -> set[int]:
     }
 
 
-def _dockerds() -> set[int]:
-    return _daemons(_dockerd_processes())
-
-
-def _filter_rules() -> str:
-    out = subprocess.run(["iptables-save"], capture_output=True, text=True, check=True).stdout
-    return "\n".join(ln for ln in out.splitlines() if not ln.startswith("#"))
-
-
-def _forward_policy() -> str:
-    out = subprocess.run(
-        ["iptables", "-S", "FORWARD"], capture_output=True, text=True, check=True
-    ).stdout
-    return out.splitlines()[0] if out else ""
-
-
 def _images(user: dockerd.Dockerd) -> set[str]:
     return set(user.cli("images", "--all", "--quiet", "--no-trunc").split())
 
 
-def test_a_kind_run_on_a_docker_that_answers_starts_no_dockerd_and_builds_no_image(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_up_and_a_run_on_a_docker_that_answers_start_no_dockerd_and_build_no_image(
+    tmp_path: Path, kept_kind: KeptKind
 ) -> None:
-    scenario = tmp_path / "tiny.yaml"
-    scenario.write_text(SCENARIO)
-    report = tmp_path / "report"
     pinned = kinddocker.pinned_node_image()
-    monkeypatch.setenv("CONNTRACK_HARNESS_STATE_DIR", str(tmp_path / "test-state"))
-    with HostLock(wait_s=3600):
-        rules0, policy0, links0 = _filter_rules(), _forward_policy(), dockerd.host_links()
-        sysctls0, max0 = dockerd.watched_sysctls(), CT_MAX.read_text()
-        assert _dockerds() == set(), "a dockerd already runs: this test needs a host without"
-        journal = Journal.create(os.urandom(3).hex())
-        try:
-            with dockerd.running(journal) as user:  # "the user's Docker"
-                # what the user's daemon has: kind's node image for the pinned release (the
-                # one built here, under kind's name) and the loadgen and HTTP server images
-                node = kindnode.build(user)
-                user.cli("tag", node, pinned)
-                loadgenimage.build(user, LOADGEN_IMAGE_GLIBC, ROOT)
-                loadgenimage.build_http_server(user)
-                images0 = _images(user)
-                ours = _dockerds()
-                assert ours == {user.proc.pid}
-                env = {
-                    k: v
-                    for k, v in os.environ.items()
-                    if k not in (kinddocker.ENV, kinddocker.NODE_IMAGE_ENV)
-                }
-                env |= {
-                    "DOCKER_HOST": user.host,  # the user's daemon, as the user would export it
-                    "CONNTRACK_HARNESS_LOCK": str(tmp_path / "run.lock"),
-                    "CONNTRACK_HARNESS_STATE_DIR": str(tmp_path / "run-state"),
-                }
-                argv = [sys.executable, "-m", "harness.cli", "run", str(scenario)]
-                argv += ["--backend", "kind", "--report-dir", str(report), "--wait", "60"]
-                seen: dict[int, tuple[int, str]] = {}
-                with (tmp_path / "stderr").open("w") as err:
-                    p = subprocess.Popen(
-                        argv, env=env, stdout=subprocess.DEVNULL, stderr=err, cwd=tmp_path
-                    )
-                    deadline = time.monotonic() + 1500
-                    while p.poll() is None and time.monotonic() < deadline:
-                        seen |= _dockerd_processes()
-                        time.sleep(0.5)
-                    if p.poll() is None:
-                        p.terminate()
-                        p.wait(120)
-                progress = (tmp_path / "stderr").read_text()
-                print(progress)
-                assert p.returncode == 0, progress[-4000:]
-                # no dockerd but the user's while the run ran (its re-executed image helpers
-                # aside); no image built into its daemon
-                print(f"dockerd processes seen during the run: {seen}")
-                assert _daemons(seen) == ours, seen
-                assert _images(user) == images0
-                user.cli("rmi", pinned)  # the tag this test added (the image stays)
-        finally:
-            journal.close()
-        # the user's dockerd is stopped (by PID, by the project's code): the host is as found
-        assert _dockerds() == set()
-        assert not dockerd.is_running(dockerd.DockerdPaths.default())
-        assert _filter_rules() == rules0
-        assert _forward_policy() == policy0
-        assert dockerd.host_links() == links0
-        assert dockerd.watched_sysctls() == sysctls0
-        assert CT_MAX.read_text() == max0
-    # the progress lines say which path the run took, and why
-    lines = progress.splitlines()
-    assert f"[kind] docker: system (the Docker daemon at {user.host}, Docker " in "\n".join(lines)
+    user = kept_kind.docker
+    # up made the cluster on the user's daemon and its node image: nothing started or built
+    up = kept_kind.up_stderr.splitlines()
+    assert any(
+        ln.startswith(f"[kind] docker: system (the Docker daemon at {user.host}, Docker ")
+        for ln in up
+    ), up
     assert (
         f"[kind] node image: {pinned} (kind's node image for the pinned release, present "
         "locally; nothing built)"
-    ) in lines
+    ) in up
+    assert not [ln for ln in up if "starting the private dockerd" in ln]
+    assert not [ln for ln in up if "node image from the pinned upstream binaries" in ln]
+    # a run on it, watched: no dockerd but the user's, no image added to its daemon
+    scenario = tmp_path / "tiny.yaml"
+    scenario.write_text(yaml.safe_dump(_scenario()))
+    report = tmp_path / "report"
+    images0 = _images(user)
+    ours = _daemons(_dockerd_processes())
+    assert ours == {user.proc.pid}
+    argv = [sys.executable, "-m", "harness.cli", "run", str(scenario)]
+    argv += ["--backend", "kind", "--report-dir", str(report), "--wait", "60"]
+    seen: dict[int, tuple[int, str]] = {}
+    with (tmp_path / "stderr").open("w") as err:
+        p = subprocess.Popen(
+            argv, env=kept_kind.env, stdout=subprocess.DEVNULL, stderr=err, cwd=tmp_path
+        )
+        deadline = time.monotonic() + 900
+        while p.poll() is None and time.monotonic() < deadline:
+            seen |= _dockerd_processes()
+            time.sleep(0.5)
+        if p.poll() is None:
+            p.terminate()
+            p.wait(120)
+    progress = (tmp_path / "stderr").read_text()
+    print(progress)
+    assert p.returncode == 0, progress[-4000:]
+    print(f"dockerd processes seen during the run: {seen}")
+    assert _daemons(seen) == ours, seen
+    assert _images(user) == images0
+    # the progress lines say which path the run took, and why
+    lines = progress.splitlines()
+    assert f"reusing the kind cluster {KEPT}: kept by `conntrack-harness up`" in progress
+    assert f"[kind] docker: system (the Docker daemon at {user.host}, Docker " in progress
     assert not [ln for ln in lines if "starting the private dockerd" in ln]
     assert not [ln for ln in lines if "node image from the pinned upstream binaries" in ln]
     assert (
