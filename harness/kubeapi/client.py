@@ -135,9 +135,11 @@ class Credentials:
     server_name: str | None = None
 
     def context(self) -> ssl.SSLContext:
-        ctx = ssl.create_default_context(cafile=str(self.ca) if self.ca else None)
-        if self.ca_pem:
-            ctx.load_verify_locations(cadata=self.ca_pem)
+        """Trusts the given CA alone, as kubectl does (the system's CAs only when none is
+        given)."""
+        ctx = ssl.create_default_context(
+            cafile=str(self.ca) if self.ca else None, cadata=self.ca_pem or None
+        )
         if self.insecure:
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE

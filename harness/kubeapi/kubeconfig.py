@@ -190,7 +190,10 @@ def client_for(
     token = user.body.get("token")
     token_file = _file(user, "tokenFile")
     if not token and token_file is not None:
-        token = token_file.read_text().strip()
+        try:
+            token = token_file.read_text().strip()
+        except OSError as e:
+            raise BackendError(f"cannot load kubeconfig: context {name!r}: tokenFile: {e}") from e
     cert_pem, key_pem = _data(user, "client-certificate-data"), _data(user, "client-key-data")
     if "exec" in user.body:
         status = run_exec(user.body["exec"], user.base)

@@ -212,6 +212,8 @@ def test_a_server_not_trusted_is_refused(server: Server, tmp_path: Path) -> None
          "not base64"),
         ({"server": "https://127.0.0.1:1"}, {"exec": {"command": "/bin/false"}}, None,
          "exec plugin /bin/false exited 1"),
+        ({"server": "https://127.0.0.1:1"}, {"tokenFile": "/nonexistent/token"}, None,
+         "tokenFile: .*No such file"),
     ],
 )  # fmt: skip
 def test_bad_kubeconfigs_say_what_is_wrong(
