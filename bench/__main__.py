@@ -44,6 +44,7 @@ from bench.matrix import LOCK_WAIT_S, MatrixRun, run_matrix, summary
 from bench.topo import timed_up_down
 from harness.kernel.journal import HostLock
 from harness.measurement import PhaseMeasurement
+from harness.upstream import releases
 
 OUT = Path(__file__).resolve().parent / "results.json"
 # the start-up stage marked when the kept control plane had to be made (a cold start)
@@ -96,7 +97,7 @@ def median(values: Sequence[float | None]) -> float | None:
 
 def first_drop_s(m: PhaseMeasurement) -> float | None:
     """Seconds from load start to the first stat sample showing a conntrack drop (2 Hz)."""
-    start = m.extra.get("load_start_s")
+    start = m.observed.load_start_s
     if start is None:
         return None
     times = []
@@ -113,14 +114,15 @@ def exhaustion_figures(run: MatrixRun) -> list[dict[str, Any]]:
     if key is None:
         return [figure("first_drop_after_load_start_s", None), figure("sampler_cpu_share", None)]
     m = run.measurements[key]
+    steady: dict[str, Any] = dict(m.observed.steady_state or {})
     return [
         figure(
             "first_drop_after_load_start_s",
             first_drop_s(m),
             phase=f"{key[0]}/{key[1]}",
-            load_start_s=m.extra.get("load_start_s"),
-            warmup_s=(m.extra.get("steady_state", {}).get("warmup") or {}).get("duration_s"),
-            steady_state_reached=m.extra.get("steady_state", {}).get("reached"),
+            load_start_s=m.observed.load_start_s,
+            warmup_s=(steady.get("warmup") or {}).get("duration_s"),
+            steady_state_reached=steady.get("reached"),
             resolution_s=0.5,
         ),
         figure(
@@ -239,7 +241,7 @@ def run(skip: set[str], report_dir: Path | None, repeats: int = 3) -> dict[str, 
         figures.append(figure("upstream_cold_build_s", cold_s, **cold_detail))
         kp_s, kp_detail = upstream.measure_kube_proxy()
         figures.append(figure("upstream_kube_proxy_build_s", kp_s, **kp_detail))
-        by_release = {v: upstream.measure(v) for v in sorted(upstream.releases())}
+        by_release = {v: upstream.measure(v) for v in sorted(releases())}
         details["upstream_cold_by_release"] = {
             v: {"seconds": s, **d} for v, (s, d) in by_release.items()
         }
