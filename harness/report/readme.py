@@ -308,8 +308,17 @@ def _v(x: Any, unit: str) -> str:
         return "n/a"
     x = float(x)
     if unit == "fraction":
-        return f"{x:.1%}"
+        return f"{x * 100:.2g}%"
     return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
+
+
+def _target(target: str, unit: str) -> str:
+    """The target as the value is shown: a fraction's in percent (``< 0.05`` -> ``< 5%``)."""
+    op, _, number = target.partition(" ")
+    try:
+        return f"{op} {_v(float(number), unit)}" if unit == "fraction" else target
+    except ValueError:
+        return target
 
 
 def bench_text(latest: Mapping[str, Mapping[str, Any]]) -> str:
@@ -333,7 +342,8 @@ def bench_text(latest: Mapping[str, Mapping[str, Any]]) -> str:
         if f.get("value") is not None and f["value"] != f["median"]:
             met += f" ({_v(f['value'], unit)} judged: {(f.get('detail') or {}).get('note', '')})"
         rows.append(
-            f"| `{name}` | {spread} | {shown_unit} | {f['repeats']} | {f['target']} | "
+            f"| `{name}` | {spread} | {shown_unit} | {f['repeats']} | "
+            f"{_target(str(f['target']), unit)} | "
             f"{met} | {str(f['date'])[:10]}, {str(f['commit'])[:8]} |"
         )
     notes = []

@@ -109,6 +109,14 @@ def test_the_bench_block_quotes_the_latest_record() -> None:
         assert str(f["commit"])[:8] in block
 
 
+def test_a_fractions_value_and_target_are_both_shown_in_percent() -> None:
+    f = {"median": 0.0007, "min": 0.0007, "max": 0.0007, "unit": "fraction", "repeats": 1,
+         "target": "< 0.05", "met": True, "value": 0.0007, "date": "2026-12-07",
+         "commit": "0" * 40}  # fmt: skip
+    row = next(ln for ln in readme.bench_text({"share": f}).splitlines() if "`share`" in ln)
+    assert row.startswith("| `share` | 0.07% | % | 1 | < 5% | yes |"), row
+
+
 def _comparisons() -> list[dict[str, Any]]:
     return [json.loads(f.read_text()) for f in sorted(UPGRADE.glob("*.json"))]
 
