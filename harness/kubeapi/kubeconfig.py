@@ -7,7 +7,7 @@ that names a cluster, user or context wins, and the first ``current-context`` se
 ``client-key[-data]``, ``token``, ``tokenFile``, and an ``exec`` credential plugin, as cloud
 clusters use). Relative file paths are relative to the kubeconfig that names them, as kubectl
 has them. Anything else a user entry may carry (``auth-provider``, ``username``/``password``)
-is refused with its name, not ignored.
+is refused with its name, not ignored, as is a cluster's ``proxy-url``.
 
 Client certificate data must reach :mod:`ssl` as files: it is written to a private temporary
 directory, loaded, and deleted before the client is returned.
@@ -125,13 +125,14 @@ def _data(entry: Entry, key: str) -> bytes | None:
     value = entry.body.get(key)
     if not value:
         return None
-    try:
-        return base64.b64decode(str(value), validate=True)
+    try:  # wrapped lines are fine, as base64 -w76 writes them
+        return base64.b64decode("".join(str(value).split()), validate=True)
     except ValueError as e:
         raise BackendError(f"cannot load kubeconfig: {key} is not base64: {e}") from e
 
 
 UNSUPPORTED_USER_KEYS = ("auth-provider", "username", "password")
+UNSUPPORTED_CLUSTER_KEYS = ("proxy-url",)
 
 
 def run_exec(spec: Mapping[str, Any], base: Path) -> dict[str, Any]:
@@ -180,6 +181,12 @@ def client_for(
         raise BackendError(
             f"cannot load kubeconfig: context {name!r}: server {server!r} is not an https URL"
         )
+    for unsupported in UNSUPPORTED_CLUSTER_KEYS:
+        if unsupported in cluster.body:
+            raise BackendError(
+                f"cannot load kubeconfig: context {name!r}: the cluster's {unsupported!r} is not "
+                "supported (the harness connects to the server directly)"
+            )
     for unsupported in UNSUPPORTED_USER_KEYS:
         if unsupported in user.body:
             raise BackendError(

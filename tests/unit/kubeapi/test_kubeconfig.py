@@ -146,6 +146,26 @@ def test_inline_data_as_kind_writes_it(
     assert not list(tmp_path.glob("cth-kubeconfig-*"))  # the key's copy is gone
 
 
+def test_wrapped_base64_data_is_read(server: Server, tmp_path: Path) -> None:
+    pki = server.pki
+
+    def wrapped(p: Path) -> str:
+        b = _b64(p)
+        return "\n".join(b[i : i + 76] for i in range(0, len(b), 76))
+
+    kc = _write(
+        tmp_path,
+        {"server": server.url, "certificate-authority-data": wrapped(pki.ca)},
+        {
+            "client-certificate-data": wrapped(pki.cert(K.ADMIN.name)),
+            "client-key-data": wrapped(pki.key(K.ADMIN.name)),
+        },
+    )
+    with client_for(str(kc)) as api:
+        assert api.get("v1", "ConfigMap", "x", "default") is not None
+    assert server.seen.peer_cn == K.ADMIN.user
+
+
 def test_file_paths_relative_to_the_kubeconfig(server: Server, tmp_path: Path) -> None:
     pki = server.pki
     kc = _write(
@@ -212,6 +232,8 @@ def test_a_server_not_trusted_is_refused(server: Server, tmp_path: Path) -> None
          "not base64"),
         ({"server": "https://127.0.0.1:1"}, {"exec": {"command": "/bin/false"}}, None,
          "exec plugin /bin/false exited 1"),
+        ({"server": "https://127.0.0.1:1", "proxy-url": "http://127.0.0.1:3128"}, {}, None,
+         "'proxy-url' is not supported"),
         ({"server": "https://127.0.0.1:1"}, {"tokenFile": "/nonexistent/token"}, None,
          "tokenFile: .*No such file"),
     ],
