@@ -100,8 +100,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         httpd.server_close()
 
 
-def _b64(p: Path) -> str:
-    return base64.b64encode(p.read_bytes()).decode()
+def _b64(p: Path, width: int = 0) -> str:
+    """A file as kubeconfig data: one line, or lines of ``width`` (as base64 -w76 writes)."""
+    b = base64.b64encode(p.read_bytes()).decode()
+    return "\n".join(b[i : i + width] for i in range(0, len(b), width)) if width else b
 
 
 def _write(d: Path, cluster: dict[str, Any], user: dict[str, Any], name: str = "k") -> Path:
@@ -118,17 +120,18 @@ def _write(d: Path, cluster: dict[str, Any], user: dict[str, Any], name: str = "
     return p
 
 
+@pytest.mark.parametrize("width", [0, 76])  # one line as kind writes it; wrapped
 def test_inline_data_as_kind_writes_it(
-    server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, width: int
 ) -> None:
     pki = server.pki
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     kc = _write(
         tmp_path,
-        {"server": server.url, "certificate-authority-data": _b64(pki.ca)},
+        {"server": server.url, "certificate-authority-data": _b64(pki.ca, width)},
         {
-            "client-certificate-data": _b64(pki.cert(K.ADMIN.name)),
-            "client-key-data": _b64(pki.key(K.ADMIN.name)),
+            "client-certificate-data": _b64(pki.cert(K.ADMIN.name), width),
+            "client-key-data": _b64(pki.key(K.ADMIN.name), width),
         },
     )
     with client_for(str(kc)) as api:
@@ -144,26 +147,6 @@ def test_inline_data_as_kind_writes_it(
         ]
         assert server.seen.path == "/api/v1/namespaces/kube-system/configmaps?labelSelector=a%3Db"
     assert not list(tmp_path.glob("cth-kubeconfig-*"))  # the key's copy is gone
-
-
-def test_wrapped_base64_data_is_read(server: Server, tmp_path: Path) -> None:
-    pki = server.pki
-
-    def wrapped(p: Path) -> str:
-        b = _b64(p)
-        return "\n".join(b[i : i + 76] for i in range(0, len(b), 76))
-
-    kc = _write(
-        tmp_path,
-        {"server": server.url, "certificate-authority-data": wrapped(pki.ca)},
-        {
-            "client-certificate-data": wrapped(pki.cert(K.ADMIN.name)),
-            "client-key-data": wrapped(pki.key(K.ADMIN.name)),
-        },
-    )
-    with client_for(str(kc)) as api:
-        assert api.get("v1", "ConfigMap", "x", "default") is not None
-    assert server.seen.peer_cn == K.ADMIN.user
 
 
 def test_file_paths_relative_to_the_kubeconfig(server: Server, tmp_path: Path) -> None:
