@@ -17,6 +17,7 @@ timeouts through the runner's journaled guard.
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 import time
@@ -218,12 +219,14 @@ class KubeRunCluster:
             deadline = time.monotonic() + WORKERS_READY_S
             for w in workers:
                 w.wait_ready(deadline)
-            natural = self._warm_up(aged, plan, targets)
+            # the client pods' namespaces: looked up once a phase, by the first that needs them
+            pod_ns = functools.cache(lambda: self._pod_netns(targets))
+            natural = self._warm_up(aged, plan, targets, pod_ns)
             fault0 = kc.fault_counters() if fault is not None else {}
             sampler, probes, hz = self._sampler(labels, cmax, targets)
             if servers:
                 pin_threads(servers, {0})  # as on netns: the A answer cannot overtake the AAAA
-            capture = self._pod_capture(targets)
+            capture = self._pod_capture(targets, pod_ns)
             try:
                 with capture or nullcontext():
                     sampler.start()
@@ -299,7 +302,13 @@ class KubeRunCluster:
             kernel=self._kernel(),
         )
 
-    def _warm_up(self, aged: AgedWarmup, plan: PhasePlan, targets: list[ClientTarget]) -> str:
+    def _warm_up(
+        self,
+        aged: AgedWarmup,
+        plan: PhasePlan,
+        targets: list[ClientTarget],
+        pod_ns: Callable[[], dict[str, str]],
+    ) -> str:
         """Warm the nodes' tables up to the phase's steady state when its model asks for it
         (:class:`harness.steady.warmup.AgedWarmup`): real flows from the client pods' namespaces,
         the nodes' timeouts set in theirs. Returns the label a natural start gets: without
@@ -313,7 +322,7 @@ class KubeRunCluster:
         access = kc.settings.access
         nodes = {n: access.netns(n) for n in kc.real_nodes()}
         client = self._client_node()
-        pods = self._pod_netns(targets)
+        pods = pod_ns()
         lost = [n for n, h in nodes.items() if h is None] + [
             t.pod for t in targets if t.ip not in pods
         ]
@@ -348,12 +357,14 @@ class KubeRunCluster:
                 pods.update(access.pod_netns(n, missing))
         return pods
 
-    def _pod_capture(self, targets: list[ClientTarget]) -> PodCapture | None:
+    def _pod_capture(
+        self, targets: list[ClientTarget], pod_ns: Callable[[], dict[str, str]]
+    ) -> PodCapture | None:
         """With --pcap: tcpdump in every client pod's namespace for the phase (None: off, or
         a pod's namespace is not this host's)."""
         if self.captures is None:
             return None
-        pods = self._pod_netns(targets)
+        pods = pod_ns()
         if any(t.ip not in pods for t in targets):
             return None
         return self.captures.capture([(t.pod, pods[t.ip]) for t in targets])
