@@ -412,6 +412,37 @@ def race_run() -> RunResult:
     )
 
 
+def still_broken_run() -> RunResult:
+    """A run whose remediation does not help, with two repeats of the baseline."""
+    return build_run(
+        "still-broken",
+        [
+            PhaseModel("baseline", expect=("dns.timeout_rate >= 0.1",)),
+            PhaseModel("baseline", repeat_index=1, expect=("dns.timeout_rate >= 0.1",)),
+            PhaseModel(
+                "fqdn", remediations=("fqdn",), seed=9, expect=("dns.timeout_rate <= 0.001",)
+            ),
+        ],
+    )
+
+
+def unchecked_run() -> RunResult:
+    """A full table: many timeouts, and no expectation to judge them in the baseline."""
+    return build_run(
+        "unchecked",
+        [
+            PhaseModel("baseline"),
+            PhaseModel(
+                "pooling",
+                remediations=("pooling",),
+                new_conns_per_s=0.4,
+                seed=2,
+                expect=("dns.timeout_rate <= 0.001",),
+            ),
+        ],
+    )
+
+
 def overload_phase() -> PhaseResult:
     """DNS servers that answer fewer queries than they receive (no conntrack trouble)."""
     return build_phase(

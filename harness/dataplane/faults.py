@@ -8,25 +8,27 @@ socket, so a new entry), or NOTRACK'ed traffic (no entry at all). It needs
 ``nf_conntrack_acct=1`` in the node's namespace for the packet counters.
 
 Every backend loads the same table text. Its drop is counted twice in the same rule: by the
-named counter ``hits`` (read with ``nft -j list counters``) and by an inline ``counter``
-(``counter packets N bytes M`` in ``nft list table``), so either reader sees the same number.
+named counter ``hits`` and by an inline ``counter`` (``counter packets N bytes M`` in the
+listing), so the drops can be read either way.
 
-Every backend reads the named counters the same way, from the table's listing
-(:func:`named_counters`: ``nft list table``, in the node's namespace or through the node's
-container), and builds the phase's ``fault`` from their change
+Every backend reads the named counters the same way: it runs :func:`listing_argv` (``nft list
+table``) in each node's namespace (netns) or through the node's container (kind), parses each
+node's listing with :func:`named_counters` ({} where the table is not loaded), adds the nodes
+up with :func:`sum_node_counters`, and builds the phase's ``fault`` from the sums' change
 (:func:`harness.results.fault.fault_result`).
 
-Two more named counters only observe (no verdict, no inline counter, so the kube reader's sum
-stays the drops): ``open``, second original packets that found the entry still unanswered
-(the window the drop draws from), and ``answered``, second original packets that came after
-the first reply (the window had closed: the pair could not race, whatever P). With a fast
-server the first answer can beat the second packet to the node, so the share of pairs the
-fault can hit is measured, not assumed.
+Two more named counters only observe (no verdict, no inline counter, so the listing's one
+inline counter stays the drops): ``open``, second original packets that found the entry still
+unanswered (the window the drop draws from), and ``answered``, second original packets that
+came after the first reply (the window had closed: the pair could not race, whatever P). With
+a fast server the first answer can beat the second packet to the node, so the share of pairs
+the fault can hit is measured, not assumed.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 
 from cthcommon.errors import BadInput
 
@@ -72,7 +74,24 @@ def race_window_ruleset(percent: int, table: str = TABLE) -> str:
 _NAMED = re.compile(r"counter\s+([A-Za-z_][\w-]*)\s*\{\s*packets\s+(\d+)\s+bytes\s+\d+")
 
 
+def listing_argv(table: str = TABLE) -> list[str]:
+    """The one command that lists the fault table on a node, counters and all (run in the
+    node's namespace, or through its container); it fails where the table is not loaded."""
+    return ["nft", "list", "table", "inet", table]
+
+
 def named_counters(listing: str) -> dict[str, int]:
-    """The named counters' packets in ``nft list table`` text (pure): ``{hits, open,
-    answered}`` for the fault table; {} when it has none (not loaded on that node)."""
+    """The named counters' packets in the text :func:`listing_argv` prints (pure): ``{hits,
+    open, answered}`` for the fault table, not the rules' inline counters; {} when it has
+    none. A node whose listing failed (table not loaded) counts as {}."""
     return {m.group(1): int(m.group(2)) for m in _NAMED.finditer(listing)}
+
+
+def sum_node_counters(per_node: Iterable[Mapping[str, int]]) -> dict[str, int]:
+    """The named counters added up over the nodes (pure): a name counts on the nodes that
+    have it; {} when no node has the table."""
+    total: dict[str, int] = {}
+    for counts in per_node:
+        for name, n in counts.items():
+            total[name] = total.get(name, 0) + n
+    return total

@@ -43,6 +43,7 @@ from harness.backends.kube.podplans import ClientTarget, client_image, pod_worke
 from harness.backends.kube.podworker import Handle, PodWorker, RunnerWorker
 from harness.backends.kube.proc import Runner, subprocess_runner
 from harness.dataplane import nodelocal
+from harness.dataplane.faults import sum_node_counters
 from harness.kubeapi.client import KubeAPI, ref
 from harness.kubeapi.wait import wait_for
 from harness.plan.types import CoreDNSPlan, PhasePlan, RunPlan
@@ -429,11 +430,8 @@ class KubeCluster:
     def fault_counters(self) -> dict[str, int]:
         """The race-window table's named counters, summed over the nodes."""
         table = tuner.fault_table(self.settings.run_id)
-        total: dict[str, int] = {}
-        for node in self.real_nodes():
-            for name, n in self.settings.access.fault_counters(node, table).items():
-                total[name] = total.get(name, 0) + n
-        return total
+        access = self.settings.access
+        return sum_node_counters(access.fault_counters(node, table) for node in self.real_nodes())
 
 
 def coredns_selector(plan: RunPlan, nodes: NodeMap) -> dict[str, str]:

@@ -152,10 +152,6 @@ def node_netns_link(container: str) -> list[str]:
     return docker_exec(container, ["readlink", "/proc/self/ns/net"])
 
 
-def node_nft_table(container: str, table: str) -> list[str]:
-    return docker_exec(container, ["nft", "list", "table", "inet", table])
-
-
 # --- kubectl --------------------------------------------------------------------------------
 def kubectl_server_version(kubeconfig: str | None, timeout_s: int = 10) -> list[str]:
     """Fails unless the API server answers within ``timeout_s``."""

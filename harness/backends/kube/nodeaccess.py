@@ -22,7 +22,7 @@ from harness.backends.kube.counters import (
     parse_node_probe,
 )
 from harness.backends.kube.proc import Runner
-from harness.dataplane.faults import named_counters
+from harness.dataplane.faults import listing_argv, named_counters
 from harness.kernel.process import descendants, descendants_named
 from harness.steady.model import Timeouts
 
@@ -109,7 +109,7 @@ class DockerNodeAccess:
 
     def fault_counters(self, node: str, table: str) -> dict[str, int]:
         """The fault table's named counters in the node ({} where it is not loaded)."""
-        out = self._run(commands.node_nft_table(node, table), check=False)
+        out = self._run(commands.docker_exec(node, listing_argv(table)), check=False)
         return named_counters(out.stdout) if out.returncode == 0 else {}
 
     def listing(self, node: str) -> str:

@@ -20,11 +20,15 @@ from contextlib import contextmanager
 
 from cthcommon.errors import CommandFailed
 from cthcommon.netns import run
-from harness.backends.netns.counters import read_counters
 from harness.backends.netns.k8s import nodecache
 from harness.backends.netns.topology import Topology
 from harness.dataplane.faults import TABLE as FAULT_TABLE
-from harness.dataplane.faults import race_window_ruleset
+from harness.dataplane.faults import (
+    listing_argv,
+    named_counters,
+    race_window_ruleset,
+    sum_node_counters,
+)
 from harness.kernel.process import pin_threads
 from harness.plan.types import CoreDNSPlan, RaceFaultPlan
 
@@ -122,15 +126,7 @@ class Levers:
 
     def race_fault_counters(self) -> dict[str, int]:
         """The fault table's named counters (hits, open, answered), summed over the nodes."""
-        total: dict[str, int] = {}
-        for ns in (n.ns for n in self.topo.plan.nodes):
-            try:
-                counts = read_counters(ns, FAULT_TABLE)
-            except CommandFailed:  # no fault table (not injected in this phase)
-                continue
-            for k, v in counts.items():
-                total[k] = total.get(k, 0) + v
-        return total
+        return sum_node_counters(_fault_counters(n.ns) for n in self.topo.plan.nodes)
 
     def dns_server_pids(self) -> list[int]:
         procs = [*self.topo.procs.values(), *self.topo.k8s.comps.procs.values()]
@@ -150,3 +146,12 @@ class Levers:
         finally:
             self.disable_race_fault()
             self.pin(servers, set(range(os.cpu_count() or 1)))
+
+
+def _fault_counters(ns: str) -> dict[str, int]:
+    """The fault table's named counters in one node's namespace ({} where it is not loaded)."""
+    try:
+        listing = run(listing_argv(FAULT_TABLE), netns=ns).stdout
+    except CommandFailed:  # no fault table (not injected in this phase)
+        return {}
+    return named_counters(listing)

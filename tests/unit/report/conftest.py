@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from harness.results.schema import RunResult
-from tests.sample_results import PhaseModel, build_run, exhaustion_run, race_run
+from tests.sample_results import exhaustion_run, race_run, still_broken_run
 
 
 @pytest.fixture(scope="session")
@@ -21,13 +21,4 @@ def race() -> RunResult:
 @pytest.fixture(scope="session")
 def failing() -> RunResult:
     """A run whose remediation does not help, with two repeats of the baseline."""
-    return build_run(
-        "still-broken",
-        [
-            PhaseModel("baseline", expect=("dns.timeout_rate >= 0.1",)),
-            PhaseModel("baseline", repeat_index=1, expect=("dns.timeout_rate >= 0.1",)),
-            PhaseModel(
-                "fqdn", remediations=("fqdn",), seed=9, expect=("dns.timeout_rate <= 0.001",)
-            ),
-        ],
-    )
+    return still_broken_run()

@@ -6,7 +6,6 @@ import io
 import xml.etree.ElementTree as ET
 
 from cthcommon.stats import compare
-from harness.judge.summary import remediation_verdicts, summarize
 from harness.report import render_junit, render_markdown, render_plain_table, verdict_rows
 from harness.report.progress import PlainProgress, RichProgress, make_progress
 from harness.report.table import print_verdict_table, use_plain
@@ -16,26 +15,6 @@ from harness.results.schema import RunResult
 class _TTY(io.StringIO):
     def isatty(self) -> bool:
         return True
-
-
-def test_summary_pools_repeats(failing: RunResult) -> None:
-    sums = summarize(failing)
-    assert [s.name for s in sums] == ["baseline", "fqdn"]
-    base = sums[0]
-    phases = [p for p in failing["phases"] if p["name"] == "baseline"]
-    assert base.repeats == 2
-    assert base.lookups == sum(p["dns"]["lookups"] for p in phases)
-    assert base.timeouts == sum(p["dns"]["timeouts"] for p in phases)
-
-
-def test_remediation_pairs_follow_injected_flag(race: RunResult) -> None:
-    vs = remediation_verdicts(summarize(race))
-    assert [(v.before.name, v.after.name) for v in vs] == [
-        ("baseline-race", "single-request-reopen"),
-        ("baseline-race", "nodelocal-dns"),
-    ]
-    for v in vs:
-        assert v.comparison.outcome == "fixed"
 
 
 def test_markdown(exhaustion: RunResult, race: RunResult) -> None:

@@ -8,12 +8,11 @@ import copy
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from harness import cli, runner
-from harness.judge.gate import inconclusive_reasons, phase_verdict, run_verdict
+from harness.judge.gate import inconclusive_reasons
 from harness.kernel.sampler import NodeSeries
 from harness.pytest_plugin import assert_expectations
 from harness.report import render_plain_table
@@ -57,29 +56,6 @@ def far_below() -> SteadyStateResult:
 
 OK: ExpectationResult = {"expect": "conntrack.drop == 0", "observed": 0.0, "ok": True}
 BAD: ExpectationResult = {"expect": "conntrack.drop == 0", "observed": 9.0, "ok": False}
-
-
-def test_phase_verdict_rule() -> None:
-    short = natural_short()
-    assert short["reached"] is False
-    assert phase_verdict([OK], short) == "inconclusive"  # held, but not in steady state
-    assert phase_verdict([OK, BAD], short) == "fail"  # a violation stays a violation
-    assert phase_verdict([], short) == "pass"  # nothing checked: shown "no expectation"
-    assert phase_verdict([OK], None) == "pass"  # the backend did not judge it
-    below = far_below()
-    assert below["reached"] is True  # far below the limit: the fill cannot decide
-    assert phase_verdict([OK], below) == "pass"
-
-
-def test_run_verdict() -> None:
-    def ph(v: str) -> dict[str, Any]:
-        return {"verdict": v}
-
-    assert run_verdict([ph("pass"), ph("pass")]) == "pass"
-    assert run_verdict([ph("pass"), ph("inconclusive")]) == "inconclusive"
-    assert run_verdict([ph("inconclusive"), ph("fail")]) == "fail"
-    assert run_verdict([]) == "fail"
-    assert run_verdict([ph("pass")], error=True) == "error"
 
 
 INCONCLUSIVE = PhaseModel(

@@ -31,6 +31,7 @@ from harness.results.build import build_phase_result
 from harness.results.evidence import Evidence
 from harness.results.schema import PhaseResult, ServerResult, SteadyStateResult
 from harness.scenario.model import Scenario
+from tests.nft_listings import fault_listing
 
 TIMEOUTS = "120\n10\n30\n120\n"  # TIME_WAIT, CLOSE, UDP, UDP stream in the client node
 INODES = {"cth-r1-worker": 4026532001, "cth-r1-worker2": 4026532002}
@@ -125,14 +126,14 @@ def kind_cluster(s: Scenario, log: FakeLog | None) -> tuple[KubeRunCluster, Fake
         )
     )
     stats = NodeStats()
-    nft = iter(range(0, 1000, 7))
+    nft = (fault_listing(h, 2 * h, h // 7) for h in range(0, 1000, 7))
     run = FakeRunner(
         {
             ("...", "cat", "/etc/resolv.conf"): RESOLV,
             ("...", "/proc/sys/net/netfilter/nf_conntrack_max"): stats,
             ("...", "readlink", "/proc/self/ns/net"): lambda a, _i: f"net:[{INODES[a[2]]}]\n",
             ("...", "conntrack", "-L"): LISTING,
-            ("...", "nft", "list", "table"): lambda _a, _i: nft_listing(next(nft)),
+            ("...", "nft", "list", "table"): lambda _a, _i: next(nft),
             ("...", "/proc/sys/net/netfilter/nf_conntrack_tcp_timeout_time_wait"): TIMEOUTS,
             ("kubectl",): lambda _a, stdin: json.dumps(
                 {
@@ -169,20 +170,6 @@ def quick(**kw: Any) -> Scenario:
             {"name": "race", "faults": [{"kind": "race-window", "probability": 0.5}]},
         ],
         **kw,
-    )
-
-
-def nft_listing(hits: int) -> str:
-    """``nft list table`` of the fault table as nft prints it (checked against nft 1.0.6):
-    the named counters first, then the rules with the drop's inline counter."""
-    return (
-        "table inet t {\n"
-        f"\tcounter hits {{\n\t\tpackets {hits} bytes {hits * 80}\n\t}}\n\n"
-        f"\tcounter open {{\n\t\tpackets {2 * hits} bytes 0\n\t}}\n\n"
-        f"\tcounter answered {{\n\t\tpackets {hits // 7} bytes 0\n\t}}\n\n"
-        "\tchain race_window {\n"
-        '\t\tudp dport 53 ct original packets 2 ct reply packets 0 counter name "hits" '
-        f"counter packets {hits} bytes 0 drop\n\t}}\n}}\n"
     )
 
 

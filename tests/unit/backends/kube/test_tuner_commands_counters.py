@@ -13,7 +13,7 @@ from harness.backends.kube import commands, counters, tuner
 from harness.backends.kube.hostsysctl import needs_host, phase_host_sysctls, run_host_sysctls
 from harness.backends.kube.placement import NodeMap
 from harness.backends.kube.podplans import pod_worker_argv
-from harness.dataplane.faults import named_counters, race_window_ruleset
+from harness.dataplane.faults import race_window_ruleset
 from harness.plan.phase import plan_phase, plan_run
 
 NODES = NodeMap({"node-1": "w1"}, {"node-1": "w1"})
@@ -225,19 +225,6 @@ def test_odd_probe_output_is_a_backend_error() -> None:
     for text in ("hello", "entries drop\n1 2\n3\n10\n20", "drop\n0a\n0b\n10\n20"):
         with pytest.raises(BackendError):
             counters.parse_node_probe(text)
-
-
-def test_named_counters_of_the_fault_table() -> None:
-    """As ``nft list table`` prints the race-window table (nft 1.0.6, checked): the named
-    counters, not the rules' inline ones; none when the table has none."""
-    listing = (
-        "table inet t {\n\tcounter hits {\n\t\tpackets 542 bytes 40000\n\t}\n\n"
-        "\tcounter open {\n\t\tpackets 900 bytes 0\n\t}\n\n"
-        '\tchain c {\n\t\tmeta l4proto udp counter name "hits" counter packets 542 bytes '
-        "40000 drop\n\t}\n}\n"
-    )
-    assert named_counters(listing) == {"hits": 542, "open": 900}
-    assert named_counters("table inet t {\n\tchain c {\n\t}\n}\n") == {}
 
 
 def test_the_tuner_adds_and_removes_an_interface() -> None:

@@ -1,4 +1,5 @@
-"""The classifier on simulated runs and on hand-built signal sets (seed 002's decision table)."""
+"""The classifier on simulated runs and on hand-built signal sets (seed 002's decision table);
+advice skips what is done; "table full" lines are presence, not severity (issue 13 §2)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,13 @@ from harness.judge.diagnosis import (
     diagnose_phase,
     signals_from_phase,
 )
-from tests.sample_results import exhaustion_run, overload_phase, race_run
+from tests.sample_results import (
+    PhaseModel,
+    build_phase,
+    exhaustion_run,
+    overload_phase,
+    race_run,
+)
 
 
 def test_exhaustion_baseline_is_exhaustion_and_remediations_are_none() -> None:
@@ -126,3 +133,43 @@ def test_resolver_notes() -> None:
     d = classify(Signals(resolver_flags=frozenset({"single-request-reopen"}), ndots=5))
     assert any("single-request-reopen" in e for e in d.evidence)
     assert any("ndots:5" in e for e in d.evidence)
+
+
+def test_table_full_is_presence_not_a_count() -> None:
+    few = classify(Signals(conntrack_max=1000, peak_count=1000, drop=5, table_full_lines=1))
+    many = classify(Signals(conntrack_max=1000, peak_count=1000, drop=5, table_full_lines=400))
+    assert few.cause == many.cause == "exhaustion"
+    assert few.confidence == many.confidence
+    assert few.evidence == many.evidence  # the number of lines is not shown as a measure
+    assert not any("table_full_lines=" in e for e in many.evidence)
+    assert any("rate-limits" in e for e in many.evidence)
+
+
+def test_no_time_wait_advice_to_a_phase_that_has_30() -> None:
+    p = build_phase(
+        PhaseModel(
+            "sysctls-too-small",
+            remediations=("conntrack-sysctls: nf_conntrack_max=2048, tcp_timeout_time_wait=30",),
+        )
+    )
+    d = diagnose_phase(p)
+    assert d.cause == "exhaustion"
+    assert "shorten nf_conntrack_tcp_timeout_time_wait" not in d.remediation
+    assert "already 30 s" in d.remediation
+    base = diagnose_phase(build_phase(PhaseModel("baseline")))
+    assert "shorten nf_conntrack_tcp_timeout_time_wait" in base.remediation
+
+
+def test_live_time_wait_read_from_the_sysctl() -> None:
+    s = Signals(conntrack_max=100, peak_count=100, drop=3, time_wait_s=20)
+    assert "already 20 s" in classify(s).remediation
+    s = Signals(conntrack_max=100, peak_count=100, drop=3, time_wait_s=120)
+    assert "shorten nf_conntrack_tcp_timeout_time_wait" in classify(s).remediation
+
+
+def test_musl_waits_shown_apart_from_timeouts() -> None:
+    p = build_phase(PhaseModel("musl", conntrack_max=65536, new_conns_per_s=5))
+    p["dns"]["timeouts"] = 3
+    p["dns"]["waited"] = 10
+    d = diagnose_phase(p)
+    assert any("3/" in e and "7 more waited for a resend" in e for e in d.evidence)
