@@ -47,6 +47,7 @@ def _existing_file(value: str) -> str:
 def backend_options(args: argparse.Namespace) -> BackendOptions:
     """The run's cluster-backend flags (checked against --backend by the runner)."""
     from harness.backends.base import KUBE_PROXY_RELEASE, KUBERNETES_RELEASE, BackendOptions
+    from harness.backends.registry import image_overrides
 
     release = getattr(args, "kubernetes_release", None)  # set by `compare --run`
     kube_proxy = getattr(args, "kube_proxy_release", None)  # `compare --run --parts kube-proxy`
@@ -59,6 +60,7 @@ def backend_options(args: argparse.Namespace) -> BackendOptions:
         kubeconfig=args.kubeconfig,
         loadgen_image=args.loadgen_image,
         capture_pcap=args.pcap,
+        images=image_overrides(getattr(args, "image", None) or []),
         extra=extra,
     )
 
@@ -419,6 +421,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="REPO",
         help="use the pushed images REPO:glibc and REPO:musl (required for kubeconfig; kind "
         "then loads them instead of building loadgen/docker/). Default: build them",
+    )
+    k.add_argument(
+        "--image",
+        action="append",
+        default=[],
+        metavar="ROLE=REF",
+        help="kubeconfig backend: the image the nodes pull for ROLE (repeatable): http-server, "
+        "node-cache, or node-cache-stand-in (a CoreDNS image run with node-cache's Corefile, "
+        "labelled a stand-in). Default: the upstream images",
     )
     k.add_argument(
         "--allow-disruptive",

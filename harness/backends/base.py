@@ -35,6 +35,8 @@ class BackendOptions:
     kubeconfig: str | None = None
     loadgen_image: str | None = None
     capture_pcap: bool = False  # netns, kind: tcpdump in the client pods, unanswered pairs kept
+    # kubeconfig: the images the nodes pull for these roles (--image ROLE=REF; IMAGE_ROLES)
+    images: dict[str, str] = field(default_factory=dict)
     # backend-specific settings by name. KUBERNETES_RELEASE ("kubernetes"): netns runs this
     # pinned Kubernetes release (versions.toml) instead of the default; `compare --run` sets it
     extra: dict[str, str] = field(default_factory=dict)

@@ -6,6 +6,7 @@ The kube backends are imported lazily: they need the ``kube`` extra (the kuberne
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -48,6 +49,7 @@ FLAG_BACKENDS: dict[str, tuple[str, ...]] = {
     "--allow-disruptive": ("kubeconfig",),
     "--keep-cluster": ("kind",),
     "--loadgen-image": KUBE_BACKENDS,
+    "--image": ("kubeconfig",),
     "--pcap": ("netns", "kind"),
     "--kubernetes": ("netns",),
     "--parts kube-proxy": ("netns",),
@@ -71,11 +73,52 @@ def _flags_given(options: BackendOptions) -> list[str]:
         given.append("--loadgen-image")
     if options.capture_pcap:
         given.append("--pcap")
+    if options.images:
+        given.append("--image")
     if options.extra.get(KUBERNETES_RELEASE):
         given.append("--kubernetes")
     if options.extra.get(KUBE_PROXY_RELEASE):
         given.append("--parts kube-proxy")
     return given
+
+
+# --image ROLE=REF: the roles an existing cluster's nodes pull an image for, and what for
+IMAGE_ROLES = {
+    "http-server": "the HTTP server pods (default nginx:1.27-alpine)",
+    "node-cache": "NodeLocal DNSCache's DaemonSet (default k8s-dns-node-cache:1.26.8)",
+    "node-cache-stand-in": (
+        "a CoreDNS image run with node-cache's Corefile instead of node-cache, where node-cache "
+        "cannot be had (labelled a stand-in in result.json)"
+    ),
+}
+
+
+def image_overrides(values: list[str]) -> dict[str, str]:
+    """``--image ROLE=REF`` (repeatable) -> {role: ref}; bad input names the roles."""
+    out: dict[str, str] = {}
+    for value in values:
+        role, eq, ref = value.partition("=")
+        if not eq or not ref or any(c.isspace() for c in value):
+            raise BadInput(
+                "give --image as ROLE=REF, e.g. http-server=registry.example/nginx:1.27",
+                field="--image",
+                value=value,
+                allowed=sorted(IMAGE_ROLES),
+            )
+        if role not in IMAGE_ROLES:
+            raise BadInput(
+                "unknown image role", field="--image", value=role, allowed=sorted(IMAGE_ROLES)
+            )
+        if role in out and out[role] != ref:
+            raise BadInput(f"--image {role} given twice", field="--image", value=value)
+        out[role] = ref
+    if "node-cache" in out and "node-cache-stand-in" in out:
+        raise BadInput(
+            "give node-cache or node-cache-stand-in, not both",
+            field="--image",
+            value=",".join(values),
+        )
+    return out
 
 
 def loadgen_images(repo: str) -> tuple[str, str]:
@@ -265,8 +308,14 @@ def _make_kube(
     from harness.backends.kube.kubeconfig import KubeconfigBackend, KubeconfigSettings
 
     assert images is not None  # check_plan refused a kubeconfig run without images
+    given = options.images
     settings = KubeconfigSettings(
-        images=images,
+        images=dataclasses.replace(
+            images,
+            http_server=given.get("http-server", images.http_server),
+            nodelocal=given.get("node-cache", images.nodelocal),
+            nodelocal_stand_in=given.get("node-cache-stand-in"),
+        ),
         kubeconfig=options.kubeconfig,
         allow_disruptive=options.allow_disruptive,
     )

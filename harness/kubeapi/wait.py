@@ -28,11 +28,14 @@ def wait_for(
     interval_s: float = 0.1,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    stuck: Probe | None = None,
 ) -> None:
     """Poll ``probe`` (None: ready; a string: why not yet) until ready or ``timeout_s``.
 
     Only :data:`TRANSIENT` errors from the probe are retried. A process in ``procs`` that
-    exits is a failure at once. Both failures carry the last reason and the logs' tails.
+    exits is a failure at once, and so is ``stuck`` saying why the wait cannot succeed (asked
+    after each failed probe; its transient errors are ignored). The failures carry the last
+    reason and the logs' tails.
     """
     deadline = clock() + timeout_s
     last = "not probed yet"
@@ -50,6 +53,12 @@ def wait_for(
         if reason is None:
             return
         last = reason
+        try:
+            hopeless = stuck() if stuck is not None else None
+        except TRANSIENT:
+            hopeless = None
+        if hopeless is not None:
+            raise BackendError(f"{what} cannot become ready: {hopeless}; last probe: {last}")
         if clock() >= deadline:
             raise BackendError(
                 f"timed out after {timeout_s:g}s waiting for {what}; last probe: {last}"

@@ -11,6 +11,7 @@ a user iterating on a scenario keeps one: no test builds what the session alread
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -28,7 +29,18 @@ from harness.kindbuild import dockerd
 from harness.upstream import kindparts
 from tests.kernel.conftest import HostSnapshot, host_unchanged, journal
 
-__all__ = ["KIND", "NEEDS_DOCKER", "HostSnapshot", "KeptKind", "host_unchanged", "journal"]
+__all__ = [
+    "EXIT",
+    "KIND",
+    "NEEDS_DOCKER",
+    "HostSnapshot",
+    "KeptKind",
+    "host_unchanged",
+    "journal",
+    "kind_shipped",
+    "outcomes",
+    "run_on",
+]
 
 NEEDS_DOCKER = [
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
@@ -60,6 +72,41 @@ class KeptKind:
     name: str
     kubeconfig: Path
     up_stderr: str
+
+
+EXIT = {"pass": 0, "fail": 1, "inconclusive": 6}  # `run`'s exit per run verdict
+
+
+def run_on(
+    backend: str, scenario: Path, report: Path, env: dict[str, str], *flags: str
+) -> tuple[dict[str, Any], str]:
+    """``conntrack-harness run --backend BACKEND``, as a user runs it: its result.json and
+    stderr. The exit is the run's verdict (a crash fails here)."""
+    argv = [sys.executable, "-m", "harness.cli", "run", str(scenario), "--backend", backend]
+    argv += ["--report-dir", str(report), "--wait", "60", *flags]
+    p = subprocess.run(
+        argv, capture_output=True, text=True, timeout=2400, check=False, cwd=report.parent, env=env
+    )
+    assert p.returncode in (0, 1, 6), f"{backend}: exit {p.returncode}\n{p.stderr[-3000:]}"
+    print(p.stderr[-2500:])
+    result: dict[str, Any] = json.loads((report / "result.json").read_text())
+    assert result["environment"]["backend"] == backend
+    # the exit is the run's verdict: a phase with expectations not measured in steady state
+    # is "inconclusive", exit 6, never 0 (issue 18 item 5)
+    assert p.returncode == EXIT[result["verdict"]], (result["verdict"], p.returncode)
+    return result, p.stderr
+
+
+def outcomes(result: dict[str, Any]) -> dict[str, str]:
+    """Each timeout-rate comparison's outcome: the first word of its sentence (fixed, worse,
+    inconclusive, ...). The queries-per-lookup lines are left out: a timed-out lookup's retries
+    are counted differently by the backends' drains (3.6 vs 5.6 queries per lookup in the
+    exhaustion baseline, same timeouts), and the timeouts are what the verdicts rest on."""
+    return {
+        c["phase"]: c["sentence"].split(":")[0]
+        for c in result.get("comparisons", [])
+        if c.get("metric") == "dns.timeout_rate"
+    }
 
 
 def cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -138,6 +185,27 @@ def kept_kind(
         after = _host()
         changed = {k: (before[k], after[k]) for k in before if before[k] != after[k]}
         assert not changed, changed
+
+
+@pytest.fixture(scope="package")
+def kind_shipped(
+    kept_kind: KeptKind, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[str], dict[str, Any]]:
+    """A shipped scenario run with ``--backend kind`` on the kept cluster, once for the
+    package (the equivalence test and the kubeconfig test compare against the same run)."""
+    done: dict[str, dict[str, Any]] = {}
+
+    def get(path: str) -> dict[str, Any]:
+        if path not in done:
+            report = tmp_path_factory.mktemp("kind-" + Path(path).stem) / "kind"
+            result, stderr = run_on("kind", ROOT / path, report, kept_kind.env)
+            # the cluster `up` keeps, reused: nothing created, nothing deleted
+            assert f"reusing the kind cluster {KEPT}: kept by `conntrack-harness up`" in stderr
+            assert "kind create cluster" not in stderr
+            done[path] = result
+        return done[path]
+
+    return get
 
 
 def _kind(args: list[str], env: dict[str, str]) -> str:

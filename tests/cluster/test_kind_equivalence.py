@@ -45,9 +45,6 @@ cold, bench/kind.json); the module takes ~6-8 min warm. ``CTH_KIND_TESTS=0`` ski
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -58,36 +55,24 @@ import yaml
 from harness.kindbuild import kinddocker
 from harness.steady.assess import batch_means_ci
 from harness.upstream import release
-from tests.cluster.conftest import KEPT, KIND, KeptKind
+from tests.cluster.conftest import KEPT, KIND, KeptKind, outcomes, run_on
 from tests.pcapcheck import LOAD, PHASES, TIMEOUT_1S, check_race_pcap, no_process_mentions
 
 pytestmark = [pytest.mark.cluster, pytest.mark.scenario, *KIND]
 
 ROOT = Path(__file__).resolve().parents[2]
 CT_MAX = Path("/proc/sys/net/netfilter/nf_conntrack_max")
-EXIT = {"pass": 0, "fail": 1, "inconclusive": 6}  # `run`'s exit per run verdict
 
 
 PATHS = ("scenarios/exhaustion.yaml", "scenarios/race.yaml")
 
 
 def _run(scenario: Path, report: Path, env: dict[str, str], *flags: str) -> dict[str, Any]:
-    """``conntrack-harness run --backend kind``, as a user runs it."""
-    argv = [sys.executable, "-m", "harness.cli", "run", str(scenario), "--backend", "kind"]
-    argv += ["--report-dir", str(report), "--wait", "60", *flags]
-    p = subprocess.run(
-        argv, capture_output=True, text=True, timeout=2400, check=False, cwd=report.parent, env=env
-    )
-    assert p.returncode in (0, 1, 6), f"kind: exit {p.returncode}\n{p.stderr[-3000:]}"
-    print(p.stderr[-2500:])
+    """``conntrack-harness run --backend kind`` on the kept cluster, as a user runs it."""
+    result, stderr = run_on("kind", scenario, report, env, *flags)
     # the cluster `up` keeps, reused: nothing created, nothing deleted
-    assert f"reusing the kind cluster {KEPT}: kept by `conntrack-harness up`" in p.stderr
-    assert "kind create cluster" not in p.stderr
-    result: dict[str, Any] = json.loads((report / "result.json").read_text())
-    assert result["environment"]["backend"] == "kind"
-    # the exit is the run's verdict: a phase with expectations not measured in steady state
-    # is "inconclusive", exit 6, never 0 (issue 18 item 5); the test below then fails on it
-    assert p.returncode == EXIT[result["verdict"]], (result["verdict"], p.returncode)
+    assert f"reusing the kind cluster {KEPT}: kept by `conntrack-harness up`" in stderr
+    assert "kind create cluster" not in stderr
     return result
 
 
@@ -110,16 +95,14 @@ def _interval(dns: dict[str, Any]) -> tuple[float, float]:
 
 @pytest.mark.parametrize("path", PATHS)
 def test_same_verdicts_on_netns_and_kind(
-    tmp_path: Path,
     path: str,
     netns_results: dict[str, dict[str, Any]],
-    kept_kind: KeptKind,
+    kind_shipped: Callable[[str], dict[str, Any]],
     host_unchanged: object,
 ) -> None:
-    scenario = ROOT / path  # as shipped: no `warmup: none`
     max0 = CT_MAX.read_text()
     netns = netns_results[path]
-    kind = _run(scenario, tmp_path / "kind", kept_kind.env)
+    kind = kind_shipped(path)  # as shipped: no `warmup: none`
     assert CT_MAX.read_text() == max0  # the host's table size is back
     # kind's result says what it ran on, and is assessed like netns's
     comps = kind["environment"].get("components", {})
@@ -157,7 +140,7 @@ def test_same_verdicts_on_netns_and_kind(
         nd, kd = n["dns"], k["dns"]
         assert _overlap(_interval(kd), _interval(nd)), rows
     # the same comparisons come out the same way ("fixed" needs steady state on both)
-    assert _outcomes(netns) == _outcomes(kind)
+    assert outcomes(netns) == outcomes(kind)
 
 
 def test_pcap_on_kind_INJECTED(tmp_path: Path, kept_kind: KeptKind, host_unchanged: object) -> None:
@@ -181,15 +164,3 @@ def test_pcap_on_kind_INJECTED(tmp_path: Path, kept_kind: KeptKind, host_unchang
     by = check_race_pcap(result, tmp_path / "kind", tmp_path)
     assert by["baseline"]["capture"]["where"] == "client pods' eth0"
     no_process_mentions("cth-pcap-")  # the run's tcpdumps are stopped
-
-
-def _outcomes(result: dict[str, Any]) -> dict[str, str]:
-    """Each timeout-rate comparison's outcome: the first word of its sentence (fixed, worse,
-    inconclusive, ...). The queries-per-lookup lines are left out: a timed-out lookup's retries
-    are counted differently by the two backends' drains (3.6 vs 5.6 queries per lookup in the
-    exhaustion baseline, same timeouts), and the timeouts are what the verdicts rest on."""
-    return {
-        c["phase"]: c["sentence"].split(":")[0]
-        for c in result.get("comparisons", [])
-        if c.get("metric") == "dns.timeout_rate"
-    }

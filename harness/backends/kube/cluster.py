@@ -10,6 +10,7 @@ carry the phase's dnsConfig.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
@@ -79,6 +80,10 @@ class NodeAccess(Protocol):
 
     def evidence(self, node: str) -> dict[str, str]: ...
 
+    def limits(self) -> dict[str, str]:
+        """What this access cannot measure, per feature (result.json ``unavailable``)."""
+        ...
+
 
 @dataclass(frozen=True)
 class Images:
@@ -128,22 +133,51 @@ class Settings:
 API_POLL_S = 0.25  # how often a wait asks the cluster's API (a user's cluster too)
 
 
-def _wait(s: Settings, what: str, check: Callable[[], str | None]) -> None:
-    wait_for(what, check, timeout_s=s.timeout_s, interval_s=API_POLL_S)
+PULL_POLL_S = 2.0  # how often a wait looks for pods whose image cannot be had
+
+
+def pull_watch(api: KubeAPI, namespace: str) -> Callable[[], str | None]:
+    """A wait's ``stuck`` check: why a pod in ``namespace`` cannot get its image, if one
+    cannot (:class:`readiness.PullWatch`; the pods are listed every :data:`PULL_POLL_S`)."""
+    watch, last = readiness.PullWatch(), [float("-inf")]
+
+    def stuck() -> str | None:
+        now = time.monotonic()
+        if now - last[0] < PULL_POLL_S:
+            return None
+        last[0] = now
+        return watch(api.list("v1", "Pod", namespace), now)
+
+    return stuck
+
+
+def _wait(s: Settings, what: str, check: Callable[[], str | None], *, pulls: bool = True) -> None:
+    """Wait for ``check``; give up early when a pod of the run cannot get its image (not
+    while waiting for deletions, ``pulls`` False: a pod that never started is going too)."""
+    stuck = pull_watch(s.api, s.namespace) if pulls else None
+    wait_for(what, check, timeout_s=s.timeout_s, interval_s=API_POLL_S, stuck=stuck)
 
 
 def _apply_all(
-    s: Settings, stack: ExitStack, objs: list[Manifest], *, wait_gone: bool = False
+    s: Settings,
+    stack: ExitStack,
+    objs: list[Manifest],
+    *,
+    wait_gone: bool = False,
+    each_ready: Callable[[Manifest], None] | None = None,
 ) -> None:
-    """Apply ``objs`` in order; on exit delete them all (in reverse), then, with
-    ``wait_gone``, wait until every one is gone: the deletions run together, not one object's
-    grace period after another's. An object whose apply failed is not deleted; a failed
-    delete does not stop the others (the first failure is raised after them)."""
+    """Apply ``objs`` in order (with ``each_ready``, waiting for each before the next); on
+    exit delete them all (in reverse), then, with ``wait_gone``, wait until every one is gone:
+    the deletions run together, not one object's grace period after another's. An object
+    whose apply failed is not deleted; a failed delete does not stop the others (the first
+    failure is raised after them)."""
     applied: list[tuple[str, str, str, str | None]] = []
     stack.callback(_delete_all, s, applied, wait_gone)
     for obj in objs:
         s.api.apply(obj)
         applied.append(ref(obj))
+        if each_ready is not None:
+            each_ready(obj)
 
 
 def _delete_all(s: Settings, refs: list[tuple[str, str, str, str | None]], wait_gone: bool) -> None:
@@ -160,7 +194,7 @@ def _delete_all(s: Settings, refs: list[tuple[str, str, str, str | None]], wait_
             present = [f"{k}/{n}" for a, k, n, ns in refs if s.api.get(a, k, n, ns) is not None]
             return f"still present: {', '.join(present)}" if present else None
 
-        _wait(s, f"{what} to be deleted", left)
+        _wait(s, f"{what} to be deleted", left, pulls=False)
     if failed is not None:
         raise failed
 
@@ -317,9 +351,17 @@ class KubeCluster:
                 table=tuner.fault_table(s.run_id),
             )
             sets.append((name, ds))
-        _apply_all(s, stack, [ds for _, ds in sets], wait_gone=True)
-        for name, _ in sets:
-            _ds_ready(s, name, s.namespace)
+        # one after the other, the sysctls' tuner first: loading the fault's table turns
+        # nf_conntrack_acct on by itself (the kernel does for nft's ct packet counters), so the
+        # sysctls' tuner must have saved the node's own value before (else it saves the 1 and
+        # "restores" it: measured, a kept cluster's node left with accounting on)
+        _apply_all(
+            s,
+            stack,
+            [ds for _, ds in sets],
+            wait_gone=True,
+            each_ready=lambda ds: _ds_ready(s, ds["metadata"]["name"], s.namespace),
+        )
 
     def _coredns_phase(self, stack: ExitStack, plan: PhasePlan) -> None:
         s = self.settings

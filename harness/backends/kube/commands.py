@@ -126,25 +126,8 @@ def docker_init_pid(container: str) -> list[str]:
     return [DOCKER, "inspect", "--format", "{{.State.Pid}}", container]
 
 
-def node_conntrack_stat(container: str) -> list[str]:
-    """Per-namespace conntrack statistics of a kind node (its own netns, as the kernel sees it)."""
-    return docker_exec(
-        container,
-        [
-            "cat",
-            "/proc/net/stat/nf_conntrack",
-            "/proc/sys/net/netfilter/nf_conntrack_count",
-            "/proc/sys/net/netfilter/nf_conntrack_max",
-        ],
-    )
-
-
 def node_conntrack_flush(container: str) -> list[str]:
     return docker_exec(container, ["conntrack", "-F"])
-
-
-def node_conntrack_list(container: str) -> list[str]:
-    return docker_exec(container, ["conntrack", "-L"])
 
 
 def node_netns_link(container: str) -> list[str]:

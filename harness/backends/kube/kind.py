@@ -28,7 +28,7 @@ from typing import Any
 
 from cthcommon.errors import BackendError, BadInput, CommandFailed, MissingTool
 from harness import __version__
-from harness.backends.kube import commands, kindconfig, readiness, up
+from harness.backends.kube import commands, kindconfig, nodelocaldns, readiness, up
 from harness.backends.kube.cluster import (
     API_POLL_S,
     WORKLOAD_STAGE,
@@ -530,12 +530,11 @@ class KindBackend:
         stand_in = self.settings.images.nodelocal_stand_in
         plan = self._plan
         if stand_in and plan and any(p.nodelocal for p in plan.phases):
-            out["node-cache"] = {
-                "version": f"{release().node_cache} (not built)",
-                "source": f"stand-in: {stand_in} runs node-cache's Corefile; node-cache's "
-                "interface and NOTRACK rules come from a node tuner (k8s.io/dns: 403 from "
-                "the Go module proxy)",
-            }
+            out["node-cache"] = nodelocaldns.stand_in_component(
+                stand_in,
+                f"{release().node_cache} (not built)",
+                "k8s.io/dns: 403 from the Go module proxy",
+            )
         return out
 
     def _node_image_component(self) -> dict[str, str]:

@@ -4,7 +4,9 @@ No cluster lifecycle. Everything the run creates carries the run's labels and is
 the end. Steps that change what other workloads see (node sysctls, the injected fault, CoreDNS
 changes, installing NodeLocal DNSCache) are refused unless ``allow_disruptive`` is set; the
 refusal lists them. Images are not built here: the loadgen images must be pullable by the
-cluster (``images``). Node counters are read through an unprivileged hostNetwork probe pod.
+cluster (``images``, ``--image``). Node counters are read through a hostNetwork probe pod on
+each node: unprivileged, or privileged with ``allow_disruptive`` (the table, rules and fault
+counters too).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
 from cthcommon.errors import BackendError, CommandFailed, UnsafeRequest
-from harness.backends.kube import commands, readiness, tuner
+from harness.backends.kube import commands, nodelocaldns, readiness, tuner
 from harness.backends.kube.cluster import (
     API_POLL_S,
     WORKLOAD_STAGE,
@@ -22,6 +24,7 @@ from harness.backends.kube.cluster import (
     KubeCluster,
     Settings,
     _apply_all,
+    pull_watch,
     realize_workload,
 )
 from harness.backends.kube.names import (
@@ -113,19 +116,35 @@ class KubeconfigBackend:
         self.stages = Stages(notice, self.name)
         self._run = runner
         self._api_factory = api_factory
+        self._plan: RunPlan | None = None
 
     def check_allowed(self, plan: RunPlan) -> None:
         check_allowed(plan, allow_disruptive=self.settings.allow_disruptive)
 
+    def components(self) -> dict[str, dict[str, str]]:
+        """What the backend knows that the cluster's objects do not say: a NodeLocal
+        stand-in given with ``--image node-cache-stand-in`` (labelled as such)."""
+        stand_in, plan = self.settings.images.nodelocal_stand_in, self._plan
+        if stand_in is None or plan is None or not any(p.nodelocal for p in plan.phases):
+            return {}
+        return {
+            "node-cache": nodelocaldns.stand_in_component(
+                stand_in, "not run", "given with --image node-cache-stand-in"
+            )
+        }
+
     @contextmanager
     def realize(self, plan: RunPlan, run_id: str) -> Iterator[KubeCluster]:
         self.check_allowed(plan)  # refuse before touching the cluster
+        self._plan = plan
         s0 = self.settings
         api = self._api_factory(s0.kubeconfig, s0.context)
         nodes = map_schedulable(plan.cluster.node_names(), api.list("v1", "Node"))
         ns = run_namespace(run_id)
         pods: dict[str, str] = {}
-        access = ProbeNodeAccess(self._run, s0.kubeconfig, ns, lambda node: pods[node])
+        access = ProbeNodeAccess(
+            self._run, s0.kubeconfig, ns, pods.__getitem__, privileged=s0.allow_disruptive
+        )
         s = Settings(
             backend=self.name,
             run_id=run_id,
@@ -149,7 +168,11 @@ class KubeconfigBackend:
                     _apply_all(
                         s,
                         stack,
-                        [tuner.probe_daemonset(run_id, ns, nodes, s0.images.glibc)],
+                        [
+                            tuner.probe_daemonset(
+                                run_id, ns, nodes, s0.images.glibc, privileged=s0.allow_disruptive
+                            )
+                        ],
                         wait_gone=True,
                     )
                     pods.update(probe_pods(api, run_id, ns, nodes, s0.timeout_s))
@@ -172,6 +195,7 @@ def probe_pods(
         lambda: readiness.pods_not_ready(api.list("v1", "Pod", ns, selector), len(real)),
         timeout_s=timeout_s,
         interval_s=API_POLL_S,
+        stuck=pull_watch(api, ns),
     )
     found = {
         p["spec"].get("nodeName"): p["metadata"]["name"]

@@ -21,7 +21,7 @@ from harness.backends.kube.counters import (
     parse_netns_link,
     parse_node_probe,
 )
-from harness.backends.kube.proc import Runner
+from harness.backends.kube.proc import Completed, Runner
 from harness.dataplane.faults import listing_argv, named_counters
 from harness.kernel.process import descendants, descendants_named
 from harness.steady.model import Timeouts
@@ -52,14 +52,80 @@ PROBE_ARGV = [
 ]
 
 
-class DockerNodeAccess:
+LISTING_ARGV = ["conntrack", "-L"]
+# the bug bundle's per-node files: what is installed in the node's namespace
+EVIDENCE = (
+    ("iptables-save.txt", ["iptables-save"]),
+    ("conntrack-S.txt", ["conntrack", "-S"]),
+    ("nft-ruleset.txt", ["nft", "list", "ruleset"]),
+)
+
+
+class CommandNodeAccess:
+    """A node reached by running commands in its network namespace (``docker exec`` into a
+    kind node, ``kubectl exec`` into a hostNetwork pod on a real one): what both read the same
+    way. ``privileged``: the commands may list the table and the rules (CAP_NET_ADMIN)."""
+
+    privileged = True
+
+    def limits(self) -> dict[str, str]:
+        """What cannot be measured through this access, per feature (result.json's
+        ``unavailable``): nothing when privileged."""
+        if self.privileged:
+            return {}
+        why = "the node probe is unprivileged (--allow-disruptive runs a privileged one)"
+        return {
+            "conntrack_states": f"the nodes' tables are not listed: no entries by state or "
+            f"kind in the timeline, no snapshot near full; {why}",
+            "node_rules": f"the bundle has no iptables/nft rules of the nodes, only their "
+            f"conntrack statistics; {why}",
+        }
+
+    def _exec(self, node: str, argv: list[str], *, check: bool = True) -> Completed:
+        raise NotImplementedError
+
+    def stat(self, node: str) -> NodeStat:
+        return parse_node_probe(self._exec(node, PROBE_ARGV).stdout)
+
+    def timeouts(self, node: str) -> Timeouts:
+        """The conntrack timeouts in force in the node's namespace (world-readable)."""
+        return parse_timeouts(self._exec(node, TIMEOUTS_ARGV).stdout)
+
+    def fault_counters(self, node: str, table: str) -> dict[str, int]:
+        """The fault table's named counters in the node ({} where it is not loaded, or the
+        access is unprivileged and cannot list it)."""
+        if not self.privileged:
+            return {}
+        out = self._exec(node, listing_argv(table), check=False)
+        return named_counters(out.stdout) if out.returncode == 0 else {}
+
+    def listing(self, node: str) -> str:
+        """``conntrack -L`` in the node ("" without the tool, or unprivileged)."""
+        if not self.privileged:
+            return ""
+        out = self._exec(node, LISTING_ARGV, check=False)
+        return out.stdout if out.returncode == 0 else ""
+
+    def evidence(self, node: str) -> dict[str, str]:
+        """For bug bundles: the node's rules and conntrack statistics (what is installed);
+        unprivileged, only the statistics it can read."""
+        if not self.privileged:
+            return {"nf_conntrack-stat.txt": self._exec(node, PROBE_ARGV).stdout}
+        out: dict[str, str] = {}
+        for name, argv in EVIDENCE:
+            done = self._exec(node, argv, check=False)
+            out[name] = done.stdout if done.returncode == 0 else f"(failed: {done.stderr.strip()})"
+        return out
+
+
+class DockerNodeAccess(CommandNodeAccess):
     """kind: the node is a container; its network namespace is the node's."""
 
     def __init__(self, runner: Runner) -> None:
         self._run = runner
 
-    def stat(self, node: str) -> NodeStat:
-        return parse_node_probe(self._run(commands.node_conntrack_stat(node)).stdout)
+    def _exec(self, node: str, argv: list[str], *, check: bool = True) -> Completed:
+        return self._run(commands.docker_exec(node, argv), check=check)
 
     def flush(self, node: str) -> None:
         self._run(commands.node_conntrack_flush(node))
@@ -103,35 +169,9 @@ class DockerNodeAccess:
                 out[ip] = netns.of_pid(pid)
         return out
 
-    def timeouts(self, node: str) -> Timeouts:
-        """The conntrack timeouts in force in the node's namespace."""
-        return parse_timeouts(self._run(commands.docker_exec(node, TIMEOUTS_ARGV)).stdout)
-
-    def fault_counters(self, node: str, table: str) -> dict[str, int]:
-        """The fault table's named counters in the node ({} where it is not loaded)."""
-        out = self._run(commands.docker_exec(node, listing_argv(table)), check=False)
-        return named_counters(out.stdout) if out.returncode == 0 else {}
-
-    def listing(self, node: str) -> str:
-        """``conntrack -L`` in the node ("" when the node has no conntrack tool)."""
-        out = self._run(commands.node_conntrack_list(node), check=False)
-        return out.stdout if out.returncode == 0 else ""
-
     def netns_inode(self, node: str) -> int | None:
         out = self._run(commands.node_netns_link(node), check=False)
         return parse_netns_link(out.stdout) if out.returncode == 0 else None
-
-    def evidence(self, node: str) -> dict[str, str]:
-        """For bug bundles: the node's rules and conntrack statistics (what is installed)."""
-        out: dict[str, str] = {}
-        for name, argv in (
-            ("iptables-save.txt", ["iptables-save"]),
-            ("conntrack-S.txt", ["conntrack", "-S"]),
-            ("nft-ruleset.txt", ["nft", "list", "ruleset"]),
-        ):
-            done = self._run(commands.docker_exec(node, argv), check=False)
-            out[name] = done.stdout if done.returncode == 0 else f"(failed: {done.stderr.strip()})"
-        return out
 
 
 def _ns_inode(pid: int) -> int | None:
@@ -141,24 +181,31 @@ def _ns_inode(pid: int) -> int | None:
         return None
 
 
-class ProbeNodeAccess:
-    """An existing cluster: read-only, through the unprivileged hostNetwork probe pod."""
+class ProbeNodeAccess(CommandNodeAccess):
+    """An existing cluster: through the run's hostNetwork probe pod on each node, which shares
+    the node's network namespace. Unprivileged (the default) it reads the counters, the table
+    size and the timeouts; privileged (``--allow-disruptive``) it also lists the table, the
+    fault's counters and the rules. It never flushes a node's table (counters are deltas)."""
 
     def __init__(
-        self, runner: Runner, kubeconfig: str | None, namespace: str, pod_of: Callable[[str], str]
+        self,
+        runner: Runner,
+        kubeconfig: str | None,
+        namespace: str,
+        pod_of: Callable[[str], str],
+        *,
+        privileged: bool = False,
     ) -> None:
         self._run = runner
         self._kubeconfig = kubeconfig
         self._ns = namespace
         self._pod = pod_of
+        self.privileged = privileged
 
-    def _exec(self, node: str, argv: list[str]) -> str:
+    def _exec(self, node: str, argv: list[str], *, check: bool = True) -> Completed:
         return self._run(
-            commands.kubectl_exec(self._kubeconfig, self._ns, self._pod(node), argv)
-        ).stdout
-
-    def stat(self, node: str) -> NodeStat:
-        return parse_node_probe(self._exec(node, PROBE_ARGV))
+            commands.kubectl_exec(self._kubeconfig, self._ns, self._pod(node), argv), check=check
+        )
 
     def host_pids(self, node: str, comm: str) -> list[int]:
         """A real node's processes are not this host's: none."""
@@ -171,26 +218,10 @@ class ProbeNodeAccess:
     def pod_netns(self, node: str, ips: Collection[str]) -> dict[str, str]:
         return {}
 
-    def timeouts(self, node: str) -> Timeouts:
-        """The node's conntrack timeouts (the sysctl files are world-readable)."""
-        return parse_timeouts(self._exec(node, TIMEOUTS_ARGV))
-
     def flush(self, node: str) -> None:
-        """Flushing a real node's table is disruptive; the probe never does it (counters are
-        taken as deltas instead)."""
-
-    def fault_counters(self, node: str, table: str) -> dict[str, int]:
-        """The probe is unprivileged: it cannot list the node's nft tables ({})."""
-        return {}
-
-    def listing(self, node: str) -> str:
-        """Listing a real node's table needs CAP_NET_ADMIN; the probe is unprivileged."""
-        return ""
+        """Flushing a real node's table would drop every flow's NAT state on it: never done
+        (counters are taken as deltas instead)."""
 
     def netns_inode(self, node: str) -> int | None:
         """A real node's kernel log is not readable from here."""
         return None
-
-    def evidence(self, node: str) -> dict[str, str]:
-        """Only what the unprivileged probe can read: the conntrack statistics."""
-        return {"nf_conntrack-stat.txt": self._exec(node, PROBE_ARGV)}

@@ -91,6 +91,15 @@ class StandIn:
         )
 
 
+def stand_in_component(image: str, version: str, why: str) -> dict[str, str]:
+    """result.json's ``environment.components["node-cache"]`` where a stand-in ran."""
+    return {
+        "version": version,
+        "source": f"stand-in: {image} runs node-cache's Corefile; node-cache's interface and "
+        f"NOTRACK rules come from a node tuner ({why})",
+    }
+
+
 def manifests(
     run_id: str,
     domain: str,

@@ -59,3 +59,55 @@ def pods_not_ready(pods: Sequence[Mapping[str, Any]], expected: int) -> str | No
         if conds.get("Ready") != "True":
             waiting.append(pod["metadata"]["name"])
     return f"pods not Ready: {', '.join(sorted(waiting))}" if waiting else None
+
+
+# a container waiting for its image: retried by the kubelet (pull failures) or never (a name
+# it cannot parse, a never-pull policy with the image absent)
+PULL_RETRIED = frozenset({"ErrImagePull", "ImagePullBackOff"})
+PULL_FINAL = frozenset({"InvalidImageName", "ErrImageNeverPull"})
+PULL_GRACE_S = 30.0  # how long retried pulls may fail before the wait gives up on them
+
+
+def image_waits(pods: Sequence[Mapping[str, Any]]) -> dict[str, tuple[str, str, str]]:
+    """``pod/container`` -> (image, reason, message) for every container (init containers
+    too) waiting for an image it cannot get (pure)."""
+    out: dict[str, tuple[str, str, str]] = {}
+    for pod in pods:
+        status = pod.get("status") or {}
+        for cs in [*(status.get("initContainerStatuses") or []),
+                   *(status.get("containerStatuses") or [])]:  # fmt: skip
+            waiting = (cs.get("state") or {}).get("waiting") or {}
+            reason = waiting.get("reason", "")
+            if reason in PULL_RETRIED | PULL_FINAL:
+                key = f"{pod['metadata']['name']}/{cs.get('name', '?')}"
+                out[key] = (cs.get("image", "?"), reason, waiting.get("message", ""))
+    return out
+
+
+class PullWatch:
+    """Fails a wait early on images the nodes cannot get: at once for a final reason, after
+    :data:`PULL_GRACE_S` of failed pulls otherwise (a registry's hiccup is retried by the
+    kubelet and may pass). Call with the pods and the time; None, or why the wait is over."""
+
+    def __init__(self, grace_s: float = PULL_GRACE_S) -> None:
+        self.grace_s = grace_s
+        self._since: dict[str, float] = {}
+
+    def __call__(self, pods: Sequence[Mapping[str, Any]], now: float) -> str | None:
+        waits = image_waits(pods)
+        self._since = {k: self._since.get(k, now) for k in waits}
+        stuck = sorted(
+            k
+            for k, (_, reason, _) in waits.items()
+            if reason in PULL_FINAL or now - self._since[k] >= self.grace_s
+        )
+        if not stuck:
+            return None
+        image, reason, message = waits[stuck[0]]
+        others = f" (and {len(stuck) - 1} more)" if len(stuck) > 1 else ""
+        return (
+            f"pod {stuck[0]}{others} cannot get its image {image}: {reason}"
+            + (f": {message}" if message else "")
+            + ". The nodes pull every image the run uses: on an existing cluster, push it "
+            "where they can pull from and name it (--loadgen-image REPO, --image ROLE=REF)"
+        )

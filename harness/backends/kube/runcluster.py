@@ -253,6 +253,7 @@ class KubeRunCluster:
             unavailable={
                 "server_counters": SERVER_COUNTERS_UNAVAILABLE,
                 "node_dns_counters": NODE_DNS_COUNTERS_UNAVAILABLE,
+                **access.limits(),
             },
             sample_hz=round(hz, 3),
             notes=[*notes, *sampler.notes],
@@ -262,8 +263,8 @@ class KubeRunCluster:
             seen.fault = fault_result(fault, fault0, after, pinned_cpus=bool(servers))
             if not after:
                 seen.unavailable["fault_hits"] = (
-                    "the fault table's counters cannot be read on these nodes (the node probe "
-                    "is unprivileged); hits read 0"
+                    "the fault table's counters could not be read on these nodes (nft list "
+                    "table failed in the node probe); hits read 0"
                 )
             if fault.pin_cpus and not servers:
                 seen.notes.append(

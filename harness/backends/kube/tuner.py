@@ -166,8 +166,15 @@ def daemonset(
     }
 
 
-def probe_daemonset(run_id: str, namespace: str, nodes: NodeMap, image: str) -> dict[str, Any]:
-    """Unprivileged hostNetwork pods, one per node, to read the node's conntrack counters."""
+def probe_daemonset(
+    run_id: str, namespace: str, nodes: NodeMap, image: str, *, privileged: bool = False
+) -> dict[str, Any]:
+    """hostNetwork pods, one per node, to read the node's conntrack counters: unprivileged by
+    default; ``privileged`` (``--allow-disruptive``) to list its table, rules and the fault's
+    counters too (CAP_NET_ADMIN). Neither changes anything on the node."""
+    security: dict[str, Any] = (
+        {"privileged": True} if privileged else {"allowPrivilegeEscalation": False}
+    )
     labels = run_labels(run_id, "node-probe")
     selector = {"app": "node-probe", **run_labels(run_id)}
     return {
@@ -194,7 +201,7 @@ def probe_daemonset(run_id: str, namespace: str, nodes: NodeMap, image: str) -> 
                                 "-c",
                                 "trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done",
                             ],
-                            "securityContext": {"allowPrivilegeEscalation": False},
+                            "securityContext": security,
                         }
                     ],
                 },

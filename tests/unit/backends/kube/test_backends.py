@@ -227,6 +227,12 @@ def test_phase_applies_and_reverts(scn: Any) -> None:
         {("...", "cat", "/etc/resolv.conf"): resolv, ("kubectl",): json.dumps({"lookups": 10})}
     )
     api = kind_api()
+    order: list[tuple[str, str]] = []  # DaemonSets applied, and asked after (their readiness)
+    get, apply = api.get, api.apply
+    api.get = lambda v, kind, name, ns=None: (order.append(("get", name)), get(v, kind, name, ns))[
+        1
+    ]  # type: ignore[method-assign]
+    api.apply = lambda obj: (order.append(("apply", obj["metadata"]["name"])), apply(obj))[1]  # type: ignore[method-assign]
     with make_kind(api, runner).realize(plan_run(scn), "r1") as cluster:
         for phase in scn.phases:
             before = {k for k in api.objects if k[0] in ("Pod", "DaemonSet")}
@@ -255,6 +261,10 @@ def test_phase_applies_and_reverts(scn: Any) -> None:
                         "requiredDuringSchedulingIgnoredDuringExecution"
                     ]["nodeSelectorTerms"][0]
                     assert term["matchExpressions"][0]["values"] == ["cth-r1-worker"]
+                    # the fault's table (which turns nf_conntrack_acct on by itself) only once
+                    # the sysctls' tuner is Ready, its saved originals taken before
+                    fault_applied = order.index(("apply", "node-tuner-race-fault"))
+                    assert ("get", "node-tuner-race") in order[:fault_applied]
                 if phase.name == "coredns":
                     assert (
                         api.get("apps/v1", "Deployment", "coredns", "kube-system")["spec"][

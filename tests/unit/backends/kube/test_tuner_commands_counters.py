@@ -116,7 +116,7 @@ def test_kind_command_lines() -> None:
 
 
 def test_docker_and_kubectl_command_lines() -> None:
-    assert commands.node_conntrack_stat("c-worker")[:3] == ["docker", "exec", "c-worker"]
+    assert commands.docker_exec("c-worker", ["id"]) == ["docker", "exec", "c-worker", "id"]
     argv = commands.kubectl_exec("/kc", "ns", "client-0", pod_worker_argv(), stdin=True)
     assert argv[:8] == [
         "kubectl",
