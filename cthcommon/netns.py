@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import http.client
 import os
 import socket
 import subprocess
@@ -165,3 +166,19 @@ def run(
     if check and cp.returncode != 0:
         raise CommandFailed(full, cp.returncode, cp.stderr)
     return cp
+
+
+def http_get(ns: str, host: str, port: int, path: str, timeout: float = 2.0) -> tuple[int, str]:
+    """Plain HTTP GET from inside namespace ``ns`` (health and metrics endpoints)."""
+    sock = socket_in(ns, type_=socket.SOCK_STREAM)
+    sock.setblocking(True)
+    sock.settimeout(timeout)
+    try:
+        sock.connect((host, port))
+        conn = http.client.HTTPConnection(host, port, timeout=timeout)
+        conn.sock = sock
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return resp.status, resp.read().decode(errors="replace")
+    finally:
+        sock.close()

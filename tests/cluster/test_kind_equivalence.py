@@ -57,6 +57,7 @@ from harness.steady.assess import batch_means_ci
 from harness.upstream import release
 from tests.cluster.conftest import KEPT, KIND, KeptKind, outcomes, run_on
 from tests.pcapcheck import LOAD, PHASES, TIMEOUT_1S, check_race_pcap, no_process_mentions
+from tests.resultshape import unexplained_differences
 
 pytestmark = [pytest.mark.cluster, pytest.mark.scenario, *KIND]
 
@@ -141,6 +142,10 @@ def test_same_verdicts_on_netns_and_kind(
         assert _overlap(_interval(kd), _interval(nd)), rows
     # the same comparisons come out the same way ("fixed" needs steady state on both)
     assert outcomes(netns) == outcomes(kind)
+    # the same result.json, key for key, but what kind's `unavailable` says it cannot read;
+    # kube-proxy's figures included (read in the node containers' namespaces)
+    assert unexplained_differences(netns, kind) == {}
+    assert all(p["kube_proxy"]["nodes"].keys() == {"node-1", "node-2"} for p in kind["phases"])
 
 
 def test_pcap_on_kind_INJECTED(tmp_path: Path, kept_kind: KeptKind, host_unchanged: object) -> None:

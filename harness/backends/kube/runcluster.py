@@ -40,6 +40,7 @@ from harness.backends.kube.sampling import KernelLog, KubeSampler
 from harness.capture.tcpdump import PhaseCaptures, PodCapture
 from harness.kernel.journal import Journal
 from harness.kernel.kmsg import KmsgReader
+from harness.kernel.kubeproxywatch import KubeProxyWatch
 from harness.kernel.process import pin_threads
 from harness.kernel.sampler import ConntrackSampler, NodeProbe, Sampler
 from harness.measurement import Observed, PhaseMeasurement
@@ -53,6 +54,10 @@ from loadgen.worker import WorkerResult
 SERVER_COUNTERS_UNAVAILABLE = (
     "the DNS pods' own received/answered counts are not read on this backend "
     "(server.received/answered read 0: not measured)"
+)
+KUBE_PROXY_UNAVAILABLE = (
+    "kube-proxy's metrics, RSS and reconciles are read where its node shares this host's "
+    "kernel (netns, kind); this cluster's kube-proxy is not on this host"
 )
 NODE_DNS_COUNTERS_UNAVAILABLE = (
     "per-node DNS packet counters (dns_in/dns_out) are not installed on cluster nodes "
@@ -179,6 +184,20 @@ class KubeRunCluster:
     def _client_node(self) -> str:
         return self.kube.node_map.real(self.plan.cluster.client_node)
 
+    def _kube_proxy_watch(self, labels: dict[str, str]) -> KubeProxyWatch | None:
+        """Every node's kube-proxy through the phase, as on netns (label -> real node in
+        ``labels``): where the nodes share this kernel (kind) and a kube-proxy runs there."""
+        access = self.kube.settings.access
+        nodes = [(label, access.netns(real)) for label, real in labels.items()]
+
+        def pid_of(label: str) -> int | None:
+            pids = access.host_pids(labels[label], "kube-proxy")
+            return min(pids) if pids else None
+
+        if any(ns is None for _, ns in nodes) or all(pid_of(label) is None for label in labels):
+            return None
+        return KubeProxyWatch([(label, ns) for label, ns in nodes if ns is not None], pid_of)
+
     def _kernel(self) -> str:
         kc = self.kube
         obj = kc.settings.api.get("v1", "Node", self._client_node()) or {}
@@ -227,8 +246,9 @@ class KubeRunCluster:
             if servers:
                 pin_threads(servers, {0})  # as on netns: the A answer cannot overtake the AAAA
             capture = self._pod_capture(targets, pod_ns)
+            kp_watch = self._kube_proxy_watch(labels)
             try:
-                with capture or nullcontext():
+                with capture or nullcontext(), kp_watch or nullcontext():
                     sampler.start()
                     answers, cued = self._drive(
                         plan, workers, sampler=sampler, progress=progress, cmax=cmax
@@ -271,6 +291,11 @@ class KubeRunCluster:
                     "pin_cpus is not applied: the DNS servers' processes are not on this host "
                     "(an existing cluster's nodes) or it has one CPU"
                 )
+        if kp_watch is not None:
+            seen.kube_proxy, missing = kp_watch.result(sampler.t0 + (load_start_s or 0.0))
+            seen.unavailable.update(missing)
+        else:
+            seen.unavailable["kube_proxy"] = KUBE_PROXY_UNAVAILABLE
         if capture is not None and self.captures is not None:
             seen.capture = self.captures.reduce(capture, plan.name)
         elif self.captures is not None:

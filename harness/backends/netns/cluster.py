@@ -26,7 +26,6 @@ from harness.backends.base import Progress
 from harness.backends.netns import topologyplan as P
 from harness.backends.netns.counters import delta, read_counters
 from harness.backends.netns.events import EventRun, StaleSampler
-from harness.backends.netns.kpwatch import KubeProxyWatch
 from harness.backends.netns.levers import Levers
 from harness.backends.netns.rollout import RolloutRun
 from harness.backends.netns.statsd import SOURCE as STATSD_SOURCE
@@ -37,6 +36,7 @@ from harness.backends.stages import Notice, Stages, Teardown
 from harness.capture.tcpdump import PhaseCaptures, PodCapture
 from harness.kernel import sysctl
 from harness.kernel.journal import Journal
+from harness.kernel.kubeproxywatch import KubeProxyWatch
 from harness.kernel.process import Proc, spawn, stop_pid
 from harness.kernel.sampler import NodeProbe, NodeSeries, Sampler
 from harness.measurement import Observed, PhaseMeasurement
@@ -45,7 +45,6 @@ from harness.plan.workerplan import worker_plan
 from harness.results.endpoints import EndpointEvent, EndpointsResult, endpoints_result
 from harness.results.evidence import Evidence
 from harness.results.fault import fault_result
-from harness.results.kubeproxy import kube_proxy_result
 from harness.results.rollout import rollout_result
 from harness.results.schema import SteadyStateResult
 from harness.results.statsd import StatsdPhase, statsd_result
@@ -314,7 +313,8 @@ class NetnsCluster:
         if statsd is not None and "statsd" in out:
             seen.statsd = self._statsd_result(statsd, out.pop("statsd"), load_start, seen)
         if kp_watch is not None:
-            self._kube_proxy_result(kp_watch, load_start, seen)
+            seen.kube_proxy, missing = kp_watch.result(load_start)
+            seen.unavailable.update(missing)
         self._keep_phase_evidence(plan.name)
         return PhaseMeasurement(
             load=out,
@@ -477,14 +477,6 @@ class NetnsCluster:
         nodes = [(n.name, n.ns) for n in self.plan.nodes]
         with KubeProxyWatch(nodes, k8s.kube_proxy_pid) as watch:
             yield watch
-
-    @staticmethod
-    def _kube_proxy_result(watch: KubeProxyWatch, load_start: float, seen: Observed) -> None:
-        """``seen.kube_proxy``, and what its release does not expose on ``unavailable``."""
-        for r in watch.readings.values():
-            r.samples = [(round(t - load_start, 3), k, c) for t, k, c in r.samples]
-        seen.kube_proxy, missing = kube_proxy_result(watch.readings)
-        seen.unavailable.update(missing)
 
     @contextmanager
     def _statsd_counts(self, plan: PhasePlan) -> Iterator[StatsdSampler | None]:

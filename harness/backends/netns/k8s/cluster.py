@@ -21,7 +21,7 @@ import dns.message
 import dns.rcode
 
 from cthcommon.errors import BackendError, BadInput
-from cthcommon.netns import run, socket_in
+from cthcommon.netns import http_get, run, socket_in
 from harness.backends.netns.k8s import coredns, kubeproxy, nodecache
 from harness.backends.netns.k8s import pki as K
 from harness.backends.netns.k8s.controlplane import (
@@ -41,7 +41,7 @@ from harness.backends.netns.k8s.kubelet import (
     pod,
     service,
 )
-from harness.backends.netns.k8s.procs import Components, http_get
+from harness.backends.netns.k8s.procs import Components
 from harness.backends.netns.startmarks import Marks
 from harness.backends.netns.topologyplan import PodPlan, TopologyPlan
 from harness.kernel.journal import Journal

@@ -21,8 +21,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from cthcommon.corefile import KUBERNETES_LINE
 from cthcommon.errors import BackendError
+from cthcommon.netns import http_get
 from harness.backends.kube.coredns import set_cache, set_max_concurrent
-from harness.backends.netns.k8s.procs import Components, http_get
+from harness.backends.netns.k8s.procs import Components
 from harness.kernel.process import Proc
 from harness.kubeapi.wait import wait_for
 

@@ -13,7 +13,9 @@ from pathlib import Path
 import yaml
 
 from cthcommon.errors import BadInput
-from harness.backends.netns.k8s.procs import Components, http_get
+from cthcommon.netns import http_get
+from harness.backends.netns.k8s.procs import Components
+from harness.kernel.kubeproxywatch import METRICS_PORT
 from harness.kernel.process import Proc
 from harness.kubeapi.wait import wait_for
 
@@ -21,7 +23,6 @@ MODES = ("iptables", "nftables")
 # set to the wall clock at the end of each successful rules sync (absent before the first)
 LAST_SYNC_METRIC = "kubeproxy_sync_proxy_rules_last_timestamp_seconds"
 HEALTHZ_PORT = 10256
-METRICS_PORT = 10249
 
 
 @dataclass(frozen=True)

@@ -22,13 +22,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cthcommon.netns import run
+from cthcommon.netns import http_get, run
 from harness.backends.kube.nodelocaldns import (
     UPSTREAM_PLACEHOLDER,
     corefile,
     filled_corefile,
 )
-from harness.backends.netns.k8s.procs import Components, http_get
+from harness.backends.netns.k8s.procs import Components
 from harness.dataplane.nodelocal import iptables_rules
 from harness.kernel.process import Proc
 from harness.kubeapi.wait import wait_for

@@ -3,15 +3,12 @@ stopped by PID and removed in reverse on :meth:`Components.close` (idempotent)."
 
 from __future__ import annotations
 
-import http.client
 import shutil
-import socket
 from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
 from cthcommon.errors import BackendError
-from cthcommon.netns import socket_in
 from harness.kernel.journal import Journal
 from harness.kernel.process import Proc, spawn, stop_pid, stop_pids
 from harness.kernel.stacked import Stacked
@@ -88,19 +85,3 @@ class Components(Stacked):
         proc = self.procs.pop(name, None)
         if proc is not None:
             stop_pid(proc.pid, proc.start, grace_s)
-
-
-def http_get(ns: str, host: str, port: int, path: str, timeout: float = 2.0) -> tuple[int, str]:
-    """Plain HTTP GET from inside namespace ``ns`` (health and metrics endpoints)."""
-    sock = socket_in(ns, type_=socket.SOCK_STREAM)
-    sock.setblocking(True)
-    sock.settimeout(timeout)
-    try:
-        sock.connect((host, port))
-        conn = http.client.HTTPConnection(host, port, timeout=timeout)
-        conn.sock = sock
-        conn.request("GET", path)
-        resp = conn.getresponse()
-        return resp.status, resp.read().decode(errors="replace")
-    finally:
-        sock.close()

@@ -2,6 +2,11 @@
 its RSS and the node's conntrack count once a second
 (:func:`harness.results.kubeproxy.kube_proxy_result` turns them into the phase's figures).
 
+Written once for every backend whose nodes share this kernel: it needs only each node's
+network namespace (a name or a ``/proc/PID/ns/net`` path: its kube-proxy is host-network, its
+metrics on the node's loopback) and the kube-proxy's PID as this host numbers it (netns: the
+process the harness started; kind: a process below the node container's init).
+
 The kube-proxy of a node is looked up at each reading (``pid_of``), so one restarted during
 the phase is followed under its new PID.
 """
@@ -14,12 +19,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from cthcommon.errors import HarnessError
-from harness.backends.netns.k8s.kubeproxy import METRICS_PORT
-from harness.backends.netns.k8s.procs import http_get
+from cthcommon.netns import http_get
 from harness.kernel import sysctl
-from harness.results.kubeproxy import NodeReadings, vmrss_kib
+from harness.results.kubeproxy import KubeProxyPhase, NodeReadings, kube_proxy_result, vmrss_kib
 
 COUNT = "net.netfilter.nf_conntrack_count"
+METRICS_PORT = 10249  # kube-proxy's --metrics-bind-address default port, on 127.0.0.1
 
 
 def scrape(ns: str) -> str | None:
@@ -80,6 +85,13 @@ class KubeProxyWatch:
             r = self.readings[name]
             r.pid = pid if pid is not None else r.pid
             r.samples.append((t, rss_of(pid), count))
+
+    def result(self, load_start: float) -> tuple[KubeProxyPhase, dict[str, str]]:
+        """The phase's ``kube_proxy`` (samples timed from the load's start), and what the
+        release did not expose (field -> why, for ``unavailable``)."""
+        for r in self.readings.values():
+            r.samples = [(round(t - load_start, 3), k, c) for t, k, c in r.samples]
+        return kube_proxy_result(self.readings)
 
     def _run(self) -> None:
         nxt = time.monotonic()
