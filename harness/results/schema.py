@@ -272,7 +272,7 @@ class PhaseResult(TypedDict):
     udp: NotRequired["SamePortResult"]  # the same-port UDP client (netns)
     endpoints: NotRequired[EndpointsResult]  # endpoint events, stale entries (netns)
     statsd: NotRequired[StatsdPhase]  # the one-way sender, counted at the receivers (netns)
-    kube_proxy: NotRequired[KubeProxyPhase]  # its syncs, reconciles, RSS vs the table (netns)
+    kube_proxy: NotRequired[KubeProxyPhase]  # its syncs, reconciles, RSS vs the table (netns, kind)
 
 
 class Environment(TypedDict):
