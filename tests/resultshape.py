@@ -3,14 +3,25 @@ result.json has the same shape on every backend, or says where it cannot).
 
 A path is dotted from the document's root; a list's elements share ``[]``. Maps whose keys are
 data rather than schema (lookup names, conntrack states, pods, components, the ``unavailable``
-reasons) end the path: their keys differ with the run, not the backend."""
+reasons, the outcomes that occurred) end the path: their keys differ with the run, not the
+backend."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-DATA_KEYED = frozenset({"by_name", "states_at_peak", "per_pod", "components", "unavailable"})
+DATA_KEYED = frozenset(
+    {
+        "by_name",  # the names looked up
+        "states_at_peak",  # conntrack states seen
+        "remaining_lifetimes_at_load_s",  # the flow kinds the warm-up's entries had
+        "outcomes",  # the lookups' outcomes that occurred
+        "per_pod",
+        "components",
+        "unavailable",
+    }
+)
 
 # what a phase's ``unavailable`` key says is missing from its result, as path prefixes
 UNAVAILABLE_PATHS: Mapping[str, tuple[str, ...]] = {

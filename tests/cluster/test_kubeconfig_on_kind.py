@@ -144,17 +144,26 @@ def _bundle_nodes(report: Path) -> dict[str, set[str]]:
     return out
 
 
+def _runs_gone(kept: KeptKind) -> dict[str, Any]:
+    """The cluster's state once no run's namespace is left. kind deletes its run's namespace
+    without waiting for it (nothing in it touches a node by then): measured here, the
+    namespace controller takes about a minute after the run to finish it."""
+    deadline = time.monotonic() + 180
+    while True:
+        state = _cluster_state(kept)
+        if not any(n.startswith("namespace/cth-") for n in state["namespaces"]):
+            return state
+        assert time.monotonic() < deadline, state["namespaces"]
+        time.sleep(2)
+
+
 @pytest.fixture
 def as_found(kept_kind: KeptKind) -> Iterator[dict[str, Any]]:
-    """The cluster's state before the test; after it, the same (the run's namespace gone)."""
-    before = _cluster_state(kept_kind)
+    """The cluster's state before the test (the earlier runs' namespaces gone); after it, the
+    same: the nodes' sysctls and nft tables, kube-system's objects, the namespaces."""
+    before = _runs_gone(kept_kind)
     yield before
-    # kind deletes its run's namespace without waiting (its objects touch no node by then):
-    # measured here, the namespace controller takes about a minute after the run to finish it
-    deadline = time.monotonic() + 180
-    while (after := _cluster_state(kept_kind)) != before and time.monotonic() < deadline:
-        time.sleep(2)
-    assert after == before
+    assert _runs_gone(kept_kind) == before
 
 
 def test_kubeconfig_gives_kinds_verdicts_on_the_same_cluster_INJECTED(
