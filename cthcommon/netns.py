@@ -19,6 +19,7 @@ import ctypes.util
 import http.client
 import os
 import socket
+import ssl
 import subprocess
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -168,13 +169,24 @@ def run(
     return cp
 
 
-def http_get(ns: str, host: str, port: int, path: str, timeout: float = 2.0) -> tuple[int, str]:
-    """Plain HTTP GET from inside namespace ``ns`` (health and metrics endpoints)."""
+def http_get(
+    ns: str,
+    host: str,
+    port: int,
+    path: str,
+    timeout: float = 2.0,
+    *,
+    context: ssl.SSLContext | None = None,
+) -> tuple[int, str]:
+    """HTTP GET from inside namespace ``ns`` (health and metrics endpoints); over TLS with
+    ``context``."""
     sock = socket_in(ns, type_=socket.SOCK_STREAM)
     sock.setblocking(True)
     sock.settimeout(timeout)
     try:
         sock.connect((host, port))
+        if context is not None:
+            sock = context.wrap_socket(sock, server_hostname=host)
         conn = http.client.HTTPConnection(host, port, timeout=timeout)
         conn.sock = sock
         conn.request("GET", path)

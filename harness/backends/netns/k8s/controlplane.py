@@ -11,10 +11,8 @@ undoes what was started, then re-raises with the failing component's log tail.
 from __future__ import annotations
 
 import dataclasses
-import http.client
 import json
 import shutil
-import socket
 import ssl
 import time
 import urllib.parse
@@ -24,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from cthcommon.errors import BackendError
-from cthcommon.netns import run, socket_in
+from cthcommon.netns import http_get, run
 from harness.backends.netns.k8s import pki as K
 from harness.backends.netns.k8s import seed as S
 from harness.backends.netns.startmarks import Marks
@@ -406,20 +404,7 @@ class ControlPlane(Stacked):
 
     # --- probes ---------------------------------------------------------------------------
     def _http_get(self, port: int, path: str, context: ssl.SSLContext | None) -> tuple[int, str]:
-        sock = socket_in(self.cfg.ns, type_=socket.SOCK_STREAM)
-        sock.setblocking(True)
-        sock.settimeout(2)
-        try:
-            sock.connect(("127.0.0.1", port))
-            if context is not None:
-                sock = context.wrap_socket(sock, server_hostname="127.0.0.1")
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.sock = sock
-            conn.request("GET", path)
-            resp = conn.getresponse()
-            return resp.status, resp.read().decode(errors="replace")
-        finally:
-            sock.close()
+        return http_get(self.cfg.ns, "127.0.0.1", port, path, context=context)
 
     def _etcd_probe(self) -> str | None:
         status, body = self._http_get(2379, "/health", None)
