@@ -54,7 +54,7 @@ from harness.backends.kube.names import (
 )
 from harness.backends.kube.nodeaccess import DockerNodeAccess
 from harness.backends.kube.placement import NodeMap, map_by_label
-from harness.backends.kube.proc import Runner, environ_set, subprocess_runner
+from harness.backends.kube.proc import Runner, environ_set, kubectl_dir, subprocess_runner
 from harness.backends.stages import Notice, Stages
 from harness.kernel.journal import Journal
 from harness.kernel.sysctl import SysctlGuard
@@ -366,8 +366,8 @@ class KindBackend:
             with self.stages.stage(f"kind {kindparts.pinned()['kind']} CLI (pinned, built here)"):
                 tools.append(kindparts.build("kind"))
             self._kind_built = True
-        if shutil.which(commands.KUBECTL) is None:
-            tools.append(locate("kubectl").parent)
+        if (kubectl := kubectl_dir()) is not None:
+            tools.append(kubectl)
         if tools:
             saved = os.environ.get("PATH", "")
             os.environ["PATH"] = ":".join([*map(str, tools), saved])

@@ -11,6 +11,7 @@ counters too).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ from harness.backends.kube.names import (
 )
 from harness.backends.kube.nodeaccess import ProbeNodeAccess
 from harness.backends.kube.placement import NodeMap, map_schedulable
-from harness.backends.kube.proc import Runner, subprocess_runner
+from harness.backends.kube.proc import Runner, kubectl_dir, subprocess_runner
 from harness.backends.stages import Notice, Stages
 from harness.kubeapi.client import KubeAPI
 from harness.kubeapi.kubeconfig import client_for
@@ -68,8 +69,11 @@ def disruptive_steps(run: RunPlan) -> list[str]:
 
 
 def preflight(kubeconfig: str | None, runner: Runner = subprocess_runner) -> None:
-    """Before anything is created: kubectl is on PATH (MissingTool, exit 2) and the API server
-    answers (BackendError, exit 3), within a few seconds rather than a client's long retries."""
+    """Before anything is created: kubectl is on PATH, else the pinned one is put first on
+    it, as kind does (MissingTool, exit 2, when neither is there), and the API server answers
+    (BackendError, exit 3), within a few seconds rather than a client's long retries."""
+    if (kubectl := kubectl_dir()) is not None:
+        os.environ["PATH"] = os.pathsep.join([str(kubectl), os.environ.get("PATH", "")])
     try:
         runner(commands.kubectl_server_version(kubeconfig), timeout_s=30)
     except CommandFailed as e:

@@ -123,6 +123,7 @@ class DockerNodeAccess(CommandNodeAccess):
 
     def __init__(self, runner: Runner) -> None:
         self._run = runner
+        self._inits: dict[str, int] = {}  # node -> its container's init, as last asked
 
     def _exec(self, node: str, argv: list[str], *, check: bool = True) -> Completed:
         return self._run(commands.docker_exec(node, argv), check=check)
@@ -131,8 +132,19 @@ class DockerNodeAccess(CommandNodeAccess):
         self._run(commands.node_conntrack_flush(node))
 
     def _init_pid(self, node: str) -> int | None:
+        """The node container's init, asked of Docker once and again only when that process
+        is gone (a restarted container): the kube-proxy watch looks a node's processes up
+        every second, and a ``docker inspect`` each time would load the CPUs the load runs on."""
+        known = self._inits.get(node)
+        if known is not None and os.path.exists(f"/proc/{known}"):
+            return known
         out = self._run(commands.docker_init_pid(node), check=False).stdout.strip()
-        return int(out) if out.isdigit() and int(out) > 0 else None
+        pid = int(out) if out.isdigit() and int(out) > 0 else None
+        if pid is None:
+            self._inits.pop(node, None)
+        else:
+            self._inits[node] = pid
+        return pid
 
     def host_pids(self, node: str, comm: str) -> list[int]:
         """The node's processes named ``comm``, by their host PIDs (the node is a container

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from cthcommon.errors import CommandFailed, MissingTool
@@ -83,3 +84,14 @@ def environ_set(values: Mapping[str, str]) -> Iterator[None]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def kubectl_dir() -> Path | None:
+    """Where kubectl comes from when PATH has none: the pinned one the upstream build made
+    (``ComponentMissing``, exit 2 with the command to build it, when that is missing too).
+    None: PATH has one, which is used."""
+    if shutil.which("kubectl") is not None:
+        return None
+    from harness.upstream import locate
+
+    return locate("kubectl").parent

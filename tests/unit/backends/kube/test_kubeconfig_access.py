@@ -3,17 +3,21 @@ only with --allow-disruptive; images the nodes cannot get fail the wait early; -
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from cthcommon.errors import BackendError, BadInput
+from cthcommon.errors import BackendError, BadInput, MissingTool
 from harness.backends.base import BackendOptions
 from harness.backends.kube import readiness, tuner
+from harness.backends.kube.kubeconfig import preflight
 from harness.backends.kube.nodeaccess import ProbeNodeAccess
 from harness.backends.kube.placement import NodeMap
 from harness.backends.registry import IMAGE_ROLES, check_options, image_overrides
 from harness.kubeapi.wait import wait_for
+from harness.upstream import ComponentMissing
 from tests.nft_listings import fault_listing
 from tests.unit.backends.kube.kube_fakes import FakeRunner
 
@@ -151,3 +155,58 @@ def test_image_is_a_kubeconfig_flag(backend: str) -> None:
     with pytest.raises(BadInput, match="--image only applies to --backend kubeconfig"):
         check_options(backend, options)
     check_options("kubeconfig", options)
+
+
+def test_without_kubectl_on_path_the_pinned_one_is_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import harness.upstream
+
+    pinned = tmp_path / "cache" / "kubectl"
+    pinned.parent.mkdir()
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    monkeypatch.setattr(harness.upstream, "locate", lambda name, *a: pinned)
+    runner = FakeRunner()
+    preflight("/kc", runner)
+    assert os.environ["PATH"].split(os.pathsep)[0] == str(pinned.parent)
+    assert runner.calls[0][0] == "kubectl"  # found on the PATH it was given
+    # with one on PATH, PATH is left as it is
+    (empty / "kubectl").write_text("#!/bin/sh\n")
+    (empty / "kubectl").chmod(0o755)
+    monkeypatch.setenv("PATH", str(empty))
+    preflight("/kc", FakeRunner())
+    assert os.environ["PATH"] == str(empty)
+
+
+def test_without_any_kubectl_the_run_says_how_to_get_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import harness.upstream
+
+    def missing(name: str, *a: object) -> Path:
+        raise ComponentMissing(
+            f"{name} is not in the cache; run `conntrack-harness upstream build`"
+        )
+
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(harness.upstream, "locate", missing)
+    with pytest.raises(MissingTool, match="upstream build"):
+        preflight("/kc", FakeRunner())
+
+
+def test_a_kind_nodes_init_is_asked_of_docker_once_while_it_lives() -> None:
+    from harness.backends.kube.nodeaccess import DockerNodeAccess
+
+    pid = {"n": os.getpid()}
+    runner = FakeRunner({("docker", "inspect"): lambda argv, _in: f"{pid['n']}\n"})
+    access = DockerNodeAccess(runner)
+    for _ in range(3):
+        assert access.netns("kind-worker") == f"/proc/{os.getpid()}/ns/net"
+    assert len([c for c in runner.calls if c[:2] == ["docker", "inspect"]]) == 1
+    # a container that restarted: its old init is gone, so Docker is asked again
+    pid["n"] = 2**22 + 1  # above pid_max: no such process
+    access._inits["kind-worker"] = pid["n"]
+    assert access.netns("kind-worker") == f"/proc/{pid['n']}/ns/net"
+    assert len([c for c in runner.calls if c[:2] == ["docker", "inspect"]]) == 2
