@@ -82,15 +82,9 @@ def _flags_given(options: BackendOptions) -> list[str]:
     return given
 
 
-# --image ROLE=REF: the roles an existing cluster's nodes pull an image for, and what for
-IMAGE_ROLES = {
-    "http-server": "the HTTP server pods (default nginx:1.27-alpine)",
-    "node-cache": "NodeLocal DNSCache's DaemonSet (default k8s-dns-node-cache:1.26.8)",
-    "node-cache-stand-in": (
-        "a CoreDNS image run with node-cache's Corefile instead of node-cache, where node-cache "
-        "cannot be had (labelled a stand-in in result.json)"
-    ),
-}
+# --image ROLE=REF: the images an existing cluster's nodes pull, by role (the HTTP server,
+# NodeLocal DNSCache, or a CoreDNS image run as node-cache's labelled stand-in)
+IMAGE_ROLES = ("http-server", "node-cache", "node-cache-stand-in")
 
 
 def image_overrides(values: list[str]) -> dict[str, str]:

@@ -253,13 +253,13 @@ def test_an_image_the_nodes_cannot_get_fails_the_run_early(
     scenario = tmp_path / "read-only.yaml"
     scenario.write_text(yaml.safe_dump(READ_ONLY))
     bad = "Not-A-Valid:Reference"  # refused by the kubelet at once: nothing is pulled
-    t0 = time.monotonic()
     done = _cli_run(tmp_path, kept_kind, scenario, http_server=bad)
-    took = time.monotonic() - t0
     assert done.returncode == 3, done.stderr[-2000:]
     assert f"cannot get its image {bad}: InvalidImageName" in done.stderr
     assert "--image ROLE=REF" in done.stderr
-    assert took < 120, took  # not the 300 s readiness timeout
+    # the wait gave up on the image, not at its 300 s timeout
+    assert "the HTTP server cannot become ready" in done.stderr
+    assert "timed out after" not in done.stderr
 
 
 def _cli_run(
