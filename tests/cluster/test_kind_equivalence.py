@@ -1,6 +1,7 @@
 """One scenario, two backends, same verdicts (issue 14): exhaustion.yaml and race.yaml run on
 netns and on kind, as a user runs them (the CLI); every phase gets the same verdict, and the
-two timeout rates agree: their 95 % intervals overlap.
+two timeout rates agree: their 95 % intervals overlap, or they are no further apart than two
+runs on one backend are (:data:`RUN_TO_RUN`).
 
 Why overlap, and not "each rate inside the other's interval": two samples of the same rate
 miss that stricter test about one time in six per phase (the difference of two estimates has
@@ -17,7 +18,17 @@ had room (40 %, 58 %, 78 %, 90 % of that second's lookups timed out, against 90-
 others): 84.8 % [80.9, 87.9] by Wilson against netns's 97.0 % [94.8, 98.3], apart; by
 one-second batches 84.8 % [70.0, 99.5] against [93.4, 100], together. A real difference
 still fails it: a natural start on kind (36 % where netns measured 98 %, issue 18) or a rate
-a few points off at race.yaml's 1,500 lookups a phase (batch intervals about +-3-4 points).
+more than :data:`RUN_TO_RUN` off at race.yaml's 1,500 lookups a phase.
+
+Why also :data:`RUN_TO_RUN`: a run's interval measures the spread within that run, and runs
+differ by more. The race's rate depends on how the two DNS servers' answers interleave, which
+varies with each run's scheduling. Measured, race.yaml five times on netns alone: ndots-2
+47.3, 48.3, 52.4, 50.5, 49.4 % (standard deviation 2.0 points; runs 1 and 3 had intervals
+[43.8, 50.8] and [50.8, 54.0], which only just touch); fqdn 48.9-52.7 % (1.5 points); the
+baseline 70.6-71.7 % (0.4 points). Two runs of one backend then differ by up to
+1.96 * sqrt(2) * 2.0 = 5.5 points 95 % of the time. A CI run had netns 51.8 % [50.0, 53.6]
+against kind 47.4 % [45.0, 49.8] on one of those phases: apart by the intervals, within the
+spread of netns alone.
 
 Both run the scenarios as shipped: every phase with expectations is measured in its load's
 steady state on both (the exhaustion baseline after the same aged warm-up, ``aged-fill`` in
@@ -45,6 +56,7 @@ cold, bench/kind.json); the module takes ~6-8 min warm. ``CTH_KIND_TESTS=0`` ski
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -86,6 +98,18 @@ def netns_results(shipped_result: Callable[[str], dict[str, Any]]) -> dict[str, 
 
 def _overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
     return a[0] <= b[1] + 1e-9 and b[0] <= a[1] + 1e-9
+
+
+# 95 % of the difference between two runs of race.yaml on netns alone: 1.96 * sqrt(2) times
+# the run-to-run standard deviation of its noisiest phase (ndots-2, 2.0 points over 5 runs)
+RUN_TO_RUN = 1.96 * math.sqrt(2) * 0.020
+
+
+def _agree(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Two phases' timeout rates are the same rate: their intervals overlap, or they are no
+    further apart than two runs of one backend."""
+    near = abs(a["timeout_rate"] - b["timeout_rate"]) <= RUN_TO_RUN
+    return near or _overlap(_interval(a), _interval(b))
 
 
 def _interval(dns: dict[str, Any]) -> tuple[float, float]:
@@ -139,7 +163,7 @@ def test_same_verdicts_on_netns_and_kind(
     for n, k in zip(netns["phases"], kind["phases"], strict=True):
         assert n["verdict"] == k["verdict"], rows
         nd, kd = n["dns"], k["dns"]
-        assert _overlap(_interval(kd), _interval(nd)), rows
+        assert _agree(kd, nd), rows
     # the same comparisons come out the same way ("fixed" needs steady state on both)
     assert outcomes(netns) == outcomes(kind)
     # the same result.json, key for key, but what kind's `unavailable` says it cannot read;
