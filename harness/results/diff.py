@@ -2,8 +2,16 @@
 
 Run A and run B (e.g. the same scenario on Kubernetes v1.35.4 and v1.37.2) are matched phase by
 phase, by name and repeat index. For each phase: did the verdict change, the two timeout rates
-with their 95 % Wilson intervals and whether the intervals overlap, and the conntrack drops.
+with their 95 % intervals and whether the intervals overlap, and the conntrack drops.
 Then what differs in the environment: kernel, backend, and every upstream component's version.
+
+The intervals are batch means over one-second batches of the phase's DNS timeline
+(:func:`harness.steady.assess.batch_means_ci`; the Wilson interval of result.json where a phase
+has no timeline). Lookups in the same second share the table's state and time out together,
+so Wilson's interval, which takes them as independent, is too narrow to compare two runs.
+Even the batch interval shows only the spread within one run, and runs differ by more (the
+race's rate varies with each run's scheduling): :data:`RUN_SPREAD_NOTE` says so under the
+table. A rate is context; the upgrade check's finding is a changed verdict.
 
 A phase that only one run has counts as a changed verdict (the other run never judged it).
 A phase ``inconclusive`` in either run (not measured in its load's steady state) is neither
@@ -14,15 +22,24 @@ else changed.
 from __future__ import annotations
 
 import json
+import textwrap
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from cthcommon.errors import BadInput
 from harness.results.schema import PhaseResult, RunResult
+from harness.steady.assess import batch_means_ci
 
 MISSING = "absent"  # the verdict of a phase the run does not have
 INCONCLUSIVE = "inconclusive"
+BATCHES, WILSON = "1 s batches", "Wilson"
+RUN_SPREAD_NOTE = (
+    "The intervals are each run's own spread (batch means over one-second batches). Two runs "
+    "of one configuration differ by more: race.yaml's ndots-2 phase, five runs on netns, "
+    "47.3-52.4 % (sd 2.0 points). Intervals that do not overlap are not by themselves a "
+    "change; a changed verdict is. Give a phase `repeat:` to see its run-to-run spread."
+)
 
 
 @dataclass(frozen=True)
@@ -33,6 +50,7 @@ class Side:
     lookups: int | None = None
     timeout_rate: float | None = None
     ci: tuple[float, float] | None = None
+    ci_method: str | None = None  # BATCHES or WILSON
     drop: int | None = None
     # phases with endpoint events: the zero-endpoint windows' stale entries and where the
     # same-port client's queries went (harness.results.endpoints)
@@ -160,7 +178,7 @@ def _side(p: PhaseResult | None) -> Side:
         return Side(MISSING)
     raw: dict[str, Any] = dict(p)  # an error run's phase may lack dns or conntrack
     dns: dict[str, Any] = raw.get("dns") or {}
-    ci = dns.get("timeout_rate_ci")
+    ci, method = _interval(dns)
     drop = (raw.get("conntrack") or {}).get("drop")
     ep = raw.get("endpoints")
     endpoints = (
@@ -180,11 +198,26 @@ def _side(p: PhaseResult | None) -> Side:
         verdict=str(p["verdict"]),
         lookups=dns.get("lookups"),
         timeout_rate=dns.get("timeout_rate"),
-        ci=(float(ci["low"]), float(ci["high"])) if ci else None,
+        ci=ci,
+        ci_method=method,
         drop=drop,
         endpoints=endpoints,
         statsd=statsd,
     )
+
+
+def _interval(dns: dict[str, Any]) -> tuple[tuple[float, float] | None, str | None]:
+    """The phase's 95 % interval: batch means over its timeline's one-second batches, or the
+    Wilson interval result.json gives where there are fewer than two batches."""
+    timeline = dns.get("timeline")
+    if isinstance(timeline, list) and timeline:
+        _, low, high, batches = batch_means_ci(timeline, batch_s=1)
+        if batches >= 2:
+            return (low, high), BATCHES
+    ci = dns.get("timeout_rate_ci")
+    if ci:
+        return (float(ci["low"]), float(ci["high"])), WILSON
+    return None, None
 
 
 ENDPOINT_FIELDS = (
@@ -303,6 +336,9 @@ def render(d: RunDiff) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = [f"scenario {d.scenario}: A = {d.a_run}, B = {d.b_run}", ""]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    lines += ["", *textwrap.wrap(RUN_SPREAD_NOTE, 96)]
+    if any(WILSON in (p.a.ci_method, p.b.ci_method) for p in d.phases):
+        lines.append("(a phase without a DNS timeline: its Wilson interval, narrower still)")
     sections = [
         ("while a Service had no endpoint (phases[].endpoints):", "endpoints", _endpoints),
         ("the statsd sender (phases[].statsd):", "statsd", _statsd),

@@ -24,7 +24,7 @@ Why also :data:`RUN_TO_RUN`: a run's interval measures the spread within that ru
 differ by more. The race's rate depends on how the two DNS servers' answers interleave, which
 varies with each run's scheduling. Measured, race.yaml five times on netns alone: ndots-2
 47.3, 48.3, 52.4, 50.5, 49.4 % (standard deviation 2.0 points; runs 1 and 3 had intervals
-[43.8, 50.8] and [50.8, 54.0], which only just touch); fqdn 48.9-52.7 % (1.5 points); the
+[43.77, 50.76] and [50.81, 53.99], which do not overlap); fqdn 48.9-52.7 % (1.5 points); the
 baseline 70.6-71.7 % (0.4 points). Two runs of one backend then differ by up to
 1.96 * sqrt(2) * 2.0 = 5.5 points 95 % of the time. A CI run had netns 51.8 % [50.0, 53.6]
 against kind 47.4 % [45.0, 49.8] on one of those phases: apart by the intervals, within the

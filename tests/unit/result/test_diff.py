@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 
 from cthcommon.errors import BadInput
-from harness.results.diff import MISSING, diff_runs, read_result, render
-from harness.results.schema import RunResult
+from cthcommon.stats import wilson
+from harness.results.diff import BATCHES, MISSING, WILSON, diff_runs, read_result, render
+from harness.results.schema import PhaseResult, RunResult
+from harness.steady.assess import batch_means_ci
 from tests.sample_results import PhaseModel, build_phase, exhaustion_run, race_run
 
 
@@ -123,3 +125,51 @@ def test_read_result_accepts_a_sample(tmp_path: Path) -> None:
     f = tmp_path / "result.json"
     f.write_text(json.dumps(race_run()))
     assert read_result(f, "RESULT_A")["scenario"] == "insert-race-injected"
+
+
+def _clustered(run: RunResult, name: str, rates: list[float], lookups: int = 300) -> RunResult:
+    """``run`` with phase ``name``'s DNS timeline replaced: one second per rate, ``lookups``
+    a second, the seconds' timeouts clustered as a table's state makes them."""
+    run = copy.deepcopy(run)
+    [phase] = [p for p in run["phases"] if p["name"] == name]
+    timeline = [[float(i), lookups, round(r * lookups)] for i, r in enumerate(rates)]
+    n, k = lookups * len(rates), sum(int(t[2]) for t in timeline)
+    low, high = wilson(k, n)
+    dns = phase["dns"]
+    dns.update(lookups=n, timeouts=k, timeout_rate=round(k / n, 4), timeline=timeline)
+    dns["timeout_rate_ci"] = {"low": low, "high": high}
+    return run
+
+
+def test_rates_are_compared_by_their_one_second_batches_not_by_wilson() -> None:
+    # two runs of one configuration, 5 points apart (as race.yaml's ndots-2 measured over five
+    # runs on netns), each second's rate swinging as the race's does
+    a = _clustered(race_run(), "baseline-race", [0.40, 0.55, 0.45, 0.60, 0.38, 0.57])
+    b = _clustered(race_run(), "baseline-race", [0.45, 0.62, 0.50, 0.63, 0.44, 0.60])
+    [p] = [p for p in diff_runs(a, b).phases if p.name == "baseline-race"]
+    assert p.a.ci_method == p.b.ci_method == BATCHES
+    assert p.a.ci == pytest.approx(batch_means_ci(_timeline(a, "baseline-race"), batch_s=1)[1:3])
+    assert p.ci_overlap is True  # the seconds' spread covers the difference
+    wa, wb = (_phase(r, "baseline-race")["dns"]["timeout_rate_ci"] for r in (a, b))
+    assert wa["high"] < wb["low"]  # Wilson, taking every lookup as independent, says apart
+    text = render(diff_runs(a, b))
+    assert "Two runs of one configuration differ by more" in " ".join(text.split())
+    assert "narrower still" not in text
+
+
+def test_a_phase_without_a_timeline_falls_back_to_its_wilson_interval() -> None:
+    a = race_run()
+    for p in a["phases"]:
+        p["dns"]["timeline"] = []
+    [p] = [p for p in diff_runs(a, copy.deepcopy(a)).phases if p.name == "baseline-race"]
+    ci = _phase(a, "baseline-race")["dns"]["timeout_rate_ci"]
+    assert (p.a.ci_method, p.a.ci) == (WILSON, (ci["low"], ci["high"]))
+    assert "its Wilson interval, narrower still" in render(diff_runs(a, copy.deepcopy(a)))
+
+
+def _phase(run: RunResult, name: str) -> PhaseResult:
+    return next(p for p in run["phases"] if p["name"] == name)
+
+
+def _timeline(run: RunResult, name: str) -> list[list[float]]:
+    return list(_phase(run, name)["dns"]["timeline"])
