@@ -22,6 +22,7 @@ else changed.
 from __future__ import annotations
 
 import json
+import math
 import textwrap
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,11 +35,17 @@ from harness.steady.assess import batch_means_ci
 MISSING = "absent"  # the verdict of a phase the run does not have
 INCONCLUSIVE = "inconclusive"
 BATCHES, WILSON = "1 s batches", "Wilson"
+# race.yaml five times on netns (one machine, one commit): its noisiest phase's timeout rate
+# (ndots-2: 47.3, 48.3, 52.4, 50.5, 49.4 %) has this standard deviation from run to run
+RUN_TO_RUN_SD = 0.020
+# how far apart two runs of one configuration land 95 % of the time
+RUN_TO_RUN_95 = 1.96 * math.sqrt(2) * RUN_TO_RUN_SD
 RUN_SPREAD_NOTE = (
     "The intervals are each run's own spread (batch means over one-second batches). Two runs "
     "of one configuration differ by more: race.yaml's ndots-2 phase, five runs on netns, "
-    "47.3-52.4 % (sd 2.0 points). Intervals that do not overlap are not by themselves a "
-    "change; a changed verdict is. Give a phase `repeat:` to see its run-to-run spread."
+    f"47.3-52.4 % (sd {RUN_TO_RUN_SD * 100:.1f} points). Intervals that do not overlap are not by "
+    "themselves a change; a changed verdict is. Give a phase `repeat:` to see its run-to-run "
+    "spread."
 )
 
 
@@ -178,7 +185,7 @@ def _side(p: PhaseResult | None) -> Side:
         return Side(MISSING)
     raw: dict[str, Any] = dict(p)  # an error run's phase may lack dns or conntrack
     dns: dict[str, Any] = raw.get("dns") or {}
-    ci, method = _interval(dns)
+    ci, method = rate_interval(dns)
     drop = (raw.get("conntrack") or {}).get("drop")
     ep = raw.get("endpoints")
     endpoints = (
@@ -206,7 +213,7 @@ def _side(p: PhaseResult | None) -> Side:
     )
 
 
-def _interval(dns: dict[str, Any]) -> tuple[tuple[float, float] | None, str | None]:
+def rate_interval(dns: dict[str, Any]) -> tuple[tuple[float, float] | None, str | None]:
     """The phase's 95 % interval: batch means over its timeline's one-second batches, or the
     Wilson interval result.json gives where there are fewer than two batches."""
     timeline = dns.get("timeline")

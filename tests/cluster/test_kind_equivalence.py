@@ -1,7 +1,8 @@
 """One scenario, two backends, same verdicts (issue 14): exhaustion.yaml and race.yaml run on
 netns and on kind, as a user runs them (the CLI); every phase gets the same verdict, and the
-two timeout rates agree: their 95 % intervals overlap, or they are no further apart than two
-runs on one backend are (:data:`RUN_TO_RUN`).
+two timeout rates agree: their 95 % intervals overlap (as ``compare`` matches two runs,
+``harness.results.diff``), or they are no further apart than two runs on one backend are
+(``RUN_TO_RUN_95``).
 
 Why overlap, and not "each rate inside the other's interval": two samples of the same rate
 miss that stricter test about one time in six per phase (the difference of two estimates has
@@ -10,17 +11,17 @@ half the runs of two identical backends. Overlapping 95 % intervals are missed a
 200 per phase by identical backends.
 
 Which interval: the batch-means interval over one-second batches of the phase's DNS timeline
-(``harness.steady.batch_means_ci``), not the Wilson interval in ``timeout_rate_ci``.
-Lookups made in the same second share the table's state (full or not, the GC's last pass), so
+(``harness.steady.batch_means_ci``, through ``harness.results.diff.rate_interval``), not the
+Wilson interval in ``timeout_rate_ci``. Lookups made in the same second share the table's state (full or not, the GC's last pass), so
 they time out together; Wilson assumes them independent and is too narrow for comparing two
 runs. Measured: a CI run on kind had four seconds of the exhaustion baseline where the table
 had room (40 %, 58 %, 78 %, 90 % of that second's lookups timed out, against 90-100 % in the
 others): 84.8 % [80.9, 87.9] by Wilson against netns's 97.0 % [94.8, 98.3], apart; by
 one-second batches 84.8 % [70.0, 99.5] against [93.4, 100], together. A real difference
 still fails it: a natural start on kind (36 % where netns measured 98 %, issue 18) or a rate
-more than :data:`RUN_TO_RUN` off at race.yaml's 1,500 lookups a phase.
+more than ``RUN_TO_RUN_95`` off at race.yaml's 1,500 lookups a phase.
 
-Why also :data:`RUN_TO_RUN`: a run's interval measures the spread within that run, and runs
+Why also ``RUN_TO_RUN_95``: a run's interval measures the spread within that run, and runs
 differ by more. The race's rate depends on how the two DNS servers' answers interleave, which
 varies with each run's scheduling. Measured, race.yaml five times on netns alone: ndots-2
 47.3, 48.3, 52.4, 50.5, 49.4 % (standard deviation 2.0 points; runs 1 and 3 had intervals
@@ -56,7 +57,6 @@ cold, bench/kind.json); the module takes ~6-8 min warm. ``CTH_KIND_TESTS=0`` ski
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -65,7 +65,7 @@ import pytest
 import yaml
 
 from harness.kindbuild import kinddocker
-from harness.steady.assess import batch_means_ci
+from harness.results.diff import RUN_TO_RUN_95, PhaseDiff, diff_runs
 from harness.upstream import release
 from tests.cluster.conftest import KEPT, KIND, KeptKind, outcomes, run_on
 from tests.pcapcheck import LOAD, PHASES, TIMEOUT_1S, check_race_pcap, no_process_mentions
@@ -96,26 +96,20 @@ def netns_results(shipped_result: Callable[[str], dict[str, Any]]) -> dict[str, 
     return {path: shipped_result(path) for path in PATHS}
 
 
-def _overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
-    return a[0] <= b[1] + 1e-9 and b[0] <= a[1] + 1e-9
-
-
-# 95 % of the difference between two runs of race.yaml on netns alone: 1.96 * sqrt(2) times
-# the run-to-run standard deviation of its noisiest phase (ndots-2, 2.0 points over 5 runs)
-RUN_TO_RUN = 1.96 * math.sqrt(2) * 0.020
-
-
-def _agree(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Two phases' timeout rates are the same rate: their intervals overlap, or they are no
+def _agree(p: PhaseDiff) -> bool:
+    """netns (A) and kind (B) measured the same rate: their intervals overlap, or they are no
     further apart than two runs of one backend."""
-    near = abs(a["timeout_rate"] - b["timeout_rate"]) <= RUN_TO_RUN
-    return near or _overlap(_interval(a), _interval(b))
+    a, b = p.a.timeout_rate, p.b.timeout_rate
+    assert a is not None, p
+    assert b is not None, p
+    return bool(p.ci_overlap) or abs(a - b) <= RUN_TO_RUN_95
 
 
-def _interval(dns: dict[str, Any]) -> tuple[float, float]:
-    """The timeout rate's 95 % batch-means interval over one-second batches."""
-    _, low, high, _ = batch_means_ci(dns["timeline"], batch_s=1)
-    return low, high
+def _row(p: PhaseDiff) -> str:
+    return (
+        f"{p.name}: netns {p.a.timeout_rate:.3f} {p.a.ci} {p.a.verdict} | "
+        f"kind {p.b.timeout_rate:.3f} {p.b.ci} {p.b.verdict}"
+    )
 
 
 @pytest.mark.parametrize("path", PATHS)
@@ -136,15 +130,9 @@ def test_same_verdicts_on_netns_and_kind(
     assert comps["kube-proxy"]["mode"] == netns["environment"]["components"]["kube-proxy"]["mode"]
     assert comps["coredns"]["version"] == rel.coredns, comps
     assert comps["kind-node-image"]["image"] == kinddocker.pinned_node_image(), comps
-    rows = []
-    for n, k in zip(netns["phases"], kind["phases"], strict=True):
-        assert n["name"] == k["name"]
-        nd, kd = n["dns"], k["dns"]
-        rows.append(
-            f"{n['name']}: netns {nd['timeout_rate']:.3f} {_interval(nd)} "
-            f"{n['verdict']} | kind {kd['timeout_rate']:.3f} {_interval(kd)} "
-            f"{k['verdict']}"
-        )
+    assert [n["name"] for n in netns["phases"]] == [k["name"] for k in kind["phases"]]
+    phases = diff_runs(netns, kind).phases  # matched as `compare` matches two runs
+    rows = [_row(p) for p in phases]
     print("\n".join(rows))
     for n, k in zip(netns["phases"], kind["phases"], strict=True):
         if not n.get("expectations"):
@@ -160,10 +148,9 @@ def test_same_verdicts_on_netns_and_kind(
             assert all(f["opened"] >= 0.9 * f["wanted"] for f in kw["flows"]), kw["flows"]
     if path.endswith("exhaustion.yaml"):  # its baseline's steady state needs the warm-up
         assert kind["phases"][0]["steady_state"]["warmup"]["method"] == "aged-fill"
-    for n, k in zip(netns["phases"], kind["phases"], strict=True):
-        assert n["verdict"] == k["verdict"], rows
-        nd, kd = n["dns"], k["dns"]
-        assert _agree(kd, nd), rows
+    for p in phases:
+        assert p.a.verdict == p.b.verdict, rows
+        assert _agree(p), rows
     # the same comparisons come out the same way ("fixed" needs steady state on both)
     assert outcomes(netns) == outcomes(kind)
     # the same result.json, key for key, but what kind's `unavailable` says it cannot read;

@@ -35,6 +35,12 @@ pytestmark = [
 ]
 
 
+def _pod_flow(line: str) -> bool:
+    """A conntrack line (listing or event) of a flow a pod started: its original source,
+    the first ``src=``, is in the pod CIDR."""
+    return " src=10.244." in f" {line.split('dst=', maxsplit=1)[0]}"
+
+
 @dataclass
 class FlowEvents:
     """Counted by :meth:`Testbed.flow_events`. A client that holds no TIME_WAIT may pick a
@@ -103,20 +109,17 @@ class Testbed:
             err.seek(0)
             listing, errors = out.read(), err.read()
         assert "ENOBUFS" not in errors, errors  # no event was lost
-        for line in listing.splitlines():
-            f = line.split()
-            if f and " src=10.244." in f" {line.split('dst=')[0]}":
-                kind = f[0].strip("[]").lower()
-                events.new += kind == "new"
-                events.destroyed_time_wait += kind == "destroy" and "TIME_WAIT" in f
+        for line in filter(_pod_flow, listing.splitlines()):
+            kind, *fields = line.split()
+            events.new += kind == "[NEW]"
+            events.destroyed_time_wait += kind == "[DESTROY]" and "TIME_WAIT" in fields
 
     def pod_flow_states(self) -> Counter[str]:
         """The pods' tracked flows by state (TCP's state; "udp" for UDP), for the messages."""
         listing = run(["conntrack", "-L"], netns=self.node).stdout
         return Counter(
             f[3] if f[0] == "tcp" else f[0]
-            for f in (ln.split() for ln in listing.splitlines())
-            if " src=10.244." in f" {' '.join(f).split('dst=')[0]}"
+            for f in (ln.split() for ln in filter(_pod_flow, listing.splitlines()))
         )
 
 
