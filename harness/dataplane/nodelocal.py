@@ -1,11 +1,12 @@
 """NodeLocal DNSCache's data plane: the link-local listen address, the interface holding it,
 and node-cache's own NOTRACK/ACCEPT rules (pure renderers for both backend families).
 
-Real node-cache installs these rules itself. Where node-cache cannot be built (the Go module
-proxy refuses k8s.io/dns here), the labelled stand-in runs node-cache's Corefile on the
-pinned CoreDNS and the harness installs exactly these rules: as iptables rules in a netns
-node (:mod:`harness.backends.netns.k8s.nodecache`), as one nft table on a kind node (the node
-tuner, :mod:`harness.backends.kube.tuner`).
+Real node-cache installs these rules itself (iptables). Where node-cache cannot be built (the
+Go module proxy refuses k8s.io/dns here), the labelled stand-in runs node-cache's Corefile on
+the pinned CoreDNS and the harness installs exactly these rules, rendered once here as one
+nft table (:func:`nft_ruleset`, named :data:`TABLE`) and loaded the same way on every
+backend: ``nft -f`` in a netns node (:mod:`harness.backends.netns.k8s.nodecache`), the same
+text from the node tuner on a kind or kubeconfig node (:mod:`harness.backends.kube.tuner`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 LOCAL_IP = "169.254.20.10"
 INTERFACE = "nodelocaldns"
 HEALTH_PORT = 8080
+TABLE = "cth_nodelocal"  # the stand-in's nft table, on every backend
 
 # node-cache's rules per listen address (k8s.io/dns cmd/node-cache/app/cache_app.go,
 # initIptables): (table, chain, protocols, address match, port match, target, port)

@@ -19,6 +19,7 @@ from harness.backends.netns.k8s import cluster as C
 from harness.backends.netns.k8s import nodecache
 from harness.backends.netns.topology import Topology
 from harness.backends.netns.topologyplan import plan_topology
+from harness.dataplane.nodelocal import LOCAL_IP
 from harness.kernel import sysctl
 from harness.kernel.journal import HostLock, Journal
 from harness.plan.phase import plan_cluster
@@ -172,9 +173,9 @@ def test_node_cache_notrack_keeps_pod_dns_out_of_conntrack(cluster: Cluster) -> 
     cluster.parts.enable_nodelocal()
     try:
         rules = nodecache.notrack_rules(node.ns)
-        assert any(nodecache.LOCAL_IP in r for r in rules), rules
+        assert any(LOCAL_IP in r for r in rules), rules
         run(["conntrack", "-F"], netns=node.ns, check=False)
-        for server in (nodecache.LOCAL_IP, C.DNS_SERVICE_IP):
+        for server in (LOCAL_IP, C.DNS_SERVICE_IP):
             for _ in range(5):
                 assert addresses(query(client.ns, server, name)) == [C.HTTP_SERVICE_IP]
         entries = run(
@@ -188,7 +189,7 @@ def test_node_cache_notrack_keeps_pod_dns_out_of_conntrack(cluster: Cluster) -> 
         assert f"forward . {C.UPSTREAM_DNS}" in corefile or "/etc/resolv.conf" in corefile
     finally:
         cluster.parts.disable_nodelocal()
-    assert not [r for r in nodecache.notrack_rules(node.ns) if nodecache.LOCAL_IP in r]
+    assert not [r for r in nodecache.notrack_rules(node.ns) if LOCAL_IP in r]
     # back through kube-proxy: the query is tracked again
     run(["conntrack", "-F"], netns=node.ns, check=False)
     assert addresses(query(client.ns, C.DNS_SERVICE_IP, name)) == [C.HTTP_SERVICE_IP]

@@ -1,5 +1,6 @@
-"""NodeLocal DNSCache, real node-cache: NOTRACK'ed (its own rules), so pod DNS makes no
-conntrack entry."""
+"""NodeLocal DNSCache: NOTRACK'ed, so pod DNS makes no conntrack entry. Real node-cache adds
+its own iptables rules; its labelled stand-in (node-cache cannot be built here) has the same
+rules loaded as the one nft table every backend loads (``harness.dataplane.nodelocal``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import pytest
 
 from cthcommon.netns import run
 from harness.backends.netns import topologyplan as P
+from harness.backends.netns.k8s import nodecache
 from harness.backends.netns.k8s.cluster import DNS_UPSTREAM_SERVICE_IP
 from harness.backends.netns.levers import Levers
 from harness.backends.netns.topology import Topology
@@ -54,14 +56,28 @@ def test_pod_dns_via_nodelocal_creates_no_conntrack_entry(
             "tcp" in ln and f"dst={DNS_UPSTREAM_SERVICE_IP}" in ln and "dport=53" in ln
             for ln in listing.splitlines()
         ), listing
-        raw = run(["iptables-save", "-t", "raw"], netns=node.ns).stdout
+        stand_in = topo.k8s.nodelocal_kind == nodecache.STAND_IN
+        rules = _rules(node.ns, stand_in)
         for ip in (nodelocal.LOCAL_IP, P.DNS_SERVICE_IP):
             for proto in ("udp", "tcp"):
-                rule = f"-A PREROUTING -d {ip}/32 -p {proto} -m {proto} --dport 53 -j NOTRACK"
-                assert rule in raw, raw
+                if stand_in:
+                    rule = f"ip daddr {ip} {proto} dport 53 notrack"
+                else:
+                    rule = f"-A PREROUTING -d {ip}/32 -p {proto} -m {proto} --dport 53 -j NOTRACK"
+                assert rule in rules, rules
         levers.disable_nodelocal()
         assert "NOTRACK" not in run(["iptables-save", "-t", "raw"], netns=node.ns).stdout
+        assert _rules(node.ns, True) == ""  # no stand-in table either
         assert (
             run(["ip", "link", "show", nodelocal.INTERFACE], netns=node.ns, check=False).returncode
             != 0
         )
+
+
+def _rules(node_ns: str, stand_in: bool) -> str:
+    """The node's NodeLocal rules: the stand-in's nft table ("" without one), or node-cache's
+    own iptables raw table."""
+    if stand_in:
+        argv = ["nft", "list", "table", "inet", nodelocal.TABLE]
+        return run(argv, netns=node_ns, check=False).stdout
+    return run(["iptables-save", "-t", "raw"], netns=node_ns).stdout

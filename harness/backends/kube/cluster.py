@@ -482,7 +482,6 @@ def coredns_selector(plan: RunPlan, nodes: NodeMap) -> dict[str, str]:
 
 # a phase's tuner is node-tuner-<phase>, and phase names start with [a-z0-9]: no clash
 NODELOCAL_TUNER = f"{TUNER_PREFIX}--nodelocal"
-NODELOCAL_TABLE = "cth_nodelocal"
 
 
 def install_nodelocal(s: Settings, stack: ExitStack, dns_ip: str, nodes: NodeMap) -> None:
@@ -512,8 +511,8 @@ def install_nodelocal(s: Settings, stack: ExitStack, dns_ip: str, nodes: NodeMap
             sysctls={},
             nodes=nodes,
             image=s.images.tuner,
-            ruleset=nodelocal.nft_ruleset(ips, NODELOCAL_TABLE),
-            table=NODELOCAL_TABLE,
+            ruleset=nodelocal.nft_ruleset(ips, nodelocal.TABLE),
+            table=nodelocal.TABLE,
             link=(nodelocal.INTERFACE, ips),
         )
         _apply_all(s, stack, [ds], wait_gone=True)

@@ -20,8 +20,8 @@ from contextlib import contextmanager
 
 from cthcommon.errors import CommandFailed
 from cthcommon.netns import run
-from harness.backends.netns.k8s import nodecache
 from harness.backends.netns.topology import Topology
+from harness.dataplane import nodelocal
 from harness.dataplane.faults import TABLE as FAULT_TABLE
 from harness.dataplane.faults import (
     listing_argv,
@@ -80,7 +80,7 @@ class Levers:
             client = plan.role("client")[0]
             topo.wait_dns(
                 client.ns,
-                nodecache.LOCAL_IP,
+                nodelocal.LOCAL_IP,
                 f"http-server.{plan.namespace}.svc.{plan.cluster_domain}",
             )
         except BaseException:

@@ -717,9 +717,8 @@ class K8sParts(Stacked):
     def disable_nodelocal(self) -> None:
         if not self.nodelocal:
             return
-        ips = nodecache.listen_ips(nodecache.LOCAL_IP, DNS_SERVICE_IP)
         for node in self.plan.nodes:
-            nodecache.stop(self.comps, node.name, node.ns, kind=self.nodelocal_kind, ips=ips)
+            nodecache.stop(self.comps, node.name, node.ns, kind=self.nodelocal_kind)
         self.nodelocal = False
 
 

@@ -14,8 +14,10 @@ It installs its own iptables NOTRACK/ACCEPT rules, and removes them when it stop
 **Stand-in (labelled):** node-cache is CoreDNS plus that set-up. When node-cache is not in
 the cache (the Go module proxy refuses k8s.io/dns here), the pinned CoreDNS runs the same
 Corefile with the two remaining placeholders filled as node-cache fills them, and the
-harness installs exactly the iptables rules node-cache's ``initIptables`` lists (and removes
-them on stop). :func:`implementation` says which one ran; result.json records it.
+harness installs the rules node-cache's ``initIptables`` lists, as the one nft table every
+backend loads (:func:`harness.dataplane.nodelocal.nft_ruleset`; kind's node tuner loads the
+same text), and deletes it on stop. :func:`implementation` says which one ran; result.json
+records it.
 """
 
 from __future__ import annotations
@@ -29,14 +31,11 @@ from harness.backends.kube.nodelocaldns import (
     filled_corefile,
 )
 from harness.backends.netns.k8s.procs import Components
-from harness.dataplane.nodelocal import iptables_rules
+from harness.dataplane.nodelocal import HEALTH_PORT, INTERFACE, LOCAL_IP, TABLE, nft_ruleset
 from harness.kernel.process import Proc
 from harness.kubeapi.wait import wait_for
 from harness.upstream import ComponentMissing, locate
 
-INTERFACE = "nodelocaldns"
-LOCAL_IP = "169.254.20.10"
-HEALTH_PORT = 8080
 METRICS_PORT = 9253
 UPSTREAM_SERVICE = "kube-dns-upstream"
 
@@ -92,14 +91,12 @@ def implementation(kubernetes: str | None = None) -> tuple[str, Path]:
 
 
 def add_rules(node_ns: str, ips: list[str]) -> None:
-    """Insert node-cache's rules at the top of their chains, as its EnsureRule(Prepend) does."""
-    for table, chain, *match in iptables_rules(ips):
-        run(["iptables", "-w", "-t", table, "-I", chain, *match], netns=node_ns)
+    """The stand-in's share of node-cache: its rules, as the nft table kind's tuner loads."""
+    run(["nft", "-f", "-"], netns=node_ns, input_=nft_ruleset(ips, TABLE))
 
 
-def del_rules(node_ns: str, ips: list[str]) -> None:
-    for table, chain, *match in iptables_rules(ips):
-        run(["iptables", "-w", "-t", table, "-D", chain, *match], netns=node_ns, check=False)
+def del_rules(node_ns: str) -> None:
+    run(["nft", "delete", "table", "inet", TABLE], netns=node_ns, check=False)
 
 
 def proc_name(node_name: str) -> str:
@@ -152,14 +149,17 @@ def start(
         )
     except BaseException:
         if kind == STAND_IN:
-            del_rules(node_ns, ips)
+            del_rules(node_ns)
         del_interface(node_ns)
         raise
 
 
 def notrack_rules(node_ns: str) -> list[str]:
+    """The node's NOTRACK rules: node-cache's own (iptables raw) and the stand-in's table."""
     out = run(["iptables", "-t", "raw", "-S"], netns=node_ns).stdout
-    return [ln for ln in out.splitlines() if "NOTRACK" in ln or "CT --notrack" in ln]
+    rules = [ln for ln in out.splitlines() if "NOTRACK" in ln or "CT --notrack" in ln]
+    nft = run(["nft", "list", "table", "inet", TABLE], netns=node_ns, check=False).stdout
+    return rules + [ln.strip() for ln in nft.splitlines() if ln.strip().endswith("notrack")]
 
 
 def wait_ready(proc: Proc, node_ns: str, local_ip: str = LOCAL_IP, timeout_s: float = 30) -> None:
@@ -181,11 +181,10 @@ def stop(
     node_ns: str,
     *,
     kind: str = "node-cache",
-    ips: list[str] | None = None,
 ) -> None:
     """Stop node-cache (it removes its rules on SIGTERM; the stand-in's are removed here) and
     remove the interface."""
     comps.stop(proc_name(node_name), grace_s=5.0)
     if kind == STAND_IN:
-        del_rules(node_ns, ips or [])
+        del_rules(node_ns)
     del_interface(node_ns)
