@@ -23,6 +23,7 @@ from harness.backends.kube.counters import (
 )
 from harness.backends.kube.proc import Completed, Runner
 from harness.dataplane.faults import listing_argv, named_counters
+from harness.kernel.journal import is_same_process, process_start_time
 from harness.kernel.process import descendants, descendants_named
 from harness.steady.model import Timeouts
 
@@ -123,7 +124,8 @@ class DockerNodeAccess(CommandNodeAccess):
 
     def __init__(self, runner: Runner) -> None:
         self._run = runner
-        self._inits: dict[str, int] = {}  # node -> its container's init, as last asked
+        # node -> its container's init (PID, start time), as last asked
+        self._inits: dict[str, tuple[int, int | None]] = {}
 
     def _exec(self, node: str, argv: list[str], *, check: bool = True) -> Completed:
         return self._run(commands.docker_exec(node, argv), check=check)
@@ -134,16 +136,19 @@ class DockerNodeAccess(CommandNodeAccess):
     def _init_pid(self, node: str) -> int | None:
         """The node container's init, asked of Docker once and again only when that process
         is gone (a restarted container): the kube-proxy watch looks a node's processes up
-        every second, and a ``docker inspect`` each time would load the CPUs the load runs on."""
+        every second, and a ``docker inspect`` each time would load the CPUs the load runs on.
+        The PID is kept with its start time: a PID the kernel gave to another process since
+        (the host's, say) is not the node's, and its namespace is never entered for it."""
         known = self._inits.get(node)
-        if known is not None and os.path.exists(f"/proc/{known}"):
-            return known
+        if known is not None and is_same_process(*known):
+            return known[0]
         out = self._run(commands.docker_init_pid(node), check=False).stdout.strip()
         pid = int(out) if out.isdigit() and int(out) > 0 else None
-        if pid is None:
+        start = process_start_time(pid) if pid is not None else None
+        if pid is None or start is None:
             self._inits.pop(node, None)
-        else:
-            self._inits[node] = pid
+            return None
+        self._inits[node] = (pid, start)
         return pid
 
     def host_pids(self, node: str, comm: str) -> list[int]:

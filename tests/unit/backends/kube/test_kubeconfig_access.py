@@ -197,16 +197,38 @@ def test_without_any_kubectl_the_run_says_how_to_get_one(
 
 
 def test_a_kind_nodes_init_is_asked_of_docker_once_while_it_lives() -> None:
+    import subprocess
+
     from harness.backends.kube.nodeaccess import DockerNodeAccess
 
     pid = {"n": os.getpid()}
     runner = FakeRunner({("docker", "inspect"): lambda argv, _in: f"{pid['n']}\n"})
     access = DockerNodeAccess(runner)
+
+    def asked() -> int:
+        return len([c for c in runner.calls if c[:2] == ["docker", "inspect"]])
+
     for _ in range(3):
         assert access.netns("kind-worker") == f"/proc/{os.getpid()}/ns/net"
-    assert len([c for c in runner.calls if c[:2] == ["docker", "inspect"]]) == 1
-    # a container that restarted: its old init is gone, so Docker is asked again
-    pid["n"] = 2**22 + 1  # above pid_max: no such process
-    access._inits["kind-worker"] = pid["n"]
-    assert access.netns("kind-worker") == f"/proc/{pid['n']}/ns/net"
-    assert len([c for c in runner.calls if c[:2] == ["docker", "inspect"]]) == 2
+    assert asked() == 1
+    with subprocess.Popen(["sleep", "30"]) as child:
+        try:
+            # a container that restarted: its old init is gone, so Docker is asked again
+            gone = 2**22 + 1  # above pid_max: no such process
+            access._inits["kind-worker"] = (gone, 1)
+            pid["n"] = child.pid
+            assert access.netns("kind-worker") == f"/proc/{child.pid}/ns/net"
+            assert asked() == 2
+            # the cached PID lives but is another process now (the kernel reused it): its
+            # start time tells, and Docker is asked again instead of entering its namespace
+            start = access._inits["kind-worker"][1]
+            assert start is not None
+            access._inits["kind-worker"] = (os.getpid(), start)
+            assert access.netns("kind-worker") == f"/proc/{child.pid}/ns/net"
+            assert asked() == 3
+            # Docker names a PID that is gone by the time it is read: no namespace
+            pid["n"] = gone
+            access._inits.clear()
+            assert access.netns("kind-worker") is None
+        finally:
+            child.kill()

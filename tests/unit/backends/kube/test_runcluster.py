@@ -701,6 +701,9 @@ def test_pin_cpus_on_kind_pins_the_nodes_coredns_and_the_load(
     pinned: list[tuple[list[int], set[int]]] = []
     monkeypatch.setattr(runcluster, "pin_threads", lambda p, c: pinned.append((list(p), c)))
     monkeypatch.setattr(nodeaccess, "descendants_named", lambda root, comm: [root, root + 1])
+    # the fake nodes' inits (100, 200) are not this host's processes: say they live
+    monkeypatch.setattr(nodeaccess, "process_start_time", lambda pid: 1)
+    monkeypatch.setattr(nodeaccess, "is_same_process", lambda pid, start: True)
     monkeypatch.setattr(runcluster.os, "cpu_count", lambda: 2)
     cluster, run, _ = kind_cluster(quick(), None)
     run.answers[("docker", "inspect")] = lambda argv, _i: (
