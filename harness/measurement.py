@@ -9,6 +9,7 @@ from cthcommon.resolvconf import ResolvConf
 from harness.kernel.sampler import NodeSeries
 
 if TYPE_CHECKING:
+    from harness.kernel.sampler import ConntrackSampler
     from harness.results.endpoints import EndpointsResult
     from harness.results.kubeproxy import KubeProxyPhase
     from harness.results.rollout import RolloutResult
@@ -54,3 +55,33 @@ class PhaseMeasurement:
     sampler_cpu_s: float
     observed: Observed = field(default_factory=Observed)
     kernel: str = ""
+
+    @classmethod
+    def sampled(
+        cls,
+        sampler: ConntrackSampler,
+        load: WorkerResult,
+        *,
+        conntrack_max: int,
+        resolv: ResolvConf,
+        observed: Observed,
+        kernel: str,
+        counters: tuple[dict[str, dict[str, int]], dict[str, int]] | None = None,
+    ) -> PhaseMeasurement:
+        """A phase's measurement around its sampler's record, on every backend: each node's
+        series, the span sampled and the sampler's own CPU. ``counters``: the nodes' and the
+        DNS servers' counter deltas; a backend that cannot read them passes none and says
+        why in ``observed.unavailable``."""
+        nodes, servers = counters or ({n: {} for n in sampler.series}, {"rx": 0, "tx": 0})
+        return cls(
+            load=load,
+            series=sampler.series,
+            node_counters=nodes,
+            server_counters=servers,
+            conntrack_max=conntrack_max,
+            duration_s=sampler.duration,
+            resolv=resolv,
+            sampler_cpu_s=sampler.cpu_s,
+            observed=observed,
+            kernel=kernel,
+        )

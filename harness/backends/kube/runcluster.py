@@ -315,18 +315,11 @@ class KubeRunCluster:
             )
             self._warmup_gap_s = steady.next_startup_s(result, self._warmup_gap_s)
             seen.steady_state = result
-        return PhaseMeasurement(
-            load=merged,
-            series=series,
-            node_counters={label: {} for label in labels},
-            server_counters={"rx": 0, "tx": 0},
-            conntrack_max=cmax,
-            duration_s=sampler.duration,
-            resolv=resolv,
-            sampler_cpu_s=sampler.cpu_s,
-            observed=seen,
+        # no node or server counters here (observed.unavailable says why)
+        return PhaseMeasurement.sampled(
+            sampler, merged, conntrack_max=cmax, resolv=resolv, observed=seen,
             kernel=self._kernel(),
-        )
+        )  # fmt: skip
 
     def _warm_up(
         self,

@@ -316,18 +316,11 @@ class NetnsCluster:
             seen.kube_proxy, missing = kp_watch.result(load_start)
             seen.unavailable.update(missing)
         self._keep_phase_evidence(plan.name)
-        return PhaseMeasurement(
-            load=out,
-            series=series,
-            node_counters={n: delta(nodes0[n], nodes1[n]) for n in nodes1},
-            server_counters=delta(server0, server1),
-            conntrack_max=cmax,
-            duration_s=sampler.duration,
-            resolv=resolv,
-            sampler_cpu_s=sampler.cpu_s,
-            observed=seen,
-            kernel=platform.release(),
-        )
+        counters = ({n: delta(nodes0[n], nodes1[n]) for n in nodes1}, delta(server0, server1))
+        return PhaseMeasurement.sampled(
+            sampler, out, conntrack_max=cmax, resolv=resolv, observed=seen,
+            kernel=platform.release(), counters=counters,
+        )  # fmt: skip
 
     # --- steady state (harness.steady.phase) --------------------------------------------
     def _warm_up(
