@@ -60,6 +60,27 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         raise pytest.UsageError("test tiers:\n  " + "\n  ".join(wrong))
 
 
+# tier -> [seconds in its tests' set-up, call and teardown, tests run]
+_TIER_TIME: dict[str, list[float]] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    tier = next((t for t in sorted(TIERS) if t in report.keywords), "other")
+    spent = _TIER_TIME.setdefault(tier, [0.0, 0])
+    spent[0] += report.duration
+    if report.when == "call" or (report.when == "setup" and report.skipped):
+        spent[1] += 1
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The suite's time per tier (the three folders), for CI logs and the closing notes:
+    a session-scoped fixture's set-up counts in the tier of the first test that needed it."""
+    if _TIER_TIME:
+        parts = [f"{t} {s:.0f} s ({int(n)} tests)" for t, (s, n) in sorted(_TIER_TIME.items())]
+        terminalreporter.write_line("time per tier: " + ", ".join(parts))
+
+
 # what the shipped_result fixture returns: scenario file (relative to the repository) -> result
 ShippedResult = Callable[[str], dict[str, Any]]
 
