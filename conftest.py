@@ -65,7 +65,7 @@ _TIER_TIME: dict[str, list[float]] = {}
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    tier = next((t for t in sorted(TIERS) if t in report.keywords), "other")
+    tier = tier_of(ROOT / report.nodeid.split("::")[0]) or "other"
     spent = _TIER_TIME.setdefault(tier, [0.0, 0])
     spent[0] += report.duration
     if report.when == "call" or (report.when == "setup" and report.skipped):
