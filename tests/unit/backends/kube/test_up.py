@@ -215,3 +215,51 @@ def test_a_failed_up_whose_daemon_cannot_be_asked_keeps_the_record_and_its_own_e
     assert rec is not None
     assert rec.state == "creating"
     assert "`conntrack-harness down` deletes it" in capsys.readouterr().err
+
+
+def test_up_leaves_the_host_table_size_alone_and_keeps_the_cluster_config(
+    as_root_on: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`up` makes a cluster and measures nothing: the session it opens gets the scenario
+    without the host-global max and buckets (host: or node_sysctls:), its node timeouts and
+    cluster config as written, so the kept cluster's fingerprint is the one a run asks for."""
+    from harness import runner
+    from harness.backends.kube import kindconfig
+    from harness.backends.kube.hostsysctl import run_host_sysctls
+    from harness.plan.phase import plan_run
+    from harness.scenario.loader import read_scenario
+
+    as_root_on.setattr(kinddocker, "choose", lambda environ: SYSTEM)
+    path = tmp_path / "sized.yaml"
+    doc = {
+        "name": "up-sizes",
+        "host": {"nf_conntrack_max": 2048, "nf_conntrack_buckets": 512},
+        "node_sysctls": {"nf_conntrack_max": 4096, "tcp_timeout_time_wait": 30},
+        "cluster": {"nodes": 2, "kube_proxy": {"mode": "nftables"}},
+        "phases": [{"name": "baseline"}],
+    }
+    path.write_text(yaml.safe_dump(doc))
+    given: list[object] = []
+
+    class Stop(Exception):
+        pass
+
+    def session(scenario: object, **k: object) -> object:
+        given.append(scenario)
+        raise Stop
+
+    as_root_on.setattr(runner, "ClusterSession", session)
+    with pytest.raises(Stop):
+        upcli.cmd_up(_args(tmp_path, scenario=str(path)))
+    (made,) = given
+    written, _ = read_scenario(str(path))
+    assert made.host.nf_conntrack_max is None  # type: ignore[attr-defined]
+    assert made.host.nf_conntrack_buckets is None  # type: ignore[attr-defined]
+    assert made.node_sysctls.nf_conntrack_max is None  # type: ignore[attr-defined]
+    assert made.node_sysctls.tcp_timeout_time_wait == 30  # type: ignore[attr-defined]
+    # the host guard gets nothing to set; a run of the same file sets the max (node_sysctls')
+    assert run_host_sysctls(plan_run(made)) == {}  # type: ignore[arg-type]
+    assert run_host_sysctls(plan_run(written))["net.netfilter.nf_conntrack_max"] == "4096"
+    assert kindconfig.fingerprint(plan_run(made)) == kindconfig.fingerprint(  # type: ignore[arg-type]
+        plan_run(written)
+    )
