@@ -16,6 +16,18 @@ INTERFACE = "nodelocaldns"
 HEALTH_PORT = 8080
 TABLE = "cth_nodelocal"  # the stand-in's nft table, on every backend
 
+
+def interface_batch(ips: list[str], name: str = INTERFACE) -> str:
+    """The interface node-cache makes, holding its listen addresses, as one ``ip -batch``
+    text loaded the same way on every backend (``ip -b -`` in the node's namespace: the netns
+    node, or the node tuner on a kind or kubeconfig node). An empty bridge: node-cache makes a
+    dummy link, and this kernel has none; nothing is attached to it either way."""
+    lines = [f"link add {name} type bridge"]
+    lines += [f"addr add {ip}/32 dev {name}" for ip in ips]
+    lines.append(f"link set {name} up")
+    return "\n".join(lines) + "\n"
+
+
 # node-cache's rules per listen address (k8s.io/dns cmd/node-cache/app/cache_app.go,
 # initIptables): (table, chain, protocols, address match, port match, target, port)
 _RULES = (

@@ -7,7 +7,8 @@ sets the node's per-namespace conntrack sysctls (and, on a real node, the global
 1. saves every value it will change into an emptyDir (only on its first start, so a container
    restart never mistakes our value for the original),
 2. writes the new values, loads the optional nft table (the injected fault, or the NodeLocal
-   stand-in's NOTRACK rules) and adds the optional interface (NodeLocal's listen addresses),
+   stand-in's NOTRACK rules) and adds the optional interface (NodeLocal's listen addresses,
+   as the ``ip -batch`` text a netns node loads: :mod:`harness.dataplane.nodelocal`),
 3. waits; on TERM (the DaemonSet's deletion) writes the saved values back and deletes the
    table and the interface.
 
@@ -25,6 +26,7 @@ from cthcommon.errors import BadInput
 from harness.backends.kube.names import TUNER_PREFIX, run_labels
 from harness.backends.kube.placement import NodeMap
 from harness.dataplane.faults import race_window_ruleset
+from harness.dataplane.nodelocal import interface_batch
 from harness.plan.types import CONNTRACK_BUCKETS, CONNTRACK_MAX, PhasePlan, SysctlPlan
 
 GLOBAL_SYSCTLS = frozenset({CONNTRACK_MAX, CONNTRACK_BUCKETS})
@@ -56,9 +58,7 @@ if [ -n "${NFT_RULESET:-}" ]; then
 fi
 if [ -n "${LINK_NAME:-}" ]; then
   ip link del "$LINK_NAME" 2>/dev/null || true
-  ip link add "$LINK_NAME" type bridge
-  for a in ${LINK_ADDRS:-}; do ip addr add "$a/32" dev "$LINK_NAME"; done
-  ip link set "$LINK_NAME" up
+  printf '%s' "$LINK_BATCH" | ip -b -
 fi
 touch /state/ready
 while :; do sleep 3600 & wait $! || true; done
@@ -127,7 +127,7 @@ def daemonset(
     if link is not None:
         env += [
             {"name": "LINK_NAME", "value": link[0]},
-            {"name": "LINK_ADDRS", "value": " ".join(link[1])},
+            {"name": "LINK_BATCH", "value": interface_batch(list(link[1]), link[0])},
         ]
     return {
         "apiVersion": "apps/v1",

@@ -31,7 +31,14 @@ from harness.backends.kube.nodelocaldns import (
     filled_corefile,
 )
 from harness.backends.netns.k8s.procs import Components
-from harness.dataplane.nodelocal import HEALTH_PORT, INTERFACE, LOCAL_IP, TABLE, nft_ruleset
+from harness.dataplane.nodelocal import (
+    HEALTH_PORT,
+    INTERFACE,
+    LOCAL_IP,
+    TABLE,
+    interface_batch,
+    nft_ruleset,
+)
 from harness.kernel.process import Proc
 from harness.kubeapi.wait import wait_for
 from harness.upstream import ComponentMissing, locate
@@ -104,10 +111,7 @@ def proc_name(node_name: str) -> str:
 
 
 def add_interface(node_ns: str, ips: list[str]) -> None:
-    cmds = [f"link add {INTERFACE} type bridge"]
-    cmds += [f"addr add {ip}/32 dev {INTERFACE}" for ip in ips]
-    cmds.append(f"link set {INTERFACE} up")
-    run(["ip", "-n", node_ns, "-b", "-"], input_="\n".join(cmds) + "\n")
+    run(["ip", "-n", node_ns, "-b", "-"], input_=interface_batch(ips))
 
 
 def del_interface(node_ns: str) -> None:

@@ -401,7 +401,8 @@ def test_nodelocal_stand_in_on_air_gapped_kind(scn: Any) -> None:
             e["name"]: e["value"] for e in tuner["spec"]["template"]["spec"]["containers"][0]["env"]
         }
         assert env["LINK_NAME"] == "nodelocaldns"
-        assert env["LINK_ADDRS"].split() == ["169.254.20.10", cluster.kube_dns_ip]
+        addrs = [ln.split()[2] for ln in env["LINK_BATCH"].splitlines() if ln.startswith("addr")]
+        assert addrs == ["169.254.20.10/32", f"{cluster.kube_dns_ip}/32"]
         assert "ip daddr 169.254.20.10 udp dport 53 notrack" in env["NFT_RULESET"]
         assert env["NFT_TABLE"] in env["NFT_RULESET"]
         applied = [f"{c[1]}/{c[3]}" for c in api.calls if c[0] == "apply"]

@@ -235,8 +235,13 @@ def test_the_tuner_adds_and_removes_an_interface() -> None:
     ds = t.daemonset("r1", "ns", "node-tuner--nodelocal", sysctls={}, nodes=nodes, image="i",
                      link=("nodelocaldns", ["169.254.20.10", "10.96.0.10"]))  # fmt: skip
     env = {e["name"]: e["value"] for e in ds["spec"]["template"]["spec"]["containers"][0]["env"]}
-    assert env["LINK_ADDRS"] == "169.254.20.10 10.96.0.10"
-    add = t.SCRIPT.index('ip link add "$LINK_NAME" type bridge')
+    assert env["LINK_BATCH"].splitlines() == [
+        "link add nodelocaldns type bridge",
+        "addr add 169.254.20.10/32 dev nodelocaldns",
+        "addr add 10.96.0.10/32 dev nodelocaldns",
+        "link set nodelocaldns up",
+    ]
+    add = t.SCRIPT.index("printf '%s' \"$LINK_BATCH\" | ip -b -")
     assert t.SCRIPT.index("trap restore TERM INT") < add < t.SCRIPT.index("touch /state/ready")
     restore = t.SCRIPT[t.SCRIPT.index("restore() {") : t.SCRIPT.index("trap restore")]
     assert 'ip link del "$LINK_NAME"' in restore
