@@ -10,6 +10,7 @@ selected by another tier's flag. Kernel tests need root and skip with the reason
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -60,24 +61,26 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         raise pytest.UsageError("test tiers:\n  " + "\n  ".join(wrong))
 
 
-# tier -> [seconds in its tests' set-up, call and teardown, tests run]
-_TIER_TIME: dict[str, list[float]] = {}
+# per tier: seconds in its tests' set-up, call and teardown; tests run (or skipped)
+_TIER_SECONDS: Counter[str] = Counter()
+_TIER_TESTS: Counter[str] = Counter()
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     tier = tier_of(ROOT / report.nodeid.split("::")[0]) or "other"
-    spent = _TIER_TIME.setdefault(tier, [0.0, 0])
-    spent[0] += report.duration
+    _TIER_SECONDS[tier] += report.duration
     if report.when == "call" or (report.when == "setup" and report.skipped):
-        spent[1] += 1
+        _TIER_TESTS[tier] += 1
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     """The suite's time per tier (the three folders), for CI logs and the closing notes:
     a session-scoped fixture's set-up counts in the tier of the first test that needed it."""
-    if _TIER_TIME:
-        parts = [f"{t} {s:.0f} s ({int(n)} tests)" for t, (s, n) in sorted(_TIER_TIME.items())]
+    if _TIER_SECONDS:
+        parts = [
+            f"{t} {s:.0f} s ({_TIER_TESTS[t]} tests)" for t, s in sorted(_TIER_SECONDS.items())
+        ]
         terminalreporter.write_line("time per tier: " + ", ".join(parts))
 
 

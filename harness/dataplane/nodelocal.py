@@ -11,13 +11,15 @@ text from the node tuner on a kind or kubeconfig node (:mod:`harness.backends.ku
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 LOCAL_IP = "169.254.20.10"
 INTERFACE = "nodelocaldns"
 HEALTH_PORT = 8080
 TABLE = "cth_nodelocal"  # the stand-in's nft table, on every backend
 
 
-def interface_batch(ips: list[str], name: str = INTERFACE) -> str:
+def interface_batch(ips: Sequence[str], name: str = INTERFACE) -> str:
     """The interface node-cache makes, holding its listen addresses, as one ``ip -batch``
     text loaded the same way on every backend (``ip -b -`` in the node's namespace: the netns
     node, or the node tuner on a kind or kubeconfig node). An empty bridge: node-cache makes a

@@ -56,8 +56,9 @@ def test_pod_dns_via_nodelocal_creates_no_conntrack_entry(
             "tcp" in ln and f"dst={DNS_UPSTREAM_SERVICE_IP}" in ln and "dport=53" in ln
             for ln in listing.splitlines()
         ), listing
+        # node-cache's own iptables rules, or the stand-in's nft table (as the node lists them)
         stand_in = topo.k8s.nodelocal_kind == nodecache.STAND_IN
-        rules = _rules(node.ns, stand_in)
+        rules = nodecache.notrack_rules(node.ns)
         for ip in (nodelocal.LOCAL_IP, P.DNS_SERVICE_IP):
             for proto in ("udp", "tcp"):
                 if stand_in:
@@ -66,18 +67,9 @@ def test_pod_dns_via_nodelocal_creates_no_conntrack_entry(
                     rule = f"-A PREROUTING -d {ip}/32 -p {proto} -m {proto} --dport 53 -j NOTRACK"
                 assert rule in rules, rules
         levers.disable_nodelocal()
-        assert "NOTRACK" not in run(["iptables-save", "-t", "raw"], netns=node.ns).stdout
-        assert _rules(node.ns, True) == ""  # no stand-in table either
+        # no NOTRACK rule left in iptables' raw table, and no stand-in table either
+        assert nodecache.notrack_rules(node.ns) == []
         assert (
             run(["ip", "link", "show", nodelocal.INTERFACE], netns=node.ns, check=False).returncode
             != 0
         )
-
-
-def _rules(node_ns: str, stand_in: bool) -> str:
-    """The node's NodeLocal rules: the stand-in's nft table ("" without one), or node-cache's
-    own iptables raw table."""
-    if stand_in:
-        argv = ["nft", "list", "table", "inet", nodelocal.TABLE]
-        return run(argv, netns=node_ns, check=False).stdout
-    return run(["iptables-save", "-t", "raw"], netns=node_ns).stdout

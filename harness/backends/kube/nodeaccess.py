@@ -125,7 +125,7 @@ class DockerNodeAccess(CommandNodeAccess):
     def __init__(self, runner: Runner) -> None:
         self._run = runner
         # node -> its container's init (PID, start time), as last asked
-        self._inits: dict[str, tuple[int, int | None]] = {}
+        self._inits: dict[str, tuple[int, int]] = {}
 
     def _exec(self, node: str, argv: list[str], *, check: bool = True) -> Completed:
         return self._run(commands.docker_exec(node, argv), check=check)

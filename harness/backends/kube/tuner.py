@@ -127,7 +127,7 @@ def daemonset(
     if link is not None:
         env += [
             {"name": "LINK_NAME", "value": link[0]},
-            {"name": "LINK_BATCH", "value": interface_batch(list(link[1]), link[0])},
+            {"name": "LINK_BATCH", "value": interface_batch(link[1], link[0])},
         ]
     return {
         "apiVersion": "apps/v1",
