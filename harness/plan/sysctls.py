@@ -64,28 +64,39 @@ def host_buckets(scenario: Scenario) -> int | None:
     bucket per entry). On insert into a full table the kernel scans a few buckets and reaps
     the expired entries it meets there, so density decides how fast a full table turns over.
     So the run keeps a real node's density: one bucket per entry unless the scenario says."""
-    cmax = scenario.host.nf_conntrack_max
-    given = scenario.host.nf_conntrack_buckets
+    return _run_wide_buckets(
+        scenario.host.nf_conntrack_buckets,
+        scenario.host.nf_conntrack_max,
+        field="host.nf_conntrack_buckets",
+    )
+
+
+def _run_wide_buckets(
+    given: int | Literal["auto"] | None, conntrack_max: int | None, *, field: str
+) -> int | None:
+    """Buckets for a max the whole run sets (``host`` or ``node_sysctls``): as given, else one
+    per entry (a real node's density, see :func:`host_buckets`); None when it sets no max."""
     if given is None:
-        return None if cmax is None else max(cmax, MIN_BUCKETS)
-    return buckets_for(given, cmax, field="host.nf_conntrack_buckets")
+        return None if conntrack_max is None else max(conntrack_max, MIN_BUCKETS)
+    return buckets_for(given, conntrack_max, field=field)
 
 
 def run_sysctls(scenario: Scenario) -> SysctlPlan:
+    """``node_sysctls`` for the whole run. Its ``nf_conntrack_max`` gets a real node's bucket
+    density unless it gives ``nf_conntrack_buckets`` (the same rule as ``host``'s), so a table
+    shrunk there does not keep this host's buckets either."""
     ns: NodeSysctls = scenario.node_sysctls
-    cmax = run_max(scenario)
     per_node = tuple(
         (f"{CT}nf_conntrack_{key}", value)
         for key in PER_NODE
         if (value := getattr(ns, key)) is not None
     )
-    return SysctlPlan(
-        conntrack_max=ns.nf_conntrack_max,
-        buckets=buckets_for(
-            ns.nf_conntrack_buckets, cmax, field="node_sysctls.nf_conntrack_buckets"
-        ),
-        per_node=per_node,
-    )
+    field = "node_sysctls.nf_conntrack_buckets"
+    if ns.nf_conntrack_max is not None:
+        buckets = _run_wide_buckets(ns.nf_conntrack_buckets, ns.nf_conntrack_max, field=field)
+    else:  # 'auto' divides the host's max (None: bad input)
+        buckets = buckets_for(ns.nf_conntrack_buckets, run_max(scenario), field=field)
+    return SysctlPlan(conntrack_max=ns.nf_conntrack_max, buckets=buckets, per_node=per_node)
 
 
 def remediation_sysctls(r: ConntrackSysctls, scenario: Scenario, where: str) -> SysctlPlan:

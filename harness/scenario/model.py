@@ -297,7 +297,10 @@ class NodeSysctls(_Strict):
 
     nf_conntrack_max: ConntrackMax | None = None
     nf_conntrack_buckets: Buckets | None = Field(
-        None, description="'auto' = nf_conntrack_max / 4, as the seed recommends"
+        None,
+        description="Host-global hash buckets for the run. Default, when this block sets "
+        "nf_conntrack_max: one bucket per entry, as for host.nf_conntrack_buckets; "
+        "'auto' = nf_conntrack_max / 4, as the seed recommends",
     )
     tcp_timeout_time_wait: int | None = Field(None, ge=1, le=600)
     tcp_timeout_close: int | None = Field(None, ge=1, le=600)

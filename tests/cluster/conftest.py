@@ -37,6 +37,7 @@ __all__ = [
     "KeptKind",
     "host_unchanged",
     "journal",
+    "kind_runs",
     "kind_shipped",
     "outcomes",
     "run_on",
@@ -188,24 +189,33 @@ def kept_kind(
 
 
 @pytest.fixture(scope="package")
-def kind_shipped(
+def kind_runs(
     kept_kind: KeptKind, tmp_path_factory: pytest.TempPathFactory
-) -> Callable[[str], dict[str, Any]]:
+) -> Callable[[str], tuple[dict[str, Any], Path]]:
     """A shipped scenario run with ``--backend kind`` on the kept cluster, once for the
-    package (the equivalence test and the kubeconfig test compare against the same run)."""
-    done: dict[str, dict[str, Any]] = {}
+    package: its result.json and its report directory (the equivalence test, the kubeconfig
+    test and the resolv.conf test read the same run)."""
+    done: dict[str, tuple[dict[str, Any], Path]] = {}
 
-    def get(path: str) -> dict[str, Any]:
+    def get(path: str) -> tuple[dict[str, Any], Path]:
         if path not in done:
             report = tmp_path_factory.mktemp("kind-" + Path(path).stem) / "kind"
             result, stderr = run_on("kind", ROOT / path, report, kept_kind.env)
             # the cluster `up` keeps, reused: nothing created, nothing deleted
             assert f"reusing the kind cluster {KEPT}: kept by `conntrack-harness up`" in stderr
             assert "kind create cluster" not in stderr
-            done[path] = result
+            done[path] = (result, report)
         return done[path]
 
     return get
+
+
+@pytest.fixture(scope="package")
+def kind_shipped(
+    kind_runs: Callable[[str], tuple[dict[str, Any], Path]],
+) -> Callable[[str], dict[str, Any]]:
+    """The result.json of :func:`kind_runs`' run of a shipped scenario."""
+    return lambda path: kind_runs(path)[0]
 
 
 def _kind(args: list[str], env: dict[str, str]) -> str:

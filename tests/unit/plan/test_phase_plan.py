@@ -288,7 +288,10 @@ def test_run_plan_plans_every_phase_and_the_most_coredns_replicas() -> None:
     assert run.kube_proxy == KubeProxyPlan(
         "iptables", masquerade_all=False, version=default_version()
     )
-    assert run.sysctls == SysctlPlan(conntrack_max=4096, per_node=((CT + "udp_timeout", 10),))
+    # the run-wide max gets a real node's density: one bucket per entry
+    assert run.sysctls == SysctlPlan(
+        conntrack_max=4096, buckets=4096, per_node=((CT + "udp_timeout", 10),)
+    )
 
 
 # --- the one buckets rule -----------------------------------------------------------------
@@ -343,6 +346,31 @@ def test_host_buckets_keep_a_real_nodes_density(host: dict[str, Any], want: int 
 
     s = scenario({}, host=host)
     assert host_buckets(s) == want
+
+
+@pytest.mark.parametrize(
+    ("top", "want"),
+    [
+        ({"node_sysctls": {"nf_conntrack_max": 16384}}, 16384),  # one bucket per entry
+        ({"node_sysctls": {"nf_conntrack_max": 256}}, 1024),  # never below the floor
+        ({"node_sysctls": {"nf_conntrack_max": 16384, "nf_conntrack_buckets": "auto"}}, 4096),
+        ({"node_sysctls": {"nf_conntrack_max": 16384, "nf_conntrack_buckets": 512}}, 512),
+        # node_sysctls' max wins over host's, and so does its density
+        (
+            {"host": {"nf_conntrack_max": 4096}, "node_sysctls": {"nf_conntrack_max": 32768}},
+            32768,
+        ),
+        ({"node_sysctls": {"tcp_timeout_time_wait": 30}}, None),  # no max: buckets left alone
+    ],
+)
+def test_node_sysctls_max_keeps_a_real_nodes_density(top: dict[str, Any], want: int | None) -> None:
+    """A run-wide max given in ``node_sysctls`` used to keep this host's 262,144 buckets
+    whatever its size (0.06 entries per bucket for a full 16,384-entry table)."""
+    s = scenario({}, **top)
+    sysctls = plan_run(s).sysctls
+    assert sysctls.buckets == want
+    if want is not None:
+        assert sysctls.global_values()[CT + "buckets"] == want
 
 
 def test_host_buckets_auto_without_a_max_names_the_field() -> None:
