@@ -6,7 +6,9 @@ kube-proxy rules DNAT the http-server ClusterIP to the nginx pod on node-2.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import subprocess
 import tempfile
 import time
@@ -14,10 +16,11 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import IO
 
 import pytest
 
-from cthcommon.netns import exec_argv, run
+from cthcommon.netns import exec_argv, run, socket_in
 from harness.backends.netns import topologyplan as P
 from harness.backends.netns.topology import Topology
 from harness.backends.netns.topologyplan import plan_topology
@@ -33,6 +36,9 @@ pytestmark = [
     pytest.mark.kernel,
     pytest.mark.skipif(os.geteuid() != 0, reason="builds network namespaces: needs root"),
 ]
+
+
+MARKER_PORT = 9  # discard: closed in a node's namespace, so a connect is refused at once
 
 
 def _pod_flow(line: str) -> bool:
@@ -98,10 +104,11 @@ class Testbed:
             )  # fmt: skip
             events = FlowEvents()
             try:
-                time.sleep(0.5)  # subscribed before the load's first connection
-                assert proc.poll() is None, err.read()
+                # subscribed before the load's first connection, and every event of the load
+                # written before it stops: a marker flow of the node's own seen both times
+                self._await_marker(proc, out)
                 yield events
-                time.sleep(0.5)  # the last close's events
+                self._await_marker(proc, out)
             finally:
                 proc.terminate()
                 proc.wait(timeout=10)
@@ -113,6 +120,27 @@ class Testbed:
             kind, *fields = line.split()
             events.new += kind == "[NEW]"
             events.destroyed_time_wait += kind == "[DESTROY]" and "TIME_WAIT" in fields
+
+    def _await_marker(self, proc: subprocess.Popen[str], out: IO[str]) -> None:
+        """Open a marker flow in the node (a connect to a closed port on its loopback:
+        SYN, RST) until ``conntrack -E`` has written its NEW event to ``out``."""
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, f"conntrack -E exited {proc.returncode}"
+            s = socket_in(self.node, socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                s.bind(("127.0.0.1", 0))
+                sport = s.getsockname()[1]
+                with contextlib.suppress(OSError):
+                    s.connect(("127.0.0.1", MARKER_PORT))
+            finally:
+                s.close()
+            mark = f"sport={sport} dport={MARKER_PORT} "
+            for _ in range(20):
+                if mark in os.pread(out.fileno(), 1 << 30, 0).decode(errors="replace"):
+                    return
+                time.sleep(0.01)
+        raise AssertionError("conntrack -E wrote no event for the marker flow within 10 s")
 
     def pod_flow_states(self) -> Counter[str]:
         """The pods' tracked flows by state (TCP's state; "udp" for UDP), for the messages."""
