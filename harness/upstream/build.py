@@ -32,7 +32,12 @@ from harness.upstream import (
     installed,
     recipes,
 )
-from harness.upstream.errors import BuildFailed, DownloadUnavailable, ModuleRefused
+from harness.upstream.errors import (
+    BuildFailed,
+    DownloadUnavailable,
+    DownloadUnreachable,
+    ModuleRefused,
+)
 
 Source = Literal["go", "download", "auto"]
 SOURCES: tuple[Source, ...] = ("go", "download", "auto")
@@ -158,6 +163,15 @@ def _download(
     return {b: cache.Installed(x.path, "download", x.origin, x.seconds) for b, x in got.items()}
 
 
+@dataclass
+class Downloads:
+    """What one build run learnt of the download host: once it did not answer at all, the
+    ``auto`` source builds the rest from source without asking it again (a host that drops
+    packets would cost a timeout per component otherwise)."""
+
+    unreachable: str | None = None
+
+
 def make(
     task: Task,
     out: Path,
@@ -166,17 +180,24 @@ def make(
     mirror: str | None = None,
     gocache: Path | None = None,
     say: Callable[[str], None] = print,
+    downloads: Downloads | None = None,
 ) -> dict[str, cache.Installed]:
     """Build or download ``task``'s binaries into ``out`` (``gocache``: a Go build cache of
-    its own, for a cold build)."""
+    its own, for a cold build; ``downloads``: the run's, shared by its tasks)."""
     if source == "go":
         return _go(task, out, gocache, say)
     if source == "download":
         return _download(task, out, mirror, say)
+    if downloads is not None and downloads.unreachable is not None:
+        return _go(task, out, gocache, say)
     try:
         return _download(task, out, mirror, say)
     except DownloadUnavailable as e:
-        say(f"  no official download ({e}); building from source")
+        if isinstance(e, DownloadUnreachable) and downloads is not None:
+            downloads.unreachable = str(e)
+            say(f"  no official download ({e}); building this and the rest from source")
+        else:
+            say(f"  no official download ({e}); building from source")
         for leftover in out.iterdir():
             leftover.unlink()
         return _go(task, out, gocache, say)
@@ -205,6 +226,7 @@ def run(
             gocache = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cth-gocache-")))
             cold_run = datetime.now(UTC).isoformat(timespec="seconds")
         n = len(tasks)
+        downloads = Downloads()
         for i, task in enumerate(tasks, 1):
             todo = tuple(
                 b
@@ -219,7 +241,8 @@ def run(
             say(f"{head}: {', '.join(todo)} ({source}{', cold Go cache' if cold else ''})")
             t0 = time.monotonic()
             try:
-                _build_one(t, source, mirror=mirror, gocache=gocache, cold_run=cold_run, say=say)
+                _build_one(t, source, mirror=mirror, gocache=gocache, cold_run=cold_run,
+                           say=say, downloads=downloads)  # fmt: skip
             except ModuleRefused as e:
                 took = time.monotonic() - t0
                 note = t.release.node_cache_blocked if t.component == "node-cache" else ""
@@ -246,12 +269,13 @@ def _build_one(
     gocache: Path | None,
     cold_run: str,
     say: Callable[[str], None],
+    downloads: Downloads | None = None,
 ) -> None:
     """Make ``t``'s binaries in a staging directory and install them with a record of how."""
     t0 = time.monotonic()
     load0 = os.getloadavg()[0]
     with cache.staging(t.component, t.version) as st:
-        made = make(t, st, source, mirror=mirror, gocache=gocache, say=say)
+        made = make(t, st, source, mirror=mirror, gocache=gocache, say=say, downloads=downloads)
         record = {
             "binaries": list(t.binaries),
             "source": "+".join(sorted({m.source for m in made.values()})),

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from harness.upstream.errors import ChecksumMismatch, DownloadUnavailable
+from harness.upstream.errors import ChecksumMismatch, DownloadUnavailable, DownloadUnreachable
 
 TIMEOUT_S = 30.0
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
@@ -114,7 +114,7 @@ def _open(url: str) -> Any:
         raise DownloadUnavailable(f"{url}: HTTP {e.code} {e.reason}") from e
     except (urllib.error.URLError, OSError) as e:
         reason = getattr(e, "reason", e)
-        raise DownloadUnavailable(f"{url}: {reason}") from e
+        raise DownloadUnreachable(f"{url}: {reason}") from e
 
 
 def fetch_text(url: str) -> str:

@@ -41,6 +41,11 @@ class DownloadUnavailable(BackendError):
     """The official release could not be fetched (no network, no such file): try the Go build."""
 
 
+class DownloadUnreachable(DownloadUnavailable):
+    """The download host did not answer at all (no name, no route, a timeout), as opposed to
+    an answer without the file: the rest of the build need not ask it again."""
+
+
 class ChecksumMismatch(BackendError):
     """A downloaded file's sha256 is not the published one: nothing was installed."""
 
