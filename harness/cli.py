@@ -83,6 +83,7 @@ def execute_run(args: argparse.Namespace) -> tuple[RunResult, RunRecord]:
     from harness.report.live import LiveRun, check_textfile
     from harness.results.record import RunRecord
     from harness.scenario.loader import read_scenario
+    from harness.scenario.model import phases_text
     from harness.scenario.ownfiles import read_own_files
 
     # bad input -> exit 2 before any host change; the file is read once, here
@@ -109,7 +110,7 @@ def execute_run(args: argparse.Namespace) -> tuple[RunResult, RunRecord]:
         live.textfile = textfile or report_dir / "metrics.prom"
         print(
             f"conntrack-harness {__version__}: scenario {scenario.name} "
-            f"({len(scenario.phases)} phases) on {args.backend}; reports in {report_dir}",
+            f"({phases_text(len(scenario.phases))}) on {args.backend}; reports in {report_dir}",
             file=sys.stderr,
         )
         try:
@@ -356,10 +357,11 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from harness.scenario.loader import load_scenario
+    from harness.scenario.model import phases_text
 
     for f in args.files:
         s = load_scenario(f)
-        print(f"{f}: ok ({s.name}, {len(s.phases)} phases)")
+        print(f"{f}: ok ({s.name}, {phases_text(len(s.phases))})")
     return 0
 
 

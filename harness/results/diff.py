@@ -30,6 +30,7 @@ from typing import Any
 
 from cthcommon.errors import BadInput
 from harness.results.schema import PhaseResult, RunResult
+from harness.scenario.model import phases_text
 from harness.steady.assess import batch_means_ci
 
 MISSING = "absent"  # the verdict of a phase the run does not have
@@ -379,5 +380,5 @@ def render(d: RunDiff) -> str:
             "in one run: steady_state.reason in its result.json says why)"
         )
     if not changed and not unsure:
-        lines.append(f"no verdict changed ({len(d.phases)} phases)")
+        lines.append(f"no verdict changed ({phases_text(len(d.phases))})")
     return "\n".join(lines)
