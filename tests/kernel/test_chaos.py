@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import time
@@ -245,14 +246,21 @@ def test_random_kills_leave_nothing(env: Env, capsys: pytest.CaptureFixture[str]
     for o in outcomes:
         # the only traceback allowed: Ctrl-C while Python still imports the CLI, before any
         # handler exists (then nothing has been created yet)
-        assert "Traceback" not in o.stderr_tail or (
-            o.stderr_tail.rstrip().endswith("KeyboardInterrupt")
-            and "runner.py" not in o.stderr_tail
-        ), o
+        assert "Traceback" not in o.stderr_tail or _while_importing(o.stderr_tail), o
         if o.signal.startswith("SIGKILL"):
             assert o.restore_exit == 0, o
     # the kills really did land across the run, not only before or after it
     assert {"build", "load", "teardown"} <= {o.stage for o in outcomes}
+
+
+def _while_importing(tail: str) -> bool:
+    """A KeyboardInterrupt traceback whose every frame is a module's top level: raised while
+    Python imported the CLI (and this test's boot code, which imports ``harness.runner``
+    first), before ``main`` ran. A frame in a function (``run_scenario``, a handler) is a
+    run's: not allowed. Measured: a SIGINT 0.15 s after the start on a machine importing
+    slowly landed in ``harness/runner.py``'s own imports."""
+    frames = re.findall(r'^\s*File "[^"]*", line \d+, in (\S+)$', tail, re.M)
+    return tail.rstrip().endswith("KeyboardInterrupt") and all(f == "<module>" for f in frames)
 
 
 def _children(watch: RunWatch, run_id: str) -> dict[str, list[int]]:

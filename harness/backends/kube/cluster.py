@@ -287,6 +287,11 @@ class KubeCluster:
         # keeps its pods): deleted when a phase needs others, and at the end
         self._clients_stack = ExitStack()
         self._clients_spec: str | None = None
+        # the phase's node tuners, kept likewise while the next phase asks the same of the
+        # nodes (the same sysctls, the same fault on the same nodes): race.yaml's six phases
+        # share one fault, which was made and deleted six times
+        self._tuners_stack = ExitStack()
+        self._tuners_key: str | None = None
 
     def nodes(self) -> list[str]:
         return self.settings.plan.cluster.node_names()
@@ -301,7 +306,7 @@ class KubeCluster:
         s = self.settings
         with ExitStack() as stack:
             self._host_phase(stack, plan)
-            self._tuner_phase(stack, plan)
+            self._tuner_phase(plan)
             self._coredns_phase(stack, plan)
             if plan.nodelocal and not s.plan.nodelocal:
                 install_nodelocal(s, stack, self.kube_dns_ip, self.node_map)
@@ -320,11 +325,20 @@ class KubeCluster:
             host.set(name, value)
             stack.callback(host.set, name, before)
 
-    def _tuner_phase(self, stack: ExitStack, plan: PhasePlan) -> None:
+    def _tuner_phase(self, plan: PhasePlan) -> None:
         """The phase's sysctls on every node; the injected fault's table only on the nodes
-        the plan names (its own DaemonSet, which changes no sysctl)."""
+        the plan names (its own DaemonSet, which changes no sysctl). Kept after the phase
+        until a phase asks something else of the nodes, or the run ends (:meth:`drop_tuners`):
+        the fault's counters are read as deltas over each phase."""
         s = self.settings
         sysctls, ruleset = tuner.phase_changes(plan, s.run_id, include_global=s.tuner_sets_globals)
+        fault_nodes = sorted(plan.fault.nodes) if ruleset is not None and plan.fault else None
+        key = json.dumps([sorted(sysctls.items()), ruleset, fault_nodes])
+        if key == self._tuners_key:
+            return  # the last phase's tuners, Ready and unchanged since: kept
+        self.drop_tuners()  # the last phase's put the nodes back first
+        self._tuners_key = key
+        stack = self._tuners_stack
         base = f"{TUNER_PREFIX}-{plan.name}".replace("_", "-")
         sets: list[tuple[str, Manifest]] = []
         if sysctls:
@@ -398,6 +412,12 @@ class KubeCluster:
                 s.api.list("v1", "Pod", s.namespace, selector), len(pods)
             ),
         )
+
+    def drop_tuners(self) -> None:
+        """Delete the kept node tuners (the nodes' values put back) and wait until they are
+        gone (none: nothing to do)."""
+        stack, self._tuners_stack, self._tuners_key = self._tuners_stack, ExitStack(), None
+        stack.close()
 
     def drop_clients(self) -> None:
         """Delete the client pods and wait until they are gone (none: nothing to do)."""
@@ -566,6 +586,7 @@ def realize_workload(s: Settings, nodes: NodeMap) -> Iterator[KubeCluster]:
             install_nodelocal(s, stack, dns_ip, nodes)
         cluster = KubeCluster(s, nodes, dns_ip, core)
         stack.callback(cluster.drop_clients)
+        stack.callback(cluster.drop_tuners)
         yield cluster
 
 

@@ -283,11 +283,20 @@ def test_phase_applies_and_reverts(scn: Any) -> None:
                     results.append(worker.result(60))
                 assert results == [{"lookups": 10}] * scn.cluster.client_pods
             after = {k for k in api.objects if k[0] in ("Pod", "DaemonSet")}
-            # what the phase added is gone, but its client pods: the next phase keeps them
-            # while its pods are the same, as netns keeps its pods
+            # what the phase added is gone, but its client pods and node tuners: the next
+            # phase keeps them while it needs the same ones, as netns keeps its pods
             clients = {k for k in after if k[0] == "Pod" and k[2].startswith("client-")}
             assert len(clients) == scn.cluster.client_pods
-            assert after - clients == before - clients, phase.name
+            tuners = {k for k in after if k[0] == "DaemonSet" and k[2].startswith("node-tuner-")}
+            assert {k[2] for k in tuners} == (
+                {"node-tuner-race", "node-tuner-race-fault"} if phase.name == "race"
+                else {"node-tuner-sysctls"} if phase.name == "sysctls" else set()
+            ), phase.name  # fmt: skip
+            # (the last phase's tuners, kept into this one, were gone before it asked others)
+            kept = {
+                k for k in before | after if k[0] == "DaemonSet" and k[2].startswith("node-tuner-")
+            }
+            assert after - clients - kept == before - clients - kept, phase.name
             assert (
                 api.get("apps/v1", "Deployment", "coredns", "kube-system")["spec"]["replicas"] == 2
             )
@@ -443,6 +452,44 @@ def test_the_namespace_is_deleted_not_waited_for(keep: bool) -> None:
     assert api.looks_after_delete == 0
     verbs = [c[:3] for c in runner.calls]
     assert (["kind", "delete", "cluster"] in verbs) is not keep
+
+
+def test_node_tuners_are_kept_while_a_phase_asks_the_same_of_the_nodes() -> None:
+    """Phases with the same sysctls and the same fault share one set of node tuners (made
+    once, Ready once); a phase that asks something else (no fault, another probability)
+    deletes them, and waits until they are gone, before its own; none is left after."""
+    fault = {"kind": "race-window", "probability": 0.5}
+    phases = [
+        {"name": "a", "faults": [fault]},
+        {"name": "b", "faults": [fault], "remediations": [{"kind": "resolver-option",
+         "options": [{"name": "single-request-reopen"}]}]},
+        {"name": "c"},
+        {"name": "d", "faults": [fault]},
+        {"name": "e", "faults": [{**fault, "probability": 0.2}]},
+    ]  # fmt: skip
+    scn = scenario(phases=phases)
+    api = kind_api()
+    tuners_at: dict[str, set[str]] = {}
+    with make_kind(api, FakeRunner()).realize(plan_run(scn), "r1") as cluster:
+        for phase in scn.phases:
+            with cluster.phase(plan_phase(scn, phase)):
+                tuners_at[phase.name] = {
+                    k[2] for k in api.objects if k[0] == "DaemonSet" and k[1] == "cth-r1"
+                }
+    made = [c[3] for c in api.calls if c[:2] == ("apply", "DaemonSet")]
+    deleted = [c[3] for c in api.calls if c[:2] == ("delete", "DaemonSet")]
+    assert tuners_at == {
+        "a": {"node-tuner-a", "node-tuner-a-fault"},
+        "b": {"node-tuner-a", "node-tuner-a-fault"},  # a's, kept
+        "c": set(),  # no fault: a's deleted before c's load
+        "d": {"node-tuner-d", "node-tuner-d-fault"},
+        "e": {"node-tuner-e", "node-tuner-e-fault"},  # another probability: new ones
+    }
+    tuner_made = [n for n in made if n.startswith("node-tuner-")]
+    assert tuner_made == ["node-tuner-a", "node-tuner-a-fault", "node-tuner-d",
+                          "node-tuner-d-fault", "node-tuner-e", "node-tuner-e-fault"]  # fmt: skip
+    assert sorted(n for n in deleted if n.startswith("node-tuner-")) == sorted(tuner_made)
+    assert [k for k in api.objects if k[0] == "DaemonSet" and k[1] == "cth-r1"] == []
 
 
 def test_client_pods_are_kept_while_a_phase_needs_the_same_ones(scn: Any) -> None:
