@@ -83,8 +83,8 @@ def execute_run(args: argparse.Namespace) -> tuple[RunResult, RunRecord]:
     from harness.report.live import LiveRun, check_textfile
     from harness.results.record import RunRecord
     from harness.scenario.loader import read_scenario
-    from harness.scenario.model import phases_text
     from harness.scenario.ownfiles import read_own_files
+    from harness.wording import phases_text
 
     # bad input -> exit 2 before any host change; the file is read once, here
     scenario, text = read_scenario(args.scenario)
@@ -357,7 +357,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from harness.scenario.loader import load_scenario
-    from harness.scenario.model import phases_text
+    from harness.wording import phases_text
 
     for f in args.files:
         s = load_scenario(f)

@@ -30,8 +30,8 @@ from typing import Any
 
 from cthcommon.errors import BadInput
 from harness.results.schema import PhaseResult, RunResult
-from harness.scenario.model import phases_text
 from harness.steady.assess import batch_means_ci
+from harness.wording import phases_text
 
 MISSING = "absent"  # the verdict of a phase the run does not have
 INCONCLUSIVE = "inconclusive"

@@ -767,8 +767,3 @@ class Scenario(_Strict):
 
     def phase_load(self, phase: Phase) -> LoadSpec:
         return phase.load or self.load
-
-
-def phases_text(n: int) -> str:
-    """``1 phase``, ``3 phases``: a count of phases as the CLI prints it (pure)."""
-    return f"{n} phase" if n == 1 else f"{n} phases"

@@ -337,7 +337,6 @@ class KubeCluster:
         if key == self._tuners_key:
             return  # the last phase's tuners, Ready and unchanged since: kept
         self.drop_tuners()  # the last phase's put the nodes back first
-        self._tuners_key = key
         stack = self._tuners_stack
         base = f"{TUNER_PREFIX}-{plan.name}".replace("_", "-")
         sets: list[tuple[str, Manifest]] = []
@@ -376,6 +375,7 @@ class KubeCluster:
             wait_gone=True,
             each_ready=lambda ds: _ds_ready(s, ds["metadata"]["name"], s.namespace),
         )
+        self._tuners_key = key  # only once all are Ready: a failed set is never "kept"
 
     def _coredns_phase(self, stack: ExitStack, plan: PhasePlan) -> None:
         s = self.settings

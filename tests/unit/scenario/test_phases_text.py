@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.scenario.model import phases_text
+from harness.wording import phases_text
 
 pytestmark = pytest.mark.unit
 
