@@ -187,16 +187,23 @@ def _delete_all(s: Settings, refs: list[tuple[str, str, str, str | None]], wait_
             s.api.delete(api_version, kind, name, ns)
         except BackendError as e:
             failed = failed or e
-    if wait_gone and refs:
-        what = ", ".join(f"{kind}/{name}" for _, kind, name, _ in refs)
-
-        def left() -> str | None:
-            present = [f"{k}/{n}" for a, k, n, ns in refs if s.api.get(a, k, n, ns) is not None]
-            return f"still present: {', '.join(present)}" if present else None
-
-        _wait(s, f"{what} to be deleted", left, pulls=False)
+    if wait_gone:
+        _wait_gone(s, refs)
     if failed is not None:
         raise failed
+
+
+def _wait_gone(s: Settings, refs: list[tuple[str, str, str, str | None]]) -> None:
+    """Wait until every object of ``refs`` is gone (their deletion asked before)."""
+    if not refs:
+        return
+    what = ", ".join(f"{kind}/{name}" for _, kind, name, _ in refs)
+
+    def left() -> str | None:
+        present = [f"{k}/{n}" for a, k, n, ns in refs if s.api.get(a, k, n, ns) is not None]
+        return f"still present: {', '.join(present)}" if present else None
+
+    _wait(s, f"{what} to be deleted", left, pulls=False)
 
 
 def kube_dns_ip(api: KubeAPI) -> str:
@@ -284,9 +291,12 @@ class KubeCluster:
         )
         self._plan: PhasePlan | None = None
         # the client pods, kept from phase to phase while their spec is the same (as netns
-        # keeps its pods): deleted when a phase needs others, and at the end
-        self._clients_stack = ExitStack()
+        # keeps its pods): replaced when a phase needs others, and deleted at the end. Each
+        # set has its own names (``_clients_gen``), so the next set starts while the last one
+        # terminates
+        self._client_refs: list[tuple[str, str, str, str | None]] = []
         self._clients_spec: str | None = None
+        self._clients_gen = 0
         # the phase's node tuners, kept likewise while the next phase asks the same of the
         # nodes (the same sysctls, the same fault on the same nodes): race.yaml's six phases
         # share one fault, which was made and deleted six times
@@ -391,19 +401,38 @@ class KubeCluster:
         dns = pod_dns(plan.pod_dns, self._nsmap, self.kube_dns_ip)
         dns.resolv_conf()  # validates what kubelet will write, before anything is created
         image = client_image(plan, s.images.glibc, s.images.musl)
-        pods = workload.client_pods(
-            s.plan.cluster, s.run_id, plan.name, nodes=self.node_map, dns=dns, image=image
-        )
+
+        def pods_of(generation: int) -> list[Manifest]:
+            return workload.client_pods(
+                s.plan.cluster,
+                s.run_id,
+                plan.name,
+                nodes=self.node_map,
+                dns=dns,
+                image=image,
+                generation=generation,
+            )
+
+        pods = pods_of(self._clients_gen)
         spec = same_pods_key(pods)
         if spec == self._clients_spec:
             # the last phase's pods, idle since their workers ended (same image, same DNS
             # config): kept, as netns keeps its pods; only their phase label moves here
             for pod in pods:
                 s.api.apply(pod)
+            old: list[tuple[str, str, str, str | None]] = []
         else:
-            self.drop_clients()  # the last phase's pods deleted and gone first: same names
-            _apply_all(s, self._clients_stack, pods, wait_gone=True)
-            self._clients_spec = spec
+            # the last phase's pods are deleted, and their grace period runs while the new
+            # ones (under new names) start; they are gone before the phase begins. Until
+            # then ``_client_refs`` holds both sets, for :meth:`drop_clients` on a failure
+            old, self._clients_spec = list(self._client_refs), None
+            _delete_all(s, old, wait_gone=False)
+            self._clients_gen += 1
+            pods = pods_of(self._clients_gen)
+            for pod in pods:
+                s.api.apply(pod)
+                self._client_refs.append(ref(pod))
+            self._clients_spec = same_pods_key(pods)
         selector = f"{run_selector(s.run_id)},{LABEL_PHASE}={plan.name}"
         _wait(
             s,
@@ -412,6 +441,9 @@ class KubeCluster:
                 s.api.list("v1", "Pod", s.namespace, selector), len(pods)
             ),
         )
+        if old:
+            _wait_gone(s, old)
+            self._client_refs = [r for r in self._client_refs if r not in old]
 
     def drop_tuners(self) -> None:
         """Delete the kept node tuners (the nodes' values put back) and wait until they are
@@ -421,8 +453,8 @@ class KubeCluster:
 
     def drop_clients(self) -> None:
         """Delete the client pods and wait until they are gone (none: nothing to do)."""
-        stack, self._clients_stack, self._clients_spec = self._clients_stack, ExitStack(), None
-        stack.close()
+        refs, self._client_refs, self._clients_spec = self._client_refs, [], None
+        _delete_all(s=self.settings, refs=refs, wait_gone=True)
 
     # --- load and counters ----------------------------------------------------------------
     def reset(self) -> None:

@@ -70,5 +70,9 @@ def run_selector(run_id: str) -> str:
     return f"{LABEL_MANAGED}={MANAGED_BY},{LABEL_RUN}={check_run_id(run_id)}"
 
 
-def client_pod_name(index: int) -> str:
-    return f"{CLIENT_PREFIX}-{index}"
+def client_pod_name(index: int, generation: int = 0) -> str:
+    """``client-<index>`` for a run's first set of client pods, ``client-<generation>-<index>``
+    for the sets after it (a phase with another pod spec)."""
+    if generation <= 1:
+        return f"{CLIENT_PREFIX}-{index}"
+    return f"{CLIENT_PREFIX}-{generation}-{index}"

@@ -100,13 +100,15 @@ def client_pods(
     nodes: NodeMap,
     dns: PodDNSConfig,
     image: str,
+    generation: int = 0,
 ) -> list[Manifest]:
-    """The phase's client pods: they carry the phase's dnsConfig (immutable, so per phase)."""
+    """The phase's client pods: they carry the phase's dnsConfig (immutable, so per phase).
+    ``generation`` numbers the sets of pods a run makes, so that two sets never share names."""
     ns = run_namespace(run_id)
     node = cluster.client_node
     pods: list[Manifest] = []
     for i in range(cluster.client_pods):
-        meta = _meta(client_pod_name(i), run_id, "client", ns)
+        meta = _meta(client_pod_name(i, generation), run_id, "client", ns)
         meta["labels"][LABEL_PHASE] = phase
         pods.append(
             {

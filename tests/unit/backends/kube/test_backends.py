@@ -296,7 +296,10 @@ def test_phase_applies_and_reverts(scn: Any) -> None:
             kept = {
                 k for k in before | after if k[0] == "DaemonSet" and k[2].startswith("node-tuner-")
             }
-            assert after - clients - kept == before - clients - kept, phase.name
+            # (and a phase with other client pods made them under new names, the last
+            # phase's gone)
+            pods_any = {k for k in before | after if k[0] == "Pod"}
+            assert after - pods_any - kept == before - pods_any - kept, phase.name
             assert (
                 api.get("apps/v1", "Deployment", "coredns", "kube-system")["spec"]["replicas"] == 2
             )
@@ -498,15 +501,33 @@ def test_client_pods_are_kept_while_a_phase_needs_the_same_ones(scn: Any) -> Non
     (another dnsConfig) gets new ones, after the old ones are gone; none is left after."""
     api = kind_api()
     made: dict[str, bool] = {}
+    names: dict[str, list[str]] = {}
     with make_kind(api, FakeRunner()).realize(plan_run(scn), "r1") as cluster:
         for phase in scn.phases:
             n = len(api.calls)
+            last = set(names[scn.phases[len(names) - 1].name]) if names else set()
             with cluster.phase(plan_phase(scn, phase)):
                 calls = api.calls[n:]
-                replaced = ("delete", "Pod", "cth-r1", "client-0") in calls
-                made[phase.name] = replaced or phase is scn.phases[0]
                 pods = api.list("v1", "Pod", "cth-r1", "conntrack-harness/phase=" + phase.name)
                 assert len(pods) == scn.cluster.client_pods, phase.name
+                names[phase.name] = sorted(p["metadata"]["name"] for p in pods)
+                # only this phase's pods exist while it runs: another set was gone before
+                assert len(api.list("v1", "Pod", "cth-r1")) == scn.cluster.client_pods
+                deleted = [c[3] for c in calls if c[:2] == ("delete", "Pod")]
+                applied = [
+                    i for i, c in enumerate(calls) if c[:2] == ("apply", "Pod") and c[3] not in last
+                ]
+                made[phase.name] = bool(applied)
+                if last and applied:
+                    # the new set has its own names, and the last set's deletion was asked
+                    # before the new one was made (their grace period overlaps its start)
+                    assert last.isdisjoint(names[phase.name]), phase.name
+                    assert sorted(deleted) == sorted(last), phase.name
+                    first_delete = calls.index(("delete", "Pod", "cth-r1", sorted(last)[0]))
+                    assert first_delete < applied[0], phase.name
+                else:
+                    assert deleted == [], phase.name
+                    assert not last or names[phase.name] == sorted(last), phase.name
     # baseline makes them; reopen and nodelocal change the pods' DNS config, fqdn goes back
     # to the cluster's; coredns, sysctls and race change nothing in the pods
     assert made == {
