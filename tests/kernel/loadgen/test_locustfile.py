@@ -49,8 +49,13 @@ def test_closing_shoppers_open_one_tracked_connection_per_request(bed: Testbed) 
     # 555 flows): the new connection took that entry's place
     grown = bed.conntrack_count() - before
     assert grown == ev.new - ev.destroyed_time_wait, bed.pod_flow_states()
-    # nginx closed first: the TIME_WAIT is on the server, none on the clients
-    assert _time_wait(bed.server, "server") >= 0.97 * conns
+    # nginx closed first: the TIME_WAIT is on the server, none on the clients. A connection
+    # that took a TIME_WAIT entry's place above took the server's TIME_WAIT socket of that
+    # tuple too (its SYN ends it), so those are not counted twice (seen: 525 sockets for 545
+    # connections, 20 ports picked again)
+    reopened = ev.destroyed_time_wait
+    server_tw = _time_wait(bed.server, "server")
+    assert 0.97 * (conns - reopened) <= server_tw <= conns, (server_tw, conns, reopened)
     # (on a busy host a client's close can race nginx's: at most a few percent)
     client_tw = _time_wait(bed.clients[0], "client") + _time_wait(bed.clients[1], "client")
     assert client_tw <= max(6, 0.05 * conns)
