@@ -31,6 +31,7 @@ from harness.backends.kube.names import (
     HTTP_SERVER_NAME,
     KUBE_DNS_SERVICE,
     LABEL_PHASE,
+    LABEL_ROLE,
     NODELOCAL_IMAGE,
     NODELOCAL_NAME,
     NODELOCAL_UPSTREAM_SERVICE,
@@ -58,11 +59,19 @@ WORKLOAD_STAGE = "the run's workload (namespace, CoreDNS, HTTP server, node sysc
 
 
 class NodeAccess(Protocol):
-    """How a backend reaches a node's own network namespace."""
+    """How a backend reaches a node's own network namespace. ``flushes``: a phase starts on
+    the node's flushed table (kind's nodes are the run's own); else the node forgets only
+    the run's own flows (:meth:`forget`), an existing cluster's others' never."""
+
+    flushes: bool
 
     def stat(self, node: str) -> NodeStat: ...
 
     def flush(self, node: str) -> None: ...
+
+    def forget(
+        self, node: str, sources: Collection[str], destinations: Collection[str]
+    ) -> int | None: ...
 
     def timeouts(self, node: str) -> Timeouts: ...
 
@@ -302,6 +311,10 @@ class KubeCluster:
         # share one fault, which was made and deleted six times
         self._tuners_stack = ExitStack()
         self._tuners_key: str | None = None
+        # an existing cluster's nodes: the run's client pod IPs so far, and what each node
+        # forgot before the last phase (None: nothing could be deleted there)
+        self._client_ips: set[str] = set()
+        self.forgotten: dict[str, int | None] = {}
 
     def nodes(self) -> list[str]:
         return self.settings.plan.cluster.node_names()
@@ -458,8 +471,32 @@ class KubeCluster:
 
     # --- load and counters ----------------------------------------------------------------
     def reset(self) -> None:
-        for node in self.real_nodes():
-            self.settings.access.flush(node)
+        """Each node's table without the run's earlier flows, before a phase: kind's nodes
+        are flushed; an existing cluster's nodes forget the flows from the run's client pods
+        (every set it made) and to its HTTP server's pods and Service, and keep every other
+        flow (unprivileged: nothing is deleted; :attr:`forgotten` says None)."""
+        access = self.settings.access
+        nodes = self.real_nodes()
+        if access.flushes:
+            for node in nodes:
+                access.flush(node)
+            return
+        sources, destinations = self._run_addresses()
+        self.forgotten = {n: access.forget(n, sources, destinations) for n in nodes}
+
+    def _run_addresses(self) -> tuple[set[str], set[str]]:
+        """(the run's client pod IPs, every one it had; its HTTP server's pod IPs and
+        ClusterIP)."""
+        s = self.settings
+
+        def ips(role: str) -> set[str]:
+            pods = s.api.list(
+                "v1", "Pod", s.namespace, f"{run_selector(s.run_id)},{LABEL_ROLE}={role}"
+            )
+            return {str(p["status"]["podIP"]) for p in pods if (p.get("status") or {}).get("podIP")}
+
+        self._client_ips |= ips("client")
+        return set(self._client_ips), {*ips("http-server"), self.http_service_ip()}
 
     def active_plan(self) -> PhasePlan:
         if self._plan is None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from collections.abc import Sequence
 
 from cthcommon.errors import BadInput
@@ -128,6 +130,32 @@ def docker_init_pid(container: str) -> list[str]:
 
 def node_conntrack_flush(container: str) -> list[str]:
     return docker_exec(container, ["conntrack", "-F"])
+
+
+def forget_flows_argv(sources: Sequence[str], destinations: Sequence[str]) -> list[str]:
+    """One command, run in a node's network namespace, that deletes the conntrack entries whose
+    original source is one of ``sources`` or whose original destination is one of
+    ``destinations``, and nothing else (each ``conntrack -D`` says how many it deleted; one
+    that found none fails, which does not stop the others). Addresses only: anything else is
+    refused before it reaches a shell."""
+    parts = [f"conntrack -D -s {_address(a)}" for a in sources]
+    parts += [f"conntrack -D -d {_address(a)}" for a in destinations]
+    return ["sh", "-c", "; ".join([*parts, "true"])]
+
+
+def deleted_count(output: str) -> int:
+    """The entries ``conntrack -D`` commands said they deleted, summed (pure)."""
+    return sum(int(n) for n in DELETED.findall(output))
+
+
+DELETED = re.compile(r"(\d+) flow entries have been deleted")
+
+
+def _address(text: str) -> str:
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise BadInput(f"not an IP address: {text!r}") from None
 
 
 def node_netns_link(container: str) -> list[str]:

@@ -107,6 +107,20 @@ class CommandNodeAccess:
         out = self._exec(node, LISTING_ARGV, check=False)
         return out.stdout if out.returncode == 0 else ""
 
+    def forget(
+        self, node: str, sources: Collection[str], destinations: Collection[str]
+    ) -> int | None:
+        """Delete the node's conntrack entries whose original source is one of ``sources``
+        or whose original destination is one of ``destinations`` (a run's own pods and
+        Service), nothing else of its table; how many. None: unprivileged, nothing done."""
+        if not self.privileged:
+            return None
+        if not sources and not destinations:
+            return 0
+        argv = commands.forget_flows_argv(sorted(sources), sorted(destinations))
+        out = self._exec(node, argv, check=False)
+        return commands.deleted_count(out.stdout + out.stderr)
+
     def evidence(self, node: str) -> dict[str, str]:
         """For bug bundles: the node's rules and conntrack statistics (what is installed);
         unprivileged, only the statistics it can read."""
@@ -121,6 +135,8 @@ class CommandNodeAccess:
 
 class DockerNodeAccess(CommandNodeAccess):
     """kind: the node is a container; its network namespace is the node's."""
+
+    flushes = True
 
     def __init__(self, runner: Runner) -> None:
         self._run = runner
@@ -204,6 +220,8 @@ class ProbeNodeAccess(CommandNodeAccess):
     size and the timeouts; privileged (``--allow-disruptive``) it also lists the table, the
     fault's counters and the rules. It never flushes a node's table (counters are deltas)."""
 
+    flushes = False
+
     def __init__(
         self,
         runner: Runner,
@@ -237,7 +255,8 @@ class ProbeNodeAccess(CommandNodeAccess):
 
     def flush(self, node: str) -> None:
         """Flushing a real node's table would drop every flow's NAT state on it: never done
-        (counters are taken as deltas instead)."""
+        (counters are taken as deltas instead; a phase forgets only the run's own flows,
+        :meth:`forget`)."""
 
     def netns_inode(self, node: str) -> int | None:
         """A real node's kernel log is not readable from here."""

@@ -95,6 +95,24 @@ def series_labels(nodes: NodeMap) -> dict[str, str]:
     return {label: nodes.nodes[label] for label in sorted(nodes.nodes)}
 
 
+def forgotten_notes(forgotten: dict[str, int | None]) -> list[str]:
+    """What an existing cluster's nodes forgot of the run's earlier flows before the phase, in
+    words (pure; none on kind, whose nodes' tables are flushed)."""
+    if not forgotten:
+        return []
+    if any(n is None for n in forgotten.values()):
+        return [
+            "the run's earlier flows were not deleted from the nodes' tables before the phase "
+            "(the node probe is unprivileged; --allow-disruptive deletes them): a phase after "
+            "the first starts on what the phases before it left"
+        ]
+    counts = ", ".join(f"{node} {n}" for node, n in sorted(forgotten.items()))
+    return [
+        f"before the phase the nodes deleted the run's own earlier flows ({counts} entries: "
+        "from its client pods, to its HTTP server); the cluster's other flows were kept"
+    ]
+
+
 class KubeRunCluster:
     """A realized Kubernetes workload, driven by the runner (the ``Cluster`` protocol)."""
 
@@ -276,7 +294,7 @@ class KubeRunCluster:
                 **access.limits(),
             },
             sample_hz=round(hz, 3),
-            notes=[*notes, *sampler.notes],
+            notes=[*notes, *sampler.notes, *forgotten_notes(kc.forgotten)],
         )
         if fault is not None:
             after = kc.fault_counters()

@@ -356,6 +356,44 @@ def test_kubeconfig_run_labels_everything_and_removes_it() -> None:
     assert any(c[:2] == ["kubectl", "--kubeconfig"] or c[0] == "kubectl" for c in runner.calls)
 
 
+def test_an_existing_clusters_nodes_forget_only_the_runs_own_flows_before_a_phase() -> None:
+    api = FakeAPI(cluster_objects([node("w1"), node("w2")]))
+    runner = FakeRunner({("kubectl",): STAT})
+    backend = KubeconfigBackend(
+        KubeconfigSettings(Images("reg/lg:glibc", "reg/lg:musl"), allow_disruptive=True),
+        runner=runner,
+        api_factory=lambda _k, _c: api,
+    )
+    s = scenario(phases=[{"name": "a"}, {"name": "b", "remediations": ["fqdn"]},
+                         {"name": "c", "remediations": [
+                             {"kind": "resolver-option", "options": [{"name": "use-vc"}]}]}])  # fmt: skip
+    scripts: list[set[str]] = []
+    with backend.realize(plan_run(s), "r1") as cluster:
+        for phase in s.phases:
+            with cluster.phase(plan_phase(s, phase)):
+                n = len(runner.calls)
+                cluster.reset()
+                forgets = [c for c in runner.calls[n:] if c[-3:-1] == ["sh", "-c"]]
+                # once in each node, through its probe; never a flush
+                assert len(forgets) == 2
+                assert not any("-F" in c for c in runner.calls[n:])
+                assert set(cluster.forgotten) == {"w1", "w2"}
+                clients = api.list("v1", "Pod", "cth-r1", "conntrack-harness/role=client")
+                http = api.list("v1", "Pod", "cth-r1", "conntrack-harness/role=http-server")
+                svc = api.get("v1", "Service", "http-server", "cth-r1")["spec"]["clusterIP"]
+                script = set(forgets[0][-1].split("; "))
+                for pod in clients:
+                    assert f"conntrack -D -s {pod['status']['podIP']}" in script
+                for pod in http:
+                    assert f"conntrack -D -d {pod['status']['podIP']}" in script
+                assert f"conntrack -D -d {svc}" in script
+                scripts.append(script)
+    # the last phase's client pods were replaced (another resolver option): their addresses
+    # are still forgotten, as the flows they left are the run's own
+    assert scripts[1] <= scripts[2]
+    assert len({x for x in scripts[2] if " -s " in x}) > len(clients)
+
+
 def test_disruptive_steps_of_a_quiet_scenario() -> None:
     quiet = scenario(phases=[{"name": "p", "remediations": ["pooling"]}])
     assert disruptive_steps(plan_run(quiet)) == []

@@ -232,3 +232,32 @@ def test_a_kind_nodes_init_is_asked_of_docker_once_while_it_lives() -> None:
             assert access.netns("kind-worker") is None
         finally:
             child.kill()
+
+
+def test_a_privileged_probe_forgets_only_the_flows_it_is_given() -> None:
+    said = "conntrack v1.4.7 (conntrack-tools): {} flow entries have been deleted.\n"
+    runner = FakeRunner({("...", "sh", "-c"): said.format(3) + said.format(0) + said.format(4)})
+    access = ProbeNodeAccess(
+        runner, "/kc", "cth-r1", {"w1": "probe-w1"}.__getitem__, privileged=True
+    )
+    deleted = access.forget("w1", {"10.244.1.7", "10.244.1.5"}, {"10.96.7.1"})
+    assert deleted == 7  # what the node's conntrack said it deleted
+    (argv,) = runner.calls
+    assert argv[argv.index("exec") + 1] == "probe-w1"  # in the node, through its probe pod
+    assert argv[-3:-1] == ["sh", "-c"]
+    # by original source or original destination, one address each: never a flush
+    assert argv[-1] == (
+        "conntrack -D -s 10.244.1.5; conntrack -D -s 10.244.1.7; conntrack -D -d 10.96.7.1; true"
+    )
+    assert access.forget("w1", set(), set()) == 0
+    assert len(runner.calls) == 1  # nothing to forget: nothing run
+
+
+def test_an_unprivileged_probe_forgets_nothing_and_an_odd_address_is_refused() -> None:
+    runner = FakeRunner()
+    quiet = ProbeNodeAccess(runner, "/kc", "cth-r1", lambda _n: "probe", privileged=False)
+    assert quiet.forget("w1", {"10.244.1.5"}, set()) is None
+    loud = ProbeNodeAccess(runner, "/kc", "cth-r1", lambda _n: "probe", privileged=True)
+    with pytest.raises(BadInput, match="not an IP address"):
+        loud.forget("w1", {"10.244.1.5; conntrack -F"}, set())
+    assert runner.calls == []

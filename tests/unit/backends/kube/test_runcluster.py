@@ -732,3 +732,15 @@ def test_pod_worker_argv_pins_only_to_a_cpu_list() -> None:
     assert "taskset -c 0-1,3 python3" in pod_worker_argv("0-1,3")[-1]
     with pytest.raises(BadInput):
         pod_worker_argv("1; rm -rf /")
+
+
+def test_what_the_nodes_forgot_is_said_per_node() -> None:
+    from harness.backends.kube.runcluster import forgotten_notes
+
+    assert forgotten_notes({}) == []  # kind: its nodes' tables are flushed
+    (said,) = forgotten_notes({"w2": 12, "w1": 35})
+    assert "(w1 35, w2 12 entries" in said
+    assert "other flows were kept" in said
+    (unpriv,) = forgotten_notes({"w1": None, "w2": None})
+    assert "not deleted" in unpriv
+    assert "--allow-disruptive" in unpriv
