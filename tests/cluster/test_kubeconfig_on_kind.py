@@ -157,6 +157,13 @@ def _runs_gone(kept: KeptKind) -> dict[str, Any]:
         time.sleep(2)
 
 
+def _forgotten(notes: list[str]) -> dict[str, int]:
+    """node -> the entries it deleted of the run's earlier flows, from a phase's note."""
+    (said,) = [n for n in notes if "deleted the run's own earlier flows" in n]
+    counts = said.split("(", 1)[1].split(" entries", 1)[0]
+    return {node: int(n) for node, n in (part.split(" ") for part in counts.split(", "))}
+
+
 @pytest.fixture
 def as_found(kept_kind: KeptKind) -> Iterator[dict[str, Any]]:
     """The cluster's state before the test (the earlier runs' namespaces gone); after it, the
@@ -211,6 +218,11 @@ def test_kubeconfig_gives_kinds_verdicts_on_the_same_cluster_INJECTED(
     assert sorted(files) == _workers(kept_kind)
     assert all({"iptables-save.txt", "nft-ruleset.txt"} <= f for f in files.values()), files
     assert "node probe pods Ready: done" in stderr
+    # before each phase the nodes deleted the run's own earlier flows, and said how many: the
+    # phases after the first found the last ones' lookups still in the tables
+    forgot = [_forgotten(p["notes"]) for p in result["phases"]]
+    assert all(set(f) == set(_workers(kept_kind)) for f in forgot), forgot
+    assert all(sum(f.values()) > 0 for f in forgot[1:]), forgot
 
 
 def test_kubeconfig_without_allow_disruptive_changes_nothing_and_says_what_it_missed(
@@ -226,6 +238,8 @@ def test_kubeconfig_without_allow_disruptive_changes_nothing_and_says_what_it_mi
         missed = p["unavailable"]
         assert {"conntrack_states", "node_rules"} <= set(missed), missed
         assert all("--allow-disruptive" in missed[k] for k in ("conntrack_states", "node_rules"))
+        # nothing was deleted from the nodes' tables, and the phase says so
+        assert any("were not deleted from the nodes' tables" in n for n in p["notes"])
     # the unprivileged probe read the counters only
     files = _bundle_nodes(report)
     assert files
