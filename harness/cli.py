@@ -15,6 +15,7 @@ import argparse
 import contextlib
 import json
 import shlex
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -541,6 +542,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"conntrack-harness: error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
+        _ignore_further_signals(argv)
         print("\nconntrack-harness: interrupted; host state restored", file=sys.stderr)
         return 130
     except Exception:
@@ -555,9 +557,21 @@ def main(argv: list[str] | None = None) -> int:
         from harness.runner import Interrupted
 
         if isinstance(e, Interrupted):
+            _ignore_further_signals(argv)
             print(f"\nconntrack-harness: {e}; host state restored", file=sys.stderr)
             return 128 + e.signum  # the shell's convention: 143 SIGTERM, 129 SIGHUP
         raise
+
+
+def _ignore_further_signals(argv: list[str] | None) -> None:
+    """The program was interrupted and the host is restored: nothing is left to stop, so a
+    second Ctrl-C (or TERM, HUP) while Python shuts down is ignored. Else it lands in a
+    finalizer (seen: ``Popen.__del__``) and prints a traceback after the exit message. Only
+    when ``main`` is the program (``argv`` None), not when it is called with arguments."""
+    if argv is not None:
+        return
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ built by the sample-result model), so these need no root and no kernel. Each cas
 from __future__ import annotations
 
 import json
+import signal
+import sys
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
@@ -117,6 +119,32 @@ def test_a_pass_exits_0_and_writes_to_the_default_report_dir(
 def test_a_crash_is_never_exit_1(in_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(runner, "run", fake_run(then=RuntimeError("a bug")))
     assert cli.main(["run", str(write_scenario(in_tmp))]) == 5
+
+
+@pytest.mark.parametrize("as_program", [True, False])
+def test_after_an_interrupt_the_program_ignores_a_second_one_while_it_exits(
+    in_tmp: Path, monkeypatch: pytest.MonkeyPatch, as_program: bool
+) -> None:
+    """A second Ctrl-C once the host is restored would land in a finalizer while Python shuts
+    down and print a traceback after the exit message (seen in the chaos test: SIGINT twice,
+    then ``Exception ignored in: Popen.__del__``). The program ignores it; a caller of
+    ``main`` with arguments keeps its own handlers."""
+    monkeypatch.setattr(runner, "run", fake_run(then=KeyboardInterrupt()))
+    argv = ["run", str(write_scenario(in_tmp))]
+    sigs = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    before = {sig: signal.getsignal(sig) for sig in sigs}
+    try:
+        if as_program:
+            monkeypatch.setattr(sys, "argv", ["conntrack-harness", *argv])
+        assert cli.main(None if as_program else argv) == 130
+        after = {sig: signal.getsignal(sig) for sig in sigs}
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+    if as_program:
+        assert set(after.values()) == {signal.SIG_IGN}
+    else:
+        assert after == before
 
 
 def test_a_backend_failure_after_a_phase_exits_3_with_the_measured_phase_written(
