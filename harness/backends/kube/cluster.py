@@ -311,10 +311,8 @@ class KubeCluster:
         # share one fault, which was made and deleted six times
         self._tuners_stack = ExitStack()
         self._tuners_key: str | None = None
-        # an existing cluster's nodes: the run's client pod IPs so far, and what each node
-        # forgot before the last phase (None: nothing could be deleted there)
+        # an existing cluster's nodes: the run's client pod IPs so far (:meth:`reset`)
         self._client_ips: set[str] = set()
-        self.forgotten: dict[str, int | None] = {}
 
     def nodes(self) -> list[str]:
         return self.settings.plan.cluster.node_names()
@@ -470,19 +468,19 @@ class KubeCluster:
         _delete_all(s=self.settings, refs=refs, wait_gone=True)
 
     # --- load and counters ----------------------------------------------------------------
-    def reset(self) -> None:
+    def reset(self) -> dict[str, int | None]:
         """Each node's table without the run's earlier flows, before a phase: kind's nodes
-        are flushed; an existing cluster's nodes forget the flows from the run's client pods
-        (every set it made) and to its HTTP server's pods and Service, and keep every other
-        flow (unprivileged: nothing is deleted; :attr:`forgotten` says None)."""
+        are flushed ({} returned); an existing cluster's nodes forget the flows from the run's
+        client pods (every set it made) and to its HTTP server's pods and Service, and keep
+        every other flow. Returns node -> entries deleted (None: unprivileged, nothing)."""
         access = self.settings.access
         nodes = self.real_nodes()
         if access.flushes:
             for node in nodes:
                 access.flush(node)
-            return
+            return {}
         sources, destinations = self._run_addresses()
-        self.forgotten = {n: access.forget(n, sources, destinations) for n in nodes}
+        return {n: access.forget(n, sources, destinations) for n in nodes}
 
     def _run_addresses(self) -> tuple[set[str], set[str]]:
         """(the run's client pod IPs, every one it had; its HTTP server's pod IPs and

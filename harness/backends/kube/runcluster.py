@@ -224,7 +224,7 @@ class KubeRunCluster:
     def measure(self, plan: PhasePlan, progress: Progress | None = None) -> PhaseMeasurement:
         kc = self.kube
         access = kc.settings.access
-        kc.reset()
+        forgotten = kc.reset()
         targets = kc.client_targets()
         plans = kc.worker_plans(targets, plan)
         for t in targets:
@@ -294,7 +294,7 @@ class KubeRunCluster:
                 **access.limits(),
             },
             sample_hz=round(hz, 3),
-            notes=[*notes, *sampler.notes, *forgotten_notes(kc.forgotten)],
+            notes=[*notes, *sampler.notes, *forgotten_notes(forgotten)],
         )
         if fault is not None:
             after = kc.fault_counters()

@@ -372,12 +372,12 @@ def test_an_existing_clusters_nodes_forget_only_the_runs_own_flows_before_a_phas
         for phase in s.phases:
             with cluster.phase(plan_phase(s, phase)):
                 n = len(runner.calls)
-                cluster.reset()
+                forgotten = cluster.reset()
                 forgets = [c for c in runner.calls[n:] if c[-3:-1] == ["sh", "-c"]]
                 # once in each node, through its probe; never a flush
                 assert len(forgets) == 2
                 assert not any("-F" in c for c in runner.calls[n:])
-                assert set(cluster.forgotten) == {"w1", "w2"}
+                assert set(forgotten) == {"w1", "w2"}
                 clients = api.list("v1", "Pod", "cth-r1", "conntrack-harness/role=client")
                 http = api.list("v1", "Pod", "cth-r1", "conntrack-harness/role=http-server")
                 svc = api.get("v1", "Service", "http-server", "cth-r1")["spec"]["clusterIP"]
